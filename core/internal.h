@@ -1,0 +1,37 @@
+/* core/internal.h: helpers shared by every folder of libmnemo and never
+ * installed: error raising, the bump arena for graph metadata, aligned
+ * buffers and thread defaults. Names use the private mn__ prefix. */
+#ifndef MN_CORE_INTERNAL_H
+#define MN_CORE_INTERNAL_H
+
+#include "mnemo.h"
+#include <stdarg.h>
+
+#define MN_ALIGN 64
+#define MN__ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((size_t)(a) - 1))
+#define MN__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Sets this thread's last error (code + formatted detail) and returns code. */
+mn_status mn__error(mn_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+mn_status mn__verror(mn_status code, const char *fmt, va_list ap);
+
+/* 64-byte aligned heap buffers (freed with free()). */
+void *mn__aligned_alloc(size_t bytes);
+
+/* Bump allocator in 64-byte aligned chunks; freed all at once. */
+typedef struct mn__arena_chunk mn__arena_chunk;
+typedef struct { mn__arena_chunk *head; size_t used_total; } mn__arena;
+void *mn__arena_alloc(mn__arena *a, size_t bytes);            /* zeroed */
+char *mn__arena_strdup(mn__arena *a, const char *s);
+void  mn__arena_free(mn__arena *a);
+
+/* FNV-1a hash, used to derive RNG streams from names. */
+uint64_t mn__hash_str(const char *s);
+
+/* Effective thread count for a request (0 = library default). */
+int mn__threads(int requested);
+/* Sets OpenBLAS's thread count (cheap when unchanged). */
+void mn__blas_threads(int n);
+
+#endif

@@ -1,0 +1,232 @@
+/* core/params.c: the parameter store: named f32 tensors in creation order,
+ * each trainable one with a gradient of the same shape, plus string
+ * metadata. Graphs refer to entries by index; entries are never removed,
+ * so an index stays valid for the store's life. */
+#include "internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { char *name; mn_tensor *value, *grad; } entry;
+typedef struct { char *key, *value; } meta;
+
+struct mn_params {
+    entry *e; int n, cap;
+    meta *m; int nm;
+    uint64_t seed;
+};
+
+mn_params *mn_params_new(void)
+{
+    mn_params *P = calloc(1, sizeof *P);
+    if (!P) mn__error(MN_ERR_NOMEM, "params: out of memory");
+    return P;
+}
+
+void mn_params_free(mn_params *P)
+{
+    if (!P) return;
+    for (int i = 0; i < P->n; i++) {
+        free(P->e[i].name);
+        mn_tensor_free(P->e[i].value);
+        mn_tensor_free(P->e[i].grad);
+    }
+    for (int i = 0; i < P->nm; i++) { free(P->m[i].key); free(P->m[i].value); }
+    free(P->e); free(P->m); free(P);
+}
+
+void mn_params_set_seed(mn_params *P, uint64_t seed) { if (P) P->seed = seed; }
+int mn_params_count(const mn_params *P) { return P ? P->n : 0; }
+
+int mn_params_find(const mn_params *P, const char *name)
+{
+    if (!P || !name) return -1;
+    for (int i = 0; i < P->n; i++)
+        if (strcmp(P->e[i].name, name) == 0) return i;
+    return -1;
+}
+
+const char *mn_params_name(const mn_params *P, int i)
+{
+    return P && i >= 0 && i < P->n ? P->e[i].name : NULL;
+}
+mn_tensor *mn_params_value(mn_params *P, int i) { return P && i >= 0 && i < P->n ? P->e[i].value : NULL; }
+mn_tensor *mn_params_grad(mn_params *P, int i) { return P && i >= 0 && i < P->n ? P->e[i].grad : NULL; }
+mn_tensor *mn_params_get(mn_params *P, const char *name) { return mn_params_value(P, mn_params_find(P, name)); }
+mn_tensor *mn_params_get_grad(mn_params *P, const char *name) { return mn_params_grad(P, mn_params_find(P, name)); }
+
+void mn_params_zero_grad(mn_params *P)
+{
+    if (!P) return;
+    for (int i = 0; i < P->n; i++)
+        if (P->e[i].grad) memset(P->e[i].grad->data, 0, mn_tensor_bytes(P->e[i].grad));
+}
+
+int64_t mn_params_numel(const mn_params *P)
+{
+    int64_t n = 0;
+    for (int i = 0; P && i < P->n; i++)
+        if (P->e[i].grad) n += mn_tensor_numel(P->e[i].value);
+    return n;
+}
+
+/* Appends an entry; takes ownership of value and grad. */
+static mn_status add_entry(mn_params *P, const char *name, mn_tensor *value, mn_tensor *grad)
+{
+    if (P->n == P->cap) {
+        int cap = P->cap ? 2 * P->cap : 16;
+        entry *e = realloc(P->e, (size_t)cap * sizeof *e);
+        if (!e) return mn__error(MN_ERR_NOMEM, "params: out of memory");
+        P->e = e; P->cap = cap;
+    }
+    char *nm = strdup(name);
+    if (!nm) return mn__error(MN_ERR_NOMEM, "params: out of memory");
+    P->e[P->n++] = (entry){ nm, value, grad };
+    return MN_OK;
+}
+
+static mn_status check_new(mn_params *P, const char *name)
+{
+    if (!P || !name) return mn__error(MN_ERR_MISUSE, "params: NULL store or name");
+    if (!*name) return mn__error(MN_ERR_INVALID, "params: empty name");
+    if (mn_params_find(P, name) >= 0)
+        return mn__error(MN_ERR_EXISTS, "params: \"%s\" already exists", name);
+    return MN_OK;
+}
+
+mn_status mn_params_create(mn_params *P, const char *name, mn_shape shape, mn_init init)
+{
+    mn_status s = check_new(P, name);
+    if (s) return s;
+    mn_tensor *v = mn_tensor_new(MN_F32, shape), *g = v ? mn_tensor_new(MN_F32, shape) : NULL;
+    if (!v || !g) { mn_tensor_free(v); return mn_last_status(); }
+    if ((s = mn_init_fill(v, init, P->seed, mn__hash_str(name))) ||
+        (s = add_entry(P, name, v, g))) {
+        mn_tensor_free(v); mn_tensor_free(g);
+        if (s == MN_ERR_SHAPE || s == MN_ERR_INVALID)
+            mn__error(s, "params \"%s\": %s", name, mn_errmsg());
+        return s;
+    }
+    return MN_OK;
+}
+
+mn_status mn_params_create_state(mn_params *P, const char *name, mn_shape shape)
+{
+    mn_status s = check_new(P, name);
+    if (s) return s;
+    mn_tensor *v = mn_tensor_new(MN_F32, shape);
+    if (!v) return mn_last_status();
+    if ((s = add_entry(P, name, v, NULL))) mn_tensor_free(v);
+    return s;
+}
+
+/* Internal for the safetensors loader: adopt a tensor (with grad if trainable). */
+mn_status mn__params_adopt(mn_params *P, const char *name, mn_tensor *value, bool trainable)
+{
+    mn_tensor *g = NULL;
+    if (trainable && !(g = mn_tensor_new(MN_F32, value->shape))) return mn_last_status();
+    mn_status s = add_entry(P, name, value, g);
+    if (s) mn_tensor_free(g);
+    return s;
+}
+
+mn_status mn_params_set_meta(mn_params *P, const char *key, const char *value)
+{
+    if (!P || !key || !value) return mn__error(MN_ERR_MISUSE, "params_set_meta: NULL argument");
+    for (int i = 0; i < P->nm; i++)
+        if (strcmp(P->m[i].key, key) == 0) {
+            char *v = strdup(value);
+            if (!v) return mn__error(MN_ERR_NOMEM, "params: out of memory");
+            free(P->m[i].value); P->m[i].value = v;
+            return MN_OK;
+        }
+    meta *m = realloc(P->m, (size_t)(P->nm + 1) * sizeof *m);
+    if (!m) return mn__error(MN_ERR_NOMEM, "params: out of memory");
+    P->m = m;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) { free(k); free(v); return mn__error(MN_ERR_NOMEM, "params: out of memory"); }
+    P->m[P->nm++] = (meta){ k, v };
+    return MN_OK;
+}
+
+const char *mn_params_get_meta(const mn_params *P, const char *key)
+{
+    for (int i = 0; P && key && i < P->nm; i++)
+        if (strcmp(P->m[i].key, key) == 0) return P->m[i].value;
+    return NULL;
+}
+
+int mn_params_meta_count(const mn_params *P) { return P ? P->nm : 0; }
+
+mn_status mn_params_meta_at(const mn_params *P, int i, const char **k, const char **v)
+{
+    if (!P || !k || !v) return mn__error(MN_ERR_MISUSE, "params_meta_at: NULL argument");
+    if (i < 0 || i >= P->nm) return mn__error(MN_ERR_INVALID, "params_meta_at: index %d of %d", i, P->nm);
+    *k = P->m[i].key; *v = P->m[i].value;
+    return MN_OK;
+}
+
+/* ---- initialisers, as torch.nn.init ---- */
+
+float mn_init_gain(mn_nonlin nonlin, float param)
+{
+    switch (nonlin) {
+    case MN_NONLIN_LINEAR: case MN_NONLIN_SIGMOID: return 1.0f;
+    case MN_NONLIN_TANH: return 5.0f / 3.0f;
+    case MN_NONLIN_RELU: return sqrtf(2.0f);
+    case MN_NONLIN_LEAKY_RELU: return sqrtf(2.0f / (1.0f + param * param));
+    }
+    return 1.0f;
+}
+
+mn_status mn_init_fans(mn_shape s, int64_t *fan_in, int64_t *fan_out)
+{
+    if (s.ndim < 2)
+        return mn__error(MN_ERR_SHAPE, "fan in/out need at least 2 dims, got %d", s.ndim);
+    int64_t rf = 1;
+    for (int i = 2; i < s.ndim; i++) rf *= s.d[i];
+    *fan_in = s.d[1] * rf;
+    *fan_out = s.d[0] * rf;
+    return MN_OK;
+}
+
+mn_status mn_init_fill(mn_tensor *t, mn_init in, uint64_t seed, uint64_t stream)
+{
+    if (!t || t->dtype != MN_F32) return mn__error(MN_ERR_MISUSE, "init: need a f32 tensor");
+    float *x = mn_f32(t);
+    int64_t n = mn_tensor_numel(t), fi = 0, fo = 0;
+    mn_status s;
+    switch (in.kind) {
+    case MN_INIT_ZEROS: case MN_INIT_ONES: case MN_INIT_CONSTANT: {
+        float v = in.kind == MN_INIT_ZEROS ? 0.0f : in.kind == MN_INIT_ONES ? 1.0f : in.a;
+        for (int64_t i = 0; i < n; i++) x[i] = v;
+        return MN_OK;
+    }
+    case MN_INIT_UNIFORM:
+        if (!(in.a <= in.b)) return mn__error(MN_ERR_INVALID, "init uniform: a %g > b %g", in.a, in.b);
+        mn_rng_fill_uniform(x, n, seed, stream, in.a, in.b);
+        return MN_OK;
+    case MN_INIT_NORMAL:
+        if (!(in.b >= 0)) return mn__error(MN_ERR_INVALID, "init normal: std %g < 0", in.b);
+        mn_rng_fill_normal(x, n, seed, stream, in.a, in.b);
+        return MN_OK;
+    case MN_INIT_XAVIER_UNIFORM: case MN_INIT_XAVIER_NORMAL: {
+        if ((s = mn_init_fans(t->shape, &fi, &fo))) return s;
+        double gain = in.gain != 0 ? in.gain : 1.0;
+        double std = gain * sqrt(2.0 / (double)(fi + fo));
+        if (in.kind == MN_INIT_XAVIER_NORMAL) mn_rng_fill_normal(x, n, seed, stream, 0, (float)std);
+        else mn_rng_fill_uniform(x, n, seed, stream, (float)(-sqrt(3.0) * std), (float)(sqrt(3.0) * std));
+        return MN_OK;
+    }
+    case MN_INIT_KAIMING_UNIFORM: case MN_INIT_KAIMING_NORMAL: {
+        if ((s = mn_init_fans(t->shape, &fi, &fo))) return s;
+        int64_t fan = in.mode == MN_FAN_OUT ? fo : fi;
+        if (fan == 0) return mn__error(MN_ERR_SHAPE, "kaiming init: zero fan");
+        double std = mn_init_gain(in.nonlin, in.a) / sqrt((double)fan);
+        if (in.kind == MN_INIT_KAIMING_NORMAL) mn_rng_fill_normal(x, n, seed, stream, 0, (float)std);
+        else mn_rng_fill_uniform(x, n, seed, stream, (float)(-sqrt(3.0) * std), (float)(sqrt(3.0) * std));
+        return MN_OK;
+    }
+    }
+    return mn__error(MN_ERR_INVALID, "init: unknown kind %d", (int)in.kind);
+}

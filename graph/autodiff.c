@@ -1,0 +1,64 @@
+/* graph/autodiff.c: reverse-mode differentiation at compile time. Walks the
+ * forward nodes in reverse id order (a reverse topological order), calls
+ * each op's VJP, which appends backward nodes to the same graph, and sums
+ * the contributions of values used more than once as soon as they arrive. */
+#include "graph.h"
+#include <stdlib.h>
+
+static bool wants_grad(const mn_node *n, const bool *req)
+{
+    if (n->kind == MN_NODE_PARAM) return true;
+    if (n->kind != MN_NODE_OP || n->desc.dtype != MN_F32 || !mn_op_differentiable(n->op)) return false;
+    for (int i = 0; i < n->nin; i++)
+        if (req[n->in[i]->id]) return true;
+    return false;
+}
+
+static mn_status check_dx(mn_graph *g, const mn_node *n, int k, const mn_node *dx)
+{
+    char a[96], b[96];
+    if (mn_shape_eq(dx->desc.shape, n->in[k]->desc.shape) && dx->desc.dtype == MN_F32) return MN_OK;
+    return mn__graph_fail(g, MN_ERR_SHAPE, "%s \"%s\": VJP produced a gradient of shape %s for input %d of shape %s",
+                          n->op->name, n->name, mn_shape_str(dx->desc.shape, a, sizeof a), k,
+                          mn_shape_str(n->in[k]->desc.shape, b, sizeof b));
+}
+
+static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, const bool *req)
+{
+    bool needs[16] = { 0 };
+    mn_node *dx[16] = { 0 };
+    for (int k = 0; k < n->nin; k++) needs[k] = req[n->in[k]->id];
+    mn_vjp_ctx c = { .g = g, .out = n, .in = n->in, .nin = n->nin, .attrs = n->attrs,
+                     .dy = acc[n->id], .needs = needs, .dx = dx };
+    mn_status s = n->op->vjp(&c);
+    if (s || g->status) return s ? mn__graph_fail(g, s, "%s \"%s\": VJP failed: %s", n->op->name, n->name, mn_errmsg()) : g->status;
+    for (int k = 0; k < n->nin; k++) {
+        if (!needs[k] || !dx[k]) continue;
+        if ((s = check_dx(g, n, k, dx[k]))) return s;
+        int id = n->in[k]->id;
+        acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
+        if (g->status) return g->status;
+    }
+    return MN_OK;
+}
+
+mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
+{
+    int nf = loss->id + 1;
+    bool *req = calloc((size_t)nf, sizeof *req);
+    mn_node **acc = calloc((size_t)nf, sizeof *acc);
+    if (!req || !acc) { free(req); free(acc); return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory"); }
+    for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req);
+    g->building_backward = true;
+    mn_status s = MN_OK;
+    if (req[loss->id]) acc[loss->id] = mn__fill(g, loss->desc.shape, 1.0f);
+    for (int i = nf - 1; i >= 0 && !s; i--) {
+        mn_node *n = g->nodes[i];
+        if (!acc[i] || !req[i]) continue;
+        if (n->kind == MN_NODE_PARAM) grads[i] = acc[i];
+        else s = backprop_node(g, n, acc, req);
+    }
+    g->building_backward = false;
+    free(req); free(acc);
+    return s ? s : g->status;
+}

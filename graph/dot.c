@@ -1,0 +1,49 @@
+/* graph/dot.c: Graphviz export of a compiled graph. Every live node is a
+ * box labelled with its name, op (and attributes) and dtype/shape; inputs,
+ * parameters and constants are ellipses; backward nodes are shaded. */
+#include "exec.h"
+#include <string.h>
+
+static void escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+static void node_line(FILE *f, const mn_exec *ex, const mn_value *v, int idx)
+{
+    const mn_node *n = v->node;
+    char shape[96], attrs[256] = "";
+    mn_shape_str(n->desc.shape, shape, sizeof shape);
+    if (n->kind == MN_NODE_OP && n->op->attr_str && n->attrs) n->op->attr_str(n->attrs, attrs, sizeof attrs);
+    const char *style = n->kind == MN_NODE_INPUT ? "shape=ellipse, style=filled, fillcolor=\"#c8e6c9\""
+                      : n->kind == MN_NODE_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#fff59d\""
+                      : n->kind == MN_NODE_CONST ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
+                      : n->backward ? "shape=box, style=filled, fillcolor=\"#bbdefb\""
+                      : "shape=box";
+    fprintf(f, "  v%d [%s, label=\"", idx, style);
+    escape(f, n->name);
+    fprintf(f, "\\n%s%s", mn_node_op(n), attrs[0] ? " " : "");
+    escape(f, attrs);
+    fprintf(f, "\\n%s %s\"];\n", mn_dtype_name(n->desc.dtype), shape);
+    (void)ex;
+}
+
+mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f)
+{
+    if (!ex || !f) return mn__error(MN_ERR_MISUSE, "write_dot: NULL argument");
+    fprintf(f, "digraph mnemo {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
+    for (int v = 0; v < ex->nvals; v++) node_line(f, ex, &ex->vals[v], v);
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++)
+            fprintf(f, "  v%d -> v%d;\n", ex->steps[s].in[k], ex->steps[s].out);
+    for (int i = 0; i < ex->nsinks; i++) {
+        fprintf(f, "  g%d [shape=note, label=\"grad of ", i);
+        escape(f, mn_params_name(ex->g->P, ex->sinks[i].param));
+        fprintf(f, "\"];\n  v%d -> g%d [style=dashed];\n", ex->sinks[i].value, i);
+    }
+    fprintf(f, "}\n");
+    return ferror(f) ? mn__error(MN_ERR_IO, "write_dot: write failed") : MN_OK;
+}

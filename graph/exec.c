@@ -1,0 +1,331 @@
+/* graph/exec.c: compile (autodiff, dead-code elimination, schedule, storage
+ * binding) and run. The schedule is the live nodes in id order, which is
+ * topological. Storage: every op output owns a 64-byte aligned slot of one
+ * arena, except aliases (reshape), which share their source's bytes.
+ * Invariant: after compile every step's tensors point at bound storage;
+ * run never allocates. */
+#include "exec.h"
+#include <stdlib.h>
+#include <string.h>
+
+static mn_status mark_live(mn_graph *g, mn_node **roots, int nroots, bool *live)
+{
+    for (int i = 0; i < nroots; i++)
+        if (roots[i]) live[roots[i]->id] = true;
+    for (int i = g->n - 1; i >= 0; i--) {
+        if (!live[i]) continue;
+        mn_node *n = g->nodes[i];
+        for (int k = 0; k < n->nin; k++) live[n->in[k]->id] = true;
+    }
+    return MN_OK;
+}
+
+static mn_value value_for(mn_node *n)
+{
+    mn_value v = { .node = n, .alias_of = -1, .def = -1, .last_use = -1 };
+    v.t.dtype = n->desc.dtype;
+    v.t.shape = n->desc.shape;
+    v.bytes = (size_t)mn_shape_numel(n->desc.shape) * mn_dtype_size(n->desc.dtype);
+    switch (n->kind) {
+    case MN_NODE_INPUT: v.kind = MN_VAL_INPUT; break;
+    case MN_NODE_PARAM: v.kind = MN_VAL_PARAM; break;
+    case MN_NODE_CONST: v.kind = MN_VAL_CONST; break;
+    case MN_NODE_OP: v.kind = (n->op->flags & MN_OPF_ALIAS) ? MN_VAL_ALIAS : MN_VAL_ARENA; break;
+    }
+    return v;
+}
+
+/* The value whose storage v really uses. */
+static int root_of(const mn_exec *ex, int v)
+{
+    while (ex->vals[v].kind == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+    return v;
+}
+
+static mn_status build_values(mn_exec *ex, const bool *live)
+{
+    mn_graph *g = ex->g;
+    ex->val_of = malloc((size_t)g->n * sizeof *ex->val_of);
+    ex->vals = calloc((size_t)g->n, sizeof *ex->vals);
+    ex->steps = calloc((size_t)g->n, sizeof *ex->steps);
+    if (!ex->val_of || !ex->vals || !ex->steps) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+    for (int i = 0; i < g->n; i++) {
+        ex->val_of[i] = -1;
+        if (!live[i]) continue;
+        mn_node *n = g->nodes[i];
+        int v = ex->nvals++;
+        ex->val_of[i] = v;
+        ex->vals[v] = value_for(n);
+        if (n->kind != MN_NODE_OP) continue;
+        mn_step *s = &ex->steps[ex->nsteps];
+        s->node = n; s->out = v; s->nin = n->nin;
+        s->in = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->in);
+        s->tin = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->tin);
+        if (!s->in || !s->tin) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+        for (int k = 0; k < n->nin; k++) s->in[k] = ex->val_of[n->in[k]->id];
+        if (ex->vals[v].kind == MN_VAL_ALIAS) ex->vals[v].alias_of = s->in[0];
+        ex->vals[v].def = ex->nsteps++;
+    }
+    return MN_OK;
+}
+
+/* Lifetimes over the schedule, the naive size and the lower bound (most
+ * arena bytes live at once). Values read after the run (loss, gradients,
+ * requested outputs) live to the end. */
+static void lifetimes(mn_exec *ex, const bool *keep)
+{
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) {
+            int r = root_of(ex, ex->steps[s].in[k]);
+            if (ex->vals[r].last_use < s) ex->vals[r].last_use = s;
+        }
+    for (int v = 0; v < ex->nvals; v++)
+        if (keep[ex->vals[v].node->id]) ex->vals[root_of(ex, v)].last_use = ex->nsteps;
+    int64_t *delta = calloc((size_t)ex->nsteps + 2, sizeof *delta);
+    for (int v = 0; v < ex->nvals; v++) {
+        mn_value *x = &ex->vals[v];
+        if (x->kind != MN_VAL_ARENA) continue;
+        int64_t b = (int64_t)MN__ALIGN_UP(x->bytes, MN_ALIGN);
+        int end = x->last_use > x->def ? x->last_use : x->def;
+        ex->naive_bytes += b;
+        if (delta) { delta[x->def] += b; delta[end + 1] -= b; }
+    }
+    int64_t live = 0;
+    for (int s = 0; delta && s <= ex->nsteps; s++) {
+        live += delta[s];
+        if (live > ex->lower_bound) ex->lower_bound = live;
+    }
+    free(delta);
+}
+
+/* Storage binding. Until the planner lands every arena value gets its own
+ * slot, so arena_bytes == naive_bytes. */
+static mn_status bind_storage(mn_exec *ex)
+{
+    mn_graph *g = ex->g;
+    int64_t off = 0;
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_ARENA) {
+            ex->vals[v].offset = off;
+            off += (int64_t)MN__ALIGN_UP(ex->vals[v].bytes, MN_ALIGN);
+        }
+    ex->arena_bytes = off;
+    ex->arena = mn__aligned_alloc((size_t)off);
+    if (!ex->arena) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: cannot allocate an arena of %lld bytes", (long long)off);
+    for (int v = 0; v < ex->nvals; v++) {
+        mn_value *x = &ex->vals[v];
+        switch (x->kind) {
+        case MN_VAL_ARENA: x->t.data = ex->arena + x->offset; break;
+        case MN_VAL_PARAM: x->t.data = mn_params_value(g->P, x->node->param)->data; break;
+        case MN_VAL_CONST: x->t.data = x->node->cdata; break;
+        case MN_VAL_INPUT:
+            if (!(x->t.data = mn__aligned_alloc(x->bytes))) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+            memset(x->t.data, 0, x->bytes);
+            break;
+        case MN_VAL_ALIAS: x->t.data = ex->vals[root_of(ex, v)].t.data; break;
+        }
+    }
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) ex->steps[s].tin[k] = ex->vals[ex->steps[s].in[k]].t;
+    return MN_OK;
+}
+
+static void count_flops(mn_exec *ex)
+{
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_node *n = ex->steps[s].node;
+        mn_tdesc in[16];
+        double f = 0, b = 0;
+        for (int k = 0; k < n->nin && k < 16; k++) in[k] = n->in[k]->desc;
+        if (n->op->cost) n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
+        else f = (double)mn_shape_numel(n->desc.shape);
+        ex->flops += f;
+    }
+}
+
+static mn_status check_loss(mn_graph *g, mn_node *loss)
+{
+    char s[96];
+    if (loss->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "compile: the loss belongs to another graph");
+    if (loss->desc.dtype != MN_F32 || mn_shape_numel(loss->desc.shape) != 1)
+        return mn__graph_fail(g, MN_ERR_SHAPE, "compile: loss \"%s\" must be a f32 scalar, got %s %s", loss->name,
+                              mn_dtype_name(loss->desc.dtype), mn_shape_str(loss->desc.shape, s, sizeof s));
+    return MN_OK;
+}
+
+/* Roots: loss, parameter gradients (becoming sinks), requested outputs. */
+static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots)
+{
+    mn_graph *g = ex->g;
+    int nf = g->n;
+    mn_node **grads = calloc((size_t)nf, sizeof *grads);
+    mn_node **r = calloc((size_t)nf + (size_t)(o ? o->noutputs : 0) + 1, sizeof *r);
+    ex->sinks = calloc((size_t)nf, sizeof *ex->sinks);
+    if (!grads || !r || !ex->sinks) { free(grads); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    mn_status s = MN_OK;
+    if (loss && !(o && o->no_backward)) s = mn__autodiff(g, loss, grads);
+    int n = 0;
+    if (loss) r[n++] = loss;
+    for (int i = 0; !s && o && i < o->noutputs; i++) {
+        if (!o->outputs[i] || o->outputs[i]->g != g) { s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i); break; }
+        r[n++] = (mn_node *)o->outputs[i];
+    }
+    for (int i = 0; !s && i < nf; i++)
+        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ grads[i]->id, g->nodes[i]->param }; }
+    free(grads);
+    *roots = r; *nroots = n;
+    return s;
+}
+
+mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
+{
+    if (!g) { mn__error(MN_ERR_MISUSE, "compile: NULL graph"); return NULL; }
+    if (g->status) { mn__error(g->status, "%s", g->msg); return NULL; }
+    if (loss && check_loss(g, loss)) return NULL;
+    if (!loss && (!opts || opts->noutputs == 0)) { mn__graph_fail(g, MN_ERR_INVALID, "compile: nothing to compute (no loss, no outputs)"); return NULL; }
+    mn_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) { mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); return NULL; }
+    ex->g = g; ex->loss = -1;
+    ex->nthreads = mn__threads(opts ? opts->threads : 0);
+    mn_node **roots = NULL;
+    int nroots = 0;
+    bool *live = NULL;
+    mn_status s = collect_roots(ex, loss, opts, &roots, &nroots);
+    if (!s && !(live = calloc((size_t)g->n, sizeof *live))) s = mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+    ex->nnodes = g->n;
+    if (!s) s = mark_live(g, roots, nroots, live);
+    if (!s) s = build_values(ex, live);
+    if (!s) {
+        bool *keep = calloc((size_t)g->n, sizeof *keep);
+        for (int i = 0; keep && i < nroots; i++) keep[roots[i]->id] = true;
+        if (keep) lifetimes(ex, keep);
+        free(keep);
+        s = keep ? bind_storage(ex) : mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+    }
+    for (int i = 0; !s && i < ex->nsinks; i++) ex->sinks[i].value = ex->val_of[ex->sinks[i].value];
+    if (!s && loss) ex->loss = ex->val_of[loss->id];
+    if (!s) count_flops(ex);
+    free(roots); free(live);
+    if (s) { mn__error(g->status ? g->status : s, "%s", g->msg); mn_exec_free(ex); return NULL; }
+    return ex;
+}
+
+void mn_exec_free(mn_exec *ex)
+{
+    if (!ex) return;
+    for (int v = 0; ex->vals && v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); }
+    free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
+    free(ex);
+}
+
+/* ---- run ---- */
+
+static mn_value *find_input(mn_exec *ex, const char *name)
+{
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT && strcmp(ex->vals[v].node->name, name) == 0) return &ex->vals[v];
+    return NULL;
+}
+
+static bool graph_has_input(mn_graph *g, const char *name, int upto)
+{
+    for (int i = 0; i < upto; i++)
+        if (g->nodes[i]->kind == MN_NODE_INPUT && strcmp(g->nodes[i]->name, name) == 0) return true;
+    return false;
+}
+
+mn_status mn_exec_feed_data(mn_exec *ex, const char *name, const void *data, size_t bytes)
+{
+    if (!ex || !name || !data) return mn__error(MN_ERR_MISUSE, "feed: NULL argument");
+    mn_value *v = find_input(ex, name);
+    if (!v) {
+        if (graph_has_input(ex->g, name, ex->nnodes)) return MN_OK;   /* unused by this executable */
+        return mn__error(MN_ERR_NOTFOUND, "feed: the graph has no input \"%s\"", name);
+    }
+    if (bytes != v->bytes) return mn__error(MN_ERR_SHAPE, "feed \"%s\": %zu bytes given, the input takes %zu", name, bytes, v->bytes);
+    memcpy(v->t.data, data, bytes);
+    return MN_OK;
+}
+
+mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t)
+{
+    if (!ex || !name || !t) return mn__error(MN_ERR_MISUSE, "feed: NULL argument");
+    mn_value *v = find_input(ex, name);
+    if (v) {
+        char a[96], b[96];
+        if (t->dtype != v->t.dtype) return mn__error(MN_ERR_DTYPE, "feed \"%s\": got %s, the input is %s", name, mn_dtype_name(t->dtype), mn_dtype_name(v->t.dtype));
+        if (!mn_shape_eq(t->shape, v->t.shape))
+            return mn__error(MN_ERR_SHAPE, "feed \"%s\": got shape %s, the input is %s", name,
+                             mn_shape_str(t->shape, a, sizeof a), mn_shape_str(v->t.shape, b, sizeof b));
+    }
+    return mn_exec_feed_data(ex, name, t->data, mn_tensor_bytes(t));
+}
+
+static mn_status run_step(mn_exec *ex, const mn_step *st)
+{
+    const mn_op_def *op = st->node->op;
+    mn_tensor *out = &ex->vals[st->out].t;
+    if ((op->flags & MN_OPF_ALIAS) && out->data == st->tin[0].data) return MN_OK;
+    char msg[512] = "";
+    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs,
+                        .nthreads = ex->nthreads, .seed = ex->g->seed, .node_id = st->node->id,
+                        .msg = msg, .msglen = sizeof msg };
+    mn_status s = op->forward(&c);
+    if (s) {
+        snprintf(ex->msg, sizeof ex->msg, "%s \"%s\": %s", op->name, st->node->name, msg[0] ? msg : mn_status_message(s));
+        mn__error(s, "%s", ex->msg);
+    }
+    return s;
+}
+
+static void accumulate(mn_exec *ex, const mn_sink *k)
+{
+    const float *src = mn_f32(&ex->vals[k->value].t);
+    mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
+    float *dst = mn_f32(gt);
+    int64_t n = mn_tensor_numel(gt);
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(ex->nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+mn_status mn_exec_run(mn_exec *ex)
+{
+    if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
+    ex->msg[0] = 0;
+    mn__blas_threads(ex->nthreads);
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_status st = run_step(ex, &ex->steps[s]);
+        if (st) return st;
+    }
+    for (int i = 0; i < ex->nsinks; i++) accumulate(ex, &ex->sinks[i]);
+    return MN_OK;
+}
+
+float mn_exec_loss(const mn_exec *ex)
+{
+    return ex && ex->loss >= 0 ? mn_f32(&ex->vals[ex->loss].t)[0] : 0.0f;
+}
+
+const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
+{
+    if (!ex || !n || n->g != ex->g || n->id >= ex->nnodes || ex->val_of[n->id] < 0) return NULL;
+    return &ex->vals[ex->val_of[n->id]].t;
+}
+
+const char *mn_exec_errmsg(const mn_exec *ex) { return !ex ? "NULL executable" : ex->msg[0] ? ex->msg : "ok"; }
+
+mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
+{
+    mn_exec_stats st = { 0 };
+    if (!ex) return st;
+    st.nodes_total = ex->nnodes;
+    st.steps = ex->nsteps;
+    for (int s = 0; s < ex->nsteps; s++) st.backward_steps += ex->steps[s].node->backward;
+    st.naive_bytes = ex->naive_bytes;
+    st.lower_bound_bytes = ex->lower_bound;
+    st.arena_bytes = ex->arena_bytes;
+    st.flops = ex->flops;
+    return st;
+}

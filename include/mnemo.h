@@ -1,0 +1,307 @@
+/* mnemo.h: the one public header of mnemo, a static-graph reverse-mode
+ * autodiff library for the CPU.
+ * Ownership: every mn_*_new has a mn_*_free; handles are opaque; fallible
+ * calls return mn_status and leave a message in mn_errmsg() (per thread) or
+ * mn_graph_errmsg() (per graph). Nothing here aborts on user input. */
+#ifndef MNEMO_H
+#define MNEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MN_VERSION_MAJOR 0
+#define MN_VERSION_MINOR 1
+#define MN_VERSION_PATCH 0
+const char *mn_version(void);
+
+/* ---- status codes: one X-macro gives the enum, names and messages ---- */
+#define MN_STATUS_LIST(X)                                                  \
+    X(MN_OK,              "ok",          "success")                       \
+    X(MN_ERR_NOMEM,       "nomem",       "out of memory")                 \
+    X(MN_ERR_INVALID,     "invalid",     "invalid argument")              \
+    X(MN_ERR_MISUSE,      "misuse",      "NULL or stale handle")          \
+    X(MN_ERR_SHAPE,       "shape",       "incompatible shapes")           \
+    X(MN_ERR_DTYPE,       "dtype",       "wrong dtype")                   \
+    X(MN_ERR_NOTFOUND,    "notfound",    "no such name")                  \
+    X(MN_ERR_EXISTS,      "exists",      "name already exists")           \
+    X(MN_ERR_IO,          "io",          "input/output error")            \
+    X(MN_ERR_FORMAT,      "format",      "malformed file")                \
+    X(MN_ERR_UNSUPPORTED, "unsupported", "not supported")                 \
+    X(MN_ERR_RUNTIME,     "runtime",     "kernel reported an error")      \
+    X(MN_ERR_GRAPH,       "graph",       "graph is in an error state")
+
+typedef enum {
+#define MN__ENUM(code, name, msg) code,
+    MN_STATUS_LIST(MN__ENUM)
+#undef MN__ENUM
+    MN_STATUS_COUNT
+} mn_status;
+
+const char *mn_status_name(mn_status s);     /* "shape" */
+const char *mn_status_message(mn_status s);  /* "incompatible shapes" */
+/* Detail of the last error raised on this thread; never NULL. */
+const char *mn_errmsg(void);
+mn_status   mn_last_status(void);
+void        mn_clear_error(void);
+/* Raises an error on this thread (for tools and plugins); returns code. */
+mn_status   mn_set_error(mn_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- dtypes, shapes, tensors ---- */
+typedef enum { MN_F32 = 0, MN_I32 = 1 } mn_dtype;
+const char *mn_dtype_name(mn_dtype t);       /* "f32", "i32" */
+size_t      mn_dtype_size(mn_dtype t);
+
+#define MN_MAX_DIMS 8
+typedef struct { int ndim; int64_t d[MN_MAX_DIMS]; } mn_shape;
+/* MN_SHAPE(32, 784) -> a 2-D shape; MN_SCALAR is the 0-D shape. */
+#define MN_SHAPE(...) ((mn_shape){ .ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .d = { __VA_ARGS__ } })
+#define MN_SCALAR ((mn_shape){ .ndim = 0 })
+
+int64_t mn_shape_numel(mn_shape s);
+bool    mn_shape_eq(mn_shape a, mn_shape b);
+/* Writes "[32,784]" into buf (always terminated); returns buf. */
+char   *mn_shape_str(mn_shape s, char *buf, size_t n);
+/* NumPy broadcasting of a and b into *out; MN_ERR_SHAPE if incompatible. */
+mn_status mn_shape_broadcast(mn_shape a, mn_shape b, mn_shape *out);
+
+/* A dense, row-major, contiguous tensor. `data` is owned when created by
+ * mn_tensor_new, borrowed when the tensor is a view handed out by mnemo. */
+typedef struct {
+    mn_dtype dtype;
+    mn_shape shape;
+    void    *data;
+} mn_tensor;
+
+mn_tensor *mn_tensor_new(mn_dtype dtype, mn_shape shape);   /* zero-filled, 64-byte aligned */
+void       mn_tensor_free(mn_tensor *t);
+int64_t    mn_tensor_numel(const mn_tensor *t);
+size_t     mn_tensor_bytes(const mn_tensor *t);
+static inline float   *mn_f32(const mn_tensor *t) { return (float *)t->data; }
+static inline int32_t *mn_i32(const mn_tensor *t) { return (int32_t *)t->data; }
+
+/* ---- threads ---- */
+/* Default thread count for executables and optimizers (0 = OpenMP's default). */
+void mn_set_num_threads(int n);
+int  mn_get_num_threads(void);
+
+/* ---- counter-based RNG (Philox4x32-10) ----
+ * The value for element i depends only on (seed, stream, i): fills are
+ * identical whatever the thread count or order. */
+void  mn_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
+float mn_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index);  /* [0,1) */
+float mn_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);   /* N(0,1) */
+void  mn_rng_fill_uniform(float *x, int64_t n, uint64_t seed, uint64_t stream, float lo, float hi);
+void  mn_rng_fill_normal(float *x, int64_t n, uint64_t seed, uint64_t stream, float mean, float std);
+
+/* ---- parameter store: named f32 tensors, each with a gradient ---- */
+typedef struct mn_params mn_params;
+
+typedef enum {
+    MN_INIT_ZEROS, MN_INIT_ONES, MN_INIT_CONSTANT,
+    MN_INIT_UNIFORM,          /* U(a, b) */
+    MN_INIT_NORMAL,           /* N(a = mean, b = std) */
+    MN_INIT_XAVIER_UNIFORM,   /* gain * sqrt(6 / (fan_in + fan_out)) bound */
+    MN_INIT_XAVIER_NORMAL,    /* gain * sqrt(2 / (fan_in + fan_out)) std */
+    MN_INIT_KAIMING_UNIFORM,  /* gain(nonlin, a) * sqrt(3 / fan) bound */
+    MN_INIT_KAIMING_NORMAL,   /* gain(nonlin, a) / sqrt(fan) std */
+} mn_init_kind;
+
+typedef enum { MN_FAN_IN = 0, MN_FAN_OUT = 1 } mn_fan_mode;
+typedef enum {
+    MN_NONLIN_LEAKY_RELU = 0,  /* PyTorch's default for kaiming_* */
+    MN_NONLIN_LINEAR, MN_NONLIN_SIGMOID, MN_NONLIN_TANH, MN_NONLIN_RELU,
+} mn_nonlin;
+
+/* Fields as in torch.nn.init: a/b are the bounds (uniform), mean/std
+ * (normal), the value (constant, in a) or the negative slope (kaiming). */
+typedef struct {
+    mn_init_kind kind;
+    float a, b;
+    float gain;          /* xavier; 0 means 1 */
+    mn_fan_mode mode;    /* kaiming */
+    mn_nonlin nonlin;    /* kaiming */
+} mn_init;
+
+/* PyTorch's torch.nn.init.calculate_gain. */
+float mn_init_gain(mn_nonlin nonlin, float param);
+/* fan_in / fan_out as in PyTorch: dims 0,1 and the product of the rest. */
+mn_status mn_init_fans(mn_shape s, int64_t *fan_in, int64_t *fan_out);
+/* Fill t by the initialiser with counter-based randomness (seed, stream). */
+mn_status mn_init_fill(mn_tensor *t, mn_init init, uint64_t seed, uint64_t stream);
+
+mn_params *mn_params_new(void);
+void       mn_params_free(mn_params *P);
+void       mn_params_set_seed(mn_params *P, uint64_t seed);   /* default 0 */
+/* Creates the parameter (value initialised, gradient zeroed). Each
+ * parameter's randomness is keyed by the store seed and its name, so the
+ * creation order does not change values. MN_ERR_EXISTS if present. */
+mn_status  mn_params_create(mn_params *P, const char *name, mn_shape shape, mn_init init);
+/* Adds a tensor with no gradient (e.g. optimizer state), zero-filled. */
+mn_status  mn_params_create_state(mn_params *P, const char *name, mn_shape shape);
+int        mn_params_count(const mn_params *P);
+int        mn_params_find(const mn_params *P, const char *name);   /* index or -1 */
+const char *mn_params_name(const mn_params *P, int i);
+mn_tensor *mn_params_value(mn_params *P, int i);
+mn_tensor *mn_params_grad(mn_params *P, int i);                  /* NULL for state */
+mn_tensor *mn_params_get(mn_params *P, const char *name);        /* value or NULL */
+mn_tensor *mn_params_get_grad(mn_params *P, const char *name);
+void       mn_params_zero_grad(mn_params *P);
+int64_t    mn_params_numel(const mn_params *P);                  /* trainable elements */
+/* Free-form string metadata written to safetensors' __metadata__. */
+mn_status   mn_params_set_meta(mn_params *P, const char *key, const char *value);
+const char *mn_params_get_meta(const mn_params *P, const char *key);
+int         mn_params_meta_count(const mn_params *P);
+/* The i-th metadata pair in insertion order; MN_ERR_INVALID if out of range. */
+mn_status   mn_params_meta_at(const mn_params *P, int i, const char **key, const char **value);
+
+/* Safetensors. Save writes a temporary file beside `path`, fsyncs and
+ * renames it over `path`. Load validates the whole file first and changes
+ * nothing on failure; tensors present in the store must keep their shape. */
+mn_status mn_params_save(const mn_params *P, const char *path);
+mn_status mn_params_load(mn_params *P, const char *path);
+
+/* ---- graph builder ---- */
+typedef struct mn_graph mn_graph;
+typedef struct mn_node mn_node;
+typedef struct mn_exec mn_exec;
+
+mn_graph  *mn_graph_new(mn_params *P);
+void       mn_graph_free(mn_graph *g);
+mn_status  mn_graph_status(const mn_graph *g);
+const char *mn_graph_errmsg(const mn_graph *g);
+mn_params *mn_graph_params(mn_graph *g);
+int        mn_graph_node_count(const mn_graph *g);
+/* Names of nodes built after this call start with `scope.` (NULL clears). */
+void       mn_graph_set_scope(mn_graph *g, const char *scope);
+/* Seed for random ops of this graph (dropout, sampling). */
+void       mn_graph_set_seed(mn_graph *g, uint64_t seed);
+
+mn_node *mn_input(mn_graph *g, const char *name, mn_dtype dtype, mn_shape shape);
+/* The parameter `name` of the store, created with `init` if absent (an
+ * existing one must have the same shape). */
+mn_node *mn_param(mn_graph *g, const char *name, mn_shape shape, mn_init init);
+/* The existing parameter `name`; MN_ERR_NOTFOUND if absent. */
+mn_node *mn_param_get(mn_graph *g, const char *name);
+mn_node *mn_constant(mn_graph *g, mn_dtype dtype, mn_shape shape, const void *data);
+mn_node *mn_scalar(mn_graph *g, float value);
+/* Any registered op by name; attrs points to the op's attribute struct. */
+mn_node *mn_op(mn_graph *g, const char *op, mn_node *const *inputs, int n,
+               const void *attrs, size_t attrs_size);
+
+mn_shape    mn_node_shape(const mn_node *n);
+mn_dtype    mn_node_dtype(const mn_node *n);
+const char *mn_node_name(const mn_node *n);
+const char *mn_node_op(const mn_node *n);       /* "input", "param", "const" or the op name */
+int         mn_node_id(const mn_node *n);
+/* Renames the node (returns it, for chaining). */
+mn_node    *mn_node_set_name(mn_node *n, const char *name);
+
+/* ---- built-in op builders (see ops/ and docs/ops.md for formulas) ---- */
+typedef enum { MN_REDUCE_NONE = 0, MN_REDUCE_MEAN = 1, MN_REDUCE_SUM = 2 } mn_reduction;
+
+mn_node *mn_add(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_sub(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_mul(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_div(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_neg(mn_graph *g, mn_node *x);
+mn_node *mn_scale(mn_graph *g, mn_node *x, float s);
+mn_node *mn_exp(mn_graph *g, mn_node *x);
+mn_node *mn_log(mn_graph *g, mn_node *x);
+mn_node *mn_sqrt(mn_graph *g, mn_node *x);
+mn_node *mn_square(mn_graph *g, mn_node *x);
+mn_node *mn_tanh(mn_graph *g, mn_node *x);
+mn_node *mn_sigmoid(mn_graph *g, mn_node *x);
+mn_node *mn_relu(mn_graph *g, mn_node *x);
+/* C = op(A) op(B) over the last two dims; leading dims broadcast. */
+mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans_b);
+mn_node *mn_transpose(mn_graph *g, mn_node *x, int dim0, int dim1);
+mn_node *mn_permute(mn_graph *g, mn_node *x, int ndim, const int *perm);
+mn_node *mn_reshape(mn_graph *g, mn_node *x, mn_shape shape);  /* one -1 allowed */
+mn_node *mn_expand(mn_graph *g, mn_node *x, mn_shape shape);   /* broadcast_to */
+/* Sum/mean over the axes in `axes` (negative counts from the end; n = 0
+ * reduces every axis). */
+mn_node *mn_sum(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim);
+mn_node *mn_mean(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim);
+mn_node *mn_sum_all(mn_graph *g, mn_node *x);
+/* Sum x down to `shape` (the inverse of broadcasting). */
+mn_node *mn_sum_to(mn_graph *g, mn_node *x, mn_shape shape);
+mn_node *mn_softmax(mn_graph *g, mn_node *x, int axis);
+mn_node *mn_log_softmax(mn_graph *g, mn_node *x, int axis);
+
+typedef struct {
+    int ignore_index;        /* default -100 */
+    mn_reduction reduction;  /* default mean (over non-ignored targets) */
+    float label_smoothing;   /* default 0 */
+} mn_ce_opts;
+#define MN_CE_DEFAULTS ((mn_ce_opts){ .ignore_index = -100, .reduction = MN_REDUCE_MEAN, .label_smoothing = 0.0f })
+/* logits [N, C] or [N, C, d...], targets i32 [N] or [N, d...]. */
+mn_node *mn_cross_entropy(mn_graph *g, mn_node *logits, mn_node *targets);
+mn_node *mn_cross_entropy_ex(mn_graph *g, mn_node *logits, mn_node *targets, mn_ce_opts o);
+mn_node *mn_mse_loss(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r);
+
+/* ---- layers (models/) ---- */
+/* y = x W^T + b, W [out, in] named prefix.weight, b prefix.bias, PyTorch's
+ * nn.Linear initialisation. */
+mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias);
+/* Linear layers of the given widths with ReLU between them (none after the
+ * last); layer k is named prefix.k. */
+mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths);
+
+/* ---- compile and run ---- */
+typedef struct {
+    int threads;                  /* 0: mn_get_num_threads() */
+    const mn_node *const *outputs;/* extra values to keep readable after run */
+    int noutputs;
+    bool no_backward;             /* forward only even when a loss is given */
+} mn_compile_opts;
+
+/* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)
+ * with respect to every parameter it depends on, then eliminates dead
+ * nodes, schedules and plans memory. NULL on failure: see mn_graph_errmsg. */
+mn_exec  *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts);
+void      mn_exec_free(mn_exec *ex);
+/* Copies t (dtype and shape must match the input) into the input `name`. */
+mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t);
+mn_status mn_exec_feed_data(mn_exec *ex, const char *name, const void *data, size_t bytes);
+/* Runs forward (and backward: parameter gradients are added to the store's
+ * gradients, so they accumulate until mn_params_zero_grad). */
+mn_status mn_exec_run(mn_exec *ex);
+float     mn_exec_loss(const mn_exec *ex);
+/* A view of a node's value after the last run (loss, inputs, outputs). */
+const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n);
+const char *mn_exec_errmsg(const mn_exec *ex);
+
+typedef struct {
+    int     nodes_total;     /* nodes in the graph, forward + backward */
+    int     steps;           /* scheduled kernel steps */
+    int     backward_steps;
+    int64_t naive_bytes;     /* every value its own buffer */
+    int64_t lower_bound_bytes;
+    int64_t arena_bytes;
+    double  flops;           /* per run, from the registry's cost estimates */
+} mn_exec_stats;
+mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
+/* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
+mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
+
+/* ---- operator registry (read-only view; records live in ops/) ---- */
+typedef struct mn_op_def mn_op_def;
+int         mn_op_count(void);
+const mn_op_def *mn_op_at(int id);
+const mn_op_def *mn_op_find(const char *name);
+const char *mn_op_name(const mn_op_def *op);
+int         mn_op_arity(const mn_op_def *op);          /* -1: variadic */
+bool        mn_op_differentiable(const mn_op_def *op);
+const char *mn_op_doc(const mn_op_def *op);
+unsigned    mn_op_flags(const mn_op_def *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

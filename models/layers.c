@@ -1,0 +1,35 @@
+/* models/layers.c: basic layers as compositions of graph ops. Each creates
+ * its parameters in the store under PyTorch's names (prefix.weight,
+ * prefix.bias) with PyTorch's default initialisation; no layer has a kernel. */
+#include "mnemo.h"
+#include <math.h>
+#include <stdio.h>
+
+/* nn.Linear: weight kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias the same bound. */
+mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias)
+{
+    if (!x) return mn_matmul(g, x, x, false, true);      /* propagates the graph's error */
+    mn_shape xs = mn_node_shape(x);
+    int64_t in = xs.ndim ? xs.d[xs.ndim - 1] : 0;
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    mn_node *w = mn_param(g, name, MN_SHAPE(out_features, in),
+                          (mn_init){ .kind = MN_INIT_KAIMING_UNIFORM, .a = sqrtf(5.0f) });
+    mn_node *y = mn_matmul(g, x, w, false, true);
+    if (!bias) return y;
+    float bound = in > 0 ? 1.0f / sqrtf((float)in) : 0.0f;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    mn_node *b = mn_param(g, name, MN_SHAPE(out_features), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -bound, .b = bound });
+    return mn_add(g, y, b);
+}
+
+mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths)
+{
+    char name[256];
+    for (int i = 0; i < nlayers; i++) {
+        snprintf(name, sizeof name, "%s.%d", prefix, i);
+        x = mn_linear(g, name, x, widths[i], true);
+        if (i + 1 < nlayers) x = mn_relu(g, x);
+    }
+    return x;
+}

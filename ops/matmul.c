@@ -1,0 +1,156 @@
+/* ops/matmul.c: batched matrix product through cblas_sgemm, with transpose
+ * flags handled by BLAS (never by copies) and NumPy broadcasting over the
+ * leading (batch) dims. When B has no batch dims the batch is folded into
+ * M: one large GEMM instead of many small ones. */
+#include "attrs.h"
+#include "op.h"
+#include <cblas.h>
+
+typedef struct { int64_t m, k, n, batch; mn_shape bshape; } mm_dims;
+
+static void batch_shape(mn_shape s, mn_shape *b)
+{
+    *b = s;
+    b->ndim = s.ndim - 2;
+}
+
+static mn_status infer_matmul(mn_infer_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    mn_shape A = c->in[0].shape, B = c->in[1].shape, ba, bb, bo;
+    if (c->in[0].dtype != MN_F32 || c->in[1].dtype != MN_F32)
+        return mn__infer_fail(c, MN_ERR_DTYPE, "inputs must be f32");
+    if (A.ndim < 2 || B.ndim < 2)
+        return mn__infer_fail(c, MN_ERR_SHAPE, "inputs need at least 2 dims");
+    int64_t m = a->trans_a ? A.d[A.ndim - 1] : A.d[A.ndim - 2];
+    int64_t ka = a->trans_a ? A.d[A.ndim - 2] : A.d[A.ndim - 1];
+    int64_t kb = a->trans_b ? B.d[B.ndim - 1] : B.d[B.ndim - 2];
+    int64_t n = a->trans_b ? B.d[B.ndim - 2] : B.d[B.ndim - 1];
+    if (ka != kb)
+        return mn__infer_fail(c, MN_ERR_SHAPE, "inner dims %lld and %lld differ", (long long)ka, (long long)kb);
+    batch_shape(A, &ba);
+    batch_shape(B, &bb);
+    if (mn_shape_broadcast(ba, bb, &bo))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "batch dims do not broadcast");
+    bo.d[bo.ndim] = m; bo.d[bo.ndim + 1] = n; bo.ndim += 2;
+    c->out = (mn_tdesc){ MN_F32, bo };
+    return MN_OK;
+}
+
+/* Offset (in matrices) of batch index r of `s` broadcast to `o`. */
+static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
+{
+    int64_t off = 0, stride = 1;
+    for (int i = o.ndim - 1; i >= 0; i--) {
+        int64_t idx = r % o.d[i];
+        r /= o.d[i];
+        int j = s.ndim - o.ndim + i;
+        int64_t d = j >= 0 ? s.d[j] : 1;
+        if (d != 1) off += idx * stride;
+        stride *= d;
+    }
+    return off;
+}
+
+static mn_status matmul_fwd(const mn_kernel_ctx *c)
+{
+    const mn_matmul_attrs *at = c->attrs;
+    const mn_tensor *A = &c->in[0], *B = &c->in[1];
+    mn_shape os = c->out->shape, ba, bb, bo;
+    int64_t M = os.d[os.ndim - 2], N = os.d[os.ndim - 1];
+    int64_t K = at->trans_a ? A->shape.d[A->shape.ndim - 2] : A->shape.d[A->shape.ndim - 1];
+    int lda = (int)A->shape.d[A->shape.ndim - 1], ldb = (int)B->shape.d[B->shape.ndim - 1];
+    batch_shape(A->shape, &ba); batch_shape(B->shape, &bb); batch_shape(os, &bo);
+    int64_t nb = mn_shape_numel(bo);
+    CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
+    float *C = mn_f32(c->out);
+    mn__blas_threads(c->nthreads);
+    if (K == 0) {
+        for (int64_t i = 0; i < nb * M * N; i++) C[i] = 0.0f;
+        return MN_OK;
+    }
+    if (bb.ndim == 0 || mn_shape_numel(bb) == 1) {
+        if (!at->trans_a && mn_shape_numel(ba) == nb) {    /* fold the batch into M */
+            cblas_sgemm(CblasRowMajor, ta, tb, (int)(nb * M), (int)N, (int)K, 1.0f, mn_f32(A), lda,
+                        mn_f32(B), ldb, 0.0f, C, (int)N);
+            return MN_OK;
+        }
+    }
+    int64_t sa = A->shape.d[A->shape.ndim - 2] * lda, sb = B->shape.d[B->shape.ndim - 2] * ldb;
+    bool par = nb >= c->nthreads && c->nthreads > 1 && M * N * K < (1 << 21);
+    #pragma omp parallel for if (par) num_threads(c->nthreads) schedule(static)
+    for (int64_t r = 0; r < nb; r++)
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f,
+                    mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
+                    mn_f32(B) + batch_offset(r, bb, bo) * sb, ldb, 0.0f, C + r * M * N, (int)N);
+    return MN_OK;
+}
+
+extern const mn_op_def mn__op_matmul;
+
+mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans_b)
+{
+    mn_matmul_attrs at = { trans_a, trans_b };
+    mn_node *in[2] = { a, b };
+    return mn__node(g, &mn__op_matmul, in, 2, &at);
+}
+
+/* Collapses all leading dims: [..., r, c] -> [prod, c]. */
+static mn_node *flat2(mn_graph *g, mn_node *x)
+{
+    mn_shape s = mn_node_shape(x);
+    return mn_reshape(g, x, MN_SHAPE(mn_shape_numel(s) / s.d[s.ndim - 1], s.d[s.ndim - 1]));
+}
+
+/* C = op(A) op(B):
+ *   dA = dC op(B)^T            (A^T stored: dA = op(B) dC^T)
+ *   dB = op(A)^T dC            (B^T stored: dB = dC^T op(A))
+ * then summed over broadcast batch dims. */
+static mn_status vjp_matmul(mn_vjp_ctx *c)
+{
+    const mn_matmul_attrs *at = c->attrs;
+    mn_graph *g = c->g;
+    mn_node *A = c->in[0], *B = c->in[1], *dC = c->dy;
+    bool ta = at->trans_a, tb = at->trans_b;
+    if (c->needs[0]) {
+        mn_node *d = ta ? mn_matmul(g, B, dC, tb, true) : mn_matmul(g, dC, B, false, !tb);
+        c->dx[0] = mn_sum_to(g, d, mn_node_shape(A));
+    }
+    if (c->needs[1]) {
+        mn_shape bs = mn_node_shape(B);
+        if (bs.ndim == 2 && mn_node_shape(A).ndim > 2 && !ta) {
+            /* B shared by every batch: one GEMM over the flattened batch. */
+            mn_node *A2 = flat2(g, A), *dC2 = flat2(g, dC);
+            c->dx[1] = tb ? mn_matmul(g, dC2, A2, true, false) : mn_matmul(g, A2, dC2, true, false);
+        } else {
+            mn_node *d = tb ? mn_matmul(g, dC, A, true, ta) : mn_matmul(g, A, dC, !ta, false);
+            c->dx[1] = mn_sum_to(g, d, bs);
+        }
+    }
+    return MN_OK;
+}
+
+static void cost_matmul(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+                        double *flops, double *bytes)
+{
+    const mn_matmul_attrs *at = attrs;
+    mn_shape A = in[0].shape;
+    double K = (double)(at->trans_a ? A.d[A.ndim - 2] : A.d[A.ndim - 1]);
+    *flops = 2.0 * K * (double)mn_shape_numel(out->shape);
+    *bytes = 4.0 * (double)(mn_shape_numel(in[0].shape) + mn_shape_numel(in[1].shape) + mn_shape_numel(out->shape));
+    (void)nin;
+}
+
+static void matmul_str(const void *a, char *buf, size_t n)
+{
+    const mn_matmul_attrs *at = a;
+    snprintf(buf, n, "%s%s", at->trans_a ? "A^T" : "A", at->trans_b ? " B^T" : " B");
+}
+
+const mn_op_def mn__op_matmul = {
+    .name = "matmul",
+    .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
+    .arity = 2, .attr_size = sizeof(mn_matmul_attrs), .inplace = -1,
+    .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
+    .cost = cost_matmul, .attr_str = matmul_str,
+};

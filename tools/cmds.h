@@ -1,0 +1,17 @@
+/* tools/cmds.h: the subcommands of the mnemo command and what they share. */
+#ifndef MN_TOOLS_CMDS_H
+#define MN_TOOLS_CMDS_H
+
+#include "mnemo.h"
+
+/* Exit codes of every subcommand. */
+enum { MN_EXIT_OK = 0, MN_EXIT_RUNTIME = 1, MN_EXIT_USAGE = 2 };
+
+int cmd_train(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+
+/* The MLP classifier used by train and graph: x [batch, 784] -> logits
+ * [batch, 10] through the hidden widths; returns the logits node. */
+mn_node *mn_tools_mlp(mn_graph *g, mn_node *x, int nhidden, const int64_t *hidden, int64_t classes);
+
+#endif

@@ -1,0 +1,99 @@
+/* tools/mnemo.c: the `mnemo` command: dispatch to subcommands, and the small
+ * ones (ops, inspect, version). Exit codes: 0 ok, 1 runtime error, 2 usage
+ * error; errors go to stderr. */
+#include "cmds.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: mnemo <command> [options]\n\n"
+        "commands:\n"
+        "  train     train a model (mlp on Fashion-MNIST)\n"
+        "  graph     compile a model's training graph; print DOT or memory stats\n"
+        "  ops       list the registered operators\n"
+        "  inspect   list the tensors and metadata of a safetensors file\n"
+        "  version   print the version\n\n"
+        "`mnemo <command> --help` describes each command.\n"
+        "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
+}
+
+static void flags_str(unsigned fl, char *buf, size_t n)
+{
+    static const char *names[] = { "elementwise", "broadcast", "random", "nograd", "cheap", "alias", "backward" };
+    size_t k = 0;
+    buf[0] = 0;
+    for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+        if (fl & (1u << i)) k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? "," : "", names[i]);
+}
+
+static int cmd_ops(int argc, char **argv)
+{
+    int verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) verbose = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: mnemo ops [-v]\n  lists every registered op: name, arity, differentiable, flags;\n  -v adds the formula and gradient of each.\n");
+            return MN_EXIT_OK;
+        } else { fprintf(stderr, "mnemo ops: unknown option %s\n", argv[i]); return MN_EXIT_USAGE; }
+    }
+    printf("%-20s %-6s %-15s %s\n", "op", "arity", "differentiable", "flags");
+    for (int i = 0; i < mn_op_count(); i++) {
+        const mn_op_def *op = mn_op_at(i);
+        char ar[16], fl[128];
+        if (mn_op_arity(op) < 0) snprintf(ar, sizeof ar, "n");
+        else snprintf(ar, sizeof ar, "%d", mn_op_arity(op));
+        flags_str(mn_op_flags(op), fl, sizeof fl);
+        printf("%-20s %-6s %-15s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no", fl);
+        if (verbose) printf("    %s\n", mn_op_doc(op));
+    }
+    printf("%d ops\n", mn_op_count());
+    return MN_EXIT_OK;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc == 2 ? stdout : stderr, "usage: mnemo inspect FILE.safetensors\n");
+        return argc == 2 ? MN_EXIT_OK : MN_EXIT_USAGE;
+    }
+    mn_params *P = mn_params_new();
+    if (!P || mn_params_load(P, argv[1])) {
+        fprintf(stderr, "mnemo inspect: %s\n", mn_errmsg());
+        mn_params_free(P);
+        return MN_EXIT_RUNTIME;
+    }
+    int64_t total = 0;
+    printf("%-40s %-6s %-20s %s\n", "tensor", "dtype", "shape", "bytes");
+    for (int i = 0; i < mn_params_count(P); i++) {
+        mn_tensor *t = mn_params_value(P, i);
+        char s[96];
+        printf("%-40s %-6s %-20s %zu%s\n", mn_params_name(P, i), "F32", mn_shape_str(t->shape, s, sizeof s),
+               mn_tensor_bytes(t), mn_params_grad(P, i) ? "" : "  (state)");
+        total += mn_tensor_numel(t);
+    }
+    printf("%d tensors, %lld elements\n", mn_params_count(P), (long long)total);
+    for (int i = 0; i < mn_params_meta_count(P); i++) {
+        const char *k, *v;
+        if (!mn_params_meta_at(P, i, &k, &v)) printf("metadata %s = %s\n", k, v);
+    }
+    mn_params_free(P);
+    return MN_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return MN_EXIT_USAGE; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) { usage(stdout); return MN_EXIT_OK; }
+    if (!strcmp(c, "version") || !strcmp(c, "--version")) { printf("mnemo %s\n", mn_version()); return MN_EXIT_OK; }
+    if (!strcmp(c, "ops")) return cmd_ops(argc - 1, argv + 1);
+    if (!strcmp(c, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(c, "graph")) return cmd_graph(argc - 1, argv + 1);
+    fprintf(stderr, "mnemo: unknown command \"%s\"\n", c);
+    usage(stderr);
+    return MN_EXIT_USAGE;
+}
