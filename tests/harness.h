@@ -1,0 +1,25 @@
+/* tests/harness.h: shared by every Check suite. Runs without fork (gcc's
+ * OpenMP hangs in a forked child once the parent used it), prints Check's
+ * summary line and turns failures into the exit status. */
+#ifndef MN_TESTS_HARNESS_H
+#define MN_TESTS_HARNESS_H
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include "mnemo.h"
+
+#define ck_assert_ok(expr) do { mn_status s_ = (expr); ck_assert_msg(s_ == MN_OK, "%s -> %s: %s", #expr, mn_status_name(s_), mn_errmsg()); } while (0)
+#define ck_assert_close(a, b, tol) do { double a_ = (a), b_ = (b); ck_assert_msg(fabs(a_ - b_) <= (tol), "%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); } while (0)
+
+static inline int mn_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
