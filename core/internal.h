@@ -29,6 +29,12 @@ void  mn__arena_free(mn__arena *a);
 /* FNV-1a hash, used to derive RNG streams from names. */
 uint64_t mn__hash_str(const char *s);
 
+/* The seed random ops see in run `step` of a graph seeded `seed`. */
+static inline uint64_t mn__run_seed(uint64_t seed, uint64_t step)
+{
+    return seed ^ ((step + 1) * 0x9E3779B97F4A7C15ull);
+}
+
 /* Effective thread count for a request (0 = library default). */
 int mn__threads(int requested);
 /* Sets OpenBLAS's thread count (cheap when unchanged). */

@@ -25,21 +25,23 @@ static mn_status check_dx(mn_graph *g, const mn_node *n, int k, const mn_node *d
 
 static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, const bool *req)
 {
-    bool needs[16] = { 0 };
-    mn_node *dx[16] = { 0 };
+    bool *needs = calloc((size_t)n->nin + 1, sizeof *needs);
+    mn_node **dx = calloc((size_t)n->nin + 1, sizeof *dx);
+    if (!needs || !dx) { free(needs); free(dx); return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory"); }
     for (int k = 0; k < n->nin; k++) needs[k] = req[n->in[k]->id];
     mn_vjp_ctx c = { .g = g, .out = n, .in = n->in, .nin = n->nin, .attrs = n->attrs,
                      .dy = acc[n->id], .needs = needs, .dx = dx };
     mn_status s = n->op->vjp(&c);
-    if (s || g->status) return s ? mn__graph_fail(g, s, "%s \"%s\": VJP failed: %s", n->op->name, n->name, mn_errmsg()) : g->status;
-    for (int k = 0; k < n->nin; k++) {
+    if (s || g->status) s = s ? mn__graph_fail(g, s, "%s \"%s\": VJP failed: %s", n->op->name, n->name, mn_errmsg()) : g->status;
+    for (int k = 0; !s && k < n->nin; k++) {
         if (!needs[k] || !dx[k]) continue;
-        if ((s = check_dx(g, n, k, dx[k]))) return s;
+        if ((s = check_dx(g, n, k, dx[k]))) break;
         int id = n->in[k]->id;
         acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
-        if (g->status) return g->status;
+        s = g->status;
     }
-    return MN_OK;
+    free(needs); free(dx);
+    return s;
 }
 
 mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)

@@ -188,17 +188,19 @@ mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin,
         mn__graph_fail(g, MN_ERR_INVALID, "%s: takes %d inputs, got %d", op->name, op->arity, nin);
         return NULL;
     }
-    if (nin > 16) { mn__graph_fail(g, MN_ERR_INVALID, "%s: %d inputs (at most 16)", op->name, nin); return NULL; }
-    mn_tdesc d[16];
+    if (nin < 0 || nin > MN_MAX_INPUTS) { mn__graph_fail(g, MN_ERR_INVALID, "%s: %d inputs (at most %d)", op->name, nin, MN_MAX_INPUTS); return NULL; }
     for (int i = 0; i < nin; i++) {
         if (!in[i]) { mn__graph_fail(g, MN_ERR_MISUSE, "%s: input %d is NULL", op->name, i); return NULL; }
         if (in[i]->g != g) { mn__graph_fail(g, MN_ERR_MISUSE, "%s: input %d belongs to another graph", op->name, i); return NULL; }
-        d[i] = in[i]->desc;
     }
     if (op->attr_size && !attrs) { mn__graph_fail(g, MN_ERR_MISUSE, "%s: NULL attributes", op->name); return NULL; }
+    mn_tdesc *d = malloc((size_t)(nin ? nin : 1) * sizeof *d);
+    if (!d) { mn__graph_fail(g, MN_ERR_NOMEM, "graph: out of memory"); return NULL; }
+    for (int i = 0; i < nin; i++) d[i] = in[i]->desc;
     char msg[512] = "";
     mn_infer_ctx c = { .nin = nin, .in = d, .attrs = attrs, .msg = msg, .msglen = sizeof msg };
-    mn_status s = op->infer(&c);
+    mn_status s = op->infer ? op->infer(&c) : MN_OK;
+    free(d);
     if (s) {
         char shapes[512], where[300];
         shapes_str(in, nin, shapes, sizeof shapes);
@@ -207,13 +209,14 @@ mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin,
         mn__graph_fail(g, s, "%s \"%s\": %s (inputs %s)", op->name, where, msg[0] ? msg : mn_status_message(s), shapes);
         return NULL;
     }
+    if (op->compose) return op->compose(g, in, nin, attrs);
     mn_node *n = new_node(g, MN_NODE_OP, op->name, NULL);
     if (!n) return NULL;
     n->op = op; n->nin = nin; n->desc = c.out;
     n->in = mn__arena_alloc(&g->arena, (size_t)(nin ? nin : 1) * sizeof *n->in);
     n->attrs = op->attr_size ? mn__arena_alloc(&g->arena, op->attr_size) : NULL;
     if (!n->in || (op->attr_size && !n->attrs)) { mn__graph_fail(g, MN_ERR_NOMEM, "graph: out of memory"); return NULL; }
-    memcpy(n->in, in, (size_t)nin * sizeof *in);
+    if (nin) memcpy(n->in, in, (size_t)nin * sizeof *in);
     if (op->attr_size) memcpy(n->attrs, attrs, op->attr_size);
     return n;
 }

@@ -134,11 +134,14 @@ static void count_flops(mn_exec *ex)
 {
     for (int s = 0; s < ex->nsteps; s++) {
         mn_node *n = ex->steps[s].node;
-        mn_tdesc in[16];
-        double f = 0, b = 0;
-        for (int k = 0; k < n->nin && k < 16; k++) in[k] = n->in[k]->desc;
-        if (n->op->cost) n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
-        else f = (double)mn_shape_numel(n->desc.shape);
+        double f = (double)mn_shape_numel(n->desc.shape), b = 0;
+        if (n->op->cost) {
+            mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
+            if (!in) continue;
+            for (int k = 0; k < n->nin; k++) in[k] = n->in[k]->desc;
+            n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
+            free(in);
+        }
         ex->flops += f;
     }
 }
@@ -270,7 +273,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st)
     if ((op->flags & MN_OPF_ALIAS) && out->data == st->tin[0].data) return MN_OK;
     char msg[512] = "";
     mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs,
-                        .nthreads = ex->nthreads, .seed = ex->g->seed, .node_id = st->node->id,
+                        .nthreads = ex->nthreads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
                         .msg = msg, .msglen = sizeof msg };
     mn_status s = op->forward(&c);
     if (s) {
@@ -300,8 +303,12 @@ mn_status mn_exec_run(mn_exec *ex)
         if (st) return st;
     }
     for (int i = 0; i < ex->nsinks; i++) accumulate(ex, &ex->sinks[i]);
+    ex->step++;
     return MN_OK;
 }
+
+void mn_exec_set_step(mn_exec *ex, uint64_t step) { if (ex) ex->step = step; }
+uint64_t mn_exec_get_step(const mn_exec *ex) { return ex ? ex->step : 0; }
 
 float mn_exec_loss(const mn_exec *ex)
 {

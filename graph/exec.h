@@ -43,6 +43,7 @@ struct mn_exec {
     mn_step *steps; int nsteps;
     mn_sink *sinks; int nsinks;
     int loss;             /* value index or -1 */
+    uint64_t step;        /* runs so far: with the graph seed, keys random ops */
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;

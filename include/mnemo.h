@@ -203,7 +203,8 @@ int         mn_node_id(const mn_node *n);
 mn_node    *mn_node_set_name(mn_node *n, const char *name);
 
 /* ---- built-in op builders (see ops/ and docs/ops.md for formulas) ---- */
-typedef enum { MN_REDUCE_NONE = 0, MN_REDUCE_MEAN = 1, MN_REDUCE_SUM = 2 } mn_reduction;
+/* batchmean (sum / batch size) is accepted by kl_div only, as in PyTorch. */
+typedef enum { MN_REDUCE_NONE = 0, MN_REDUCE_MEAN = 1, MN_REDUCE_SUM = 2, MN_REDUCE_BATCHMEAN = 3 } mn_reduction;
 
 mn_node *mn_add(mn_graph *g, mn_node *a, mn_node *b);
 mn_node *mn_sub(mn_graph *g, mn_node *a, mn_node *b);
@@ -245,6 +246,98 @@ mn_node *mn_cross_entropy(mn_graph *g, mn_node *logits, mn_node *targets);
 mn_node *mn_cross_entropy_ex(mn_graph *g, mn_node *logits, mn_node *targets, mn_ce_opts o);
 mn_node *mn_mse_loss(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r);
 
+mn_node *mn_maximum(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_minimum(mn_graph *g, mn_node *a, mn_node *b);
+/* Comparisons (broadcasting) give f32 0/1 and no gradient. */
+mn_node *mn_gt(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_ge(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_lt(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_le(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_eq(mn_graph *g, mn_node *a, mn_node *b);
+mn_node *mn_ne(mn_graph *g, mn_node *a, mn_node *b);
+
+/* Activations (torch.nn.functional names and defaults: softplus beta 1,
+ * threshold 20; leaky_relu slope 0.01; elu alpha 1). */
+mn_node *mn_gelu(mn_graph *g, mn_node *x, bool tanh_approx);
+mn_node *mn_softplus(mn_graph *g, mn_node *x, float beta, float threshold);
+mn_node *mn_abs(mn_graph *g, mn_node *x);
+mn_node *mn_sign(mn_graph *g, mn_node *x);
+mn_node *mn_clamp(mn_graph *g, mn_node *x, float min, float max);   /* +-INFINITY for none */
+mn_node *mn_pow(mn_graph *g, mn_node *x, float exponent);
+mn_node *mn_leaky_relu(mn_graph *g, mn_node *x, float negative_slope);
+mn_node *mn_elu(mn_graph *g, mn_node *x, float alpha);
+mn_node *mn_silu(mn_graph *g, mn_node *x);
+mn_node *mn_reciprocal(mn_graph *g, mn_node *x);
+mn_node *mn_rsqrt(mn_graph *g, mn_node *x);
+
+/* Shape and indexing. slice: Python semantics (negative and out-of-range
+ * bounds clamp), step > 0. */
+mn_node *mn_slice(mn_graph *g, mn_node *x, int axis, int64_t start, int64_t stop, int64_t step);
+mn_node *mn_concat(mn_graph *g, mn_node *const *xs, int n, int axis);
+mn_node *mn_stack(mn_graph *g, mn_node *const *xs, int n, int axis);
+/* split into n parts of the given sizes (must sum to the dim); out[n]. */
+mn_status mn_split(mn_graph *g, mn_node *x, int axis, int n, const int64_t *sizes, mn_node **out);
+/* torch.chunk: up to n parts of ceil(dim / n); returns the part count. */
+int      mn_chunk(mn_graph *g, mn_node *x, int axis, int n, mn_node **out);
+mn_node *mn_squeeze(mn_graph *g, mn_node *x, int axis);
+mn_node *mn_squeeze_all(mn_graph *g, mn_node *x);
+mn_node *mn_unsqueeze(mn_graph *g, mn_node *x, int axis);
+mn_node *mn_index_select(mn_graph *g, mn_node *x, int axis, mn_node *index);  /* index: i32 [n] */
+mn_node *mn_gather(mn_graph *g, mn_node *x, int axis, mn_node *index);        /* torch.gather */
+/* F.embedding(indices i32 [...], weight [V, D]) -> [..., D] */
+mn_node *mn_embedding(mn_graph *g, mn_node *indices, mn_node *weight);
+/* cond (f32 or i32, nonzero = true) ? a : b, broadcasting */
+mn_node *mn_where(mn_graph *g, mn_node *cond, mn_node *a, mn_node *b);
+
+/* Reductions over one axis; max/min send the gradient to the first
+ * extremal element only; argmax/argmin give i32 and no gradient. */
+mn_node *mn_max(mn_graph *g, mn_node *x, int axis, bool keepdim);
+mn_node *mn_min(mn_graph *g, mn_node *x, int axis, bool keepdim);
+mn_node *mn_argmax(mn_graph *g, mn_node *x, int axis, bool keepdim);
+mn_node *mn_argmin(mn_graph *g, mn_node *x, int axis, bool keepdim);
+mn_node *mn_logsumexp(mn_graph *g, mn_node *x, int axis, bool keepdim);
+/* var/std over axes (n = 0: all); correction 1 = unbiased (PyTorch's default), 0 = biased. */
+mn_node *mn_var(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim, float correction);
+mn_node *mn_std(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim, float correction);
+
+/* Neural-network ops. softmax_masked: mask (may be NULL) is added and
+ * broadcasts to x; causal sets key j > query i to -inf over the last two
+ * dims (top-left aligned as PyTorch's is_causal); a fully masked row gives
+ * zeros (softmax) / -inf (log_softmax). Both need axis = last. */
+mn_node *mn_softmax_masked(mn_graph *g, mn_node *x, int axis, mn_node *mask, bool causal);
+mn_node *mn_log_softmax_masked(mn_graph *g, mn_node *x, int axis, mn_node *mask, bool causal);
+/* layer_norm over the last ndims dims; weight/bias NULL for no affine
+ * (bias needs weight). Builds a layer_norm_stats node (mean, rstd per row)
+ * that the backward reuses. */
+mn_node *mn_layer_norm(mn_graph *g, mn_node *x, int ndims, mn_node *weight, mn_node *bias, float eps);
+mn_node *mn_layer_norm_stats(mn_graph *g, mn_node *x, int ndims, float eps);
+/* Inverted dropout; the mask depends on the run seed (mn_graph_set_seed and
+ * the executable's step), the node and the element index only. */
+mn_node *mn_dropout(mn_graph *g, mn_node *x, float p, bool training);
+/* x W^T + b with given weight/bias nodes (bias may be NULL); x [..., in] or [in]. */
+mn_node *mn_linear_op(mn_graph *g, mn_node *x, mn_node *weight, mn_node *bias);
+/* Sampling as graph ops (no gradient into the noise). */
+mn_node *mn_randn(mn_graph *g, mn_shape shape, float mean, float std);
+mn_node *mn_rand(mn_graph *g, mn_shape shape, float low, float high);
+
+/* Losses (torch.nn.functional semantics). */
+mn_node *mn_bce_with_logits(mn_graph *g, mn_node *logits, mn_node *targets, mn_node *pos_weight, mn_reduction r);
+mn_node *mn_nll_loss(mn_graph *g, mn_node *log_probs, mn_node *targets, int ignore_index, mn_reduction r);
+/* input = log-probabilities; reduction none/mean/sum/batchmean */
+mn_node *mn_kl_div(mn_graph *g, mn_node *input, mn_node *target, mn_reduction r, bool log_target);
+/* KL(N(mu, exp(logvar)) || N(0, 1)) per element, reduced */
+mn_node *mn_gaussian_kl(mn_graph *g, mn_node *mu, mn_node *logvar, mn_reduction r);
+mn_node *mn_smooth_l1(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float beta);
+mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float delta);
+
+/* Utility. */
+mn_node *mn_one_hot(mn_graph *g, mn_node *indices, int num_classes, mn_dtype dtype);
+mn_node *mn_cast(mn_graph *g, mn_node *x, mn_dtype dtype);
+mn_node *mn_fill(mn_graph *g, mn_shape shape, float value, mn_dtype dtype);
+mn_node *mn_zeros_like(mn_graph *g, mn_node *x);
+mn_node *mn_ones_like(mn_graph *g, mn_node *x);
+mn_node *mn_arange(mn_graph *g, double start, double end, double step, mn_dtype dtype);
+
 /* ---- layers (models/) ---- */
 /* y = x W^T + b, W [out, in] named prefix.weight, b prefix.bias, PyTorch's
  * nn.Linear initialisation. */
@@ -273,6 +366,11 @@ mn_status mn_exec_feed_data(mn_exec *ex, const char *name, const void *data, siz
  * gradients, so they accumulate until mn_params_zero_grad). */
 mn_status mn_exec_run(mn_exec *ex);
 float     mn_exec_loss(const mn_exec *ex);
+/* Runs so far. Random ops (dropout, sampling) draw from the graph seed and
+ * this counter, so each run gets fresh numbers and a resumed run that sets
+ * the step continues exactly. */
+void      mn_exec_set_step(mn_exec *ex, uint64_t step);
+uint64_t  mn_exec_get_step(const mn_exec *ex);
 /* A view of a node's value after the last run (loss, inputs, outputs). */
 const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n);
 const char *mn_exec_errmsg(const mn_exec *ex);

@@ -51,8 +51,7 @@ static mn_status infer_same(mn_infer_ctx *c)
 
 typedef void (*row2_fn)(float *o, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n);
 
-/* Strides of `s` read as a tensor of shape `o` (0 on broadcast dims). */
-static void bcast_strides(mn_shape s, mn_shape o, int64_t *st)
+void mn__bcast_strides(mn_shape s, mn_shape o, int64_t *st)
 {
     int64_t acc = 1;
     for (int i = o.ndim - 1; i >= 0; i--) {
@@ -83,8 +82,8 @@ static void run_binary(const mn_kernel_ctx *c, row2_fn f)
     mn_shape os = c->out->shape;
     int64_t n = mn_shape_numel(os), dims[MN_MAX_DIMS], sa[MN_MAX_DIMS], sb[MN_MAX_DIMS];
     if (n == 0) return;
-    bcast_strides(c->in[0].shape, os, sa);
-    bcast_strides(c->in[1].shape, os, sb);
+    mn__bcast_strides(c->in[0].shape, os, sa);
+    mn__bcast_strides(c->in[1].shape, os, sb);
     for (int i = 0; i < os.ndim; i++) dims[i] = os.d[i];
     int nd = coalesce(os.ndim, dims, sa, sb);
     if (nd <= 1) {
@@ -132,6 +131,14 @@ ROW2(div, x / y)
 ROW2(relu_grad, x > 0.0f ? y : 0.0f)          /* x = y_relu, y = dy */
 ROW2(tanh_grad, y * (1.0f - x * x))           /* x = y_tanh */
 ROW2(sigmoid_grad, y * x * (1.0f - x))        /* x = y_sigmoid */
+ROW2(maximum, (x > y || x != x) ? x : y)      /* NaN propagates, as torch.maximum */
+ROW2(minimum, (x < y || x != x) ? x : y)
+ROW2(gt, x > y ? 1.0f : 0.0f)
+ROW2(ge, x >= y ? 1.0f : 0.0f)
+ROW2(lt, x < y ? 1.0f : 0.0f)
+ROW2(le, x <= y ? 1.0f : 0.0f)
+ROW2(eq, x == y ? 1.0f : 0.0f)
+ROW2(ne, x != y ? 1.0f : 0.0f)
 
 #define UNARY(name, EXPR)                                                           \
     static mn_status name##_fwd(const mn_kernel_ctx *c)                             \
@@ -169,9 +176,11 @@ UNARY(relu, x > 0.0f ? x : 0.0f)
 
 extern const mn_op_def mn__op_add, mn__op_sub, mn__op_mul, mn__op_div, mn__op_neg, mn__op_scale,
     mn__op_exp, mn__op_log, mn__op_sqrt, mn__op_square, mn__op_tanh, mn__op_sigmoid, mn__op_relu,
-    mn__op_relu_grad, mn__op_tanh_grad, mn__op_sigmoid_grad;
+    mn__op_relu_grad, mn__op_tanh_grad, mn__op_sigmoid_grad, mn__op_maximum, mn__op_minimum,
+    mn__op_gt, mn__op_ge, mn__op_lt, mn__op_le, mn__op_eq, mn__op_ne;
 
-BUILD2(add) BUILD2(sub) BUILD2(mul) BUILD2(div)
+BUILD2(add) BUILD2(sub) BUILD2(mul) BUILD2(div) BUILD2(maximum) BUILD2(minimum)
+BUILD2(gt) BUILD2(ge) BUILD2(lt) BUILD2(le) BUILD2(eq) BUILD2(ne)
 BUILD1(neg) BUILD1(exp) BUILD1(log) BUILD1(sqrt) BUILD1(square) BUILD1(tanh) BUILD1(sigmoid) BUILD1(relu)
 
 mn_node *mn_scale(mn_graph *g, mn_node *x, float s)
@@ -259,6 +268,21 @@ static mn_status vjp_sigmoid_grad(mn_vjp_ctx *c)
     return MN_OK;
 }
 
+/* maximum: da = sum_to(dy w), w = 1 where a > b, 1/2 on ties (as PyTorch), 0 else;
+ * db gets dy (1 - w). minimum mirrors it. */
+static mn_status vjp_extremum(mn_vjp_ctx *c, bool max)
+{
+    mn_graph *g = c->g;
+    mn_node *a = c->in[0], *b = c->in[1];
+    mn_node *w = mn_scale(g, mn_add(g, max ? mn_ge(g, a, b) : mn_le(g, a, b), max ? mn_gt(g, a, b) : mn_lt(g, a, b)), 0.5f);
+    mn_node *da = mn_mul(g, c->dy, w);
+    if (c->needs[0]) c->dx[0] = mn_sum_to(g, da, mn_node_shape(a));
+    if (c->needs[1]) c->dx[1] = mn_sum_to(g, mn_sub(g, c->dy, da), mn_node_shape(b));
+    return MN_OK;
+}
+static mn_status vjp_maximum(mn_vjp_ctx *c) { return vjp_extremum(c, true); }
+static mn_status vjp_minimum(mn_vjp_ctx *c) { return vjp_extremum(c, false); }
+
 static void scale_str(const void *a, char *buf, size_t n) { snprintf(buf, n, "s=%g", (double)((const mn_scale_attrs *)a)->s); }
 
 /* ---- records ---- */
@@ -280,6 +304,14 @@ BINARY_OP(add, "y = a + b; da = sum_to(dy), db = sum_to(dy)", 0, vjp_add)
 BINARY_OP(sub, "y = a - b; da = sum_to(dy), db = -sum_to(dy)", 0, vjp_sub)
 BINARY_OP(mul, "y = a * b; da = sum_to(dy b), db = sum_to(dy a)", 0, vjp_mul)
 BINARY_OP(div, "y = a / b; da = sum_to(dy / b), db = -sum_to(dy y / b)", 0, vjp_div)
+BINARY_OP(maximum, "y = max(a, b) elementwise; da = sum_to(dy [a > b] + dy/2 [a = b]), db = the rest", 0, vjp_maximum)
+BINARY_OP(minimum, "y = min(a, b) elementwise; da = sum_to(dy [a < b] + dy/2 [a = b]), db = the rest", 0, vjp_minimum)
+BINARY_OP(gt, "y = [a > b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
+BINARY_OP(ge, "y = [a >= b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
+BINARY_OP(lt, "y = [a < b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
+BINARY_OP(le, "y = [a <= b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
+BINARY_OP(eq, "y = [a == b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
+BINARY_OP(ne, "y = [a != b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 UNARY_OP(neg, "y = -x; dx = -dy", vjp_neg)
 const mn_op_def mn__op_scale = { .name = "scale", .doc = "y = s x; dx = s dy", .arity = 1,
     .attr_size = sizeof(mn_scale_attrs), .flags = EW, .inplace = 0, .infer = infer_unary,

@@ -252,3 +252,354 @@ const mn_op_def mn__op_mse_loss = {
     .arity = 2, .attr_size = sizeof(mn_mse_attrs), .inplace = -1,
     .infer = infer_mse, .forward = mse_fwd, .vjp = vjp_mse, .attr_str = mse_str,
 };
+
+/* ---- shared by the losses below ---- */
+
+extern const mn_op_def mn__op_bce_with_logits, mn__op_nll_loss, mn__op_nll_loss_grad, mn__op_kl_div,
+    mn__op_gaussian_kl, mn__op_smooth_l1, mn__op_huber;
+
+static const char *red_name(mn_reduction r)
+{
+    static const char *n[] = { "none", "mean", "sum", "batchmean" };
+    return (unsigned)r < 4 ? n[r] : "?";
+}
+
+static void loss_str(const void *p, char *buf, size_t n)
+{
+    const mn_loss_attrs *a = p;
+    snprintf(buf, n, "reduction=%s beta=%g", red_name(a->reduction), (double)a->beta);
+}
+
+static mn_status check_reduction(mn_infer_ctx *c, mn_reduction r, bool batchmean_ok)
+{
+    if (r < MN_REDUCE_NONE || r > (batchmean_ok ? MN_REDUCE_BATCHMEAN : MN_REDUCE_SUM))
+        return mn__infer_fail(c, MN_ERR_INVALID, "reduction %d is not one of none, mean, sum%s", (int)r,
+                              batchmean_ok ? ", batchmean" : "");
+    return MN_OK;
+}
+
+/* Elementwise loss of x and target t (same shape), reduced. */
+static mn_status infer_pointwise(mn_infer_ctx *c, bool batchmean_ok)
+{
+    const mn_loss_attrs *a = c->attrs;
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].dtype != MN_F32) return mn__infer_fail(c, MN_ERR_DTYPE, "input %d must be f32", i);
+    if (!mn_shape_eq(c->in[0].shape, c->in[1].shape)) return mn__infer_fail(c, MN_ERR_SHAPE, "input and target shapes differ");
+    mn_status s = check_reduction(c, a->reduction, batchmean_ok);
+    if (s) return s;
+    c->out = (mn_tdesc){ MN_F32, a->reduction == MN_REDUCE_NONE ? c->in[0].shape : MN_SCALAR };
+    return MN_OK;
+}
+
+/* Writes the pointwise losses (none) or their reduction. */
+static void reduce_out(const mn_kernel_ctx *c, mn_reduction r, double total, int64_t n)
+{
+    float *y = mn_f32(c->out);
+    if (r == MN_REDUCE_SUM) y[0] = (float)total;
+    else if (r == MN_REDUCE_MEAN) y[0] = (float)(total / (double)n);
+    else if (r == MN_REDUCE_BATCHMEAN) y[0] = (float)(total / (double)(c->in[0].shape.ndim ? c->in[0].shape.d[0] : 1));
+}
+
+/* The weight of each element's gradient: dy itself (none) or dy / n (mean)... */
+static mn_node *loss_weight(mn_graph *g, mn_node *dy, mn_reduction r, mn_shape xs)
+{
+    int64_t n = mn_shape_numel(xs);
+    if (r == MN_REDUCE_MEAN) return mn_scale(g, dy, 1.0f / (float)n);
+    if (r == MN_REDUCE_BATCHMEAN) return mn_scale(g, dy, 1.0f / (float)(xs.ndim ? xs.d[0] : 1));
+    return dy;
+}
+
+/* ---- binary_cross_entropy_with_logits ---- */
+
+static mn_status infer_bce(mn_infer_ctx *c)
+{
+    if (c->nin < 2 || c->nin > 3) return mn__infer_fail(c, MN_ERR_INVALID, "takes logits, targets and an optional pos_weight");
+    mn_infer_ctx two = *c;
+    two.nin = 2;
+    mn_status s = infer_pointwise(&two, false);
+    if (s) return s;
+    c->out = two.out;
+    mn_shape b;
+    if (c->nin == 3 && (c->in[2].dtype != MN_F32 || mn_shape_broadcast(c->in[2].shape, c->in[0].shape, &b) ||
+                        !mn_shape_eq(b, c->in[0].shape)))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "pos_weight must broadcast to the logits");
+    return MN_OK;
+}
+
+/* l = (1 - t) x + (1 + (pw - 1) t) (log(1 + exp(-|x|)) + max(-x, 0)) */
+static mn_status bce_fwd(const mn_kernel_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    const float *x = mn_f32(&c->in[0]), *t = mn_f32(&c->in[1]);
+    int64_t n = mn_tensor_numel(&c->in[0]), pst[MN_MAX_DIMS];
+    mn_shape xs = c->in[0].shape;
+    if (c->nin == 3) mn__bcast_strides(c->in[2].shape, xs, pst);
+    double total = 0;
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) reduction(+:total) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float pw = 1.0f;
+        if (c->nin == 3) {
+            int64_t rem = i, off = 0;
+            for (int d = xs.ndim - 1; d >= 0; d--) { off += (rem % xs.d[d]) * pst[d]; rem /= xs.d[d]; }
+            pw = mn_f32(&c->in[2])[off];
+        }
+        float sp = log1pf(expf(-fabsf(x[i]))) + fmaxf(-x[i], 0.0f);
+        float l = (1.0f - t[i]) * x[i] + (1.0f + (pw - 1.0f) * t[i]) * sp;
+        if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[i] = l;
+        total += l;
+    }
+    reduce_out(c, a->reduction, total, n);
+    return MN_OK;
+}
+
+/* dx = w (s (pw t + 1 - t) - pw t), dt = w ((pw - 1) softplus(-x) - x),
+ * dpw = sum_to(w t softplus(-x)), s = sigmoid(x) */
+static mn_status vjp_bce(mn_vjp_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    mn_graph *g = c->g;
+    mn_node *x = c->in[0], *t = c->in[1], *pw = c->nin == 3 ? c->in[2] : NULL;
+    mn_node *w = loss_weight(g, c->dy, a->reduction, mn_node_shape(x));
+    mn_node *pt = pw ? mn_mul(g, pw, t) : t;
+    if (c->needs[0]) {
+        mn_node *s = mn_sigmoid(g, x);
+        mn_node *coef = pw ? mn_add(g, mn_sub(g, pt, t), mn_scalar(g, 1.0f)) : NULL;
+        c->dx[0] = mn_mul(g, mn_sub(g, coef ? mn_mul(g, s, coef) : s, pt), w);
+    }
+    mn_node *spn = (c->needs[1] || (pw && c->needs[2])) ? mn_softplus(g, mn_neg(g, x), 1.0f, 20.0f) : NULL;
+    if (c->needs[1]) {
+        mn_node *d = pw ? mn_sub(g, mn_mul(g, mn_sub(g, pw, mn_scalar(g, 1.0f)), spn), x) : mn_neg(g, x);
+        c->dx[1] = mn_mul(g, d, w);
+    }
+    if (pw && c->needs[2]) c->dx[2] = mn_sum_to(g, mn_mul(g, mn_mul(g, t, spn), w), mn_node_shape(pw));
+    return MN_OK;
+}
+
+mn_node *mn_bce_with_logits(mn_graph *g, mn_node *logits, mn_node *targets, mn_node *pos_weight, mn_reduction r)
+{
+    mn_loss_attrs a = { .reduction = r };
+    mn_node *in[3] = { logits, targets, pos_weight };
+    return mn__node(g, &mn__op_bce_with_logits, in, pos_weight ? 3 : 2, &a);
+}
+
+/* ---- nll_loss(log_probs [N, C, ...], targets) ---- */
+
+static mn_status infer_nll(mn_infer_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    mn_ce_attrs ce = { { a->ignore_index, a->reduction, 0.0f } };
+    mn_infer_ctx f = *c;
+    f.attrs = &ce;
+    f.nin = 2;
+    mn_status s = c->nin == 3 ? infer_ce_grad(&(mn_infer_ctx){ .nin = 3, .in = c->in, .attrs = &ce, .msg = c->msg, .msglen = c->msglen })
+                              : infer_ce(&f);
+    if (s) return s;
+    c->out = c->nin == 3 ? c->in[0] : f.out;
+    return MN_OK;
+}
+
+static mn_status nll_fwd(const mn_kernel_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    ce_dims d = ce_split(c->in[0].shape);
+    int64_t cnt = count_targets(c, d, a->ignore_index), npos = d.n * d.inner;
+    if (cnt < 0) return MN_ERR_RUNTIME;
+    const float *x = mn_f32(&c->in[0]);
+    const int32_t *t = mn_i32(&c->in[1]);
+    double total = 0;
+    for (int64_t p = 0; p < npos; p++) {
+        double l = t[p] == a->ignore_index ? 0.0 : -x[(p / d.inner) * d.c * d.inner + (int64_t)t[p] * d.inner + p % d.inner];
+        if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[p] = (float)l;
+        total += l;
+    }
+    if (a->reduction == MN_REDUCE_SUM) mn_f32(c->out)[0] = (float)total;
+    else if (a->reduction == MN_REDUCE_MEAN) mn_f32(c->out)[0] = (float)(total / (double)cnt);
+    return MN_OK;
+}
+
+/* dx[.., t, ..] = -w (w = dy, or dy / count for mean); 0 elsewhere */
+static mn_status nll_grad_fwd(const mn_kernel_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    ce_dims d = ce_split(c->in[0].shape);
+    int64_t cnt = count_targets(c, d, a->ignore_index), npos = d.n * d.inner;
+    if (cnt < 0) return MN_ERR_RUNTIME;
+    const int32_t *t = mn_i32(&c->in[1]);
+    const float *dl = mn_f32(&c->in[2]);
+    float *dx = mn_f32(c->out);
+    memset(dx, 0, mn_tensor_bytes(c->out));
+    for (int64_t p = 0; p < npos; p++) {
+        if (t[p] == a->ignore_index) continue;
+        double w = a->reduction == MN_REDUCE_NONE ? dl[p] : a->reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
+        dx[(p / d.inner) * d.c * d.inner + (int64_t)t[p] * d.inner + p % d.inner] = (float)-w;
+    }
+    return MN_OK;
+}
+
+static mn_status vjp_nll(mn_vjp_ctx *c)
+{
+    mn_node *in[3] = { c->in[0], c->in[1], c->dy };
+    if (c->needs[0]) c->dx[0] = mn__node(c->g, &mn__op_nll_loss_grad, in, 3, c->attrs);
+    return MN_OK;
+}
+
+mn_node *mn_nll_loss(mn_graph *g, mn_node *log_probs, mn_node *targets, int ignore_index, mn_reduction r)
+{
+    mn_loss_attrs a = { .reduction = r, .ignore_index = ignore_index };
+    mn_node *in[2] = { log_probs, targets };
+    return mn__node(g, &mn__op_nll_loss, in, 2, &a);
+}
+
+static void nll_str(const void *p, char *buf, size_t n)
+{
+    const mn_loss_attrs *a = p;
+    snprintf(buf, n, "reduction=%s ignore=%d", red_name(a->reduction), a->ignore_index);
+}
+
+/* ---- kl_div(input = log q, target p) ---- */
+
+static mn_status infer_kl(mn_infer_ctx *c) { return infer_pointwise(c, true); }
+
+/* l = t (log t - x) (0 where t = 0), or exp(t) (t - x) with log_target */
+static mn_status kl_fwd(const mn_kernel_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    const float *x = mn_f32(&c->in[0]), *t = mn_f32(&c->in[1]);
+    int64_t n = mn_tensor_numel(&c->in[0]);
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double l = a->log_target ? exp((double)t[i]) * (t[i] - x[i]) : t[i] > 0 ? t[i] * (log((double)t[i]) - x[i]) : 0.0;
+        if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[i] = (float)l;
+        total += l;
+    }
+    reduce_out(c, a->reduction, total, n);
+    return MN_OK;
+}
+
+/* dx = -w t (or -w exp(t)); dt = w (log t + 1 - x) where t > 0 (or w exp(t) (t - x + 1)) */
+static mn_status vjp_kl(mn_vjp_ctx *c)
+{
+    const mn_loss_attrs *a = c->attrs;
+    mn_graph *g = c->g;
+    mn_node *x = c->in[0], *t = c->in[1], *w = loss_weight(g, c->dy, a->reduction, mn_node_shape(x));
+    mn_node *et = a->log_target ? mn_exp(g, t) : NULL;
+    if (c->needs[0]) c->dx[0] = mn_neg(g, mn_mul(g, w, a->log_target ? et : t));
+    if (c->needs[1]) {
+        mn_node *one = mn_scalar(g, 1.0f), *zero = mn_scalar(g, 0.0f), *d;
+        if (a->log_target) d = mn_mul(g, et, mn_add(g, mn_sub(g, t, x), one));
+        else d = mn_where(g, mn_gt(g, t, zero), mn_sub(g, mn_add(g, mn_log(g, mn_maximum(g, t, mn_scalar(g, 1e-30f))), one), x), zero);
+        c->dx[1] = mn_mul(g, w, d);
+    }
+    return MN_OK;
+}
+
+mn_node *mn_kl_div(mn_graph *g, mn_node *input, mn_node *target, mn_reduction r, bool log_target)
+{
+    mn_loss_attrs a = { .reduction = r, .log_target = log_target };
+    mn_node *in[2] = { input, target };
+    return mn__node(g, &mn__op_kl_div, in, 2, &a);
+}
+
+/* ---- gaussian_kl(mu, logvar) = -1/2 (1 + logvar - mu^2 - exp(logvar)), reduced (composite) ---- */
+
+static mn_status infer_gkl(mn_infer_ctx *c) { return infer_pointwise(c, false); }
+
+static mn_node *compose_gkl(mn_graph *g, mn_node *const *in, int nin, const void *attrs)
+{
+    const mn_loss_attrs *a = attrs;
+    mn_node *mu = in[0], *lv = in[1];
+    mn_node *t = mn_sub(g, mn_add(g, mn_scalar(g, 1.0f), lv), mn_add(g, mn_square(g, mu), mn_exp(g, lv)));
+    mn_node *l = mn_scale(g, t, -0.5f);
+    (void)nin;
+    if (a->reduction == MN_REDUCE_SUM) return mn_sum_all(g, l);
+    if (a->reduction == MN_REDUCE_MEAN) return mn_mean(g, l, 0, NULL, false);
+    return l;
+}
+
+mn_node *mn_gaussian_kl(mn_graph *g, mn_node *mu, mn_node *logvar, mn_reduction r)
+{
+    mn_loss_attrs a = { .reduction = r };
+    mn_node *in[2] = { mu, logvar };
+    return mn__node(g, &mn__op_gaussian_kl, in, 2, &a);
+}
+
+/* ---- smooth_l1 (beta) and huber (delta) ---- */
+
+static mn_status infer_robust(mn_infer_ctx *c)
+{
+    if (!(((const mn_loss_attrs *)c->attrs)->beta >= 0)) return mn__infer_fail(c, MN_ERR_INVALID, "beta/delta must be >= 0");
+    return infer_pointwise(c, false);
+}
+
+static mn_status robust_run(const mn_kernel_ctx *c, bool huber)
+{
+    const mn_loss_attrs *a = c->attrs;
+    const float *x = mn_f32(&c->in[0]), *t = mn_f32(&c->in[1]);
+    int64_t n = mn_tensor_numel(&c->in[0]);
+    double total = 0, b = a->beta;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - t[i]), l;
+        if (huber) l = d <= b ? 0.5 * d * d : b * (d - 0.5 * b);
+        else l = d < b ? 0.5 * d * d / b : d - 0.5 * b;
+        if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[i] = (float)l;
+        total += l;
+    }
+    reduce_out(c, a->reduction, total, n);
+    return MN_OK;
+}
+
+static mn_status smooth_l1_fwd(const mn_kernel_ctx *c) { return robust_run(c, false); }
+static mn_status huber_fwd(const mn_kernel_ctx *c) { return robust_run(c, true); }
+
+/* smooth_l1: dx = w clamp(d / beta, -1, 1) (sign(d) when beta = 0);
+ * huber: dx = w clamp(d, -delta, delta); dt = -dx */
+static mn_status vjp_robust(mn_vjp_ctx *c, bool huber)
+{
+    const mn_loss_attrs *a = c->attrs;
+    mn_graph *g = c->g;
+    mn_node *d = mn_sub(g, c->in[0], c->in[1]), *w = loss_weight(g, c->dy, a->reduction, mn_node_shape(c->in[0])), *gd;
+    if (huber) gd = mn_clamp(g, d, -a->beta, a->beta);
+    else gd = a->beta > 0 ? mn_clamp(g, mn_scale(g, d, 1.0f / a->beta), -1.0f, 1.0f) : mn_sign(g, d);
+    mn_node *dx = mn_mul(g, gd, w);
+    if (c->needs[0]) c->dx[0] = dx;
+    if (c->needs[1]) c->dx[1] = mn_neg(g, dx);
+    return MN_OK;
+}
+static mn_status vjp_smooth_l1(mn_vjp_ctx *c) { return vjp_robust(c, false); }
+static mn_status vjp_huber(mn_vjp_ctx *c) { return vjp_robust(c, true); }
+
+mn_node *mn_smooth_l1(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float beta)
+{
+    mn_loss_attrs a = { .reduction = r, .beta = beta };
+    mn_node *in[2] = { x, target };
+    return mn__node(g, &mn__op_smooth_l1, in, 2, &a);
+}
+
+mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float delta)
+{
+    mn_loss_attrs a = { .reduction = r, .beta = delta };
+    mn_node *in[2] = { x, target };
+    return mn__node(g, &mn__op_huber, in, 2, &a);
+}
+
+#define LOSS_OP(nm, dc, ar, inf, fwd, vj, fl, str)                                            \
+    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = ar,                      \
+        .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = fl, .infer = inf,         \
+        .forward = fwd, .vjp = vj, .attr_str = str };
+
+LOSS_OP(bce_with_logits, "l = (1 - t) x + (1 + (pw - 1) t) softplus(-x), reduced (stable); dx = w (sigmoid(x)(pw t + 1 - t) - pw t)",
+        -1, infer_bce, bce_fwd, vjp_bce, 0, loss_str)
+LOSS_OP(nll_loss, "l = -x[t] per position (ignore_index skipped), reduced; dx = nll_loss_grad", 2, infer_nll, nll_fwd, vjp_nll, 0, nll_str)
+LOSS_OP(nll_loss_grad, "dx = -w at each target, 0 elsewhere (nll_loss backward); no gradient", 3, infer_nll, nll_grad_fwd, NULL,
+        MN_OPF_NOGRAD | MN_OPF_BACKWARD, nll_str)
+LOSS_OP(kl_div, "l = t (log t - x) (0 where t = 0; log_target: exp(t)(t - x)), reduced (batchmean too); dx = -w t, dt = w (log t + 1 - x)",
+        2, infer_kl, kl_fwd, vjp_kl, 0, loss_str)
+LOSS_OP(smooth_l1, "l = |d| < beta ? d^2 / (2 beta) : |d| - beta/2, d = x - t, reduced; dx = w clamp(d / beta, -1, 1), dt = -dx",
+        2, infer_robust, smooth_l1_fwd, vjp_smooth_l1, 0, loss_str)
+LOSS_OP(huber, "l = |d| <= delta ? d^2 / 2 : delta (|d| - delta/2), d = x - t, reduced; dx = w clamp(d, -delta, delta), dt = -dx",
+        2, infer_robust, huber_fwd, vjp_huber, 0, loss_str)
+const mn_op_def mn__op_gaussian_kl = {
+    .name = "gaussian_kl", .doc = "l = -1/2 (1 + logvar - mu^2 - exp(logvar)), reduced (composite); dmu = w mu, dlogvar = w (exp(logvar) - 1) / 2",
+    .arity = 2, .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
+    .infer = infer_gkl, .compose = compose_gkl, .attr_str = loss_str,
+};

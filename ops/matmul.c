@@ -154,3 +154,43 @@ const mn_op_def mn__op_matmul = {
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
     .cost = cost_matmul, .attr_str = matmul_str,
 };
+
+/* ---- linear (composite): y = x W^T + b, W [out, in] as nn.Linear ---- */
+
+extern const mn_op_def mn__op_linear;
+
+static mn_status infer_linear(mn_infer_ctx *c)
+{
+    if (c->nin < 2 || c->nin > 3) return mn__infer_fail(c, MN_ERR_INVALID, "takes x, weight and an optional bias");
+    mn_shape x = c->in[0].shape, w = c->in[1].shape;
+    if (w.ndim != 2) return mn__infer_fail(c, MN_ERR_SHAPE, "weight must be [out_features, in_features]");
+    if (x.ndim < 1 || x.d[x.ndim - 1] != w.d[1])
+        return mn__infer_fail(c, MN_ERR_SHAPE, "input features %lld differ from the weight's %lld",
+                              (long long)(x.ndim ? x.d[x.ndim - 1] : 0), (long long)w.d[1]);
+    if (c->nin == 3 && !mn_shape_eq(c->in[2].shape, MN_SHAPE(w.d[0])))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "bias must be [%lld]", (long long)w.d[0]);
+    return MN_OK;
+}
+
+static mn_node *compose_linear(mn_graph *g, mn_node *const *in, int nin, const void *attrs)
+{
+    (void)attrs;
+    mn_node *x = in[0];
+    mn_shape xs = mn_node_shape(x);
+    bool vec = xs.ndim == 1;
+    if (vec) x = mn_reshape(g, x, MN_SHAPE(1, xs.d[0]));
+    mn_node *y = mn_matmul(g, x, in[1], false, true);
+    if (nin == 3) y = mn_add(g, y, in[2]);
+    return vec ? mn_reshape(g, y, MN_SHAPE(mn_node_shape(in[1]).d[0])) : y;
+}
+
+mn_node *mn_linear_op(mn_graph *g, mn_node *x, mn_node *weight, mn_node *bias)
+{
+    mn_node *in[3] = { x, weight, bias };
+    return mn__node(g, &mn__op_linear, in, bias ? 3 : 2, NULL);
+}
+
+const mn_op_def mn__op_linear = {
+    .name = "linear", .doc = "y = x W^T + b, W [out, in] (composite: matmul + add); dx = dy W, dW = dy^T x, db = sum(dy)",
+    .arity = -1, .inplace = -1, .flags = MN_OPF_COMPOSITE, .infer = infer_linear, .compose = compose_linear,
+};

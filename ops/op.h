@@ -15,6 +15,7 @@ enum {
     MN_OPF_CHEAP       = 1u << 4,  /* cheap to recompute */
     MN_OPF_ALIAS       = 1u << 5,  /* output is input 0's bytes reinterpreted (reshape) */
     MN_OPF_BACKWARD    = 1u << 6,  /* helper emitted by VJPs (e.g. relu_grad) */
+    MN_OPF_COMPOSITE   = 1u << 7,  /* built from other ops by `compose`; no kernel */
 };
 
 typedef struct { mn_dtype dtype; mn_shape shape; } mn_tdesc;
@@ -37,6 +38,7 @@ typedef struct {
     int nthreads;
     uint64_t seed;          /* graph seed; with node_id keys random ops */
     int node_id;
+    int training;
     char *msg; size_t msglen; /* runtime error detail */
 } mn_kernel_ctx;
 
@@ -68,6 +70,9 @@ struct mn_op_def {
                  double *flops, double *bytes);
     /* Attributes for DOT labels and listings; NULL if none. */
     void (*attr_str)(const void *attrs, char *buf, size_t n);
+    /* Composite ops: builds the result from other ops (their VJPs give the
+     * gradient). `infer`, if set, validates first for a clear message. */
+    mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
 };
 
 /* Shared helpers for op files. */
@@ -82,7 +87,15 @@ mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Normalises an axis against ndim (negative counts from the end); -1 if out of range. */
 int mn__axis(int axis, int ndim);
+/* Element strides of shape `s` read as broadcast to shape `o` (0 on
+ * broadcast dims); st has o.ndim entries. */
+void mn__bcast_strides(mn_shape s, mn_shape o, int64_t *st);
+/* [outer, dim, inner] view of a shape around `axis`. */
+typedef struct { int64_t outer, dim, inner; } mn__split3;
+mn__split3 mn__split_at(mn_shape s, int axis);
 /* Grain for parallel loops: below it, a loop stays serial. */
 #define MN_GRAIN 32768
+/* Most inputs a node may have (concat over many time steps). */
+#define MN_MAX_INPUTS 65536
 
 #endif

@@ -179,3 +179,212 @@ const mn_op_def mn__op_mean = {
     .arity = 1, .attr_size = sizeof(mn_reduce_attrs), .inplace = -1,
     .infer = infer_reduce, .forward = mean_fwd, .vjp = vjp_mean, .attr_str = reduce_str,
 };
+
+/* ---- max, min, argmax, argmin, logsumexp over one axis ---- */
+
+extern const mn_op_def mn__op_max, mn__op_min, mn__op_argmax, mn__op_argmin, mn__op_logsumexp,
+    mn__op_var, mn__op_std, mn__op_gather_backward;
+
+static mn_status infer_axis_reduce(mn_infer_ctx *c)
+{
+    const mn_axis_reduce_attrs *a = c->attrs;
+    mn_shape s = c->in[0].shape, o = { 0 };
+    int ax = mn__axis(a->axis, s.ndim);
+    if (c->in[0].dtype != MN_F32) return mn__infer_fail(c, MN_ERR_DTYPE, "input must be f32");
+    if (ax < 0) return mn__infer_fail(c, MN_ERR_INVALID, "axis %d out of range for %d dims", a->axis, s.ndim);
+    if (s.d[ax] == 0) return mn__infer_fail(c, MN_ERR_SHAPE, "cannot reduce an empty axis");
+    for (int i = 0; i < s.ndim; i++) {
+        if (i != ax) o.d[o.ndim++] = s.d[i];
+        else if (a->keepdim) o.d[o.ndim++] = 1;
+    }
+    c->out = (mn_tdesc){ MN_F32, o };
+    return MN_OK;
+}
+
+static mn_status infer_arg(mn_infer_ctx *c)
+{
+    mn_status s = infer_axis_reduce(c);
+    c->out.dtype = MN_I32;
+    return s;
+}
+
+/* Index of the first max (or min) of a strided row; NaN wins, as in torch. */
+static int64_t arg_ext(const float *x, int64_t n, int64_t st, bool max)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++) {
+        float v = x[i * st], b = x[best * st];
+        if (b != b) break;
+        if (v != v || (max ? v > b : v < b)) best = i;
+    }
+    return best;
+}
+
+static mn_status ext_run(const mn_kernel_ctx *c, bool max, bool index)
+{
+    const mn_axis_reduce_attrs *a = c->attrs;
+    mn__split3 s = mn__split_at(c->in[0].shape, mn__axis(a->axis, c->in[0].shape.ndim));
+    const float *x = mn_f32(&c->in[0]);
+    int64_t rows = s.outer * s.inner;
+    #pragma omp parallel for if (rows * s.dim > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + (r / s.inner) * s.dim * s.inner + r % s.inner;
+        int64_t k = arg_ext(row, s.dim, s.inner, max);
+        if (index) mn_i32(c->out)[r] = (int32_t)k;
+        else mn_f32(c->out)[r] = row[k * s.inner];
+    }
+    return MN_OK;
+}
+
+static mn_status max_fwd(const mn_kernel_ctx *c) { return ext_run(c, true, false); }
+static mn_status min_fwd(const mn_kernel_ctx *c) { return ext_run(c, false, false); }
+static mn_status argmax_fwd(const mn_kernel_ctx *c) { return ext_run(c, true, true); }
+static mn_status argmin_fwd(const mn_kernel_ctx *c) { return ext_run(c, false, true); }
+
+static mn_status logsumexp_fwd(const mn_kernel_ctx *c)
+{
+    const mn_axis_reduce_attrs *a = c->attrs;
+    mn__split3 s = mn__split_at(c->in[0].shape, mn__axis(a->axis, c->in[0].shape.ndim));
+    const float *x = mn_f32(&c->in[0]);
+    float *y = mn_f32(c->out);
+    int64_t rows = s.outer * s.inner;
+    #pragma omp parallel for if (rows * s.dim > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + (r / s.inner) * s.dim * s.inner + r % s.inner;
+        float m = -INFINITY;
+        for (int64_t i = 0; i < s.dim; i++) m = fmaxf(m, row[i * s.inner]);
+        if (isinf(m)) { y[r] = m; continue; }        /* all -inf, or +inf present */
+        double sum = 0;
+        for (int64_t i = 0; i < s.dim; i++) sum += exp((double)(row[i * s.inner] - m));
+        y[r] = m + (float)log(sum);
+    }
+    return MN_OK;
+}
+
+static mn_node *axis_reduce(mn_graph *g, const mn_op_def *op, mn_node *x, int axis, bool keepdim)
+{
+    mn_axis_reduce_attrs a = { axis, keepdim };
+    return mn__node(g, op, &x, 1, &a);
+}
+
+mn_node *mn_max(mn_graph *g, mn_node *x, int axis, bool keepdim) { return axis_reduce(g, &mn__op_max, x, axis, keepdim); }
+mn_node *mn_min(mn_graph *g, mn_node *x, int axis, bool keepdim) { return axis_reduce(g, &mn__op_min, x, axis, keepdim); }
+mn_node *mn_argmax(mn_graph *g, mn_node *x, int axis, bool keepdim) { return axis_reduce(g, &mn__op_argmax, x, axis, keepdim); }
+mn_node *mn_argmin(mn_graph *g, mn_node *x, int axis, bool keepdim) { return axis_reduce(g, &mn__op_argmin, x, axis, keepdim); }
+mn_node *mn_logsumexp(mn_graph *g, mn_node *x, int axis, bool keepdim) { return axis_reduce(g, &mn__op_logsumexp, x, axis, keepdim); }
+
+/* The reduced shape with the axis kept as 1. */
+static mn_shape kept(mn_shape s, int axis)
+{
+    s.d[mn__axis(axis, s.ndim)] = 1;
+    return s;
+}
+
+/* max/min: the whole gradient goes to the first extremal element:
+ * dx = scatter of dy at argmax (gather_backward). */
+static mn_status vjp_ext(mn_vjp_ctx *c, const mn_op_def *arg)
+{
+    const mn_axis_reduce_attrs *a = c->attrs;
+    mn_shape xs = mn_node_shape(c->in[0]);
+    mn_node *idx = axis_reduce(c->g, arg, c->in[0], a->axis, true);
+    mn_scatter_attrs sa = { a->axis, xs };
+    mn_node *in[2] = { mn_reshape(c->g, c->dy, kept(xs, a->axis)), idx };
+    c->dx[0] = mn__node(c->g, &mn__op_gather_backward, in, 2, &sa);
+    return MN_OK;
+}
+static mn_status vjp_max(mn_vjp_ctx *c) { return vjp_ext(c, &mn__op_argmax); }
+static mn_status vjp_min(mn_vjp_ctx *c) { return vjp_ext(c, &mn__op_argmin); }
+
+/* logsumexp: dx = dy exp(x - y) */
+static mn_status vjp_logsumexp(mn_vjp_ctx *c)
+{
+    const mn_axis_reduce_attrs *a = c->attrs;
+    mn_shape xs = mn_node_shape(c->in[0]), ks = kept(xs, a->axis);
+    mn_node *p = mn_exp(c->g, mn_sub(c->g, c->in[0], mn_reshape(c->g, c->out, ks)));
+    c->dx[0] = mn_mul(c->g, mn_reshape(c->g, c->dy, ks), p);
+    return MN_OK;
+}
+
+/* ---- var and std (compositions: two passes, stable for large means) ---- */
+
+static mn_status infer_var(mn_infer_ctx *c)
+{
+    const mn_var_attrs *a = c->attrs;
+    mn_reduce_attrs r = { a->axes, a->keepdim };
+    mn_infer_ctx f = { .nin = 1, .in = c->in, .attrs = &r, .msg = c->msg, .msglen = c->msglen };
+    return infer_reduce(&f);
+}
+
+static mn_node *compose_var(mn_graph *g, mn_node *const *in, int nin, const void *attrs)
+{
+    const mn_var_attrs *a = attrs;
+    mn_node *x = in[0];
+    mn_reduce_attrs keep = { a->axes, true }, out = { a->axes, a->keepdim };
+    int64_t n = mn_shape_numel(mn_node_shape(x)), m;
+    mn_node *mean = mn__node(g, &mn__op_mean, &x, 1, &keep);
+    mn_node *sq = mn_square(g, mn_sub(g, x, mean));
+    mn_node *s = mn__node(g, &mn__op_sum, &sq, 1, &out);
+    m = n / (s ? mn_shape_numel(mn_node_shape(s)) : 1);
+    (void)nin;
+    return mn_scale(g, s, 1.0f / ((float)m - a->correction));
+}
+
+static mn_node *compose_std(mn_graph *g, mn_node *const *in, int nin, const void *attrs)
+{
+    return mn_sqrt(g, compose_var(g, in, nin, attrs));
+}
+
+static mn_node *var_node(mn_graph *g, const mn_op_def *op, mn_node *x, int n, const int *axes, bool keepdim, float correction)
+{
+    mn_var_attrs a = { 0, keepdim, correction };
+    int nd = x ? mn_node_shape(x).ndim : 0;
+    if (n == 0) a.axes = nd ? (1u << nd) - 1 : 0;
+    for (int i = 0; i < n; i++) {
+        int ax = axes ? mn__axis(axes[i], nd) : -1;
+        if (ax < 0 || (a.axes & (1u << ax))) { a.axes = ~0u; break; }
+        a.axes |= 1u << ax;
+    }
+    return mn__node(g, op, &x, 1, &a);
+}
+
+mn_node *mn_var(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim, float correction)
+{
+    return var_node(g, &mn__op_var, x, n, axes, keepdim, correction);
+}
+mn_node *mn_std(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim, float correction)
+{
+    return var_node(g, &mn__op_std, x, n, axes, keepdim, correction);
+}
+
+static void axr_str(const void *p, char *buf, size_t n)
+{
+    const mn_axis_reduce_attrs *a = p;
+    snprintf(buf, n, "axis=%d%s", a->axis, a->keepdim ? " keepdim" : "");
+}
+
+static void var_str(const void *p, char *buf, size_t n)
+{
+    const mn_var_attrs *a = p;
+    snprintf(buf, n, "axes=0x%x correction=%g%s", a->axes, (double)a->correction, a->keepdim ? " keepdim" : "");
+}
+
+#define AXR_OP(nm, dc, inf, fl, vj)                                                         \
+    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1,                    \
+        .attr_size = sizeof(mn_axis_reduce_attrs), .flags = fl, .inplace = -1, .infer = inf, \
+        .forward = nm##_fwd, .vjp = vj, .attr_str = axr_str };
+
+AXR_OP(max, "y = max of x along axis (NaN propagates); dx = dy at the first arg-max only", infer_axis_reduce, 0, vjp_max)
+AXR_OP(min, "y = min of x along axis; dx = dy at the first arg-min only", infer_axis_reduce, 0, vjp_min)
+AXR_OP(argmax, "y = i32 index of the first max along axis; no gradient", infer_arg, MN_OPF_NOGRAD, NULL)
+AXR_OP(argmin, "y = i32 index of the first min along axis; no gradient", infer_arg, MN_OPF_NOGRAD, NULL)
+AXR_OP(logsumexp, "y = m + log sum exp(x - m), m = max (stable); dx = dy exp(x - y)", infer_axis_reduce, 0, vjp_logsumexp)
+const mn_op_def mn__op_var = {
+    .name = "var", .doc = "y = sum((x - mean)^2) / (N - correction) over axes (composite); dx = 2 (x - mean) dy / (N - c)",
+    .arity = 1, .attr_size = sizeof(mn_var_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
+    .infer = infer_var, .compose = compose_var, .attr_str = var_str,
+};
+const mn_op_def mn__op_std = {
+    .name = "std", .doc = "y = sqrt(var(x)) (composite); dx = dy (x - mean) / ((N - c) y)",
+    .arity = 1, .attr_size = sizeof(mn_var_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
+    .infer = infer_var, .compose = compose_std, .attr_str = var_str,
+};

@@ -6,11 +6,20 @@
 #include <string.h>
 
 #define MN__OPS(X)                                                             \
-    X(add) X(sub) X(mul) X(div) X(neg) X(scale) X(exp) X(log) X(sqrt)          \
-    X(square) X(tanh) X(sigmoid) X(relu) X(relu_grad) X(tanh_grad)             \
-    X(sigmoid_grad) X(matmul) X(permute) X(reshape) X(expand) X(sum) X(mean)   \
-    X(softmax) X(log_softmax) X(softmax_grad) X(log_softmax_grad)              \
-    X(cross_entropy) X(cross_entropy_grad) X(mse_loss)
+    X(add) X(sub) X(mul) X(div) X(maximum) X(minimum) X(gt) X(ge) X(lt) X(le)  \
+    X(eq) X(ne) X(neg) X(scale) X(exp) X(log) X(sqrt) X(square) X(tanh)       \
+    X(sigmoid) X(relu) X(relu_grad) X(tanh_grad) X(sigmoid_grad) X(gelu)       \
+    X(softplus) X(abs) X(sign) X(clamp) X(pow) X(leaky_relu) X(elu) X(silu)    \
+    X(reciprocal) X(rsqrt) X(act_grad) X(matmul) X(linear) X(permute)          \
+    X(reshape) X(expand) X(squeeze) X(unsqueeze) X(slice) X(slice_backward)    \
+    X(concat) X(stack) X(index_select) X(index_select_backward) X(gather)      \
+    X(gather_backward) X(embedding) X(where) X(sum) X(mean) X(max) X(min)      \
+    X(argmax) X(argmin) X(logsumexp) X(var) X(std) X(softmax) X(log_softmax)  \
+    X(softmax_grad) X(log_softmax_grad) X(layer_norm_stats) X(layer_norm)      \
+    X(layer_norm_backward) X(dropout) X(normal) X(uniform) X(cross_entropy)    \
+    X(cross_entropy_grad) X(nll_loss) X(nll_loss_grad) X(bce_with_logits)      \
+    X(kl_div) X(gaussian_kl) X(mse_loss) X(smooth_l1) X(huber) X(one_hot)      \
+    X(cast) X(fill) X(zeros_like) X(ones_like) X(arange)
 
 #define MN__DECL(n) extern const mn_op_def mn__op_##n;
 MN__OPS(MN__DECL)
@@ -34,7 +43,7 @@ const mn_op_def *mn_op_find(const char *name)
 
 const char *mn_op_name(const mn_op_def *op) { return op ? op->name : NULL; }
 int mn_op_arity(const mn_op_def *op) { return op ? op->arity : 0; }
-bool mn_op_differentiable(const mn_op_def *op) { return op && !(op->flags & MN_OPF_NOGRAD) && op->vjp; }
+bool mn_op_differentiable(const mn_op_def *op) { return op && !(op->flags & MN_OPF_NOGRAD) && (op->vjp || op->compose); }
 const char *mn_op_doc(const mn_op_def *op) { return op ? op->doc : NULL; }
 unsigned mn_op_flags(const mn_op_def *op) { return op ? op->flags : 0; }
 
@@ -60,4 +69,15 @@ int mn__axis(int axis, int ndim)
 {
     if (axis < 0) axis += ndim;
     return axis >= 0 && axis < ndim ? axis : -1;
+}
+
+mn__split3 mn__split_at(mn_shape s, int axis)
+{
+    mn__split3 r = { 1, 1, 1 };
+    for (int i = 0; i < s.ndim; i++) {
+        if (i < axis) r.outer *= s.d[i];
+        else if (i == axis) r.dim = s.d[i];
+        else r.inner *= s.d[i];
+    }
+    return r;
 }
