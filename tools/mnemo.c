@@ -22,7 +22,7 @@ static void usage(FILE *f)
 
 static void flags_str(unsigned fl, char *buf, size_t n)
 {
-    static const char *names[] = { "elementwise", "broadcast", "random", "nograd", "cheap", "alias", "backward" };
+    static const char *names[] = { "elementwise", "broadcast", "random", "nograd", "cheap", "alias", "backward", "composite" };
     size_t k = 0;
     buf[0] = 0;
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
@@ -31,22 +31,36 @@ static void flags_str(unsigned fl, char *buf, size_t n)
 
 static int cmd_ops(int argc, char **argv)
 {
-    int verbose = 0;
+    int verbose = 0, markdown = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) verbose = 1;
+        else if (!strcmp(argv[i], "--markdown")) markdown = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: mnemo ops [-v]\n  lists every registered op: name, arity, differentiable, flags;\n  -v adds the formula and gradient of each.\n");
+            printf("usage: mnemo ops [-v] [--markdown]\n  lists every registered op: name, arity, differentiable, flags;\n"
+                   "  -v adds the formula and gradient of each; --markdown prints the table of docs/ops.md.\n");
             return MN_EXIT_OK;
         } else { fprintf(stderr, "mnemo ops: unknown option %s\n", argv[i]); return MN_EXIT_USAGE; }
     }
-    printf("%-20s %-6s %-15s %s\n", "op", "arity", "differentiable", "flags");
+    if (markdown) {
+        printf("| op | arity | differentiable | flags | forward; gradient |\n|---|---|---|---|---|\n");
+        for (int i = 0; i < mn_op_count(); i++) {
+            const mn_op_def *op = mn_op_at(i);
+            char fl[128];
+            flags_str(mn_op_flags(op), fl, sizeof fl);
+            if (mn_op_arity(op) < 0) printf("| %s | n |", mn_op_name(op));
+            else printf("| %s | %d |", mn_op_name(op), mn_op_arity(op));
+            printf(" %s | %s | %s |\n", mn_op_differentiable(op) ? "yes" : "no", fl, mn_op_doc(op));
+        }
+        return MN_EXIT_OK;
+    }
+    printf("%-22s %-6s %-15s %s\n", "op", "arity", "differentiable", "flags");
     for (int i = 0; i < mn_op_count(); i++) {
         const mn_op_def *op = mn_op_at(i);
         char ar[16], fl[128];
         if (mn_op_arity(op) < 0) snprintf(ar, sizeof ar, "n");
         else snprintf(ar, sizeof ar, "%d", mn_op_arity(op));
         flags_str(mn_op_flags(op), fl, sizeof fl);
-        printf("%-20s %-6s %-15s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no", fl);
+        printf("%-22s %-6s %-15s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no", fl);
         if (verbose) printf("    %s\n", mn_op_doc(op));
     }
     printf("%d ops\n", mn_op_count());
