@@ -29,4 +29,4 @@ broadcasting) is a `sum` + `reshape`.
 HEAD
 "$mnemo" ops --markdown
 } > docs/ops.md
-echo "docs/ops.md: $(grep -c '^| [a-z_]* | [0-9n] |' docs/ops.md) ops"
+echo "docs/ops.md: $(grep -c '^| [a-z0-9_]* | [0-9n] |' docs/ops.md) ops"

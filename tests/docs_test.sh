@@ -8,4 +8,4 @@ if ! diff <(grep '^|' "$doc") <("$mnemo" ops --markdown) >/dev/null; then
   diff <(grep '^|' "$doc") <("$mnemo" ops --markdown) >&2 || true
   exit 1
 fi
-echo "docs test: ok ($(grep -c '^| [a-z_]* | [0-9n] |' "$doc") ops documented)"
+echo "docs test: ok ($(grep -c '^| [a-z0-9_]* | [0-9n] |' "$doc") ops documented)"
