@@ -1,7 +1,9 @@
 /* graph/autodiff.c: reverse-mode differentiation at compile time. Walks the
  * forward nodes in reverse id order (a reverse topological order), calls
  * each op's VJP, which appends backward nodes to the same graph, and sums
- * the contributions of values used more than once as soon as they arrive. */
+ * the contributions of values used more than once as soon as they arrive;
+ * contributions from ops with a merge_grads rule (slice_backward) wait
+ * until the value is processed and are merged by that rule. */
 #include "graph.h"
 #include <stdlib.h>
 
@@ -23,7 +25,42 @@ static mn_status check_dx(mn_graph *g, const mn_node *n, int k, const mn_node *d
                           mn_shape_str(n->in[k]->desc.shape, b, sizeof b));
 }
 
-static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, const bool *req)
+typedef struct { mn_node **v; int n, cap; } parts;   /* deferred contributions of one value */
+
+static mn_status defer(mn_graph *g, parts *p, mn_node *dx)
+{
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 8;
+        mn_node **v = realloc(p->v, (size_t)cap * sizeof *v);
+        if (!v) return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory");
+        p->v = v; p->cap = cap;
+    }
+    p->v[p->n++] = dx;
+    return MN_OK;
+}
+
+/* Folds the deferred contributions of a value into acc: each op's parts
+ * merged by its rule (or added), in order of first appearance. */
+static mn_node *settle(mn_graph *g, mn_node *acc, parts *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        if (!p->v[i]) continue;
+        const mn_op_def *op = mn__node_opdef(p->v[i]);
+        mn_node **same = malloc((size_t)p->n * sizeof *same);
+        if (!same) { mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory"); return NULL; }
+        int m = 0;
+        for (int j = i; j < p->n; j++)
+            if (p->v[j] && mn__node_opdef(p->v[j]) == op) { same[m++] = p->v[j]; p->v[j] = NULL; }
+        mn_node *merged = m > 1 ? op->merge_grads(g, same, m) : NULL;
+        for (int j = 0; !merged && j < m; j++) acc = acc ? mn_add(g, acc, same[j]) : same[j];
+        if (merged) acc = acc ? mn_add(g, acc, merged) : merged;
+        free(same);
+    }
+    p->n = 0;
+    return acc;
+}
+
+static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, parts *deferred, const bool *req)
 {
     bool *needs = calloc((size_t)n->nin + 1, sizeof *needs);
     mn_node **dx = calloc((size_t)n->nin + 1, sizeof *dx);
@@ -37,8 +74,10 @@ static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, const boo
         if (!needs[k] || !dx[k]) continue;
         if ((s = check_dx(g, n, k, dx[k]))) break;
         int id = n->in[k]->id;
-        acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
-        s = g->status;
+        const mn_op_def *op = mn__node_opdef(dx[k]);
+        if (op && op->merge_grads) s = defer(g, &deferred[id], dx[k]);
+        else acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
+        s = s ? s : g->status;
     }
     free(needs); free(dx);
     return s;
@@ -49,18 +88,25 @@ mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
     int nf = loss->id + 1;
     bool *req = calloc((size_t)nf, sizeof *req);
     mn_node **acc = calloc((size_t)nf, sizeof *acc);
-    if (!req || !acc) { free(req); free(acc); return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory"); }
+    parts *deferred = calloc((size_t)nf, sizeof *deferred);
+    if (!req || !acc || !deferred) {
+        free(req); free(acc); free(deferred);
+        return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory");
+    }
     for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req);
     g->building_backward = true;
     mn_status s = MN_OK;
     if (req[loss->id]) acc[loss->id] = mn__fill(g, loss->desc.shape, 1.0f);
     for (int i = nf - 1; i >= 0 && !s; i--) {
         mn_node *n = g->nodes[i];
+        if (deferred[i].n) acc[i] = settle(g, acc[i], &deferred[i]);
+        if ((s = g->status)) break;
         if (!acc[i] || !req[i]) continue;
         if (n->kind == MN_NODE_PARAM) grads[i] = acc[i];
-        else s = backprop_node(g, n, acc, req);
+        else s = backprop_node(g, n, acc, deferred, req);
     }
     g->building_backward = false;
-    free(req); free(acc);
+    for (int i = 0; i < nf; i++) free(deferred[i].v);
+    free(req); free(acc); free(deferred);
     return s ? s : g->status;
 }

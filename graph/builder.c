@@ -258,3 +258,7 @@ mn_node *mn_node_set_name(mn_node *n, const char *name)
     if (s) n->name = s;
     return n;
 }
+
+const void *mn__node_attrs(const mn_node *n) { return n ? n->attrs : NULL; }
+mn_node *mn__node_input(const mn_node *n, int k) { return n && k >= 0 && k < n->nin ? n->in[k] : NULL; }
+const mn_op_def *mn__node_opdef(const mn_node *n) { return n && n->kind == MN_NODE_OP ? n->op : NULL; }

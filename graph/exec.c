@@ -5,6 +5,7 @@
  * Invariant: after compile every step's tensors point at bound storage;
  * run never allocates. */
 #include "exec.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@ static mn_status mark_live(mn_graph *g, mn_node **roots, int nroots, bool *live)
 
 static mn_value value_for(mn_node *n)
 {
-    mn_value v = { .node = n, .alias_of = -1, .def = -1, .last_use = -1 };
+    mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1 };
     v.t.dtype = n->desc.dtype;
     v.t.shape = n->desc.shape;
     v.bytes = (size_t)mn_shape_numel(n->desc.shape) * mn_dtype_size(n->desc.dtype);
@@ -32,13 +33,6 @@ static mn_value value_for(mn_node *n)
     case MN_NODE_CONST: v.kind = MN_VAL_CONST; break;
     case MN_NODE_OP: v.kind = (n->op->flags & MN_OPF_ALIAS) ? MN_VAL_ALIAS : MN_VAL_ARENA; break;
     }
-    return v;
-}
-
-/* The value whose storage v really uses. */
-static int root_of(const mn_exec *ex, int v)
-{
-    while (ex->vals[v].kind == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
     return v;
 }
 
@@ -69,67 +63,6 @@ static mn_status build_values(mn_exec *ex, const bool *live)
     return MN_OK;
 }
 
-/* Lifetimes over the schedule, the naive size and the lower bound (most
- * arena bytes live at once). Values read after the run (loss, gradients,
- * requested outputs) live to the end. */
-static void lifetimes(mn_exec *ex, const bool *keep)
-{
-    for (int s = 0; s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) {
-            int r = root_of(ex, ex->steps[s].in[k]);
-            if (ex->vals[r].last_use < s) ex->vals[r].last_use = s;
-        }
-    for (int v = 0; v < ex->nvals; v++)
-        if (keep[ex->vals[v].node->id]) ex->vals[root_of(ex, v)].last_use = ex->nsteps;
-    int64_t *delta = calloc((size_t)ex->nsteps + 2, sizeof *delta);
-    for (int v = 0; v < ex->nvals; v++) {
-        mn_value *x = &ex->vals[v];
-        if (x->kind != MN_VAL_ARENA) continue;
-        int64_t b = (int64_t)MN__ALIGN_UP(x->bytes, MN_ALIGN);
-        int end = x->last_use > x->def ? x->last_use : x->def;
-        ex->naive_bytes += b;
-        if (delta) { delta[x->def] += b; delta[end + 1] -= b; }
-    }
-    int64_t live = 0;
-    for (int s = 0; delta && s <= ex->nsteps; s++) {
-        live += delta[s];
-        if (live > ex->lower_bound) ex->lower_bound = live;
-    }
-    free(delta);
-}
-
-/* Storage binding. Until the planner lands every arena value gets its own
- * slot, so arena_bytes == naive_bytes. */
-static mn_status bind_storage(mn_exec *ex)
-{
-    mn_graph *g = ex->g;
-    int64_t off = 0;
-    for (int v = 0; v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_ARENA) {
-            ex->vals[v].offset = off;
-            off += (int64_t)MN__ALIGN_UP(ex->vals[v].bytes, MN_ALIGN);
-        }
-    ex->arena_bytes = off;
-    ex->arena = mn__aligned_alloc((size_t)off);
-    if (!ex->arena) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: cannot allocate an arena of %lld bytes", (long long)off);
-    for (int v = 0; v < ex->nvals; v++) {
-        mn_value *x = &ex->vals[v];
-        switch (x->kind) {
-        case MN_VAL_ARENA: x->t.data = ex->arena + x->offset; break;
-        case MN_VAL_PARAM: x->t.data = mn_params_value(g->P, x->node->param)->data; break;
-        case MN_VAL_CONST: x->t.data = x->node->cdata; break;
-        case MN_VAL_INPUT:
-            if (!(x->t.data = mn__aligned_alloc(x->bytes))) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
-            memset(x->t.data, 0, x->bytes);
-            break;
-        case MN_VAL_ALIAS: x->t.data = ex->vals[root_of(ex, v)].t.data; break;
-        }
-    }
-    for (int s = 0; s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) ex->steps[s].tin[k] = ex->vals[ex->steps[s].in[k]].t;
-    return MN_OK;
-}
-
 static void count_flops(mn_exec *ex)
 {
     for (int s = 0; s < ex->nsteps; s++) {
@@ -157,7 +90,9 @@ static mn_status check_loss(mn_graph *g, mn_node *loss)
 }
 
 /* Roots: loss, parameter gradients (becoming sinks), requested outputs. */
-static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots)
+/* Roots: the loss and outputs first (*nkeep of them: read after the run),
+ * then the parameter gradients (sinks, accumulated as soon as computed). */
+static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots, int *nkeep)
 {
     mn_graph *g = ex->g;
     int nf = g->n;
@@ -173,8 +108,9 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
         if (!o->outputs[i] || o->outputs[i]->g != g) { s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i); break; }
         r[n++] = (mn_node *)o->outputs[i];
     }
+    *nkeep = n;
     for (int i = 0; !s && i < nf; i++)
-        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ grads[i]->id, g->nodes[i]->param }; }
+        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ grads[i]->id, g->nodes[i]->param, 0 }; }
     free(grads);
     *roots = r; *nroots = n;
     return s;
@@ -190,22 +126,25 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     if (!ex) { mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); return NULL; }
     ex->g = g; ex->loss = -1;
     ex->nthreads = mn__threads(opts ? opts->threads : 0);
+    ex->serial = opts && opts->serial;
+    if (ex->serial) ex->nthreads = 1;
     mn_node **roots = NULL;
-    int nroots = 0;
+    int nroots = 0, nkeep = 0;
     bool *live = NULL;
-    mn_status s = collect_roots(ex, loss, opts, &roots, &nroots);
+    mn_status s = collect_roots(ex, loss, opts, &roots, &nroots, &nkeep);
     if (!s && !(live = calloc((size_t)g->n, sizeof *live))) s = mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
     ex->nnodes = g->n;
     if (!s) s = mark_live(g, roots, nroots, live);
     if (!s) s = build_values(ex, live);
-    if (!s) {
-        bool *keep = calloc((size_t)g->n, sizeof *keep);
-        for (int i = 0; keep && i < nroots; i++) keep[roots[i]->id] = true;
-        if (keep) lifetimes(ex, keep);
-        free(keep);
-        s = keep ? bind_storage(ex) : mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
-    }
+    if (!s && !(ex->keep = calloc((size_t)ex->nvals + 1, sizeof *ex->keep))) s = mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+    for (int i = 0; !s && i < nkeep; i++) ex->keep[ex->val_of[roots[i]->id]] = true;
     for (int i = 0; !s && i < ex->nsinks; i++) ex->sinks[i].value = ex->val_of[ex->sinks[i].value];
+    if (!s) s = mn__schedule(ex);
+    if (!s) s = mn__plan(ex);
+    if (!s && (getenv("MNEMO_VERIFY_PLAN") || (opts && opts->verify))) {
+        char msg[512];
+        if (mn__plan_verify(ex, msg, sizeof msg)) s = mn__graph_fail(g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg);
+    }
     if (!s && loss) ex->loss = ex->val_of[loss->id];
     if (!s) count_flops(ex);
     free(roots); free(live);
@@ -220,6 +159,7 @@ void mn_exec_free(mn_exec *ex)
         if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
     for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
+    free(ex->keep); free(ex->stores); free(ex->level_start);
     free(ex);
 }
 
@@ -266,21 +206,48 @@ mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t)
     return mn_exec_feed_data(ex, name, t->data, mn_tensor_bytes(t));
 }
 
-static mn_status run_step(mn_exec *ex, const mn_step *st)
+/* Runs one kernel with `threads` threads; on failure writes the message to msg. */
+static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg, size_t mlen)
 {
     const mn_op_def *op = st->node->op;
     mn_tensor *out = &ex->vals[st->out].t;
     if ((op->flags & MN_OPF_ALIAS) && out->data == st->tin[0].data) return MN_OK;
-    char msg[512] = "";
+    char detail[512] = "";
     mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs,
-                        .nthreads = ex->nthreads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
-                        .msg = msg, .msglen = sizeof msg };
+                        .nthreads = threads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
+                        .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
+                        .msg = detail, .msglen = sizeof detail };
     mn_status s = op->forward(&c);
-    if (s) {
-        snprintf(ex->msg, sizeof ex->msg, "%s \"%s\": %s", op->name, st->node->name, msg[0] ? msg : mn_status_message(s));
-        mn__error(s, "%s", ex->msg);
-    }
+    if (s) snprintf(msg, mlen, "%s \"%s\": %s", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
     return s;
+}
+
+/* One level: its small steps side by side, one thread each (OpenBLAS runs
+ * single-threaded inside a parallel region), then its big steps one after
+ * another with every thread. The first failing step (in schedule order) wins. */
+static mn_status run_level(mn_exec *ex, int l)
+{
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
+    mn_status err = MN_OK;
+    for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
+    if (nsmall > 1 && ex->nthreads > 1) {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
+        for (int s = a; s < b; s++) {
+            if (ex->steps[s].big) continue;
+            char msg[1024];
+            mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
+            if (st) {
+                #pragma omp critical(mn_exec_error)
+                if (s < first_err) { first_err = s; err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
+            }
+        }
+    }
+    for (int s = a; s < b && !err; s++) {
+        if (!ex->steps[s].big && nsmall > 1 && ex->nthreads > 1) continue;
+        err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
+    }
+    if (err) mn__error(err, "%s", ex->msg);
+    return err;
 }
 
 static void accumulate(mn_exec *ex, const mn_sink *k)
@@ -298,13 +265,23 @@ mn_status mn_exec_run(mn_exec *ex)
     if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
     ex->msg[0] = 0;
     mn__blas_threads(ex->nthreads);
-    for (int s = 0; s < ex->nsteps; s++) {
-        mn_status st = run_step(ex, &ex->steps[s]);
+    int k = 0;
+    for (int l = 0; l < ex->nlevels; l++) {
+        mn_status st = run_level(ex, l);
         if (st) return st;
+        for (; k < ex->nsinks && ex->sinks[k].level <= l; k++) accumulate(ex, &ex->sinks[k]);
     }
-    for (int i = 0; i < ex->nsinks; i++) accumulate(ex, &ex->sinks[i]);
+    for (; k < ex->nsinks; k++) accumulate(ex, &ex->sinks[k]);
     ex->step++;
     return MN_OK;
+}
+
+mn_status mn_exec_verify(const mn_exec *ex)
+{
+    char msg[512];
+    if (!ex) return mn__error(MN_ERR_MISUSE, "verify: NULL executable");
+    mn_status s = mn__plan_verify(ex, msg, sizeof msg);
+    return s ? mn__error(s, "memory plan is unsafe: %s", msg) : MN_OK;
 }
 
 void mn_exec_set_step(mn_exec *ex, uint64_t step) { if (ex) ex->step = step; }
@@ -333,6 +310,8 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
     st.naive_bytes = ex->naive_bytes;
     st.lower_bound_bytes = ex->lower_bound;
     st.arena_bytes = ex->arena_bytes;
+    st.levels = ex->nlevels;
+    st.inplace = ex->inplace_count;
     st.flops = ex->flops;
     return st;
 }

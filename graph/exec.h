@@ -18,9 +18,10 @@ typedef struct {
     mn_node *node;
     mn_val_kind kind;
     int alias_of;         /* MN_VAL_ALIAS: value index */
-    int64_t offset;       /* MN_VAL_ARENA */
     size_t bytes;
-    int def, last_use;    /* step that writes it (-1: before run), last step reading it */
+    int def;              /* step that writes it (-1: before the run) */
+    int group;            /* the value whose bytes it shares (itself, or its alias root) */
+    int storage;          /* arena storage index, -1 outside the arena */
     mn_tensor t;          /* view bound to storage */
 } mn_value;
 
@@ -30,9 +31,22 @@ typedef struct {
     int nin;
     int *in;              /* value indices */
     mn_tensor *tin;       /* bound input views */
+    int level;            /* steps of one level have no dependency between them */
+    bool big;             /* runs alone with every thread */
+    int work;             /* workspace storage index, -1 if none */
+    size_t work_bytes;
 } mn_step;
 
-typedef struct { int value; int param; } mn_sink;  /* grad value -> store gradient */
+/* A block of the arena: one value, or several that share bytes in place
+ * or by aliasing. Live over levels [start, end] (inclusive). */
+typedef struct {
+    int64_t offset, bytes;
+    int start, end;
+} mn_storage;
+
+/* A parameter gradient: added into the store's gradient at the end of the
+ * level that computes it, so its arena bytes free up right away. */
+typedef struct { int value; int param; int level; } mn_sink;
 
 struct mn_exec {
     mn_graph *g;
@@ -44,10 +58,23 @@ struct mn_exec {
     mn_sink *sinks; int nsinks;
     int loss;             /* value index or -1 */
     uint64_t step;        /* runs so far: with the graph seed, keys random ops */
+    int nlevels;
+    int *level_start;     /* steps of level L: [level_start[L], level_start[L + 1]) */
+    bool serial;
+    bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
+    mn_storage *stores; int nstores;
+    int inplace_count;
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;
     char msg[1024];
 };
+
+/* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
+mn_status mn__schedule(mn_exec *ex);
+/* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */
+mn_status mn__plan(mn_exec *ex);
+/* plan.c: checks that no two values sharing bytes can be live at once. */
+mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t n);
 
 #endif

@@ -352,6 +352,8 @@ typedef struct {
     const mn_node *const *outputs;/* extra values to keep readable after run */
     int noutputs;
     bool no_backward;             /* forward only even when a loss is given */
+    bool serial;                  /* debugging: one step at a time, one thread */
+    bool verify;                  /* check the memory plan (also: env MNEMO_VERIFY_PLAN) */
 } mn_compile_opts;
 
 /* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)
@@ -383,7 +385,12 @@ typedef struct {
     int64_t lower_bound_bytes;
     int64_t arena_bytes;
     double  flops;           /* per run, from the registry's cost estimates */
+    int     levels;          /* parallel schedule depth: steps of a level may run at once */
+    int     inplace;         /* outputs written over a dying input */
 } mn_exec_stats;
+/* Re-checks that no two values sharing arena bytes can be live at once
+ * under the parallel schedule; MN_ERR_INVALID with the two names if not. */
+mn_status mn_exec_verify(const mn_exec *ex);
 mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
 /* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);

@@ -104,6 +104,56 @@ static mn_status vjp_slice_back(mn_vjp_ctx *c)
     return MN_OK;
 }
 
+/* Disjoint unit-step pieces of one tensor along one axis: concat them in
+ * order, zeros in the gaps, instead of adding full-size scatters. */
+static int by_start(const void *a, const void *b)
+{
+    const mn_slice_back_attrs *x = mn__node_attrs(*(mn_node *const *)a), *y = mn__node_attrs(*(mn_node *const *)b);
+    int64_t sx, sy, l;
+    int ax = mn__axis(x->s.axis, x->in_shape.ndim);
+    slice_norm(x->in_shape.d[ax], &x->s, &sx, &l);
+    slice_norm(y->in_shape.d[ax], &y->s, &sy, &l);
+    return (sx > sy) - (sx < sy);
+}
+
+static mn_node *merge_slices(mn_graph *g, mn_node *const *parts, int n)
+{
+    const mn_slice_back_attrs *a0 = mn__node_attrs(parts[0]);
+    mn_shape big = a0->in_shape;
+    int ax = mn__axis(a0->s.axis, big.ndim);
+    for (int i = 0; i < n; i++) {
+        const mn_slice_back_attrs *a = mn__node_attrs(parts[i]);
+        if (a->s.step != 1 || mn__axis(a->s.axis, big.ndim) != ax || !mn_shape_eq(a->in_shape, big)) return NULL;
+    }
+    mn_node **sorted = malloc((size_t)n * sizeof *sorted), **pieces = malloc((size_t)(2 * n + 1) * sizeof *pieces);
+    if (!sorted || !pieces) { free(sorted); free(pieces); return NULL; }
+    memcpy(sorted, parts, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, by_start);
+    int m = 0;
+    int64_t at = 0;
+    mn_node *r = NULL;
+    for (int i = 0; i < n; i++) {
+        const mn_slice_back_attrs *a = mn__node_attrs(sorted[i]);
+        int64_t start, len;
+        slice_norm(big.d[ax], &a->s, &start, &len);
+        if (start < at) goto out;                                     /* overlap: add instead */
+        mn_shape gap = big;
+        gap.d[ax] = start - at;
+        if (start > at) pieces[m++] = mn_fill(g, gap, 0.0f, MN_F32);
+        pieces[m++] = mn__node_input(sorted[i], 0);
+        at = start + len;
+    }
+    if (at < big.d[ax]) {
+        mn_shape gap = big;
+        gap.d[ax] = big.d[ax] - at;
+        pieces[m++] = mn_fill(g, gap, 0.0f, MN_F32);
+    }
+    r = m == 1 ? pieces[0] : mn_concat(g, pieces, m, ax);
+out:
+    free(sorted); free(pieces);
+    return r;
+}
+
 static void slice_str(const void *p, char *buf, size_t n)
 {
     const mn_slice_attrs *a = p;
@@ -572,7 +622,7 @@ const mn_op_def mn__op_slice = {
 const mn_op_def mn__op_slice_backward = {
     .name = "slice_backward", .doc = "y = zeros(in_shape) with dy placed at the slice; dd = slice(g)",
     .arity = 1, .attr_size = sizeof(mn_slice_back_attrs), .inplace = -1, .flags = MN_OPF_BACKWARD,
-    .infer = infer_slice_back, .forward = slice_back_fwd, .vjp = vjp_slice_back,
+    .infer = infer_slice_back, .forward = slice_back_fwd, .vjp = vjp_slice_back, .merge_grads = merge_slices,
 };
 const mn_op_def mn__op_concat = {
     .name = "concat", .doc = "y = [x0, x1, ...] joined along axis; dxk = slice of dy",

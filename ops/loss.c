@@ -92,9 +92,10 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
     const float *x = mn_f32(&c->in[0]);
     const int32_t *t = mn_i32(&c->in[1]);
     float *y = mn_f32(c->out), eps = a->o.label_smoothing;
-    double total = 0;
-    #pragma omp parallel for if (npos * d.c > MN_GRAIN) num_threads(c->nthreads) reduction(+:total) schedule(static)
-    for (int64_t p = 0; p < npos; p++) {
+    double part[MN_NCHUNK] = { 0 }, total = 0;
+    #pragma omp parallel for if (npos * d.c > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int ch = 0; ch < MN_NCHUNK; ch++)
+    for (int64_t p = npos * ch / MN_NCHUNK; p < npos * (ch + 1) / MN_NCHUNK; p++) {
         const float *row = x + (p / d.inner) * d.c * d.inner + p % d.inner;
         double l = 0;
         if (t[p] != a->o.ignore_index) {
@@ -107,8 +108,9 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
             }
         }
         if (a->o.reduction == MN_REDUCE_NONE) y[p] = (float)l;
-        total += l;
+        part[ch] += l;
     }
+    for (int ch = 0; ch < MN_NCHUNK; ch++) total += part[ch];
     if (a->o.reduction == MN_REDUCE_SUM) y[0] = (float)total;
     else if (a->o.reduction == MN_REDUCE_MEAN) y[0] = (float)(total / (double)cnt);
     return MN_OK;
@@ -203,9 +205,11 @@ static mn_status mse_fwd(const mn_kernel_ctx *c)
         for (int64_t i = 0; i < n; i++) y[i] = (x[i] - t[i]) * (x[i] - t[i]);
         return MN_OK;
     }
-    double s = 0;
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) reduction(+:s) schedule(static)
-    for (int64_t i = 0; i < n; i++) s += (double)(x[i] - t[i]) * (x[i] - t[i]);
+    double part[MN_NCHUNK] = { 0 }, s = 0;
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int ch = 0; ch < MN_NCHUNK; ch++)
+        for (int64_t i = n * ch / MN_NCHUNK; i < n * (ch + 1) / MN_NCHUNK; i++) part[ch] += (double)(x[i] - t[i]) * (x[i] - t[i]);
+    for (int ch = 0; ch < MN_NCHUNK; ch++) s += part[ch];
     y[0] = (float)(a->reduction == MN_REDUCE_MEAN ? s / (double)n : s);
     return MN_OK;
 }
@@ -334,9 +338,10 @@ static mn_status bce_fwd(const mn_kernel_ctx *c)
     int64_t n = mn_tensor_numel(&c->in[0]), pst[MN_MAX_DIMS];
     mn_shape xs = c->in[0].shape;
     if (c->nin == 3) mn__bcast_strides(c->in[2].shape, xs, pst);
-    double total = 0;
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) reduction(+:total) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
+    double part[MN_NCHUNK] = { 0 }, total = 0;
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int ch = 0; ch < MN_NCHUNK; ch++)
+    for (int64_t i = n * ch / MN_NCHUNK; i < n * (ch + 1) / MN_NCHUNK; i++) {
         float pw = 1.0f;
         if (c->nin == 3) {
             int64_t rem = i, off = 0;
@@ -346,8 +351,9 @@ static mn_status bce_fwd(const mn_kernel_ctx *c)
         float sp = log1pf(expf(-fabsf(x[i]))) + fmaxf(-x[i], 0.0f);
         float l = (1.0f - t[i]) * x[i] + (1.0f + (pw - 1.0f) * t[i]) * sp;
         if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[i] = l;
-        total += l;
+        part[ch] += l;
     }
+    for (int ch = 0; ch < MN_NCHUNK; ch++) total += part[ch];
     reduce_out(c, a->reduction, total, n);
     return MN_OK;
 }

@@ -38,7 +38,8 @@ typedef struct {
     int nthreads;
     uint64_t seed;          /* graph seed; with node_id keys random ops */
     int node_id;
-    int training;
+    void *work;             /* workspace planned in the arena (op->workspace bytes) */
+    size_t work_bytes;
     char *msg; size_t msglen; /* runtime error detail */
 } mn_kernel_ctx;
 
@@ -68,8 +69,14 @@ struct mn_op_def {
     /* FLOPs and bytes moved for one run; NULL: numel(out) FLOPs, all bytes. */
     void (*cost)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
                  double *flops, double *bytes);
+    /* Scratch bytes the kernel needs (planned as a short-lived arena value); NULL: none. */
+    size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
     /* Attributes for DOT labels and listings; NULL if none. */
     void (*attr_str)(const void *attrs, char *buf, size_t n);
+    /* Sums n >= 2 gradient contributions that are all outputs of this op
+     * more cheaply than a chain of adds (disjoint slice_backward pieces ->
+     * one concat); NULL result: autodiff adds them. */
+    mn_node *(*merge_grads)(mn_graph *g, mn_node *const *parts, int n);
     /* Composite ops: builds the result from other ops (their VJPs give the
      * gradient). `infer`, if set, validates first for a clear message. */
     mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
@@ -85,6 +92,10 @@ mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin,
 /* Records the graph's first error (sticky) and this thread's last error. */
 mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Read access to a built node for merge_grads rules. */
+const void *mn__node_attrs(const mn_node *n);
+mn_node *mn__node_input(const mn_node *n, int k);
+const mn_op_def *mn__node_opdef(const mn_node *n);
 /* Normalises an axis against ndim (negative counts from the end); -1 if out of range. */
 int mn__axis(int axis, int ndim);
 /* Element strides of shape `s` read as broadcast to shape `o` (0 on
@@ -95,6 +106,9 @@ typedef struct { int64_t outer, dim, inner; } mn__split3;
 mn__split3 mn__split_at(mn_shape s, int axis);
 /* Grain for parallel loops: below it, a loop stays serial. */
 #define MN_GRAIN 32768
+/* Fixed chunk count for reductions to a scalar: partial sums per chunk,
+ * added in order, give the same bits for any thread count. */
+#define MN_NCHUNK 64
 /* Most inputs a node may have (concat over many time steps). */
 #define MN_MAX_INPUTS 65536
 

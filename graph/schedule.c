@@ -1,0 +1,73 @@
+/* graph/schedule.c: the parallel schedule. Each step gets a level, one more
+ * than the deepest step it reads from (as soon as possible, so gradient
+ * contributions are summed and large values freed early). Steps of one
+ * level never depend on each other: the executor may run them at the same
+ * time, and a barrier separates levels. Steps whose cost estimate is large
+ * are marked big: they run alone with every thread. */
+#include "exec.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Above this many FLOPs (or output bytes) a step uses all threads itself. */
+#define BIG_FLOPS (1 << 20)
+#define BIG_BYTES (1 << 20)
+
+static int by_level(const void *a, const void *b)
+{
+    const mn_step *x = a, *y = b;
+    if (x->level != y->level) return x->level < y->level ? -1 : 1;
+    return (x->node->id > y->node->id) - (x->node->id < y->node->id);
+}
+
+static int by_sink_level(const void *a, const void *b)
+{
+    const mn_sink *x = a, *y = b;
+    if (x->level != y->level) return x->level < y->level ? -1 : 1;
+    return (x->param > y->param) - (x->param < y->param);
+}
+
+static bool is_big(const mn_step *st)
+{
+    const mn_node *n = st->node;
+    double f = (double)mn_shape_numel(n->desc.shape), b = 0;
+    if (n->op->cost) {
+        mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
+        if (!in) return true;
+        for (int k = 0; k < n->nin; k++) in[k] = n->in[k]->desc;
+        n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
+        free(in);
+    }
+    return f >= BIG_FLOPS || (double)mn_shape_numel(n->desc.shape) * 4.0 >= BIG_BYTES;
+}
+
+mn_status mn__schedule(mn_exec *ex)
+{
+    int maxl = -1;
+    for (int s = 0; s < ex->nsteps; s++) {      /* steps are in id (topological) order */
+        mn_step *st = &ex->steps[s];
+        int l = 0;
+        for (int k = 0; k < st->nin; k++) {
+            int d = ex->vals[st->in[k]].def;
+            if (d >= 0 && ex->steps[d].level + 1 > l) l = ex->steps[d].level + 1;
+        }
+        st->level = ex->serial ? s : l;
+        st->big = ex->serial || is_big(st);
+        if (st->level > maxl) maxl = st->level;
+    }
+    qsort(ex->steps, (size_t)ex->nsteps, sizeof *ex->steps, by_level);
+    for (int s = 0; s < ex->nsteps; s++) ex->vals[ex->steps[s].out].def = s;
+    ex->nlevels = maxl + 1;
+    ex->level_start = calloc((size_t)ex->nlevels + 1, sizeof *ex->level_start);
+    if (!ex->level_start) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "schedule: out of memory");
+    for (int s = 0, l = 0; l <= ex->nlevels; l++) {
+        while (s < ex->nsteps && ex->steps[s].level < l) s++;
+        ex->level_start[l] = s;
+    }
+    ex->level_start[ex->nlevels] = ex->nsteps;
+    for (int i = 0; i < ex->nsinks; i++) {
+        int d = ex->vals[ex->sinks[i].value].def;
+        ex->sinks[i].level = d >= 0 ? ex->steps[d].level : 0;
+    }
+    qsort(ex->sinks, (size_t)ex->nsinks, sizeof *ex->sinks, by_sink_level);
+    return MN_OK;
+}

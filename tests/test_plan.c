@@ -1,0 +1,231 @@
+/* tests/test_plan.c: the memory planner and the parallel executor. Targets
+ * on training graphs (arena <= 1.15 x lower bound; <= 0.5 x naive on the
+ * MLP and a hand-built 64-step unrolled LSTM), the verifier (passes on
+ * every graph, catches a corrupted plan), in-place reuse, inter-op levels,
+ * determinism with 1 and 2 threads, serial mode. */
+#include "harness.h"
+#include "../graph/exec.h"
+#include <string.h>
+
+typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
+
+static void feed_random(mn_exec *ex, const char *name, mn_shape s, mn_dtype dt, int classes, uint64_t seed)
+{
+    int64_t n = mn_shape_numel(s);
+    void *buf = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == MN_I32) ((int32_t *)buf)[i] = (int32_t)(mn_rng_uniform(seed, 1, (uint64_t)i) * (float)classes);
+        else ((float *)buf)[i] = mn_rng_normal(seed, 2, (uint64_t)i);
+    }
+    ck_assert_ok(mn_exec_feed_data(ex, name, buf, (size_t)n * 4));
+    free(buf);
+}
+
+static model mlp(int64_t B)
+{
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_node *x = mn_input(m.g, "x", MN_F32, MN_SHAPE(B, 784)), *y = mn_input(m.g, "y", MN_I32, MN_SHAPE(B));
+    int64_t widths[3] = { 512, 512, 10 };
+    m.loss = mn_cross_entropy(m.g, mn_mlp(m.g, "mlp", x, 3, widths), y);
+    return m;
+}
+
+/* 64 steps of an LSTM cell (gates i, f, g, o as PyTorch) over x [T, B, I],
+ * the input projection of all steps as one matmul, CE on every step's h. */
+static model lstm(int64_t T, int64_t B, int64_t I, int64_t H, int64_t V)
+{
+    model m = { mn_params_new(), NULL, NULL };
+    mn_graph *g = m.g = mn_graph_new(m.P);
+    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -0.1f, .b = 0.1f };
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
+    mn_node *wih = mn_param(g, "w_ih", MN_SHAPE(4 * H, I), u), *whh = mn_param(g, "w_hh", MN_SHAPE(4 * H, H), u);
+    mn_node *b = mn_param(g, "b", MN_SHAPE(4 * H), u);
+    mn_node *xp = mn_add(g, mn_matmul(g, x, wih, false, true), b);            /* [T, B, 4H] */
+    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0, MN_F32), *c = h;
+    mn_node **hs = malloc((size_t)T * sizeof *hs);
+    for (int64_t t = 0; t < T; t++) {
+        mn_node *gt = mn_add(g, mn_reshape(g, mn_slice(g, xp, 0, t, t + 1, 1), MN_SHAPE(B, 4 * H)), mn_matmul(g, h, whh, false, true));
+        mn_node *q[4];
+        mn_chunk(g, gt, 1, 4, q);
+        mn_node *i = mn_sigmoid(g, q[0]), *f = mn_sigmoid(g, q[1]), *gg = mn_tanh(g, q[2]), *o = mn_sigmoid(g, q[3]);
+        c = mn_add(g, mn_mul(g, f, c), mn_mul(g, i, gg));
+        h = mn_mul(g, o, mn_tanh(g, c));
+        hs[t] = h;
+    }
+    mn_node *hall = mn_stack(g, hs, (int)T, 0);                                /* [T, B, H] */
+    free(hs);
+    mn_node *logits = mn_linear(g, "head", hall, V, true);
+    m.loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, V)), mn_reshape(g, y, MN_SHAPE(T * B)));
+    return m;
+}
+
+static void free_model(model *m) { mn_graph_free(m->g); mn_params_free(m->P); }
+
+static void check_targets(const char *name, mn_exec *ex, double naive_ratio)
+{
+    mn_exec_stats s = mn_exec_get_stats(ex);
+    printf("%s: steps %d levels %d in-place %d | naive %lld lower bound %lld arena %lld | arena/lb %.3f arena/naive %.3f\n",
+           name, s.steps, s.levels, s.inplace, (long long)s.naive_bytes, (long long)s.lower_bound_bytes,
+           (long long)s.arena_bytes, (double)s.arena_bytes / (double)s.lower_bound_bytes,
+           (double)s.arena_bytes / (double)s.naive_bytes);
+    ck_assert_ok(mn_exec_verify(ex));
+    ck_assert_int_ge(s.arena_bytes, s.lower_bound_bytes);
+    ck_assert_msg(s.arena_bytes <= 1.15 * (double)s.lower_bound_bytes, "%s: arena %lld > 1.15 x lower bound %lld", name,
+                  (long long)s.arena_bytes, (long long)s.lower_bound_bytes);
+    if (naive_ratio > 0)
+        ck_assert_msg(s.arena_bytes <= naive_ratio * (double)s.naive_bytes, "%s: arena %lld > %.2f x naive %lld", name,
+                      (long long)s.arena_bytes, naive_ratio, (long long)s.naive_bytes);
+}
+
+START_TEST(mlp_plan_targets)
+{
+    model m = mlp(128);
+    mn_exec *ex = mn_compile(m.g, m.loss, NULL);
+    ck_assert_ptr_nonnull(ex);
+    check_targets("mlp 784-512-512-10 b128", ex, 0.5);
+    mn_exec_free(ex); free_model(&m);
+}
+END_TEST
+
+START_TEST(lstm_plan_targets)
+{
+    model m = lstm(64, 32, 64, 256, 96);
+    mn_exec *ex = mn_compile(m.g, m.loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m.g));
+    check_targets("lstm 64 steps b32 h256", ex, 0.5);
+    feed_random(ex, "x", MN_SHAPE(64, 32, 64), MN_F32, 0, 1);
+    feed_random(ex, "y", MN_SHAPE(64, 32), MN_I32, 96, 2);
+    ck_assert_ok(mn_exec_run(ex));
+    ck_assert_close(mn_exec_loss(ex), log(96.0), 0.05);      /* small weights: near uniform */
+    mn_exec_free(ex); free_model(&m);
+}
+END_TEST
+
+/* Outputs and gradients of two models must match bit for bit. */
+static void run_model(model *m, int threads, bool serial, float *loss, float **grads)
+{
+    mn_params_zero_grad(m->P);
+    mn_exec *ex = mn_compile(m->g, m->loss, &(mn_compile_opts){ .threads = threads, .serial = serial });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m->g));
+    for (int i = 0; i < ex->nvals; i++)
+        if (ex->vals[i].kind == MN_VAL_INPUT)
+            feed_random(ex, ex->vals[i].node->name, ex->vals[i].t.shape, ex->vals[i].t.dtype, 96, 7);
+    ck_assert_ok(mn_exec_run(ex));
+    *loss = mn_exec_loss(ex);
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(m->P); i++) total += mn_tensor_numel(mn_params_grad(m->P, i));
+    *grads = malloc((size_t)total * sizeof **grads);
+    for (int i = 0, at = 0; i < mn_params_count(m->P); i++) {
+        mn_tensor *gt = mn_params_grad(m->P, i);
+        memcpy(*grads + at, gt->data, mn_tensor_bytes(gt));
+        at += (int)mn_tensor_numel(gt);
+    }
+    mn_exec_free(ex);
+}
+
+static int64_t grad_count(mn_params *P)
+{
+    int64_t n = 0;
+    for (int i = 0; i < mn_params_count(P); i++) n += mn_tensor_numel(mn_params_grad(P, i));
+    return n;
+}
+
+START_TEST(deterministic_for_1_and_2_threads)
+{
+    model m = lstm(16, 8, 16, 32, 96);
+    int64_t n = grad_count(m.P);
+    for (int threads = 1; threads <= 2; threads++) {
+        float l1, l2, *g1, *g2;
+        run_model(&m, threads, false, &l1, &g1);
+        run_model(&m, threads, false, &l2, &g2);
+        ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "%d threads: loss %.9g vs %.9g", threads, l1, l2);
+        ck_assert_msg(memcmp(g1, g2, (size_t)n * sizeof *g1) == 0, "%d threads: gradients differ between runs", threads);
+        free(g1); free(g2);
+    }
+    float ls, lp, *gs, *gp;
+    run_model(&m, 1, true, &ls, &gs);
+    run_model(&m, 2, false, &lp, &gp);
+    ck_assert_close(ls, lp, 1e-5 * fabs(ls));
+    for (int64_t i = 0; i < n; i++) ck_assert_close(gs[i], gp[i], 1e-4 * (fabs(gs[i]) + 1e-3));
+    free(gs); free(gp);
+    free_model(&m);
+}
+END_TEST
+
+START_TEST(independent_branches_share_a_level)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(8, 16));
+    mn_node *a = mn_linear(g, "fwd", x, 16, true), *b = mn_linear(g, "bwd", x, 16, true);
+    mn_node *loss = mn_sum_all(g, mn_mul(g, mn_tanh(g, a), mn_sigmoid(g, b)));
+    mn_exec *ex = mn_compile(g, loss, NULL);
+    mn_exec_stats s = mn_exec_get_stats(ex);
+    ck_assert_int_lt(s.levels, s.steps);
+    /* the two matmuls have no dependency: same level */
+    int lv[2], k = 0;
+    for (int i = 0; i < ex->nsteps && k < 2; i++)
+        if (!strcmp(ex->steps[i].node->op->name, "matmul") && !ex->steps[i].node->backward) lv[k++] = ex->steps[i].level;
+    ck_assert_int_eq(k, 2);
+    ck_assert_int_eq(lv[0], lv[1]);
+    mn_exec_stats ser;
+    mn_exec *sx = mn_compile(g, loss, &(mn_compile_opts){ .serial = true });
+    ser = mn_exec_get_stats(sx);
+    ck_assert_int_eq(ser.levels, ser.steps);                 /* serial: one step per level */
+    mn_exec_free(sx); mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+START_TEST(inplace_reuse_and_broadcast_regression)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *w = mn_param(g, "w", MN_SCALAR, (mn_init){ .kind = MN_INIT_CONSTANT, .a = 2 });
+    float tv[15];
+    for (int i = 0; i < 15; i++) tv[i] = (float)(i + 1);
+    mn_node *t = mn_constant(g, MN_F32, MN_SHAPE(3, 5), tv);
+    mn_node *s = mn_scale(g, w, 0.5f);                        /* a scalar [] (4 bytes) */
+    mn_node *y = mn_neg(g, mn_exp(g, mn_mul(g, s, t)));      /* mul's input 0 is broadcast: no in-place */
+    const mn_node *outs[1] = { y };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_ok(mn_exec_run(ex));
+    for (int i = 0; i < 15; i++) ck_assert_close(mn_f32(mn_exec_value(ex, y))[i], -exp(i + 1.0), 1e-5 * exp(i + 1.0));
+    ck_assert_int_ge(mn_exec_get_stats(ex).inplace, 1);       /* exp and neg reuse their input */
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+START_TEST(verifier_catches_a_corrupted_plan)
+{
+    model m = mlp(16);
+    mn_exec *ex = mn_compile(m.g, m.loss, NULL);
+    ck_assert_ok(mn_exec_verify(ex));
+    /* put the second layer's matmul output on the first layer's bytes (both [16,512], both needed later) */
+    int mm[2], k = 0;
+    for (int s = 0; s < ex->nsteps && k < 2; s++)
+        if (!strcmp(ex->steps[s].node->op->name, "matmul") && !ex->steps[s].node->backward) mm[k++] = ex->steps[s].out;
+    ck_assert_int_eq(k, 2);
+    ex->vals[mm[1]].t.data = ex->vals[mm[0]].t.data;
+    ck_assert_int_eq(mn_exec_verify(ex), MN_ERR_INVALID);
+    ck_assert_msg(strstr(mn_errmsg(), "share bytes") != NULL, "message: %s", mn_errmsg());
+    mn_exec_free(ex); free_model(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, mlp_plan_targets);
+    tcase_add_test(tc, lstm_plan_targets);
+    tcase_add_test(tc, deterministic_for_1_and_2_threads);
+    tcase_add_test(tc, independent_branches_share_a_level);
+    tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
+    tcase_add_test(tc, verifier_catches_a_corrupted_plan);
+    suite_add_tcase(s, tc);
+    return mn_test_run(s);
+}
