@@ -395,6 +395,119 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
 /* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
 
+/* ---- optimizers (optim/) ----
+ * An optimizer updates every trainable parameter of a store from its
+ * gradient. Its state lives in the store as tensors named
+ * optim.<param>.<state> (e.g. optim.fc.weight.exp_avg, optim.fc.weight.step),
+ * so a checkpoint holds it and a resumed run continues exactly. Formulas and
+ * defaults are torch.optim's. A step allocates nothing once every parameter
+ * has its state (the first step creates it). */
+typedef struct mn_optim mn_optim;
+
+/* One optimizer algorithm: a hyper-parameter struct that starts with
+ * `float lr`, named state tensors, and an elementwise step over [0, n)
+ * (the framework splits tensors over threads). See docs/optimizers.md. */
+typedef struct mn_optim_kind {
+    const char *name;
+    size_t hyper_size;
+    int nstate;                                   /* at most 4 */
+    const char *state_names[4];
+    mn_status (*check)(const void *hyper);        /* reject bad values via mn_set_error */
+    /* bit k set: state k is used with these hyper-parameters (NULL: all);
+     * unused states are neither stored nor passed (NULL pointer) */
+    unsigned (*used)(const void *hyper);
+    /* state initial values (NULL: zeros) */
+    void (*init)(const void *hyper, float *const *state, int64_t n);
+    /* t: this parameter's step count, 1 on the first step */
+    void (*step)(const void *hyper, int64_t t, float *p, const float *g, float *const *state, int64_t n);
+} mn_optim_kind;
+
+typedef struct { float lr, momentum, dampening, weight_decay; bool nesterov; } mn_sgd_opts;
+typedef struct { float lr, beta1, beta2, eps, weight_decay; bool amsgrad; } mn_adam_opts;      /* adam, adamw */
+typedef struct { float lr, alpha, eps, weight_decay, momentum; bool centered; } mn_rmsprop_opts;
+typedef struct { float lr, lr_decay, weight_decay, initial_accumulator_value, eps; } mn_adagrad_opts;
+typedef struct { float lr, beta1, beta2, weight_decay; } mn_lion_opts;
+#define MN_SGD_DEFAULTS     ((mn_sgd_opts){ .lr = 1e-3f })
+#define MN_ADAM_DEFAULTS    ((mn_adam_opts){ .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f })
+#define MN_ADAMW_DEFAULTS   ((mn_adam_opts){ .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-2f })
+#define MN_RMSPROP_DEFAULTS ((mn_rmsprop_opts){ .lr = 1e-2f, .alpha = 0.99f, .eps = 1e-8f })
+#define MN_ADAGRAD_DEFAULTS ((mn_adagrad_opts){ .lr = 1e-2f, .eps = 1e-10f })
+#define MN_LION_DEFAULTS    ((mn_lion_opts){ .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.99f })
+
+extern const mn_optim_kind mn_optim_sgd, mn_optim_adam, mn_optim_adamw, mn_optim_rmsprop,
+    mn_optim_adagrad, mn_optim_lion;
+/* Built-in kinds by name ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion"). */
+const mn_optim_kind *mn_optim_kind_find(const char *name);
+
+/* hyper: the kind's struct (NULL: its defaults), copied. NULL on bad values. */
+mn_optim *mn_optim_new(mn_params *P, const mn_optim_kind *kind, const void *hyper);
+mn_optim *mn_sgd(mn_params *P, mn_sgd_opts o);
+mn_optim *mn_adam(mn_params *P, mn_adam_opts o);
+mn_optim *mn_adamw(mn_params *P, mn_adam_opts o);
+mn_optim *mn_rmsprop(mn_params *P, mn_rmsprop_opts o);
+mn_optim *mn_adagrad(mn_params *P, mn_adagrad_opts o);
+mn_optim *mn_lion(mn_params *P, mn_lion_opts o);
+void      mn_optim_free(mn_optim *o);
+/* A parameter group: parameters whose name matches one of the
+ * comma-separated glob patterns (fnmatch: "*.bias,*norm*.weight") take
+ * these hyper-parameters. The first matching group wins; the rest use the
+ * optimizer's own. Returns the group index (>= 1) or -1. */
+int       mn_optim_add_group(mn_optim *o, const char *patterns, const void *hyper);
+int       mn_optim_group_of(mn_optim *o, const char *param);
+int       mn_optim_group_count(const mn_optim *o);            /* default group included */
+float     mn_optim_get_lr(const mn_optim *o, int group);      /* group 0: the default */
+void      mn_optim_set_lr(mn_optim *o, int group, float lr);  /* group -1: every group */
+/* Applies one update from the gradients (with accumulation n, acts on every
+ * n-th call, on the mean of the n gradients). */
+mn_status mn_optim_step(mn_optim *o);
+/* Zeroes the gradients of the optimizer's parameters (with accumulation,
+ * only after a step that updated). */
+void      mn_optim_zero_grad(mn_optim *o);
+mn_status mn_optim_set_accumulation(mn_optim *o, int n);
+int64_t   mn_optim_updates(const mn_optim *o);                /* updates applied so far */
+void      mn_optim_set_threads(mn_optim *o, int threads);
+
+/* Gradient clipping over every trainable parameter of the store, as
+ * torch.nn.utils: clip_grad_norm_ returns the total norm before clipping
+ * (norm_type 2, 1 or INFINITY); coefficient max_norm / (norm + 1e-6). */
+float     mn_clip_grad_norm(mn_params *P, float max_norm, float norm_type);
+void      mn_clip_grad_value(mn_params *P, float clip_value);
+
+/* ---- learning-rate schedules (torch.optim.lr_scheduler) ----
+ * A schedule owns nothing but its counter: mn_sched_step sets the lr of
+ * every group of the optimizer from each group's base lr (the lr when the
+ * schedule was made), as the PyTorch scheduler of the same name. */
+typedef struct mn_sched mn_sched;
+typedef enum {
+    MN_SCHED_CONSTANT,      /* ConstantLR(factor, total_iters) */
+    MN_SCHED_STEP,          /* StepLR(step_size, gamma) */
+    MN_SCHED_MULTISTEP,     /* MultiStepLR(milestones, gamma) */
+    MN_SCHED_EXPONENTIAL,   /* ExponentialLR(gamma) */
+    MN_SCHED_COSINE,        /* CosineAnnealingLR(T_max, eta_min) */
+    MN_SCHED_LINEAR,        /* LinearLR(start_factor, end_factor, total_iters) */
+    MN_SCHED_WARMUP_COSINE, /* SequentialLR(LinearLR(start_factor, 1, warmup), CosineAnnealingLR(T_max - warmup, eta_min)) */
+    MN_SCHED_WARMUP_LINEAR, /* SequentialLR(LinearLR(start_factor, 1, warmup), LinearLR(1, end_factor, total_iters - warmup)) */
+    MN_SCHED_PLATEAU,       /* ReduceLROnPlateau(mode min, factor, patience, threshold rel, cooldown, min_lr) */
+} mn_sched_kind;
+typedef struct {
+    mn_sched_kind kind;
+    float factor, gamma, eta_min, start_factor, end_factor, threshold, min_lr;
+    int64_t step_size, total_iters, t_max, warmup, patience, cooldown;
+    int nmilestones;
+    int64_t milestones[16];
+} mn_sched_opts;
+/* Defaults of each PyTorch class for the fields left 0. */
+mn_sched_opts mn_sched_defaults(mn_sched_kind kind);
+mn_sched *mn_sched_new(mn_optim *o, mn_sched_opts opts);
+void      mn_sched_free(mn_sched *s);
+mn_status mn_sched_step(mn_sched *s);                       /* after each epoch (or step) */
+mn_status mn_sched_step_metric(mn_sched *s, float metric);  /* plateau: the monitored value */
+int64_t   mn_sched_epoch(const mn_sched *s);
+/* lr of group 0 after `epoch` steps, without changing anything (not for plateau). */
+float     mn_sched_lr_at(const mn_sched *s, int64_t epoch);
+/* Restores the counter (and plateau state) of a resumed run. */
+void      mn_sched_set_epoch(mn_sched *s, int64_t epoch);
+
 /* ---- operator registry (read-only view; records live in ops/) ---- */
 typedef struct mn_op_def mn_op_def;
 int         mn_op_count(void);

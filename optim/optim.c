@@ -1,0 +1,269 @@
+/* optim/optim.c: the generic optimizer: parameter groups by name pattern,
+ * binding of every trainable parameter to its state tensors in the store
+ * (optim.<param>.<state>, optim.<param>.step), gradient accumulation, and
+ * a parallel elementwise step that calls the kind's serial loop on chunks.
+ * Invariant: once bound, mn_optim_step allocates nothing; it rebinds only
+ * when the store gained parameters. */
+#include "../core/internal.h"
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_GROUPS 16
+#define HYPER_MAX 64
+#define CHUNK 16384
+
+typedef struct {
+    char *patterns;                       /* NULL for the default group */
+    _Alignas(8) unsigned char hyper[HYPER_MAX];
+} group;
+
+typedef struct {
+    int param, group;
+    float *p, *g, *step;
+    float *state[4];
+    int64_t n;
+} bound;
+
+struct mn_optim {
+    mn_params *P;
+    const mn_optim_kind *kind;
+    group groups[MAX_GROUPS];
+    int ngroups;
+    bound *b;
+    int nb, seen;                         /* bound params; store size at binding */
+    int accum, pending;                   /* accumulation window and calls in it */
+    bool updated;
+    int64_t updates;
+    int nthreads;
+};
+
+static const mn_optim_kind *const kinds[] = { &mn_optim_sgd, &mn_optim_adam, &mn_optim_adamw, &mn_optim_rmsprop,
+                                              &mn_optim_adagrad, &mn_optim_lion };
+
+const mn_optim_kind *mn_optim_kind_find(const char *name)
+{
+    for (size_t i = 0; name && i < MN__ARRAY_LEN(kinds); i++)
+        if (!strcmp(kinds[i]->name, name)) return kinds[i];
+    return NULL;
+}
+
+static mn_status check_hyper(const mn_optim_kind *k, const void *hyper)
+{
+    float lr = *(const float *)hyper;
+    if (!(lr >= 0.0f) || !isfinite(lr)) return mn__error(MN_ERR_INVALID, "%s: invalid learning rate %g", k->name, (double)lr);
+    return k->check ? k->check(hyper) : MN_OK;
+}
+
+mn_optim *mn_optim_new(mn_params *P, const mn_optim_kind *kind, const void *hyper)
+{
+    if (!P || !kind || !kind->step) { mn__error(MN_ERR_MISUSE, "optim_new: NULL store or kind"); return NULL; }
+    if (kind->hyper_size > HYPER_MAX || kind->hyper_size < sizeof(float) || kind->nstate < 0 || kind->nstate > 4) {
+        mn__error(MN_ERR_INVALID, "optim %s: hyper-parameters of %zu bytes (at most %d) or %d states", kind->name,
+                  kind->hyper_size, HYPER_MAX, kind->nstate);
+        return NULL;
+    }
+    if (!hyper) { mn__error(MN_ERR_MISUSE, "optim %s: NULL hyper-parameters", kind->name); return NULL; }
+    if (check_hyper(kind, hyper)) return NULL;
+    mn_optim *o = calloc(1, sizeof *o);
+    if (!o) { mn__error(MN_ERR_NOMEM, "optim: out of memory"); return NULL; }
+    o->P = P; o->kind = kind; o->ngroups = 1; o->accum = 1;
+    memcpy(o->groups[0].hyper, hyper, kind->hyper_size);
+    return o;
+}
+
+void mn_optim_free(mn_optim *o)
+{
+    if (!o) return;
+    for (int i = 0; i < o->ngroups; i++) free(o->groups[i].patterns);
+    free(o->b);
+    free(o);
+}
+
+int mn_optim_add_group(mn_optim *o, const char *patterns, const void *hyper)
+{
+    if (!o || !patterns || !hyper) { mn__error(MN_ERR_MISUSE, "optim_add_group: NULL argument"); return -1; }
+    if (o->ngroups == MAX_GROUPS) { mn__error(MN_ERR_INVALID, "optim: at most %d groups", MAX_GROUPS); return -1; }
+    if (check_hyper(o->kind, hyper)) return -1;
+    group *g = &o->groups[o->ngroups];
+    if (!(g->patterns = strdup(patterns))) { mn__error(MN_ERR_NOMEM, "optim: out of memory"); return -1; }
+    memcpy(g->hyper, hyper, o->kind->hyper_size);
+    o->seen = -1;                         /* regroup at the next step */
+    return o->ngroups++;
+}
+
+static bool matches(const char *patterns, const char *name)
+{
+    char buf[256];
+    for (const char *p = patterns; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len < sizeof buf) {
+            memcpy(buf, p, len);
+            buf[len] = 0;
+            if (fnmatch(buf, name, 0) == 0) return true;
+        }
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+int mn_optim_group_of(mn_optim *o, const char *param)
+{
+    for (int i = 1; o && param && i < o->ngroups; i++)
+        if (matches(o->groups[i].patterns, param)) return i;
+    return 0;
+}
+
+float mn_optim_get_lr(const mn_optim *o, int group)
+{
+    return o && group >= 0 && group < o->ngroups ? *(const float *)o->groups[group].hyper : 0.0f;
+}
+
+void mn_optim_set_lr(mn_optim *o, int group, float lr)
+{
+    for (int i = 0; o && i < o->ngroups; i++)
+        if (group < 0 || group == i) *(float *)o->groups[i].hyper = lr;
+}
+
+int mn_optim_group_count(const mn_optim *o) { return o ? o->ngroups : 0; }
+
+void mn_optim_set_threads(mn_optim *o, int threads) { if (o) o->nthreads = threads; }
+int64_t mn_optim_updates(const mn_optim *o) { return o ? o->updates : 0; }
+
+mn_status mn_optim_set_accumulation(mn_optim *o, int n)
+{
+    if (!o) return mn__error(MN_ERR_MISUSE, "optim_set_accumulation: NULL optimizer");
+    if (n < 1) return mn__error(MN_ERR_INVALID, "optim: accumulation over %d micro-batches", n);
+    o->accum = n; o->pending = 0;
+    return MN_OK;
+}
+
+/* The state tensor optim.<param>.<what>, created (and initialised) if absent. */
+static float *state_tensor(mn_optim *o, int param, const char *what, int64_t numel, bool scalar, bool *fresh)
+{
+    char name[512];
+    snprintf(name, sizeof name, "optim.%s.%s", mn_params_name(o->P, param), what);
+    mn_tensor *t = mn_params_get(o->P, name);
+    if (t && mn_tensor_numel(t) != (scalar ? 1 : numel)) {
+        mn__error(MN_ERR_SHAPE, "optim: state %s has %lld elements, expected %lld", name,
+                  (long long)mn_tensor_numel(t), (long long)(scalar ? 1 : numel));
+        return NULL;
+    }
+    if (!t) {
+        if (mn_params_create_state(o->P, name, scalar ? MN_SCALAR : mn_params_value(o->P, param)->shape)) return NULL;
+        t = mn_params_get(o->P, name);
+        *fresh = true;
+    }
+    return mn_f32(t);
+}
+
+static mn_status bind(mn_optim *o)
+{
+    int n = mn_params_count(o->P), nb = 0;
+    bound *b = calloc((size_t)(n ? n : 1), sizeof *b);
+    if (!b) return mn__error(MN_ERR_NOMEM, "optim: out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *name = mn_params_name(o->P, i);
+        if (!mn_params_grad(o->P, i) || !strncmp(name, "optim.", 6)) continue;
+        bound *x = &b[nb];
+        bool fresh = false;
+        x->param = i;
+        x->group = mn_optim_group_of(o, name);
+        x->n = mn_tensor_numel(mn_params_value(o->P, i));
+        x->p = mn_f32(mn_params_value(o->P, i));
+        x->g = mn_f32(mn_params_grad(o->P, i));
+        if (!(x->step = state_tensor(o, i, "step", 1, true, &fresh))) { free(b); return mn_last_status(); }
+        fresh = false;
+        const void *hyper = o->groups[x->group].hyper;
+        unsigned used = o->kind->used ? o->kind->used(hyper) : ~0u;
+        for (int k = 0; k < o->kind->nstate; k++)
+            if ((used >> k & 1u) && !(x->state[k] = state_tensor(o, i, o->kind->state_names[k], x->n, false, &fresh))) {
+                free(b);
+                return mn_last_status();
+            }
+        if (fresh && o->kind->init) o->kind->init(o->groups[x->group].hyper, x->state, x->n);
+        nb++;
+    }
+    free(o->b);
+    o->b = b; o->nb = nb;
+    o->seen = mn_params_count(o->P);      /* state tensors added above count too */
+    return MN_OK;
+}
+
+static void update_param(mn_optim *o, bound *x, int threads, float gscale)
+{
+    const void *hyper = o->groups[x->group].hyper;
+    int64_t t = (int64_t)x->step[0] + 1, nchunks = (x->n + CHUNK - 1) / CHUNK;
+    x->step[0] = (float)t;
+    if (gscale != 1.0f)
+        for (int64_t i = 0; i < x->n; i++) x->g[i] *= gscale;
+    #pragma omp parallel for if (nchunks > 1) num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t off = c * CHUNK, len = x->n - off < CHUNK ? x->n - off : CHUNK;
+        float *st[4] = { 0 };
+        for (int k = 0; k < o->kind->nstate; k++) st[k] = x->state[k] ? x->state[k] + off : NULL;
+        o->kind->step(hyper, t, x->p + off, x->g + off, st, len);
+    }
+}
+
+mn_status mn_optim_step(mn_optim *o)
+{
+    if (!o) return mn__error(MN_ERR_MISUSE, "optim_step: NULL optimizer");
+    o->updated = false;
+    if (++o->pending < o->accum) return MN_OK;
+    o->pending = 0;
+    if (o->seen != mn_params_count(o->P)) {
+        mn_status s = bind(o);
+        if (s) return s;
+    }
+    int threads = mn__threads(o->nthreads);
+    for (int i = 0; i < o->nb; i++) update_param(o, &o->b[i], threads, 1.0f / (float)o->accum);
+    o->updated = true;
+    o->updates++;
+    return MN_OK;
+}
+
+void mn_optim_zero_grad(mn_optim *o)
+{
+    if (!o || (o->accum > 1 && !o->updated)) return;
+    for (int i = 0; i < mn_params_count(o->P); i++) {
+        mn_tensor *g = mn_params_grad(o->P, i);
+        if (g) memset(g->data, 0, mn_tensor_bytes(g));
+    }
+}
+
+/* ---- clipping ---- */
+
+float mn_clip_grad_norm(mn_params *P, float max_norm, float norm_type)
+{
+    double total = 0;
+    bool inf = isinf(norm_type);
+    for (int i = 0; i < mn_params_count(P); i++) {
+        mn_tensor *g = mn_params_grad(P, i);
+        for (int64_t k = 0; g && k < mn_tensor_numel(g); k++) {
+            double v = fabs((double)mn_f32(g)[k]);
+            if (inf) total = v > total || v != v ? v : total;
+            else total += norm_type == 2.0f ? v * v : pow(v, norm_type);
+        }
+    }
+    if (!inf) total = norm_type == 2.0f ? sqrt(total) : pow(total, 1.0 / norm_type);
+    double coef = max_norm / (total + 1e-6);
+    if (coef < 1.0)
+        for (int i = 0; i < mn_params_count(P); i++) {
+            mn_tensor *g = mn_params_grad(P, i);
+            for (int64_t k = 0; g && k < mn_tensor_numel(g); k++) mn_f32(g)[k] = (float)(mn_f32(g)[k] * coef);
+        }
+    return (float)total;
+}
+
+void mn_clip_grad_value(mn_params *P, float c)
+{
+    for (int i = 0; i < mn_params_count(P); i++) {
+        mn_tensor *g = mn_params_grad(P, i);
+        for (int64_t k = 0; g && k < mn_tensor_numel(g); k++) {
+            float *v = &mn_f32(g)[k];
+            *v = *v < -c ? -c : *v > c ? c : *v;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/* optim/rmsprop.c: torch.optim.RMSprop. g = grad + wd p;
+ * sq = alpha sq + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g,
+ * avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps; momentum:
+ * buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg. */
+#include "mnemo.h"
+#include <math.h>
+
+static mn_status check(const void *h)
+{
+    const mn_rmsprop_opts *o = h;
+    if (!(o->eps > 0)) return mn_set_error(MN_ERR_INVALID, "rmsprop: invalid eps %g (must be > 0)", (double)o->eps);
+    if (!(o->alpha >= 0 && o->alpha < 1)) return mn_set_error(MN_ERR_INVALID, "rmsprop: invalid alpha %g (must be in [0, 1))", (double)o->alpha);
+    if (!(o->momentum >= 0)) return mn_set_error(MN_ERR_INVALID, "rmsprop: invalid momentum %g", (double)o->momentum);
+    if (!(o->weight_decay >= 0)) return mn_set_error(MN_ERR_INVALID, "rmsprop: invalid weight_decay %g", (double)o->weight_decay);
+    return MN_OK;
+}
+
+static unsigned used(const void *h)
+{
+    const mn_rmsprop_opts *o = h;
+    return 1u | (o->centered ? 2u : 0u) | (o->momentum > 0 ? 4u : 0u);
+}
+
+static void step(const void *h, int64_t t, float *p, const float *grad, float *const *st, int64_t n)
+{
+    const mn_rmsprop_opts *o = h;
+    float *sq = st[0], *ga = st[1], *buf = st[2];
+    (void)t;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i] + o->weight_decay * p[i];
+        sq[i] = o->alpha * sq[i] + (1 - o->alpha) * g * g;
+        float avg;
+        if (o->centered) {
+            ga[i] = o->alpha * ga[i] + (1 - o->alpha) * g;
+            avg = sqrtf(sq[i] - ga[i] * ga[i]) + o->eps;
+        } else avg = sqrtf(sq[i]) + o->eps;
+        if (o->momentum > 0) {
+            buf[i] = o->momentum * buf[i] + g / avg;
+            p[i] -= o->lr * buf[i];
+        } else p[i] -= o->lr * g / avg;
+    }
+}
+
+const mn_optim_kind mn_optim_rmsprop = {
+    .name = "rmsprop", .hyper_size = sizeof(mn_rmsprop_opts), .nstate = 3,
+    .state_names = { "square_avg", "grad_avg", "momentum_buffer" }, .check = check, .used = used, .step = step,
+};
+
+mn_optim *mn_rmsprop(mn_params *P, mn_rmsprop_opts o) { return mn_optim_new(P, &mn_optim_rmsprop, &o); }
