@@ -315,3 +315,21 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
     st.flops = ex->flops;
     return st;
 }
+
+/* Inputs in graph order, as views the caller may fill directly. */
+int mn_exec_input_count(const mn_exec *ex)
+{
+    int n = 0;
+    for (int v = 0; ex && v < ex->nvals; v++) n += ex->vals[v].kind == MN_VAL_INPUT;
+    return n;
+}
+
+static const mn_value *input_at(const mn_exec *ex, int i)
+{
+    for (int v = 0; ex && v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT && i-- == 0) return &ex->vals[v];
+    return NULL;
+}
+
+const char *mn_exec_input_name(const mn_exec *ex, int i) { const mn_value *v = input_at(ex, i); return v ? v->node->name : NULL; }
+const mn_tensor *mn_exec_input(const mn_exec *ex, int i) { const mn_value *v = input_at(ex, i); return v ? &v->t : NULL; }

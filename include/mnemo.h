@@ -364,6 +364,11 @@ void      mn_exec_free(mn_exec *ex);
 /* Copies t (dtype and shape must match the input) into the input `name`. */
 mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t);
 mn_status mn_exec_feed_data(mn_exec *ex, const char *name, const void *data, size_t bytes);
+/* The inputs the executable reads, in graph order; the tensor is its
+ * buffer and may also be filled in place. */
+int              mn_exec_input_count(const mn_exec *ex);
+const char      *mn_exec_input_name(const mn_exec *ex, int i);
+const mn_tensor *mn_exec_input(const mn_exec *ex, int i);
 /* Runs forward (and backward: parameter gradients are added to the store's
  * gradients, so they accumulate until mn_params_zero_grad). */
 mn_status mn_exec_run(mn_exec *ex);

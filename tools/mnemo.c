@@ -14,6 +14,7 @@ static void usage(FILE *f)
         "  train     train a model (mlp on Fashion-MNIST)\n"
         "  graph     compile a model's training graph; print DOT or memory stats\n"
         "  ops       list the registered operators\n"
+        "  bench     time training steps of the benchmark workloads\n"
         "  inspect   list the tensors and metadata of a safetensors file\n"
         "  version   print the version\n\n"
         "`mnemo <command> --help` describes each command.\n"
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(c, "graph")) return cmd_graph(argc - 1, argv + 1);
+    if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "mnemo: unknown command \"%s\"\n", c);
     usage(stderr);
     return MN_EXIT_USAGE;

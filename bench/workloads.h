@@ -1,0 +1,25 @@
+/* bench/workloads.h: the benchmark workloads of ../shared/bench/WORKLOADS.md
+ * as graphs over a fresh parameter store, with random inputs fed. */
+#ifndef MN_BENCH_WORKLOADS_H
+#define MN_BENCH_WORKLOADS_H
+
+#include "mnemo.h"
+
+typedef struct {
+    const char *name;
+    mn_params *P;
+    mn_graph *g;
+    mn_node *loss;
+    double fwd_flops, train_flops;   /* matrix products only, as torch_ref.py counts */
+    int64_t classes;                 /* range of random i32 inputs */
+} mn_workload;
+
+/* Names of the available workloads, NULL-terminated. */
+extern const char *const mn_workload_names[];
+/* Builds `name`; MN_ERR_NOTFOUND if unknown. */
+mn_status mn_workload_build(const char *name, mn_workload *w);
+/* Feeds every input of ex with seeded random data (i32 inputs: class ids). */
+mn_status mn_workload_feed(const mn_workload *w, mn_exec *ex, uint64_t seed);
+void      mn_workload_free(mn_workload *w);
+
+#endif

@@ -1,0 +1,128 @@
+/* tools/cmd_bench.c: `mnemo bench`: one full training step (forward, loss,
+ * backward, Adam lr 1e-3) and the forward pass alone of each workload,
+ * timed after a warm-up for about --budget seconds; JSON lines with the
+ * keys of ../shared/bench/WORKLOADS.md. */
+#include "cmds.h"
+#include "workloads.h"
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+typedef struct { double med, min, max, cpu_per_wall; int n; } timing;
+
+/* Warm-up (3 runs), then n runs where n fills `budget` seconds (5..200). */
+static mn_status timed(mn_exec *ex, mn_optim *o, double budget, timing *r)
+{
+    double t0 = now();
+    for (int i = 0; i < 3; i++) {
+        if (mn_exec_run(ex)) return mn_last_status();
+        if (o) { mn_optim_step(o); mn_optim_zero_grad(o); }
+    }
+    double per = (now() - t0) / 3;
+    int n = (int)(budget / (per > 1e-6 ? per : 1e-6));
+    n = n < 5 ? 5 : n > 200 ? 200 : n;
+    double *ms = malloc((size_t)n * sizeof *ms), c0 = cpu(), w0 = now();
+    if (!ms) return MN_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        double a = now();
+        if (mn_exec_run(ex)) { free(ms); return mn_last_status(); }
+        if (o) { mn_optim_step(o); mn_optim_zero_grad(o); }
+        ms[i] = 1e3 * (now() - a);
+    }
+    r->cpu_per_wall = (cpu() - c0) / (now() - w0);
+    qsort(ms, (size_t)n, sizeof *ms, cmp_d);
+    *r = (timing){ ms[n / 2], ms[0], ms[n - 1], r->cpu_per_wall, n };
+    free(ms);
+    return MN_OK;
+}
+
+static int bench_one(const char *name, int threads, double budget, bool json)
+{
+    mn_workload w;
+    mn_exec *tr = NULL, *fw = NULL;
+    mn_optim *o = NULL;
+    timing t = { 0 }, f = { 0 };
+    mn_status s = mn_workload_build(name, &w);
+    if (!s && !(tr = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = threads }))) s = mn_graph_status(w.g);
+    const mn_node *outs[1] = { w.loss };
+    if (!s && !(fw = mn_compile(w.g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 }))) s = mn_graph_status(w.g);
+    if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
+    if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, tr, 1); mn_workload_feed(&w, fw, 1); }
+    if (!s) s = timed(tr, o, budget, &t);
+    if (!s) s = timed(fw, NULL, budget / 3, &f);
+    if (s) {
+        fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
+        mn_optim_free(o); mn_exec_free(tr); mn_exec_free(fw); mn_workload_free(&w);
+        return MN_EXIT_RUNTIME;
+    }
+    mn_exec_stats st = mn_exec_get_stats(tr);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double gflops = w.train_flops / (t.med * 1e-3) / 1e9;
+    if (json)
+        printf("{\"workload\": \"%s\", \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
+               "\"train_ms_max\": %.3f, \"fwd_ms_median\": %.3f, \"gflops\": %.2f, \"naive_bytes\": %lld, "
+               "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
+               "\"steps\": %d, \"levels\": %d, \"n_train\": %d}\n",
+               name, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
+               t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
+               (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, t.n);
+    else
+        printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
+               "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
+               (double)st.arena_bytes / 1048576, (double)st.lower_bound_bytes / 1048576, (double)st.naive_bytes / 1048576);
+    fflush(stdout);
+    mn_optim_free(o); mn_exec_free(tr); mn_exec_free(fw); mn_workload_free(&w);
+    return MN_EXIT_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
+                                        { "json", 0, 0, 'j' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    const char *which = "all";
+    int threads = 0, c;
+    double budget = 3.0;
+    bool json = false;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'w': which = optarg; break;
+        case 't': threads = atoi(optarg); break;
+        case 'b': budget = atof(optarg); break;
+        case 'j': json = true; break;
+        case 'h':
+            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json]\n  workloads:");
+            for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
+            printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
+                   "  one line per workload with the keys of WORKLOADS.md.\n");
+            return MN_EXIT_OK;
+        default: return MN_EXIT_USAGE;
+        }
+    }
+    if (threads < 0 || !(budget > 0)) { fprintf(stderr, "mnemo bench: bad --threads or --budget\n"); return MN_EXIT_USAGE; }
+    if (threads == 0) threads = mn_get_num_threads();
+    int rc = MN_EXIT_OK, found = 0;
+    for (int i = 0; mn_workload_names[i]; i++)
+        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json); }
+    if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
+    return rc;
+}
