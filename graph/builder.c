@@ -57,6 +57,17 @@ mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     return code;
 }
 
+mn_status mn_graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (!g) return mn__error(MN_ERR_MISUSE, "%s", buf);
+    return mn__graph_fail(g, code, "%s", buf);
+}
+
 static mn_node *new_node(mn_graph *g, mn_node_kind kind, const char *base, const char *name)
 {
     if (g->n == g->cap) {

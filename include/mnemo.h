@@ -176,6 +176,9 @@ void       mn_graph_free(mn_graph *g);
 mn_status  mn_graph_status(const mn_graph *g);
 const char *mn_graph_errmsg(const mn_graph *g);
 mn_params *mn_graph_params(mn_graph *g);
+/* Puts the graph in its error state (the first error sticks): for model
+ * builders and plugins that validate their own arguments. Returns code. */
+mn_status  mn_graph_fail(mn_graph *g, mn_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int        mn_graph_node_count(const mn_graph *g);
 /* Names of nodes built after this call start with `scope.` (NULL clears). */
 void       mn_graph_set_scope(mn_graph *g, const char *scope);
@@ -345,6 +348,79 @@ mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_feat
 /* Linear layers of the given widths with ReLU between them (none after the
  * last); layer k is named prefix.k. */
 mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths);
+/* nn.Embedding: prefix.weight [num, dim] ~ N(0, 1); indices i32 [...] -> [..., dim] */
+mn_node *mn_embedding_layer(mn_graph *g, const char *prefix, mn_node *indices, int64_t num, int64_t dim);
+/* nn.LayerNorm over the last dim: prefix.weight = 1, prefix.bias = 0, eps 1e-5 */
+mn_node *mn_layer_norm_layer(mn_graph *g, const char *prefix, mn_node *x, bool affine);
+
+/* Recurrent networks with nn.RNN / nn.LSTM / nn.GRU's parameters (names,
+ * shapes, gate order i,f,g,o and r,z,n; init U(-1/sqrt(H), 1/sqrt(H))),
+ * unrolled over time. x: [T, B, input]; output [T, B, dirs * hidden];
+ * h_n (and c_n for LSTM) [layers * dirs, B, hidden]. The input projection
+ * of all steps is one matmul per layer and direction; each step adds one
+ * matmul and elementwise ops. h0/c0 (optional) are [layers * dirs, B, H]
+ * nodes, e.g. inputs of a one-step sampling graph (T = 1). */
+typedef enum { MN_RNN_TANH, MN_RNN_RELU, MN_RNN_LSTM, MN_RNN_GRU } mn_rnn_mode;
+typedef struct {
+    mn_rnn_mode mode;
+    int64_t hidden;
+    int layers;              /* 0 means 1 */
+    bool bidirectional;
+    bool no_bias;            /* bias=False */
+    float dropout;           /* between layers, when training */
+    bool training;
+    mn_node *h0, *c0;
+} mn_rnn_opts;
+typedef struct { mn_node *output, *h_n, *c_n; } mn_rnn_out;
+mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts opts);
+
+/* VAE: encoder fc1 (ReLU) -> fc_mu, fc_logvar; z = mu + exp(logvar / 2) eps;
+ * decoder fc3 (ReLU) -> fc4 logits. eps: a [B, latent] node (NULL: a
+ * normal op). loss = (BCE-with-logits(logits, x, sum) + KL(mu, logvar, sum)) / B. */
+typedef struct { int64_t input, hidden, latent; } mn_vae_opts;
+typedef struct { mn_node *logits, *mu, *logvar, *z, *loss; } mn_vae_out;
+mn_vae_out mn_vae(mn_graph *g, const char *prefix, mn_node *x, mn_node *eps, mn_vae_opts opts);
+/* The decoder alone: z [N, latent] -> logits [N, input] (sampling from the prior). */
+mn_node *mn_vae_decode(mn_graph *g, const char *prefix, mn_node *z, mn_vae_opts opts);
+
+/* Transformer with nn.MultiheadAttention's layout (prefix.in_proj_weight
+ * [3E, E], in_proj_bias, out_proj.weight, out_proj.bias). x: [B, T, E].
+ * key_padding: optional [B, T] (nonzero = padding, f32 or i32). */
+typedef struct {
+    int64_t heads;
+    bool causal;
+    mn_node *key_padding;
+    float dropout;
+    bool training;
+} mn_attn_opts;
+mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_attn_opts opts);
+
+typedef struct {
+    int64_t d_model, heads, ff;
+    bool post_ln;            /* default pre-LN */
+    bool relu;               /* default GELU */
+    bool causal;
+    mn_node *key_padding;
+    float dropout;
+    bool training;
+} mn_block_opts;
+/* One encoder layer as nn.TransformerEncoderLayer: prefix.self_attn,
+ * prefix.linear1, prefix.linear2, prefix.norm1, prefix.norm2. */
+mn_node *mn_transformer_block(mn_graph *g, const char *prefix, mn_node *x, mn_block_opts opts);
+
+typedef struct {
+    int64_t vocab, d_model, heads, layers, ff, max_len;
+    bool post_ln, relu, sinusoidal, tie_weights;
+    float dropout;
+    bool training;
+} mn_lm_opts;
+/* Decoder-only LM: tokens i32 [B, T] -> logits [B, T, vocab]; causal blocks
+ * prefix.blocks.k, learned (prefix.pos_emb) or sinusoidal positions, final
+ * prefix.ln_f, head prefix.head (or tied to prefix.tok_emb). */
+mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_lm_opts opts);
+/* Encoder stack for tagging/classification: x [B, T, E] -> [B, T, E]
+ * (prefix.layers.k, final prefix.norm when pre-LN). */
+mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts opts);
 
 /* ---- compile and run ---- */
 typedef struct {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config git meson ninja-build check
       libopenblas-openmp-dev libjansson-dev zlib1g-dev dataset-fashion-mnist
-      graphviz)
+      graphviz fortunes-min)
 PKGS+=("${MNEMO_EXTRA_PKGS[@]:-}")
 
 missing=()

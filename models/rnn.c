@@ -1,0 +1,119 @@
+/* models/rnn.c: RNN (tanh/relu), LSTM and GRU as compositions, with
+ * PyTorch's parameter names, shapes, gate orders and initialisation.
+ * Per layer and direction: the input projection of all T steps is one
+ * linear; each step slices it and adds one matmul with W_hh, then the
+ * gate math. The reverse direction walks t = T-1..0 and writes its outputs
+ * back in time order. */
+#include "mnemo.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    mn_node *wih, *whh, *bih, *bhh;
+} cell_params;
+
+static int gates_of(mn_rnn_mode m) { return m == MN_RNN_LSTM ? 4 : m == MN_RNN_GRU ? 3 : 1; }
+
+static cell_params make_params(mn_graph *g, const char *prefix, int layer, bool rev, int64_t in, const mn_rnn_opts *o)
+{
+    int64_t G = gates_of(o->mode) * o->hidden;
+    float k = 1.0f / sqrtf((float)o->hidden);
+    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
+    const char *sfx = rev ? "_reverse" : "";
+    char n[256];
+    cell_params c = { 0 };
+    snprintf(n, sizeof n, "%s.weight_ih_l%d%s", prefix, layer, sfx); c.wih = mn_param(g, n, MN_SHAPE(G, in), u);
+    snprintf(n, sizeof n, "%s.weight_hh_l%d%s", prefix, layer, sfx); c.whh = mn_param(g, n, MN_SHAPE(G, o->hidden), u);
+    if (!o->no_bias) {
+        snprintf(n, sizeof n, "%s.bias_ih_l%d%s", prefix, layer, sfx); c.bih = mn_param(g, n, MN_SHAPE(G), u);
+        snprintf(n, sizeof n, "%s.bias_hh_l%d%s", prefix, layer, sfx); c.bhh = mn_param(g, n, MN_SHAPE(G), u);
+    }
+    return c;
+}
+
+/* Initial state k of [L*D, B, H] (or zeros). */
+static mn_node *initial(mn_graph *g, mn_node *s0, int k, int64_t B, int64_t H)
+{
+    if (!s0) return mn_fill(g, MN_SHAPE(B, H), 0.0f, MN_F32);
+    return mn_squeeze(g, mn_slice(g, s0, 0, k, k + 1, 1), 0);
+}
+
+/* One step of the cell: xt [B, G*H] (input projection incl. biases, except
+ * GRU's b_hh), h (and c) [B, H]; returns the new h, updates *c. */
+static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn_node *xt, mn_node *h, mn_node **c)
+{
+    mn_node *hp = mn_matmul(g, h, p->whh, false, true);
+    if (o->mode == MN_RNN_GRU) {
+        if (p->bhh) hp = mn_add(g, hp, p->bhh);
+        mn_node *xs[3], *hs[3];
+        mn_chunk(g, xt, 1, 3, xs);
+        mn_chunk(g, hp, 1, 3, hs);
+        mn_node *r = mn_sigmoid(g, mn_add(g, xs[0], hs[0])), *z = mn_sigmoid(g, mn_add(g, xs[1], hs[1]));
+        mn_node *n = mn_tanh(g, mn_add(g, xs[2], mn_mul(g, r, hs[2])));
+        return mn_add(g, n, mn_mul(g, z, mn_sub(g, h, n)));            /* (1 - z) n + z h */
+    }
+    mn_node *a = mn_add(g, xt, hp);
+    if (o->mode == MN_RNN_TANH) return mn_tanh(g, a);
+    if (o->mode == MN_RNN_RELU) return mn_relu(g, a);
+    mn_node *q[4];
+    mn_chunk(g, a, 1, 4, q);
+    *c = mn_add(g, mn_mul(g, mn_sigmoid(g, q[1]), *c), mn_mul(g, mn_sigmoid(g, q[0]), mn_tanh(g, q[2])));
+    return mn_mul(g, mn_sigmoid(g, q[3]), mn_tanh(g, *c));
+}
+
+/* One layer in one direction over x [T, B, I]; returns [T, B, H]. */
+static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn_node *x, bool rev,
+                              mn_node *h, mn_node *c, mn_node **h_last, mn_node **c_last)
+{
+    mn_shape xs = mn_node_shape(x);
+    int64_t T = xs.d[0], G = gates_of(o->mode) * o->hidden;
+    mn_node *xp = mn_linear_op(g, x, p->wih, p->bih);                /* [T, B, G] */
+    if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
+    mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
+    if (!hs) return NULL;
+    for (int64_t i = 0; i < T; i++) {
+        int64_t t = rev ? T - 1 - i : i;
+        mn_node *xt = mn_reshape(g, mn_slice(g, xp, 0, t, t + 1, 1), MN_SHAPE(xs.d[1], G));
+        h = hs[t] = cell(g, o, p, xt, h, &c);
+    }
+    *h_last = h; *c_last = c;
+    mn_node *out = mn_stack(g, hs, (int)T, 0);
+    free(hs);
+    return out;
+}
+
+mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts o)
+{
+    mn_rnn_out r = { 0 };
+    mn_shape xs = mn_node_shape(x);
+    int L = o.layers > 0 ? o.layers : 1, D = o.bidirectional ? 2 : 1;
+    if (mn_graph_status(g)) return r;
+    if (!x || xs.ndim != 3 || o.hidden <= 0 || o.layers < 0 || !(o.dropout >= 0 && o.dropout < 1)) {
+        char sh[96];
+        mn_graph_fail(g, MN_ERR_SHAPE, "rnn \"%s\": input %s must be [T, B, features], hidden > 0, 0 <= dropout < 1",
+                      prefix, mn_shape_str(xs, sh, sizeof sh));
+        return r;
+    }
+    int64_t B = xs.d[1], H = o.hidden;
+    mn_node **hn = malloc((size_t)(L * D) * sizeof *hn), **cn = malloc((size_t)(L * D) * sizeof *cn);
+    if (!hn || !cn) { free(hn); free(cn); return r; }
+    mn_node *in = x;
+    for (int l = 0; l < L; l++) {
+        mn_node *outs[2];
+        int64_t isz = mn_node_shape(in).d[2];
+        for (int d = 0; d < D; d++) {
+            cell_params p = make_params(g, prefix, l, d == 1, isz, &o);
+            int k = l * D + d;
+            mn_node *h0 = initial(g, o.h0, k, B, H), *c0 = o.mode == MN_RNN_LSTM ? initial(g, o.c0, k, B, H) : NULL;
+            outs[d] = run_direction(g, &o, &p, in, d == 1, h0, c0, &hn[k], &cn[k]);
+        }
+        in = D == 2 ? mn_concat(g, outs, 2, 2) : outs[0];
+        if (l + 1 < L && o.dropout > 0 && o.training) in = mn_dropout(g, in, o.dropout, true);
+    }
+    r.output = in;
+    r.h_n = mn_stack(g, hn, L * D, 0);
+    if (o.mode == MN_RNN_LSTM) r.c_n = mn_stack(g, cn, L * D, 0);
+    free(hn); free(cn);
+    return r;
+}

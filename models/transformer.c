@@ -1,0 +1,157 @@
+/* models/transformer.c: multi-head attention with nn.MultiheadAttention's
+ * parameter layout, pre-LN and post-LN encoder blocks with
+ * nn.TransformerEncoderLayer's names, a decoder-only LM and an encoder
+ * stack, all as compositions of graph ops (batched matmuls for the heads,
+ * masked softmax, layer norm, GELU/ReLU). Tensors are batch first: [B, T, E]. */
+#include "mnemo.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static mn_node *param(mn_graph *g, const char *prefix, const char *name, mn_shape s, mn_init in)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s.%s", prefix, name);
+    return mn_param(g, n, s, in);
+}
+
+static mn_node *sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s.%s", prefix, name);
+    return mn_linear(g, n, x, out, true);
+}
+
+static mn_node *sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s.%s", prefix, name);
+    return mn_layer_norm_layer(g, n, x, true);
+}
+
+/* [B, T, E] -> [B, H, T, E/H] */
+static mn_node *heads(mn_graph *g, mn_node *x, int64_t B, int64_t T, int64_t H, int64_t dh)
+{
+    static const int perm[4] = { 0, 2, 1, 3 };
+    return mn_permute(g, mn_reshape(g, x, MN_SHAPE(B, T, H, dh)), 4, perm);
+}
+
+mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_attn_opts o)
+{
+    mn_shape s = mn_node_shape(x);
+    if (mn_graph_status(g)) return NULL;
+    if (!x || s.ndim != 3 || o.heads <= 0 || s.d[2] % o.heads) {
+        char sh[96];
+        mn_graph_fail(g, MN_ERR_SHAPE, "attention \"%s\": input %s must be [B, T, E] with E divisible by %lld heads",
+                      prefix, mn_shape_str(s, sh, sizeof sh), (long long)o.heads);
+        return NULL;
+    }
+    int64_t B = s.d[0], T = s.d[1], E = s.d[2], H = o.heads, dh = E / H;
+    /* nn.MultiheadAttention: xavier_uniform in_proj_weight, zero biases, out_proj as nn.Linear with zero bias */
+    mn_node *w = param(g, prefix, "in_proj_weight", MN_SHAPE(3 * E, E), (mn_init){ .kind = MN_INIT_XAVIER_UNIFORM });
+    mn_node *b = param(g, prefix, "in_proj_bias", MN_SHAPE(3 * E), (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *qkv[3];
+    mn_chunk(g, mn_linear_op(g, x, w, b), 2, 3, qkv);
+    mn_node *q = heads(g, qkv[0], B, T, H, dh), *k = heads(g, qkv[1], B, T, H, dh), *v = heads(g, qkv[2], B, T, H, dh);
+    mn_node *scores = mn_scale(g, mn_matmul(g, q, k, false, true), 1.0f / sqrtf((float)dh));   /* [B, H, T, T] */
+    mn_node *mask = NULL;
+    if (o.key_padding)
+        mask = mn_reshape(g, mn_where(g, o.key_padding, mn_scalar(g, -INFINITY), mn_scalar(g, 0.0f)), MN_SHAPE(B, 1, 1, T));
+    mn_node *att = mn_softmax_masked(g, scores, -1, mask, o.causal);
+    if (o.training && o.dropout > 0) att = mn_dropout(g, att, o.dropout, true);
+    static const int perm[4] = { 0, 2, 1, 3 };
+    mn_node *ctx = mn_reshape(g, mn_permute(g, mn_matmul(g, att, v, false, false), 4, perm), MN_SHAPE(B, T, E));
+    char n[256];
+    snprintf(n, sizeof n, "%s.out_proj.weight", prefix);
+    mn_node *ow = mn_param(g, n, MN_SHAPE(E, E), (mn_init){ .kind = MN_INIT_KAIMING_UNIFORM, .a = sqrtf(5.0f) });
+    snprintf(n, sizeof n, "%s.out_proj.bias", prefix);
+    mn_node *ob = mn_param(g, n, MN_SHAPE(E), (mn_init){ .kind = MN_INIT_ZEROS });
+    return mn_linear_op(g, ctx, ow, ob);
+}
+
+static mn_node *feed_forward(mn_graph *g, const char *prefix, mn_node *x, const mn_block_opts *o)
+{
+    mn_node *h = sub_linear(g, prefix, "linear1", x, o->ff);
+    h = o->relu ? mn_relu(g, h) : mn_gelu(g, h, false);
+    if (o->training && o->dropout > 0) h = mn_dropout(g, h, o->dropout, true);
+    return sub_linear(g, prefix, "linear2", h, o->d_model);
+}
+
+static mn_node *drop(mn_graph *g, mn_node *x, const mn_block_opts *o)
+{
+    return o->training && o->dropout > 0 ? mn_dropout(g, x, o->dropout, true) : x;
+}
+
+mn_node *mn_transformer_block(mn_graph *g, const char *prefix, mn_node *x, mn_block_opts o)
+{
+    char sa[256];
+    snprintf(sa, sizeof sa, "%s.self_attn", prefix);
+    mn_attn_opts ao = { .heads = o.heads, .causal = o.causal, .key_padding = o.key_padding, .dropout = o.dropout, .training = o.training };
+    if (o.post_ln) {
+        x = sub_norm(g, prefix, "norm1", mn_add(g, x, drop(g, mn_multihead_attention(g, sa, x, ao), &o)));
+        return sub_norm(g, prefix, "norm2", mn_add(g, x, drop(g, feed_forward(g, prefix, x, &o), &o)));
+    }
+    x = mn_add(g, x, drop(g, mn_multihead_attention(g, sa, sub_norm(g, prefix, "norm1", x), ao), &o));
+    return mn_add(g, x, drop(g, feed_forward(g, prefix, sub_norm(g, prefix, "norm2", x), &o), &o));
+}
+
+mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts o)
+{
+    char n[256];
+    for (int l = 0; l < layers; l++) {
+        snprintf(n, sizeof n, "%s.layers.%d", prefix, l);
+        x = mn_transformer_block(g, n, x, o);
+    }
+    return o.post_ln ? x : sub_norm(g, prefix, "norm", x);
+}
+
+/* PE[p, 2i] = sin(p / 10000^(2i/E)), PE[p, 2i+1] = cos(...) */
+static mn_node *sinusoid(mn_graph *g, int64_t T, int64_t E)
+{
+    float *pe = malloc((size_t)(T * E) * sizeof *pe);
+    if (!pe) { mn_graph_fail(g, MN_ERR_NOMEM, "transformer: out of memory"); return NULL; }
+    for (int64_t p = 0; p < T; p++)
+        for (int64_t i = 0; i < E; i++) {
+            double a = (double)p / pow(10000.0, (double)(i - i % 2) / (double)E);
+            pe[p * E + i] = (float)(i % 2 ? cos(a) : sin(a));
+        }
+    mn_node *c = mn_constant(g, MN_F32, MN_SHAPE(T, E), pe);
+    free(pe);
+    return c;
+}
+
+mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_lm_opts o)
+{
+    mn_shape s = mn_node_shape(tokens);
+    if (mn_graph_status(g)) return NULL;
+    if (!tokens || s.ndim != 2 || s.d[1] > o.max_len || o.vocab <= 0 || o.d_model <= 0 || o.layers <= 0) {
+        char sh[96];
+        mn_graph_fail(g, MN_ERR_SHAPE, "transformer_lm \"%s\": tokens %s must be [B, T] with T <= max_len %lld",
+                      prefix, mn_shape_str(s, sh, sizeof sh), (long long)o.max_len);
+        return NULL;
+    }
+    int64_t T = s.d[1], E = o.d_model;
+    char n[256];
+    snprintf(n, sizeof n, "%s.tok_emb", prefix);
+    mn_node *x = mn_embedding_layer(g, n, tokens, o.vocab, E);
+    mn_node *pos;
+    if (o.sinusoidal) pos = sinusoid(g, T, E);
+    else {
+        snprintf(n, sizeof n, "%s.pos_emb", prefix);
+        pos = mn_embedding_layer(g, n, mn_arange(g, 0, (double)T, 1, MN_I32), o.max_len, E);
+    }
+    x = mn_add(g, x, pos);
+    if (o.training && o.dropout > 0) x = mn_dropout(g, x, o.dropout, true);
+    mn_block_opts bo = { .d_model = E, .heads = o.heads, .ff = o.ff, .post_ln = o.post_ln, .relu = o.relu, .causal = true,
+                         .dropout = o.dropout, .training = o.training };
+    for (int64_t l = 0; l < o.layers; l++) {
+        snprintf(n, sizeof n, "%s.blocks.%lld", prefix, (long long)l);
+        x = mn_transformer_block(g, n, x, bo);
+    }
+    if (!o.post_ln) x = sub_norm(g, prefix, "ln_f", x);
+    if (!o.tie_weights) return sub_linear(g, prefix, "head", x, o.vocab);
+    snprintf(n, sizeof n, "%s.tok_emb.weight", prefix);
+    mn_node *w = mn_param_get(g, n);
+    float k = 1.0f / sqrtf((float)E);
+    return mn_linear_op(g, x, w, param(g, prefix, "head.bias", MN_SHAPE(o.vocab), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -k, .b = k }));
+}
