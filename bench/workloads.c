@@ -1,12 +1,16 @@
-/* bench/workloads.c: benchmark workloads as graph compositions. Shapes are
- * those of WORKLOADS.md; lstm_cells is the 1-layer char-LM LSTM unrolled
- * from primitive ops (torch_ref.py's lstm_cells). */
+/* bench/workloads.c: the benchmark workloads as model compositions, with
+ * the shapes of WORKLOADS.md and torch_ref.py's FLOP counts (matrix
+ * products only). lstm_cells is the same graph as lstm: mnemo's LSTM is
+ * always unrolled from primitive ops, like torch_ref.py's lstm_cells. */
 #include "workloads.h"
 #include <stdlib.h>
 #include <string.h>
 
-const char *const mn_workload_names[] = { "mlp", "lstm_cells", NULL };
+const char *const mn_workload_names[] = { "mlp", "rnn", "lstm", "lstm_2layer", "gru", "bilstm_tagger", "vae",
+                                           "transformer", "lstm_cells", NULL };
 
+/* FLOPs of an (m x k) @ (k x n) product with a trainable weight: forward,
+ * and added to *train: forward + weight gradient (+ input gradient). */
 static double lin(double m, double k, double n, bool dx, double *train)
 {
     double f = 2 * m * k * n;
@@ -26,35 +30,69 @@ static mn_status build_mlp(mn_workload *w)
     return mn_graph_status(w->g);
 }
 
-/* embedding 96x64 -> LSTM 256 unrolled over 64 steps -> linear 256->96, CE every step */
-static mn_status build_lstm_cells(mn_workload *w)
+/* char LM: embedding 96x64 -> recurrent 256 (1 or 2 layers) -> linear 256->96, CE every step; seq 64, batch 32 */
+static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers)
 {
     const int64_t V = 96, E = 64, H = 256, T = 64, B = 32;
     mn_graph *g = w->g;
-    float k = 1.0f / 16.0f;                                      /* 1/sqrt(H), nn.LSTM's init */
-    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
     mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
-    mn_node *emb = mn_embedding(g, x, mn_param(g, "emb.weight", MN_SHAPE(V, E), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 }));
-    mn_node *wih = mn_param(g, "rnn.weight_ih_l0", MN_SHAPE(4 * H, E), u), *whh = mn_param(g, "rnn.weight_hh_l0", MN_SHAPE(4 * H, H), u);
-    mn_node *bih = mn_param(g, "rnn.bias_ih_l0", MN_SHAPE(4 * H), u), *bhh = mn_param(g, "rnn.bias_hh_l0", MN_SHAPE(4 * H), u);
-    mn_node *gx = mn_add(g, mn_linear_op(g, emb, wih, bih), bhh);
-    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0, MN_F32), *c = h;
-    mn_node **hs = malloc((size_t)T * sizeof *hs);
-    if (!hs) return MN_ERR_NOMEM;
-    for (int64_t t = 0; t < T; t++) {
-        mn_node *q[4];
-        mn_node *gt = mn_add(g, mn_squeeze(g, mn_slice(g, gx, 0, t, t + 1, 1), 0), mn_matmul(g, h, whh, false, true));
-        mn_chunk(g, gt, 1, 4, q);
-        c = mn_add(g, mn_mul(g, mn_sigmoid(g, q[1]), c), mn_mul(g, mn_sigmoid(g, q[0]), mn_tanh(g, q[2])));
-        h = hs[t] = mn_mul(g, mn_sigmoid(g, q[3]), mn_tanh(g, c));
-    }
-    mn_node *out = mn_stack(g, hs, (int)T, 0);
-    free(hs);
-    mn_node *logits = mn_linear(g, "head", out, V, true);
+    mn_node *e = mn_embedding_layer(g, "emb", x, V, E);
+    mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = H, .layers = layers });
+    mn_node *logits = mn_linear(g, "head", r.output, V, true);
     w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, V)), mn_reshape(g, y, MN_SHAPE(T * B)));
     w->classes = V;
-    w->fwd_flops = lin(T * B, E, 4 * H, true, &w->train_flops) + lin(T * B, H, 4 * H, true, &w->train_flops) +
-                   lin(T * B, H, V, true, &w->train_flops);
+    double G = mode == MN_RNN_LSTM ? 4 : mode == MN_RNN_GRU ? 3 : 1;
+    w->fwd_flops = lin(T * B, E, G * H, true, &w->train_flops) + lin(T * B, H, V, true, &w->train_flops);
+    for (int l = 0; l < 2 * layers - 1; l++) w->fwd_flops += lin(T * B, H, G * H, true, &w->train_flops);
+    return mn_graph_status(g);
+}
+
+/* embedding 10000x100 -> bidirectional LSTM 128 -> linear 256->9 per token, CE; seq 40, batch 32 */
+static mn_status build_tagger(mn_workload *w)
+{
+    const int64_t V = 10000, E = 100, H = 128, K = 9, T = 40, B = 32;
+    mn_graph *g = w->g;
+    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
+    mn_node *e = mn_embedding_layer(g, "emb", x, V, E);
+    mn_rnn_out r = mn_rnn(g, "lstm", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H, .bidirectional = true });
+    mn_node *logits = mn_linear(g, "out", r.output, K, true);
+    w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, K)), mn_reshape(g, y, MN_SHAPE(T * B)));
+    w->classes = K;                                   /* tokens are drawn below K too: valid ids */
+    for (int d = 0; d < 2; d++) w->fwd_flops += lin(T * B, E, 4 * H, true, &w->train_flops) + lin(T * B, H, 4 * H, true, &w->train_flops);
+    w->fwd_flops += lin(T * B, 2 * H, K, true, &w->train_flops);
+    return mn_graph_status(g);
+}
+
+/* 784-400-(20, 20)-400-784, BCE-with-logits (sum) + KL, / batch; batch 128 */
+static mn_status build_vae(mn_workload *w)
+{
+    const int64_t B = 128;
+    mn_node *x = mn_input(w->g, "x", MN_F32, MN_SHAPE(B, 784));
+    w->loss = mn_vae(w->g, "vae", x, NULL, (mn_vae_opts){ .input = 784, .hidden = 400, .latent = 20 }).loss;
+    w->uniform_inputs = true;
+    w->fwd_flops = lin(B, 784, 400, false, &w->train_flops) + lin(B, 400, 20, true, &w->train_flops) +
+                   lin(B, 400, 20, true, &w->train_flops) + lin(B, 20, 400, true, &w->train_flops) +
+                   lin(B, 400, 784, true, &w->train_flops);
+    return mn_graph_status(w->g);
+}
+
+/* decoder-only LM: vocab 96, d 256, 4 heads, 4 layers, FF 1024, pre-LN, GELU, learned positions; seq 128, batch 8 */
+static mn_status build_transformer(mn_workload *w)
+{
+    const int64_t V = 96, D = 256, NH = 4, L = 4, FF = 1024, T = 128, B = 8, n = B * T, dh = D / NH;
+    mn_graph *g = w->g;
+    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(B, T)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(B, T));
+    mn_node *logits = mn_transformer_lm(g, "lm", x, (mn_lm_opts){ .vocab = V, .d_model = D, .heads = NH, .layers = L,
+                                                                 .ff = FF, .max_len = T });
+    w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(n, V)), mn_reshape(g, y, MN_SHAPE(n)));
+    w->classes = V;
+    double att = 2.0 * (double)(B * NH * T) * (double)dh * (double)T;
+    for (int l = 0; l < L; l++) {
+        w->fwd_flops += lin(n, D, 3 * D, true, &w->train_flops) + 2 * att + lin(n, D, D, true, &w->train_flops) +
+                        lin(n, D, FF, true, &w->train_flops) + lin(n, FF, D, true, &w->train_flops);
+        w->train_flops += 2 * 3 * att;
+    }
+    w->fwd_flops += lin(n, D, V, true, &w->train_flops);
     return mn_graph_status(g);
 }
 
@@ -66,7 +104,13 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     w->g = mn_graph_new(w->P);
     mn_params_set_seed(w->P, 1);
     if (!strcmp(name, "mlp")) return build_mlp(w);
-    if (!strcmp(name, "lstm_cells")) return build_lstm_cells(w);
+    if (!strcmp(name, "rnn")) return build_char_lm(w, MN_RNN_TANH, 1);
+    if (!strcmp(name, "lstm") || !strcmp(name, "lstm_cells")) return build_char_lm(w, MN_RNN_LSTM, 1);
+    if (!strcmp(name, "lstm_2layer")) return build_char_lm(w, MN_RNN_LSTM, 2);
+    if (!strcmp(name, "gru")) return build_char_lm(w, MN_RNN_GRU, 1);
+    if (!strcmp(name, "bilstm_tagger")) return build_tagger(w);
+    if (!strcmp(name, "vae")) return build_vae(w);
+    if (!strcmp(name, "transformer")) return build_transformer(w);
     return mn_set_error(MN_ERR_NOTFOUND, "bench: no workload \"%s\"", name);
 }
 
@@ -78,7 +122,7 @@ mn_status mn_workload_feed(const mn_workload *w, mn_exec *ex, uint64_t seed)
         for (int64_t i = 0; i < n; i++) {
             float u = mn_rng_uniform(seed, (uint64_t)k, (uint64_t)i);
             if (t->dtype == MN_I32) mn_i32(t)[i] = (int32_t)(u * (float)w->classes);
-            else mn_f32(t)[i] = mn_rng_normal(seed, (uint64_t)k, (uint64_t)i);
+            else mn_f32(t)[i] = w->uniform_inputs ? u : mn_rng_normal(seed, (uint64_t)k, (uint64_t)i);
         }
     }
     return MN_OK;

@@ -12,6 +12,7 @@ typedef struct {
     mn_node *loss;
     double fwd_flops, train_flops;   /* matrix products only, as torch_ref.py counts */
     int64_t classes;                 /* range of random i32 inputs */
+    bool uniform_inputs;             /* f32 inputs in [0, 1) (VAE targets) */
 } mn_workload;
 
 /* Names of the available workloads, NULL-terminated. */

@@ -5,6 +5,7 @@
  * determinism with 1 and 2 threads, serial mode. */
 #include "harness.h"
 #include "../graph/exec.h"
+#include "workloads.h"
 #include <string.h>
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
@@ -215,6 +216,22 @@ START_TEST(verifier_catches_a_corrupted_plan)
 }
 END_TEST
 
+/* Every bench workload's training graph: verified plan, arena <= 1.15 x
+ * lower bound, and <= 0.5 x naive on lstm and transformer. */
+START_TEST(bench_workloads_meet_targets)
+{
+    const char *name = mn_workload_names[_i];
+    mn_workload w;
+    ck_assert_ok(mn_workload_build(name, &w));
+    mn_exec *ex = mn_compile(w.g, w.loss, NULL);
+    ck_assert_msg(ex != NULL, "%s: %s", name, mn_graph_errmsg(w.g));
+    bool strict = !strcmp(name, "lstm") || !strcmp(name, "transformer");
+    check_targets(name, ex, strict ? 0.5 : 0);
+    mn_exec_free(ex);
+    mn_workload_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -226,6 +243,9 @@ int main(void)
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
     tcase_add_test(tc, verifier_catches_a_corrupted_plan);
+    int nw = 0;
+    while (mn_workload_names[nw]) nw++;
+    tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }
