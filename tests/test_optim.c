@@ -474,9 +474,9 @@ START_TEST(bad_hyper_parameters_rejected)
     ck_assert_ptr_null(mn_sgd(P, (mn_sgd_opts){ .lr = 0.1f, .weight_decay = -1 }));
     ck_assert_ptr_null(mn_lion(P, (mn_lion_opts){ .lr = 0.1f, .beta1 = 0.9f, .beta2 = 1.0f }));
     ck_assert_ptr_null(mn_sgd(P, (mn_sgd_opts){ .lr = NAN }));
-    ck_assert_int_eq(mn_optim_add_group(mn_sgd(P, MN_SGD_DEFAULTS), "*", &(mn_sgd_opts){ .lr = -1 }), -1);
-    mn_sched_opts c = mn_sched_defaults(MN_SCHED_STEP);
     mn_optim *o = mn_sgd(P, MN_SGD_DEFAULTS);
+    ck_assert_int_eq(mn_optim_add_group(o, "*", &(mn_sgd_opts){ .lr = -1 }), -1);
+    mn_sched_opts c = mn_sched_defaults(MN_SCHED_STEP);
     ck_assert_ptr_null(mn_sched_new(o, c));                      /* step_size 0 */
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "step_size"));
     mn_optim_free(o);
