@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define ST_MAX_HEADER (100u * 1024u * 1024u)
-#define ST_STATE_KEY "mnemo.state"
+#define ST_STATE_KEY "mnemo.state_tensors"
 
 mn_status mn__params_adopt(mn_params *P, const char *name, mn_tensor *value, bool trainable);
 

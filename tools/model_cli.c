@@ -1,0 +1,67 @@
+/* tools/model_cli.c: the graph of each `mnemo train --model` kind, built
+ * from the configuration with the models/ compositions. Inputs are "x"
+ * (then "y"); the loss is mean cross-entropy over targets, or the VAE's
+ * per-image loss. */
+#include "train.h"
+#include <string.h>
+
+static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool training)
+{
+    mn_model_graph m = { .classes = V };
+    int64_t T = c->seq, B = c->batch;
+    bool tr = !strcmp(c->model, "transformer");
+    mn_node *x = mn_input(g, "x", MN_I32, tr ? MN_SHAPE(B, T) : MN_SHAPE(T, B));
+    mn_node *y = mn_input(g, "y", MN_I32, tr ? MN_SHAPE(B, T) : MN_SHAPE(T, B));
+    mn_node *logits;
+    if (tr) {
+        logits = mn_transformer_lm(g, "lm", x, (mn_lm_opts){ .vocab = V, .d_model = c->hidden, .heads = c->heads, .layers = c->layers,
+                                                             .ff = c->ff, .max_len = T, .dropout = c->dropout, .training = training });
+    } else {
+        mn_rnn_mode mode = !strcmp(c->model, "gru") ? MN_RNN_GRU : !strcmp(c->model, "rnn") ? MN_RNN_TANH : MN_RNN_LSTM;
+        mn_node *e = mn_embedding_layer(g, "emb", x, V, c->embed);
+        mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers,
+                                                          .dropout = c->dropout, .training = training });
+        logits = mn_linear(g, "head", r.output, V, true);
+    }
+    m.logits = mn_reshape(g, logits, MN_SHAPE(T * B, V));
+    m.targets = mn_reshape(g, y, MN_SHAPE(T * B));
+    m.loss = mn_cross_entropy(g, m.logits, m.targets);
+    return m;
+}
+
+mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab, bool training)
+{
+    mn_model_graph m = { 0 };
+    int64_t B = c->batch;
+    if (mn_cfg_is_lm(c)) return lm(g, c, vocab, training);
+    if (!strcmp(c->model, "vae")) {
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
+        m.loss = mn_vae(g, "vae", x, NULL, (mn_vae_opts){ .input = 784, .hidden = c->hidden, .latent = c->latent }).loss;
+        return m;
+    }
+    if (!strcmp(c->model, "mlp")) {
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
+        m.targets = mn_input(g, "y", MN_I32, MN_SHAPE(B));
+        int64_t w[9];
+        int n = c->layers < 8 ? c->layers : 8;
+        for (int i = 0; i < n; i++) w[i] = c->hidden;
+        w[n] = 10;
+        if (training && c->dropout > 0) x = mn_dropout(g, x, c->dropout, true);
+        m.logits = mn_mlp(g, "mlp", x, n + 1, w);
+        m.classes = 10;
+        m.loss = mn_cross_entropy(g, m.logits, m.targets);
+        return m;
+    }
+    /* tagger: embedding + bidirectional LSTM + linear per token */
+    int64_t T = c->seq, K = 12;
+    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
+    mn_node *e = mn_embedding_layer(g, "emb", x, vocab, c->embed);
+    if (training && c->dropout > 0) e = mn_dropout(g, e, c->dropout, true);
+    mn_rnn_out r = mn_rnn(g, "lstm", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = c->hidden, .layers = c->layers,
+                                                       .bidirectional = true, .dropout = c->dropout, .training = training });
+    m.logits = mn_reshape(g, mn_linear(g, "out", r.output, K, true), MN_SHAPE(T * B, K));
+    m.targets = mn_reshape(g, y, MN_SHAPE(T * B));
+    m.classes = K;
+    m.loss = mn_cross_entropy(g, m.logits, m.targets);
+    return m;
+}

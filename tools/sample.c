@@ -1,0 +1,127 @@
+/* tools/sample.c: text generation from a trained character LM. Recurrent
+ * models run a one-step graph over the trained parameters (state in, state
+ * out); the transformer recomputes a sliding window of at most --seq
+ * tokens with a graph per window length. Sampling: softmax(logits / T)
+ * restricted to the top k, drawn with the counter-based RNG. */
+#include "train.h"
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+mn_status mn_vocab_from_json(const char *json, mn_text *v)
+{
+    memset(v, 0, sizeof *v);
+    for (int i = 0; i < 256; i++) v->index[i] = -1;
+    json_t *a = json ? json_loads(json, 0, NULL) : NULL;
+    if (!json_is_array(a) || !json_array_size(a) || json_array_size(a) > 256) {
+        json_decref(a);
+        return mn_set_error(MN_ERR_FORMAT, "checkpoint: metadata mnemo.vocab is missing or not a list of byte values");
+    }
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_int_t c = json_integer_value(json_array_get(a, i));
+        if (!json_is_integer(json_array_get(a, i)) || c < 0 || c > 255 || v->index[c] >= 0) {
+            json_decref(a);
+            return mn_set_error(MN_ERR_FORMAT, "checkpoint: bad byte value in mnemo.vocab");
+        }
+        v->chars[v->vocab] = (unsigned char)c;
+        v->index[c] = (int16_t)v->vocab++;
+    }
+    json_decref(a);
+    return MN_OK;
+}
+
+static int draw(const float *logits, int V, float temperature, int top_k, uint64_t seed, uint64_t pos)
+{
+    double *p = malloc((size_t)V * sizeof *p), m = -INFINITY, s = 0;
+    int *idx = malloc((size_t)V * sizeof *idx), pick = 0;
+    for (int i = 0; i < V; i++) { p[i] = logits[i] / (temperature > 0 ? temperature : 1e-6); idx[i] = i; if (p[i] > m) m = p[i]; }
+    int k = top_k > 0 && top_k < V ? top_k : V;
+    for (int i = 0; i < k; i++)              /* partial selection sort: the k largest first */
+        for (int j = i + 1; j < V; j++)
+            if (p[idx[j]] > p[idx[i]]) { int t = idx[i]; idx[i] = idx[j]; idx[j] = t; }
+    for (int i = 0; i < k; i++) s += exp(p[idx[i]] - m);
+    double u = mn_rng_uniform(seed, 0x53414d50ull, pos) * s, acc = 0;
+    pick = idx[k - 1];
+    for (int i = 0; i < k; i++) {
+        acc += exp(p[idx[i]] - m);
+        if (u < acc) { pick = idx[i]; break; }
+    }
+    free(p); free(idx);
+    return pick;
+}
+
+typedef struct { mn_graph *g; mn_exec *ex; mn_node *logits, *h, *c; } step_graph;
+
+static mn_status rnn_step_graph(mn_params *P, const mn_train_cfg *c, int V, step_graph *s)
+{
+    mn_rnn_mode mode = !strcmp(c->model, "gru") ? MN_RNN_GRU : !strcmp(c->model, "rnn") ? MN_RNN_TANH : MN_RNN_LSTM;
+    s->g = mn_graph_new(P);
+    mn_node *x = mn_input(s->g, "x", MN_I32, MN_SHAPE(1, 1));
+    mn_node *h0 = mn_input(s->g, "h0", MN_F32, MN_SHAPE(c->layers, 1, c->hidden));
+    mn_node *c0 = mode == MN_RNN_LSTM ? mn_input(s->g, "c0", MN_F32, MN_SHAPE(c->layers, 1, c->hidden)) : NULL;
+    mn_rnn_out r = mn_rnn(s->g, "rnn", mn_embedding_layer(s->g, "emb", x, V, c->embed),
+                          (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers, .h0 = h0, .c0 = c0 });
+    s->logits = mn_linear(s->g, "head", r.output, V, true);
+    s->h = r.h_n; s->c = r.c_n;
+    const mn_node *outs[3] = { s->logits, s->h, s->c ? s->c : s->h };
+    s->ex = mn_compile(s->g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 3 });
+    return s->ex ? MN_OK : mn_set_error(mn_graph_status(s->g), "%s", mn_graph_errmsg(s->g));
+}
+
+static mn_status window_graph(mn_params *P, const mn_train_cfg *c, int V, int64_t L, step_graph *s)
+{
+    s->g = mn_graph_new(P);
+    mn_node *x = mn_input(s->g, "x", MN_I32, MN_SHAPE(1, L));
+    s->logits = mn_transformer_lm(s->g, "lm", x, (mn_lm_opts){ .vocab = V, .d_model = c->hidden, .heads = c->heads,
+                                                              .layers = c->layers, .ff = c->ff, .max_len = c->seq });
+    const mn_node *outs[1] = { s->logits };
+    s->ex = mn_compile(s->g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    return s->ex ? MN_OK : mn_set_error(mn_graph_status(s->g), "%s", mn_graph_errmsg(s->g));
+}
+
+static void free_step(step_graph *s) { mn_exec_free(s->ex); mn_graph_free(s->g); memset(s, 0, sizeof *s); }
+
+/* Writes prompt + n generated characters to out (a buffer of n + strlen(prompt) + 1). */
+mn_status mn_lm_generate(mn_params *P, const mn_train_cfg *c, const mn_text *v, const char *prompt, int n,
+                         float temperature, int top_k, uint64_t seed, char *out)
+{
+    int V = v->vocab;
+    size_t plen = strlen(prompt);
+    int64_t total = (int64_t)plen + n;
+    int32_t *ids = malloc((size_t)(total + 1) * sizeof *ids);
+    if (!ids) return mn_set_error(MN_ERR_NOMEM, "sample: out of memory");
+    mn_text_encode(v, prompt, ids, (int64_t)plen);
+    if (!plen) ids[0] = v->index['\n'] >= 0 ? v->index['\n'] : 0;
+    int64_t have = plen ? (int64_t)plen : 1;
+    mn_status s = MN_OK;
+    if (strcmp(c->model, "transformer")) {
+        step_graph sg = { 0 };
+        if ((s = rnn_step_graph(P, c, V, &sg))) { free(ids); free_step(&sg); return s; }
+        for (int64_t i = 0; i < total && !s; i++) {
+            mn_exec_feed_data(sg.ex, "x", &ids[i], sizeof *ids);
+            if ((s = mn_exec_run(sg.ex))) break;
+            mn_exec_feed(sg.ex, "h0", mn_exec_value(sg.ex, sg.h));
+            if (sg.c) mn_exec_feed(sg.ex, "c0", mn_exec_value(sg.ex, sg.c));
+            if (i + 1 >= have && i + 1 < total)
+                ids[i + 1] = draw(mn_f32(mn_exec_value(sg.ex, sg.logits)), V, temperature, top_k, seed, (uint64_t)i);
+        }
+        free_step(&sg);
+    } else {
+        step_graph *win = calloc((size_t)c->seq + 1, sizeof *win);
+        for (int64_t i = have; i < total && !s; i++) {
+            int64_t L = i < c->seq ? i : c->seq;
+            if (!win[L].ex && (s = window_graph(P, c, V, L, &win[L]))) break;
+            mn_exec_feed_data(win[L].ex, "x", ids + i - L, (size_t)L * sizeof *ids);
+            if ((s = mn_exec_run(win[L].ex))) break;
+            ids[i] = draw(mn_f32(mn_exec_value(win[L].ex, win[L].logits)) + (L - 1) * V, V, temperature, top_k, seed, (uint64_t)i);
+        }
+        for (int64_t L = 0; L <= c->seq; L++) if (win[L].ex) free_step(&win[L]);
+        free(win);
+    }
+    memcpy(out, prompt, plen);
+    for (int64_t i = (int64_t)plen; i < total; i++) out[i] = (char)v->chars[ids[i]];
+    out[total] = 0;
+    free(ids);
+    return s;
+}

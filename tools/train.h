@@ -1,0 +1,85 @@
+/* tools/train.h: what the train, sample, eval and graph subcommands share:
+ * the effective configuration (defaults per model, a JSON file, flags),
+ * the data sets and the model graphs built from a configuration. */
+#ifndef MN_TOOLS_TRAIN_H
+#define MN_TOOLS_TRAIN_H
+
+#include "mnemo.h"
+#include "text.h"
+#include "idx.h"
+
+typedef struct {
+    char model[16];          /* lstm gru rnn transformer vae mlp tagger */
+    char data[512];          /* "" = the model's default data set */
+    char optim[16], schedule[24], out[512], resume[512], metrics[512];
+    int epochs, batch, seq, threads, val_every, patience, val_batches, limit;
+    int64_t steps;           /* 0: no limit besides epochs and time */
+    double time_limit;       /* seconds, 0: none */
+    float lr, clip, dropout, weight_decay;
+    uint64_t seed;
+    int embed, hidden, layers, heads, ff, latent;
+} mn_train_cfg;
+
+/* Defaults for a model kind; MN_ERR_INVALID for an unknown kind. */
+mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model);
+/* Reads a JSON object of config keys (unknown keys are errors). */
+mn_status mn_cfg_load_json(mn_train_cfg *c, const char *json_text, const char *origin);
+/* The config as a JSON string (caller frees). */
+char     *mn_cfg_to_json(const mn_train_cfg *c);
+/* Checks ranges; names the bad field. */
+mn_status mn_cfg_check(const mn_train_cfg *c);
+bool      mn_cfg_is_lm(const mn_train_cfg *c);
+
+/* ---- data ---- */
+typedef enum { MN_DATA_TEXT, MN_DATA_IMAGES, MN_DATA_TAGS } mn_data_kind;
+typedef struct {
+    mn_data_kind kind;
+    /* text: ids of train and validation splits */
+    mn_text text;
+    int64_t split;                 /* text: first validation char */
+    /* images */
+    mn_fmnist train, test;
+    int64_t ntrain;                /* images used for training; the rest of train is validation */
+    /* tags: sentences as word and tag ids, [n, seq] padded (-100 tags, 0 words) */
+    int32_t *words, *tags;
+    int64_t nsent, nval;           /* the last nval sentences are validation */
+    int nwords, ntags;
+    char **vocab;                  /* word strings (nwords) */
+    const char *const *tagnames;
+    char source[512];
+} mn_data;
+
+mn_status mn_data_load(mn_data *d, const mn_train_cfg *c);
+void      mn_data_free(mn_data *d);
+/* Batches of an epoch (training split) and of the validation split. */
+int64_t   mn_data_train_batches(const mn_data *d, const mn_train_cfg *c);
+int64_t   mn_data_val_batches(const mn_data *d, const mn_train_cfg *c);
+/* Items (text windows, images, sentences) of the training or validation split. */
+int64_t   mn_data_items(const mn_data *d, const mn_train_cfg *c, bool val);
+/* Fills the executable's inputs (x, then y) with the batch of items `it`
+ * (c->batch indices into the split). */
+mn_status mn_data_fill_items(const mn_data *d, const mn_train_cfg *c, mn_exec *ex, const int64_t *it, bool val);
+/* The text vocabulary as metadata (JSON array of byte values) and back. */
+char     *mn_data_vocab_json(const mn_data *d);
+
+/* ---- models ---- */
+typedef struct {
+    mn_node *loss, *logits;        /* logits: [N, classes] in target order (NULL for vae) */
+    mn_node *targets;              /* i32 [N] */
+    int64_t classes;
+} mn_model_graph;
+
+/* The training (or evaluation) graph of c's model for a batch. */
+mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab, bool training);
+
+/* ---- sampling ---- */
+mn_status mn_vocab_from_json(const char *json, mn_text *v);
+mn_status mn_lm_generate(mn_params *P, const mn_train_cfg *c, const mn_text *v, const char *prompt, int n,
+                         float temperature, int top_k, uint64_t seed, char *out);
+
+/* ---- checkpoints (cmd_train.c) ---- */
+/* Loads a checkpoint written by `mnemo train`: the store and the config
+ * (and the vocabulary JSON, borrowed from the store's metadata). */
+mn_status mn_ckpt_open(const char *path, mn_params **P, mn_train_cfg *c);
+
+#endif
