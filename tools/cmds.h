@@ -10,6 +10,8 @@ enum { MN_EXIT_OK = 0, MN_EXIT_RUNTIME = 1, MN_EXIT_USAGE = 2 };
 int cmd_train(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* The MLP classifier used by train and graph: x [batch, 784] -> logits
  * [batch, 10] through the hidden widths; returns the logits node. */

@@ -174,9 +174,11 @@ mn_status mn_data_load(mn_data *d, const mn_train_cfg *c)
         }
         if (s) return s;
         if (c->limit && c->limit < d->text.n) d->text.n = c->limit;
-        d->split = d->text.n - d->text.n / 20;
-        if (d->split < 2 * (c->seq + 1) || d->text.n - d->split < c->seq + 1)
-            return mn_set_error(MN_ERR_FORMAT, "text %s: %lld characters are too few for --seq %d", d->source, (long long)d->text.n, c->seq);
+        int64_t need = (int64_t)c->batch * c->seq + 1, val = d->text.n / 20 > need ? d->text.n / 20 : need;
+        d->split = d->text.n - val;
+        if (d->split < need)
+            return mn_set_error(MN_ERR_FORMAT, "text %s: %lld characters are too few for --batch %d x --seq %d (training and validation)",
+                                d->source, (long long)d->text.n, c->batch, c->seq);
         return MN_OK;
     }
     if (!strcmp(c->model, "tagger")) { d->kind = MN_DATA_TAGS; return load_brown(d, c); }

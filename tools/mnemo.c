@@ -13,7 +13,9 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: mnemo <command> [options]\n\n"
         "commands:\n"
-        "  train     train a model (mlp on Fashion-MNIST)\n"
+        "  train     train a model (lstm, gru, rnn, transformer on text; mlp, vae on Fashion-MNIST; tagger on Brown)\n"
+        "  sample    generate text from a language model, or VAE images\n"
+        "  eval      loss, bits per character, accuracy and per-class report of a checkpoint\n"
         "  graph     compile a model's training graph; print DOT or memory stats\n"
         "  ops       list the registered operators\n"
         "  bench     time training steps of the benchmark workloads\n"
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
     if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(c, "graph")) return cmd_graph(argc - 1, argv + 1);
     if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(c, "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "mnemo: unknown command \"%s\"\n", c);
     usage(stderr);
     return MN_EXIT_USAGE;

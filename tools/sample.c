@@ -34,7 +34,7 @@ mn_status mn_vocab_from_json(const char *json, mn_text *v)
 static int draw(const float *logits, int V, float temperature, int top_k, uint64_t seed, uint64_t pos)
 {
     double *p = malloc((size_t)V * sizeof *p), m = -INFINITY, s = 0;
-    int *idx = malloc((size_t)V * sizeof *idx), pick = 0;
+    int *idx = calloc((size_t)V, sizeof *idx), pick = 0;
     for (int i = 0; i < V; i++) { p[i] = logits[i] / (temperature > 0 ? temperature : 1e-6); idx[i] = i; if (p[i] > m) m = p[i]; }
     int k = top_k > 0 && top_k < V ? top_k : V;
     for (int i = 0; i < k; i++)              /* partial selection sort: the k largest first */

@@ -46,7 +46,7 @@ typedef struct {
     int nwords, ntags;
     char **vocab;                  /* word strings (nwords) */
     const char *const *tagnames;
-    char source[512];
+    char source[700];
 } mn_data;
 
 mn_status mn_data_load(mn_data *d, const mn_train_cfg *c);

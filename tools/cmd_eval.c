@@ -1,0 +1,237 @@
+/* tools/cmd_eval.c: `mnemo sample` and `mnemo eval` over a checkpoint
+ * written by `mnemo train`. sample: text from the language models (prompt,
+ * temperature, top-k, seed), a PNG grid of prior samples and test
+ * reconstructions for the VAE. eval: loss and bits per character for the
+ * LMs, the ELBO for the VAE, accuracy and a per-class report for the MLP
+ * and the tagger. */
+#include "cmds.h"
+#include "train.h"
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef MNEMO_HAVE_PNG
+#include <png.h>
+#endif
+
+static int bad_option(const char *cmd, char **argv)
+{
+    fprintf(stderr, "mnemo %s: unknown or incomplete option \"%s\"\n", cmd, argv[optind - 1]);
+    return MN_EXIT_USAGE;
+}
+
+/* ---- VAE images ---- */
+
+static int write_png(const char *path, const float *pix, int cols, int rows)
+{
+#ifdef MNEMO_HAVE_PNG
+    int W = cols * 28, H = rows * 28;
+    FILE *f = fopen(path, "wb");
+    if (!f) { fprintf(stderr, "mnemo sample: cannot write %s\n", path); return MN_EXIT_RUNTIME; }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    unsigned char *row = malloc((size_t)W);
+    if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info); fclose(f); free(row);
+        fprintf(stderr, "mnemo sample: libpng failed writing %s\n", path);
+        return MN_EXIT_RUNTIME;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            float v = pix[((y / 28) * cols + x / 28) * 784 + (y % 28) * 28 + x % 28];
+            row[x] = (unsigned char)lrintf(255.0f * (v < 0 ? 0 : v > 1 ? 1 : v));
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    fclose(f);
+    return MN_EXIT_OK;
+#else
+    (void)pix; (void)cols; (void)rows;
+    fprintf(stderr, "mnemo sample: built without libpng; cannot write %s\n", path);
+    return MN_EXIT_RUNTIME;
+#endif
+}
+
+/* 8 x 8 grid: rows 0-3 prior samples, rows 4-7 pairs of test image / reconstruction */
+static int sample_vae(mn_params *P, const mn_train_cfg *c, uint64_t seed, const char *out)
+{
+    enum { N = 32 };
+    mn_vae_opts vo = { .input = 784, .hidden = c->hidden, .latent = c->latent };
+    mn_fmnist te;
+    if (mn_fmnist_load(c->data[0] ? c->data : MN_FMNIST_DIR, "t10k", 16, &te)) { fprintf(stderr, "mnemo sample: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    mn_graph *g = mn_graph_new(P);
+    mn_graph_set_seed(g, seed);
+    mn_node *prior = mn_sigmoid(g, mn_vae_decode(g, "vae", mn_randn(g, MN_SHAPE(N, c->latent), 0, 1), vo));
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(16, 784));
+    mn_vae_out v = mn_vae(g, "vae", x, mn_fill(g, MN_SHAPE(16, c->latent), 0, MN_F32), vo);   /* reconstruct from the mean */
+    mn_node *rec = mn_sigmoid(g, v.logits);
+    const mn_node *outs[2] = { prior, rec };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 2 });
+    int rc = MN_EXIT_RUNTIME;
+    float *pix = malloc(64 * 784 * sizeof *pix);
+    if (ex && pix && !mn_exec_feed(ex, "x", te.images) && !mn_exec_run(ex)) {
+        memcpy(pix, mn_f32(mn_exec_value(ex, prior)), N * 784 * sizeof *pix);
+        for (int i = 0; i < 16; i++) {
+            memcpy(pix + (N + 2 * i) * 784, mn_f32(te.images) + i * 784, 784 * sizeof *pix);
+            memcpy(pix + (N + 2 * i + 1) * 784, mn_f32(mn_exec_value(ex, rec)) + i * 784, 784 * sizeof *pix);
+        }
+        rc = write_png(out, pix, 8, 8);
+        if (!rc) printf("wrote %s: 32 samples from the prior (top), 16 test images and their reconstructions (bottom)\n", out);
+    } else fprintf(stderr, "mnemo sample: %s\n", ex ? mn_errmsg() : mn_graph_errmsg(g));
+    free(pix);
+    mn_exec_free(ex); mn_graph_free(g); mn_fmnist_free(&te);
+    return rc;
+}
+
+int cmd_sample(int argc, char **argv)
+{
+    static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "prompt", 1, 0, 'p' }, { "temperature", 1, 0, 'T' },
+                                        { "top-k", 1, 0, 'k' }, { "seed", 1, 0, 's' }, { "out", 1, 0, 'o' }, { "help", 0, 0, 'h' },
+                                        { 0, 0, 0, 0 } };
+    const char *ckpt = NULL, *prompt = "", *out = "vae_samples.png";
+    long n = 400, topk = 0;
+    double temp = 0.8;
+    unsigned long long seed = 1;
+    int o;
+    char *e;
+    opterr = 0; optind = 1;
+    while ((o = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'c': ckpt = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'o': out = optarg; break;
+        case 'n': n = strtol(optarg, &e, 10); if (*e || n < 1 || n > 1000000) { fprintf(stderr, "mnemo sample: -n: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'k': topk = strtol(optarg, &e, 10); if (*e || topk < 0) { fprintf(stderr, "mnemo sample: --top-k: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'T': temp = strtod(optarg, &e); if (*e || !(temp > 0)) { fprintf(stderr, "mnemo sample: --temperature: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 's': seed = strtoull(optarg, &e, 10); if (*e) { fprintf(stderr, "mnemo sample: --seed: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'h': printf("usage: mnemo sample --ckpt CKPT [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed N] [--out FILE.png]\n"
+                         "  language models: prints the prompt and N generated characters;\n"
+                         "  vae: writes a PNG grid of samples from the prior and test reconstructions.\n");
+                  return MN_EXIT_OK;
+        default: return bad_option("sample", argv);
+        }
+    }
+    if (!ckpt || optind < argc) { fprintf(stderr, "mnemo sample: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
+    mn_params *P;
+    mn_train_cfg c;
+    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo sample: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    int rc = MN_EXIT_OK;
+    if (!strcmp(c.model, "vae")) rc = sample_vae(P, &c, seed, out);
+    else if (!mn_cfg_is_lm(&c)) { fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.model); rc = MN_EXIT_USAGE; }
+    else {
+        mn_text v;
+        char *buf = malloc(strlen(prompt) + (size_t)n + 1);
+        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v) ||
+            mn_lm_generate(P, &c, &v, prompt, (int)n, (float)temp, (int)topk, seed, buf)) {
+            fprintf(stderr, "mnemo sample: %s\n", mn_errmsg());
+            rc = MN_EXIT_RUNTIME;
+        } else printf("%s\n", buf);
+        free(buf);
+    }
+    mn_params_free(P);
+    return rc;
+}
+
+/* ---- eval ---- */
+
+static void report(const int64_t *conf, int K, const char *const *names)
+{
+    int64_t total = 0, correct = 0;
+    for (int i = 0; i < K * K; i++) total += conf[i];
+    for (int i = 0; i < K; i++) correct += conf[i * K + i];
+    printf("accuracy %.4f (%lld of %lld)\n\n%-10s %9s %9s %9s %9s\n", total ? (double)correct / (double)total : 0, (long long)correct,
+           (long long)total, "class", "precision", "recall", "f1", "support");
+    double mp = 0, mr = 0, mf = 0, wp = 0, wr = 0, wf = 0;
+    int present = 0;
+    for (int k = 0; k < K; k++) {
+        int64_t tp = conf[k * K + k], pred = 0, sup = 0;
+        for (int j = 0; j < K; j++) { pred += conf[j * K + k]; sup += conf[k * K + j]; }
+        double p = pred ? (double)tp / (double)pred : 0, r = sup ? (double)tp / (double)sup : 0, f = p + r > 0 ? 2 * p * r / (p + r) : 0;
+        printf("%-10s %9.4f %9.4f %9.4f %9lld\n", names[k], p, r, f, (long long)sup);
+        mp += p; mr += r; mf += f; present++;
+        wp += p * (double)sup; wr += r * (double)sup; wf += f * (double)sup;
+    }
+    double acc = total ? (double)correct / (double)total : 0;
+    printf("\n%-10s %9.4f %9.4f %9.4f %9lld\n", "micro avg", acc, acc, acc, (long long)total);
+    printf("%-10s %9.4f %9.4f %9.4f %9lld\n", "macro avg", mp / present, mr / present, mf / present, (long long)total);
+    printf("%-10s %9.4f %9.4f %9.4f %9lld\n", "weighted", total ? wp / (double)total : 0, total ? wr / (double)total : 0,
+           total ? wf / (double)total : 0, (long long)total);
+}
+
+static const char *const fashion[] = { "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot" };
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "data", 1, 0, 'd' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    const char *ckpt = NULL, *data = NULL;
+    int o;
+    opterr = 0; optind = 1;
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (o == 'c') ckpt = optarg;
+        else if (o == 'd') data = optarg;
+        else if (o == 'h') {
+            printf("usage: mnemo eval --ckpt CKPT [--data PATH]\n  language models: loss and bits per character on the validation split\n"
+                   "  (or all of --data); vae: loss (negative ELBO) per test image; mlp: accuracy and a per-class\n"
+                   "  report on the test set; tagger: token accuracy and a per-tag report on held-out sentences.\n");
+            return MN_EXIT_OK;
+        } else return bad_option("eval", argv);
+    }
+    if (!ckpt || optind < argc) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
+    mn_params *P;
+    mn_train_cfg c;
+    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (data) snprintf(c.data, sizeof c.data, "%s", data);
+    mn_data d;
+    if (mn_data_load(&d, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
+    int rc = MN_EXIT_OK;
+    if (d.kind == MN_DATA_TEXT) {
+        mn_text v;
+        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) rc = MN_EXIT_RUNTIME;
+        for (int64_t i = 0; !rc && i < d.text.n; i++)           /* re-encode with the checkpoint's vocabulary */
+            d.text.ids[i] = v.index[d.text.chars[d.text.ids[i]]] < 0 ? 0 : v.index[d.text.chars[d.text.ids[i]]];
+        d.text.vocab = v.vocab;
+        if (data) d.split = 0;                                   /* all of a given file */
+        c.val_batches = 1 << 30;
+    }
+    if (d.kind == MN_DATA_IMAGES) { mn_fmnist_free(&d.train); d.train = d.test; memset(&d.test, 0, sizeof d.test); d.ntrain = 0; c.val_batches = 1 << 30; }
+    if (d.kind == MN_DATA_TAGS) c.val_batches = 1 << 30;
+    mn_graph *g = mn_graph_new(P);
+    mn_model_graph m = mn_model_build(g, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords, false);
+    const mn_node *outs[2] = { m.logits ? m.logits : m.loss, m.targets ? m.targets : m.loss };
+    mn_exec *ex = rc ? NULL : mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 2, .no_backward = true });
+    int64_t nb = mn_data_val_batches(&d, &c), B = c.batch, K = m.classes;
+    int64_t *it = malloc((size_t)B * sizeof *it), *conf = calloc((size_t)(K * K + 1), sizeof *conf);
+    double sum = 0;
+    if (!ex && !rc) { fprintf(stderr, "mnemo eval: %s\n", mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }
+    for (int64_t b = 0; !rc && b < nb; b++) {
+        for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
+        mn_data_fill_items(&d, &c, ex, it, true);
+        if (mn_exec_run(ex)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); rc = MN_EXIT_RUNTIME; break; }
+        sum += mn_exec_loss(ex);
+        if (!m.logits || d.kind == MN_DATA_TEXT) continue;
+        const float *l = mn_f32(mn_exec_value(ex, m.logits));
+        const int32_t *y = mn_i32(mn_exec_value(ex, m.targets));
+        for (int64_t r = 0; r < mn_shape_numel(mn_node_shape(m.targets)); r++) {
+            if (y[r] < 0) continue;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (l[r * K + k] > l[r * K + best]) best = k;
+            conf[y[r] * K + best]++;
+        }
+    }
+    if (!rc) {
+        double loss = nb ? sum / (double)nb : NAN;
+        printf("%s checkpoint %s on %s (%lld batches of %lld)\n", c.model, ckpt, d.source, (long long)nb, (long long)B);
+        if (d.kind == MN_DATA_TEXT) printf("loss %.4f nats per character, %.4f bits per character, perplexity %.3f\n", loss, loss / log(2.0), exp(loss));
+        else if (!m.logits) printf("loss (negative ELBO) %.2f per test image\n", loss);
+        else { printf("loss %.4f\n", loss); report(conf, (int)K, d.kind == MN_DATA_TAGS ? d.tagnames : fashion); }
+    }
+    free(it); free(conf);
+    mn_exec_free(ex); mn_graph_free(g); mn_data_free(&d); mn_params_free(P);
+    return rc;
+}
