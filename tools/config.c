@@ -34,7 +34,7 @@ mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model)
     bool known = false;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) known |= !strcmp(model, kinds[i]);
     if (!known) return mn_set_error(MN_ERR_INVALID, "unknown model \"%s\" (lstm, gru, rnn, transformer, vae, mlp, tagger)", model);
-    *c = (mn_train_cfg){ .epochs = 1000, .batch = 32, .seq = 64, .val_every = 200, .patience = 5, .val_batches = 16,
+    *c = (mn_train_cfg){ .epochs = 3, .batch = 32, .seq = 64, .val_every = 200, .patience = 5, .val_batches = 16,
                          .lr = 3e-3f, .clip = 1.0f, .seed = 1, .embed = 64, .hidden = 256, .layers = 1, .heads = 4,
                          .ff = 512, .latent = 20, .time_limit = 120 };
     snprintf(c->model, sizeof c->model, "%s", model);

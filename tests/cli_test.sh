@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The mnemo command end to end: --help of every subcommand, usage errors
+# (exit 2, naming the flag), data and checkpoint errors (exit 1, clear
+# message, nothing overwritten), exact resume after SIGKILL, and short
+# training runs that reach stated bounds (tagger accuracy on held-out Brown
+# sentences, LSTM validation loss on a KJV slice, VAE loss on test images).
+set -u
+mnemo=$1
+tmp=$(mktemp -d /tmp/mnemo-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+checks=0 failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# expect CODE PATTERN -- command...: exit code and a stderr/stdout pattern
+expect() {
+  local code=$1 pattern=$2; shift 3
+  checks=$((checks + 1))
+  "$@" > out.txt 2> err.txt; local rc=$?
+  if [ "$rc" != "$code" ]; then fail "$* -> exit $rc, expected $code ($(head -c 300 err.txt))"; return; fi
+  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" out.txt err.txt; then fail "$* -> output lacks /$pattern/: $(head -c 300 err.txt out.txt)"; fi
+}
+
+for sub in train sample eval inspect graph ops bench; do
+  expect 0 "usage: mnemo $sub" -- "$mnemo" $sub --help
+done
+expect 0 "commands:" -- "$mnemo" --help
+expect 2 "unknown command" -- "$mnemo" frobnicate
+expect 2 "--frobnicate" -- "$mnemo" train --frobnicate
+expect 2 "--lr: bad value \"abc\"" -- "$mnemo" train --lr abc
+expect 2 "--batch: bad value \"0\"" -- "$mnemo" train --batch 0
+expect 2 "--epochs" -- "$mnemo" train --epochs
+expect 2 "unknown model \"cnn\"" -- "$mnemo" train --model cnn
+expect 2 "--optim: unknown optimizer \"adamax\"" -- "$mnemo" train --optim adamax
+expect 2 "--schedule" -- "$mnemo" train --schedule zigzag
+expect 2 "-n: bad value" -- "$mnemo" sample --ckpt x -n -3
+expect 2 "--ckpt CKPT is required" -- "$mnemo" sample
+expect 2 "--ckpt CKPT is required" -- "$mnemo" eval
+expect 2 "--format" -- "$mnemo" graph --format pdf
+expect 2 "--threads" -- "$mnemo" bench --threads -1
+echo '{"model": "lstm", "hidden": "big"}' > bad.json
+expect 2 "\"hidden\" must be an integer" -- "$mnemo" train --config bad.json
+echo '{"model": "lstm", "hiden": 3}' > typo.json
+expect 2 "unknown key \"hiden\"" -- "$mnemo" train --config typo.json
+echo '{"model": "lstm",' > broken.json
+expect 2 "JSON" -- "$mnemo" train --config broken.json
+
+# data errors
+expect 1 "no-such-file.txt" -- "$mnemo" train --data no-such-file.txt --steps 1
+mkdir fm && printf 'not gzip and not idx' > fm/train-images-idx3-ubyte.gz && cp fm/train-images-idx3-ubyte.gz fm/train-labels-idx1-ubyte.gz
+expect 1 "idx .*fm/train-images" -- "$mnemo" train --model mlp --data fm --steps 1
+printf 'The/at cat/nn sat\n' > brown_bad && mkdir brown && mv brown_bad brown/ca01
+expect 1 "brown .*ca01 line 1: token \"sat\" is not word/tag" -- "$mnemo" train --model tagger --data brown --steps 1
+
+# checkpoint errors: nothing is overwritten
+head -c 100 /dev/urandom > corrupt.safetensors; cp corrupt.safetensors corrupt.orig
+expect 1 "corrupt.safetensors" -- "$mnemo" train --resume corrupt.safetensors --out corrupt.safetensors --steps 1
+checks=$((checks + 1)); cmp -s corrupt.safetensors corrupt.orig || fail "a corrupt checkpoint was overwritten"
+expect 1 "header" -- "$mnemo" eval --ckpt corrupt.safetensors
+text=/usr/share/games/fortunes/fortunes
+common=(--data "$text" --hidden 32 --embed 16 --batch 8 --seq 32 --val-every 10 --val-batches 4 --threads 2)
+expect 0 "validation" -- "$mnemo" train "${common[@]}" --steps 20 --out good.safetensors
+head -c 2000 good.safetensors > truncated.safetensors
+expect 1 "truncated.safetensors" -- "$mnemo" sample --ckpt truncated.safetensors
+"$mnemo" inspect good.safetensors > /dev/null
+python3 - <<'PY' || true
+PY
+printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}          \x00\x00\x80\x3f' > foreign.safetensors
+expect 0 "x .*F32" -- "$mnemo" inspect foreign.safetensors
+expect 1 "not a mnemo training checkpoint" -- "$mnemo" sample --ckpt foreign.safetensors
+expect 0 "^.{40}" -- "$mnemo" sample --ckpt good.safetensors --prompt "The " -n 40 --seed 3
+checks=$((checks + 1))
+a=$("$mnemo" sample --ckpt good.safetensors -n 60 --seed 5); b=$("$mnemo" sample --ckpt good.safetensors -n 60 --seed 5)
+[ "$a" = "$b" ] || fail "sampling with one seed is not repeatable"
+
+# exact resume after SIGKILL: losses after the checkpoint equal an uninterrupted run's
+"$mnemo" train "${common[@]}" --steps 40 --out full.safetensors > /dev/null 2>&1
+MNEMO_KILL_AT_STEP=25 "$mnemo" train "${common[@]}" --steps 40 --out part.safetensors > /dev/null 2>&1
+checks=$((checks + 1)); [ -f part.safetensors.last ] || fail "no checkpoint before the kill"
+expect 0 "resuming at step 20" -- "$mnemo" train --resume part.safetensors.last --steps 40
+losses() { sed -n 's/.*"step": \([0-9]*\), "epoch": [0-9]*, "train_loss": \([-0-9.e]*\), "time".*/\1 \2/p' "$1" | awk '$1 > 20' | sort -n | uniq; }
+checks=$((checks + 1))
+if [ "$(losses full.safetensors.metrics.jsonl)" != "$(losses part.safetensors.metrics.jsonl | awk '!seen[$1]++')" ] || \
+   [ "$(losses full.safetensors.metrics.jsonl | wc -l)" != 20 ]; then
+  fail "resumed losses differ from the uninterrupted run"
+  diff <(losses full.safetensors.metrics.jsonl) <(losses part.safetensors.metrics.jsonl) | head -5
+fi
+
+# short runs reach stated bounds
+expect 0 "" -- "$mnemo" train --model tagger --steps 300 --val-every 300 --out tagger.safetensors
+expect 0 "accuracy 0\.(8[5-9]|9)" -- "$mnemo" eval --ckpt tagger.safetensors
+grep accuracy out.txt | head -1
+expect 0 "" -- "$mnemo" train --limit 400000 --steps 250 --val-every 250 --out kjv.safetensors
+val=$(sed -n 's/.*"val_loss": \([-0-9.e]*\).*/\1/p' kjv.safetensors.metrics.jsonl | tail -1)
+echo "lstm on a KJV slice: validation loss $val nats per character after 250 steps"
+checks=$((checks + 1)); awk -v v="$val" 'BEGIN { exit !(v < 1.6) }' || fail "KJV validation loss $val >= 1.6"
+expect 0 "" -- "$mnemo" train --model vae --epochs 1 --limit 20000 --out vae.safetensors
+expect 0 "per test image" -- "$mnemo" eval --ckpt vae.safetensors
+elbo=$(sed -n 's/.*ELBO) \([0-9.]*\) per.*/\1/p' out.txt)
+echo "vae: test loss (negative ELBO) $elbo per image after 1 epoch of 20,000 images"
+checks=$((checks + 1)); awk -v v="$elbo" 'BEGIN { exit !(v < 290) }' || fail "VAE test loss $elbo >= 290"
+
+echo "cli: $checks checks, $failures failures"
+[ "$failures" = 0 ]
