@@ -5,7 +5,7 @@
 # training runs that reach stated bounds (tagger accuracy on held-out Brown
 # sentences, LSTM validation loss on a KJV slice, VAE loss on test images).
 set -u
-mnemo=$1
+mnemo=$(readlink -f "$1")
 tmp=$(mktemp -d /tmp/mnemo-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
