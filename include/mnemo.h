@@ -599,6 +599,22 @@ int         mn_op_arity(const mn_op_def *op);          /* -1: variadic */
 bool        mn_op_differentiable(const mn_op_def *op);
 const char *mn_op_doc(const mn_op_def *op);
 unsigned    mn_op_flags(const mn_op_def *op);
+/* The plugin that registered the op, NULL for built-ins. */
+const char *mn_op_plugin(const mn_op_def *op);
+
+/* ---- op plugins (include/mnemo_plugin.h for writing one) ----
+ * Loads a shared object exporting mn_plugin_entry; its ops become
+ * "<plugin>.<op>" in the registry. On any failure (missing file, not a
+ * shared object, no entry point, ABI or fingerprint mismatch, duplicate
+ * names, init error) the registry is left as it was and the library
+ * closed; mn_errmsg() names the plugin. Load before building graphs. */
+mn_status   mn_plugin_load(const char *path);
+int         mn_plugin_count(void);
+const char *mn_plugin_name(int i);
+const char *mn_plugin_path(int i);
+const char *mn_plugin_version(int i);
+/* Unregisters every plugin op and closes the libraries (no graph may use them). */
+void        mn_plugins_unload(void);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
  * append to the same id space. Ids are stable for the process's life. */
 #include "op.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MN__OPS(X)                                                             \
@@ -31,14 +32,51 @@ static const mn_op_def *const builtin[] = {
 #undef MN__REF
 };
 
-int mn_op_count(void) { return (int)MN__ARRAY_LEN(builtin); }
-const mn_op_def *mn_op_at(int id) { return id >= 0 && id < mn_op_count() ? builtin[id] : NULL; }
+/* Ops added by plugins, after the built-ins, with the plugin that added them. */
+typedef struct { const mn_op_def *op; int plugin; } extra_op;
+static extra_op *extra;
+static int nextra, capextra;
+
+int mn_op_count(void) { return (int)MN__ARRAY_LEN(builtin) + nextra; }
+
+const mn_op_def *mn_op_at(int id)
+{
+    int nb = (int)MN__ARRAY_LEN(builtin);
+    if (id < 0 || id >= nb + nextra) return NULL;
+    return id < nb ? builtin[id] : extra[id - nb].op;
+}
 
 const mn_op_def *mn_op_find(const char *name)
 {
     for (int i = 0; name && i < mn_op_count(); i++)
-        if (strcmp(builtin[i]->name, name) == 0) return builtin[i];
+        if (strcmp(mn_op_at(i)->name, name) == 0) return mn_op_at(i);
     return NULL;
+}
+
+int mn__op_plugin_of(const mn_op_def *op)
+{
+    for (int i = 0; i < nextra; i++) if (extra[i].op == op) return extra[i].plugin;
+    return -1;
+}
+
+mn_status mn__op_append(const mn_op_def *op, int plugin)
+{
+    if (nextra == capextra) {
+        int cap = capextra ? 2 * capextra : 32;
+        extra_op *e = realloc(extra, (size_t)cap * sizeof *e);
+        if (!e) return mn__error(MN_ERR_NOMEM, "registry: out of memory");
+        extra = e; capextra = cap;
+    }
+    extra[nextra++] = (extra_op){ op, plugin };
+    return MN_OK;
+}
+
+int mn__op_extra_count(void) { return nextra; }
+
+void mn__op_truncate(int n)
+{
+    if (n >= 0 && n < nextra) nextra = n;
+    if (!nextra) { free(extra); extra = NULL; capextra = 0; }
 }
 
 const char *mn_op_name(const mn_op_def *op) { return op ? op->name : NULL; }

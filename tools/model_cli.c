@@ -29,6 +29,19 @@ static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool tra
     return m;
 }
 
+/* The hidden activation by op name; an op of two inputs gets a learnable
+ * parameter <layer>.act [features] (ones) as its second input. */
+static mn_node *activation(mn_graph *g, const mn_train_cfg *c, const char *layer, mn_node *x)
+{
+    if (!strcmp(c->activation, "relu")) return mn_relu(g, x);
+    const mn_op_def *op = mn_op_find(c->activation);
+    if (!op || mn_op_arity(op) == 1) return mn_op(g, c->activation, &x, 1, NULL, 0);
+    char name[96];
+    snprintf(name, sizeof name, "%s.act", layer);
+    mn_node *in[2] = { x, mn_param(g, name, MN_SHAPE(c->hidden), (mn_init){ .kind = MN_INIT_ONES }) };
+    return mn_op(g, c->activation, in, 2, NULL, 0);
+}
+
 mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab, bool training)
 {
     mn_model_graph m = { 0 };
@@ -42,12 +55,14 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
     if (!strcmp(c->model, "mlp")) {
         mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
         m.targets = mn_input(g, "y", MN_I32, MN_SHAPE(B));
-        int64_t w[9];
-        int n = c->layers < 8 ? c->layers : 8;
-        for (int i = 0; i < n; i++) w[i] = c->hidden;
-        w[n] = 10;
         if (training && c->dropout > 0) x = mn_dropout(g, x, c->dropout, true);
-        m.logits = mn_mlp(g, "mlp", x, n + 1, w);
+        char name[64];
+        for (int i = 0; i < c->layers; i++) {
+            snprintf(name, sizeof name, "mlp.%d", i);
+            x = activation(g, c, name, mn_linear(g, name, x, c->hidden, true));
+        }
+        snprintf(name, sizeof name, "mlp.%d", c->layers);
+        m.logits = mn_linear(g, name, x, 10, true);
         m.classes = 10;
         m.loss = mn_cross_entropy(g, m.logits, m.targets);
         return m;

@@ -12,6 +12,7 @@ typedef struct {
     char model[16];          /* lstm gru rnn transformer vae mlp tagger */
     char data[512];          /* "" = the model's default data set */
     char optim[16], schedule[24], out[512], resume[512], metrics[512];
+    char activation[64];     /* mlp hidden activation: relu or any op by name (e.g. a plugin's) */
     int epochs, batch, seq, threads, val_every, patience, val_batches, limit;
     int64_t steps;           /* 0: no limit besides epochs and time */
     double time_limit;       /* seconds, 0: none */
