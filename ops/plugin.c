@@ -116,9 +116,10 @@ mn_status mn_plugin_load(const char *path)
     if (s) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", mn_errmsg());
+        mn__error(s, "plugin %s (%s): init failed: %s", info->name, path, msg);   /* before dlclose: info lives in the plugin */
         mn__op_truncate(mark);
         dlclose(h);
-        return mn__error(s, "plugin %s (%s): init failed: %s", info->name, path, msg);
+        return s;
     }
     plugins[nplugins++] = (plugin){ strdup(info->name), strdup(info->version ? info->version : ""), strdup(path), h };
     return MN_OK;

@@ -6,6 +6,7 @@
 # sentences, LSTM validation loss on a KJV slice, VAE loss on test images).
 set -u
 mnemo=$(readlink -f "$1")
+swish=$(readlink -f "${2:-swish.so}")
 tmp=$(mktemp -d /tmp/mnemo-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -98,6 +99,18 @@ expect 0 "per test image" -- "$mnemo" eval --ckpt vae.safetensors
 elbo=$(sed -n 's/.*ELBO) \([0-9.]*\) per.*/\1/p' out.txt)
 echo "vae: test loss (negative ELBO) $elbo per image after 1 epoch of 20,000 images"
 checks=$((checks + 1)); awk -v v="$elbo" 'BEGIN { exit !(v < 290) }' || fail "VAE test loss $elbo >= 290"
+
+# a plugin op inside a model trained by mnemo train --plugin
+expect 0 "validation" -- "$mnemo" train --plugin "$swish" --model mlp --activation swish.swish --epochs 2 --limit 3000 --out sw.safetensors
+first=$(sed -n 's/.*"val_loss": \([-0-9.e]*\).*/\1/p' sw.safetensors.metrics.jsonl | head -1)
+last=$(sed -n 's/.*"val_loss": \([-0-9.e]*\).*/\1/p' sw.safetensors.metrics.jsonl | tail -1)
+echo "mlp with the swish plugin: validation loss $first -> $last"
+checks=$((checks + 1)); awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' || fail "swish mlp loss did not fall"
+expect 0 "swish.swish .*swish" -- "$mnemo" --plugin "$swish" ops
+expect 1 "needs the op plugin \"swish\"" -- "$mnemo" eval --ckpt sw.safetensors
+expect 0 "accuracy" -- "$mnemo" eval --plugin "$swish" --ckpt sw.safetensors
+expect 2 "--activation" -- "$mnemo" train --model mlp --activation swish.swish --steps 1
+expect 1 "plugin .*nope.so" -- "$mnemo" ops --plugin nope.so
 
 echo "cli: $checks checks, $failures failures"
 [ "$failures" = 0 ]

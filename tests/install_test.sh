@@ -31,4 +31,8 @@ cc -std=c11 -Wall -Wextra -Werror $cflags "$dest/tiny.c" -o "$dest/tiny" $libs
 libdir=$(pkg-config --define-variable=prefix="$dest$prefix" --variable=libdir mnemo)
 LD_LIBRARY_PATH="$libdir" "$dest/tiny"
 test -x "$dest$prefix/bin/mnemo"
-echo "install test: ok"
+# a plugin built outside the tree against the installed headers, loaded by the installed command
+src=$(cd "$(dirname "$0")/.." && pwd)
+cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -fopenmp $cflags "$src/plugins/swish.c" -o "$dest/myswish.so" -lm
+LD_LIBRARY_PATH="$libdir" "$dest$prefix/bin/mnemo" --plugin "$dest/myswish.so" ops | grep -q "^swish.swish "
+echo "install test: ok (library, header, pkg-config, a program and a plugin built outside the tree)"
