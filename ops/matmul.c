@@ -5,6 +5,7 @@
 #include "attrs.h"
 #include "op.h"
 #include <cblas.h>
+#include <stdlib.h>
 
 typedef struct { int64_t m, k, n, batch; mn_shape bshape; } mm_dims;
 
@@ -130,6 +131,29 @@ static mn_status vjp_matmul(mn_vjp_ctx *c)
     return MN_OK;
 }
 
+/* Sum of 2-D products with the same flags and output shape:
+ *   sum_k op(A_k) op(B_k) = [op(A_1) ... op(A_n)] [op(B_1); ...; op(B_n)]
+ * one GEMM over the concatenated contraction dim instead of n GEMMs and
+ * n - 1 adds (the weight gradient of an unrolled RNN over all its steps). */
+static mn_node *merge_matmuls(mn_graph *g, mn_node *const *parts, int n)
+{
+    const mn_matmul_attrs *a0 = mn__node_attrs(parts[0]);
+    for (int i = 0; i < n; i++) {
+        const mn_matmul_attrs *a = mn__node_attrs(parts[i]);
+        if (a->trans_a != a0->trans_a || a->trans_b != a0->trans_b) return NULL;
+        if (mn_node_shape(mn__node_input(parts[i], 0)).ndim != 2 || mn_node_shape(mn__node_input(parts[i], 1)).ndim != 2) return NULL;
+        if (!mn_shape_eq(mn_node_shape(parts[i]), mn_node_shape(parts[0]))) return NULL;
+    }
+    mn_node **as = malloc((size_t)n * sizeof *as), **bs = malloc((size_t)n * sizeof *bs), *r = NULL;
+    if (as && bs) {
+        for (int i = 0; i < n; i++) { as[i] = mn__node_input(parts[i], 0); bs[i] = mn__node_input(parts[i], 1); }
+        /* A's contraction dim: 0 if stored transposed, else 1; B's: 1 if transposed, else 0 */
+        r = mn_matmul(g, mn_concat(g, as, n, a0->trans_a ? 0 : 1), mn_concat(g, bs, n, a0->trans_b ? 1 : 0), a0->trans_a, a0->trans_b);
+    }
+    free(as); free(bs);
+    return r;
+}
+
 static void cost_matmul(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
                         double *flops, double *bytes)
 {
@@ -152,7 +176,7 @@ const mn_op_def mn__op_matmul = {
     .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), .inplace = -1,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
-    .cost = cost_matmul, .attr_str = matmul_str,
+    .cost = cost_matmul, .attr_str = matmul_str, .merge_grads = merge_matmuls,
 };
 
 /* ---- linear (composite): y = x W^T + b, W [out, in] as nn.Linear ---- */

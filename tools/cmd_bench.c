@@ -94,14 +94,36 @@ static int bench_one(const char *name, int threads, double budget, bool json)
     return MN_EXIT_OK;
 }
 
+/* OpenBLAS sgemm throughput at n x n x n (the ceiling a GEMM-bound step can reach). */
+static double sgemm_gflops(int n, int threads, double budget)
+{
+    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b), *c = malloc((size_t)n * n * sizeof *c);
+    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
+    mn_rng_fill_uniform(a, (int64_t)n * n, 1, 1, -1, 1);
+    mn_rng_fill_uniform(b, (int64_t)n * n, 1, 2, -1, 1);
+    mn_params *P = mn_params_new();              /* a matmul through mnemo, so it uses the same threads and BLAS */
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "a", MN_F32, MN_SHAPE(n, n)), *y = mn_input(g, "b", MN_F32, MN_SHAPE(n, n));
+    const mn_node *outs[1] = { mn_matmul(g, x, y, false, false) };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 });
+    mn_exec_feed_data(ex, "a", a, (size_t)n * n * sizeof *a);
+    mn_exec_feed_data(ex, "b", b, (size_t)n * n * sizeof *b);
+    timing t;
+    double r = timed(ex, NULL, budget, &t) ? 0 : 2.0 * n * n * (double)n / (t.med * 1e-3) / 1e9;
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    free(a); free(b); free(c);
+    return r;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
-                                        { "json", 0, 0, 'j' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *which = "all";
     int threads = 0, c;
     double budget = 3.0;
-    bool json = false;
+    bool json = false, sgemm = false;
+    opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -109,17 +131,24 @@ int cmd_bench(int argc, char **argv)
         case 't': threads = atoi(optarg); break;
         case 'b': budget = atof(optarg); break;
         case 'j': json = true; break;
+        case 's': sgemm = true; break;
         case 'h':
-            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json]\n  workloads:");
+            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
-                   "  one line per workload with the keys of WORKLOADS.md.\n");
+                   "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024.\n");
             return MN_EXIT_OK;
-        default: return MN_EXIT_USAGE;
+        default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
     }
     if (threads < 0 || !(budget > 0)) { fprintf(stderr, "mnemo bench: bad --threads or --budget\n"); return MN_EXIT_USAGE; }
     if (threads == 0) threads = mn_get_num_threads();
+    if (sgemm) {
+        double g512 = sgemm_gflops(512, threads, budget / 2), g1024 = sgemm_gflops(1024, threads, budget / 2);
+        if (json) printf("{\"sgemm\": true, \"threads\": %d, \"sgemm_gflops_512\": %.1f, \"sgemm_gflops_1024\": %.1f}\n", threads, g512, g1024);
+        else printf("sgemm %d threads: %.1f GFLOP/s at n=512, %.1f at n=1024\n", threads, g512, g1024);
+        if (!strcmp(which, "none")) return MN_EXIT_OK;
+    }
     int rc = MN_EXIT_OK, found = 0;
     for (int i = 0; mn_workload_names[i]; i++)
         if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json); }
