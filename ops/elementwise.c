@@ -4,6 +4,7 @@
  * flat array) over threads once the op is larger than MN_GRAIN. */
 #include "attrs.h"
 #include "op.h"
+#include "fastmath.h"
 #include <math.h>
 
 /* ---- inference ---- */
@@ -155,12 +156,12 @@ ROW2(ne, x != y ? 1.0f : 0.0f)
 
 UNARY(neg, -x)
 UNARY(scale, s * x)
-UNARY(exp, expf(x))
+UNARY(exp, mn__expf(x))
 UNARY(log, logf(x))
 UNARY(sqrt, sqrtf(x))
 UNARY(square, x * x)
-UNARY(tanh, tanhf(x))
-UNARY(sigmoid, x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)))
+UNARY(tanh, mn__tanhf(x))
+UNARY(sigmoid, mn__sigmoidf(x))
 UNARY(relu, x > 0.0f ? x : 0.0f)
 
 /* ---- builders ---- */

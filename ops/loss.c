@@ -4,6 +4,7 @@
  * nothing hidden is kept between passes. mse_loss compares equal shapes. */
 #include "attrs.h"
 #include "op.h"
+#include "fastmath.h"
 #include <math.h>
 #include <string.h>
 
@@ -79,7 +80,7 @@ static double row_lse(const float *x, int64_t n, int64_t st)
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i++) m = fmaxf(m, x[i * st]);
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += exp((double)(x[i * st] - m));
+    for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
     return m + log(s);
 }
 
@@ -140,7 +141,7 @@ static mn_status ce_grad_fwd(const mn_kernel_ctx *c)
                  : a->o.reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
         double lse = row_lse(row, d.c, d.inner);
         for (int64_t k = 0; k < d.c; k++) {
-            double g = exp(row[k * d.inner] - lse) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
+            double g = mn__expf((float)(row[k * d.inner] - lse)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
             out[k * d.inner] = (float)(w * g);
         }
     }

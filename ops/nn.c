@@ -3,6 +3,7 @@
  * its tensor as [outer, n, inner] with the op's axis in the middle. */
 #include "attrs.h"
 #include "op.h"
+#include "fastmath.h"
 #include <math.h>
 
 extern const mn_op_def mn__op_softmax, mn__op_log_softmax, mn__op_softmax_grad, mn__op_log_softmax_grad;
@@ -55,13 +56,21 @@ static void softmax_row(const float *x, float *y, int64_t n, int64_t st, bool lo
         return;
     }
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += exp((double)(x[i * st] - m));
+    if (log || st != 1)
+        for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
+    else {                                    /* softmax of a contiguous row: exponentials into y, one pass */
+        for (int64_t i = 0; i < n; i++) y[i] = mn__expf(x[i] - m);
+        for (int64_t i = 0; i < n; i++) s += y[i];
+        float inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < n; i++) y[i] *= inv;
+        return;
+    }
     if (log) {
         float lse = m + (float)logf((float)s);
         for (int64_t i = 0; i < n; i++) y[i * st] = x[i * st] - lse;
     } else {
         float inv = (float)(1.0 / s);
-        for (int64_t i = 0; i < n; i++) y[i * st] = expf(x[i * st] - m) * inv;
+        for (int64_t i = 0; i < n; i++) y[i * st] = mn__expf(x[i * st] - m) * inv;
     }
 }
 
@@ -119,7 +128,7 @@ static mn_status run_grad(const mn_kernel_ctx *c, bool log)
         for (int64_t i = 0; i < d.dim; i++) s += log ? g[base + i * st] : (double)g[base + i * st] * y[base + i * st];
         for (int64_t i = 0; i < d.dim; i++) {
             int64_t k = base + i * st;
-            dx[k] = log ? g[k] - expf(y[k]) * (float)s : y[k] * (g[k] - (float)s);
+            dx[k] = log ? g[k] - mn__expf(y[k]) * (float)s : y[k] * (g[k] - (float)s);
         }
     }
     return MN_OK;
