@@ -31,7 +31,16 @@ static mn_value value_for(mn_node *n)
     case MN_NODE_INPUT: v.kind = MN_VAL_INPUT; break;
     case MN_NODE_PARAM: v.kind = MN_VAL_PARAM; break;
     case MN_NODE_CONST: v.kind = MN_VAL_CONST; break;
-    case MN_NODE_OP: v.kind = (n->op->flags & MN_OPF_ALIAS) ? MN_VAL_ALIAS : MN_VAL_ARENA; break;
+    case MN_NODE_OP:
+        v.kind = MN_VAL_ARENA;
+        if (n->op->alias_offset) {
+            mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
+            for (int k = 0; in && k < n->nin; k++) in[k] = n->in[k]->desc;
+            int64_t off = in ? n->op->alias_offset(in, n->nin, &n->desc, n->attrs) : -1;
+            free(in);
+            if (off >= 0) { v.kind = MN_VAL_ALIAS; v.alias_off = off; }
+        }
+        break;
     }
     return v;
 }
@@ -211,7 +220,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
 {
     const mn_op_def *op = st->node->op;
     mn_tensor *out = &ex->vals[st->out].t;
-    if ((op->flags & MN_OPF_ALIAS) && out->data == st->tin[0].data) return MN_OK;
+    if (ex->vals[st->out].kind == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
     char detail[512] = "";
     mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs,
                         .nthreads = threads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,

@@ -18,6 +18,7 @@ typedef struct {
     mn_node *node;
     mn_val_kind kind;
     int alias_of;         /* MN_VAL_ALIAS: value index */
+    int64_t alias_off;    /* MN_VAL_ALIAS: byte offset into alias_of's bytes */
     size_t bytes;
     int def;              /* step that writes it (-1: before the run) */
     int group;            /* the value whose bytes it shares (itself, or its alias root) */

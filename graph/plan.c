@@ -200,7 +200,7 @@ static mn_status bind(mn_exec *ex)
             if (!(x->t.data = mn__aligned_alloc(x->bytes))) return mn__graph_fail(g, MN_ERR_NOMEM, "plan: out of memory");
             memset(x->t.data, 0, x->bytes);
             break;
-        case MN_VAL_ALIAS: x->t.data = ex->vals[x->group].t.data; break;
+        case MN_VAL_ALIAS: x->t.data = (char *)ex->vals[x->alias_of].t.data + x->alias_off; break;
         }
     }
     for (int s = 0; s < ex->nsteps; s++)

@@ -91,6 +91,9 @@ struct mn_op_def {
     size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
     /* Attributes for DOT labels and listings; NULL if none. */
     void (*attr_str)(const void *attrs, char *buf, size_t n);
+    /* The output may be a view of input 0: its byte offset there, or -1
+     * (reshape: always 0; slice: when the slice is one contiguous block). */
+    int64_t (*alias_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
     /* Sums n >= 2 gradient contributions that are all outputs of this op
      * more cheaply than a chain of adds (disjoint slice_backward pieces ->
      * one concat); NULL result: autodiff adds them. */

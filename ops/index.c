@@ -154,6 +154,19 @@ out:
     return r;
 }
 
+/* A unit-step slice whose leading dims are all 1 is one contiguous block. */
+static int64_t slice_alias(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    const mn_slice_attrs *a = attrs;
+    int ax = mn__axis(a->axis, in[0].shape.ndim);
+    mn__split3 s = mn__split_at(in[0].shape, ax);
+    int64_t start, len;
+    (void)nin; (void)out;
+    if (a->step != 1 || s.outer != 1) return -1;
+    slice_norm(s.dim, a, &start, &len);
+    return start * s.inner * (int64_t)mn_dtype_size(in[0].dtype);
+}
+
 static void slice_str(const void *p, char *buf, size_t n)
 {
     const mn_slice_attrs *a = p;
@@ -617,7 +630,7 @@ static void sq_str(const void *p, char *buf, size_t n)
 const mn_op_def mn__op_slice = {
     .name = "slice", .doc = "y = x[start:stop:step] along axis; dx = slice_backward(dy)",
     .arity = 1, .attr_size = sizeof(mn_slice_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
-    .infer = infer_slice, .forward = slice_fwd, .vjp = vjp_slice, .attr_str = slice_str,
+    .infer = infer_slice, .forward = slice_fwd, .vjp = vjp_slice, .attr_str = slice_str, .alias_offset = slice_alias,
 };
 const mn_op_def mn__op_slice_backward = {
     .name = "slice_backward", .doc = "y = zeros(in_shape) with dy placed at the slice; dd = slice(g)",

@@ -126,6 +126,12 @@ mn_node *mn_reshape(mn_graph *g, mn_node *x, mn_shape shape)
 
 static mn_status vjp_reshape(mn_vjp_ctx *c) { c->dx[0] = mn_reshape(c->g, c->dy, mn_node_shape(c->in[0])); return MN_OK; }
 
+static int64_t reshape_alias(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    (void)in; (void)nin; (void)out; (void)attrs;
+    return 0;
+}
+
 static void shape_str(const void *p, char *buf, size_t n) { mn_shape_str(((const mn_shape_attrs *)p)->shape, buf, n); }
 
 /* ---- expand (broadcast_to) ---- */
@@ -189,6 +195,7 @@ const mn_op_def mn__op_reshape = {
     .name = "reshape", .doc = "y = x viewed with a new shape (no copy); dx = reshape(dy, shape(x))",
     .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = 0, .flags = MN_OPF_CHEAP | MN_OPF_ALIAS,
     .infer = infer_reshape, .forward = reshape_fwd, .vjp = vjp_reshape, .cost = move_cost, .attr_str = shape_str,
+    .alias_offset = reshape_alias,
 };
 const mn_op_def mn__op_expand = {
     .name = "expand", .doc = "y = x broadcast to shape (broadcast_to); dx = sum_to(dy, shape(x))",

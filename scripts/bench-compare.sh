@@ -9,7 +9,7 @@ threads=${1:-2}
 only=${2:-mlp,rnn,lstm,lstm_2layer,gru,bilstm_tagger,vae,transformer}
 budget=${3:-4}
 ref=${MNEMO_TORCH_REF:-../shared/bench/torch_ref.py}
-MNEMO_EXTRA_PKGS=(python3-torch) scripts/setup.sh
+MNEMO_EXTRA_PKGS="python3-torch" scripts/setup.sh
 scripts/build.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

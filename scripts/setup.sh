@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config git meson ninja-build check
       libopenblas-openmp-dev libjansson-dev zlib1g-dev dataset-fashion-mnist
       graphviz fortunes-min bible-kjv gnuplot-nox libpng-dev npm)
-PKGS+=("${MNEMO_EXTRA_PKGS[@]:-}")
+# extra packages, space-separated (scripts/bench-compare.sh adds python3-torch)
+PKGS+=(${MNEMO_EXTRA_PKGS:-})
 
 # npm comes with the machine's Node.js on some images; only install Debian's if absent
 if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
