@@ -4,6 +4,7 @@
  * that computes dy * f'(x) in a single pass. */
 #include "attrs.h"
 #include "op.h"
+#include "fastmath.h"
 #include <math.h>
 
 extern const mn_op_def mn__op_gelu, mn__op_softplus, mn__op_abs, mn__op_sign, mn__op_clamp, mn__op_pow,
@@ -29,25 +30,25 @@ static mn_status infer_clamp(mn_infer_ctx *c)
     return infer_f32(c);
 }
 
-static inline float gelu_f(float x, bool tanh_approx)
+static inline __attribute__((always_inline)) float gelu_f(float x, bool tanh_approx)
 {
-    if (tanh_approx) return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
-    return 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    if (tanh_approx) return 0.5f * x * (1.0f + mn__tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.0f + mn__erff(x * INV_SQRT2));
 }
 
 /* f'(x) for act_grad */
-static inline float act_deriv(const mn_act_attrs *a, float x)
+static inline __attribute__((always_inline)) float act_deriv(const mn_act_attrs *a, float x)
 {
     switch (a->kind) {
-    case MN_ACT_GELU_ERF: return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+    case MN_ACT_GELU_ERF: return 0.5f * (1.0f + mn__erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * mn__expf(-0.5f * x * x);
     case MN_ACT_GELU_TANH: {
-        float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x), t = tanhf(u);
+        float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x), t = mn__tanhf(u);
         return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
     }
     case MN_ACT_CLAMP: return x >= a->a && x <= a->b ? 1.0f : 0.0f;
     case MN_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : a->a;
     case MN_ACT_ELU: return x > 0.0f ? 1.0f : a->a * expf(x);
-    case MN_ACT_SILU: { float s = 1.0f / (1.0f + expf(-x)); return s * (1.0f + x * (1.0f - s)); }
+    case MN_ACT_SILU: { float s = mn__sigmoidf(x); return s * (1.0f + x * (1.0f - s)); }
     }
     return 0.0f;
 }
@@ -65,7 +66,12 @@ static inline float act_deriv(const mn_act_attrs *a, float x)
         return MN_OK;                                                                \
     }
 
-ACT(gelu, gelu_f(x, at->kind == MN_ACT_GELU_TANH))
+ACT(gelu_erf, gelu_f(x, false))
+ACT(gelu_tanh, gelu_f(x, true))
+static mn_status gelu_fwd(const mn_kernel_ctx *c)
+{
+    return ((const mn_act_attrs *)c->attrs)->kind == MN_ACT_GELU_TANH ? gelu_tanh_fwd(c) : gelu_erf_fwd(c);
+}
 ACT(softplus, x * at->a > at->b ? x : log1pf(expf(at->a * x)) / at->a)
 ACT(abs, fabsf(x))
 ACT(sign, (float)((x > 0.0f) - (x < 0.0f)))
@@ -73,9 +79,14 @@ ACT(clamp, x < at->a ? at->a : x > at->b ? at->b : x)
 ACT(pow, powf(x, at->a))
 ACT(leaky_relu, x > 0.0f ? x : at->a * x)
 ACT(elu, x > 0.0f ? x : at->a * expm1f(x))
-ACT(silu, x / (1.0f + expf(-x)))
+ACT(silu, x * mn__sigmoidf(x))
 ACT(reciprocal, 1.0f / x)
 ACT(rsqrt, 1.0f / sqrtf(x))
+
+/* One loop per kind (the kind switch outside), so each vectorises. */
+#define GRAD_LOOP(KIND)                                                                          \
+    _Pragma("omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)")     \
+    for (int64_t i = 0; i < n; i++) { mn_act_attrs k = *at; k.kind = KIND; o[i] = dy[i] * act_deriv(&k, x[i]); }
 
 static mn_status act_grad_fwd(const mn_kernel_ctx *c)
 {
@@ -83,8 +94,14 @@ static mn_status act_grad_fwd(const mn_kernel_ctx *c)
     const float *x = mn_f32(&c->in[0]), *dy = mn_f32(&c->in[1]);
     float *o = mn_f32(c->out);
     int64_t n = mn_tensor_numel(c->out);
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) o[i] = dy[i] * act_deriv(at, x[i]);
+    switch (at->kind) {
+    case MN_ACT_GELU_ERF: GRAD_LOOP(MN_ACT_GELU_ERF) break;
+    case MN_ACT_GELU_TANH: GRAD_LOOP(MN_ACT_GELU_TANH) break;
+    case MN_ACT_CLAMP: GRAD_LOOP(MN_ACT_CLAMP) break;
+    case MN_ACT_LEAKY_RELU: GRAD_LOOP(MN_ACT_LEAKY_RELU) break;
+    case MN_ACT_ELU: GRAD_LOOP(MN_ACT_ELU) break;
+    case MN_ACT_SILU: GRAD_LOOP(MN_ACT_SILU) break;
+    }
     return MN_OK;
 }
 

@@ -40,4 +40,16 @@ static inline float mn__tanhf(float x)
     return (e - 1.0f) / (e + 1.0f);
 }
 
+/* erf by Abramowitz and Stegun 7.1.26 (absolute error <= 1.5e-7). */
+static inline float mn__erff(float x)
+{
+    float a = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    float r = 1.0f - p * mn__expf(-a * a);
+    return x < 0 ? -r : r;
+}
+
+static inline float mn__fmaxf(float a, float b) { return a > b || b != b ? a : b; }
+
 #endif

@@ -78,7 +78,7 @@ static int64_t count_targets(const mn_kernel_ctx *c, ce_dims d, int ignore)
 static double row_lse(const float *x, int64_t n, int64_t st)
 {
     float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = fmaxf(m, x[i * st]);
+    for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
     return m + log(s);

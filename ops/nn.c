@@ -50,7 +50,7 @@ static mn__split3 split_at(mn_shape s, int axis) { return mn__split_at(s, mn__ax
 static void softmax_row(const float *x, float *y, int64_t n, int64_t st, bool log)
 {
     float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = fmaxf(m, x[i * st]);
+    for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
     if (m == -INFINITY) {
         for (int64_t i = 0; i < n; i++) y[i * st] = log ? -INFINITY : 0.0f;
         return;
