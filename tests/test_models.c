@@ -149,6 +149,80 @@ START_TEST(vae_parity_with_torch)
 }
 END_TEST
 
+/* Options the parity fixtures do not cover: sinusoidal positions, weight
+ * tying (one parameter fed by both uses), the encoder stack, dropout in
+ * training graphs, a one-step RNN graph matching the unrolled one. */
+START_TEST(transformer_variants_build_and_train)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    int32_t tok[2 * 6] = { 1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2, 1 };
+    mn_node *x = mn_constant(g, MN_I32, MN_SHAPE(2, 6), tok);
+    mn_node *logits = mn_transformer_lm(g, "lm", x, (mn_lm_opts){ .vocab = 7, .d_model = 8, .heads = 2, .layers = 2, .ff = 16,
+                                                                   .max_len = 6, .sinusoidal = true, .tie_weights = true,
+                                                                   .dropout = 0.1f, .training = true });
+    ck_assert_msg(logits != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ptr_null(mn_params_get(P, "lm.pos_emb.weight"));          /* sinusoidal: no position parameters */
+    ck_assert_ptr_null(mn_params_get(P, "lm.head.weight"));             /* tied to the token embedding */
+    mn_node *y = mn_constant(g, MN_I32, MN_SHAPE(12), tok);
+    mn_node *loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(12, 7)), y);
+    mn_node *enc = mn_transformer_encoder(g, "enc", mn_embedding_layer(g, "e2", x, 7, 8), 2,
+                                          (mn_block_opts){ .d_model = 8, .heads = 2, .ff = 16, .key_padding = mn_constant(g, MN_I32, MN_SHAPE(2, 6), (int32_t[12]){ 0, 0, 0, 0, 1, 1 }) });
+    ck_assert_ptr_nonnull(mn_params_get(P, "enc.layers.1.norm2.weight"));
+    ck_assert_ptr_nonnull(mn_params_get(P, "enc.norm.weight"));
+    loss = mn_add(g, loss, mn_scale(g, mn_mean(g, mn_square(g, enc), 0, NULL, false), 0.01f));
+    mn_exec *ex = mn_compile(g, loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    mn_optim *o = mn_adam(P, (mn_adam_opts){ .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f });
+    double first = 0, last = 0;
+    for (int s = 0; s < 150; s++) {
+        ck_assert_ok(mn_exec_run(ex));
+        if (!s) {
+            first = mn_exec_loss(ex);
+            double gsum = 0;                   /* the tied embedding gets gradients from input and output uses */
+            for (int64_t i = 0; i < 7 * 8; i++) gsum += fabs(mn_f32(mn_params_get_grad(P, "lm.tok_emb.weight"))[i]);
+            ck_assert(gsum > 0);
+        }
+        last = mn_exec_loss(ex);
+        mn_optim_step(o);
+        mn_optim_zero_grad(o);
+    }
+    ck_assert_msg(last < 0.5 * first, "%.3f -> %.3f", first, last);
+    mn_optim_free(o); mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+START_TEST(one_step_graph_matches_unrolled)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    float xs[3 * 2 * 4];
+    mn_rng_fill_normal(xs, 24, 1, 1, 0, 1);
+    mn_rnn_opts o = { .mode = MN_RNN_LSTM, .hidden = 5, .layers = 2 };
+    mn_rnn_out full = mn_rnn(g, "rnn", mn_constant(g, MN_F32, MN_SHAPE(3, 2, 4), xs), o);
+    mn_node *x1 = mn_input(g, "x1", MN_F32, MN_SHAPE(1, 2, 4));
+    o.h0 = mn_input(g, "h0", MN_F32, MN_SHAPE(2, 2, 5));
+    o.c0 = mn_input(g, "c0", MN_F32, MN_SHAPE(2, 2, 5));
+    mn_rnn_out step = mn_rnn(g, "rnn", x1, o);
+    const mn_node *outs[5] = { full.output, full.h_n, step.output, step.h_n, step.c_n };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 5 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float h[20] = { 0 }, c[20] = { 0 };
+    for (int t = 0; t < 3; t++) {
+        mn_exec_feed_data(ex, "x1", xs + t * 8, 8 * sizeof(float));
+        mn_exec_feed_data(ex, "h0", h, sizeof h);
+        mn_exec_feed_data(ex, "c0", c, sizeof c);
+        ck_assert_ok(mn_exec_run(ex));
+        for (int i = 0; i < 10; i++)
+            ck_assert_close(mn_f32(mn_exec_value(ex, step.output))[i], mn_f32(mn_exec_value(ex, full.output))[t * 10 + i], 1e-6);
+        memcpy(h, mn_exec_value(ex, step.h_n)->data, sizeof h);
+        memcpy(c, mn_exec_value(ex, step.c_n)->data, sizeof c);
+    }
+    for (int i = 0; i < 20; i++) ck_assert_close(h[i], mn_f32(mn_exec_value(ex, full.h_n))[i], 1e-6);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* ---- learning on real data ---- */
 
 static mn_text TEXT;
@@ -342,6 +416,8 @@ int main(void)
     tcase_add_test(tc, attention_parity_with_torch);
     tcase_add_test(tc, block_parity_with_torch);
     tcase_add_test(tc, vae_parity_with_torch);
+    tcase_add_test(tc, transformer_variants_build_and_train);
+    tcase_add_test(tc, one_step_graph_matches_unrolled);
     tcase_add_test(tc, char_lm_lstm_learns_fortunes);
     tcase_add_test(tc, char_lm_gru_learns_fortunes);
     tcase_add_test(tc, char_lm_transformer_learns_fortunes);
