@@ -13,6 +13,8 @@ mn_status mn__infer_fail(mn_infer_ctx *c, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 mn_status mn__kernel_fail(const mn_kernel_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Checks a shape given as an attribute (fill, normal, uniform): dims in range, none negative. */
+mn_status mn__infer_shape_attr(mn_infer_ctx *c, mn_shape s);
 /* Builds a node of a built-in op; used by the typed builders and VJPs. */
 mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin, const void *attrs);
 /* Records the graph's first error (sticky) and this thread's last error. */

@@ -52,11 +52,8 @@ static mn_status vjp_dropout(mn_vjp_ctx *c)
 static mn_status infer_random(mn_infer_ctx *c)
 {
     const mn_random_attrs *a = c->attrs;
-    if (a->shape.ndim < 0 || a->shape.ndim > MN_MAX_DIMS) return mn__infer_fail(c, MN_ERR_SHAPE, "%d dims", a->shape.ndim);
-    for (int i = 0; i < a->shape.ndim; i++)
-        if (a->shape.d[i] < 0) return mn__infer_fail(c, MN_ERR_SHAPE, "negative dim %lld", (long long)a->shape.d[i]);
     c->out = (mn_tdesc){ MN_F32, a->shape };
-    return MN_OK;
+    return mn__infer_shape_attr(c, a->shape);
 }
 
 static mn_status infer_normal(mn_infer_ctx *c)

@@ -119,3 +119,11 @@ mn__split3 mn__split_at(mn_shape s, int axis)
     }
     return r;
 }
+
+mn_status mn__infer_shape_attr(mn_infer_ctx *c, mn_shape s)
+{
+    if (s.ndim < 0 || s.ndim > MN_MAX_DIMS) return mn__infer_fail(c, MN_ERR_SHAPE, "%d dims (at most %d)", s.ndim, MN_MAX_DIMS);
+    for (int i = 0; i < s.ndim; i++)
+        if (s.d[i] < 0) return mn__infer_fail(c, MN_ERR_SHAPE, "negative dim %lld", (long long)s.d[i]);
+    return MN_OK;
+}

@@ -16,11 +16,9 @@ static mn_status check_dtype(mn_infer_ctx *c, mn_dtype t)
 static mn_status infer_fill(mn_infer_ctx *c)
 {
     const mn_fill_attrs *a = c->attrs;
-    if (a->shape.ndim < 0 || a->shape.ndim > MN_MAX_DIMS) return mn__infer_fail(c, MN_ERR_SHAPE, "%d dims", a->shape.ndim);
-    for (int i = 0; i < a->shape.ndim; i++)
-        if (a->shape.d[i] < 0) return mn__infer_fail(c, MN_ERR_SHAPE, "negative dim %lld", (long long)a->shape.d[i]);
     c->out = (mn_tdesc){ a->dtype, a->shape };
-    return check_dtype(c, a->dtype);
+    mn_status s = mn__infer_shape_attr(c, a->shape);
+    return s ? s : check_dtype(c, a->dtype);
 }
 
 static mn_status fill_fwd(const mn_kernel_ctx *c)
