@@ -43,6 +43,16 @@ static void strided_rows(const mn_kernel_ctx *c, const char *src, char *dst, mn_
                          int64_t len, bool gather_from_big)
 {
     size_t row = (size_t)big.inner * 4;
+    if (step == 1) {                  /* the rows of one outer index are one block: one copy each */
+        size_t block = (size_t)len * row;
+        #pragma omp parallel for if (big.outer * len * big.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+        for (int64_t o = 0; o < big.outer; o++) {
+            size_t bi = (size_t)(o * big.dim + start) * row, si = (size_t)o * block;
+            if (gather_from_big) memcpy(dst + si, src + bi, block);
+            else memcpy(dst + bi, src + si, block);
+        }
+        return;
+    }
     int64_t total = big.outer * len;
     #pragma omp parallel for if (total * big.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
     for (int64_t r = 0; r < total; r++) {
