@@ -31,7 +31,7 @@ enum {
     MN_OPF_RANDOM      = 1u << 2,  /* draws from the counter-based RNG */
     MN_OPF_NOGRAD      = 1u << 3,  /* no VJP: gradients stop here */
     MN_OPF_CHEAP       = 1u << 4,  /* cheap to recompute */
-    MN_OPF_ALIAS       = 1u << 5,  /* output is input 0's bytes reinterpreted (reshape) */
+    MN_OPF_ALIAS       = 1u << 5,  /* always a view of input 0 (reshape); see also alias_offset */
     MN_OPF_BACKWARD    = 1u << 6,  /* helper emitted by VJPs (e.g. relu_grad) */
     MN_OPF_COMPOSITE   = 1u << 7,  /* built from other ops by `compose`; no kernel */
 };

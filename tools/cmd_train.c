@@ -18,14 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-mn_node *mn_tools_mlp(mn_graph *g, mn_node *x, int nhidden, const int64_t *hidden, int64_t classes)
-{
-    int64_t widths[16];
-    for (int i = 0; i < nhidden && i < 15; i++) widths[i] = hidden[i];
-    widths[nhidden] = classes;
-    return mn_mlp(g, "mlp", x, nhidden + 1, widths);
-}
-
 static double now(void)
 {
     struct timespec t;

@@ -13,8 +13,4 @@ int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
-/* The MLP classifier used by train and graph: x [batch, 784] -> logits
- * [batch, 10] through the hidden widths; returns the logits node. */
-mn_node *mn_tools_mlp(mn_graph *g, mn_node *x, int nhidden, const int64_t *hidden, int64_t classes);
-
 #endif
