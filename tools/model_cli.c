@@ -33,7 +33,6 @@ static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool tra
  * parameter <layer>.act [features] (ones) as its second input. */
 static mn_node *activation(mn_graph *g, const mn_train_cfg *c, const char *layer, mn_node *x)
 {
-    if (!strcmp(c->activation, "relu")) return mn_relu(g, x);
     const mn_op_def *op = mn_op_find(c->activation);
     if (!op || mn_op_arity(op) == 1) return mn_op(g, c->activation, &x, 1, NULL, 0);
     char name[96];
