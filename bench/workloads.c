@@ -30,37 +30,36 @@ static mn_status build_mlp(mn_workload *w)
     return mn_graph_status(w->g);
 }
 
+/* Time-major sequence model: embedding V x E -> recurrent net -> linear to
+ * K classes per step, cross-entropy over all T x B positions. */
+static mn_status seq_model(mn_workload *w, int64_t V, int64_t E, int64_t K, int64_t T, int64_t B, mn_rnn_opts o)
+{
+    mn_graph *g = w->g;
+    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
+    mn_rnn_out r = mn_rnn(g, "rnn", mn_embedding_layer(g, "emb", x, V, E), o);
+    mn_node *logits = mn_linear(g, "head", r.output, K, true);
+    w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, K)), mn_reshape(g, y, MN_SHAPE(T * B)));
+    w->classes = K < V ? K : V;                       /* random tokens and targets both below it */
+    return mn_graph_status(g);
+}
+
 /* char LM: embedding 96x64 -> recurrent 256 (1 or 2 layers) -> linear 256->96, CE every step; seq 64, batch 32 */
 static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers)
 {
     const int64_t V = 96, E = 64, H = 256, T = 64, B = 32;
-    mn_graph *g = w->g;
-    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
-    mn_node *e = mn_embedding_layer(g, "emb", x, V, E);
-    mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = H, .layers = layers });
-    mn_node *logits = mn_linear(g, "head", r.output, V, true);
-    w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, V)), mn_reshape(g, y, MN_SHAPE(T * B)));
-    w->classes = V;
     double G = mode == MN_RNN_LSTM ? 4 : mode == MN_RNN_GRU ? 3 : 1;
     w->fwd_flops = lin(T * B, E, G * H, true, &w->train_flops) + lin(T * B, H, V, true, &w->train_flops);
     for (int l = 0; l < 2 * layers - 1; l++) w->fwd_flops += lin(T * B, H, G * H, true, &w->train_flops);
-    return mn_graph_status(g);
+    return seq_model(w, V, E, V, T, B, (mn_rnn_opts){ .mode = mode, .hidden = H, .layers = layers });
 }
 
 /* embedding 10000x100 -> bidirectional LSTM 128 -> linear 256->9 per token, CE; seq 40, batch 32 */
 static mn_status build_tagger(mn_workload *w)
 {
     const int64_t V = 10000, E = 100, H = 128, K = 9, T = 40, B = 32;
-    mn_graph *g = w->g;
-    mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
-    mn_node *e = mn_embedding_layer(g, "emb", x, V, E);
-    mn_rnn_out r = mn_rnn(g, "lstm", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H, .bidirectional = true });
-    mn_node *logits = mn_linear(g, "out", r.output, K, true);
-    w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, K)), mn_reshape(g, y, MN_SHAPE(T * B)));
-    w->classes = K;                                   /* tokens are drawn below K too: valid ids */
     for (int d = 0; d < 2; d++) w->fwd_flops += lin(T * B, E, 4 * H, true, &w->train_flops) + lin(T * B, H, 4 * H, true, &w->train_flops);
     w->fwd_flops += lin(T * B, 2 * H, K, true, &w->train_flops);
-    return mn_graph_status(g);
+    return seq_model(w, V, E, K, T, B, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H, .bidirectional = true });
 }
 
 /* 784-400-(20, 20)-400-784, BCE-with-logits (sum) + KL, / batch; batch 128 */

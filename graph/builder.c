@@ -225,9 +225,11 @@ mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin,
     if (!n) return NULL;
     n->op = op; n->nin = nin; n->desc = c.out;
     n->in = mn__arena_alloc(&g->arena, (size_t)(nin ? nin : 1) * sizeof *n->in);
+    n->in_desc = mn__arena_alloc(&g->arena, (size_t)(nin ? nin : 1) * sizeof *n->in_desc);
     n->attrs = op->attr_size ? mn__arena_alloc(&g->arena, op->attr_size) : NULL;
-    if (!n->in || (op->attr_size && !n->attrs)) { mn__graph_fail(g, MN_ERR_NOMEM, "graph: out of memory"); return NULL; }
+    if (!n->in || !n->in_desc || (op->attr_size && !n->attrs)) { mn__graph_fail(g, MN_ERR_NOMEM, "graph: out of memory"); return NULL; }
     if (nin) memcpy(n->in, in, (size_t)nin * sizeof *in);
+    for (int i = 0; i < nin; i++) n->in_desc[i] = in[i]->desc;
     if (op->attr_size) memcpy(n->attrs, attrs, op->attr_size);
     return n;
 }

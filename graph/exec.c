@@ -34,10 +34,7 @@ static mn_value value_for(mn_node *n)
     case MN_NODE_OP:
         v.kind = MN_VAL_ARENA;
         if (n->op->alias_offset) {
-            mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
-            for (int k = 0; in && k < n->nin; k++) in[k] = n->in[k]->desc;
-            int64_t off = in ? n->op->alias_offset(in, n->nin, &n->desc, n->attrs) : -1;
-            free(in);
+            int64_t off = n->op->alias_offset(n->in_desc, n->nin, &n->desc, n->attrs);
             if (off >= 0) { v.kind = MN_VAL_ALIAS; v.alias_off = off; }
         }
         break;
@@ -70,22 +67,6 @@ static mn_status build_values(mn_exec *ex, const bool *live)
         ex->vals[v].def = ex->nsteps++;
     }
     return MN_OK;
-}
-
-static void count_flops(mn_exec *ex)
-{
-    for (int s = 0; s < ex->nsteps; s++) {
-        mn_node *n = ex->steps[s].node;
-        double f = (double)mn_shape_numel(n->desc.shape), b = 0;
-        if (n->op->cost) {
-            mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
-            if (!in) continue;
-            for (int k = 0; k < n->nin; k++) in[k] = n->in[k]->desc;
-            n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
-            free(in);
-        }
-        ex->flops += f;
-    }
 }
 
 static mn_status check_loss(mn_graph *g, mn_node *loss)
@@ -155,7 +136,7 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
         if (mn__plan_verify(ex, msg, sizeof msg)) s = mn__graph_fail(g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg);
     }
     if (!s && loss) ex->loss = ex->val_of[loss->id];
-    if (!s) count_flops(ex);
+    for (int i = 0; !s && i < ex->nsteps; i++) ex->flops += ex->steps[i].flops;
     free(roots); free(live);
     if (s) { mn__error(g->status ? g->status : s, "%s", g->msg); mn_exec_free(ex); return NULL; }
     return ex;

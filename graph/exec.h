@@ -34,6 +34,7 @@ typedef struct {
     mn_tensor *tin;       /* bound input views */
     int level;            /* steps of one level have no dependency between them */
     bool big;             /* runs alone with every thread */
+    double flops;         /* the registry's cost estimate for one run */
     int work;             /* workspace storage index, -1 if none */
     size_t work_bytes;
 } mn_step;

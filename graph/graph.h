@@ -16,6 +16,7 @@ struct mn_node {
     const mn_op_def *op;    /* MN_NODE_OP */
     int nin;
     mn_node **in;
+    mn_tdesc *in_desc;      /* the inputs' dtypes and shapes, as the op's functions take them */
     void *attrs;            /* copy of the op's attribute struct */
     mn_tdesc desc;
     char *name;

@@ -175,12 +175,7 @@ static mn_status workspaces(mn_exec *ex)
         mn_step *st = &ex->steps[s];
         const mn_node *n = st->node;
         st->work_bytes = 0;
-        if (!n->op->workspace) continue;
-        mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
-        if (!in) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
-        for (int k = 0; k < n->nin; k++) in[k] = n->in[k]->desc;
-        st->work_bytes = n->op->workspace(in, n->nin, &n->desc, n->attrs);
-        free(in);
+        if (n->op->workspace) st->work_bytes = n->op->workspace(n->in_desc, n->nin, &n->desc, n->attrs);
     }
     return MN_OK;
 }

@@ -26,18 +26,17 @@ static int by_sink_level(const void *a, const void *b)
     return (x->param > y->param) - (x->param < y->param);
 }
 
+/* The op's cost estimate (default: one FLOP per output element). */
+static double step_flops(const mn_node *n)
+{
+    double f = (double)mn_shape_numel(n->desc.shape), b = 0;
+    if (n->op->cost) n->op->cost(n->in_desc, n->nin, &n->desc, n->attrs, &f, &b);
+    return f;
+}
+
 static bool is_big(const mn_step *st)
 {
-    const mn_node *n = st->node;
-    double f = (double)mn_shape_numel(n->desc.shape), b = 0;
-    if (n->op->cost) {
-        mn_tdesc *in = malloc((size_t)(n->nin ? n->nin : 1) * sizeof *in);
-        if (!in) return true;
-        for (int k = 0; k < n->nin; k++) in[k] = n->in[k]->desc;
-        n->op->cost(in, n->nin, &n->desc, n->attrs, &f, &b);
-        free(in);
-    }
-    return f >= BIG_FLOPS || (double)mn_shape_numel(n->desc.shape) * 4.0 >= BIG_BYTES;
+    return st->flops >= BIG_FLOPS || (double)mn_shape_numel(st->node->desc.shape) * 4.0 >= BIG_BYTES;
 }
 
 mn_status mn__schedule(mn_exec *ex)
@@ -51,6 +50,7 @@ mn_status mn__schedule(mn_exec *ex)
             if (d >= 0 && ex->steps[d].level + 1 > l) l = ex->steps[d].level + 1;
         }
         st->level = ex->serial ? s : l;
+        st->flops = step_flops(st->node);
         st->big = ex->serial || is_big(st);
         if (st->level > maxl) maxl = st->level;
     }

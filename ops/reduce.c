@@ -101,16 +101,23 @@ static mn_status reduce_run(const mn_kernel_ctx *c, bool mean)
 static mn_status sum_fwd(const mn_kernel_ctx *c) { return reduce_run(c, false); }
 static mn_status mean_fwd(const mn_kernel_ctx *c) { return reduce_run(c, true); }
 
-static mn_node *reduce_node(mn_graph *g, const mn_op_def *op, mn_node *x, int n, const int *axes, bool keepdim)
+/* The bit mask of n axes of x (n = 0: all); ~0 for a bad or repeated
+ * axis, which inference then reports with the op's name. */
+static unsigned axes_mask(const mn_node *x, int n, const int *axes)
 {
-    mn_reduce_attrs a = { 0, keepdim };
     int nd = x ? mn_node_shape(x).ndim : 0;
-    if (n == 0) a.axes = nd ? (1u << nd) - 1 : 0;
+    unsigned m = n == 0 && nd ? (1u << nd) - 1 : 0;
     for (int i = 0; i < n; i++) {
         int ax = axes ? mn__axis(axes[i], nd) : -1;
-        if (ax < 0 || (a.axes & (1u << ax))) { a.axes = ~0u; break; }   /* inference reports it */
-        a.axes |= 1u << ax;
+        if (ax < 0 || (m & (1u << ax))) return ~0u;
+        m |= 1u << ax;
     }
+    return m;
+}
+
+static mn_node *reduce_node(mn_graph *g, const mn_op_def *op, mn_node *x, int n, const int *axes, bool keepdim)
+{
+    mn_reduce_attrs a = { axes_mask(x, n, axes), keepdim };
     return mn__node(g, op, &x, 1, &a);
 }
 
@@ -336,14 +343,7 @@ static mn_node *compose_std(mn_graph *g, mn_node *const *in, int nin, const void
 
 static mn_node *var_node(mn_graph *g, const mn_op_def *op, mn_node *x, int n, const int *axes, bool keepdim, float correction)
 {
-    mn_var_attrs a = { 0, keepdim, correction };
-    int nd = x ? mn_node_shape(x).ndim : 0;
-    if (n == 0) a.axes = nd ? (1u << nd) - 1 : 0;
-    for (int i = 0; i < n; i++) {
-        int ax = axes ? mn__axis(axes[i], nd) : -1;
-        if (ax < 0 || (a.axes & (1u << ax))) { a.axes = ~0u; break; }
-        a.axes |= 1u << ax;
-    }
+    mn_var_attrs a = { axes_mask(x, n, axes), keepdim, correction };
     return mn__node(g, op, &x, 1, &a);
 }
 

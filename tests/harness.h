@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "mnemo.h"
 
@@ -20,6 +21,19 @@ static inline int mn_test_run(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Runs the suite inside a fresh temporary folder (its path in dir), then
+ * removes the folder; for suites that write files. */
+static inline int mn_test_run_in_tmpdir(Suite *s, char *dir, size_t n, const char *prefix)
+{
+    snprintf(dir, n, "/tmp/%s-XXXXXX", prefix);
+    if (!mkdtemp(dir)) { fprintf(stderr, "cannot create %s\n", dir); return EXIT_FAILURE; }
+    int rc = mn_test_run(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    return rc;
 }
 
 #endif

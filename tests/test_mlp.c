@@ -148,8 +148,6 @@ END_TEST
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mnemo-idx-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
     Suite *s = suite_create("mlp");
     TCase *tc = tcase_create("mlp");
     tcase_set_timeout(tc, 300);
@@ -157,9 +155,5 @@ int main(void)
     tcase_add_test(tc, idx_rejects_bad_files);
     tcase_add_test(tc, mlp_fashion_mnist_reaches_80_percent);
     suite_add_tcase(s, tc);
-    int rc = mn_test_run(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
-    return rc;
+    return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-idx");
 }

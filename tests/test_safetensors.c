@@ -204,8 +204,6 @@ END_TEST
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mnemo-st-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_add_test(tc, round_trip);
@@ -216,9 +214,5 @@ int main(void)
     tcase_add_test(tc, short_and_missing_files);
     tcase_add_test(tc, shape_conflict_leaves_store_unchanged);
     suite_add_tcase(s, tc);
-    int rc = mn_test_run(s);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
-    return rc;
+    return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-st");
 }

@@ -3,9 +3,18 @@
 #define MN_TOOLS_CMDS_H
 
 #include "mnemo.h"
+#include <time.h>
 
 /* Exit codes of every subcommand. */
 enum { MN_EXIT_OK = 0, MN_EXIT_RUNTIME = 1, MN_EXIT_USAGE = 2 };
+
+/* Seconds on a clock (CLOCK_MONOTONIC for elapsed, CLOCK_PROCESS_CPUTIME_ID for CPU). */
+static inline double mn_tools_seconds(clockid_t clock)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 int cmd_train(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
