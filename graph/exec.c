@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 static mn_status mark_live(mn_graph *g, mn_node **roots, int nroots, bool *live)
 {
@@ -150,6 +151,7 @@ void mn_exec_free(mn_exec *ex)
     for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start);
+    free(ex->prof_step); free(ex->prof_level);
     free(ex);
 }
 
@@ -207,7 +209,9 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
                         .nthreads = threads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
                         .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
                         .msg = detail, .msglen = sizeof detail };
+    double t0 = ex->prof_step ? omp_get_wtime() : 0;
     mn_status s = op->forward(&c);
+    if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) snprintf(msg, mlen, "%s \"%s\": %s", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
     return s;
 }
@@ -256,14 +260,84 @@ mn_status mn_exec_run(mn_exec *ex)
     ex->msg[0] = 0;
     mn__blas_threads(ex->nthreads);
     int k = 0;
+    bool prof = ex->prof_step != NULL;
+    double t0 = prof ? omp_get_wtime() : 0, tl = t0;
     for (int l = 0; l < ex->nlevels; l++) {
         mn_status st = run_level(ex, l);
         if (st) return st;
+        double ts = prof ? omp_get_wtime() : 0;
         for (; k < ex->nsinks && ex->sinks[k].level <= l; k++) accumulate(ex, &ex->sinks[k]);
+        if (prof) {
+            double t = omp_get_wtime();
+            ex->prof_level[l] += ts - tl;
+            ex->prof_sinks += t - ts;
+            tl = t;
+        }
     }
     for (; k < ex->nsinks; k++) accumulate(ex, &ex->sinks[k]);
+    if (prof) { double t = omp_get_wtime(); ex->prof_sinks += t - tl; ex->prof_wall += t - t0; ex->prof_runs++; }
     ex->step++;
     return MN_OK;
+}
+
+mn_status mn_exec_set_profiling(mn_exec *ex, bool on)
+{
+    if (!ex) return mn__error(MN_ERR_MISUSE, "profiling: NULL executable");
+    free(ex->prof_step); free(ex->prof_level);
+    ex->prof_step = ex->prof_level = NULL;
+    ex->prof_sinks = ex->prof_wall = 0;
+    ex->prof_runs = 0;
+    if (!on) return MN_OK;
+    ex->prof_step = calloc((size_t)ex->nsteps + 1, sizeof *ex->prof_step);
+    ex->prof_level = calloc((size_t)ex->nlevels + 1, sizeof *ex->prof_level);
+    if (!ex->prof_step || !ex->prof_level) {
+        free(ex->prof_step); free(ex->prof_level);
+        ex->prof_step = ex->prof_level = NULL;
+        return mn__error(MN_ERR_NOMEM, "profiling: out of memory");
+    }
+    return MN_OK;
+}
+
+static int by_ms(const void *a, const void *b)
+{
+    const mn_op_time *x = a, *y = b;
+    return (x->ms < y->ms) - (x->ms > y->ms);
+}
+
+int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_summary *sum)
+{
+    if (!ex || !ex->prof_step || ex->prof_runs == 0) return 0;
+    double runs = ex->prof_runs, ideal = 0;
+    int n = 0, cap = ex->nsteps + 1;
+    mn_op_time *t = calloc((size_t)cap, sizeof *t);
+    if (!t) return 0;
+    for (int l = 0; l < ex->nlevels; l++) {
+        double big = 0, small = 0;
+        int nsmall = 0;
+        for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (ex->vals[st->out].kind == MN_VAL_ALIAS) continue;
+            if (st->big) big += ex->prof_step[s]; else { small += ex->prof_step[s]; nsmall++; }
+            int r = 0;
+            while (r < n && strcmp(t[r].op, st->node->op->name) != 0) r++;
+            if (r == n) t[n++] = (mn_op_time){ .op = st->node->op->name };
+            t[r].calls++;
+            t[r].ms += ex->prof_step[s];
+        }
+        int lanes = nsmall < ex->nthreads ? nsmall : ex->nthreads;
+        ideal += big + (lanes > 0 ? small / lanes : 0);
+    }
+    qsort(t, (size_t)n, sizeof *t, by_ms);
+    for (int i = 0; i < n && i < max; i++) rows[i] = (mn_op_time){ t[i].op, t[i].calls, 1e3 * t[i].ms / runs };
+    free(t);
+    if (sum) {
+        double levels = 0;
+        for (int l = 0; l < ex->nlevels; l++) levels += ex->prof_level[l];
+        *sum = (mn_profile_summary){ .runs = ex->prof_runs, .wall_ms = 1e3 * ex->prof_wall / runs,
+                                     .kernel_ms = 1e3 * ideal / runs, .sync_ms = 1e3 * (levels - ideal) / runs,
+                                     .sinks_ms = 1e3 * ex->prof_sinks / runs, .ops = n };
+    }
+    return n < max ? n : max;
 }
 
 mn_status mn_exec_verify(const mn_exec *ex)

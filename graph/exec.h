@@ -69,6 +69,9 @@ struct mn_exec {
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;
+    /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
+    double *prof_step, *prof_level, prof_sinks, prof_wall;
+    int prof_runs;
     char msg[1024];
 };
 

@@ -473,6 +473,21 @@ typedef struct {
  * under the parallel schedule; MN_ERR_INVALID with the two names if not. */
 mn_status mn_exec_verify(const mn_exec *ex);
 mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
+/* Profiling: mn_exec_set_profiling(ex, true) clears the counters and times
+ * every kernel of the following runs (a few clock reads per step). */
+typedef struct { const char *op; int calls; double ms; } mn_op_time;   /* per run */
+typedef struct {
+    int    runs, ops;        /* runs timed; distinct ops (rows available) */
+    double wall_ms;          /* per run, mn_exec_run as a whole */
+    double kernel_ms;        /* critical path through kernels: per level, big steps
+                                plus small steps' time spread over the threads */
+    double sync_ms;          /* level time beyond that: barriers, imbalance, dispatch */
+    double sinks_ms;         /* adding parameter gradients into the store */
+} mn_profile_summary;
+mn_status mn_exec_set_profiling(mn_exec *ex, bool on);
+/* Fills up to max rows, slowest op first (ms = summed kernel time per run;
+ * small steps of one level overlap); returns the count written. */
+int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_summary *summary);
 /* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
 

@@ -20,9 +20,9 @@ static void init(const void *h, float *const *st, int64_t n)
     for (int64_t i = 0; i < n; i++) st[0][i] = ((const mn_adagrad_opts *)h)->initial_accumulator_value;
 }
 
-static void step(const void *h, int64_t t, float *p, const float *grad, float *const *st, int64_t n)
+static void step(const void *h, int64_t t, float *restrict p, const float *restrict grad, float *const *st, int64_t n)
 {
-    const mn_adagrad_opts *o = h;
+    const mn_adagrad_opts hyper = *(const mn_adagrad_opts *)h, *o = &hyper;   /* a local copy: the loop vectorises */
     float clr = (float)(o->lr / (1 + (double)(t - 1) * o->lr_decay)), *sum = st[0];
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i] + o->weight_decay * p[i];

@@ -17,23 +17,36 @@ static mn_status check(const void *h)
 
 static unsigned used(const void *h) { return ((const mn_adam_opts *)h)->amsgrad ? 7u : 3u; }
 
-static void update(const mn_adam_opts *o, int64_t t, float *p, const float *grad, float *const *st, int64_t n, bool decoupled)
+/* Hyper-parameters in locals and restrict pointers: the loop vectorises
+ * (a float field read through `o` could otherwise alias the arrays). */
+static void update(const mn_adam_opts *o, int64_t t, float *restrict p, const float *restrict grad, float *const *st,
+                   int64_t n, bool decoupled)
 {
-    float *m = st[0], *v = st[1], *vmax = st[2];
+    float *restrict m = st[0], *restrict v = st[1], *restrict vmax = st[2];
     double bc1 = 1 - pow(o->beta1, (double)t), bc2 = 1 - pow(o->beta2, (double)t);
-    float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), b1 = o->beta1, b2 = o->beta2,
+                eps = o->eps, wd = o->weight_decay, decay = 1 - o->lr * o->weight_decay;
+    if (o->amsgrad) {
+        for (int64_t i = 0; i < n; i++) {
+            float g = grad[i];
+            if (decoupled) p[i] *= decay;
+            else g += wd * p[i];
+            m[i] = b1 * m[i] + (1 - b1) * g;
+            v[i] = b2 * v[i] + (1 - b2) * g * g;
+            float vv = vmax[i] = fmaxf(vmax[i], v[i]);
+            p[i] -= step_size * m[i] / (sqrtf(vv) / bc2_sqrt + eps);
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (decoupled) p[i] *= 1 - o->lr * o->weight_decay;
-        else g += o->weight_decay * p[i];
-        m[i] = o->beta1 * m[i] + (1 - o->beta1) * g;
-        v[i] = o->beta2 * v[i] + (1 - o->beta2) * g * g;
-        float vv = v[i];
-        if (o->amsgrad) vv = vmax[i] = fmaxf(vmax[i], v[i]);
-        p[i] -= step_size * m[i] / (sqrtf(vv) / bc2_sqrt + o->eps);
+        float g = grad[i], pi = p[i];
+        if (decoupled) pi *= decay;
+        else g += wd * pi;
+        float mi = b1 * m[i] + (1 - b1) * g, vi = b2 * v[i] + (1 - b2) * g * g;
+        m[i] = mi; v[i] = vi;
+        p[i] = pi - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
     }
 }
-
 static void adam_step(const void *h, int64_t t, float *p, const float *g, float *const *st, int64_t n) { update(h, t, p, g, st, n, false); }
 static void adamw_step(const void *h, int64_t t, float *p, const float *g, float *const *st, int64_t n) { update(h, t, p, g, st, n, true); }
 

@@ -21,9 +21,9 @@ static unsigned used(const void *h)
     return 1u | (o->centered ? 2u : 0u) | (o->momentum > 0 ? 4u : 0u);
 }
 
-static void step(const void *h, int64_t t, float *p, const float *grad, float *const *st, int64_t n)
+static void step(const void *h, int64_t t, float *restrict p, const float *restrict grad, float *const *st, int64_t n)
 {
-    const mn_rmsprop_opts *o = h;
+    const mn_rmsprop_opts hyper = *(const mn_rmsprop_opts *)h, *o = &hyper;   /* a local copy: the loop vectorises */
     float *sq = st[0], *ga = st[1], *buf = st[2];
     (void)t;
     for (int64_t i = 0; i < n; i++) {

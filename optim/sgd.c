@@ -15,9 +15,9 @@ static mn_status check(const void *h)
 
 static unsigned used(const void *h) { return ((const mn_sgd_opts *)h)->momentum != 0 ? 1u : 0u; }
 
-static void step(const void *h, int64_t t, float *p, const float *grad, float *const *st, int64_t n)
+static void step(const void *h, int64_t t, float *restrict p, const float *restrict grad, float *const *st, int64_t n)
 {
-    const mn_sgd_opts *o = h;
+    const mn_sgd_opts hyper = *(const mn_sgd_opts *)h, *o = &hyper;   /* a local copy: the loop vectorises */
     float *buf = st[0];
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i] + o->weight_decay * p[i];

@@ -44,7 +44,29 @@ static mn_status timed(mn_exec *ex, mn_optim *o, double budget, timing *r)
     return MN_OK;
 }
 
-static int bench_one(const char *name, int threads, double budget, bool json)
+/* --profile: n more training steps with kernel timing; the slowest ops. */
+static void profile(mn_exec *ex, mn_optim *o, int n, int top)
+{
+    mn_op_time rows[64];
+    mn_profile_summary sum;
+    if (mn_exec_set_profiling(ex, true)) return;
+    for (int i = 0; i < n; i++) {
+        if (mn_exec_run(ex)) return;
+        mn_optim_step(o); mn_optim_zero_grad(o);
+    }
+    int k = mn_exec_profile(ex, rows, top < 64 ? top : 64, &sum);
+    printf("  profile over %d runs: run %.2f ms = kernels on the critical path %.2f + sync/imbalance %.2f + gradient sinks %.2f "
+           "(+ %.2f unaccounted)\n", sum.runs, sum.wall_ms, sum.kernel_ms, sum.sync_ms, sum.sinks_ms,
+           sum.wall_ms - sum.kernel_ms - sum.sync_ms - sum.sinks_ms);
+    printf("  %-22s %7s %10s %6s\n", "op", "calls", "ms/run", "share");
+    double tot = 0;
+    for (int i = 0; i < k; i++) tot += rows[i].ms;
+    for (int i = 0; i < k; i++)
+        printf("  %-22s %7d %10.3f %5.1f%%\n", rows[i].op, rows[i].calls, rows[i].ms, 100 * rows[i].ms / (tot > 0 ? tot : 1));
+    mn_exec_set_profiling(ex, false);
+}
+
+static int bench_one(const char *name, int threads, double budget, bool json, int prof)
 {
     mn_workload w;
     mn_exec *tr = NULL, *fw = NULL;
@@ -79,6 +101,7 @@ static int bench_one(const char *name, int threads, double budget, bool json)
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
                (double)st.arena_bytes / 1048576, (double)st.lower_bound_bytes / 1048576, (double)st.naive_bytes / 1048576);
+    if (prof > 0) profile(tr, o, t.n, prof);
     fflush(stdout);
     mn_optim_free(o); mn_exec_free(tr); mn_exec_free(fw); mn_workload_free(&w);
     return MN_EXIT_OK;
@@ -108,9 +131,9 @@ static double sgemm_gflops(int n, int threads, double budget)
 int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
-                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *which = "all";
-    int threads = 0, c;
+    int threads = 0, c, prof = 0;
     double budget = 3.0;
     bool json = false, sgemm = false;
     opterr = 0;
@@ -122,11 +145,13 @@ int cmd_bench(int argc, char **argv)
         case 'b': budget = atof(optarg); break;
         case 'j': json = true; break;
         case 's': sgemm = true; break;
+        case 'p': prof = optarg ? atoi(optarg) : 20; if (prof <= 0) prof = 20; break;
         case 'h':
-            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm]\n  workloads:");
+            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
-                   "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024.\n");
+                   "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
+                   "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops.\n");
             return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -141,7 +166,7 @@ int cmd_bench(int argc, char **argv)
     }
     int rc = MN_EXIT_OK, found = 0;
     for (int i = 0; mn_workload_names[i]; i++)
-        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json); }
+        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof); }
     if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
     return rc;
 }
