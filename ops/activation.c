@@ -72,7 +72,7 @@ static mn_status gelu_fwd(const mn_kernel_ctx *c)
 {
     return ((const mn_act_attrs *)c->attrs)->kind == MN_ACT_GELU_TANH ? gelu_tanh_fwd(c) : gelu_erf_fwd(c);
 }
-ACT(softplus, x * at->a > at->b ? x : log1pf(expf(at->a * x)) / at->a)
+ACT(softplus, x * at->a > at->b ? x : mn__log1pf(mn__expf(at->a * x)) / at->a)
 ACT(abs, fabsf(x))
 ACT(sign, (float)((x > 0.0f) - (x < 0.0f)))
 ACT(clamp, x < at->a ? at->a : x > at->b ? at->b : x)

@@ -8,6 +8,8 @@
 #ifndef MN_OPS_FASTMATH_H
 #define MN_OPS_FASTMATH_H
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,6 +52,116 @@ static inline float mn__erff(float x)
     return x < 0 ? -r : r;
 }
 
+/* max(a, b) ignoring a NaN in either (as fmaxf) */
 static inline float mn__fmaxf(float a, float b) { return a > b || b != b ? a : b; }
+
+/* log for x > 0 (Cephes' logf polynomial on m in [sqrt(1/2), sqrt(2)),
+ * relative error about 1e-7; denormals scaled first); log(0) = -inf,
+ * log(inf) = inf, negative or NaN give NaN. Branch-free: loops vectorise. */
+static inline float mn__logf(float x)
+{
+    float sub = x < 1.17549435e-38f ? 8388608.0f : 1.0f;    /* 2^23 lifts denormals */
+    float xs = x * sub;
+    int32_t ix;
+    memcpy(&ix, &xs, sizeof ix);
+    int32_t mi = (ix & 0x007fffff) | 0x3f800000;
+    float m, e = (float)(((ix >> 23) & 0xff) - 127) - (sub > 1.0f ? 23.0f : 0.0f);
+    memcpy(&m, &mi, sizeof m);
+    bool hi = m > 1.41421356f;
+    m = hi ? 0.5f * m : m;
+    e = hi ? e + 1.0f : e;
+    float f = m - 1.0f, z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z - 2.12194440e-4f * e - 0.5f * z;
+    float r = f + y + 0.693359375f * e;
+    float bad = x == 0.0f ? -INFINITY : NAN;                 /* 0, or negative or NaN */
+    r = x < INFINITY ? r : x;
+    return x > 0.0f ? r : bad;
+}
+
+/* log(1 + u) for u >= -1, accurate for small u (Goldberg: log(w) u / (w - 1), w = 1 + u). */
+static inline float mn__log1pf(float u)
+{
+    float w = 1.0f + u, d = w - 1.0f;
+    float r = mn__logf(w) * (u / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? u : w == INFINITY ? w : r;
+}
+
+/* softplus(x) = log(1 + exp(x)), stable for any x. */
+static inline float mn__softplusf(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    return mn__log1pf(mn__expf(-a)) + (x > 0.0f ? x : 0.0f);
+}
+
+/* Row reductions over contiguous floats in fixed lanes: they vectorise, and
+ * the order of additions depends on n only (the same bits for any thread
+ * count). The max uses GCC/Clang vector types (any SIMD width; NaN propagates). */
+typedef float mn__vf16 __attribute__((vector_size(64)));
+typedef int32_t mn__vi16 __attribute__((vector_size(64)));
+static inline float mn__row_max(const float *x, int64_t n)
+{
+    mn__vf16 acc, nanv = { 0 };
+    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        mn__vf16 v;
+        memcpy(&v, x + i, sizeof v);
+        mn__vi16 gt = v > acc, nn = v != v;
+        acc = (mn__vf16)(((mn__vi16)v & gt) | ((mn__vi16)acc & ~gt));
+        nanv = (mn__vf16)(((mn__vi16)v & nn) | ((mn__vi16)nanv & ~nn));
+    }
+    float m = -INFINITY;
+    for (; i < n; i++) m = x[i] > m || x[i] != x[i] ? x[i] : m;
+    for (int j = 0; j < 16; j++) {
+        m = acc[j] > m ? acc[j] : m;
+        m = nanv[j] != nanv[j] ? nanv[j] : m;
+    }
+    return m;
+}
+
+static inline double mn__row_sum(const float *x, int64_t n)
+{
+    double acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+static inline double mn__row_dot(const float *x, const float *y, int64_t n)
+{
+    double acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j] * (double)y[i + j];
+    for (; i < n; i++) s += (double)x[i] * y[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* sum of exp(x - m) over a contiguous row: exponentials of a block into a
+ * buffer (a plain loop that vectorises), then their lane sum. */
+static inline double mn__row_sumexp(const float *x, int64_t n, float m)
+{
+    float e[256];
+    double s = 0;
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t b = n - i < 256 ? n - i : 256;
+        for (int64_t k = 0; k < b; k++) e[k] = mn__expf(x[i + k] - m);
+        s += mn__row_sum(e, b);
+    }
+    return s;
+}
 
 #endif

@@ -77,6 +77,10 @@ static int64_t count_targets(const mn_kernel_ctx *c, ce_dims d, int ignore)
 /* log-sum-exp of one strided row */
 static double row_lse(const float *x, int64_t n, int64_t st)
 {
+    if (st == 1) {
+        float m = mn__row_max(x, n);
+        return m == -INFINITY || m == INFINITY || m != m ? m : m + log(mn__row_sumexp(x, n, m));
+    }
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
     double s = 0;
@@ -140,6 +144,12 @@ static mn_status ce_grad_fwd(const mn_kernel_ctx *c)
         double w = a->o.reduction == MN_REDUCE_NONE ? dl[p]
                  : a->o.reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
         double lse = row_lse(row, d.c, d.inner);
+        if (d.inner == 1) {                       /* contiguous row: a vectorised float loop */
+            float wf = (float)w, l = (float)lse, off = (float)(w * eps / (double)d.c);
+            for (int64_t k = 0; k < d.c; k++) out[k] = wf * mn__expf(row[k] - l) - off;
+            out[t[p]] -= (float)(w * (1.0 - eps));
+            continue;
+        }
         for (int64_t k = 0; k < d.c; k++) {
             double g = mn__expf((float)(row[k * d.inner] - lse)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
             out[k * d.inner] = (float)(w * g);
@@ -340,19 +350,25 @@ static mn_status bce_fwd(const mn_kernel_ctx *c)
     mn_shape xs = c->in[0].shape;
     if (c->nin == 3) mn__bcast_strides(c->in[2].shape, xs, pst);
     double part[MN_NCHUNK] = { 0 }, total = 0;
+    const float *pwd = c->nin == 3 ? mn_f32(&c->in[2]) : NULL;
+    float *y = a->reduction == MN_REDUCE_NONE ? mn_f32(c->out) : NULL;
     #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
     for (int ch = 0; ch < MN_NCHUNK; ch++)
-    for (int64_t i = n * ch / MN_NCHUNK; i < n * (ch + 1) / MN_NCHUNK; i++) {
-        float pw = 1.0f;
-        if (c->nin == 3) {
-            int64_t rem = i, off = 0;
+    for (int64_t i0 = n * ch / MN_NCHUNK, end = n * (ch + 1) / MN_NCHUNK; i0 < end; i0 += 256) {
+        float l[256], pw[256];                 /* a block: vectorised loss, then its sum */
+        int64_t m = end - i0 < 256 ? end - i0 : 256;
+        for (int64_t k = 0; k < m; k++) pw[k] = 1.0f;
+        for (int64_t k = 0; pwd && k < m; k++) {
+            int64_t rem = i0 + k, off = 0;
             for (int d = xs.ndim - 1; d >= 0; d--) { off += (rem % xs.d[d]) * pst[d]; rem /= xs.d[d]; }
-            pw = mn_f32(&c->in[2])[off];
+            pw[k] = pwd[off];
         }
-        float sp = log1pf(expf(-fabsf(x[i]))) + fmaxf(-x[i], 0.0f);
-        float l = (1.0f - t[i]) * x[i] + (1.0f + (pw - 1.0f) * t[i]) * sp;
-        if (a->reduction == MN_REDUCE_NONE) mn_f32(c->out)[i] = l;
-        part[ch] += l;
+        for (int64_t k = 0; k < m; k++) {
+            float xi = x[i0 + k], ti = t[i0 + k];
+            l[k] = (1.0f - ti) * xi + (1.0f + (pw[k] - 1.0f) * ti) * mn__softplusf(-xi);
+        }
+        if (y) memcpy(y + i0, l, (size_t)m * sizeof *l);
+        part[ch] += mn__row_sum(l, m);
     }
     for (int ch = 0; ch < MN_NCHUNK; ch++) total += part[ch];
     reduce_out(c, a->reduction, total, n);

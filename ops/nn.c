@@ -50,21 +50,21 @@ static mn__split3 split_at(mn_shape s, int axis) { return mn__split_at(s, mn__ax
 static void softmax_row(const float *x, float *y, int64_t n, int64_t st, bool log)
 {
     float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
+    if (st == 1) m = mn__row_max(x, n);
+    else for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
     if (m == -INFINITY) {
         for (int64_t i = 0; i < n; i++) y[i * st] = log ? -INFINITY : 0.0f;
         return;
     }
     double s = 0;
-    if (log || st != 1)
-        for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
-    else {                                    /* softmax of a contiguous row: exponentials into y, one pass */
+    if (st == 1 && !log) {                    /* contiguous softmax: exponentials into y, one pass */
         for (int64_t i = 0; i < n; i++) y[i] = mn__expf(x[i] - m);
-        for (int64_t i = 0; i < n; i++) s += y[i];
-        float inv = (float)(1.0 / s);
+        float inv = (float)(1.0 / mn__row_sum(y, n));
         for (int64_t i = 0; i < n; i++) y[i] *= inv;
         return;
     }
+    if (st == 1) s = mn__row_sumexp(x, n, m);
+    else for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
     if (log) {
         float lse = m + (float)logf((float)s);
         for (int64_t i = 0; i < n; i++) y[i * st] = x[i * st] - lse;
@@ -125,7 +125,8 @@ static mn_status run_grad(const mn_kernel_ctx *c, bool log)
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / d.inner) * d.dim * d.inner + r % d.inner;
         double s = 0;
-        for (int64_t i = 0; i < d.dim; i++) s += log ? g[base + i * st] : (double)g[base + i * st] * y[base + i * st];
+        if (st == 1) s = log ? mn__row_sum(g + base, d.dim) : mn__row_dot(g + base, y + base, d.dim);
+        else for (int64_t i = 0; i < d.dim; i++) s += log ? g[base + i * st] : (double)g[base + i * st] * y[base + i * st];
         for (int64_t i = 0; i < d.dim; i++) {
             int64_t k = base + i * st;
             dx[k] = log ? g[k] - mn__expf(y[k]) * (float)s : y[k] * (g[k] - (float)s);

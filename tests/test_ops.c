@@ -6,6 +6,7 @@
 #include "../ops/attrs.h"
 #include "../ops/op.h"
 #include "../core/internal.h"
+#include "../ops/fastmath.h"
 #include <string.h>
 
 typedef enum {
@@ -807,6 +808,47 @@ START_TEST(every_registered_op_has_cases)
 }
 END_TEST
 
+/* The vectorisable transcendentals against libm in double, over their whole
+ * range: log (denormals to huge), log1p (tiny to huge), softplus, exp, and
+ * the lane reductions against plain double loops. */
+START_TEST(fastmath_accuracy)
+{
+    double worst_log = 0, worst_log1p = 0, worst_sp = 0, worst_exp = 0;
+    for (double x = 1e-44; x < 1e38; x *= 1.0137) {
+        float f = (float)x;
+        worst_log = fmax(worst_log, fabs(mn__logf(f) - log((double)f)) / fmax(fabs(log((double)f)), 1e-30));
+    }
+    for (double u = 1e-30; u < 1e30; u *= 1.0173) {
+        float f = (float)u;
+        worst_log1p = fmax(worst_log1p, fabs(mn__log1pf(f) - log1p((double)f)) / log1p((double)f));
+        float neg = -f / (1 + f);                     /* (-1, 0) */
+        if (neg > -1.0f) worst_log1p = fmax(worst_log1p, fabs(mn__log1pf(neg) - log1p((double)neg)) / fabs(log1p((double)neg)));
+    }
+    for (float x = -100; x < 100; x += 0.0137f) {
+        double sp = x > 30 ? x : log1p(exp((double)x));
+        worst_sp = fmax(worst_sp, fabs(mn__softplusf(x) - sp) / fmax(sp, 1e-30));
+        worst_exp = x < 88 && x > -87 ? fmax(worst_exp, fabs(mn__expf(x) - exp((double)x)) / exp((double)x)) : worst_exp;
+    }
+    ck_assert_msg(worst_log < 3e-7, "log: worst relative error %g", worst_log);
+    ck_assert_msg(worst_log1p < 5e-7, "log1p: worst relative error %g", worst_log1p);
+    ck_assert_msg(worst_sp < 5e-7, "softplus: worst relative error %g", worst_sp);
+    ck_assert_msg(worst_exp < 3e-7, "exp: worst relative error %g", worst_exp);
+    ck_assert(mn__logf(0.0f) == -INFINITY && mn__logf(INFINITY) == INFINITY);
+    ck_assert(isnan(mn__logf(-1.0f)) && isnan(mn__logf(NAN)) && mn__log1pf(-1.0f) == -INFINITY);
+    ck_assert(mn__log1pf(1e-30f) == 1e-30f && mn__softplusf(-200.0f) == 0.0f && mn__softplusf(200.0f) == 200.0f);
+    float v[1000];
+    for (int n = 0; n <= 1000; n += 37) {
+        double s = 0, d = 0;
+        float m = -INFINITY;
+        for (int i = 0; i < n; i++) { v[i] = sinf((float)i * 0.37f) * 10; s += v[i]; d += (double)v[i] * v[i]; m = fmaxf(m, v[i]); }
+        ck_assert(mn__row_max(v, n) == m);
+        ck_assert(fabs(mn__row_sum(v, n) - s) <= 1e-9 * (1 + fabs(s)));
+        ck_assert(fabs(mn__row_dot(v, v, n) - d) <= 1e-9 * (1 + d));
+        if (n > 3) { v[n / 2] = NAN; ck_assert(isnan(mn__row_max(v, n))); }
+    }
+}
+END_TEST
+
 START_TEST(registry_lookup)
 {
     ck_assert_int_ge(mn_op_count(), 20);
@@ -971,6 +1013,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, every_registered_op_has_cases);
     tcase_add_test(tc, registry_lookup);
+    tcase_add_test(tc, fastmath_accuracy);
     tcase_add_loop_test(tc, forward_matches_reference, 0, NCASES);
     tcase_add_loop_test(tc, vjp_matches_finite_differences, 0, NCASES);
     suite_add_tcase(s, tc);
