@@ -43,30 +43,63 @@ static mn_value value_for(mn_node *n)
     return v;
 }
 
+/* Common subexpressions: two op nodes with the same op, attributes and
+ * input values compute the same value (random ops excepted: each draws its
+ * own numbers). Autodiff makes such twins, e.g. the gradients of two biases
+ * added to the same tensor; the second maps to the first's value. */
+static uint64_t node_key(const mn_exec *ex, const mn_node *n)
+{
+    uint64_t h = (uint64_t)(uintptr_t)n->op * 0x9E3779B97F4A7C15ull ^ (uint64_t)n->nin;
+    for (int k = 0; k < n->nin; k++) h = (h ^ (uint64_t)ex->val_of[n->in[k]->id]) * 0x100000001B3ull;
+    const unsigned char *a = n->attrs;
+    for (size_t i = 0; a && i < n->op->attr_size; i++) h = (h ^ a[i]) * 0x100000001B3ull;
+    return h;
+}
+
+static bool same_node(const mn_exec *ex, const mn_node *a, const mn_node *b)
+{
+    if (a->op != b->op || a->nin != b->nin || a->desc.dtype != b->desc.dtype || !mn_shape_eq(a->desc.shape, b->desc.shape)) return false;
+    for (int k = 0; k < a->nin; k++)
+        if (ex->val_of[a->in[k]->id] != ex->val_of[b->in[k]->id]) return false;
+    return !a->op->attr_size || (a->attrs && b->attrs && memcmp(a->attrs, b->attrs, a->op->attr_size) == 0);
+}
+
 static mn_status build_values(mn_exec *ex, const bool *live)
 {
     mn_graph *g = ex->g;
+    int hcap = 16;
+    while (hcap < 2 * g->n) hcap *= 2;
+    int *table = malloc((size_t)hcap * sizeof *table);      /* value indices of op nodes, -1 empty */
     ex->val_of = malloc((size_t)g->n * sizeof *ex->val_of);
     ex->vals = calloc((size_t)g->n, sizeof *ex->vals);
     ex->steps = calloc((size_t)g->n, sizeof *ex->steps);
-    if (!ex->val_of || !ex->vals || !ex->steps) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+    if (!table || !ex->val_of || !ex->vals || !ex->steps) { free(table); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    for (int i = 0; i < hcap; i++) table[i] = -1;
     for (int i = 0; i < g->n; i++) {
         ex->val_of[i] = -1;
         if (!live[i]) continue;
         mn_node *n = g->nodes[i];
+        int slot = -1;
+        if (n->kind == MN_NODE_OP && !(n->op->flags & MN_OPF_RANDOM)) {
+            slot = (int)(node_key(ex, n) & (uint64_t)(hcap - 1));
+            while (table[slot] >= 0 && !same_node(ex, ex->vals[table[slot]].node, n)) slot = (slot + 1) & (hcap - 1);
+            if (table[slot] >= 0) { ex->val_of[i] = table[slot]; ex->cse_count++; continue; }
+        }
         int v = ex->nvals++;
         ex->val_of[i] = v;
+        if (slot >= 0) table[slot] = v;
         ex->vals[v] = value_for(n);
         if (n->kind != MN_NODE_OP) continue;
         mn_step *s = &ex->steps[ex->nsteps];
-        s->node = n; s->out = v; s->nin = n->nin;
+        s->node = n; s->out = v; s->nin = n->nin; s->inplace = n->op->inplace; s->fused_into = -1;
         s->in = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->in);
         s->tin = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->tin);
-        if (!s->in || !s->tin) return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+        if (!s->in || !s->tin) { free(table); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
         for (int k = 0; k < n->nin; k++) s->in[k] = ex->val_of[n->in[k]->id];
         if (ex->vals[v].kind == MN_VAL_ALIAS) ex->vals[v].alias_of = s->in[0];
         ex->vals[v].def = ex->nsteps++;
     }
+    free(table);
     return MN_OK;
 }
 
@@ -130,6 +163,8 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     if (!s && !(ex->keep = calloc((size_t)ex->nvals + 1, sizeof *ex->keep))) s = mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
     for (int i = 0; !s && i < nkeep; i++) ex->keep[ex->val_of[roots[i]->id]] = true;
     for (int i = 0; !s && i < ex->nsinks; i++) ex->sinks[i].value = ex->val_of[ex->sinks[i].value];
+    ex->fuse = !(opts && opts->no_fuse) && !getenv("MNEMO_NO_FUSE");
+    if (!s && ex->fuse) s = mn__fuse(ex);
     if (!s) s = mn__schedule(ex);
     if (!s) s = mn__plan(ex);
     if (!s && (getenv("MNEMO_VERIFY_PLAN") || (opts && opts->verify))) {
@@ -148,7 +183,7 @@ void mn_exec_free(mn_exec *ex)
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
         if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
-    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); }
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start);
     free(ex->prof_step); free(ex->prof_level);
@@ -210,9 +245,9 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
                         .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
                         .msg = detail, .msglen = sizeof detail };
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
-    mn_status s = op->forward(&c);
+    mn_status s = st->fused ? mn__fused_forward(st->fused, &c) : op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
-    if (s) snprintf(msg, mlen, "%s \"%s\": %s", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
+    if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
     return s;
 }
 
@@ -318,9 +353,10 @@ int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_sum
             const mn_step *st = &ex->steps[s];
             if (ex->vals[st->out].kind == MN_VAL_ALIAS) continue;
             if (st->big) big += ex->prof_step[s]; else { small += ex->prof_step[s]; nsmall++; }
+            const char *name = st->fused ? "fused elementwise" : st->node->op->name;
             int r = 0;
-            while (r < n && strcmp(t[r].op, st->node->op->name) != 0) r++;
-            if (r == n) t[n++] = (mn_op_time){ .op = st->node->op->name };
+            while (r < n && strcmp(t[r].op, name) != 0) r++;
+            if (r == n) t[n++] = (mn_op_time){ .op = name };
             t[r].calls++;
             t[r].ms += ex->prof_step[s];
         }
@@ -359,6 +395,7 @@ float mn_exec_loss(const mn_exec *ex)
 const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
 {
     if (!ex || !n || n->g != ex->g || n->id >= ex->nnodes || ex->val_of[n->id] < 0) return NULL;
+    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_FUSED) return NULL;      /* never stored */
     return &ex->vals[ex->val_of[n->id]].t;
 }
 
@@ -377,6 +414,9 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
     st.levels = ex->nlevels;
     st.inplace = ex->inplace_count;
     st.flops = ex->flops;
+    st.fused_groups = ex->fused_groups;
+    st.fused_nodes = ex->fused_nodes;
+    st.cse = ex->cse_count;
     return st;
 }
 

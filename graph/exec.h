@@ -12,7 +12,10 @@ typedef enum {
     MN_VAL_INPUT,     /* exec-owned buffer filled by mn_exec_feed */
     MN_VAL_PARAM,     /* the store's tensor */
     MN_VAL_CONST,     /* the graph's constant data */
+    MN_VAL_FUSED,     /* computed inside a fused step's tiles: no storage, no data */
 } mn_val_kind;
+
+typedef struct mn_fused mn_fused;   /* fuse.c: a fused step's program */
 
 typedef struct {
     mn_node *node;
@@ -37,6 +40,9 @@ typedef struct {
     double flops;         /* the registry's cost estimate for one run */
     int work;             /* workspace storage index, -1 if none */
     size_t work_bytes;
+    int inplace;          /* input slot whose bytes the output may reuse, -1 none */
+    mn_fused *fused;      /* non-NULL: runs a fused elementwise group (in = the group's inputs) */
+    int fused_into;       /* during fusion: the root step absorbing this one, or -1 */
 } mn_step;
 
 /* A block of the arena: one value, or several that share bytes in place
@@ -69,12 +75,19 @@ struct mn_exec {
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;
+    bool fuse;            /* run the fusion pass (default; mn_compile_opts.no_fuse, MNEMO_NO_FUSE) */
+    int fused_groups, fused_nodes;
+    int cse_count;        /* op nodes that reuse an identical node's value */
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;
     char msg[1024];
 };
 
+/* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
+mn_status mn__fuse(mn_exec *ex);
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c);
+void mn__fused_free(mn_fused *f);
 /* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */

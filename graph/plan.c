@@ -44,7 +44,7 @@ static int new_storage(mn_exec *ex, int64_t bytes, int start)
 /* The input storage the step may overwrite, or -1. */
 static int inplace_candidate(const mn_exec *ex, const mn_step *st, const int *glast, const int *gcount)
 {
-    int k = st->node->op->inplace;
+    int k = st->inplace;
     if (k < 0 || k >= st->nin) return -1;
     const mn_value *out = &ex->vals[st->out], *in = &ex->vals[st->in[k]];
     int g = in->group;
@@ -196,6 +196,7 @@ static mn_status bind(mn_exec *ex)
             memset(x->t.data, 0, x->bytes);
             break;
         case MN_VAL_ALIAS: x->t.data = (char *)ex->vals[x->alias_of].t.data + x->alias_off; break;
+        case MN_VAL_FUSED: x->t.data = NULL; break;
         }
     }
     for (int s = 0; s < ex->nsteps; s++)
@@ -240,7 +241,7 @@ static bool may_reuse(const mn_exec *ex, int g, int ps, const int *glast_any)
     const mn_step *p = &ex->steps[ps];
     if (glast_any[g] < p->level) return true;
     if (glast_any[g] > p->level) return false;
-    int k = p->node->op->inplace;
+    int k = p->inplace;
     if (k < 0 || k >= p->nin || ex->vals[p->in[k]].group != g) return false;
     if (ex->vals[p->in[k]].bytes != ex->vals[p->out].bytes) return false;   /* a broadcast input cannot be overwritten */
     for (int s = ex->level_start[p->level]; s < ex->level_start[p->level + 1]; s++) {

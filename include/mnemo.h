@@ -430,6 +430,7 @@ typedef struct {
     bool no_backward;             /* forward only even when a loss is given */
     bool serial;                  /* debugging: one step at a time, one thread */
     bool verify;                  /* check the memory plan (also: env MNEMO_VERIFY_PLAN) */
+    bool no_fuse;                 /* keep every elementwise op a step of its own (also: env MNEMO_NO_FUSE) */
 } mn_compile_opts;
 
 /* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)
@@ -468,6 +469,9 @@ typedef struct {
     double  flops;           /* per run, from the registry's cost estimates */
     int     levels;          /* parallel schedule depth: steps of a level may run at once */
     int     inplace;         /* outputs written over a dying input */
+    int     fused_groups;    /* fused elementwise steps ... */
+    int     fused_nodes;     /* ... and the op nodes they run */
+    int     cse;             /* op nodes dropped as duplicates of an identical node */
 } mn_exec_stats;
 /* Re-checks that no two values sharing arena bytes can be live at once
  * under the parallel schedule; MN_ERR_INVALID with the two names if not. */

@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-#define MN_PLUGIN_ABI_MAJOR 1
+#define MN_PLUGIN_ABI_MAJOR 2
 #define MN_PLUGIN_ABI_MINOR 0
 
 enum {
@@ -101,6 +101,12 @@ struct mn_op_def {
     /* Composite ops: builds the result from other ops (their VJPs give the
      * gradient). `infer`, if set, validates first for a clear message. */
     mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
+    /* Elementwise f32 ops (MN_OPF_ELEMENTWISE, not random) may give their
+     * math on contiguous blocks: out[i] = f(in[0][i], .., in[nin-1][i]) for
+     * i < n, every input already broadcast to the output's shape. The
+     * compiler's fusion pass runs chains of such ops as one kernel over
+     * cache-sized tiles, without intermediate buffers. NULL: never fused. */
+    void (*pointwise)(float *out, const float *const *in, int64_t n, const void *attrs);
 };
 
 #define MN_PLUGIN_FINGERPRINT                                                                  \

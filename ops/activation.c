@@ -53,25 +53,26 @@ static inline __attribute__((always_inline)) float act_deriv(const mn_act_attrs 
     return 0.0f;
 }
 
-#define ACT(name, EXPR)                                                              \
-    static mn_status name##_fwd(const mn_kernel_ctx *c)                              \
+#define ACT_PW(name, EXPR)                                                           \
+    static void name##_pw(float *restrict o, const float *const *inp, int64_t n, const void *attrs) \
     {                                                                                \
-        const mn_act_attrs *at = c->attrs;                                           \
-        const float *in = mn_f32(&c->in[0]);                                         \
-        float *o = mn_f32(c->out);                                                   \
-        int64_t n = mn_tensor_numel(c->out);                                         \
+        const mn_act_attrs *at = attrs;                                              \
+        const float *restrict in = inp[0];                                           \
         (void)at;                                                                    \
-        _Pragma("omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)") \
         for (int64_t i = 0; i < n; i++) { float x = in[i]; o[i] = (EXPR); }          \
-        return MN_OK;                                                                \
     }
+#define ACT(name, EXPR)                                                              \
+    ACT_PW(name, EXPR)                                                               \
+    static mn_status name##_fwd(const mn_kernel_ctx *c) { return mn__pointwise_forward(c, name##_pw); }
 
-ACT(gelu_erf, gelu_f(x, false))
-ACT(gelu_tanh, gelu_f(x, true))
-static mn_status gelu_fwd(const mn_kernel_ctx *c)
+ACT_PW(gelu_erf, gelu_f(x, false))
+ACT_PW(gelu_tanh, gelu_f(x, true))
+static void gelu_pw(float *o, const float *const *in, int64_t n, const void *attrs)
 {
-    return ((const mn_act_attrs *)c->attrs)->kind == MN_ACT_GELU_TANH ? gelu_tanh_fwd(c) : gelu_erf_fwd(c);
+    if (((const mn_act_attrs *)attrs)->kind == MN_ACT_GELU_TANH) gelu_tanh_pw(o, in, n, attrs);
+    else gelu_erf_pw(o, in, n, attrs);
 }
+static mn_status gelu_fwd(const mn_kernel_ctx *c) { return mn__pointwise_forward(c, gelu_pw); }
 ACT(softplus, x * at->a > at->b ? x : mn__log1pf(mn__expf(at->a * x)) / at->a)
 ACT(abs, fabsf(x))
 ACT(sign, (float)((x > 0.0f) - (x < 0.0f)))
@@ -85,15 +86,12 @@ ACT(rsqrt, 1.0f / sqrtf(x))
 
 /* One loop per kind (the kind switch outside), so each vectorises. */
 #define GRAD_LOOP(KIND)                                                                          \
-    _Pragma("omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)")     \
     for (int64_t i = 0; i < n; i++) { mn_act_attrs k = *at; k.kind = KIND; o[i] = dy[i] * act_deriv(&k, x[i]); }
 
-static mn_status act_grad_fwd(const mn_kernel_ctx *c)
+static void act_grad_pw(float *restrict o, const float *const *in, int64_t n, const void *attrs)
 {
-    const mn_act_attrs *at = c->attrs;
-    const float *x = mn_f32(&c->in[0]), *dy = mn_f32(&c->in[1]);
-    float *o = mn_f32(c->out);
-    int64_t n = mn_tensor_numel(c->out);
+    const mn_act_attrs *at = attrs;
+    const float *restrict x = in[0], *restrict dy = in[1];
     switch (at->kind) {
     case MN_ACT_GELU_ERF: GRAD_LOOP(MN_ACT_GELU_ERF) break;
     case MN_ACT_GELU_TANH: GRAD_LOOP(MN_ACT_GELU_TANH) break;
@@ -102,8 +100,8 @@ static mn_status act_grad_fwd(const mn_kernel_ctx *c)
     case MN_ACT_ELU: GRAD_LOOP(MN_ACT_ELU) break;
     case MN_ACT_SILU: GRAD_LOOP(MN_ACT_SILU) break;
     }
-    return MN_OK;
 }
+static mn_status act_grad_fwd(const mn_kernel_ctx *c) { return mn__pointwise_forward(c, act_grad_pw); }
 
 /* ---- builders ---- */
 
@@ -177,11 +175,11 @@ static void act_str(const void *p, char *buf, size_t n)
 #define ACT_OP0(nm, dc, fl, vj)                                                              \
     const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1,                        \
         .flags = MN_OPF_ELEMENTWISE | MN_OPF_CHEAP | (fl), .inplace = 0, .infer = infer_f32,    \
-        .forward = nm##_fwd, .vjp = vj };
+        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
 #define ACT_OP(nm, dc, inf, fl, vj)                                                          \
     const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1, .attr_size = sizeof(mn_act_attrs), \
         .flags = MN_OPF_ELEMENTWISE | MN_OPF_CHEAP | (fl), .inplace = 0, .infer = inf, .forward = nm##_fwd, \
-        .vjp = vj, .attr_str = act_str };
+        .vjp = vj, .attr_str = act_str, .pointwise = nm##_pw };
 
 ACT_OP(gelu, "y = x Phi(x) (erf) or 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))); dx = act_grad", infer_f32, 0, vjp_act)
 ACT_OP(softplus, "y = log(1 + exp(beta x)) / beta, x where beta x > threshold; dx = dy sigmoid(beta x)", infer_f32, 0, vjp_softplus)
@@ -197,5 +195,5 @@ ACT_OP0(rsqrt, "y = 1 / sqrt(x); dx = -dy y^3 / 2", 0, vjp_rsqrt)
 const mn_op_def mn__op_act_grad = {
     .name = "act_grad", .doc = "z = dy f'(x) for gelu, clamp, leaky_relu, elu, silu (their backward); no gradient",
     .arity = 2, .attr_size = sizeof(mn_act_attrs), .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD,
-    .inplace = 1, .infer = infer_f32, .forward = act_grad_fwd, .attr_str = act_str,
+    .inplace = 1, .infer = infer_f32, .forward = act_grad_fwd, .attr_str = act_str, .pointwise = act_grad_pw,
 };

@@ -109,8 +109,21 @@ static void run_binary(const mn_kernel_ctx *c, row2_fn f)
     }
 }
 
+mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f)
+{
+    int64_t n = mn_tensor_numel(c->out), chunk = 8192;
+    float *o = mn_f32(c->out);
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int64_t s = 0; s < n; s += chunk) {
+        const float *in[8];
+        for (int k = 0; k < c->nin && k < 8; k++) in[k] = mn_f32(&c->in[k]) + s;
+        f(o + s, in, n - s < chunk ? n - s : chunk, c->attrs);
+    }
+    return MN_OK;
+}
+
 /* A row function specialised for the three stride patterns so that the
- * common ones vectorise. */
+ * common ones vectorise; the pointwise form serves the fusion pass. */
 #define ROW2(name, EXPR)                                                              \
     static void name##_row(float *o, const float *a, int64_t sa, const float *b,     \
                            int64_t sb, int64_t n)                                    \
@@ -123,7 +136,13 @@ static void run_binary(const mn_kernel_ctx *c, row2_fn f)
         } else                                                                        \
             for (int64_t i = 0; i < n; i++) { float x = a[i * sa], y = b[i * sb]; o[i] = (EXPR); } \
     }                                                                                 \
-    static mn_status name##_fwd(const mn_kernel_ctx *c) { run_binary(c, name##_row); return MN_OK; }
+    static mn_status name##_fwd(const mn_kernel_ctx *c) { run_binary(c, name##_row); return MN_OK; } \
+    static void name##_pw(float *restrict o, const float *const *in, int64_t n, const void *attrs) \
+    {                                                                                 \
+        const float *restrict a = in[0], *restrict b = in[1];                         \
+        (void)attrs;                                                                  \
+        for (int64_t i = 0; i < n; i++) { float x = a[i], y = b[i]; o[i] = (EXPR); } \
+    }
 
 ROW2(add, x + y)
 ROW2(sub, x - y)
@@ -142,17 +161,14 @@ ROW2(eq, x == y ? 1.0f : 0.0f)
 ROW2(ne, x != y ? 1.0f : 0.0f)
 
 #define UNARY(name, EXPR)                                                           \
-    static mn_status name##_fwd(const mn_kernel_ctx *c)                             \
+    static void name##_pw(float *restrict o, const float *const *inp, int64_t n, const void *attrs) \
     {                                                                               \
-        const float *in = mn_f32(&c->in[0]);                                        \
-        float *o = mn_f32(c->out);                                                  \
-        int64_t n = mn_tensor_numel(c->out);                                        \
-        const float s = c->attrs ? ((const mn_scale_attrs *)c->attrs)->s : 0.0f;    \
+        const float *restrict in = inp[0];                                          \
+        const float s = attrs ? ((const mn_scale_attrs *)attrs)->s : 0.0f;          \
         (void)s;                                                                    \
-        _Pragma("omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)") \
         for (int64_t i = 0; i < n; i++) { float x = in[i]; o[i] = (EXPR); }         \
-        return MN_OK;                                                               \
-    }
+    }                                                                               \
+    static mn_status name##_fwd(const mn_kernel_ctx *c) { return mn__pointwise_forward(c, name##_pw); }
 
 UNARY(neg, -x)
 UNARY(scale, s * x)
@@ -292,14 +308,14 @@ static void scale_str(const void *a, char *buf, size_t n) { snprintf(buf, n, "s=
 #define BINARY_OP(nm, dc, extra, vj)                                                 \
     const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 2,              \
         .flags = EW | MN_OPF_BROADCAST | (extra), .inplace = 0, .infer = infer_binary, \
-        .forward = nm##_fwd, .vjp = vj };
+        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
 #define UNARY_OP(nm, dc, vj)                                                         \
     const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1, .flags = EW, \
-        .inplace = 0, .infer = infer_unary, .forward = nm##_fwd, .vjp = vj };
+        .inplace = 0, .infer = infer_unary, .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
 #define HELPER_OP(nm, dc, vj)                                                        \
     const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 2,              \
         .flags = EW | MN_OPF_BACKWARD, .inplace = 1, .infer = infer_same,            \
-        .forward = nm##_fwd, .vjp = vj };
+        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
 
 BINARY_OP(add, "y = a + b; da = sum_to(dy), db = sum_to(dy)", 0, vjp_add)
 BINARY_OP(sub, "y = a - b; da = sum_to(dy), db = -sum_to(dy)", 0, vjp_sub)
@@ -316,7 +332,7 @@ BINARY_OP(ne, "y = [a != b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 UNARY_OP(neg, "y = -x; dx = -dy", vjp_neg)
 const mn_op_def mn__op_scale = { .name = "scale", .doc = "y = s x; dx = s dy", .arity = 1,
     .attr_size = sizeof(mn_scale_attrs), .flags = EW, .inplace = 0, .infer = infer_unary,
-    .forward = scale_fwd, .vjp = vjp_scale, .attr_str = scale_str };
+    .forward = scale_fwd, .vjp = vjp_scale, .attr_str = scale_str, .pointwise = scale_pw };
 UNARY_OP(exp, "y = exp(x); dx = dy y", vjp_exp)
 UNARY_OP(log, "y = log(x); dx = dy / x", vjp_log)
 UNARY_OP(sqrt, "y = sqrt(x); dx = dy / (2 y)", vjp_sqrt)

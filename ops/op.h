@@ -32,6 +32,10 @@ void mn__bcast_strides(mn_shape s, mn_shape o, int64_t *st);
 /* [outer, dim, inner] view of a shape around `axis`. */
 typedef struct { int64_t outer, dim, inner; } mn__split3;
 mn__split3 mn__split_at(mn_shape s, int axis);
+/* Runs an op's pointwise function over its (same-sized) inputs, split in
+ * chunks over threads above MN_GRAIN: the forward of most elementwise ops. */
+typedef void (*mn__pointwise_fn)(float *out, const float *const *in, int64_t n, const void *attrs);
+mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f);
 /* Grain for parallel loops: below it, a loop stays serial. */
 #define MN_GRAIN 32768
 /* Fixed chunk count for reductions to a scalar: partial sums per chunk,

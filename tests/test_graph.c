@@ -305,6 +305,158 @@ START_TEST(two_graphs_share_parameters)
 }
 END_TEST
 
+/* ---- fusion and common subexpressions ---- */
+
+/* Runs `loss` compiled with and without the fusion pass (threads t) and
+ * returns whether loss, the kept output and every gradient are bit-identical. */
+typedef struct { float loss; float *grads; float *out; int64_t nout; } run_result;
+
+static run_result run_once(mn_graph *g, mn_params *P, mn_node *loss, mn_node *out, bool no_fuse, int threads, mn_exec_stats *st)
+{
+    const mn_node *outs[1] = { out };
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads, .no_fuse = no_fuse, .verify = true,
+                                                         .outputs = outs, .noutputs = out ? 1 : 0 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    for (int i = 0; i < mn_exec_input_count(ex); i++) {
+        const mn_tensor *t = mn_exec_input(ex, i);
+        mn_rng_fill_normal(mn_f32(t), mn_tensor_numel(t), 7, (uint64_t)i + 1, 0, 1);
+    }
+    mn_params_zero_grad(P);
+    ck_assert_ok(mn_exec_run(ex));
+    run_result r = { mn_exec_loss(ex), NULL, NULL, 0 };
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
+    r.grads = malloc((size_t)total * sizeof *r.grads);
+    for (int i = 0, o = 0; i < mn_params_count(P); o += (int)mn_tensor_numel(mn_params_value(P, i)), i++)
+        memcpy(r.grads + o, mn_f32(mn_params_grad(P, i)), mn_tensor_bytes(mn_params_grad(P, i)));
+    if (out) {
+        const mn_tensor *v = mn_exec_value(ex, out);
+        ck_assert_ptr_nonnull(v);
+        r.nout = mn_tensor_numel(v);
+        r.out = malloc(mn_tensor_bytes(v));
+        memcpy(r.out, mn_f32(v), mn_tensor_bytes(v));
+    }
+    if (st) *st = mn_exec_get_stats(ex);
+    mn_exec_free(ex);
+    return r;
+}
+
+static void expect_identical(mn_graph *g, mn_params *P, mn_node *loss, mn_node *out, int min_groups)
+{
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
+    mn_exec_stats fs, us;
+    run_result ref = run_once(g, P, loss, out, true, 1, &us);
+    for (int threads = 1; threads <= 2; threads++) {
+        run_result f = run_once(g, P, loss, out, false, threads, &fs);
+        ck_assert_msg(fs.fused_groups >= min_groups, "%d fused groups, expected at least %d", fs.fused_groups, min_groups);
+        ck_assert_int_lt(fs.steps, us.steps);
+        ck_assert_int_eq(us.fused_groups, 0);
+        ck_assert_msg(memcmp(&f.loss, &ref.loss, sizeof f.loss) == 0, "loss %.9g fused vs %.9g", f.loss, ref.loss);
+        for (int64_t k = 0; k < total; k++)
+            ck_assert_msg(memcmp(&f.grads[k], &ref.grads[k], sizeof(float)) == 0, "gradient %lld: %.9g fused vs %.9g",
+                          (long long)k, f.grads[k], ref.grads[k]);
+        for (int64_t k = 0; k < ref.nout; k++)
+            ck_assert_msg(memcmp(&f.out[k], &ref.out[k], sizeof(float)) == 0, "output %lld differs", (long long)k);
+        free(f.grads); free(f.out);
+    }
+    free(ref.grads); free(ref.out);
+}
+
+/* Chains with broadcast inputs ([H] and [B, 1]), a shared input read twice,
+ * a value that is also requested as an output (must stay materialised) and
+ * an activation whose result feeds two chains. */
+START_TEST(fusion_is_bit_identical)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    const int64_t B = 37, H = 70;     /* 2590 elements: several tiles, a ragged last one */
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, H)), *r = mn_input(g, "r", MN_F32, MN_SHAPE(B, 1));
+    mn_node *b = mn_param(g, "b", MN_SHAPE(H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *w = mn_param(g, "w", MN_SHAPE(B, H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *u = mn_add(g, mn_mul(g, x, w), b);
+    mn_node *s = mn_sigmoid(g, u), *t = mn_tanh(g, mn_mul(g, u, r));
+    mn_node *out = mn_add(g, mn_mul(g, s, t), mn_scale(g, mn_mul(g, x, x), 0.25f));
+    mn_node *y = mn_gelu(g, mn_sub(g, mn_mul(g, out, s), mn_relu(g, mn_neg(g, t))), false);
+    /* 3-D broadcasts: [4, 1, 6] and [5, 1] over [4, 5, 6] (gathers carry across dims) */
+    mn_node *a3 = mn_input(g, "a3", MN_F32, MN_SHAPE(4, 5, 6)), *m3 = mn_input(g, "m3", MN_F32, MN_SHAPE(4, 1, 6));
+    mn_node *c3 = mn_param(g, "c3", MN_SHAPE(5, 1), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *z = mn_mul(g, mn_tanh(g, mn_mul(g, a3, m3)), mn_add(g, a3, c3));
+    mn_node *loss = mn_add(g, mn_mean(g, mn_square(g, y), 0, NULL, false), mn_sum_all(g, mn_sigmoid(g, z)));
+    expect_identical(g, P, loss, out, 3);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* Finite differences through the fused graph (the fused kernel's own gradient check). */
+START_TEST(fusion_gradient_check)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_param(g, "x", MN_SHAPE(6, 5), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *b = mn_param(g, "b", MN_SHAPE(5), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *h = mn_add(g, x, b);
+    mn_node *y = mn_mul(g, mn_sigmoid(g, h), mn_tanh(g, mn_scale(g, h, 1.5f)));
+    mn_node *loss = mn_sum_all(g, mn_mul(g, y, mn_silu(g, x)));
+    mn_exec *ex = mn_compile(g, loss, NULL);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_int_gt(mn_exec_get_stats(ex).fused_groups, 0);
+    for (int p = 0; p < 2; p++) {
+        mn_tensor *v = mn_params_value(P, p), *d = mn_params_grad(P, p);
+        mn_params_zero_grad(P);
+        ck_assert_ok(mn_exec_run(ex));
+        float *grad = malloc(mn_tensor_bytes(d));
+        memcpy(grad, mn_f32(d), mn_tensor_bytes(d));
+        for (int64_t k = 0; k < mn_tensor_numel(v); k++) {
+            float keep = mn_f32(v)[k], eps = 1e-2f;
+            mn_f32(v)[k] = keep + eps; ck_assert_ok(mn_exec_run(ex)); double up = mn_exec_loss(ex);
+            mn_f32(v)[k] = keep - eps; ck_assert_ok(mn_exec_run(ex)); double dn = mn_exec_loss(ex);
+            mn_f32(v)[k] = keep;
+            ck_assert_close(grad[k], (up - dn) / (2 * eps), 2e-3 * (1 + fabs(grad[k])));
+        }
+        free(grad);
+    }
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* The recurrent cells, forward and backward: LSTM and GRU, two layers, both directions. */
+START_TEST(fusion_rnn_cells_bit_identical)
+{
+    for (int mode = MN_RNN_LSTM; mode <= MN_RNN_GRU; mode++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(5, 3, 4));
+        mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = (mn_rnn_mode)mode, .hidden = 6, .layers = 2, .bidirectional = true });
+        mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+        expect_identical(g, P, loss, o.h_n, 4);
+        mn_graph_free(g); mn_params_free(P);
+    }
+}
+END_TEST
+
+/* Two identical nodes compute once: the gradients of two biases added to
+ * the same tensor are one reduction. */
+START_TEST(common_subexpressions_computed_once)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(8, 4));
+    mn_node *b1 = mn_param(g, "b1", MN_SHAPE(4), (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *b2 = mn_param(g, "b2", MN_SHAPE(4), (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *y = mn_add(g, mn_add(g, x, b1), b2);
+    mn_node *loss = mn_sum_all(g, mn_mul(g, y, y));
+    mn_exec_stats st;
+    run_result r = run_once(g, P, loss, NULL, false, 2, &st);
+    ck_assert_int_ge(st.cse, 1);
+    ck_assert(memcmp(r.grads, r.grads + 4, 4 * sizeof(float)) == 0);      /* b1 and b2 get the same gradient */
+    for (int k = 0; k < 4; k++) ck_assert_float_ne(r.grads[k], 0.0f);
+    free(r.grads);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -322,6 +474,10 @@ int main(void)
     tcase_add_test(tc, kernel_error_at_run_time);
     tcase_add_test(tc, dot_export);
     tcase_add_test(tc, two_graphs_share_parameters);
+    tcase_add_test(tc, fusion_is_bit_identical);
+    tcase_add_test(tc, fusion_gradient_check);
+    tcase_add_test(tc, fusion_rnn_cells_bit_identical);
+    tcase_add_test(tc, common_subexpressions_computed_once);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -190,11 +190,14 @@ START_TEST(inplace_reuse_and_broadcast_regression)
     mn_node *s = mn_scale(g, w, 0.5f);                        /* a scalar [] (4 bytes) */
     mn_node *y = mn_neg(g, mn_exp(g, mn_mul(g, s, t)));      /* mul's input 0 is broadcast: no in-place */
     const mn_node *outs[1] = { y };
-    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
-    ck_assert_ok(mn_exec_run(ex));
-    for (int i = 0; i < 15; i++) ck_assert_close(mn_f32(mn_exec_value(ex, y))[i], -exp(i + 1.0), 1e-5 * exp(i + 1.0));
-    ck_assert_int_ge(mn_exec_get_stats(ex).inplace, 1);       /* exp and neg reuse their input */
-    mn_exec_free(ex);
+    for (int fuse = 0; fuse < 2; fuse++) {                    /* unfused: the planner's in-place pairs */
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .no_fuse = !fuse });
+        ck_assert_ok(mn_exec_run(ex));
+        for (int i = 0; i < 15; i++) ck_assert_close(mn_f32(mn_exec_value(ex, y))[i], -exp(i + 1.0), 1e-5 * exp(i + 1.0));
+        if (!fuse) ck_assert_int_ge(mn_exec_get_stats(ex).inplace, 1);   /* exp and neg reuse their input */
+        else ck_assert_int_eq(mn_exec_get_stats(ex).fused_groups, 1);    /* scale, mul, exp, neg: one step */
+        mn_exec_free(ex);
+    }
     mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
