@@ -25,22 +25,43 @@ static mn_status infer(mn_infer_ctx *c)
 }
 
 /* which: 0 forward, 1 dx, 2 dbeta-per-element */
+static inline float f(int which, float x, float be, float dy)
+{
+    float s = 1.0f / (1.0f + expf(-be * x));
+    return which == 0 ? x * s : which == 1 ? dy * (s + be * x * s * (1 - s)) : dy * x * x * s * (1 - s);
+}
+
 static mn_status run(const mn_kernel_ctx *c, int which)
 {
     const float *x = mn_f32(&c->in[0]), *b = mn_f32(&c->in[1]), *dy = c->nin == 3 ? mn_f32(&c->in[2]) : NULL;
     float *y = mn_f32(c->out);
     int64_t n = mn_p_numel(c->out->shape), nb = mn_p_numel(c->in[1].shape);
     #pragma omp parallel for if (n > 32768) num_threads(c->nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float be = b[nb == 1 ? 0 : i % nb], s = 1.0f / (1.0f + expf(-be * x[i]));
-        y[i] = which == 0 ? x[i] * s : which == 1 ? dy[i] * (s + be * x[i] * s * (1 - s)) : dy[i] * x[i] * x[i] * s * (1 - s);
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = f(which, x[i], b[nb == 1 ? 0 : i % nb], dy ? dy[i] : 0.0f);
     return MN_OK;
 }
 
 static mn_status fwd(const mn_kernel_ctx *c) { return run(c, 0); }
 static mn_status dx_fwd(const mn_kernel_ctx *c) { return run(c, 1); }
 static mn_status dbeta_fwd(const mn_kernel_ctx *c) { return run(c, 2); }
+
+/* The same math on blocks with beta already broadcast: lets mnemo's fusion
+ * pass run these ops inside a chain of elementwise ops. */
+static void fwd_pw(float *o, const float *const *in, int64_t n, const void *a)
+{
+    (void)a;
+    for (int64_t i = 0; i < n; i++) o[i] = f(0, in[0][i], in[1][i], 0.0f);
+}
+static void dx_pw(float *o, const float *const *in, int64_t n, const void *a)
+{
+    (void)a;
+    for (int64_t i = 0; i < n; i++) o[i] = f(1, in[0][i], in[1][i], in[2][i]);
+}
+static void dbeta_pw(float *o, const float *const *in, int64_t n, const void *a)
+{
+    (void)a;
+    for (int64_t i = 0; i < n; i++) o[i] = f(2, in[0][i], in[1][i], in[2][i]);
+}
 
 static mn_status vjp(mn_vjp_ctx *c)
 {
@@ -52,15 +73,15 @@ static mn_status vjp(mn_vjp_ctx *c)
 
 static const struct mn_op_def swish_op = {
     .name = "swish.swish", .doc = "y = x sigmoid(beta x), learnable beta; dx = swish_dx, dbeta = sum(swish_dbeta)",
-    .arity = 2, .flags = MN_OPF_ELEMENTWISE, .inplace = -1, .infer = infer, .forward = fwd, .vjp = vjp,
+    .arity = 2, .flags = MN_OPF_ELEMENTWISE, .inplace = -1, .infer = infer, .forward = fwd, .vjp = vjp, .pointwise = fwd_pw,
 };
 static const struct mn_op_def swish_dx_op = {
     .name = "swish.swish_dx", .doc = "dx = dy (s + beta x s (1 - s)), s = sigmoid(beta x) (swish backward); no gradient",
-    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dx_fwd,
+    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dx_fwd, .pointwise = dx_pw,
 };
 static const struct mn_op_def swish_dbeta_op = {
     .name = "swish.swish_dbeta", .doc = "g = dy x^2 s (1 - s) per element (swish backward for beta); no gradient",
-    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dbeta_fwd,
+    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dbeta_fwd, .pointwise = dbeta_pw,
 };
 
 static mn_status init(const mn_plugin_host *host, mn_plugin_ctx *ctx)

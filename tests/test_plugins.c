@@ -211,6 +211,33 @@ START_TEST(plugin_op_trains_in_a_model)
 }
 END_TEST
 
+/* A plugin op with a pointwise function fuses with built-ins, forward
+ * (swish -> scale -> add -> square) and backward, to the same bits. */
+START_TEST(plugin_op_fuses_with_builtins)
+{
+    float loss[2], grads[2][12];
+    int groups[2];
+    for (int fuse = 0; fuse < 2; fuse++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *x = mn_param(g, "x", MN_SHAPE(3, 4), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -2, .b = 2 });
+        mn_node *in[2] = { x, mn_param(g, "beta", MN_SHAPE(4), (mn_init){ .kind = MN_INIT_UNIFORM, .a = 0.5, .b = 1.5 }) };
+        mn_node *y = mn_add(g, mn_scale(g, mn_op(g, "swish.swish", in, 2, NULL, 0), 2.0f), x);
+        mn_exec *ex = mn_compile(g, mn_sum_all(g, mn_square(g, y)), &(mn_compile_opts){ .no_fuse = !fuse, .verify = true });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_run(ex));
+        loss[fuse] = mn_exec_loss(ex);
+        groups[fuse] = mn_exec_get_stats(ex).fused_nodes;
+        memcpy(grads[fuse], mn_f32(mn_params_get_grad(P, "x")), 12 * sizeof(float));
+        mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    }
+    ck_assert_int_eq(groups[0], 0);
+    ck_assert_int_ge(groups[1], 4);
+    ck_assert(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0);
+    ck_assert(memcmp(grads[0], grads[1], sizeof grads[0]) == 0);
+}
+END_TEST
+
 int main(void)
 {
     const char *d = getenv("MNEMO_PLUGIN_DIR"), *e = getenv("MNEMO_EXAMPLE_PLUGIN_DIR");
@@ -224,6 +251,7 @@ int main(void)
     tcase_add_test(tc, failures_leave_the_registry_as_it_was);
     tcase_add_test(tc, plugin_errors_at_build_and_run_time);
     tcase_add_test(tc, plugin_op_trains_in_a_model);
+    tcase_add_test(tc, plugin_op_fuses_with_builtins);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_plugins_unload();                       /* closes the libraries: nothing leaks under ASan */
