@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#include <math.h>
 
 static mn_status mark_live(mn_graph *g, mn_node **roots, int nroots, bool *live)
 {
@@ -185,7 +186,7 @@ void mn_exec_free(mn_exec *ex)
         if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
     for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
-    free(ex->keep); free(ex->stores); free(ex->level_start);
+    free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);
     free(ex);
 }
@@ -256,22 +257,29 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
  * another with every thread. The first failing step (in schedule order) wins. */
 static mn_status run_level(mn_exec *ex, int l)
 {
-    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, nbig = 0, first_err = b;
     mn_status err = MN_OK;
     for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
-    if (nsmall > 1 && ex->nthreads > 1) {
+    nbig = b - a - nsmall;
+    bool split = ex->level_split[l];
+    if ((nsmall > 1 || split) && ex->nthreads > 1) {
+        /* side by side: the small steps, and the big ones too when the level splits its threads */
+        int per = split && nbig < ex->nthreads ? ex->nthreads / nbig : 1;
         #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
         for (int s = a; s < b; s++) {
-            if (ex->steps[s].big) continue;
+            if (ex->steps[s].big && !split) continue;
+            if (!ex->steps[s].big && nsmall <= 1 && !split) continue;
             char msg[1024];
-            mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
+            mn_status st = run_step(ex, &ex->steps[s], ex->steps[s].big ? per : 1, msg, sizeof msg);
             if (st) {
                 #pragma omp critical(mn_exec_error)
                 if (s < first_err) { first_err = s; err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
             }
         }
+        if (split) nsmall = b - a;          /* everything ran */
     }
     for (int s = a; s < b && !err; s++) {
+        if (split && ex->nthreads > 1) break;
         if (!ex->steps[s].big && nsmall > 1 && ex->nthreads > 1) continue;
         err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
     }
@@ -361,7 +369,11 @@ int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_sum
             t[r].ms += ex->prof_step[s];
         }
         int lanes = nsmall < ex->nthreads ? nsmall : ex->nthreads;
-        ideal += big + (lanes > 0 ? small / lanes : 0);
+        if (ex->level_split && ex->level_split[l]) {        /* everything side by side */
+            double top = 0;
+            for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) if (ex->prof_step[s] > top) top = ex->prof_step[s];
+            ideal += fmax(top, (big + small) / ex->nthreads);
+        } else ideal += big + (lanes > 0 ? small / lanes : 0);
     }
     qsort(t, (size_t)n, sizeof *t, by_ms);
     for (int i = 0; i < n && i < max; i++) rows[i] = (mn_op_time){ t[i].op, t[i].calls, 1e3 * t[i].ms / runs };

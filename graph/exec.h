@@ -68,6 +68,7 @@ struct mn_exec {
     uint64_t step;        /* runs so far: with the graph seed, keys random ops */
     int nlevels;
     int *level_start;     /* steps of level L: [level_start[L], level_start[L + 1]) */
+    bool *level_split;    /* level L's big steps run side by side, threads split between them */
     bool serial;
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
     mn_storage *stores; int nstores;

@@ -64,6 +64,19 @@ mn_status mn__schedule(mn_exec *ex)
         ex->level_start[l] = s;
     }
     ex->level_start[ex->nlevels] = ex->nsteps;
+    /* Big steps of one level (e.g. a layer's weight and input gradients)
+     * run side by side, each with a share of the threads, when no one of
+     * them dominates: GEMMs scale better across independent calls than
+     * inside one call of this size (two equal GEMMs: 1.0 vs ~1.5 speed-up). */
+    ex->level_split = calloc((size_t)ex->nlevels + 1, sizeof *ex->level_split);
+    if (!ex->level_split) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "schedule: out of memory");
+    for (int l = 0; l < ex->nlevels && ex->nthreads > 1 && !ex->serial; l++) {
+        double total = 0, top = 0;
+        int nbig = 0;
+        for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++)
+            if (ex->steps[s].big) { nbig++; total += ex->steps[s].flops; if (ex->steps[s].flops > top) top = ex->steps[s].flops; }
+        ex->level_split[l] = nbig >= 2 && top * 1.5 <= total;
+    }
     for (int i = 0; i < ex->nsinks; i++) {
         int d = ex->vals[ex->sinks[i].value].def;
         ex->sinks[i].level = d >= 0 ? ex->steps[d].level : 0;
