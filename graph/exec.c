@@ -429,6 +429,7 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
     st.fused_groups = ex->fused_groups;
     st.fused_nodes = ex->fused_nodes;
     st.cse = ex->cse_count;
+    st.placed = ex->placed_count;
     return st;
 }
 

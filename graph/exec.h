@@ -26,6 +26,10 @@ typedef struct {
     int def;              /* step that writes it (-1: before the run) */
     int group;            /* the value whose bytes it shares (itself, or its alias root) */
     int storage;          /* arena storage index, -1 outside the arena */
+    int into;             /* written straight into this value's bytes (a concat piece), or -1 */
+    int64_t sub_off;      /* ... at this byte offset */
+    bool host;            /* concat pieces are written into it */
+    bool made_view;       /* a concat the planner turned into a view of a host */
     mn_tensor t;          /* view bound to storage */
 } mn_value;
 
@@ -72,7 +76,7 @@ struct mn_exec {
     bool serial;
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
     mn_storage *stores; int nstores;
-    int inplace_count;
+    int inplace_count, placed_count;
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;

@@ -34,6 +34,64 @@ static void group_lifetimes(const mn_exec *ex, int *glast, int *gcount)
     }
 }
 
+/* Follows zero-offset views of the same size (reshapes) to the value that owns the bytes. */
+static int resolve(const mn_exec *ex, int v)
+{
+    while (ex->vals[v].kind == MN_VAL_ALIAS && ex->vals[v].alias_off == 0 && ex->vals[ex->vals[v].alias_of].bytes == ex->vals[v].bytes)
+        v = ex->vals[v].alias_of;
+    return v;
+}
+
+/* Concat in place: when the op's record says input k lies unchanged at a
+ * byte offset of its output, the value producing input k is written
+ * straight there (its bytes become part of the output's storage, its
+ * lifetime part of the output's), and the concat copies only the pieces
+ * that could not be placed. A piece qualifies when it is an arena value of
+ * its own (not a view, parameter or input) that no other concat holds. A
+ * second concat of exactly the same placed pieces becomes a view of the
+ * first (the gradient pieces of an unrolled RNN feed two concats: the
+ * weight-gradient GEMM's and the input projection's). */
+static void place_pieces(mn_exec *ex, const bool *veto)
+{
+    for (int v = 0; v < ex->nvals; v++) {
+        mn_value *x = &ex->vals[v];
+        if (x->made_view) { x->kind = MN_VAL_ARENA; x->alias_of = -1; x->alias_off = 0; x->made_view = false; }
+        x->into = -1; x->sub_off = 0; x->host = false;
+    }
+    ex->placed_count = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        const mn_node *n = st->node;
+        mn_value *o = &ex->vals[st->out];
+        if (!n->op->input_offset || st->fused || o->kind != MN_VAL_ARENA || o->into >= 0 || st->nin < 1 || veto[st->out]) continue;
+        /* all pieces already placed, in this order and back to back, in one host: a view of those bytes */
+        int h = -1;
+        int64_t base = 0;
+        bool same = true;
+        for (int k = 0; k < st->nin && same; k++) {
+            const mn_value *r = &ex->vals[resolve(ex, st->in[k])];
+            int64_t off = n->op->input_offset(n->in_desc, n->nin, &n->desc, n->attrs, k);
+            if (k == 0) { h = r->into; base = r->sub_off; }
+            same = off >= 0 && h >= 0 && r->into == h && r->sub_off == base + off;
+        }
+        if (same && h >= 0 && base + (int64_t)o->bytes <= (int64_t)ex->vals[h].bytes) {
+            o->kind = MN_VAL_ALIAS; o->alias_of = h; o->alias_off = base; o->made_view = true;
+            ex->placed_count++;
+            continue;
+        }
+        int placed = 0;
+        for (int k = 0; k < st->nin; k++) {
+            int r = resolve(ex, st->in[k]);
+            mn_value *x = &ex->vals[r];
+            int64_t off = n->op->input_offset(n->in_desc, n->nin, &n->desc, n->attrs, k);
+            if (off < 0 || x->kind != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || x->host || r == st->out) continue;
+            x->into = st->out; x->sub_off = off;
+            placed++;
+        }
+        if (placed) { o->host = true; ex->placed_count += placed; }
+    }
+}
+
 static int new_storage(mn_exec *ex, int64_t bytes, int start)
 {
     mn_storage *s = &ex->stores[ex->nstores];
@@ -58,10 +116,20 @@ static int inplace_candidate(const mn_exec *ex, const mn_step *st, const int *gl
 static void assign_storages(mn_exec *ex, const int *glast, const int *gcount)
 {
     for (int v = 0; v < ex->nvals; v++) ex->vals[v].storage = -1;
+    /* concat hosts first: live from their first piece's level */
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].host) ex->vals[v].storage = new_storage(ex, (int64_t)ex->vals[v].bytes, level_of(ex, v));
+    for (int v = 0; v < ex->nvals; v++) {
+        int h = ex->vals[v].into;
+        if (h < 0) continue;
+        ex->vals[v].storage = ex->vals[h].storage;
+        if (level_of(ex, v) < ex->stores[ex->vals[h].storage].start) ex->stores[ex->vals[h].storage].start = level_of(ex, v);
+    }
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         mn_value *out = &ex->vals[st->out];
         if (out->kind == MN_VAL_ALIAS) out->storage = ex->vals[out->group].storage;
+        else if (out->host || out->into >= 0) { /* placed above */ }
         else if (out->kind == MN_VAL_ARENA) {
             int ip = inplace_candidate(ex, st, glast, gcount);
             if (ip >= 0) ex->inplace_count++;
@@ -188,38 +256,95 @@ static mn_status bind(mn_exec *ex)
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
         switch (x->kind) {
-        case MN_VAL_ARENA: x->t.data = ex->arena + ex->stores[x->storage].offset; break;
+        case MN_VAL_ARENA: x->t.data = ex->arena + ex->stores[x->storage].offset + x->sub_off; break;
         case MN_VAL_PARAM: x->t.data = mn_params_value(g->P, x->node->param)->data; break;
         case MN_VAL_CONST: x->t.data = x->node->cdata; break;
         case MN_VAL_INPUT:
             if (!(x->t.data = mn__aligned_alloc(x->bytes))) return mn__graph_fail(g, MN_ERR_NOMEM, "plan: out of memory");
             memset(x->t.data, 0, x->bytes);
             break;
-        case MN_VAL_ALIAS: x->t.data = (char *)ex->vals[x->alias_of].t.data + x->alias_off; break;
+        case MN_VAL_ALIAS: break;                         /* below: its source may come later */
         case MN_VAL_FUSED: x->t.data = NULL; break;
         }
+    }
+    for (int v = 0; v < ex->nvals; v++) {               /* views: through their chain of sources */
+        if (ex->vals[v].kind != MN_VAL_ALIAS) continue;
+        int64_t off = 0;
+        int r = v;
+        while (ex->vals[r].kind == MN_VAL_ALIAS) { off += ex->vals[r].alias_off; r = ex->vals[r].alias_of; }
+        ex->vals[v].t.data = (char *)ex->vals[r].t.data + off;
     }
     for (int s = 0; s < ex->nsteps; s++)
         for (int k = 0; k < ex->steps[s].nin; k++) ex->steps[s].tin[k] = ex->vals[ex->steps[s].in[k]].t;
     return MN_OK;
 }
 
+/* The value whose storage v's bytes belong to: through views and placements. */
+static int group_of(const mn_exec *ex, int v)
+{
+    for (;;) {
+        if (ex->vals[v].kind == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+        else if (ex->vals[v].into >= 0) v = ex->vals[v].into;
+        else return v;
+    }
+}
+
+/* One complete plan with the given hosts vetoed; the arena size or -1. */
+static int64_t plan_once(mn_exec *ex, const bool *veto, int *glast, int *gcount)
+{
+    ex->nstores = 0;
+    ex->inplace_count = 0;
+    place_pieces(ex, veto);
+    for (int v = 0; v < ex->nvals; v++) ex->vals[v].group = group_of(ex, v);
+    group_lifetimes(ex, glast, gcount);
+    assign_storages(ex, glast, gcount);
+    stats(ex);
+    return assign_offsets(ex);
+}
+
+/* Placing concat pieces saves their copies but keeps a whole host's bytes
+ * from its first piece on; when pieces come long before their concat (the
+ * gradient pieces of a whole backward pass) that can raise the peak. So:
+ * plan with every host, and if that arena is larger than with none, veto
+ * hosts one by one, widest lifetime first, keeping each veto that shrinks it. */
 mn_status mn__plan(mn_exec *ex)
 {
-    for (int v = 0; v < ex->nvals; v++)
-        ex->vals[v].group = ex->vals[v].kind == MN_VAL_ALIAS ? ex->vals[ex->vals[v].alias_of].group : v;
-    int *glast = malloc((size_t)(ex->nvals ? ex->nvals : 1) * sizeof *glast);
-    int *gcount = malloc((size_t)(ex->nvals ? ex->nvals : 1) * sizeof *gcount);
+    int n = ex->nvals ? ex->nvals : 1;
+    int *glast = malloc((size_t)n * sizeof *glast), *gcount = malloc((size_t)n * sizeof *gcount), *hosts = malloc((size_t)n * sizeof *hosts);
+    bool *veto = calloc((size_t)n, sizeof *veto);
+    double *span = calloc((size_t)n, sizeof *span);
     ex->stores = calloc((size_t)(ex->nvals + ex->nsteps + 1), sizeof *ex->stores);
-    mn_status s = glast && gcount && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+    mn_status s = glast && gcount && hosts && veto && span && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+    int64_t best = -1;
     if (!s) {
-        group_lifetimes(ex, glast, gcount);
-        assign_storages(ex, glast, gcount);
-        stats(ex);
-        ex->arena_bytes = assign_offsets(ex);
-        if (ex->arena_bytes < 0) s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+        best = plan_once(ex, veto, glast, gcount);
+        int nh = 0;
+        for (int v = 0; v < ex->nvals; v++)
+            if (ex->vals[v].host) {
+                hosts[nh++] = v;
+                int first = level_of(ex, v);
+                for (int u = 0; u < ex->nvals; u++) if (ex->vals[u].into == v && level_of(ex, u) < first) first = level_of(ex, u);
+                span[v] = (double)ex->vals[v].bytes * (level_of(ex, v) - first);
+            }
+        if (nh) {
+            for (int i = 0; i < nh; i++) veto[hosts[i]] = true;
+            int64_t none = plan_once(ex, veto, glast, gcount);
+            for (int i = 0; i < nh; i++) veto[hosts[i]] = false;
+            if (best >= 0 && none >= 0 && best > none) {
+                for (int i = 1; i < nh; i++)                     /* widest first */
+                    for (int j = i; j > 0 && span[hosts[j - 1]] < span[hosts[j]]; j--) { int t = hosts[j]; hosts[j] = hosts[j - 1]; hosts[j - 1] = t; }
+                for (int i = 0; i < nh && best > none; i++) {
+                    veto[hosts[i]] = true;
+                    int64_t a = plan_once(ex, veto, glast, gcount);
+                    if (a >= 0 && a < best) best = a; else veto[hosts[i]] = false;
+                }
+            }
+            best = plan_once(ex, veto, glast, gcount);              /* the plan to bind */
+        }
+        if (best < 0) s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+        ex->arena_bytes = best;
     }
-    free(glast); free(gcount);
+    free(glast); free(gcount); free(hosts); free(veto); free(span);
     return s ? s : bind(ex);
 }
 
@@ -272,7 +397,7 @@ mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t mlen)
         const mn_value *x = &ex->vals[v];
         if (x->kind != MN_VAL_ARENA || !x->bytes) continue;
         uintptr_t lo = (uintptr_t)x->t.data;
-        if (lo < base || lo + x->bytes > end || lo % MN_ALIGN) {
+        if (lo < base || lo + x->bytes > end || (lo - (uintptr_t)x->sub_off) % MN_ALIGN) {   /* a storage starts aligned */
             snprintf(msg, mlen, "value \"%s\" lies outside the arena or is misaligned", x->node->name);
             st = MN_ERR_INVALID;
         }

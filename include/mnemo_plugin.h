@@ -107,6 +107,11 @@ struct mn_op_def {
      * compiler's fusion pass runs chains of such ops as one kernel over
      * cache-sized tiles, without intermediate buffers. NULL: never fused. */
     void (*pointwise)(float *out, const float *const *in, int64_t n, const void *attrs);
+    /* Input k's bytes appear unchanged, in one block, at this byte offset of
+     * the output (concat along a leading axis), or -1. The memory planner may
+     * then let input k's producer write there directly, and the kernel must
+     * skip that copy (its source already is its destination). NULL: never. */
+    int64_t (*input_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k);
 };
 
 #define MN_PLUGIN_FINGERPRINT                                                                  \

@@ -202,6 +202,48 @@ START_TEST(inplace_reuse_and_broadcast_regression)
 }
 END_TEST
 
+/* Concat in place: pieces computed by ops are written straight into the
+ * concat's bytes; a param piece is still copied; a second concat of the
+ * same pieces (through reshapes) becomes a view of the first. */
+START_TEST(concat_pieces_written_in_place)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_param(g, "x", MN_SHAPE(4, 6), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *w = mn_param(g, "w", MN_SHAPE(2, 6), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *p[3] = { mn_tanh(g, x), mn_exp(g, x), w };
+    mn_node *cat = mn_concat(g, p, 3, 0);                                        /* [10, 6] */
+    mn_node *q[2] = { mn_reshape(g, p[0], MN_SHAPE(1, 4, 6)), mn_reshape(g, p[1], MN_SHAPE(1, 4, 6)) };
+    mn_node *cat2 = mn_concat(g, q, 2, 0);                                       /* [2, 4, 6]: the same bytes */
+    mn_node *y = mn_add(g, mn_sum_all(g, mn_square(g, cat)), mn_sum_all(g, mn_mul(g, cat2, cat2)));
+    const mn_node *outs[2] = { cat, cat2 };
+    mn_exec *ex = mn_compile(g, y, &(mn_compile_opts){ .outputs = outs, .noutputs = 2, .verify = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_ge(mn_exec_get_stats(ex).placed, 3);         /* tanh, exp pieces; cat2 a view */
+    ck_assert_ok(mn_exec_run(ex));
+    const float *xv = mn_f32(mn_params_get(P, "x")), *wv = mn_f32(mn_params_get(P, "w"));
+    const float *c = mn_f32(mn_exec_value(ex, cat)), *c2 = mn_f32(mn_exec_value(ex, cat2));
+    double want = 0;
+    for (int i = 0; i < 24; i++) {
+        ck_assert_close(c[i], tanh(xv[i]), 1e-6);
+        ck_assert_close(c[24 + i], exp(xv[i]), 1e-5 * exp(xv[i]));
+        ck_assert_close(c2[i], c[i], 0);
+        ck_assert_close(c2[24 + i], c[24 + i], 0);
+        want += 2 * (tanh(xv[i]) * tanh(xv[i]) + exp(2.0 * xv[i]));
+    }
+    for (int i = 0; i < 12; i++) { ck_assert_close(c[48 + i], wv[i], 0); want += wv[i] * wv[i]; }
+    ck_assert_close(mn_exec_loss(ex), want, 1e-4 * want);
+    /* gradient of x: 2 (d tanh + d exp) through both concats, as computed unplaced */
+    const float *dx = mn_f32(mn_params_get_grad(P, "x"));
+    for (int i = 0; i < 24; i++) {
+        double t = tanh(xv[i]), e = exp(xv[i]);
+        ck_assert_close(dx[i], 4 * t * (1 - t * t) + 4 * e * e, 1e-4 * (1 + 4 * e * e));
+    }
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 START_TEST(verifier_catches_a_corrupted_plan)
 {
     model m = mlp(16);
@@ -246,6 +288,7 @@ int main(void)
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
     tcase_add_test(tc, verifier_catches_a_corrupted_plan);
+    tcase_add_test(tc, concat_pieces_written_in_place);
     int nw = 0;
     while (mn_workload_names[nw]) nw++;
     tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);

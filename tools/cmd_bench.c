@@ -93,10 +93,10 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
         printf("{\"workload\": \"%s\", \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
                "\"train_ms_max\": %.3f, \"fwd_ms_median\": %.3f, \"gflops\": %.2f, \"naive_bytes\": %lld, "
                "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
-               "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"n_train\": %d}\n",
+               "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d}\n",
                name, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
-               (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, t.n);
+               (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n);
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
