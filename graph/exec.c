@@ -184,7 +184,7 @@ void mn_exec_free(mn_exec *ex)
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
         if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
-    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); mn__fused_free(ex->steps[s].fused); }
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);
@@ -246,7 +246,12 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
                         .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
                         .msg = detail, .msglen = sizeof detail };
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
-    mn_status s = st->fused ? mn__fused_forward(st->fused, &c) : op->forward(&c);
+    mn_status s;
+    if (st->fused) {
+        float *xout[32];
+        for (int k = 0; k < st->nxout && k < 32; k++) xout[k] = mn_f32(&ex->vals[st->xout[k]].t);
+        s = mn__fused_forward(st->fused, &c, xout);
+    } else s = op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
     return s;

@@ -46,6 +46,7 @@ typedef struct {
     size_t work_bytes;
     int inplace;          /* input slot whose bytes the output may reuse, -1 none */
     mn_fused *fused;      /* non-NULL: runs a fused elementwise group (in = the group's inputs) */
+    int nxout, *xout;     /* a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* during fusion: the root step absorbing this one, or -1 */
 } mn_step;
 
@@ -91,7 +92,8 @@ struct mn_exec {
 
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
 mn_status mn__fuse(mn_exec *ex);
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c);
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout);
+void mn__set_defs(mn_exec *ex);
 void mn__fused_free(mn_fused *f);
 /* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
 mn_status mn__schedule(mn_exec *ex);

@@ -2,12 +2,15 @@
  *
  * A fusible step is an f32 op whose record has a `pointwise` function. A
  * group grows backwards from a root step: a producer joins when it is
- * fusible, has the root's shape, is not read after the run (loss, output,
- * gradient sink) and every one of its readers is already in the group. So
- * only the root's value leaves the group; the others never touch memory
- * (MN_VAL_FUSED). Every member is an ancestor of the root, and no outside
- * step reads a non-root member, so no path leaves the group and comes back:
- * the group is one step without creating a cycle.
+ * fusible and has the root's shape. If every reader of its value is in the
+ * group (and it is not read after the run), the value never touches memory
+ * (MN_VAL_FUSED); otherwise it is an extra output of the fused step, written
+ * tile by tile like the root (an LSTM's gate activations, kept for the
+ * backward pass, are computed in the same kernel as the cell update). Every
+ * member is an ancestor of the root; a producer whose value escapes joins
+ * only if no step reading it from outside leads back into the group, and
+ * nothing those readers lead to may join later, so the group is one step
+ * without creating a cycle.
  *
  * The fused kernel walks the output in tiles of MN_FUSE_TILE elements; per
  * tile it runs the members' pointwise functions in topological order over
@@ -29,6 +32,7 @@ typedef struct {
     const void *attrs;
     int nin;
     int src[MN_FUSE_MAX_ARITY];     /* >= 0: member's tile; < 0: group input -1 - src */
+    int dst;                        /* -1: a tile buffer; -2: the root's output; k >= 0: extra output k */
 } mn_fused_member;
 
 struct mn_fused {
@@ -72,7 +76,7 @@ static void gather(float *dst, const float *src, const int64_t *st, mn_shape s, 
     }
 }
 
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c)
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout)
 {
     int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
     float *out = mn_f32(c->out);
@@ -80,7 +84,7 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c)
     for (int64_t t = 0; t < ntiles; t++) {
         float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
         float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));
-        const float *ext[MN_FUSE_MAX_EXT];
+        const float *ext[MN_FUSE_MAX_EXT], *val[MN_FUSE_MAX_MEMBERS];
         int64_t i0 = t * MN_FUSE_TILE, m = n - i0 < MN_FUSE_TILE ? n - i0 : MN_FUSE_TILE;
         for (int e = 0; e < f->next; e++) {
             const float *src = mn_f32(&c->in[e]);
@@ -90,8 +94,10 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c)
         for (int j = 0; j < f->nmem; j++) {
             const mn_fused_member *mb = &f->mem[j];
             const float *in[MN_FUSE_MAX_ARITY];
-            for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? buf[mb->src[k]] : ext[-1 - mb->src[k]];
-            mb->op->pointwise(j == f->nmem - 1 ? out + i0 : buf[j], in, m, mb->attrs);
+            for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
+            float *dst = mb->dst == -2 ? out + i0 : mb->dst >= 0 ? xout[mb->dst] + i0 : buf[j];
+            mb->op->pointwise(dst, in, m, mb->attrs);
+            val[j] = dst;
         }
     }
     return MN_OK;
@@ -101,15 +107,61 @@ typedef struct {
     int *uses;        /* per value: reads by steps, + 1 if read after the run */
     int *group;       /* per step: root step of its group, or -1 */
     int *owner;       /* per value: the step defining it (before compaction) */
+    int *rstart, *rlist;  /* per value: the steps reading it (CSR) */
+    int *mark, stamp;     /* per step: reached from an escaping member's outside reader */
+    int *visit, vstamp;   /* per step: seen by the current search */
+    int *stack, *seen;
+    int *gstart, *gcount, *gpool, npool;  /* per root step: its group's members in gpool */
 } fuse_ctx;
 
-/* Is every read of value v by one of the n member steps? */
-static bool all_reads_in_group(const mn_exec *ex, const fuse_ctx *fc, int v, const int *mem, int n)
+/* How many reads of value v the n member steps make. */
+static int reads_in_group(const mn_exec *ex, int v, const int *mem, int n)
 {
     int inside = 0;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < ex->steps[mem[i]].nin; k++) inside += ex->steps[mem[i]].in[k] == v;
-    return inside == fc->uses[v];
+    return inside;
+}
+
+/* Explores every step reachable from the outside readers of v (no bound by
+ * position: a fused group may hold steps on both sides of root). A step of an already fused group stands for the whole group (all its
+ * outputs come after all its inputs), so reaching one reaches all its
+ * members. If that reaches a member of root's group, returns false and
+ * changes nothing; else adds what it reached to the set that may not join
+ * (marked with the group's stamp; a marked step's descendants are all
+ * marked, so the search need not enter it again). */
+static void visit(fuse_ctx *fc, int r, int *sp, int *nseen)
+{
+    fc->visit[r] = fc->vstamp;
+    fc->seen[(*nseen)++] = fc->stack[(*sp)++] = r;
+}
+
+static bool reach_outside(const mn_exec *ex, fuse_ctx *fc, int v, int root)
+{
+    int sp = 0, nseen = 0;
+    fc->vstamp++;
+    for (int i = fc->rstart[v]; i < fc->rstart[v + 1]; i++) {
+        int r = fc->rlist[i];
+        if (fc->group[r] == root || fc->mark[r] == fc->stamp || fc->visit[r] == fc->vstamp) continue;
+        visit(fc, r, &sp, &nseen);
+    }
+    while (sp > 0) {
+        int s = fc->stack[--sp], g = fc->group[s];
+        if (g >= 0 && g != root)                      /* the rest of that fused group */
+            for (int i = 0; i < fc->gcount[g]; i++) {
+                int m = fc->gpool[fc->gstart[g] + i];
+                if (fc->visit[m] != fc->vstamp && fc->mark[m] != fc->stamp) visit(fc, m, &sp, &nseen);
+            }
+        int o = ex->steps[s].out;
+        for (int i = fc->rstart[o]; i < fc->rstart[o + 1]; i++) {
+            int r = fc->rlist[i];
+            if (fc->mark[r] == fc->stamp || fc->visit[r] == fc->vstamp) continue;
+            if (fc->group[r] == root) return false;
+            visit(fc, r, &sp, &nseen);
+        }
+    }
+    for (int i = 0; i < nseen; i++) fc->mark[fc->seen[i]] = fc->stamp;
+    return true;
 }
 
 /* Grows a group from root; returns its member steps in topological order. */
@@ -119,6 +171,7 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
     int n = 1;
     mem[0] = root;
     fc->group[root] = root;
+    fc->stamp++;
     for (bool changed = true; changed && n < MN_FUSE_MAX_MEMBERS;) {
         changed = false;
         for (int i = 0; i < n && n < MN_FUSE_MAX_MEMBERS; i++) {
@@ -127,8 +180,12 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
                 int v = st->in[k], p = fc->owner[v];
                 if (p < 0 || fc->group[p] >= 0 || !fusible(ex, &ex->steps[p])) continue;
                 if (!mn_shape_eq(ex->steps[p].node->desc.shape, shape)) continue;
-                if (!all_reads_in_group(ex, fc, v, mem, n)) continue;
+                if (fc->mark[p] == fc->stamp) continue;              /* reached from an escaping value's reader */
                 fc->group[p] = root;
+                if (reads_in_group(ex, v, mem, n) < fc->uses[v] && !reach_outside(ex, fc, v, root)) {
+                    fc->group[p] = -1;                                /* would close a cycle */
+                    continue;
+                }
                 mem[n++] = p;
                 changed = true;
             }
@@ -140,20 +197,23 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
     return n;
 }
 
-/* Turns the group's root step into the fused step; members' values become
- * MN_VAL_FUSED. Returns false (and leaves the group unfused) when the
- * group has more distinct inputs than the kernel takes. */
+/* Turns the group's root step into the fused step; members read only
+ * inside become MN_VAL_FUSED, the others extra outputs. Returns false (and
+ * leaves the group unfused) when the group has more distinct inputs than
+ * the kernel takes. */
 static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
 {
     mn_fused *f = calloc(1, sizeof *f);
-    int ext[MN_FUSE_MAX_EXT], next = 0;
+    int ext[MN_FUSE_MAX_EXT], next = 0, xout[MN_FUSE_MAX_MEMBERS], nx = 0;
     if (!f) return false;
     f->nmem = n;
     f->shape = ex->steps[mem[n - 1]].node->desc.shape;
     for (int j = 0; j < n; j++) {
         const mn_step *st = &ex->steps[mem[j]];
         mn_fused_member *mb = &f->mem[j];
-        *mb = (mn_fused_member){ .op = st->node->op, .attrs = st->node->attrs, .nin = st->nin };
+        *mb = (mn_fused_member){ .op = st->node->op, .attrs = st->node->attrs, .nin = st->nin, .dst = -1 };
+        if (j == n - 1) mb->dst = -2;
+        else if (reads_in_group(ex, st->out, mem, n) < fc->uses[st->out]) { mb->dst = nx; xout[nx++] = st->out; }
         for (int k = 0; k < st->nin; k++) {
             int v = st->in[k], p = fc->owner[v], src = -1;
             for (int i = 0; i < j && src < 0; i++) if (mem[i] == p) src = i;
@@ -169,9 +229,9 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     }
     f->next = next;
     mn_step *root = &ex->steps[mem[n - 1]];
-    int *in = calloc((size_t)next, sizeof *in);
+    int *in = calloc((size_t)next, sizeof *in), *xo = calloc((size_t)nx + 1, sizeof *xo);
     mn_tensor *tin = calloc((size_t)next, sizeof *tin);
-    if (!in || !tin) { free(in); free(tin); free(f); return false; }
+    if (!in || !tin || !xo) { free(in); free(tin); free(xo); free(f); return false; }
     root->inplace = -1;
     for (int e = 0; e < next; e++) {
         const mn_value *x = &ex->vals[ext[e]];
@@ -183,28 +243,106 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     }
     free(root->in); free(root->tin);
     root->in = in; root->tin = tin; root->nin = next;
+    memcpy(xo, xout, (size_t)nx * sizeof *xo);
+    root->xout = xo; root->nxout = nx;
     root->fused = f;
     for (int j = 0; j < n - 1; j++) {
-        ex->vals[ex->steps[mem[j]].out].kind = MN_VAL_FUSED;
+        if (f->mem[j].dst == -1) ex->vals[ex->steps[mem[j]].out].kind = MN_VAL_FUSED;
         ex->steps[mem[j]].fused_into = mem[n - 1];
     }
     return true;
 }
 
+/* A fused step sits where its root was; a step reading one of its extra
+ * outputs may come earlier in id order. Re-sorts the steps topologically
+ * (Kahn's algorithm, smallest original position first, so an unchanged
+ * graph keeps its order) for the scheduler, which needs producers first. */
+static void heap_push(int *h, int *n, int x)
+{
+    int i = (*n)++;
+    h[i] = x;
+    while (i > 0 && h[(i - 1) / 2] > h[i]) { int p = (i - 1) / 2, t = h[p]; h[p] = h[i]; h[i] = t; i = p; }
+}
+static int heap_pop(int *h, int *n)
+{
+    int top = h[0], i = 0;
+    h[0] = h[--(*n)];
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < *n && h[l] < h[m]) m = l;
+        if (r < *n && h[r] < h[m]) m = r;
+        if (m == i) break;
+        int t = h[m]; h[m] = h[i]; h[i] = t; i = m;
+    }
+    return top;
+}
+
+static mn_status topo_order(mn_exec *ex)
+{
+    int n = ex->nsteps, *indeg = calloc((size_t)n + 1, sizeof *indeg), *heap = malloc(((size_t)n + 1) * sizeof *heap);
+    int *start = calloc((size_t)n + 2, sizeof *start), *succ = NULL, total = 0, nh = 0, done = 0;
+    mn_step *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
+    bool ok = indeg && heap && start && sorted;
+    for (int s = 0; ok && s < n; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) if (ex->vals[ex->steps[s].in[k]].def >= 0) { indeg[s]++; start[ex->vals[ex->steps[s].in[k]].def + 1]++; total++; }
+    if (ok && !(succ = malloc(((size_t)total + 1) * sizeof *succ))) ok = false;
+    if (ok) {
+        for (int s = 0; s < n; s++) start[s + 1] += start[s];
+        int *fill = calloc((size_t)n + 1, sizeof *fill);
+        if (!fill) ok = false;
+        for (int s = 0; ok && s < n; s++)
+            for (int k = 0; k < ex->steps[s].nin; k++) {
+                int d = ex->vals[ex->steps[s].in[k]].def;
+                if (d >= 0) succ[start[d] + fill[d]++] = s;
+            }
+        free(fill);
+    }
+    for (int s = 0; ok && s < n; s++) if (!indeg[s]) heap_push(heap, &nh, s);
+    while (ok && nh > 0) {
+        int s = heap_pop(heap, &nh);
+        sorted[done++] = ex->steps[s];
+        for (int i = start[s]; i < start[s + 1]; i++) if (--indeg[succ[i]] == 0) heap_push(heap, &nh, succ[i]);
+    }
+    mn_status st = !ok ? mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory")
+                 : done != n ? mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)") : MN_OK;
+    if (!st) { memcpy(ex->steps, sorted, (size_t)n * sizeof *sorted); mn__set_defs(ex); }
+    free(indeg); free(heap); free(start); free(succ); free(sorted);
+    return st;
+}
+
 mn_status mn__fuse(mn_exec *ex)
 {
-    fuse_ctx fc = { calloc((size_t)ex->nvals + 1, sizeof(int)), malloc(((size_t)ex->nsteps + 1) * sizeof(int)),
-                    malloc(((size_t)ex->nvals + 1) * sizeof(int)) };
-    int *mem = malloc(MN_FUSE_MAX_MEMBERS * sizeof *mem);
+    size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
+    fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)), .owner = malloc(nv * sizeof(int)),
+                    .rstart = calloc(nv + 1, sizeof(int)), .mark = calloc(ns, sizeof(int)), .visit = calloc(ns, sizeof(int)),
+                    .stack = malloc(ns * sizeof(int)), .seen = malloc(ns * sizeof(int)),
+                    .gstart = calloc(ns, sizeof(int)), .gcount = calloc(ns, sizeof(int)), .gpool = malloc(ns * sizeof(int)) };
+    int *mem = malloc(MN_FUSE_MAX_MEMBERS * sizeof *mem), nreads = 0;
     mn_status s = MN_OK;
-    if (!fc.uses || !fc.group || !fc.owner || !mem) { s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory"); goto out; }
+    for (int st = 0; st < ex->nsteps; st++) nreads += ex->steps[st].nin;
+    fc.rlist = malloc(((size_t)nreads + 1) * sizeof(int));
+    if (!fc.uses || !fc.group || !fc.owner || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {
+        s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory");
+        goto out;
+    }
     for (int v = 0; v < ex->nvals; v++) { fc.owner[v] = -1; fc.uses[v] = ex->keep[v] ? 1 : 0; }
     for (int i = 0; i < ex->nsinks; i++) fc.uses[ex->sinks[i].value]++;
     for (int st = 0; st < ex->nsteps; st++) {
         fc.group[st] = -1;
         ex->steps[st].fused_into = -1;
         fc.owner[ex->steps[st].out] = st;
-        for (int k = 0; k < ex->steps[st].nin; k++) fc.uses[ex->steps[st].in[k]]++;
+        for (int k = 0; k < ex->steps[st].nin; k++) { fc.uses[ex->steps[st].in[k]]++; fc.rstart[ex->steps[st].in[k] + 1]++; }
+    }
+    for (int v = 0; v < ex->nvals; v++) fc.rstart[v + 1] += fc.rstart[v];
+    {
+        int *fill = calloc(nv, sizeof(int));
+        if (!fill) { s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory"); goto out; }
+        for (int st = 0; st < ex->nsteps; st++)
+            for (int k = 0; k < ex->steps[st].nin; k++) {
+                int v = ex->steps[st].in[k];
+                fc.rlist[fc.rstart[v] + fill[v]++] = st;
+            }
+        free(fill);
     }
     for (int r = ex->nsteps - 1; r >= 0; r--) {
         if (fc.group[r] >= 0 || !fusible(ex, &ex->steps[r])) continue;
@@ -213,6 +351,9 @@ mn_status mn__fuse(mn_exec *ex)
             for (int j = 0; j < n; j++) fc.group[mem[j]] = -1;
             continue;
         }
+        fc.gstart[r] = fc.npool;
+        fc.gcount[r] = n;
+        for (int j = 0; j < n; j++) fc.gpool[fc.npool++] = mem[j];
         ex->fused_groups++;
         ex->fused_nodes += n;
     }
@@ -223,11 +364,22 @@ mn_status mn__fuse(mn_exec *ex)
         ex->steps[w++] = ex->steps[st];
     }
     ex->nsteps = w;
-    for (int v = 0; v < ex->nvals; v++) ex->vals[v].def = -1;
-    for (int st = 0; st < ex->nsteps; st++) ex->vals[ex->steps[st].out].def = st;
+    mn__set_defs(ex);
+    if (!s) s = topo_order(ex);
 out:
-    free(fc.uses); free(fc.group); free(fc.owner); free(mem);
+    free(fc.uses); free(fc.group); free(fc.owner); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
+    free(fc.gstart); free(fc.gcount); free(fc.gpool); free(mem);
     return s;
+}
+
+/* Every value's def: the step writing it (its output or an extra output), or -1. */
+void mn__set_defs(mn_exec *ex)
+{
+    for (int v = 0; v < ex->nvals; v++) ex->vals[v].def = -1;
+    for (int st = 0; st < ex->nsteps; st++) {
+        ex->vals[ex->steps[st].out].def = st;
+        for (int k = 0; k < ex->steps[st].nxout; k++) ex->vals[ex->steps[st].xout[k]].def = st;
+    }
 }
 
 void mn__fused_free(mn_fused *f) { free(f); }

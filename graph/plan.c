@@ -135,6 +135,10 @@ static void assign_storages(mn_exec *ex, const int *glast, const int *gcount)
             if (ip >= 0) ex->inplace_count++;
             out->storage = ip >= 0 ? ip : new_storage(ex, (int64_t)out->bytes, st->level);
         }
+        for (int k = 0; k < st->nxout; k++) {            /* a fused step's extra outputs: storages of their own */
+            mn_value *x = &ex->vals[st->xout[k]];
+            if (!x->host && x->into < 0) x->storage = new_storage(ex, (int64_t)x->bytes, st->level);
+        }
         st->work = st->work_bytes ? new_storage(ex, (int64_t)st->work_bytes, st->level) : -1;
     }
     for (int v = 0; v < ex->nvals; v++) {

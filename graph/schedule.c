@@ -55,7 +55,7 @@ mn_status mn__schedule(mn_exec *ex)
         if (st->level > maxl) maxl = st->level;
     }
     qsort(ex->steps, (size_t)ex->nsteps, sizeof *ex->steps, by_level);
-    for (int s = 0; s < ex->nsteps; s++) ex->vals[ex->steps[s].out].def = s;
+    mn__set_defs(ex);
     ex->nlevels = maxl + 1;
     ex->level_start = calloc((size_t)ex->nlevels + 1, sizeof *ex->level_start);
     if (!ex->level_start) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "schedule: out of memory");
