@@ -38,8 +38,9 @@ typedef struct {
 struct mn_fused {
     int nmem, next;
     mn_fused_member mem[MN_FUSE_MAX_MEMBERS];   /* topological order; the last is the root */
-    bool bcast[MN_FUSE_MAX_EXT];                /* input smaller than the output: gathered per tile */
-    int64_t st[MN_FUSE_MAX_EXT][MN_MAX_DIMS];   /* its element strides over the output's dims */
+    bool bcast[MN_FUSE_MAX_EXT];                /* broadcast or a strided view: gathered per tile */
+    int64_t base[MN_FUSE_MAX_EXT];              /* element offset of a view */
+    int64_t st[MN_FUSE_MAX_EXT][MN_MAX_DIMS];   /* element strides over the output's dims */
     mn_shape shape;
 };
 
@@ -57,6 +58,7 @@ static bool fusible(const mn_exec *ex, const mn_step *st)
 static void gather(float *dst, const float *src, const int64_t *st, mn_shape s, int64_t i0, int64_t n)
 {
     int64_t idx[MN_MAX_DIMS], rem = i0, off = 0;
+    if (s.ndim == 0) { dst[0] = src[0]; return; }
     int nd = s.ndim, last = nd - 1;
     for (int d = last; d >= 0; d--) { idx[d] = rem % s.d[d]; rem /= s.d[d]; off += idx[d] * st[d]; }
     while (n > 0) {
@@ -89,7 +91,7 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
         for (int e = 0; e < f->next; e++) {
             const float *src = mn_f32(&c->in[e]);
             if (!f->bcast[e]) ext[e] = src + i0;
-            else { gather(ebuf[e], src, f->st[e], f->shape, i0, m); ext[e] = ebuf[e]; }
+            else { gather(ebuf[e], src + f->base[e], f->st[e], f->shape, i0, m); ext[e] = ebuf[e]; }
         }
         for (int j = 0; j < f->nmem; j++) {
             const mn_fused_member *mb = &f->mem[j];
@@ -238,6 +240,24 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
         in[e] = ext[e];
         f->bcast[e] = !mn_shape_eq(x->t.shape, f->shape);
         mn__bcast_strides(x->t.shape, f->shape, f->st[e]);
+        int p = fc->owner[ext[e]];
+        int64_t off, vst[MN_MAX_DIMS];
+        const mn_node *pn = p >= 0 ? ex->steps[p].node : NULL;
+        /* a copy (slice, expand) that only this group reads: read its source in place of it */
+        if (pn && !ex->steps[p].fused && x->kind == MN_VAL_ARENA && pn->op->view && pn->nin >= 1 && pn->in_desc[0].dtype == MN_F32 &&
+            reads_in_group(ex, ext[e], mem, n) == fc->uses[ext[e]] && pn->op->view(pn->in_desc, pn->nin, &pn->desc, pn->attrs, &off, vst)) {
+            for (int d = 0; d < f->shape.ndim; d++) {
+                int j = x->t.shape.ndim - f->shape.ndim + d;
+                f->st[e][d] = j < 0 || (x->t.shape.d[j] == 1 && f->shape.d[d] != 1) ? 0 : vst[j];
+            }
+            f->base[e] = off;
+            f->bcast[e] = true;
+            in[e] = ex->steps[p].in[0];
+            fc->uses[ext[e]] = 0;
+            ex->vals[ext[e]].kind = MN_VAL_FUSED;
+            ex->steps[p].fused_into = mem[n - 1];
+            fc->group[p] = mem[n - 1];
+        }
         /* read and written tile by tile at the same positions: a same-sized input may be overwritten */
         if (!f->bcast[e] && root->inplace < 0) root->inplace = e;
     }

@@ -112,6 +112,11 @@ struct mn_op_def {
      * then let input k's producer write there directly, and the kernel must
      * skip that copy (its source already is its destination). NULL: never. */
     int64_t (*input_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k);
+    /* The output is a strided view of input 0: fills the element offset and,
+     * for each output dim, the element stride into input 0 (a slice with any
+     * step, expand); false when it is not. Lets the fusion pass read input 0
+     * in place of the copy. NULL: never. */
+    bool (*view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides);
 };
 
 #define MN_PLUGIN_FINGERPRINT                                                                  \

@@ -177,6 +177,20 @@ static int64_t slice_alias(const mn_tdesc *in, int nin, const mn_tdesc *out, con
     return start * s.inner * (int64_t)mn_dtype_size(in[0].dtype);
 }
 
+/* Any slice is a strided view of its input. */
+static bool slice_view(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides)
+{
+    const mn_slice_attrs *a = attrs;
+    mn_shape s = in[0].shape;
+    int ax = mn__axis(a->axis, s.ndim);
+    int64_t start, len, acc = 1;
+    (void)nin; (void)out;
+    slice_norm(s.d[ax], a, &start, &len);
+    for (int d = s.ndim - 1; d >= 0; d--) { strides[d] = d == ax ? acc * a->step : acc; acc *= s.d[d]; }
+    *offset = start * mn__split_at(s, ax).inner;
+    return true;
+}
+
 static void slice_str(const void *p, char *buf, size_t n)
 {
     const mn_slice_attrs *a = p;
@@ -653,6 +667,7 @@ const mn_op_def mn__op_slice = {
     .name = "slice", .doc = "y = x[start:stop:step] along axis; dx = slice_backward(dy)",
     .arity = 1, .attr_size = sizeof(mn_slice_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
     .infer = infer_slice, .forward = slice_fwd, .vjp = vjp_slice, .attr_str = slice_str, .alias_offset = slice_alias,
+    .view = slice_view,
 };
 const mn_op_def mn__op_slice_backward = {
     .name = "slice_backward", .doc = "y = zeros(in_shape) with dy placed at the slice; dd = slice(g)",

@@ -147,6 +147,15 @@ static mn_status infer_expand(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* expand is a view with stride 0 on the broadcast dims. */
+static bool expand_view(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides)
+{
+    (void)nin; (void)attrs;
+    mn__bcast_strides(in[0].shape, out->shape, strides);
+    *offset = 0;
+    return true;
+}
+
 static mn_status expand_fwd(const mn_kernel_ctx *c)
 {
     mn_shape is = c->in[0].shape, os = c->out->shape;
@@ -201,4 +210,5 @@ const mn_op_def mn__op_expand = {
     .name = "expand", .doc = "y = x broadcast to shape (broadcast_to); dx = sum_to(dy, shape(x))",
     .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
     .infer = infer_expand, .forward = expand_fwd, .vjp = vjp_expand, .cost = move_cost, .attr_str = shape_str,
+    .view = expand_view,
 };

@@ -384,7 +384,13 @@ START_TEST(fusion_is_bit_identical)
     mn_node *a3 = mn_input(g, "a3", MN_F32, MN_SHAPE(4, 5, 6)), *m3 = mn_input(g, "m3", MN_F32, MN_SHAPE(4, 1, 6));
     mn_node *c3 = mn_param(g, "c3", MN_SHAPE(5, 1), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
     mn_node *z = mn_mul(g, mn_tanh(g, mn_mul(g, a3, m3)), mn_add(g, a3, c3));
-    mn_node *loss = mn_add(g, mn_mean(g, mn_square(g, y), 0, NULL, false), mn_sum_all(g, mn_sigmoid(g, z)));
+    /* gate chunks: slices along the last axis (step 1 and 2) read in place by the fused kernel */
+    mn_node *gt = mn_input(g, "gates", MN_F32, MN_SHAPE(B, 4 * H));
+    mn_node *gi = mn_sigmoid(g, mn_slice(g, gt, 1, 0, H, 1)), *gg = mn_tanh(g, mn_slice(g, gt, 1, 2 * H, 3 * H, 1));
+    mn_node *go = mn_mul(g, mn_slice(g, gt, 1, 1, 2 * H, 2), mn_slice(g, gt, 1, 3 * H, 4 * H, 1));
+    mn_node *cell = mn_add(g, mn_mul(g, gi, gg), mn_mul(g, go, w));
+    mn_node *loss = mn_add(g, mn_add(g, mn_mean(g, mn_square(g, y), 0, NULL, false), mn_sum_all(g, mn_sigmoid(g, z))),
+                           mn_sum_all(g, mn_square(g, cell)));
     expect_identical(g, P, loss, out, 20);
     mn_graph_free(g); mn_params_free(P);
 }
