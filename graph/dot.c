@@ -21,6 +21,8 @@ static void node_line(FILE *f, const mn_exec *ex, const mn_value *v, int idx)
     const char *style = n->kind == MN_NODE_INPUT ? "shape=ellipse, style=filled, fillcolor=\"#c8e6c9\""
                       : n->kind == MN_NODE_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#fff59d\""
                       : n->kind == MN_NODE_CONST ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
+                      : v->kind == MN_VAL_FUSED ? (n->backward ? "shape=box, style=\"filled,dashed\", fillcolor=\"#bbdefb\""
+                                                               : "shape=box, style=dashed")
                       : n->backward ? "shape=box, style=filled, fillcolor=\"#bbdefb\""
                       : "shape=box";
     fprintf(f, "  v%d [%s, label=\"", idx, style);
@@ -35,10 +37,22 @@ mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f)
 {
     if (!ex || !f) return mn__error(MN_ERR_MISUSE, "write_dot: NULL argument");
     fprintf(f, "digraph mnemo {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
-    for (int v = 0; v < ex->nvals; v++) node_line(f, ex, &ex->vals[v], v);
-    for (int s = 0; s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++)
-            fprintf(f, "  v%d -> v%d;\n", ex->steps[s].in[k], ex->steps[s].out);
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].fused_root < 0) node_line(f, ex, &ex->vals[v], v);
+    /* a fused elementwise group: one kernel, drawn as a cluster (dashed: never stored) */
+    for (int r = 0; r < ex->nvals; r++) {
+        if (ex->vals[r].fused_root != r) continue;
+        fprintf(f, "  subgraph cluster_f%d {\n    label=\"fused\"; style=rounded; color=\"#7b1fa2\";\n", r);
+        for (int v = 0; v < ex->nvals; v++)
+            if (ex->vals[v].fused_root == r) { fputs("  ", f); node_line(f, ex, &ex->vals[v], v); }
+        fprintf(f, "  }\n");
+    }
+    /* the dataflow of the nodes themselves (through fused groups too) */
+    for (int v = 0; v < ex->nvals; v++) {
+        const mn_node *n = ex->vals[v].node;
+        if (n->kind != MN_NODE_OP || ex->val_of[n->id] != v) continue;
+        for (int k = 0; k < n->nin; k++) fprintf(f, "  v%d -> v%d;\n", ex->val_of[n->in[k]->id], v);
+    }
     for (int i = 0; i < ex->nsinks; i++) {
         fprintf(f, "  g%d [shape=note, label=\"grad of ", i);
         escape(f, mn_params_name(ex->g->P, ex->sinks[i].param));

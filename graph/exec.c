@@ -25,7 +25,7 @@ static mn_status mark_live(mn_graph *g, mn_node **roots, int nroots, bool *live)
 
 static mn_value value_for(mn_node *n)
 {
-    mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1 };
+    mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1, .fused_root = -1 };
     v.t.dtype = n->desc.dtype;
     v.t.shape = n->desc.shape;
     v.bytes = (size_t)mn_shape_numel(n->desc.shape) * mn_dtype_size(n->desc.dtype);

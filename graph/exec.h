@@ -30,6 +30,7 @@ typedef struct {
     int64_t sub_off;      /* ... at this byte offset */
     bool host;            /* concat pieces are written into it */
     bool made_view;       /* a concat the planner turned into a view of a host */
+    int fused_root;       /* member of a fused group: the value of its root (DOT clusters), else -1 */
     mn_tensor t;          /* view bound to storage */
 } mn_value;
 

@@ -266,6 +266,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     memcpy(xo, xout, (size_t)nx * sizeof *xo);
     root->xout = xo; root->nxout = nx;
     root->fused = f;
+    for (int j = 0; j < n; j++) ex->vals[ex->steps[mem[j]].out].fused_root = root->out;
     for (int j = 0; j < n - 1; j++) {
         if (f->mem[j].dst == -1) ex->vals[ex->steps[mem[j]].out].kind = MN_VAL_FUSED;
         ex->steps[mem[j]].fused_into = mem[n - 1];

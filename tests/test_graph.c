@@ -264,6 +264,21 @@ START_TEST(dot_export)
     has(buf, "grad of fc.bias");
     free(buf);
     mn_exec_free(ex);
+    /* a fused group is a cluster; its never-stored members are dashed; edges still link every node */
+    mn_node *z = mn_sigmoid(g, mn_tanh(g, mn_scale(g, x, 2.0f)));
+    const mn_node *outs[1] = { z };
+    ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_int_eq(mn_exec_get_stats(ex).fused_groups, 1);
+    f = open_memstream(&buf, &len);
+    ck_assert_ok(mn_exec_write_dot(ex, f));
+    fclose(f);
+    has(buf, "subgraph cluster_f");
+    has(buf, "style=dashed");
+    int edges = 0;
+    for (const char *p = buf; (p = strstr(p, " -> ")); p++) edges++;
+    ck_assert_int_eq(edges, 3);
+    free(buf);
+    mn_exec_free(ex);
     mn_graph_free(g); mn_params_free(P);
 }
 END_TEST

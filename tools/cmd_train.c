@@ -500,10 +500,11 @@ int cmd_graph(int argc, char **argv)
     else if (!strcmp(format, "dot")) rc = mn_exec_write_dot(ex, f) ? MN_EXIT_RUNTIME : MN_EXIT_OK;
     else {
         mn_exec_stats s = mn_exec_get_stats(ex);
-        fprintf(f, "model %s (batch %d)\nparameters %lld\nnodes %d\nsteps %d (backward %d)\nlevels %d\nin-place %d\nflops %.0f\n"
+        fprintf(f, "model %s (batch %d)\nparameters %lld\nnodes %d\nsteps %d (backward %d)\nlevels %d\nin-place %d\n"
+                "fused %d groups of %d nodes\ncommon subexpressions %d\nconcat pieces placed %d\nflops %.0f\n"
                 "naive_bytes %lld\nlower_bound_bytes %lld\narena_bytes %lld\n", model, cfg.batch, (long long)mn_params_numel(P),
-                s.nodes_total, s.steps, s.backward_steps, s.levels, s.inplace, s.flops, (long long)s.naive_bytes,
-                (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
+                s.nodes_total, s.steps, s.backward_steps, s.levels, s.inplace, s.fused_groups, s.fused_nodes, s.cse, s.placed,
+                s.flops, (long long)s.naive_bytes, (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
     }
     if (f && f != stdout) fclose(f);
     mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
