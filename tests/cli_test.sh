@@ -52,6 +52,14 @@ expect 1 "idx .*fm/train-images" -- "$mnemo" train --model mlp --data fm --steps
 printf 'The/at cat/nn sat\n' > brown_bad && mkdir brown && mv brown_bad brown/ca01
 expect 1 "brown .*ca01 line 1: token \"sat\" is not word/tag" -- "$mnemo" train --model tagger --data brown --steps 1
 
+# graph: stats name the compiler's passes; DOT draws fused groups as clusters
+stats=$("$mnemo" graph --model lstm --batch 4 --format stats)
+checks=$((checks + 1)); grep -q '^fused [1-9][0-9]* groups' <<<"$stats" || fail "graph stats lack fused groups: $stats"
+checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | grep -q 'subgraph cluster_f' || fail "graph DOT has no fused cluster"
+if command -v dot >/dev/null; then
+  checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
+fi
+
 # checkpoint errors: nothing is overwritten
 head -c 100 /dev/urandom > corrupt.safetensors; cp corrupt.safetensors corrupt.orig
 expect 1 "corrupt.safetensors" -- "$mnemo" train --resume corrupt.safetensors --out corrupt.safetensors --steps 1
