@@ -96,6 +96,10 @@ mn_status mn__fuse(mn_exec *ex);
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout);
 void mn__set_defs(mn_exec *ex);
 void mn__fused_free(mn_fused *f);
+/* The planner places output `slot` (0 root, 1 + k extra k) of a fused step
+ * as a strided piece of a concat: the kernel scatters it with these
+ * element strides. slot -1: clear every placement. */
+void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides);
 /* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */

@@ -42,7 +42,40 @@ struct mn_fused {
     int64_t base[MN_FUSE_MAX_EXT];              /* element offset of a view */
     int64_t st[MN_FUSE_MAX_EXT][MN_MAX_DIMS];   /* element strides over the output's dims */
     mn_shape shape;
+    bool scat[MN_FUSE_MAX_MEMBERS + 1];         /* output slot (0 root, 1 + k extra k) scattered */
+    int64_t sst[MN_FUSE_MAX_MEMBERS + 1][MN_MAX_DIMS];
 };
+
+void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides)
+{
+    if (slot < 0) { memset(f->scat, 0, sizeof f->scat); return; }
+    f->scat[slot] = true;
+    memcpy(f->sst[slot], strides, sizeof f->sst[slot]);
+}
+
+/* Writes n tile elements to a strided destination from flat output index i0. */
+static void scatter(float *dst, const float *src, const int64_t *st, mn_shape s, int64_t i0, int64_t n)
+{
+    int64_t idx[MN_MAX_DIMS], rem = i0, off = 0;
+    int nd = s.ndim, last = nd - 1;
+    if (nd == 0) { dst[0] = src[0]; return; }
+    for (int d = last; d >= 0; d--) { idx[d] = rem % s.d[d]; rem /= s.d[d]; off += idx[d] * st[d]; }
+    while (n > 0) {
+        int64_t run = s.d[last] - idx[last];
+        if (run > n) run = n;
+        if (st[last] == 1) memcpy(dst + off, src, (size_t)run * sizeof *src);
+        else for (int64_t k = 0; k < run; k++) dst[off + k * st[last]] = src[k];
+        src += run; n -= run;
+        off += run * st[last];
+        idx[last] += run;
+        for (int d = last; d > 0 && idx[d] == s.d[d]; d--) {
+            off -= idx[d] * st[d];
+            idx[d] = 0;
+            idx[d - 1]++;
+            off += st[d - 1];
+        }
+    }
+}
 
 static bool fusible(const mn_exec *ex, const mn_step *st)
 {
@@ -97,8 +130,11 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
             const mn_fused_member *mb = &f->mem[j];
             const float *in[MN_FUSE_MAX_ARITY];
             for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
-            float *dst = mb->dst == -2 ? out + i0 : mb->dst >= 0 ? xout[mb->dst] + i0 : buf[j];
+            int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
+            bool scat = slot >= 0 && f->scat[slot];
+            float *dst = scat || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
             mb->op->pointwise(dst, in, m, mb->attrs);
+            if (scat) scatter(slot == 0 ? out : xout[mb->dst], dst, f->sst[slot], f->shape, i0, m);
             val[j] = dst;
         }
     }

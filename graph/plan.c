@@ -51,28 +51,54 @@ static int resolve(const mn_exec *ex, int v)
  * second concat of exactly the same placed pieces becomes a view of the
  * first (the gradient pieces of an unrolled RNN feed two concats: the
  * weight-gradient GEMM's and the input projection's). */
-static void place_pieces(mn_exec *ex, const bool *veto)
+/* Is the piece view contiguous (the piece's own row-major strides)? */
+static bool contiguous(mn_shape s, const int64_t *st)
+{
+    int64_t acc = 1;
+    for (int d = s.ndim - 1; d >= 0; d--) {
+        if (s.d[d] != 1 && st[d] != acc) return false;
+        acc *= s.d[d];
+    }
+    return true;
+}
+
+/* A strided piece must come from a fused step (whose kernel scatters it)
+ * and be read by nothing but the op placing it; returns its output slot in
+ * that step (0: the root, 1 + k: extra output k) or -1. */
+static int scatter_slot(const mn_exec *ex, int v, const int *nread)
+{
+    const mn_value *x = &ex->vals[v];
+    if (x->def < 0 || !ex->steps[x->def].fused || nread[v] != 1 || ex->keep[v]) return -1;
+    const mn_step *p = &ex->steps[x->def];
+    if (p->out == v) return 0;
+    for (int k = 0; k < p->nxout; k++) if (p->xout[k] == v) return 1 + k;
+    return -1;
+}
+
+static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
 {
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
         if (x->made_view) { x->kind = MN_VAL_ARENA; x->alias_of = -1; x->alias_off = 0; x->made_view = false; }
         x->into = -1; x->sub_off = 0; x->host = false;
     }
+    for (int s = 0; s < ex->nsteps; s++) if (ex->steps[s].fused) mn__fused_scatter(ex->steps[s].fused, -1, NULL);
     ex->placed_count = 0;
+    int64_t off, st[MN_MAX_DIMS];
     for (int s = 0; s < ex->nsteps; s++) {
-        const mn_step *st = &ex->steps[s];
-        const mn_node *n = st->node;
-        mn_value *o = &ex->vals[st->out];
-        if (!n->op->input_offset || st->fused || o->kind != MN_VAL_ARENA || o->into >= 0 || st->nin < 1 || veto[st->out]) continue;
+        const mn_step *stp = &ex->steps[s];
+        const mn_node *n = stp->node;
+        mn_value *o = &ex->vals[stp->out];
+        if (!n->op->input_view || stp->fused || o->kind != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
         /* all pieces already placed, in this order and back to back, in one host: a view of those bytes */
         int h = -1;
         int64_t base = 0;
         bool same = true;
-        for (int k = 0; k < st->nin && same; k++) {
-            const mn_value *r = &ex->vals[resolve(ex, st->in[k])];
-            int64_t off = n->op->input_offset(n->in_desc, n->nin, &n->desc, n->attrs, k);
+        for (int k = 0; k < stp->nin && same; k++) {
+            const mn_value *r = &ex->vals[resolve(ex, stp->in[k])];
+            same = n->op->input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st) && contiguous(n->in_desc[k].shape, st);
             if (k == 0) { h = r->into; base = r->sub_off; }
-            same = off >= 0 && h >= 0 && r->into == h && r->sub_off == base + off;
+            same = same && h >= 0 && r->into == h && r->sub_off == base + off * 4;
         }
         if (same && h >= 0 && base + (int64_t)o->bytes <= (int64_t)ex->vals[h].bytes) {
             o->kind = MN_VAL_ALIAS; o->alias_of = h; o->alias_off = base; o->made_view = true;
@@ -80,16 +106,29 @@ static void place_pieces(mn_exec *ex, const bool *veto)
             continue;
         }
         int placed = 0;
-        for (int k = 0; k < st->nin; k++) {
-            int r = resolve(ex, st->in[k]);
+        for (int k = 0; k < stp->nin; k++) {
+            int r = resolve(ex, stp->in[k]), slot = -1;
             mn_value *x = &ex->vals[r];
-            int64_t off = n->op->input_offset(n->in_desc, n->nin, &n->desc, n->attrs, k);
-            if (off < 0 || x->kind != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || x->host || r == st->out) continue;
-            x->into = st->out; x->sub_off = off;
+            if (!n->op->input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st)) continue;
+            if (x->kind != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out) continue;
+            if (!contiguous(n->in_desc[k].shape, st)) {
+                if (x->host || r != stp->in[k] || (slot = scatter_slot(ex, r, nread)) < 0) continue;
+                mn__fused_scatter(ex->steps[x->def].fused, slot, st);
+            }
+            x->into = stp->out; x->sub_off = off * 4;
             placed++;
         }
         if (placed) { o->host = true; ex->placed_count += placed; }
     }
+}
+
+/* The outermost host holding v (v itself if it is not placed), and v's byte offset in it. */
+static int top_host(const mn_exec *ex, int v, int64_t *off)
+{
+    int64_t o = 0;
+    while (ex->vals[v].into >= 0) { o += ex->vals[v].sub_off; v = ex->vals[v].into; }
+    if (off) *off = o;
+    return v;
 }
 
 static int new_storage(mn_exec *ex, int64_t bytes, int start)
@@ -118,10 +157,10 @@ static void assign_storages(mn_exec *ex, const int *glast, const int *gcount)
     for (int v = 0; v < ex->nvals; v++) ex->vals[v].storage = -1;
     /* concat hosts first: live from their first piece's level */
     for (int v = 0; v < ex->nvals; v++)
-        if (ex->vals[v].host) ex->vals[v].storage = new_storage(ex, (int64_t)ex->vals[v].bytes, level_of(ex, v));
+        if (ex->vals[v].host && ex->vals[v].into < 0) ex->vals[v].storage = new_storage(ex, (int64_t)ex->vals[v].bytes, level_of(ex, v));
     for (int v = 0; v < ex->nvals; v++) {
-        int h = ex->vals[v].into;
-        if (h < 0) continue;
+        if (ex->vals[v].into < 0) continue;
+        int h = top_host(ex, v, NULL);
         ex->vals[v].storage = ex->vals[h].storage;
         if (level_of(ex, v) < ex->stores[ex->vals[h].storage].start) ex->stores[ex->vals[h].storage].start = level_of(ex, v);
     }
@@ -260,7 +299,12 @@ static mn_status bind(mn_exec *ex)
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
         switch (x->kind) {
-        case MN_VAL_ARENA: x->t.data = ex->arena + ex->stores[x->storage].offset + x->sub_off; break;
+        case MN_VAL_ARENA: {
+            int64_t off;
+            top_host(ex, v, &off);
+            x->t.data = ex->arena + ex->stores[x->storage].offset + off;
+            break;
+        }
         case MN_VAL_PARAM: x->t.data = mn_params_value(g->P, x->node->param)->data; break;
         case MN_VAL_CONST: x->t.data = x->node->cdata; break;
         case MN_VAL_INPUT:
@@ -294,11 +338,11 @@ static int group_of(const mn_exec *ex, int v)
 }
 
 /* One complete plan with the given hosts vetoed; the arena size or -1. */
-static int64_t plan_once(mn_exec *ex, const bool *veto, int *glast, int *gcount)
+static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount)
 {
     ex->nstores = 0;
     ex->inplace_count = 0;
-    place_pieces(ex, veto);
+    place_pieces(ex, veto, nread);
     for (int v = 0; v < ex->nvals; v++) ex->vals[v].group = group_of(ex, v);
     group_lifetimes(ex, glast, gcount);
     assign_storages(ex, glast, gcount);
@@ -317,11 +361,15 @@ mn_status mn__plan(mn_exec *ex)
     int *glast = malloc((size_t)n * sizeof *glast), *gcount = malloc((size_t)n * sizeof *gcount), *hosts = malloc((size_t)n * sizeof *hosts);
     bool *veto = calloc((size_t)n, sizeof *veto);
     double *span = calloc((size_t)n, sizeof *span);
+    int *nread = calloc((size_t)n, sizeof *nread);           /* reads of each value by steps and sinks */
+    for (int s = 0; nread && s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) nread[ex->steps[s].in[k]]++;
+    for (int i = 0; nread && i < ex->nsinks; i++) nread[ex->sinks[i].value]++;
     ex->stores = calloc((size_t)(ex->nvals + ex->nsteps + 1), sizeof *ex->stores);
-    mn_status s = glast && gcount && hosts && veto && span && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+    mn_status s = glast && gcount && hosts && veto && span && nread && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
     int64_t best = -1;
     if (!s) {
-        best = plan_once(ex, veto, glast, gcount);
+        best = plan_once(ex, veto, nread, glast, gcount);
         int nh = 0;
         for (int v = 0; v < ex->nvals; v++)
             if (ex->vals[v].host) {
@@ -332,23 +380,23 @@ mn_status mn__plan(mn_exec *ex)
             }
         if (nh) {
             for (int i = 0; i < nh; i++) veto[hosts[i]] = true;
-            int64_t none = plan_once(ex, veto, glast, gcount);
+            int64_t none = plan_once(ex, veto, nread, glast, gcount);
             for (int i = 0; i < nh; i++) veto[hosts[i]] = false;
             if (best >= 0 && none >= 0 && best > none) {
                 for (int i = 1; i < nh; i++)                     /* widest first */
                     for (int j = i; j > 0 && span[hosts[j - 1]] < span[hosts[j]]; j--) { int t = hosts[j]; hosts[j] = hosts[j - 1]; hosts[j - 1] = t; }
                 for (int i = 0; i < nh && best > none; i++) {
                     veto[hosts[i]] = true;
-                    int64_t a = plan_once(ex, veto, glast, gcount);
+                    int64_t a = plan_once(ex, veto, nread, glast, gcount);
                     if (a >= 0 && a < best) best = a; else veto[hosts[i]] = false;
                 }
             }
-            best = plan_once(ex, veto, glast, gcount);              /* the plan to bind */
+            best = plan_once(ex, veto, nread, glast, gcount);              /* the plan to bind */
         }
         if (best < 0) s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
         ex->arena_bytes = best;
     }
-    free(glast); free(gcount); free(hosts); free(veto); free(span);
+    free(glast); free(gcount); free(hosts); free(veto); free(span); free(nread);
     return s ? s : bind(ex);
 }
 
@@ -401,7 +449,9 @@ mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t mlen)
         const mn_value *x = &ex->vals[v];
         if (x->kind != MN_VAL_ARENA || !x->bytes) continue;
         uintptr_t lo = (uintptr_t)x->t.data;
-        if (lo < base || lo + x->bytes > end || (lo - (uintptr_t)x->sub_off) % MN_ALIGN) {   /* a storage starts aligned */
+        int64_t in_host;
+        top_host(ex, v, &in_host);
+        if (lo < base || lo + x->bytes > end || (lo - (uintptr_t)in_host) % MN_ALIGN) {   /* a storage starts aligned */
             snprintf(msg, mlen, "value \"%s\" lies outside the arena or is misaligned", x->node->name);
             st = MN_ERR_INVALID;
         }

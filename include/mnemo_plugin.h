@@ -107,11 +107,15 @@ struct mn_op_def {
      * compiler's fusion pass runs chains of such ops as one kernel over
      * cache-sized tiles, without intermediate buffers. NULL: never fused. */
     void (*pointwise)(float *out, const float *const *in, int64_t n, const void *attrs);
-    /* Input k's bytes appear unchanged, in one block, at this byte offset of
-     * the output (concat along a leading axis), or -1. The memory planner may
-     * then let input k's producer write there directly, and the kernel must
-     * skip that copy (its source already is its destination). NULL: never. */
-    int64_t (*input_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k);
+    /* Input k appears unchanged in the output as a strided view: the element
+     * offset of its first element and, for each of input k's dims, the
+     * element stride in the output (concat: the output's own strides); false
+     * when it does not. The memory planner may then let input k's producer
+     * write there directly (a contiguous piece: any producer; a strided one:
+     * a fused elementwise step, when the op is its only reader), and the
+     * kernel must skip that copy: its source already is its destination. */
+    bool (*input_view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k, int64_t *offset,
+                       int64_t *strides);
     /* The output is a strided view of input 0: fills the element offset and,
      * for each output dim, the element stride into input 0 (a slice with any
      * step, expand); false when it is not. Lets the fusion pass read input 0

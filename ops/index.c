@@ -225,22 +225,25 @@ static mn_status concat_fwd(const mn_kernel_ctx *c)
     int64_t at = 0;
     for (int k = 0; k < c->nin; k++) {
         int64_t d = c->in[k].shape.d[ax];
-        bool placed = o.outer == 1 && (const char *)c->in[k].data == (const char *)c->out->data + at * o.inner * 4;
+        bool placed = (const char *)c->in[k].data == (const char *)c->out->data + at * o.inner * 4;
         if (!placed) strided_rows(c, c->in[k].data, c->out->data, o, at, 1, d, false);   /* else written there already */
         at += d;
     }
     return MN_OK;
 }
 
-/* With only 1s before the axis, the pieces follow each other in the output. */
-static int64_t concat_input_offset(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k)
+/* Piece k sits at offset (pieces before it along the axis) x inner, with
+ * the output's strides. */
+static bool concat_input_view(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k, int64_t *offset,
+                              int64_t *strides)
 {
-    int ax = mn__axis(((const mn_cat_attrs *)attrs)->axis, out->shape.ndim);
-    for (int d = 0; d < ax; d++)
-        if (out->shape.d[d] != 1) return -1;
-    int64_t off = 0;
-    for (int i = 0; i < k && i < nin; i++) off += mn_shape_numel(in[i].shape) * 4;
-    return off;
+    mn_shape os = out->shape;
+    int ax = mn__axis(((const mn_cat_attrs *)attrs)->axis, os.ndim);
+    int64_t at = 0, acc = 1;
+    for (int i = 0; i < k && i < nin; i++) at += in[i].shape.d[ax];
+    for (int d = os.ndim - 1; d >= 0; d--) { strides[d] = acc; acc *= os.d[d]; }
+    *offset = at * mn__split_at(os, ax).inner;
+    return true;
 }
 
 mn_node *mn_concat(mn_graph *g, mn_node *const *xs, int n, int axis)
@@ -678,7 +681,7 @@ const mn_op_def mn__op_concat = {
     .name = "concat", .doc = "y = [x0, x1, ...] joined along axis; dxk = slice of dy",
     .arity = -1, .attr_size = sizeof(mn_cat_attrs), .inplace = -1,
     .infer = infer_concat, .forward = concat_fwd, .vjp = vjp_concat, .attr_str = axis_str,
-    .input_offset = concat_input_offset,
+    .input_view = concat_input_view,
 };
 const mn_op_def mn__op_index_select = {
     .name = "index_select", .doc = "y = x[..., idx[j], ...] along axis (i32 idx); dx = index_select_backward (scatter-add)",

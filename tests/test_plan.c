@@ -244,6 +244,49 @@ START_TEST(concat_pieces_written_in_place)
 }
 END_TEST
 
+/* Pieces joined along the last axis are scattered by the fused kernels that
+ * make them, and those joins are themselves pieces of a concat along axis
+ * 0 (nested hosts): same values as computed unplaced and unfused. */
+START_TEST(strided_and_nested_concat_pieces)
+{
+    float ref[2][8 * 3 * 12];
+    int placed[2];
+    for (int fuse = 0; fuse < 2; fuse++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *x = mn_param(g, "x", MN_SHAPE(3, 4), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+        mn_node *rows[8];
+        for (int t = 0; t < 8; t++) {
+            mn_node *a = mn_scale(g, x, 0.5f + (float)t);
+            mn_node *q[3] = { mn_sigmoid(g, mn_scale(g, a, 2.0f)), mn_tanh(g, mn_neg(g, a)), mn_mul(g, a, a) };
+            rows[t] = mn_reshape(g, mn_concat(g, q, 3, 1), MN_SHAPE(1, 3, 12));   /* [3, 12]: strided pieces */
+        }
+        mn_node *all = mn_concat(g, rows, 8, 0);                                  /* [8, 3, 12] */
+        const mn_node *outs[1] = { all };
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .verify = true, .no_fuse = !fuse });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_run(ex));
+        memcpy(ref[fuse], mn_f32(mn_exec_value(ex, all)), sizeof ref[fuse]);
+        placed[fuse] = mn_exec_get_stats(ex).placed;
+        const float *xv = mn_f32(mn_params_get(P, "x"));
+        for (int t = 0; t < 8; t++)                                               /* against the formulas */
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 4; j++) {
+                    double a = (0.5 + t) * xv[i * 4 + j];
+                    const float *row = ref[fuse] + (t * 3 + i) * 12;
+                    ck_assert_close(row[j], 1 / (1 + exp(-2 * a)), 1e-6);
+                    ck_assert_close(row[4 + j], tanh(-a), 1e-6);
+                    ck_assert_close(row[8 + j], a * a, 1e-5 * (1 + a * a));
+                }
+        mn_exec_free(ex);
+        mn_graph_free(g); mn_params_free(P);
+    }
+    ck_assert_int_eq(placed[0], 8);              /* unfused: the rows only */
+    ck_assert_int_eq(placed[1], 8 * 3 + 8);      /* fused: 24 scattered pieces, 8 nested rows */
+    ck_assert(memcmp(ref[0], ref[1], sizeof ref[0]) == 0);
+}
+END_TEST
+
 START_TEST(verifier_catches_a_corrupted_plan)
 {
     model m = mlp(16);
@@ -289,6 +332,7 @@ int main(void)
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
     tcase_add_test(tc, verifier_catches_a_corrupted_plan);
     tcase_add_test(tc, concat_pieces_written_in_place);
+    tcase_add_test(tc, strided_and_nested_concat_pieces);
     int nw = 0;
     while (mn_workload_names[nw]) nw++;
     tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);
