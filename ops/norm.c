@@ -5,6 +5,7 @@
  * two-pass in double, so rows with a large mean stay accurate. */
 #include "attrs.h"
 #include "op.h"
+#include "fastmath.h"
 #include <math.h>
 
 extern const mn_op_def mn__op_layer_norm_stats, mn__op_layer_norm, mn__op_layer_norm_backward;
@@ -39,10 +40,12 @@ static mn_status stats_fwd(const mn_kernel_ctx *c)
     #pragma omp parallel for if (R * D > MN_GRAIN) num_threads(c->nthreads) schedule(static)
     for (int64_t r = 0; r < R; r++) {
         const float *row = x + r * D;
-        double m = 0, v = 0;
-        for (int64_t i = 0; i < D; i++) m += row[i];
-        m /= (double)D;
-        for (int64_t i = 0; i < D; i++) v += (row[i] - m) * (row[i] - m);
+        double m = mn__row_sum(row, D) / (double)D, acc[8] = { 0 }, v = 0;   /* lane sums: they vectorise */
+        int64_t i = 0;
+        for (; i + 8 <= D; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += (row[i + j] - m) * (row[i + j] - m);
+        for (; i < D; i++) v += (row[i] - m) * (row[i] - m);
+        for (int j = 0; j < 8; j++) v += acc[j];
         st[2 * r] = (float)m;
         st[2 * r + 1] = (float)(1.0 / sqrt(v / (double)D + a->eps));
     }
@@ -120,12 +123,20 @@ static mn_status ln_back_fwd(const mn_kernel_ctx *c)
     for (int64_t r = 0; r < R; r++) {
         float m = st[2 * r], rs = st[2 * r + 1];
         const float *xr = x + r * D, *gr = dy + r * D;
-        double sg = 0, sgx = 0;
-        for (int64_t i = 0; i < D; i++) {
+        double sg = 0, sgx = 0, ag[8] = { 0 }, agx[8] = { 0 };
+        int64_t i0 = 0;
+        for (; i0 + 8 <= D; i0 += 8)                 /* lane sums: they vectorise */
+            for (int j = 0; j < 8; j++) {
+                double g = w ? gr[i0 + j] * w[i0 + j] : gr[i0 + j];
+                ag[j] += g;
+                agx[j] += g * (xr[i0 + j] - m) * rs;
+            }
+        for (int64_t i = i0; i < D; i++) {
             double g = w ? gr[i] * w[i] : gr[i];
             sg += g;
             sgx += g * (xr[i] - m) * rs;
         }
+        for (int j = 0; j < 8; j++) { sg += ag[j]; sgx += agx[j]; }
         float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
         for (int64_t i = 0; i < D; i++) {
             float g = w ? gr[i] * w[i] : gr[i];
