@@ -135,10 +135,40 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
     }
     *nkeep = n;
     for (int i = 0; !s && i < nf; i++)
-        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ grads[i]->id, g->nodes[i]->param, 0 }; }
+        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ grads[i]->id, g->nodes[i]->param, 0, false }; }
     free(grads);
     *roots = r; *nroots = n;
     return s;
+}
+
+/* A parameter gradient computed by an op that can add into its output
+ * (MN_OPF_ACCUMULATE: matmul, e.g. a weight gradient), read by nothing
+ * else and the only gradient in its value, is added by that step straight
+ * into the store's gradient (GEMM with beta = 1): no arena bytes, no
+ * separate pass adding it. */
+static void direct_sinks(mn_exec *ex)
+{
+    int *nread = calloc((size_t)ex->nvals + 1, sizeof *nread);
+    if (!nread) return;                     /* an optimisation only */
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) nread[ex->steps[s].in[k]]++;
+    for (int i = 0; i < ex->nsinks; i++) nread[ex->sinks[i].value] += 1000;   /* two sinks on one value: not direct */
+    for (int i = 0; i < ex->nsinks; i++) {
+        mn_sink *k = &ex->sinks[i];
+        mn_value *v = &ex->vals[k->value];
+        const mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
+        if (v->kind != MN_VAL_ARENA || v->def < 0 || nread[k->value] != 1000 || ex->keep[k->value] || !gt) continue;
+        mn_step *st = &ex->steps[v->def];
+        if (st->fused || st->out != k->value || !(st->node->op->flags & MN_OPF_ACCUMULATE)) continue;
+        if (gt->dtype != v->t.dtype || !mn_shape_eq(gt->shape, v->t.shape)) continue;
+        v->kind = MN_VAL_GRAD;
+        v->grad_param = k->param;
+        st->accumulate = true;
+        st->inplace = -1;
+        k->direct = true;
+        ex->direct_grads++;
+    }
+    free(nread);
 }
 
 mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
@@ -166,6 +196,7 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     for (int i = 0; !s && i < ex->nsinks; i++) ex->sinks[i].value = ex->val_of[ex->sinks[i].value];
     ex->fuse = !(opts && opts->no_fuse) && !getenv("MNEMO_NO_FUSE");
     if (!s && ex->fuse) s = mn__fuse(ex);
+    if (!s) direct_sinks(ex);
     if (!s) s = mn__schedule(ex);
     if (!s) s = mn__plan(ex);
     if (!s && (getenv("MNEMO_VERIFY_PLAN") || (opts && opts->verify))) {
@@ -241,7 +272,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     mn_tensor *out = &ex->vals[st->out].t;
     if (ex->vals[st->out].kind == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
     char detail[512] = "";
-    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs,
+    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs, .accumulate = st->accumulate,
                         .nthreads = threads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
                         .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
                         .msg = detail, .msglen = sizeof detail };
@@ -294,6 +325,7 @@ static mn_status run_level(mn_exec *ex, int l)
 
 static void accumulate(mn_exec *ex, const mn_sink *k)
 {
+    if (k->direct) return;                          /* its step added it already */
     const float *src = mn_f32(&ex->vals[k->value].t);
     mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
     float *dst = mn_f32(gt);
@@ -413,6 +445,7 @@ const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
 {
     if (!ex || !n || n->g != ex->g || n->id >= ex->nnodes || ex->val_of[n->id] < 0) return NULL;
     if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_FUSED) return NULL;      /* never stored */
+    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_GRAD) return NULL;       /* added into the store's gradient */
     return &ex->vals[ex->val_of[n->id]].t;
 }
 
@@ -435,6 +468,7 @@ mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
     st.fused_nodes = ex->fused_nodes;
     st.cse = ex->cse_count;
     st.placed = ex->placed_count;
+    st.direct_grads = ex->direct_grads;
     return st;
 }
 

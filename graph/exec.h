@@ -13,6 +13,7 @@ typedef enum {
     MN_VAL_PARAM,     /* the store's tensor */
     MN_VAL_CONST,     /* the graph's constant data */
     MN_VAL_FUSED,     /* computed inside a fused step's tiles: no storage, no data */
+    MN_VAL_GRAD,      /* a parameter gradient its step adds straight into the store's gradient */
 } mn_val_kind;
 
 typedef struct mn_fused mn_fused;   /* fuse.c: a fused step's program */
@@ -31,6 +32,7 @@ typedef struct {
     bool host;            /* concat pieces are written into it */
     bool made_view;       /* a concat the planner turned into a view of a host */
     int fused_root;       /* member of a fused group: the value of its root (DOT clusters), else -1 */
+    int grad_param;       /* MN_VAL_GRAD: the parameter whose gradient it is */
     mn_tensor t;          /* view bound to storage */
 } mn_value;
 
@@ -49,6 +51,7 @@ typedef struct {
     mn_fused *fused;      /* non-NULL: runs a fused elementwise group (in = the group's inputs) */
     int nxout, *xout;     /* a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* during fusion: the root step absorbing this one, or -1 */
+    bool accumulate;      /* adds into its output (an MN_VAL_GRAD value) */
 } mn_step;
 
 /* A block of the arena: one value, or several that share bytes in place
@@ -59,8 +62,9 @@ typedef struct {
 } mn_storage;
 
 /* A parameter gradient: added into the store's gradient at the end of the
- * level that computes it, so its arena bytes free up right away. */
-typedef struct { int value; int param; int level; } mn_sink;
+ * level that computes it, so its arena bytes free up right away; or, when
+ * direct, added by its own step (MN_VAL_GRAD). */
+typedef struct { int value; int param; int level; bool direct; } mn_sink;
 
 struct mn_exec {
     mn_graph *g;
@@ -85,6 +89,7 @@ struct mn_exec {
     bool fuse;            /* run the fusion pass (default; mn_compile_opts.no_fuse, MNEMO_NO_FUSE) */
     int fused_groups, fused_nodes;
     int cse_count;        /* op nodes that reuse an identical node's value */
+    int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;

@@ -313,6 +313,7 @@ static mn_status bind(mn_exec *ex)
             break;
         case MN_VAL_ALIAS: break;                         /* below: its source may come later */
         case MN_VAL_FUSED: x->t.data = NULL; break;
+        case MN_VAL_GRAD: x->t.data = mn_params_grad(g->P, x->grad_param)->data; break;
         }
     }
     for (int v = 0; v < ex->nvals; v++) {               /* views: through their chain of sources */

@@ -473,6 +473,7 @@ typedef struct {
     int     fused_nodes;     /* ... and the op nodes they run */
     int     cse;             /* op nodes dropped as duplicates of an identical node */
     int     placed;          /* values written straight into a concat's bytes (or concats made views) */
+    int     direct_grads;    /* parameter gradients their step adds straight into the store (GEMM beta = 1) */
 } mn_exec_stats;
 /* Re-checks that no two values sharing arena bytes can be live at once
  * under the parallel schedule; MN_ERR_INVALID with the two names if not. */

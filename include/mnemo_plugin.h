@@ -34,6 +34,7 @@ enum {
     MN_OPF_ALIAS       = 1u << 5,  /* always a view of input 0 (reshape); see also alias_offset */
     MN_OPF_BACKWARD    = 1u << 6,  /* helper emitted by VJPs (e.g. relu_grad) */
     MN_OPF_COMPOSITE   = 1u << 7,  /* built from other ops by `compose`; no kernel */
+    MN_OPF_ACCUMULATE  = 1u << 8,  /* forward can add into its output instead of overwriting it (ctx->accumulate) */
 };
 
 typedef struct { mn_dtype dtype; mn_shape shape; } mn_tdesc;
@@ -59,6 +60,7 @@ typedef struct {
     void *work;             /* workspace planned in the arena (op->workspace bytes) */
     size_t work_bytes;
     char *msg; size_t msglen; /* runtime error detail */
+    bool accumulate;        /* MN_OPF_ACCUMULATE ops: add the result into *out (a parameter gradient) */
 } mn_kernel_ctx;
 
 /* A VJP appends graph nodes computing dx[i] = dy * d out / d in[i] for

@@ -63,11 +63,11 @@ static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
  * 2.0-2.15 ms against 2.47 ms; no shape measured got slower beyond noise.
  * Every output element comes from the same single-threaded kernel. */
 static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
-                 const float *B, int ldb, float *C, int ldc, int threads)
+                 const float *B, int ldb, float beta, float *C, int ldc, int threads)
 {
     bool byn = N >= 32 * threads && N >= M, bym = !byn && M >= 8 * threads;
     if (threads <= 1 || omp_in_parallel() || (!byn && !bym)) {
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int64_t D = byn ? N : M, align = byn ? 16 : 4;
@@ -77,10 +77,10 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, i
         if (d1 <= d0) continue;
         if (byn)
             cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)(d1 - d0), (int)K, 1.0f, A, lda,
-                        tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, 0.0f, C + d0, ldc);
+                        tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, beta, C + d0, ldc);
         else
             cblas_sgemm(CblasRowMajor, ta, tb, (int)(d1 - d0), (int)N, (int)K, 1.0f,
-                        ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, 0.0f, C + d0 * ldc, ldc);
+                        ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, beta, C + d0 * ldc, ldc);
     }
 }
 
@@ -95,15 +95,15 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     batch_shape(A->shape, &ba); batch_shape(B->shape, &bb); batch_shape(os, &bo);
     int64_t nb = mn_shape_numel(bo);
     CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
-    float *C = mn_f32(c->out);
+    float *C = mn_f32(c->out), beta = c->accumulate ? 1.0f : 0.0f;   /* accumulate: C += op(A) op(B) */
     mn__blas_threads(c->nthreads);
     if (K == 0) {
-        for (int64_t i = 0; i < nb * M * N; i++) C[i] = 0.0f;
+        for (int64_t i = 0; i < nb * M * N && !c->accumulate; i++) C[i] = 0.0f;
         return MN_OK;
     }
     if (bb.ndim == 0 || mn_shape_numel(bb) == 1) {
         if (!at->trans_a && mn_shape_numel(ba) == nb) {    /* fold the batch into M */
-            gemm(ta, tb, nb * M, N, K, mn_f32(A), lda, mn_f32(B), ldb, C, (int)N, c->nthreads);
+            gemm(ta, tb, nb * M, N, K, mn_f32(A), lda, mn_f32(B), ldb, beta, C, (int)N, c->nthreads);
             return MN_OK;
         }
     }
@@ -112,7 +112,7 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     #pragma omp parallel for if (par) num_threads(c->nthreads) schedule(static)
     for (int64_t r = 0; r < nb; r++)
         gemm(ta, tb, M, N, K, mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
-             mn_f32(B) + batch_offset(r, bb, bo) * sb, ldb, C + r * M * N, (int)N, par ? 1 : c->nthreads);
+             mn_f32(B) + batch_offset(r, bb, bo) * sb, ldb, beta, C + r * M * N, (int)N, par ? 1 : c->nthreads);
     return MN_OK;
 }
 
@@ -203,7 +203,7 @@ static void matmul_str(const void *a, char *buf, size_t n)
 const mn_op_def mn__op_matmul = {
     .name = "matmul",
     .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
-    .arity = 2, .attr_size = sizeof(mn_matmul_attrs), .inplace = -1,
+    .arity = 2, .attr_size = sizeof(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
     .cost = cost_matmul, .attr_str = matmul_str, .merge_grads = merge_matmuls,
 };

@@ -459,6 +459,44 @@ START_TEST(fusion_rnn_cells_bit_identical)
 }
 END_TEST
 
+/* A weight gradient's GEMM adds straight into the store's gradient: the
+ * gradient is right and accumulates over runs until zeroed. */
+START_TEST(weight_gradients_added_by_their_gemm)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(5, 4));
+    mn_node *w = mn_param(g, "w", MN_SHAPE(4, 3), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *y = mn_matmul(g, x, w, false, false);
+    mn_node *loss = mn_sum_all(g, mn_mul(g, y, y));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .verify = true });
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_int_eq(mn_exec_get_stats(ex).direct_grads, 1);
+    float xv[20];
+    for (int i = 0; i < 20; i++) xv[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    mn_exec_feed_data(ex, "x", xv, sizeof xv);
+    mn_params_zero_grad(P);
+    ck_assert_ok(mn_exec_run(ex));
+    const float *wv = mn_f32(mn_params_get(P, "w")), *d = mn_f32(mn_params_get_grad(P, "w"));
+    float first[12];
+    for (int k = 0; k < 4; k++)                      /* dW = 2 x^T (x W) */
+        for (int j = 0; j < 3; j++) {
+            double want = 0;
+            for (int i = 0; i < 5; i++) {
+                double yij = 0;
+                for (int q = 0; q < 4; q++) yij += xv[i * 4 + q] * wv[q * 3 + j];
+                want += 2 * xv[i * 4 + k] * yij;
+            }
+            ck_assert_close(d[k * 3 + j], want, 1e-5 * (1 + fabs(want)));
+            first[k * 3 + j] = d[k * 3 + j];
+        }
+    ck_assert_ok(mn_exec_run(ex));                    /* accumulates */
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(d[i], 2 * first[i]);
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Two identical nodes compute once: the gradients of two biases added to
  * the same tensor are one reduction. */
 START_TEST(common_subexpressions_computed_once)
@@ -501,6 +539,7 @@ int main(void)
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
     tcase_add_test(tc, common_subexpressions_computed_once);
+    tcase_add_test(tc, weight_gradients_added_by_their_gemm);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }
