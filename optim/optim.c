@@ -24,6 +24,8 @@ typedef struct {
     float *p, *g, *step;
     float *state[4];
     int64_t n;
+    int64_t first_chunk;                  /* chunks of all bound params before this one */
+    int64_t t;                            /* this update's step count */
 } bound;
 
 struct mn_optim {
@@ -191,19 +193,38 @@ static mn_status bind(mn_optim *o)
     return MN_OK;
 }
 
-static void update_param(mn_optim *o, bound *x, int threads, float gscale)
+/* One chunk of one parameter: scale an accumulated gradient, then the rule. */
+static void update_chunk(mn_optim *o, const bound *x, int64_t c, float gscale)
 {
-    const void *hyper = o->groups[x->group].hyper;
-    int64_t t = (int64_t)x->step[0] + 1, nchunks = (x->n + CHUNK - 1) / CHUNK;
-    x->step[0] = (float)t;
+    int64_t off = c * CHUNK, len = x->n - off < CHUNK ? x->n - off : CHUNK;
+    float *st[4] = { 0 };
     if (gscale != 1.0f)
-        for (int64_t i = 0; i < x->n; i++) x->g[i] *= gscale;
-    #pragma omp parallel for if (nchunks > 1) num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < nchunks; c++) {
-        int64_t off = c * CHUNK, len = x->n - off < CHUNK ? x->n - off : CHUNK;
-        float *st[4] = { 0 };
-        for (int k = 0; k < o->kind->nstate; k++) st[k] = x->state[k] ? x->state[k] + off : NULL;
-        o->kind->step(hyper, t, x->p + off, x->g + off, st, len);
+        for (int64_t i = off; i < off + len; i++) x->g[i] *= gscale;
+    for (int k = 0; k < o->kind->nstate; k++) st[k] = x->state[k] ? x->state[k] + off : NULL;
+    o->kind->step(o->groups[x->group].hyper, x->t, x->p + off, x->g + off, st, len);
+}
+
+/* Every parameter's chunks in one parallel loop (one region per step, and
+ * small tensors share threads with large ones); element results do not
+ * depend on the split. */
+static void update_all(mn_optim *o, int threads, float gscale)
+{
+    int64_t total = 0;
+    for (int i = 0; i < o->nb; i++) {
+        bound *x = &o->b[i];
+        x->t = (int64_t)x->step[0] + 1;
+        x->step[0] = (float)x->t;
+        x->first_chunk = total;
+        total += (x->n + CHUNK - 1) / CHUNK;
+    }
+    #pragma omp parallel for if (total > 1) num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < total; c++) {
+        int lo = 0, hi = o->nb - 1;                   /* the parameter holding chunk c */
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (o->b[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
+        }
+        update_chunk(o, &o->b[lo], c - o->b[lo].first_chunk, gscale);
     }
 }
 
@@ -218,7 +239,7 @@ mn_status mn_optim_step(mn_optim *o)
         if (s) return s;
     }
     int threads = mn__threads(o->nthreads);
-    for (int i = 0; i < o->nb; i++) update_param(o, &o->b[i], threads, 1.0f / (float)o->accum);
+    update_all(o, threads, 1.0f / (float)o->accum);
     o->updated = true;
     o->updates++;
     return MN_OK;
@@ -227,7 +248,9 @@ mn_status mn_optim_step(mn_optim *o)
 void mn_optim_zero_grad(mn_optim *o)
 {
     if (!o || (o->accum > 1 && !o->updated)) return;
-    for (int i = 0; i < mn_params_count(o->P); i++) {
+    int n = mn_params_count(o->P);
+    #pragma omp parallel for if (n > 1) num_threads(mn__threads(o->nthreads)) schedule(static)
+    for (int i = 0; i < n; i++) {
         mn_tensor *g = mn_params_grad(o->P, i);
         if (g) memset(g->data, 0, mn_tensor_bytes(g));
     }
