@@ -1,9 +1,9 @@
-/* graph/exec.c: compile (autodiff, dead-code elimination, schedule, storage
- * binding) and run. The schedule is the live nodes in id order, which is
- * topological. Storage: every op output owns a 64-byte aligned slot of one
- * arena, except aliases (reshape), which share their source's bytes.
- * Invariant: after compile every step's tensors point at bound storage;
- * run never allocates. */
+/* graph/exec.c: compile (autodiff, dead-code elimination with common
+ * subexpressions, fusion, direct gradients, schedule, memory plan) and run.
+ * Steps start as the live op nodes in id order, which is topological.
+ * Storage: op outputs get 64-byte aligned slots of one arena (plan.c),
+ * except views, fused values and direct gradients. Invariant: after compile
+ * every step's tensors point at bound storage; run never allocates. */
 #include "exec.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +114,6 @@ static mn_status check_loss(mn_graph *g, mn_node *loss)
     return MN_OK;
 }
 
-/* Roots: loss, parameter gradients (becoming sinks), requested outputs. */
 /* Roots: the loss and outputs first (*nkeep of them: read after the run),
  * then the parameter gradients (sinks, accumulated as soon as computed). */
 static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots, int *nkeep)
@@ -146,18 +145,25 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
  * else and the only gradient in its value, is added by that step straight
  * into the store's gradient (GEMM with beta = 1): no arena bytes, no
  * separate pass adding it. */
+void mn__count_reads(const mn_exec *ex, int *n)
+{
+    for (int v = 0; v < ex->nvals; v++) n[v] = ex->keep[v] ? 1 : 0;
+    for (int i = 0; i < ex->nsinks; i++) n[ex->sinks[i].value]++;
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) n[ex->steps[s].in[k]]++;
+}
+
 static void direct_sinks(mn_exec *ex)
 {
-    int *nread = calloc((size_t)ex->nvals + 1, sizeof *nread);
+    int *nread = malloc(((size_t)ex->nvals + 1) * sizeof *nread);
     if (!nread) return;                     /* an optimisation only */
-    for (int s = 0; s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) nread[ex->steps[s].in[k]]++;
-    for (int i = 0; i < ex->nsinks; i++) nread[ex->sinks[i].value] += 1000;   /* two sinks on one value: not direct */
+    mn__count_reads(ex, nread);
     for (int i = 0; i < ex->nsinks; i++) {
         mn_sink *k = &ex->sinks[i];
         mn_value *v = &ex->vals[k->value];
         const mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
-        if (v->kind != MN_VAL_ARENA || v->def < 0 || nread[k->value] != 1000 || ex->keep[k->value] || !gt) continue;
+        /* one read in all: this sink (no step, no second parameter, not kept) */
+        if (v->kind != MN_VAL_ARENA || v->def < 0 || nread[k->value] != 1 || !gt) continue;
         mn_step *st = &ex->steps[v->def];
         if (st->fused || st->out != k->value || !(st->node->op->flags & MN_OPF_ACCUMULATE)) continue;
         if (gt->dtype != v->t.dtype || !mn_shape_eq(gt->shape, v->t.shape)) continue;
@@ -289,34 +295,30 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
 }
 
 /* One level: its small steps side by side, one thread each (OpenBLAS runs
- * single-threaded inside a parallel region), then its big steps one after
- * another with every thread. The first failing step (in schedule order) wins. */
+ * single-threaded inside a parallel region), and its big steps too when the
+ * level splits its threads between them; the big steps otherwise run one
+ * after another with every thread. The first failing step (in schedule
+ * order) wins. */
 static mn_status run_level(mn_exec *ex, int l)
 {
-    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, nbig = 0, first_err = b;
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
     mn_status err = MN_OK;
     for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
-    nbig = b - a - nsmall;
-    bool split = ex->level_split[l];
-    if ((nsmall > 1 || split) && ex->nthreads > 1) {
-        /* side by side: the small steps, and the big ones too when the level splits its threads */
-        int per = split && nbig < ex->nthreads ? ex->nthreads / nbig : 1;
+    bool split = ex->level_split[l], together = ex->nthreads > 1 && (split || nsmall > 1);
+    if (together) {
         #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
         for (int s = a; s < b; s++) {
             if (ex->steps[s].big && !split) continue;
-            if (!ex->steps[s].big && nsmall <= 1 && !split) continue;
             char msg[1024];
-            mn_status st = run_step(ex, &ex->steps[s], ex->steps[s].big ? per : 1, msg, sizeof msg);
+            mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
             if (st) {
                 #pragma omp critical(mn_exec_error)
                 if (s < first_err) { first_err = s; err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
             }
         }
-        if (split) nsmall = b - a;          /* everything ran */
     }
     for (int s = a; s < b && !err; s++) {
-        if (split && ex->nthreads > 1) break;
-        if (!ex->steps[s].big && nsmall > 1 && ex->nthreads > 1) continue;
+        if (together && (split || !ex->steps[s].big)) continue;      /* ran above */
         err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
     }
     if (err) mn__error(err, "%s", ex->msg);

@@ -100,6 +100,8 @@ struct mn_exec {
 mn_status mn__fuse(mn_exec *ex);
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout);
 void mn__set_defs(mn_exec *ex);
+/* Reads of each value: by steps, by gradient sinks, and 1 if read after the run. */
+void mn__count_reads(const mn_exec *ex, int *n);
 void mn__fused_free(mn_fused *f);
 /* The planner places output `slot` (0 root, 1 + k extra k) of a fused step
  * as a strided piece of a concat: the kernel scatters it with these

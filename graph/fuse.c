@@ -53,22 +53,31 @@ void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides)
     memcpy(f->sst[slot], strides, sizeof f->sst[slot]);
 }
 
-/* Writes n tile elements to a strided destination from flat output index i0. */
-static void scatter(float *dst, const float *src, const int64_t *st, mn_shape s, int64_t i0, int64_t n)
+/* Copies n elements between a flat tile and a strided tensor (element
+ * strides st over shape s), starting at flat index i0 of s: to the tile
+ * (gather: a broadcast or viewed input) or from it (scatter: an output
+ * placed in a concat). Runs along the last dim are one memcpy when dense. */
+static void strided_copy(float *tile, float *strided, const int64_t *st, mn_shape s, int64_t i0, int64_t n, bool to_tile)
 {
     int64_t idx[MN_MAX_DIMS], rem = i0, off = 0;
-    int nd = s.ndim, last = nd - 1;
-    if (nd == 0) { dst[0] = src[0]; return; }
+    int last = s.ndim - 1;
+    if (s.ndim == 0) { if (to_tile) tile[0] = strided[0]; else strided[0] = tile[0]; return; }
     for (int d = last; d >= 0; d--) { idx[d] = rem % s.d[d]; rem /= s.d[d]; off += idx[d] * st[d]; }
     while (n > 0) {
         int64_t run = s.d[last] - idx[last];
         if (run > n) run = n;
-        if (st[last] == 1) memcpy(dst + off, src, (size_t)run * sizeof *src);
-        else for (int64_t k = 0; k < run; k++) dst[off + k * st[last]] = src[k];
-        src += run; n -= run;
+        if (st[last] == 1) {
+            if (to_tile) memcpy(tile, strided + off, (size_t)run * sizeof *tile);
+            else memcpy(strided + off, tile, (size_t)run * sizeof *tile);
+        } else
+            for (int64_t k = 0; k < run; k++) {
+                if (to_tile) tile[k] = strided[off + k * st[last]];
+                else strided[off + k * st[last]] = tile[k];
+            }
+        tile += run; n -= run;
         off += run * st[last];
         idx[last] += run;
-        for (int d = last; d > 0 && idx[d] == s.d[d]; d--) {
+        for (int d = last; d > 0 && idx[d] == s.d[d]; d--) {   /* carry */
             off -= idx[d] * st[d];
             idx[d] = 0;
             idx[d - 1]++;
@@ -87,30 +96,6 @@ static bool fusible(const mn_exec *ex, const mn_step *st)
     return true;
 }
 
-/* Gathers n elements of a broadcast input starting at flat output index i0. */
-static void gather(float *dst, const float *src, const int64_t *st, mn_shape s, int64_t i0, int64_t n)
-{
-    int64_t idx[MN_MAX_DIMS], rem = i0, off = 0;
-    if (s.ndim == 0) { dst[0] = src[0]; return; }
-    int nd = s.ndim, last = nd - 1;
-    for (int d = last; d >= 0; d--) { idx[d] = rem % s.d[d]; rem /= s.d[d]; off += idx[d] * st[d]; }
-    while (n > 0) {
-        int64_t run = s.d[last] - idx[last];
-        if (run > n) run = n;
-        if (st[last] == 1) memcpy(dst, src + off, (size_t)run * sizeof *dst);
-        else for (int64_t k = 0; k < run; k++) dst[k] = src[off + k * st[last]];
-        dst += run; n -= run;
-        off += run * st[last];
-        idx[last] += run;
-        for (int d = last; d > 0 && idx[d] == s.d[d]; d--) {   /* carry */
-            off -= idx[d] * st[d];
-            idx[d] = 0;
-            idx[d - 1]++;
-            off += st[d - 1];
-        }
-    }
-}
-
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout)
 {
     int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
@@ -124,7 +109,10 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
         for (int e = 0; e < f->next; e++) {
             const float *src = mn_f32(&c->in[e]);
             if (!f->bcast[e]) ext[e] = src + i0;
-            else { gather(ebuf[e], src + f->base[e], f->st[e], f->shape, i0, m); ext[e] = ebuf[e]; }
+            else {                                   /* read only: to_tile never writes the source */
+                strided_copy(ebuf[e], (float *)src + f->base[e], f->st[e], f->shape, i0, m, true);
+                ext[e] = ebuf[e];
+            }
         }
         for (int j = 0; j < f->nmem; j++) {
             const mn_fused_member *mb = &f->mem[j];
@@ -134,7 +122,7 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
             bool scat = slot >= 0 && f->scat[slot];
             float *dst = scat || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
             mb->op->pointwise(dst, in, m, mb->attrs);
-            if (scat) scatter(slot == 0 ? out : xout[mb->dst], dst, f->sst[slot], f->shape, i0, m);
+            if (scat) strided_copy(dst, slot == 0 ? out : xout[mb->dst], f->sst[slot], f->shape, i0, m, false);
             val[j] = dst;
         }
     }
@@ -143,8 +131,7 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
 
 typedef struct {
     int *uses;        /* per value: reads by steps, + 1 if read after the run */
-    int *group;       /* per step: root step of its group, or -1 */
-    int *owner;       /* per value: the step defining it (before compaction) */
+    int *group;       /* per step: root step of its group, or -1 (values' def is their step until compaction) */
     int *rstart, *rlist;  /* per value: the steps reading it (CSR) */
     int *mark, stamp;     /* per step: reached from an escaping member's outside reader */
     int *visit, vstamp;   /* per step: seen by the current search */
@@ -161,19 +148,20 @@ static int reads_in_group(const mn_exec *ex, int v, const int *mem, int n)
     return inside;
 }
 
-/* Explores every step reachable from the outside readers of v (no bound by
- * position: a fused group may hold steps on both sides of root). A step of an already fused group stands for the whole group (all its
- * outputs come after all its inputs), so reaching one reaches all its
- * members. If that reaches a member of root's group, returns false and
- * changes nothing; else adds what it reached to the set that may not join
- * (marked with the group's stamp; a marked step's descendants are all
- * marked, so the search need not enter it again). */
 static void visit(fuse_ctx *fc, int r, int *sp, int *nseen)
 {
     fc->visit[r] = fc->vstamp;
     fc->seen[(*nseen)++] = fc->stack[(*sp)++] = r;
 }
 
+/* Explores every step reachable from the outside readers of v (no bound by
+ * position: a fused group may hold steps on both sides of root). A step of
+ * an already fused group stands for the whole group (all its outputs come
+ * after all its inputs), so reaching one reaches all its
+ * members. If that reaches a member of root's group, returns false and
+ * changes nothing; else adds what it reached to the set that may not join
+ * (marked with the group's stamp; a marked step's descendants are all
+ * marked, so the search need not enter it again). */
 static bool reach_outside(const mn_exec *ex, fuse_ctx *fc, int v, int root)
 {
     int sp = 0, nseen = 0;
@@ -215,7 +203,7 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
         for (int i = 0; i < n && n < MN_FUSE_MAX_MEMBERS; i++) {
             const mn_step *st = &ex->steps[mem[i]];
             for (int k = 0; k < st->nin && n < MN_FUSE_MAX_MEMBERS; k++) {
-                int v = st->in[k], p = fc->owner[v];
+                int v = st->in[k], p = ex->vals[v].def;
                 if (p < 0 || fc->group[p] >= 0 || !fusible(ex, &ex->steps[p])) continue;
                 if (!mn_shape_eq(ex->steps[p].node->desc.shape, shape)) continue;
                 if (fc->mark[p] == fc->stamp) continue;              /* reached from an escaping value's reader */
@@ -253,7 +241,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
         if (j == n - 1) mb->dst = -2;
         else if (reads_in_group(ex, st->out, mem, n) < fc->uses[st->out]) { mb->dst = nx; xout[nx++] = st->out; }
         for (int k = 0; k < st->nin; k++) {
-            int v = st->in[k], p = fc->owner[v], src = -1;
+            int v = st->in[k], p = ex->vals[v].def, src = -1;
             for (int i = 0; i < j && src < 0; i++) if (mem[i] == p) src = i;
             if (src >= 0) { mb->src[k] = src; continue; }
             int e = 0;
@@ -276,7 +264,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
         in[e] = ext[e];
         f->bcast[e] = !mn_shape_eq(x->t.shape, f->shape);
         mn__bcast_strides(x->t.shape, f->shape, f->st[e]);
-        int p = fc->owner[ext[e]];
+        int p = ex->vals[ext[e]].def;
         int64_t off, vst[MN_MAX_DIMS];
         const mn_node *pn = p >= 0 ? ex->steps[p].node : NULL;
         /* a copy (slice, expand) that only this group reads: read its source in place of it */
@@ -370,7 +358,7 @@ static mn_status topo_order(mn_exec *ex)
 mn_status mn__fuse(mn_exec *ex)
 {
     size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
-    fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)), .owner = malloc(nv * sizeof(int)),
+    fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)),
                     .rstart = calloc(nv + 1, sizeof(int)), .mark = calloc(ns, sizeof(int)), .visit = calloc(ns, sizeof(int)),
                     .stack = malloc(ns * sizeof(int)), .seen = malloc(ns * sizeof(int)),
                     .gstart = calloc(ns, sizeof(int)), .gcount = calloc(ns, sizeof(int)), .gpool = malloc(ns * sizeof(int)) };
@@ -378,17 +366,15 @@ mn_status mn__fuse(mn_exec *ex)
     mn_status s = MN_OK;
     for (int st = 0; st < ex->nsteps; st++) nreads += ex->steps[st].nin;
     fc.rlist = malloc(((size_t)nreads + 1) * sizeof(int));
-    if (!fc.uses || !fc.group || !fc.owner || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {
+    if (!fc.uses || !fc.group || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {
         s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory");
         goto out;
     }
-    for (int v = 0; v < ex->nvals; v++) { fc.owner[v] = -1; fc.uses[v] = ex->keep[v] ? 1 : 0; }
-    for (int i = 0; i < ex->nsinks; i++) fc.uses[ex->sinks[i].value]++;
+    mn__count_reads(ex, fc.uses);
     for (int st = 0; st < ex->nsteps; st++) {
         fc.group[st] = -1;
         ex->steps[st].fused_into = -1;
-        fc.owner[ex->steps[st].out] = st;
-        for (int k = 0; k < ex->steps[st].nin; k++) { fc.uses[ex->steps[st].in[k]]++; fc.rstart[ex->steps[st].in[k] + 1]++; }
+        for (int k = 0; k < ex->steps[st].nin; k++) fc.rstart[ex->steps[st].in[k] + 1]++;
     }
     for (int v = 0; v < ex->nvals; v++) fc.rstart[v + 1] += fc.rstart[v];
     {
@@ -424,7 +410,7 @@ mn_status mn__fuse(mn_exec *ex)
     mn__set_defs(ex);
     if (!s) s = topo_order(ex);
 out:
-    free(fc.uses); free(fc.group); free(fc.owner); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
+    free(fc.uses); free(fc.group); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
     free(fc.gstart); free(fc.gcount); free(fc.gpool); free(mem);
     return s;
 }

@@ -42,15 +42,6 @@ static int resolve(const mn_exec *ex, int v)
     return v;
 }
 
-/* Concat in place: when the op's record says input k lies unchanged at a
- * byte offset of its output, the value producing input k is written
- * straight there (its bytes become part of the output's storage, its
- * lifetime part of the output's), and the concat copies only the pieces
- * that could not be placed. A piece qualifies when it is an arena value of
- * its own (not a view, parameter or input) that no other concat holds. A
- * second concat of exactly the same placed pieces becomes a view of the
- * first (the gradient pieces of an unrolled RNN feed two concats: the
- * weight-gradient GEMM's and the input projection's). */
 /* Is the piece view contiguous (the piece's own row-major strides)? */
 static bool contiguous(mn_shape s, const int64_t *st)
 {
@@ -68,13 +59,23 @@ static bool contiguous(mn_shape s, const int64_t *st)
 static int scatter_slot(const mn_exec *ex, int v, const int *nread)
 {
     const mn_value *x = &ex->vals[v];
-    if (x->def < 0 || !ex->steps[x->def].fused || nread[v] != 1 || ex->keep[v]) return -1;
+    if (x->def < 0 || !ex->steps[x->def].fused || nread[v] != 1) return -1;
     const mn_step *p = &ex->steps[x->def];
     if (p->out == v) return 0;
     for (int k = 0; k < p->nxout; k++) if (p->xout[k] == v) return 1 + k;
     return -1;
 }
 
+/* Concat in place: when the op's record says where input k lies in its
+ * output (`input_view`), the value producing input k is written straight
+ * there (its bytes become part of the output's storage, its lifetime part
+ * of the output's), and the concat copies only the pieces that could not be
+ * placed. A piece qualifies when it is an arena value of its own (not a
+ * view, parameter or input) that no other concat holds; a strided piece
+ * also needs scatter_slot. A placed concat may itself be a piece of another
+ * (nested hosts). A second concat of exactly the same contiguous pieces
+ * becomes a view of the first (the gradient pieces of an unrolled RNN feed
+ * two concats: the weight-gradient GEMM's and the input projection's). */
 static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
 {
     for (int v = 0; v < ex->nvals; v++) {
@@ -362,10 +363,8 @@ mn_status mn__plan(mn_exec *ex)
     int *glast = malloc((size_t)n * sizeof *glast), *gcount = malloc((size_t)n * sizeof *gcount), *hosts = malloc((size_t)n * sizeof *hosts);
     bool *veto = calloc((size_t)n, sizeof *veto);
     double *span = calloc((size_t)n, sizeof *span);
-    int *nread = calloc((size_t)n, sizeof *nread);           /* reads of each value by steps and sinks */
-    for (int s = 0; nread && s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) nread[ex->steps[s].in[k]]++;
-    for (int i = 0; nread && i < ex->nsinks; i++) nread[ex->sinks[i].value]++;
+    int *nread = malloc((size_t)n * sizeof *nread);
+    if (nread) mn__count_reads(ex, nread);
     ex->stores = calloc((size_t)(ex->nvals + ex->nsteps + 1), sizeof *ex->stores);
     mn_status s = glast && gcount && hosts && veto && span && nread && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
     int64_t best = -1;

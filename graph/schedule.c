@@ -65,7 +65,7 @@ mn_status mn__schedule(mn_exec *ex)
     }
     ex->level_start[ex->nlevels] = ex->nsteps;
     /* Big steps of one level (e.g. a layer's weight and input gradients)
-     * run side by side, each with a share of the threads, when no one of
+     * run side by side, one thread each, when no one of
      * them dominates: GEMMs scale better across independent calls than
      * inside one call of this size (two equal GEMMs: 1.0 vs ~1.5 speed-up). */
     ex->level_split = calloc((size_t)ex->nlevels + 1, sizeof *ex->level_split);

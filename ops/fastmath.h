@@ -150,6 +150,18 @@ static inline double mn__row_dot(const float *x, const float *y, int64_t n)
     return s;
 }
 
+/* sum of (x - m)^2 over a contiguous row (m: the row's mean) */
+static inline double mn__row_sqdev(const float *x, int64_t n, double m)
+{
+    double acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (x[i + j] - m) * (x[i + j] - m);
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
 /* sum of exp(x - m) over a contiguous row: exponentials of a block into a
  * buffer (a plain loop that vectorises), then their lane sum. */
 static inline double mn__row_sumexp(const float *x, int64_t n, float m)

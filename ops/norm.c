@@ -40,12 +40,7 @@ static mn_status stats_fwd(const mn_kernel_ctx *c)
     #pragma omp parallel for if (R * D > MN_GRAIN) num_threads(c->nthreads) schedule(static)
     for (int64_t r = 0; r < R; r++) {
         const float *row = x + r * D;
-        double m = mn__row_sum(row, D) / (double)D, acc[8] = { 0 }, v = 0;   /* lane sums: they vectorise */
-        int64_t i = 0;
-        for (; i + 8 <= D; i += 8)
-            for (int j = 0; j < 8; j++) acc[j] += (row[i + j] - m) * (row[i + j] - m);
-        for (; i < D; i++) v += (row[i] - m) * (row[i] - m);
-        for (int j = 0; j < 8; j++) v += acc[j];
+        double m = mn__row_sum(row, D) / (double)D, v = mn__row_sqdev(row, D, m);   /* lane sums: they vectorise */
         st[2 * r] = (float)m;
         st[2 * r + 1] = (float)(1.0 / sqrt(v / (double)D + a->eps));
     }

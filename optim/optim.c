@@ -249,7 +249,8 @@ void mn_optim_zero_grad(mn_optim *o)
 {
     if (!o || (o->accum > 1 && !o->updated)) return;
     int n = mn_params_count(o->P);
-    #pragma omp parallel for if (n > 1) num_threads(mn__threads(o->nthreads)) schedule(static)
+    bool big = n > 1 && mn_params_numel(o->P) > CHUNK;      /* a parallel region only where it pays */
+    #pragma omp parallel for if (big) num_threads(mn__threads(o->nthreads)) schedule(static)
     for (int i = 0; i < n; i++) {
         mn_tensor *g = mn_params_grad(o->P, i);
         if (g) memset(g->data, 0, mn_tensor_bytes(g));
