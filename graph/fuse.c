@@ -100,7 +100,8 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
 {
     int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
     float *out = mn_f32(c->out);
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    /* Every member is a pass over the tile: the work is n times the members. */
+    #pragma omp parallel for if (n * f->nmem > MN_GRAIN && ntiles > 1) num_threads(c->nthreads) schedule(static)
     for (int64_t t = 0; t < ntiles; t++) {
         float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
         float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));

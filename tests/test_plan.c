@@ -7,6 +7,9 @@
 #include "../graph/exec.h"
 #include "workloads.h"
 #include <string.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
 
@@ -320,6 +323,43 @@ START_TEST(bench_workloads_meet_targets)
 }
 END_TEST
 
+/* Threads started in this process: pthread_create defined here interposes
+ * the C library's for libgomp too (the executable's symbols come first),
+ * counts and forwards. */
+static atomic_int threads_started;
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    static pthread_create_fn real;
+    if (!real) real = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    atomic_fetch_add(&threads_started, 1);
+    return real(t, a, fn, arg);
+}
+
+/* 2-thread runs use the one team the first run started: no kernel opens a
+ * parallel region nested in another (even an inactive `parallel if (0)`),
+ * which starts threads of its own next to the team's spinning worker.
+ * Found on the mlp: its 512x784x128 weight gradient took as long on 2
+ * threads as on 1. */
+START_TEST(bench_workloads_start_no_threads)
+{
+    const char *name = mn_workload_names[_i];
+    mn_workload w;
+    ck_assert_ok(mn_workload_build(name, &w));
+    mn_exec *ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s: %s", name, mn_graph_errmsg(w.g));
+    ck_assert_ok(mn_workload_feed(&w, ex, 1));
+    ck_assert_ok(mn_exec_run(ex));
+    int before = atomic_load(&threads_started);
+    for (int r = 0; r < 3; r++) ck_assert_ok(mn_exec_run(ex));
+    int fresh = atomic_load(&threads_started) - before;
+    ck_assert_msg(fresh == 0, "%s: %d threads started by 2-thread runs after the first", name, fresh);
+    mn_exec_free(ex);
+    mn_workload_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -336,6 +376,7 @@ int main(void)
     int nw = 0;
     while (mn_workload_names[nw]) nw++;
     tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);
+    tcase_add_loop_test(tc, bench_workloads_start_no_threads, 0, nw);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }
