@@ -39,5 +39,7 @@ static inline uint64_t mn__run_seed(uint64_t seed, uint64_t step)
 int mn__threads(int requested);
 /* Sets OpenBLAS's thread count (cheap when unchanged). */
 void mn__blas_threads(int n);
+/* Pins a team of n threads that uses every allowed CPU, once (threads.c). */
+void mn__bind_team(int n);
 
 #endif

@@ -341,6 +341,7 @@ mn_status mn_exec_run(mn_exec *ex)
     if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
     ex->msg[0] = 0;
     mn__blas_threads(ex->nthreads);
+    mn__bind_team(ex->nthreads);
     int k = 0;
     bool prof = ex->prof_step != NULL;
     double t0 = prof ? omp_get_wtime() : 0, tl = t0;

@@ -89,6 +89,11 @@ static inline int32_t *mn_i32(const mn_tensor *t) { return (int32_t *)t->data; }
 /* Default thread count for executables and optimizers (0 = OpenMP's default). */
 void mn_set_num_threads(int n);
 int  mn_get_num_threads(void);
+/* A run whose thread count equals the number of CPUs the process may use
+ * pins its threads one per CPU (the calling thread on the first), once.
+ * Default on; MNEMO_BIND=0, OMP_PROC_BIND or OMP_PLACES in the environment,
+ * or false here turn it off. See docs/performance.md. */
+void mn_set_thread_binding(bool on);
 
 /* ---- counter-based RNG (Philox4x32-10) ----
  * The value for element i depends only on (seed, stream, i): fills are

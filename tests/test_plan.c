@@ -10,6 +10,8 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
+#include <omp.h>
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
 
@@ -360,8 +362,63 @@ START_TEST(bench_workloads_start_no_threads)
 }
 END_TEST
 
+/* The affinity mask the test program started with (before any binding). */
+static cpu_set_t start_mask;
+
+typedef struct { bool bind; cpu_set_t master, worker; int nworker; } bind_probe;
+
+/* In a fresh thread with the start mask: a 2-thread run of a small graph,
+ * then the masks of the calling thread and of the team's worker. */
+static void *bind_probe_run(void *arg)
+{
+    bind_probe *p = arg;
+    sched_setaffinity(0, sizeof start_mask, &start_mask);
+    mn_set_thread_binding(p->bind);
+    model m = mlp(16);
+    mn_exec *ex = mn_compile(m.g, m.loss, &(mn_compile_opts){ .threads = 2 });
+    feed_random(ex, "x", MN_SHAPE(16, 784), MN_F32, 0, 1);
+    feed_random(ex, "y", MN_SHAPE(16), MN_I32, 10, 2);
+    mn_status st = mn_exec_run(ex);
+    sched_getaffinity(0, sizeof p->master, &p->master);
+    p->nworker = 0;
+    #pragma omp parallel num_threads(2)
+    if (omp_get_thread_num() == 1) { sched_getaffinity(0, sizeof p->worker, &p->worker); p->nworker = 1; }
+    mn_exec_free(ex); free_model(&m);
+    mn_set_thread_binding(true);
+    return st == MN_OK ? p : NULL;
+}
+
+/* A team that uses every allowed CPU is pinned one thread per CPU; a smaller
+ * team, or binding turned off, leaves the masks alone. */
+START_TEST(team_binding_follows_the_mask)
+{
+    int ncpu = CPU_COUNT(&start_mask), first = -1, second = -1;
+    for (int c = 0; c < CPU_SETSIZE && second < 0; c++)
+        if (CPU_ISSET(c, &start_mask)) { if (first < 0) first = c; else second = c; }
+    bool env_off = getenv("OMP_PROC_BIND") || getenv("OMP_PLACES");     /* the call overrides MNEMO_BIND */
+    for (int on = 0; on <= 1; on++) {
+        bind_probe p = { .bind = on };
+        pthread_t t;
+        void *ok;
+        ck_assert_int_eq(pthread_create(&t, NULL, bind_probe_run, &p), 0);
+        pthread_join(t, &ok);
+        ck_assert_msg(ok != NULL, "the run failed: %s", mn_errmsg());
+        bool pinned = on && ncpu == 2 && !env_off;
+        if (pinned) {
+            ck_assert_int_eq(CPU_COUNT(&p.master), 1);
+            ck_assert(CPU_ISSET(first, &p.master));
+            ck_assert_int_eq(p.nworker, 1);
+            ck_assert_int_eq(CPU_COUNT(&p.worker), 1);
+            ck_assert(CPU_ISSET(second, &p.worker));
+        } else
+            ck_assert_msg(CPU_EQUAL(&p.master, &start_mask), "binding %d, %d CPUs: the calling thread's mask changed", on, ncpu);
+    }
+}
+END_TEST
+
 int main(void)
 {
+    sched_getaffinity(0, sizeof start_mask, &start_mask);
     Suite *s = suite_create("plan");
     TCase *tc = tcase_create("plan");
     tcase_set_timeout(tc, 300);
@@ -377,6 +434,7 @@ int main(void)
     while (mn_workload_names[nw]) nw++;
     tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);
     tcase_add_loop_test(tc, bench_workloads_start_no_threads, 0, nw);
+    tcase_add_test(tc, team_binding_follows_the_mask);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

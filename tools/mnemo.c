@@ -111,10 +111,13 @@ static int cmd_inspect(int argc, char **argv)
  * threads to sleep at once; with one region per schedule level both cost
  * the executor on 2 cores (lstm train step: 102 ms passive, 66 ms with a
  * 5,000-iteration spin, measured). Unless the user chose, run again with
- * GOMP_SPINCOUNT=5000. */
+ * GOMP_SPINCOUNT=5000. Not when OMP_PROC_BIND or OMP_PLACES is set: libgomp
+ * has pinned this thread to the first place by then, and the new process
+ * would inherit that one CPU as its whole mask. */
 static void ensure_wait_policy(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("MNEMO_NO_REEXEC")) return;
+    if (getenv("OMP_PROC_BIND") || getenv("OMP_PLACES")) return;
     setenv("GOMP_SPINCOUNT", "5000", 1);
     setenv("MNEMO_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", argv);
