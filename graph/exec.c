@@ -381,6 +381,23 @@ mn_status mn_exec_set_profiling(mn_exec *ex, bool on)
     return MN_OK;
 }
 
+mn_status mn_exec_profile_steps(const mn_exec *ex, FILE *f)
+{
+    if (!ex || !f) return mn__error(MN_ERR_MISUSE, "profile steps: NULL argument");
+    if (!ex->prof_step || ex->prof_runs == 0) return mn__error(MN_ERR_MISUSE, "profile steps: no profiled run (mn_exec_set_profiling)");
+    double runs = ex->prof_runs;
+    fprintf(f, "level\tstep\top\tnode\tshape\tbig\tsplit\tms\tlevel_ms\n");
+    for (int l = 0; l < ex->nlevels; l++)
+        for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+            const mn_step *st = &ex->steps[s];
+            char shape[96];
+            fprintf(f, "%d\t%d\t%s\t%s\t%s\t%d\t%d\t%.4f\t%.4f\n", l, s, st->fused ? "fused" : st->node->op->name, st->node->name,
+                    mn_shape_str(st->node->desc.shape, shape, sizeof shape), st->big, ex->level_split[l],
+                    1e3 * ex->prof_step[s] / runs, 1e3 * ex->prof_level[l] / runs);
+        }
+    return ferror(f) ? mn__error(MN_ERR_IO, "profile steps: write failed") : MN_OK;
+}
+
 static int by_ms(const void *a, const void *b)
 {
     const mn_op_time *x = a, *y = b;

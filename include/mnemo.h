@@ -499,6 +499,11 @@ mn_status mn_exec_set_profiling(mn_exec *ex, bool on);
 /* Fills up to max rows, slowest op first (ms = summed kernel time per run;
  * small steps of one level overlap); returns the count written. */
 int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_summary *summary);
+/* One tab-separated line per step in schedule order, after a header: level,
+ * step, op ("fused" for a fused group), node name, output shape, big (runs
+ * with every thread), split (its level's big steps side by side), ms per run
+ * of the step and of its level. scripts/profile-compare.py compares two. */
+mn_status mn_exec_profile_steps(const mn_exec *ex, FILE *f);
 /* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
 

@@ -6,6 +6,7 @@
 # sentences, LSTM validation loss on a KJV slice, VAE loss on test images).
 set -u
 mnemo=$(readlink -f "$1")
+scripts=$(readlink -f "$(dirname "$0")/../scripts")
 swish=$(readlink -f "${2:-swish.so}")
 tmp=$(mktemp -d /tmp/mnemo-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -51,6 +52,13 @@ mkdir fm && printf 'not gzip and not idx' > fm/train-images-idx3-ubyte.gz && cp 
 expect 1 "idx .*fm/train-images" -- "$mnemo" train --model mlp --data fm --steps 1
 printf 'The/at cat/nn sat\n' > brown_bad && mkdir brown && mv brown_bad brown/ca01
 expect 1 "brown .*ca01 line 1: token \"sat\" is not word/tag" -- "$mnemo" train --model tagger --data brown --steps 1
+
+# bench --profile-steps: one line per step; profile-compare reads two of them
+expect 0 "per-step times written" -- "$mnemo" bench --workload mlp --threads 1 --budget 0.2 --profile-steps steps.tsv
+checks=$((checks + 1)); head -1 steps.tsv | grep -q $'^level\tstep\top\tnode\tshape' || fail "steps.tsv header: $(head -1 steps.tsv)"
+checks=$((checks + 1)); [ "$(grep -c $'\tmatmul\t' steps.tsv)" -ge 8 ] || fail "steps.tsv lacks the mlp's 8 GEMMs"
+expect 0 "^matmul +\[128,512\]" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
+expect 0 "A/B 1.00" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
 
 # graph: stats name the compiler's passes; DOT draws fused groups as clusters
 stats=$("$mnemo" graph --model lstm --batch 4 --format stats)

@@ -362,6 +362,50 @@ START_TEST(bench_workloads_start_no_threads)
 }
 END_TEST
 
+/* Profiling: per-op rows (every GEMM counted, times positive, slowest
+ * first), a summary that adds up, and the per-step table with one line per
+ * step; both refuse an executable that was not profiled. */
+START_TEST(profile_rows_and_steps)
+{
+    model m = mlp(32);
+    mn_exec *ex = mn_compile(m.g, m.loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_ptr_nonnull(ex);
+    feed_random(ex, "x", MN_SHAPE(32, 784), MN_F32, 0, 1);
+    feed_random(ex, "y", MN_SHAPE(32), MN_I32, 10, 2);
+    mn_op_time rows[32];
+    mn_profile_summary sum;
+    ck_assert_int_eq(mn_exec_profile(ex, rows, 32, &sum), 0);
+    ck_assert_int_eq(mn_exec_profile_steps(ex, stdout), MN_ERR_MISUSE);
+    ck_assert_ok(mn_exec_set_profiling(ex, true));
+    for (int r = 0; r < 3; r++) ck_assert_ok(mn_exec_run(ex));
+    int n = mn_exec_profile(ex, rows, 32, &sum), gemms = 0;
+    ck_assert_int_gt(n, 2);
+    for (int s = 0; s < ex->nsteps; s++) gemms += !ex->steps[s].fused && !strcmp(ex->steps[s].node->op->name, "matmul");
+    ck_assert_str_eq(rows[0].op, "matmul");
+    ck_assert_int_eq(rows[0].calls, gemms);
+    for (int i = 0; i < n; i++) {
+        ck_assert(rows[i].ms >= 0);
+        if (i) ck_assert(rows[i].ms <= rows[i - 1].ms);
+    }
+    ck_assert_int_eq(sum.runs, 3);
+    ck_assert(sum.kernel_ms > 0 && sum.kernel_ms <= sum.wall_ms * 1.001);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ok(mn_exec_profile_steps(ex, f));
+    fclose(f);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
+    ck_assert_int_eq(lines, ex->nsteps + 1);
+    ck_assert(!strncmp(buf, "level\tstep\top\tnode\tshape\tbig\tsplit\tms\tlevel_ms\n", 47));
+    ck_assert_msg(strstr(buf, "\tmatmul\t") != NULL, "no matmul line: %.200s", buf);
+    free(buf);
+    ck_assert_ok(mn_exec_set_profiling(ex, false));
+    ck_assert_int_eq(mn_exec_profile(ex, rows, 32, &sum), 0);
+    mn_exec_free(ex); free_model(&m);
+}
+END_TEST
+
 /* The affinity mask the test program started with (before any binding). */
 static cpu_set_t start_mask;
 
@@ -435,6 +479,7 @@ int main(void)
     tcase_add_loop_test(tc, bench_workloads_meet_targets, 0, nw);
     tcase_add_loop_test(tc, bench_workloads_start_no_threads, 0, nw);
     tcase_add_test(tc, team_binding_follows_the_mask);
+    tcase_add_test(tc, profile_rows_and_steps);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

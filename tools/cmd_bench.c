@@ -45,6 +45,8 @@ static mn_status timed(mn_exec *ex, mn_optim *o, double budget, timing *r)
 }
 
 /* --profile: n more training steps with kernel timing; the slowest ops. */
+static const char *steps_path;      /* --profile-steps FILE */
+
 static void profile(mn_exec *ex, mn_optim *o, int n, int top)
 {
     mn_op_time rows[64];
@@ -63,6 +65,11 @@ static void profile(mn_exec *ex, mn_optim *o, int n, int top)
     for (int i = 0; i < k; i++) tot += rows[i].ms;
     for (int i = 0; i < k; i++)
         printf("  %-22s %7d %10.3f %5.1f%%\n", rows[i].op, rows[i].calls, rows[i].ms, 100 * rows[i].ms / (tot > 0 ? tot : 1));
+    if (steps_path) {
+        FILE *f = fopen(steps_path, "w");
+        if (!f || mn_exec_profile_steps(ex, f) || fclose(f)) fprintf(stderr, "mnemo bench: cannot write %s\n", steps_path);
+        else printf("  per-step times written to %s\n", steps_path);
+    }
     mn_exec_set_profiling(ex, false);
 }
 
@@ -131,7 +138,7 @@ static double sgemm_gflops(int n, int threads, double budget)
 int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
-                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *which = "all";
     int threads = 0, c, prof = 0;
     double budget = 3.0;
@@ -146,12 +153,14 @@ int cmd_bench(int argc, char **argv)
         case 'j': json = true; break;
         case 's': sgemm = true; break;
         case 'p': prof = optarg ? atoi(optarg) : 20; if (prof <= 0) prof = 20; break;
+        case 'P': steps_path = optarg; if (!prof) prof = 20; break;
         case 'h':
-            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]]\n  workloads:");
+            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
                    "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
-                   "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops.\n");
+                   "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops;\n"
+                   "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two).\n");
             return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
