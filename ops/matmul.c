@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <cblas.h>
 #include <stdlib.h>
+#include <strings.h>
 
 typedef struct { int64_t m, k, n, batch; mn_shape bshape; } mm_dims;
 
@@ -62,12 +63,60 @@ static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
  * 144-148 us through OpenBLAS's threads, the transformer's 1024x256x768
  * 2.0-2.15 ms against 2.47 ms; no shape measured got slower beyond noise.
  * Every output element comes from the same single-threaded kernel. */
+/* Whether OpenBLAS's small-matrix kernels are there: the AVX-512 cores of
+ * OpenBLAS 0.3.21 (Debian 12) take them for products of at most 1e6
+ * multiply-adds, without packing the operands. */
+static bool small_kernels(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        const char *c = openblas_get_corename();
+        have = c && (!strcasecmp(c, "skylakex") || !strcasecmp(c, "cooperlake") || !strcasecmp(c, "sapphirerapids"));
+    }
+    return have;
+}
+
+/* Column block width for a skinny product (M small: a recurrent step, a
+ * small batch), or 0 for one call. OpenBLAS packs the whole weight matrix
+ * on every call, about 20% of the time at M = 32; in column blocks of at
+ * most 1e6 multiply-adds (and, for A B^T, width x M <= 1200) it reads the
+ * operands in place instead. Measured on 1 thread (GFLOP/s, one call ->
+ * blocks): A B^T 32x1024x256 81 -> 101, 32x768x256 83 -> 102, 16x1024x256
+ * 65 -> 102, 128x512x784 95 -> 109; A B 32x256x1024 87 -> 98, 32x256x768
+ * 88 -> 111. Beyond these limits blocks would be packed one by one (up to
+ * 2.5x slower), so the rule is exact, and it depends on the shape only:
+ * results do not depend on timing, run or thread count. */
+static int64_t block_width(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K)
+{
+    if (ta != CblasNoTrans || K < 32 || !small_kernels()) return 0;
+    static const int64_t widths[] = { 32, 24, 16, 8 };
+    for (int i = 0; i < 4; i++) {
+        int64_t w = widths[i];
+        if (tb == CblasNoTrans && w != 32 && w != 16) continue;
+        if ((tb == CblasTrans && w * M > 1200) || (double)M * (double)w * (double)K > 1e6) continue;
+        return N > w ? w : 0;
+    }
+    return 0;
+}
+
+/* One single-threaded sgemm, in column blocks where block_width says so. */
+static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int64_t w = block_width(ta, tb, M, N, K);
+    if (w == 0) w = N;
+    for (int64_t j = 0; j < N; j += w)
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)(N - j < w ? N - j : w), (int)K, 1.0f, A, lda,
+                    tb == CblasTrans ? B + j * ldb : B + j, ldb, beta, C + j, ldc);
+}
+
 static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, int threads)
 {
     bool byn = N >= 32 * threads && N >= M, bym = !byn && M >= 8 * threads;
     if (threads <= 1 || omp_in_parallel() || (!byn && !bym)) {
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        if (threads <= 1 || omp_in_parallel()) sgemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        else cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int64_t D = byn ? N : M, align = byn ? 16 : 4;
@@ -76,11 +125,9 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, i
         int64_t d0 = D * t / threads / align * align, d1 = t == threads - 1 ? D : D * (t + 1) / threads / align * align;
         if (d1 <= d0) continue;
         if (byn)
-            cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)(d1 - d0), (int)K, 1.0f, A, lda,
-                        tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, beta, C + d0, ldc);
+            sgemm1(ta, tb, M, d1 - d0, K, A, lda, tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, beta, C + d0, ldc);
         else
-            cblas_sgemm(CblasRowMajor, ta, tb, (int)(d1 - d0), (int)N, (int)K, 1.0f,
-                        ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, beta, C + d0 * ldc, ldc);
+            sgemm1(ta, tb, d1 - d0, N, K, ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, beta, C + d0 * ldc, ldc);
     }
 }
 
