@@ -5,6 +5,7 @@
 #include "internal.h"
 #include <omp.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@ int openblas_get_parallel(void);
 
 static int default_threads;
 
-static int binding = -1;          /* -1: not chosen (MNEMO_BIND decides, default on) */
+static _Atomic int binding = -1;  /* -1: not chosen (MNEMO_BIND decides, default on) */
 
 void mn_set_num_threads(int n) { default_threads = n > 0 ? n : 0; }
 
@@ -63,11 +64,12 @@ void mn__bind_team(int n)
     static _Thread_local int bound;
     if (n <= 1 || bound >= n) return;
     bound = n;
-    if (binding < 0) {
+    int on = atomic_load(&binding);
+    if (on < 0) {
         const char *e = getenv("MNEMO_BIND");
-        binding = !(e && !strcmp(e, "0"));
+        on = !(e && !strcmp(e, "0"));
     }
-    if (!binding || getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || omp_in_parallel()) return;
+    if (!on || getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || omp_in_parallel()) return;
     cpu_set_t mask;
     if (sched_getaffinity(0, sizeof mask, &mask) != 0 || CPU_COUNT(&mask) != n) return;
     int cpus[CPU_SETSIZE], k = 0;

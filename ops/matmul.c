@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <stdatomic.h>
 
 typedef struct { int64_t m, k, n, batch; mn_shape bshape; } mm_dims;
 
@@ -68,12 +69,14 @@ static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
  * multiply-adds, without packing the operands. */
 static bool small_kernels(void)
 {
-    static int have = -1;
-    if (have < 0) {
+    static _Atomic int have = -1;          /* kernels of parallel steps may ask at once */
+    int h = atomic_load_explicit(&have, memory_order_relaxed);
+    if (h < 0) {
         const char *c = openblas_get_corename();
-        have = c && (!strcasecmp(c, "skylakex") || !strcasecmp(c, "cooperlake") || !strcasecmp(c, "sapphirerapids"));
+        h = c && (!strcasecmp(c, "skylakex") || !strcasecmp(c, "cooperlake") || !strcasecmp(c, "sapphirerapids"));
+        atomic_store_explicit(&have, h, memory_order_relaxed);
     }
-    return have;
+    return h;
 }
 
 /* Column block width for a skinny product (M small: a recurrent step, a
