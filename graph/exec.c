@@ -140,11 +140,6 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
     return s;
 }
 
-/* A parameter gradient computed by an op that can add into its output
- * (MN_OPF_ACCUMULATE: matmul, e.g. a weight gradient), read by nothing
- * else and the only gradient in its value, is added by that step straight
- * into the store's gradient (GEMM with beta = 1): no arena bytes, no
- * separate pass adding it. */
 void mn__count_reads(const mn_exec *ex, int *n)
 {
     for (int v = 0; v < ex->nvals; v++) n[v] = ex->keep[v] ? 1 : 0;
@@ -153,6 +148,11 @@ void mn__count_reads(const mn_exec *ex, int *n)
         for (int k = 0; k < ex->steps[s].nin; k++) n[ex->steps[s].in[k]]++;
 }
 
+/* A parameter gradient computed by an op that can add into its output
+ * (MN_OPF_ACCUMULATE: matmul, e.g. a weight gradient), read by nothing
+ * else and the only gradient in its value, is added by that step straight
+ * into the store's gradient (GEMM with beta = 1): no arena bytes, no
+ * separate pass adding it. */
 static void direct_sinks(mn_exec *ex)
 {
     int *nread = malloc(((size_t)ex->nvals + 1) * sizeof *nread);
@@ -285,8 +285,8 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
     mn_status s;
     if (st->fused) {
-        float *xout[32];
-        for (int k = 0; k < st->nxout && k < 32; k++) xout[k] = mn_f32(&ex->vals[st->xout[k]].t);
+        float *xout[MN_FUSE_MAX_MEMBERS];
+        for (int k = 0; k < st->nxout; k++) xout[k] = mn_f32(&ex->vals[st->xout[k]].t);
         s = mn__fused_forward(st->fused, &c, xout);
     } else s = op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;

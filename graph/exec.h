@@ -97,6 +97,7 @@ struct mn_exec {
 };
 
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
+#define MN_FUSE_MAX_MEMBERS 32    /* op nodes in one fused step (so at most 31 extra outputs) */
 mn_status mn__fuse(mn_exec *ex);
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout);
 void mn__set_defs(mn_exec *ex);

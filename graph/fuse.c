@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define MN_FUSE_TILE 512
-#define MN_FUSE_MAX_MEMBERS 32
 #define MN_FUSE_MAX_EXT 16
 #define MN_FUSE_MAX_ARITY 4
 

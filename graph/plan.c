@@ -371,12 +371,13 @@ mn_status mn__plan(mn_exec *ex)
     if (!s) {
         best = plan_once(ex, veto, nread, glast, gcount);
         int nh = 0;
+        for (int v = 0; v < ex->nvals; v++) span[v] = level_of(ex, v);      /* first, the host's first piece level */
+        for (int u = 0; u < ex->nvals; u++)
+            if (ex->vals[u].into >= 0 && level_of(ex, u) < span[ex->vals[u].into]) span[ex->vals[u].into] = level_of(ex, u);
         for (int v = 0; v < ex->nvals; v++)
             if (ex->vals[v].host) {
                 hosts[nh++] = v;
-                int first = level_of(ex, v);
-                for (int u = 0; u < ex->nvals; u++) if (ex->vals[u].into == v && level_of(ex, u) < first) first = level_of(ex, u);
-                span[v] = (double)ex->vals[v].bytes * (level_of(ex, v) - first);
+                span[v] = (double)ex->vals[v].bytes * (level_of(ex, v) - span[v]);
             }
         if (nh) {
             for (int i = 0; i < nh; i++) veto[hosts[i]] = true;

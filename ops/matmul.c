@@ -10,8 +10,6 @@
 #include <strings.h>
 #include <stdatomic.h>
 
-typedef struct { int64_t m, k, n, batch; mn_shape bshape; } mm_dims;
-
 static void batch_shape(mn_shape s, mn_shape *b)
 {
     *b = s;
@@ -56,14 +54,6 @@ static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
     return off;
 }
 
-/* One GEMM with `threads` threads. Instead of OpenBLAS's own threading,
- * N (or M, when N is the smaller or too narrow) is cut into one block per
- * thread and each block is a single-threaded sgemm inside our parallel
- * region. Measured on 2 threads (tests-free probe, same binary): the LSTM's
- * backward recurrent product 32x1024x256 takes 107-119 us against
- * 144-148 us through OpenBLAS's threads, the transformer's 1024x256x768
- * 2.0-2.15 ms against 2.47 ms; no shape measured got slower beyond noise.
- * Every output element comes from the same single-threaded kernel. */
 /* Whether OpenBLAS's small-matrix kernels are there: the AVX-512 cores of
  * OpenBLAS 0.3.21 (Debian 12) take them for products of at most 1e6
  * multiply-adds, without packing the operands. */
@@ -113,13 +103,24 @@ static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N,
                     tb == CblasTrans ? B + j * ldb : B + j, ldb, beta, C + j, ldc);
 }
 
+/* One GEMM with `threads` threads. Instead of OpenBLAS's own threading,
+ * N (or M, when N is the smaller or too narrow) is cut into one block per
+ * thread and each block is a single-threaded sgemm inside our parallel
+ * region. Measured on 2 threads (tests-free probe, same binary): the LSTM's
+ * backward recurrent product 32x1024x256 takes 107-119 us against
+ * 144-148 us through OpenBLAS's threads, the transformer's 1024x256x768
+ * 2.0-2.15 ms against 2.47 ms; no shape measured got slower beyond noise.
+ * Every output element comes from the same single-threaded kernel. */
 static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, int threads)
 {
+    if (threads <= 1 || omp_in_parallel()) {
+        sgemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     bool byn = N >= 32 * threads && N >= M, bym = !byn && M >= 8 * threads;
-    if (threads <= 1 || omp_in_parallel() || (!byn && !bym)) {
-        if (threads <= 1 || omp_in_parallel()) sgemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-        else cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (!byn && !bym) {                              /* too small to cut: OpenBLAS's own threads */
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int64_t D = byn ? N : M, align = byn ? 16 : 4;

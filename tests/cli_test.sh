@@ -55,6 +55,7 @@ expect 1 "brown .*ca01 line 1: token \"sat\" is not word/tag" -- "$mnemo" train 
 
 # bench --profile-steps: one line per step; profile-compare reads two of them
 expect 0 "per-step times written" -- "$mnemo" bench --workload mlp --threads 1 --budget 0.2 --profile-steps steps.tsv
+expect 1 "cannot write .*no-such-dir/steps.tsv" -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --profile-steps no-such-dir/steps.tsv
 checks=$((checks + 1)); head -1 steps.tsv | grep -q $'^level\tstep\top\tnode\tshape' || fail "steps.tsv header: $(head -1 steps.tsv)"
 checks=$((checks + 1)); [ "$(grep -c $'\tmatmul\t' steps.tsv)" -ge 8 ] || fail "steps.tsv lacks the mlp's 8 GEMMs"
 expect 0 "^matmul +\[128,512\]" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv

@@ -44,16 +44,16 @@ static mn_status timed(mn_exec *ex, mn_optim *o, double budget, timing *r)
     return MN_OK;
 }
 
-/* --profile: n more training steps with kernel timing; the slowest ops. */
-static const char *steps_path;      /* --profile-steps FILE */
-
-static void profile(mn_exec *ex, mn_optim *o, int n, int top)
+/* --profile: n more training steps with kernel timing; the slowest ops,
+ * and with --profile-steps every step's time written to steps_path. */
+static bool profile(mn_exec *ex, mn_optim *o, int n, int top, const char *steps_path)
 {
     mn_op_time rows[64];
     mn_profile_summary sum;
-    if (mn_exec_set_profiling(ex, true)) return;
+    bool ok = true;
+    if (mn_exec_set_profiling(ex, true)) return false;
     for (int i = 0; i < n; i++) {
-        if (mn_exec_run(ex)) return;
+        if (mn_exec_run(ex)) { fprintf(stderr, "mnemo bench: %s\n", mn_errmsg()); return false; }
         mn_optim_step(o); mn_optim_zero_grad(o);
     }
     int k = mn_exec_profile(ex, rows, top < 64 ? top : 64, &sum);
@@ -67,13 +67,16 @@ static void profile(mn_exec *ex, mn_optim *o, int n, int top)
         printf("  %-22s %7d %10.3f %5.1f%%\n", rows[i].op, rows[i].calls, rows[i].ms, 100 * rows[i].ms / (tot > 0 ? tot : 1));
     if (steps_path) {
         FILE *f = fopen(steps_path, "w");
-        if (!f || mn_exec_profile_steps(ex, f) || fclose(f)) fprintf(stderr, "mnemo bench: cannot write %s\n", steps_path);
+        ok = f && mn_exec_profile_steps(ex, f) == MN_OK;
+        if (f && fclose(f) != 0) ok = false;
+        if (!ok) fprintf(stderr, "mnemo bench: cannot write %s\n", steps_path);
         else printf("  per-step times written to %s\n", steps_path);
     }
     mn_exec_set_profiling(ex, false);
+    return ok;
 }
 
-static int bench_one(const char *name, int threads, double budget, bool json, int prof)
+static int bench_one(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
     mn_workload w;
     mn_exec *tr = NULL, *fw = NULL;
@@ -108,10 +111,10 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
                (double)st.arena_bytes / 1048576, (double)st.lower_bound_bytes / 1048576, (double)st.naive_bytes / 1048576);
-    if (prof > 0) profile(tr, o, t.n, prof);
+    int rc = prof > 0 && !profile(tr, o, t.n, prof, steps_path) ? MN_EXIT_RUNTIME : MN_EXIT_OK;
     fflush(stdout);
     mn_optim_free(o); mn_exec_free(tr); mn_exec_free(fw); mn_workload_free(&w);
-    return MN_EXIT_OK;
+    return rc;
 }
 
 /* OpenBLAS sgemm throughput at n x n x n (the ceiling a GEMM-bound step can reach). */
@@ -139,7 +142,7 @@ int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
                                         { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
-    const char *which = "all";
+    const char *which = "all", *steps_path = NULL;
     int threads = 0, c, prof = 0;
     double budget = 3.0;
     bool json = false, sgemm = false;
@@ -175,7 +178,7 @@ int cmd_bench(int argc, char **argv)
     }
     int rc = MN_EXIT_OK, found = 0;
     for (int i = 0; mn_workload_names[i]; i++)
-        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof); }
+        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
     if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
     return rc;
 }
