@@ -3,8 +3,8 @@
  * stripping, the key-hash split, BPE learning / round trip / refusal of
  * hostile stored forms, and BLEU / chrF against hand-computed values,
  * NLTK's corpus_bleu (fixtures/gen_bleu_refs.py) and sacreBLEU's published
- * values. With `--corpus SRC TGT [VOCAB] [MERGES_OUT]` it checks a whole
- * corpus instead (scripts/check-mt-corpus.sh). */
+ * values. With arguments (--corpus, --pairs, --learn, --tok13a, --bleu) it
+ * runs the whole-corpus checks of scripts/check-mt-corpus.sh instead. */
 #include "harness.h"
 #include "parallel.h"
 #include "bpe.h"
@@ -63,7 +63,7 @@ START_TEST(parallel_reads_dumps_into_clean_pairs)
     ck_assert_str_eq(p.pairs[0].tgt, "EN el principio crió Dios los cielos y la tierra.");
     ck_assert_ptr_null(find_pair(&p, "Psalms 119:10"));
     ck_assert_ptr_null(find_pair(&p, "John 11:35"));
-    ck_assert_ptr_null(find_pair(&p, "Genesis 1:0"));
+    ck_assert_ptr_null(find_pair(&p, "Genesis 1:0"));   /* a chapter heading, with text on both sides */
     ck_assert_int_eq(p.count[0] + p.count[1] + p.count[2], p.n);
     mn_parallel_free(&p);
 }
@@ -272,11 +272,14 @@ static int naive_count(const naive_word *w, int nw, int32_t a, int32_t b)
     return c;
 }
 
+static naive_word w[4096];
+static int first_word[64];   /* text t's pre-tokens are w[first_word[t] .. first_word[t + 1]) */
+
 static int naive_learn(const char *const *texts, int n, int merges, int32_t (*out)[2])
 {
-    static naive_word w[4096];
     int nw = 0;
     for (int t = 0; t < n; t++) {
+        first_word[t] = nw;
         const unsigned char *s = (const unsigned char *)texts[t];
         int len = (int)strlen(texts[t]);
         for (int i = 0; i < len; nw++) {
@@ -286,6 +289,7 @@ static int naive_learn(const char *const *texts, int n, int merges, int32_t (*ou
             i += w[nw].len;
         }
     }
+    first_word[n] = nw;
     int done = 0;
     for (; done < merges; done++) {
         int32_t best_a = -1, best_b = -1;
@@ -344,6 +348,16 @@ START_TEST(bpe_incremental_learner_matches_naive_recount)
                       "merge %d: learned %.20s, naive %s", i, p, pair);
     }
     free(js);
+    /* encoding a training text gives the segmentation learning ended with */
+    for (int t = 0; t < n; t++) {
+        int32_t ids[256], want_ids[256];
+        int64_t m, k = 0;
+        ck_assert_ok(mn_bpe_encode(b, corpus[t], strlen(corpus[t]), ids, 256, &m));
+        for (int i = first_word[t]; i < first_word[t + 1]; i++)
+            for (int q = 0; q < w[i].len; q++) want_ids[k++] = w[i].sym[q];
+        ck_assert_int_eq(m, k);
+        for (int64_t i = 0; i < m; i++) ck_assert_msg(ids[i] == want_ids[i], "text %d token %lld: %d, learning ended with %d", t, (long long)i, ids[i], want_ids[i]);
+    }
     mn_bpe_free(b);
 }
 END_TEST
@@ -496,6 +510,7 @@ START_TEST(tok13a_matches_mteval)
     expect_tok("1,000.5 and x,y", "1,000.5 and x , y");
     expect_tok("end-\nof line\n", "endof line");
     expect_tok("", "");
+    expect_tok("a\u00a0b\u2003c\x1f" "d", "a b c d");     /* Python's str.split() whitespace */
     char *out;
     ck_assert_int_eq(mn_tok13a("bad \xff", 5, &out), MN_ERR_INVALID);
 }
@@ -628,8 +643,10 @@ static int corpus_check(const char *src, const char *tgt, int vocab, const char 
         if (p.pairs[i].split == MN_SPLIT_TRAIN) { texts[m++] = p.pairs[i].src; texts[m++] = p.pairs[i].tgt; }
     mn_bpe *b;
     t0 = now();
+    clock_t c0 = clock();
     if (!texts || mn_bpe_learn(texts, m, vocab, &b)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
-    printf("bpe: %d merges learned on %lld training sentences (joint) in %.2f s\n", mn_bpe_merges(b), (long long)m, now() - t0);
+    printf("bpe: %d merges learned on %lld training sentences (joint) in %.2f s (%.2f s CPU)\n", mn_bpe_merges(b), (long long)m,
+           now() - t0, (double)(clock() - c0) / CLOCKS_PER_SEC);
     char *js;
     if (mn_bpe_to_json(b, &js)) return 1;
     if (merges_out) {
@@ -666,10 +683,98 @@ static int corpus_check(const char *src, const char *tgt, int vocab, const char 
     return bad ? 1 : 0;
 }
 
+/* Lines of a file (malloc'd copies, "\n" removed); NULL on failure. */
+static char **read_lines(const char *path, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); return NULL; }
+    char **v = NULL, *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    *n = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        if (len && line[len - 1] == '\n') line[--len] = 0;
+        char **nv = realloc(v, (size_t)(*n + 1) * sizeof *v);
+        if (!nv) break;
+        v = nv;
+        v[(*n)++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    return v;
+}
+
+static int dump_pairs(const char *src, const char *tgt, const char *out)
+{
+    mn_parallel p;
+    if (mn_parallel_read(src, tgt, &p)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
+    FILE *f = fopen(out, "w");
+    if (!f) { perror(out); return 1; }
+    static const char *names[] = { "train", "valid", "test" };
+    for (int64_t i = 0; i < p.n; i++) fprintf(f, "%s\t%s\t%s\t%s\n", p.pairs[i].key, names[p.pairs[i].split], p.pairs[i].src, p.pairs[i].tgt);
+    mn_parallel_free(&p);
+    return fclose(f) ? 1 : 0;
+}
+
+static int learn_file(const char *path, int vocab, const char *out)
+{
+    int64_t n;
+    char **lines = read_lines(path, &n);
+    mn_bpe *b;
+    char *js;
+    if (!lines || mn_bpe_learn((const char *const *)lines, n, vocab, &b) || mn_bpe_to_json(b, &js)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
+    FILE *f = fopen(out, "w");
+    if (!f || fputs(js, f) < 0 || fclose(f)) { perror(out); return 1; }
+    return 0;
+}
+
+static int tok13a_file(const char *in, const char *out)
+{
+    int64_t n;
+    char **lines = read_lines(in, &n);
+    FILE *f = lines ? fopen(out, "w") : NULL;
+    if (!f) return 1;
+    for (int64_t i = 0; i < n; i++) {
+        char *t;
+        if (mn_tok13a(lines[i], strlen(lines[i]), &t)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
+        fprintf(f, "%s\n", t);
+        free(t);
+    }
+    return fclose(f) ? 1 : 0;
+}
+
+static int bleu_files(const char *hyp, const char *ref)
+{
+    int64_t nh, nr;
+    char **h = read_lines(hyp, &nh), **r = read_lines(ref, &nr);
+    mn_bleu tok, raw;
+    double chrf;
+    if (!h || !r || nh != nr) { fprintf(stderr, "bleu: %s and %s differ in length\n", hyp, ref); return 1; }
+    if (mn_corpus_bleu((const char *const *)h, (const char *const *)r, nh, true, &tok) ||
+        mn_corpus_bleu((const char *const *)h, (const char *const *)r, nh, false, &raw) ||
+        mn_corpus_chrf((const char *const *)h, (const char *const *)r, nh, &chrf)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
+    printf("bleu13a %.9f bleu_none %.9f chrf %.9f\n", tok.score, raw.score, chrf);
+    return 0;
+}
+
+/* Whole-corpus and cross-check modes for scripts/check-mt-corpus.sh. */
+static int tool_main(int argc, char **argv)
+{
+    const char *m = argv[1];
+    if (!strcmp(m, "--corpus") && argc >= 4)
+        return corpus_check(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : MN_BPE_FIRST_MERGE + 8000, argc > 5 ? argv[5] : NULL);
+    if (!strcmp(m, "--pairs") && argc == 5) return dump_pairs(argv[2], argv[3], argv[4]);
+    if (!strcmp(m, "--learn") && argc == 5) return learn_file(argv[2], atoi(argv[3]), argv[4]);
+    if (!strcmp(m, "--tok13a") && argc == 4) return tok13a_file(argv[2], argv[3]);
+    if (!strcmp(m, "--bleu") && argc == 4) return bleu_files(argv[2], argv[3]);
+    fprintf(stderr, "usage: %s [--corpus SRC TGT [VOCAB [BPE_OUT]] | --pairs SRC TGT OUT | --learn TEXT VOCAB OUT"
+                    " | --tok13a IN OUT | --bleu HYP REF]\n", argv[0]);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && !strcmp(argv[1], "--corpus"))
-        return corpus_check(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : MN_BPE_FIRST_MERGE + 8000, argc > 5 ? argv[5] : NULL);
+    if (argc > 1) return tool_main(argc, argv);
     Suite *s = suite_create("mt_data");
     TCase *tc = tcase_create("mt_data");
     tcase_add_test(tc, parallel_reads_dumps_into_clean_pairs);
