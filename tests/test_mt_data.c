@@ -459,7 +459,7 @@ static void expect_bpe_refused(const char *json, const char *needle)
 {
     mn_bpe *b = (mn_bpe *)1;
     mn_status s = mn_bpe_from_json(json, &b);
-    ck_assert_msg(s == MN_ERR_FORMAT, "%s: got %s (%s)", json, mn_status_name(s), mn_errmsg());
+    ck_assert_msg(s == MN_ERR_FORMAT, "%.80s: got %s (%.200s)", json, mn_status_name(s), mn_errmsg());
     ck_assert_ptr_null(b);
     ck_assert_msg(strstr(mn_errmsg(), "refused") && strstr(mn_errmsg(), needle), "message \"%s\" lacks \"%s\"", mn_errmsg(), needle);
 }
@@ -491,6 +491,28 @@ START_TEST(bpe_refuses_hostile_stored_forms)
     for (int k = 1; k < 9; k++) o += snprintf(js + o, sizeof js - (size_t)o, ",%d,%d", 258 + k, 258 + k);
     snprintf(js + o, sizeof js - (size_t)o, "]}");
     expect_bpe_refused(js, "merge 8 makes a token of 512 bytes");
+    /* 256 tokens of 128 bytes (7 doubling merges from each byte), then
+     * their pairs: 65,536 tokens of 256 bytes pass 16 MB in all */
+    size_t cap = 2u << 20;
+    char *big = malloc(cap);
+    ck_assert_ptr_nonnull(big);
+    int nm = 256 * 7 + 65536;
+    size_t bo = (size_t)snprintf(big, cap, "{" HDR ",\"vocab\":%d,\"merges\":[", MN_BPE_FIRST_MERGE + nm);
+    int id = MN_BPE_FIRST_MERGE, top[256];
+    for (int c = 0; c < 256; c++) {
+        int prev = MN_BPE_BYTE0 + c;
+        for (int k = 0; k < 7; k++, id++) {
+            bo += (size_t)snprintf(big + bo, cap - bo, "%s%d,%d", id > MN_BPE_FIRST_MERGE ? "," : "", prev, prev);
+            prev = id;
+        }
+        top[c] = prev;
+    }
+    for (int x = 0; x < 256; x++)
+        for (int y = 0; y < 256; y++) bo += (size_t)snprintf(big + bo, cap - bo, ",%d,%d", top[x], top[y]);
+    ck_assert_uint_lt(bo + 3, cap);
+    snprintf(big + bo, cap - bo, "]}");
+    expect_bpe_refused(big, "more than 16777216 bytes");
+    free(big);
     ck_assert_int_eq(mn_bpe_from_json(NULL, &b), MN_ERR_MISUSE);
 }
 END_TEST

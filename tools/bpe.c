@@ -126,6 +126,8 @@ static mn_status finish_model(mn_bpe *b, const char *who)
         b->rank_key[h] = k;
         b->rank_val[h] = i;
         b->off[id + 1] = b->off[id] + len;
+        if (b->off[id + 1] > MN_BPE_MAX_BYTES)
+            return mn_set_error(MN_ERR_FORMAT, "%s: the tokens of merges 0..%d hold more than %d bytes", who, i, MN_BPE_MAX_BYTES);
     }
     if (!(b->bytes = malloc(b->off[vocab]))) return mn_set_error(MN_ERR_NOMEM, "bpe: out of memory");
     for (int c = 0; c < 256; c++) b->bytes[c] = (char)c;

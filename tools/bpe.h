@@ -16,6 +16,7 @@ enum { MN_BPE_PAD = 0, MN_BPE_BOS = 1, MN_BPE_EOS = 2, MN_BPE_BYTE0 = 3, MN_BPE_
 #define MN_BPE_MAX_CHUNK  256        /* bytes per pre-token, so per token */
 #define MN_BPE_MAX_MERGES (1 << 20)
 #define MN_BPE_MAX_JSON   (64 << 20) /* bytes of a stored BPE */
+#define MN_BPE_MAX_BYTES  (16 << 20) /* bytes of all tokens together */
 
 /* Learns merges until the vocabulary (specials + bytes + merges) has
  * vocab_size ids or no pair occurs twice. Texts are split into pre-tokens
