@@ -517,6 +517,51 @@ START_TEST(bpe_refuses_hostile_stored_forms)
 }
 END_TEST
 
+/* Random byte edits of a valid stored BPE and of OSIS text: each is either
+ * refused cleanly or gives a model / text that keeps the invariants (run
+ * under scripts/test.sh --asan for memory errors). */
+START_TEST(mutated_inputs_are_refused_or_consistent)
+{
+    mn_bpe *b = learn((const char *const *)corpus, 8, 330), *c;
+    char *js;
+    ck_assert_ok(mn_bpe_to_json(b, &js));
+    size_t n = strlen(js);
+    char *m = malloc(n + 1), out[600];
+    uint64_t x = 12345;
+    int accepted = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        memcpy(m, js, n + 1);
+        for (int e = 0; e < 1 + trial % 3; e++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            m[(x >> 33) % n] = "0123456789,[]{}\"-:x "[(x >> 20) % 21];
+        }
+        mn_status s = mn_bpe_from_json(m, &c);
+        ck_assert(s == MN_OK || s == MN_ERR_FORMAT);
+        if (s) continue;
+        accepted++;
+        round_trip(c, corpus[trial % 8], strlen(corpus[trial % 8]));
+        mn_bpe_free(c);
+    }
+    ck_assert_int_gt(accepted, 0);
+    free(js);
+    free(m);
+    mn_bpe_free(b);
+    const char *osis = "a <w lemma=\"x\">b</w> <note>c <reference>d</reference></note> &amp; <title canonical=\"true\">e</title>\\nd f";
+    size_t on = strlen(osis);
+    char buf[256];
+    for (int trial = 0; trial < 3000; trial++) {
+        memcpy(buf, osis, on);
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        buf[(x >> 33) % on] = "<>/&;\\ \"nx"[(x >> 20) % 11];
+        size_t len = 0;
+        const char *why;
+        mn_status s = mn_osis_strip(buf, on, out, &len, &why);
+        ck_assert(s == MN_OK || (s == MN_ERR_FORMAT && why));
+        if (!s) ck_assert_uint_le(len, on);
+    }
+}
+END_TEST
+
 START_TEST(bpe_learn_rejects_bad_sizes)
 {
     const char *t[] = { "a" };
@@ -829,6 +874,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bpe_json_round_trips);
     tcase_add_test(tc, bpe_refuses_hostile_stored_forms);
     tcase_add_test(tc, bpe_learn_rejects_bad_sizes);
+    tcase_add_test(tc, mutated_inputs_are_refused_or_consistent);
     tcase_add_test(tc, tok13a_matches_mteval);
     tcase_add_test(tc, bleu_matches_hand_computed_values);
     tcase_add_test(tc, bleu_matches_sacrebleu_published_values);

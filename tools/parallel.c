@@ -357,7 +357,8 @@ static mn_status finish_entry(entries *E, const char *path, const pending *p)
     const char *why;
     if (mn_osis_strip(p->text, p->tlen, text, &len, &why)) {
         free(text);
-        return mn_set_error(MN_ERR_FORMAT, "%s:%lld: %s", path, (long long)p->key_line + 1, why);
+        return mn_set_error(MN_ERR_FORMAT, "%s:%lld: %s in the entry \"%.*s\"", path, (long long)p->key_line + 1, why,
+                            (int)(p->klen > 80 ? 80 : p->klen), p->key);
     }
     if (!len) { free(text); return MN_OK; }
     return entries_add(E, p->key, p->klen, text, p->key_line);
