@@ -37,12 +37,9 @@ static mn_status register_op(mn_plugin_ctx *ctx, const mn_op_def *op)
         return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" must be named \"%s.<op>\"", ctx->name, op->name, ctx->name);
     if (mn_op_find(op->name))
         return ctx->error = mn__error(MN_ERR_EXISTS, "plugin %s: op \"%s\" is already registered", ctx->name, op->name);
-    if (!op->compose && (!op->infer || !op->forward))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" needs infer and forward (or compose)", ctx->name, op->name);
-    if (!op->compose && !op->vjp && !(op->flags & MN_OPF_NOGRAD))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" has no VJP and is not flagged nograd", ctx->name, op->name);
-    if (op->inplace >= (op->arity < 0 ? MN_MAX_INPUTS : op->arity))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" declares in-place input %d of %d", ctx->name, op->name, op->inplace, op->arity);
+    char detail[256];
+    mn_status s = mn__op_check(op, detail, sizeof detail);
+    if (s) return ctx->error = mn__error(s, "plugin %s: %s", ctx->name, detail);
     return ctx->error = mn__op_append(op, ctx->index);
 }
 

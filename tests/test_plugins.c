@@ -43,16 +43,22 @@ static void gradcheck(const char *op, int nin, const mn_shape *shapes, const voi
     mn_rng_fill_uniform(r, n, 3, 4, -1, 1);
     mn_node *loss = mn_sum_all(g, mn_mul(g, y, mn_constant(g, MN_F32, mn_node_shape(y), r)));
     mn_exec *tr = mn_compile(g, loss, NULL);
+    ck_assert_msg(tr != NULL, "%s: %s", op, mn_graph_errmsg(g));
     const mn_node *outs[1] = { loss };
     mn_exec *fw = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(fw != NULL, "%s: %s", op, mn_graph_errmsg(g));
     ck_assert_ok(mn_exec_run(tr));
     for (int i = 0; i < nin; i++) {
         snprintf(name, sizeof name, "x%d", i);
         float *x = mn_f32(mn_params_get(P, name)), *gr = mn_f32(mn_params_get_grad(P, name));
         for (int64_t k = 0; k < mn_shape_numel(shapes[i]); k++) {
             float x0 = x[k];
-            x[k] = x0 + 1e-2f; mn_exec_run(fw); double lp = mn_f32(mn_exec_value(fw, loss))[0];
-            x[k] = x0 - 1e-2f; mn_exec_run(fw); double lm = mn_f32(mn_exec_value(fw, loss))[0];
+            x[k] = x0 + 1e-2f;
+            ck_assert_ok(mn_exec_run(fw));
+            double lp = mn_f32(mn_exec_value(fw, loss))[0];
+            x[k] = x0 - 1e-2f;
+            ck_assert_ok(mn_exec_run(fw));
+            double lm = mn_f32(mn_exec_value(fw, loss))[0];
             x[k] = x0;
             double num = (lp - lm) / 2e-2;
             ck_assert_msg(fabs(num - gr[k]) <= 2e-3 + 1e-2 * fabs(num), "%s input %d [%lld]: VJP %g, finite difference %g",
@@ -65,6 +71,16 @@ static void gradcheck(const char *op, int nin, const mn_shape *shapes, const voi
 
 typedef struct { float eps; } rms_attrs;
 
+/* Gradient-check cases of plugin ops, by op name (looked up from the registry below). */
+typedef struct { const char *op; int nin; mn_shape shapes[2]; const void *attrs; size_t attrs_size; } grad_case;
+static const rms_attrs rms_eps5 = { 1e-5f }, rms_eps3 = { 1e-3f };
+static const grad_case grad_cases[] = {
+    { "swish.swish", 2, { MN_SHAPE(5, 7), MN_SHAPE(7) }, NULL, 0 },
+    { "swish.swish", 2, { MN_SHAPE(3, 4, 2), MN_SHAPE(1) }, NULL, 0 },
+    { "rmsnorm.rmsnorm", 2, { MN_SHAPE(5, 7), MN_SHAPE(7) }, &rms_eps5, sizeof(rms_attrs) },
+    { "rmsnorm.rmsnorm", 2, { MN_SHAPE(2, 3, 6), MN_SHAPE(6) }, &rms_eps3, sizeof(rms_attrs) },
+};
+
 START_TEST(example_plugins_load_and_check)
 {
     int before = mn_op_count();
@@ -75,19 +91,23 @@ START_TEST(example_plugins_load_and_check)
     ck_assert_str_eq(mn_op_plugin(mn_op_find("swish.swish")), "swish");
     ck_assert_ptr_null(mn_op_plugin(mn_op_find("add")));
     ck_assert(mn_op_differentiable(mn_op_find("rmsnorm.rmsnorm")));
-    /* every differentiable plugin op has a gradient check below */
-    const char *checked[] = { "swish.swish", "rmsnorm.rmsnorm" };
+    /* the registry drives the gradient check: every differentiable op a
+     * plugin registered runs each of its cases, and an op without one fails */
+    int checked = 0;
     for (int id = before; id < mn_op_count(); id++) {
         const mn_op_def *op = mn_op_at(id);
         if (!mn_op_differentiable(op)) continue;
-        bool found = false;
-        for (size_t k = 0; k < sizeof checked / sizeof *checked; k++) found |= !strcmp(checked[k], mn_op_name(op));
-        ck_assert_msg(found, "plugin op %s has no gradient-check case", mn_op_name(op));
+        int found = 0;
+        for (size_t k = 0; k < sizeof grad_cases / sizeof *grad_cases; k++) {
+            const grad_case *c = &grad_cases[k];
+            if (strcmp(c->op, mn_op_name(op)) != 0) continue;
+            gradcheck(c->op, c->nin, c->shapes, c->attrs, c->attrs_size);
+            found++;
+        }
+        ck_assert_msg(found > 0, "plugin op %s has no gradient-check case", mn_op_name(op));
+        checked++;
     }
-    gradcheck("swish.swish", 2, (mn_shape[]){ MN_SHAPE(5, 7), MN_SHAPE(7) }, NULL, 0);
-    gradcheck("swish.swish", 2, (mn_shape[]){ MN_SHAPE(3, 4, 2), MN_SHAPE(1) }, NULL, 0);
-    gradcheck("rmsnorm.rmsnorm", 2, (mn_shape[]){ MN_SHAPE(5, 7), MN_SHAPE(7) }, &(rms_attrs){ 1e-5f }, sizeof(rms_attrs));
-    gradcheck("rmsnorm.rmsnorm", 2, (mn_shape[]){ MN_SHAPE(2, 3, 6), MN_SHAPE(6) }, &(rms_attrs){ 1e-3f }, sizeof(rms_attrs));
+    ck_assert_int_eq(checked, 2);
 }
 END_TEST
 
@@ -145,6 +165,7 @@ START_TEST(failures_leave_the_registry_as_it_was)
     expect_fail(so("bad_dup"), MN_ERR_EXISTS, "bad_dup.x\" is already registered");
     expect_fail(so("bad_ns"), MN_ERR_INVALID, "must be named \"bad_ns.<op>\"");
     expect_fail(so("bad_init"), MN_ERR_RUNTIME, "init failed on purpose");
+    expect_fail(so("bad_novjp"), MN_ERR_INVALID, "op \"bad_novjp.x\" has no VJP and is not flagged nograd");
     ck_assert_ptr_null(mn_op_find("bad_init.x"));               /* its registration was undone */
     ck_assert_ptr_null(mn_op_find("bad_dup.x"));
     load_ok("faulty");

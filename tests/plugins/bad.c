@@ -22,6 +22,7 @@ static mn_status fwd_explode(const mn_kernel_ctx *c) { snprintf(c->msg, c->msgle
 const int not_an_entry = 1;
 #else
 static const struct mn_op_def op_x = OP(NAME ".x", infer_id, fwd_copy), op_add = OP("add", infer_id, fwd_copy);
+static const struct mn_op_def op_novjp = { .name = NAME ".x", .doc = "test op", .arity = 1, .inplace = -1, .infer = infer_id, .forward = fwd_copy };
 static const struct mn_op_def op_reject = OP(NAME ".reject", infer_reject, fwd_copy), op_explode = OP(NAME ".explode", infer_id, fwd_explode);
 
 static mn_status init(const mn_plugin_host *h, mn_plugin_ctx *ctx)
@@ -34,6 +35,8 @@ static mn_status init(const mn_plugin_host *h, mn_plugin_ctx *ctx)
 #elif KIND == 7                                /* init fails after registering an op */
     h->register_op(ctx, &op_x);
     return h->set_error(MN_ERR_RUNTIME, "init failed on purpose");
+#elif KIND == 9                                /* neither a VJP nor the NOGRAD flag */
+    return h->register_op(ctx, &op_novjp);
 #else                                          /* faulty: ops that fail at build or run time */
     mn_status s = h->register_op(ctx, &op_reject);
     return s ? s : h->register_op(ctx, &op_explode);
