@@ -7,9 +7,9 @@
 #include "graph.h"
 #include <stdlib.h>
 
-static bool wants_grad(const mn_node *n, const bool *req)
+static bool wants_grad(const mn_node *n, const bool *req, const bool *wrt)
 {
-    if (n->kind == MN_NODE_PARAM) return true;
+    if (wrt[n->id]) return n->desc.dtype == MN_F32;
     if (n->kind != MN_NODE_OP || n->desc.dtype != MN_F32 || !mn_op_differentiable(n->op)) return false;
     for (int i = 0; i < n->nin; i++)
         if (req[n->in[i]->id]) return true;
@@ -83,7 +83,14 @@ static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, parts *de
     return s;
 }
 
-mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
+static bool any_input_needed(const mn_node *n, const bool *req)
+{
+    for (int k = 0; k < n->nin; k++)
+        if (req[n->in[k]->id]) return true;
+    return false;
+}
+
+mn_status mn__autodiff(mn_graph *g, mn_node *loss, const bool *wrt, mn_node **grads)
 {
     int nf = loss->id + 1;
     bool *req = calloc((size_t)nf, sizeof *req);
@@ -93,7 +100,7 @@ mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
         free(req); free(acc); free(deferred);
         return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory");
     }
-    for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req);
+    for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req, wrt);
     g->building_backward = true;
     mn_status s = MN_OK;
     if (req[loss->id]) acc[loss->id] = mn__fill(g, loss->desc.shape, 1.0f);
@@ -102,11 +109,43 @@ mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
         if (deferred[i].n) acc[i] = settle(g, acc[i], &deferred[i]);
         if ((s = g->status)) break;
         if (!acc[i] || !req[i]) continue;
-        if (n->kind == MN_NODE_PARAM) grads[i] = acc[i];
-        else s = backprop_node(g, n, acc, deferred, req);
+        if (wrt[i]) grads[i] = acc[i];
+        if (n->kind == MN_NODE_OP && mn_op_differentiable(n->op) && any_input_needed(n, req)) s = backprop_node(g, n, acc, deferred, req);
     }
     g->building_backward = false;
     for (int i = 0; i < nf; i++) free(deferred[i].v);
     free(req); free(acc); free(deferred);
     return s ? s : g->status;
+}
+
+/* The explicit form: gradient nodes of a scalar y with respect to any
+ * nodes of its graph, appended to that graph (they are ordinary nodes: the
+ * user may differentiate them again). A node y does not depend on gets a
+ * zero of its shape. */
+mn_status mn_grad(mn_graph *g, mn_node *y, mn_node *const *wrt, int n, mn_node **grads)
+{
+    char s[96];
+    if (!g || !y || (n > 0 && (!wrt || !grads)) || n < 0) return mn__error(MN_ERR_MISUSE, "grad: NULL or bad argument");
+    if (g->status) return mn__error(g->status, "grad: %s", g->msg);
+    if (y->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "grad: y belongs to another graph");
+    if (y->desc.dtype != MN_F32 || mn_shape_numel(y->desc.shape) != 1)
+        return mn__graph_fail(g, MN_ERR_SHAPE, "grad: y \"%s\" must be a f32 scalar, got %s %s", y->name,
+                              mn_dtype_name(y->desc.dtype), mn_shape_str(y->desc.shape, s, sizeof s));
+    for (int i = 0; i < n; i++) {
+        if (!wrt[i] || wrt[i]->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "grad: wrt[%d] is NULL or from another graph", i);
+        if (wrt[i]->desc.dtype != MN_F32) return mn__graph_fail(g, MN_ERR_DTYPE, "grad: wrt[%d] \"%s\" is not f32", i, wrt[i]->name);
+    }
+    int nf = y->id + 1;
+    bool *mask = calloc((size_t)nf, sizeof *mask);
+    mn_node **by_id = calloc((size_t)nf, sizeof *by_id);
+    if (!mask || !by_id) { free(mask); free(by_id); return mn__graph_fail(g, MN_ERR_NOMEM, "grad: out of memory"); }
+    for (int i = 0; i < n; i++) if (wrt[i]->id < nf) mask[wrt[i]->id] = true;
+    mn_status st = mn__autodiff(g, y, mask, by_id);
+    for (int i = 0; !st && i < n; i++) {
+        mn_node *d = wrt[i]->id < nf ? by_id[wrt[i]->id] : NULL;
+        grads[i] = d ? d : mn__fill(g, wrt[i]->desc.shape, 0.0f);
+        if (!grads[i]) st = g->status ? g->status : MN_ERR_NOMEM;
+    }
+    free(mask); free(by_id);
+    return st;
 }

@@ -115,22 +115,30 @@ static mn_status check_loss(mn_graph *g, mn_node *loss)
 }
 
 /* Roots: the loss and outputs first (*nkeep of them: read after the run),
- * then the parameter gradients (sinks, accumulated as soon as computed). */
+ * then the parameter gradients (sinks, accumulated as soon as computed).
+ * The loss and outputs are the user's nodes; their twins in ex->g (same
+ * ids) are the roots. */
 static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots, int *nkeep)
 {
     mn_graph *g = ex->g;
     int nf = g->n;
     mn_node **grads = calloc((size_t)nf, sizeof *grads);
+    bool *wrt = calloc((size_t)nf, sizeof *wrt);
     mn_node **r = calloc((size_t)nf + (size_t)(o ? o->noutputs : 0) + 1, sizeof *r);
     ex->sinks = calloc((size_t)nf, sizeof *ex->sinks);
-    if (!grads || !r || !ex->sinks) { free(grads); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    if (!grads || !wrt || !r || !ex->sinks) { free(grads); free(wrt); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    for (int i = 0; i < nf; i++) wrt[i] = g->nodes[i]->kind == MN_NODE_PARAM;
     mn_status s = MN_OK;
-    if (loss && !(o && o->no_backward)) s = mn__autodiff(g, loss, grads);
+    if (loss && !(o && o->no_backward)) s = mn__autodiff(g, g->nodes[loss->id], wrt, grads);
+    free(wrt);
     int n = 0;
-    if (loss) r[n++] = loss;
+    if (loss) r[n++] = g->nodes[loss->id];
     for (int i = 0; !s && o && i < o->noutputs; i++) {
-        if (!o->outputs[i] || o->outputs[i]->g != g) { s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i); break; }
-        r[n++] = (mn_node *)o->outputs[i];
+        if (!o->outputs[i] || o->outputs[i]->g != ex->user || o->outputs[i]->id >= nf) {
+            s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i);
+            break;
+        }
+        r[n++] = g->nodes[o->outputs[i]->id];
     }
     *nkeep = n;
     for (int i = 0; !s && i < nf; i++)
@@ -184,8 +192,12 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     if (loss && check_loss(g, loss)) return NULL;
     if (!loss && (!opts || opts->noutputs == 0)) { mn__graph_fail(g, MN_ERR_INVALID, "compile: nothing to compute (no loss, no outputs)"); return NULL; }
     mn_exec *ex = calloc(1, sizeof *ex);
-    if (!ex) { mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); return NULL; }
-    ex->g = g; ex->loss = -1;
+    if (!ex || !(ex->g = mn__graph_clone(g))) { free(ex); mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); return NULL; }
+    ex->user = g;
+    ex->nuser = g->n;
+    ex->loss = -1;
+    mn_graph *user = g;
+    g = ex->g;                          /* from here on: the compiler's copy */
     ex->nthreads = mn__threads(opts ? opts->threads : 0);
     ex->serial = opts && opts->serial;
     if (ex->serial) ex->nthreads = 1;
@@ -200,19 +212,25 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     if (!s && !(ex->keep = calloc((size_t)ex->nvals + 1, sizeof *ex->keep))) s = mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
     for (int i = 0; !s && i < nkeep; i++) ex->keep[ex->val_of[roots[i]->id]] = true;
     for (int i = 0; !s && i < ex->nsinks; i++) ex->sinks[i].value = ex->val_of[ex->sinks[i].value];
-    ex->fuse = !(opts && opts->no_fuse) && !getenv("MNEMO_NO_FUSE");
+    ex->fuse = !(opts && opts->no_fuse);
+    ex->bind = opts && opts->bind_threads;
+    ex->blas_threads = opts && opts->blas_threads > 0 ? opts->blas_threads : ex->nthreads;
     if (!s && ex->fuse) s = mn__fuse(ex);
     if (!s) direct_sinks(ex);
     if (!s) s = mn__schedule(ex);
     if (!s) s = mn__plan(ex);
-    if (!s && (getenv("MNEMO_VERIFY_PLAN") || (opts && opts->verify))) {
+    if (!s && opts && opts->verify) {
         char msg[512];
         if (mn__plan_verify(ex, msg, sizeof msg)) s = mn__graph_fail(g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg);
     }
     if (!s && loss) ex->loss = ex->val_of[loss->id];
     for (int i = 0; !s && i < ex->nsteps; i++) ex->flops += ex->steps[i].flops;
     free(roots); free(live);
-    if (s) { mn__error(g->status ? g->status : s, "%s", g->msg); mn_exec_free(ex); return NULL; }
+    if (s) {
+        mn__graph_fail(user, g->status ? g->status : s, "%s", g->status ? g->msg : mn_errmsg());
+        mn_exec_free(ex);
+        return NULL;
+    }
     return ex;
 }
 
@@ -225,6 +243,7 @@ void mn_exec_free(mn_exec *ex)
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);
+    mn_graph_free(ex->g);
     free(ex);
 }
 
@@ -279,7 +298,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     if (ex->vals[st->out].kind == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
     char detail[512] = "";
     mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs, .accumulate = st->accumulate,
-                        .nthreads = threads, .seed = mn__run_seed(ex->g->seed, ex->step), .node_id = st->node->id,
+                        .nthreads = threads, .seed = mn__run_seed(ex->user->seed, ex->step), .node_id = st->node->id,
                         .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
                         .msg = detail, .msglen = sizeof detail };
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
@@ -336,12 +355,22 @@ static void accumulate(mn_exec *ex, const mn_sink *k)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+static mn_status run_levels(mn_exec *ex);
+
 mn_status mn_exec_run(mn_exec *ex)
 {
     if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
     ex->msg[0] = 0;
-    mn__blas_threads(ex->nthreads);
-    mn__bind_team(ex->nthreads);
+    if (ex->bind) mn__bind_team(ex->nthreads);
+    int blas = mn__blas_threads_push(ex->blas_threads);
+    mn_status st = run_levels(ex);
+    mn__blas_threads_pop(blas);
+    return st;
+}
+
+/* The levels in order, each followed by the gradient sinks it completes. */
+static mn_status run_levels(mn_exec *ex)
+{
     int k = 0;
     bool prof = ex->prof_step != NULL;
     double t0 = prof ? omp_get_wtime() : 0, tl = t0;
@@ -463,7 +492,7 @@ float mn_exec_loss(const mn_exec *ex)
 
 const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
 {
-    if (!ex || !n || n->g != ex->g || n->id >= ex->nnodes || ex->val_of[n->id] < 0) return NULL;
+    if (!ex || !n || n->g != ex->user || n->id >= ex->nuser || ex->val_of[n->id] < 0) return NULL;
     if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_FUSED) return NULL;      /* never stored */
     if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_GRAD) return NULL;       /* added into the store's gradient */
     return &ex->vals[ex->val_of[n->id]].t;

@@ -67,7 +67,9 @@ typedef struct {
 typedef struct { int value; int param; int level; bool direct; } mn_sink;
 
 struct mn_exec {
-    mn_graph *g;
+    mn_graph *g;          /* the compiler's copy of the user's graph, extended by autodiff (owned) */
+    mn_graph *user;       /* the caller's graph: never changed by compiling */
+    int nuser;            /* its node count at compile: node ids below it are the same in both */
     int nthreads;
     mn_value *vals; int nvals;
     int *val_of;          /* node id -> value index or -1 */
@@ -86,7 +88,9 @@ struct mn_exec {
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;
-    bool fuse;            /* run the fusion pass (default; mn_compile_opts.no_fuse, MNEMO_NO_FUSE) */
+    bool fuse;            /* run the fusion pass (default; off with mn_compile_opts.no_fuse) */
+    bool bind;            /* mn_compile_opts.bind_threads */
+    int blas_threads;     /* OpenBLAS's team size during a run */
     int fused_groups, fused_nodes;
     int cse_count;        /* op nodes that reuse an identical node's value */
     int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */

@@ -226,40 +226,50 @@ static int64_t place(const mn_exec *ex, const int *order, int64_t *off)
     return top;
 }
 
-static const mn_exec *sort_ex;
+/* Sort keys of one storage: the comparators see only their arguments. */
+typedef struct { int64_t bytes; int start, length, index; } store_key;
+
 static int by_size(const void *a, const void *b)
 {
-    const mn_storage *x = &sort_ex->stores[*(const int *)a], *y = &sort_ex->stores[*(const int *)b];
+    const store_key *x = a, *y = b;
     if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
     return x->start - y->start;
 }
 static int by_length(const void *a, const void *b)
 {
-    const mn_storage *x = &sort_ex->stores[*(const int *)a], *y = &sort_ex->stores[*(const int *)b];
-    int lx = x->end - x->start, ly = y->end - y->start;
-    if (lx != ly) return lx > ly ? -1 : 1;
+    const store_key *x = a, *y = b;
+    if (x->length != y->length) return x->length > y->length ? -1 : 1;
     return by_size(a, b);
+}
+
+/* The storages' indices in the order `cmp` gives. */
+static void sort_order(const mn_exec *ex, store_key *keys, int *order, int (*cmp)(const void *, const void *))
+{
+    for (int i = 0; i < ex->nstores; i++) {
+        const mn_storage *st = &ex->stores[i];
+        keys[i] = (store_key){ st->bytes, st->start, st->end - st->start, i };
+    }
+    qsort(keys, (size_t)ex->nstores, sizeof *keys, cmp);
+    for (int i = 0; i < ex->nstores; i++) order[i] = keys[i].index;
 }
 
 static int64_t assign_offsets(mn_exec *ex)
 {
     int n = ex->nstores;
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    store_key *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
     int64_t *o1 = malloc((size_t)(n ? n : 1) * sizeof *o1), *o2 = malloc((size_t)(n ? n : 1) * sizeof *o2);
     int64_t best = -1;
-    if (order && o1 && o2) {
-        sort_ex = ex;
-        for (int i = 0; i < n; i++) order[i] = i;
-        qsort(order, (size_t)n, sizeof *order, by_size);
+    if (order && keys && o1 && o2) {
+        sort_order(ex, keys, order, by_size);
         int64_t a = place(ex, order, o1);
-        for (int i = 0; i < n; i++) order[i] = i;
-        qsort(order, (size_t)n, sizeof *order, by_length);
+        sort_order(ex, keys, order, by_length);
         int64_t b = place(ex, order, o2);
         const int64_t *win = (b >= 0 && (a < 0 || b < a)) ? o2 : o1;
         best = (b >= 0 && (a < 0 || b < a)) ? b : a;
         for (int i = 0; i < n && best >= 0; i++) ex->stores[i].offset = win[i];
     }
-    free(order); free(o1); free(o2);
+    free(order); free(keys); free(o1); free(o2);
     return best;
 }
 

@@ -147,7 +147,6 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     int64_t nb = mn_shape_numel(bo);
     CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
     float *C = mn_f32(c->out), beta = c->accumulate ? 1.0f : 0.0f;   /* accumulate: C += op(A) op(B) */
-    mn__blas_threads(c->nthreads);
     if (K == 0) {
         for (int64_t i = 0; i < nb * M * N && !c->accumulate; i++) C[i] = 0.0f;
         return MN_OK;
