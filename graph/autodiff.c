@@ -4,7 +4,7 @@
  * the contributions of values used more than once as soon as they arrive;
  * contributions from ops with a merge_grads rule (slice_backward) wait
  * until the value is processed and are merged by that rule. */
-#include "graph.h"
+#include "exec.h"
 #include <stdlib.h>
 
 static bool wants_grad(const mn_node *n, const bool *req, const bool *wrt)
@@ -51,7 +51,7 @@ static mn_node *settle(mn_graph *g, mn_node *acc, parts *p)
         int m = 0;
         for (int j = i; j < p->n; j++)
             if (p->v[j] && mn__node_opdef(p->v[j]) == op) { same[m++] = p->v[j]; p->v[j] = NULL; }
-        mn_node *merged = m > 1 ? op->merge_grads(g, same, m) : NULL;
+        mn_node *merged = m > 1 ? op->traits.merge_grads(g, same, m) : NULL;
         for (int j = 0; !merged && j < m; j++) acc = acc ? mn_add(g, acc, same[j]) : same[j];
         if (merged) acc = acc ? mn_add(g, acc, merged) : merged;
         free(same);
@@ -75,7 +75,7 @@ static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, parts *de
         if ((s = check_dx(g, n, k, dx[k]))) break;
         int id = n->in[k]->id;
         const mn_op_def *op = mn__node_opdef(dx[k]);
-        if (op && op->merge_grads) s = defer(g, &deferred[id], dx[k]);
+        if (op && op->traits.merge_grads) s = defer(g, &deferred[id], dx[k]);
         else acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
         s = s ? s : g->status;
     }
@@ -148,4 +148,48 @@ mn_status mn_grad(mn_graph *g, mn_node *y, mn_node *const *wrt, int n, mn_node *
     }
     free(mask); free(by_id);
     return st;
+}
+
+/* ---- the compiler's autodiff pass ---- */
+
+/* Roots: the loss and outputs first (*nkeep of them: read after the run),
+ * then the parameter gradients (sinks, accumulated as soon as computed).
+ * The loss and outputs are the user's nodes; their twins in ex->g (same
+ * ids) are the roots. */
+static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots, int *nkeep)
+{
+    mn_graph *g = ex->g;
+    int nf = g->n;
+    mn_node **grads = calloc((size_t)nf, sizeof *grads);
+    bool *wrt = calloc((size_t)nf, sizeof *wrt);
+    mn_node **r = calloc((size_t)nf + (size_t)(o ? o->noutputs : 0) + 1, sizeof *r);
+    ex->sinks = calloc((size_t)nf, sizeof *ex->sinks);
+    if (!grads || !wrt || !r || !ex->sinks) { free(grads); free(wrt); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    for (int i = 0; i < nf; i++) wrt[i] = g->nodes[i]->kind == MN_NODE_PARAM;
+    mn_status s = MN_OK;
+    if (loss && !(o && o->no_backward)) s = mn__autodiff(g, g->nodes[loss->id], wrt, grads);
+    free(wrt);
+    int n = 0;
+    if (loss) r[n++] = g->nodes[loss->id];
+    for (int i = 0; !s && o && i < o->noutputs; i++) {
+        if (!o->outputs[i] || o->outputs[i]->g != ex->user || o->outputs[i]->id >= nf) {
+            s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i);
+            break;
+        }
+        r[n++] = g->nodes[o->outputs[i]->id];
+    }
+    *nkeep = n;
+    for (int i = 0; !s && i < nf; i++)
+        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ .value = grads[i]->id, .param = g->nodes[i]->param }; }
+    free(grads);
+    *roots = r; *nroots = n;
+    return s;
+}
+
+mn_status mn__pass_autodiff(mn_exec *ex)
+{
+    mn_status s = collect_roots(ex, ex->loss_node, &ex->opts, &ex->roots, &ex->nroots, &ex->nkeep);
+    mn__stat(ex, "autodiff.backward_nodes", ex->g->n - ex->nuser);
+    mn__stat(ex, "autodiff.gradients", ex->nsinks);
+    return s;
 }

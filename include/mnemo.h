@@ -34,7 +34,8 @@ const char *mn_version(void);
     X(MN_ERR_FORMAT,      "format",      "malformed file")                \
     X(MN_ERR_UNSUPPORTED, "unsupported", "not supported")                 \
     X(MN_ERR_RUNTIME,     "runtime",     "kernel reported an error")      \
-    X(MN_ERR_GRAPH,       "graph",       "graph is in an error state")
+    X(MN_ERR_GRAPH,       "graph",       "graph is in an error state")    \
+    X(MN_ERR_NONFINITE,   "nonfinite",   "a value is not finite")
 
 typedef enum {
 #define MN__ENUM(code, name, msg) code,
@@ -447,6 +448,10 @@ typedef struct {
      * process may use. Off by default: the program decides (docs/api.md). */
     bool bind_threads;
     int blas_threads;             /* OpenBLAS's team for one big GEMM; 0: `threads` */
+    /* After each level, check every step's f32 output: the first one that is
+     * not finite stops the run with MN_ERR_NONFINITE and a message naming
+     * the run, the op and the node (slower: a debugging aid). */
+    bool detect_anomaly;
 } mn_compile_opts;
 
 /* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)
@@ -495,6 +500,14 @@ typedef struct {
  * under the parallel schedule; MN_ERR_INVALID with the two names if not. */
 mn_status mn_exec_verify(const mn_exec *ex);
 mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
+/* Every compiler pass's counters by name, "<pass>.<counter>" (e.g.
+ * "cse.merged_nodes", "plan.arena_bytes"), then each pass's time
+ * "<pass>.ms", in pipeline order. The list grows with the compiler without
+ * breaking callers; mn_exec_stat gives NAN for an unknown name. */
+int         mn_exec_stat_count(const mn_exec *ex);
+const char *mn_exec_stat_name(const mn_exec *ex, int i);
+double      mn_exec_stat_value(const mn_exec *ex, int i);
+double      mn_exec_stat(const mn_exec *ex, const char *name);
 /* Profiling: mn_exec_set_profiling(ex, true) clears the counters and times
  * every kernel of the following runs (a few clock reads per step). */
 typedef struct { const char *op; int calls; double ms; } mn_op_time;   /* per run */

@@ -81,11 +81,17 @@ void mn__op_truncate(int n)
 
 /* The rules every record obeys, built-in or plugin: a kernel and shape
  * inference (or a composition), a VJP unless flagged NOGRAD (an op with
- * neither would silently stop gradients), and an in-place input within its
- * arity. Plugins are checked when they register, built-ins by the ops suite. */
+ * neither would silently stop gradients), an in-place input within its
+ * arity, and the size and ABI version of this header (MN_OP_RECORD; a
+ * plugin's older record is widened first, see plugin.c). Plugins are
+ * checked when they register, built-ins by the ops suite. */
 mn_status mn__op_check(const mn_op_def *op, char *msg, size_t n)
 {
     if (!op || !op->name) return snprintf(msg, n, "NULL op record"), MN_ERR_INVALID;
+    if (op->size != sizeof *op || op->abi_version != MN_PLUGIN_ABI_VERSION)
+        return snprintf(msg, n, "op \"%s\": record of %u bytes for ABI %u.%u, this mnemo has %zu bytes, ABI %d.%d (use MN_OP_RECORD)",
+                        op->name, op->size, op->abi_version >> 16, op->abi_version & 0xffff, sizeof *op, MN_PLUGIN_ABI_MAJOR,
+                        MN_PLUGIN_ABI_MINOR), MN_ERR_UNSUPPORTED;
     if (!op->compose && (!op->infer || !op->forward))
         return snprintf(msg, n, "op \"%s\" needs infer and forward (or compose)", op->name), MN_ERR_INVALID;
     if (!op->compose && !op->vjp && !(op->flags & MN_OPF_NOGRAD))

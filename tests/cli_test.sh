@@ -64,6 +64,10 @@ expect 0 "A/B 1.00" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
 # graph: stats name the compiler's passes; DOT draws fused groups as clusters
 stats=$("$mnemo" graph --model lstm --batch 4 --format stats)
 checks=$((checks + 1)); grep -q '^fused [1-9][0-9]* groups' <<<"$stats" || fail "graph stats lack fused groups: $stats"
+for p in autodiff dce cse fuse direct schedule plan verify; do
+  checks=$((checks + 1)); grep -q "^pass $p.ms [0-9]" <<<"$stats" || fail "graph stats lack the $p pass's time: $stats"
+done
+checks=$((checks + 1)); grep -q '^pass plan.arena_bytes [1-9][0-9]*$' <<<"$stats" || fail "graph stats lack the plan's counters: $stats"
 checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | grep -q 'subgraph cluster_f' || fail "graph DOT has no fused cluster"
 if command -v dot >/dev/null; then
   checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"

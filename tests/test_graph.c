@@ -735,6 +735,79 @@ START_TEST(hessian_vector_product_of_an_mlp)
 }
 END_TEST
 
+/* Anomaly mode: the first step whose output is not finite stops the run
+ * with MN_ERR_NONFINITE, naming the run, op and node; without it the run
+ * completes (a nan loss). A nan made in the backward pass (sqrt's gradient
+ * at 0) stops the run before any gradient reaches the store. */
+START_TEST(anomaly_mode_names_the_first_nonfinite_step)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *l = mn_node_set_name(mn_log(g, x), "the_log");
+    mn_node *loss = mn_sum_all(g, mn_mul(g, mn_exp(g, l), l));
+    const mn_node *outs[1] = { loss };
+    float xv[4] = { 1, 2, -1, 3 };
+    for (int anomaly = 0; anomaly < 2; anomaly++) {
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .detect_anomaly = anomaly, .no_fuse = true });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+        mn_exec_set_step(ex, 7);
+        if (!anomaly) {
+            ck_assert_ok(mn_exec_run(ex));
+            ck_assert(isnan(mn_f32(mn_exec_value(ex, loss))[0]));
+        } else {
+            ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+            has(mn_errmsg(), "run 7");
+            has(mn_errmsg(), "log \"the_log\" produced nan at element 2");
+            has(mn_exec_errmsg(ex), "the_log");
+        }
+        mn_exec_free(ex);
+    }
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    mn_node *w = mn_param(g, "w", MN_SHAPE(3), (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *b = mn_param(g, "b", MN_SHAPE(3), (mn_init){ .kind = MN_INIT_ONES });
+    loss = mn_add(g, mn_sum_all(g, mn_sqrt(g, w)), mn_sum_all(g, mn_square(g, b)));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .detect_anomaly = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+    has(mn_errmsg(), "produced inf");
+    for (int i = 0; i < 3; i++) {
+        ck_assert(mn_f32(mn_params_get_grad(P, "w"))[i] == 0.0f);
+        ck_assert(mn_f32(mn_params_get_grad(P, "b"))[i] == 0.0f);
+    }
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* Each pass's counters by name agree with the fixed stats; unknown names
+ * give NAN; every pass reports its time. */
+START_TEST(pass_counters_by_name)
+{
+    small_net m = small_net_new();
+    mn_exec *ex = mn_compile(m.g, m.loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m.g));
+    mn_exec_stats s = mn_exec_get_stats(ex);
+    ck_assert(mn_exec_stat(ex, "plan.arena_bytes") == (double)s.arena_bytes);
+    ck_assert(mn_exec_stat(ex, "schedule.levels") == s.levels);
+    ck_assert(mn_exec_stat(ex, "schedule.steps") == s.steps);
+    ck_assert(mn_exec_stat(ex, "fuse.groups") == s.fused_groups);
+    ck_assert(mn_exec_stat(ex, "cse.merged_nodes") == s.cse);
+    ck_assert(mn_exec_stat(ex, "direct.gradients") == s.direct_grads);
+    ck_assert(mn_exec_stat(ex, "autodiff.backward_nodes") == s.nodes_total - mn_graph_node_count(m.g));
+    ck_assert(isnan(mn_exec_stat(ex, "no.such_counter")));
+    const char *passes[] = { "autodiff", "dce", "cse", "fuse", "direct", "schedule", "plan", "verify" };
+    for (int i = 0; i < 8; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.ms", passes[i]);
+        ck_assert_msg(mn_exec_stat(ex, name) >= 0, "no time for %s", name);
+    }
+    ck_assert_ptr_null(mn_exec_stat_name(ex, mn_exec_stat_count(ex)));
+    mn_exec_free(ex); mn_graph_free(m.g); mn_params_free(m.P);
+}
+END_TEST
+
 /* mn_grad's errors stick to the graph and name the culprit. */
 START_TEST(grad_errors)
 {
@@ -779,6 +852,8 @@ int main(void)
     tcase_add_test(tc, grad_nodes_match_finite_differences);
     tcase_add_test(tc, hessian_vector_product_of_an_mlp);
     tcase_add_test(tc, grad_errors);
+    tcase_add_test(tc, pass_counters_by_name);
+    tcase_add_test(tc, anomaly_mode_names_the_first_nonfinite_step);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

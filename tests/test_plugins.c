@@ -6,6 +6,7 @@
  * init error, shape rejection, kernel error) is reported with the plugin's
  * name and leaves the registry as it was. Run under ASan by scripts/test.sh --asan. */
 #include "harness.h"
+#include "mnemo_plugin.h"
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,6 +167,15 @@ START_TEST(failures_leave_the_registry_as_it_was)
     expect_fail(so("bad_ns"), MN_ERR_INVALID, "must be named \"bad_ns.<op>\"");
     expect_fail(so("bad_init"), MN_ERR_RUNTIME, "init failed on purpose");
     expect_fail(so("bad_novjp"), MN_ERR_INVALID, "op \"bad_novjp.x\" has no VJP and is not flagged nograd");
+    /* built against the previous header (ABI 2.0): refused, naming both versions; the same source built against this one loads */
+    expect_fail(so("old_abi"), MN_ERR_UNSUPPORTED, "ABI 2.0, this mnemo has ABI 3.0");
+    ck_assert_ptr_null(mn_op_find("old_abi.id"));
+    load_ok("new_abi");
+    ck_assert_ptr_nonnull(mn_op_find("new_abi.id"));
+    expect_fail(so("bad_tiny"), MN_ERR_UNSUPPORTED, "op record of 16 bytes for ABI 3.0");
+    load_ok("core_only");                                       /* a record without hints: they read as NULL */
+    ck_assert_ptr_nonnull(mn_op_find("core_only.x"));
+    ck_assert_ptr_null(mn_op_find("core_only.x")->traits.pointwise);
     ck_assert_ptr_null(mn_op_find("bad_init.x"));               /* its registration was undone */
     ck_assert_ptr_null(mn_op_find("bad_dup.x"));
     load_ok("faulty");
@@ -190,6 +200,46 @@ START_TEST(plugin_errors_at_build_and_run_time)
     ck_assert_int_eq(mn_exec_run(ex), MN_ERR_RUNTIME);
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "faulty.explode"));
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "failed on purpose"));
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* A run is a transaction for the store: a kernel failing late in the
+ * backward pass (faulty.late's gradient explodes, and waits for a chain of
+ * six products, while the linear layer's gradients are added early) leaves
+ * every parameter gradient -- added by a GEMM directly or at the end of a
+ * level -- as it was before the run, to the bit. */
+START_TEST(failed_run_leaves_gradients_as_they_were)
+{
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 2);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 3));
+    mn_node *a = mn_linear(g, "a", x, 5, true);                          /* a.weight: GEMM into the store; a.bias: a sink */
+    mn_node *w = mn_param(g, "w", MN_SHAPE(4, 3), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 1 });
+    float kv[9] = { 0.5f, 0.1f, 0, -0.2f, 0.6f, 0.1f, 0, 0.3f, 0.4f };
+    mn_node *k = mn_constant(g, MN_F32, MN_SHAPE(3, 3), kv), *c = x;
+    for (int i = 0; i < 6; i++) c = mn_matmul(g, c, k, false, false);  /* faulty.late's gradient waits for this chain */
+    mn_node *late = mn_op(g, "faulty.late", &w, 1, NULL, 0);
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_square(g, a)), mn_sum_all(g, mn_mul(g, late, c)));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float xv[12];
+    for (int i = 0; i < 12; i++) xv[i] = mn_rng_normal(3, 0, (uint64_t)i);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+    const char *names[3] = { "a.weight", "a.bias", "w" };
+    float before[3][20];
+    for (int p = 0; p < 3; p++) {
+        mn_tensor *gt = mn_params_get_grad(P, names[p]);
+        for (int64_t i = 0; i < mn_tensor_numel(gt); i++) mn_f32(gt)[i] = before[p][i] = 0.25f * (float)(i + 1) - (float)p;
+    }
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "faulty.explode"));
+    for (int p = 0; p < 3; p++) {
+        mn_tensor *gt = mn_params_get_grad(P, names[p]);
+        ck_assert_msg(memcmp(mn_f32(gt), before[p], (size_t)mn_tensor_numel(gt) * sizeof(float)) == 0,
+                      "the failed run changed the gradient of %s", names[p]);
+    }
     mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
@@ -272,6 +322,7 @@ int main(void)
     tcase_add_test(tc, failures_leave_the_registry_as_it_was);
     tcase_add_test(tc, plugin_errors_at_build_and_run_time);
     tcase_add_test(tc, plugin_op_trains_in_a_model);
+    tcase_add_test(tc, failed_run_leaves_gradients_as_they_were);
     tcase_add_test(tc, plugin_op_fuses_with_builtins);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);

@@ -505,6 +505,7 @@ int cmd_graph(int argc, char **argv)
                 "naive_bytes %lld\nlower_bound_bytes %lld\narena_bytes %lld\n", model, cfg.batch, (long long)mn_params_numel(P),
                 s.nodes_total, s.steps, s.backward_steps, s.levels, s.inplace, s.fused_groups, s.fused_nodes, s.cse, s.placed,
                 s.flops, (long long)s.naive_bytes, (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
+        for (int i = 0; i < mn_exec_stat_count(ex); i++) fprintf(f, "pass %s %.15g\n", mn_exec_stat_name(ex, i), mn_exec_stat_value(ex, i));
     }
     if (f && f != stdout) fclose(f);
     mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
