@@ -121,7 +121,8 @@ START_TEST(reader_splits_columns_sentences_and_documents)
 END_TEST
 
 static const struct { const char *text; size_t len; const char *msg; } bad_text[] = {
-    { "a O\nb\n", 0, "conll t.conll line 2: 1 column" },
+    { "a O\nb\n", 0, "conll t.conll line 2: 1 column; a token line holds a word and a tag" },
+    { "a\nb\n", 0, "conll t.conll line 1: 1 column; a token line holds a word and a tag" },
     { "a x O\n\nb O\n", 0, "conll t.conll line 3: 2 columns, but line 1 has 3" },
     { "a O\n\xff O\n", 0, "conll t.conll line 2: invalid UTF-8 at byte 1" },
     { "a O\nb\xC3( O\n", 0, "line 2: invalid UTF-8 at byte 2" },        /* a lead byte without its continuation */
@@ -161,7 +162,7 @@ START_TEST(reader_enforces_its_limits)
     big[3] = '\n';
     ck_assert_int_eq(mn_conll_read(write_file("big.conll", big, sizeof big), &lim, &c), MN_ERR_IO);
     ck_assert_errmsg_has("big.conll: 100 bytes, more than the limit of 64");
-    const char *fits = "a b c\nd e f\n";    /* exactly at the bounds */
+    const char *fits = "abc de f\nd e f\n";    /* 8 bytes, 3 columns: at the bounds */
     ck_assert_ok(mn_conll_read(write_file("fits.conll", fits, strlen(fits)), &lim, &c));
     ck_assert_int_eq(c.ntok, 2);
     mn_conll_free(&c);
@@ -338,6 +339,7 @@ START_TEST(scheme_violations_and_detection)
         { "I-PER E-PER O E-LOC", MN_SCHEME_IOE2 },
         { "I-PER I-PER O E-LOC I-LOC", MN_SCHEME_IOE1 },
         { "B-PER E-PER S-LOC", MN_SCHEME_IOBES },
+        { "B-X I-X I-X E-Y", MN_SCHEME_IOBES },               /* only IOBES has both B- and E-, though IOB2 breaks less */
         { "O O", MN_SCHEME_IOB2 },
     };
     for (size_t i = 0; i < sizeof det / sizeof *det; i++) {
@@ -503,6 +505,15 @@ START_TEST(report_counts_tricky_sequences_by_hand)
     /* weighted by support 1, 1, 1, 1 */
     ck_assert_close(r.weighted.p, 1.5 / 4, 1e-12);
     ck_assert_close(r.weighted.f, (1.0 + 2.0 / 3.0) / 4, 1e-12);
+    mn_report_free(&r);
+    /* a type found only in the prediction has a row (support 0) and counts in the macro average */
+    entity_report(&ts, "B-PER O", "B-PER B-DATE", &r);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_str_eq(r.rows[0].name, "DATE");
+    ck_assert_int_eq(r.rows[0].ntrue, 0);
+    ck_assert_close(r.macro.p, 0.5, 1e-12);
+    ck_assert_close(r.micro.f, 2.0 / 3.0, 1e-12);
+    ck_assert_close(r.weighted.p, 1.0, 1e-12);
     mn_report_free(&r);
     /* no entity anywhere: zeros, not NaN, and the report still prints */
     entity_report(&ts, "O O", "O O", &r);
