@@ -177,6 +177,11 @@ START_TEST(reader_refuses_what_is_not_a_regular_file)
     ck_assert_errmsg_has(dir);
     ck_assert_int_eq(mn_conll_read("/dev/zero", NULL, &c), MN_ERR_IO);
     ck_assert_errmsg_has("conll /dev/zero: not a regular file");
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(mn_conll_read(fifo, NULL, &c), MN_ERR_IO);     /* without a writer: must not block */
+    ck_assert_errmsg_has("fifo: not a regular file");
     ck_assert_int_eq(mn_conll_read("/nonexistent/x.conll", NULL, &c), MN_ERR_IO);
     ck_assert_errmsg_has("conll /nonexistent/x.conll: No such file");
     const char *bad = "a O\nb O\nc\n";

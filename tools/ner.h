@@ -37,7 +37,9 @@ mn_status mn_tagset_build(mn_tagset *ts, const mn_conll *const *corpora, int n);
 mn_status mn_tagset_encode(mn_tagset *ts, const mn_conll *c, bool add, int32_t *ids);
 void      mn_tagset_free(mn_tagset *ts);
 
-/* ---- a tagged corpus view: sentence s is ids[sent[s] .. sent[s+1]-1] ---- */
+/* ---- a tagged corpus view: sentence s is ids[sent[s] .. sent[s+1]-1];
+ * the ids are ids of the tag set passed with it (mn_ner_entities and the
+ * reports check them, MN_ERR_INVALID; the scheme functions trust them) ---- */
 typedef struct {
     const int32_t *ids;
     const int64_t *sent;
