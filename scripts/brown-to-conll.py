@@ -71,7 +71,7 @@ def bio(kinds):
 def read_file(path):
     """Sentences of (word, tag) of one corpus file."""
     sentences = []
-    with open(path, encoding='ascii') as f:
+    with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, 1):
             tokens = line.split()
             sentence = []
@@ -90,7 +90,10 @@ def split_of(index):
 
 
 def convert(brown, out):
-    names = sorted(n for n in os.listdir(brown) if FILE_NAME.match(n))
+    try:
+        names = sorted(n for n in os.listdir(brown) if FILE_NAME.match(n))
+    except OSError as e:
+        sys.exit('brown-to-conll: %s: %s (scripts/setup.sh fetches the corpus)' % (brown, e.strerror))
     if not names:
         sys.exit('brown-to-conll: no files c[a-r][0-9][0-9] in %s (scripts/setup.sh fetches the corpus)' % brown)
     os.makedirs(out, exist_ok=True)

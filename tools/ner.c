@@ -21,7 +21,8 @@ static char tag_prefix(const char *tag, const char **type)
 {
     unsigned char c = (unsigned char)tag[0];
     const char *rest = tag + (c ? 1 : 0);
-    while ((unsigned char)*rest >= 0x80 && ((unsigned char)*rest & 0xC0) == 0x80) rest++;  /* the rest of a multi-byte first character */
+    if (c >= 0xC0)
+        while (((unsigned char)*rest & 0xC0) == 0x80) rest++;     /* the rest of a multi-byte first character */
     const char *dash = strchr(rest, '-');
     *type = dash ? dash + 1 : rest;
     return c && strchr("OBIES.", c) ? (char)c : 0;
