@@ -190,6 +190,48 @@ START_TEST(reader_refuses_what_is_not_a_regular_file)
 }
 END_TEST
 
+/* 3,000 corruptions of a valid file (bytes replaced, cut short, lines
+ * duplicated): each parses, or fails with a format error naming the file;
+ * none crashes (the ASan build checks memory). */
+START_TEST(reader_survives_corrupted_files)
+{
+    static char base[4096], buf[8192];
+    FILE *f = fopen(fixture("ner_small.conll"), "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(base, 1, sizeof base, f);
+    fclose(f);
+    static const char pick[] = { ' ', '\t', '\n', '\r', 0, 'x', '-', (char)0xC3, (char)0xA9, (char)0xFF, (char)0x80 };
+    uint64_t rng = 7;
+    int ok = 0, bad = 0;
+    for (int k = 0; k < 3000; k++) {
+        memcpy(buf, base, n);
+        size_t len = n;
+        for (int e = 0; e < 1 + k % 4; e++) {
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            size_t at = (size_t)(rng >> 33) % len;
+            if (e == 3 && len + 40 < sizeof buf) { memmove(buf + at + 40, buf + at, len - at); len += 40; continue; }
+            if (e == 2) { len = at + 1; continue; }
+            buf[at] = pick[(rng >> 13) % sizeof pick];
+        }
+        mn_conll c;
+        mn_status s = mn_conll_parse(buf, len, "fuzz.conll", NULL, &c);
+        ck_assert_msg(s == MN_OK || s == MN_ERR_FORMAT, "case %d: %s", k, mn_status_name(s));
+        if (s) {
+            ck_assert_msg(!strncmp(mn_errmsg(), "conll fuzz.conll", 16), "case %d: %s", k, mn_errmsg());
+            bad++;
+            continue;
+        }
+        ck_assert_int_ge(c.ncols, 2);
+        ck_assert_int_eq(c.sent[c.nsent], c.ntok);
+        for (int64_t t = 0; t < c.ntok; t++) ck_assert_ptr_nonnull(mn_conll_cell(&c, t, -1));
+        mn_conll_free(&c);
+        ok++;
+    }
+    ck_assert_int_gt(ok, 100);
+    ck_assert_int_gt(bad, 100);
+}
+END_TEST
+
 START_TEST(vocab_orders_by_count_and_maps_unknown_words)
 {
     const char *text = "the O\ncat O\nThe O\n\nthe O\ndog O\n";
@@ -766,6 +808,7 @@ int main(void)
     tcase_add_loop_test(tc, reader_rejects_malformed_text_naming_file_and_line, 0, (int)(sizeof bad_text / sizeof *bad_text));
     tcase_add_test(tc, reader_enforces_its_limits);
     tcase_add_test(tc, reader_refuses_what_is_not_a_regular_file);
+    tcase_add_test(tc, reader_survives_corrupted_files);
     tcase_add_test(tc, vocab_orders_by_count_and_maps_unknown_words);
     tcase_add_test(tc, tagset_splits_prefix_and_type);
     tcase_add_loop_test(tc, entities_are_read_as_seqeval_reads_them, 0, (int)(sizeof by_hand / sizeof *by_hand));
