@@ -207,7 +207,9 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     if (!s) s = mn__plan(ex);
     if (!s && (getenv("MNEMO_VERIFY_PLAN") || (opts && opts->verify))) {
         char msg[512];
-        if (mn__plan_verify(ex, msg, sizeof msg)) s = mn__graph_fail(g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg);
+        mn_status v = mn__plan_verify(ex, msg, sizeof msg);
+        if (v == MN_ERR_NOMEM) s = mn__graph_fail(g, v, "compile: out of memory verifying the memory plan");
+        else if (v) s = mn__graph_fail(g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg);
     }
     if (!s && loss) ex->loss = ex->val_of[loss->id];
     for (int i = 0; !s && i < ex->nsteps; i++) ex->flops += ex->steps[i].flops;
