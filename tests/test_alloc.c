@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- the wrappers ---- */
 
@@ -313,6 +314,42 @@ static mn_status load_plugin(const void *arg, char *msg, size_t n, double *fp)
     return s;
 }
 
+/* The readers of the command: a small Brown folder (with a checkpoint's
+ * vocabulary, then by frequency), a text file. */
+static void make_corpora(void)
+{
+    mkdir(path("brown"), 0700);
+    FILE *f = fopen(path("brown/ca01"), "w");
+    ck_assert_ptr_nonnull(f);
+    for (int s = 0; s < 40; s++) fprintf(f, "The/at w%d/nn sat/vbd on/in the/at mat%d/nn ./.\n\n", s % 7, s % 3);
+    fclose(f);
+    f = fopen(path("text.txt"), "w");
+    ck_assert_ptr_nonnull(f);
+    for (int s = 0; s < 200; s++) fprintf(f, "line %d of the text\n%%\n", s);
+    fclose(f);
+}
+
+static mn_status load_data(const void *arg, char *msg, size_t n, double *fp)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, arg));
+    snprintf(c.data, sizeof c.data, "%s", path(strcmp(arg, "tagger") ? "text.txt" : "brown"));
+    c.batch = 2; c.seq = 6;
+    mn_data d;
+    arm(current_k);
+    mn_status s = mn_data_load(&d, &c);
+    char *v = s ? NULL : mn_data_vocab_json(&d);
+    if (!s) mn_data_free(&d);
+    if (!s && !v) s = MN_ERR_NOMEM;
+    if (!s) s = mn_data_load_vocab(&d, &c, v);
+    disarm();
+    copy_msg(s, v ? mn_errmsg() : "vocab_json: NULL", msg, n);
+    if (!s) *fp = (double)d.nsent * 7 + (double)d.text.n * 3 + d.nwords + d.text.vocab + d.unknown;
+    if (!s) mn_data_free(&d);
+    free(v);
+    return s;
+}
+
 /* Runs one scenario under injection and reports how many allocations it makes. */
 static void run_all(scenario run, const void *arg, const char *what)
 {
@@ -349,6 +386,14 @@ START_TEST(first_optimizer_step)
 }
 END_TEST
 
+START_TEST(load_data_sets)
+{
+    make_corpora();
+    run_all(load_data, "tagger", "load brown corpus");
+    run_all(load_data, "lstm", "load text");
+}
+END_TEST
+
 START_TEST(load_the_swish_plugin)
 {
     run_all(load_plugin, NULL, "load plugin swish");
@@ -382,6 +427,7 @@ int main(void)
     tcase_add_loop_test(tc, build_and_compile_each_model_kind, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, first_optimizer_step);
     tcase_add_test(tc, load_the_swish_plugin);
+    tcase_add_test(tc, load_data_sets);
     suite_add_tcase(s, tc);
     return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-alloc");
 }
