@@ -93,6 +93,10 @@ START_TEST(tensor_sizes_never_wrap)
     ck_assert_ptr_nonnull(z);
     ck_assert_int_eq(mn_tensor_bytes(z), 0);
     mn_tensor_free(z);
+    int64_t fi, fo;
+    ck_assert_int_eq(mn_init_fans(MN_SHAPE(2, 3, big, big), &fi, &fo), MN_ERR_INVALID);   /* receptive field 2^64 */
+    ck_assert_ok(mn_init_fans(MN_SHAPE(2, 3, big), &fi, &fo));
+    ck_assert_int_eq(fi, 3 * big);
     ck_assert_ptr_null(mn__aligned_alloc(SIZE_MAX - 3));                        /* rounding up would wrap to 0 */
     mn__arena a = { 0 };
     ck_assert_ptr_null(mn__arena_alloc(&a, SIZE_MAX - 3));
