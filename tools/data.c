@@ -131,9 +131,11 @@ static mn_status brown_files(const char *dir, char **files, int *nf)
     struct dirent *e;
     mn_status s = MN_OK;
     *nf = 0;
-    while (!s && (e = readdir(dp)) && *nf < 600)
-        if (strlen(e->d_name) == 4 && e->d_name[0] == 'c' && isdigit((unsigned char)e->d_name[2]))
-            s = (files[*nf] = strdup(e->d_name)) ? (*nf)++, MN_OK : brown_nomem(dir);
+    while (!s && (e = readdir(dp)) && *nf < 600) {
+        if (strlen(e->d_name) != 4 || e->d_name[0] != 'c' || !isdigit((unsigned char)e->d_name[2])) continue;
+        if (!(files[*nf] = strdup(e->d_name))) s = brown_nomem(dir);
+        else (*nf)++;
+    }
     closedir(dp);
     if (!s && !*nf) s = mn_set_error(MN_ERR_FORMAT, "brown corpus %s: no files c[a-r][0-9][0-9]", dir);
     if (!s) qsort(files, (size_t)*nf, sizeof *files, cmp_str);

@@ -15,13 +15,15 @@
 static mn_status open_regular(const char *path, FILE **out, size_t *size)
 {
     struct stat st;
-    FILE *f = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? fopen(path, "rb") : NULL;   /* a FIFO would block fopen */
-    if (f && fstat(fileno(f), &st) != 0) { fclose(f); f = NULL; }
-    if (!f && (errno = 0, stat(path, &st) != 0)) return mn_set_error(MN_ERR_IO, "text %s: %s", path, strerror(errno));
-    if (!f || !S_ISREG(st.st_mode)) {
-        if (f) fclose(f);
+    if (stat(path, &st) != 0) return mn_set_error(MN_ERR_IO, "text %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))                                /* checked first: opening a FIFO would wait for a writer */
         return mn_set_error(MN_ERR_IO, "text %s: is %s, not a regular file", path,
                             S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a pipe or socket");
+    FILE *f = fopen(path, "rb");
+    if (!f) return mn_set_error(MN_ERR_IO, "text %s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mn_set_error(MN_ERR_IO, "text %s: changed while being opened", path);
     }
     *out = f;
     *size = (size_t)st.st_size;
