@@ -80,6 +80,8 @@ static const struct { const char *name; mn_status (*run)(mn_exec *ex); } passes[
     { "verify", pass_verify },            /* verify.c: no two live values share bytes */
 };
 
+_Static_assert(MN__ARRAY_LEN(passes) <= MN__ARRAY_LEN(((mn_exec *)0)->pass_ms), "one time slot per pass");
+
 void mn__stat(mn_exec *ex, const char *name, double value)
 {
     if (ex->nstats >= MN_MAX_STATS) return;

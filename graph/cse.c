@@ -4,6 +4,7 @@
  * and input values already computes it (random ops excepted). Reads
  * ex->live; writes ex->vals, ex->val_of, ex->steps, ex->keep, ex->cse_count. */
 #include "exec.h"
+#include "../ops/attrs.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,9 +37,7 @@ static uint64_t node_key(const mn_exec *ex, const mn_node *n)
 {
     uint64_t h = (uint64_t)(uintptr_t)n->op * 0x9E3779B97F4A7C15ull ^ (uint64_t)n->nin;
     for (int k = 0; k < n->nin; k++) h = (h ^ (uint64_t)ex->val_of[n->in[k]->id]) * 0x100000001B3ull;
-    const unsigned char *a = n->attrs;
-    for (size_t i = 0; a && i < n->op->attr_size; i++) h = (h ^ a[i]) * 0x100000001B3ull;
-    return h;
+    return mn__attrs_hash(n->op, n->attrs, h);      /* field by field: padding never counts */
 }
 
 static bool same_node(const mn_exec *ex, const mn_node *a, const mn_node *b)
@@ -46,7 +45,7 @@ static bool same_node(const mn_exec *ex, const mn_node *a, const mn_node *b)
     if (a->op != b->op || a->nin != b->nin || a->desc.dtype != b->desc.dtype || !mn_shape_eq(a->desc.shape, b->desc.shape)) return false;
     for (int k = 0; k < a->nin; k++)
         if (ex->val_of[a->in[k]->id] != ex->val_of[b->in[k]->id]) return false;
-    return !a->op->attr_size || (a->attrs && b->attrs && memcmp(a->attrs, b->attrs, a->op->attr_size) == 0);
+    return mn__attrs_equal(a->op, a->attrs, b->attrs);
 }
 
 static mn_status build_values(mn_exec *ex, const bool *live)

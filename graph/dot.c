@@ -2,6 +2,7 @@
  * box labelled with its name, op (and attributes) and dtype/shape; inputs,
  * parameters and constants are ellipses; backward nodes are shaded. */
 #include "exec.h"
+#include "../ops/attrs.h"
 #include <string.h>
 
 static void escape(FILE *f, const char *s)
@@ -17,7 +18,7 @@ static void node_line(FILE *f, const mn_exec *ex, const mn_value *v, int idx)
     const mn_node *n = v->node;
     char shape[96], attrs[256] = "";
     mn_shape_str(n->desc.shape, shape, sizeof shape);
-    if (n->kind == MN_NODE_OP && n->op->attr_str && n->attrs) n->op->attr_str(n->attrs, attrs, sizeof attrs);
+    if (n->kind == MN_NODE_OP) mn__attrs_str(n->op, n->attrs, attrs, sizeof attrs);
     const char *style = n->kind == MN_NODE_INPUT ? "shape=ellipse, style=filled, fillcolor=\"#c8e6c9\""
                       : n->kind == MN_NODE_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#fff59d\""
                       : n->kind == MN_NODE_CONST ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""

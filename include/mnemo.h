@@ -201,6 +201,15 @@ mn_node *mn_scalar(mn_graph *g, float value);
 /* Any registered op by name; attrs points to the op's attribute struct. */
 mn_node *mn_op(mn_graph *g, const char *op, mn_node *const *inputs, int n,
                const void *attrs, size_t attrs_size);
+/* Any op by name with its attributes by name (for importers and bindings):
+ * each value is written into the field of that name of the op's attribute
+ * struct through its schema (numbers in `value`; shapes and permutations in
+ * `shape`); fields not given are zero. An unknown name, or a value the
+ * field's type cannot hold, fails the graph naming op and attribute.
+ *   mn_op_named(g, "slice", &x, 1, (mn_attr_value[]){ { "axis", 1 }, { "start", 0 },
+ *               { "stop", 4 }, { "step", 1 } }, 4)                                   */
+typedef struct { const char *name; double value; mn_shape shape; } mn_attr_value;
+mn_node *mn_op_named(mn_graph *g, const char *op, mn_node *const *inputs, int n, const mn_attr_value *values, int nvalues);
 
 mn_shape    mn_node_shape(const mn_node *n);
 mn_dtype    mn_node_dtype(const mn_node *n);
@@ -293,7 +302,7 @@ mn_node *mn_unsqueeze(mn_graph *g, mn_node *x, int axis);
 mn_node *mn_index_select(mn_graph *g, mn_node *x, int axis, mn_node *index);  /* index: i32 [n] */
 mn_node *mn_gather(mn_graph *g, mn_node *x, int axis, mn_node *index);        /* torch.gather */
 /* F.embedding(indices i32 [...], weight [V, D]) -> [..., D] */
-mn_node *mn_embedding(mn_graph *g, mn_node *indices, mn_node *weight);
+mn_node *mn_embedding_op(mn_graph *g, mn_node *indices, mn_node *weight);
 /* cond (f32 or i32, nonzero = true) ? a : b, broadcasting */
 mn_node *mn_where(mn_graph *g, mn_node *cond, mn_node *a, mn_node *b);
 
@@ -317,7 +326,7 @@ mn_node *mn_log_softmax_masked(mn_graph *g, mn_node *x, int axis, mn_node *mask,
 /* layer_norm over the last ndims dims; weight/bias NULL for no affine
  * (bias needs weight). Builds a layer_norm_stats node (mean, rstd per row)
  * that the backward reuses. */
-mn_node *mn_layer_norm(mn_graph *g, mn_node *x, int ndims, mn_node *weight, mn_node *bias, float eps);
+mn_node *mn_layer_norm_op(mn_graph *g, mn_node *x, int ndims, mn_node *weight, mn_node *bias, float eps);
 mn_node *mn_layer_norm_stats(mn_graph *g, mn_node *x, int ndims, float eps);
 /* Inverted dropout; the mask depends on the run seed (mn_graph_set_seed and
  * the executable's step), the node and the element index only. */
@@ -354,9 +363,9 @@ mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_feat
  * last); layer k is named prefix.k. */
 mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths);
 /* nn.Embedding: prefix.weight [num, dim] ~ N(0, 1); indices i32 [...] -> [..., dim] */
-mn_node *mn_embedding_layer(mn_graph *g, const char *prefix, mn_node *indices, int64_t num, int64_t dim);
+mn_node *mn_embedding(mn_graph *g, const char *prefix, mn_node *indices, int64_t num, int64_t dim);
 /* nn.LayerNorm over the last dim: prefix.weight = 1, prefix.bias = 0, eps 1e-5 */
-mn_node *mn_layer_norm_layer(mn_graph *g, const char *prefix, mn_node *x, bool affine);
+mn_node *mn_layer_norm(mn_graph *g, const char *prefix, mn_node *x, bool affine);
 
 /* Recurrent networks with nn.RNN / nn.LSTM / nn.GRU's parameters (names,
  * shapes, gate order i,f,g,o and r,z,n; init U(-1/sqrt(H), 1/sqrt(H))),

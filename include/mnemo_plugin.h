@@ -80,6 +80,61 @@ typedef struct {
     mn_node **dx;           /* to fill (NULL = zero / not needed) */
 } mn_vjp_ctx;
 
+/* Attribute schemas: each field of an op's attribute struct by name, type
+ * and byte offset, ending with a { NULL } entry. The compiler compares and
+ * hashes attributes field by field (never padding bytes), DOT prints them,
+ * and mn_op_named builds an op from named values through them. */
+typedef enum {
+    MN_ATTR_BOOL,       /* bool */
+    MN_ATTR_INT,        /* int (and enums: reductions, activation kinds) */
+    MN_ATTR_UINT,       /* unsigned / uint32_t (axis bit masks, RNG streams) */
+    MN_ATTR_INT64,      /* int64_t */
+    MN_ATTR_FLOAT,      /* float */
+    MN_ATTR_DOUBLE,     /* double */
+    MN_ATTR_DTYPE,      /* mn_dtype */
+    MN_ATTR_SHAPE,      /* mn_shape: ndim and its dims */
+    MN_ATTR_DIMS,       /* int[MN_MAX_DIMS] (a permutation) */
+} mn_attr_type;
+typedef struct { const char *name; mn_attr_type type; size_t offset; } mn_attr_field;
+
+/* The attribute structs of the built-in ops (mn_op / mn_op_named take them). */
+typedef struct { float s; } mn_scale_attrs;                        /* scale */
+typedef struct { bool trans_a, trans_b; } mn_matmul_attrs;          /* matmul */
+typedef struct { int ndim; int perm[MN_MAX_DIMS]; } mn_permute_attrs; /* permute */
+typedef struct { mn_shape shape; } mn_shape_attrs;                  /* reshape, expand */
+typedef struct { unsigned axes; bool keepdim; } mn_reduce_attrs;    /* sum, mean: axes bit mask */
+/* softmax, log_softmax (+ grads): causal masks key j > query i over the
+ * last two dims (top-left aligned, as PyTorch's is_causal). */
+typedef struct { int axis; bool causal; } mn_axis_attrs;
+typedef struct { mn_ce_opts o; } mn_ce_attrs;                       /* cross_entropy (+ grad) */
+typedef struct { mn_reduction reduction; } mn_mse_attrs;            /* mse_loss */
+/* slice: PyTorch's x.narrow-like slicing, start/stop may be negative or out
+ * of range (clamped as in Python), step > 0. */
+typedef struct { int axis; int64_t start, stop, step; } mn_slice_attrs;
+typedef struct { mn_slice_attrs s; mn_shape in_shape; } mn_slice_back_attrs; /* slice_backward */
+typedef struct { int axis; } mn_cat_attrs;                          /* concat, stack, index_select, gather */
+typedef struct { int axis; mn_shape in_shape; } mn_scatter_attrs;   /* index_select_backward, gather_backward */
+typedef struct { int axis; bool all; } mn_squeeze_attrs;            /* squeeze, unsqueeze */
+/* Parametrised activations and their shared backward helper act_grad. */
+typedef enum {
+    MN_ACT_GELU_ERF, MN_ACT_GELU_TANH, MN_ACT_CLAMP, MN_ACT_LEAKY_RELU, MN_ACT_ELU, MN_ACT_SILU,
+} mn_act_kind;
+typedef struct { mn_act_kind kind; float a, b; } mn_act_attrs;     /* gelu, softplus, clamp, pow, leaky_relu, elu, act_grad */
+typedef struct { int axis; bool keepdim; } mn_axis_reduce_attrs;  /* max, min, argmax, argmin, logsumexp */
+typedef struct { unsigned axes; bool keepdim; float correction; } mn_var_attrs; /* var, std */
+typedef struct { int ndims; float eps; } mn_ln_attrs;             /* layer_norm_stats, layer_norm, layer_norm_backward */
+/* dropout, normal, uniform: `stream` keys the RNG (the builder sets the
+ * node's id), so a VJP reproducing a mask uses the same stream. */
+typedef struct { float p; bool training; uint32_t stream; } mn_dropout_attrs;
+typedef struct { mn_shape shape; float a, b; uint32_t stream; } mn_random_attrs; /* normal (mean, std), uniform (lo, hi) */
+typedef struct { mn_shape shape; float value; mn_dtype dtype; } mn_fill_attrs;  /* fill */
+typedef struct { double start, end, step; mn_dtype dtype; } mn_arange_attrs;    /* arange */
+typedef struct { int num_classes; mn_dtype dtype; } mn_one_hot_attrs;          /* one_hot */
+typedef struct { mn_dtype dtype; } mn_cast_attrs;                               /* cast, zeros_like, ones_like */
+/* losses: bce_with_logits, nll_loss (ignore_index), kl_div (log_target,
+ * batchmean), smooth_l1 (beta), huber (beta = delta), gaussian_kl */
+typedef struct { mn_reduction reduction; float beta; int ignore_index; bool log_target; } mn_loss_attrs;
+
 /* Compiler hints: optional (NULL: never), each read only when the record's
  * size covers it. New hints are appended here (a minor version). */
 typedef struct {
@@ -134,6 +189,10 @@ struct mn_op_def {
     /* Composite ops: builds the result from other ops (their VJPs give the
      * gradient). `infer`, if set, validates first for a clear message. */
     mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
+    /* The attribute struct's fields, { NULL }-terminated; NULL when the op
+     * has no attributes (a plugin op with attributes but no schema is
+     * compared byte by byte and cannot be built by mn_op_named). */
+    const mn_attr_field *attr_fields;
     mn_op_traits traits;    /* last: grows at the end */
 };
 
@@ -147,7 +206,8 @@ _Static_assert(offsetof(struct mn_op_def, abi_version) == 4, "mn_op_def: version
 _Static_assert(offsetof(struct mn_op_def, name) == 8, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, infer) == 48, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, compose) == 88, "mn_op_def: core fields fixed");
-_Static_assert(offsetof(struct mn_op_def, traits) == 96, "mn_op_def: traits after the core");
+_Static_assert(offsetof(struct mn_op_def, attr_fields) == 96, "mn_op_def: core fields fixed");
+_Static_assert(offsetof(struct mn_op_def, traits) == 104, "mn_op_def: traits after the core");
 _Static_assert(sizeof(mn_op_traits) == 6 * sizeof(void *), "mn_op_traits: ABI 3.0 has 6 hints; append only");
 _Static_assert(sizeof(mn_tdesc) == 80 && sizeof(mn_shape) == 72, "tensor descriptors fixed");
 #endif

@@ -34,21 +34,21 @@ mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const 
     return x;
 }
 
-mn_node *mn_embedding_layer(mn_graph *g, const char *prefix, mn_node *indices, int64_t num, int64_t dim)
+mn_node *mn_embedding(mn_graph *g, const char *prefix, mn_node *indices, int64_t num, int64_t dim)
 {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    return mn_embedding(g, indices, mn_param(g, name, MN_SHAPE(num, dim), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 1 }));
+    return mn_embedding_op(g, indices, mn_param(g, name, MN_SHAPE(num, dim), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 1 }));
 }
 
-mn_node *mn_layer_norm_layer(mn_graph *g, const char *prefix, mn_node *x, bool affine)
+mn_node *mn_layer_norm(mn_graph *g, const char *prefix, mn_node *x, bool affine)
 {
     mn_shape s = mn_node_shape(x);
     int64_t d = s.ndim ? s.d[s.ndim - 1] : 1;
-    if (!affine) return mn_layer_norm(g, x, 1, NULL, NULL, 1e-5f);
+    if (!affine) return mn_layer_norm_op(g, x, 1, NULL, NULL, 1e-5f);
     char w[256], b[256];
     snprintf(w, sizeof w, "%s.weight", prefix);
     snprintf(b, sizeof b, "%s.bias", prefix);
-    return mn_layer_norm(g, x, 1, mn_param(g, w, MN_SHAPE(d), (mn_init){ .kind = MN_INIT_ONES }),
+    return mn_layer_norm_op(g, x, 1, mn_param(g, w, MN_SHAPE(d), (mn_init){ .kind = MN_INIT_ONES }),
                          mn_param(g, b, MN_SHAPE(d), (mn_init){ .kind = MN_INIT_ZEROS }), 1e-5f);
 }

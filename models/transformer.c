@@ -26,7 +26,7 @@ static mn_node *sub_norm(mn_graph *g, const char *prefix, const char *name, mn_n
 {
     char n[256];
     snprintf(n, sizeof n, "%s.%s", prefix, name);
-    return mn_layer_norm_layer(g, n, x, true);
+    return mn_layer_norm(g, n, x, true);
 }
 
 /* [B, T, E] -> [B, H, T, E/H] */
@@ -133,12 +133,12 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
     int64_t T = s.d[1], E = o.d_model;
     char n[256];
     snprintf(n, sizeof n, "%s.tok_emb", prefix);
-    mn_node *x = mn_embedding_layer(g, n, tokens, o.vocab, E);
+    mn_node *x = mn_embedding(g, n, tokens, o.vocab, E);
     mn_node *pos;
     if (o.sinusoidal) pos = sinusoid(g, T, E);
     else {
         snprintf(n, sizeof n, "%s.pos_emb", prefix);
-        pos = mn_embedding_layer(g, n, mn_arange(g, 0, (double)T, 1, MN_I32), o.max_len, E);
+        pos = mn_embedding(g, n, mn_arange(g, 0, (double)T, 1, MN_I32), o.max_len, E);
     }
     x = mn_add(g, x, pos);
     if (o.training && o.dropout > 0) x = mn_dropout(g, x, o.dropout, true);

@@ -177,7 +177,7 @@ static void act_str(const void *p, char *buf, size_t n)
         .flags = (fl), .inplace = 0, .infer = infer_f32,    \
         .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
 #define ACT_OP(nm, dc, inf, fl, vj)                                                          \
-    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1, .attr_size = sizeof(mn_act_attrs), \
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1, .attr_size = sizeof(mn_act_attrs), MN__FIELDS(mn_act_attrs), \
         .flags = (fl), .inplace = 0, .infer = inf, .forward = nm##_fwd, \
         .vjp = vj, .attr_str = act_str, .traits.pointwise = nm##_pw };
 
@@ -194,6 +194,6 @@ ACT_OP0(reciprocal, "y = 1 / x; dx = -dy y^2", 0, vjp_reciprocal)
 ACT_OP0(rsqrt, "y = 1 / sqrt(x); dx = -dy y^3 / 2", 0, vjp_rsqrt)
 const mn_op_def mn__op_act_grad = { MN_OP_RECORD,
     .name = "act_grad", .doc = "z = dy f'(x) for gelu, clamp, leaky_relu, elu, silu (their backward); no gradient",
-    .arity = 2, .attr_size = sizeof(mn_act_attrs), .flags = MN_OPF_NOGRAD,
+    .arity = 2, .attr_size = sizeof(mn_act_attrs), MN__FIELDS(mn_act_attrs), .flags = MN_OPF_NOGRAD,
     .inplace = 1, .infer = infer_f32, .forward = act_grad_fwd, .attr_str = act_str, .traits.pointwise = act_grad_pw,
 };

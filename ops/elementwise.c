@@ -331,7 +331,7 @@ BINARY_OP(eq, "y = [a == b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 BINARY_OP(ne, "y = [a != b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 UNARY_OP(neg, "y = -x; dx = -dy", vjp_neg)
 const mn_op_def mn__op_scale = { MN_OP_RECORD, .name = "scale", .doc = "y = s x; dx = s dy", .arity = 1,
-    .attr_size = sizeof(mn_scale_attrs),  .inplace = 0, .infer = infer_unary,
+    .attr_size = sizeof(mn_scale_attrs), MN__FIELDS(mn_scale_attrs),  .inplace = 0, .infer = infer_unary,
     .forward = scale_fwd, .vjp = vjp_scale, .attr_str = scale_str, .traits.pointwise = scale_pw };
 UNARY_OP(exp, "y = exp(x); dx = dy y", vjp_exp)
 UNARY_OP(log, "y = log(x); dx = dy / x", vjp_log)

@@ -253,18 +253,18 @@ static void mse_str(const void *p, char *buf, size_t n)
 const mn_op_def mn__op_cross_entropy = { MN_OP_RECORD,
     .name = "cross_entropy",
     .doc = "l = (1-eps)(lse(x) - x[t]) + eps mean_k(lse(x) - x[k]), reduced; dx = cross_entropy_grad",
-    .arity = 2, .attr_size = sizeof(mn_ce_attrs), .inplace = -1,
+    .arity = 2, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1,
     .infer = infer_ce, .forward = ce_fwd, .vjp = vjp_ce, .cost = ce_cost, .attr_str = ce_str,
 };
 const mn_op_def mn__op_cross_entropy_grad = { MN_OP_RECORD,
     .name = "cross_entropy_grad",
     .doc = "dx = w (softmax(x) - (1-eps) onehot(t) - eps/C) (cross_entropy backward); no gradient",
-    .arity = 3, .attr_size = sizeof(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .arity = 3, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_ce_grad, .forward = ce_grad_fwd, .cost = ce_cost, .attr_str = ce_str,
 };
 const mn_op_def mn__op_mse_loss = { MN_OP_RECORD,
     .name = "mse_loss", .doc = "l = (x - t)^2, reduced; dx = 2 (x - t) dy [/ n], dt = -dx",
-    .arity = 2, .attr_size = sizeof(mn_mse_attrs), .inplace = -1,
+    .arity = 2, .attr_size = sizeof(mn_mse_attrs), MN__FIELDS(mn_mse_attrs), .inplace = -1,
     .infer = infer_mse, .forward = mse_fwd, .vjp = vjp_mse, .attr_str = mse_str,
 };
 
@@ -607,7 +607,7 @@ mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, floa
 
 #define LOSS_OP(nm, dc, ar, inf, fwd, vj, fl, str)                                            \
     const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = ar,                      \
-        .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = fl, .infer = inf,         \
+        .attr_size = sizeof(mn_loss_attrs), MN__FIELDS(mn_loss_attrs), .inplace = -1, .flags = fl, .infer = inf,         \
         .forward = fwd, .vjp = vj, .attr_str = str };
 
 LOSS_OP(bce_with_logits, "l = (1 - t) x + (1 + (pw - 1) t) softplus(-x), reduced (stable); dx = w (sigmoid(x)(pw t + 1 - t) - pw t)",
@@ -623,6 +623,6 @@ LOSS_OP(huber, "l = |d| <= delta ? d^2 / 2 : delta (|d| - delta/2), d = x - t, r
         2, infer_robust, huber_fwd, vjp_huber, 0, loss_str)
 const mn_op_def mn__op_gaussian_kl = { MN_OP_RECORD,
     .name = "gaussian_kl", .doc = "l = -1/2 (1 + logvar - mu^2 - exp(logvar)), reduced (composite); dmu = w mu, dlogvar = w (exp(logvar) - 1) / 2",
-    .arity = 2, .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
+    .arity = 2, .attr_size = sizeof(mn_loss_attrs), MN__FIELDS(mn_loss_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_gkl, .compose = compose_gkl, .attr_str = loss_str,
 };

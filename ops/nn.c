@@ -187,7 +187,7 @@ static void softmax_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const
 
 #define AXIS_OP(nm, dc, ar, inf, fl, vj)                                                      \
     const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = ar,                      \
-        .attr_size = sizeof(mn_axis_attrs), .flags = fl, .inplace = ar < 0 ? 0 : ar - 1, .infer = inf, \
+        .attr_size = sizeof(mn_axis_attrs), MN__FIELDS(mn_axis_attrs), .flags = fl, .inplace = ar < 0 ? 0 : ar - 1, .infer = inf, \
         .forward = nm##_fwd, .vjp = vj, .cost = softmax_cost, .attr_str = axis_str };
 
 AXIS_OP(softmax, "y = exp(z - max) / sum exp(z - max), z = x + mask (causal: -inf above the diagonal); dx = y (dy - sum(dy y)), dmask = sum_to(dx)",

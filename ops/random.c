@@ -115,17 +115,17 @@ static void random_str(const void *p, char *buf, size_t n)
 
 const mn_op_def mn__op_dropout = { MN_OP_RECORD,
     .name = "dropout", .doc = "y = x [u >= p] / (1 - p) in training, x in eval (u counter-based per element); dx = same mask on dy",
-    .arity = 1, .attr_size = sizeof(mn_dropout_attrs), .inplace = 0,
+    .arity = 1, .attr_size = sizeof(mn_dropout_attrs), MN__FIELDS(mn_dropout_attrs), .inplace = 0,
     .flags = MN_OPF_RANDOM, .infer = infer_dropout, .forward = dropout_fwd,
     .vjp = vjp_dropout, .attr_str = dropout_str,
 };
 const mn_op_def mn__op_normal = { MN_OP_RECORD,
     .name = "normal", .doc = "y ~ N(mean, std^2) of a given shape, seeded per run; no inputs, no gradient",
-    .arity = 0, .attr_size = sizeof(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
+    .arity = 0, .attr_size = sizeof(mn_random_attrs), MN__FIELDS(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
     .infer = infer_normal, .forward = normal_fwd, .attr_str = random_str,
 };
 const mn_op_def mn__op_uniform = { MN_OP_RECORD,
     .name = "uniform", .doc = "y ~ U[low, high) of a given shape, seeded per run; no inputs, no gradient",
-    .arity = 0, .attr_size = sizeof(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
+    .arity = 0, .attr_size = sizeof(mn_random_attrs), MN__FIELDS(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
     .infer = infer_uniform, .forward = uniform_fwd, .attr_str = random_str,
 };

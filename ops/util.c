@@ -141,7 +141,7 @@ static void dtype_str(const void *p, char *buf, size_t n) { snprintf(buf, n, "%s
 
 const mn_op_def mn__op_fill = { MN_OP_RECORD,
     .name = "fill", .doc = "y = value everywhere, of a given shape and dtype; no inputs, no gradient",
-    .arity = 0, .attr_size = sizeof(mn_fill_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .arity = 0, .attr_size = sizeof(mn_fill_attrs), MN__FIELDS(mn_fill_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_fill, .forward = fill_fwd,
 };
 const mn_op_def mn__op_zeros_like = { MN_OP_RECORD,
@@ -154,16 +154,16 @@ const mn_op_def mn__op_ones_like = { MN_OP_RECORD,
 };
 const mn_op_def mn__op_arange = { MN_OP_RECORD,
     .name = "arange", .doc = "y[i] = start + i step for i < ceil((end - start) / step); no gradient",
-    .arity = 0, .attr_size = sizeof(mn_arange_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .arity = 0, .attr_size = sizeof(mn_arange_attrs), MN__FIELDS(mn_arange_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_arange, .forward = arange_fwd,
 };
 const mn_op_def mn__op_one_hot = { MN_OP_RECORD,
     .name = "one_hot", .doc = "y[..., k] = [idx[...] == k] (f32 or i32); no gradient",
-    .arity = 1, .attr_size = sizeof(mn_one_hot_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .arity = 1, .attr_size = sizeof(mn_one_hot_attrs), MN__FIELDS(mn_one_hot_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_one_hot, .forward = one_hot_fwd,
 };
 const mn_op_def mn__op_cast = { MN_OP_RECORD,
     .name = "cast", .doc = "y = x converted between f32 and i32 (truncating toward zero); no gradient",
-    .arity = 1, .attr_size = sizeof(mn_cast_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .arity = 1, .attr_size = sizeof(mn_cast_attrs), MN__FIELDS(mn_cast_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_cast, .forward = cast_fwd, .attr_str = dtype_str,
 };

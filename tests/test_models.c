@@ -166,7 +166,7 @@ START_TEST(transformer_variants_build_and_train)
     ck_assert_ptr_null(mn_params_get(P, "lm.head.weight"));             /* tied to the token embedding */
     mn_node *y = mn_constant(g, MN_I32, MN_SHAPE(12), tok);
     mn_node *loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(12, 7)), y);
-    mn_node *enc = mn_transformer_encoder(g, "enc", mn_embedding_layer(g, "e2", x, 7, 8), 2,
+    mn_node *enc = mn_transformer_encoder(g, "enc", mn_embedding(g, "e2", x, 7, 8), 2,
                                           (mn_block_opts){ .d_model = 8, .heads = 2, .ff = 16, .key_padding = mn_constant(g, MN_I32, MN_SHAPE(2, 6), (int32_t[12]){ 0, 0, 0, 0, 1, 1 }) });
     ck_assert_ptr_nonnull(mn_params_get(P, "enc.layers.1.norm2.weight"));
     ck_assert_ptr_nonnull(mn_params_get(P, "enc.norm.weight"));
@@ -232,14 +232,14 @@ typedef mn_node *(*lm_builder)(mn_graph *g, mn_node *tokens, int64_t V);
 
 static mn_node *lm_lstm(mn_graph *g, mn_node *tok, int64_t V)
 {
-    mn_node *e = mn_embedding_layer(g, "emb", tok, V, 32);
+    mn_node *e = mn_embedding(g, "emb", tok, V, 32);
     mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = 128 });
     return mn_linear(g, "head", r.output, V, true);
 }
 
 static mn_node *lm_gru(mn_graph *g, mn_node *tok, int64_t V)
 {
-    mn_node *e = mn_embedding_layer(g, "emb", tok, V, 32);
+    mn_node *e = mn_embedding(g, "emb", tok, V, 32);
     mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = MN_RNN_GRU, .hidden = 128 });
     return mn_linear(g, "head", r.output, V, true);
 }
@@ -354,7 +354,7 @@ static mn_node *mgu(mn_graph *g, const char *prefix, mn_node *x, int64_t H)
 
 static mn_node *lm_mgu(mn_graph *g, mn_node *tok, int64_t V)
 {
-    mn_node *e = mn_embedding_layer(g, "emb", tok, V, 32);
+    mn_node *e = mn_embedding(g, "emb", tok, V, 32);
     return mn_linear(g, "head", mgu(g, "mgu", e, 128), V, true);
 }
 

@@ -850,6 +850,27 @@ START_TEST(fastmath_accuracy)
 }
 END_TEST
 
+/* Every built-in op with attributes has a schema: fields in offset order,
+ * inside the struct, never overlapping. */
+START_TEST(every_attribute_struct_has_a_schema)
+{
+    for (int id = 0; id < mn_op_count(); id++) {
+        const mn_op_def *op = mn_op_at(id);
+        if (!op->attr_size) { ck_assert_msg(op->attr_fields == NULL, "%s: a schema without attributes", op->name); continue; }
+        ck_assert_msg(op->attr_fields != NULL, "%s: attributes without a schema", op->name);
+        size_t end = 0;
+        for (const mn_attr_field *f = op->attr_fields; f->name; f++) {
+            size_t sz = f->type == MN_ATTR_BOOL ? 1 : f->type == MN_ATTR_INT64 || f->type == MN_ATTR_DOUBLE ? 8
+                      : f->type == MN_ATTR_SHAPE ? sizeof(mn_shape) : f->type == MN_ATTR_DIMS ? MN_MAX_DIMS * sizeof(int) : 4;
+            ck_assert_msg(f->offset >= end, "%s.%s overlaps the field before it", op->name, f->name);
+            end = f->offset + sz;
+            ck_assert_msg(end <= op->attr_size, "%s.%s lies outside its %zu-byte struct", op->name, f->name, op->attr_size);
+        }
+        ck_assert_msg(end > 0, "%s: an empty schema", op->name);
+    }
+}
+END_TEST
+
 START_TEST(registry_lookup)
 {
     ck_assert_int_ge(mn_op_count(), 20);
@@ -1018,6 +1039,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, every_registered_op_has_cases);
     tcase_add_test(tc, registry_lookup);
+    tcase_add_test(tc, every_attribute_struct_has_a_schema);
     tcase_add_test(tc, fastmath_accuracy);
     tcase_add_loop_test(tc, forward_matches_reference, 0, NCASES);
     tcase_add_loop_test(tc, vjp_matches_finite_differences, 0, NCASES);

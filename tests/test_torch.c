@@ -97,7 +97,7 @@ END_TEST
 START_TEST(layer_norm_matches_torch)
 {
     env e = env_new();
-    mn_node *y = mn_layer_norm(e.g, par(&e, "ln.x"), 1, par(&e, "ln.w"), par(&e, "ln.b"), 1e-5f);
+    mn_node *y = mn_layer_norm_op(e.g, par(&e, "ln.x"), 1, par(&e, "ln.w"), par(&e, "ln.b"), 1e-5f);
     mn_exec *ex = run(&e, y, "ln.dy");
     /* the row with mean 1000 loses ~3 digits to f32 rounding of x itself */
     expect("layer_norm y", mn_exec_value(ex, y), fx("ln.y"), 5e-4);
@@ -106,7 +106,7 @@ START_TEST(layer_norm_matches_torch)
     expect("layer_norm db", mn_params_get_grad(e.P, "ln.b"), fx("ln.db"), 2e-5);
     mn_exec_free(ex); env_free(&e);
     e = env_new();
-    y = mn_layer_norm(e.g, par(&e, "ln.x"), 2, par(&e, "ln2.w"), NULL, 1e-5f);
+    y = mn_layer_norm_op(e.g, par(&e, "ln.x"), 2, par(&e, "ln2.w"), NULL, 1e-5f);
     ex = run(&e, y, "ln.dy");
     expect("layer_norm 2 dims y", mn_exec_value(ex, y), fx("ln2.y"), 5e-4);
     expect("layer_norm 2 dims dx", mn_params_get_grad(e.P, "ln.x"), fx("ln2.dx"), 5e-4);
@@ -207,7 +207,7 @@ END_TEST
 START_TEST(embedding_backward_matches_torch)
 {
     env e = env_new();
-    mn_node *y = mn_embedding(e.g, ints(&e, "emb.idx"), par(&e, "emb.w"));
+    mn_node *y = mn_embedding_op(e.g, ints(&e, "emb.idx"), par(&e, "emb.w"));
     mn_exec *ex = run(&e, y, "emb.dy");
     expect("embedding y", mn_exec_value(ex, y), fx("emb.y"), 1e-6);
     expect("embedding dweight (repeated indices)", mn_params_get_grad(e.P, "emb.w"), fx("emb.dw"), 2e-5);
@@ -251,7 +251,7 @@ START_TEST(layer_norm_stable_for_large_mean)
     float row[6];
     for (int i = 0; i < 6; i++) row[i] = 1e4f + (float)i;          /* mean 10002.5, var 35/12 */
     mn_node *x = mn_constant(e.g, MN_F32, MN_SHAPE(1, 6), row);
-    mn_node *y = mn_layer_norm(e.g, x, 1, NULL, NULL, 1e-5f);
+    mn_node *y = mn_layer_norm_op(e.g, x, 1, NULL, NULL, 1e-5f);
     const mn_node *outs[1] = { y };
     mn_exec *ex = mn_compile(e.g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
     ck_assert_ok(mn_exec_run(ex));
@@ -343,8 +343,8 @@ START_TEST(bad_attributes_rejected)
     BAD(mn_clamp(e.g, x, 2, 1), "min 2 > max 1");
     BAD(mn_softmax_masked(e.g, x, -1, mn_input(e.g, "m", MN_F32, MN_SHAPE(3, 5)), false), "mask [3,5] does not broadcast to [4,5]");
     BAD(mn_softmax_masked(e.g, x, 0, NULL, true), "axis to be the last");
-    BAD(mn_layer_norm(e.g, x, 3, NULL, NULL, 1e-5f), "normalizes 3 trailing dims of a 2-dim input");
-    BAD(mn_layer_norm(e.g, x, 1, mn_input(e.g, "w", MN_F32, MN_SHAPE(4)), NULL, 1e-5f), "weight has shape [4], normalized shape is [5]");
+    BAD(mn_layer_norm_op(e.g, x, 3, NULL, NULL, 1e-5f), "normalizes 3 trailing dims of a 2-dim input");
+    BAD(mn_layer_norm_op(e.g, x, 1, mn_input(e.g, "w", MN_F32, MN_SHAPE(4)), NULL, 1e-5f), "weight has shape [4], normalized shape is [5]");
     BAD(mn_one_hot(e.g, mn_input(e.g, "i", MN_I32, MN_SHAPE(3)), 0, MN_F32), "num_classes 0 must be positive");
     BAD(mn_cross_entropy_ex(e.g, x, mn_input(e.g, "t", MN_I32, MN_SHAPE(4)), (mn_ce_opts){ -100, MN_REDUCE_MEAN, 1.5f }), "label_smoothing 1.5");
     BAD(mn_kl_div(e.g, x, x, (mn_reduction)7, false), "reduction 7");
@@ -363,7 +363,7 @@ START_TEST(index_out_of_range_at_run_time)
     env e = env_new();
     mn_node *w = mn_param(e.g, "w", MN_SHAPE(5, 3), (mn_init){ .kind = MN_INIT_ONES });
     mn_node *i = mn_input(e.g, "i", MN_I32, MN_SHAPE(2));
-    mn_node *y = mn_embedding(e.g, i, w);
+    mn_node *y = mn_embedding_op(e.g, i, w);
     mn_exec *ex = mn_compile(e.g, mn_sum_all(e.g, y), NULL);
     int32_t iv[2] = { 1, 5 };
     mn_exec_feed_data(ex, "i", iv, sizeof iv);

@@ -18,7 +18,7 @@ static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool tra
                                                              .ff = c->ff, .max_len = T, .dropout = c->dropout, .training = training });
     } else {
         mn_rnn_mode mode = !strcmp(c->model, "gru") ? MN_RNN_GRU : !strcmp(c->model, "rnn") ? MN_RNN_TANH : MN_RNN_LSTM;
-        mn_node *e = mn_embedding_layer(g, "emb", x, V, c->embed);
+        mn_node *e = mn_embedding(g, "emb", x, V, c->embed);
         mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers,
                                                           .dropout = c->dropout, .training = training });
         logits = mn_linear(g, "head", r.output, V, true);
@@ -69,7 +69,7 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
     /* tagger: embedding + bidirectional LSTM + linear per token */
     int64_t T = c->seq, K = 12;
     mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
-    mn_node *e = mn_embedding_layer(g, "emb", x, vocab, c->embed);
+    mn_node *e = mn_embedding(g, "emb", x, vocab, c->embed);
     if (training && c->dropout > 0) e = mn_dropout(g, e, c->dropout, true);
     mn_rnn_out r = mn_rnn(g, "lstm", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = c->hidden, .layers = c->layers,
                                                        .bidirectional = true, .dropout = c->dropout, .training = training });

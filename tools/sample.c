@@ -60,7 +60,7 @@ static mn_status rnn_step_graph(mn_params *P, const mn_train_cfg *c, int V, step
     mn_node *x = mn_input(s->g, "x", MN_I32, MN_SHAPE(1, 1));
     mn_node *h0 = mn_input(s->g, "h0", MN_F32, MN_SHAPE(c->layers, 1, c->hidden));
     mn_node *c0 = mode == MN_RNN_LSTM ? mn_input(s->g, "c0", MN_F32, MN_SHAPE(c->layers, 1, c->hidden)) : NULL;
-    mn_rnn_out r = mn_rnn(s->g, "rnn", mn_embedding_layer(s->g, "emb", x, V, c->embed),
+    mn_rnn_out r = mn_rnn(s->g, "rnn", mn_embedding(s->g, "emb", x, V, c->embed),
                           (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers, .h0 = h0, .c0 = c0 });
     s->logits = mn_linear(s->g, "head", r.output, V, true);
     s->h = r.h_n; s->c = r.c_n;
