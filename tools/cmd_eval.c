@@ -20,6 +20,26 @@ static int bad_option(const char *cmd, char **argv)
     return MN_EXIT_USAGE;
 }
 
+/* A checkpoint as sample and eval open it: its stored config passes the
+ * one check train applies to every config. */
+static int open_checked(const char *cmd, const char *ckpt, mn_params **P, mn_train_cfg *c)
+{
+    if (mn_ckpt_open(ckpt, P, c)) { fprintf(stderr, "mnemo %s: %s\n", cmd, mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (!mn_cfg_check(c)) return MN_EXIT_OK;
+    fprintf(stderr, "mnemo %s: %s: its stored config is invalid: %s\n", cmd, ckpt, mn_errmsg());
+    mn_params_free(*P);
+    *P = NULL;
+    return MN_EXIT_RUNTIME;
+}
+
+/* Every parameter of c's model must come from the checkpoint (strict). */
+static int check_params(const char *cmd, const char *ckpt, mn_params *P, const mn_train_cfg *c, int64_t vocab)
+{
+    if (!mn_model_check_params(P, c, vocab)) return MN_EXIT_OK;
+    fprintf(stderr, "mnemo %s: %s: %s\n", cmd, ckpt, mn_errmsg());
+    return MN_EXIT_RUNTIME;
+}
+
 /* ---- VAE images ---- */
 
 static int write_png(const char *path, const float *pix, int cols, int rows)
@@ -120,18 +140,23 @@ int cmd_sample(int argc, char **argv)
     if (!ckpt || optind < argc) { fprintf(stderr, "mnemo sample: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
-    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo sample: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
-    int rc = MN_EXIT_OK;
-    if (!strcmp(c.model, "vae")) rc = sample_vae(P, &c, seed, out);
+    int rc = open_checked("sample", ckpt, &P, &c);
+    if (rc) return rc;
+    if (!strcmp(c.model, "vae")) rc = check_params("sample", ckpt, P, &c, 0);
+    if (!strcmp(c.model, "vae")) rc = rc ? rc : sample_vae(P, &c, seed, out);
     else if (!mn_cfg_is_lm(&c)) { fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.model); rc = MN_EXIT_USAGE; }
     else {
         mn_text v;
         char *buf = malloc(strlen(prompt) + (size_t)n + 1);
-        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v) ||
-            mn_lm_generate(P, &c, &v, prompt, (int)n, (float)temp, (int)topk, seed, buf)) {
+        if (!buf || mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) {
+            fprintf(stderr, "mnemo sample: %s: %s\n", ckpt, buf ? mn_errmsg() : "out of memory");
+            rc = MN_EXIT_RUNTIME;
+        } else if (!(rc = check_params("sample", ckpt, P, &c, v.vocab)) &&
+                   mn_lm_generate(P, &c, &v, prompt, (int)n, (float)temp, (int)topk, seed, buf)) {
+            if (strlen(buf) > strlen(prompt)) printf("%s\n", buf);
             fprintf(stderr, "mnemo sample: %s\n", mn_errmsg());
             rc = MN_EXIT_RUNTIME;
-        } else printf("%s\n", buf);
+        } else if (!rc) printf("%s\n", buf);
         free(buf);
     }
     mn_params_free(P);
@@ -164,6 +189,31 @@ static void report(const int64_t *conf, int K, const char *const *names)
            total ? wf / (double)total : 0, (long long)total);
 }
 
+/* The text in the checkpoint's vocabulary. A character the model never saw
+ * is read as the vocabulary's first symbol (id 0) and counted; the count
+ * and the characters are reported, since they make the loss pessimistic. */
+static void reencode(mn_data *d, const mn_text *v)
+{
+    int64_t unknown = 0;
+    bool seen[256] = { false };
+    for (int64_t i = 0; i < d->text.n; i++) {
+        unsigned char ch = d->text.chars[d->text.ids[i]];
+        int id = v->index[ch];
+        if (id < 0) { unknown++; seen[ch] = true; }
+        d->text.ids[i] = id < 0 ? 0 : id;
+    }
+    if (!unknown) return;
+    char list[128] = "";
+    for (int ch = 0, k = 0; ch < 256; ch++) {
+        size_t n = strlen(list);
+        if (!seen[ch] || k++ >= 8) continue;
+        if (ch >= 32 && ch < 127) snprintf(list + n, sizeof list - n, "%s'%c'", n ? ", " : "", ch);
+        else snprintf(list + n, sizeof list - n, "%s0x%02x", n ? ", " : "", ch);
+    }
+    fprintf(stderr, "mnemo eval: note: %lld of %lld characters of %s are not in the checkpoint's vocabulary (%s); "
+            "they are read as its first symbol (id 0)\n", (long long)unknown, (long long)d->text.n, d->source, list);
+}
+
 static const char *const fashion[] = { "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot" };
 
 int cmd_eval(int argc, char **argv)
@@ -185,22 +235,24 @@ int cmd_eval(int argc, char **argv)
     if (!ckpt || optind < argc) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
-    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (open_checked("eval", ckpt, &P, &c)) return MN_EXIT_RUNTIME;
     if (data) snprintf(c.data, sizeof c.data, "%s", data);
     mn_data d;
     if (mn_data_load(&d, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
     int rc = MN_EXIT_OK;
     if (d.kind == MN_DATA_TEXT) {
         mn_text v;
-        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) rc = MN_EXIT_RUNTIME;
-        for (int64_t i = 0; !rc && i < d.text.n; i++)           /* re-encode with the checkpoint's vocabulary */
-            d.text.ids[i] = v.index[d.text.chars[d.text.ids[i]]] < 0 ? 0 : v.index[d.text.chars[d.text.ids[i]]];
+        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) {
+            fprintf(stderr, "mnemo eval: %s: %s\n", ckpt, mn_errmsg());
+            rc = MN_EXIT_RUNTIME;
+        } else reencode(&d, &v);
         d.text.vocab = v.vocab;
         if (data) d.split = 0;                                   /* all of a given file */
         c.val_batches = 1 << 30;
     }
     if (d.kind == MN_DATA_IMAGES) { mn_fmnist_free(&d.train); d.train = d.test; memset(&d.test, 0, sizeof d.test); d.ntrain = 0; c.val_batches = 1 << 30; }
     if (d.kind == MN_DATA_TAGS) c.val_batches = 1 << 30;
+    if (!rc) rc = check_params("eval", ckpt, P, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords);
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords, false);
     const mn_node *outs[2] = { m.logits ? m.logits : m.loss, m.targets ? m.targets : m.loss };
