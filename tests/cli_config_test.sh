@@ -64,6 +64,8 @@ expect 2 "--batch: bad value \"12abc\"" -- "$mnemo" graph --model mlp --batch 12
 expect 2 "--hidden: bad value \"3e10\"" -- "$mnemo" train --hidden 3e10 --steps 1
 expect 2 "--seed: bad value \"-1\"" -- "$mnemo" train --seed -1 --steps 1
 expect 2 "--hidden: 100000 is out of range" -- "$mnemo" train --hidden 100000 --steps 1
+expect 2 "--seed: bad value \"-1\"" -- "$mnemo" sample --ckpt lm.st --seed -1 -n 3
+expect 2 "--top-k: bad value \"99999999999\"" -- "$mnemo" sample --ckpt lm.st --top-k 99999999999 -n 3
 echo '{"model": "lstm", "hidden": 4294967312}' > huge.json
 expect 2 "\"hidden\": 4294967312 is out of range" -- "$mnemo" train --config huge.json --data "$text" --steps 1
 echo '{"model": "lstm", "seed": -5}' > neg.json

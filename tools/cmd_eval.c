@@ -115,9 +115,10 @@ int cmd_sample(int argc, char **argv)
                                         { "top-k", 1, 0, 'k' }, { "seed", 1, 0, 's' }, { "out", 1, 0, 'o' }, { "help", 0, 0, 'h' },
                                         { 0, 0, 0, 0 } };
     const char *ckpt = NULL, *prompt = "", *out = "vae_samples.png";
-    long n = 400, topk = 0;
+    long n = 400;
+    int64_t topk = 0;
     double temp = 0.8;
-    unsigned long long seed = 1;
+    uint64_t seed = 1;
     int o;
     char *e;
     opterr = 0; optind = 1;
@@ -127,9 +128,9 @@ int cmd_sample(int argc, char **argv)
         case 'p': prompt = optarg; break;
         case 'o': out = optarg; break;
         case 'n': n = strtol(optarg, &e, 10); if (*e || n < 1 || n > 1000000) { fprintf(stderr, "mnemo sample: -n: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
-        case 'k': topk = strtol(optarg, &e, 10); if (*e || topk < 0) { fprintf(stderr, "mnemo sample: --top-k: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'k': if (!mn_cfg_parse_int("sample", "top-k", optarg, 0, 256, &topk)) return MN_EXIT_USAGE; break;
         case 'T': temp = strtod(optarg, &e); if (*e || !(temp > 0)) { fprintf(stderr, "mnemo sample: --temperature: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
-        case 's': seed = strtoull(optarg, &e, 10); if (*e) { fprintf(stderr, "mnemo sample: --seed: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 's': if (!mn_cfg_parse_u64("sample", "seed", optarg, &seed)) return MN_EXIT_USAGE; break;
         case 'h': printf("usage: mnemo sample --ckpt CKPT [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed N] [--out FILE.png]\n"
                          "  language models: prints the prompt and N generated characters;\n"
                          "  vae: writes a PNG grid of samples from the prior and test reconstructions.\n");
