@@ -479,6 +479,29 @@ START_TEST(vae_dropout_only_when_training)
 }
 END_TEST
 
+/* Generation whose graph cannot be built (a transformer config of 0 heads,
+ * as a hostile checkpoint holds) returns the graph's error and leaves only
+ * the prompt in the output: it never decodes ids that were not drawn. */
+START_TEST(generate_reports_graph_error_and_writes_only_drawn_ids)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, "transformer"));
+    c.hidden = 16; c.layers = 1; c.ff = 16; c.seq = 8; c.heads = 0;
+    mn_text v;
+    ck_assert_ok(mn_vocab_from_json("[10, 32, 97, 98]", &v));
+    mn_params *P = mn_params_new();
+    char out[64];
+    memset(out, 'Z', sizeof out);
+    ck_assert_int_ne(mn_lm_generate(P, &c, &v, "ab", 20, 1.0f, 0, 1, out), MN_OK);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "head"));
+    ck_assert_str_eq(out, "ab");
+    ck_assert_int_eq(mn_lm_generate(P, &c, &v, "a{", 20, 1.0f, 0, 1, out), MN_ERR_INVALID);   /* '{' is not in the vocabulary */
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "1 character is not in the model's vocabulary of 4 ('{')"));
+    ck_assert_str_eq(out, "");
+    mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -495,6 +518,7 @@ int main(void)
     tcase_add_test(tc, vae_parity_with_torch);
     tcase_add_test(tc, mlp_dropout_acts_on_hidden_units_not_pixels);
     tcase_add_test(tc, vae_dropout_only_when_training);
+    tcase_add_test(tc, generate_reports_graph_error_and_writes_only_drawn_ids);
     tcase_add_test(tc, transformer_variants_build_and_train);
     tcase_add_test(tc, one_step_graph_matches_unrolled);
     tcase_add_test(tc, char_lm_lstm_learns_fortunes);
