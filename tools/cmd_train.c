@@ -85,7 +85,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     case 'a': STR(activation); break;
     case 'o': STR(out); break;        case 'R': STR(resume); break;     case 'M': STR(metrics); break;
     case 'e': INT(epochs, 1); break;  case 'S': INT(steps, 0); break;   case 'b': INT(batch, 1); break;
-    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': if (!mn_cfg_parse_u64("train", name, v, &c->seed)) return false; break;
+    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': INT(seed, 0); break;
     case 'H': INT(hidden, 1); break;  case 'L': INT(layers, 1); break;  case 'E': INT(embed, 1); break;
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
