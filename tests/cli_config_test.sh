@@ -150,5 +150,10 @@ edit d5_rnn.st d5_rnn_nodrop.st cfg dropout 0
 "$mnemo" eval --ckpt d5_rnn.st > e5.txt 2>&1; "$mnemo" eval --ckpt d5_rnn_nodrop.st > e0.txt 2>&1
 checks=$((checks + 1)); [ "$(grep '^loss' e5.txt)" = "$(grep '^loss' e0.txt)" ] && grep -q '^loss' e5.txt || fail "rnn eval depends on the stored dropout"
 
+# strict loading for the VAE's sampler too: no PNG from invented weights
+edit d5_vae.st vae_nofc3.st drop vae.fc3.bias
+expect 1 "missing: vae.fc3.bias" -- "$mnemo" sample --ckpt vae_nofc3.st --out nofc3.png
+checks=$((checks + 1)); [ ! -e nofc3.png ] || fail "a PNG was written from a checkpoint missing vae.fc3.bias"
+
 echo "cli_config: $checks checks, $failures failures"
 [ "$failures" = 0 ]
