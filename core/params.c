@@ -1,9 +1,11 @@
 /* core/params.c: the parameter store: named f32 tensors in creation order,
  * each trainable one with a gradient of the same shape, plus string
  * metadata. Graphs refer to entries by index; entries are never removed,
- * so an index stays valid for the store's life. */
+ * so an index stays valid for the store's life. A strict store (a loaded
+ * model) never creates a parameter: every one must come from the file. */
 #include "internal.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ struct mn_params {
     entry *e; int n, cap;
     meta *m; int nm;
     uint64_t seed;
+    bool strict;             /* mn_params_create refuses: parameters come from a file */
 };
 
 mn_params *mn_params_new(void)
@@ -36,6 +39,7 @@ void mn_params_free(mn_params *P)
 }
 
 void mn_params_set_seed(mn_params *P, uint64_t seed) { if (P) P->seed = seed; }
+void mn_params_set_strict(mn_params *P, bool strict) { if (P) P->strict = strict; }
 int mn_params_count(const mn_params *P) { return P ? P->n : 0; }
 
 int mn_params_find(const mn_params *P, const char *name)
@@ -94,9 +98,17 @@ static mn_status check_new(mn_params *P, const char *name)
     return MN_OK;
 }
 
+/* A strict store holds a loaded model: a parameter it lacks is an error, never a fresh weight. */
+static mn_status check_strict(const mn_params *P, const char *name)
+{
+    if (!P->strict) return MN_OK;
+    return mn__error(MN_ERR_NOTFOUND, "params: \"%s\" is not in the loaded store (strict: every parameter must come from the file)", name);
+}
+
 mn_status mn_params_create(mn_params *P, const char *name, mn_shape shape, mn_init init)
 {
     mn_status s = check_new(P, name);
+    if (!s) s = check_strict(P, name);
     if (s) return s;
     mn_tensor *v = mn_tensor_new(MN_F32, shape), *g = v ? mn_tensor_new(MN_F32, shape) : NULL;
     if (!v || !g) { mn_tensor_free(v); return mn_last_status(); }
@@ -118,6 +130,47 @@ mn_status mn_params_create_state(mn_params *P, const char *name, mn_shape shape)
     if (!v) return mn_last_status();
     if ((s = add_entry(P, name, v, NULL))) mn_tensor_free(v);
     return s;
+}
+
+/* ---- matching a loaded store against a model ---- */
+
+typedef struct { char text[640]; int count; } name_list;
+
+static void list_add(name_list *l, const char *name)
+{
+    size_t n = strlen(l->text);
+    if (l->count++ < 8 && n + strlen(name) + 3 < sizeof l->text) snprintf(l->text + n, sizeof l->text - n, "%s%s", n ? ", " : "", name);
+}
+
+static void list_end(name_list *l)
+{
+    size_t n = strlen(l->text);
+    if (l->count > 8) snprintf(l->text + n, sizeof l->text - n, " and %d more", l->count - 8);
+}
+
+mn_status mn_params_match(const mn_params *P, const mn_params *model)
+{
+    if (!P || !model) return mn__error(MN_ERR_MISUSE, "params_match: NULL store");
+    name_list missing = { "", 0 }, shape = { "", 0 }, unused = { "", 0 };
+    for (int i = 0; i < model->n; i++) {
+        if (!model->e[i].grad) continue;
+        int j = mn_params_find(P, model->e[i].name);
+        if (j < 0 || !P->e[j].grad) list_add(&missing, model->e[i].name);
+        else if (!mn_shape_eq(P->e[j].value->shape, model->e[i].value->shape)) list_add(&shape, model->e[i].name);
+    }
+    for (int j = 0; j < P->n; j++) {
+        int i = mn_params_find(model, P->e[j].name);
+        if (P->e[j].grad && (i < 0 || !model->e[i].grad)) list_add(&unused, P->e[j].name);
+    }
+    list_end(&missing); list_end(&shape); list_end(&unused);
+    if (missing.count)
+        return mn__error(MN_ERR_NOTFOUND, "%d parameter%s of the model %s missing: %s%s%s", missing.count, missing.count > 1 ? "s" : "",
+                         missing.count > 1 ? "are" : "is", missing.text, unused.count ? "; unused tensors: " : "", unused.text);
+    if (shape.count)
+        return mn__error(MN_ERR_SHAPE, "%d parameter%s of another shape than the model's: %s", shape.count, shape.count > 1 ? "s" : "", shape.text);
+    if (unused.count)
+        return mn__error(MN_ERR_INVALID, "%d tensor%s the model does not use: %s", unused.count, unused.count > 1 ? "s" : "", unused.text);
+    return MN_OK;
 }
 
 /* Internal for the safetensors loader: adopt a tensor (with grad if trainable). */

@@ -149,6 +149,14 @@ void       mn_params_set_seed(mn_params *P, uint64_t seed);   /* default 0 */
 mn_status  mn_params_create(mn_params *P, const char *name, mn_shape shape, mn_init init);
 /* Adds a tensor with no gradient (e.g. optimizer state), zero-filled. */
 mn_status  mn_params_create_state(mn_params *P, const char *name, mn_shape shape);
+/* Strict mode, for a loaded model: mn_params_create (and so mn_param)
+ * creates nothing and fails with MN_ERR_NOTFOUND naming the parameter. */
+void       mn_params_set_strict(mn_params *P, bool strict);
+/* Whether P (a loaded store) holds exactly the trainable parameters of
+ * `model` (a store the same graphs were built on from scratch):
+ * MN_ERR_NOTFOUND names the missing ones, MN_ERR_SHAPE those of another
+ * shape, MN_ERR_INVALID P's trainable tensors that the model does not use. */
+mn_status  mn_params_match(const mn_params *P, const mn_params *model);
 int        mn_params_count(const mn_params *P);
 int        mn_params_find(const mn_params *P, const char *name);   /* index or -1 */
 const char *mn_params_name(const mn_params *P, int i);
@@ -390,8 +398,9 @@ mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts opts)
 
 /* VAE: encoder fc1 (ReLU) -> fc_mu, fc_logvar; z = mu + exp(logvar / 2) eps;
  * decoder fc3 (ReLU) -> fc4 logits. eps: a [B, latent] node (NULL: a
- * normal op). loss = (BCE-with-logits(logits, x, sum) + KL(mu, logvar, sum)) / B. */
-typedef struct { int64_t input, hidden, latent; } mn_vae_opts;
+ * normal op). loss = (BCE-with-logits(logits, x, sum) + KL(mu, logvar, sum)) / B.
+ * dropout (when training) acts on the two hidden layers' outputs. */
+typedef struct { int64_t input, hidden, latent; float dropout; bool training; } mn_vae_opts;
 typedef struct { mn_node *logits, *mu, *logvar, *z, *loss; } mn_vae_out;
 mn_vae_out mn_vae(mn_graph *g, const char *prefix, mn_node *x, mn_node *eps, mn_vae_opts opts);
 /* The decoder alone: z [N, latent] -> logits [N, input] (sampling from the prior). */

@@ -19,7 +19,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 meson test -C "$build" --print-errorlogs -v --num-processes 1 >"$log" 2>&1 || status=$?
-grep -E '^Running suite|^[0-9]+%: Checks|install test|docs test|^mlp:|^cli:|^FAIL|^plugin |^mlp with^lstm on|^vae:|^accuracy|^mlp |^lstm |^quadratic |^char LM|^vae|^rnn |^gru |^bilstm|^transformer |^lstm_|^ *[0-9]+/[0-9]+ .*(OK|FAIL|TIMEOUT|ERROR)|^(Ok|Fail|Expected|Unexpected|Skipped|Timeout):' "$log" || true
+grep -E '^Running suite|^[0-9]+%: Checks|install test|docs test|^mlp:|^cli:|^cli_config:|^FAIL|^plugin |^mlp with^lstm on|^vae:|^accuracy|^mlp |^lstm |^quadratic |^char LM|^vae|^rnn |^gru |^bilstm|^transformer |^lstm_|^ *[0-9]+/[0-9]+ .*(OK|FAIL|TIMEOUT|ERROR)|^(Ok|Fail|Expected|Unexpected|Skipped|Timeout):' "$log" || true
 if [ "$status" -ne 0 ]; then
   echo "---- failures ----"
   grep -E ':F:|:E:|FAIL|ERROR|Sanitizer|runtime error' "$log" | head -n 60 || true

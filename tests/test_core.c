@@ -217,6 +217,59 @@ START_TEST(param_store)
 }
 END_TEST
 
+/* A strict store (a loaded model) creates nothing: mn_param on a name it
+ * lacks is a graph error naming the parameter, never a fresh weight. */
+START_TEST(strict_store_creates_nothing)
+{
+    mn_params *P = mn_params_new();
+    ck_assert_ok(mn_params_create(P, "fc.weight", MN_SHAPE(3, 2), (mn_init){ .kind = MN_INIT_ONES }));
+    mn_params_set_strict(P, true);
+    ck_assert_int_eq(mn_params_create(P, "fc.bias", MN_SHAPE(3), (mn_init){ 0 }), MN_ERR_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "\"fc.bias\""));
+    ck_assert_ok(mn_params_create_state(P, "optim.fc.weight.step", MN_SCALAR));   /* optimizer state is not the model */
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 2));
+    ck_assert_ptr_null(mn_linear(g, "fc", x, 3, true));
+    ck_assert_int_eq(mn_graph_status(g), MN_ERR_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(g), "fc.bias"));
+    ck_assert_int_eq(mn_params_find(P, "fc.bias"), -1);
+    mn_graph_free(g);
+    mn_params_set_strict(P, false);
+    ck_assert_ok(mn_params_create(P, "fc.bias", MN_SHAPE(3), (mn_init){ 0 }));
+    mn_params_free(P);
+}
+END_TEST
+
+/* mn_params_match: every parameter of the model from the loaded store,
+ * each of the model's shape, and nothing trainable left unused. */
+START_TEST(match_names_missing_misshapen_and_unused)
+{
+    mn_params *model = mn_params_new(), *P = mn_params_new();
+    mn_init one = { .kind = MN_INIT_ONES };
+    ck_assert_ok(mn_params_create(model, "a", MN_SHAPE(2), one));
+    ck_assert_ok(mn_params_create(model, "b", MN_SHAPE(2, 2), one));
+    ck_assert_ok(mn_params_create(model, "c", MN_SHAPE(3), one));
+    ck_assert_ok(mn_params_create(P, "a", MN_SHAPE(2), one));
+    ck_assert_int_eq(mn_params_match(P, model), MN_ERR_NOTFOUND);
+    ck_assert_str_eq(mn_errmsg(), "2 parameters of the model are missing: b, c");
+    ck_assert_ok(mn_params_create(P, "b", MN_SHAPE(4), one));
+    ck_assert_ok(mn_params_create(P, "c", MN_SHAPE(3), one));
+    ck_assert_int_eq(mn_params_match(P, model), MN_ERR_SHAPE);
+    ck_assert_str_eq(mn_errmsg(), "1 parameter of another shape than the model's: b");
+    mn_params *Q = mn_params_new();
+    ck_assert_ok(mn_params_create(Q, "a", MN_SHAPE(2), one));
+    ck_assert_ok(mn_params_create(Q, "b", MN_SHAPE(2, 2), one));
+    ck_assert_ok(mn_params_create(Q, "c", MN_SHAPE(3), one));
+    ck_assert_ok(mn_params_create_state(Q, "optim.a.exp_avg", MN_SHAPE(2)));     /* state is never "unused" */
+    ck_assert_ok(mn_params_match(Q, model));
+    ck_assert_ok(mn_params_create(Q, "extra", MN_SHAPE(1), one));
+    ck_assert_int_eq(mn_params_match(Q, model), MN_ERR_INVALID);
+    ck_assert_str_eq(mn_errmsg(), "1 tensor the model does not use: extra");
+    ck_assert_int_eq(mn_params_match(NULL, model), MN_ERR_MISUSE);
+    mn_params_free(model); mn_params_free(P); mn_params_free(Q);
+}
+END_TEST
+
 START_TEST(init_independent_of_order)
 {
     mn_init in = { .kind = MN_INIT_NORMAL, .a = 0, .b = 1 };
@@ -296,6 +349,8 @@ int main(void)
     tcase_add_test(tc, rng_independent_of_threads);
     tcase_add_test(tc, rng_moments);
     tcase_add_test(tc, param_store);
+    tcase_add_test(tc, strict_store_creates_nothing);
+    tcase_add_test(tc, match_names_missing_misshapen_and_unused);
     tcase_add_test(tc, init_independent_of_order);
     tcase_add_test(tc, init_gains_and_fans);
     tcase_add_test(tc, init_distributions);

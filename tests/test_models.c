@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "idx.h"
 #include "text.h"
+#include "train.h"
 #include <string.h>
 
 static mn_params *FX;
@@ -403,6 +404,105 @@ START_TEST(vae_learns_fashion_mnist)
 }
 END_TEST
 
+/* The command's MLP with --dropout: one image of ones, one step. Dropout on
+ * hidden units zeroes whole rows of mlp.0.weight's gradient; dropout on
+ * pixels would zero whole columns. Without training, dropout changes nothing. */
+static double mlp_step(float dropout, bool training, int *zero_rows, int *zero_cols)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, "mlp"));
+    c.batch = 1; c.hidden = 32; c.dropout = dropout;
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 7);
+    mn_graph *g = mn_graph_new(P);
+    mn_graph_set_seed(g, 3);
+    mn_model_graph m = mn_model_build(g, &c, 0, training);
+    mn_exec *ex = mn_compile(g, m.loss, &(mn_compile_opts){ .threads = 1, .no_backward = !training });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    mn_tensor *x = mn_tensor_new(MN_F32, MN_SHAPE(1, 784)), *y = mn_tensor_new(MN_I32, MN_SHAPE(1));
+    for (int i = 0; i < 784; i++) mn_f32(x)[i] = 1.0f;
+    mn_i32(y)[0] = 3;
+    ck_assert_ok(mn_exec_feed(ex, "x", x));
+    ck_assert_ok(mn_exec_feed(ex, "y", y));
+    ck_assert_ok(mn_exec_run(ex));
+    double loss = mn_exec_loss(ex);
+    const float *gw = training ? mn_f32(mn_params_get_grad(P, "mlp.0.weight")) : NULL;
+    *zero_rows = *zero_cols = 0;
+    for (int j = 0; gw && j < 32; j++) {
+        bool zero = true;
+        for (int k = 0; k < 784; k++) zero &= gw[j * 784 + k] == 0.0f;
+        *zero_rows += zero;
+    }
+    for (int k = 0; gw && k < 784; k++) {
+        bool zero = true;
+        for (int j = 0; j < 32; j++) zero &= gw[j * 784 + k] == 0.0f;
+        *zero_cols += zero;
+    }
+    mn_tensor_free(x); mn_tensor_free(y);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    return loss;
+}
+
+START_TEST(mlp_dropout_acts_on_hidden_units_not_pixels)
+{
+    int rows0, cols0, rows5, cols5, r, k;
+    double plain = mlp_step(0, true, &rows0, &cols0), dropped = mlp_step(0.5f, true, &rows5, &cols5);
+    ck_assert_int_eq(cols0, 0);
+    ck_assert_int_eq(cols5, 0);                      /* no pixel dropped */
+    ck_assert_int_ge(rows5, rows0 + 8);              /* about half of 32 hidden units dropped */
+    ck_assert(plain != dropped);
+    ck_assert(mlp_step(0.5f, false, &r, &k) == mlp_step(0, false, &r, &k));   /* evaluation: no dropout */
+}
+END_TEST
+
+/* The VAE's dropout acts on its hidden layers when training, never in evaluation. */
+START_TEST(vae_dropout_only_when_training)
+{
+    double loss[3];
+    for (int i = 0; i < 3; i++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_graph_set_seed(g, 5);
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 16));
+        mn_vae_opts o = { .input = 16, .hidden = 32, .latent = 2, .dropout = i ? 0.5f : 0, .training = i == 1 };
+        mn_node *l = mn_vae(g, "vae", x, mn_fill(g, MN_SHAPE(4, 2), 0, MN_F32), o).loss;
+        mn_exec *ex = mn_compile(g, l, &(mn_compile_opts){ .threads = 1, .no_backward = true });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        mn_tensor *xt = mn_tensor_new(MN_F32, MN_SHAPE(4, 16));
+        for (int j = 0; j < 64; j++) mn_f32(xt)[j] = (float)(j % 5) / 5.0f;
+        ck_assert_ok(mn_exec_feed(ex, "x", xt));
+        ck_assert_ok(mn_exec_run(ex));
+        loss[i] = mn_exec_loss(ex);
+        mn_tensor_free(xt); mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    }
+    ck_assert(loss[1] != loss[0]);                   /* training with dropout 0.5 */
+    ck_assert(loss[2] == loss[0]);                   /* dropout 0.5, not training */
+}
+END_TEST
+
+/* Generation whose graph cannot be built (a transformer config of 0 heads,
+ * as a hostile checkpoint holds) returns the graph's error and leaves only
+ * the prompt in the output: it never decodes ids that were not drawn. */
+START_TEST(generate_reports_graph_error_and_writes_only_drawn_ids)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, "transformer"));
+    c.hidden = 16; c.layers = 1; c.ff = 16; c.seq = 8; c.heads = 0;
+    mn_text v;
+    ck_assert_ok(mn_vocab_from_json("[10, 32, 97, 98]", &v));
+    mn_params *P = mn_params_new();
+    char out[64];
+    memset(out, 'Z', sizeof out);
+    ck_assert_int_ne(mn_lm_generate(P, &c, &v, "ab", 20, 1.0f, 0, 1, out), MN_OK);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "head"));
+    ck_assert_str_eq(out, "ab");
+    ck_assert_int_eq(mn_lm_generate(P, &c, &v, "a{", 20, 1.0f, 0, 1, out), MN_ERR_INVALID);   /* '{' is not in the vocabulary */
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "1 character is not in the model's vocabulary of 4 ('{')"));
+    ck_assert_str_eq(out, "");
+    mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -417,6 +517,9 @@ int main(void)
     tcase_add_test(tc, attention_parity_with_torch);
     tcase_add_test(tc, block_parity_with_torch);
     tcase_add_test(tc, vae_parity_with_torch);
+    tcase_add_test(tc, mlp_dropout_acts_on_hidden_units_not_pixels);
+    tcase_add_test(tc, vae_dropout_only_when_training);
+    tcase_add_test(tc, generate_reports_graph_error_and_writes_only_drawn_ids);
     tcase_add_test(tc, transformer_variants_build_and_train);
     tcase_add_test(tc, one_step_graph_matches_unrolled);
     tcase_add_test(tc, char_lm_lstm_learns_fortunes);

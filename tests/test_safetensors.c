@@ -163,6 +163,29 @@ static const bad_case bad[] = {
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,16777217],\"data_offsets\":[0,4]}}", 4, -1, MN_ERR_FORMAT, "too large" },
 };
 
+/* A file that lacks a parameter of the model: loaded into a strict store,
+ * the graph names the missing tensor instead of initialising it, and
+ * mn_params_match against the model built from scratch lists it. */
+START_TEST(strict_load_names_missing_tensors)
+{
+    mn_params *P = mn_params_new(), *model = mn_params_new(), *Q = mn_params_new();
+    ck_assert_ok(mn_params_create(P, "fc.weight", MN_SHAPE(3, 2), (mn_init){ .kind = MN_INIT_ONES }));
+    ck_assert_ok(mn_params_save(P, path("nobias.safetensors")));
+    ck_assert_ok(mn_params_load(Q, path("nobias.safetensors")));
+    mn_graph *g = mn_graph_new(model);
+    ck_assert_ptr_nonnull(mn_linear(g, "fc", mn_input(g, "x", MN_F32, MN_SHAPE(4, 2)), 3, true));
+    ck_assert_int_eq(mn_params_match(Q, model), MN_ERR_NOTFOUND);
+    ck_assert_str_eq(mn_errmsg(), "1 parameter of the model is missing: fc.bias");
+    mn_params_set_strict(Q, true);
+    mn_graph *h = mn_graph_new(Q);
+    ck_assert_ptr_null(mn_linear(h, "fc", mn_input(h, "x", MN_F32, MN_SHAPE(4, 2)), 3, true));
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(h), "\"fc.bias\" is not in the loaded store"));
+    ck_assert_int_eq(mn_params_count(Q), 1);
+    mn_graph_free(g); mn_graph_free(h);
+    mn_params_free(P); mn_params_free(model); mn_params_free(Q);
+}
+END_TEST
+
 START_TEST(malformed_files_rejected)
 {
     const bad_case *b = &bad[_i];
@@ -210,6 +233,7 @@ int main(void)
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, strict_load_names_missing_tensors);
     tcase_add_test(tc, known_header_layout);
     tcase_add_test(tc, resave_is_byte_identical);
     tcase_add_test(tc, save_leaves_no_temporary_and_replaces_atomically);

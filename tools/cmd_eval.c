@@ -20,6 +20,26 @@ static int bad_option(const char *cmd, char **argv)
     return MN_EXIT_USAGE;
 }
 
+/* A checkpoint as sample and eval open it: its stored config passes the
+ * one check train applies to every config. */
+static int open_checked(const char *cmd, const char *ckpt, mn_params **P, mn_train_cfg *c)
+{
+    if (mn_ckpt_open(ckpt, P, c)) { fprintf(stderr, "mnemo %s: %s\n", cmd, mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (!mn_cfg_check(c)) return MN_EXIT_OK;
+    fprintf(stderr, "mnemo %s: %s: its stored config is invalid: %s\n", cmd, ckpt, mn_errmsg());
+    mn_params_free(*P);
+    *P = NULL;
+    return MN_EXIT_RUNTIME;
+}
+
+/* Every parameter of c's model must come from the checkpoint (strict). */
+static int check_params(const char *cmd, const char *ckpt, mn_params *P, const mn_train_cfg *c, int64_t vocab)
+{
+    if (!mn_model_check_params(P, c, vocab)) return MN_EXIT_OK;
+    fprintf(stderr, "mnemo %s: %s: %s\n", cmd, ckpt, mn_errmsg());
+    return MN_EXIT_RUNTIME;
+}
+
 /* ---- VAE images ---- */
 
 static int write_png(const char *path, const float *pix, int cols, int rows)
@@ -95,9 +115,10 @@ int cmd_sample(int argc, char **argv)
                                         { "top-k", 1, 0, 'k' }, { "seed", 1, 0, 's' }, { "out", 1, 0, 'o' }, { "help", 0, 0, 'h' },
                                         { 0, 0, 0, 0 } };
     const char *ckpt = NULL, *prompt = "", *out = "vae_samples.png";
-    long n = 400, topk = 0;
+    long n = 400;
+    int64_t topk = 0;
     double temp = 0.8;
-    unsigned long long seed = 1;
+    uint64_t seed = 1;
     int o;
     char *e;
     opterr = 0; optind = 1;
@@ -107,9 +128,9 @@ int cmd_sample(int argc, char **argv)
         case 'p': prompt = optarg; break;
         case 'o': out = optarg; break;
         case 'n': n = strtol(optarg, &e, 10); if (*e || n < 1 || n > 1000000) { fprintf(stderr, "mnemo sample: -n: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
-        case 'k': topk = strtol(optarg, &e, 10); if (*e || topk < 0) { fprintf(stderr, "mnemo sample: --top-k: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'k': if (!mn_cfg_parse_int("sample", "top-k", optarg, 0, 256, &topk)) return MN_EXIT_USAGE; break;
         case 'T': temp = strtod(optarg, &e); if (*e || !(temp > 0)) { fprintf(stderr, "mnemo sample: --temperature: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
-        case 's': seed = strtoull(optarg, &e, 10); if (*e) { fprintf(stderr, "mnemo sample: --seed: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 's': if (!mn_cfg_parse_u64("sample", "seed", optarg, &seed)) return MN_EXIT_USAGE; break;
         case 'h': printf("usage: mnemo sample --ckpt CKPT [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed N] [--out FILE.png]\n"
                          "  language models: prints the prompt and N generated characters;\n"
                          "  vae: writes a PNG grid of samples from the prior and test reconstructions.\n");
@@ -120,18 +141,24 @@ int cmd_sample(int argc, char **argv)
     if (!ckpt || optind < argc) { fprintf(stderr, "mnemo sample: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
-    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo sample: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
-    int rc = MN_EXIT_OK;
-    if (!strcmp(c.model, "vae")) rc = sample_vae(P, &c, seed, out);
-    else if (!mn_cfg_is_lm(&c)) { fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.model); rc = MN_EXIT_USAGE; }
+    int rc = open_checked("sample", ckpt, &P, &c);
+    if (rc) return rc;
+    if (!strcmp(c.model, "vae")) {
+        rc = check_params("sample", ckpt, P, &c, 0);
+        if (!rc) rc = sample_vae(P, &c, seed, out);
+    } else if (!mn_cfg_is_lm(&c)) { fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.model); rc = MN_EXIT_USAGE; }
     else {
         mn_text v;
         char *buf = malloc(strlen(prompt) + (size_t)n + 1);
-        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v) ||
-            mn_lm_generate(P, &c, &v, prompt, (int)n, (float)temp, (int)topk, seed, buf)) {
+        if (!buf || mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) {
+            fprintf(stderr, "mnemo sample: %s: %s\n", ckpt, buf ? mn_errmsg() : "out of memory");
+            rc = MN_EXIT_RUNTIME;
+        } else if (!(rc = check_params("sample", ckpt, P, &c, v.vocab)) &&
+                   mn_lm_generate(P, &c, &v, prompt, (int)n, (float)temp, (int)topk, seed, buf)) {
+            if (strlen(buf) > strlen(prompt)) printf("%s\n", buf);
             fprintf(stderr, "mnemo sample: %s\n", mn_errmsg());
             rc = MN_EXIT_RUNTIME;
-        } else printf("%s\n", buf);
+        } else if (!rc) printf("%s\n", buf);
         free(buf);
     }
     mn_params_free(P);
@@ -185,7 +212,7 @@ int cmd_eval(int argc, char **argv)
     if (!ckpt || optind < argc) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
-    if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (open_checked("eval", ckpt, &P, &c)) return MN_EXIT_RUNTIME;
     if (data) snprintf(c.data, sizeof c.data, "%s", data);
     mn_data d;
     const char *vocab = strcmp(c.model, "vae") && strcmp(c.model, "mlp") ? mn_params_get_meta(P, "mnemo.vocab") : NULL;
@@ -202,6 +229,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (d.kind == MN_DATA_IMAGES) { mn_fmnist_free(&d.train); d.train = d.test; memset(&d.test, 0, sizeof d.test); d.ntrain = 0; c.val_batches = 1 << 30; }
     if (d.kind == MN_DATA_TAGS) c.val_batches = 1 << 30;
+    if (!rc) rc = check_params("eval", ckpt, P, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords);
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords, false);
     const mn_node *outs[2] = { m.logits ? m.logits : m.loss, m.targets ? m.targets : m.loss };

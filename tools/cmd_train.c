@@ -11,6 +11,7 @@
 #include "env.h"
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     const char *name = "";
     for (int i = 0; long_opts[i].name; i++) if (long_opts[i].val == opt) name = long_opts[i].name;
 #define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo train: --%s: too long\n", name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
-#define INT(f, lo) do { if (!num(name, v, lo, &x) || x != floor(x)) { if (x != floor(x)) fprintf(stderr, "mnemo train: --%s: not an integer\n", name); return false; } c->f = (__typeof__(c->f))x; } while (0)
+#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, lo, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
 #define FLT(f, lo) do { if (!num(name, v, lo, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
     switch (opt) {
     case 'd': STR(data); break;       case 'O': STR(optim); break;      case 's': STR(schedule); break;
@@ -104,6 +105,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
 {
     const char *model = "lstm", *config = NULL, *resume = NULL;
+    bool model_flag = false;
     int o;
     opterr = 0;
     optind = 1;
@@ -113,17 +115,22 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
             fprintf(stderr, "mnemo train: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
             return MN_EXIT_USAGE;
         }
-        if (o == 'm') model = optarg;
+        if (o == 'm') { model = optarg; model_flag = true; }
         if (o == 'C') config = optarg;
         if (o == 'R') resume = optarg;
     }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
         if (mn_ckpt_open(resume, resumed, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+        if (model_flag && strcmp(model, c->model)) {     /* a checkpoint's tensors are its model */
+            fprintf(stderr, "mnemo train: --model %s: %s holds a %s model; it cannot resume as another model\n", model, resume, c->model);
+            return MN_EXIT_USAGE;
+        }
     } else if (mn_cfg_defaults(c, model)) { fprintf(stderr, "mnemo train: --model: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (config) {
         char *text = read_file(config);
-        if (!text || mn_cfg_load_json(c, text, config)) { free(text); fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
+        mn_cfg_model_rule rule = resume ? MN_CFG_MODEL_CHECKPOINT : model_flag ? MN_CFG_MODEL_FLAG : MN_CFG_MODEL_FROM_JSON;
+        if (!text || mn_cfg_apply_json(c, text, config, rule)) { free(text); fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
         free(text);
     }
     optind = 1;
@@ -310,6 +317,7 @@ static int setup(trainer *t, mn_params *resumed)
         free(v);
         if (!same) { fprintf(stderr, "mnemo train: %s: its vocabulary differs from the data's (%s)\n", c->resume, t->d.source); return MN_EXIT_RUNTIME; }
     }
+    if (resumed && mn_model_check_params(resumed, c, vocab)) { fprintf(stderr, "mnemo train: %s: %s\n", c->resume, mn_errmsg()); return MN_EXIT_RUNTIME; }
     t->P = resumed ? resumed : mn_params_new();
     mn_params_set_seed(t->P, c->seed);
     t->g = mn_graph_new(t->P);
@@ -475,7 +483,7 @@ int cmd_graph(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'b': B = atoll(optarg); if (B <= 0) { fprintf(stderr, "mnemo graph: --batch: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
+        case 'b': if (!mn_cfg_parse_int("graph", "batch", optarg, 1, MN_CFG_MAX_BATCH, &B)) return MN_EXIT_USAGE; break;
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
         case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"

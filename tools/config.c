@@ -1,10 +1,17 @@
 /* tools/config.c: the training configuration: one table of fields drives
  * the defaults, the JSON reader and writer, so a config file, the flags and
- * the copy stored in a checkpoint always have the same keys. */
+ * the copy stored in a checkpoint always have the same keys. mn_cfg_check
+ * is the one validation of a config from any source (flags, --config, a
+ * checkpoint), for train, sample and eval alike. */
 #include "train.h"
+#include "mnemo_plugin.h"
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum { F_STR, F_INT, F_I64, F_DBL, F_FLT, F_U64 } ftype;
@@ -52,46 +59,97 @@ mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model)
     return MN_OK;
 }
 
+/* A JSON number into the field's C type, refused when it does not fit (never truncated). */
+static mn_status set_number(char *p, const field *f, json_t *v, const char *origin)
+{
+    json_int_t i = json_is_integer(v) ? json_integer_value(v) : 0;
+    double d = json_number_value(v);
+    bool fits = f->type == F_INT ? i >= INT_MIN && i <= INT_MAX : f->type == F_U64 ? i >= 0
+              : f->type == F_FLT ? isfinite(d) && fabs(d) <= 3.4e38 : f->type == F_DBL ? isfinite(d) : true;
+    if (!fits) return mn_set_error(MN_ERR_INVALID, "%s: \"%s\": %.17g is out of range%s", origin, f->name, json_is_integer(v) ? (double)i : d,
+                                   f->type == F_INT ? " (at most 2147483647)" : f->type == F_U64 ? " (not negative)" : "");
+    switch (f->type) {
+    case F_INT: *(int *)p = (int)i; break;
+    case F_I64: *(int64_t *)p = i; break;
+    case F_U64: *(uint64_t *)p = (uint64_t)i; break;
+    case F_DBL: *(double *)p = d; break;
+    case F_FLT: *(float *)p = (float)d; break;
+    case F_STR: break;
+    }
+    return MN_OK;
+}
+
 static mn_status set_field(mn_train_cfg *c, const field *f, json_t *v, const char *origin)
 {
     char *p = (char *)c + f->off;
     bool ok = f->type == F_STR ? json_is_string(v) : f->type == F_DBL || f->type == F_FLT ? json_is_number(v) : json_is_integer(v);
     if (!ok) return mn_set_error(MN_ERR_INVALID, "%s: \"%s\" must be %s", origin, f->name,
                                  f->type == F_STR ? "a string" : f->type == F_DBL || f->type == F_FLT ? "a number" : "an integer");
-    switch (f->type) {
-    case F_STR:
-        if (strlen(json_string_value(v)) >= f->size) return mn_set_error(MN_ERR_INVALID, "%s: \"%s\" is too long", origin, f->name);
-        snprintf(p, f->size, "%s", json_string_value(v));
-        break;
-    case F_INT: *(int *)p = (int)json_integer_value(v); break;
-    case F_I64: *(int64_t *)p = json_integer_value(v); break;
-    case F_U64: *(uint64_t *)p = (uint64_t)json_integer_value(v); break;
-    case F_DBL: *(double *)p = json_number_value(v); break;
-    case F_FLT: *(float *)p = (float)json_number_value(v); break;
-    }
+    if (f->type != F_STR) return set_number(p, f, v, origin);
+    if (strlen(json_string_value(v)) >= f->size) return mn_set_error(MN_ERR_INVALID, "%s: \"%s\" is too long", origin, f->name);
+    snprintf(p, f->size, "%s", json_string_value(v));
     return MN_OK;
 }
 
-mn_status mn_cfg_load_json(mn_train_cfg *c, const char *text, const char *origin)
+/* Applies the keys of a JSON object; rule says who picks the model:
+ * the JSON's "model" key (its defaults go under the other keys), the
+ * --model flag (the key is ignored: flags win) or a checkpoint (a
+ * different "model" is refused: its tensors are that model). */
+mn_status mn_cfg_apply_json(mn_train_cfg *c, const char *text, const char *origin, mn_cfg_model_rule rule)
 {
     json_error_t err;
     json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &err);
     if (!o) return mn_set_error(MN_ERR_FORMAT, "%s: JSON: %s (line %d, column %d)", origin, err.text, err.line, err.column);
     if (!json_is_object(o)) { json_decref(o); return mn_set_error(MN_ERR_FORMAT, "%s: not a JSON object", origin); }
-    /* the model first: its defaults under the other keys */
     json_t *m = json_object_get(o, "model");
     mn_status s = MN_OK;
-    if (m && json_is_string(m) && strcmp(json_string_value(m), c->model)) s = mn_cfg_defaults(c, json_string_value(m));
+    bool other = m && json_is_string(m) && strcmp(json_string_value(m), c->model);
+    if (other && rule == MN_CFG_MODEL_FROM_JSON) s = mn_cfg_defaults(c, json_string_value(m));
+    if (other && rule == MN_CFG_MODEL_CHECKPOINT)
+        s = mn_set_error(MN_ERR_INVALID, "%s: \"model\" is \"%s\" but the checkpoint holds a %s model", origin, json_string_value(m), c->model);
     const char *k;
     json_t *v;
     json_object_foreach(o, k, v) {
         if (s) break;
+        if (rule == MN_CFG_MODEL_FLAG && !strcmp(k, "model") && json_is_string(v)) continue;
         const field *f = NULL;
         for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) if (!strcmp(fields[i].name, k)) f = &fields[i];
         s = f ? set_field(c, f, v, origin) : mn_set_error(MN_ERR_INVALID, "%s: unknown key \"%s\"", origin, k);
     }
     json_decref(o);
     return s;
+}
+
+mn_status mn_cfg_load_json(mn_train_cfg *c, const char *text, const char *origin)
+{
+    return mn_cfg_apply_json(c, text, origin, MN_CFG_MODEL_FROM_JSON);
+}
+
+bool mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *e;
+    errno = 0;
+    long long x = strtoll(v, &e, 10);
+    bool digits = *v && (*v == '-' || (*v >= '0' && *v <= '9'));
+    if (!digits || *e || errno == ERANGE || x < lo || x > hi) {
+        fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (an integer from %lld to %lld)\n", cmd, flag, v, (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out)
+{
+    char *e;
+    errno = 0;
+    unsigned long long x = strtoull(v, &e, 10);
+    if (!(*v >= '0' && *v <= '9') || *e || errno == ERANGE) {
+        fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (an integer from 0 to %llu)\n", cmd, flag, v, (unsigned long long)UINT64_MAX);
+        return false;
+    }
+    *out = x;
+    return true;
 }
 
 char *mn_cfg_to_json(const mn_train_cfg *c)
@@ -110,23 +168,65 @@ char *mn_cfg_to_json(const mn_train_cfg *c)
     return s;
 }
 
+/* An activation for the MLP: an elementwise op with a gradient, of 1 input
+ * (or 2: the second is a learnable per-feature parameter). */
+static bool activation_ok(const mn_op_def *op)
+{
+    unsigned fl = op ? mn_op_flags(op) : 0;
+    return op && (mn_op_arity(op) == 1 || mn_op_arity(op) == 2) && mn_op_differentiable(op) && (fl & MN_OPF_ELEMENTWISE) &&
+           !(fl & (MN_OPF_RANDOM | MN_OPF_BACKWARD));
+}
+
+static mn_status check_activation(const char *name)
+{
+    if (activation_ok(mn_op_find(name))) return MN_OK;
+    char list[1024] = "";
+    for (int i = 0; i < mn_op_count() && strlen(list) + 40 < sizeof list; i++)
+        if (activation_ok(mn_op_at(i)))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "", mn_op_name(mn_op_at(i)));
+    const mn_op_def *op = mn_op_find(name);
+    return mn_set_error(MN_ERR_INVALID, "--activation: \"%s\" %s; accepted: %s (a plugin's op needs --plugin)", name,
+                        !op ? "is not a registered op" : !mn_op_differentiable(op) ? "has no gradient" : "is not an elementwise op of 1 or 2 inputs",
+                        list);
+}
+
 mn_status mn_cfg_check(const mn_train_cfg *c)
 {
-#define NEED(cond, what) if (!(cond)) return mn_set_error(MN_ERR_INVALID, "--%s: %s", what, #cond)
-    NEED(c->epochs > 0, "epochs"); NEED(c->batch > 0, "batch"); NEED(c->seq > 1 && c->seq <= 4096, "seq");
-    NEED(c->lr > 0, "lr"); NEED(c->clip >= 0, "clip"); NEED(c->threads >= 0, "threads"); NEED(c->steps >= 0, "steps");
-    NEED(c->time_limit >= 0, "time"); NEED(c->hidden > 0, "hidden"); NEED(c->layers > 0, "layers"); NEED(c->embed > 0, "embed");
-    NEED(c->dropout >= 0 && c->dropout < 1, "dropout"); NEED(c->val_batches > 0, "val-batches"); NEED(c->patience >= 0, "patience");
-    NEED(c->val_every >= 0, "val-every"); NEED(c->limit >= 0, "limit"); NEED(c->weight_decay >= 0, "weight-decay");
-    if (!strcmp(c->model, "transformer")) { NEED(c->heads > 0 && c->hidden % c->heads == 0, "heads"); NEED(c->ff > 0, "ff"); }
-    const mn_op_def *act = mn_op_find(c->activation);
-    if (!act || mn_op_arity(act) < 1 || mn_op_arity(act) > 2)
-        return mn_set_error(MN_ERR_INVALID, "--activation: \"%s\" is not a registered op of 1 or 2 inputs (a plugin's needs --plugin)", c->activation);
+#define RANGE(field, flag, lo, hi) \
+    if (!((field) >= (lo) && (field) <= (hi))) \
+        return mn_set_error(MN_ERR_INVALID, "--%s: %g is out of range (%g to %g)", flag, (double)(field), (double)(lo), (double)(hi))
+    bool known = false;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) known |= !strcmp(c->model, kinds[i]);
+    if (!known) return mn_set_error(MN_ERR_INVALID, "--model: unknown model \"%s\" (lstm, gru, rnn, transformer, vae, mlp, tagger)", c->model);
+    RANGE(c->epochs, "epochs", 1, INT_MAX);
+    RANGE(c->batch, "batch", 1, MN_CFG_MAX_BATCH);
+    RANGE(c->seq, "seq", 2, MN_CFG_MAX_SEQ);
+    RANGE(c->lr, "lr", 1e-12, 1e6);
+    RANGE(c->clip, "clip", 0, 3e38);
+    RANGE(c->threads, "threads", 0, INT_MAX);
+    RANGE(c->steps, "steps", 0, (double)INT64_MAX);
+    RANGE(c->time_limit, "time", 0, 1e12);
+    RANGE(c->hidden, "hidden", 1, MN_CFG_MAX_WIDTH);
+    RANGE(c->embed, "embed", 1, MN_CFG_MAX_WIDTH);
+    RANGE(c->ff, "ff", 1, MN_CFG_MAX_WIDTH);
+    RANGE(c->latent, "latent", 1, MN_CFG_MAX_WIDTH);
+    RANGE(c->layers, "layers", 1, MN_CFG_MAX_LAYERS);
+    RANGE(c->val_batches, "val-batches", 1, INT_MAX);
+    RANGE(c->patience, "patience", 0, INT_MAX);
+    RANGE(c->val_every, "val-every", 0, INT_MAX);
+    RANGE(c->limit, "limit", 0, INT_MAX);
+    RANGE(c->weight_decay, "weight-decay", 0, 1e6);
+    if (!(c->dropout >= 0 && c->dropout < 1)) return mn_set_error(MN_ERR_INVALID, "--dropout: %g is out of range (0 to below 1)", (double)c->dropout);
+    if (!strcmp(c->model, "transformer")) {
+        RANGE(c->heads, "heads", 1, c->hidden);
+        if (c->hidden % c->heads) return mn_set_error(MN_ERR_INVALID, "--heads: %d does not divide --hidden %d", c->heads, c->hidden);
+    }
+    if (check_activation(c->activation)) return MN_ERR_INVALID;
     if (!mn_optim_kind_find(c->optim)) return mn_set_error(MN_ERR_INVALID, "--optim: unknown optimizer \"%s\" (sgd, adam, adamw, rmsprop, adagrad, lion)", c->optim);
     static const char *const sched[] = { "constant", "cosine", "warmup_cosine", "linear", "step", "exponential", "plateau" };
     bool ok = false;
     for (size_t i = 0; i < sizeof sched / sizeof *sched; i++) ok |= !strcmp(c->schedule, sched[i]);
     if (!ok) return mn_set_error(MN_ERR_INVALID, "--schedule: unknown schedule \"%s\" (constant, cosine, warmup_cosine, linear, step, exponential, plateau)", c->schedule);
     return MN_OK;
-#undef NEED
+#undef RANGE
 }

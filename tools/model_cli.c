@@ -1,9 +1,17 @@
 /* tools/model_cli.c: the graph of each `mnemo train --model` kind, built
  * from the configuration with the models/ compositions. Inputs are "x"
  * (then "y"); the loss is mean cross-entropy over targets, or the VAE's
- * per-image loss. */
+ * per-image loss. --dropout acts (when training) on hidden outputs only:
+ * the recurrent stack's output and between its layers, the MLP's and the
+ * VAE's hidden layers, the transformer's embeddings, attention and
+ * residual branches, the tagger's embeddings too; never on input pixels. */
 #include "train.h"
 #include <string.h>
+
+static mn_node *drop(mn_graph *g, mn_node *x, const mn_train_cfg *c, bool training)
+{
+    return training && c->dropout > 0 ? mn_dropout(g, x, c->dropout, true) : x;
+}
 
 static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool training)
 {
@@ -21,7 +29,7 @@ static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool tra
         mn_node *e = mn_embedding(g, "emb", x, V, c->embed);
         mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers,
                                                           .dropout = c->dropout, .training = training });
-        logits = mn_linear(g, "head", r.output, V, true);
+        logits = mn_linear(g, "head", drop(g, r.output, c, training), V, true);
     }
     m.logits = mn_reshape(g, logits, MN_SHAPE(T * B, V));
     m.targets = mn_reshape(g, y, MN_SHAPE(T * B));
@@ -48,17 +56,17 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
     if (mn_cfg_is_lm(c)) return lm(g, c, vocab, training);
     if (!strcmp(c->model, "vae")) {
         mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
-        m.loss = mn_vae(g, "vae", x, NULL, (mn_vae_opts){ .input = 784, .hidden = c->hidden, .latent = c->latent }).loss;
+        m.loss = mn_vae(g, "vae", x, NULL, (mn_vae_opts){ .input = 784, .hidden = c->hidden, .latent = c->latent,
+                                                         .dropout = c->dropout, .training = training }).loss;
         return m;
     }
     if (!strcmp(c->model, "mlp")) {
         mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
         m.targets = mn_input(g, "y", MN_I32, MN_SHAPE(B));
-        if (training && c->dropout > 0) x = mn_dropout(g, x, c->dropout, true);
         char name[64];
         for (int i = 0; i < c->layers; i++) {
             snprintf(name, sizeof name, "mlp.%d", i);
-            x = activation(g, c, name, mn_linear(g, name, x, c->hidden, true));
+            x = drop(g, activation(g, c, name, mn_linear(g, name, x, c->hidden, true)), c, training);
         }
         snprintf(name, sizeof name, "mlp.%d", c->layers);
         m.logits = mn_linear(g, name, x, 10, true);
@@ -70,12 +78,29 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
     int64_t T = c->seq, K = 12;
     mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
     mn_node *e = mn_embedding(g, "emb", x, vocab, c->embed);
-    if (training && c->dropout > 0) e = mn_dropout(g, e, c->dropout, true);
+    e = drop(g, e, c, training);
     mn_rnn_out r = mn_rnn(g, "lstm", e, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = c->hidden, .layers = c->layers,
                                                        .bidirectional = true, .dropout = c->dropout, .training = training });
-    m.logits = mn_reshape(g, mn_linear(g, "out", r.output, K, true), MN_SHAPE(T * B, K));
+    m.logits = mn_reshape(g, mn_linear(g, "out", drop(g, r.output, c, training), K, true), MN_SHAPE(T * B, K));
     m.targets = mn_reshape(g, y, MN_SHAPE(T * B));
     m.classes = K;
     m.loss = mn_cross_entropy(g, m.logits, m.targets);
     return m;
+}
+
+/* The model of c on a scratch store, against P's tensors: every parameter
+ * must come from P (named when missing or of another shape), and P may
+ * hold nothing the model does not use. P is strict afterwards. */
+mn_status mn_model_check_params(mn_params *P, const mn_train_cfg *c, int64_t vocab)
+{
+    mn_params *S = mn_params_new();
+    mn_graph *g = S ? mn_graph_new(S) : NULL;
+    if (!g) { mn_params_free(S); return mn_set_error(MN_ERR_NOMEM, "checkpoint: out of memory"); }
+    mn_model_graph m = mn_model_build(g, c, vocab, false);
+    mn_status s = m.loss ? MN_OK : mn_set_error(mn_graph_status(g), "%s", mn_graph_errmsg(g));
+    if (!s) s = mn_params_match(P, S);
+    mn_graph_free(g);
+    mn_params_free(S);
+    mn_params_set_strict(P, true);
+    return s;
 }

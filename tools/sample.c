@@ -82,46 +82,88 @@ static mn_status window_graph(mn_params *P, const mn_train_cfg *c, int V, int64_
 
 static void free_step(step_graph *s) { mn_exec_free(s->ex); mn_graph_free(s->g); memset(s, 0, sizeof *s); }
 
-/* Writes prompt + n generated characters to out (a buffer of n + strlen(prompt) + 1). */
+/* MN_ERR_INVALID naming the prompt's bytes outside the vocabulary (and how many there are). */
+static mn_status check_prompt(const mn_text *v, const char *prompt)
+{
+    char list[160] = "";
+    int count = 0;
+    for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) {
+        if (v->index[*p] >= 0) continue;
+        if (count++ < 8) {
+            size_t n = strlen(list);
+            if (*p >= 32 && *p < 127) snprintf(list + n, sizeof list - n, "%s'%c'", n ? ", " : "", *p);
+            else snprintf(list + n, sizeof list - n, "%sbyte 0x%02x", n ? ", " : "", *p);
+        }
+    }
+    if (!count) return MN_OK;
+    return mn_set_error(MN_ERR_INVALID, "--prompt: %d character%s not in the model's vocabulary of %d (%s%s); the model never saw them",
+                        count, count > 1 ? "s are" : " is", v->vocab, list, count > 8 ? ", ..." : "");
+}
+
+/* Recurrent models: one step per character, the state fed back. Returns
+ * how many ids are valid (the prompt's, then each drawn one). */
+static int64_t run_rnn(mn_params *P, const mn_train_cfg *c, const mn_text *v, int32_t *ids, int64_t have, int64_t total,
+                       float temperature, int top_k, uint64_t seed, mn_status *s)
+{
+    step_graph sg = { 0 };
+    int64_t written = have;
+    if ((*s = rnn_step_graph(P, c, v->vocab, &sg))) { free_step(&sg); return written; }
+    for (int64_t i = 0; i < total && !*s; i++) {
+        mn_exec_feed_data(sg.ex, "x", &ids[i], sizeof *ids);
+        if ((*s = mn_exec_run(sg.ex))) break;
+        mn_exec_feed(sg.ex, "h0", mn_exec_value(sg.ex, sg.h));
+        if (sg.c) mn_exec_feed(sg.ex, "c0", mn_exec_value(sg.ex, sg.c));
+        if (i + 1 >= have && i + 1 < total) {
+            ids[i + 1] = draw(mn_f32(mn_exec_value(sg.ex, sg.logits)), v->vocab, temperature, top_k, seed, (uint64_t)i);
+            written = i + 2;
+        }
+    }
+    free_step(&sg);
+    return written;
+}
+
+/* The transformer: a window of at most c->seq tokens, one graph per length. */
+static int64_t run_window(mn_params *P, const mn_train_cfg *c, const mn_text *v, int32_t *ids, int64_t have, int64_t total,
+                          float temperature, int top_k, uint64_t seed, mn_status *s)
+{
+    int V = v->vocab;
+    int64_t written = have;
+    step_graph *win = calloc((size_t)c->seq + 1, sizeof *win);
+    if (!win) { *s = mn_set_error(MN_ERR_NOMEM, "sample: out of memory"); return written; }
+    for (int64_t i = have; i < total && !*s; i++) {
+        int64_t L = i < c->seq ? i : c->seq;
+        if (!win[L].ex && (*s = window_graph(P, c, V, L, &win[L]))) break;
+        mn_exec_feed_data(win[L].ex, "x", ids + i - L, (size_t)L * sizeof *ids);
+        if ((*s = mn_exec_run(win[L].ex))) break;
+        ids[i] = draw(mn_f32(mn_exec_value(win[L].ex, win[L].logits)) + (L - 1) * V, V, temperature, top_k, seed, (uint64_t)i);
+        written = i + 1;
+    }
+    for (int64_t L = 0; L <= c->seq; L++) if (win[L].g) free_step(&win[L]);
+    free(win);
+    return written;
+}
+
+/* Writes prompt + n generated characters to out (a buffer of n + strlen(prompt) + 1);
+ * on an error, out holds what was generated before it. A prompt byte outside
+ * the vocabulary is an error (nothing is generated). */
 mn_status mn_lm_generate(mn_params *P, const mn_train_cfg *c, const mn_text *v, const char *prompt, int n,
                          float temperature, int top_k, uint64_t seed, char *out)
 {
-    int V = v->vocab;
     size_t plen = strlen(prompt);
     int64_t total = (int64_t)plen + n;
+    out[0] = 0;
+    mn_status s = check_prompt(v, prompt);
+    if (s) return s;
     int32_t *ids = malloc((size_t)(total + 1) * sizeof *ids);
     if (!ids) return mn_set_error(MN_ERR_NOMEM, "sample: out of memory");
     mn_text_encode(v, prompt, ids, (int64_t)plen);
     if (!plen) ids[0] = v->index['\n'] >= 0 ? v->index['\n'] : 0;
-    int64_t have = plen ? (int64_t)plen : 1;
-    mn_status s = MN_OK;
-    if (strcmp(c->model, "transformer")) {
-        step_graph sg = { 0 };
-        if ((s = rnn_step_graph(P, c, V, &sg))) { free(ids); free_step(&sg); return s; }
-        for (int64_t i = 0; i < total && !s; i++) {
-            mn_exec_feed_data(sg.ex, "x", &ids[i], sizeof *ids);
-            if ((s = mn_exec_run(sg.ex))) break;
-            mn_exec_feed(sg.ex, "h0", mn_exec_value(sg.ex, sg.h));
-            if (sg.c) mn_exec_feed(sg.ex, "c0", mn_exec_value(sg.ex, sg.c));
-            if (i + 1 >= have && i + 1 < total)
-                ids[i + 1] = draw(mn_f32(mn_exec_value(sg.ex, sg.logits)), V, temperature, top_k, seed, (uint64_t)i);
-        }
-        free_step(&sg);
-    } else {
-        step_graph *win = calloc((size_t)c->seq + 1, sizeof *win);
-        for (int64_t i = have; i < total && !s; i++) {
-            int64_t L = i < c->seq ? i : c->seq;
-            if (!win[L].ex && (s = window_graph(P, c, V, L, &win[L]))) break;
-            mn_exec_feed_data(win[L].ex, "x", ids + i - L, (size_t)L * sizeof *ids);
-            if ((s = mn_exec_run(win[L].ex))) break;
-            ids[i] = draw(mn_f32(mn_exec_value(win[L].ex, win[L].logits)) + (L - 1) * V, V, temperature, top_k, seed, (uint64_t)i);
-        }
-        for (int64_t L = 0; L <= c->seq; L++) if (win[L].ex) free_step(&win[L]);
-        free(win);
-    }
+    int64_t have = plen ? (int64_t)plen : 1, written;
+    if (strcmp(c->model, "transformer")) written = run_rnn(P, c, v, ids, have, total, temperature, top_k, seed, &s);
+    else written = run_window(P, c, v, ids, have, total, temperature, top_k, seed, &s);
     memcpy(out, prompt, plen);
-    for (int64_t i = (int64_t)plen; i < total; i++) out[i] = (char)v->chars[ids[i]];
-    out[total] = 0;
+    for (int64_t i = (int64_t)plen; i < written; i++) out[i] = (char)v->chars[ids[i]];
+    out[written > (int64_t)plen ? written : (int64_t)plen] = 0;
     free(ids);
     return s;
 }

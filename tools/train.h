@@ -23,11 +23,22 @@ typedef struct {
 
 /* Defaults for a model kind; MN_ERR_INVALID for an unknown kind. */
 mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model);
-/* Reads a JSON object of config keys (unknown keys are errors). */
+/* Bounds of mn_cfg_check: they keep every size product far from overflow. */
+enum { MN_CFG_MAX_BATCH = 1 << 16, MN_CFG_MAX_SEQ = 4096, MN_CFG_MAX_WIDTH = 1 << 16, MN_CFG_MAX_LAYERS = 256 };
+
+/* Reads a JSON object of config keys (unknown keys are errors; a number
+ * that does not fit its field is an error, never truncated). */
 mn_status mn_cfg_load_json(mn_train_cfg *c, const char *json_text, const char *origin);
+/* Who picks the model when a JSON config is applied over c. */
+typedef enum { MN_CFG_MODEL_FROM_JSON, MN_CFG_MODEL_FLAG, MN_CFG_MODEL_CHECKPOINT } mn_cfg_model_rule;
+mn_status mn_cfg_apply_json(mn_train_cfg *c, const char *json_text, const char *origin, mn_cfg_model_rule rule);
+/* A flag's integer: decimal digits only, within [lo, hi]; prints why not. */
+bool      mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out);
+bool      mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
 /* The config as a JSON string (caller frees). */
 char     *mn_cfg_to_json(const mn_train_cfg *c);
-/* Checks ranges; names the bad field. */
+/* Checks ranges, the activation, optimizer and schedule; names the bad
+ * field. The one check of a config from flags, --config or a checkpoint. */
 mn_status mn_cfg_check(const mn_train_cfg *c);
 bool      mn_cfg_is_lm(const mn_train_cfg *c);
 
@@ -79,6 +90,9 @@ typedef struct {
 
 /* The training (or evaluation) graph of c's model for a batch. */
 mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab, bool training);
+/* Whether P (a checkpoint's store) holds exactly c's parameters (message names
+ * the missing, misshapen and unused ones); P is strict afterwards. */
+mn_status mn_model_check_params(mn_params *P, const mn_train_cfg *c, int64_t vocab);
 
 /* ---- sampling ---- */
 mn_status mn_vocab_from_json(const char *json, mn_text *v);
