@@ -168,13 +168,28 @@ char *mn_cfg_to_json(const mn_train_cfg *c)
     return s;
 }
 
-/* An activation for the MLP: an elementwise op with a gradient, of 1 input
- * (or 2: the second is a learnable per-feature parameter). */
+/* An activation for the MLP: an elementwise op (the fusion pass's pointwise
+ * hint) with a gradient, of 1 input or of 2 (the second a learnable
+ * per-feature vector, broadcast), that builds without attributes: a trial
+ * build on a [2, 3] input decides, so backward helpers such as relu_grad
+ * (which need two same-shaped inputs) and ops needing attributes are out. */
 static bool activation_ok(const mn_op_def *op)
 {
-    unsigned fl = op ? mn_op_flags(op) : 0;
-    return op && (mn_op_arity(op) == 1 || mn_op_arity(op) == 2) && mn_op_differentiable(op) && (fl & MN_OPF_ELEMENTWISE) &&
-           !(fl & (MN_OPF_RANDOM | MN_OPF_BACKWARD));
+    if (!op || !mn_op_differentiable(op) || (mn_op_flags(op) & MN_OPF_RANDOM) || !op->traits.pointwise)
+        return false;
+    int n = mn_op_arity(op);
+    if (n != 1 && n != 2)
+        return false;
+    mn_params *P = mn_params_new();
+    mn_graph *g = P ? mn_graph_new(P) : NULL;
+    bool ok = false;
+    if (g) {
+        mn_node *in[2] = { mn_input(g, "x", MN_F32, MN_SHAPE(2, 3)), mn_input(g, "a", MN_F32, MN_SHAPE(3)) };
+        ok = in[0] && in[1] && mn_op(g, mn_op_name(op), in, n, NULL, 0) != NULL;
+    }
+    mn_graph_free(g);
+    mn_params_free(P);
+    return ok;
 }
 
 static mn_status check_activation(const char *name)
