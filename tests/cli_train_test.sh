@@ -95,7 +95,7 @@ expect 1 "old.st counts its position in batches of --batch 4" -- "$mnemo" train 
 # 8. an existing checkpoint is replaced only with --force or when resuming it
 "$mnemo" train "${common[@]}" --steps 5 --out k.st > /dev/null
 cp k.st k.orig
-expect 1 "k.st exists and this run did not write it: pass --force" -- "$mnemo" train "${common[@]}" --steps 5 --out k.st
+expect 1 "k.st exists and this run did not write it: pass --force" -- "$mnemo" train "${common[@]}" --seed 9 --steps 5 --out k.st
 check "an existing checkpoint was overwritten" cmp -s k.st k.orig
 cp k.st lstm.safetensors
 expect 1 "lstm.safetensors exists" -- "$mnemo" train "${common[@]}" --steps 2
@@ -141,7 +141,7 @@ check "b2.st written" [ ! -e b2.st ]
 check "b2.st.last not written" [ -e b2.st.last ]
 
 # "nan", never "-nan", at the step the metrics would give that step
-expect 1 "loss is (nan|inf) at step [0-9]+; stopping" -- "$mnemo" train "${common[@]}" --optim sgd --lr 1e30 --steps 20 --out nan.st
+expect 1 "loss is (nan|inf) at step [0-9]+; stopping" -- "$mnemo" train "${common[@]}" --model gru --optim sgd --lr 1e30 --steps 20 --out nan.st
 check "printed -nan" eval '! grep -q -- -nan err.txt out.txt'
 k=$(sed -n 's/.*loss is [a-z]* at step \([0-9]*\).*/\1/p' err.txt)
 check "non-finite loss at step $k after metrics step $(train_steps nan.st.metrics.jsonl | tail -1)" \
