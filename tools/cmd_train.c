@@ -375,7 +375,6 @@ static void output_paths(trainer *t)
 static int setup(trainer *t, mn_params *resumed)
 {
     mn_train_cfg *c = &t->c;
-    cap_threads(c, t->rf.oversubscribe);
     if (c->threads) mn_set_num_threads(c->threads);
     if (mn_data_load(&t->d, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
     int64_t vocab = t->d.kind == MN_DATA_TEXT ? t->d.text.vocab : t->d.nwords;
@@ -563,6 +562,7 @@ int cmd_train(int argc, char **argv)
     int rc = parse(argc, argv, &t.c, &resumed, &t.rf);
     if (rc) { mn_params_free(resumed); return rc < 0 ? MN_EXIT_OK : rc; }
     t.resume = resumed ? t.c.resume : NULL;
+    cap_threads(&t.c, t.rf.oversubscribe);
     output_paths(&t);
     if ((rc = check_outputs(&t)) || (rc = setup(&t, resumed))) { if (!t.P) mn_params_free(resumed); teardown(&t); return rc; }
     if ((rc = start_state(&t, resumed, &ls, &done)) || done || (rc = open_metrics(&t, &ls))) { teardown(&t); return rc; }
