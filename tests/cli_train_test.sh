@@ -25,20 +25,26 @@ expect() {
 is_png() { [ "$(head -c 4 "$1" | tail -c 3)" = PNG ]; }
 # steps of the train lines (no val_loss) of a metrics file, one a line
 train_steps() { grep -v val_loss "$1" | sed -n 's/.*"step": \([0-9]*\),.*/\1/p'; }
-# setstate SRC DST JSON: a copy of checkpoint SRC whose training state is JSON
-setstate() {
+# setmeta SRC DST KEY JSON [merge]: a copy of checkpoint SRC whose metadata
+# KEY is JSON (or, with merge, KEY's JSON object updated with JSON's keys)
+setmeta() {
   python3 - "$@" <<'PY'
 import json, struct, sys
-src, dst, state = sys.argv[1:]
+src, dst, key, value = sys.argv[1:5]
 b = open(src, 'rb').read()
 n = struct.unpack('<Q', b[:8])[0]
 h = json.loads(b[8:8 + n])
-h['__metadata__']['mnemo.train_state'] = state
+if len(sys.argv) > 5:
+    merged = json.loads(h['__metadata__'][key])
+    merged.update(json.loads(value))
+    value = json.dumps(merged)
+h['__metadata__'][key] = value
 j = json.dumps(h, separators=(',', ':')).encode()
 j += b' ' * (-len(j) % 8)
 open(dst, 'wb').write(struct.pack('<Q', len(j)) + j + b[8 + n:])
 PY
 }
+setstate() { setmeta "$1" "$2" mnemo.train_state "$3"; }
 
 text=/usr/share/games/fortunes/fortunes       # 1,430 windows of 16 characters
 common=(--data "$text" --hidden 16 --embed 8 --batch 4 --seq 16 --val-every 5 --val-batches 2 --threads 1)
@@ -59,6 +65,17 @@ check "a path in --out ran as a shell command" [ ! -e PWNED ]
 mkdir bin && printf '#!/bin/sh\ncat > /dev/null\nexit 1\n' > bin/gnuplot && chmod +x bin/gnuplot
 expect 0 "no loss plot: gnuplot failed" -- env PATH="$tmp/bin:$PATH" "$mnemo" train "${common[@]}" --steps 5 --out g.st
 check "a failed plot was reported as written" eval '! grep -q "loss curves" out.txt'
+
+# a checkpoint's stored out and metrics are not paths to write: a resumed
+# run writes beside the checkpoint; a file that is not metrics is not cut
+echo "keep me" > victim.jsonl
+setmeta "$evil.last" v.st.last mnemo.config '{"out": "planted.st", "metrics": "victim.jsonl"}' merge
+expect 0 "checkpoints v.st \(best\), v.st.last \(latest\); metrics v.st.metrics.jsonl" -- "$mnemo" train --resume v.st.last --steps 15
+check "a checkpoint's stored out was written" [ ! -e planted.st ]
+check "a checkpoint's stored metrics path was written" [ "$(cat victim.jsonl)" = "keep me" ]
+printf 'my notes\nmore notes\n' > notes.txt
+expect 1 "metrics notes.txt: line 1 is not a metrics line" -- "$mnemo" train --resume v.st.last --out notes.st --metrics notes.txt --steps 20
+check "a file that is not metrics was rewritten" [ "$(cat notes.txt)" = "$(printf 'my notes\nmore notes')" ]
 
 # 2. --batch may change on resume (the position counts examples: 20 x 72
 #    overran the 1,430 items when it counted batches); --seq, --limit or

@@ -107,6 +107,19 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 #undef FLT
 }
 
+/* The out and metrics paths stored in a checkpoint came with the file, so
+ * they are not trusted: a resumed run writes beside the checkpoint it
+ * resumed (X.last -> X), unless --config or the flags say otherwise. */
+static int untrusted_paths(mn_train_cfg *c, const char *resume)
+{
+    size_t n = strlen(resume);
+    bool last = n > 5 && !strcmp(resume + n - 5, ".last");
+    if (n >= sizeof c->out) { fprintf(stderr, "mnemo train: --resume: path too long\n"); return -1; }
+    snprintf(c->out, sizeof c->out, "%.*s", (int)(last ? n - 5 : n), resume);
+    c->metrics[0] = 0;
+    return 0;
+}
+
 /* Flags of this run that are not part of the stored config. */
 typedef struct { bool force, oversubscribe; } run_flags;
 
@@ -132,6 +145,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
         if (mn_ckpt_open(resume, resumed, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+        if (untrusted_paths(c, resume)) return MN_EXIT_USAGE;
     } else if (mn_cfg_defaults(c, model)) { fprintf(stderr, "mnemo train: --model: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (config) {
         char *text = read_file(config);

@@ -193,19 +193,29 @@ static bool keep_line(const char *line, int64_t step)
     return keep;
 }
 
-/* Copies the lines of `in` up to `step` into `out`; the count dropped. */
-static int64_t copy_upto(FILE *in, FILE *out, int64_t step)
+/* Copies the lines of `in` up to `step` into `out`; the count dropped, or
+ * -1 if a line before the last is not a metrics line (not our file). */
+static int64_t copy_upto(FILE *in, FILE *out, int64_t step, const char *path)
 {
     char *line = NULL;
     size_t cap = 0;
-    int64_t dropped = 0;
+    int64_t dropped = 0, lineno = 0, foreign = 0;
     ssize_t n;
     while ((n = getline(&line, &cap, in)) > 0) {
+        lineno++;
+        if (foreign) break;
+        json_t *o = json_loads(line, 0, NULL);
+        foreign = json_is_integer(json_object_get(o, "step")) ? 0 : lineno;
+        json_decref(o);
         if (!keep_line(line, step)) { dropped++; continue; }
         fputs(line, out);
         if (line[n - 1] != '\n') fputc('\n', out);
     }
     free(line);
+    if (foreign && lineno > foreign) {       /* the last line may be cut short by a kill */
+        mn_set_error(MN_ERR_FORMAT, "metrics %s: line %lld is not a metrics line; not rewriting the file", path, (long long)foreign);
+        return -1;
+    }
     return dropped;
 }
 
@@ -216,7 +226,8 @@ int64_t mn_metrics_truncate(const char *path, int64_t step)
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
-    int64_t dropped = out ? copy_upto(in, out, step) : -1;
+    int64_t dropped = out ? copy_upto(in, out, step, path) : -1;
+    if (dropped < 0 && out) { fclose(out); fclose(in); unlink(tmp); return -1; }
     bool ok = out && !ferror(in) && fflush(out) == 0 && !ferror(out);
     if (out && fclose(out) != 0) ok = false;
     if (in) fclose(in);
