@@ -157,6 +157,10 @@ check "b2.st named as the best checkpoint" eval '! grep -q "b2.st (best)" out.tx
 check "b2.st written" [ ! -e b2.st ]
 check "b2.st.last not written" [ -e b2.st.last ]
 
+# a checkpoint already at --steps trains and writes nothing
+expect 0 "nothing to train: b0.st is at step 23" -- "$mnemo" train --resume b0.st --out b3.st --steps 23
+check "a run with nothing to train wrote files" eval '[ ! -e b3.st.last ] && [ ! -e b3.st.metrics.jsonl ]'
+
 # "nan", never "-nan", at the step the metrics would give that step
 expect 1 "loss is (nan|inf) at step [0-9]+; stopping" -- "$mnemo" train "${common[@]}" --model gru --optim sgd --lr 1e30 --steps 20 --out nan.st
 check "printed -nan" eval '! grep -q -- -nan err.txt out.txt'

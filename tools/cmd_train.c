@@ -561,7 +561,7 @@ static void summary(const trainer *t, const loop_state *ls)
     char buf[32];
     printf("best validation loss %s", loss_str(ls->best, buf));
     if (t->wrote_best) printf("; checkpoints %s (best), %s (latest)", t->c.out, t->last);
-    else printf(" (of %s, not improved: no best checkpoint written); checkpoint %s (latest)", t->resume, t->last);
+    else printf(" (of %s, not improved: no best checkpoint written); checkpoint %s (latest)", t->resume ? t->resume : "?", t->last);
     printf("; metrics %s\n", t->metrics_path);
     if (t->d.kind == MN_DATA_TEXT) printf("best validation: %.3f bits per character\n", ls->best / log(2.0));
 }
