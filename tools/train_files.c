@@ -127,8 +127,8 @@ mn_status mn_train_state_fit(const mn_train_state *s, const char *path, int64_t 
                             path, s->batch, s->seq, s->limit, c->batch, c->seq, c->limit);
     return mn_set_error(MN_ERR_INVALID, "checkpoint %s was saved at example %lld of %lld training items per epoch "
                         "(--batch %d, --seq %d, --limit %d); this run has %lld items (--batch %d, --seq %d, --limit %d): "
-                        "resume with the --seq, --limit and --data it was trained with (--batch may change while the "
-                        "validation split still holds the same characters)",
+                        "resume with the --seq, --limit and --data it was trained with (--batch may change unless it "
+                        "moves the start of a text's validation split)",
                         path, (long long)s->example, (long long)s->examples, s->batch, s->seq, s->limit, (long long)items,
                         c->batch, c->seq, c->limit);
 }
