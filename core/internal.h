@@ -35,11 +35,13 @@ static inline uint64_t mn__run_seed(uint64_t seed, uint64_t step)
     return seed ^ ((step + 1) * 0x9E3779B97F4A7C15ull);
 }
 
-/* Effective thread count for a request (0 = library default). */
+/* Effective thread count for a request (0 = OpenMP's default for this thread). */
 int mn__threads(int requested);
-/* Sets OpenBLAS's thread count (cheap when unchanged). */
-void mn__blas_threads(int n);
-/* Pins a team of n threads that uses every allowed CPU, once (threads.c). */
+/* OpenBLAS's team size for the calling thread until the matching pop
+ * (push returns the previous value to pass to pop). */
+int mn__blas_threads_push(int n);
+void mn__blas_threads_pop(int old);
+/* Pins a team of n threads that uses every allowed CPU, once per calling thread (threads.c). */
 void mn__bind_team(int n);
 
 #endif

@@ -1,52 +1,39 @@
-/* core/threads.c: the library's default thread count, the start-up check
- * that the OpenMP build of OpenBLAS is the one loaded (the pthread build
- * oversubscribes the cores when mixed with our OpenMP loops), and the
- * binding of a team that uses every CPU the process may run on. */
+/* core/threads.c: thread counts, which OpenBLAS build is loaded (the
+ * pthread build oversubscribes the cores when mixed with our OpenMP loops:
+ * the command warns), OpenBLAS's team size for one run, and the binding of
+ * a team that uses every CPU the process may run on when the program asks.
+ * Invariant: no process-wide setting; the state here is per calling thread. */
 #include "internal.h"
 #include <omp.h>
 #include <sched.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 int openblas_get_parallel(void);
 
-static int default_threads;
+/* OpenMP's default team size for the calling thread: a query, not a setting. */
+int mn_get_num_threads(void) { return omp_get_max_threads(); }
 
-static _Atomic int binding = -1;  /* -1: not chosen (MNEMO_BIND decides, default on) */
-
-void mn_set_num_threads(int n) { default_threads = n > 0 ? n : 0; }
-
-void mn_set_thread_binding(bool on) { binding = on; }
-
-int mn_get_num_threads(void)
+const char *mn_blas_threading(void)
 {
-    return default_threads > 0 ? default_threads : omp_get_max_threads();
+    int p = openblas_get_parallel();
+    return p == 2 ? "openmp" : p == 1 ? "pthread" : "serial";
 }
 
-static void check_openblas(void)
+int mn__threads(int requested) { return requested > 0 ? requested : mn_get_num_threads(); }
+
+/* The OpenMP build of OpenBLAS sizes its team by the calling thread's
+ * nthreads-var (omp_get_max_threads), so a run sets that for its own
+ * thread and restores it after: no other thread, and no later code of the
+ * caller, sees a change. */
+int mn__blas_threads_push(int n)
 {
-    static int checked;
-    if (checked) return;
-    checked = 1;
-    if (openblas_get_parallel() == 1)
-        fprintf(stderr, "mnemo: warning: the pthread build of OpenBLAS is loaded; "
-                        "install libopenblas-openmp-dev to avoid oversubscription\n");
+    int old = omp_get_max_threads();
+    if (n > 0 && n != old) omp_set_num_threads(n);
+    return old;
 }
 
-int mn__threads(int requested)
+void mn__blas_threads_pop(int old)
 {
-    check_openblas();
-    return requested > 0 ? requested : mn_get_num_threads();
-}
-
-void openblas_set_num_threads(int n);
-
-void mn__blas_threads(int n)
-{
-    static _Thread_local int current;
-    if (n > 0 && n != current) { openblas_set_num_threads(n); current = n; }
+    if (old > 0 && old != omp_get_max_threads()) omp_set_num_threads(old);
 }
 
 /* A team of n > 1 threads that uses every CPU of the process's affinity mask
@@ -57,19 +44,14 @@ void mn__blas_threads(int n)
  * threads then took 49-57 ms in about one process in three instead of 32-35
  * (pinned: 32-35 in every process). A team smaller than the mask is left
  * alone, so that processes sharing a machine can never be pinned onto the
- * same CPUs by us. OMP_PROC_BIND or OMP_PLACES in the environment (OpenMP's
- * own binding), MNEMO_BIND=0 or mn_set_thread_binding(false) turn it off. */
+ * same CPUs by us. Only when the program asks (mn_compile_opts.bind_threads:
+ * the command does unless MNEMO_BIND=0, OMP_PROC_BIND or OMP_PLACES). */
 void mn__bind_team(int n)
 {
     static _Thread_local int bound;
     if (n <= 1 || bound >= n) return;
     bound = n;
-    int on = atomic_load(&binding);
-    if (on < 0) {
-        const char *e = getenv("MNEMO_BIND");
-        on = !(e && !strcmp(e, "0"));
-    }
-    if (!on || getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || omp_in_parallel()) return;
+    if (omp_in_parallel()) return;
     cpu_set_t mask;
     if (sched_getaffinity(0, sizeof mask, &mask) != 0 || CPU_COUNT(&mask) != n) return;
     int cpus[CPU_SETSIZE], k = 0;

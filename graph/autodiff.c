@@ -4,12 +4,12 @@
  * the contributions of values used more than once as soon as they arrive;
  * contributions from ops with a merge_grads rule (slice_backward) wait
  * until the value is processed and are merged by that rule. */
-#include "graph.h"
+#include "exec.h"
 #include <stdlib.h>
 
-static bool wants_grad(const mn_node *n, const bool *req)
+static bool wants_grad(const mn_node *n, const bool *req, const bool *wrt)
 {
-    if (n->kind == MN_NODE_PARAM) return true;
+    if (wrt[n->id]) return n->desc.dtype == MN_F32;
     if (n->kind != MN_NODE_OP || n->desc.dtype != MN_F32 || !mn_op_differentiable(n->op)) return false;
     for (int i = 0; i < n->nin; i++)
         if (req[n->in[i]->id]) return true;
@@ -51,7 +51,7 @@ static mn_node *settle(mn_graph *g, mn_node *acc, parts *p)
         int m = 0;
         for (int j = i; j < p->n; j++)
             if (p->v[j] && mn__node_opdef(p->v[j]) == op) { same[m++] = p->v[j]; p->v[j] = NULL; }
-        mn_node *merged = m > 1 ? op->merge_grads(g, same, m) : NULL;
+        mn_node *merged = m > 1 ? op->traits.merge_grads(g, same, m) : NULL;
         for (int j = 0; !merged && j < m; j++) acc = acc ? mn_add(g, acc, same[j]) : same[j];
         if (merged) acc = acc ? mn_add(g, acc, merged) : merged;
         free(same);
@@ -75,7 +75,7 @@ static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, parts *de
         if ((s = check_dx(g, n, k, dx[k]))) break;
         int id = n->in[k]->id;
         const mn_op_def *op = mn__node_opdef(dx[k]);
-        if (op && op->merge_grads) s = defer(g, &deferred[id], dx[k]);
+        if (op && op->traits.merge_grads) s = defer(g, &deferred[id], dx[k]);
         else acc[id] = acc[id] ? mn_add(g, acc[id], dx[k]) : dx[k];
         s = s ? s : g->status;
     }
@@ -83,7 +83,14 @@ static mn_status backprop_node(mn_graph *g, mn_node *n, mn_node **acc, parts *de
     return s;
 }
 
-mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
+static bool any_input_needed(const mn_node *n, const bool *req)
+{
+    for (int k = 0; k < n->nin; k++)
+        if (req[n->in[k]->id]) return true;
+    return false;
+}
+
+mn_status mn__autodiff(mn_graph *g, mn_node *loss, const bool *wrt, mn_node **grads)
 {
     int nf = loss->id + 1;
     bool *req = calloc((size_t)nf, sizeof *req);
@@ -93,7 +100,7 @@ mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
         free(req); free(acc); free(deferred);
         return mn__graph_fail(g, MN_ERR_NOMEM, "autodiff: out of memory");
     }
-    for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req);
+    for (int i = 0; i < nf; i++) req[i] = wants_grad(g->nodes[i], req, wrt);
     g->building_backward = true;
     mn_status s = MN_OK;
     if (req[loss->id]) acc[loss->id] = mn__fill(g, loss->desc.shape, 1.0f);
@@ -102,11 +109,87 @@ mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads)
         if (deferred[i].n) acc[i] = settle(g, acc[i], &deferred[i]);
         if ((s = g->status)) break;
         if (!acc[i] || !req[i]) continue;
-        if (n->kind == MN_NODE_PARAM) grads[i] = acc[i];
-        else s = backprop_node(g, n, acc, deferred, req);
+        if (wrt[i]) grads[i] = acc[i];
+        if (n->kind == MN_NODE_OP && mn_op_differentiable(n->op) && any_input_needed(n, req)) s = backprop_node(g, n, acc, deferred, req);
     }
     g->building_backward = false;
     for (int i = 0; i < nf; i++) free(deferred[i].v);
     free(req); free(acc); free(deferred);
     return s ? s : g->status;
+}
+
+/* The explicit form: gradient nodes of a scalar y with respect to any
+ * nodes of its graph, appended to that graph (they are ordinary nodes: the
+ * user may differentiate them again). A node y does not depend on gets a
+ * zero of its shape. */
+mn_status mn_grad(mn_graph *g, mn_node *y, mn_node *const *wrt, int n, mn_node **grads)
+{
+    char s[96];
+    if (!g || !y || (n > 0 && (!wrt || !grads)) || n < 0) return mn__error(MN_ERR_MISUSE, "grad: NULL or bad argument");
+    if (g->status) return mn__error(g->status, "grad: %s", g->msg);
+    if (y->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "grad: y belongs to another graph");
+    if (y->desc.dtype != MN_F32 || mn_shape_numel(y->desc.shape) != 1)
+        return mn__graph_fail(g, MN_ERR_SHAPE, "grad: y \"%s\" must be a f32 scalar, got %s %s", y->name,
+                              mn_dtype_name(y->desc.dtype), mn_shape_str(y->desc.shape, s, sizeof s));
+    for (int i = 0; i < n; i++) {
+        if (!wrt[i] || wrt[i]->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "grad: wrt[%d] is NULL or from another graph", i);
+        if (wrt[i]->desc.dtype != MN_F32) return mn__graph_fail(g, MN_ERR_DTYPE, "grad: wrt[%d] \"%s\" is not f32", i, wrt[i]->name);
+    }
+    int nf = y->id + 1;
+    bool *mask = calloc((size_t)nf, sizeof *mask);
+    mn_node **by_id = calloc((size_t)nf, sizeof *by_id);
+    if (!mask || !by_id) { free(mask); free(by_id); return mn__graph_fail(g, MN_ERR_NOMEM, "grad: out of memory"); }
+    for (int i = 0; i < n; i++) if (wrt[i]->id < nf) mask[wrt[i]->id] = true;
+    mn_status st = mn__autodiff(g, y, mask, by_id);
+    for (int i = 0; !st && i < n; i++) {
+        mn_node *d = wrt[i]->id < nf ? by_id[wrt[i]->id] : NULL;
+        grads[i] = d ? d : mn__fill(g, wrt[i]->desc.shape, 0.0f);
+        if (!grads[i]) st = g->status ? g->status : MN_ERR_NOMEM;
+    }
+    free(mask); free(by_id);
+    return st;
+}
+
+/* ---- the compiler's autodiff pass ---- */
+
+/* Roots: the loss and outputs first (*nkeep of them: read after the run),
+ * then the parameter gradients (sinks, accumulated as soon as computed).
+ * The loss and outputs are the user's nodes; their twins in ex->g (same
+ * ids) are the roots. */
+static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts *o, mn_node ***roots, int *nroots, int *nkeep)
+{
+    mn_graph *g = ex->g;
+    int nf = g->n;
+    mn_node **grads = calloc((size_t)nf, sizeof *grads);
+    bool *wrt = calloc((size_t)nf, sizeof *wrt);
+    mn_node **r = calloc((size_t)nf + (size_t)(o ? o->noutputs : 0) + 1, sizeof *r);
+    ex->sinks = calloc((size_t)nf, sizeof *ex->sinks);
+    if (!grads || !wrt || !r || !ex->sinks) { free(grads); free(wrt); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+    for (int i = 0; i < nf; i++) wrt[i] = g->nodes[i]->kind == MN_NODE_PARAM;
+    mn_status s = MN_OK;
+    if (loss && !(o && o->no_backward)) s = mn__autodiff(g, g->nodes[loss->id], wrt, grads);
+    free(wrt);
+    int n = 0;
+    if (loss) r[n++] = g->nodes[loss->id];
+    for (int i = 0; !s && o && i < o->noutputs; i++) {
+        if (!o->outputs[i] || o->outputs[i]->g != ex->user || o->outputs[i]->id >= nf) {
+            s = mn__graph_fail(g, MN_ERR_MISUSE, "compile: output %d is NULL or from another graph", i);
+            break;
+        }
+        r[n++] = g->nodes[o->outputs[i]->id];
+    }
+    *nkeep = n;
+    for (int i = 0; !s && i < nf; i++)
+        if (grads[i]) { r[n++] = grads[i]; ex->sinks[ex->nsinks++] = (mn_sink){ .value = grads[i]->id, .param = g->nodes[i]->param }; }
+    free(grads);
+    *roots = r; *nroots = n;
+    return s;
+}
+
+mn_status mn__pass_autodiff(mn_exec *ex)
+{
+    mn_status s = collect_roots(ex, ex->loss_node, &ex->opts, &ex->roots, &ex->nroots, &ex->nkeep);
+    mn__stat(ex, "autodiff.backward_nodes", ex->g->n - ex->nuser);
+    mn__stat(ex, "autodiff.gradients", ex->nsinks);
+    return s;
 }

@@ -24,6 +24,33 @@ void mn_graph_free(mn_graph *g)
     free(g);
 }
 
+/* A graph with the same nodes (same ids, kinds, ops, shapes; names,
+ * attributes and constant data shared with g, which must outlive it) for
+ * the compiler to extend: compiling never changes the caller's graph. */
+mn_graph *mn__graph_clone(const mn_graph *g)
+{
+    mn_graph *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->P = g->P;
+    c->seed = g->seed;
+    c->cap = g->n + 256;
+    c->nodes = malloc((size_t)c->cap * sizeof *c->nodes);
+    c->scope = g->scope ? strdup(g->scope) : NULL;
+    if (!c->nodes || (g->scope && !c->scope)) { mn_graph_free(c); return NULL; }
+    for (int i = 0; i < g->n; i++) {
+        const mn_node *n = g->nodes[i];
+        mn_node *m = mn__arena_alloc(&c->arena, sizeof *m);
+        mn_node **in = mn__arena_alloc(&c->arena, (size_t)(n->nin ? n->nin : 1) * sizeof *in);
+        if (!m || !in) { mn_graph_free(c); return NULL; }
+        *m = *n;
+        m->g = c;
+        m->in = in;
+        for (int k = 0; k < n->nin; k++) in[k] = c->nodes[n->in[k]->id];
+        c->nodes[c->n++] = m;
+    }
+    return c;
+}
+
 mn_status mn_graph_status(const mn_graph *g) { return g ? g->status : MN_ERR_MISUSE; }
 const char *mn_graph_errmsg(const mn_graph *g)
 {

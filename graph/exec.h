@@ -1,6 +1,8 @@
-/* graph/exec.h: the compiled form of a graph: values (one per live node)
+/* graph/exec.h: the compiled representation: values (one per live node)
  * bound to storage, and a schedule of kernel steps reading and writing
- * those values. Shared by the compiler, the executor and DOT export. */
+ * those values. The passes of compile.c's table fill it in order (each
+ * field's comment names the pass that writes it; later passes only read
+ * it, except where a comment says otherwise); run.c, profile.c and dot.c read it. */
 #ifndef MN_GRAPH_EXEC_H
 #define MN_GRAPH_EXEC_H
 
@@ -64,10 +66,32 @@ typedef struct {
 /* A parameter gradient: added into the store's gradient at the end of the
  * level that computes it, so its arena bytes free up right away; or, when
  * direct, added by its own step (MN_VAL_GRAD). */
-typedef struct { int value; int param; int level; bool direct; } mn_sink;
+typedef struct { int value; int param; int level; bool direct; int param_slot; } mn_sink;
+
+/* run.c: where a gradient's values before the run are kept (float offset
+ * into mn_exec.backup) and whether this run saved them yet. */
+typedef struct { size_t offset; bool saved; } mn__backup;
+
+#define MN_MAX_STATS 64   /* named pass counters per executable */
 
 struct mn_exec {
-    mn_graph *g;
+    /* set up by compile.c before the passes */
+    mn_graph *g;          /* the compiler's copy of the user's graph, extended by autodiff (owned) */
+    mn_graph *user;       /* the caller's graph: never changed by compiling */
+    int nuser;            /* its node count at compile: node ids below it are the same in both */
+    mn_compile_opts opts; /* the caller's options (outputs only valid during compile) */
+    mn_node *loss_node;   /* the caller's loss node, or NULL */
+    bool anomaly;         /* opts.detect_anomaly: stop a run at the first non-finite output */
+    /* autodiff pass: roots (loss, outputs, gradients) and sinks; dce pass: live nodes (freed after compile) */
+    mn_node **roots; int nroots, nkeep;
+    bool *live;
+    /* counters by name (mn__stat) and each pass's time */
+    struct { const char *name; double value; } stats[MN_MAX_STATS];
+    int nstats;
+    double pass_ms[16];
+    /* run.c: the store's gradients before the current run (restored if it fails) */
+    float *backup; size_t backup_floats;
+    mn__backup *bak; int nbak;
     int nthreads;
     mn_value *vals; int nvals;
     int *val_of;          /* node id -> value index or -1 */
@@ -86,7 +110,9 @@ struct mn_exec {
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;
     double flops;
-    bool fuse;            /* run the fusion pass (default; mn_compile_opts.no_fuse, MNEMO_NO_FUSE) */
+    bool fuse;            /* run the fusion pass (default; off with mn_compile_opts.no_fuse) */
+    bool bind;            /* mn_compile_opts.bind_threads */
+    int blas_threads;     /* OpenBLAS's team size during a run */
     int fused_groups, fused_nodes;
     int cse_count;        /* op nodes that reuse an identical node's value */
     int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */
@@ -95,6 +121,16 @@ struct mn_exec {
     int prof_runs;
     char msg[1024];
 };
+
+/* The passes (compile.c's table), one file each. */
+mn_status mn__pass_autodiff(mn_exec *ex);   /* autodiff.c */
+mn_status mn__pass_dce(mn_exec *ex);        /* dce.c */
+mn_status mn__pass_cse(mn_exec *ex);        /* cse.c */
+mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
+/* run.c: allocates the gradient backup (after the passes). */
+mn_status mn__run_prepare(mn_exec *ex);
+/* Records a named counter of the running pass ("<pass>.<counter>"). */
+void mn__stat(mn_exec *ex, const char *name, double value);
 
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
 #define MN_FUSE_MAX_MEMBERS 32    /* op nodes in one fused step (so at most 31 extra outputs) */
@@ -112,7 +148,11 @@ void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides);
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */
 mn_status mn__plan(mn_exec *ex);
-/* plan.c: checks that no two values sharing bytes can be live at once. */
+/* verify.c: checks that no two values sharing bytes can be live at once. */
 mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t n);
+/* plan.c: the level a value is produced at (-1: before the run), and the
+ * outermost concat host holding v with v's byte offset in it. */
+int mn__value_level(const mn_exec *ex, int v);
+int mn__top_host(const mn_exec *ex, int v, int64_t *off);
 
 #endif

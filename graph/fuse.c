@@ -88,7 +88,7 @@ static void strided_copy(float *tile, float *strided, const int64_t *st, mn_shap
 static bool fusible(const mn_exec *ex, const mn_step *st)
 {
     const mn_node *n = st->node;
-    if (!n->op->pointwise || (n->op->flags & MN_OPF_RANDOM) || n->desc.dtype != MN_F32) return false;
+    if (!n->op->traits.pointwise || (n->op->flags & MN_OPF_RANDOM) || n->desc.dtype != MN_F32) return false;
     if (ex->vals[st->out].kind != MN_VAL_ARENA || n->nin < 1 || n->nin > MN_FUSE_MAX_ARITY) return false;
     for (int k = 0; k < n->nin; k++)
         if (n->in_desc[k].dtype != MN_F32) return false;
@@ -121,7 +121,7 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
             int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
             bool scat = slot >= 0 && f->scat[slot];
             float *dst = scat || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
-            mb->op->pointwise(dst, in, m, mb->attrs);
+            mb->op->traits.pointwise(dst, in, m, mb->attrs);
             if (scat) strided_copy(dst, slot == 0 ? out : xout[mb->dst], f->sst[slot], f->shape, i0, m, false);
             val[j] = dst;
         }
@@ -268,8 +268,8 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
         int64_t off, vst[MN_MAX_DIMS];
         const mn_node *pn = p >= 0 ? ex->steps[p].node : NULL;
         /* a copy (slice, expand) that only this group reads: read its source in place of it */
-        if (pn && !ex->steps[p].fused && x->kind == MN_VAL_ARENA && pn->op->view && pn->nin >= 1 && pn->in_desc[0].dtype == MN_F32 &&
-            reads_in_group(ex, ext[e], mem, n) == fc->uses[ext[e]] && pn->op->view(pn->in_desc, pn->nin, &pn->desc, pn->attrs, &off, vst)) {
+        if (pn && !ex->steps[p].fused && x->kind == MN_VAL_ARENA && pn->op->traits.view && pn->nin >= 1 && pn->in_desc[0].dtype == MN_F32 &&
+            reads_in_group(ex, ext[e], mem, n) == fc->uses[ext[e]] && pn->op->traits.view(pn->in_desc, pn->nin, &pn->desc, pn->attrs, &off, vst)) {
             for (int d = 0; d < f->shape.ndim; d++) {
                 int j = x->t.shape.ndim - f->shape.ndim + d;
                 f->st[e][d] = j < 0 || (x->t.shape.d[j] == 1 && f->shape.d[d] != 1) ? 0 : vst[j];

@@ -37,11 +37,16 @@ struct mn_graph {
     bool building_backward;
 };
 
+/* The compiler's private copy of g (graph.c): same ids; shares g's names,
+ * attributes and constant data. NULL when out of memory. */
+mn_graph *mn__graph_clone(const mn_graph *g);
+
 /* A scalar or filled constant of the given shape. */
 mn_node *mn__fill(mn_graph *g, mn_shape shape, float value);
 
-/* Reverse-mode autodiff: appends backward nodes; fills grads[p] with the
- * node holding d loss / d (param node p) for every param node (or NULL). */
-mn_status mn__autodiff(mn_graph *g, mn_node *loss, mn_node **grads);
+/* Reverse-mode autodiff: appends backward nodes; for every node id i <=
+ * y->id with wrt[i], fills grads[i] with the node holding d y / d node i
+ * (NULL when y does not depend on it through differentiable ops). */
+mn_status mn__autodiff(mn_graph *g, mn_node *y, const bool *wrt, mn_node **grads);
 
 #endif

@@ -5,7 +5,7 @@
  * in-place outputs, allowed only through the op's declared pair and only
  * when the input has no other reader at or after that level. Storages get
  * offsets in one arena by best fit, largest first, under two orders; the
- * smaller arena wins. Invariant (checked by mn__plan_verify): two storages
+ * smaller arena wins. Invariant (checked by verify.c): two storages
  * whose bytes overlap are never live at the same level. */
 #include "exec.h"
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 static int level_of(const mn_exec *ex, int v) { return ex->vals[v].def >= 0 ? ex->steps[ex->vals[v].def].level : -1; }
+int mn__value_level(const mn_exec *ex, int v) { return level_of(ex, v); }
 
 /* Last level at which any member of each alias group is read; nlevels if
  * one is kept; and how many distinct steps read the group at that level. */
@@ -90,14 +91,14 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
         const mn_step *stp = &ex->steps[s];
         const mn_node *n = stp->node;
         mn_value *o = &ex->vals[stp->out];
-        if (!n->op->input_view || stp->fused || o->kind != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
+        if (!n->op->traits.input_view || stp->fused || o->kind != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
         /* all pieces already placed, in this order and back to back, in one host: a view of those bytes */
         int h = -1;
         int64_t base = 0;
         bool same = true;
         for (int k = 0; k < stp->nin && same; k++) {
             const mn_value *r = &ex->vals[resolve(ex, stp->in[k])];
-            same = n->op->input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st) && contiguous(n->in_desc[k].shape, st);
+            same = n->op->traits.input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st) && contiguous(n->in_desc[k].shape, st);
             if (k == 0) { h = r->into; base = r->sub_off; }
             same = same && h >= 0 && r->into == h && r->sub_off == base + off * 4;
         }
@@ -110,7 +111,7 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
         for (int k = 0; k < stp->nin; k++) {
             int r = resolve(ex, stp->in[k]), slot = -1;
             mn_value *x = &ex->vals[r];
-            if (!n->op->input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st)) continue;
+            if (!n->op->traits.input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st)) continue;
             if (x->kind != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out) continue;
             if (!contiguous(n->in_desc[k].shape, st)) {
                 if (x->host || r != stp->in[k] || (slot = scatter_slot(ex, r, nread)) < 0) continue;
@@ -124,7 +125,7 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
 }
 
 /* The outermost host holding v (v itself if it is not placed), and v's byte offset in it. */
-static int top_host(const mn_exec *ex, int v, int64_t *off)
+int mn__top_host(const mn_exec *ex, int v, int64_t *off)
 {
     int64_t o = 0;
     while (ex->vals[v].into >= 0) { o += ex->vals[v].sub_off; v = ex->vals[v].into; }
@@ -161,7 +162,7 @@ static void assign_storages(mn_exec *ex, const int *glast, const int *gcount)
         if (ex->vals[v].host && ex->vals[v].into < 0) ex->vals[v].storage = new_storage(ex, (int64_t)ex->vals[v].bytes, level_of(ex, v));
     for (int v = 0; v < ex->nvals; v++) {
         if (ex->vals[v].into < 0) continue;
-        int h = top_host(ex, v, NULL);
+        int h = mn__top_host(ex, v, NULL);
         ex->vals[v].storage = ex->vals[h].storage;
         if (level_of(ex, v) < ex->stores[ex->vals[h].storage].start) ex->stores[ex->vals[h].storage].start = level_of(ex, v);
     }
@@ -226,40 +227,50 @@ static int64_t place(const mn_exec *ex, const int *order, int64_t *off)
     return top;
 }
 
-static const mn_exec *sort_ex;
+/* Sort keys of one storage: the comparators see only their arguments. */
+typedef struct { int64_t bytes; int start, length, index; } store_key;
+
 static int by_size(const void *a, const void *b)
 {
-    const mn_storage *x = &sort_ex->stores[*(const int *)a], *y = &sort_ex->stores[*(const int *)b];
+    const store_key *x = a, *y = b;
     if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
     return x->start - y->start;
 }
 static int by_length(const void *a, const void *b)
 {
-    const mn_storage *x = &sort_ex->stores[*(const int *)a], *y = &sort_ex->stores[*(const int *)b];
-    int lx = x->end - x->start, ly = y->end - y->start;
-    if (lx != ly) return lx > ly ? -1 : 1;
+    const store_key *x = a, *y = b;
+    if (x->length != y->length) return x->length > y->length ? -1 : 1;
     return by_size(a, b);
+}
+
+/* The storages' indices in the order `cmp` gives. */
+static void sort_order(const mn_exec *ex, store_key *keys, int *order, int (*cmp)(const void *, const void *))
+{
+    for (int i = 0; i < ex->nstores; i++) {
+        const mn_storage *st = &ex->stores[i];
+        keys[i] = (store_key){ st->bytes, st->start, st->end - st->start, i };
+    }
+    qsort(keys, (size_t)ex->nstores, sizeof *keys, cmp);
+    for (int i = 0; i < ex->nstores; i++) order[i] = keys[i].index;
 }
 
 static int64_t assign_offsets(mn_exec *ex)
 {
     int n = ex->nstores;
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    store_key *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
     int64_t *o1 = malloc((size_t)(n ? n : 1) * sizeof *o1), *o2 = malloc((size_t)(n ? n : 1) * sizeof *o2);
     int64_t best = -1;
-    if (order && o1 && o2) {
-        sort_ex = ex;
-        for (int i = 0; i < n; i++) order[i] = i;
-        qsort(order, (size_t)n, sizeof *order, by_size);
+    if (order && keys && o1 && o2) {
+        sort_order(ex, keys, order, by_size);
         int64_t a = place(ex, order, o1);
-        for (int i = 0; i < n; i++) order[i] = i;
-        qsort(order, (size_t)n, sizeof *order, by_length);
+        sort_order(ex, keys, order, by_length);
         int64_t b = place(ex, order, o2);
         const int64_t *win = (b >= 0 && (a < 0 || b < a)) ? o2 : o1;
         best = (b >= 0 && (a < 0 || b < a)) ? b : a;
         for (int i = 0; i < n && best >= 0; i++) ex->stores[i].offset = win[i];
     }
-    free(order); free(o1); free(o2);
+    free(order); free(keys); free(o1); free(o2);
     return best;
 }
 
@@ -287,7 +298,7 @@ static mn_status workspaces(mn_exec *ex)
         mn_step *st = &ex->steps[s];
         const mn_node *n = st->node;
         st->work_bytes = 0;
-        if (n->op->workspace) st->work_bytes = n->op->workspace(n->in_desc, n->nin, &n->desc, n->attrs);
+        if (n->op->traits.workspace) st->work_bytes = n->op->traits.workspace(n->in_desc, n->nin, &n->desc, n->attrs);
     }
     return MN_OK;
 }
@@ -302,7 +313,7 @@ static mn_status bind(mn_exec *ex)
         switch (x->kind) {
         case MN_VAL_ARENA: {
             int64_t off;
-            top_host(ex, v, &off);
+            mn__top_host(ex, v, &off);
             x->t.data = ex->arena + ex->stores[x->storage].offset + off;
             break;
         }
@@ -401,86 +412,3 @@ mn_status mn__plan(mn_exec *ex)
     return s ? s : bind(ex);
 }
 
-/* ---- verifier: recomputes lifetimes from the steps and the bound pointers ---- */
-
-typedef struct { uintptr_t lo, hi; int def_level, def_step, group; } span;
-
-static int by_lo(const void *a, const void *b)
-{
-    const span *x = a, *y = b;
-    return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
-/* May `later` (produced at step ps) overwrite group g's bytes? Only if every
- * reader of g is at an earlier level, or it is ps itself reading g through
- * its declared in-place input while no other step reads g at that level or after. */
-static bool may_reuse(const mn_exec *ex, int g, int ps, const int *glast_any)
-{
-    const mn_step *p = &ex->steps[ps];
-    if (glast_any[g] < p->level) return true;
-    if (glast_any[g] > p->level) return false;
-    int k = p->inplace;
-    if (k < 0 || k >= p->nin || ex->vals[p->in[k]].group != g) return false;
-    if (ex->vals[p->in[k]].bytes != ex->vals[p->out].bytes) return false;   /* a broadcast input cannot be overwritten */
-    for (int s = ex->level_start[p->level]; s < ex->level_start[p->level + 1]; s++) {
-        if (s == ps) continue;
-        for (int j = 0; j < ex->steps[s].nin; j++)
-            if (ex->vals[ex->steps[s].in[j]].group == g) return false;
-    }
-    return true;
-}
-
-mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t mlen)
-{
-    int n = ex->nvals + ex->nsteps;
-    span *sp = malloc((size_t)(n ? n : 1) * sizeof *sp);
-    int *glast = malloc((size_t)(ex->nvals ? ex->nvals : 1) * sizeof *glast);
-    if (!sp || !glast) { free(sp); free(glast); return MN_ERR_NOMEM; }
-    for (int v = 0; v < ex->nvals; v++) glast[v] = level_of(ex, v);
-    for (int v = 0; v < ex->nvals; v++) if (ex->keep[v]) glast[ex->vals[v].group] = ex->nlevels;
-    for (int s = 0; s < ex->nsteps; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) {
-            int g = ex->vals[ex->steps[s].in[k]].group;
-            if (ex->steps[s].level > glast[g]) glast[g] = ex->steps[s].level;
-        }
-    int m = 0;
-    uintptr_t base = (uintptr_t)ex->arena, end = base + (uintptr_t)ex->arena_bytes;
-    mn_status st = MN_OK;
-    for (int v = 0; v < ex->nvals; v++) {
-        const mn_value *x = &ex->vals[v];
-        if (x->kind != MN_VAL_ARENA || !x->bytes) continue;
-        uintptr_t lo = (uintptr_t)x->t.data;
-        int64_t in_host;
-        top_host(ex, v, &in_host);
-        if (lo < base || lo + x->bytes > end || (lo - (uintptr_t)in_host) % MN_ALIGN) {   /* a storage starts aligned */
-            snprintf(msg, mlen, "value \"%s\" lies outside the arena or is misaligned", x->node->name);
-            st = MN_ERR_INVALID;
-        }
-        sp[m++] = (span){ lo, lo + x->bytes, level_of(ex, v), x->def, x->group };
-    }
-    for (int s = 0; s < ex->nsteps; s++)
-        if (ex->steps[s].work >= 0) {
-            uintptr_t lo = base + (uintptr_t)ex->stores[ex->steps[s].work].offset;
-            sp[m++] = (span){ lo, lo + ex->steps[s].work_bytes, ex->steps[s].level, s, -1 - s };
-        }
-    qsort(sp, (size_t)m, sizeof *sp, by_lo);
-    for (int i = 0; i < m && !st; i++)
-        for (int j = i + 1; j < m && sp[j].lo < sp[i].hi && !st; j++) {
-            const span *a = &sp[i], *b = &sp[j];
-            if (a->group == b->group) continue;
-            const span *early = a->def_step <= b->def_step ? a : b, *late = early == a ? b : a;
-            bool ok;
-            if (early->group < 0 && late->group < 0) ok = early->def_level != late->def_level;   /* two workspaces */
-            else if (early->group < 0) ok = late->def_level > early->def_level;                  /* workspace, then a value */
-            else if (late->group < 0) ok = glast[early->group] < late->def_level;               /* a value, then a workspace */
-            else ok = may_reuse(ex, early->group, late->def_step, glast);
-            if (!ok) {
-                snprintf(msg, mlen, "\"%s\" and \"%s\" share bytes while both may be live (levels %d and %d)",
-                         early->group >= 0 ? ex->vals[early->group].node->name : "workspace",
-                         late->group >= 0 ? ex->vals[late->group].node->name : "workspace", early->def_level, late->def_level);
-                st = MN_ERR_INVALID;
-            }
-        }
-    free(sp); free(glast);
-    return st;
-}

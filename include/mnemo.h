@@ -34,7 +34,8 @@ const char *mn_version(void);
     X(MN_ERR_FORMAT,      "format",      "malformed file")                \
     X(MN_ERR_UNSUPPORTED, "unsupported", "not supported")                 \
     X(MN_ERR_RUNTIME,     "runtime",     "kernel reported an error")      \
-    X(MN_ERR_GRAPH,       "graph",       "graph is in an error state")
+    X(MN_ERR_GRAPH,       "graph",       "graph is in an error state")    \
+    X(MN_ERR_NONFINITE,   "nonfinite",   "a value is not finite")
 
 typedef enum {
 #define MN__ENUM(code, name, msg) code,
@@ -85,15 +86,14 @@ size_t     mn_tensor_bytes(const mn_tensor *t);
 static inline float   *mn_f32(const mn_tensor *t) { return (float *)t->data; }
 static inline int32_t *mn_i32(const mn_tensor *t) { return (int32_t *)t->data; }
 
-/* ---- threads ---- */
-/* Default thread count for executables and optimizers (0 = OpenMP's default). */
-void mn_set_num_threads(int n);
+/* ---- threads ----
+ * The library keeps no thread settings of its own: each executable takes
+ * its threads, OpenBLAS threads and binding from mn_compile_opts. */
+/* OpenMP's default team size for the calling thread (what threads = 0 means). */
 int  mn_get_num_threads(void);
-/* A run whose thread count equals the number of CPUs the process may use
- * pins its threads one per CPU (the calling thread on the first), once.
- * Default on; MNEMO_BIND=0, OMP_PROC_BIND or OMP_PLACES in the environment,
- * or false here turn it off. See docs/performance.md. */
-void mn_set_thread_binding(bool on);
+/* The OpenBLAS build loaded: "openmp", "pthread" (oversubscribes the cores
+ * when mixed with mnemo's OpenMP loops) or "serial". */
+const char *mn_blas_threading(void);
 
 /* ---- counter-based RNG (Philox4x32-10) ----
  * The value for element i depends only on (seed, stream, i): fills are
@@ -428,15 +428,31 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
  * (prefix.layers.k, final prefix.norm when pre-LN). */
 mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts opts);
 
+/* Gradients as graph nodes: grads[i] = d y / d wrt[i] for a f32 scalar y
+ * and any f32 nodes of its graph (parameters, inputs, intermediate values),
+ * built into g as ordinary nodes, so they can be outputs, enter a loss
+ * (gradient penalties) or be differentiated again (Hessian-vector
+ * products). A node y does not depend on gets zeros. Errors stick to g. */
+mn_status mn_grad(mn_graph *g, mn_node *y, mn_node *const *wrt, int n, mn_node **grads);
+
 /* ---- compile and run ---- */
 typedef struct {
-    int threads;                  /* 0: mn_get_num_threads() */
+    int threads;                  /* 0: mn_get_num_threads() of the compiling thread */
     const mn_node *const *outputs;/* extra values to keep readable after run */
     int noutputs;
     bool no_backward;             /* forward only even when a loss is given */
     bool serial;                  /* debugging: one step at a time, one thread */
-    bool verify;                  /* check the memory plan (also: env MNEMO_VERIFY_PLAN) */
-    bool no_fuse;                 /* keep every elementwise op a step of its own (also: env MNEMO_NO_FUSE) */
+    bool verify;                  /* check the memory plan after planning (a compile error if unsafe) */
+    bool no_fuse;                 /* keep every elementwise op a step of its own */
+    /* Pin the run's threads one per CPU (the calling thread on the first),
+     * once per calling thread, when `threads` equals the number of CPUs the
+     * process may use. Off by default: the program decides (docs/api.md). */
+    bool bind_threads;
+    int blas_threads;             /* OpenBLAS's team for one big GEMM; 0: `threads` */
+    /* After each level, check every step's f32 output: the first one that is
+     * not finite stops the run with MN_ERR_NONFINITE and a message naming
+     * the run, the op and the node (slower: a debugging aid). */
+    bool detect_anomaly;
 } mn_compile_opts;
 
 /* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)
@@ -485,6 +501,14 @@ typedef struct {
  * under the parallel schedule; MN_ERR_INVALID with the two names if not. */
 mn_status mn_exec_verify(const mn_exec *ex);
 mn_exec_stats mn_exec_get_stats(const mn_exec *ex);
+/* Every compiler pass's counters by name, "<pass>.<counter>" (e.g.
+ * "cse.merged_nodes", "plan.arena_bytes"), then each pass's time
+ * "<pass>.ms", in pipeline order. The list grows with the compiler without
+ * breaking callers; mn_exec_stat gives NAN for an unknown name. */
+int         mn_exec_stat_count(const mn_exec *ex);
+const char *mn_exec_stat_name(const mn_exec *ex, int i);
+double      mn_exec_stat_value(const mn_exec *ex, int i);
+double      mn_exec_stat(const mn_exec *ex, const char *name);
 /* Profiling: mn_exec_set_profiling(ex, true) clears the counters and times
  * every kernel of the following runs (a few clock reads per step). */
 typedef struct { const char *op; int calls; double ms; } mn_op_time;   /* per run */

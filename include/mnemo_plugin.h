@@ -4,35 +4,39 @@
  *
  * ABI rules:
  *  - MN_PLUGIN_ABI_MAJOR changes when anything here changes incompatibly
- *    (a field moves, a type changes size); the host refuses other majors.
+ *    (a field moves, a type changes size or signature); the host refuses
+ *    other majors, naming both versions.
  *  - MN_PLUGIN_ABI_MINOR grows when something is appended: a field at the
- *    end of mn_plugin_host, a new flag. The host accepts plugins of its
- *    minor or older, and refuses a newer minor (the plugin may call what the
- *    host lacks).
- *  - MN_PLUGIN_FINGERPRINT hashes the sizes of every struct a plugin and
- *    the host exchange; both must agree, which catches a header edited
- *    without a version bump and mismatched compilers/ABIs.
+ *    end of mn_op_traits or of mn_plugin_host, a new flag. The host accepts
+ *    plugins of its minor or older, and refuses a newer minor (the plugin
+ *    may call what the host lacks).
+ *  - struct mn_op_def starts with its size and ABI version (MN_OP_RECORD
+ *    fills both). The core fields before `traits` never move; the compiler
+ *    hints in `traits` only grow at the end, and the host reads a hint only
+ *    when the record's size covers it (an older plugin's missing hints are
+ *    NULL). The _Static_asserts below pin sizes and offsets on LP64.
+ *  - MN_PLUGIN_FINGERPRINT hashes the sizes of the contexts a plugin and
+ *    the host exchange; both must agree (mismatched compilers/ABIs).
  *  - mn_plugin_host only grows at the end; no field is ever removed. */
 #ifndef MNEMO_PLUGIN_H
 #define MNEMO_PLUGIN_H
 
 #include "mnemo.h"
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define MN_PLUGIN_ABI_MAJOR 2
+#define MN_PLUGIN_ABI_MAJOR 3
 #define MN_PLUGIN_ABI_MINOR 0
+#define MN_PLUGIN_ABI_VERSION ((uint32_t)MN_PLUGIN_ABI_MAJOR << 16 | (uint32_t)MN_PLUGIN_ABI_MINOR)
 
+/* Flags the compiler reads (bits 0, 1, 4, 5, 6 belonged to flags of ABI 2
+ * that nothing read; they stay unused). */
 enum {
-    MN_OPF_ELEMENTWISE = 1u << 0,  /* out[i] depends on in[k][i] only (after broadcasting) */
-    MN_OPF_BROADCAST   = 1u << 1,  /* inputs broadcast NumPy-style */
-    MN_OPF_RANDOM      = 1u << 2,  /* draws from the counter-based RNG */
+    MN_OPF_RANDOM      = 1u << 2,  /* draws from the counter-based RNG: never merged by CSE, never fused */
     MN_OPF_NOGRAD      = 1u << 3,  /* no VJP: gradients stop here */
-    MN_OPF_CHEAP       = 1u << 4,  /* cheap to recompute */
-    MN_OPF_ALIAS       = 1u << 5,  /* always a view of input 0 (reshape); see also alias_offset */
-    MN_OPF_BACKWARD    = 1u << 6,  /* helper emitted by VJPs (e.g. relu_grad) */
     MN_OPF_COMPOSITE   = 1u << 7,  /* built from other ops by `compose`; no kernel */
     MN_OPF_ACCUMULATE  = 1u << 8,  /* forward can add into its output instead of overwriting it (ctx->accumulate) */
 };
@@ -76,23 +80,9 @@ typedef struct {
     mn_node **dx;           /* to fill (NULL = zero / not needed) */
 } mn_vjp_ctx;
 
-struct mn_op_def {
-    const char *name;
-    const char *doc;        /* "y = a + b; da = sum_to(dy), db = sum_to(dy)" */
-    int arity;              /* -1: variadic */
-    size_t attr_size;       /* sizeof the typed attribute struct, 0 if none */
-    unsigned flags;
-    int inplace;            /* input whose buffer the output may reuse, -1 none */
-    mn_status (*infer)(mn_infer_ctx *c);
-    mn_status (*forward)(const mn_kernel_ctx *c);
-    mn_status (*vjp)(mn_vjp_ctx *c);            /* NULL iff MN_OPF_NOGRAD */
-    /* FLOPs and bytes moved for one run; NULL: numel(out) FLOPs, all bytes. */
-    void (*cost)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
-                 double *flops, double *bytes);
-    /* Scratch bytes the kernel needs (planned as a short-lived arena value); NULL: none. */
-    size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
-    /* Attributes for DOT labels and listings; NULL if none. */
-    void (*attr_str)(const void *attrs, char *buf, size_t n);
+/* Compiler hints: optional (NULL: never), each read only when the record's
+ * size covers it. New hints are appended here (a minor version). */
+typedef struct {
     /* The output may be a view of input 0: its byte offset there, or -1
      * (reshape: always 0; slice: when the slice is one contiguous block). */
     int64_t (*alias_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
@@ -100,14 +90,11 @@ struct mn_op_def {
      * more cheaply than a chain of adds (disjoint slice_backward pieces ->
      * one concat); NULL result: autodiff adds them. */
     mn_node *(*merge_grads)(mn_graph *g, mn_node *const *parts, int n);
-    /* Composite ops: builds the result from other ops (their VJPs give the
-     * gradient). `infer`, if set, validates first for a clear message. */
-    mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
-    /* Elementwise f32 ops (MN_OPF_ELEMENTWISE, not random) may give their
-     * math on contiguous blocks: out[i] = f(in[0][i], .., in[nin-1][i]) for
-     * i < n, every input already broadcast to the output's shape. The
-     * compiler's fusion pass runs chains of such ops as one kernel over
-     * cache-sized tiles, without intermediate buffers. NULL: never fused. */
+    /* Elementwise f32 ops (not random) may give their math on contiguous
+     * blocks: out[i] = f(in[0][i], .., in[nin-1][i]) for i < n, every input
+     * already broadcast to the output's shape. The compiler's fusion pass
+     * runs chains of such ops as one kernel over cache-sized tiles, without
+     * intermediate buffers. */
     void (*pointwise)(float *out, const float *const *in, int64_t n, const void *attrs);
     /* Input k appears unchanged in the output as a strided view: the element
      * offset of its first element and, for each of input k's dims, the
@@ -121,9 +108,49 @@ struct mn_op_def {
     /* The output is a strided view of input 0: fills the element offset and,
      * for each output dim, the element stride into input 0 (a slice with any
      * step, expand); false when it is not. Lets the fusion pass read input 0
-     * in place of the copy. NULL: never. */
+     * in place of the copy. */
     bool (*view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides);
+    /* Scratch bytes the kernel needs (planned as a short-lived arena value). */
+    size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
+} mn_op_traits;
+
+struct mn_op_def {
+    uint32_t size;          /* sizeof(struct mn_op_def) the record was compiled with (MN_OP_RECORD) */
+    uint32_t abi_version;   /* MN_PLUGIN_ABI_VERSION it was compiled with (MN_OP_RECORD) */
+    const char *name;
+    const char *doc;        /* "y = a + b; da = sum_to(dy), db = sum_to(dy)" */
+    int arity;              /* -1: variadic */
+    unsigned flags;
+    size_t attr_size;       /* sizeof the typed attribute struct, 0 if none */
+    int inplace;            /* input whose buffer the output may reuse, -1 none */
+    mn_status (*infer)(mn_infer_ctx *c);
+    mn_status (*forward)(const mn_kernel_ctx *c);
+    mn_status (*vjp)(mn_vjp_ctx *c);            /* NULL iff MN_OPF_NOGRAD (or a composite) */
+    /* FLOPs and bytes moved for one run; NULL: numel(out) FLOPs, all bytes. */
+    void (*cost)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+                 double *flops, double *bytes);
+    /* Attributes for DOT labels and listings; NULL if none. */
+    void (*attr_str)(const void *attrs, char *buf, size_t n);
+    /* Composite ops: builds the result from other ops (their VJPs give the
+     * gradient). `infer`, if set, validates first for a clear message. */
+    mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
+    mn_op_traits traits;    /* last: grows at the end */
 };
+
+/* Opens a record: `static const struct mn_op_def op = { MN_OP_RECORD, .name = ... };` */
+#define MN_OP_RECORD .size = sizeof(struct mn_op_def), .abi_version = MN_PLUGIN_ABI_VERSION
+
+/* What must not move (LP64, the only ABI mnemo builds for). */
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(offsetof(struct mn_op_def, size) == 0, "mn_op_def: size first");
+_Static_assert(offsetof(struct mn_op_def, abi_version) == 4, "mn_op_def: version second");
+_Static_assert(offsetof(struct mn_op_def, name) == 8, "mn_op_def: core fields fixed");
+_Static_assert(offsetof(struct mn_op_def, infer) == 48, "mn_op_def: core fields fixed");
+_Static_assert(offsetof(struct mn_op_def, compose) == 88, "mn_op_def: core fields fixed");
+_Static_assert(offsetof(struct mn_op_def, traits) == 96, "mn_op_def: traits after the core");
+_Static_assert(sizeof(mn_op_traits) == 6 * sizeof(void *), "mn_op_traits: ABI 3.0 has 6 hints; append only");
+_Static_assert(sizeof(mn_tdesc) == 80 && sizeof(mn_shape) == 72, "tensor descriptors fixed");
+#endif
 
 #define MN_PLUGIN_FINGERPRINT                                                                  \
     ((uint32_t)(sizeof(struct mn_op_def) * 1u + sizeof(mn_infer_ctx) * 131u + sizeof(mn_kernel_ctx) * 1031u + \

@@ -173,13 +173,13 @@ static void act_str(const void *p, char *buf, size_t n)
 }
 
 #define ACT_OP0(nm, dc, fl, vj)                                                              \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1,                        \
-        .flags = MN_OPF_ELEMENTWISE | MN_OPF_CHEAP | (fl), .inplace = 0, .infer = infer_f32,    \
-        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1,                        \
+        .flags = (fl), .inplace = 0, .infer = infer_f32,    \
+        .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
 #define ACT_OP(nm, dc, inf, fl, vj)                                                          \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1, .attr_size = sizeof(mn_act_attrs), \
-        .flags = MN_OPF_ELEMENTWISE | MN_OPF_CHEAP | (fl), .inplace = 0, .infer = inf, .forward = nm##_fwd, \
-        .vjp = vj, .attr_str = act_str, .pointwise = nm##_pw };
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1, .attr_size = sizeof(mn_act_attrs), \
+        .flags = (fl), .inplace = 0, .infer = inf, .forward = nm##_fwd, \
+        .vjp = vj, .attr_str = act_str, .traits.pointwise = nm##_pw };
 
 ACT_OP(gelu, "y = x Phi(x) (erf) or 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))); dx = act_grad", infer_f32, 0, vjp_act)
 ACT_OP(softplus, "y = log(1 + exp(beta x)) / beta, x where beta x > threshold; dx = dy sigmoid(beta x)", infer_f32, 0, vjp_softplus)
@@ -192,8 +192,8 @@ ACT_OP(elu, "y = x > 0 ? x : alpha (exp(x) - 1); dx = dy (x > 0 ? 1 : alpha exp(
 ACT_OP0(silu, "y = x sigmoid(x); dx = dy s (1 + x (1 - s)), s = sigmoid(x)", 0, vjp_silu)
 ACT_OP0(reciprocal, "y = 1 / x; dx = -dy y^2", 0, vjp_reciprocal)
 ACT_OP0(rsqrt, "y = 1 / sqrt(x); dx = -dy y^3 / 2", 0, vjp_rsqrt)
-const mn_op_def mn__op_act_grad = {
+const mn_op_def mn__op_act_grad = { MN_OP_RECORD,
     .name = "act_grad", .doc = "z = dy f'(x) for gelu, clamp, leaky_relu, elu, silu (their backward); no gradient",
-    .arity = 2, .attr_size = sizeof(mn_act_attrs), .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD,
-    .inplace = 1, .infer = infer_f32, .forward = act_grad_fwd, .attr_str = act_str, .pointwise = act_grad_pw,
+    .arity = 2, .attr_size = sizeof(mn_act_attrs), .flags = MN_OPF_NOGRAD,
+    .inplace = 1, .infer = infer_f32, .forward = act_grad_fwd, .attr_str = act_str, .traits.pointwise = act_grad_pw,
 };

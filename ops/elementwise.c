@@ -304,18 +304,18 @@ static void scale_str(const void *a, char *buf, size_t n) { snprintf(buf, n, "s=
 
 /* ---- records ---- */
 
-#define EW (MN_OPF_ELEMENTWISE | MN_OPF_CHEAP)
+
 #define BINARY_OP(nm, dc, extra, vj)                                                 \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 2,              \
-        .flags = EW | MN_OPF_BROADCAST | (extra), .inplace = 0, .infer = infer_binary, \
-        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 2,              \
+        .flags = (extra), .inplace = 0, .infer = infer_binary, \
+        .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
 #define UNARY_OP(nm, dc, vj)                                                         \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1, .flags = EW, \
-        .inplace = 0, .infer = infer_unary, .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1, \
+        .inplace = 0, .infer = infer_unary, .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
 #define HELPER_OP(nm, dc, vj)                                                        \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 2,              \
-        .flags = EW | MN_OPF_BACKWARD, .inplace = 1, .infer = infer_same,            \
-        .forward = nm##_fwd, .vjp = vj, .pointwise = nm##_pw };
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 2,              \
+         .inplace = 1, .infer = infer_same,            \
+        .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
 
 BINARY_OP(add, "y = a + b; da = sum_to(dy), db = sum_to(dy)", 0, vjp_add)
 BINARY_OP(sub, "y = a - b; da = sum_to(dy), db = -sum_to(dy)", 0, vjp_sub)
@@ -330,9 +330,9 @@ BINARY_OP(le, "y = [a <= b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 BINARY_OP(eq, "y = [a == b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 BINARY_OP(ne, "y = [a != b] as 0/1; no gradient", MN_OPF_NOGRAD, NULL)
 UNARY_OP(neg, "y = -x; dx = -dy", vjp_neg)
-const mn_op_def mn__op_scale = { .name = "scale", .doc = "y = s x; dx = s dy", .arity = 1,
-    .attr_size = sizeof(mn_scale_attrs), .flags = EW, .inplace = 0, .infer = infer_unary,
-    .forward = scale_fwd, .vjp = vjp_scale, .attr_str = scale_str, .pointwise = scale_pw };
+const mn_op_def mn__op_scale = { MN_OP_RECORD, .name = "scale", .doc = "y = s x; dx = s dy", .arity = 1,
+    .attr_size = sizeof(mn_scale_attrs),  .inplace = 0, .infer = infer_unary,
+    .forward = scale_fwd, .vjp = vjp_scale, .attr_str = scale_str, .traits.pointwise = scale_pw };
 UNARY_OP(exp, "y = exp(x); dx = dy y", vjp_exp)
 UNARY_OP(log, "y = log(x); dx = dy / x", vjp_log)
 UNARY_OP(sqrt, "y = sqrt(x); dx = dy / (2 y)", vjp_sqrt)

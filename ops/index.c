@@ -666,63 +666,63 @@ static void sq_str(const void *p, char *buf, size_t n)
     else snprintf(buf, n, "axis=%d", a->axis);
 }
 
-const mn_op_def mn__op_slice = {
+const mn_op_def mn__op_slice = { MN_OP_RECORD,
     .name = "slice", .doc = "y = x[start:stop:step] along axis; dx = slice_backward(dy)",
-    .arity = 1, .attr_size = sizeof(mn_slice_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
-    .infer = infer_slice, .forward = slice_fwd, .vjp = vjp_slice, .attr_str = slice_str, .alias_offset = slice_alias,
-    .view = slice_view,
+    .arity = 1, .attr_size = sizeof(mn_slice_attrs), .inplace = -1,
+    .infer = infer_slice, .forward = slice_fwd, .vjp = vjp_slice, .attr_str = slice_str, .traits.alias_offset = slice_alias,
+    .traits.view = slice_view,
 };
-const mn_op_def mn__op_slice_backward = {
+const mn_op_def mn__op_slice_backward = { MN_OP_RECORD,
     .name = "slice_backward", .doc = "y = zeros(in_shape) with dy placed at the slice; dd = slice(g)",
-    .arity = 1, .attr_size = sizeof(mn_slice_back_attrs), .inplace = -1, .flags = MN_OPF_BACKWARD,
-    .infer = infer_slice_back, .forward = slice_back_fwd, .vjp = vjp_slice_back, .merge_grads = merge_slices,
+    .arity = 1, .attr_size = sizeof(mn_slice_back_attrs), .inplace = -1,
+    .infer = infer_slice_back, .forward = slice_back_fwd, .vjp = vjp_slice_back, .traits.merge_grads = merge_slices,
 };
-const mn_op_def mn__op_concat = {
+const mn_op_def mn__op_concat = { MN_OP_RECORD,
     .name = "concat", .doc = "y = [x0, x1, ...] joined along axis; dxk = slice of dy",
     .arity = -1, .attr_size = sizeof(mn_cat_attrs), .inplace = -1,
     .infer = infer_concat, .forward = concat_fwd, .vjp = vjp_concat, .attr_str = axis_str,
-    .input_view = concat_input_view,
+    .traits.input_view = concat_input_view,
 };
-const mn_op_def mn__op_index_select = {
+const mn_op_def mn__op_index_select = { MN_OP_RECORD,
     .name = "index_select", .doc = "y = x[..., idx[j], ...] along axis (i32 idx); dx = index_select_backward (scatter-add)",
     .arity = 2, .attr_size = sizeof(mn_cat_attrs), .inplace = -1,
     .infer = infer_index_select, .forward = index_select_fwd, .vjp = vjp_index_select, .attr_str = axis_str,
 };
-const mn_op_def mn__op_index_select_backward = {
+const mn_op_def mn__op_index_select_backward = { MN_OP_RECORD,
     .name = "index_select_backward", .doc = "y = zeros(in_shape); y[..., idx[j], ...] += g[..., j, ...]; dg = index_select(gy)",
-    .arity = 2, .attr_size = sizeof(mn_scatter_attrs), .inplace = -1, .flags = MN_OPF_BACKWARD,
+    .arity = 2, .attr_size = sizeof(mn_scatter_attrs), .inplace = -1,
     .infer = infer_isel_back, .forward = isel_back_fwd, .vjp = vjp_isel_back, .attr_str = scatter_str,
 };
-const mn_op_def mn__op_gather = {
+const mn_op_def mn__op_gather = { MN_OP_RECORD,
     .name = "gather", .doc = "y[i] = x[i with axis coord idx[i]] (torch.gather); dx = gather_backward (scatter-add)",
     .arity = 2, .attr_size = sizeof(mn_cat_attrs), .inplace = -1,
     .infer = infer_gather, .forward = gather_fwd, .vjp = vjp_gather, .attr_str = axis_str,
 };
-const mn_op_def mn__op_gather_backward = {
+const mn_op_def mn__op_gather_backward = { MN_OP_RECORD,
     .name = "gather_backward", .doc = "y = zeros(in_shape); y[i with axis coord idx[i]] += g[i]; dg = gather(gy)",
-    .arity = 2, .attr_size = sizeof(mn_scatter_attrs), .inplace = -1, .flags = MN_OPF_BACKWARD,
+    .arity = 2, .attr_size = sizeof(mn_scatter_attrs), .inplace = -1,
     .infer = infer_gather_back, .forward = gather_back_fwd, .vjp = vjp_gather_back, .attr_str = scatter_str,
 };
-const mn_op_def mn__op_where = {
+const mn_op_def mn__op_where = { MN_OP_RECORD,
     .name = "where", .doc = "y = cond != 0 ? a : b (broadcast); da = sum_to(where(cond, dy, 0)), db = sum_to(where(cond, 0, dy))",
-    .arity = 3, .inplace = -1, .flags = MN_OPF_ELEMENTWISE | MN_OPF_BROADCAST,
+    .arity = 3, .inplace = -1,
     .infer = infer_where, .forward = where_fwd, .vjp = vjp_where,
 };
-const mn_op_def mn__op_embedding = {
+const mn_op_def mn__op_embedding = { MN_OP_RECORD,
     .name = "embedding", .doc = "y[..., :] = weight[idx[...], :] (composite: index_select on dim 0); dweight scatter-adds",
     .arity = 2, .inplace = -1, .flags = MN_OPF_COMPOSITE, .infer = infer_embedding, .compose = compose_embedding,
 };
-const mn_op_def mn__op_squeeze = {
+const mn_op_def mn__op_squeeze = { MN_OP_RECORD,
     .name = "squeeze", .doc = "y = x without size-1 dims (one axis or all) (composite: reshape); dx = reshape(dy)",
     .arity = 1, .attr_size = sizeof(mn_squeeze_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_squeeze, .compose = compose_squeeze, .attr_str = sq_str,
 };
-const mn_op_def mn__op_unsqueeze = {
+const mn_op_def mn__op_unsqueeze = { MN_OP_RECORD,
     .name = "unsqueeze", .doc = "y = x with a size-1 dim inserted at axis (composite: reshape); dx = reshape(dy)",
     .arity = 1, .attr_size = sizeof(mn_squeeze_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_unsqueeze, .compose = compose_unsqueeze, .attr_str = sq_str,
 };
-const mn_op_def mn__op_stack = {
+const mn_op_def mn__op_stack = { MN_OP_RECORD,
     .name = "stack", .doc = "y = inputs joined along a new axis (composite: unsqueeze + concat); dxk = slice of dy",
     .arity = -1, .attr_size = sizeof(mn_cat_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_stack, .compose = compose_stack, .attr_str = axis_str,

@@ -250,19 +250,19 @@ static void mse_str(const void *p, char *buf, size_t n)
     snprintf(buf, n, "reduction=%s", red[((const mn_mse_attrs *)p)->reduction]);
 }
 
-const mn_op_def mn__op_cross_entropy = {
+const mn_op_def mn__op_cross_entropy = { MN_OP_RECORD,
     .name = "cross_entropy",
     .doc = "l = (1-eps)(lse(x) - x[t]) + eps mean_k(lse(x) - x[k]), reduced; dx = cross_entropy_grad",
     .arity = 2, .attr_size = sizeof(mn_ce_attrs), .inplace = -1,
     .infer = infer_ce, .forward = ce_fwd, .vjp = vjp_ce, .cost = ce_cost, .attr_str = ce_str,
 };
-const mn_op_def mn__op_cross_entropy_grad = {
+const mn_op_def mn__op_cross_entropy_grad = { MN_OP_RECORD,
     .name = "cross_entropy_grad",
     .doc = "dx = w (softmax(x) - (1-eps) onehot(t) - eps/C) (cross_entropy backward); no gradient",
-    .arity = 3, .attr_size = sizeof(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_BACKWARD,
+    .arity = 3, .attr_size = sizeof(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_ce_grad, .forward = ce_grad_fwd, .cost = ce_cost, .attr_str = ce_str,
 };
-const mn_op_def mn__op_mse_loss = {
+const mn_op_def mn__op_mse_loss = { MN_OP_RECORD,
     .name = "mse_loss", .doc = "l = (x - t)^2, reduced; dx = 2 (x - t) dy [/ n], dt = -dx",
     .arity = 2, .attr_size = sizeof(mn_mse_attrs), .inplace = -1,
     .infer = infer_mse, .forward = mse_fwd, .vjp = vjp_mse, .attr_str = mse_str,
@@ -606,7 +606,7 @@ mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, floa
 }
 
 #define LOSS_OP(nm, dc, ar, inf, fwd, vj, fl, str)                                            \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = ar,                      \
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = ar,                      \
         .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = fl, .infer = inf,         \
         .forward = fwd, .vjp = vj, .attr_str = str };
 
@@ -614,14 +614,14 @@ LOSS_OP(bce_with_logits, "l = (1 - t) x + (1 + (pw - 1) t) softplus(-x), reduced
         -1, infer_bce, bce_fwd, vjp_bce, 0, loss_str)
 LOSS_OP(nll_loss, "l = -x[t] per position (ignore_index skipped), reduced; dx = nll_loss_grad", 2, infer_nll, nll_fwd, vjp_nll, 0, nll_str)
 LOSS_OP(nll_loss_grad, "dx = -w at each target, 0 elsewhere (nll_loss backward); no gradient", 3, infer_nll, nll_grad_fwd, NULL,
-        MN_OPF_NOGRAD | MN_OPF_BACKWARD, nll_str)
+        MN_OPF_NOGRAD, nll_str)
 LOSS_OP(kl_div, "l = t (log t - x) (0 where t = 0; log_target: exp(t)(t - x)), reduced (batchmean too); dx = -w t, dt = w (log t + 1 - x)",
         2, infer_kl, kl_fwd, vjp_kl, 0, loss_str)
 LOSS_OP(smooth_l1, "l = |d| < beta ? d^2 / (2 beta) : |d| - beta/2, d = x - t, reduced; dx = w clamp(d / beta, -1, 1), dt = -dx",
         2, infer_robust, smooth_l1_fwd, vjp_smooth_l1, 0, loss_str)
 LOSS_OP(huber, "l = |d| <= delta ? d^2 / 2 : delta (|d| - delta/2), d = x - t, reduced; dx = w clamp(d, -delta, delta), dt = -dx",
         2, infer_robust, huber_fwd, vjp_huber, 0, loss_str)
-const mn_op_def mn__op_gaussian_kl = {
+const mn_op_def mn__op_gaussian_kl = { MN_OP_RECORD,
     .name = "gaussian_kl", .doc = "l = -1/2 (1 + logvar - mu^2 - exp(logvar)), reduced (composite); dmu = w mu, dlogvar = w (exp(logvar) - 1) / 2",
     .arity = 2, .attr_size = sizeof(mn_loss_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_gkl, .compose = compose_gkl, .attr_str = loss_str,

@@ -147,7 +147,6 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     int64_t nb = mn_shape_numel(bo);
     CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
     float *C = mn_f32(c->out), beta = c->accumulate ? 1.0f : 0.0f;   /* accumulate: C += op(A) op(B) */
-    mn__blas_threads(c->nthreads);
     if (K == 0) {
         for (int64_t i = 0; i < nb * M * N && !c->accumulate; i++) C[i] = 0.0f;
         return MN_OK;
@@ -260,12 +259,12 @@ static void matmul_str(const void *a, char *buf, size_t n)
     snprintf(buf, n, "%s%s", at->trans_a ? "A^T" : "A", at->trans_b ? " B^T" : " B");
 }
 
-const mn_op_def mn__op_matmul = {
+const mn_op_def mn__op_matmul = { MN_OP_RECORD,
     .name = "matmul",
     .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
-    .cost = cost_matmul, .attr_str = matmul_str, .merge_grads = merge_matmuls,
+    .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls,
 };
 
 /* ---- linear (composite): y = x W^T + b, W [out, in] as nn.Linear ---- */
@@ -303,7 +302,7 @@ mn_node *mn_linear_op(mn_graph *g, mn_node *x, mn_node *weight, mn_node *bias)
     return mn__node(g, &mn__op_linear, in, bias ? 3 : 2, NULL);
 }
 
-const mn_op_def mn__op_linear = {
+const mn_op_def mn__op_linear = { MN_OP_RECORD,
     .name = "linear", .doc = "y = x W^T + b, W [out, in] (composite: matmul + add); dx = dy W, dW = dy^T x, db = sum(dy)",
     .arity = -1, .inplace = -1, .flags = MN_OPF_COMPOSITE, .infer = infer_linear, .compose = compose_linear,
 };

@@ -186,7 +186,7 @@ static void softmax_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const
 }
 
 #define AXIS_OP(nm, dc, ar, inf, fl, vj)                                                      \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = ar,                      \
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = ar,                      \
         .attr_size = sizeof(mn_axis_attrs), .flags = fl, .inplace = ar < 0 ? 0 : ar - 1, .infer = inf, \
         .forward = nm##_fwd, .vjp = vj, .cost = softmax_cost, .attr_str = axis_str };
 
@@ -195,6 +195,6 @@ AXIS_OP(softmax, "y = exp(z - max) / sum exp(z - max), z = x + mask (causal: -in
 AXIS_OP(log_softmax, "y = z - logsumexp(z), z = x + mask (causal: -inf above the diagonal); dx = dy - exp(y) sum(dy), dmask = sum_to(dx)",
         -1, infer_softmax, 0, vjp_log_softmax)
 AXIS_OP(softmax_grad, "z = y (g - sum(g y)) along axis (softmax backward); no gradient", 2, infer_axis,
-        MN_OPF_NOGRAD | MN_OPF_BACKWARD, NULL)
+        MN_OPF_NOGRAD, NULL)
 AXIS_OP(log_softmax_grad, "z = g - exp(y) sum(g) along axis (log_softmax backward); no gradient", 2, infer_axis,
-        MN_OPF_NOGRAD | MN_OPF_BACKWARD, NULL)
+        MN_OPF_NOGRAD, NULL)

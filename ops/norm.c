@@ -177,18 +177,18 @@ static void ln_str(const void *p, char *buf, size_t n)
     snprintf(buf, n, "ndims=%d eps=%g", a->ndims, (double)a->eps);
 }
 
-const mn_op_def mn__op_layer_norm_stats = {
+const mn_op_def mn__op_layer_norm_stats = { MN_OP_RECORD,
     .name = "layer_norm_stats", .doc = "s[r] = (mean, 1/sqrt(var + eps)) of each row over the last ndims dims; no gradient",
     .arity = 1, .attr_size = sizeof(mn_ln_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_stats, .forward = stats_fwd, .attr_str = ln_str,
 };
-const mn_op_def mn__op_layer_norm = {
+const mn_op_def mn__op_layer_norm = { MN_OP_RECORD,
     .name = "layer_norm", .doc = "y = (x - mean) rstd w + b with (mean, rstd) = stats(x); dx = layer_norm_backward, dw = sum(dy xhat), db = sum(dy)",
     .arity = -1, .attr_size = sizeof(mn_ln_attrs), .inplace = -1,
     .infer = infer_ln, .forward = ln_fwd, .vjp = vjp_ln, .attr_str = ln_str,
 };
-const mn_op_def mn__op_layer_norm_backward = {
+const mn_op_def mn__op_layer_norm_backward = { MN_OP_RECORD,
     .name = "layer_norm_backward", .doc = "dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w (layer_norm backward); no gradient",
-    .arity = -1, .attr_size = sizeof(mn_ln_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_BACKWARD,
+    .arity = -1, .attr_size = sizeof(mn_ln_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_ln_back, .forward = ln_back_fwd, .attr_str = ln_str,
 };

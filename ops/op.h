@@ -20,6 +20,8 @@ mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin,
 /* Records the graph's first error (sticky) and this thread's last error. */
 mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Checks a record against the registry's rules (see registry.c); the detail goes to msg. */
+mn_status mn__op_check(const mn_op_def *op, char *msg, size_t n);
 /* Read access to a built node for merge_grads rules. */
 const void *mn__node_attrs(const mn_node *n);
 mn_node *mn__node_input(const mn_node *n, int k);

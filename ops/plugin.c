@@ -19,6 +19,9 @@ void mn__op_truncate(int n);
 typedef struct { char *name, *version, *path; void *handle; } plugin;
 static plugin *plugins;
 static int nplugins;
+/* Host-owned copies of plugin records, widened to this header's size. */
+static mn_op_def **records;
+static int nrecords;
 
 struct mn_plugin_ctx { int index; const char *name; const char *path; mn_status error; };
 
@@ -29,20 +32,51 @@ static bool valid_name(const char *s)
     return true;
 }
 
-static mn_status register_op(mn_plugin_ctx *ctx, const mn_op_def *op)
+/* A plugin's record as this host reads it: the same ABI major, a size that
+ * covers at least the core fields and no more than this header knows;
+ * hints an older minor lacks are NULL in the host's copy. */
+static mn_status widen(mn_plugin_ctx *ctx, const mn_op_def *op, mn_op_def **out)
+{
+    uint32_t major = op->abi_version >> 16, minor = op->abi_version & 0xffff;
+    if (major != MN_PLUGIN_ABI_MAJOR || minor > MN_PLUGIN_ABI_MINOR || op->size < offsetof(mn_op_def, traits) ||
+        op->size > sizeof *op)
+        return mn__error(MN_ERR_UNSUPPORTED, "plugin %s: op record of %u bytes for ABI %u.%u; this mnemo reads ABI %d.%d "
+                         "(records of %zu to %zu bytes): rebuild the plugin against this mnemo_plugin.h",
+                         ctx->name, op->size, major, minor, MN_PLUGIN_ABI_MAJOR, MN_PLUGIN_ABI_MINOR,
+                         offsetof(mn_op_def, traits), sizeof *op);
+    mn_op_def **r = realloc(records, (size_t)(nrecords + 1) * sizeof *r);
+    if (!r) return mn__error(MN_ERR_NOMEM, "plugin: out of memory");
+    records = r;
+    mn_op_def *w = calloc(1, sizeof *w);
+    if (!w) return mn__error(MN_ERR_NOMEM, "plugin: out of memory");
+    memcpy(w, op, op->size);
+    w->size = sizeof *w;
+    w->abi_version = MN_PLUGIN_ABI_VERSION;
+    records[nrecords++] = w;
+    *out = w;
+    return MN_OK;
+}
+
+static void free_records(int keep)
+{
+    while (nrecords > keep) free(records[--nrecords]);
+    if (!nrecords) { free(records); records = NULL; }
+}
+
+static mn_status register_op(mn_plugin_ctx *ctx, const mn_op_def *given)
 {
     size_t n = strlen(ctx->name);
-    if (!op || !op->name) return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: NULL op record", ctx->name);
+    if (!given || !given->name) return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: NULL op record", ctx->name);
+    mn_op_def *op = NULL;
+    mn_status ws = widen(ctx, given, &op);
+    if (ws) return ctx->error = ws;
     if (strncmp(op->name, ctx->name, n) || op->name[n] != '.' || !op->name[n + 1])
         return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" must be named \"%s.<op>\"", ctx->name, op->name, ctx->name);
     if (mn_op_find(op->name))
         return ctx->error = mn__error(MN_ERR_EXISTS, "plugin %s: op \"%s\" is already registered", ctx->name, op->name);
-    if (!op->compose && (!op->infer || !op->forward))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" needs infer and forward (or compose)", ctx->name, op->name);
-    if (!op->compose && !op->vjp && !(op->flags & MN_OPF_NOGRAD))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" has no VJP and is not flagged nograd", ctx->name, op->name);
-    if (op->inplace >= (op->arity < 0 ? MN_MAX_INPUTS : op->arity))
-        return ctx->error = mn__error(MN_ERR_INVALID, "plugin %s: op \"%s\" declares in-place input %d of %d", ctx->name, op->name, op->inplace, op->arity);
+    char detail[256];
+    mn_status s = mn__op_check(op, detail, sizeof detail);
+    if (s) return ctx->error = mn__error(s, "plugin %s: %s", ctx->name, detail);
     return ctx->error = mn__op_append(op, ctx->index);
 }
 
@@ -109,7 +143,7 @@ mn_status mn_plugin_load(const char *path)
     if (!s && !np) s = mn__error(MN_ERR_NOMEM, "plugin: out of memory");
     if (s) { dlclose(h); return s; }
     plugins = np;
-    int mark = mn__op_extra_count();
+    int mark = mn__op_extra_count(), marked_records = nrecords;
     mn_plugin_ctx ctx = { nplugins, info->name, path, MN_OK };
     s = info->init(&host, &ctx);
     if (!s) s = ctx.error;
@@ -118,6 +152,7 @@ mn_status mn_plugin_load(const char *path)
         snprintf(msg, sizeof msg, "%s", mn_errmsg());
         mn__error(s, "plugin %s (%s): init failed: %s", info->name, path, msg);   /* before dlclose: info lives in the plugin */
         mn__op_truncate(mark);
+        free_records(marked_records);
         dlclose(h);
         return s;
     }
@@ -139,6 +174,7 @@ const char *mn_op_plugin(const mn_op_def *op)
 void mn_plugins_unload(void)
 {
     mn__op_truncate(0);
+    free_records(0);
     for (int i = nplugins - 1; i >= 0; i--) {
         dlclose(plugins[i].handle);
         free(plugins[i].name); free(plugins[i].version); free(plugins[i].path);

@@ -113,18 +113,18 @@ static void random_str(const void *p, char *buf, size_t n)
     snprintf(buf, n, "%g, %g", (double)a->a, (double)a->b);
 }
 
-const mn_op_def mn__op_dropout = {
+const mn_op_def mn__op_dropout = { MN_OP_RECORD,
     .name = "dropout", .doc = "y = x [u >= p] / (1 - p) in training, x in eval (u counter-based per element); dx = same mask on dy",
     .arity = 1, .attr_size = sizeof(mn_dropout_attrs), .inplace = 0,
-    .flags = MN_OPF_ELEMENTWISE | MN_OPF_RANDOM, .infer = infer_dropout, .forward = dropout_fwd,
+    .flags = MN_OPF_RANDOM, .infer = infer_dropout, .forward = dropout_fwd,
     .vjp = vjp_dropout, .attr_str = dropout_str,
 };
-const mn_op_def mn__op_normal = {
+const mn_op_def mn__op_normal = { MN_OP_RECORD,
     .name = "normal", .doc = "y ~ N(mean, std^2) of a given shape, seeded per run; no inputs, no gradient",
     .arity = 0, .attr_size = sizeof(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
     .infer = infer_normal, .forward = normal_fwd, .attr_str = random_str,
 };
-const mn_op_def mn__op_uniform = {
+const mn_op_def mn__op_uniform = { MN_OP_RECORD,
     .name = "uniform", .doc = "y ~ U[low, high) of a given shape, seeded per run; no inputs, no gradient",
     .arity = 0, .attr_size = sizeof(mn_random_attrs), .inplace = -1, .flags = MN_OPF_RANDOM | MN_OPF_NOGRAD,
     .infer = infer_uniform, .forward = uniform_fwd, .attr_str = random_str,

@@ -176,12 +176,12 @@ static void reduce_str(const void *p, char *buf, size_t n)
     if (k < n) snprintf(buf + k, n - k, ")%s", a->keepdim ? " keepdim" : "");
 }
 
-const mn_op_def mn__op_sum = {
+const mn_op_def mn__op_sum = { MN_OP_RECORD,
     .name = "sum", .doc = "y = sum of x over axes; dx = expand(dy)",
     .arity = 1, .attr_size = sizeof(mn_reduce_attrs), .inplace = -1,
     .infer = infer_reduce, .forward = sum_fwd, .vjp = vjp_sum, .attr_str = reduce_str,
 };
-const mn_op_def mn__op_mean = {
+const mn_op_def mn__op_mean = { MN_OP_RECORD,
     .name = "mean", .doc = "y = mean of x over axes; dx = expand(dy) / count",
     .arity = 1, .attr_size = sizeof(mn_reduce_attrs), .inplace = -1,
     .infer = infer_reduce, .forward = mean_fwd, .vjp = vjp_mean, .attr_str = reduce_str,
@@ -369,7 +369,7 @@ static void var_str(const void *p, char *buf, size_t n)
 }
 
 #define AXR_OP(nm, dc, inf, fl, vj)                                                         \
-    const mn_op_def mn__op_##nm = { .name = #nm, .doc = dc, .arity = 1,                    \
+    const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1,                    \
         .attr_size = sizeof(mn_axis_reduce_attrs), .flags = fl, .inplace = -1, .infer = inf, \
         .forward = nm##_fwd, .vjp = vj, .attr_str = axr_str };
 
@@ -378,12 +378,12 @@ AXR_OP(min, "y = min of x along axis; dx = dy at the first arg-min only", infer_
 AXR_OP(argmax, "y = i32 index of the first max along axis; no gradient", infer_arg, MN_OPF_NOGRAD, NULL)
 AXR_OP(argmin, "y = i32 index of the first min along axis; no gradient", infer_arg, MN_OPF_NOGRAD, NULL)
 AXR_OP(logsumexp, "y = m + log sum exp(x - m), m = max (stable); dx = dy exp(x - y)", infer_axis_reduce, 0, vjp_logsumexp)
-const mn_op_def mn__op_var = {
+const mn_op_def mn__op_var = { MN_OP_RECORD,
     .name = "var", .doc = "y = sum((x - mean)^2) / (N - correction) over axes (composite); dx = 2 (x - mean) dy / (N - c)",
     .arity = 1, .attr_size = sizeof(mn_var_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_var, .compose = compose_var, .attr_str = var_str,
 };
-const mn_op_def mn__op_std = {
+const mn_op_def mn__op_std = { MN_OP_RECORD,
     .name = "std", .doc = "y = sqrt(var(x)) (composite); dx = dy (x - mean) / ((N - c) y)",
     .arity = 1, .attr_size = sizeof(mn_var_attrs), .inplace = -1, .flags = MN_OPF_COMPOSITE,
     .infer = infer_var, .compose = compose_std, .attr_str = var_str,

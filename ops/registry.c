@@ -79,6 +79,28 @@ void mn__op_truncate(int n)
     if (!nextra) { free(extra); extra = NULL; capextra = 0; }
 }
 
+/* The rules every record obeys, built-in or plugin: a kernel and shape
+ * inference (or a composition), a VJP unless flagged NOGRAD (an op with
+ * neither would silently stop gradients), an in-place input within its
+ * arity, and the size and ABI version of this header (MN_OP_RECORD; a
+ * plugin's older record is widened first, see plugin.c). Plugins are
+ * checked when they register, built-ins by the ops suite. */
+mn_status mn__op_check(const mn_op_def *op, char *msg, size_t n)
+{
+    if (!op || !op->name) return snprintf(msg, n, "NULL op record"), MN_ERR_INVALID;
+    if (op->size != sizeof *op || op->abi_version != MN_PLUGIN_ABI_VERSION)
+        return snprintf(msg, n, "op \"%s\": record of %u bytes for ABI %u.%u, this mnemo has %zu bytes, ABI %d.%d (use MN_OP_RECORD)",
+                        op->name, op->size, op->abi_version >> 16, op->abi_version & 0xffff, sizeof *op, MN_PLUGIN_ABI_MAJOR,
+                        MN_PLUGIN_ABI_MINOR), MN_ERR_UNSUPPORTED;
+    if (!op->compose && (!op->infer || !op->forward))
+        return snprintf(msg, n, "op \"%s\" needs infer and forward (or compose)", op->name), MN_ERR_INVALID;
+    if (!op->compose && !op->vjp && !(op->flags & MN_OPF_NOGRAD))
+        return snprintf(msg, n, "op \"%s\" has no VJP and is not flagged nograd", op->name), MN_ERR_INVALID;
+    if (op->inplace >= (op->arity < 0 ? MN_MAX_INPUTS : op->arity))
+        return snprintf(msg, n, "op \"%s\" declares in-place input %d of %d", op->name, op->inplace, op->arity), MN_ERR_INVALID;
+    return MN_OK;
+}
+
 const char *mn_op_name(const mn_op_def *op) { return op ? op->name : NULL; }
 int mn_op_arity(const mn_op_def *op) { return op ? op->arity : 0; }
 bool mn_op_differentiable(const mn_op_def *op) { return op && !(op->flags & MN_OPF_NOGRAD) && (op->vjp || op->compose); }

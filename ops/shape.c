@@ -195,20 +195,20 @@ static void move_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const vo
     *bytes = 4.0 * (double)(mn_shape_numel(in[0].shape) + mn_shape_numel(out->shape));
 }
 
-const mn_op_def mn__op_permute = {
+const mn_op_def mn__op_permute = { MN_OP_RECORD,
     .name = "permute", .doc = "y = x with dims reordered by perm; dx = permute(dy, perm^-1)",
-    .arity = 1, .attr_size = sizeof(mn_permute_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
+    .arity = 1, .attr_size = sizeof(mn_permute_attrs), .inplace = -1,
     .infer = infer_permute, .forward = permute_fwd, .vjp = vjp_permute, .cost = move_cost, .attr_str = permute_str,
 };
-const mn_op_def mn__op_reshape = {
+const mn_op_def mn__op_reshape = { MN_OP_RECORD,
     .name = "reshape", .doc = "y = x viewed with a new shape (no copy); dx = reshape(dy, shape(x))",
-    .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = 0, .flags = MN_OPF_CHEAP | MN_OPF_ALIAS,
+    .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = 0,
     .infer = infer_reshape, .forward = reshape_fwd, .vjp = vjp_reshape, .cost = move_cost, .attr_str = shape_str,
-    .alias_offset = reshape_alias,
+    .traits.alias_offset = reshape_alias,
 };
-const mn_op_def mn__op_expand = {
+const mn_op_def mn__op_expand = { MN_OP_RECORD,
     .name = "expand", .doc = "y = x broadcast to shape (broadcast_to); dx = sum_to(dy, shape(x))",
-    .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = -1, .flags = MN_OPF_CHEAP,
+    .arity = 1, .attr_size = sizeof(mn_shape_attrs), .inplace = -1,
     .infer = infer_expand, .forward = expand_fwd, .vjp = vjp_expand, .cost = move_cost, .attr_str = shape_str,
-    .view = expand_view,
+    .traits.view = expand_view,
 };

@@ -139,31 +139,31 @@ mn_node *mn_cast(mn_graph *g, mn_node *x, mn_dtype dtype)
 
 static void dtype_str(const void *p, char *buf, size_t n) { snprintf(buf, n, "%s", mn_dtype_name(((const mn_cast_attrs *)p)->dtype)); }
 
-const mn_op_def mn__op_fill = {
+const mn_op_def mn__op_fill = { MN_OP_RECORD,
     .name = "fill", .doc = "y = value everywhere, of a given shape and dtype; no inputs, no gradient",
-    .arity = 0, .attr_size = sizeof(mn_fill_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_CHEAP,
+    .arity = 0, .attr_size = sizeof(mn_fill_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_fill, .forward = fill_fwd,
 };
-const mn_op_def mn__op_zeros_like = {
+const mn_op_def mn__op_zeros_like = { MN_OP_RECORD,
     .name = "zeros_like", .doc = "y = 0 with x's shape and dtype (composite: fill); no gradient",
     .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_COMPOSITE, .compose = compose_zeros,
 };
-const mn_op_def mn__op_ones_like = {
+const mn_op_def mn__op_ones_like = { MN_OP_RECORD,
     .name = "ones_like", .doc = "y = 1 with x's shape and dtype (composite: fill); no gradient",
     .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_COMPOSITE, .compose = compose_ones,
 };
-const mn_op_def mn__op_arange = {
+const mn_op_def mn__op_arange = { MN_OP_RECORD,
     .name = "arange", .doc = "y[i] = start + i step for i < ceil((end - start) / step); no gradient",
-    .arity = 0, .attr_size = sizeof(mn_arange_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_CHEAP,
+    .arity = 0, .attr_size = sizeof(mn_arange_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_arange, .forward = arange_fwd,
 };
-const mn_op_def mn__op_one_hot = {
+const mn_op_def mn__op_one_hot = { MN_OP_RECORD,
     .name = "one_hot", .doc = "y[..., k] = [idx[...] == k] (f32 or i32); no gradient",
     .arity = 1, .attr_size = sizeof(mn_one_hot_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_one_hot, .forward = one_hot_fwd,
 };
-const mn_op_def mn__op_cast = {
+const mn_op_def mn__op_cast = { MN_OP_RECORD,
     .name = "cast", .doc = "y = x converted between f32 and i32 (truncating toward zero); no gradient",
-    .arity = 1, .attr_size = sizeof(mn_cast_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD | MN_OPF_ELEMENTWISE,
+    .arity = 1, .attr_size = sizeof(mn_cast_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_cast, .forward = cast_fwd, .attr_str = dtype_str,
 };

@@ -59,7 +59,7 @@ static mn_status vjp(mn_vjp_ctx *c)
 
 static void attr_str(const void *p, char *buf, size_t n) { snprintf(buf, n, "eps=%g", (double)((const rms_attrs *)p)->eps); }
 
-static const struct mn_op_def rmsnorm_op = {
+static const struct mn_op_def rmsnorm_op = { MN_OP_RECORD,
     .name = "rmsnorm.rmsnorm", .doc = "y = x w / sqrt(mean(x^2) + eps) over the last dim; VJP composed of built-in ops",
     .arity = 2, .attr_size = sizeof(rms_attrs), .inplace = -1, .infer = infer, .forward = fwd, .vjp = vjp, .attr_str = attr_str,
 };

@@ -71,17 +71,17 @@ static mn_status vjp(mn_vjp_ctx *c)
     return MN_OK;
 }
 
-static const struct mn_op_def swish_op = {
+static const struct mn_op_def swish_op = { MN_OP_RECORD,
     .name = "swish.swish", .doc = "y = x sigmoid(beta x), learnable beta; dx = swish_dx, dbeta = sum(swish_dbeta)",
-    .arity = 2, .flags = MN_OPF_ELEMENTWISE, .inplace = -1, .infer = infer, .forward = fwd, .vjp = vjp, .pointwise = fwd_pw,
+    .arity = 2, .inplace = -1, .infer = infer, .forward = fwd, .vjp = vjp, .traits.pointwise = fwd_pw,
 };
-static const struct mn_op_def swish_dx_op = {
+static const struct mn_op_def swish_dx_op = { MN_OP_RECORD,
     .name = "swish.swish_dx", .doc = "dx = dy (s + beta x s (1 - s)), s = sigmoid(beta x) (swish backward); no gradient",
-    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dx_fwd, .pointwise = dx_pw,
+    .arity = 3, .flags = MN_OPF_NOGRAD, .inplace = 2, .infer = infer, .forward = dx_fwd, .traits.pointwise = dx_pw,
 };
-static const struct mn_op_def swish_dbeta_op = {
+static const struct mn_op_def swish_dbeta_op = { MN_OP_RECORD,
     .name = "swish.swish_dbeta", .doc = "g = dy x^2 s (1 - s) per element (swish backward for beta); no gradient",
-    .arity = 3, .flags = MN_OPF_ELEMENTWISE | MN_OPF_NOGRAD | MN_OPF_BACKWARD, .inplace = 2, .infer = infer, .forward = dbeta_fwd, .pointwise = dbeta_pw,
+    .arity = 3, .flags = MN_OPF_NOGRAD, .inplace = 2, .infer = infer, .forward = dbeta_fwd, .traits.pointwise = dbeta_pw,
 };
 
 static mn_status init(const mn_plugin_host *host, mn_plugin_ctx *ctx)

@@ -16,11 +16,13 @@ test suite fails if it drifts.
 
 Conventions: names, arguments, defaults and reductions follow PyTorch's
 function of the same name (torch / torch.nn.functional). Broadcasting is
-NumPy's. Flags: `backward` ops are helpers that VJPs emit; `nograd` ops stop
+NumPy's. Flags (only those the compiler reads): `nograd` ops stop
 gradients; `composite` ops are built from other ops by the registry record's
-`compose` function, so their gradient comes from their parts; `alias`
-outputs share their input's bytes; `random` ops draw from the counter-based
-RNG keyed by the graph seed, the run step, the op's stream and the element.
+`compose` function, so their gradient comes from their parts; `random` ops
+draw from the counter-based RNG keyed by the graph seed, the run step, the
+op's stream and the element (never merged as common subexpressions, never
+fused). Compiler hints (views, pointwise forms for fusion, in-place concat
+pieces) are in the record's `traits` (docs/plugins.md).
 
 Builders with several results are not ops: `mn_split` (sizes along an axis)
 and `mn_chunk` (torch.chunk) return slices. `mn_sum_to` (the inverse of

@@ -12,6 +12,9 @@ PKGS+=(${MNEMO_EXTRA_PKGS:-})
 # npm comes with the machine's Node.js on some images; only install Debian's if absent
 if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 
+# Parallel Bible text for translation (KJV, Reina-Valera 1909, WEB), its dump tools, NLTK for the BLEU check
+PKGS+=(sword-text-kjv sword-text-sparv sword-text-web libsword-utils diatheke python3-nltk)
+
 missing=()
 for p in "${PKGS[@]}"; do
   [ -n "$p" ] || continue

@@ -64,6 +64,10 @@ expect 0 "A/B 1.00" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
 # graph: stats name the compiler's passes; DOT draws fused groups as clusters
 stats=$("$mnemo" graph --model lstm --batch 4 --format stats)
 checks=$((checks + 1)); grep -q '^fused [1-9][0-9]* groups' <<<"$stats" || fail "graph stats lack fused groups: $stats"
+for p in autodiff dce cse fuse direct schedule plan verify; do
+  checks=$((checks + 1)); grep -q "^pass $p.ms [0-9]" <<<"$stats" || fail "graph stats lack the $p pass's time: $stats"
+done
+checks=$((checks + 1)); grep -q '^pass plan.arena_bytes [1-9][0-9]*$' <<<"$stats" || fail "graph stats lack the plan's counters: $stats"
 checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | grep -q 'subgraph cluster_f' || fail "graph DOT has no fused cluster"
 if command -v dot >/dev/null; then
   checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
@@ -79,9 +83,7 @@ common=(--data "$text" --hidden 32 --embed 16 --batch 8 --seq 32 --val-every 10 
 expect 0 "validation" -- "$mnemo" train "${common[@]}" --steps 20 --out good.safetensors
 head -c 2000 good.safetensors > truncated.safetensors
 expect 1 "truncated.safetensors" -- "$mnemo" sample --ckpt truncated.safetensors
-"$mnemo" inspect good.safetensors > /dev/null
-python3 - <<'PY' || true
-PY
+expect 0 "F32" -- "$mnemo" inspect good.safetensors
 printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}          \x00\x00\x80\x3f' > foreign.safetensors
 expect 0 "x .*F32" -- "$mnemo" inspect foreign.safetensors
 expect 1 "not a mnemo training checkpoint" -- "$mnemo" sample --ckpt foreign.safetensors

@@ -518,6 +518,314 @@ START_TEST(common_subexpressions_computed_once)
 }
 END_TEST
 
+/* ---- explicit differentiation ---- */
+
+/* A small model with dropout (a random op) for the compile-invariance test. */
+typedef struct { mn_params *P; mn_graph *g; mn_node *loss, *h; } small_net;
+
+static small_net small_net_new(void)
+{
+    small_net m;
+    m.P = mn_params_new();
+    mn_params_set_seed(m.P, 3);
+    m.g = mn_graph_new(m.P);
+    mn_graph_set_seed(m.g, 5);
+    mn_node *x = mn_input(m.g, "x", MN_F32, MN_SHAPE(8, 6)), *t = mn_input(m.g, "t", MN_F32, MN_SHAPE(8, 2));
+    m.h = mn_dropout(m.g, mn_tanh(m.g, mn_linear(m.g, "l1", x, 16, true)), 0.25f, true);
+    m.loss = mn_mse_loss(m.g, mn_linear(m.g, "l2", m.h, 2, true), t, MN_REDUCE_MEAN);
+    return m;
+}
+
+/* One training run from zeroed gradients: loss and l1.weight's gradient bits. */
+static void train_once(small_net *m, mn_exec *ex, float *loss, float *grad)
+{
+    float x[48], t[16];
+    for (int i = 0; i < 48; i++) x[i] = mn_rng_normal(9, 1, (uint64_t)i);
+    for (int i = 0; i < 16; i++) t[i] = mn_rng_normal(9, 2, (uint64_t)i);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", x, sizeof x));
+    ck_assert_ok(mn_exec_feed_data(ex, "t", t, sizeof t));
+    mn_params_zero_grad(m->P);
+    mn_exec_set_step(ex, 0);
+    ck_assert_ok(mn_exec_run(ex));
+    *loss = mn_exec_loss(ex);
+    memcpy(grad, mn_f32(mn_params_get_grad(m->P, "l1.weight")), 16 * 6 * sizeof(float));
+}
+
+/* Compiling never changes the caller's graph: its node count stays, and
+ * compiling twice, or forward-only first and then for training, gives the
+ * same executable (steps, levels, arena, bits). */
+START_TEST(compiling_leaves_the_graph_unchanged)
+{
+    small_net m = small_net_new();
+    int before = mn_graph_node_count(m.g);
+    const mn_node *outs[1] = { m.h };
+    mn_exec *fwd = mn_compile(m.g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(fwd != NULL, "%s", mn_graph_errmsg(m.g));
+    ck_assert_int_eq(mn_graph_node_count(m.g), before);
+    mn_exec *a = mn_compile(m.g, m.loss, NULL);
+    ck_assert_msg(a != NULL, "%s", mn_graph_errmsg(m.g));
+    ck_assert_int_eq(mn_graph_node_count(m.g), before);
+    mn_exec *b = mn_compile(m.g, m.loss, NULL);
+    ck_assert_msg(b != NULL, "%s", mn_graph_errmsg(m.g));
+    ck_assert_int_eq(mn_graph_node_count(m.g), before);
+    mn_exec_stats sa = mn_exec_get_stats(a), sb = mn_exec_get_stats(b);
+    ck_assert_int_eq(sa.nodes_total, sb.nodes_total);
+    ck_assert_int_gt(sa.nodes_total, before);               /* the backward pass is in the executable */
+    ck_assert_int_eq(sa.steps, sb.steps);
+    ck_assert_int_eq(sa.levels, sb.levels);
+    ck_assert_int_eq(sa.arena_bytes, sb.arena_bytes);
+    float la, lb, ga[96], gb[96];
+    train_once(&m, a, &la, ga);
+    train_once(&m, b, &lb, gb);
+    ck_assert(memcmp(&la, &lb, sizeof la) == 0);
+    ck_assert(memcmp(ga, gb, sizeof ga) == 0);
+    ck_assert_ptr_nonnull(mn_exec_value(fwd, m.h));
+    ck_assert_ptr_null(mn_exec_value(a, NULL));
+    mn_exec_free(fwd); mn_exec_free(a); mn_exec_free(b);
+    mn_graph_free(m.g); mn_params_free(m.P);
+}
+END_TEST
+
+/* mn_grad against central differences, with respect to a parameter, an
+ * input and an intermediate value (y = sum(h^2) + sum(h * c): dy/dh = 2h + c). */
+START_TEST(grad_nodes_match_finite_differences)
+{
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 4);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(3, 4));
+    mn_node *w = mn_param(g, "w", MN_SHAPE(4, 5), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 0.7f });
+    float cv[15];
+    for (int i = 0; i < 15; i++) cv[i] = mn_rng_normal(6, 0, (uint64_t)i);
+    mn_node *h = mn_tanh(g, mn_matmul(g, x, w, false, false));
+    mn_node *y = mn_add(g, mn_sum_all(g, mn_square(g, h)), mn_sum_all(g, mn_mul(g, h, mn_constant(g, MN_F32, MN_SHAPE(3, 5), cv))));
+    mn_node *unused = mn_input(g, "unused", MN_F32, MN_SHAPE(2));
+    mn_node *wrt[4] = { w, x, h, unused }, *d[4];
+    ck_assert_ok(mn_grad(g, y, wrt, 4, d));
+    int nodes = mn_graph_node_count(g);
+    const mn_node *outs[6] = { y, d[0], d[1], d[2], d[3], h };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 6, .verify = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_graph_node_count(g), nodes);
+    float xv[12];
+    for (int i = 0; i < 12; i++) xv[i] = mn_rng_normal(6, 1, (uint64_t)i);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+    ck_assert_ok(mn_exec_run(ex));
+    float dw[20], dx[12], dh[15], hv[15];
+    memcpy(dw, mn_f32(mn_exec_value(ex, d[0])), sizeof dw);
+    memcpy(dx, mn_f32(mn_exec_value(ex, d[1])), sizeof dx);
+    memcpy(dh, mn_f32(mn_exec_value(ex, d[2])), sizeof dh);
+    memcpy(hv, mn_f32(mn_exec_value(ex, h)), sizeof hv);
+    for (int i = 0; i < 2; i++) ck_assert(mn_f32(mn_exec_value(ex, d[3]))[i] == 0.0f);
+    for (int i = 0; i < 15; i++) ck_assert_close(dh[i], 2 * hv[i] + cv[i], 1e-5);
+    float *wv = mn_f32(mn_params_get(P, "w"));
+    for (int which = 0; which < 2; which++) {
+        float *v = which ? xv : wv, *an = which ? dx : dw;
+        int n = which ? 12 : 20;
+        for (int k = 0; k < n; k++) {
+            float v0 = v[k];
+            v[k] = v0 + 1e-2f;
+            if (which) ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+            ck_assert_ok(mn_exec_run(ex));
+            double lp = mn_f32(mn_exec_value(ex, y))[0];
+            v[k] = v0 - 1e-2f;
+            if (which) ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+            ck_assert_ok(mn_exec_run(ex));
+            double lm = mn_f32(mn_exec_value(ex, y))[0];
+            v[k] = v0;
+            double num = (lp - lm) / 2e-2;
+            ck_assert_msg(fabs(num - an[k]) <= 2e-3 + 1e-2 * fabs(num), "d y / d %s[%d]: mn_grad %g, finite difference %g",
+                          which ? "x" : "w", k, (double)an[k], num);
+        }
+    }
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* The reference for the Hessian-vector product: the MLP's gradient in
+ * double, L = 1/2 sum((tanh(x W1) W2 - t)^2), x [B, I], W1 [I, H], W2 [H, O]. */
+enum { HB = 4, HI = 3, HH = 5, HO = 2 };
+
+static void mlp_grad_double(const double *x, const double *t, const double *w1, const double *w2, double *g1, double *g2)
+{
+    double h[HB][HH], r[HB][HO], dh[HB][HH];
+    for (int b = 0; b < HB; b++)
+        for (int j = 0; j < HH; j++) {
+            double s = 0;
+            for (int i = 0; i < HI; i++) s += x[b * HI + i] * w1[i * HH + j];
+            h[b][j] = tanh(s);
+        }
+    for (int b = 0; b < HB; b++)
+        for (int o = 0; o < HO; o++) {
+            double s = 0;
+            for (int j = 0; j < HH; j++) s += h[b][j] * w2[j * HO + o];
+            r[b][o] = s - t[b * HO + o];
+        }
+    for (int j = 0; j < HH; j++)
+        for (int o = 0; o < HO; o++) {
+            double s = 0;
+            for (int b = 0; b < HB; b++) s += h[b][j] * r[b][o];
+            g2[j * HO + o] = s;
+        }
+    for (int b = 0; b < HB; b++)
+        for (int j = 0; j < HH; j++) {
+            double s = 0;
+            for (int o = 0; o < HO; o++) s += r[b][o] * w2[j * HO + o];
+            dh[b][j] = s * (1 - h[b][j] * h[b][j]);
+        }
+    for (int i = 0; i < HI; i++)
+        for (int j = 0; j < HH; j++) {
+            double s = 0;
+            for (int b = 0; b < HB; b++) s += x[b * HI + i] * dh[b][j];
+            g1[i * HH + j] = s;
+        }
+}
+
+/* Second derivatives as graphs: Hv = grad(sum(grad(L, W) * v), W) for a
+ * two-layer tanh MLP, against central differences of the double-precision
+ * gradient along v (error ~1e-9, far below the f32 tolerance). */
+START_TEST(hessian_vector_product_of_an_mlp)
+{
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 8);
+    mn_graph *g = mn_graph_new(P);
+    double xd[HB * HI], td[HB * HO], w1d[HI * HH], w2d[HH * HO], v1d[HI * HH], v2d[HH * HO];
+    float xf[HB * HI], tf[HB * HO], v1f[HI * HH], v2f[HH * HO];
+    for (int i = 0; i < HB * HI; i++) xd[i] = xf[i] = mn_rng_normal(11, 0, (uint64_t)i);
+    for (int i = 0; i < HB * HO; i++) td[i] = tf[i] = mn_rng_normal(11, 1, (uint64_t)i);
+    for (int i = 0; i < HI * HH; i++) v1d[i] = v1f[i] = mn_rng_normal(11, 2, (uint64_t)i);
+    for (int i = 0; i < HH * HO; i++) v2d[i] = v2f[i] = mn_rng_normal(11, 3, (uint64_t)i);
+    mn_node *x = mn_constant(g, MN_F32, MN_SHAPE(HB, HI), xf), *t = mn_constant(g, MN_F32, MN_SHAPE(HB, HO), tf);
+    mn_node *w1 = mn_param(g, "w1", MN_SHAPE(HI, HH), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 0.8f });
+    mn_node *w2 = mn_param(g, "w2", MN_SHAPE(HH, HO), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 0.8f });
+    mn_node *out = mn_matmul(g, mn_tanh(g, mn_matmul(g, x, w1, false, false)), w2, false, false);
+    mn_node *loss = mn_scale(g, mn_sum_all(g, mn_square(g, mn_sub(g, out, t))), 0.5f);
+    mn_node *w[2] = { w1, w2 }, *gr[2], *hv[2];
+    ck_assert_ok(mn_grad(g, loss, w, 2, gr));
+    mn_node *dot = mn_add(g, mn_sum_all(g, mn_mul(g, gr[0], mn_constant(g, MN_F32, MN_SHAPE(HI, HH), v1f))),
+                          mn_sum_all(g, mn_mul(g, gr[1], mn_constant(g, MN_F32, MN_SHAPE(HH, HO), v2f))));
+    ck_assert_ok(mn_grad(g, dot, w, 2, hv));
+    const mn_node *outs[2] = { hv[0], hv[1] };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    for (int i = 0; i < HI * HH; i++) w1d[i] = mn_f32(mn_params_get(P, "w1"))[i];
+    for (int i = 0; i < HH * HO; i++) w2d[i] = mn_f32(mn_params_get(P, "w2"))[i];
+    const double e = 1e-5;
+    double p1[HI * HH], p2[HH * HO], m1[HI * HH], m2[HH * HO], a1[HI * HH], a2[HH * HO], b1[HI * HH], b2[HH * HO];
+    for (int i = 0; i < HI * HH; i++) { a1[i] = w1d[i] + e * v1d[i]; b1[i] = w1d[i] - e * v1d[i]; }
+    for (int i = 0; i < HH * HO; i++) { a2[i] = w2d[i] + e * v2d[i]; b2[i] = w2d[i] - e * v2d[i]; }
+    mlp_grad_double(xd, td, a1, a2, p1, p2);
+    mlp_grad_double(xd, td, b1, b2, m1, m2);
+    double worst = 0, scale = 0;
+    for (int i = 0; i < HI * HH; i++) {
+        double ref = (p1[i] - m1[i]) / (2 * e);
+        worst = fmax(worst, fabs(ref - mn_f32(mn_exec_value(ex, hv[0]))[i]));
+        scale = fmax(scale, fabs(ref));
+    }
+    for (int i = 0; i < HH * HO; i++) {
+        double ref = (p2[i] - m2[i]) / (2 * e);
+        worst = fmax(worst, fabs(ref - mn_f32(mn_exec_value(ex, hv[1]))[i]));
+        scale = fmax(scale, fabs(ref));
+    }
+    printf("Hessian-vector product of a %dx%dx%d tanh MLP: worst error %.3g (largest entry %.3g)\n", HI, HH, HO, worst, scale);
+    ck_assert(scale > 0.1);
+    ck_assert_msg(worst <= 1e-4 * scale + 1e-5, "Hv worst error %g (scale %g)", worst, scale);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* Anomaly mode: the first step whose output is not finite stops the run
+ * with MN_ERR_NONFINITE, naming the run, op and node; without it the run
+ * completes (a nan loss). A nan made in the backward pass (sqrt's gradient
+ * at 0) stops the run before any gradient reaches the store. */
+START_TEST(anomaly_mode_names_the_first_nonfinite_step)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *l = mn_node_set_name(mn_log(g, x), "the_log");
+    mn_node *loss = mn_sum_all(g, mn_mul(g, mn_exp(g, l), l));
+    const mn_node *outs[1] = { loss };
+    float xv[4] = { 1, 2, -1, 3 };
+    for (int anomaly = 0; anomaly < 2; anomaly++) {
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .detect_anomaly = anomaly, .no_fuse = true });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+        mn_exec_set_step(ex, 7);
+        if (!anomaly) {
+            ck_assert_ok(mn_exec_run(ex));
+            ck_assert(isnan(mn_f32(mn_exec_value(ex, loss))[0]));
+        } else {
+            ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+            has(mn_errmsg(), "run 7");
+            has(mn_errmsg(), "log \"the_log\" produced nan at element 2");
+            has(mn_exec_errmsg(ex), "the_log");
+        }
+        mn_exec_free(ex);
+    }
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    mn_node *w = mn_param(g, "w", MN_SHAPE(3), (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *b = mn_param(g, "b", MN_SHAPE(3), (mn_init){ .kind = MN_INIT_ONES });
+    loss = mn_add(g, mn_sum_all(g, mn_sqrt(g, w)), mn_sum_all(g, mn_square(g, b)));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .detect_anomaly = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+    has(mn_errmsg(), "produced inf");
+    for (int i = 0; i < 3; i++) {
+        ck_assert(mn_f32(mn_params_get_grad(P, "w"))[i] == 0.0f);
+        ck_assert(mn_f32(mn_params_get_grad(P, "b"))[i] == 0.0f);
+    }
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* Each pass's counters by name agree with the fixed stats; unknown names
+ * give NAN; every pass reports its time. */
+START_TEST(pass_counters_by_name)
+{
+    small_net m = small_net_new();
+    mn_exec *ex = mn_compile(m.g, m.loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m.g));
+    mn_exec_stats s = mn_exec_get_stats(ex);
+    ck_assert(mn_exec_stat(ex, "plan.arena_bytes") == (double)s.arena_bytes);
+    ck_assert(mn_exec_stat(ex, "schedule.levels") == s.levels);
+    ck_assert(mn_exec_stat(ex, "schedule.steps") == s.steps);
+    ck_assert(mn_exec_stat(ex, "fuse.groups") == s.fused_groups);
+    ck_assert(mn_exec_stat(ex, "cse.merged_nodes") == s.cse);
+    ck_assert(mn_exec_stat(ex, "direct.gradients") == s.direct_grads);
+    ck_assert(mn_exec_stat(ex, "autodiff.backward_nodes") == s.nodes_total - mn_graph_node_count(m.g));
+    ck_assert(isnan(mn_exec_stat(ex, "no.such_counter")));
+    const char *passes[] = { "autodiff", "dce", "cse", "fuse", "direct", "schedule", "plan", "verify" };
+    for (int i = 0; i < 8; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.ms", passes[i]);
+        ck_assert_msg(mn_exec_stat(ex, name) >= 0, "no time for %s", name);
+    }
+    ck_assert_ptr_null(mn_exec_stat_name(ex, mn_exec_stat_count(ex)));
+    mn_exec_free(ex); mn_graph_free(m.g); mn_params_free(m.P);
+}
+END_TEST
+
+/* mn_grad's errors stick to the graph and name the culprit. */
+START_TEST(grad_errors)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P), *other = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(3)), *o = mn_input(other, "o", MN_F32, MN_SHAPE(3)), *d;
+    ck_assert_int_eq(mn_grad(g, x, &x, 1, &d), MN_ERR_SHAPE);
+    has(mn_graph_errmsg(g), "must be a f32 scalar");
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    x = mn_input(g, "x", MN_F32, MN_SHAPE(3));
+    ck_assert_int_eq(mn_grad(g, mn_sum_all(g, x), &o, 1, &d), MN_ERR_MISUSE);
+    has(mn_graph_errmsg(g), "wrt[0]");
+    ck_assert_int_eq(mn_grad(NULL, x, &x, 1, &d), MN_ERR_MISUSE);
+    mn_graph_free(g); mn_graph_free(other); mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -540,6 +848,12 @@ int main(void)
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
     tcase_add_test(tc, common_subexpressions_computed_once);
     tcase_add_test(tc, weight_gradients_added_by_their_gemm);
+    tcase_add_test(tc, compiling_leaves_the_graph_unchanged);
+    tcase_add_test(tc, grad_nodes_match_finite_differences);
+    tcase_add_test(tc, hessian_vector_product_of_an_mlp);
+    tcase_add_test(tc, grad_errors);
+    tcase_add_test(tc, pass_counters_by_name);
+    tcase_add_test(tc, anomaly_mode_names_the_first_nonfinite_step);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

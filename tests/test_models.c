@@ -378,6 +378,7 @@ START_TEST(vae_learns_fashion_mnist)
     mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));
     mn_vae_out v = mn_vae(g, "vae", x, NULL, (mn_vae_opts){ .input = 784, .hidden = 256, .latent = 16 });
     mn_exec *ex = mn_compile(g, v.loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
     mn_optim *o = mn_adam(P, MN_ADAM_DEFAULTS);
     double first = 0, last = 0;
     int nb = (int)(tr.n / B);

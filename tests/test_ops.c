@@ -759,6 +759,7 @@ START_TEST(vjp_matches_finite_differences)
     ck_assert_msg(train != NULL, "%s: %s", d, mn_graph_errmsg(cg.g));
     const mn_node *outs[1] = { cg.loss };
     mn_exec *fwd = mn_compile(cg.g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(fwd != NULL, "%s: %s", d, mn_graph_errmsg(cg.g));
     ck_assert_ok(mn_exec_run(train));     /* step 0, like every finite-difference run */
     /* Central differences in f32 with h = 1e-2: truncation error ~h^2 |f'''|/6
      * ~ 2e-5 and rounding ~ eps_f32 |loss| / h ~ 1e-4 for the losses here,
@@ -800,8 +801,8 @@ START_TEST(every_registered_op_has_cases)
         int found = 0;
         for (int k = 0; k < NCASES; k++) found += !strcmp(cases[k].op, name);
         ck_assert_msg(found > 0, "op \"%s\" is in the registry but has no test case", name);
-        if (mn_op_differentiable(mn_op_at(id)))
-            ck_assert_msg(mn_op_at(id)->vjp || mn_op_at(id)->compose, "%s: differentiable without a VJP or a composition", name);
+        char why[256];
+        ck_assert_msg(mn__op_check(mn_op_at(id), why, sizeof why) == MN_OK, "built-in %s", why);
         ck_assert_msg(mn_op_doc(mn_op_at(id)) && *mn_op_doc(mn_op_at(id)), "%s: no doc line", name);
     }
     for (int k = 0; k < NCASES; k++) ck_assert_msg(mn_op_find(cases[k].op) != NULL, "case for unknown op %s", cases[k].op);
@@ -852,7 +853,8 @@ END_TEST
 START_TEST(registry_lookup)
 {
     ck_assert_int_ge(mn_op_count(), 20);
-    ck_assert_ptr_eq(mn_op_find("matmul"), mn_op_at(mn_op_count() - 1) == mn_op_find("matmul") ? mn_op_at(mn_op_count() - 1) : mn_op_find("matmul"));
+    ck_assert_ptr_nonnull(mn_op_find("matmul"));
+    ck_assert_str_eq(mn_op_name(mn_op_find("matmul")), "matmul");
     for (int id = 0; id < mn_op_count(); id++) ck_assert_ptr_eq(mn_op_find(mn_op_name(mn_op_at(id))), mn_op_at(id));
     ck_assert_ptr_null(mn_op_find("no_such_op"));
     ck_assert_ptr_null(mn_op_at(-1));

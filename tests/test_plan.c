@@ -406,6 +406,8 @@ START_TEST(profile_rows_and_steps)
 }
 END_TEST
 
+static int start_threads;   /* OpenMP's default at start */
+
 /* The affinity mask the test program started with (before any binding). */
 static cpu_set_t start_mask;
 
@@ -417,9 +419,8 @@ static void *bind_probe_run(void *arg)
 {
     bind_probe *p = arg;
     sched_setaffinity(0, sizeof start_mask, &start_mask);
-    mn_set_thread_binding(p->bind);
     model m = mlp(16);
-    mn_exec *ex = mn_compile(m.g, m.loss, &(mn_compile_opts){ .threads = 2 });
+    mn_exec *ex = mn_compile(m.g, m.loss, &(mn_compile_opts){ .threads = 2, .bind_threads = p->bind });
     feed_random(ex, "x", MN_SHAPE(16, 784), MN_F32, 0, 1);
     feed_random(ex, "y", MN_SHAPE(16), MN_I32, 10, 2);
     mn_status st = mn_exec_run(ex);
@@ -428,18 +429,17 @@ static void *bind_probe_run(void *arg)
     #pragma omp parallel num_threads(2)
     if (omp_get_thread_num() == 1) { sched_getaffinity(0, sizeof p->worker, &p->worker); p->nworker = 1; }
     mn_exec_free(ex); free_model(&m);
-    mn_set_thread_binding(true);
     return st == MN_OK ? p : NULL;
 }
 
-/* A team that uses every allowed CPU is pinned one thread per CPU; a smaller
- * team, or binding turned off, leaves the masks alone. */
+/* A team that uses every allowed CPU is pinned one thread per CPU when the
+ * program asks (bind_threads); a smaller team, or no request (the default:
+ * the environment is the command's business), leaves the masks alone. */
 START_TEST(team_binding_follows_the_mask)
 {
     int ncpu = CPU_COUNT(&start_mask), first = -1, second = -1;
     for (int c = 0; c < CPU_SETSIZE && second < 0; c++)
         if (CPU_ISSET(c, &start_mask)) { if (first < 0) first = c; else second = c; }
-    bool env_off = getenv("OMP_PROC_BIND") || getenv("OMP_PLACES");     /* the call overrides MNEMO_BIND */
     for (int on = 0; on <= 1; on++) {
         bind_probe p = { .bind = on };
         pthread_t t;
@@ -447,7 +447,7 @@ START_TEST(team_binding_follows_the_mask)
         ck_assert_int_eq(pthread_create(&t, NULL, bind_probe_run, &p), 0);
         pthread_join(t, &ok);
         ck_assert_msg(ok != NULL, "the run failed: %s", mn_errmsg());
-        bool pinned = on && ncpu == 2 && !env_off;
+        bool pinned = on && ncpu == 2;
         if (pinned) {
             ck_assert_int_eq(CPU_COUNT(&p.master), 1);
             ck_assert(CPU_ISSET(first, &p.master));
@@ -460,8 +460,87 @@ START_TEST(team_binding_follows_the_mask)
 }
 END_TEST
 
+/* The library reads no environment (MNEMO_NO_FUSE is the command's) and a
+ * run leaves the caller's OpenMP default as it found it (OpenBLAS's team
+ * is set for the run's thread and restored). */
+START_TEST(no_environment_and_no_leftover_settings)
+{
+    model m = mlp(16);
+    setenv("MNEMO_NO_FUSE", "1", 1);
+    mn_exec *ex = mn_compile(m.g, m.loss, &(mn_compile_opts){ .threads = 2, .blas_threads = 2 });
+    unsetenv("MNEMO_NO_FUSE");
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m.g));
+    ck_assert_int_gt(mn_exec_get_stats(ex).fused_groups, 0);
+    omp_set_num_threads(3);
+    feed_random(ex, "x", MN_SHAPE(16, 784), MN_F32, 0, 1);
+    feed_random(ex, "y", MN_SHAPE(16), MN_I32, 10, 2);
+    ck_assert_ok(mn_exec_run(ex));
+    ck_assert_int_eq(omp_get_max_threads(), 3);
+    omp_set_num_threads(start_threads);
+    mn_exec_free(ex); free_model(&m);
+}
+END_TEST
+
+/* One workload compiled and trained for two runs; the losses' bits and the
+ * sum of every parameter gradient. With a barrier, two of these start
+ * compiling at the same moment. */
+typedef struct { const char *name; pthread_barrier_t *start; float loss[2]; double gsum; int ok; } side_job;
+
+static void *side_run(void *arg)
+{
+    side_job *j = arg;
+    mn_workload w;
+    j->ok = 0;
+    if (mn_workload_build(j->name, &w)) return NULL;
+    if (j->start) pthread_barrier_wait(j->start);
+    mn_exec *ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .verify = true });
+    bool ok = ex && !mn_workload_feed(&w, ex, 7);
+    for (int r = 0; ok && r < 2; r++) {
+        ok = mn_exec_run(ex) == MN_OK;
+        j->loss[r] = mn_exec_loss(ex);
+    }
+    j->gsum = 0;
+    for (int i = 0; ok && i < mn_params_count(w.P); i++) {
+        const mn_tensor *gt = mn_params_grad(w.P, i);
+        for (int64_t k = 0; gt && k < mn_tensor_numel(gt); k++) j->gsum += mn_f32(gt)[k];
+    }
+    j->ok = ok;
+    mn_exec_free(ex);
+    mn_workload_free(&w);
+    return NULL;
+}
+
+/* No process-wide state: two threads compile and run two graphs at once
+ * and get the same bits as each alone (run under ThreadSanitizer too). */
+START_TEST(two_threads_compile_and_run_at_once)
+{
+    side_job alone[2] = { { .name = "gru" }, { .name = "transformer" } }, both[2] = { { .name = "gru" }, { .name = "transformer" } };
+    for (int i = 0; i < 2; i++) {
+        side_run(&alone[i]);
+        ck_assert_msg(alone[i].ok, "%s alone: %s", alone[i].name, mn_errmsg());
+    }
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        both[i].start = &start;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, side_run, &both[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(both[i].ok, "%s side by side failed", both[i].name);
+        ck_assert_msg(!memcmp(alone[i].loss, both[i].loss, sizeof alone[i].loss), "%s: losses %.9g %.9g alone, %.9g %.9g side by side",
+                      both[i].name, (double)alone[i].loss[0], (double)alone[i].loss[1], (double)both[i].loss[0], (double)both[i].loss[1]);
+        ck_assert_msg(alone[i].gsum == both[i].gsum, "%s: gradient sums %.17g alone, %.17g side by side", both[i].name, alone[i].gsum, both[i].gsum);
+        ck_assert(isfinite(both[i].gsum) && both[i].gsum != 0);
+    }
+}
+END_TEST
+
 int main(void)
 {
+    start_threads = omp_get_max_threads();
     sched_getaffinity(0, sizeof start_mask, &start_mask);
     Suite *s = suite_create("plan");
     TCase *tc = tcase_create("plan");
@@ -480,6 +559,8 @@ int main(void)
     tcase_add_loop_test(tc, bench_workloads_start_no_threads, 0, nw);
     tcase_add_test(tc, team_binding_follows_the_mask);
     tcase_add_test(tc, profile_rows_and_steps);
+    tcase_add_test(tc, two_threads_compile_and_run_at_once);
+    tcase_add_test(tc, no_environment_and_no_leftover_settings);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -6,6 +6,7 @@
  * init error, shape rejection, kernel error) is reported with the plugin's
  * name and leaves the registry as it was. Run under ASan by scripts/test.sh --asan. */
 #include "harness.h"
+#include "mnemo_plugin.h"
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,16 +44,22 @@ static void gradcheck(const char *op, int nin, const mn_shape *shapes, const voi
     mn_rng_fill_uniform(r, n, 3, 4, -1, 1);
     mn_node *loss = mn_sum_all(g, mn_mul(g, y, mn_constant(g, MN_F32, mn_node_shape(y), r)));
     mn_exec *tr = mn_compile(g, loss, NULL);
+    ck_assert_msg(tr != NULL, "%s: %s", op, mn_graph_errmsg(g));
     const mn_node *outs[1] = { loss };
     mn_exec *fw = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(fw != NULL, "%s: %s", op, mn_graph_errmsg(g));
     ck_assert_ok(mn_exec_run(tr));
     for (int i = 0; i < nin; i++) {
         snprintf(name, sizeof name, "x%d", i);
         float *x = mn_f32(mn_params_get(P, name)), *gr = mn_f32(mn_params_get_grad(P, name));
         for (int64_t k = 0; k < mn_shape_numel(shapes[i]); k++) {
             float x0 = x[k];
-            x[k] = x0 + 1e-2f; mn_exec_run(fw); double lp = mn_f32(mn_exec_value(fw, loss))[0];
-            x[k] = x0 - 1e-2f; mn_exec_run(fw); double lm = mn_f32(mn_exec_value(fw, loss))[0];
+            x[k] = x0 + 1e-2f;
+            ck_assert_ok(mn_exec_run(fw));
+            double lp = mn_f32(mn_exec_value(fw, loss))[0];
+            x[k] = x0 - 1e-2f;
+            ck_assert_ok(mn_exec_run(fw));
+            double lm = mn_f32(mn_exec_value(fw, loss))[0];
             x[k] = x0;
             double num = (lp - lm) / 2e-2;
             ck_assert_msg(fabs(num - gr[k]) <= 2e-3 + 1e-2 * fabs(num), "%s input %d [%lld]: VJP %g, finite difference %g",
@@ -65,6 +72,16 @@ static void gradcheck(const char *op, int nin, const mn_shape *shapes, const voi
 
 typedef struct { float eps; } rms_attrs;
 
+/* Gradient-check cases of plugin ops, by op name (looked up from the registry below). */
+typedef struct { const char *op; int nin; mn_shape shapes[2]; const void *attrs; size_t attrs_size; } grad_case;
+static const rms_attrs rms_eps5 = { 1e-5f }, rms_eps3 = { 1e-3f };
+static const grad_case grad_cases[] = {
+    { "swish.swish", 2, { MN_SHAPE(5, 7), MN_SHAPE(7) }, NULL, 0 },
+    { "swish.swish", 2, { MN_SHAPE(3, 4, 2), MN_SHAPE(1) }, NULL, 0 },
+    { "rmsnorm.rmsnorm", 2, { MN_SHAPE(5, 7), MN_SHAPE(7) }, &rms_eps5, sizeof(rms_attrs) },
+    { "rmsnorm.rmsnorm", 2, { MN_SHAPE(2, 3, 6), MN_SHAPE(6) }, &rms_eps3, sizeof(rms_attrs) },
+};
+
 START_TEST(example_plugins_load_and_check)
 {
     int before = mn_op_count();
@@ -75,19 +92,23 @@ START_TEST(example_plugins_load_and_check)
     ck_assert_str_eq(mn_op_plugin(mn_op_find("swish.swish")), "swish");
     ck_assert_ptr_null(mn_op_plugin(mn_op_find("add")));
     ck_assert(mn_op_differentiable(mn_op_find("rmsnorm.rmsnorm")));
-    /* every differentiable plugin op has a gradient check below */
-    const char *checked[] = { "swish.swish", "rmsnorm.rmsnorm" };
+    /* the registry drives the gradient check: every differentiable op a
+     * plugin registered runs each of its cases, and an op without one fails */
+    int checked = 0;
     for (int id = before; id < mn_op_count(); id++) {
         const mn_op_def *op = mn_op_at(id);
         if (!mn_op_differentiable(op)) continue;
-        bool found = false;
-        for (size_t k = 0; k < sizeof checked / sizeof *checked; k++) found |= !strcmp(checked[k], mn_op_name(op));
-        ck_assert_msg(found, "plugin op %s has no gradient-check case", mn_op_name(op));
+        int found = 0;
+        for (size_t k = 0; k < sizeof grad_cases / sizeof *grad_cases; k++) {
+            const grad_case *c = &grad_cases[k];
+            if (strcmp(c->op, mn_op_name(op)) != 0) continue;
+            gradcheck(c->op, c->nin, c->shapes, c->attrs, c->attrs_size);
+            found++;
+        }
+        ck_assert_msg(found > 0, "plugin op %s has no gradient-check case", mn_op_name(op));
+        checked++;
     }
-    gradcheck("swish.swish", 2, (mn_shape[]){ MN_SHAPE(5, 7), MN_SHAPE(7) }, NULL, 0);
-    gradcheck("swish.swish", 2, (mn_shape[]){ MN_SHAPE(3, 4, 2), MN_SHAPE(1) }, NULL, 0);
-    gradcheck("rmsnorm.rmsnorm", 2, (mn_shape[]){ MN_SHAPE(5, 7), MN_SHAPE(7) }, &(rms_attrs){ 1e-5f }, sizeof(rms_attrs));
-    gradcheck("rmsnorm.rmsnorm", 2, (mn_shape[]){ MN_SHAPE(2, 3, 6), MN_SHAPE(6) }, &(rms_attrs){ 1e-3f }, sizeof(rms_attrs));
+    ck_assert_int_eq(checked, 2);
 }
 END_TEST
 
@@ -145,6 +166,16 @@ START_TEST(failures_leave_the_registry_as_it_was)
     expect_fail(so("bad_dup"), MN_ERR_EXISTS, "bad_dup.x\" is already registered");
     expect_fail(so("bad_ns"), MN_ERR_INVALID, "must be named \"bad_ns.<op>\"");
     expect_fail(so("bad_init"), MN_ERR_RUNTIME, "init failed on purpose");
+    expect_fail(so("bad_novjp"), MN_ERR_INVALID, "op \"bad_novjp.x\" has no VJP and is not flagged nograd");
+    /* built against the previous header (ABI 2.0): refused, naming both versions; the same source built against this one loads */
+    expect_fail(so("old_abi"), MN_ERR_UNSUPPORTED, "ABI 2.0, this mnemo has ABI 3.0");
+    ck_assert_ptr_null(mn_op_find("old_abi.id"));
+    load_ok("new_abi");
+    ck_assert_ptr_nonnull(mn_op_find("new_abi.id"));
+    expect_fail(so("bad_tiny"), MN_ERR_UNSUPPORTED, "op record of 16 bytes for ABI 3.0");
+    load_ok("core_only");                                       /* a record without hints: they read as NULL */
+    ck_assert_ptr_nonnull(mn_op_find("core_only.x"));
+    ck_assert_ptr_null(mn_op_find("core_only.x")->traits.pointwise);
     ck_assert_ptr_null(mn_op_find("bad_init.x"));               /* its registration was undone */
     ck_assert_ptr_null(mn_op_find("bad_dup.x"));
     load_ok("faulty");
@@ -169,6 +200,46 @@ START_TEST(plugin_errors_at_build_and_run_time)
     ck_assert_int_eq(mn_exec_run(ex), MN_ERR_RUNTIME);
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "faulty.explode"));
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "failed on purpose"));
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* A run is a transaction for the store: a kernel failing late in the
+ * backward pass (faulty.late's gradient explodes, and waits for a chain of
+ * six products, while the linear layer's gradients are added early) leaves
+ * every parameter gradient -- added by a GEMM directly or at the end of a
+ * level -- as it was before the run, to the bit. */
+START_TEST(failed_run_leaves_gradients_as_they_were)
+{
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 2);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 3));
+    mn_node *a = mn_linear(g, "a", x, 5, true);                          /* a.weight: GEMM into the store; a.bias: a sink */
+    mn_node *w = mn_param(g, "w", MN_SHAPE(4, 3), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 1 });
+    float kv[9] = { 0.5f, 0.1f, 0, -0.2f, 0.6f, 0.1f, 0, 0.3f, 0.4f };
+    mn_node *k = mn_constant(g, MN_F32, MN_SHAPE(3, 3), kv), *c = x;
+    for (int i = 0; i < 6; i++) c = mn_matmul(g, c, k, false, false);  /* faulty.late's gradient waits for this chain */
+    mn_node *late = mn_op(g, "faulty.late", &w, 1, NULL, 0);
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_square(g, a)), mn_sum_all(g, mn_mul(g, late, c)));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float xv[12];
+    for (int i = 0; i < 12; i++) xv[i] = mn_rng_normal(3, 0, (uint64_t)i);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+    const char *names[3] = { "a.weight", "a.bias", "w" };
+    float before[3][20];
+    for (int p = 0; p < 3; p++) {
+        mn_tensor *gt = mn_params_get_grad(P, names[p]);
+        for (int64_t i = 0; i < mn_tensor_numel(gt); i++) mn_f32(gt)[i] = before[p][i] = 0.25f * (float)(i + 1) - (float)p;
+    }
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "faulty.explode"));
+    for (int p = 0; p < 3; p++) {
+        mn_tensor *gt = mn_params_get_grad(P, names[p]);
+        ck_assert_msg(memcmp(mn_f32(gt), before[p], (size_t)mn_tensor_numel(gt) * sizeof(float)) == 0,
+                      "the failed run changed the gradient of %s", names[p]);
+    }
     mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
@@ -251,6 +322,7 @@ int main(void)
     tcase_add_test(tc, failures_leave_the_registry_as_it_was);
     tcase_add_test(tc, plugin_errors_at_build_and_run_time);
     tcase_add_test(tc, plugin_op_trains_in_a_model);
+    tcase_add_test(tc, failed_run_leaves_gradients_as_they_were);
     tcase_add_test(tc, plugin_op_fuses_with_builtins);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);

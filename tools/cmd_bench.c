@@ -4,6 +4,7 @@
  * keys of ../shared/bench/WORKLOADS.md. */
 #include "cmds.h"
 #include "workloads.h"
+#include "env.h"
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,9 +84,9 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_optim *o = NULL;
     timing t = { 0 }, f = { 0 };
     mn_status s = mn_workload_build(name, &w);
-    if (!s && !(tr = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = threads }))) s = mn_graph_status(w.g);
+    if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads })))) s = mn_graph_status(w.g);
     const mn_node *outs[1] = { w.loss };
-    if (!s && !(fw = mn_compile(w.g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 }))) s = mn_graph_status(w.g);
+    if (!s && !(fw = mn_compile(w.g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 })))) s = mn_graph_status(w.g);
     if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
     if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, tr, 1); mn_workload_feed(&w, fw, 1); }
     if (!s) s = timed(tr, o, budget, &t);
@@ -128,7 +129,7 @@ static double sgemm_gflops(int n, int threads, double budget)
     mn_graph *g = mn_graph_new(P);
     mn_node *x = mn_input(g, "a", MN_F32, MN_SHAPE(n, n)), *y = mn_input(g, "b", MN_F32, MN_SHAPE(n, n));
     const mn_node *outs[1] = { mn_matmul(g, x, y, false, false) };
-    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 });
+    mn_exec *ex = mn_compile(g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 }));
     mn_exec_feed_data(ex, "a", a, (size_t)n * n * sizeof *a);
     mn_exec_feed_data(ex, "b", b, (size_t)n * n * sizeof *b);
     timing t;

@@ -10,6 +10,7 @@
  * one. Loop state and output files: train_files.c. */
 #include "cmds.h"
 #include "train.h"
+#include "env.h"
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -389,7 +390,6 @@ static void output_paths(trainer *t)
 static int setup(trainer *t, mn_params *resumed)
 {
     mn_train_cfg *c = &t->c;
-    if (c->threads) mn_set_num_threads(c->threads);
     if (mn_data_load(&t->d, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
     int64_t vocab = t->d.kind == MN_DATA_TEXT ? t->d.text.vocab : t->d.nwords;
     if (resumed) {
@@ -406,8 +406,8 @@ static int setup(trainer *t, mn_params *resumed)
     t->m = mn_model_build(t->g, c, vocab, true);
     t->vg = mn_graph_new(t->P);
     t->vm = mn_model_build(t->vg, c, vocab, false);
-    t->ex = mn_compile(t->g, t->m.loss, &(mn_compile_opts){ .threads = c->threads });
-    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, &(mn_compile_opts){ .threads = c->threads, .no_backward = true }) : NULL;
+    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads }));
+    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true })) : NULL;
     if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     t->tty = isatty(STDOUT_FILENO);
@@ -628,7 +628,7 @@ int cmd_graph(int argc, char **argv)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
-    mn_exec *ex = mn_compile(g, m.loss, NULL);
+    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ 0 }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
     if (!ex || !f) { fprintf(stderr, "mnemo graph: %s\n", ex ? "cannot open the output file" : mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }
@@ -640,6 +640,7 @@ int cmd_graph(int argc, char **argv)
                 "naive_bytes %lld\nlower_bound_bytes %lld\narena_bytes %lld\n", model, cfg.batch, (long long)mn_params_numel(P),
                 s.nodes_total, s.steps, s.backward_steps, s.levels, s.inplace, s.fused_groups, s.fused_nodes, s.cse, s.placed,
                 s.flops, (long long)s.naive_bytes, (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
+        for (int i = 0; i < mn_exec_stat_count(ex); i++) fprintf(f, "pass %s %.15g\n", mn_exec_stat_name(ex, i), mn_exec_stat_value(ex, i));
     }
     if (f && f != stdout) fclose(f);
     mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);

@@ -16,16 +16,38 @@ static mn_status fwd_copy(const mn_kernel_ctx *c)
 }
 static mn_status fwd_explode(const mn_kernel_ctx *c) { snprintf(c->msg, c->msglen, "the kernel failed on purpose"); return MN_ERR_RUNTIME; }
 
-#define OP(n, inf, fw) { .name = n, .doc = "test op", .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD, .infer = inf, .forward = fw }
+#define OP(n, inf, fw) { MN_OP_RECORD, .name = n, .doc = "test op", .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD, .infer = inf, .forward = fw }
 
 #if KIND == 1                                  /* no entry point */
 const int not_an_entry = 1;
 #else
 static const struct mn_op_def op_x = OP(NAME ".x", infer_id, fwd_copy), op_add = OP("add", infer_id, fwd_copy);
+static const struct mn_op_def op_novjp = { MN_OP_RECORD, .name = NAME ".x", .doc = "test op", .arity = 1, .inplace = -1, .infer = infer_id, .forward = fwd_copy };
+/* records claiming fewer bytes: below the core (refused), and the core only
+ * (accepted: its hints, though set in memory, lie beyond its size and are not read) */
+static void pw_copy(float *out, const float *const *in, int64_t n, const void *attrs) { (void)attrs; for (int64_t i = 0; i < n; i++) out[i] = in[0][i]; }
+static const struct mn_op_def op_tiny = { .size = 16, .abi_version = MN_PLUGIN_ABI_VERSION, .name = NAME ".x", .arity = 1,
+                                          .inplace = -1, .flags = MN_OPF_NOGRAD, .infer = infer_id, .forward = fwd_copy };
+static const struct mn_op_def op_core = { .size = offsetof(struct mn_op_def, traits), .abi_version = MN_PLUGIN_ABI_VERSION,
+                                          .name = NAME ".x", .doc = "test op", .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD,
+                                          .infer = infer_id, .forward = fwd_copy, .traits.pointwise = pw_copy };
 static const struct mn_op_def op_reject = OP(NAME ".reject", infer_reject, fwd_copy), op_explode = OP(NAME ".explode", infer_id, fwd_explode);
+
+/* faulty.late: the identity whose gradient is a faulty.explode node, so a
+ * training run fails in its backward pass, after earlier gradients were added. */
+static const mn_plugin_host *host;
+static mn_status vjp_late(mn_vjp_ctx *c)
+{
+    mn_node *dy = c->dy;
+    c->dx[0] = host->op(c->g, NAME ".explode", &dy, 1, NULL, 0);
+    return c->dx[0] ? MN_OK : MN_ERR_GRAPH;
+}
+static const struct mn_op_def op_late = { MN_OP_RECORD, .name = NAME ".late", .doc = "test op", .arity = 1, .inplace = -1,
+                                          .infer = infer_id, .forward = fwd_copy, .vjp = vjp_late };
 
 static mn_status init(const mn_plugin_host *h, mn_plugin_ctx *ctx)
 {
+    host = h;
 #if KIND == 5                                  /* duplicate op name: the second registration fails */
     mn_status s = h->register_op(ctx, &op_x);
     return s ? s : h->register_op(ctx, &op_x);
@@ -34,8 +56,15 @@ static mn_status init(const mn_plugin_host *h, mn_plugin_ctx *ctx)
 #elif KIND == 7                                /* init fails after registering an op */
     h->register_op(ctx, &op_x);
     return h->set_error(MN_ERR_RUNTIME, "init failed on purpose");
+#elif KIND == 9                                /* neither a VJP nor the NOGRAD flag */
+    return h->register_op(ctx, &op_novjp);
+#elif KIND == 10                               /* a record smaller than the core fields */
+    return h->register_op(ctx, &op_tiny);
+#elif KIND == 11                               /* the core fields only: loads, no hints */
+    return h->register_op(ctx, &op_core);
 #else                                          /* faulty: ops that fail at build or run time */
     mn_status s = h->register_op(ctx, &op_reject);
+    s = s ? s : h->register_op(ctx, &op_late);
     return s ? s : h->register_op(ctx, &op_explode);
 #endif
 }

@@ -1,0 +1,201 @@
+/* graph/compile.c: mn_compile, a short driver over a table of passes. Each
+ * pass is a file with one signature, mn_status pass(mn_exec *), reading
+ * and writing the compiled representation (exec.h names the pass that owns
+ * each field) and reporting counters by name; the driver times each pass.
+ * The user's graph is never changed: the passes work on ex->g, a copy. */
+#include "exec.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <omp.h>
+
+static mn_status check_loss(mn_graph *g, mn_node *loss)
+{
+    char s[96];
+    if (loss->g != g) return mn__graph_fail(g, MN_ERR_MISUSE, "compile: the loss belongs to another graph");
+    if (loss->desc.dtype != MN_F32 || mn_shape_numel(loss->desc.shape) != 1)
+        return mn__graph_fail(g, MN_ERR_SHAPE, "compile: loss \"%s\" must be a f32 scalar, got %s %s", loss->name,
+                              mn_dtype_name(loss->desc.dtype), mn_shape_str(loss->desc.shape, s, sizeof s));
+    return MN_OK;
+}
+
+void mn__count_reads(const mn_exec *ex, int *n)
+{
+    for (int v = 0; v < ex->nvals; v++) n[v] = ex->keep[v] ? 1 : 0;
+    for (int i = 0; i < ex->nsinks; i++) n[ex->sinks[i].value]++;
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) n[ex->steps[s].in[k]]++;
+}
+
+/* The fusion pass runs unless the options turn it off. */
+static mn_status pass_fuse(mn_exec *ex)
+{
+    mn_status s = ex->fuse ? mn__fuse(ex) : MN_OK;
+    mn__stat(ex, "fuse.groups", ex->fused_groups);
+    mn__stat(ex, "fuse.nodes", ex->fused_nodes);
+    return s;
+}
+
+static mn_status pass_schedule(mn_exec *ex)
+{
+    mn_status s = mn__schedule(ex);
+    mn__stat(ex, "schedule.steps", ex->nsteps);
+    mn__stat(ex, "schedule.levels", ex->nlevels);
+    return s;
+}
+
+static mn_status pass_plan(mn_exec *ex)
+{
+    mn_status s = mn__plan(ex);
+    mn__stat(ex, "plan.arena_bytes", (double)ex->arena_bytes);
+    mn__stat(ex, "plan.lower_bound_bytes", (double)ex->lower_bound);
+    mn__stat(ex, "plan.naive_bytes", (double)ex->naive_bytes);
+    mn__stat(ex, "plan.inplace", ex->inplace_count);
+    mn__stat(ex, "plan.placed_pieces", ex->placed_count);
+    return s;
+}
+
+/* The verifier runs when the options ask for it. */
+static mn_status pass_verify(mn_exec *ex)
+{
+    char msg[512];
+    if (!ex->opts.verify) return MN_OK;
+    mn_status s = mn__plan_verify(ex, msg, sizeof msg);
+    mn__stat(ex, "verify.ok", s == MN_OK);
+    return s ? mn__graph_fail(ex->g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg) : MN_OK;
+}
+
+/* The pipeline, in order. A new pass is a file and a line here. */
+static const struct { const char *name; mn_status (*run)(mn_exec *ex); } passes[] = {
+    { "autodiff", mn__pass_autodiff },    /* autodiff.c: backward nodes into ex->g, roots, sinks */
+    { "dce", mn__pass_dce },              /* dce.c: live nodes */
+    { "cse", mn__pass_cse },              /* cse.c: values and steps, merged twins */
+    { "fuse", pass_fuse },                /* fuse.c: pointwise chains -> one step */
+    { "direct", mn__pass_direct },        /* direct.c: gradients added by their GEMM */
+    { "schedule", pass_schedule },        /* schedule.c: levels, big steps */
+    { "plan", pass_plan },                /* plan.c: arena offsets, binding */
+    { "verify", pass_verify },            /* verify.c: no two live values share bytes */
+};
+
+void mn__stat(mn_exec *ex, const char *name, double value)
+{
+    if (ex->nstats >= MN_MAX_STATS) return;
+    ex->stats[ex->nstats].name = name;
+    ex->stats[ex->nstats].value = value;
+    ex->nstats++;
+}
+
+static mn_exec *exec_new(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
+{
+    mn_exec *ex = calloc(1, sizeof *ex);
+    if (!ex || !(ex->g = mn__graph_clone(g))) { free(ex); mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); return NULL; }
+    if (opts) ex->opts = *opts;
+    ex->user = g;
+    ex->nuser = g->n;
+    ex->loss = -1;
+    ex->loss_node = loss;
+    ex->nthreads = mn__threads(ex->opts.threads);
+    ex->serial = ex->opts.serial;
+    if (ex->serial) ex->nthreads = 1;
+    ex->fuse = !ex->opts.no_fuse;
+    ex->bind = ex->opts.bind_threads;
+    ex->blas_threads = ex->opts.blas_threads > 0 ? ex->opts.blas_threads : ex->nthreads;
+    ex->anomaly = ex->opts.detect_anomaly;
+    return ex;
+}
+
+mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
+{
+    if (!g) { mn__error(MN_ERR_MISUSE, "compile: NULL graph"); return NULL; }
+    if (g->status) { mn__error(g->status, "%s", g->msg); return NULL; }
+    if (loss && check_loss(g, loss)) return NULL;
+    if (!loss && (!opts || opts->noutputs == 0)) { mn__graph_fail(g, MN_ERR_INVALID, "compile: nothing to compute (no loss, no outputs)"); return NULL; }
+    mn_exec *ex = exec_new(g, loss, opts);
+    if (!ex) return NULL;
+    mn_status s = MN_OK;
+    for (size_t i = 0; !s && i < MN__ARRAY_LEN(passes); i++) {
+        double t0 = omp_get_wtime();
+        s = passes[i].run(ex);
+        ex->pass_ms[i] = 1e3 * (omp_get_wtime() - t0);
+    }
+    if (!s) s = mn__run_prepare(ex);
+    if (!s && loss) ex->loss = ex->val_of[loss->id];
+    for (int i = 0; !s && i < ex->nsteps; i++) ex->flops += ex->steps[i].flops;
+    free(ex->roots); free(ex->live);
+    ex->roots = NULL; ex->live = NULL;
+    if (s) {
+        mn__graph_fail(g, ex->g->status ? ex->g->status : s, "%s", ex->g->status ? ex->g->msg : mn_errmsg());
+        mn_exec_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+void mn_exec_free(mn_exec *ex)
+{
+    if (!ex) return;
+    for (int v = 0; ex->vals && v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); mn__fused_free(ex->steps[s].fused); }
+    free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
+    free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
+    free(ex->prof_step); free(ex->prof_level);
+    free(ex->roots); free(ex->live); free(ex->backup); free(ex->bak);
+    mn_graph_free(ex->g);
+    free(ex);
+}
+
+mn_status mn_exec_verify(const mn_exec *ex)
+{
+    char msg[512];
+    if (!ex) return mn__error(MN_ERR_MISUSE, "verify: NULL executable");
+    mn_status s = mn__plan_verify(ex, msg, sizeof msg);
+    return s ? mn__error(s, "memory plan is unsafe: %s", msg) : MN_OK;
+}
+
+mn_exec_stats mn_exec_get_stats(const mn_exec *ex)
+{
+    mn_exec_stats st = { 0 };
+    if (!ex) return st;
+    st.nodes_total = ex->nnodes;
+    st.steps = ex->nsteps;
+    for (int s = 0; s < ex->nsteps; s++) st.backward_steps += ex->steps[s].node->backward;
+    st.naive_bytes = ex->naive_bytes;
+    st.lower_bound_bytes = ex->lower_bound;
+    st.arena_bytes = ex->arena_bytes;
+    st.levels = ex->nlevels;
+    st.inplace = ex->inplace_count;
+    st.flops = ex->flops;
+    st.fused_groups = ex->fused_groups;
+    st.fused_nodes = ex->fused_nodes;
+    st.cse = ex->cse_count;
+    st.placed = ex->placed_count;
+    st.direct_grads = ex->direct_grads;
+    return st;
+}
+
+/* Counters by name: each pass's (name "<pass>.<counter>") and its time
+ * ("<pass>.ms"). The list grows with the passes without breaking callers. */
+int mn_exec_stat_count(const mn_exec *ex) { return ex ? ex->nstats + (int)MN__ARRAY_LEN(passes) : 0; }
+
+const char *mn_exec_stat_name(const mn_exec *ex, int i)
+{
+    static const char *const ms[] = { "autodiff.ms", "dce.ms", "cse.ms", "fuse.ms", "direct.ms", "schedule.ms", "plan.ms", "verify.ms" };
+    _Static_assert(MN__ARRAY_LEN(ms) == MN__ARRAY_LEN(passes), "one time per pass");
+    if (!ex || i < 0 || i >= mn_exec_stat_count(ex)) return NULL;
+    return i < ex->nstats ? ex->stats[i].name : ms[i - ex->nstats];
+}
+
+double mn_exec_stat_value(const mn_exec *ex, int i)
+{
+    if (!ex || i < 0 || i >= mn_exec_stat_count(ex)) return NAN;
+    return i < ex->nstats ? ex->stats[i].value : ex->pass_ms[i - ex->nstats];
+}
+
+double mn_exec_stat(const mn_exec *ex, const char *name)
+{
+    for (int i = 0; name && i < mn_exec_stat_count(ex); i++)
+        if (!strcmp(mn_exec_stat_name(ex, i), name)) return mn_exec_stat_value(ex, i);
+    return NAN;
+}

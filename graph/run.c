@@ -1,0 +1,290 @@
+/* graph/run.c: running an executable. Inputs are fed into exec-owned
+ * buffers; a run walks the levels of the schedule (steps of one level side
+ * by side), adds each parameter gradient into the store at the end of the
+ * level that completes it, and never allocates. A run is a transaction for
+ * the store: each gradient is copied aside when the run first touches it,
+ * and a run that fails puts every touched gradient back. */
+#include "exec.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include <math.h>
+
+static mn_value *find_input(mn_exec *ex, const char *name)
+{
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT && strcmp(ex->vals[v].node->name, name) == 0) return &ex->vals[v];
+    return NULL;
+}
+
+static bool graph_has_input(mn_graph *g, const char *name, int upto)
+{
+    for (int i = 0; i < upto; i++)
+        if (g->nodes[i]->kind == MN_NODE_INPUT && strcmp(g->nodes[i]->name, name) == 0) return true;
+    return false;
+}
+
+mn_status mn_exec_feed_data(mn_exec *ex, const char *name, const void *data, size_t bytes)
+{
+    if (!ex || !name || !data) return mn__error(MN_ERR_MISUSE, "feed: NULL argument");
+    mn_value *v = find_input(ex, name);
+    if (!v) {
+        if (graph_has_input(ex->g, name, ex->nnodes)) return MN_OK;   /* unused by this executable */
+        return mn__error(MN_ERR_NOTFOUND, "feed: the graph has no input \"%s\"", name);
+    }
+    if (bytes != v->bytes) return mn__error(MN_ERR_SHAPE, "feed \"%s\": %zu bytes given, the input takes %zu", name, bytes, v->bytes);
+    memcpy(v->t.data, data, bytes);
+    return MN_OK;
+}
+
+mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t)
+{
+    if (!ex || !name || !t) return mn__error(MN_ERR_MISUSE, "feed: NULL argument");
+    mn_value *v = find_input(ex, name);
+    if (v) {
+        char a[96], b[96];
+        if (t->dtype != v->t.dtype) return mn__error(MN_ERR_DTYPE, "feed \"%s\": got %s, the input is %s", name, mn_dtype_name(t->dtype), mn_dtype_name(v->t.dtype));
+        if (!mn_shape_eq(t->shape, v->t.shape))
+            return mn__error(MN_ERR_SHAPE, "feed \"%s\": got shape %s, the input is %s", name,
+                             mn_shape_str(t->shape, a, sizeof a), mn_shape_str(v->t.shape, b, sizeof b));
+    }
+    return mn_exec_feed_data(ex, name, t->data, mn_tensor_bytes(t));
+}
+
+/* Runs one kernel with `threads` threads; on failure writes the message to msg. */
+static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg, size_t mlen)
+{
+    const mn_op_def *op = st->node->op;
+    mn_tensor *out = &ex->vals[st->out].t;
+    if (ex->vals[st->out].kind == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
+    char detail[512] = "";
+    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs, .accumulate = st->accumulate,
+                        .nthreads = threads, .seed = mn__run_seed(ex->user->seed, ex->step), .node_id = st->node->id,
+                        .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
+                        .msg = detail, .msglen = sizeof detail };
+    double t0 = ex->prof_step ? omp_get_wtime() : 0;
+    mn_status s;
+    if (st->fused) {
+        float *xout[MN_FUSE_MAX_MEMBERS];
+        for (int k = 0; k < st->nxout; k++) xout[k] = mn_f32(&ex->vals[st->xout[k]].t);
+        s = mn__fused_forward(st->fused, &c, xout);
+    } else s = op->forward(&c);
+    if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
+    if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
+    return s;
+}
+
+/* One level: its small steps side by side, one thread each (OpenBLAS runs
+ * single-threaded inside a parallel region), and its big steps too when the
+ * level splits its threads between them; the big steps otherwise run one
+ * after another with every thread. The first failing step (in schedule
+ * order) wins. */
+static mn_status run_level(mn_exec *ex, int l)
+{
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
+    mn_status err = MN_OK;
+    for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
+    bool split = ex->level_split[l], together = ex->nthreads > 1 && (split || nsmall > 1);
+    if (together) {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
+        for (int s = a; s < b; s++) {
+            if (ex->steps[s].big && !split) continue;
+            char msg[1024];
+            mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
+            if (st) {
+                #pragma omp critical(mn_exec_error)
+                if (s < first_err) { first_err = s; err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
+            }
+        }
+    }
+    for (int s = a; s < b && !err; s++) {
+        if (together && (split || !ex->steps[s].big)) continue;      /* ran above */
+        err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
+    }
+    if (err) mn__error(err, "%s", ex->msg);
+    return err;
+}
+
+/* The backup slot of sink k's gradient if this run has not saved it yet
+ * (marking it saved), else NULL. */
+static float *unsaved(mn_exec *ex, const mn_sink *k)
+{
+    mn__backup *b = &ex->bak[k->param_slot];
+    if (b->saved) return NULL;
+    b->saved = true;
+    return ex->backup + b->offset;
+}
+
+static void copy_floats(float *dst, const float *src, int64_t n, int threads)
+{
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* Adds a sink's value into the store's gradient, saving the old values on
+ * the way when this is the run's first touch (one pass over the bytes). */
+static void accumulate(mn_exec *ex, const mn_sink *k)
+{
+    if (k->direct) return;                          /* its step added it already */
+    const float *src = mn_f32(&ex->vals[k->value].t);
+    mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
+    float *dst = mn_f32(gt), *bak = unsaved(ex, k);
+    int64_t n = mn_tensor_numel(gt);
+    if (bak) {
+        #pragma omp parallel for if (n > MN_GRAIN) num_threads(ex->nthreads) schedule(static)
+        for (int64_t i = 0; i < n; i++) { bak[i] = dst[i]; dst[i] += src[i]; }
+        return;
+    }
+    #pragma omp parallel for if (n > MN_GRAIN) num_threads(ex->nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Before level l: the gradients its steps add into directly (direct sinks) are saved. */
+static void save_direct(mn_exec *ex, int l, int k)
+{
+    for (; k < ex->nsinks && ex->sinks[k].level <= l; k++) {
+        const mn_sink *s = &ex->sinks[k];
+        float *bak = s->direct ? unsaved(ex, s) : NULL;
+        if (!bak) continue;
+        mn_tensor *gt = mn_params_grad(ex->g->P, s->param);
+        copy_floats(bak, mn_f32(gt), mn_tensor_numel(gt), ex->nthreads);
+    }
+}
+
+/* A failed run: every gradient it touched gets its old values back. */
+static void roll_back(mn_exec *ex)
+{
+    for (int k = 0; k < ex->nsinks; k++) {
+        mn__backup *b = &ex->bak[ex->sinks[k].param_slot];
+        if (!b->saved) continue;
+        mn_tensor *gt = mn_params_grad(ex->g->P, ex->sinks[k].param);
+        copy_floats(mn_f32(gt), ex->backup + b->offset, mn_tensor_numel(gt), ex->nthreads);
+        b->saved = false;
+    }
+}
+
+/* Anomaly mode: after level l, the first step (in schedule order) whose
+ * f32 output holds a NaN or an infinity stops the run. Views and fused
+ * members have no bytes of their own; their group's outputs are checked. */
+static mn_status check_level(mn_exec *ex, int l)
+{
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        const mn_value *v = &ex->vals[st->out];
+        if (v->kind != MN_VAL_ARENA || v->t.dtype != MN_F32) continue;
+        const float *x = mn_f32(&v->t);
+        int64_t n = mn_tensor_numel(&v->t), bad = -1;
+        for (int64_t i = 0; i < n && bad < 0; i++)
+            if (!isfinite(x[i])) bad = i;
+        if (bad < 0) continue;
+        snprintf(ex->msg, sizeof ex->msg, "run %llu, level %d: %s%s \"%s\" produced %s at element %lld (anomaly mode)",
+                 (unsigned long long)ex->step, l, st->fused ? "fused group ending in " : "", st->node->op->name, st->node->name,
+                 isnan(x[bad]) ? "nan" : x[bad] > 0 ? "inf" : "-inf", (long long)bad);
+        return mn__error(MN_ERR_NONFINITE, "%s", ex->msg);
+    }
+    return MN_OK;
+}
+
+static mn_status run_levels(mn_exec *ex);
+
+mn_status mn_exec_run(mn_exec *ex)
+{
+    if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
+    ex->msg[0] = 0;
+    if (ex->bind) mn__bind_team(ex->nthreads);
+    int blas = mn__blas_threads_push(ex->blas_threads);
+    mn_status st = run_levels(ex);
+    mn__blas_threads_pop(blas);
+    if (st) roll_back(ex);
+    for (int i = 0; i < ex->nbak; i++) ex->bak[i].saved = false;
+    return st;
+}
+
+/* The levels in order, each followed by the gradient sinks it completes. */
+static mn_status run_levels(mn_exec *ex)
+{
+    int k = 0;
+    bool prof = ex->prof_step != NULL;
+    double t0 = prof ? omp_get_wtime() : 0, tl = t0;
+    for (int l = 0; l < ex->nlevels; l++) {
+        save_direct(ex, l, k);
+        mn_status st = run_level(ex, l);
+        if (!st && ex->anomaly) st = check_level(ex, l);
+        if (st) return st;
+        double ts = prof ? omp_get_wtime() : 0;
+        for (; k < ex->nsinks && ex->sinks[k].level <= l; k++) accumulate(ex, &ex->sinks[k]);
+        if (prof) {
+            double t = omp_get_wtime();
+            ex->prof_level[l] += ts - tl;
+            ex->prof_sinks += t - ts;
+            tl = t;
+        }
+    }
+    for (; k < ex->nsinks; k++) accumulate(ex, &ex->sinks[k]);
+    if (prof) { double t = omp_get_wtime(); ex->prof_sinks += t - tl; ex->prof_wall += t - t0; ex->prof_runs++; }
+    ex->step++;
+    return MN_OK;
+}
+
+void mn_exec_set_step(mn_exec *ex, uint64_t step) { if (ex) ex->step = step; }
+uint64_t mn_exec_get_step(const mn_exec *ex) { return ex ? ex->step : 0; }
+
+float mn_exec_loss(const mn_exec *ex)
+{
+    return ex && ex->loss >= 0 ? mn_f32(&ex->vals[ex->loss].t)[0] : 0.0f;
+}
+
+const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
+{
+    if (!ex || !n || n->g != ex->user || n->id >= ex->nuser || ex->val_of[n->id] < 0) return NULL;
+    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_FUSED) return NULL;      /* never stored */
+    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_GRAD) return NULL;       /* added into the store's gradient */
+    return &ex->vals[ex->val_of[n->id]].t;
+}
+
+const char *mn_exec_errmsg(const mn_exec *ex) { return !ex ? "NULL executable" : ex->msg[0] ? ex->msg : "ok"; }
+
+/* Inputs in graph order, as views the caller may fill directly. */
+int mn_exec_input_count(const mn_exec *ex)
+{
+    int n = 0;
+    for (int v = 0; ex && v < ex->nvals; v++) n += ex->vals[v].kind == MN_VAL_INPUT;
+    return n;
+}
+
+static const mn_value *input_at(const mn_exec *ex, int i)
+{
+    for (int v = 0; ex && v < ex->nvals; v++)
+        if (ex->vals[v].kind == MN_VAL_INPUT && i-- == 0) return &ex->vals[v];
+    return NULL;
+}
+
+const char *mn_exec_input_name(const mn_exec *ex, int i) { const mn_value *v = input_at(ex, i); return v ? v->node->name : NULL; }
+const mn_tensor *mn_exec_input(const mn_exec *ex, int i) { const mn_value *v = input_at(ex, i); return v ? &v->t : NULL; }
+
+/* The backup area: one slot per parameter whose gradient the executable
+ * adds to (two sinks of one parameter share it). Allocated once, at compile. */
+mn_status mn__run_prepare(mn_exec *ex)
+{
+    int np = mn_params_count(ex->g->P);
+    int *slot_of = malloc((size_t)(np ? np : 1) * sizeof *slot_of);
+    ex->bak = calloc((size_t)ex->nsinks + 1, sizeof *ex->bak);
+    if (!slot_of || !ex->bak) { free(slot_of); return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory"); }
+    for (int p = 0; p < np; p++) slot_of[p] = -1;
+    size_t total = 0;
+    for (int k = 0; k < ex->nsinks; k++) {
+        int p = ex->sinks[k].param;
+        if (slot_of[p] < 0) {
+            slot_of[p] = ex->nbak++;
+            ex->bak[slot_of[p]].offset = total;
+            total += (size_t)mn_tensor_numel(mn_params_grad(ex->g->P, p));
+        }
+        ex->sinks[k].param_slot = slot_of[p];
+    }
+    free(slot_of);
+    ex->backup_floats = total;
+    if (total && !(ex->backup = mn__aligned_alloc(total * sizeof(float))))
+        return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: cannot allocate %zu bytes to back up the gradients", total * sizeof(float));
+    return MN_OK;
+}

@@ -1,0 +1,207 @@
+/* FROZEN COPY of include/mnemo_plugin.h at plugin ABI 2.0 (commit 87d62b7),
+ * kept only to build tests/plugins/old_abi.c: a plugin built against the
+ * previous header must be refused by name and version. Never edit.
+ *
+ * mnemo_plugin.h: the operator record and the plugin ABI. Built-in ops and
+ * plugin ops are the same record (struct mn_op_def); a plugin is a shared
+ * object exporting one function, mn_plugin_entry, that describes it.
+ *
+ * ABI rules:
+ *  - MN_PLUGIN_ABI_MAJOR changes when anything here changes incompatibly
+ *    (a field moves, a type changes size); the host refuses other majors.
+ *  - MN_PLUGIN_ABI_MINOR grows when something is appended: a field at the
+ *    end of mn_plugin_host, a new flag. The host accepts plugins of its
+ *    minor or older, and refuses a newer minor (the plugin may call what the
+ *    host lacks).
+ *  - MN_PLUGIN_FINGERPRINT hashes the sizes of every struct a plugin and
+ *    the host exchange; both must agree, which catches a header edited
+ *    without a version bump and mismatched compilers/ABIs.
+ *  - mn_plugin_host only grows at the end; no field is ever removed. */
+#ifndef MNEMO_PLUGIN_H
+#define MNEMO_PLUGIN_H
+
+#include "mnemo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MN_PLUGIN_ABI_MAJOR 2
+#define MN_PLUGIN_ABI_MINOR 0
+
+enum {
+    MN_OPF_ELEMENTWISE = 1u << 0,  /* out[i] depends on in[k][i] only (after broadcasting) */
+    MN_OPF_BROADCAST   = 1u << 1,  /* inputs broadcast NumPy-style */
+    MN_OPF_RANDOM      = 1u << 2,  /* draws from the counter-based RNG */
+    MN_OPF_NOGRAD      = 1u << 3,  /* no VJP: gradients stop here */
+    MN_OPF_CHEAP       = 1u << 4,  /* cheap to recompute */
+    MN_OPF_ALIAS       = 1u << 5,  /* always a view of input 0 (reshape); see also alias_offset */
+    MN_OPF_BACKWARD    = 1u << 6,  /* helper emitted by VJPs (e.g. relu_grad) */
+    MN_OPF_COMPOSITE   = 1u << 7,  /* built from other ops by `compose`; no kernel */
+    MN_OPF_ACCUMULATE  = 1u << 8,  /* forward can add into its output instead of overwriting it (ctx->accumulate) */
+};
+
+typedef struct { mn_dtype dtype; mn_shape shape; } mn_tdesc;
+
+/* Shape/dtype inference. On failure write a detail (e.g. "inner dims 256
+ * and 128 differ") into msg and return an error code. */
+typedef struct {
+    int nin;
+    const mn_tdesc *in;
+    const void *attrs;
+    mn_tdesc out;           /* to fill */
+    char *msg; size_t msglen;
+} mn_infer_ctx;
+
+typedef struct {
+    int nin;
+    const mn_tensor *in;    /* input views */
+    mn_tensor *out;         /* output view, preallocated */
+    const void *attrs;
+    int nthreads;
+    uint64_t seed;          /* graph seed; with node_id keys random ops */
+    int node_id;
+    void *work;             /* workspace planned in the arena (op->workspace bytes) */
+    size_t work_bytes;
+    char *msg; size_t msglen; /* runtime error detail */
+    bool accumulate;        /* MN_OPF_ACCUMULATE ops: add the result into *out (a parameter gradient) */
+} mn_kernel_ctx;
+
+/* A VJP appends graph nodes computing dx[i] = dy * d out / d in[i] for
+ * every input with needs[i]; whatever it reads is an edge of the graph. */
+typedef struct {
+    mn_graph *g;
+    mn_node *out;           /* the forward node */
+    mn_node *const *in;
+    int nin;
+    const void *attrs;
+    mn_node *dy;            /* gradient of out, same shape */
+    const bool *needs;
+    mn_node **dx;           /* to fill (NULL = zero / not needed) */
+} mn_vjp_ctx;
+
+struct mn_op_def {
+    const char *name;
+    const char *doc;        /* "y = a + b; da = sum_to(dy), db = sum_to(dy)" */
+    int arity;              /* -1: variadic */
+    size_t attr_size;       /* sizeof the typed attribute struct, 0 if none */
+    unsigned flags;
+    int inplace;            /* input whose buffer the output may reuse, -1 none */
+    mn_status (*infer)(mn_infer_ctx *c);
+    mn_status (*forward)(const mn_kernel_ctx *c);
+    mn_status (*vjp)(mn_vjp_ctx *c);            /* NULL iff MN_OPF_NOGRAD */
+    /* FLOPs and bytes moved for one run; NULL: numel(out) FLOPs, all bytes. */
+    void (*cost)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+                 double *flops, double *bytes);
+    /* Scratch bytes the kernel needs (planned as a short-lived arena value); NULL: none. */
+    size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
+    /* Attributes for DOT labels and listings; NULL if none. */
+    void (*attr_str)(const void *attrs, char *buf, size_t n);
+    /* The output may be a view of input 0: its byte offset there, or -1
+     * (reshape: always 0; slice: when the slice is one contiguous block). */
+    int64_t (*alias_offset)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
+    /* Sums n >= 2 gradient contributions that are all outputs of this op
+     * more cheaply than a chain of adds (disjoint slice_backward pieces ->
+     * one concat); NULL result: autodiff adds them. */
+    mn_node *(*merge_grads)(mn_graph *g, mn_node *const *parts, int n);
+    /* Composite ops: builds the result from other ops (their VJPs give the
+     * gradient). `infer`, if set, validates first for a clear message. */
+    mn_node *(*compose)(mn_graph *g, mn_node *const *in, int nin, const void *attrs);
+    /* Elementwise f32 ops (MN_OPF_ELEMENTWISE, not random) may give their
+     * math on contiguous blocks: out[i] = f(in[0][i], .., in[nin-1][i]) for
+     * i < n, every input already broadcast to the output's shape. The
+     * compiler's fusion pass runs chains of such ops as one kernel over
+     * cache-sized tiles, without intermediate buffers. NULL: never fused. */
+    void (*pointwise)(float *out, const float *const *in, int64_t n, const void *attrs);
+    /* Input k appears unchanged in the output as a strided view: the element
+     * offset of its first element and, for each of input k's dims, the
+     * element stride in the output (concat: the output's own strides); false
+     * when it does not. The memory planner may then let input k's producer
+     * write there directly (a contiguous piece: any producer; a strided one:
+     * a fused elementwise step, when the op is its only reader), and the
+     * kernel must skip that copy: its source already is its destination. */
+    bool (*input_view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int k, int64_t *offset,
+                       int64_t *strides);
+    /* The output is a strided view of input 0: fills the element offset and,
+     * for each output dim, the element stride into input 0 (a slice with any
+     * step, expand); false when it is not. Lets the fusion pass read input 0
+     * in place of the copy. NULL: never. */
+    bool (*view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides);
+};
+
+#define MN_PLUGIN_FINGERPRINT                                                                  \
+    ((uint32_t)(sizeof(struct mn_op_def) * 1u + sizeof(mn_infer_ctx) * 131u + sizeof(mn_kernel_ctx) * 1031u + \
+                sizeof(mn_vjp_ctx) * 8191u + sizeof(mn_tensor) * 65521u + sizeof(mn_tdesc) * 524287u +     \
+                (uint32_t)MN_MAX_DIMS * 16777213u))
+
+typedef struct mn_plugin_ctx mn_plugin_ctx;
+
+/* What the host offers a plugin (append-only). */
+typedef struct {
+    uint32_t abi_major, abi_minor, fingerprint, size;   /* size: sizeof(mn_plugin_host) of the host */
+    /* Registers an op named "<plugin>.<op>"; the record must outlive the plugin's use. */
+    mn_status (*register_op)(mn_plugin_ctx *ctx, const struct mn_op_def *op);
+    /* Graph building for VJPs and compositions (the public API's functions). */
+    mn_node *(*op)(mn_graph *g, const char *name, mn_node *const *inputs, int n, const void *attrs, size_t attrs_size);
+    mn_node *(*sum_to)(mn_graph *g, mn_node *x, mn_shape shape);
+    mn_node *(*scalar)(mn_graph *g, float value);
+    mn_shape (*node_shape)(const mn_node *n);
+    mn_dtype (*node_dtype)(const mn_node *n);
+    mn_status (*graph_fail)(mn_graph *g, mn_status code, const char *fmt, ...);
+    mn_status (*set_error)(mn_status code, const char *fmt, ...);
+    /* Builders VJPs compose most (the same functions as in mnemo.h). */
+    mn_node *(*add)(mn_graph *g, mn_node *a, mn_node *b);
+    mn_node *(*sub)(mn_graph *g, mn_node *a, mn_node *b);
+    mn_node *(*mul)(mn_graph *g, mn_node *a, mn_node *b);
+    mn_node *(*div)(mn_graph *g, mn_node *a, mn_node *b);
+    mn_node *(*neg)(mn_graph *g, mn_node *x);
+    mn_node *(*scale)(mn_graph *g, mn_node *x, float s);
+    mn_node *(*square)(mn_graph *g, mn_node *x);
+    mn_node *(*rsqrt)(mn_graph *g, mn_node *x);
+    mn_node *(*sigmoid)(mn_graph *g, mn_node *x);
+    mn_node *(*sum)(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim);
+    mn_node *(*mean)(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim);
+    mn_node *(*reshape)(mn_graph *g, mn_node *x, mn_shape shape);
+    mn_node *(*expand)(mn_graph *g, mn_node *x, mn_shape shape);
+} mn_plugin_host;
+
+typedef struct {
+    uint32_t abi_major, abi_minor, fingerprint;
+    const char *name;            /* namespace of its ops: [a-z0-9_]+ */
+    const char *version;
+    /* Registers the plugin's ops; an error undoes every registration. */
+    mn_status (*init)(const mn_plugin_host *host, mn_plugin_ctx *ctx);
+} mn_plugin_info;
+
+/* Helpers a plugin may use without linking libmnemo (plugins call the
+ * library only through mn_plugin_host). */
+static inline int64_t mn_p_numel(mn_shape s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s.ndim; i++) n *= s.d[i];
+    return n;
+}
+static inline bool mn_p_shape_eq(mn_shape a, mn_shape b)
+{
+    if (a.ndim != b.ndim) return false;
+    for (int i = 0; i < a.ndim; i++) if (a.d[i] != b.d[i]) return false;
+    return true;
+}
+
+/* The one symbol a plugin exports. */
+typedef const mn_plugin_info *(*mn_plugin_entry_fn)(void);
+#define MN_PLUGIN_ENTRY "mn_plugin_entry"
+/* In a plugin: MN_PLUGIN_DEFINE("swish", "1.0", init) */
+#define MN_PLUGIN_DEFINE(pname, pversion, pinit)                                               \
+    const mn_plugin_info *mn_plugin_entry(void);                                               \
+    const mn_plugin_info *mn_plugin_entry(void)                                                \
+    {                                                                                          \
+        static const mn_plugin_info info = { MN_PLUGIN_ABI_MAJOR, MN_PLUGIN_ABI_MINOR,         \
+                                             MN_PLUGIN_FINGERPRINT, pname, pversion, pinit };   \
+        return &info;                                                                          \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif
