@@ -168,6 +168,15 @@ k=$(sed -n 's/.*loss is [a-z]* at step \([0-9]*\).*/\1/p' err.txt)
 check "non-finite loss at step $k after metrics step $(train_steps nan.st.metrics.jsonl | tail -1)" \
   [ "$k" = "$(( $(train_steps nan.st.metrics.jsonl | tail -1) + 1 ))" ]
 
+# --detect-anomaly names the first step, op and node whose output is not
+# finite: at the latest the step whose loss was nan
+expect 1 "step [0-9]+: run [0-9]+, level [0-9]+: .*\".*\" produced (nan|inf|-inf) at element [0-9]+ \(anomaly mode\)" -- \
+  "$mnemo" train "${common[@]}" --model gru --optim sgd --lr 1e30 --steps 20 --out anomaly.st --detect-anomaly
+a=$(sed -n 's/.*mnemo train: step \([0-9]*\): run.*/\1/p' err.txt)
+check "anomaly at step $a, after the nan loss at step $k" eval '[ -n "$a" ] && [ "$a" -le "$k" ]'
+check "anomaly at step $a after metrics step $(train_steps anomaly.st.metrics.jsonl | tail -1)" \
+  [ "$a" = "$(( $(train_steps anomaly.st.metrics.jsonl | tail -1) + 1 ))" ]
+
 # 20. --threads is capped at the CPUs this process may use, unless --oversubscribe
 cpus=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')
 expect 0 "--threads $((cpus + 7)) is more than the $cpus CPUs available; using $cpus" -- \

