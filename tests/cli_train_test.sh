@@ -62,6 +62,10 @@ else
 fi
 expect 0 "resuming at step 5" -- "$mnemo" train --resume "$evil.last" --steps 10
 check "a path in --out ran as a shell command" [ ! -e PWNED ]
+mkfifo m.fifo; cat m.fifo > fifo.out &
+expect 0 "no loss plot: metrics m.fifo: not a regular file" -- timeout 120 "$mnemo" train "${common[@]}" --steps 5 --out mf.st --metrics m.fifo
+wait
+check "metrics into a pipe" grep -q '"step": 5' fifo.out
 mkdir bin && printf '#!/bin/sh\ncat > /dev/null\nexit 1\n' > bin/gnuplot && chmod +x bin/gnuplot
 expect 0 "no loss plot: gnuplot failed" -- env PATH="$tmp/bin:$PATH" "$mnemo" train "${common[@]}" --steps 5 --out g.st
 check "a failed plot was reported as written" eval '! grep -q "loss curves" out.txt'

@@ -257,6 +257,9 @@ static bool push(points *p, double step, double loss)
 /* Train points from lines without val_loss, validation points from the rest. */
 static mn_status read_points(const char *metrics, points *tr, points *va)
 {
+    struct stat st;                  /* a pipe or device (--metrics /dev/stdout) would block or never end */
+    if (stat(metrics, &st) != 0 || !S_ISREG(st.st_mode))
+        return mn_set_error(MN_ERR_INVALID, "metrics %s: not a regular file", metrics);
     FILE *f = fopen(metrics, "r");
     if (!f) return mn_set_error(MN_ERR_IO, "metrics %s: %s", metrics, strerror(errno));
     char *line = NULL;
