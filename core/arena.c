@@ -13,12 +13,14 @@ struct mn__arena_chunk {
 
 void *mn__aligned_alloc(size_t bytes)
 {
+    if (bytes > SIZE_MAX - MN_ALIGN) return NULL;            /* rounding up would wrap */
     size_t n = MN__ALIGN_UP(bytes ? bytes : 1, MN_ALIGN);
     return aligned_alloc(MN_ALIGN, n);
 }
 
 void *mn__arena_alloc(mn__arena *a, size_t bytes)
 {
+    if (bytes > SIZE_MAX / 2) return NULL;                     /* rounding up would wrap */
     size_t need = MN__ALIGN_UP(bytes ? bytes : 1, MN_ALIGN);
     mn__arena_chunk *c = a->head;
     if (!c || c->cap - c->used < need) {

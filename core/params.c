@@ -184,10 +184,10 @@ mn_status mn_init_fans(mn_shape s, int64_t *fan_in, int64_t *fan_out)
     if (s.ndim < 2)
         return mn__error(MN_ERR_SHAPE, "fan in/out need at least 2 dims, got %d", s.ndim);
     int64_t rf = 1;
-    for (int i = 2; i < s.ndim; i++) rf *= s.d[i];
-    *fan_in = s.d[1] * rf;
-    *fan_out = s.d[0] * rf;
-    return MN_OK;
+    bool over = false;
+    for (int i = 2; i < s.ndim; i++) over |= __builtin_mul_overflow(rf, s.d[i], &rf);
+    over |= __builtin_mul_overflow(s.d[1], rf, fan_in) | __builtin_mul_overflow(s.d[0], rf, fan_out);
+    return over ? mn__error(MN_ERR_INVALID, "fan in/out: the shape's products overflow") : MN_OK;
 }
 
 mn_status mn_init_fill(mn_tensor *t, mn_init in, uint64_t seed, uint64_t stream)

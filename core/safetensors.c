@@ -151,7 +151,9 @@ static mn_status parse_entry(const char *path, const char *name, json_t *v, st_e
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1ll << 40))
             return mn__error(MN_ERR_FORMAT, "load %s: tensor \"%s\": bad dim %d", path, name, i);
         out->shape.d[i] = json_integer_value(x);
-        numel *= (uint64_t)out->shape.d[i];
+        uint64_t d = (uint64_t)out->shape.d[i];
+        if (d && numel > (1ull << 40) / d) return mn__error(MN_ERR_FORMAT, "load %s: tensor \"%s\": too large", path, name);
+        numel *= d;   /* checked above: at most 2^40 */
         if (numel > (1ull << 40)) return mn__error(MN_ERR_FORMAT, "load %s: tensor \"%s\": too large", path, name);
     }
     json_t *b = json_array_get(off, 0), *e = json_array_get(off, 1);

@@ -16,11 +16,22 @@ const char *mn_dtype_name(mn_dtype t)
 
 size_t mn_dtype_size(mn_dtype t) { (void)t; return 4; }
 
+/* Element count; INT64_MAX when the product does not fit (never wraps). */
 int64_t mn_shape_numel(mn_shape s)
 {
     int64_t n = 1;
-    for (int i = 0; i < s.ndim; i++) n *= s.d[i];
+    for (int i = 0; i < s.ndim; i++)
+        if (__builtin_mul_overflow(n, s.d[i], &n)) return INT64_MAX;
     return n;
+}
+
+/* numel x esize in bytes, false when it does not fit a size_t or int64 */
+static bool shape_bytes(mn_shape s, size_t esize, size_t *bytes)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s.ndim; i++)
+        if (__builtin_mul_overflow(n, s.d[i], &n)) return false;
+    return !__builtin_mul_overflow((uint64_t)n, (uint64_t)esize, bytes) && *bytes <= (size_t)INT64_MAX;
 }
 
 bool mn_shape_eq(mn_shape a, mn_shape b)
@@ -66,9 +77,14 @@ mn_tensor *mn_tensor_new(mn_dtype dtype, mn_shape shape)
             mn__error(MN_ERR_INVALID, "tensor: negative dim %lld", (long long)shape.d[i]);
             return NULL;
         }
+    size_t bytes;
+    if (!shape_bytes(shape, mn_dtype_size(dtype), &bytes)) {
+        char b[160];
+        mn__error(MN_ERR_INVALID, "tensor: shape %s has more bytes than memory can address", mn_shape_str(shape, b, sizeof b));
+        return NULL;
+    }
     mn_tensor *t = calloc(1, sizeof *t);
-    size_t bytes = (size_t)mn_shape_numel(shape) * mn_dtype_size(dtype);
-    void *data = mn__aligned_alloc(bytes);
+    void *data = t ? mn__aligned_alloc(bytes) : NULL;
     if (!t || !data) {
         free(t); free(data);
         mn__error(MN_ERR_NOMEM, "tensor: cannot allocate %zu bytes", bytes);

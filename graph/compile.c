@@ -63,6 +63,8 @@ static mn_status pass_verify(mn_exec *ex)
     if (!ex->opts.verify) return MN_OK;
     mn_status s = mn__plan_verify(ex, msg, sizeof msg);
     mn__stat(ex, "verify.ok", s == MN_OK);
+    if (s == MN_ERR_NOMEM)
+        return mn__graph_fail(ex->g, s, "compile: out of memory verifying the memory plan");
     return s ? mn__graph_fail(ex->g, MN_ERR_INVALID, "compile: memory plan is unsafe: %s", msg) : MN_OK;
 }
 

@@ -79,7 +79,14 @@ static mn_status build_values(mn_exec *ex, const bool *live)
         s->node = n; s->out = v; s->nin = n->nin; s->inplace = n->op->inplace; s->fused_into = -1;
         s->in = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->in);
         s->tin = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->tin);
-        if (!s->in || !s->tin) { free(table); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
+        if (!s->in || !s->tin) {
+            free(s->in);
+            free(s->tin);
+            s->in = NULL;
+            s->tin = NULL;
+            free(table);
+            return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
+        }
         for (int k = 0; k < n->nin; k++) s->in[k] = ex->val_of[n->in[k]->id];
         if (ex->vals[v].kind == MN_VAL_ALIAS) ex->vals[v].alias_of = s->in[0];
         ex->vals[v].def = ex->nsteps++;

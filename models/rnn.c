@@ -71,7 +71,7 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, const cell_para
     mn_node *xp = mn_linear_op(g, x, p->wih, p->bih);                /* [T, B, G] */
     if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
-    if (!hs) return NULL;
+    if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
     for (int64_t i = 0; i < T; i++) {
         int64_t t = rev ? T - 1 - i : i;
         mn_node *xt = mn_reshape(g, mn_slice(g, xp, 0, t, t + 1, 1), MN_SHAPE(xs.d[1], G));
@@ -97,7 +97,7 @@ mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts o)
     }
     int64_t B = xs.d[1], H = o.hidden;
     mn_node **hn = malloc((size_t)(L * D) * sizeof *hn), **cn = malloc((size_t)(L * D) * sizeof *cn);
-    if (!hn || !cn) { free(hn); free(cn); return r; }
+    if (!hn || !cn) { free(hn); free(cn); mn_graph_fail(g, MN_ERR_NOMEM, "rnn \"%s\": out of memory", prefix); return r; }
     mn_node *in = x;
     for (int l = 0; l < L; l++) {
         mn_node *outs[2];

@@ -16,7 +16,7 @@
 static inline float mn__expf(float x)
 {
     float c = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    c = x != x ? x : c;
+    c = x != x ? 0.0f : c;                                    /* NaN never reaches the int conversion */
     float t = c * 1.44269504088896341f + 12582912.0f;       /* round to nearest */
     float n = t - 12582912.0f;
     float r = c - n * 0.693359375f + n * 2.12194440e-4f;
@@ -30,7 +30,8 @@ static inline float mn__expf(float x)
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
-    return x < -87.0f ? 0.0f : p * s;                         /* underflow (and -inf) to 0 */
+    float y = x < -87.0f ? 0.0f : p * s;                      /* underflow (and -inf) to 0 */
+    return x != x ? x : y;
 }
 
 static inline float mn__sigmoidf(float x) { return 1.0f / (1.0f + mn__expf(-x)); }

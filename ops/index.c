@@ -651,6 +651,7 @@ mn_status mn_split(mn_graph *g, mn_node *x, int axis, int n, const int64_t *size
 int mn_chunk(mn_graph *g, mn_node *x, int axis, int n, mn_node **out)
 {
     int nd = mn_node_shape(x).ndim, ax = mn__axis(axis, nd);
+    for (int i = 0; out && i < n; i++) out[i] = NULL;              /* a failed build leaves no stale pointers */
     if (!x || ax < 0 || n <= 0 || !out) { mn__graph_fail(g, MN_ERR_INVALID, "chunk: bad arguments"); return 0; }
     int64_t dim = mn_node_shape(x).d[ax], each = (dim + n - 1) / n, k = 0;
     for (int64_t at = 0; at < dim && k < n; at += each) out[k++] = mn_slice(g, x, ax, at, at + each, 1);

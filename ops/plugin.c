@@ -156,7 +156,14 @@ mn_status mn_plugin_load(const char *path)
         dlclose(h);
         return s;
     }
-    plugins[nplugins++] = (plugin){ strdup(info->name), strdup(info->version ? info->version : ""), strdup(path), h };
+    plugin p = { strdup(info->name), strdup(info->version ? info->version : ""), strdup(path), h };
+    if (!p.name || !p.version || !p.path) {
+        free(p.name); free(p.version); free(p.path);
+        mn__op_truncate(mark);
+        dlclose(h);
+        return mn__error(MN_ERR_NOMEM, "plugin %s: out of memory", path);
+    }
+    plugins[nplugins++] = p;
     return MN_OK;
 }
 

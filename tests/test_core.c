@@ -3,6 +3,9 @@
  * the parameter store and the initialisers (PyTorch's definitions). */
 #include "harness.h"
 #include "../core/internal.h"
+#include "../ops/fastmath.h"
+#include <math.h>
+#include <stdint.h>
 #include <omp.h>
 #include <string.h>
 
@@ -71,6 +74,51 @@ START_TEST(tensors)
     ck_assert_int_eq(mn_last_status(), MN_ERR_INVALID);
     ck_assert_ptr_null(mn_tensor_new(MN_I32, MN_SHAPE(2, -1)));
     mn_tensor_free(NULL);
+}
+END_TEST
+
+/* Element and byte counts that do not fit are refused, never wrapped. */
+START_TEST(tensor_sizes_never_wrap)
+{
+    int64_t big = (int64_t)1 << 32;
+    ck_assert_int_eq(mn_shape_numel(MN_SHAPE(big, big)), INT64_MAX);        /* 2^64 would wrap to 0 */
+    ck_assert_int_eq(mn_shape_numel(MN_SHAPE(0, big, big, big)), 0);
+    ck_assert_int_eq(mn_shape_numel(MN_SHAPE(big, 3)), 3 * big);
+    ck_assert_ptr_null(mn_tensor_new(MN_F32, MN_SHAPE(big, big)));
+    ck_assert_int_eq(mn_last_status(), MN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "[4294967296,4294967296]"));
+    ck_assert_ptr_null(mn_tensor_new(MN_F32, MN_SHAPE((int64_t)1 << 62, 2)));  /* elements fit, bytes do not */
+    ck_assert_int_eq(mn_last_status(), MN_ERR_INVALID);
+    mn_tensor *z = mn_tensor_new(MN_F32, MN_SHAPE(0, big, big));               /* empty is fine */
+    ck_assert_ptr_nonnull(z);
+    ck_assert_int_eq(mn_tensor_bytes(z), 0);
+    mn_tensor_free(z);
+    int64_t fi, fo;
+    ck_assert_int_eq(mn_init_fans(MN_SHAPE(2, 3, big, big), &fi, &fo), MN_ERR_INVALID);   /* receptive field 2^64 */
+    ck_assert_ok(mn_init_fans(MN_SHAPE(2, 3, big), &fi, &fo));
+    ck_assert_int_eq(fi, 3 * big);
+    ck_assert_ptr_null(mn__aligned_alloc(SIZE_MAX - 3));                        /* rounding up would wrap to 0 */
+    mn__arena a = { 0 };
+    ck_assert_ptr_null(mn__arena_alloc(&a, SIZE_MAX - 3));
+    mn__arena_free(&a);
+}
+END_TEST
+
+/* NaN, infinities and huge inputs never reach the float -> int conversion
+ * of the exponent (undefined behaviour; UBSan stops the --asan suite). */
+START_TEST(fastmath_nonfinite_inputs)
+{
+    volatile float in[] = { NAN, -NAN, INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e30f, -1e30f };
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        float x = in[i], e = mn__expf(x), t = mn__tanhf(x), s = mn__sigmoidf(x);
+        if (x != x) {
+            ck_assert_msg(isnan(e) && isnan(t) && isnan(s), "NaN in, %g %g %g out", e, t, s);
+            continue;
+        }
+        ck_assert_msg(x > 0 ? e > 1e38f && isfinite(e) : e == 0.0f, "exp(%g) = %g", x, e);
+        ck_assert_msg(x > 0 ? t == 1.0f && s == 1.0f : t == -1.0f && s >= 0.0f && s < 1e-37f, "tanh/sigmoid(%g) = %g %g", x, t, s);
+    }
+    ck_assert_float_eq_tol(mn__expf(1.0f), 2.7182818f, 1e-6f);
 }
 END_TEST
 
@@ -241,6 +289,8 @@ int main(void)
     tcase_add_test(tc, errors_are_per_thread);
     tcase_add_test(tc, shapes);
     tcase_add_test(tc, tensors);
+    tcase_add_test(tc, tensor_sizes_never_wrap);
+    tcase_add_test(tc, fastmath_nonfinite_inputs);
     tcase_add_test(tc, arena_alignment);
     tcase_add_test(tc, philox_known_answers);
     tcase_add_test(tc, rng_independent_of_threads);

@@ -178,6 +178,9 @@ static const bad_case bad[] = {
     { "{\"__metadata__\":{\"k\":3}}", 0, -1, MN_ERR_FORMAT, "not a string" },
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, -1, MN_ERR_FORMAT, "data_offsets" },
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, -1, MN_ERR_FORMAT, "dims" },
+    /* element counts whose product wraps to 0 (2^64) or to a small number: refused before multiplying */
+    { "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 0, -1, MN_ERR_FORMAT, "too large" },
+    { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,16777217],\"data_offsets\":[0,4]}}", 4, -1, MN_ERR_FORMAT, "too large" },
 };
 
 START_TEST(malformed_files_rejected)

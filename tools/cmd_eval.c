@@ -188,14 +188,15 @@ int cmd_eval(int argc, char **argv)
     if (mn_ckpt_open(ckpt, &P, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
     if (data) snprintf(c.data, sizeof c.data, "%s", data);
     mn_data d;
-    if (mn_data_load(&d, &c)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
+    const char *vocab = strcmp(c.model, "vae") && strcmp(c.model, "mlp") ? mn_params_get_meta(P, "mnemo.vocab") : NULL;
+    if (mn_data_load_vocab(&d, &c, vocab)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
     int rc = MN_EXIT_OK;
+    if (d.unknown && d.kind == MN_DATA_TEXT)
+        fprintf(stderr, "mnemo eval: %lld characters outside the checkpoint's vocabulary, read as byte %d (its unknown symbol)\n",
+                (long long)d.unknown, d.text.chars[mn_text_unknown_id(&d.text)]);
+    if (d.unknown && d.kind == MN_DATA_TAGS)
+        fprintf(stderr, "mnemo eval: %lld words outside the checkpoint's vocabulary, read as <unk>\n", (long long)d.unknown);
     if (d.kind == MN_DATA_TEXT) {
-        mn_text v;
-        if (mn_vocab_from_json(mn_params_get_meta(P, "mnemo.vocab"), &v)) rc = MN_EXIT_RUNTIME;
-        for (int64_t i = 0; !rc && i < d.text.n; i++)           /* re-encode with the checkpoint's vocabulary */
-            d.text.ids[i] = v.index[d.text.chars[d.text.ids[i]]] < 0 ? 0 : v.index[d.text.chars[d.text.ids[i]]];
-        d.text.vocab = v.vocab;
         if (data) d.split = 0;                                   /* all of a given file */
         c.val_batches = 1 << 30;
     }

