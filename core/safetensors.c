@@ -87,6 +87,9 @@ static void fsync_dir(const char *path)
 mn_status mn_params_save(const mn_params *P, const char *path)
 {
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "params_save: NULL argument");
+    struct stat st;                      /* the rename would replace a device, pipe or link with a file */
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mn__error(MN_ERR_IO, "save %s: not a regular file; refusing to replace it", path);
     json_t *h = build_header(P);
     char *js = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(h);

@@ -174,7 +174,8 @@ int         mn_params_meta_count(const mn_params *P);
 mn_status   mn_params_meta_at(const mn_params *P, int i, const char **key, const char **value);
 
 /* Safetensors. Save writes a temporary file beside `path`, fsyncs and
- * renames it over `path`. Load validates the whole file first and changes
+ * renames it over `path`, which must be absent or a regular file
+ * (MN_ERR_IO: a device, pipe or link is never replaced). Load validates the whole file first and changes
  * nothing on failure; tensors present in the store must keep their shape. */
 mn_status mn_params_save(const mn_params *P, const char *path);
 mn_status mn_params_load(mn_params *P, const char *path);

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -136,6 +137,25 @@ START_TEST(save_leaves_no_temporary_and_replaces_atomically)
 }
 END_TEST
 
+START_TEST(save_never_replaces_a_non_regular_file)
+{
+    mn_params *P = sample_store();
+    struct stat st;
+    ck_assert_int_eq(mkfifo(path("fifo"), 0600), 0);
+    ck_assert_int_eq(symlink("elsewhere.safetensors", path("link")), 0);
+    ck_assert_int_eq(mn_params_save(P, path("fifo")), MN_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "not a regular file"));
+    ck_assert_int_eq(mn_params_save(P, path("link")), MN_ERR_IO);
+    ck_assert_int_eq(lstat(path("fifo"), &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    ck_assert_int_eq(lstat(path("link"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    unlink(path("fifo"));
+    unlink(path("link"));
+    mn_params_free(P);
+}
+END_TEST
+
 /* Each malformed file: expected status and a fragment of the message. */
 typedef struct { const char *json; size_t data; long long hlen; mn_status want; const char *msg; } bad_case;
 
@@ -237,6 +257,7 @@ int main(void)
     tcase_add_test(tc, known_header_layout);
     tcase_add_test(tc, resave_is_byte_identical);
     tcase_add_test(tc, save_leaves_no_temporary_and_replaces_atomically);
+    tcase_add_test(tc, save_never_replaces_a_non_regular_file);
     tcase_add_loop_test(tc, malformed_files_rejected, 0, (int)(sizeof bad / sizeof *bad));
     tcase_add_test(tc, short_and_missing_files);
     tcase_add_test(tc, shape_conflict_leaves_store_unchanged);

