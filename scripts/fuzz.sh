@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs the libFuzzer targets of tests/fuzz for a given time each:
+#   scripts/fuzz.sh TARGET|all SECONDS
+# Builds build-fuzz/ with clang and -Dfuzz=true (once), fuzzes with one
+# worker (fork mode: a crash, leak, out-of-memory or timeout is saved and
+# the run goes on), merges the inputs that add coverage into the committed
+# corpus tests/fuzz/corpus/TARGET, and prints per target the executions,
+# executions per second, libFuzzer's coverage figures (cov: edges, ft:
+# features) and the files of any finding. Findings are left in
+# build-fuzz/fuzz-work/TARGET/crashes/: copy a reproducer to
+# tests/fuzz/crashes/TARGET/ under a name that says what it does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+targets="safetensors checkpoint config idx text brown"
+if [ $# -ne 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]] || { [ "$1" != all ] && ! [[ " $targets " == *" $1 "* ]]; }; then
+  echo "usage: scripts/fuzz.sh TARGET|all SECONDS   (targets: $targets)" >&2
+  exit 2
+fi
+[ "$1" = all ] || targets=$1
+seconds=$2
+
+export PKG_CONFIG_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+build=${MNEMO_FUZZ_BUILD:-build-fuzz}
+if [ ! -f "$build/build.ninja" ]; then
+  CC=clang meson setup "$build" -Dfuzz=true -Dbuildtype=debugoptimized >/dev/null
+fi
+ninja -C "$build" $(for t in $targets; do echo "tests/fuzz/fuzz_$t"; done) >/dev/null
+
+# one thread, no spinning; the targets' temporary files in memory when possible
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+dict_of() {
+  case $1 in
+    config|checkpoint|safetensors) echo "-dict=tests/fuzz/dict/json.dict" ;;
+    brown) echo "-dict=tests/fuzz/dict/brown.dict" ;;
+  esac
+}
+
+for t in $targets; do
+  bin=$build/tests/fuzz/fuzz_$t
+  work=$build/fuzz-work/$t
+  tree=tests/fuzz/corpus/$t
+  mkdir -p "$work/corpus" "$work/crashes"
+  before=$(ls "$tree" | wc -l)
+  echo "== $t: $seconds s"
+  # shellcheck disable=SC2046
+  "$bin" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -max_total_time="$seconds" \
+    -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 -print_final_stats=1 $(dict_of "$t") \
+    -artifact_prefix="$work/crashes/" "$work/corpus" "$tree" >"$work/log" 2>&1 || true
+  # the last status line: "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts ..."
+  last=$(grep -E '^#[0-9]+: cov:' "$work/log" | tail -n 1)
+  execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
+  rate=$(sed -E 's/.*exec\/s:? ([0-9]+).*/\1/' <<<"$last")
+  findings=$(sed -E 's/.*oom\/timeout\/crash: ([0-9\/]+).*/\1/' <<<"$last")
+  # inputs that add coverage go into the committed corpus (libFuzzer's merge keeps a minimal set)
+  "$bin" -merge=1 -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 "$tree" "$work/corpus" >"$work/merge.log" 2>&1 || true
+  after=$(ls "$tree" | wc -l)
+  # coverage of the committed corpus alone, as the replay runs it
+  inited=$("$bin" -runs=0 -close_fd_mask=3 "$tree" 2>&1 | grep -E 'INITED|DONE' | tail -n 1 || true)
+  cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$inited")
+  ft=$(sed -E 's/.*ft: ([0-9]+).*/\1/' <<<"$inited")
+  echo "$t: ${execs:-0} execs in $seconds s (${rate:-0} exec/s), corpus cov: $cov ft: $ft," \
+       "corpus $before -> $after files, oom/timeout/crash: ${findings:-0/0/0}"
+  for f in "$work"/crashes/*; do [ -e "$f" ] && echo "  finding: $f"; done
+done
