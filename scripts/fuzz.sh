@@ -26,10 +26,11 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" $(for t in $targets; do echo "tests/fuzz/fuzz_$t"; done) >/dev/null
 
-# one thread, no spinning; the targets' temporary files in memory when possible
+# one thread, no spinning; the targets' temporary files in memory when possible; a
+# 16 MB ASan quarantine (not 256): freed memory is reused sooner, runs are 2x faster
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_NUM_THREADS=1
 if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 dict_of() {

@@ -30,9 +30,11 @@ static void write_idx(const char *path, int ndim, const uint32_t *dims)
         if (gzwrite(f, d, 4) != 4) abort();
         n *= dims[i];
     }
-    for (size_t i = 0; i < n; i++)
-        if (gzputc(f, ndim == 1 ? (int)(i % 10) : (int)((i * 37) % 256)) < 0) abort();
-    if (gzclose(f) != Z_OK) abort();
+    unsigned char *payload = malloc(n);
+    if (!payload) abort();
+    for (size_t i = 0; i < n; i++) payload[i] = (unsigned char)(ndim == 1 ? i % 10 : (i * 37) % 256);
+    if (gzwrite(f, payload, (unsigned)n) != (int)n || gzclose(f) != Z_OK) abort();
+    free(payload);
 }
 
 /* Fashion-MNIST's layout with the fewest images eval accepts: 5,000
