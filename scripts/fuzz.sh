@@ -92,14 +92,14 @@ for t in $targets; do
   done
   # Strict: without the known-finding allowances, so that every committed
   # input passes the replay of the suite.
-  if strict "$bin" -merge=1 -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 "$fresh" "$cand" >"$work/merge.log" 2>&1; then
+  if strict "$bin" -merge=1 -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 -artifact_prefix="$work/merge-" "$fresh" "$cand" >"$work/merge.log" 2>&1; then
     rm -rf "$tree" && mv "$fresh" "$tree"
   else
     echo "  merge failed (see $work/merge.log); corpus unchanged"
   fi
   after=$(ls "$tree" | wc -l)
   # coverage of the committed corpus alone, as the replay runs it
-  inited=$(strict "$bin" -runs=0 -close_fd_mask=3 "$tree" 2>&1 | grep -E 'INITED|DONE' | tail -n 1 || true)
+  inited=$(strict "$bin" -runs=0 -close_fd_mask=3 -artifact_prefix="$work/replay-" "$tree" 2>&1 | grep -E 'INITED|DONE' | tail -n 1 || true)
   cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$inited")
   ft=$(sed -E 's/.*ft: ([0-9]+).*/\1/' <<<"$inited")
   echo "$t: ${execs:-0} execs in $seconds s (${rate:-0} exec/s), run $runcov, corpus cov: $cov ft: $ft," \
