@@ -39,7 +39,17 @@ tmpbase=${TMPDIR:-/tmp}
 if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then tmpbase=/dev/shm; fi
 TMPDIR=$(mktemp -d "$tmpbase/mnemo-fuzz-run.XXXXXX")
 export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
+# libomp (clang's OpenMP) leaves /dev/shm/__KMP_REGISTERED_LIB_<pid>_<uid> behind
+# for every crashed input's process: remove those of processes that are gone.
+cleanup() {
+  rm -rf "$TMPDIR"
+  for f in /dev/shm/__KMP_REGISTERED_LIB_*; do
+    [ -e "$f" ] || continue
+    pid=${f##*_LIB_}
+    kill -0 "${pid%%_*}" 2>/dev/null || rm -f "$f"
+  done
+}
+trap cleanup EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=256:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/fuzz/ubsan_known_unfixed.supp}
 # Known findings whose fixes are pending do not stop the run: UBSan reports
