@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config git meson ninja-build check
       libopenblas-openmp-dev libjansson-dev zlib1g-dev dataset-fashion-mnist
-      graphviz fortunes-min bible-kjv gnuplot-nox libpng-dev npm)
+      graphviz fortunes-min bible-kjv gnuplot-nox libpng-dev npm
+      clang libclang-rt-14-dev)   # clang + libFuzzer runtime: scripts/fuzz.sh
 # extra packages, space-separated (scripts/bench-compare.sh adds python3-torch)
 PKGS+=(${MNEMO_EXTRA_PKGS:-})
 
