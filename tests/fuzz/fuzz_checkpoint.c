@@ -67,14 +67,17 @@ static void run(int (*cmd)(int, char **), const char *a0, const char *a1, const 
     cmd(argc, argv);
 }
 
+/* train --resume as far as the loop: flags, checkpoint, config check, and
+ * the stored training state parsed and fitted to a corpus of 1,000 items. */
 static void as_train(const char *path)
 {
     char *argv[] = { "train", "--resume", (char *)path, NULL };
     mn_train_cfg c;
     mn_params *P = NULL;
-    if (!parse(3, argv, &c, &P)) {
-        loop_state ls = read_state(P);
-        (void)ls;
+    run_flags rf = { 0 };
+    if (!parse(3, argv, &c, &P, &rf)) {
+        loop_state ls;
+        (void)read_state(P, path, 1000, &c, &ls);
     }
     mn_params_free(P);
 }

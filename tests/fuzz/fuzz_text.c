@@ -10,9 +10,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char path[640];
-    fuzz_write(path, sizeof path, "input.txt", data, size);
     mn_train_cfg c;
+    char path[sizeof c.data];
+    fuzz_write(path, sizeof path, "input.txt", data, size);
     if (mn_cfg_defaults(&c, "lstm")) abort();
     snprintf(c.data, sizeof c.data, "%s", path);
     c.batch = 2;
