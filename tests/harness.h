@@ -10,6 +10,18 @@
 #include <stdlib.h>
 #include "mnemo.h"
 
+/* Every executable a suite compiles has its memory plan verified (the
+ * library reads no environment, so MNEMO_VERIFY_PLAN reaches only the
+ * command): a plan that lets two live values share bytes fails the test
+ * that compiled it. (mn_compile) in parentheses is the library's own. */
+static inline mn_exec *mn_test_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
+{
+    mn_compile_opts o = opts ? *opts : (mn_compile_opts){ 0 };
+    o.verify = true;
+    return (mn_compile)(g, loss, &o);
+}
+#define mn_compile(...) mn_test_compile(__VA_ARGS__)
+
 #define ck_assert_ok(expr) do { mn_status s_ = (expr); ck_assert_msg(s_ == MN_OK, "%s -> %s: %s", #expr, mn_status_name(s_), mn_errmsg()); } while (0)
 #define ck_assert_close(a, b, tol) do { double a_ = (a), b_ = (b); ck_assert_msg(fabs(a_ - b_) <= (tol), "%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); } while (0)
 
