@@ -103,7 +103,8 @@ mn_status mn_params_save(const mn_params *P, const char *path)
     memset(hdr + 8 + n, ' ', padded - n);
     free(js);
     sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    unlink(tmp);                       /* a leftover (or planted link) of this name: never written through */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
     mn_status s = fd < 0 ? mn__error(MN_ERR_IO, "save %s: cannot create %s: %s", path, tmp, strerror(errno))
                          : write_all(fd, hdr, padded + 8, path);
     for (int i = 0; !s && i < mn_params_count(P); i++) {

@@ -156,6 +156,31 @@ START_TEST(save_never_replaces_a_non_regular_file)
 }
 END_TEST
 
+/* A link planted at the name of the save's temporary is replaced, never
+ * written through: the file it points at keeps its bytes. */
+START_TEST(save_never_writes_through_a_planted_temporary)
+{
+    mn_params *P = sample_store();
+    char victim[600], tmp[600];
+    snprintf(victim, sizeof victim, "%s", path("victim.txt"));
+    write_file(victim, "keep me\n", 8);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path("p.safetensors"), (long)getpid());
+    ck_assert_int_eq(symlink(victim, tmp), 0);
+    ck_assert_ok(mn_params_save(P, path("p.safetensors")));
+    size_t n = 0;
+    unsigned char *v = read_file(victim, &n);
+    ck_assert_uint_eq(n, 8);
+    ck_assert_int_eq(memcmp(v, "keep me\n", 8), 0);
+    free(v);
+    mn_params *Q = mn_params_new();
+    ck_assert_ok(mn_params_load(Q, path("p.safetensors")));
+    mn_params_free(Q);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    unlink(victim);
+    mn_params_free(P);
+}
+END_TEST
+
 /* Each malformed file: expected status and a fragment of the message. */
 typedef struct { const char *json; size_t data; long long hlen; mn_status want; const char *msg; } bad_case;
 
@@ -258,6 +283,7 @@ int main(void)
     tcase_add_test(tc, resave_is_byte_identical);
     tcase_add_test(tc, save_leaves_no_temporary_and_replaces_atomically);
     tcase_add_test(tc, save_never_replaces_a_non_regular_file);
+    tcase_add_test(tc, save_never_writes_through_a_planted_temporary);
     tcase_add_loop_test(tc, malformed_files_rejected, 0, (int)(sizeof bad / sizeof *bad));
     tcase_add_test(tc, short_and_missing_files);
     tcase_add_test(tc, shape_conflict_leaves_store_unchanged);

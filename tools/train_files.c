@@ -225,7 +225,10 @@ int64_t mn_metrics_truncate(const char *path, int64_t step)
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;     /* absent, or a pipe or device: written in place */
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *in = fopen(path, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    unlink(tmp);                       /* a leftover (or planted link) of this name: never written through */
+    FILE *in = fopen(path, "r"), *out = NULL;
+    int fd = in ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644) : -1;
+    if (fd >= 0 && !(out = fdopen(fd, "w"))) close(fd);
     int64_t dropped = out ? copy_upto(in, out, step, path) : -1;
     if (dropped < 0 && out) { fclose(out); fclose(in); unlink(tmp); return -1; }
     bool ok = out && !ferror(in) && fflush(out) == 0 && !ferror(out);
