@@ -254,6 +254,26 @@ START_TEST(corpus_too_small_for_a_validation_batch)
 }
 END_TEST
 
+/* The word vocabulary is stored as JSON text: a word that is not UTF-8 is
+ * refused naming file and line (it made every save of the run fail). */
+START_TEST(brown_word_not_utf8_is_refused)
+{
+    write_brown(path("latin1"), 40, "caf\xe9");
+    mn_train_cfg c = tagger_cfg(path("latin1"), 4);
+    mn_data d;
+    ck_assert_int_eq(mn_data_load(&d, &c), MN_ERR_FORMAT);
+    has(mn_errmsg(), "ca01 line 2: word \"caf\xe9\" is not valid UTF-8");
+    write_brown(path("utf8"), 40, "caf\xc3\xa9");
+    c = tagger_cfg(path("utf8"), 4);
+    ck_assert_ok(mn_data_load(&d, &c));
+    char *json = mn_data_vocab_json(&d);
+    ck_assert_ptr_nonnull(json);
+    has(json, "caf\xc3\xa9");
+    free(json);
+    mn_data_free(&d);
+}
+END_TEST
+
 START_TEST(images_too_few_for_a_batch)
 {
     mkdir(path("fm"), 0700);
@@ -289,6 +309,7 @@ int main(void)
     tcase_add_test(tc, idx_header_bounded_by_the_file);
     tcase_add_test(tc, tagger_data_takes_the_checkpoints_vocabulary);
     tcase_add_test(tc, brown_allocation_failure_is_an_error);
+    tcase_add_test(tc, brown_word_not_utf8_is_refused);
     tcase_add_test(tc, corpus_too_small_for_a_validation_batch);
     tcase_add_test(tc, images_too_few_for_a_batch);
     suite_add_tcase(s, tc);

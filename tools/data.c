@@ -5,6 +5,7 @@
  * is validation). Batches are built from item indices chosen by the
  * trainer, so the order is the trainer's seeded permutation. */
 #include "train.h"
+#include "parallel.h"
 #include <dirent.h>
 #include <ctype.h>
 #include <errno.h>
@@ -166,6 +167,8 @@ static mn_status brown_line(char *line, const char *path, int lineno, wtable *wt
         char *slash = strrchr(tok, '/');
         if (!slash || slash == tok || !slash[1]) return mn_set_error(MN_ERR_FORMAT, "brown %s line %d: token \"%s\" is not word/tag", path, lineno, tok);
         *slash = 0;
+        if (mn_utf8_valid_prefix(tok, strlen(tok)) != strlen(tok))   /* the vocabulary is stored as JSON text */
+            return mn_set_error(MN_ERR_FORMAT, "brown %s line %d: word \"%s\" is not valid UTF-8", path, lineno, tok);
         for (char *p = tok; *p; p++) *p = (char)tolower((unsigned char)*p);
         int wi = wfind(wt, tok, true);
         if (wi < 0) return mn_set_error(MN_ERR_NOMEM, "brown %s line %d: out of memory", path, lineno);
