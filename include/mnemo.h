@@ -575,7 +575,19 @@ typedef struct mn_optim_kind {
     void (*init)(const void *hyper, float *const *state, int64_t n);
     /* t: this parameter's step count, 1 on the first step */
     void (*step)(const void *hyper, int64_t t, float *p, const float *g, float *const *state, int64_t n);
+    /* fills the fields left 0 whose 0 is not a usable value with the
+     * PyTorch default (NULL: none); runs before check */
+    void (*defaults)(void *hyper);
 } mn_optim_kind;
+
+/* Options structs: a field left 0 takes PyTorch's default wherever 0 is
+ * not a value people use, so `(mn_adam_opts){ .lr = 1e-3f }` is Adam's
+ * defaults. Fields where 0 means something (weight_decay, momentum,
+ * dampening, lr_decay, initial_accumulator_value) stay 0. A defaulted
+ * float field set to MN_ZERO (-0.0f) is a true 0 (e.g. beta1 = MN_ZERO). */
+#define MN_ZERO (-0.0f)
+/* For a kind's `defaults`: *field = def if *field is +0 (not MN_ZERO). */
+void mn_opt_default(float *field, float def);
 
 typedef struct { float lr, momentum, dampening, weight_decay; bool nesterov; } mn_sgd_opts;
 typedef struct { float lr, beta1, beta2, eps, weight_decay; bool amsgrad; } mn_adam_opts;      /* adam, adamw */
@@ -651,7 +663,9 @@ typedef struct {
     int nmilestones;
     int64_t milestones[16];
 } mn_sched_opts;
-/* Defaults of each PyTorch class for the fields left 0. */
+/* Defaults of each PyTorch class. mn_sched_new fills the fields left 0
+ * whose 0 is not usable (gamma, start_factor, factor; LinearLR's
+ * total_iters) the same way; MN_ZERO sets a defaulted float to 0. */
 mn_sched_opts mn_sched_defaults(mn_sched_kind kind);
 mn_sched *mn_sched_new(mn_optim *o, mn_sched_opts opts);
 void      mn_sched_free(mn_sched *s);
