@@ -342,15 +342,19 @@ static mn_node *mgu(mn_graph *g, const char *prefix, mn_node *x, int64_t H)
     snprintf(n, sizeof n, "%s.weight_hn", prefix);
     mn_node *un = mn_param(g, n, MN_SHAPE(H, H), u);
     mn_node *xp = mn_linear_op(g, x, w, b);                    /* all steps at once: [T, B, 2H] */
-    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0.0f, MN_F32), *hs[64];
-    for (int64_t t = 0; t < T && t < 64; t++) {
+    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0.0f, MN_F32);
+    mn_node **hs = calloc((size_t)(T > 0 ? T : 1), sizeof *hs); /* one output per step */
+    if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "mgu %s: %lld steps", prefix, (long long)T); return NULL; }
+    for (int64_t t = 0; t < T; t++) {
         mn_node *xt[2];
         mn_chunk(g, mn_squeeze(g, mn_slice(g, xp, 0, t, t + 1, 1), 0), 1, 2, xt);
         mn_node *f = mn_sigmoid(g, mn_add(g, xt[0], mn_matmul(g, h, uf, false, true)));
         mn_node *c = mn_tanh(g, mn_add(g, xt[1], mn_matmul(g, mn_mul(g, f, h), un, false, true)));
         h = hs[t] = mn_add(g, h, mn_mul(g, f, mn_sub(g, c, h)));
     }
-    return mn_stack(g, hs, (int)(T < 64 ? T : 64), 0);
+    mn_node *out = mn_stack(g, hs, (int)T, 0);                /* [T, B, H] */
+    free(hs);
+    return out;
 }
 
 static mn_node *lm_mgu(mn_graph *g, mn_node *tok, int64_t V)
@@ -364,6 +368,30 @@ START_TEST(custom_architecture_learns)
     double first, last = train_lm(lm_mgu, false, 400, 3e-3f, &first);
     printf("char LM mgu (docs/models.md example): loss %.3f -> %.3f (400 steps)\n", first, last);
     ck_assert_msg(last < 2.4, "mgu: %.3f", last);
+}
+END_TEST
+
+/* The example has no cap on the sequence: 100 steps give 100 outputs. */
+START_TEST(custom_architecture_any_length)
+{
+    enum { T = 100, B = 2, I = 3, H = 4 };
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+    mn_node *y = mgu(g, "mgu", x, H);
+    ck_assert_msg(y != NULL, "%s", mn_graph_errmsg(g));
+    mn_shape s = mn_node_shape(y);
+    ck_assert_int_eq(s.ndim, 3);
+    ck_assert_int_eq(s.d[0], T);
+    mn_exec *ex = mn_compile(g, mn_sum_all(g, y), NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float ones[T * B * I];
+    for (int i = 0; i < T * B * I; i++) ones[i] = 1.0f;
+    ck_assert_ok(mn_exec_feed_data(ex, "x", ones, sizeof ones));
+    ck_assert_ok(mn_exec_run(ex));
+    const float *out = mn_f32(mn_exec_value(ex, y));
+    ck_assert_msg(out[(T - 1) * B * H] != 0.0f && isfinite(out[(T - 1) * B * H]), "step %d: %g", T - 1, out[(T - 1) * B * H]);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
 
@@ -527,6 +555,7 @@ int main(void)
     tcase_add_test(tc, char_lm_transformer_learns_fortunes);
     tcase_add_test(tc, vae_learns_fashion_mnist);
     tcase_add_test(tc, custom_architecture_learns);
+    tcase_add_test(tc, custom_architecture_any_length);
     suite_add_tcase(s, tc);
     const char *files[] = { MN_FORTUNES_DIR "/fortunes", MN_FORTUNES_DIR "/literature", MN_FORTUNES_DIR "/riddles", NULL };
     if (mn_text_load(files, &TEXT)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
