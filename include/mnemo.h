@@ -194,8 +194,18 @@ mn_params *mn_graph_params(mn_graph *g);
  * builders and plugins that validate their own arguments. Returns code. */
 mn_status  mn_graph_fail(mn_graph *g, mn_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int        mn_graph_node_count(const mn_graph *g);
-/* Names of nodes built after this call start with `scope.` (NULL clears). */
+/* Scopes name what is built under them, as PyTorch's module paths: after
+ * mn_graph_push_scope(g, "encoder"), mn_linear(g, "fc", ...) creates the
+ * parameters encoder.fc.weight and encoder.fc.bias, and unnamed nodes are
+ * named encoder.<op>#<id>. mn_param and mn_param_get take names relative to
+ * the scope; input names are not scoped. Each pop undoes one push (at most
+ * 32 deep; a bad push or pop is the graph's error). mn_graph_set_scope
+ * replaces the whole stack with one scope (NULL: none); mn_graph_scope is
+ * the current path ("" at the top). */
+mn_status  mn_graph_push_scope(mn_graph *g, const char *name);
+mn_status  mn_graph_pop_scope(mn_graph *g);
 void       mn_graph_set_scope(mn_graph *g, const char *scope);
+const char *mn_graph_scope(const mn_graph *g);
 /* Seed for random ops of this graph (dropout, sampling). */
 void       mn_graph_set_seed(mn_graph *g, uint64_t seed);
 
