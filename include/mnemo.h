@@ -115,6 +115,7 @@ typedef enum {
     MN_INIT_XAVIER_NORMAL,    /* gain * sqrt(2 / (fan_in + fan_out)) std */
     MN_INIT_KAIMING_UNIFORM,  /* gain(nonlin, a) * sqrt(3 / fan) bound */
     MN_INIT_KAIMING_NORMAL,   /* gain(nonlin, a) / sqrt(fan) std */
+    MN_INIT_NONE,             /* mn_init_like's answer to bad arguments: filling fails */
 } mn_init_kind;
 
 typedef enum { MN_FAN_IN = 0, MN_FAN_OUT = 1 } mn_fan_mode;
@@ -137,6 +138,18 @@ typedef struct {
 float mn_init_gain(mn_nonlin nonlin, float param);
 /* fan_in / fan_out as in PyTorch: dims 0,1 and the product of the rest. */
 mn_status mn_init_fans(mn_shape s, int64_t *fan_in, int64_t *fan_out);
+/* PyTorch modules' default initialisers by module name, for a parameter
+ * of that role (bias false: the weight). fan: in_features for a Linear
+ * bias, hidden_size for the RNNs, unused otherwise.
+ *   MN_LIKE_LINEAR      nn.Linear: weight kaiming_uniform(a = sqrt(5)),
+ *                       i.e. U(-1/sqrt(in), 1/sqrt(in)); bias the same bound
+ *   MN_LIKE_EMBEDDING   nn.Embedding: weight N(0, 1) (no bias)
+ *   MN_LIKE_RNN         nn.RNN, nn.LSTM, nn.GRU: every weight and bias
+ *                       U(-1/sqrt(hidden), 1/sqrt(hidden))
+ *   MN_LIKE_LAYER_NORM  nn.LayerNorm: weight 1, bias 0
+ * Bad arguments give kind MN_INIT_NONE, which mn_init_fill rejects. */
+typedef enum { MN_LIKE_LINEAR, MN_LIKE_EMBEDDING, MN_LIKE_RNN, MN_LIKE_LAYER_NORM } mn_like;
+mn_init mn_init_like(mn_like module, bool bias, int64_t fan);
 /* Fill t by the initialiser with counter-based randomness (seed, stream). */
 mn_status mn_init_fill(mn_tensor *t, mn_init init, uint64_t seed, uint64_t stream);
 

@@ -330,8 +330,7 @@ static mn_node *mgu(mn_graph *g, const char *prefix, mn_node *x, int64_t H)
 {
     mn_shape s = mn_node_shape(x);
     int64_t T = s.d[0], B = s.d[1], I = s.d[2];
-    float k = 1.0f / sqrtf((float)H);
-    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
+    mn_init u = mn_init_like(MN_LIKE_RNN, false, H);            /* as nn.GRU: U(+-1/sqrt(H)) */
     mn_node **hs = calloc((size_t)(T > 0 ? T : 1), sizeof *hs); /* one output per step */
     if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "mgu %s: %lld steps", prefix, (long long)T); return NULL; }
     mn_graph_push_scope(g, prefix);                            /* prefix.weight_ih, ... */
