@@ -280,6 +280,31 @@ mn_status mn_init_fill(mn_tensor *t, mn_init in, uint64_t seed, uint64_t stream)
         else mn_rng_fill_uniform(x, n, seed, stream, (float)(-sqrt(3.0) * std), (float)(sqrt(3.0) * std));
         return MN_OK;
     }
+    case MN_INIT_NONE:
+        return mn__error(MN_ERR_INVALID, "init: none (mn_init_like: unknown module, a bias it has not, or fan <= 0)");
     }
     return mn__error(MN_ERR_INVALID, "init: unknown kind %d", (int)in.kind);
+}
+
+/* U(-1/sqrt(fan), 1/sqrt(fan)), the bound of PyTorch's reset_parameters. */
+static mn_init uniform_fan(int64_t fan)
+{
+    if (fan <= 0) return (mn_init){ .kind = MN_INIT_NONE };
+    float k = 1.0f / sqrtf((float)fan);
+    return (mn_init){ .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
+}
+
+mn_init mn_init_like(mn_like module, bool bias, int64_t fan)
+{
+    switch (module) {
+    case MN_LIKE_LINEAR:
+        if (bias) return uniform_fan(fan);
+        return (mn_init){ .kind = MN_INIT_KAIMING_UNIFORM, .a = sqrtf(5.0f) };
+    case MN_LIKE_EMBEDDING:
+        if (bias) break;
+        return (mn_init){ .kind = MN_INIT_NORMAL, .a = 0.0f, .b = 1.0f };
+    case MN_LIKE_RNN: return uniform_fan(fan);
+    case MN_LIKE_LAYER_NORM: return (mn_init){ .kind = bias ? MN_INIT_ZEROS : MN_INIT_ONES };
+    }
+    return (mn_init){ .kind = MN_INIT_NONE };
 }

@@ -65,7 +65,44 @@ void mn_graph_set_scope(mn_graph *g, const char *scope)
 {
     if (!g) return;
     free(g->scope);
-    g->scope = scope && *scope ? strdup(scope) : NULL;
+    g->scope = NULL;
+    g->scope_depth = 0;
+    if (scope && *scope) mn_graph_push_scope(g, scope);
+}
+
+mn_status mn_graph_push_scope(mn_graph *g, const char *name)
+{
+    if (!g) return mn__error(MN_ERR_MISUSE, "push_scope: NULL graph");
+    if (!name || !*name) return mn__graph_fail(g, MN_ERR_INVALID, "push_scope: a name is required");
+    if (g->scope_depth == MN_SCOPE_MAX)
+        return mn__graph_fail(g, MN_ERR_INVALID, "push_scope \"%s\": scopes nest at most %d deep", name, MN_SCOPE_MAX);
+    size_t old = g->scope ? strlen(g->scope) : 0, len = old + (old ? 1 : 0) + strlen(name) + 1;
+    char *s = realloc(g->scope, len);
+    if (!s) return mn__graph_fail(g, MN_ERR_NOMEM, "push_scope \"%s\": out of memory", name);
+    snprintf(s + old, len - old, "%s%s", old ? "." : "", name);
+    g->scope = s;
+    g->scope_len[g->scope_depth++] = old;
+    return MN_OK;
+}
+
+mn_status mn_graph_pop_scope(mn_graph *g)
+{
+    if (!g) return mn__error(MN_ERR_MISUSE, "pop_scope: NULL graph");
+    if (g->scope_depth == 0) return mn__graph_fail(g, MN_ERR_MISUSE, "pop_scope: no scope was pushed");
+    size_t len = g->scope_len[--g->scope_depth];
+    if (len) g->scope[len] = '\0';
+    else { free(g->scope); g->scope = NULL; }
+    return MN_OK;
+}
+
+const char *mn_graph_scope(const mn_graph *g) { return g && g->scope ? g->scope : ""; }
+
+/* A parameter name inside the current scope: "scope.name" (or name). */
+static const char *scoped(const mn_graph *g, const char *name, char *buf, size_t size)
+{
+    if (!g->scope) return name;
+    int n = snprintf(buf, size, "%s.%s", g->scope, name);
+    return n >= 0 && (size_t)n < size ? buf : NULL;
 }
 
 mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
@@ -149,6 +186,12 @@ mn_node *mn_param(mn_graph *g, const char *name, mn_shape shape, mn_init init)
 {
     if (!usable(g)) { mn__error(g ? g->status : MN_ERR_MISUSE, "param: %s", mn_graph_errmsg(g)); return NULL; }
     if (!name) { mn__graph_fail(g, MN_ERR_INVALID, "param: a name is required"); return NULL; }
+    char buf[256];
+    const char *rel = name;
+    if (!(name = scoped(g, rel, buf, sizeof buf))) {
+        mn__graph_fail(g, MN_ERR_INVALID, "param \"%s\" in scope \"%s\": name longer than %zu", rel, g->scope, sizeof buf - 1);
+        return NULL;
+    }
     int idx = mn_params_find(g->P, name);
     if (idx >= 0) {
         char a[96], b[96];
@@ -170,9 +213,12 @@ mn_node *mn_param(mn_graph *g, const char *name, mn_shape shape, mn_init init)
 mn_node *mn_param_get(mn_graph *g, const char *name)
 {
     if (!usable(g)) { mn__error(g ? g->status : MN_ERR_MISUSE, "param: %s", mn_graph_errmsg(g)); return NULL; }
-    int idx = mn_params_find(g->P, name);
+    char buf[256];
+    const char *full = name ? scoped(g, name, buf, sizeof buf) : NULL;
+    int idx = full ? mn_params_find(g->P, full) : -1;
     if (idx < 0 || !mn_params_grad(g->P, idx)) {
-        mn__graph_fail(g, MN_ERR_NOTFOUND, "param \"%s\": no such parameter in the store", name ? name : "(null)");
+        const char *shown = full ? full : name ? name : "(null)";
+        mn__graph_fail(g, MN_ERR_NOTFOUND, "param \"%s\": no such parameter in the store", shown);
         return NULL;
     }
     return param_node(g, idx);

@@ -25,6 +25,8 @@ struct mn_node {
     bool backward;          /* built by autodiff */
 };
 
+#define MN_SCOPE_MAX 32
+
 struct mn_graph {
     mn_params *P;
     mn__arena arena;
@@ -32,7 +34,9 @@ struct mn_graph {
     int n, cap;
     mn_status status;
     char msg[1024];
-    char *scope;
+    char *scope;                          /* the pushed scopes joined by '.', NULL: none */
+    int scope_depth;
+    size_t scope_len[MN_SCOPE_MAX];       /* strlen(scope) before each push */
     uint64_t seed;
     bool building_backward;
 };

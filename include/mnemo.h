@@ -115,6 +115,7 @@ typedef enum {
     MN_INIT_XAVIER_NORMAL,    /* gain * sqrt(2 / (fan_in + fan_out)) std */
     MN_INIT_KAIMING_UNIFORM,  /* gain(nonlin, a) * sqrt(3 / fan) bound */
     MN_INIT_KAIMING_NORMAL,   /* gain(nonlin, a) / sqrt(fan) std */
+    MN_INIT_NONE,             /* mn_init_like's answer to bad arguments: filling fails */
 } mn_init_kind;
 
 typedef enum { MN_FAN_IN = 0, MN_FAN_OUT = 1 } mn_fan_mode;
@@ -137,6 +138,18 @@ typedef struct {
 float mn_init_gain(mn_nonlin nonlin, float param);
 /* fan_in / fan_out as in PyTorch: dims 0,1 and the product of the rest. */
 mn_status mn_init_fans(mn_shape s, int64_t *fan_in, int64_t *fan_out);
+/* PyTorch modules' default initialisers by module name, for a parameter
+ * of that role (bias false: the weight). fan: in_features for a Linear
+ * bias, hidden_size for the RNNs, unused otherwise.
+ *   MN_LIKE_LINEAR      nn.Linear: weight kaiming_uniform(a = sqrt(5)),
+ *                       i.e. U(-1/sqrt(in), 1/sqrt(in)); bias the same bound
+ *   MN_LIKE_EMBEDDING   nn.Embedding: weight N(0, 1) (no bias)
+ *   MN_LIKE_RNN         nn.RNN, nn.LSTM, nn.GRU: every weight and bias
+ *                       U(-1/sqrt(hidden), 1/sqrt(hidden))
+ *   MN_LIKE_LAYER_NORM  nn.LayerNorm: weight 1, bias 0
+ * Bad arguments give kind MN_INIT_NONE, which mn_init_fill rejects. */
+typedef enum { MN_LIKE_LINEAR, MN_LIKE_EMBEDDING, MN_LIKE_RNN, MN_LIKE_LAYER_NORM } mn_like;
+mn_init mn_init_like(mn_like module, bool bias, int64_t fan);
 /* Fill t by the initialiser with counter-based randomness (seed, stream). */
 mn_status mn_init_fill(mn_tensor *t, mn_init init, uint64_t seed, uint64_t stream);
 
@@ -194,8 +207,18 @@ mn_params *mn_graph_params(mn_graph *g);
  * builders and plugins that validate their own arguments. Returns code. */
 mn_status  mn_graph_fail(mn_graph *g, mn_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int        mn_graph_node_count(const mn_graph *g);
-/* Names of nodes built after this call start with `scope.` (NULL clears). */
+/* Scopes name what is built under them, as PyTorch's module paths: after
+ * mn_graph_push_scope(g, "encoder"), mn_linear(g, "fc", ...) creates the
+ * parameters encoder.fc.weight and encoder.fc.bias, and unnamed nodes are
+ * named encoder.<op>#<id>. mn_param and mn_param_get take names relative to
+ * the scope; input names are not scoped. Each pop undoes one push (at most
+ * 32 deep; a bad push or pop is the graph's error). mn_graph_set_scope
+ * replaces the whole stack with one scope (NULL: none); mn_graph_scope is
+ * the current path ("" at the top). */
+mn_status  mn_graph_push_scope(mn_graph *g, const char *name);
+mn_status  mn_graph_pop_scope(mn_graph *g);
 void       mn_graph_set_scope(mn_graph *g, const char *scope);
+const char *mn_graph_scope(const mn_graph *g);
 /* Seed for random ops of this graph (dropout, sampling). */
 void       mn_graph_set_seed(mn_graph *g, uint64_t seed);
 
@@ -575,7 +598,19 @@ typedef struct mn_optim_kind {
     void (*init)(const void *hyper, float *const *state, int64_t n);
     /* t: this parameter's step count, 1 on the first step */
     void (*step)(const void *hyper, int64_t t, float *p, const float *g, float *const *state, int64_t n);
+    /* fills the fields left 0 whose 0 is not a usable value with the
+     * PyTorch default (NULL: none); runs before check */
+    void (*defaults)(void *hyper);
 } mn_optim_kind;
+
+/* Options structs: a field left 0 takes PyTorch's default wherever 0 is
+ * not a value people use, so `(mn_adam_opts){ .lr = 1e-3f }` is Adam's
+ * defaults. Fields where 0 means something (weight_decay, momentum,
+ * dampening, lr_decay, initial_accumulator_value) stay 0. A defaulted
+ * float field set to MN_ZERO (-0.0f) is a true 0 (e.g. beta1 = MN_ZERO). */
+#define MN_ZERO (-0.0f)
+/* For a kind's `defaults`: *field = def if *field is +0 (not MN_ZERO). */
+void mn_opt_default(float *field, float def);
 
 typedef struct { float lr, momentum, dampening, weight_decay; bool nesterov; } mn_sgd_opts;
 typedef struct { float lr, beta1, beta2, eps, weight_decay; bool amsgrad; } mn_adam_opts;      /* adam, adamw */
@@ -651,7 +686,9 @@ typedef struct {
     int nmilestones;
     int64_t milestones[16];
 } mn_sched_opts;
-/* Defaults of each PyTorch class for the fields left 0. */
+/* Defaults of each PyTorch class. mn_sched_new fills the fields left 0
+ * whose 0 is not usable (gamma, start_factor, factor; LinearLR's
+ * total_iters) the same way; MN_ZERO sets a defaulted float to 0. */
 mn_sched_opts mn_sched_defaults(mn_sched_kind kind);
 mn_sched *mn_sched_new(mn_optim *o, mn_sched_opts opts);
 void      mn_sched_free(mn_sched *s);

@@ -5,7 +5,8 @@
 #include <math.h>
 #include <stdio.h>
 
-/* nn.Linear: weight kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias the same bound. */
+/* nn.Linear: weight kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias the same bound
+ * (mn_init_like, core/params.c). */
 mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias)
 {
     if (!x) return mn_matmul(g, x, x, false, true);      /* propagates the graph's error */
@@ -13,13 +14,11 @@ mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_feat
     int64_t in = xs.ndim ? xs.d[xs.ndim - 1] : 0;
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    mn_node *w = mn_param(g, name, MN_SHAPE(out_features, in),
-                          (mn_init){ .kind = MN_INIT_KAIMING_UNIFORM, .a = sqrtf(5.0f) });
+    mn_node *w = mn_param(g, name, MN_SHAPE(out_features, in), mn_init_like(MN_LIKE_LINEAR, false, in));
     mn_node *y = mn_matmul(g, x, w, false, true);
     if (!bias) return y;
-    float bound = in > 0 ? 1.0f / sqrtf((float)in) : 0.0f;
     snprintf(name, sizeof name, "%s.bias", prefix);
-    mn_node *b = mn_param(g, name, MN_SHAPE(out_features), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -bound, .b = bound });
+    mn_node *b = mn_param(g, name, MN_SHAPE(out_features), mn_init_like(MN_LIKE_LINEAR, true, in));
     return mn_add(g, y, b);
 }
 
@@ -38,7 +37,7 @@ mn_node *mn_embedding(mn_graph *g, const char *prefix, mn_node *indices, int64_t
 {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    return mn_embedding_op(g, indices, mn_param(g, name, MN_SHAPE(num, dim), (mn_init){ .kind = MN_INIT_NORMAL, .a = 0, .b = 1 }));
+    return mn_embedding_op(g, indices, mn_param(g, name, MN_SHAPE(num, dim), mn_init_like(MN_LIKE_EMBEDDING, false, 0)));
 }
 
 mn_node *mn_layer_norm(mn_graph *g, const char *prefix, mn_node *x, bool affine)
@@ -49,6 +48,6 @@ mn_node *mn_layer_norm(mn_graph *g, const char *prefix, mn_node *x, bool affine)
     char w[256], b[256];
     snprintf(w, sizeof w, "%s.weight", prefix);
     snprintf(b, sizeof b, "%s.bias", prefix);
-    return mn_layer_norm_op(g, x, 1, mn_param(g, w, MN_SHAPE(d), (mn_init){ .kind = MN_INIT_ONES }),
-                         mn_param(g, b, MN_SHAPE(d), (mn_init){ .kind = MN_INIT_ZEROS }), 1e-5f);
+    return mn_layer_norm_op(g, x, 1, mn_param(g, w, MN_SHAPE(d), mn_init_like(MN_LIKE_LAYER_NORM, false, 0)),
+                         mn_param(g, b, MN_SHAPE(d), mn_init_like(MN_LIKE_LAYER_NORM, true, 0)), 1e-5f);
 }

@@ -18,8 +18,7 @@ static int gates_of(mn_rnn_mode m) { return m == MN_RNN_LSTM ? 4 : m == MN_RNN_G
 static cell_params make_params(mn_graph *g, const char *prefix, int layer, bool rev, int64_t in, const mn_rnn_opts *o)
 {
     int64_t G = gates_of(o->mode) * o->hidden;
-    float k = 1.0f / sqrtf((float)o->hidden);
-    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
+    mn_init u = mn_init_like(MN_LIKE_RNN, false, o->hidden);     /* U(-1/sqrt(hidden), 1/sqrt(hidden)) */
     const char *sfx = rev ? "_reverse" : "";
     char n[256];
     cell_params c = { 0 };

@@ -31,9 +31,16 @@ static void step(const void *h, int64_t t, float *restrict p, const float *restr
     }
 }
 
+/* PyTorch: eps 1e-10; lr_decay, weight_decay and the initial
+ * accumulator value 0 stay 0. */
+static void defaults(void *h)
+{
+    mn_opt_default(&((mn_adagrad_opts *)h)->eps, 1e-10f);
+}
+
 const mn_optim_kind mn_optim_adagrad = {
     .name = "adagrad", .hyper_size = sizeof(mn_adagrad_opts), .nstate = 1, .state_names = { "sum" },
-    .check = check, .init = init, .step = step,
+    .check = check, .init = init, .step = step, .defaults = defaults,
 };
 
 mn_optim *mn_adagrad(mn_params *P, mn_adagrad_opts o) { return mn_optim_new(P, &mn_optim_adagrad, &o); }

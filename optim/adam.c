@@ -50,13 +50,25 @@ static void update(const mn_adam_opts *o, int64_t t, float *restrict p, const fl
 static void adam_step(const void *h, int64_t t, float *p, const float *g, float *const *st, int64_t n) { update(h, t, p, g, st, n, false); }
 static void adamw_step(const void *h, int64_t t, float *p, const float *g, float *const *st, int64_t n) { update(h, t, p, g, st, n, true); }
 
+/* PyTorch: betas (0.9, 0.999), eps 1e-8; weight_decay 0 stays 0 (AdamW
+ * too: its PyTorch default 1e-2 must be asked for, MN_ADAMW_DEFAULTS). */
+static void defaults(void *h)
+{
+    mn_adam_opts *o = h;
+    mn_opt_default(&o->beta1, 0.9f);
+    mn_opt_default(&o->beta2, 0.999f);
+    mn_opt_default(&o->eps, 1e-8f);
+}
+
 const mn_optim_kind mn_optim_adam = {
     .name = "adam", .hyper_size = sizeof(mn_adam_opts), .nstate = 3,
     .state_names = { "exp_avg", "exp_avg_sq", "max_exp_avg_sq" }, .check = check, .used = used, .step = adam_step,
+    .defaults = defaults,
 };
 const mn_optim_kind mn_optim_adamw = {
     .name = "adamw", .hyper_size = sizeof(mn_adam_opts), .nstate = 3,
     .state_names = { "exp_avg", "exp_avg_sq", "max_exp_avg_sq" }, .check = check, .used = used, .step = adamw_step,
+    .defaults = defaults,
 };
 
 mn_optim *mn_adam(mn_params *P, mn_adam_opts o) { return mn_optim_new(P, &mn_optim_adam, &o); }

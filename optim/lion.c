@@ -25,9 +25,18 @@ static void step(const void *h, int64_t t, float *p, const float *g, float *cons
     }
 }
 
+/* The Lion paper's (and lion-pytorch's) betas (0.9, 0.99); weight_decay
+ * 0 stays 0. */
+static void defaults(void *h)
+{
+    mn_lion_opts *o = h;
+    mn_opt_default(&o->beta1, 0.9f);
+    mn_opt_default(&o->beta2, 0.99f);
+}
+
 const mn_optim_kind mn_optim_lion = {
     .name = "lion", .hyper_size = sizeof(mn_lion_opts), .nstate = 1, .state_names = { "exp_avg" },
-    .check = check, .step = step,
+    .check = check, .step = step, .defaults = defaults,
 };
 
 mn_optim *mn_lion(mn_params *P, mn_lion_opts o) { return mn_optim_new(P, &mn_optim_lion, &o); }

@@ -51,11 +51,20 @@ const mn_optim_kind *mn_optim_kind_find(const char *name)
     return NULL;
 }
 
-static mn_status check_hyper(const mn_optim_kind *k, const void *hyper)
+void mn_opt_default(float *field, float def)
 {
-    float lr = *(const float *)hyper;
+    if (*field == 0.0f && !signbit(*field)) *field = def;
+}
+
+/* Copies the caller's hyper-parameters to `out`, fills the defaulted
+ * zeros, then checks them. */
+static mn_status check_hyper(const mn_optim_kind *k, const void *hyper, unsigned char *out)
+{
+    memcpy(out, hyper, k->hyper_size);
+    if (k->defaults) k->defaults(out);
+    float lr = *(const float *)out;
     if (!(lr >= 0.0f) || !isfinite(lr)) return mn__error(MN_ERR_INVALID, "%s: invalid learning rate %g", k->name, (double)lr);
-    return k->check ? k->check(hyper) : MN_OK;
+    return k->check ? k->check(out) : MN_OK;
 }
 
 mn_optim *mn_optim_new(mn_params *P, const mn_optim_kind *kind, const void *hyper)
@@ -67,11 +76,12 @@ mn_optim *mn_optim_new(mn_params *P, const mn_optim_kind *kind, const void *hype
         return NULL;
     }
     if (!hyper) { mn__error(MN_ERR_MISUSE, "optim %s: NULL hyper-parameters", kind->name); return NULL; }
-    if (check_hyper(kind, hyper)) return NULL;
+    _Alignas(8) unsigned char h[HYPER_MAX];
+    if (check_hyper(kind, hyper, h)) return NULL;
     mn_optim *o = calloc(1, sizeof *o);
     if (!o) { mn__error(MN_ERR_NOMEM, "optim: out of memory"); return NULL; }
     o->P = P; o->kind = kind; o->ngroups = 1; o->accum = 1;
-    memcpy(o->groups[0].hyper, hyper, kind->hyper_size);
+    memcpy(o->groups[0].hyper, h, kind->hyper_size);
     return o;
 }
 
@@ -87,10 +97,11 @@ int mn_optim_add_group(mn_optim *o, const char *patterns, const void *hyper)
 {
     if (!o || !patterns || !hyper) { mn__error(MN_ERR_MISUSE, "optim_add_group: NULL argument"); return -1; }
     if (o->ngroups == MAX_GROUPS) { mn__error(MN_ERR_INVALID, "optim: at most %d groups", MAX_GROUPS); return -1; }
-    if (check_hyper(o->kind, hyper)) return -1;
+    _Alignas(8) unsigned char h[HYPER_MAX];
+    if (check_hyper(o->kind, hyper, h)) return -1;
     group *g = &o->groups[o->ngroups];
     if (!(g->patterns = strdup(patterns))) { mn__error(MN_ERR_NOMEM, "optim: out of memory"); return -1; }
-    memcpy(g->hyper, hyper, o->kind->hyper_size);
+    memcpy(g->hyper, h, o->kind->hyper_size);
     o->seen = -1;                         /* regroup at the next step */
     return o->ngroups++;
 }

@@ -41,9 +41,18 @@ static void step(const void *h, int64_t t, float *restrict p, const float *restr
     }
 }
 
+/* PyTorch: alpha 0.99, eps 1e-8; momentum and weight_decay 0 stay 0. */
+static void defaults(void *h)
+{
+    mn_rmsprop_opts *o = h;
+    mn_opt_default(&o->alpha, 0.99f);
+    mn_opt_default(&o->eps, 1e-8f);
+}
+
 const mn_optim_kind mn_optim_rmsprop = {
     .name = "rmsprop", .hyper_size = sizeof(mn_rmsprop_opts), .nstate = 3,
     .state_names = { "square_avg", "grad_avg", "momentum_buffer" }, .check = check, .used = used, .step = step,
+    .defaults = defaults,
 };
 
 mn_optim *mn_rmsprop(mn_params *P, mn_rmsprop_opts o) { return mn_optim_new(P, &mn_optim_rmsprop, &o); }

@@ -30,6 +30,18 @@ mn_sched_opts mn_sched_defaults(mn_sched_kind kind)
     return c;
 }
 
+/* The fields left 0 whose 0 is unusable take the PyTorch class's default
+ * (eta_min, min_lr, threshold, patience, cooldown, warmup, end_factor and
+ * ConstantLR's total_iters keep their 0). */
+static void fill_defaults(mn_sched_opts *c)
+{
+    mn_sched_opts d = mn_sched_defaults(c->kind);
+    mn_opt_default(&c->gamma, d.gamma);
+    mn_opt_default(&c->start_factor, d.start_factor);
+    mn_opt_default(&c->factor, d.factor);
+    if (c->kind == MN_SCHED_LINEAR && c->total_iters == 0) c->total_iters = d.total_iters;
+}
+
 static mn_status check(const mn_sched_opts *c)
 {
     switch (c->kind) {
@@ -105,6 +117,7 @@ static void apply(mn_sched *s)
 mn_sched *mn_sched_new(mn_optim *o, mn_sched_opts c)
 {
     if (!o) { mn__error(MN_ERR_MISUSE, "sched_new: NULL optimizer"); return NULL; }
+    fill_defaults(&c);
     if (check(&c)) return NULL;
     mn_sched *s = calloc(1, sizeof *s);
     if (!s) { mn__error(MN_ERR_NOMEM, "sched: out of memory"); return NULL; }

@@ -334,6 +334,52 @@ START_TEST(init_distributions)
 }
 END_TEST
 
+/* PyTorch modules' defaults by name, against the formulas of their
+ * reset_parameters: bounds and standard deviations computed here. */
+START_TEST(init_like_pytorch_modules)
+{
+    enum { OUT = 300, IN = 400, HID = 64 };
+    mn_tensor *w = mn_tensor_new(MN_F32, MN_SHAPE(OUT, IN)), *b = mn_tensor_new(MN_F32, MN_SHAPE(OUT));
+    mn_tensor *r = mn_tensor_new(MN_F32, MN_SHAPE(4 * HID, IN));
+    double mean, std, mx, lin = 1.0 / sqrt((double)IN), rnn = 1.0 / sqrt((double)HID);
+    /* nn.Linear: kaiming_uniform(a = sqrt(5)) is U(+-1/sqrt(in_features)) */
+    ck_assert_ok(mn_init_fill(w, mn_init_like(MN_LIKE_LINEAR, false, IN), 1, 1));
+    moments(w, &mean, &std, &mx);
+    ck_assert_msg(mx <= lin * (1 + 1e-6) && mx > 0.99 * lin, "linear weight max %g, bound %g", mx, lin);
+    ck_assert_close(std, lin / sqrt(3.0), 0.001);
+    ck_assert_ok(mn_init_fill(b, mn_init_like(MN_LIKE_LINEAR, true, IN), 1, 2));
+    moments(b, &mean, &std, &mx);
+    ck_assert_msg(mx <= lin * (1 + 1e-6) && mx > 0.9 * lin, "linear bias max %g, bound %g", mx, lin);
+    /* nn.Embedding: N(0, 1) */
+    ck_assert_ok(mn_init_fill(w, mn_init_like(MN_LIKE_EMBEDDING, false, 0), 1, 3));
+    moments(w, &mean, &std, &mx);
+    ck_assert_close(mean, 0.0, 0.01);
+    ck_assert_close(std, 1.0, 0.01);
+    /* nn.LSTM (and RNN, GRU): every tensor U(+-1/sqrt(hidden_size)) */
+    ck_assert_ok(mn_init_fill(r, mn_init_like(MN_LIKE_RNN, false, HID), 1, 4));
+    moments(r, &mean, &std, &mx);
+    ck_assert_msg(mx <= rnn * (1 + 1e-6) && mx > 0.99 * rnn, "rnn weight max %g, bound %g", mx, rnn);
+    ck_assert_close(std, rnn / sqrt(3.0), 0.002);
+    ck_assert_ok(mn_init_fill(b, mn_init_like(MN_LIKE_RNN, true, HID), 1, 5));
+    moments(b, &mean, &std, &mx);
+    ck_assert_msg(mx <= rnn * (1 + 1e-6) && mx > 0.9 * rnn, "rnn bias max %g, bound %g", mx, rnn);
+    /* nn.LayerNorm: weight 1, bias 0 */
+    ck_assert_ok(mn_init_fill(b, mn_init_like(MN_LIKE_LAYER_NORM, false, 0), 1, 6));
+    moments(b, &mean, &std, &mx);
+    ck_assert(mean == 1.0 && std == 0.0);
+    ck_assert_ok(mn_init_fill(b, mn_init_like(MN_LIKE_LAYER_NORM, true, 0), 1, 7));
+    moments(b, &mean, &std, &mx);
+    ck_assert(mx == 0.0);
+    /* no fan, a bias nn.Embedding has not, an unknown module: filling fails */
+    ck_assert_int_eq(mn_init_fill(b, mn_init_like(MN_LIKE_LINEAR, true, 0), 1, 8), MN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "mn_init_like"));
+    ck_assert_int_eq(mn_init_fill(b, mn_init_like(MN_LIKE_EMBEDDING, true, 0), 1, 8), MN_ERR_INVALID);
+    ck_assert_int_eq(mn_init_fill(b, mn_init_like(MN_LIKE_RNN, false, -3), 1, 8), MN_ERR_INVALID);
+    ck_assert_int_eq(mn_init_fill(b, mn_init_like((mn_like)99, false, 8), 1, 8), MN_ERR_INVALID);
+    mn_tensor_free(w); mn_tensor_free(b); mn_tensor_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -354,6 +400,7 @@ int main(void)
     tcase_add_test(tc, init_independent_of_order);
     tcase_add_test(tc, init_gains_and_fans);
     tcase_add_test(tc, init_distributions);
+    tcase_add_test(tc, init_like_pytorch_modules);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -330,27 +330,27 @@ static mn_node *mgu(mn_graph *g, const char *prefix, mn_node *x, int64_t H)
 {
     mn_shape s = mn_node_shape(x);
     int64_t T = s.d[0], B = s.d[1], I = s.d[2];
-    float k = 1.0f / sqrtf((float)H);
-    mn_init u = { .kind = MN_INIT_UNIFORM, .a = -k, .b = k };
-    char n[128];
-    snprintf(n, sizeof n, "%s.weight_ih", prefix);
-    mn_node *w = mn_param(g, n, MN_SHAPE(2 * H, I), u);      /* [W_f; W_n] */
-    snprintf(n, sizeof n, "%s.bias", prefix);
-    mn_node *b = mn_param(g, n, MN_SHAPE(2 * H), u);
-    snprintf(n, sizeof n, "%s.weight_hf", prefix);
-    mn_node *uf = mn_param(g, n, MN_SHAPE(H, H), u);
-    snprintf(n, sizeof n, "%s.weight_hn", prefix);
-    mn_node *un = mn_param(g, n, MN_SHAPE(H, H), u);
+    mn_init u = mn_init_like(MN_LIKE_RNN, false, H);            /* as nn.GRU: U(+-1/sqrt(H)) */
+    mn_node **hs = calloc((size_t)(T > 0 ? T : 1), sizeof *hs); /* one output per step */
+    if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "mgu %s: %lld steps", prefix, (long long)T); return NULL; }
+    mn_graph_push_scope(g, prefix);                            /* prefix.weight_ih, ... */
+    mn_node *w = mn_param(g, "weight_ih", MN_SHAPE(2 * H, I), u); /* [W_f; W_n] */
+    mn_node *b = mn_param(g, "bias", MN_SHAPE(2 * H), u);
+    mn_node *uf = mn_param(g, "weight_hf", MN_SHAPE(H, H), u);
+    mn_node *un = mn_param(g, "weight_hn", MN_SHAPE(H, H), u);
     mn_node *xp = mn_linear_op(g, x, w, b);                    /* all steps at once: [T, B, 2H] */
-    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0.0f, MN_F32), *hs[64];
-    for (int64_t t = 0; t < T && t < 64; t++) {
+    mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0.0f, MN_F32);
+    for (int64_t t = 0; t < T; t++) {
         mn_node *xt[2];
         mn_chunk(g, mn_squeeze(g, mn_slice(g, xp, 0, t, t + 1, 1), 0), 1, 2, xt);
         mn_node *f = mn_sigmoid(g, mn_add(g, xt[0], mn_matmul(g, h, uf, false, true)));
         mn_node *c = mn_tanh(g, mn_add(g, xt[1], mn_matmul(g, mn_mul(g, f, h), un, false, true)));
         h = hs[t] = mn_add(g, h, mn_mul(g, f, mn_sub(g, c, h)));
     }
-    return mn_stack(g, hs, (int)(T < 64 ? T : 64), 0);
+    mn_node *out = mn_stack(g, hs, (int)T, 0);                /* [T, B, H] */
+    free(hs);
+    mn_graph_pop_scope(g);
+    return out;
 }
 
 static mn_node *lm_mgu(mn_graph *g, mn_node *tok, int64_t V)
@@ -364,6 +364,111 @@ START_TEST(custom_architecture_learns)
     double first, last = train_lm(lm_mgu, false, 400, 3e-3f, &first);
     printf("char LM mgu (docs/models.md example): loss %.3f -> %.3f (400 steps)\n", first, last);
     ck_assert_msg(last < 2.4, "mgu: %.3f", last);
+}
+END_TEST
+
+/* The example has no cap on the sequence: 100 steps give 100 outputs. */
+START_TEST(custom_architecture_any_length)
+{
+    enum { T = 100, B = 2, I = 3, H = 4 };
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+    mn_node *y = mgu(g, "mgu", x, H);
+    ck_assert_msg(y != NULL, "%s", mn_graph_errmsg(g));
+    mn_shape s = mn_node_shape(y);
+    ck_assert_int_eq(s.ndim, 3);
+    ck_assert_int_eq(s.d[0], T);
+    mn_exec *ex = mn_compile(g, mn_sum_all(g, y), NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float ones[T * B * I];
+    for (int i = 0; i < T * B * I; i++) ones[i] = 1.0f;
+    ck_assert_ok(mn_exec_feed_data(ex, "x", ones, sizeof ones));
+    ck_assert_ok(mn_exec_run(ex));
+    const float *out = mn_f32(mn_exec_value(ex, y));
+    ck_assert_msg(out[(T - 1) * B * H] != 0.0f && isfinite(out[(T - 1) * B * H]), "step %d: %g", T - 1, out[(T - 1) * B * H]);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* ---- parameter scopes (PyTorch module paths) ---- */
+
+static bool has_param(mn_params *P, const char *name) { return mn_params_find(P, name) >= 0; }
+
+START_TEST(scopes_name_parameters_as_module_paths)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(2, 3));
+    ck_assert_ok(mn_graph_push_scope(g, "encoder"));
+    mn_node *h = mn_linear(g, "fc", x, 4, true);
+    ck_assert_ok(mn_graph_push_scope(g, "layers.0"));
+    h = mn_layer_norm(g, "norm", h, true);
+    ck_assert_str_eq(mn_graph_scope(g), "encoder.layers.0");
+    ck_assert_ok(mn_graph_pop_scope(g));
+    ck_assert_str_eq(mn_graph_scope(g), "encoder");
+    ck_assert_ptr_nonnull(mn_param_get(g, "fc.weight"));          /* relative to the scope */
+    ck_assert_ok(mn_graph_pop_scope(g));
+    ck_assert_str_eq(mn_graph_scope(g), "");
+    mn_node *y = mn_linear(g, "head", h, 2, false);
+    ck_assert_msg(y != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert(has_param(P, "encoder.fc.weight"));
+    ck_assert(has_param(P, "encoder.fc.bias"));
+    ck_assert(has_param(P, "encoder.layers.0.norm.weight"));
+    ck_assert(has_param(P, "encoder.layers.0.norm.bias"));
+    ck_assert(has_param(P, "head.weight"));
+    ck_assert_int_eq(mn_params_count(P), 5);
+    ck_assert_ptr_nonnull(mn_param_get(g, "encoder.fc.weight"));  /* full path at the top */
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* A built-in model under a scope: every name gains the prefix, and the
+ * transformer's tied head finds its embedding inside the scope. */
+START_TEST(scoped_builtin_models_keep_their_names_below_the_scope)
+{
+    mn_params *P = mn_params_new(), *Q = mn_params_new();
+    mn_graph *g = mn_graph_new(P), *q = mn_graph_new(Q);
+    mn_lm_opts o = { .vocab = 11, .d_model = 8, .heads = 2, .layers = 1, .ff = 16, .max_len = 4, .tie_weights = true };
+    ck_assert_ok(mn_graph_push_scope(g, "model"));
+    mn_node *a = mn_transformer_lm(g, "lm", mn_input(g, "tok", MN_I32, MN_SHAPE(2, 4)), o);
+    ck_assert_ok(mn_graph_pop_scope(g));
+    mn_node *b = mn_transformer_lm(q, "lm", mn_input(q, "tok", MN_I32, MN_SHAPE(2, 4)), o);
+    ck_assert_msg(a != NULL && b != NULL, "%s %s", mn_graph_errmsg(g), mn_graph_errmsg(q));
+    ck_assert_int_eq(mn_params_count(P), mn_params_count(Q));
+    for (int i = 0; i < mn_params_count(Q); i++) {
+        char want[256];
+        snprintf(want, sizeof want, "model.%s", mn_params_name(Q, i));
+        ck_assert_str_eq(mn_params_name(P, i), want);
+    }
+    mn_graph_free(g); mn_graph_free(q); mn_params_free(P); mn_params_free(Q);
+}
+END_TEST
+
+START_TEST(bad_scope_use_is_a_graph_error)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    ck_assert_int_eq(mn_graph_pop_scope(g), MN_ERR_MISUSE);
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(g), "pop_scope: no scope was pushed"));
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    for (int i = 0; i < 32; i++) ck_assert_ok(mn_graph_push_scope(g, "s"));
+    ck_assert_int_eq(mn_graph_push_scope(g, "deep"), MN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(g), "at most 32 deep"));
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    ck_assert_int_eq(mn_graph_push_scope(g, ""), MN_ERR_INVALID);
+    mn_graph_free(g);
+    g = mn_graph_new(P);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_ok(mn_graph_push_scope(g, longname));
+    ck_assert_ptr_null(mn_param(g, "w", MN_SHAPE(1), (mn_init){ 0 }));
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(g), "name longer than 255"));
+    mn_graph_free(g);
+    mn_params_free(P);
 }
 END_TEST
 
@@ -527,6 +632,10 @@ int main(void)
     tcase_add_test(tc, char_lm_transformer_learns_fortunes);
     tcase_add_test(tc, vae_learns_fashion_mnist);
     tcase_add_test(tc, custom_architecture_learns);
+    tcase_add_test(tc, custom_architecture_any_length);
+    tcase_add_test(tc, scopes_name_parameters_as_module_paths);
+    tcase_add_test(tc, scoped_builtin_models_keep_their_names_below_the_scope);
+    tcase_add_test(tc, bad_scope_use_is_a_graph_error);
     suite_add_tcase(s, tc);
     const char *files[] = { MN_FORTUNES_DIR "/fortunes", MN_FORTUNES_DIR "/literature", MN_FORTUNES_DIR "/riddles", NULL };
     if (mn_text_load(files, &TEXT)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }

@@ -455,6 +455,68 @@ START_TEST(clipping)
 }
 END_TEST
 
+/* ---- options left 0 take PyTorch's defaults ---- */
+
+MK(z_sgd, mn_sgd(P, (mn_sgd_opts){ .lr = 0.1f }))
+MK(e_sgd, mn_sgd(P, (mn_sgd_opts){ .lr = 0.1f, .momentum = 0, .dampening = 0, .weight_decay = 0, .nesterov = false }))
+MK(z_adam, mn_adam(P, (mn_adam_opts){ .lr = 1e-3f }))
+MK(e_adam, mn_adam(P, (mn_adam_opts){ .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0 }))
+MK(z_adamw, mn_adamw(P, (mn_adam_opts){ .lr = 1e-3f }))
+MK(e_adamw, mn_adamw(P, (mn_adam_opts){ .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0 }))
+MK(z_rms, mn_rmsprop(P, (mn_rmsprop_opts){ .lr = 1e-2f }))
+MK(e_rms, mn_rmsprop(P, (mn_rmsprop_opts){ .lr = 1e-2f, .alpha = 0.99f, .eps = 1e-8f, .weight_decay = 0, .momentum = 0 }))
+MK(z_adagrad, mn_adagrad(P, (mn_adagrad_opts){ .lr = 1e-2f }))
+MK(e_adagrad, mn_adagrad(P, (mn_adagrad_opts){ .lr = 1e-2f, .lr_decay = 0, .weight_decay = 0, .initial_accumulator_value = 0, .eps = 1e-10f }))
+MK(z_lion, mn_lion(P, (mn_lion_opts){ .lr = 1e-4f }))
+MK(e_lion, mn_lion(P, (mn_lion_opts){ .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.99f, .weight_decay = 0 }))
+static const struct { const char *name; mn_optim *(*zero)(mn_params *), *(*full)(mn_params *); } zero_cases[] = {
+    { "sgd", z_sgd, e_sgd }, { "adam", z_adam, e_adam }, { "adamw", z_adamw, e_adamw },
+    { "rmsprop", z_rms, e_rms }, { "adagrad", z_adagrad, e_adagrad }, { "lion", z_lion, e_lion },
+};
+
+START_TEST(zero_fields_take_torch_defaults)
+{
+    float got[T][N], want[T][N];
+    trajectory(zero_cases[_i].zero, got);
+    trajectory(zero_cases[_i].full, want);
+    ck_assert_msg(memcmp(got, want, sizeof got) == 0, "%s: { .lr } differs from PyTorch's defaults", zero_cases[_i].name);
+}
+END_TEST
+
+MK(z_lion_b1, mn_lion(P, (mn_lion_opts){ .lr = 1e-4f, .beta1 = MN_ZERO }))
+
+/* Lion with beta1 = 0 and no weight decay: p -= lr sign(g). */
+START_TEST(mn_zero_is_a_true_zero)
+{
+    float got[T][N], dflt[T][N], p[N];
+    trajectory(z_lion_b1, got);
+    trajectory(z_lion, dflt);
+    memcpy(p, fxf("p0"), sizeof p);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < N; i++) {
+            float g = fxf("grads")[t * N + i];
+            p[i] = p[i] * (1 - 1e-4f * 0.0f) - 1e-4f * (float)((g > 0) - (g < 0));
+            ck_assert_msg(got[t][i] == p[i], "lion beta1 = MN_ZERO step %d [%d]: %.9g, expected %.9g", t, i, got[t][i], p[i]);
+        }
+    ck_assert_msg(memcmp(got, dflt, sizeof got) != 0, "lion beta1 = MN_ZERO took the default");
+}
+END_TEST
+
+START_TEST(schedule_zero_fields_take_torch_defaults)
+{
+    mn_sched_opts z[4] = { { .kind = MN_SCHED_STEP, .step_size = 3 }, { .kind = MN_SCHED_EXPONENTIAL },
+                           { .kind = MN_SCHED_LINEAR, .end_factor = 1.0f }, { .kind = MN_SCHED_CONSTANT, .total_iters = 5 } };
+    for (int k = 0; k < 4; k++) {
+        mn_sched_opts d = mn_sched_defaults(z[k].kind);
+        d.step_size = z[k].step_size;
+        for (int e = 0; e < 12; e++) {
+            float got = sched_seq(z[k], e), want = sched_seq(d, e);
+            ck_assert_msg(got == want, "schedule kind %d epoch %d: %.9g, defaults give %.9g", (int)z[k].kind, e, got, want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(bad_hyper_parameters_rejected)
 {
     mn_params *P = mn_params_new();
@@ -463,11 +525,11 @@ START_TEST(bad_hyper_parameters_rejected)
     ck_assert_ptr_null(mn_adam(P, (mn_adam_opts){ .lr = 0.1f, .beta1 = 1.0f, .beta2 = 0.9f, .eps = 1e-8f }));
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "beta1 1"));
     ck_assert_ptr_null(mn_adamw(P, (mn_adam_opts){ .lr = 0.1f, .beta1 = 0.9f, .beta2 = -0.1f, .eps = 1e-8f }));
-    ck_assert_ptr_null(mn_adam(P, (mn_adam_opts){ .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.9f, .eps = 0 }));
-    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "eps 0"));
+    ck_assert_ptr_null(mn_adam(P, (mn_adam_opts){ .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.9f, .eps = MN_ZERO }));
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "eps -0"));
     ck_assert_ptr_null(mn_rmsprop(P, (mn_rmsprop_opts){ .lr = 0.1f, .alpha = 0.9f, .eps = -1 }));
     ck_assert_ptr_null(mn_rmsprop(P, (mn_rmsprop_opts){ .lr = 0.1f, .alpha = 1.5f, .eps = 1e-8f }));
-    ck_assert_ptr_null(mn_adagrad(P, (mn_adagrad_opts){ .lr = 0.1f, .eps = 0 }));
+    ck_assert_ptr_null(mn_adagrad(P, (mn_adagrad_opts){ .lr = 0.1f, .eps = MN_ZERO }));
     ck_assert_ptr_null(mn_adagrad(P, (mn_adagrad_opts){ .lr = 0.1f, .eps = 1e-10f, .lr_decay = -1 }));
     ck_assert_ptr_null(mn_sgd(P, (mn_sgd_opts){ .lr = 0.1f, .nesterov = true }));
     ck_assert_ptr_nonnull(strstr(mn_errmsg(), "nesterov"));
@@ -528,6 +590,9 @@ int main(void)
     tcase_add_test(tc, groups_by_name_pattern);
     tcase_add_test(tc, accumulation_averages_micro_batches);
     tcase_add_test(tc, clipping);
+    tcase_add_loop_test(tc, zero_fields_take_torch_defaults, 0, (int)(sizeof zero_cases / sizeof *zero_cases));
+    tcase_add_test(tc, mn_zero_is_a_true_zero);
+    tcase_add_test(tc, schedule_zero_fields_take_torch_defaults);
     tcase_add_test(tc, bad_hyper_parameters_rejected);
     tcase_add_test(tc, step_allocates_nothing);
     suite_add_tcase(s, tc);
