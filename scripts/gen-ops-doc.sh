@@ -8,11 +8,13 @@ mnemo=${1:-build/mnemo}
 cat <<'HEAD'
 # Operators
 
-Every op is one record in the registry (ops/op.h: `struct mn_op_def`): name,
-arity, typed attribute struct (ops/attrs.h), shape/dtype inference, forward
-kernel, VJP builder, in-place pair, flags, cost. The table below is generated
-from the registry by `scripts/gen-ops-doc.sh` (`mnemo ops --markdown`); the
-test suite fails if it drifts.
+Every op is one record in the registry (include/mnemo_plugin.h: `struct
+mn_op_def`): name, arity, typed attribute struct with its schema, shape/dtype
+inference, forward kernel, VJP builder, in-place pair, flags, cost. The table
+below is generated from the registry by `scripts/gen-ops-doc.sh` (`mnemo ops
+--markdown`); the test suite fails if it drifts. The attributes column lists
+each field of the op's attribute schema (`attr_fields`: name and type), the
+names `mn_op_named` takes; `mnemo ops -v` prints the same.
 
 Conventions: names, arguments, defaults and reductions follow PyTorch's
 function of the same name (torch / torch.nn.functional). Broadcasting is

@@ -25,6 +25,12 @@ expect() {
 for sub in train sample eval inspect graph ops bench; do
   expect 0 "usage: mnemo $sub" -- "$mnemo" $sub --help
 done
+# ops -v lists each op's attributes from its schema (name and type)
+checks=$((checks + 1))
+"$mnemo" ops -v | grep -A2 '^slice ' | grep -qx '    attributes: axis int, start int64, stop int64, step int64' ||
+  fail "mnemo ops -v: slice's attributes (axis, start, stop, step) are not listed"
+checks=$((checks + 1))
+"$mnemo" ops -v | grep -A2 '^neg ' | grep -qx '    attributes: none' || fail "mnemo ops -v: neg should list no attributes"
 expect 0 "commands:" -- "$mnemo" --help
 expect 2 "unknown command" -- "$mnemo" frobnicate
 expect 2 "--frobnicate" -- "$mnemo" train --frobnicate
@@ -39,6 +45,14 @@ expect 2 "--ckpt CKPT is required" -- "$mnemo" sample
 expect 2 "--ckpt CKPT is required" -- "$mnemo" eval
 expect 2 "--format" -- "$mnemo" graph --format pdf
 expect 2 "--threads" -- "$mnemo" bench --threads -1
+# every subcommand reads --threads alike: a whole integer from 0, else a usage error naming it
+expect 2 '--threads: bad value "12abc"' -- "$mnemo" bench --threads 12abc
+expect 2 '--threads: bad value "2x"' -- "$mnemo" sample --ckpt x --threads 2x
+expect 2 '--threads: bad value "-1"' -- "$mnemo" eval --ckpt x --threads -1
+# ... and every subcommand compiles through tools/env.c, so MNEMO_* variables and binding apply to all
+checks=$((checks + 1))
+unwrapped=$(grep -n 'mn_compile(' "$scripts"/../tools/*.c | grep -v 'mn_tools_compile_opts(')
+[ -z "$unwrapped" ] || fail "compiles that bypass mn_tools_compile_opts (tools/env.c): $unwrapped"
 echo '{"model": "lstm", "hidden": "big"}' > bad.json
 expect 2 "\"hidden\" must be an integer" -- "$mnemo" train --config bad.json
 echo '{"model": "lstm", "hiden": 3}' > typo.json
@@ -88,6 +102,7 @@ printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_of
 expect 0 "x .*F32" -- "$mnemo" inspect foreign.safetensors
 expect 1 "not a mnemo training checkpoint" -- "$mnemo" sample --ckpt foreign.safetensors
 expect 0 "^.{40}" -- "$mnemo" sample --ckpt good.safetensors --prompt "The " -n 40 --seed 3
+expect 0 "^.{20}" -- "$mnemo" sample --ckpt good.safetensors --prompt "The " -n 20 --seed 3 --threads 1
 checks=$((checks + 1))
 a=$("$mnemo" sample --ckpt good.safetensors -n 60 --seed 5); b=$("$mnemo" sample --ckpt good.safetensors -n 60 --seed 5)
 [ "$a" = "$b" ] || fail "sampling with one seed is not repeatable"
@@ -108,6 +123,7 @@ fi
 # short runs reach stated bounds
 expect 0 "" -- "$mnemo" train --model tagger --steps 300 --val-every 300 --out tagger.safetensors
 expect 0 "accuracy 0\.(8[5-9]|9)" -- "$mnemo" eval --ckpt tagger.safetensors
+expect 0 "accuracy 0\.(8[5-9]|9)" -- "$mnemo" eval --ckpt tagger.safetensors --threads 1
 grep accuracy out.txt | head -1
 expect 0 "" -- "$mnemo" train --limit 400000 --steps 250 --val-every 250 --out kjv.safetensors
 val=$(sed -n 's/.*"val_loss": \([-0-9.e]*\).*/\1/p' kjv.safetensors.metrics.jsonl | tail -1)

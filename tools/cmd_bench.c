@@ -5,6 +5,8 @@
 #include "cmds.h"
 #include "workloads.h"
 #include "env.h"
+#include "train.h"
+#include <limits.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,7 @@ int cmd_bench(int argc, char **argv)
                                         { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *which = "all", *steps_path = NULL;
     int threads = 0, c, prof = 0;
+    int64_t t;
     double budget = 3.0;
     bool json = false, sgemm = false;
     opterr = 0;
@@ -152,7 +155,7 @@ int cmd_bench(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'w': which = optarg; break;
-        case 't': threads = atoi(optarg); break;
+        case 't': if (!mn_cfg_parse_int("bench", "threads", optarg, 0, INT_MAX, &t)) return MN_EXIT_USAGE; threads = (int)t; break;
         case 'b': budget = atof(optarg); break;
         case 'j': json = true; break;
         case 's': sgemm = true; break;

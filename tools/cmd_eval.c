@@ -6,7 +6,9 @@
  * and the tagger. */
 #include "cmds.h"
 #include "train.h"
+#include "env.h"
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +94,7 @@ static int sample_vae(mn_params *P, const mn_train_cfg *c, uint64_t seed, const 
     mn_vae_out v = mn_vae(g, "vae", x, mn_fill(g, MN_SHAPE(16, c->latent), 0, MN_F32), vo);   /* reconstruct from the mean */
     mn_node *rec = mn_sigmoid(g, v.logits);
     const mn_node *outs[2] = { prior, rec };
-    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 2 });
+    mn_exec *ex = mn_compile(g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .outputs = outs, .noutputs = 2 }));
     int rc = MN_EXIT_RUNTIME;
     float *pix = malloc(64 * 784 * sizeof *pix);
     if (ex && pix && !mn_exec_feed(ex, "x", te.images) && !mn_exec_run(ex)) {
@@ -112,11 +114,12 @@ static int sample_vae(mn_params *P, const mn_train_cfg *c, uint64_t seed, const 
 int cmd_sample(int argc, char **argv)
 {
     static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "prompt", 1, 0, 'p' }, { "temperature", 1, 0, 'T' },
-                                        { "top-k", 1, 0, 'k' }, { "seed", 1, 0, 's' }, { "out", 1, 0, 'o' }, { "help", 0, 0, 'h' },
+                                        { "top-k", 1, 0, 'k' }, { "seed", 1, 0, 's' }, { "out", 1, 0, 'o' }, { "threads", 1, 0, 't' },
+                                        { "help", 0, 0, 'h' },
                                         { 0, 0, 0, 0 } };
     const char *ckpt = NULL, *prompt = "", *out = "vae_samples.png";
     long n = 400;
-    int64_t topk = 0;
+    int64_t topk = 0, threads = 0;
     double temp = 0.8;
     uint64_t seed = 1;
     int o;
@@ -131,7 +134,8 @@ int cmd_sample(int argc, char **argv)
         case 'k': if (!mn_cfg_parse_int("sample", "top-k", optarg, 0, 256, &topk)) return MN_EXIT_USAGE; break;
         case 'T': temp = strtod(optarg, &e); if (*e || !(temp > 0)) { fprintf(stderr, "mnemo sample: --temperature: bad value \"%s\"\n", optarg); return MN_EXIT_USAGE; } break;
         case 's': if (!mn_cfg_parse_u64("sample", "seed", optarg, &seed)) return MN_EXIT_USAGE; break;
-        case 'h': printf("usage: mnemo sample --ckpt CKPT [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed N] [--out FILE.png]\n"
+        case 't': if (!mn_cfg_parse_int("sample", "threads", optarg, 0, INT_MAX, &threads)) return MN_EXIT_USAGE; break;
+        case 'h': printf("usage: mnemo sample --ckpt CKPT [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed N] [--out FILE.png] [--threads N]\n"
                          "  language models: prints the prompt and N generated characters;\n"
                          "  vae: writes a PNG grid of samples from the prior and test reconstructions.\n");
                   return MN_EXIT_OK;
@@ -143,6 +147,7 @@ int cmd_sample(int argc, char **argv)
     mn_train_cfg c;
     int rc = open_checked("sample", ckpt, &P, &c);
     if (rc) return rc;
+    c.threads = (int)threads;                                   /* this machine's, not the training run's */
     if (!strcmp(c.model, "vae")) {
         rc = check_params("sample", ckpt, P, &c, 0);
         if (!rc) rc = sample_vae(P, &c, seed, out);
@@ -195,15 +200,18 @@ static const char *const fashion[] = { "t-shirt", "trouser", "pullover", "dress"
 
 int cmd_eval(int argc, char **argv)
 {
-    static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "data", 1, 0, 'd' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "data", 1, 0, 'd' }, { "threads", 1, 0, 't' }, { "help", 0, 0, 'h' },
+                                        { 0, 0, 0, 0 } };
     const char *ckpt = NULL, *data = NULL;
+    int64_t threads = 0;
     int o;
     opterr = 0; optind = 1;
     while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (o == 'c') ckpt = optarg;
         else if (o == 'd') data = optarg;
+        else if (o == 't') { if (!mn_cfg_parse_int("eval", "threads", optarg, 0, INT_MAX, &threads)) return MN_EXIT_USAGE; }
         else if (o == 'h') {
-            printf("usage: mnemo eval --ckpt CKPT [--data PATH]\n  language models: loss and bits per character on the validation split\n"
+            printf("usage: mnemo eval --ckpt CKPT [--data PATH] [--threads N]\n  language models: loss and bits per character on the validation split\n"
                    "  (or all of --data); vae: loss (negative ELBO) per test image; mlp: accuracy and a per-class\n"
                    "  report on the test set; tagger: token accuracy and a per-tag report on held-out sentences.\n");
             return MN_EXIT_OK;
@@ -214,6 +222,7 @@ int cmd_eval(int argc, char **argv)
     mn_train_cfg c;
     if (open_checked("eval", ckpt, &P, &c)) return MN_EXIT_RUNTIME;
     if (data) snprintf(c.data, sizeof c.data, "%s", data);
+    c.threads = (int)threads;                                   /* this machine's, not the training run's */
     mn_data d;
     const char *vocab = strcmp(c.model, "vae") && strcmp(c.model, "mlp") ? mn_params_get_meta(P, "mnemo.vocab") : NULL;
     if (mn_data_load_vocab(&d, &c, vocab)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
@@ -233,7 +242,8 @@ int cmd_eval(int argc, char **argv)
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords, false);
     const mn_node *outs[2] = { m.logits ? m.logits : m.loss, m.targets ? m.targets : m.loss };
-    mn_exec *ex = rc ? NULL : mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 2, .no_backward = true });
+    mn_exec *ex = rc ? NULL : mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c.threads, .outputs = outs, .noutputs = 2,
+                                                                                      .no_backward = true }));
     int64_t nb = mn_data_val_batches(&d, &c), B = c.batch, K = m.classes;
     int64_t *it = malloc((size_t)B * sizeof *it), *conf = calloc((size_t)(K * K + 1), sizeof *conf);
     double sum = 0;

@@ -2,6 +2,7 @@
  * ones (ops, inspect, version). Exit codes: 0 ok, 1 runtime error, 2 usage
  * error; errors go to stderr. */
 #include "cmds.h"
+#include "mnemo_plugin.h"
 #include <getopt.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,6 +36,18 @@ static void flags_str(unsigned fl, char *buf, size_t n)
         if (fl & (1u << i)) k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? "," : "", names[i]);
 }
 
+/* An op's attributes from its schema (struct mn_op_def.attr_fields): "axis int, start int64"; "" when none. */
+static void attrs_str(const mn_op_def *op, char *buf, size_t n)
+{
+    static const char *const types[] = { "bool", "int", "uint", "int64", "float", "double", "dtype", "shape", "dims" };
+    size_t k = 0;
+    buf[0] = 0;
+    for (const mn_attr_field *f = op->attr_fields; f && f->name && k < n; f++) {
+        const char *t = (unsigned)f->type < sizeof types / sizeof *types ? types[f->type] : "?";
+        k += (size_t)snprintf(buf + k, n - k, "%s%s %s", k ? ", " : "", f->name, t);
+    }
+}
+
 static int cmd_ops(int argc, char **argv)
 {
     int verbose = 0, markdown = 0;
@@ -43,19 +56,21 @@ static int cmd_ops(int argc, char **argv)
         else if (!strcmp(argv[i], "--markdown")) markdown = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: mnemo ops [-v] [--markdown]\n  lists every registered op: name, arity, differentiable, flags;\n"
-                   "  -v adds the formula and gradient of each; --markdown prints the table of docs/ops.md.\n");
+                   "  -v adds the formula and gradient of each and its attributes (name and type, from the op's schema);\n"
+                   "  --markdown prints the table of docs/ops.md.\n");
             return MN_EXIT_OK;
         } else { fprintf(stderr, "mnemo ops: unknown option %s\n", argv[i]); return MN_EXIT_USAGE; }
     }
     if (markdown) {
-        printf("| op | arity | differentiable | flags | forward; gradient |\n|---|---|---|---|---|\n");
+        printf("| op | arity | differentiable | flags | attributes | forward; gradient |\n|---|---|---|---|---|---|\n");
         for (int i = 0; i < mn_op_count(); i++) {
             const mn_op_def *op = mn_op_at(i);
-            char fl[128];
+            char fl[128], at[512];
             flags_str(mn_op_flags(op), fl, sizeof fl);
+            attrs_str(op, at, sizeof at);
             if (mn_op_arity(op) < 0) printf("| %s | n |", mn_op_name(op));
             else printf("| %s | %d |", mn_op_name(op), mn_op_arity(op));
-            printf(" %s | %s | %s |\n", mn_op_differentiable(op) ? "yes" : "no", fl, mn_op_doc(op));
+            printf(" %s | %s | %s | %s |\n", mn_op_differentiable(op) ? "yes" : "no", fl, at, mn_op_doc(op));
         }
         return MN_EXIT_OK;
     }
@@ -68,7 +83,10 @@ static int cmd_ops(int argc, char **argv)
         flags_str(mn_op_flags(op), fl, sizeof fl);
         printf("%-22s %-6s %-15s %-10s %s\n", mn_op_name(op), ar, mn_op_differentiable(op) ? "yes" : "no",
                mn_op_plugin(op) ? mn_op_plugin(op) : "-", fl);
-        if (verbose) printf("    %s\n", mn_op_doc(op));
+        if (!verbose) continue;
+        char at[512];
+        attrs_str(op, at, sizeof at);
+        printf("    %s\n    attributes: %s\n", mn_op_doc(op), at[0] ? at : "none");
     }
     printf("%d ops", mn_op_count());
     for (int i = 0; i < mn_plugin_count(); i++) printf("%s plugin %s %s (%s)", i ? "," : ";", mn_plugin_name(i), mn_plugin_version(i), mn_plugin_path(i));

@@ -4,6 +4,7 @@
  * tokens with a graph per window length. Sampling: softmax(logits / T)
  * restricted to the top k, drawn with the counter-based RNG. */
 #include "train.h"
+#include "env.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static mn_status rnn_step_graph(mn_params *P, const mn_train_cfg *c, int V, step
     s->logits = mn_linear(s->g, "head", r.output, V, true);
     s->h = r.h_n; s->c = r.c_n;
     const mn_node *outs[3] = { s->logits, s->h, s->c ? s->c : s->h };
-    s->ex = mn_compile(s->g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 3 });
+    s->ex = mn_compile(s->g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .outputs = outs, .noutputs = 3 }));
     return s->ex ? MN_OK : mn_set_error(mn_graph_status(s->g), "%s", mn_graph_errmsg(s->g));
 }
 
@@ -76,7 +77,7 @@ static mn_status window_graph(mn_params *P, const mn_train_cfg *c, int V, int64_
     s->logits = mn_transformer_lm(s->g, "lm", x, (mn_lm_opts){ .vocab = V, .d_model = c->hidden, .heads = c->heads,
                                                               .layers = c->layers, .ff = c->ff, .max_len = c->seq });
     const mn_node *outs[1] = { s->logits };
-    s->ex = mn_compile(s->g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    s->ex = mn_compile(s->g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .outputs = outs, .noutputs = 1 }));
     return s->ex ? MN_OK : mn_set_error(mn_graph_status(s->g), "%s", mn_graph_errmsg(s->g));
 }
 
