@@ -7,21 +7,12 @@
 # --activation needs a gradient; --dropout acts where docs/models.md says
 # and never in eval; prompt characters outside the vocabulary are named.
 set -u
+. "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
 py=/usr/bin/python3
 tmp=$(mktemp -d /tmp/mnemo-cfg-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-checks=0 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-# expect CODE PATTERN -- command...: exit code and a stderr/stdout pattern
-expect() {
-  local code=$1 pattern=$2; shift 3
-  checks=$((checks + 1))
-  "$@" > out.txt 2> err.txt; local rc=$?
-  if [ "$rc" != "$code" ]; then fail "$* -> exit $rc, expected $code ($(head -c 300 err.txt))"; return; fi
-  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" out.txt err.txt; then fail "$* -> output lacks /$pattern/: $(head -c 300 err.txt out.txt)"; fi
-}
 
 # edit IN OUT [cfg KEY JSON] [drop TENSOR] [add TENSOR] [meta KEY VALUE]: a copy of a checkpoint, changed
 cat > edit.py <<'PY'

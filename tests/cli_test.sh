@@ -5,22 +5,13 @@
 # training runs that reach stated bounds (tagger accuracy on held-out Brown
 # sentences, LSTM validation loss on a KJV slice, VAE loss on test images).
 set -u
+. "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
 scripts=$(readlink -f "$(dirname "$0")/../scripts")
 swish=$(readlink -f "${2:-swish.so}")
 tmp=$(mktemp -d /tmp/mnemo-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-checks=0 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-# expect CODE PATTERN -- command...: exit code and a stderr/stdout pattern
-expect() {
-  local code=$1 pattern=$2; shift 3
-  checks=$((checks + 1))
-  "$@" > out.txt 2> err.txt; local rc=$?
-  if [ "$rc" != "$code" ]; then fail "$* -> exit $rc, expected $code ($(head -c 300 err.txt))"; return; fi
-  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" out.txt err.txt; then fail "$* -> output lacks /$pattern/: $(head -c 300 err.txt out.txt)"; fi
-}
 
 for sub in train sample eval inspect graph ops bench; do
   expect 0 "usage: mnemo $sub" -- "$mnemo" $sub --help

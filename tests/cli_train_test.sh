@@ -7,21 +7,11 @@
 # resumed metrics do not double back; the best checkpoint is named only if
 # written; "nan" with the metrics' step; --threads capped at the CPUs.
 set -u
+. "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
 tmp=$(mktemp -d /tmp/mnemo-cli-train-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-checks=0 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { checks=$((checks + 1)); local what=$1; shift; "$@" || fail "$what"; }
-# expect CODE PATTERN -- command...: exit code and a stderr/stdout pattern
-expect() {
-  local code=$1 pattern=$2; shift 3
-  checks=$((checks + 1))
-  "$@" > out.txt 2> err.txt; local rc=$?
-  if [ "$rc" != "$code" ]; then fail "$* -> exit $rc, expected $code ($(head -c 300 err.txt))"; return; fi
-  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" out.txt err.txt; then fail "$* -> output lacks /$pattern/: $(head -c 300 err.txt out.txt)"; fi
-}
 is_png() { [ "$(head -c 4 "$1" | tail -c 3)" = PNG ]; }
 # steps of the train lines (no val_loss) of a metrics file, one a line
 train_steps() { grep -v val_loss "$1" | sed -n 's/.*"step": \([0-9]*\),.*/\1/p'; }
