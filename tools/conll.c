@@ -4,6 +4,7 @@
  * NUL-terminated string inside it, so memory is the file plus 4 bytes per
  * cell and per token. Every allocation is checked; errors name file and line. */
 #include "conll.h"
+#include "parallel.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,37 +21,6 @@ static mn_conll_limits limits_or_default(const mn_conll_limits *lim)
     if (l.max_line <= 0) l.max_line = 65536;
     if (l.max_cols <= 0) l.max_cols = 64;
     return l;
-}
-
-/* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!len || (size_t)len > n) return 0;
-    for (int i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (c == 0xE0 && s[1] < 0xA0) return 0;
-    if (c == 0xED && s[1] > 0x9F) return 0;
-    if (c == 0xF0 && s[1] < 0x90) return 0;
-    if (c == 0xF4 && s[1] > 0x8F) return 0;
-    return len;
-}
-
-/* Byte offset of the first invalid sequence in the line, or -1. */
-static int64_t utf8_bad(const char *p, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)p;
-    for (size_t i = 0; i < n;) {
-        int l = utf8_len(s + i, n - i);
-        if (!l) return (int64_t)i;
-        i += (size_t)l;
-    }
-    return -1;
 }
 
 /* ---- the parser ---- */
@@ -116,9 +86,9 @@ static mn_status parse_line(parser *ps, size_t b, size_t e, int lineno, uint32_t
         return mn_set_error(MN_ERR_FORMAT, "conll %s line %d: longer than %d bytes", c->path, lineno, ps->lim.max_line);
     if (memchr(t + b, 0, e - b))
         return mn_set_error(MN_ERR_FORMAT, "conll %s line %d: a NUL byte (not a text file?)", c->path, lineno);
-    int64_t bad = utf8_bad(t + b, e - b);
-    if (bad >= 0)
-        return mn_set_error(MN_ERR_FORMAT, "conll %s line %d: invalid UTF-8 at byte %lld", c->path, lineno, (long long)bad + 1);
+    size_t good = mn_utf8_valid_prefix(t + b, e - b);
+    if (good < e - b)
+        return mn_set_error(MN_ERR_FORMAT, "conll %s line %d: invalid UTF-8 at byte %zu", c->path, lineno, good + 1);
     int n = 0;
     for (size_t i = b; i < e;) {
         while (i < e && (t[i] == ' ' || t[i] == '\t')) t[i++] = 0;
