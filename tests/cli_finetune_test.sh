@@ -3,9 +3,9 @@
 # a language model pre-trained a few steps on one text is fine-tuned on
 # another with its embedding frozen (bit-identical afterwards, also after a
 # resume) and its own learning-rate groups; inspect names the origin; the
-# same for the MLP; a missing or corrupt --init-from, a bad --init-map, a
-# shape mismatch and patterns that match nothing fail clearly and write
-# nothing.
+# same for the MLP; mnemo graph --freeze shows the work saved; a missing or
+# corrupt --init-from, a bad --init-map, a shape mismatch and patterns that
+# match nothing fail clearly and write nothing.
 set -u
 . "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
@@ -70,7 +70,16 @@ expect 0 "frozen \(mlp.0.\*\): 2 tensors" -- "$mnemo" train "${mlp[@]}" --steps 
 check "mlp: frozen layer bit-identical" same mlp.st mlp2.st mlp.0.weight
 check "mlp: head trained" differ mlp.st mlp2.st mlp.1.weight
 
-# 4. hostile input: clear errors, nothing written
+# 4. freezing removes work: mnemo graph --format stats --freeze
+stat() { sed -n "s/^$1 \([0-9]*\).*/\1/p" "$2"; }
+expect 0 "" -- "$mnemo" graph --model lstm --format stats && mv out.txt full.txt
+expect 0 "" -- "$mnemo" graph --model lstm --format stats --freeze 'emb.*,rnn.*' && mv out.txt frozen.txt
+check "graph: fewer flops frozen" [ "$(stat flops frozen.txt)" -lt "$(stat flops full.txt)" ]
+check "graph: smaller arena frozen" [ "$(stat arena_bytes frozen.txt)" -lt "$(stat arena_bytes full.txt)" ]
+check "graph: fewer backward steps frozen" [ "$(sed -n 's/^steps .*(backward \([0-9]*\))/\1/p' frozen.txt)" -lt 100 ]
+expect 2 "mnemo graph: --freeze: params: pattern \"xx\*\" matches no trainable parameter" -- "$mnemo" graph --model lstm --format stats --freeze 'xx*'
+
+# 5. hostile input: clear errors, nothing written
 bad() { local code=$1 pattern=$2; shift 2; expect "$code" "$pattern" -- "$mnemo" train --data "$ft" "${common[@]}" --steps 2 --out bad.st "$@"; check "$pattern: nothing written" nothing_written bad.st; rm -f bad.st bad.st.*; }
 bad 1 "--init-from none.st: .*none.st" --init-from none.st
 head -c 100 pre.st > cut.st

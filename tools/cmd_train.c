@@ -627,8 +627,8 @@ int cmd_train(int argc, char **argv)
 int cmd_graph(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
-                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
-    const char *model = "mlp", *format = "dot", *out = NULL;
+                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { "freeze", 1, 0, 'z' }, { 0, 0, 0, 0 } };
+    const char *model = "mlp", *format = "dot", *out = NULL, *freeze = NULL;
     int64_t B = 0;
     int c;
     opterr = 0;
@@ -639,9 +639,12 @@ int cmd_graph(int argc, char **argv)
         case 'b': if (!mn_cfg_parse_int("graph", "batch", optarg, 1, MN_CFG_MAX_BATCH, &B)) return MN_EXIT_USAGE; break;
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
+        case 'z': freeze = optarg; break;
         case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
+                         "                   [--freeze PATTERNS]\n"
                          "  compiles the model's training graph (forward + backward, default sizes of mnemo train)\n"
-                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures.\n");
+                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures;\n"
+                         "  --freeze compiles it with the parameters matching the globs frozen (no gradient).\n");
                   return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -654,6 +657,11 @@ int cmd_graph(int argc, char **argv)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
+    if (freeze && mn_params_freeze(P, freeze, true, NULL)) {
+        fprintf(stderr, "mnemo graph: --freeze: %s\n", mn_errmsg());
+        mn_graph_free(g); mn_params_free(P);
+        return MN_EXIT_USAGE;
+    }
     mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ 0 }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
