@@ -657,8 +657,7 @@ int cmd_graph(int argc, char **argv)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
-    if (freeze && mn_params_freeze(P, freeze, true, NULL)) {
-        fprintf(stderr, "mnemo graph: --freeze: %s\n", mn_errmsg());
+    if (freeze && mn_ft_freeze(P, freeze, "graph", model, NULL)) {
         mn_graph_free(g); mn_params_free(P);
         return MN_EXIT_USAGE;
     }

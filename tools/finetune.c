@@ -201,19 +201,23 @@ static void param_names(mn_params *P, char *buf, size_t cap)
             k += (size_t)snprintf(buf + k, cap - k, "%s%s", k ? ", " : "", mn_params_name(P, i));
 }
 
+int mn_ft_freeze(mn_params *P, const char *patterns, const char *cmd, const char *model, int *n)
+{
+    if (!mn_params_freeze(P, patterns, true, n)) return MN_EXIT_OK;
+    char names[600];
+    param_names(P, names, sizeof names);
+    const char *m = mn_errmsg();
+    m += strncmp(m, "params: ", 8) ? 0 : 8;
+    fprintf(stderr, "mnemo %s: --freeze: %s in the %s model (its parameters: %s)\n", cmd, m, model, names);
+    return MN_EXIT_USAGE;
+}
+
 int mn_ft_prepare(mn_params *P, const mn_params *src, const mn_train_cfg *c)
 {
     int rc = src ? load_from(P, src, c) : MN_EXIT_OK;
     if (rc || !c->freeze[0]) return rc;
     int n = 0;
-    if (mn_params_freeze(P, c->freeze, true, &n)) {
-        char names[600];
-        param_names(P, names, sizeof names);
-        const char *m = mn_errmsg();
-        m += strncmp(m, "params: ", 8) ? 0 : 8;
-        fprintf(stderr, "mnemo train: --freeze: %s in the %s model (its parameters: %s)\n", m, c->model, names);
-        return MN_EXIT_USAGE;
-    }
+    if ((rc = mn_ft_freeze(P, c->freeze, "train", c->model, &n))) return rc;
     printf("frozen (%s): %d tensor%s, %lld of %lld parameters\n", c->freeze, n, n > 1 ? "s" : "", (long long)mn_params_frozen_numel(P),
            (long long)mn_params_numel(P));
     return MN_EXIT_OK;

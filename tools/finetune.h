@@ -32,6 +32,9 @@ const char *mn_ft_vocab(const mn_train_cfg *c, const mn_params *src, const mn_pa
 /* After the model is built on P: the partial load from src (if any, with
  * its report), the freezing; before compiling. Exit code. */
 int mn_ft_prepare(mn_params *P, const mn_params *src, const mn_train_cfg *c);
+/* Freezes the parameters matching the globs; else prints "mnemo CMD:
+ * --freeze: ..." with the model's parameter names. Exit code. */
+int mn_ft_freeze(mn_params *P, const char *patterns, const char *cmd, const char *model, int *n);
 /* The learning-rate groups of c on the optimizer. Exit code. */
 int mn_ft_groups(mn_optim *o, mn_params *P, const mn_train_cfg *c);
 /* The "started from" lines of `mnemo inspect` (nothing if none). */
