@@ -35,6 +35,10 @@ static inline uint64_t mn__run_seed(uint64_t seed, uint64_t step)
     return seed ^ ((step + 1) * 0x9E3779B97F4A7C15ull);
 }
 
+/* Bumped by every change of a parameter's frozen flag (params.c): an
+ * optimizer binds its parameters again when it moves. */
+uint64_t mn__params_freeze_gen(const mn_params *P);
+
 /* Effective thread count for a request (0 = OpenMP's default for this thread). */
 int mn__threads(int requested);
 /* OpenBLAS's team size for the calling thread until the matching pop

@@ -4,12 +4,13 @@
  * so an index stays valid for the store's life. A strict store (a loaded
  * model) never creates a parameter: every one must come from the file. */
 #include "internal.h"
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { char *name; mn_tensor *value, *grad; } entry;
+typedef struct { char *name; mn_tensor *value, *grad; bool frozen; } entry;
 typedef struct { char *key, *value; } meta;
 
 struct mn_params {
@@ -17,6 +18,7 @@ struct mn_params {
     meta *m; int nm;
     uint64_t seed;
     bool strict;             /* mn_params_create refuses: parameters come from a file */
+    uint64_t freeze_gen;     /* bumped by every change of a frozen flag (optimizers rebind) */
 };
 
 mn_params *mn_params_new(void)
@@ -85,7 +87,7 @@ static mn_status add_entry(mn_params *P, const char *name, mn_tensor *value, mn_
     }
     char *nm = strdup(name);
     if (!nm) return mn__error(MN_ERR_NOMEM, "params: out of memory");
-    P->e[P->n++] = (entry){ nm, value, grad };
+    P->e[P->n++] = (entry){ nm, value, grad, false };
     return MN_OK;
 }
 
@@ -131,6 +133,77 @@ mn_status mn_params_create_state(mn_params *P, const char *name, mn_shape shape)
     if ((s = add_entry(P, name, v, NULL))) mn_tensor_free(v);
     return s;
 }
+
+/* ---- freezing by name pattern ---- */
+
+/* Calls fn on each comma-separated pattern of `patterns` (a copy of at
+ * most 255 bytes); stops at the first non-zero answer. */
+static mn_status each_pattern(const char *patterns, mn_status (*fn)(const char *pat, void *arg), void *arg)
+{
+    char buf[256];
+    for (const char *p = patterns; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof buf)
+            return mn__error(MN_ERR_INVALID, "params: pattern %d bytes long in \"%s\" (1 to 255, comma-separated)", (int)len, patterns);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        mn_status s = fn(buf, arg);
+        if (s) return s;
+        p += len + (p[len] == ',');
+    }
+    return MN_OK;
+}
+
+typedef struct { mn_params *P; bool frozen, apply; bool *hit; } freeze_arg;
+
+static mn_status freeze_one(const char *pat, void *arg)
+{
+    freeze_arg *a = arg;
+    int hits = 0;
+    for (int i = 0; i < a->P->n; i++) {
+        entry *e = &a->P->e[i];
+        if (!e->grad || fnmatch(pat, e->name, 0) != 0) continue;
+        hits++;
+        a->hit[i] = true;
+        if (a->apply && e->frozen != a->frozen) {
+            e->frozen = a->frozen;
+            a->P->freeze_gen++;
+        }
+    }
+    if (!hits) return mn__error(MN_ERR_NOTFOUND, "params: pattern \"%s\" matches no trainable parameter", pat);
+    return MN_OK;
+}
+
+mn_status mn_params_freeze(mn_params *P, const char *patterns, bool frozen, int *matched)
+{
+    if (!P || !patterns) return mn__error(MN_ERR_MISUSE, "params_freeze: NULL store or patterns");
+    if (!*patterns) return mn__error(MN_ERR_INVALID, "params_freeze: no pattern");
+    freeze_arg a = { P, frozen, false, calloc((size_t)P->n + 1, sizeof(bool)) };
+    if (!a.hit) return mn__error(MN_ERR_NOMEM, "params: out of memory");
+    mn_status s = each_pattern(patterns, freeze_one, &a);   /* every pattern checked before any change */
+    a.apply = true;
+    if (!s) s = each_pattern(patterns, freeze_one, &a);
+    int n = 0;
+    for (int i = 0; !s && i < P->n; i++) n += a.hit[i];
+    if (matched) *matched = n;
+    free(a.hit);
+    return s;
+}
+
+bool mn_params_is_frozen(const mn_params *P, int i)
+{
+    return P && i >= 0 && i < P->n && P->e[i].frozen;
+}
+
+int64_t mn_params_frozen_numel(const mn_params *P)
+{
+    int64_t n = 0;
+    for (int i = 0; P && i < P->n; i++)
+        if (P->e[i].grad && P->e[i].frozen) n += mn_tensor_numel(P->e[i].value);
+    return n;
+}
+
+uint64_t mn__params_freeze_gen(const mn_params *P) { return P ? P->freeze_gen : 0; }
 
 /* ---- matching a loaded store against a model ---- */
 

@@ -165,7 +165,8 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
     mn_node **r = calloc((size_t)nf + (size_t)(o ? o->noutputs : 0) + 1, sizeof *r);
     ex->sinks = calloc((size_t)nf, sizeof *ex->sinks);
     if (!grads || !wrt || !r || !ex->sinks) { free(grads); free(wrt); free(r); return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory"); }
-    for (int i = 0; i < nf; i++) wrt[i] = g->nodes[i]->kind == MN_NODE_PARAM;
+    for (int i = 0; i < nf; i++)              /* a frozen parameter gets no gradient (mn_params_freeze) */
+        wrt[i] = g->nodes[i]->kind == MN_NODE_PARAM && !mn_params_is_frozen(g->P, g->nodes[i]->param);
     mn_status s = MN_OK;
     if (loss && !(o && o->no_backward)) s = mn__autodiff(g, g->nodes[loss->id], wrt, grads);
     free(wrt);

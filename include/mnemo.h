@@ -186,6 +186,49 @@ int         mn_params_meta_count(const mn_params *P);
 /* The i-th metadata pair in insertion order; MN_ERR_INVALID if out of range. */
 mn_status   mn_params_meta_at(const mn_params *P, int i, const char **key, const char **value);
 
+/* Freezing (fine-tuning). A frozen parameter keeps its value: a graph
+ * compiled while it is frozen computes no gradient for it, nor any work
+ * that only feeds such gradients, and optimizers skip it. `patterns` are
+ * comma-separated fnmatch globs ("emb.*,rnn.*_l0"); each must match a
+ * trainable parameter (MN_ERR_NOTFOUND names the first that does not, and
+ * nothing changes). *matched (may be NULL): parameters matched. An
+ * executable compiled before a change keeps its gradients: compile again
+ * after freezing or unfreezing. */
+mn_status mn_params_freeze(mn_params *P, const char *patterns, bool frozen, int *matched);
+bool      mn_params_is_frozen(const mn_params *P, int i);
+int64_t   mn_params_frozen_numel(const mn_params *P);            /* frozen trainable elements */
+
+/* Partial loads (PyTorch's load_state_dict(strict=False)): copy the
+ * trainable tensors a store has in common with a file (or another store),
+ * by name or through rename rules, one per line (or ';'-separated):
+ *     rnn.* -> encoder.rnn.*      '*' spans match in order (shortest first)
+ *     head.* -> -                 '-': not loaded (reported unexpected)
+ *     # a comment
+ * The first rule matching a source name applies; other names stay as they
+ * are. Tensors without gradient (optimizer state) on either side are left
+ * out. A shape mismatch fails with MN_ERR_SHAPE and copies nothing, unless
+ * skip_mismatched. Two sources renamed to one name: MN_ERR_INVALID. */
+typedef enum {
+    MN_LOAD_LOADED,          /* store names copied */
+    MN_LOAD_MISSING,         /* store parameters nothing was copied to */
+    MN_LOAD_UNEXPECTED,      /* source names (before renaming) with no place in the store */
+    MN_LOAD_MISMATCHED,      /* store names whose source has another shape */
+    MN_LOAD_KINDS
+} mn_load_kind;
+typedef struct {
+    int count[MN_LOAD_KINDS];
+    char **names[MN_LOAD_KINDS];
+} mn_load_report;
+typedef struct {
+    const char *rename;      /* rules as above; NULL or "": names as they are */
+    bool skip_mismatched;    /* copy the rest; report mismatches instead of failing */
+} mn_load_opts;
+/* report (may be NULL) is filled on success and on MN_ERR_SHAPE; free it
+ * with mn_load_report_free. opts may be NULL (strict shapes, no rules). */
+mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report);
+mn_status mn_params_copy_partial(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report);
+void      mn_load_report_free(mn_load_report *r);
+
 /* Safetensors. Save writes a temporary file beside `path`, fsyncs and
  * renames it over `path`, which must be absent or a regular file
  * (MN_ERR_IO: a device, pipe or link is never replaced). Load validates the whole file first and changes
@@ -574,7 +617,8 @@ mn_status mn_exec_profile_steps(const mn_exec *ex, FILE *f);
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
 
 /* ---- optimizers (optim/) ----
- * An optimizer updates every trainable parameter of a store from its
+ * An optimizer updates every trainable parameter of a store (frozen ones
+ * excepted: mn_params_freeze) from its
  * gradient. Its state lives in the store as tensors named
  * optim.<param>.<state> (e.g. optim.fc.weight.exp_avg, optim.fc.weight.step),
  * so a checkpoint holds it and a resumed run continues exactly. Formulas and
@@ -643,6 +687,8 @@ void      mn_optim_free(mn_optim *o);
  * these hyper-parameters. The first matching group wins; the rest use the
  * optimizer's own. Returns the group index (>= 1) or -1. */
 int       mn_optim_add_group(mn_optim *o, const char *patterns, const void *hyper);
+/* The same group with the default group's hyper-parameters but lr. */
+int       mn_optim_add_group_lr(mn_optim *o, const char *patterns, float lr);
 int       mn_optim_group_of(mn_optim *o, const char *param);
 int       mn_optim_group_count(const mn_optim *o);            /* default group included */
 float     mn_optim_get_lr(const mn_optim *o, int group);      /* group 0: the default */

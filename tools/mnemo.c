@@ -2,6 +2,7 @@
  * ones (ops, inspect, version). Exit codes: 0 ok, 1 runtime error, 2 usage
  * error; errors go to stderr. */
 #include "cmds.h"
+#include "finetune.h"
 #include "mnemo_plugin.h"
 #include <getopt.h>
 #include <stdlib.h>
@@ -120,6 +121,7 @@ static int cmd_inspect(int argc, char **argv)
         const char *k, *v;
         if (!mn_params_meta_at(P, i, &k, &v)) printf("metadata %s = %s\n", k, v);
     }
+    mn_ft_describe(P, stdout);
     mn_params_free(P);
     return MN_EXIT_OK;
 }

@@ -19,6 +19,8 @@ typedef struct {
     float lr, clip, dropout, weight_decay;
     uint64_t seed;
     int embed, hidden, layers, heads, ff, latent;
+    /* fine-tuning (finetune.h): the start, rename rules, frozen and lr-group globs */
+    char init_from[512], init_map[512], freeze[512], lr_groups[512];
 } mn_train_cfg;
 
 /* Defaults for a model kind; MN_ERR_INVALID for an unknown kind. */
