@@ -102,6 +102,9 @@ bad() { local code=$1 pattern=$2; shift 2; expect "$code" "$pattern" -- "$mnemo"
 bad 1 "--init-from none.st: .*none.st" --init-from none.st
 head -c 100 pre.st > cut.st
 bad 1 "--init-from cut.st: " --init-from cut.st
+mkfifo pipe.st
+bad 1 "--init-from pipe.st: not a regular file" --init-from pipe.st
+bad 1 "--init-from .: not a regular file" --init-from .
 printf 'not a checkpoint at all' > junk.st
 bad 1 "--init-from junk.st: " --init-from junk.st
 printf 'rnn.* encoder.rnn.*\n' > noarrow.map

@@ -7,6 +7,7 @@
  * mismatched names, rename through rules and refuse shape mismatches. */
 #include "harness.h"
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -416,6 +417,10 @@ START_TEST(partial_load_of_a_missing_or_corrupt_file_changes_nothing)
     char path[128];
     snprintf(path, sizeof path, "%s/none.safetensors", dir);
     ck_assert_int_eq(mn_params_load_partial(P, path, NULL, &r), MN_ERR_IO);
+    snprintf(path, sizeof path, "%s/pipe", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(mn_params_load_partial(P, path, NULL, &r), MN_ERR_IO);      /* never blocks on a pipe */
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "not a regular file"));
     snprintf(path, sizeof path, "%s/junk.safetensors", dir);
     FILE *f = fopen(path, "wb");
     fputs("\x10\0\0\0\0\0\0\0{\"a\": nonsense}", f);
