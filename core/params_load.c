@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_RULES 256
 #define MAX_STARS 8
@@ -74,17 +75,35 @@ static mn_status parse_rules(const char *text, rules *R)
     return MN_OK;
 }
 
-/* Whether name matches pat ('*' only); the star spans go to cap/len. */
+/* Whether name matches pat ('*' only); the star spans go to cap/len,
+ * each as short as the match allows, left to right. On a mismatch only the
+ * latest star grows, so the time is at most |pat| x |name| (a hostile
+ * rule cannot make it exponential). */
 static bool glob(const char *pat, const char *name, const char **cap, size_t *len)
 {
-    if (!*pat) return !*name;
-    if (*pat != '*') return *pat == *name && glob(pat + 1, name + 1, cap, len);
-    for (size_t n = 0;; n++) {
-        *cap = name;
-        *len = n;
-        if (glob(pat + 1, name + n, cap + 1, len + 1)) return true;
-        if (!name[n]) return false;
+    const char *p = pat, *s = name, *after_star = NULL;
+    int k = -1;
+    while (*s) {
+        if (*p == '*') {
+            cap[++k] = s;
+            len[k] = 0;
+            after_star = ++p;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else if (after_star) {
+            len[k]++;
+            p = after_star;
+            s = cap[k] + len[k];
+        } else {
+            return false;
+        }
     }
+    for (; *p == '*'; p++) {
+        cap[++k] = s;
+        len[k] = 0;
+    }
+    return !*p;
 }
 
 /* The store name of a source name: "" when dropped; MN_ERR_INVALID if too long. */
@@ -212,6 +231,9 @@ mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_o
 {
     if (report) memset(report, 0, sizeof *report);
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "load_partial: NULL store or path");
+    struct stat st;
+    if (stat(path, &st) != 0) return mn__error(MN_ERR_IO, "load %s: cannot open", path);
+    if (!S_ISREG(st.st_mode)) return mn__error(MN_ERR_IO, "load %s: not a regular file", path);   /* a pipe would block */
     mn_params *src = mn_params_new();
     if (!src) return mn_last_status();
     mn_status s = mn_params_load(src, path);

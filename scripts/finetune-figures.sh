@@ -45,7 +45,7 @@ run groups --init-from kjv.st --lr-groups 'rnn.*=0.001'
 /usr/bin/python3 - "$FT" scratch frozen groups <<'PY'
 import json, math, sys
 ft = float(sys.argv[1])
-marks = [ft / 8, ft / 4, ft / 2, ft]
+marks = [ft / 4, ft / 2, 3 * ft / 4, ft]
 print("| run | steps | " + " | ".join(f"bpc at {m:.0f} s" for m in marks) + " | best bpc |")
 print("|---|---:|" + "---:|" * (len(marks) + 1))
 for name in sys.argv[2:]:

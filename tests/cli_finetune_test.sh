@@ -3,9 +3,10 @@
 # a language model pre-trained a few steps on one text is fine-tuned on
 # another with its embedding frozen (bit-identical afterwards, also after a
 # resume) and its own learning-rate groups; inspect names the origin; the
-# same for the MLP; mnemo graph --freeze shows the work saved; a missing or
-# corrupt --init-from, a bad --init-map, a shape mismatch and patterns that
-# match nothing fail clearly and write nothing.
+# same for the MLP and the tagger (also from an LM, renamed by a map);
+# mnemo graph --freeze shows the work saved; a missing or corrupt
+# --init-from, a bad --init-map, a shape mismatch and patterns that match
+# nothing fail clearly and write nothing.
 set -u
 . "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
@@ -70,6 +71,23 @@ expect 0 "frozen \(mlp.0.\*\): 2 tensors" -- "$mnemo" train "${mlp[@]}" --steps 
 check "mlp: frozen layer bit-identical" same mlp.st mlp2.st mlp.0.weight
 check "mlp: head trained" differ mlp.st mlp2.st mlp.1.weight
 
+# the tagger: from a tagger (its word vocabulary kept), and from a character
+# LM of the same widths whose LSTM becomes the forward direction of the tagger's
+mkdir brown
+for i in $(seq 10 49); do
+  printf 'The/at cat/nn sat/vbd ./.\nA/at dog/nn ran/vbd home/nr ./.\nThe/at man/nn saw/vbd a/at dog/nn ./.\n' > brown/ca$i
+done
+tag=(--model tagger --data brown --batch 4 --steps 2 --threads 1)
+expect 0 "" -- "$mnemo" train "${tag[@]}" --out tag.st
+expect 0 "loaded 11: emb.weight, lstm.weight_ih_l0" -- "$mnemo" train "${tag[@]}" --out tag2.st --init-from tag.st --freeze 'emb.*'
+check "tagger: frozen embedding bit-identical" same tag.st tag2.st emb.weight
+expect 0 "" -- "$mnemo" train --data pre.txt --hidden 128 --embed 100 --batch 4 --seq 16 --steps 2 --threads 1 --out lm128.st
+printf 'rnn.* -> lstm.*\nemb.* -> -\nhead.* -> -\n' > lm2tag.map
+expect 0 "loaded 4: lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0" -- \
+  "$mnemo" train "${tag[@]}" --out tag3.st --init-from lm128.st --init-map lm2tag.map --freeze 'lstm.*_l0' --lr-groups 'emb.*=0.01'
+check "tagger from LM: forward LSTM is the LM's" [ "$(tensor lm128.st rnn.weight_hh_l0)" = "$(tensor tag3.st lstm.weight_hh_l0)" ]
+check "tagger from LM: reverse LSTM trained anew" [ "$(tensor lm128.st rnn.weight_hh_l0)" != "$(tensor tag3.st lstm.weight_hh_l0_reverse)" ]
+
 # 4. freezing removes work: mnemo graph --format stats --freeze
 stat() { sed -n "s/^$1 \([0-9]*\).*/\1/p" "$2"; }
 expect 0 "" -- "$mnemo" graph --model lstm --format stats && mv out.txt full.txt
@@ -84,6 +102,9 @@ bad() { local code=$1 pattern=$2; shift 2; expect "$code" "$pattern" -- "$mnemo"
 bad 1 "--init-from none.st: .*none.st" --init-from none.st
 head -c 100 pre.st > cut.st
 bad 1 "--init-from cut.st: " --init-from cut.st
+mkfifo pipe.st
+bad 1 "--init-from pipe.st: not a regular file" --init-from pipe.st
+bad 1 "--init-from .: not a regular file" --init-from .
 printf 'not a checkpoint at all' > junk.st
 bad 1 "--init-from junk.st: " --init-from junk.st
 printf 'rnn.* encoder.rnn.*\n' > noarrow.map

@@ -7,6 +7,7 @@
  * mismatched names, rename through rules and refuse shape mismatches. */
 #include "harness.h"
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -384,6 +385,31 @@ START_TEST(bad_rename_rules_are_refused_with_their_line)
 }
 END_TEST
 
+/* A rule with many stars against a long name that almost matches: with
+ * backtracking over every split this would take hours. */
+START_TEST(a_hostile_rule_is_matched_in_polynomial_time)
+{
+    char name[241], to[241] = "x";
+    memset(name, 'a', 240);
+    name[240] = 0;
+    memset(to + 1, 'a', 233);                                            /* the last star's span */
+    to[234] = 0;
+    mn_params *S = mn_params_new(), *P = mn_params_new();
+    create(S, name, MN_SHAPE(2), 5);
+    create(P, to, MN_SHAPE(2), 0);
+    mn_load_report r;
+    ck_assert_ok(mn_params_copy_partial(P, S, &(mn_load_opts){ .rename = "*a*a*a*a*a*a*a*b -> x********" }, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_UNEXPECTED], 1);                    /* no match: the name stays */
+    mn_load_report_free(&r);
+    ck_assert_ok(mn_params_copy_partial(P, S, &(mn_load_opts){ .rename = "*a*a*a*a*a*a*a* -> x********" }, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_LOADED], 1);
+    ck_assert_float_eq(first(P, to), 5);
+    mn_load_report_free(&r);
+    mn_params_free(S);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(partial_load_of_a_missing_or_corrupt_file_changes_nothing)
 {
     mn_params *P = target();
@@ -391,6 +417,10 @@ START_TEST(partial_load_of_a_missing_or_corrupt_file_changes_nothing)
     char path[128];
     snprintf(path, sizeof path, "%s/none.safetensors", dir);
     ck_assert_int_eq(mn_params_load_partial(P, path, NULL, &r), MN_ERR_IO);
+    snprintf(path, sizeof path, "%s/pipe", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(mn_params_load_partial(P, path, NULL, &r), MN_ERR_IO);      /* never blocks on a pipe */
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "not a regular file"));
     snprintf(path, sizeof path, "%s/junk.safetensors", dir);
     FILE *f = fopen(path, "wb");
     fputs("\x10\0\0\0\0\0\0\0{\"a\": nonsense}", f);
@@ -421,6 +451,7 @@ int main(void)
     tcase_add_test(l, partial_load_refuses_a_shape_mismatch_and_copies_nothing);
     tcase_add_test(l, partial_load_renames_through_rules);
     tcase_add_test(l, bad_rename_rules_are_refused_with_their_line);
+    tcase_add_test(l, a_hostile_rule_is_matched_in_polynomial_time);
     tcase_add_test(l, partial_load_of_a_missing_or_corrupt_file_changes_nothing);
     suite_add_tcase(s, l);
     return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-finetune");

@@ -92,6 +92,11 @@ int mn_ft_open(const mn_train_cfg *c, bool resuming, mn_params **src)
 {
     *src = NULL;
     if (!c->init_from[0] || resuming) return MN_EXIT_OK;
+    struct stat st;
+    if (stat(c->init_from, &st) == 0 && !S_ISREG(st.st_mode)) {             /* a pipe would block the load */
+        fprintf(stderr, "mnemo train: --init-from %s: not a regular file\n", c->init_from);
+        return MN_EXIT_RUNTIME;
+    }
     mn_params *P = mn_params_new();
     if (!P || mn_params_load(P, c->init_from)) {
         fprintf(stderr, "mnemo train: --init-from %s: %s\n", c->init_from, mn_errmsg());
