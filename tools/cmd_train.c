@@ -238,6 +238,9 @@ static void permutation(int64_t *idx, int64_t n, uint64_t seed, uint64_t epoch)
     }
 }
 
+/* Why a run ended (printed by stopped()); the first bound reached wins. */
+typedef enum { STOP_NONE, STOP_STEPS, STOP_EPOCHS, STOP_TIME, STOP_PATIENCE } stop_reason;
+
 typedef struct {
     mn_train_cfg c;
     mn_params *P;
@@ -252,6 +255,7 @@ typedef struct {
     const char *resume;            /* the resumed checkpoint, or NULL */
     run_flags rf;
     bool tty, wrote_best;
+    stop_reason why;               /* set by loop() when it ends without an error */
 } trainer;
 
 static mn_optim *make_optim(mn_params *P, const mn_train_cfg *c)
@@ -463,7 +467,36 @@ static bool checkpoint(trainer *t, loop_state *ls, double train_loss, double ela
         return true;
     }
     t->wrote_best |= better;
-    return t->c.patience && ls->bad > t->c.patience;
+    return t->c.patience && ls->bad >= t->c.patience;     /* --patience P: stop at the P-th validation without a new best */
+}
+
+/* The bound this step reached (--steps, --epochs, --time), or STOP_NONE. */
+static stop_reason bound_reached(const mn_train_cfg *c, const loop_state *ls, double elapsed)
+{
+    if (c->steps && ls->step >= c->steps) return STOP_STEPS;
+    if (ls->epoch >= c->epochs) return STOP_EPOCHS;
+    if (c->time_limit > 0 && elapsed >= c->time_limit) return STOP_TIME;
+    return STOP_NONE;
+}
+
+/* The line saying why the run ended, naming the flag that changes it. */
+static void stopped(const trainer *t, const loop_state *ls)
+{
+    const mn_train_cfg *c = &t->c;
+    long long step = (long long)ls->step;
+    switch (t->why) {
+    case STOP_STEPS: printf("stopped: --steps %lld reached\n", (long long)c->steps); break;
+    case STOP_EPOCHS: printf("stopped: all %d epochs done (--epochs) at step %lld\n", c->epochs, step); break;
+    case STOP_TIME:
+        printf("stopped: the time limit of %g s (--time; 0 for none) was reached at step %lld, epoch %lld\n", c->time_limit, step,
+               (long long)ls->epoch + 1);
+        break;
+    case STOP_PATIENCE:
+        printf("stopped early at step %lld: the validation loss has not improved for %d validations (--patience %d; 0 turns early "
+               "stopping off)\n", step, ls->bad, c->patience);
+        break;
+    case STOP_NONE: break;
+    }
 }
 
 static double items_per_batch(const trainer *t)
@@ -520,9 +553,11 @@ static int loop(trainer *t, loop_state *ls)
                 (long long)ls->epoch, loss, el);
         progress(t, ls, total, window / nwin, rate, eta);
         if (ls->step == kill_at) { fflush(t->metrics); raise(SIGKILL); }
-        bool out = (c->time_limit > 0 && el >= c->time_limit) || (c->steps && ls->step >= c->steps) || ls->epoch >= c->epochs;
+        stop_reason out = bound_reached(c, ls, el);
         if ((c->val_every ? ls->step % c->val_every == 0 : epoch_end) || out) {
-            stop = checkpoint(t, ls, window / nwin, el, &rc) || out;
+            bool early = checkpoint(t, ls, window / nwin, el, &rc);
+            t->why = early && !rc ? STOP_PATIENCE : out;
+            stop = early || out;
             window = 0; nwin = 0; w0 = now();
         }
     }
@@ -604,6 +639,7 @@ int cmd_train(int argc, char **argv)
                (long long)ls.example, (long long)ls.examples);
     rc = loop(&t, &ls);
     if (!rc) {
+        stopped(&t, &ls);
         summary(&t, &ls);
         fclose(t.metrics);
         t.metrics = NULL;

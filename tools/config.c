@@ -216,7 +216,7 @@ mn_status mn_cfg_check(const mn_train_cfg *c)
     RANGE(c->epochs, "epochs", 1, INT_MAX);
     RANGE(c->batch, "batch", 1, MN_CFG_MAX_BATCH);
     RANGE(c->seq, "seq", 2, MN_CFG_MAX_SEQ);
-    RANGE(c->lr, "lr", 1e-12, 1e6);
+    RANGE(c->lr, "lr", 1e-12f, 1e6);           /* the float of the flag's bound: --lr 1e-12 is allowed */
     RANGE(c->clip, "clip", 0, 3e38);
     RANGE(c->threads, "threads", 0, INT_MAX);
     RANGE(c->steps, "steps", 0, (double)INT64_MAX);
