@@ -22,12 +22,21 @@ static int bad_option(const char *cmd, char **argv)
     return MN_EXIT_USAGE;
 }
 
+/* Words after the options: none is expected (a prompt goes in --prompt). */
+static bool extra_args(const char *cmd, int argc, char **argv)
+{
+    if (optind >= argc) return false;
+    fprintf(stderr, "mnemo %s: unexpected argument \"%s\"%s (every value follows its flag: see mnemo %s --help)\n", cmd, argv[optind],
+            argc - optind > 1 ? " and more" : "", cmd);
+    return true;
+}
+
 /* A checkpoint as sample and eval open it: its stored config passes the
  * one check train applies to every config. */
 static int open_checked(const char *cmd, const char *ckpt, mn_params **P, mn_train_cfg *c)
 {
     if (mn_ckpt_open(ckpt, P, c)) { fprintf(stderr, "mnemo %s: %s\n", cmd, mn_errmsg()); return MN_EXIT_RUNTIME; }
-    if (!mn_cfg_check(c)) return MN_EXIT_OK;
+    if (!mn_cfg_check_keys(c)) return MN_EXIT_OK;
     fprintf(stderr, "mnemo %s: %s: its stored config is invalid: %s\n", cmd, ckpt, mn_errmsg());
     mn_params_free(*P);
     *P = NULL;
@@ -142,7 +151,8 @@ int cmd_sample(int argc, char **argv)
         default: return bad_option("sample", argv);
         }
     }
-    if (!ckpt || optind < argc) { fprintf(stderr, "mnemo sample: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
+    if (extra_args("sample", argc, argv)) return MN_EXIT_USAGE;
+    if (!ckpt) { fprintf(stderr, "mnemo sample: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
     int rc = open_checked("sample", ckpt, &P, &c);
@@ -217,7 +227,8 @@ int cmd_eval(int argc, char **argv)
             return MN_EXIT_OK;
         } else return bad_option("eval", argv);
     }
-    if (!ckpt || optind < argc) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
+    if (extra_args("eval", argc, argv)) return MN_EXIT_USAGE;
+    if (!ckpt) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
     mn_params *P;
     mn_train_cfg c;
     if (open_checked("eval", ckpt, &P, &c)) return MN_EXIT_RUNTIME;

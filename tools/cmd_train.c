@@ -75,7 +75,7 @@ static bool num(const char *flag, const char *v, double lo, double *out)
 {
     char *e;
     double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo train: --%s: bad value \"%s\"\n", flag, v); return false; }
+    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo train: --%s: bad value \"%s\" (a number)\n", flag, v); return false; }
     *out = x;
     return true;
 }
@@ -87,14 +87,16 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     const char *name = "";
     for (int i = 0; long_opts[i].name; i++) if (long_opts[i].val == opt) name = long_opts[i].name;
 #define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo train: --%s: too long\n", name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
-#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, lo, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
-#define FLT(f, lo) do { if (!num(name, v, lo, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
+/* numbers are parsed here (whole, in the field's C type); mn_cfg_check says which are allowed */
+#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, sizeof c->f < 8 ? INT_MIN : INT64_MIN, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
+#define SEED() do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, 0, INT64_MAX, &i_)) return false; c->seed = (uint64_t)i_; } while (0)   /* a JSON integer */
+#define FLT(f, lo) do { if (!num(name, v, -HUGE_VAL, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
     switch (opt) {
     case 'd': STR(data); break;       case 'O': STR(optim); break;      case 's': STR(schedule); break;
     case 'a': STR(activation); break;
     case 'o': STR(out); break;        case 'R': STR(resume); break;     case 'M': STR(metrics); break;
     case 'e': INT(epochs, 1); break;  case 'S': INT(steps, 0); break;   case 'b': INT(batch, 1); break;
-    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': INT(seed, 0); break;
+    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': SEED(); break;
     case 'H': INT(hidden, 1); break;  case 'L': INT(layers, 1); break;  case 'E': INT(embed, 1); break;
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
@@ -108,6 +110,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 #undef STR
 #undef INT
 #undef FLT
+#undef SEED
 }
 
 /* The out and metrics paths stored in a checkpoint came with the file, so
@@ -161,6 +164,10 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         mn_cfg_model_rule rule = resume ? MN_CFG_MODEL_CHECKPOINT : model_flag ? MN_CFG_MODEL_FLAG : MN_CFG_MODEL_FROM_JSON;
         if (!text || mn_cfg_apply_json(c, text, config, rule)) { free(text); fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
         free(text);
+    }
+    if ((config || resume) && mn_cfg_check_keys(c)) {      /* a file's value is named by its key, before flags apply */
+        fprintf(stderr, "mnemo train: %s: %s%s\n", config ? config : resume, config ? "" : "its stored config is invalid: ", mn_errmsg());
+        return MN_EXIT_USAGE;
     }
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1)
@@ -367,6 +374,8 @@ static int check_outputs(trainer *t)
 {
     const char *paths[] = { t->c.out, t->last, t->png, t->metrics_path };
     bool ours = t->resume && (same_file(t->resume, t->c.out) || same_file(t->resume, t->last));
+    for (int i = 0; i < 4; i += 3)                     /* the png and .last go beside --out */
+        if (mn_out_check_dir(paths[i])) { fprintf(stderr, "mnemo train: %s: %s\n", i ? "--metrics" : "--out", mn_errmsg()); return MN_EXIT_RUNTIME; }
     for (int i = 0; i < 2; i++) {
         struct stat st;
         if (mn_out_check_regular(paths[i])) { fprintf(stderr, "mnemo train: --out: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }

@@ -5,6 +5,7 @@
 #define MN_TOOLS_TRAIN_H
 
 #include "mnemo.h"
+#include <stdio.h>
 #include "text.h"
 #include "idx.h"
 
@@ -38,8 +39,18 @@ bool      mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uin
 /* The config as a JSON string (caller frees). */
 char     *mn_cfg_to_json(const mn_train_cfg *c);
 /* Checks ranges, the activation, optimizer and schedule; names the bad
- * field. The one check of a config from flags, --config or a checkpoint. */
+ * field and says what it takes. The one check of a config from flags,
+ * --config or a checkpoint: mn_cfg_check names the flag (--val-every),
+ * mn_cfg_check_keys the JSON key ("val_every") for a file's config. */
 mn_status mn_cfg_check(const mn_train_cfg *c);
+mn_status mn_cfg_check_keys(const mn_train_cfg *c);
+#define MN_CFG_OPTIMIZERS "sgd, adam, adamw, rmsprop, adagrad or lion"
+#define MN_CFG_SCHEDULES "constant, cosine, warmup_cosine, linear, step, exponential or plateau"
+/* The ops --activation accepts, comma separated (plugins' included). */
+void      mn_cfg_activations(char *list, size_t n);
+/* --help's list of the config flags: each with its meaning and its
+ * default for every model kind (from mn_cfg_defaults). */
+void      mn_cfg_print_help(FILE *f);
 bool      mn_cfg_is_lm(const mn_train_cfg *c);
 
 /* ---- data ---- */
@@ -131,6 +142,9 @@ mn_status mn_train_state_fit(const mn_train_state *s, const char *path, int64_t 
 /* MN_OK when `path` may receive a file by rename: absent, or a regular
  * file (never a device, pipe, directory or symbolic link). */
 mn_status mn_out_check_regular(const char *path);
+/* MN_OK when the folder of `path` exists and is writable (checked before
+ * any data is read, so a typo in --out costs nothing). */
+mn_status mn_out_check_dir(const char *path);
 /* Removes `path`.tmp.PID files whose process is gone; returns how many. */
 int       mn_out_clean_stale(const char *path);
 /* Drops the lines of a metrics file whose "step" is after `step` (a

@@ -146,6 +146,20 @@ mn_status mn_out_check_regular(const char *path)
     return mn_set_error(MN_ERR_INVALID, "%s is %s; mnemo writes only regular files or new paths", path, kind);
 }
 
+mn_status mn_out_check_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!*path) return mn_set_error(MN_ERR_INVALID, "the path is empty");
+    if (!slash) return access(".", W_OK) == 0 ? MN_OK : mn_set_error(MN_ERR_IO, "%s: the current folder is not writable", path);
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0) return mn_set_error(MN_ERR_IO, "%s: the folder %s %s", path, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return mn_set_error(MN_ERR_IO, "%s: %s is not a folder", path, dir);
+    if (access(dir, W_OK | X_OK) != 0) return mn_set_error(MN_ERR_IO, "%s: the folder %s is not writable", path, dir);
+    return MN_OK;
+}
+
 /* "NAME.tmp.PID" with the digits of a process that no longer exists. */
 static bool stale_temp(const char *entry, const char *base, long *pid)
 {
