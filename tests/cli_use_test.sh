@@ -53,5 +53,46 @@ check "the data was read before --out was checked" eval '! grep -q "parameters" 
 expect 1 "^mnemo train: --metrics: nodir/m.jsonl: the folder nodir does not exist$" -- \
   "$mnemo" train "${small[@]}" --steps 1 --out m.st --metrics nodir/m.jsonl
 
+# items 7, 16: eval evaluates every example (the last batch holds the
+# rest, through mn_rebatch) and says how many; train says how much each
+# validation reads, and when it reads all of the split its loss is eval's
+expect 0 "^validation: all 75 windows of the validation split \(18 batches of 4 and one of the rest\)$" -- \
+  "$mnemo" train "${small[@]}" --val-batches 100 --val-every 5 --steps 5 --out all.st
+expect 0 "^evaluated all 75 windows of 16 characters: 18 batches of 4 and one of 3 \(the last 3 of 1204 characters do not fill a window\)$" -- \
+  "$mnemo" eval --ckpt all.st
+val=$(sed -n 's/.*"val_loss": \([0-9.]*\).*/\1/p' all.st.metrics.jsonl | tail -1)
+ev=$(sed -n 's/^loss \([0-9.]*\) nats.*/\1/p' out.txt)
+check "train's validation over all windows ($val) is not eval's loss ($ev)" awk -v a="$val" -v b="$ev" 'BEGIN { exit !(a - b < 1e-4 && b - a < 1e-4) }'
+expect 0 "^validation: 4 of the 75 windows of the validation split \(1 batch of 4, --val-batches\); mnemo eval uses all$" -- \
+  "$mnemo" train "${small[@]}" --val-every 5 --steps 5 --out one.st
+printf 'The cat sat on the mat and more text here.\n' > short.txt
+expect 0 "^evaluated all 2 windows of 16 characters: one batch of 2 \(the last 10 of 43 characters" -- "$mnemo" eval --ckpt all.st --data short.txt
+printf 'abc' > tiny.txt
+expect 1 "^mnemo eval: text tiny.txt: 3 characters are fewer than one window of the model's 16 characters" -- "$mnemo" eval --ckpt all.st --data tiny.txt
+check "eval named a flag it does not take: $(cat err.txt)" eval '! grep -q -- "--batch" err.txt'
+expect 0 "^validation: 1024 of the 5000 images of the validation split \(16 batches of 64, --val-batches\)" -- \
+  "$mnemo" train --model mlp --limit 640 --epochs 1 --hidden 32 --threads 1 --out mlp.st
+check "mlp validation lines lack the accuracy" grep -q '"val_acc": 0\.[0-9]*' mlp.st.metrics.jsonl
+expect 0 "^evaluated all 10000 test images: 156 batches of 64 and one of 16$" -- "$mnemo" eval --ckpt mlp.st
+check "eval's accuracy is not over 10000 images: $(grep ^accuracy out.txt)" grep -q "^accuracy 0\.[0-9]* ([0-9]* of 10000)$" out.txt
+
+# item 8: --limit keeps the first N training sentences of the tagger too
+expect 0 "^tagger on .*: [0-9]+ parameters, 2 batches of 32 per epoch" -- \
+  "$mnemo" train --model tagger --limit 64 --batch 32 --hidden 16 --embed 16 --epochs 1 --threads 1 --out tg.st
+
+# item 4: --help shows each model's defaults, the optimizers, schedules and
+# activations; docs/cli.md holds the same table; a run prints its config
+expect 0 "^ +default 32 \(lstm gru rnn tagger\); 16 \(transformer\); 128 \(vae\); 64 \(mlp\)$" -- "$mnemo" train --help
+help=$("$mnemo" train --help)
+check "--help lacks the lr defaults" grep -qE "^ +default 0.003 \(lstm gru rnn\); 0.001 \(transformer vae mlp\); 0.002 \(tagger\)$" <<<"$help"
+check "--help lacks the time limit" grep -qE "^ +default 120 \(lstm gru rnn transformer\); 0 \(vae mlp tagger\)$" <<<"$help"
+check "--help lacks the optimizers" grep -qE "^  --optim NAME .*sgd.*adam, adamw, rmsprop, adagrad, lion" <<<"$help"
+check "--help lacks the schedules" grep -qE "^  --schedule NAME .*constant, cosine, warmup_cosine, linear, step, exponential, plateau" <<<"$help"
+check "--help lacks the activations" grep -qE "^  --activation takes: .*tanh, .*relu" <<<"$help"
+docs=$(dirname "$(readlink -f "$0")")/../docs/cli.md
+check "docs/cli.md's flag table differs from mnemo train --help" \
+  diff <(sed -n '/^<!-- train --help -->/,/^<!-- end -->/p' "$docs" | grep '^  ') <(awk '/^  --model KIND/ { p = 1 } /^  --activation takes/ { p = 0 } p' <<<"$help")
+expect 0 '^config: \{"model": "lstm", .*"batch": 4, .*"lr": 0.003, ' -- "$mnemo" train "${small[@]}" --steps 1 --out cfg.st
+
 echo "cli_use: $checks checks, $failures failures"
 [ "$failures" = 0 ]

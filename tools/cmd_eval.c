@@ -208,6 +208,48 @@ static void report(const int64_t *conf, int K, const char *const *names)
 
 static const char *const fashion[] = { "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot" };
 
+/* "all 10000 test images: 312 batches of 32 and one of 16" */
+static void evaluated(const mn_data *d, const mn_train_cfg *c, const mn_eval_result *r)
+{
+    const char *unit = d->kind == MN_DATA_IMAGES ? "test images" : d->kind == MN_DATA_TAGS ? "held-out sentences" : "windows";
+    printf("evaluated all %lld %s", (long long)r->items, unit);
+    if (d->kind == MN_DATA_TEXT) printf(" of %d characters", c->seq);
+    if (r->full) printf(": %lld batch%s of %d", (long long)r->full, r->full == 1 ? "" : "es", c->batch);
+    if (r->rest) printf("%s of %lld", r->full ? " and one" : ": one batch", (long long)r->rest);
+    if (d->kind == MN_DATA_TEXT) {
+        int64_t chars = d->text.n - d->split, left = chars - 1 - r->items * c->seq;
+        if (left > 0) printf(" (the last %lld of %lld characters do not fill a window)", (long long)left, (long long)chars);
+    }
+    printf("\n");
+}
+
+/* Every item of the evaluated split, then the report of the model kind. */
+static int evaluate(const char *ckpt, mn_params *P, mn_model_ctx *mc, const mn_data *d)
+{
+    const mn_train_cfg *c = &mc->c;
+    int64_t items = mn_data_items(d, c, true);
+    mn_rebatch *r = mn_model_rebatch(P, mc, false);
+    bool ok = r && mn_rebatch_get(r, items < c->batch ? items : c->batch, NULL);   /* sets mc->classes */
+    int64_t K = mc->classes;
+    int64_t *conf = ok ? calloc((size_t)(K * K + 1), sizeof *conf) : NULL;
+    mn_eval_result res;
+    if (!conf || mn_eval_items(r, mc, d, items, K ? conf : NULL, true, &res)) {
+        fprintf(stderr, "mnemo eval: %s\n", ok && !conf ? "out of memory" : mn_errmsg());
+        free(conf);
+        mn_rebatch_free(r);
+        return MN_EXIT_RUNTIME;
+    }
+    double loss = res.loss;
+    printf("%s checkpoint %s on %s\n", c->model, ckpt, d->source);
+    evaluated(d, c, &res);
+    if (d->kind == MN_DATA_TEXT) printf("loss %.4f nats per character, %.4f bits per character, perplexity %.3f\n", loss, loss / log(2.0), exp(loss));
+    else if (!K) printf("loss (negative ELBO) %.2f per test image\n", loss);
+    else { printf("loss %.4f\n", loss); report(conf, (int)K, d->kind == MN_DATA_TAGS ? d->tagnames : fashion); }
+    free(conf);
+    mn_rebatch_free(r);
+    return MN_EXIT_OK;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "data", 1, 0, 'd' }, { "threads", 1, 0, 't' }, { "help", 0, 0, 'h' },
@@ -236,52 +278,17 @@ int cmd_eval(int argc, char **argv)
     c.threads = (int)threads;                                   /* this machine's, not the training run's */
     mn_data d;
     const char *vocab = strcmp(c.model, "vae") && strcmp(c.model, "mlp") ? mn_params_get_meta(P, "mnemo.vocab") : NULL;
-    if (mn_data_load_vocab(&d, &c, vocab)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
-    int rc = MN_EXIT_OK;
+    if (mn_data_load_eval(&d, &c, vocab, data != NULL)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); mn_params_free(P); return MN_EXIT_RUNTIME; }
     if (d.unknown && d.kind == MN_DATA_TEXT)
         fprintf(stderr, "mnemo eval: %lld characters outside the checkpoint's vocabulary, read as byte %d (its unknown symbol)\n",
                 (long long)d.unknown, d.text.chars[mn_text_unknown_id(&d.text)]);
     if (d.unknown && d.kind == MN_DATA_TAGS)
         fprintf(stderr, "mnemo eval: %lld words outside the checkpoint's vocabulary, read as <unk>\n", (long long)d.unknown);
-    if (d.kind == MN_DATA_TEXT) {
-        if (data) d.split = 0;                                   /* all of a given file */
-        c.val_batches = 1 << 30;
-    }
-    if (d.kind == MN_DATA_IMAGES) { mn_fmnist_free(&d.train); d.train = d.test; memset(&d.test, 0, sizeof d.test); d.ntrain = 0; c.val_batches = 1 << 30; }
-    if (d.kind == MN_DATA_TAGS) c.val_batches = 1 << 30;
-    if (!rc) rc = check_params("eval", ckpt, P, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords);
-    mn_graph *g = mn_graph_new(P);
-    mn_model_graph m = mn_model_build(g, &c, d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords, false);
-    const mn_node *outs[2] = { m.logits ? m.logits : m.loss, m.targets ? m.targets : m.loss };
-    mn_exec *ex = rc ? NULL : mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c.threads, .outputs = outs, .noutputs = 2,
-                                                                                      .no_backward = true }));
-    int64_t nb = mn_data_val_batches(&d, &c), B = c.batch, K = m.classes;
-    int64_t *it = malloc((size_t)B * sizeof *it), *conf = calloc((size_t)(K * K + 1), sizeof *conf);
-    double sum = 0;
-    if (!ex && !rc) { fprintf(stderr, "mnemo eval: %s\n", mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }
-    for (int64_t b = 0; !rc && b < nb; b++) {
-        for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
-        mn_data_fill_items(&d, &c, ex, it, true);
-        if (mn_exec_run(ex)) { fprintf(stderr, "mnemo eval: %s\n", mn_errmsg()); rc = MN_EXIT_RUNTIME; break; }
-        sum += mn_exec_loss(ex);
-        if (!m.logits || d.kind == MN_DATA_TEXT) continue;
-        const float *l = mn_f32(mn_exec_value(ex, m.logits));
-        const int32_t *y = mn_i32(mn_exec_value(ex, m.targets));
-        for (int64_t r = 0; r < mn_shape_numel(mn_node_shape(m.targets)); r++) {
-            if (y[r] < 0) continue;
-            int best = 0;
-            for (int k = 1; k < K; k++) if (l[r * K + k] > l[r * K + best]) best = k;
-            conf[y[r] * K + best]++;
-        }
-    }
-    if (!rc) {
-        double loss = nb ? sum / (double)nb : NAN;
-        printf("%s checkpoint %s on %s (%lld batches of %lld)\n", c.model, ckpt, d.source, (long long)nb, (long long)B);
-        if (d.kind == MN_DATA_TEXT) printf("loss %.4f nats per character, %.4f bits per character, perplexity %.3f\n", loss, loss / log(2.0), exp(loss));
-        else if (!m.logits) printf("loss (negative ELBO) %.2f per test image\n", loss);
-        else { printf("loss %.4f\n", loss); report(conf, (int)K, d.kind == MN_DATA_TAGS ? d.tagnames : fashion); }
-    }
-    free(it); free(conf);
-    mn_exec_free(ex); mn_graph_free(g); mn_data_free(&d); mn_params_free(P);
+    if (d.kind == MN_DATA_IMAGES) { mn_fmnist_free(&d.train); d.train = d.test; memset(&d.test, 0, sizeof d.test); d.ntrain = 0; d.nval = d.train.n; }
+    mn_model_ctx mc = { .c = c, .vocab = d.kind == MN_DATA_TEXT ? d.text.vocab : d.nwords };
+    int rc = check_params("eval", ckpt, P, &c, mc.vocab);
+    if (!rc) rc = evaluate(ckpt, P, &mc, &d);
+    mn_data_free(&d);
+    mn_params_free(P);
     return rc;
 }

