@@ -94,5 +94,17 @@ check "docs/cli.md's flag table differs from mnemo train --help" \
   diff <(sed -n '/^<!-- train --help -->/,/^<!-- end -->/p' "$docs" | grep '^  ') <(awk '/^  --model KIND/ { p = 1 } /^  --activation takes/ { p = 0 } p' <<<"$help")
 expect 0 '^config: \{"model": "lstm", .*"batch": 4, .*"lr": 0.003, ' -- "$mnemo" train "${small[@]}" --steps 1 --out cfg.st
 
+# item 1: progress lines carry an ETA from the run's pace (not the --time
+# left), the last step's line shows the epoch it belongs to, on a terminal
+# (script(1) gives one) too; eval shows its progress on a terminal
+expect 0 "^epoch 1 step 50/60 loss [0-9.]+ [0-9]+ tok/s ETA 00:0[0-9]$" -- "$mnemo" train "${small[@]}" --steps 60 --val-every 1000 --out eta.st
+check "no progress line at the last step: $(grep ETA out.txt | tail -1)" grep -qE "^epoch 1 step 60/60 .* ETA 00:0[0-9]$" out.txt
+expect 0 "^epoch 2 step 96/96 loss" -- "$mnemo" train "${small[@]}" --limit 3300 --epochs 2 --val-every 1000 --out ep.st
+script -qec "'$mnemo' train --data '$text' --hidden 16 --embed 8 --batch 4 --seq 16 --threads 1 --steps 30 --val-every 1000 --out tty.st" /dev/null > tty.txt 2>&1
+last=$(tr '\r' '\n' < tty.txt | grep 'ETA' | tail -1)
+check "a terminal's last progress line: \"$last\"" grep -qE "^  epoch 1  step 30/30  loss [0-9.]+  [0-9]+ tok/s  ETA 00:0[0-9]" <<<"$last"
+script -qec "'$mnemo' eval --ckpt tty.st" /dev/null > ttyeval.txt 2>&1
+check "eval shows no progress on a terminal" grep -q "evaluating: batch 19 of 19" ttyeval.txt
+
 echo "cli_use: $checks checks, $failures failures"
 [ "$failures" = 0 ]

@@ -319,17 +319,29 @@ static double validate(trainer *t, double *acc)
 
 static const char *unit(const trainer *t) { return t->d.kind == MN_DATA_IMAGES ? "img" : t->d.kind == MN_DATA_TEXT ? "tok" : "sent"; }
 
-static void progress(trainer *t, const loop_state *ls, int64_t total, double loss, double rate, double eta)
+/* The live line (a terminal) or a line every 50 steps and at the last
+ * (otherwise). `epoch`: the epoch of the step just done (counted from 1). */
+static void progress(trainer *t, const loop_state *ls, int64_t epoch, int64_t total, double loss, double rate, double eta, bool last)
 {
+    int e = (int)fmin(eta + 0.5, 359999);
     if (t->tty) {
-        printf("\r  epoch %lld  step %lld/%lld  loss %.4f  %.0f %s/s  ETA %02d:%02d   ", (long long)ls->epoch + 1,
-               (long long)ls->step, (long long)total, loss, rate, unit(t), (int)eta / 60, (int)eta % 60);
+        printf("\r  epoch %lld  step %lld/%lld  loss %.4f  %.0f %s/s  ETA %02d:%02d   ", (long long)epoch,
+               (long long)ls->step, (long long)total, loss, rate, unit(t), e / 60, e % 60);
         fflush(stdout);
-    } else if (ls->step % 50 == 0) {
-        printf("epoch %lld step %lld/%lld loss %.4f %.0f %s/s\n", (long long)ls->epoch + 1, (long long)ls->step, (long long)total,
-               loss, rate, unit(t));
+    } else if (ls->step % 50 == 0 || last) {
+        printf("epoch %lld step %lld/%lld loss %.4f %.0f %s/s ETA %02d:%02d\n", (long long)epoch, (long long)ls->step, (long long)total,
+               loss, rate, unit(t), e / 60, e % 60);
         fflush(stdout);
     }
+}
+
+/* Seconds left: the steps left at this run's pace, or the time left of
+ * --time if that ends the run first. */
+static double eta_seconds(const mn_train_cfg *c, int64_t left, int64_t done, double elapsed)
+{
+    double by_steps = done > 0 ? (double)left * elapsed / (double)done : 0;
+    if (c->time_limit > 0) return fmin(by_steps, fmax(c->time_limit - elapsed, 0));
+    return by_steps;
 }
 
 /* "nan", "inf", "-inf" or the number: never the "-nan" of printf. */
@@ -534,7 +546,9 @@ static int loop(trainer *t, loop_state *ls)
 {
     mn_train_cfg *c = &t->c;
     int64_t nb = mn_data_train_batches(&t->d, c), B = c->batch, ntr = ls->examples;
-    int64_t total = c->steps ? c->steps : (int64_t)c->epochs * nb, perm_epoch = -1;
+    int64_t total = c->steps ? c->steps : (int64_t)c->epochs * nb, perm_epoch = -1, step0 = ls->step;   /* the schedule's length */
+    int64_t by_epochs = (int64_t)c->epochs * nb - (ls->epoch * nb + ls->example / B) + ls->step;   /* the step the epochs end at */
+    int64_t last = c->steps && c->steps < by_epochs ? c->steps : by_epochs;                     /* shown and timed */
     int64_t *perm = malloc((size_t)ntr * sizeof *perm);
     const char *ka = getenv("MNEMO_KILL_AT_STEP");            /* tests: die like a killed process */
     int64_t kill_at = ka ? atoll(ka) : -1;
@@ -568,15 +582,16 @@ static int loop(trainer *t, loop_state *ls)
         ls->step++;
         ls->example += B;
         bool epoch_end = ls->example + B > ntr;                 /* the rest is less than a batch */
+        int64_t shown_epoch = ls->epoch + 1;                    /* the epoch this step belongs to */
         if (epoch_end) { ls->example = 0; ls->epoch++; }
         window += loss; nwin++;
         double el = now() - t0, rate = items_per_batch(t) * nwin / fmax(now() - w0, 1e-9);
-        double eta = c->time_limit > 0 ? fmax(c->time_limit - el, 0) : (double)(total - ls->step) * (now() - w0) / nwin;
+        double eta = eta_seconds(c, last - ls->step, ls->step - step0, el);
         fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"time\": %.2f}\n", (long long)ls->step,
                 (long long)ls->epoch, loss, el);
-        progress(t, ls, total, window / nwin, rate, eta);
-        if (ls->step == kill_at) { fflush(t->metrics); raise(SIGKILL); }
         stop_reason out = bound_reached(c, ls, el);
+        progress(t, ls, shown_epoch, last, window / nwin, rate, eta, out != STOP_NONE);
+        if (ls->step == kill_at) { fflush(t->metrics); raise(SIGKILL); }
         if ((c->val_every ? ls->step % c->val_every == 0 : epoch_end) || out) {
             bool early = checkpoint(t, ls, window / nwin, el, &rc);
             t->why = early && !rc ? STOP_PATIENCE : out;
