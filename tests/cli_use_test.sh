@@ -106,5 +106,30 @@ check "a terminal's last progress line: \"$last\"" grep -qE "^  epoch 1  step 30
 script -qec "'$mnemo' eval --ckpt tty.st" /dev/null > ttyeval.txt 2>&1
 check "eval shows no progress on a terminal" grep -q "evaluating: batch 19 of 19" ttyeval.txt
 
+# item 9: the plot draws what tests read here: X.loss.gp is gnuplot's whole
+# input. Train points are the steps' own losses (a validation line's
+# running mean is not one more point), once each, smoothed beside; the
+# validation loss is its own series; classifiers get a panel of accuracy
+block() { awk -v t="# $2" '$0 == t { p = 1; next } /^e$/ { p = 0 } p' "$1"; }
+"$mnemo" train "${small[@]}" --val-every 5 --steps 20 --out pl.st > /dev/null
+check "no gnuplot input beside the plot" [ -s pl.st.loss.gp ]
+check "plotted train steps: $(block pl.st.loss.gp 'train (each step)' | cut -d' ' -f1 | tr '\n' ' ')" \
+  [ "$(block pl.st.loss.gp 'train (each step)' | cut -d' ' -f1 | tr '\n' ' ')" = "$(seq 1 20 | tr '\n' ' ')" ]
+check "plotted train losses are not the steps' losses" [ "$(block pl.st.loss.gp 'train (each step)' | cut -d' ' -f2 | tr '\n' ' ')" = \
+  "$(grep -v val_loss pl.st.metrics.jsonl | sed -n 's/.*"train_loss": \([0-9.]*\),.*/\1/p' | sed 's/0*$//' | tr '\n' ' ')" ]
+check "no smoothed train series of 20 steps" [ "$(awk '/^# train \(smoothed/ { p = 1; next } /^e$/ { p = 0 } p' pl.st.loss.gp | wc -l)" = 20 ]
+check "plotted validation: $(block pl.st.loss.gp validation | tr '\n' ' ')" \
+  [ "$(block pl.st.loss.gp validation | cut -d' ' -f1 | tr '\n' ' ')" = "5 10 15 20 " ]
+check "a text model got an accuracy panel" eval '! grep -q multiplot pl.st.loss.gp'
+"$mnemo" train --model mlp --limit 640 --epochs 2 --val-every 5 --hidden 32 --threads 1 --out plm.st > /dev/null
+check "the mlp's plot lacks its accuracy panel" grep -q "^set multiplot layout 2,1" plm.st.loss.gp
+check "plotted accuracy: $(block plm.st.loss.gp val_acc | tr '\n' ' ')" \
+  [ "$(block plm.st.loss.gp val_acc | cut -d' ' -f2 | tr '\n' ' ')" = "$(sed -n 's/.*"val_acc": \([0-9.]*\),.*/\1/p' plm.st.metrics.jsonl | sed 's/0*$//' | tr '\n' ' ')" ]
+# the VAE grid: 3x (84 px images) under two labelled bands
+"$mnemo" train --model vae --limit 256 --batch 32 --hidden 32 --epochs 1 --threads 1 --out vae.st > /dev/null
+expect 0 "^wrote grid.png: 32 samples from the prior \(top half\), 16 test images each beside its reconstruction" -- "$mnemo" sample --ckpt vae.st --out grid.png
+size=$(python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(24); print("%dx%d" % struct.unpack(">II", b[16:24]))' grid.png)
+check "the VAE grid is $size, not 704x764" [ "$size" = 704x764 ]
+
 echo "cli_use: $checks checks, $failures failures"
 [ "$failures" = 0 ]

@@ -53,40 +53,94 @@ static int check_params(const char *cmd, const char *ckpt, mn_params *P, const m
 
 /* ---- VAE images ---- */
 
-static int write_png(const char *path, const float *pix, int cols, int rows)
+/* A gray image being drawn: W x H bytes, row major. */
+typedef struct { int W, H; unsigned char *px; } canvas;
+
+/* 5 x 7 glyphs (bit 4 = leftmost column) of the letters the labels use. */
+static const struct { char c; unsigned char rows[7]; } glyphs[] = {
+    { 'A', { 14, 17, 17, 31, 17, 17, 17 } }, { 'C', { 14, 17, 16, 16, 16, 17, 14 } }, { 'E', { 31, 16, 16, 30, 16, 16, 31 } },
+    { 'F', { 31, 16, 16, 30, 16, 16, 16 } }, { 'G', { 14, 17, 16, 23, 17, 17, 15 } }, { 'H', { 17, 17, 17, 31, 17, 17, 17 } },
+    { 'I', { 14, 4, 4, 4, 4, 4, 14 } },      { 'L', { 16, 16, 16, 16, 16, 16, 31 } }, { 'M', { 17, 27, 21, 21, 17, 17, 17 } },
+    { 'N', { 17, 25, 21, 19, 17, 17, 17 } }, { 'O', { 14, 17, 17, 17, 17, 17, 14 } }, { 'P', { 30, 17, 17, 30, 16, 16, 16 } },
+    { 'R', { 30, 17, 17, 30, 20, 18, 17 } }, { 'S', { 15, 16, 16, 14, 1, 1, 30 } },   { 'T', { 31, 4, 4, 4, 4, 4, 4 } },
+    { 'U', { 17, 17, 17, 17, 17, 17, 14 } }, { '/', { 1, 1, 2, 4, 8, 16, 16 } },     { ',', { 0, 0, 0, 0, 12, 4, 8 } },
+    { ':', { 0, 12, 12, 0, 12, 12, 0 } },
+};
+
+/* Text in white at (x, y), each glyph pixel a scale x scale square; unknown characters are blanks. */
+static void draw_text(canvas *cv, int x, int y, int scale, const char *text)
+{
+    for (; *text; text++, x += 6 * scale) {
+        const unsigned char *rows = NULL;
+        for (size_t g = 0; g < sizeof glyphs / sizeof *glyphs; g++) if (glyphs[g].c == *text) rows = glyphs[g].rows;
+        for (int r = 0; rows && r < 7; r++)
+            for (int col = 0; col < 5; col++) {
+                if (!(rows[r] & (16 >> col))) continue;
+                for (int dy = 0; dy < scale; dy++)
+                    for (int dx = 0; dx < scale; dx++) {
+                        int px = x + col * scale + dx, py = y + r * scale + dy;
+                        if (px < cv->W && py < cv->H) cv->px[py * cv->W + px] = 255;
+                    }
+            }
+    }
+}
+
+/* Image i of pix (28 x 28 in [0, 1]) at (x, y), each pixel scale x scale. */
+static void draw_image(canvas *cv, const float *img, int x, int y, int scale)
+{
+    for (int r = 0; r < 28 * scale; r++)
+        for (int c = 0; c < 28 * scale; c++) {
+            float v = img[(r / scale) * 28 + c / scale];
+            cv->px[(y + r) * cv->W + x + c] = (unsigned char)lrintf(255.0f * (v < 0 ? 0 : v > 1 ? 1 : v));
+        }
+}
+
+static int write_png(const char *path, const canvas *cv)
 {
 #ifdef MNEMO_HAVE_PNG
-    int W = cols * 28, H = rows * 28;
     FILE *f = fopen(path, "wb");
     if (!f) { fprintf(stderr, "mnemo sample: cannot write %s\n", path); return MN_EXIT_RUNTIME; }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    unsigned char *row = malloc((size_t)W);
-    if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info); fclose(f); free(row);
+    if (!png || !info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info); fclose(f);
         fprintf(stderr, "mnemo sample: libpng failed writing %s\n", path);
         return MN_EXIT_RUNTIME;
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)cv->W, (png_uint_32)cv->H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    for (int y = 0; y < H; y++) {
-        for (int x = 0; x < W; x++) {
-            float v = pix[((y / 28) * cols + x / 28) * 784 + (y % 28) * 28 + x % 28];
-            row[x] = (unsigned char)lrintf(255.0f * (v < 0 ? 0 : v > 1 ? 1 : v));
-        }
-        png_write_row(png, row);
-    }
+    for (int y = 0; y < cv->H; y++) png_write_row(png, cv->px + (size_t)y * cv->W);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    free(row);
     fclose(f);
     return MN_EXIT_OK;
 #else
-    (void)pix; (void)cols; (void)rows;
+    (void)cv;
     fprintf(stderr, "mnemo sample: built without libpng; cannot write %s\n", path);
     return MN_EXIT_RUNTIME;
 #endif
+}
+
+enum { GRID_SCALE = 3, GRID_CELL = 28 * GRID_SCALE + 4, GRID_LABEL = 30 };
+
+/* The 8 x 8 grid at 3x (84 px images, 4 px apart) under two labelled
+ * bands: 32 prior samples, then 16 pairs of test image and reconstruction. */
+static int write_grid(const char *path, const float *pix)
+{
+    canvas cv = { .W = 8 * GRID_CELL, .H = 2 * GRID_LABEL + 8 * GRID_CELL };
+    cv.px = calloc((size_t)cv.W * (size_t)cv.H, 1);
+    if (!cv.px) { fprintf(stderr, "mnemo sample: out of memory\n"); return MN_EXIT_RUNTIME; }
+    memset(cv.px, 64, (size_t)cv.W * (size_t)cv.H);
+    draw_text(&cv, 8, 8, 2, "SAMPLES FROM THE PRIOR");
+    draw_text(&cv, 8, GRID_LABEL + 4 * GRID_CELL + 8, 2, "PAIRS: TEST IMAGE, RECONSTRUCTION");
+    for (int i = 0; i < 64; i++) {
+        int row = i / 8, top = (row < 4 ? GRID_LABEL : 2 * GRID_LABEL) + row * GRID_CELL + 2;
+        draw_image(&cv, pix + (size_t)i * 784, (i % 8) * GRID_CELL + 2, top, GRID_SCALE);
+    }
+    int rc = write_png(path, &cv);
+    free(cv.px);
+    return rc;
 }
 
 /* 8 x 8 grid: rows 0-3 prior samples, rows 4-7 pairs of test image / reconstruction */
@@ -112,8 +166,8 @@ static int sample_vae(mn_params *P, const mn_train_cfg *c, uint64_t seed, const 
             memcpy(pix + (N + 2 * i) * 784, mn_f32(te.images) + i * 784, 784 * sizeof *pix);
             memcpy(pix + (N + 2 * i + 1) * 784, mn_f32(mn_exec_value(ex, rec)) + i * 784, 784 * sizeof *pix);
         }
-        rc = write_png(out, pix, 8, 8);
-        if (!rc) printf("wrote %s: 32 samples from the prior (top), 16 test images and their reconstructions (bottom)\n", out);
+        rc = write_grid(out, pix);
+        if (!rc) printf("wrote %s: 32 samples from the prior (top half), 16 test images each beside its reconstruction (bottom half)\n", out);
     } else fprintf(stderr, "mnemo sample: %s\n", ex ? mn_errmsg() : mn_graph_errmsg(g));
     free(pix);
     mn_exec_free(ex); mn_graph_free(g); mn_fmnist_free(&te);

@@ -358,7 +358,11 @@ static void plot(const trainer *t)
     mn_status s = mn_plot_losses(t->metrics_path, t->png);
     if (s == MN_ERR_NOTFOUND) printf("note: gnuplot not found; no loss plot (install gnuplot-nox)\n");
     else if (s) printf("note: no loss plot: %s\n", mn_errmsg());
-    else printf("loss curves: %s\n", t->png);
+    else {
+        char gp[sizeof t->png + 8];
+        mn_plot_script_path(t->png, gp, sizeof gp);
+        printf("loss curves: %s (drawn from %s)\n", t->png, gp);
+    }
 }
 
 static int available_cpus(void)

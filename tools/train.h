@@ -179,10 +179,14 @@ int       mn_out_clean_stale(const char *path);
 /* Drops the lines of a metrics file whose "step" is after `step` (a
  * resumed run redoes them); returns how many (-1 and an error on failure). */
 int64_t   mn_metrics_truncate(const char *path, int64_t step);
-/* Draws the train and validation losses of a metrics file into `png` with
- * gnuplot run directly (no shell; the script on its standard input and the
- * image on its standard output). MN_OK only when png was written;
- * MN_ERR_NOTFOUND when gnuplot is not installed. */
+/* ---- the plot (plot.c) ---- */
+/* Draws a metrics file into `png` with gnuplot run directly (no shell):
+ * train loss per step (faint) and smoothed, validation loss, and a second
+ * panel for other val_* figures (accuracy). The gnuplot input (script and
+ * data) is kept beside it (mn_plot_script_path: X.loss.png -> X.loss.gp)
+ * and given to gnuplot as its standard input. MN_OK only when png was
+ * written; MN_ERR_NOTFOUND when gnuplot is not installed. */
 mn_status mn_plot_losses(const char *metrics, const char *png);
+void      mn_plot_script_path(const char *png, char *gp, size_t n);
 
 #endif
