@@ -131,5 +131,20 @@ expect 0 "^wrote grid.png: 32 samples from the prior \(top half\), 16 test image
 size=$(python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(24); print("%dx%d" % struct.unpack(">II", b[16:24]))' grid.png)
 check "the VAE grid is $size, not 704x764" [ "$size" = 704x764 ]
 
+# item 10: graph takes train's model flags (checked alike) and draws a
+# readable forward-only view
+expect 0 "^parameters 9376$" -- "$mnemo" graph --model lstm --seq 4 --hidden 8 --format stats
+check "--hidden 8 ignored: $(grep -E '^(model|parameters)' out.txt | tr '\n' ' ')" grep -q "^model lstm (batch 32)$" out.txt
+expect 0 "^steps [0-9]+ \(backward 0\)$" -- "$mnemo" graph --model lstm --seq 3 --forward-only --format stats
+nodes=$(sed -n 's/^nodes //p' out.txt)
+check "a forward-only lstm of 3 steps has $nodes nodes (more than 150)" [ "${nodes:-999}" -le 150 ]
+expect 2 "^mnemo graph: --seq: 1 is not allowed; it takes a whole number from 2 to 4096$" -- "$mnemo" graph --model lstm --seq 1
+expect 2 "^mnemo graph: --hidden: bad value \"x\"" -- "$mnemo" graph --model lstm --hidden x
+expect 2 "^mnemo graph: unexpected argument \"lstm\"" -- "$mnemo" graph lstm
+if command -v dot > /dev/null; then
+  check "dot cannot draw the forward-only lstm in 60 s" \
+    eval "'$mnemo' graph --model lstm --seq 3 --forward-only | timeout 60 dot -Tsvg > fwd.svg && grep -q '<svg' fwd.svg"
+fi
+
 echo "cli_use: $checks checks, $failures failures"
 [ "$failures" = 0 ]

@@ -76,26 +76,26 @@ static char *read_file(const char *path)
     return s;
 }
 
-static bool num(const char *flag, const char *v, double lo, double *out)
+static bool num(const char *cmd, const char *flag, const char *v, double lo, double *out)
 {
     char *e;
     double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo train: --%s: bad value \"%s\" (a number)\n", flag, v); return false; }
+    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (a number)\n", cmd, flag, v); return false; }
     *out = x;
     return true;
 }
 
-/* Applies one flag; false on a bad value (after printing why). */
-static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
+/* Applies one flag of command `cmd`; false on a bad value (after printing why). */
+static bool apply_flag(const char *cmd, mn_train_cfg *c, int opt, const char *v)
 {
     double x = 0;
     const char *name = "";
     for (int i = 0; long_opts[i].name; i++) if (long_opts[i].val == opt) name = long_opts[i].name;
-#define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo train: --%s: too long\n", name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
+#define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo %s: --%s: too long\n", cmd, name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
 /* numbers are parsed here (whole, in the field's C type); mn_cfg_check says which are allowed */
-#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, sizeof c->f < 8 ? INT_MIN : INT64_MIN, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
-#define SEED() do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, 0, INT64_MAX, &i_)) return false; c->seed = (uint64_t)i_; } while (0)   /* a JSON integer */
-#define FLT(f, lo) do { if (!num(name, v, -HUGE_VAL, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
+#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int(cmd, name, v, sizeof c->f < 8 ? INT_MIN : INT64_MIN, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
+#define SEED() do { int64_t i_; if (!mn_cfg_parse_int(cmd, name, v, 0, INT64_MAX, &i_)) return false; c->seed = (uint64_t)i_; } while (0)   /* a JSON integer */
+#define FLT(f, lo) do { if (!num(cmd, name, v, -HUGE_VAL, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
     switch (opt) {
     case 'd': STR(data); break;       case 'O': STR(optim); break;      case 's': STR(schedule); break;
     case 'a': STR(activation); break;
@@ -176,7 +176,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
     }
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1)
-        if (o != 'm' && o != 'C' && !apply_flag(c, o, optarg)) return MN_EXIT_USAGE;
+        if (o != 'm' && o != 'C' && !apply_flag("train", c, o, optarg)) return MN_EXIT_USAGE;
     if (strcmp(model, c->model) && !resume && !config) snprintf(c->model, sizeof c->model, "%s", model);
     if (resume) snprintf(c->resume, sizeof c->resume, "%s", resume);
     if (mn_cfg_check(c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
@@ -710,37 +710,74 @@ int cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* graph's model flags, as train has them (train's option letters + MODEL_FLAG). */
+enum { MODEL_FLAG = 0x100, FORWARD_ONLY = 0x200 };
+static const struct option graph_model_opts[] = {
+    { "seq", 1, 0, MODEL_FLAG | 'q' }, { "hidden", 1, 0, MODEL_FLAG | 'H' }, { "layers", 1, 0, MODEL_FLAG | 'L' },
+    { "embed", 1, 0, MODEL_FLAG | 'E' }, { "heads", 1, 0, MODEL_FLAG | 'A' }, { "ff", 1, 0, MODEL_FLAG | 'F' },
+    { "latent", 1, 0, MODEL_FLAG | 'Z' }, { "activation", 1, 0, MODEL_FLAG | 'a' }, { "dropout", 1, 0, MODEL_FLAG | 'D' },
+    { "forward-only", 0, 0, FORWARD_ONLY } };
+
+/* a and b (each ending in a zero entry) as one table in out (of cap entries). */
+static void join_opts(const struct option *a, const struct option *b, size_t nb, struct option *out, size_t cap)
+{
+    size_t n = 0;
+    for (; a[n].name && n + nb + 1 < cap; n++) out[n] = a[n];
+    for (size_t i = 0; i < nb && n + 1 < cap; i++) out[n++] = b[i];
+    out[n] = (struct option){ 0, 0, 0, 0 };
+}
+
+static void graph_usage(void)
+{
+    printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
+           "                   [--seq N] [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N]\n"
+           "                   [--activation OP] [--dropout P] [--forward-only]\n"
+           "  compiles the model's training graph (forward + backward) at train's defaults, or the sizes the\n"
+           "  model flags give (as train takes them), and prints it as Graphviz DOT, or its steps, levels,\n"
+           "  FLOPs and memory plan figures. --forward-only: the forward pass alone (a readable drawing:\n"
+           "  mnemo graph --model lstm --seq 3 --forward-only | dot -Tsvg > lstm.svg).\n");
+}
+
 int cmd_graph(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
                                         { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    struct option all[64];
+    join_opts(lo, graph_model_opts, sizeof graph_model_opts / sizeof *graph_model_opts, all, sizeof all / sizeof *all);
     const char *model = "mlp", *format = "dot", *out = NULL;
     int64_t B = 0;
+    bool forward_only = false;
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", all, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'b': if (!mn_cfg_parse_int("graph", "batch", optarg, 1, MN_CFG_MAX_BATCH, &B)) return MN_EXIT_USAGE; break;
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
-        case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
-                         "  compiles the model's training graph (forward + backward, default sizes of mnemo train)\n"
-                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures.\n");
-                  return MN_EXIT_OK;
-        default: fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
+        case 'h': graph_usage(); return MN_EXIT_OK;
+        case FORWARD_ONLY: forward_only = true; break;
+        default:
+            if (c & MODEL_FLAG) break;                  /* applied once the model's defaults are known */
+            fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
+            return MN_EXIT_USAGE;
         }
     }
+    if (optind < argc) { fprintf(stderr, "mnemo graph: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     mn_train_cfg cfg;
     if (mn_cfg_defaults(&cfg, model)) { fprintf(stderr, "mnemo graph: --model: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (strcmp(format, "dot") && strcmp(format, "stats")) { fprintf(stderr, "mnemo graph: --format: dot or stats\n"); return MN_EXIT_USAGE; }
     if (B) cfg.batch = (int)B;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", all, NULL)) != -1)
+        if ((c & MODEL_FLAG) && !apply_flag("graph", &cfg, c & 0xff, optarg)) return MN_EXIT_USAGE;
+    if (mn_cfg_check(&cfg)) { fprintf(stderr, "mnemo graph: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     int64_t vocab = !strcmp(model, "tagger") ? 10000 : 96;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
-    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ 0 }));
+    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .no_backward = forward_only }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
     if (!ex || !f) { fprintf(stderr, "mnemo graph: %s\n", ex ? "cannot open the output file" : mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }

@@ -202,7 +202,10 @@ bool mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int64_t 
     long long x = strtoll(v, &e, 10);
     bool digits = *v && (*v == '-' || (*v >= '0' && *v <= '9'));
     if (!digits || *e || errno == ERANGE || x < lo || x > hi) {
-        fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (an integer from %lld to %lld)\n", cmd, flag, v, (long long)lo, (long long)hi);
+        if (lo <= INT_MIN)                /* the caller checks the range: say what a value looks like */
+            fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (a whole number: decimal digits)\n", cmd, flag, v);
+        else
+            fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (an integer from %lld to %lld)\n", cmd, flag, v, (long long)lo, (long long)hi);
         return false;
     }
     *out = x;
