@@ -319,7 +319,8 @@ int cmd_eval(int argc, char **argv)
         else if (o == 'h') {
             printf("usage: mnemo eval --ckpt CKPT [--data PATH] [--threads N]\n  language models: loss and bits per character on the validation split\n"
                    "  (or all of --data); vae: loss (negative ELBO) per test image; mlp: accuracy and a per-class\n"
-                   "  report on the test set; tagger: token accuracy and a per-tag report on held-out sentences.\n");
+                   "  report on the test set; tagger: token accuracy and a per-tag report on held-out sentences.\n"
+                   "  Every item is evaluated (the last batch holds the rest) and the report says how many.\n");
             return MN_EXIT_OK;
         } else return bad_option("eval", argv);
     }

@@ -101,6 +101,15 @@ static double field_value(const mn_train_cfg *c, const field *f)
 static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae", "mlp", "tagger" };
 static const char *const schedules[] = { "constant", "cosine", "warmup_cosine", "linear", "step", "exponential", "plateau" };
 
+/* "lstm, gru, ..." from kinds[]: a new kind is named wherever a model is asked for. */
+static const char *kinds_list(char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "", kinds[i]);
+    return buf;
+}
+
 bool mn_cfg_is_lm(const mn_train_cfg *c)
 {
     return !strcmp(c->model, "lstm") || !strcmp(c->model, "gru") || !strcmp(c->model, "rnn") || !strcmp(c->model, "transformer");
@@ -110,7 +119,8 @@ mn_status mn_cfg_defaults(mn_train_cfg *c, const char *model)
 {
     bool known = false;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) known |= !strcmp(model, kinds[i]);
-    if (!known) return mn_set_error(MN_ERR_INVALID, "unknown model \"%s\" (lstm, gru, rnn, transformer, vae, mlp, tagger)", model);
+    char list[256];
+    if (!known) return mn_set_error(MN_ERR_INVALID, "unknown model \"%s\" (%s)", model, kinds_list(list, sizeof list));
     *c = (mn_train_cfg){ .epochs = 3, .batch = 32, .seq = 64, .val_every = 200, .patience = 5, .val_batches = 16,
                          .lr = 3e-3f, .clip = 1.0f, .seed = 1, .embed = 64, .hidden = 256, .layers = 1, .heads = 4,
                          .ff = 512, .latent = 20, .time_limit = 120 };
@@ -373,8 +383,9 @@ static mn_status check(const mn_train_cfg *c, bool key)
     char name[64];
     bool known = false;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) known |= !strcmp(c->model, kinds[i]);
-    if (!known) return mn_set_error(MN_ERR_INVALID, "%s: unknown model \"%s\"; it takes lstm, gru, rnn, transformer, vae, mlp or tagger",
-                                    field_name(field_of("model"), key, name, sizeof name), c->model);
+    char list[256];
+    if (!known) return mn_set_error(MN_ERR_INVALID, "%s: unknown model \"%s\"; it takes %s",
+                                    field_name(field_of("model"), key, name, sizeof name), c->model, kinds_list(list, sizeof list));
     for (size_t i = 0; i < NFIELDS; i++) {
         const field *f = &fields[i];
         double v = field_value(c, f);
