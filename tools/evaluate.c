@@ -39,7 +39,7 @@ static void count(const mn_exec *ex, const mn_model_nodes *m, int64_t K, int64_t
     const mn_tensor *lt = mn_exec_value(ex, m->outputs[0]), *yt = mn_exec_value(ex, m->outputs[1]);
     const float *l = mn_f32(lt);
     const int32_t *y = mn_i32(yt);
-    int64_t n = mn_tensor_numel((mn_tensor *)yt);
+    int64_t n = mn_tensor_numel(yt);
     *targets = 0;
     for (int64_t i = 0; i < n; i++) {
         if (y[i] < 0 || y[i] >= K) continue;
