@@ -146,5 +146,18 @@ if command -v dot > /dev/null; then
     eval "'$mnemo' graph --model lstm --seq 3 --forward-only | timeout 60 dot -Tsvg > fwd.svg && grep -q '<svg' fwd.svg"
 fi
 
+# item 11: the README's defaults are the command's, and every training
+# command of its tour has a measured time
+readme=$(dirname "$(readlink -f "$0")")/../README.md
+for m in lstm transformer mlp vae tagger; do
+  b=$("$mnemo" graph --model $m --format stats | sed -n 's/^model .* (batch \([0-9]*\))$/\1/p')
+  row=$(grep -E "^\| ($m|$m, [a-z, ]*|[a-z, ]*, $m) \|" "$readme" | head -1)
+  check "README's $m row (batch $b): $row" eval "[ -n '$b' ] && [ \"\$(cut -d'|' -f4 <<<'$row' | tr -d ' ')\" = '$b' ]"
+done
+for cmd in $(grep -oE '^\$m train( --model [a-z]+)?' "$readme" | sed 's/^\$m //; s/ /_/g' | sort -u); do
+  c=$(tr _ ' ' <<<"$cmd")
+  check "README has no time for '$c'" grep -qE "^\| \`$c[ \`]" "$readme"
+done
+
 echo "cli_use: $checks checks, $failures failures"
 [ "$failures" = 0 ]
