@@ -616,6 +616,29 @@ mn_status mn_exec_profile_steps(const mn_exec *ex, FILE *f);
 /* Graphviz DOT of the compiled graph: forward and backward nodes, op names, shapes. */
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f);
 
+/* ---- one model at several batch sizes (graph/rebatch.c) ----
+ * Shapes are static: evaluating N items in batches of B needs a second
+ * executable for the N % B left over. A model function builds the graph of
+ * `batch` items; mn_rebatch_get compiles it for each batch size it is asked
+ * for (once: later calls return the same executable), every graph on the
+ * store given to mn_rebatch_new, so all of them share the parameters. The
+ * compile options apply to every batch size (outputs come from the model
+ * function). A graph error comes back as NULL with mn_errmsg() naming the
+ * batch size. */
+enum { MN_MODEL_MAX_OUTPUTS = 8 };
+typedef struct {
+    mn_node *loss;                                   /* differentiated unless opts.no_backward; NULL: forward only */
+    const mn_node *outputs[MN_MODEL_MAX_OUTPUTS];    /* kept readable after a run (mn_exec_value) */
+    int noutputs;
+} mn_model_nodes;
+typedef mn_model_nodes (*mn_model_fn)(mn_graph *g, int64_t batch, void *ctx);
+typedef struct mn_rebatch mn_rebatch;
+mn_rebatch *mn_rebatch_new(mn_params *P, mn_model_fn build, void *ctx, const mn_compile_opts *opts);
+/* The executable for `batch` items; *nodes (if not NULL) gets its nodes. */
+mn_exec    *mn_rebatch_get(mn_rebatch *r, int64_t batch, const mn_model_nodes **nodes);
+int         mn_rebatch_count(const mn_rebatch *r);  /* batch sizes compiled so far */
+void        mn_rebatch_free(mn_rebatch *r);
+
 /* ---- optimizers (optim/) ----
  * An optimizer updates every trainable parameter of a store (frozen ones
  * excepted: mn_params_freeze) from its

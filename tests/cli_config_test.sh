@@ -55,7 +55,7 @@ expect 2 "--batch: bad value \"12abc\"" -- "$mnemo" graph --model mlp --batch 12
 expect 2 "--hidden: bad value \"3e10\"" -- "$mnemo" train --hidden 3e10 --steps 1
 expect 2 "--seed: bad value \"-1\"" -- "$mnemo" train --seed -1 --steps 1
 expect 2 "--seed: bad value \"9223372036854775808\"" -- "$mnemo" train --seed 9223372036854775808 --steps 1
-expect 2 "--hidden: 100000 is out of range" -- "$mnemo" train --hidden 100000 --steps 1
+expect 2 "--hidden: 100000 is not allowed; it takes a whole number from 1 to 65536" -- "$mnemo" train --hidden 100000 --steps 1
 expect 2 "--seed: bad value \"-1\"" -- "$mnemo" sample --ckpt lm.st --seed -1 -n 3
 expect 2 "--top-k: bad value \"99999999999\"" -- "$mnemo" sample --ckpt lm.st --top-k 99999999999 -n 3
 echo '{"model": "lstm", "hidden": 4294967312}' > huge.json
@@ -65,18 +65,18 @@ expect 2 "\"seed\": -5 is out of range" -- "$mnemo" train --config neg.json --da
 
 # item 4: a checkpoint's stored config is checked by sample and eval as by train (exit 1, never a signal)
 edit tr.st heads0.st cfg heads 0
-expect 1 "stored config is invalid: --heads" -- "$mnemo" sample --ckpt heads0.st -n 5
+expect 1 "stored config is invalid: \"heads\"" -- "$mnemo" sample --ckpt heads0.st -n 5
 edit tr.st seqbig.st cfg seq 100000
-expect 1 "stored config is invalid: --seq" -- "$mnemo" sample --ckpt seqbig.st -n 5
+expect 1 "stored config is invalid: \"seq\"" -- "$mnemo" sample --ckpt seqbig.st -n 5
 edit tr.st seqneg.st cfg seq -1
-expect 1 "stored config is invalid: --seq" -- "$mnemo" sample --ckpt seqneg.st -n 5
-expect 1 "stored config is invalid: --seq" -- "$mnemo" eval --ckpt seqneg.st
+expect 1 "stored config is invalid: \"seq\"" -- "$mnemo" sample --ckpt seqneg.st -n 5
+expect 1 "stored config is invalid: \"seq\"" -- "$mnemo" eval --ckpt seqneg.st
 edit lm.st batch0.st cfg batch 0
-expect 1 "stored config is invalid: --batch" -- "$mnemo" eval --ckpt batch0.st
+expect 1 "stored config is invalid: \"batch\"" -- "$mnemo" eval --ckpt batch0.st
 edit lm.st seq0.st cfg seq 0
-expect 1 "stored config is invalid: --seq" -- "$mnemo" eval --ckpt seq0.st
+expect 1 "stored config is invalid: \"seq\"" -- "$mnemo" eval --ckpt seq0.st
 edit lm.st.last seq0.last cfg seq 0
-expect 2 "--seq" -- "$mnemo" train --resume seq0.last --steps 3 --out resumed.st
+expect 2 "seq0.last: its stored config is invalid: \"seq\": 0 is not allowed" -- "$mnemo" train --resume seq0.last --steps 3 --out resumed.st
 edit lm.st hbig.st cfg hidden 4294967312
 expect 1 "\"hidden\": 4294967312 is out of range" -- "$mnemo" eval --ckpt hbig.st
 

@@ -26,7 +26,7 @@ expect 0 "commands:" -- "$mnemo" --help
 expect 2 "unknown command" -- "$mnemo" frobnicate
 expect 2 "--frobnicate" -- "$mnemo" train --frobnicate
 expect 2 "--lr: bad value \"abc\"" -- "$mnemo" train --lr abc
-expect 2 "--batch: bad value \"0\"" -- "$mnemo" train --batch 0
+expect 2 "--batch: 0 is not allowed; it takes a whole number from 1 to 65536" -- "$mnemo" train --batch 0
 expect 2 "--epochs" -- "$mnemo" train --epochs
 expect 2 "unknown model \"cnn\"" -- "$mnemo" train --model cnn
 expect 2 "--optim: unknown optimizer \"adamax\"" -- "$mnemo" train --optim adamax

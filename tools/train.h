@@ -5,6 +5,7 @@
 #define MN_TOOLS_TRAIN_H
 
 #include "mnemo.h"
+#include <stdio.h>
 #include "text.h"
 #include "idx.h"
 
@@ -39,9 +40,21 @@ bool      mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int
 bool      mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
 /* The config as a JSON string (caller frees). */
 char     *mn_cfg_to_json(const mn_train_cfg *c);
+/* "config: {...}": the effective config a run starts with (a --config file). */
+void      mn_cfg_print(FILE *f, const mn_train_cfg *c);
 /* Checks ranges, the activation, optimizer and schedule; names the bad
- * field. The one check of a config from flags, --config or a checkpoint. */
+ * field and says what it takes. The one check of a config from flags,
+ * --config or a checkpoint: mn_cfg_check names the flag (--val-every),
+ * mn_cfg_check_keys the JSON key ("val_every") for a file's config. */
 mn_status mn_cfg_check(const mn_train_cfg *c);
+mn_status mn_cfg_check_keys(const mn_train_cfg *c);
+#define MN_CFG_OPTIMIZERS "sgd, adam, adamw, rmsprop, adagrad or lion"
+#define MN_CFG_SCHEDULES "constant, cosine, warmup_cosine, linear, step, exponential or plateau"
+/* The ops --activation accepts, comma separated (plugins' included). */
+void      mn_cfg_activations(char *list, size_t n);
+/* --help's list of the config flags: each with its meaning and its
+ * default for every model kind (from mn_cfg_defaults). */
+void      mn_cfg_print_help(FILE *f);
 bool      mn_cfg_is_lm(const mn_train_cfg *c);
 
 /* ---- data ---- */
@@ -53,10 +66,10 @@ typedef struct {
     int64_t split;                 /* text: first validation char */
     /* images */
     mn_fmnist train, test;
-    int64_t ntrain;                /* images used for training; the rest of train is validation */
+    int64_t ntrain;                /* images or sentences used for training (the first ntrain; --limit) */
     /* tags: sentences as word and tag ids, [n, seq] padded (-100 tags, 0 words) */
     int32_t *words, *tags;
-    int64_t nsent, nval;           /* the last nval sentences are validation */
+    int64_t nsent, nval;           /* the last nval sentences (images of train) are validation */
     int nwords, ntags;
     char **vocab;                  /* word strings (nwords) */
     const char *const *tagnames;
@@ -71,6 +84,10 @@ mn_status mn_data_load(mn_data *d, const mn_train_cfg *c);
  * outside it get the unknown id 1, characters outside it the unknown
  * symbol (mn_text_unknown_id); d->unknown counts them. */
 mn_status mn_data_load_vocab(mn_data *d, const mn_train_cfg *c, const char *vocab_json);
+/* For eval, where the last batch holds the rest: one item in the evaluated
+ * split is enough; whole_text: a text model's file is all evaluated (split
+ * 0; at least one window of seq + 1 characters). */
+mn_status mn_data_load_eval(mn_data *d, const mn_train_cfg *c, const char *vocab_json, bool whole_text);
 void      mn_data_free(mn_data *d);
 /* Batches of an epoch (training split) and of the validation split. */
 int64_t   mn_data_train_batches(const mn_data *d, const mn_train_cfg *c);
@@ -95,6 +112,29 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
 /* Whether P (a checkpoint's store) holds exactly c's parameters (message names
  * the missing, misshapen and unused ones); P is strict afterwards. */
 mn_status mn_model_check_params(mn_params *P, const mn_train_cfg *c, int64_t vocab);
+
+/* ---- evaluation over every item (evaluate.c) ---- */
+/* What a model function needs to build c's model for any batch size. */
+typedef struct {
+    mn_train_cfg c;                /* c.batch: the full batch */
+    int64_t vocab;
+    int64_t classes;               /* set by a build (0 for the vae) */
+} mn_model_ctx;
+typedef struct {
+    double loss;                   /* mean over targets (per image for the vae) */
+    int64_t items, batches;        /* evaluated */
+    int64_t full, rest;            /* batches of c.batch, and the items of the last smaller one */
+    int64_t targets, correct;      /* non-ignored targets and argmax hits (classifiers and LMs) */
+} mn_eval_result;
+/* mc's model compiled (forward only) for any batch size on P; mc must
+ * outlive it. */
+mn_rebatch *mn_model_rebatch(mn_params *P, mn_model_ctx *mc, bool detect_anomaly);
+/* Evaluates items 0 .. items-1 of d's validation split (eval: the test
+ * split) in batches of mc->c.batch, the last holding the rest; conf
+ * (classes x classes, rows: truth) counts predictions when not NULL;
+ * progress: a live line on a terminal. */
+mn_status mn_eval_items(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64_t items, int64_t *conf, bool progress,
+                        mn_eval_result *out);
 
 /* ---- sampling ---- */
 mn_status mn_vocab_from_json(const char *json, mn_text *v);
@@ -133,15 +173,22 @@ mn_status mn_train_state_fit(const mn_train_state *s, const char *path, int64_t 
 /* MN_OK when `path` may receive a file by rename: absent, or a regular
  * file (never a device, pipe, directory or symbolic link). */
 mn_status mn_out_check_regular(const char *path);
+/* MN_OK when the folder of `path` exists and is writable (checked before
+ * any data is read, so a typo in --out costs nothing). */
+mn_status mn_out_check_dir(const char *path);
 /* Removes `path`.tmp.PID files whose process is gone; returns how many. */
 int       mn_out_clean_stale(const char *path);
 /* Drops the lines of a metrics file whose "step" is after `step` (a
  * resumed run redoes them); returns how many (-1 and an error on failure). */
 int64_t   mn_metrics_truncate(const char *path, int64_t step);
-/* Draws the train and validation losses of a metrics file into `png` with
- * gnuplot run directly (no shell; the script on its standard input and the
- * image on its standard output). MN_OK only when png was written;
- * MN_ERR_NOTFOUND when gnuplot is not installed. */
+/* ---- the plot (plot.c) ---- */
+/* Draws a metrics file into `png` with gnuplot run directly (no shell):
+ * train loss per step (faint) and smoothed, validation loss, and a second
+ * panel for other val_* figures (accuracy). The gnuplot input (script and
+ * data) is kept beside it (mn_plot_script_path: X.loss.png -> X.loss.gp)
+ * and given to gnuplot as its standard input. MN_OK only when png was
+ * written; MN_ERR_NOTFOUND when gnuplot is not installed. */
 mn_status mn_plot_losses(const char *metrics, const char *png);
+void      mn_plot_script_path(const char *png, char *gp, size_t n);
 
 #endif

@@ -1,9 +1,8 @@
 /* tools/train_files.c: what `mnemo train` keeps beside the weights and
  * writes next to --out: the loop state stored in a checkpoint (parsed and
  * range-checked before use), the rule that an output is replaced only if it
- * is a regular file, stale temporaries of killed runs, the metrics file cut
- * back to a resumed step, and the loss plot (gnuplot run without a shell:
- * no path or string from a file ever reaches a command interpreter). */
+ * is a regular file, stale temporaries of killed runs and the metrics file
+ * cut back to a resumed step. The loss plot: plot.c. */
 #include "train.h"
 #include <errno.h>
 #include <dirent.h>
@@ -146,6 +145,20 @@ mn_status mn_out_check_regular(const char *path)
     return mn_set_error(MN_ERR_INVALID, "%s is %s; mnemo writes only regular files or new paths", path, kind);
 }
 
+mn_status mn_out_check_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!*path) return mn_set_error(MN_ERR_INVALID, "the path is empty");
+    if (!slash) return access(".", W_OK) == 0 ? MN_OK : mn_set_error(MN_ERR_IO, "%s: the current folder is not writable", path);
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0) return mn_set_error(MN_ERR_IO, "%s: the folder %s %s", path, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return mn_set_error(MN_ERR_IO, "%s: %s is not a folder", path, dir);
+    if (access(dir, W_OK | X_OK) != 0) return mn_set_error(MN_ERR_IO, "%s: the folder %s is not writable", path, dir);
+    return MN_OK;
+}
+
 /* "NAME.tmp.PID" with the digits of a process that no longer exists. */
 static bool stale_temp(const char *entry, const char *base, long *pid)
 {
@@ -238,129 +251,4 @@ int64_t mn_metrics_truncate(const char *path, int64_t step)
     if (out) unlink(tmp);                                           /* no-op after the rename */
     if (!ok) { mn_set_error(MN_ERR_IO, "metrics %s: cannot rewrite: %s", path, strerror(errno)); return -1; }
     return dropped;
-}
-
-/* ---- the plot ---- */
-
-typedef struct { double *v; size_t n, cap; } points;
-
-static bool push(points *p, double step, double loss)
-{
-    if (p->n + 2 > p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 256;
-        double *v = realloc(p->v, cap * sizeof *v);
-        if (!v) return false;
-        p->v = v; p->cap = cap;
-    }
-    p->v[p->n++] = step;
-    p->v[p->n++] = loss;
-    return true;
-}
-
-/* Train points from lines without val_loss, validation points from the rest. */
-static mn_status read_points(const char *metrics, points *tr, points *va)
-{
-    struct stat st;                  /* a pipe or device (--metrics /dev/stdout) would block or never end */
-    if (stat(metrics, &st) != 0 || !S_ISREG(st.st_mode))
-        return mn_set_error(MN_ERR_INVALID, "metrics %s: not a regular file", metrics);
-    FILE *f = fopen(metrics, "r");
-    if (!f) return mn_set_error(MN_ERR_IO, "metrics %s: %s", metrics, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    bool ok = true;
-    while (ok && getline(&line, &cap, f) > 0) {
-        json_t *o = json_loads(line, 0, NULL);
-        json_t *s = json_object_get(o, "step"), *t = json_object_get(o, "train_loss"), *v = json_object_get(o, "val_loss");
-        if (json_is_integer(s) && v && json_is_number(v) && isfinite(json_number_value(v)))
-            ok = push(va, (double)json_integer_value(s), json_number_value(v));
-        else if (json_is_integer(s) && !v && json_is_number(t) && isfinite(json_number_value(t)))
-            ok = push(tr, (double)json_integer_value(s), json_number_value(t));
-        json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    return ok ? MN_OK : mn_set_error(MN_ERR_NOMEM, "metrics %s: out of memory", metrics);
-}
-
-static void write_points(FILE *f, const points *p)
-{
-    for (size_t i = 0; i < p->n; i += 2) fprintf(f, "%.0f %.9g\n", p->v[i], p->v[i + 1]);
-    fprintf(f, "e\n");
-}
-
-/* The gnuplot script, constant text and numbers only: the image goes to
- * standard output, so no path is ever written into it. */
-static FILE *script(const points *tr, const points *va)
-{
-    FILE *f = tmpfile();
-    if (!f) return NULL;
-    fprintf(f, "set terminal png size 800,500\nset xlabel 'step'\nset ylabel 'loss'\nplot ");
-    if (tr->n) fprintf(f, "'-' with lines title 'train'%s", va->n ? ", " : "");
-    if (va->n) fprintf(f, "'-' with linespoints title 'validation'");
-    fprintf(f, "\n");
-    if (tr->n) write_points(f, tr);
-    if (va->n) write_points(f, va);
-    if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return NULL; }
-    return f;
-}
-
-/* Runs gnuplot with stdin = in, stdout = out, stderr = /dev/null; its exit status. */
-static mn_status run_gnuplot(int in, int out)
-{
-    posix_spawn_file_actions_t fa;
-    char *argv[] = { "gnuplot", NULL };
-    pid_t pid;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in, 0);
-    posix_spawn_file_actions_adddup2(&fa, out, 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int e = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (e == ENOENT) return mn_set_error(MN_ERR_NOTFOUND, "gnuplot not found (install gnuplot-nox)");
-    if (e) return mn_set_error(MN_ERR_IO, "cannot run gnuplot: %s", strerror(e));
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return mn_set_error(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? MN_ERR_NOTFOUND : MN_ERR_RUNTIME,
-                            "gnuplot failed (status %d)", status);
-    return MN_OK;
-}
-
-static bool is_png(const char *path)
-{
-    unsigned char m[8] = { 0 };
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(m, 1, sizeof m, f) : 0;
-    if (f) fclose(f);
-    return n == 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8);
-}
-
-static mn_status draw(const points *tr, const points *va, const char *png)
-{
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
-    FILE *sf = script(tr, va);
-    int out = sf ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644) : -1;
-    mn_status s = !sf ? mn_set_error(MN_ERR_IO, "plot: cannot write the gnuplot script: %s", strerror(errno))
-                : out < 0 ? mn_set_error(MN_ERR_IO, "plot %s: cannot create %s: %s", png, tmp, strerror(errno))
-                : run_gnuplot(fileno(sf), out);
-    if (out >= 0 && close(out) != 0 && !s) s = mn_set_error(MN_ERR_IO, "plot %s: %s", tmp, strerror(errno));
-    if (sf) fclose(sf);
-    if (!s && !is_png(tmp)) s = mn_set_error(MN_ERR_RUNTIME, "plot %s: gnuplot wrote no PNG", png);
-    if (!s) s = mn_out_check_regular(png);
-    if (!s && rename(tmp, png) != 0) s = mn_set_error(MN_ERR_IO, "plot %s: rename: %s", png, strerror(errno));
-    if (s && out >= 0) unlink(tmp);
-    return s;
-}
-
-mn_status mn_plot_losses(const char *metrics, const char *png)
-{
-    points tr = { 0 }, va = { 0 };
-    mn_status s = mn_out_check_regular(png);
-    if (!s) s = read_points(metrics, &tr, &va);
-    if (!s && !tr.n && !va.n) s = mn_set_error(MN_ERR_INVALID, "metrics %s: no losses to plot", metrics);
-    if (!s) s = draw(&tr, &va, png);
-    free(tr.v);
-    free(va.v);
-    return s;
 }
