@@ -65,7 +65,7 @@ static const field fields[] = {
     STR(init_from, "CKPT", "start from another checkpoint's weights (same names, or renamed by --init-map; docs/finetuning.md)"),
     STR(init_map, "FILE", "rename rules \"FROM -> TO\" (globs) applied to --init-from's names"),
     STR(freeze, "PATTERNS", "keep the parameters matching these comma-separated globs fixed (no gradient)"),
-    STR(lr_groups, "PATTERN=LR,...", "a learning rate of their own for the parameters matching each glob"),
+    STR(lr_groups, "GROUPS", "'PATTERN=LR,...': a learning rate of their own for the parameters matching each glob"),
 };
 enum { NFIELDS = sizeof fields / sizeof *fields };
 
@@ -291,6 +291,7 @@ static void print_defaults(FILE *out, const field *f)
     bool done[K] = { false }, same = true;
     for (size_t i = 0; i < K; i++) default_str(f, kinds[i], vals[i], sizeof vals[i]);
     for (size_t i = 1; i < K; i++) same &= !strcmp(vals[i], vals[0]);
+    if (same && !strcmp(vals[0], "\"\"")) return;             /* an option that is off unless given */
     fprintf(out, "%24sdefault", "");
     for (size_t i = 0; i < K; i++) {
         if (done[i]) continue;
