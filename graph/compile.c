@@ -42,6 +42,10 @@ static mn_status pass_schedule(mn_exec *ex)
     mn_status s = mn__schedule(ex);
     mn__stat(ex, "schedule.steps", ex->nsteps);
     mn__stat(ex, "schedule.levels", ex->nlevels);
+    int split = 0;
+    for (int l = 0; !s && l < ex->nlevels; l++) split += ex->level_split[l];
+    mn__stat(ex, "schedule.split_levels", split);
+    mn__stat(ex, "schedule.threads", ex->nthreads);
     return s;
 }
 
@@ -140,7 +144,7 @@ void mn_exec_free(mn_exec *ex)
 {
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
+        if (ex->vals[v].base == MN_VAL_INPUT) free(ex->vals[v].t.data);
     for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
