@@ -79,6 +79,7 @@ static const struct { const char *name; mn_status (*run)(mn_exec *ex); } passes[
     { "cse", mn__pass_cse },              /* cse.c: values and steps, merged twins */
     { "fuse", pass_fuse },                /* fuse.c: pointwise chains -> one step */
     { "direct", mn__pass_direct },        /* direct.c: gradients added by their GEMM */
+    { "recompute", mn__pass_recompute },  /* recompute.c: under a memory budget, forward values rebuilt in the backward pass */
     { "schedule", pass_schedule },        /* schedule.c: levels, big steps */
     { "plan", pass_plan },                /* plan.c: arena offsets, binding */
     { "verify", pass_verify },            /* verify.c: no two live values share bytes */
@@ -145,7 +146,7 @@ void mn_exec_free(mn_exec *ex)
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
         if (ex->vals[v].base == MN_VAL_INPUT) free(ex->vals[v].t.data);
-    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); mn__fused_free(ex->steps[s].fused); }
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); free(ex->steps[s].ctrl); if (!ex->steps[s].clone) mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);
@@ -189,7 +190,7 @@ int mn_exec_stat_count(const mn_exec *ex) { return ex ? ex->nstats + (int)MN__AR
 
 const char *mn_exec_stat_name(const mn_exec *ex, int i)
 {
-    static const char *const ms[] = { "autodiff.ms", "dce.ms", "cse.ms", "fuse.ms", "direct.ms", "schedule.ms", "plan.ms", "verify.ms" };
+    static const char *const ms[] = { "autodiff.ms", "dce.ms", "cse.ms", "fuse.ms", "direct.ms", "recompute.ms", "schedule.ms", "plan.ms", "verify.ms" };
     _Static_assert(MN__ARRAY_LEN(ms) == MN__ARRAY_LEN(passes), "one time per pass");
     if (!ex || i < 0 || i >= mn_exec_stat_count(ex)) return NULL;
     return i < ex->nstats ? ex->stats[i].name : ms[i - ex->nstats];

@@ -63,6 +63,8 @@ typedef struct {
     int nxout, *xout;     /* fuse: a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* fuse: during fusion, the root step absorbing this one, or -1 */
     bool accumulate;      /* direct: adds into its output (an MN_VAL_GRAD value) */
+    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program) */
+    int *ctrl, nctrl;     /* recompute: values whose producing steps must run at an earlier level (no data read) */
 } mn_step;
 
 /* A value's kind as the passes' decisions leave it: fuse's in_tile, then
@@ -146,6 +148,9 @@ struct mn_exec {
     int fused_groups, fused_nodes;
     int cse_count;        /* op nodes that reuse an identical node's value */
     int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */
+    int recomputed_values, recompute_steps;   /* recompute: values dropped and rebuilt, clone steps */
+    double recompute_flops;                   /* recompute: the clones' FLOPs per run */
+    bool probe;           /* recompute: schedule and plan for a size only (no arena is bound) */
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;
@@ -157,6 +162,12 @@ mn_status mn__pass_autodiff(mn_exec *ex);   /* autodiff.c */
 mn_status mn__pass_dce(mn_exec *ex);        /* dce.c */
 mn_status mn__pass_cse(mn_exec *ex);        /* cse.c */
 mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
+mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
+/* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
+ * smallest position first; MN_ERR_INVALID if they form a cycle. */
+mn_status mn__topo_order(mn_exec *ex);
+/* schedule.c: the registry's cost estimate of a node's op (FLOPs per run). */
+double mn__step_flops(const mn_node *n);
 /* run.c: allocates the gradient backup (after the passes). */
 mn_status mn__run_prepare(mn_exec *ex);
 /* Records a named counter of the running pass ("<pass>.<counter>"). */

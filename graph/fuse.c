@@ -316,22 +316,32 @@ static int heap_pop(int *h, int *n)
     return top;
 }
 
-static mn_status topo_order(mn_exec *ex)
+/* Edge i of a step: its inputs, then its ctrl values (recompute.c). */
+static int edge_count(const mn_step *st) { return st->nin + st->nctrl; }
+static int edge(const mn_step *st, int i) { return i < st->nin ? st->in[i] : st->ctrl[i - st->nin]; }
+
+mn_status mn__topo_order(mn_exec *ex)
 {
     int n = ex->nsteps, *indeg = calloc((size_t)n + 1, sizeof *indeg), *heap = malloc(((size_t)n + 1) * sizeof *heap);
     int *start = calloc((size_t)n + 2, sizeof *start), *succ = NULL, total = 0, nh = 0, done = 0;
     mn_step *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
     bool ok = indeg && heap && start && sorted;
     for (int s = 0; ok && s < n; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) if (ex->vals[ex->steps[s].in[k]].def >= 0) { indeg[s]++; start[ex->vals[ex->steps[s].in[k]].def + 1]++; total++; }
+        for (int k = 0; k < edge_count(&ex->steps[s]); k++) {
+            int d = ex->vals[edge(&ex->steps[s], k)].def;
+            if (d < 0) continue;
+            indeg[s]++;
+            start[d + 1]++;
+            total++;
+        }
     if (ok && !(succ = malloc(((size_t)total + 1) * sizeof *succ))) ok = false;
     if (ok) {
         for (int s = 0; s < n; s++) start[s + 1] += start[s];
         int *fill = calloc((size_t)n + 1, sizeof *fill);
         if (!fill) ok = false;
         for (int s = 0; ok && s < n; s++)
-            for (int k = 0; k < ex->steps[s].nin; k++) {
-                int d = ex->vals[ex->steps[s].in[k]].def;
+            for (int k = 0; k < edge_count(&ex->steps[s]); k++) {
+                int d = ex->vals[edge(&ex->steps[s], k)].def;
                 if (d >= 0) succ[start[d] + fill[d]++] = s;
             }
         free(fill);
@@ -342,8 +352,7 @@ static mn_status topo_order(mn_exec *ex)
         sorted[done++] = ex->steps[s];
         for (int i = start[s]; i < start[s + 1]; i++) if (--indeg[succ[i]] == 0) heap_push(heap, &nh, succ[i]);
     }
-    mn_status st = !ok ? mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory")
-                 : done != n ? mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)") : MN_OK;
+    mn_status st = !ok ? MN_ERR_NOMEM : done != n ? MN_ERR_INVALID : MN_OK;
     if (!st) { memcpy(ex->steps, sorted, (size_t)n * sizeof *sorted); mn__set_defs(ex); }
     free(indeg); free(heap); free(start); free(succ); free(sorted);
     return st;
@@ -402,7 +411,9 @@ mn_status mn__fuse(mn_exec *ex)
     }
     ex->nsteps = w;
     mn__set_defs(ex);
-    if (!s) s = topo_order(ex);
+    if (!s) s = mn__topo_order(ex);
+    if (s == MN_ERR_NOMEM) s = mn__graph_fail(ex->g, s, "fuse: out of memory");
+    else if (s) s = mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)");
 out:
     free(fc.uses); free(fc.group); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
     free(fc.gstart); free(fc.gcount); free(fc.gpool); free(mem);

@@ -422,6 +422,6 @@ mn_status mn__plan(mn_exec *ex)
         ex->arena_bytes = best;
     }
     free(glast); free(gcount); free(hosts); free(veto); free(span); free(nread);
-    return s ? s : bind(ex);
+    return s || ex->probe ? s : bind(ex);
 }
 

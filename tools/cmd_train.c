@@ -619,10 +619,10 @@ int cmd_graph(int argc, char **argv)
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
                                         { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' },
                                         /* compiler flags (issues 15, 17) */
-                                        { "threads", 1, 0, 't' },
+                                        { "threads", 1, 0, 't' }, { "memory-budget", 1, 0, 'M' },
                                         { 0, 0, 0, 0 } };
     const char *model = "mlp", *format = "dot", *out = NULL;
-    int64_t B = 0, threads = 0;
+    int64_t B = 0, threads = 0, budget = 0;
     int c;
     opterr = 0;
     optind = 1;
@@ -634,11 +634,13 @@ int cmd_graph(int argc, char **argv)
         case 'o': out = optarg; break;
         /* compiler flags (issues 15, 17) */
         case 't': if (!mn_cfg_parse_int("graph", "threads", optarg, 0, INT_MAX, &threads)) return MN_EXIT_USAGE; break;
+        case 'M': if (!mn_cfg_parse_bytes("graph", "memory-budget", optarg, &budget)) return MN_EXIT_USAGE; break;
         case 'h': printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
-                         "                   [--threads N]\n"
+                         "                   [--threads N] [--memory-budget BYTES]\n"
                          "  compiles the model's training graph (forward + backward, default sizes of mnemo train)\n"
                          "  and prints it as Graphviz DOT, or its steps, levels, FLOPs and memory plan figures.\n"
-                         "  --threads N: the schedule of a run on N threads (default: OpenMP's team size)\n");
+                         "  --threads N: the schedule of a run on N threads (default: OpenMP's team size)\n"
+                         "  --memory-budget BYTES (256M, 1.5G): recompute forward values so the arena fits (0: no limit)\n");
                   return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo graph: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -651,7 +653,7 @@ int cmd_graph(int argc, char **argv)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);
-    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = (int)threads }));
+    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = (int)threads, .memory_budget = budget }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
     if (!ex || !f) { fprintf(stderr, "mnemo graph: %s\n", ex ? "cannot open the output file" : mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }
