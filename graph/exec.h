@@ -55,7 +55,8 @@ typedef struct {
     int *in;              /* cse (fuse: a fused root's): value indices */
     mn_tensor *tin;       /* plan: bound input views */
     int level;            /* schedule: steps of one level have no dependency between them */
-    bool big;             /* schedule: runs alone with every thread */
+    bool big;             /* schedule: a big step (cost), see level_split */
+    bool solo;            /* schedule: runs alone with every thread (else one thread, beside the level's other such steps) */
     double flops;         /* schedule: the registry's cost estimate for one run */
     int work;             /* plan: workspace storage index, -1 if none */
     size_t work_bytes;    /* plan */
@@ -151,6 +152,8 @@ struct mn_exec {
     int recomputed_values, recompute_steps;   /* recompute: values dropped and rebuilt, clone steps */
     double recompute_flops;                   /* recompute: the clones' FLOPs per run */
     bool probe;           /* recompute: schedule and plan for a size only (no arena is bound) */
+    signed char *pin_solo;/* recompute: per node id, the solo decision of the plan without recomputation (-1: none),
+                             so each kernel keeps its thread count and its bits (a GEMM's depend on it) */
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;

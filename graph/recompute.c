@@ -322,6 +322,9 @@ mn_status mn__pass_recompute(mn_exec *ex)
         if (smallest < 0) err = MN_ERR_NOMEM;
     }
     if (!err && smallest > budget) {
+        if (!(ex->pin_solo = malloc((size_t)ex->g->n + 1))) err = MN_ERR_NOMEM;
+        for (int i = 0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
+        for (int s = 0; !err && s < ex->nsteps; s++) ex->pin_solo[ex->steps[s].node->id] = ex->steps[s].solo;
         restore(ex, &sn);
         k = search(ex, &pc, &sn, budget, &smallest, &err);
         if (!err && k && apply(ex, &pc, k) < 0) err = MN_ERR_NOMEM;

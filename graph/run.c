@@ -88,14 +88,14 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
  * order) wins. */
 static mn_status run_level(mn_exec *ex, int l)
 {
-    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nshared = 0, first_err = b;
     mn_status err = MN_OK;
-    for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
-    bool split = ex->level_split[l], together = ex->nthreads > 1 && (split || nsmall > 1);
+    for (int s = a; s < b; s++) nshared += !ex->steps[s].solo;
+    bool together = ex->nthreads > 1 && nshared > 0;
     if (together) {
         #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
         for (int s = a; s < b; s++) {
-            if (ex->steps[s].big && !split) continue;
+            if (ex->steps[s].solo) continue;
             char msg[1024];
             mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
             if (st) {
@@ -105,7 +105,7 @@ static mn_status run_level(mn_exec *ex, int l)
         }
     }
     for (int s = a; s < b && !err; s++) {
-        if (together && (split || !ex->steps[s].big)) continue;      /* ran above */
+        if (together && !ex->steps[s].solo) continue;      /* ran above */
         err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
     }
     if (err) mn__error(err, "%s", ex->msg);

@@ -82,6 +82,18 @@ mn_status mn__schedule(mn_exec *ex)
             if (ex->steps[s].big) { nbig++; total += ex->steps[s].flops; if (ex->steps[s].flops > top) top = ex->steps[s].flops; }
         ex->level_split[l] = nbig >= 2 && top * 1.5 <= total;
     }
+    /* Who runs alone with every thread: a big step of a level that does not
+     * split, or every step of a level with at most one small step and no split. */
+    for (int l = 0; l < ex->nlevels; l++) {
+        int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0;
+        for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
+        bool together = ex->nthreads > 1 && (ex->level_split[l] || nsmall > 1);
+        for (int s = a; s < b; s++) {
+            mn_step *st = &ex->steps[s];
+            st->solo = !together || (st->big && !ex->level_split[l]);
+            if (ex->pin_solo && ex->pin_solo[st->node->id] >= 0) st->solo = ex->pin_solo[st->node->id];
+        }
+    }
     for (int i = 0; i < ex->nsinks; i++) {
         int d = ex->vals[ex->sinks[i].value].def;
         ex->sinks[i].level = d >= 0 ? ex->steps[d].level : 0;
