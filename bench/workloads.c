@@ -44,14 +44,16 @@ static mn_status seq_model(mn_workload *w, int64_t V, int64_t E, int64_t K, int6
 }
 
 /* char LM: embedding 96x64 -> recurrent 256 (1 or 2 layers) -> linear 256->96, CE every step; seq 64, batch 32 */
-static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers)
+static mn_status build_char_lm_sized(mn_workload *w, mn_rnn_mode mode, int layers, int64_t H, int64_t T, int64_t B)
 {
-    const int64_t V = 96, E = 64, H = 256, T = 64, B = 32;
+    const int64_t V = 96, E = 64;
     double G = mode == MN_RNN_LSTM ? 4 : mode == MN_RNN_GRU ? 3 : 1;
     w->fwd_flops = lin(T * B, E, G * H, true, &w->train_flops) + lin(T * B, H, V, true, &w->train_flops);
     for (int l = 0; l < 2 * layers - 1; l++) w->fwd_flops += lin(T * B, H, G * H, true, &w->train_flops);
     return seq_model(w, V, E, V, T, B, (mn_rnn_opts){ .mode = mode, .hidden = H, .layers = layers });
 }
+
+static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers) { return build_char_lm_sized(w, mode, layers, 256, 64, 32); }
 
 /* embedding 10000x100 -> bidirectional LSTM 128 -> linear 256->9 per token, CE; seq 40, batch 32 */
 static mn_status build_tagger(mn_workload *w)
@@ -106,6 +108,8 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     if (!strcmp(name, "rnn")) return build_char_lm(w, MN_RNN_TANH, 1);
     if (!strcmp(name, "lstm") || !strcmp(name, "lstm_cells")) return build_char_lm(w, MN_RNN_LSTM, 1);
     if (!strcmp(name, "lstm_2layer")) return build_char_lm(w, MN_RNN_LSTM, 2);
+    /* by name only (not in `all`: its arena is about 1.6 GB): a long sequence for --memory-budget (issue 17) */
+    if (!strcmp(name, "lstm_long")) return build_char_lm_sized(w, MN_RNN_LSTM, 1, 512, 512, 64);
     if (!strcmp(name, "gru")) return build_char_lm(w, MN_RNN_GRU, 1);
     if (!strcmp(name, "bilstm_tagger")) return build_tagger(w);
     if (!strcmp(name, "vae")) return build_vae(w);

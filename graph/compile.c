@@ -42,6 +42,10 @@ static mn_status pass_schedule(mn_exec *ex)
     mn_status s = mn__schedule(ex);
     mn__stat(ex, "schedule.steps", ex->nsteps);
     mn__stat(ex, "schedule.levels", ex->nlevels);
+    int split = 0;
+    for (int l = 0; !s && l < ex->nlevels; l++) split += ex->level_split[l];
+    mn__stat(ex, "schedule.split_levels", split);
+    mn__stat(ex, "schedule.threads", ex->nthreads);
     return s;
 }
 
@@ -53,6 +57,13 @@ static mn_status pass_plan(mn_exec *ex)
     mn__stat(ex, "plan.naive_bytes", (double)ex->naive_bytes);
     mn__stat(ex, "plan.inplace", ex->inplace_count);
     mn__stat(ex, "plan.placed_pieces", ex->placed_count);
+    /* what a training process holds for this executable: the arena, its
+     * inputs, and the store's values and gradients (optimizer state and the
+     * gradient backup of a run come on top: one and two more copies for Adam) */
+    double peak = (double)ex->arena_bytes;
+    for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].base == MN_VAL_INPUT) peak += (double)ex->vals[v].bytes;
+    for (int p = 0; p < mn_params_count(ex->g->P); p++) peak += 2.0 * (double)mn_tensor_bytes(mn_params_value(ex->g->P, p));
+    mn__stat(ex, "plan.predicted_peak_bytes", peak);
     return s;
 }
 
@@ -75,6 +86,7 @@ static const struct { const char *name; mn_status (*run)(mn_exec *ex); } passes[
     { "cse", mn__pass_cse },              /* cse.c: values and steps, merged twins */
     { "fuse", pass_fuse },                /* fuse.c: pointwise chains -> one step */
     { "direct", mn__pass_direct },        /* direct.c: gradients added by their GEMM */
+    { "recompute", mn__pass_recompute },  /* recompute.c: under a memory budget, forward values rebuilt in the backward pass */
     { "schedule", pass_schedule },        /* schedule.c: levels, big steps */
     { "plan", pass_plan },                /* plan.c: arena offsets, binding */
     { "verify", pass_verify },            /* verify.c: no two live values share bytes */
@@ -140,12 +152,12 @@ void mn_exec_free(mn_exec *ex)
 {
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_INPUT) free(ex->vals[v].t.data);
-    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); mn__fused_free(ex->steps[s].fused); }
+        if (ex->vals[v].base == MN_VAL_INPUT) free(ex->vals[v].t.data);
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); free(ex->steps[s].ctrl); if (!ex->steps[s].clone) mn__fused_free(ex->steps[s].fused); }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);
-    free(ex->roots); free(ex->live); free(ex->backup); free(ex->bak);
+    free(ex->roots); free(ex->live); free(ex->backup); free(ex->bak); free(ex->pin_solo);
     mn_graph_free(ex->g);
     free(ex);
 }
@@ -185,7 +197,7 @@ int mn_exec_stat_count(const mn_exec *ex) { return ex ? ex->nstats + (int)MN__AR
 
 const char *mn_exec_stat_name(const mn_exec *ex, int i)
 {
-    static const char *const ms[] = { "autodiff.ms", "dce.ms", "cse.ms", "fuse.ms", "direct.ms", "schedule.ms", "plan.ms", "verify.ms" };
+    static const char *const ms[] = { "autodiff.ms", "dce.ms", "cse.ms", "fuse.ms", "direct.ms", "recompute.ms", "schedule.ms", "plan.ms", "verify.ms" };
     _Static_assert(MN__ARRAY_LEN(ms) == MN__ARRAY_LEN(passes), "one time per pass");
     if (!ex || i < 0 || i >= mn_exec_stat_count(ex)) return NULL;
     return i < ex->nstats ? ex->stats[i].name : ms[i - ex->nstats];

@@ -2,7 +2,8 @@
  * live node becomes a value, and each live op node a step, in id order
  * (topological) -- unless an earlier op node with the same op, attributes
  * and input values already computes it (random ops excepted). Reads
- * ex->live; writes ex->vals, ex->val_of, ex->steps, ex->keep, ex->cse_count. */
+ * ex->live; writes ex->vals (node, base kind, alias, bytes), ex->val_of,
+ * ex->steps (node, out, inputs), ex->keep, ex->cse_count. */
 #include "exec.h"
 #include "../ops/attrs.h"
 #include <stdlib.h>
@@ -10,19 +11,19 @@
 
 static mn_value value_for(mn_node *n)
 {
-    mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1, .fused_root = -1 };
+    mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1, .fused_root = -1, .view_of = -1, .into = -1 };
     v.t.dtype = n->desc.dtype;
     v.t.shape = n->desc.shape;
     v.bytes = (size_t)mn_shape_numel(n->desc.shape) * mn_dtype_size(n->desc.dtype);
     switch (n->kind) {
-    case MN_NODE_INPUT: v.kind = MN_VAL_INPUT; break;
-    case MN_NODE_PARAM: v.kind = MN_VAL_PARAM; break;
-    case MN_NODE_CONST: v.kind = MN_VAL_CONST; break;
+    case MN_NODE_INPUT: v.base = MN_VAL_INPUT; break;
+    case MN_NODE_PARAM: v.base = MN_VAL_PARAM; break;
+    case MN_NODE_CONST: v.base = MN_VAL_CONST; break;
     case MN_NODE_OP:
-        v.kind = MN_VAL_ARENA;
+        v.base = MN_VAL_ARENA;
         if (n->op->traits.alias_offset) {
             int64_t off = n->op->traits.alias_offset(n->in_desc, n->nin, &n->desc, n->attrs);
-            if (off >= 0) { v.kind = MN_VAL_ALIAS; v.alias_off = off; }
+            if (off >= 0) { v.base = MN_VAL_ALIAS; v.alias_off = off; }
         }
         break;
     }
@@ -75,7 +76,7 @@ static mn_status build_values(mn_exec *ex, const bool *live)
         ex->vals[v] = value_for(n);
         if (n->kind != MN_NODE_OP) continue;
         mn_step *s = &ex->steps[ex->nsteps];
-        s->node = n; s->out = v; s->nin = n->nin; s->inplace = n->op->inplace; s->fused_into = -1;
+        s->node = n; s->out = v; s->nin = n->nin; s->fused_into = -1;
         s->in = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->in);
         s->tin = calloc((size_t)(n->nin ? n->nin : 1), sizeof *s->tin);
         if (!s->in || !s->tin) {
@@ -87,7 +88,7 @@ static mn_status build_values(mn_exec *ex, const bool *live)
             return mn__graph_fail(g, MN_ERR_NOMEM, "compile: out of memory");
         }
         for (int k = 0; k < n->nin; k++) s->in[k] = ex->val_of[n->in[k]->id];
-        if (ex->vals[v].kind == MN_VAL_ALIAS) ex->vals[v].alias_of = s->in[0];
+        if (ex->vals[v].base == MN_VAL_ALIAS) ex->vals[v].alias_of = s->in[0];
         ex->vals[v].def = ex->nsteps++;
     }
     free(table);

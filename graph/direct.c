@@ -1,8 +1,8 @@
 /* graph/direct.c: the direct-gradients pass. A parameter gradient whose
  * producing GEMM can add into its output is written straight into the
  * store's gradient (no arena bytes, no separate accumulation). Reads the
- * steps and sinks; writes value kinds MN_VAL_GRAD, step.accumulate and
- * sink.direct. */
+ * steps and sinks; writes value.direct and grad_param (MN_VAL_GRAD),
+ * step.accumulate and sink.direct, nothing else. */
 #include "exec.h"
 #include <stdlib.h>
 
@@ -21,14 +21,13 @@ static void direct_sinks(mn_exec *ex)
         mn_value *v = &ex->vals[k->value];
         const mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
         /* one read in all: this sink (no step, no second parameter, not kept) */
-        if (v->kind != MN_VAL_ARENA || v->def < 0 || nread[k->value] != 1 || !gt) continue;
+        if (mn__kind(v) != MN_VAL_ARENA || v->def < 0 || nread[k->value] != 1 || !gt) continue;
         mn_step *st = &ex->steps[v->def];
         if (st->fused || st->out != k->value || !(st->node->op->flags & MN_OPF_ACCUMULATE)) continue;
         if (gt->dtype != v->t.dtype || !mn_shape_eq(gt->shape, v->t.shape)) continue;
-        v->kind = MN_VAL_GRAD;
+        v->direct = true;
         v->grad_param = k->param;
         st->accumulate = true;
-        st->inplace = -1;
         k->direct = true;
         ex->direct_grads++;
     }

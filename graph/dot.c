@@ -22,7 +22,7 @@ static void node_line(FILE *f, const mn_exec *ex, const mn_value *v, int idx)
     const char *style = n->kind == MN_NODE_INPUT ? "shape=ellipse, style=filled, fillcolor=\"#c8e6c9\""
                       : n->kind == MN_NODE_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#fff59d\""
                       : n->kind == MN_NODE_CONST ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
-                      : v->kind == MN_VAL_FUSED ? (n->backward ? "shape=box, style=\"filled,dashed\", fillcolor=\"#bbdefb\""
+                      : mn__kind(v) == MN_VAL_FUSED ? (n->backward ? "shape=box, style=\"filled,dashed\", fillcolor=\"#bbdefb\""
                                                                : "shape=box, style=dashed")
                       : n->backward ? "shape=box, style=filled, fillcolor=\"#bbdefb\""
                       : "shape=box";

@@ -22,39 +22,72 @@ typedef struct mn_fused mn_fused;   /* fuse.c: a fused step's program */
 
 typedef struct {
     mn_node *node;
-    mn_val_kind kind;
-    int alias_of;         /* MN_VAL_ALIAS: value index */
-    int64_t alias_off;    /* MN_VAL_ALIAS: byte offset into alias_of's bytes */
-    size_t bytes;
-    int def;              /* step that writes it (-1: before the run) */
+    mn_val_kind base;     /* cse: what the node is (INPUT, PARAM, CONST; ARENA for an op's output, ALIAS for a view op).
+                             The kind later passes' decisions give it is mn__kind(): read that, never this */
+    int alias_of;         /* cse: base ALIAS: value index */
+    int64_t alias_off;    /* cse: base ALIAS: byte offset into alias_of's bytes */
+    size_t bytes;         /* cse */
+    int def;              /* step that writes it (-1: before the run); re-derived by mn__set_defs whenever steps move */
+    int fused_root;       /* fuse: member of a fused group: the value of its root (DOT clusters), else -1 */
+    bool in_tile;         /* fuse: computed inside a fused step's tiles: no storage, no data (MN_VAL_FUSED) */
+    bool direct;          /* direct: a parameter gradient its step adds straight into the store (MN_VAL_GRAD) */
+    int grad_param;       /* direct: ... the parameter whose gradient it is */
+    /* plan: */
     int group;            /* the value whose bytes it shares (itself, or its alias root) */
     int storage;          /* arena storage index, -1 outside the arena */
     int into;             /* written straight into this value's bytes (a concat piece), or -1 */
     int64_t sub_off;      /* ... at this byte offset */
     bool host;            /* concat pieces are written into it */
-    bool made_view;       /* a concat the planner turned into a view of a host */
-    int fused_root;       /* member of a fused group: the value of its root (DOT clusters), else -1 */
-    int grad_param;       /* MN_VAL_GRAD: the parameter whose gradient it is */
+    bool made_view;       /* a concat the planner turned into a view of a host (MN_VAL_ALIAS) */
+    int view_of;          /* ... the host's value */
+    int64_t view_off;     /* ... at this byte offset */
+    bool scatter;         /* a strided concat piece its fused step scatters */
+    int64_t scatter_st[MN_MAX_DIMS];  /* ... with these element strides over its own shape */
     mn_tensor t;          /* view bound to storage */
 } mn_value;
 
+/* The steps array: built by cse, compacted and re-sorted by fuse (a fused
+ * root's in/nin become the group's inputs), sorted by level by schedule. */
 typedef struct {
-    mn_node *node;
-    int out;              /* value index */
-    int nin;
-    int *in;              /* value indices */
-    mn_tensor *tin;       /* bound input views */
-    int level;            /* steps of one level have no dependency between them */
-    bool big;             /* runs alone with every thread */
-    double flops;         /* the registry's cost estimate for one run */
-    int work;             /* workspace storage index, -1 if none */
-    size_t work_bytes;
-    int inplace;          /* input slot whose bytes the output may reuse, -1 none */
-    mn_fused *fused;      /* non-NULL: runs a fused elementwise group (in = the group's inputs) */
-    int nxout, *xout;     /* a fused step's extra outputs (values read outside the group) */
-    int fused_into;       /* during fusion: the root step absorbing this one, or -1 */
-    bool accumulate;      /* adds into its output (an MN_VAL_GRAD value) */
+    mn_node *node;        /* cse */
+    int out;              /* cse: value index */
+    int nin;              /* cse (fuse: a fused root's) */
+    int *in;              /* cse (fuse: a fused root's): value indices */
+    mn_tensor *tin;       /* plan: bound input views */
+    int level;            /* schedule: steps of one level have no dependency between them */
+    bool big;             /* schedule: a big step (cost), see level_split */
+    bool solo;            /* schedule: runs alone with every thread (else one thread, beside the level's other such steps) */
+    double flops;         /* schedule: the registry's cost estimate for one run */
+    int work;             /* plan: workspace storage index, -1 if none */
+    size_t work_bytes;    /* plan */
+    mn_fused *fused;      /* fuse: non-NULL: runs a fused elementwise group (in = the group's inputs) */
+    int nxout, *xout;     /* fuse: a fused step's extra outputs (values read outside the group) */
+    int fused_into;       /* fuse: during fusion, the root step absorbing this one, or -1 */
+    bool accumulate;      /* direct: adds into its output (an MN_VAL_GRAD value) */
+    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program) */
+    int *ctrl, nctrl;     /* recompute: values whose producing steps must run at an earlier level (no data read) */
 } mn_step;
+
+/* A value's kind as the passes' decisions leave it: fuse's in_tile, then
+ * direct's gradients, then the planner's views, else what cse found. */
+static inline mn_val_kind mn__kind(const mn_value *x)
+{
+    if (x->in_tile) return MN_VAL_FUSED;
+    if (x->direct) return MN_VAL_GRAD;
+    if (x->made_view) return MN_VAL_ALIAS;
+    return x->base;
+}
+
+/* An MN_VAL_ALIAS value's source value and byte offset into it. */
+static inline int mn__alias_src(const mn_value *x, int64_t *off)
+{
+    *off = x->made_view ? x->view_off : x->alias_off;
+    return x->made_view ? x->view_of : x->alias_of;
+}
+
+/* The input slot whose bytes a step's output may reuse, or -1: the op's
+ * declared pair, a fused program's choice, none for a step adding into the store. */
+int mn__step_inplace(const mn_step *st);
 
 /* A block of the arena: one value, or several that share bytes in place
  * or by aliasing. Live over levels [start, end] (inclusive). */
@@ -116,6 +149,11 @@ struct mn_exec {
     int fused_groups, fused_nodes;
     int cse_count;        /* op nodes that reuse an identical node's value */
     int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */
+    int recomputed_values, recompute_steps;   /* recompute: values dropped and rebuilt, clone steps */
+    double recompute_flops;                   /* recompute: the clones' FLOPs per run */
+    bool probe;           /* recompute: schedule and plan for a size only (no arena is bound) */
+    signed char *pin_solo;/* recompute: per node id, the solo decision of the plan without recomputation (-1: none),
+                             so each kernel keeps its thread count and its bits (a GEMM's depend on it) */
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;
@@ -127,6 +165,12 @@ mn_status mn__pass_autodiff(mn_exec *ex);   /* autodiff.c */
 mn_status mn__pass_dce(mn_exec *ex);        /* dce.c */
 mn_status mn__pass_cse(mn_exec *ex);        /* cse.c */
 mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
+mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
+/* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
+ * smallest position first; MN_ERR_INVALID if they form a cycle. */
+mn_status mn__topo_order(mn_exec *ex);
+/* schedule.c: the registry's cost estimate of a node's op (FLOPs per run). */
+double mn__step_flops(const mn_node *n);
 /* run.c: allocates the gradient backup (after the passes). */
 mn_status mn__run_prepare(mn_exec *ex);
 /* Records a named counter of the running pass ("<pass>.<counter>"). */
@@ -135,15 +179,16 @@ void mn__stat(mn_exec *ex, const char *name, double value);
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
 #define MN_FUSE_MAX_MEMBERS 32    /* op nodes in one fused step (so at most 31 extra outputs) */
 mn_status mn__fuse(mn_exec *ex);
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout);
+/* Runs a fused step: xout[k] is extra output k's data; scat[slot] (slot 0
+ * the root, 1 + k extra output k) is NULL or the element strides the
+ * planner chose to scatter that output into a concat's bytes. */
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat);
+/* The group input whose bytes the fused output may overwrite, or -1. */
+int mn__fused_inplace(const mn_fused *f);
 void mn__set_defs(mn_exec *ex);
 /* Reads of each value: by steps, by gradient sinks, and 1 if read after the run. */
 void mn__count_reads(const mn_exec *ex, int *n);
 void mn__fused_free(mn_fused *f);
-/* The planner places output `slot` (0 root, 1 + k extra k) of a fused step
- * as a strided piece of a concat: the kernel scatters it with these
- * element strides. slot -1: clear every placement. */
-void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides);
 /* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */

@@ -41,16 +41,10 @@ struct mn_fused {
     int64_t base[MN_FUSE_MAX_EXT];              /* element offset of a view */
     int64_t st[MN_FUSE_MAX_EXT][MN_MAX_DIMS];   /* element strides over the output's dims */
     mn_shape shape;
-    bool scat[MN_FUSE_MAX_MEMBERS + 1];         /* output slot (0 root, 1 + k extra k) scattered */
-    int64_t sst[MN_FUSE_MAX_MEMBERS + 1][MN_MAX_DIMS];
+    int inplace;                                /* group input the output may overwrite, or -1 */
 };
 
-void mn__fused_scatter(mn_fused *f, int slot, const int64_t *strides)
-{
-    if (slot < 0) { memset(f->scat, 0, sizeof f->scat); return; }
-    f->scat[slot] = true;
-    memcpy(f->sst[slot], strides, sizeof f->sst[slot]);
-}
+int mn__fused_inplace(const mn_fused *f) { return f->inplace; }
 
 /* Copies n elements between a flat tile and a strided tensor (element
  * strides st over shape s), starting at flat index i0 of s: to the tile
@@ -89,13 +83,13 @@ static bool fusible(const mn_exec *ex, const mn_step *st)
 {
     const mn_node *n = st->node;
     if (!n->op->traits.pointwise || (n->op->flags & MN_OPF_RANDOM) || n->desc.dtype != MN_F32) return false;
-    if (ex->vals[st->out].kind != MN_VAL_ARENA || n->nin < 1 || n->nin > MN_FUSE_MAX_ARITY) return false;
+    if (mn__kind(&ex->vals[st->out]) != MN_VAL_ARENA || n->nin < 1 || n->nin > MN_FUSE_MAX_ARITY) return false;
     for (int k = 0; k < n->nin; k++)
         if (n->in_desc[k].dtype != MN_F32) return false;
     return true;
 }
 
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout)
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat)
 {
     int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
     float *out = mn_f32(c->out);
@@ -119,10 +113,10 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
             const float *in[MN_FUSE_MAX_ARITY];
             for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
             int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
-            bool scat = slot >= 0 && f->scat[slot];
-            float *dst = scat || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
+            const int64_t *sst = slot >= 0 ? scat[slot] : NULL;
+            float *dst = sst || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
             mb->op->traits.pointwise(dst, in, m, mb->attrs);
-            if (scat) strided_copy(dst, slot == 0 ? out : xout[mb->dst], f->sst[slot], f->shape, i0, m, false);
+            if (sst) strided_copy(dst, slot == 0 ? out : xout[mb->dst], sst, f->shape, i0, m, false);
             val[j] = dst;
         }
     }
@@ -224,7 +218,7 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
 }
 
 /* Turns the group's root step into the fused step; members read only
- * inside become MN_VAL_FUSED, the others extra outputs. Returns false (and
+ * inside are in_tile (MN_VAL_FUSED), the others extra outputs. Returns false (and
  * leaves the group unfused) when the group has more distinct inputs than
  * the kernel takes. */
 static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
@@ -258,7 +252,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     int *in = calloc((size_t)next, sizeof *in), *xo = calloc((size_t)nx + 1, sizeof *xo);
     mn_tensor *tin = calloc((size_t)next, sizeof *tin);
     if (!in || !tin || !xo) { free(in); free(tin); free(xo); free(f); return false; }
-    root->inplace = -1;
+    f->inplace = -1;
     for (int e = 0; e < next; e++) {
         const mn_value *x = &ex->vals[ext[e]];
         in[e] = ext[e];
@@ -268,7 +262,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
         int64_t off, vst[MN_MAX_DIMS];
         const mn_node *pn = p >= 0 ? ex->steps[p].node : NULL;
         /* a copy (slice, expand) that only this group reads: read its source in place of it */
-        if (pn && !ex->steps[p].fused && x->kind == MN_VAL_ARENA && pn->op->traits.view && pn->nin >= 1 && pn->in_desc[0].dtype == MN_F32 &&
+        if (pn && !ex->steps[p].fused && mn__kind(x) == MN_VAL_ARENA && pn->op->traits.view && pn->nin >= 1 && pn->in_desc[0].dtype == MN_F32 &&
             reads_in_group(ex, ext[e], mem, n) == fc->uses[ext[e]] && pn->op->traits.view(pn->in_desc, pn->nin, &pn->desc, pn->attrs, &off, vst)) {
             for (int d = 0; d < f->shape.ndim; d++) {
                 int j = x->t.shape.ndim - f->shape.ndim + d;
@@ -278,12 +272,12 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
             f->bcast[e] = true;
             in[e] = ex->steps[p].in[0];
             fc->uses[ext[e]] = 0;
-            ex->vals[ext[e]].kind = MN_VAL_FUSED;
+            ex->vals[ext[e]].in_tile = true;
             ex->steps[p].fused_into = mem[n - 1];
             fc->group[p] = mem[n - 1];
         }
         /* read and written tile by tile at the same positions: a same-sized input may be overwritten */
-        if (!f->bcast[e] && root->inplace < 0) root->inplace = e;
+        if (!f->bcast[e] && f->inplace < 0) f->inplace = e;
     }
     free(root->in); free(root->tin);
     root->in = in; root->tin = tin; root->nin = next;
@@ -292,7 +286,7 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     root->fused = f;
     for (int j = 0; j < n; j++) ex->vals[ex->steps[mem[j]].out].fused_root = root->out;
     for (int j = 0; j < n - 1; j++) {
-        if (f->mem[j].dst == -1) ex->vals[ex->steps[mem[j]].out].kind = MN_VAL_FUSED;
+        if (f->mem[j].dst == -1) ex->vals[ex->steps[mem[j]].out].in_tile = true;
         ex->steps[mem[j]].fused_into = mem[n - 1];
     }
     return true;
@@ -322,22 +316,32 @@ static int heap_pop(int *h, int *n)
     return top;
 }
 
-static mn_status topo_order(mn_exec *ex)
+/* Edge i of a step: its inputs, then its ctrl values (recompute.c). */
+static int edge_count(const mn_step *st) { return st->nin + st->nctrl; }
+static int edge(const mn_step *st, int i) { return i < st->nin ? st->in[i] : st->ctrl[i - st->nin]; }
+
+mn_status mn__topo_order(mn_exec *ex)
 {
     int n = ex->nsteps, *indeg = calloc((size_t)n + 1, sizeof *indeg), *heap = malloc(((size_t)n + 1) * sizeof *heap);
     int *start = calloc((size_t)n + 2, sizeof *start), *succ = NULL, total = 0, nh = 0, done = 0;
     mn_step *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
     bool ok = indeg && heap && start && sorted;
     for (int s = 0; ok && s < n; s++)
-        for (int k = 0; k < ex->steps[s].nin; k++) if (ex->vals[ex->steps[s].in[k]].def >= 0) { indeg[s]++; start[ex->vals[ex->steps[s].in[k]].def + 1]++; total++; }
+        for (int k = 0; k < edge_count(&ex->steps[s]); k++) {
+            int d = ex->vals[edge(&ex->steps[s], k)].def;
+            if (d < 0) continue;
+            indeg[s]++;
+            start[d + 1]++;
+            total++;
+        }
     if (ok && !(succ = malloc(((size_t)total + 1) * sizeof *succ))) ok = false;
     if (ok) {
         for (int s = 0; s < n; s++) start[s + 1] += start[s];
         int *fill = calloc((size_t)n + 1, sizeof *fill);
         if (!fill) ok = false;
         for (int s = 0; ok && s < n; s++)
-            for (int k = 0; k < ex->steps[s].nin; k++) {
-                int d = ex->vals[ex->steps[s].in[k]].def;
+            for (int k = 0; k < edge_count(&ex->steps[s]); k++) {
+                int d = ex->vals[edge(&ex->steps[s], k)].def;
                 if (d >= 0) succ[start[d] + fill[d]++] = s;
             }
         free(fill);
@@ -348,8 +352,7 @@ static mn_status topo_order(mn_exec *ex)
         sorted[done++] = ex->steps[s];
         for (int i = start[s]; i < start[s + 1]; i++) if (--indeg[succ[i]] == 0) heap_push(heap, &nh, succ[i]);
     }
-    mn_status st = !ok ? mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory")
-                 : done != n ? mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)") : MN_OK;
+    mn_status st = !ok ? MN_ERR_NOMEM : done != n ? MN_ERR_INVALID : MN_OK;
     if (!st) { memcpy(ex->steps, sorted, (size_t)n * sizeof *sorted); mn__set_defs(ex); }
     free(indeg); free(heap); free(start); free(succ); free(sorted);
     return st;
@@ -408,7 +411,9 @@ mn_status mn__fuse(mn_exec *ex)
     }
     ex->nsteps = w;
     mn__set_defs(ex);
-    if (!s) s = topo_order(ex);
+    if (!s) s = mn__topo_order(ex);
+    if (s == MN_ERR_NOMEM) s = mn__graph_fail(ex->g, s, "fuse: out of memory");
+    else if (s) s = mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)");
 out:
     free(fc.uses); free(fc.group); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
     free(fc.gstart); free(fc.gcount); free(fc.gpool); free(mem);

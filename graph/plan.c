@@ -38,9 +38,12 @@ static void group_lifetimes(const mn_exec *ex, int *glast, int *gcount)
 /* Follows zero-offset views of the same size (reshapes) to the value that owns the bytes. */
 static int resolve(const mn_exec *ex, int v)
 {
-    while (ex->vals[v].kind == MN_VAL_ALIAS && ex->vals[v].alias_off == 0 && ex->vals[ex->vals[v].alias_of].bytes == ex->vals[v].bytes)
-        v = ex->vals[v].alias_of;
-    return v;
+    for (;;) {
+        int64_t off;
+        int src = mn__kind(&ex->vals[v]) == MN_VAL_ALIAS ? mn__alias_src(&ex->vals[v], &off) : -1;
+        if (src < 0 || off != 0 || ex->vals[src].bytes != ex->vals[v].bytes) return v;
+        v = src;
+    }
 }
 
 /* Is the piece view contiguous (the piece's own row-major strides)? */
@@ -81,17 +84,16 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
 {
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
-        if (x->made_view) { x->kind = MN_VAL_ARENA; x->alias_of = -1; x->alias_off = 0; x->made_view = false; }
+        x->made_view = false; x->view_of = -1; x->view_off = 0; x->scatter = false;
         x->into = -1; x->sub_off = 0; x->host = false;
     }
-    for (int s = 0; s < ex->nsteps; s++) if (ex->steps[s].fused) mn__fused_scatter(ex->steps[s].fused, -1, NULL);
     ex->placed_count = 0;
     int64_t off, st[MN_MAX_DIMS];
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *stp = &ex->steps[s];
         const mn_node *n = stp->node;
         mn_value *o = &ex->vals[stp->out];
-        if (!n->op->traits.input_view || stp->fused || o->kind != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
+        if (!n->op->traits.input_view || stp->fused || mn__kind(o) != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
         /* all pieces already placed, in this order and back to back, in one host: a view of those bytes */
         int h = -1;
         int64_t base = 0;
@@ -103,19 +105,20 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
             same = same && h >= 0 && r->into == h && r->sub_off == base + off * 4;
         }
         if (same && h >= 0 && base + (int64_t)o->bytes <= (int64_t)ex->vals[h].bytes) {
-            o->kind = MN_VAL_ALIAS; o->alias_of = h; o->alias_off = base; o->made_view = true;
+            o->made_view = true; o->view_of = h; o->view_off = base;
             ex->placed_count++;
             continue;
         }
         int placed = 0;
         for (int k = 0; k < stp->nin; k++) {
-            int r = resolve(ex, stp->in[k]), slot = -1;
+            int r = resolve(ex, stp->in[k]);
             mn_value *x = &ex->vals[r];
             if (!n->op->traits.input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st)) continue;
-            if (x->kind != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out) continue;
+            if (mn__kind(x) != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out) continue;
             if (!contiguous(n->in_desc[k].shape, st)) {
-                if (x->host || r != stp->in[k] || (slot = scatter_slot(ex, r, nread)) < 0) continue;
-                mn__fused_scatter(ex->steps[x->def].fused, slot, st);
+                if (x->host || r != stp->in[k] || scatter_slot(ex, r, nread) < 0) continue;
+                x->scatter = true;
+                memcpy(x->scatter_st, st, sizeof x->scatter_st);
             }
             x->into = stp->out; x->sub_off = off * 4;
             placed++;
@@ -133,6 +136,12 @@ int mn__top_host(const mn_exec *ex, int v, int64_t *off)
     return v;
 }
 
+int mn__step_inplace(const mn_step *st)
+{
+    if (st->accumulate) return -1;
+    return st->fused ? mn__fused_inplace(st->fused) : st->node->op->inplace;
+}
+
 static int new_storage(mn_exec *ex, int64_t bytes, int start)
 {
     mn_storage *s = &ex->stores[ex->nstores];
@@ -143,11 +152,11 @@ static int new_storage(mn_exec *ex, int64_t bytes, int start)
 /* The input storage the step may overwrite, or -1. */
 static int inplace_candidate(const mn_exec *ex, const mn_step *st, const int *glast, const int *gcount)
 {
-    int k = st->inplace;
+    int k = mn__step_inplace(st);
     if (k < 0 || k >= st->nin) return -1;
     const mn_value *out = &ex->vals[st->out], *in = &ex->vals[st->in[k]];
     int g = in->group;
-    if (ex->vals[g].kind != MN_VAL_ARENA || in->storage < 0) return -1;
+    if (mn__kind(&ex->vals[g]) != MN_VAL_ARENA || in->storage < 0) return -1;
     if (glast[g] != st->level || gcount[g] != 1) return -1;          /* read later, or concurrently */
     if (in->bytes != out->bytes) return -1;      /* same element count: input 0 is not broadcast */
     if (ex->stores[in->storage].bytes != (int64_t)MN__ALIGN_UP(out->bytes, MN_ALIGN)) return -1;
@@ -169,9 +178,9 @@ static void assign_storages(mn_exec *ex, const int *glast, const int *gcount)
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         mn_value *out = &ex->vals[st->out];
-        if (out->kind == MN_VAL_ALIAS) out->storage = ex->vals[out->group].storage;
+        if (mn__kind(out) == MN_VAL_ALIAS) out->storage = ex->vals[out->group].storage;
         else if (out->host || out->into >= 0) { /* placed above */ }
-        else if (out->kind == MN_VAL_ARENA) {
+        else if (mn__kind(out) == MN_VAL_ARENA) {
             int ip = inplace_candidate(ex, st, glast, gcount);
             if (ip >= 0) ex->inplace_count++;
             out->storage = ip >= 0 ? ip : new_storage(ex, (int64_t)out->bytes, st->level);
@@ -279,7 +288,7 @@ static void stats(mn_exec *ex)
     int64_t *delta = calloc((size_t)ex->nlevels + 2, sizeof *delta), live = 0;
     ex->naive_bytes = ex->lower_bound = 0;
     for (int v = 0; v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_ARENA) ex->naive_bytes += (int64_t)MN__ALIGN_UP(ex->vals[v].bytes, MN_ALIGN);
+        if (mn__kind(&ex->vals[v]) == MN_VAL_ARENA) ex->naive_bytes += (int64_t)MN__ALIGN_UP(ex->vals[v].bytes, MN_ALIGN);
     for (int s = 0; s < ex->nsteps; s++) ex->naive_bytes += (int64_t)MN__ALIGN_UP(ex->steps[s].work_bytes, MN_ALIGN);
     for (int i = 0; delta && i < ex->nstores; i++) {
         delta[ex->stores[i].start] += ex->stores[i].bytes;
@@ -310,7 +319,7 @@ static mn_status bind(mn_exec *ex)
     if (!ex->arena) return mn__graph_fail(g, MN_ERR_NOMEM, "plan: cannot allocate an arena of %lld bytes", (long long)ex->arena_bytes);
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
-        switch (x->kind) {
+        switch (mn__kind(x)) {
         case MN_VAL_ARENA: {
             int64_t off;
             mn__top_host(ex, v, &off);
@@ -329,10 +338,13 @@ static mn_status bind(mn_exec *ex)
         }
     }
     for (int v = 0; v < ex->nvals; v++) {               /* views: through their chain of sources */
-        if (ex->vals[v].kind != MN_VAL_ALIAS) continue;
-        int64_t off = 0;
+        if (mn__kind(&ex->vals[v]) != MN_VAL_ALIAS) continue;
+        int64_t off = 0, o;
         int r = v;
-        while (ex->vals[r].kind == MN_VAL_ALIAS) { off += ex->vals[r].alias_off; r = ex->vals[r].alias_of; }
+        while (mn__kind(&ex->vals[r]) == MN_VAL_ALIAS) {
+            r = mn__alias_src(&ex->vals[r], &o);
+            off += o;
+        }
         ex->vals[v].t.data = (char *)ex->vals[r].t.data + off;
     }
     for (int s = 0; s < ex->nsteps; s++)
@@ -344,7 +356,8 @@ static mn_status bind(mn_exec *ex)
 static int group_of(const mn_exec *ex, int v)
 {
     for (;;) {
-        if (ex->vals[v].kind == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+        int64_t off;
+        if (mn__kind(&ex->vals[v]) == MN_VAL_ALIAS) v = mn__alias_src(&ex->vals[v], &off);
         else if (ex->vals[v].into >= 0) v = ex->vals[v].into;
         else return v;
     }
@@ -409,6 +422,6 @@ mn_status mn__plan(mn_exec *ex)
         ex->arena_bytes = best;
     }
     free(glast); free(gcount); free(hosts); free(veto); free(span); free(nread);
-    return s ? s : bind(ex);
+    return s || ex->probe ? s : bind(ex);
 }
 

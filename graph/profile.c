@@ -60,7 +60,7 @@ int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_sum
         int nsmall = 0;
         for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
             const mn_step *st = &ex->steps[s];
-            if (ex->vals[st->out].kind == MN_VAL_ALIAS) continue;
+            if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
             if (st->big) big += ex->prof_step[s]; else { small += ex->prof_step[s]; nsmall++; }
             const char *name = st->fused ? "fused elementwise" : st->node->op->name;
             int r = 0;

@@ -14,7 +14,7 @@
 static mn_value *find_input(mn_exec *ex, const char *name)
 {
     for (int v = 0; v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_INPUT && strcmp(ex->vals[v].node->name, name) == 0) return &ex->vals[v];
+        if (ex->vals[v].base == MN_VAL_INPUT && strcmp(ex->vals[v].node->name, name) == 0) return &ex->vals[v];
     return NULL;
 }
 
@@ -57,7 +57,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
 {
     const mn_op_def *op = st->node->op;
     mn_tensor *out = &ex->vals[st->out].t;
-    if (ex->vals[st->out].kind == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
+    if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
     char detail[512] = "";
     mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs, .accumulate = st->accumulate,
                         .nthreads = threads, .seed = mn__run_seed(ex->user->seed, ex->step), .node_id = st->node->id,
@@ -67,8 +67,14 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     mn_status s;
     if (st->fused) {
         float *xout[MN_FUSE_MAX_MEMBERS];
-        for (int k = 0; k < st->nxout; k++) xout[k] = mn_f32(&ex->vals[st->xout[k]].t);
-        s = mn__fused_forward(st->fused, &c, xout);
+        const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+        scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
+        for (int k = 0; k < st->nxout; k++) {
+            const mn_value *x = &ex->vals[st->xout[k]];
+            xout[k] = mn_f32(&x->t);
+            scat[1 + k] = x->scatter ? x->scatter_st : NULL;
+        }
+        s = mn__fused_forward(st->fused, &c, xout, scat);
     } else s = op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
@@ -82,14 +88,14 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
  * order) wins. */
 static mn_status run_level(mn_exec *ex, int l)
 {
-    int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0, first_err = b;
+    int a = ex->level_start[l], b = ex->level_start[l + 1], nshared = 0, first_err = b;
     mn_status err = MN_OK;
-    for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
-    bool split = ex->level_split[l], together = ex->nthreads > 1 && (split || nsmall > 1);
+    for (int s = a; s < b; s++) nshared += !ex->steps[s].solo;
+    bool together = ex->nthreads > 1 && nshared > 0;
     if (together) {
         #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
         for (int s = a; s < b; s++) {
-            if (ex->steps[s].big && !split) continue;
+            if (ex->steps[s].solo) continue;
             char msg[1024];
             mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
             if (st) {
@@ -99,7 +105,7 @@ static mn_status run_level(mn_exec *ex, int l)
         }
     }
     for (int s = a; s < b && !err; s++) {
-        if (together && (split || !ex->steps[s].big)) continue;      /* ran above */
+        if (together && !ex->steps[s].solo) continue;      /* ran above */
         err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
     }
     if (err) mn__error(err, "%s", ex->msg);
@@ -172,7 +178,7 @@ static mn_status check_level(mn_exec *ex, int l)
     for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
         const mn_step *st = &ex->steps[s];
         const mn_value *v = &ex->vals[st->out];
-        if (v->kind != MN_VAL_ARENA || v->t.dtype != MN_F32) continue;
+        if (mn__kind(v) != MN_VAL_ARENA || v->t.dtype != MN_F32) continue;
         const float *x = mn_f32(&v->t);
         int64_t n = mn_tensor_numel(&v->t), bad = -1;
         for (int64_t i = 0; i < n && bad < 0; i++)
@@ -238,8 +244,8 @@ float mn_exec_loss(const mn_exec *ex)
 const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n)
 {
     if (!ex || !n || n->g != ex->user || n->id >= ex->nuser || ex->val_of[n->id] < 0) return NULL;
-    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_FUSED) return NULL;      /* never stored */
-    if (ex->vals[ex->val_of[n->id]].kind == MN_VAL_GRAD) return NULL;       /* added into the store's gradient */
+    if (mn__kind(&ex->vals[ex->val_of[n->id]]) == MN_VAL_FUSED) return NULL;      /* never stored */
+    if (mn__kind(&ex->vals[ex->val_of[n->id]]) == MN_VAL_GRAD) return NULL;       /* added into the store's gradient */
     return &ex->vals[ex->val_of[n->id]].t;
 }
 
@@ -249,14 +255,14 @@ const char *mn_exec_errmsg(const mn_exec *ex) { return !ex ? "NULL executable" :
 int mn_exec_input_count(const mn_exec *ex)
 {
     int n = 0;
-    for (int v = 0; ex && v < ex->nvals; v++) n += ex->vals[v].kind == MN_VAL_INPUT;
+    for (int v = 0; ex && v < ex->nvals; v++) n += ex->vals[v].base == MN_VAL_INPUT;
     return n;
 }
 
 static const mn_value *input_at(const mn_exec *ex, int i)
 {
     for (int v = 0; ex && v < ex->nvals; v++)
-        if (ex->vals[v].kind == MN_VAL_INPUT && i-- == 0) return &ex->vals[v];
+        if (ex->vals[v].base == MN_VAL_INPUT && i-- == 0) return &ex->vals[v];
     return NULL;
 }
 

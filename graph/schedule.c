@@ -16,7 +16,8 @@ static int by_level(const void *a, const void *b)
 {
     const mn_step *x = a, *y = b;
     if (x->level != y->level) return x->level < y->level ? -1 : 1;
-    return (x->node->id > y->node->id) - (x->node->id < y->node->id);
+    if (x->node->id != y->node->id) return x->node->id < y->node->id ? -1 : 1;
+    return (int)x->clone - (int)y->clone;
 }
 
 static int by_sink_level(const void *a, const void *b)
@@ -27,7 +28,7 @@ static int by_sink_level(const void *a, const void *b)
 }
 
 /* The op's cost estimate (default: one FLOP per output element). */
-static double step_flops(const mn_node *n)
+double mn__step_flops(const mn_node *n)
 {
     double f = (double)mn_shape_numel(n->desc.shape), b = 0;
     if (n->op->cost) n->op->cost(n->in_desc, n->nin, &n->desc, n->attrs, &f, &b);
@@ -49,8 +50,12 @@ mn_status mn__schedule(mn_exec *ex)
             int d = ex->vals[st->in[k]].def;
             if (d >= 0 && ex->steps[d].level + 1 > l) l = ex->steps[d].level + 1;
         }
+        for (int k = 0; k < st->nctrl; k++) {        /* recompute.c: run after these */
+            int d = ex->vals[st->ctrl[k]].def;
+            if (d >= 0 && ex->steps[d].level + 1 > l) l = ex->steps[d].level + 1;
+        }
         st->level = ex->serial ? s : l;
-        st->flops = step_flops(st->node);
+        st->flops = mn__step_flops(st->node);
         st->big = ex->serial || is_big(st);
         if (st->level > maxl) maxl = st->level;
     }
@@ -76,6 +81,18 @@ mn_status mn__schedule(mn_exec *ex)
         for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++)
             if (ex->steps[s].big) { nbig++; total += ex->steps[s].flops; if (ex->steps[s].flops > top) top = ex->steps[s].flops; }
         ex->level_split[l] = nbig >= 2 && top * 1.5 <= total;
+    }
+    /* Who runs alone with every thread: a big step of a level that does not
+     * split, or every step of a level with at most one small step and no split. */
+    for (int l = 0; l < ex->nlevels; l++) {
+        int a = ex->level_start[l], b = ex->level_start[l + 1], nsmall = 0;
+        for (int s = a; s < b; s++) nsmall += !ex->steps[s].big;
+        bool together = ex->nthreads > 1 && (ex->level_split[l] || nsmall > 1);
+        for (int s = a; s < b; s++) {
+            mn_step *st = &ex->steps[s];
+            st->solo = !together || (st->big && !ex->level_split[l]);
+            if (ex->pin_solo && ex->pin_solo[st->node->id] >= 0) st->solo = ex->pin_solo[st->node->id];
+        }
     }
     for (int i = 0; i < ex->nsinks; i++) {
         int d = ex->vals[ex->sinks[i].value].def;

@@ -22,7 +22,7 @@ static bool may_reuse(const mn_exec *ex, int g, int ps, const int *glast_any)
     const mn_step *p = &ex->steps[ps];
     if (glast_any[g] < p->level) return true;
     if (glast_any[g] > p->level) return false;
-    int k = p->inplace;
+    int k = mn__step_inplace(p);
     if (k < 0 || k >= p->nin || ex->vals[p->in[k]].group != g) return false;
     if (ex->vals[p->in[k]].bytes != ex->vals[p->out].bytes) return false;   /* a broadcast input cannot be overwritten */
     for (int s = ex->level_start[p->level]; s < ex->level_start[p->level + 1]; s++) {
@@ -51,7 +51,7 @@ mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t mlen)
     mn_status st = MN_OK;
     for (int v = 0; v < ex->nvals; v++) {
         const mn_value *x = &ex->vals[v];
-        if (x->kind != MN_VAL_ARENA || !x->bytes) continue;
+        if (mn__kind(x) != MN_VAL_ARENA || !x->bytes) continue;
         uintptr_t lo = (uintptr_t)x->t.data;
         int64_t in_host;
         mn__top_host(ex, v, &in_host);

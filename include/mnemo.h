@@ -537,6 +537,12 @@ typedef struct {
      * not finite stops the run with MN_ERR_NONFINITE and a message naming
      * the run, the op and the node (slower: a debugging aid). */
     bool detect_anomaly;
+    /* Bytes the activation arena may take (0: no limit). Over it, the
+     * compiler drops forward values and recomputes them in the backward
+     * pass (segment checkpointing, fewest added FLOPs among plans that fit);
+     * gradients stay bit-identical. A budget no plan meets is a compile
+     * error naming the smallest arena reached. */
+    int64_t memory_budget;
 } mn_compile_opts;
 
 /* Differentiates `loss` (a f32 scalar, or NULL for a forward-only graph)

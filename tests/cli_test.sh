@@ -74,6 +74,40 @@ for p in autodiff dce cse fuse direct schedule plan verify; do
 done
 checks=$((checks + 1)); grep -q '^pass plan.arena_bytes [1-9][0-9]*$' <<<"$stats" || fail "graph stats lack the plan's counters: $stats"
 checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | grep -q 'subgraph cluster_f' || fail "graph DOT has no fused cluster"
+# graph --threads: the schedule of a run on that many threads (big steps of a level split only with 2 or more)
+expect 2 '--threads: bad value "2x"' -- "$mnemo" graph --threads 2x
+expect 0 '^pass schedule.split_levels 0$' -- "$mnemo" graph --model transformer --batch 4 --format stats --threads 1
+expect 0 '^pass schedule.split_levels [1-9]' -- "$mnemo" graph --model transformer --batch 4 --format stats --threads 2
+expect 0 '^pass schedule.threads 2$' -- "$mnemo" graph --model mlp --format stats --threads 2
+
+# --memory-budget (issue 17): a budget no plan meets names the smallest that works; training at
+# that budget (recomputing forward values, dropout on) writes the same weights and optimizer state
+expect 2 '--memory-budget: bad value "12Q"' -- "$mnemo" train --memory-budget 12Q
+expect 2 '--memory-budget: bad value "-1"' -- "$mnemo" graph --memory-budget -1
+expect 0 '^pass recompute.steps [1-9]' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
+python3 -c "
+import random; random.seed(1)
+w = ['the', 'lord', 'said', 'unto', 'moses', 'and', 'it', 'was', 'so', 'light']
+open('budget.txt', 'w').write('\n'.join(' '.join(random.choice(w) for _ in range(12)) for _ in range(300)))"
+same_tensors() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def tensors(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); h.pop('__metadata__', None)
+    return {k: b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]] for k, v in h.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+sys.exit(0 if a and a.keys() == b.keys() and all(a[k] == b[k] for k in a) else 1)
+PY
+}
+for m in lstm transformer; do    # the recompute suite covers every model kind
+  small=(--model "$m" --data budget.txt --steps 3 --batch 4 --seq 16 --hidden 32 --embed 16 --ff 32 --dropout 0.2 --seed 1
+         --threads 2 --val-every 100 --val-batches 1)
+  expect 1 "the smallest arena recomputation reaches is [0-9]+ bytes" -- "$mnemo" train "${small[@]}" --out "nb-$m.st" --memory-budget 1
+  need=$(grep -o 'reaches is [0-9]*' err.txt | grep -o '[0-9]*$')
+  expect 0 "" -- "$mnemo" train "${small[@]}" --out "plain-$m.st"
+  expect 0 "memory budget $need bytes: arena [0-9]+ bytes, [1-9][0-9]* values recomputed" -- "$mnemo" train "${small[@]}" --out "budget-$m.st" --memory-budget "$need"
+  check "$m: weights and optimizer state after 3 steps differ under --memory-budget $need" same_tensors "plain-$m.st.last" "budget-$m.st.last"
+done
 if command -v dot >/dev/null; then
   checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
 fi

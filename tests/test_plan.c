@@ -115,7 +115,7 @@ static void run_model(model *m, int threads, bool serial, float *loss, float **g
     mn_exec *ex = mn_compile(m->g, m->loss, &(mn_compile_opts){ .threads = threads, .serial = serial });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m->g));
     for (int i = 0; i < ex->nvals; i++)
-        if (ex->vals[i].kind == MN_VAL_INPUT)
+        if (ex->vals[i].base == MN_VAL_INPUT)
             feed_random(ex, ex->vals[i].node->name, ex->vals[i].t.shape, ex->vals[i].t.dtype, 96, 7);
     ck_assert_ok(mn_exec_run(ex));
     *loss = mn_exec_loss(ex);

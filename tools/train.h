@@ -37,6 +37,7 @@ typedef enum { MN_CFG_MODEL_FROM_JSON, MN_CFG_MODEL_FLAG, MN_CFG_MODEL_CHECKPOIN
 mn_status mn_cfg_apply_json(mn_train_cfg *c, const char *json_text, const char *origin, mn_cfg_model_rule rule);
 /* A flag's integer: decimal digits only, within [lo, hi]; prints why not. */
 bool      mn_cfg_parse_int(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out);
+bool      mn_cfg_parse_bytes(const char *cmd, const char *flag, const char *v, int64_t *out);   /* 256M, 1.5G */
 bool      mn_cfg_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
 /* The config as a JSON string (caller frees). */
 char     *mn_cfg_to_json(const mn_train_cfg *c);

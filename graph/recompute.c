@@ -1,0 +1,349 @@
+/* graph/recompute.c: the recompute pass (only under opts.memory_budget).
+ * Segment checkpointing: the forward steps, in schedule order, are cut into
+ * K segments of equal saved bytes (bytes the backward pass reads). A value
+ * a later segment reads, or the caller keeps, is a checkpoint; the other
+ * values of segments 0..K-2 that the backward pass reads are dropped, and
+ * their steps are cloned (same node: same kernel, attributes and random
+ * stream, so the bits are the same) just before their first backward
+ * reader, after (ctrl edges) the backward readers of the next segment. The
+ * pass probes K candidates through schedule and plan and keeps the one
+ * with the fewest added FLOPs whose arena fits. Owns: the clone steps
+ * (step.clone, step.ctrl) and their values; rewires backward steps' inputs. */
+#include "exec.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The compiled representation before the pass, restored between probes. */
+typedef struct {
+    mn_step *steps;
+    int nsteps;
+    int *ins, nins;       /* every step's inputs, flat */
+    mn_value *vals;
+    int nvals;
+    mn_sink *sinks;
+} snapshot;
+
+static bool take(const mn_exec *ex, snapshot *sn)
+{
+    sn->nsteps = ex->nsteps;
+    sn->nvals = ex->nvals;
+    sn->nins = 0;
+    for (int s = 0; s < ex->nsteps; s++) sn->nins += ex->steps[s].nin;
+    sn->steps = malloc(((size_t)ex->nsteps + 1) * sizeof *sn->steps);
+    sn->ins = malloc(((size_t)sn->nins + 1) * sizeof *sn->ins);
+    sn->vals = malloc(((size_t)ex->nvals + 1) * sizeof *sn->vals);
+    sn->sinks = malloc(((size_t)ex->nsinks + 1) * sizeof *sn->sinks);
+    if (!sn->steps || !sn->ins || !sn->vals || !sn->sinks) return false;
+    memcpy(sn->steps, ex->steps, (size_t)ex->nsteps * sizeof *sn->steps);
+    memcpy(sn->vals, ex->vals, (size_t)ex->nvals * sizeof *sn->vals);
+    memcpy(sn->sinks, ex->sinks, (size_t)ex->nsinks * sizeof *sn->sinks);
+    for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
+        memcpy(sn->ins + at, ex->steps[s].in, (size_t)ex->steps[s].nin * sizeof *sn->ins);
+    return true;
+}
+
+static void free_clone(mn_step *st)
+{
+    free(st->in); free(st->tin); free(st->xout); free(st->ctrl);
+}
+
+/* Back to the snapshot: clones freed, inputs rewired back, schedule and plan dropped. */
+static void restore(mn_exec *ex, const snapshot *sn)
+{
+    for (int s = 0; s < ex->nsteps; s++)
+        if (ex->steps[s].clone) free_clone(&ex->steps[s]);
+    memcpy(ex->steps, sn->steps, (size_t)sn->nsteps * sizeof *sn->steps);
+    ex->nsteps = sn->nsteps;
+    for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
+        memcpy(ex->steps[s].in, sn->ins + at, (size_t)ex->steps[s].nin * sizeof *sn->ins);
+    memcpy(ex->vals, sn->vals, (size_t)sn->nvals * sizeof *sn->vals);
+    ex->nvals = sn->nvals;
+    memcpy(ex->sinks, sn->sinks, (size_t)ex->nsinks * sizeof *sn->sinks);
+    free(ex->level_start); free(ex->level_split); free(ex->stores);
+    ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
+    ex->nlevels = ex->nstores = 0;
+    ex->recomputed_values = ex->recompute_steps = 0;
+    ex->recompute_flops = 0;
+    mn__set_defs(ex);
+}
+
+static void drop_snapshot(snapshot *sn) { free(sn->steps); free(sn->ins); free(sn->vals); free(sn->sinks); }
+
+/* Per value: read by a backward step, read by a forward step of a later segment. */
+typedef struct {
+    int *seg;             /* per step: segment of a forward step, -1 backward */
+    int *vseg;            /* per value: its producer's segment, -1 */
+    bool *bread, *cross, *drop, *need;
+    int *clone_of;        /* per value: its clone, -1 */
+} plan_ctx;
+
+static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
+
+/* The bytes of a step's outputs that the backward pass reads. */
+static int64_t saved_bytes(const mn_exec *ex, const plan_ctx *pc, const mn_step *st)
+{
+    int64_t b = pc->bread[st->out] ? (int64_t)ex->vals[st->out].bytes : 0;
+    for (int k = 0; k < st->nxout; k++) b += pc->bread[st->xout[k]] ? (int64_t)ex->vals[st->xout[k]].bytes : 0;
+    return b;
+}
+
+/* Forward steps cut into k segments of about equal saved bytes. */
+static void segments(const mn_exec *ex, plan_ctx *pc, int k)
+{
+    int64_t total = 0, run = 0;
+    for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
+    for (int s = 0; s < ex->nsteps; s++) {
+        if (!is_fwd(&ex->steps[s])) { pc->seg[s] = -1; continue; }
+        int g = total ? (int)((double)run * k / (double)total) : 0;
+        pc->seg[s] = g < k ? g : k - 1;
+        run += saved_bytes(ex, pc, &ex->steps[s]);
+    }
+}
+
+static bool droppable_kind(const mn_value *x) { mn_val_kind k = mn__kind(x); return k == MN_VAL_ARENA || k == MN_VAL_ALIAS; }
+
+/* Which values are checkpoints and which are dropped; which steps to clone. */
+static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
+{
+    for (int v = 0; v < ex->nvals; v++) { pc->bread[v] = pc->cross[v] = pc->drop[v] = false; pc->vseg[v] = -1; pc->clone_of[v] = -1; }
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++)
+            if (!is_fwd(&ex->steps[s])) pc->bread[ex->steps[s].in[j]] = true;
+    segments(ex, pc, k);
+    for (int v = 0; v < ex->nvals; v++)
+        if (ex->vals[v].def >= 0) pc->vseg[v] = pc->seg[ex->vals[v].def];
+    for (int v = 0; v < ex->nvals; v++) pc->cross[v] = ex->keep[v];
+    for (int i = 0; i < ex->nsinks; i++) pc->cross[ex->sinks[i].value] = true;
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin && pc->seg[s] >= 0; j++) {
+            int v = ex->steps[s].in[j];
+            if (pc->vseg[v] >= 0 && pc->vseg[v] != pc->seg[s]) pc->cross[v] = true;
+        }
+    int n = 0;
+    for (int v = 0; v < ex->nvals; v++) {
+        pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < k - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
+        n += pc->drop[v];
+    }
+    /* clone every producer of a dropped value, and what it needs within its segment */
+    for (int s = 0; s < ex->nsteps; s++) pc->need[s] = false;
+    for (int s = ex->nsteps - 1; s >= 0; s--) {
+        const mn_step *st = &ex->steps[s];
+        if (pc->seg[s] < 0) continue;
+        bool need = pc->need[s] || pc->drop[st->out];
+        for (int j = 0; j < st->nxout; j++) need |= pc->drop[st->xout[j]];
+        pc->need[s] = need;
+        for (int j = 0; need && j < st->nin; j++) {
+            int v = st->in[j], d = ex->vals[v].def;
+            if (d >= 0 && pc->vseg[v] == pc->seg[s] && !pc->cross[v]) pc->need[d] = true;
+        }
+    }
+    return n;
+}
+
+static int new_value(mn_exec *ex, int v)
+{
+    int c = ex->nvals++;
+    ex->vals[c] = ex->vals[v];
+    ex->keep[c] = false;
+    return c;
+}
+
+/* A copy of step s reading clones where they exist, writing new values. */
+static bool clone_step(mn_exec *ex, plan_ctx *pc, const mn_step *st, mn_step *out)
+{
+    *out = *st;
+    out->clone = true;
+    out->in = malloc(((size_t)st->nin + 1) * sizeof *out->in);
+    out->tin = calloc((size_t)st->nin + 1, sizeof *out->tin);
+    out->xout = malloc(((size_t)st->nxout + 1) * sizeof *out->xout);
+    out->ctrl = NULL;
+    out->nctrl = 0;
+    if (!out->in || !out->tin || !out->xout) return false;
+    for (int j = 0; j < st->nin; j++) {
+        int v = st->in[j];
+        out->in[j] = pc->clone_of[v] >= 0 ? pc->clone_of[v] : v;
+    }
+    out->out = pc->clone_of[st->out] = new_value(ex, st->out);
+    if (ex->vals[out->out].base == MN_VAL_ALIAS) ex->vals[out->out].alias_of = out->in[0];
+    for (int j = 0; j < st->nxout; j++) out->xout[j] = pc->clone_of[st->xout[j]] = new_value(ex, st->xout[j]);
+    return true;
+}
+
+/* Does step st (backward) read a value of segment g, kept or a clone?
+ * Clone values are those from nv0 on; cseg gives their segment. */
+static bool reads_seg(const mn_step *st, const plan_ctx *pc, int nv0, const int *cseg, int g)
+{
+    for (int j = 0; j < st->nin; j++) {
+        int v = st->in[j];
+        if (v >= nv0 ? cseg[v - nv0] == g : pc->vseg[v] == g) return true;
+    }
+    return false;
+}
+
+/* The ctrl edges of segment g's clones: the outputs of the backward steps
+ * before them reading clones of segment g + 1 (so segment g is recomputed
+ * only once the next one's backward pass has used its values). */
+static bool add_ctrl(mn_step *fresh, int first, int m, const plan_ctx *pc, int nv0, const int *cseg, int g)
+{
+    int nc = 0;
+    for (int i = 0; i < first; i++) nc += !fresh[i].clone && fresh[i].node->backward && reads_seg(&fresh[i], pc, nv0, cseg, g + 1);
+    if (!nc) return true;
+    for (int i = first; i < m; i++) {
+        int *ctrl = malloc((size_t)nc * sizeof *ctrl), c = 0;
+        if (!ctrl) return false;
+        for (int j = 0; j < first; j++)
+            if (!fresh[j].clone && fresh[j].node->backward && reads_seg(&fresh[j], pc, nv0, cseg, g + 1)) ctrl[c++] = fresh[j].out;
+        fresh[i].ctrl = ctrl;
+        fresh[i].nctrl = nc;
+    }
+    return true;
+}
+
+/* Applies candidate k: clones inserted before their segment's first
+ * backward reader, readers rewired, ctrl edges. Returns the number of
+ * dropped values (0: nothing to do), -1 out of memory, -2 no valid order. */
+static int apply(mn_exec *ex, plan_ctx *pc, int k)
+{
+    int ndrop = analyse(ex, pc, k), n0 = ex->nsteps, nv0 = ex->nvals, nclone = 0, nv = 0;
+    if (ndrop == 0) return 0;
+    for (int s = 0; s < n0; s++) {
+        nclone += pc->need[s];
+        nv += pc->need[s] * (1 + ex->steps[s].nxout);
+    }
+    int *ins = malloc((size_t)k * sizeof *ins), *cseg = malloc(((size_t)nv + 1) * sizeof *cseg);
+    mn_step *fresh = calloc((size_t)n0 + (size_t)nclone + 1, sizeof *fresh);
+    mn_value *vals = realloc(ex->vals, ((size_t)nv0 + (size_t)nv + 1) * sizeof *vals);
+    if (vals) ex->vals = vals;
+    bool *keep = realloc(ex->keep, ((size_t)nv0 + (size_t)nv + 1) * sizeof *keep);
+    if (keep) ex->keep = keep;
+    bool bad = !ins || !cseg || !fresh || !vals || !keep;
+    for (int g = 0; !bad && g < k; g++) ins[g] = -1;
+    for (int s = 0; !bad && s < n0; s++)                 /* segment g's insertion point: its first backward reader */
+        for (int j = 0; pc->seg[s] < 0 && j < ex->steps[s].nin; j++) {
+            int v = ex->steps[s].in[j];
+            if (pc->drop[v] && ins[pc->vseg[v]] < 0) ins[pc->vseg[v]] = s;
+        }
+    int m = 0;
+    for (int s = 0; !bad && s < n0; s++) {
+        for (int g = k - 1; g >= 0 && !bad; g--) {
+            if (ins[g] != s) continue;
+            int first = m, vfirst = ex->nvals;
+            for (int t = 0; t < n0 && !bad; t++) {
+                if (!pc->need[t] || pc->seg[t] != g) continue;
+                bad = !clone_step(ex, pc, &ex->steps[t], &fresh[m++]);
+            }
+            for (int v = vfirst; v < ex->nvals; v++) cseg[v - nv0] = g;
+            bad = bad || (g + 1 < k && !add_ctrl(fresh, first, m, pc, nv0, cseg, g));
+        }
+        fresh[m] = ex->steps[s];
+        for (int j = 0; pc->seg[s] < 0 && j < fresh[m].nin; j++)      /* a backward step reads the clones */
+            if (pc->drop[fresh[m].in[j]]) fresh[m].in[j] = pc->clone_of[fresh[m].in[j]];
+        m++;
+    }
+    free(ins); free(cseg);
+    mn_step *grown = bad ? NULL : realloc(ex->steps, ((size_t)m + 1) * sizeof *grown);
+    if (!grown) {
+        for (int i = 0; fresh && i < m; i++) if (fresh[i].clone) free_clone(&fresh[i]);
+        free(fresh);
+        return -1;
+    }
+    ex->steps = grown;
+    memcpy(ex->steps, fresh, (size_t)m * sizeof *fresh);
+    ex->nsteps = m;
+    free(fresh);
+    mn__set_defs(ex);
+    mn_status st = mn__topo_order(ex);                 /* producers first, ctrl edges included */
+    if (st == MN_ERR_NOMEM) return -1;
+    if (st) return -2;                                  /* a cycle: this candidate cannot be scheduled */
+    ex->recomputed_values = ndrop;
+    ex->recompute_steps = m - n0;
+    for (int s = 0; s < ex->nsteps; s++) if (ex->steps[s].clone) ex->recompute_flops += mn__step_flops(ex->steps[s].node);
+    return ndrop;
+}
+
+/* Schedule and plan the current steps without binding an arena; its size or -1. */
+static int64_t probe(mn_exec *ex)
+{
+    ex->probe = true;
+    mn_status s = mn__schedule(ex);
+    if (!s) s = mn__plan(ex);
+    ex->probe = false;
+    return s ? -1 : ex->arena_bytes;
+}
+
+static const int candidates[] = { 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128 };
+
+static void human(int64_t b, char *buf, size_t n)
+{
+    if (b >= 1 << 20) snprintf(buf, n, "%.1f MiB", (double)b / (1 << 20));
+    else snprintf(buf, n, "%.1f KiB", (double)b / 1024);
+}
+
+/* Tries every candidate segment count; keeps the fitting plan with the
+ * fewest added FLOPs (ties: the smaller arena). Returns its k, 0 if none. */
+static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, mn_status *err)
+{
+    int nfwd = 0, best = 0;
+    double best_flops = 0;
+    int64_t best_arena = 0;
+    for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
+    for (size_t i = 0; i < MN__ARRAY_LEN(candidates) && candidates[i] <= nfwd; i++) {
+        restore(ex, sn);
+        int r = apply(ex, pc, candidates[i]);
+        if (r == -1) { *err = MN_ERR_NOMEM; return 0; }
+        if (r <= 0) continue;
+        double flops = ex->recompute_flops;
+        int64_t a = probe(ex);
+        if (a < 0) { *err = MN_ERR_NOMEM; return 0; }
+        if (a < *smallest) *smallest = a;
+        if (a > budget) continue;
+        if (!best || flops < best_flops || (flops == best_flops && a < best_arena)) { best = candidates[i]; best_flops = flops; best_arena = a; }
+    }
+    restore(ex, sn);
+    return best;
+}
+
+mn_status mn__pass_recompute(mn_exec *ex)
+{
+    int64_t budget = ex->opts.memory_budget;
+    mn__stat(ex, "recompute.budget_bytes", (double)budget);
+    if (budget <= 0) return MN_OK;                      /* unlimited: the pass changes nothing */
+    snapshot sn = { 0 };
+    size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
+    plan_ctx pc = { .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
+                    .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
+    mn_status err = MN_OK;
+    int k = 0;
+    int64_t smallest = INT64_MAX;
+    if (!take(ex, &sn) || !pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = MN_ERR_NOMEM;
+    if (!err) {
+        smallest = probe(ex);
+        if (smallest < 0) err = MN_ERR_NOMEM;
+    }
+    if (!err && smallest > budget) {
+        if (!(ex->pin_solo = malloc((size_t)ex->g->n + 1))) err = MN_ERR_NOMEM;
+        for (int i = 0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
+        for (int s = 0; !err && s < ex->nsteps; s++) ex->pin_solo[ex->steps[s].node->id] = ex->steps[s].solo;
+        restore(ex, &sn);
+        k = search(ex, &pc, &sn, budget, &smallest, &err);
+        if (!err && k && apply(ex, &pc, k) < 0) err = MN_ERR_NOMEM;
+    } else if (!err) restore(ex, &sn);
+    if (!err && smallest > budget && !k) {
+        char b[32], sm[32];
+        human(budget, b, sizeof b);
+        human(smallest, sm, sizeof sm);
+        err = mn__graph_fail(ex->g, MN_ERR_INVALID, "compile: no plan fits the memory budget of %lld bytes (%s): the smallest arena "
+                             "recomputation reaches is %lld bytes (%s); give a budget of at least that", (long long)budget, b,
+                             (long long)smallest, sm);
+    } else if (err == MN_ERR_NOMEM) err = mn__graph_fail(ex->g, err, "recompute: out of memory");
+    free(ex->level_start); free(ex->level_split); free(ex->stores);   /* the real schedule and plan follow */
+    ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
+    drop_snapshot(&sn);
+    free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
+    mn__stat(ex, "recompute.segments", k);
+    mn__stat(ex, "recompute.values", ex->recomputed_values);
+    mn__stat(ex, "recompute.steps", ex->recompute_steps);
+    mn__stat(ex, "recompute.added_flops", ex->recompute_flops);
+    return err;
+}

@@ -1,0 +1,181 @@
+/* tests/test_recompute.c: training under a memory budget (graph/recompute.c).
+ * On every model kind of the command, at small shapes with dropout: a
+ * budget below every plan is an error naming the smallest arena reached;
+ * that budget compiles, recomputes, fits, passes the verifier and gives
+ * bit-identical loss and gradients; an unlimited budget changes nothing. */
+#include "harness.h"
+#include "../graph/exec.h"
+#include "train.h"
+#include <stdio.h>
+#include <string.h>
+#include <math.h>
+
+static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae", "mlp", "tagger" };
+
+typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
+
+static model build(const char *kind)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, kind));
+    c.batch = 4;
+    c.seq = 16;
+    c.hidden = 16;
+    c.embed = 8;
+    c.ff = 32;
+    c.dropout = 0.25f;
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
+    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    m.loss = mg.loss;
+    return m;
+}
+
+static void free_model(model *m) { mn_graph_free(m->g); mn_params_free(m->P); }
+
+/* Inputs from a fixed seed: i32 values below 5 (tokens, tags), f32 in [0, 1). */
+static void feed(mn_exec *ex)
+{
+    for (int i = 0; i < mn_exec_input_count(ex); i++) {
+        const mn_tensor *t = mn_exec_input(ex, i);
+        for (int64_t k = 0; k < mn_tensor_numel(t); k++) {
+            float u = mn_rng_uniform(7, (uint64_t)i, (uint64_t)k);
+            if (t->dtype == MN_I32) ((int32_t *)t->data)[k] = (int32_t)(u * 5);
+            else ((float *)t->data)[k] = u;
+        }
+    }
+}
+
+/* One training run (step 3, so dropout draws its masks): loss and every gradient, flat. */
+static float *run(model *m, mn_exec *ex, float *loss, int64_t *n)
+{
+    mn_params_zero_grad(m->P);
+    feed(ex);
+    mn_exec_set_step(ex, 3);
+    ck_assert_ok(mn_exec_run(ex));
+    *loss = mn_exec_loss(ex);
+    *n = 0;
+    for (int i = 0; i < mn_params_count(m->P); i++) *n += mn_tensor_numel(mn_params_grad(m->P, i));
+    float *g = malloc((size_t)*n * sizeof *g);
+    for (int i = 0, at = 0; i < mn_params_count(m->P); i++) {
+        const mn_tensor *t = mn_params_grad(m->P, i);
+        memcpy(g + at, t->data, mn_tensor_bytes(t));
+        at += (int)mn_tensor_numel(t);
+    }
+    return g;
+}
+
+/* Two threads: a GEMM's bits depend on whether it runs alone with both or
+ * beside another step with one, which recomputation must not change. */
+static mn_exec *compile(model *m, int64_t budget)
+{
+    return mn_compile(m->g, m->loss, &(mn_compile_opts){ .threads = 2, .verify = true, .memory_budget = budget });
+}
+
+/* The smallest budget a compile with an impossible one names (on a graph
+ * of its own: a failed compile marks the graph, as every compile error). */
+static int64_t smallest_named(const char *kind)
+{
+    model mm = build(kind), *m = &mm;
+    ck_assert_ptr_null(compile(m, 1));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(m->g), "the smallest arena recomputation reaches is ");
+    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s: %s", kind, mn_graph_errmsg(m->g));
+    ck_assert_msg(strstr(mn_graph_errmsg(m->g), "memory budget of 1 bytes"), "%s: %s", kind, mn_graph_errmsg(m->g));
+    free_model(m);
+    return need;
+}
+
+START_TEST(budget_gives_bit_identical_gradients)
+{
+    const char *kind = kinds[_i];
+    model m = build(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0, n1;
+    float l0, l1, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t need = smallest_named(kind);
+    ck_assert_int_le(need, arena);
+    ex = compile(&m, need);
+    ck_assert_msg(ex != NULL, "%s: budget %lld: %s", kind, (long long)need, mn_graph_errmsg(m.g));
+    mn_exec_stats st = mn_exec_get_stats(ex);
+    ck_assert_int_le(st.arena_bytes, need);
+    ck_assert_ok(mn_exec_verify(ex));
+    double clones = mn_exec_stat(ex, "recompute.steps");
+    if (need < arena) ck_assert_msg(clones > 0 && mn_exec_stat(ex, "recompute.added_flops") > 0, "%s: fits only by recomputing", kind);
+    float *g1 = run(&m, ex, &l1, &n1);
+    ck_assert_int_eq(n0, n1);
+    ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0, "%s: loss %.9g vs %.9g under a budget", kind, l0, l1);
+    double worst = 0;
+    int64_t at = -1;
+    for (int64_t i = 0; i < n0; i++) if (fabs((double)g0[i] - g1[i]) > worst) { worst = fabs((double)g0[i] - g1[i]); at = i; }
+    ck_assert_msg(memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0, "%s: gradients differ under a budget (by %g at %lld of %lld)", kind, worst, (long long)at, (long long)n0);
+    printf("recompute %-12s arena %8lld -> %8lld bytes (%.2f), %3.0f steps recomputed, +%.1f%% FLOPs\n", kind, (long long)arena,
+           (long long)st.arena_bytes, (double)st.arena_bytes / (double)arena, clones,
+           100.0 * mn_exec_stat(ex, "recompute.added_flops") / (st.flops - mn_exec_stat(ex, "recompute.added_flops")));
+    free(g0); free(g1);
+    mn_exec_free(ex);
+    free_model(&m);
+}
+END_TEST
+
+/* The recurrent and attention models must actually get smaller. */
+START_TEST(budget_shrinks_sequence_models)
+{
+    static const char *const seq[] = { "lstm", "rnn", "transformer", "tagger" };
+    model m = build(seq[_i]);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes;
+    mn_exec_free(ex);
+    int64_t need = smallest_named(seq[_i]);
+    ck_assert_msg((double)need < 0.95 * (double)arena, "%s: %lld of %lld bytes", seq[_i], (long long)need, (long long)arena);
+    free_model(&m);
+}
+END_TEST
+
+/* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
+START_TEST(unlimited_budget_changes_nothing)
+{
+    const char *kind = kinds[_i];
+    model m = build(kind);
+    mn_exec *a = compile(&m, 0);
+    ck_assert_ptr_nonnull(a);
+    mn_exec_stats sa = mn_exec_get_stats(a);
+    mn_exec *b = compile(&m, INT64_MAX / 2);
+    ck_assert_ptr_nonnull(b);
+    mn_exec_stats sb = mn_exec_get_stats(b);
+    ck_assert_int_eq(sa.steps, sb.steps);
+    ck_assert_int_eq(sa.levels, sb.levels);
+    ck_assert_int_eq(sa.arena_bytes, sb.arena_bytes);
+    ck_assert_int_eq(sa.placed, sb.placed);
+    ck_assert(mn_exec_stat(b, "recompute.steps") == 0);
+    for (int s = 0; s < a->nsteps; s++) {
+        ck_assert_int_eq(a->steps[s].node->id, b->steps[s].node->id);
+        ck_assert_int_eq(a->steps[s].level, b->steps[s].level);
+    }
+    for (int v = 0; v < a->nvals; v++)
+        if (mn__kind(&a->vals[v]) == MN_VAL_ARENA)
+            ck_assert_ptr_eq((void *)((char *)a->vals[v].t.data - (char *)a->arena), (void *)((char *)b->vals[v].t.data - (char *)b->arena));
+    int64_t n0, n1;
+    float l0, l1, *g0 = run(&m, a, &l0, &n0), *g1 = run(&m, b, &l1, &n1);
+    ck_assert(memcmp(&l0, &l1, sizeof l0) == 0 && memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0);
+    free(g0); free(g1);
+    mn_exec_free(a); mn_exec_free(b);
+    free_model(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("recompute");
+    TCase *tc = tcase_create("recompute");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, budget_gives_bit_identical_gradients, 0, (int)(sizeof kinds / sizeof *kinds));
+    tcase_add_loop_test(tc, budget_shrinks_sequence_models, 0, 4);
+    tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
+    suite_add_tcase(s, tc);
+    return mn_test_run(s);
+}
