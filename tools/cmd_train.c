@@ -584,6 +584,7 @@ static void summary(const trainer *t, const loop_state *ls)
 
 int cmd_train(int argc, char **argv)
 {
+    if (mn_mt_wants_train(argc, argv)) return cmd_train_translate(argc, argv);   /* tools/cmd_translate.c */
     trainer t;
     memset(&t, 0, sizeof t);
     mn_params *resumed = NULL;
