@@ -3,8 +3,11 @@
  * fixture from gen_seq2seq_fixtures.py) for cross-attention (key padding,
  * kdim/vdim), nn.TransformerDecoderLayer, nn.Transformer with every mask,
  * the whole translation model (tied and shared embeddings); the cached
- * one-step decoder against full recomputation; shape errors. */
+ * one-step decoder against full recomputation; greedy and beam search
+ * (tools/translate.c) against the full model's log-probabilities; shape
+ * errors. */
 #include "harness.h"
+#include "translate.h"
 #include <string.h>
 
 static mn_params *FX;
@@ -247,6 +250,101 @@ START_TEST(cached_step_equals_full_recomputation)
 }
 END_TEST
 
+START_TEST(gnmt_length_penalty)
+{
+    ck_assert_close(mn_mt_length_penalty(5, 0.6f), pow(10.0 / 6.0, 0.6), 1e-7);
+    ck_assert_close(mn_mt_length_penalty(1, 0.6f), 1.0, 1e-12);
+    ck_assert_close(mn_mt_length_penalty(37, 0.0f), 1.0, 1e-12);
+    ck_assert_close(mn_mt_length_penalty(13, 1.0f), 3.0, 1e-12);
+}
+END_TEST
+
+/* A small random translation model; </s> gets a bias so some hypotheses end early. */
+static mn_params *small_model(mn_mt_cfg *c)
+{
+    mn_mt_defaults(c);
+    c->vocab = 300; c->d_model = 16; c->heads = 2; c->enc_layers = 1; c->dec_layers = 2; c->ff = 32; c->max_len = 12;
+    c->dropout = 0;
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 3);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *t = mn_input(g, "t", MN_I32, MN_SHAPE(1, 4));
+    ck_assert_ptr_nonnull(mn_seq2seq(g, MN_MT_PREFIX, t, t, NULL, NULL, mn_mt_model_opts(c, false)));
+    mn_graph_free(g);
+    mn_f32(mn_params_get(P, MN_MT_PREFIX ".generator.bias"))[MN_BPE_EOS] = 6.0f;
+    return P;
+}
+
+/* log p(hyp [+ </s>] | src) by the full (teacher-forced) model. */
+static double full_logprob(mn_params *P, const mn_mt_cfg *c, const int32_t *src, int ns, const int32_t *hyp, int n, bool eos,
+                           int32_t *argmax)
+{
+    mn_graph *g = mn_graph_new(P);
+    int32_t tin[16];
+    tin[0] = MN_BPE_BOS;
+    for (int i = 0; i < n; i++) tin[i + 1] = hyp[i];
+    mn_node *s = mn_constant(g, MN_I32, MN_SHAPE(1, ns), src), *t = mn_constant(g, MN_I32, MN_SHAPE(1, n + 1), tin);
+    mn_node *lp = mn_log_softmax(g, mn_seq2seq(g, MN_MT_PREFIX, s, t, NULL, NULL, mn_mt_model_opts(c, false)), -1);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = (const mn_node *[]){ lp }, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    const float *v = mn_f32(mn_exec_value(ex, lp));
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i * c->vocab + hyp[i]];
+    if (eos) sum += v[n * c->vocab + MN_BPE_EOS];
+    for (int i = 0; i <= n; i++) {
+        int best = MN_BPE_EOS;
+        for (int k = MN_BPE_EOS; k < c->vocab; k++) if (v[i * c->vocab + k] > v[i * c->vocab + best]) best = k;
+        argmax[i] = best;
+    }
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    return sum;
+}
+
+/* Greedy picks the full model's argmax at every position; beam search's
+ * reported score is the full model's log-probability of what it returns
+ * (over the length penalty); no output is longer than --max-len. */
+START_TEST(search_agrees_with_the_full_model)
+{
+    mn_mt_cfg c;
+    mn_params *P = small_model(&c);
+    mn_mt_decoder *d = mn_mt_decoder_new(P, &c);
+    enum { N = 4 };
+    int32_t s0[] = { 7, 90, 44, 2 }, s1[] = { 120, 5, 2 }, s2[] = { 33, 33, 210, 17, 299, 8, 2 }, s3[] = { 2 };
+    int32_t *src[N] = { s0, s1, s2, s3 };
+    int len[N] = { 4, 3, 7, 1 };
+    int beams[3] = { 1, 4, 3 };
+    float alphas[3] = { 0.0f, 0.0f, 1.0f };
+    int ended = 0, forced = 0;
+    for (int k = 0; k < 3; k++) {
+        mn_mt_search q = { .beam = beams[k], .alpha = alphas[k], .max_len = 8 };
+        int32_t *out[N];
+        int olen[N];
+        double score[N];
+        ck_assert_ok(mn_mt_translate_ids(d, &q, src, len, N, out, olen, score));
+        for (int i = 0; i < N; i++) {
+            int32_t am[16];
+            bool eos = olen[i] < q.max_len;
+            ck_assert_int_le(olen[i], q.max_len);
+            double lp = full_logprob(P, &c, src[i], len[i], out[i], olen[i], eos, am);
+            double want = lp / mn_mt_length_penalty(olen[i] + (eos ? 1 : 0), q.alpha);
+            ck_assert_msg(fabs(score[i] - want) <= 1e-4 * fabs(want) + 1e-4, "beam %d sentence %d: score %.6f, full model %.6f",
+                          q.beam, i, score[i], want);
+            for (int t = 0; q.beam == 1 && t < olen[i]; t++) ck_assert_int_eq(out[i][t], am[t]);
+            if (q.beam == 1 && eos) ck_assert_int_eq(am[olen[i]], MN_BPE_EOS);
+            ended += eos;
+            forced += !eos;
+            free(out[i]);
+        }
+    }
+    ck_assert_int_gt(ended, 0);      /* both kinds of hypotheses were checked */
+    ck_assert_int_gt(forced, 0);
+    mn_mt_decoder_free(d);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(shape_errors_name_the_layer)
 {
     mn_params *P = mn_params_new();
@@ -282,6 +380,8 @@ int main(void)
     tcase_add_test(tc, translation_model_matches_torch);
     tcase_add_loop_test(tc, cached_step_equals_full_recomputation, 0, 2);
     tcase_add_test(tc, shape_errors_name_the_layer);
+    tcase_add_test(tc, gnmt_length_penalty);
+    tcase_add_test(tc, search_agrees_with_the_full_model);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_params_free(FX);
