@@ -259,9 +259,6 @@ START_TEST(gnmt_length_penalty)
 }
 END_TEST
 
-#ifndef EOS_BIAS
-#define EOS_BIAS 4.0f
-#endif
 /* A small random translation model; </s> gets a bias so some hypotheses end early. */
 static mn_params *small_model(mn_mt_cfg *c)
 {
