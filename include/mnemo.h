@@ -543,6 +543,22 @@ typedef struct {
 } mn_s2s_step;
 mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *step, mn_s2s_opts opts);
 
+/* One step of an LSTM decoder with attention (models/rnn_attention.c):
+ * nn.LSTMCell prefix.cell (input [y; feed], Luong's input feeding; state
+ * h, c [B, hidden]), scores of the new h against the encoder outputs enc
+ * [B, S, He] -- additive (Bahdanau: prefix.query.weight, prefix.key.weight
+ * + bias, prefix.v.weight) or multiplicative (Luong's general: h^T
+ * prefix.key.weight e) -- masked where enc_pad [B, S] is nonzero, the
+ * context, and att = tanh(prefix.out.weight [ctx; h]) [B, hidden], the next
+ * step's feed. keys: mn_rnn_attention_keys of enc, computed once per
+ * sentence (NULL: computed here). */
+typedef enum { MN_SCORE_ADDITIVE, MN_SCORE_GENERAL } mn_rnn_score;
+typedef struct { int64_t hidden; mn_rnn_score score; } mn_rnn_attn_opts;
+typedef struct { mn_node *att, *h, *c, *weights; } mn_rnn_attn_step;   /* weights [B, S] */
+mn_node *mn_rnn_attention_keys(mn_graph *g, const char *prefix, mn_node *enc, int64_t hidden, mn_rnn_score score);
+mn_rnn_attn_step mn_rnn_attention_step(mn_graph *g, const char *prefix, mn_node *y, mn_node *feed, mn_node *h, mn_node *c,
+                                       mn_node *enc, mn_node *keys, mn_node *enc_pad, mn_rnn_attn_opts opts);
+
 /* Gradients as graph nodes: grads[i] = d y / d wrt[i] for a f32 scalar y
  * and any f32 nodes of its graph (parameters, inputs, intermediate values),
  * built into g as ordinary nodes, so they can be outputs, enter a loss

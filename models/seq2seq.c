@@ -11,14 +11,14 @@
 
 static mn_node *sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out)
 {
-    char n[256];
+    char n[512];
     snprintf(n, sizeof n, "%s.%s", prefix, name);
     return mn_linear(g, n, x, out, true);
 }
 
 static mn_node *sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x)
 {
-    char n[256];
+    char n[512];
     snprintf(n, sizeof n, "%s.%s", prefix, name);
     return mn_layer_norm(g, n, x, true);
 }

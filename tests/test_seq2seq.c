@@ -3,7 +3,8 @@
  * fixture from gen_seq2seq_fixtures.py) for cross-attention (key padding,
  * kdim/vdim), nn.TransformerDecoderLayer, nn.Transformer with every mask,
  * the whole translation model (tied and shared embeddings); the cached
- * one-step decoder against full recomputation; greedy and beam search
+ * one-step decoder against full recomputation; one LSTM decoder step with
+ * additive and multiplicative attention; greedy and beam search
  * (tools/translate.c) against the full model's log-probabilities; shape
  * errors. */
 #include "harness.h"
@@ -250,6 +251,44 @@ START_TEST(cached_step_equals_full_recomputation)
 }
 END_TEST
 
+/* One LSTM decoder step with attention against the PyTorch module written
+ * in the fixture generator: additive and multiplicative scores, input
+ * feeding, padded encoder positions. */
+START_TEST(lstm_attention_step_matches_torch)
+{
+    static const char *const kinds[2] = { "additive", "general" };
+    const char *kind = kinds[_i];
+    mn_params *P = weights(kind);
+    int np = mn_params_count(P);
+    mn_graph *g = mn_graph_new(P);
+    mn_rnn_attn_opts o = { .hidden = 7, .score = _i ? MN_SCORE_GENERAL : MN_SCORE_ADDITIVE };
+    mn_rnn_attn_step r = mn_rnn_attention_step(g, kind, cst(g, "in.step.yt"), cst(g, "in.step.feed"), cst(g, "in.step.h0"),
+                                               cst(g, "in.step.c0"), cst(g, "in.step.enc"), NULL, cst(g, "in.src_pad"), o);
+    ck_assert_msg(r.att != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_params_count(P), np);
+    char n[3][64];
+    snprintf(n[0], 64, "in.%s.Ra", kind); snprintf(n[1], 64, "in.%s.Rh", kind); snprintf(n[2], 64, "in.%s.Rc", kind);
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_mul(g, r.att, cst(g, n[0]))), mn_sum_all(g, mn_mul(g, r.h, cst(g, n[1]))));
+    loss = mn_add(g, loss, mn_sum_all(g, mn_mul(g, r.c, cst(g, n[2]))));
+    const mn_node *outs[4] = { r.att, r.h, r.c, r.weights };
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 4 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    static const char *const parts[4] = { "att", "h", "c", "a" };
+    for (int k = 0; k < 4; k++) {
+        char w[64];
+        snprintf(w, sizeof w, "out.%s.%s", kind, parts[k]);
+        expect(w, mn_exec_value(ex, outs[k]), fx(w));
+    }
+    for (int i = 0; i < mn_params_count(P); i++) {
+        char gname[128];
+        snprintf(gname, sizeof gname, "grad.%s", mn_params_name(P, i));
+        expect(gname, mn_params_grad(P, i), fx(gname));
+    }
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 START_TEST(gnmt_length_penalty)
 {
     ck_assert_close(mn_mt_length_penalty(5, 0.6f), pow(10.0 / 6.0, 0.6), 1e-7);
@@ -383,6 +422,7 @@ int main(void)
     tcase_add_loop_test(tc, cached_step_equals_full_recomputation, 0, 2);
     tcase_add_test(tc, shape_errors_name_the_layer);
     tcase_add_test(tc, gnmt_length_penalty);
+    tcase_add_loop_test(tc, lstm_attention_step_matches_torch, 0, 2);
     tcase_add_test(tc, search_agrees_with_the_full_model);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
