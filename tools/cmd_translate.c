@@ -23,7 +23,7 @@ enum { MAX_GRAPHS = 8 };
 
 enum { O_ARCH = 256, O_SRC, O_TGT, O_OUT, O_VOCAB, O_DMODEL, O_HEADS, O_LAYERS, O_ENC, O_DEC, O_FF, O_MAXLEN, O_POSTLN,
        O_NOTIE, O_DROPOUT, O_LS, O_LR, O_CLIP, O_WD, O_BATCH, O_WARMUP, O_STEPS, O_TIME, O_LIMIT, O_VALEVERY, O_VALBLEU,
-       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS };
+       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS, O_EXPORT };
 static const struct option train_opts[] = {
     { "model", 1, 0, O_MODEL }, { "arch", 1, 0, O_ARCH }, { "src", 1, 0, O_SRC }, { "tgt", 1, 0, O_TGT }, { "out", 1, 0, O_OUT },
     { "vocab", 1, 0, O_VOCAB }, { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "layers", 1, 0, O_LAYERS },
@@ -32,7 +32,8 @@ static const struct option train_opts[] = {
     { "lr", 1, 0, O_LR }, { "clip", 1, 0, O_CLIP }, { "weight-decay", 1, 0, O_WD }, { "batch", 1, 0, O_BATCH },
     { "warmup", 1, 0, O_WARMUP }, { "steps", 1, 0, O_STEPS }, { "time", 1, 0, O_TIME }, { "limit", 1, 0, O_LIMIT },
     { "val-every", 1, 0, O_VALEVERY }, { "val-bleu", 1, 0, O_VALBLEU }, { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS },
-    { "force", 0, 0, O_FORCE }, { "metrics", 1, 0, O_METRICS }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+    { "force", 0, 0, O_FORCE }, { "metrics", 1, 0, O_METRICS }, { "export-ids", 1, 0, O_EXPORT }, { "help", 0, 0, 'h' },
+    { 0, 0, 0, 0 }
 };
 
 static void train_usage(FILE *f)
@@ -42,10 +43,13 @@ static void train_usage(FILE *f)
                "         [--ff N] [--max-len N] [--post-ln] [--no-tie] [--dropout P] [--label-smoothing E] [--lr LR]\n"
                "         [--clip NORM] [--weight-decay W] [--batch TOKENS] [--warmup STEPS] [--steps N] [--time SECONDS]\n"
                "         [--limit PAIRS] [--val-every STEPS] [--val-bleu SENTENCES] [--seed N] [--threads N] [--metrics FILE]\n"
+               "         [--export-ids FILE]\n"
                "Trains an encoder-decoder Transformer on verse pairs: two mod2imp dumps (default: KJV -> Reina-Valera 1909\n"
                "from scripts/make-parallel.sh) or two aligned text files. A joint BPE of --vocab ids is learned on the\n"
                "training split and stored in the checkpoint. Validation (loss, greedy BLEU and chrF) every --val-every\n"
-               "steps keeps the best checkpoint in --out (default translate.safetensors). See docs/translation.md.\n");
+               "steps keeps the best checkpoint in --out (default translate.safetensors). --export-ids writes the encoded\n"
+               "pairs (split, source ids, target ids, target text; tab-separated) for other trainers (scripts/mt_torch.py).\n"
+               "See docs/translation.md.\n");
 }
 
 static bool num(const char *flag, const char *v, double lo, double hi, double *out)
@@ -62,7 +66,9 @@ static bool integer(const char *flag, const char *v, int64_t lo, int64_t hi, int
     return mn_cfg_parse_int("train", flag, v, lo, hi, out);
 }
 
-static bool apply(mn_mt_cfg *c, int o, const char *v, bool *force, const char **out, const char **metrics)
+typedef struct { bool force; const char *out, *metrics, *export_ids; } run_flags;
+
+static bool apply(mn_mt_cfg *c, int o, const char *v, run_flags *rf)
 {
     int64_t i = 0;
     double d = 0;
@@ -71,9 +77,10 @@ static bool apply(mn_mt_cfg *c, int o, const char *v, bool *force, const char **
     case O_ARCH: if (strlen(v) >= sizeof c->arch) { fprintf(stderr, "mnemo train: --arch %s: unknown\n", v); return false; } snprintf(c->arch, sizeof c->arch, "%s", v); return true;
     case O_SRC: if (strlen(v) >= sizeof c->src) { fprintf(stderr, "mnemo train: --src: path too long\n"); return false; } snprintf(c->src, sizeof c->src, "%s", v); return true;
     case O_TGT: if (strlen(v) >= sizeof c->tgt) { fprintf(stderr, "mnemo train: --tgt: path too long\n"); return false; } snprintf(c->tgt, sizeof c->tgt, "%s", v); return true;
-    case O_OUT: *out = v; return true;
-    case O_METRICS: *metrics = v; return true;
-    case O_FORCE: *force = true; return true;
+    case O_OUT: rf->out = v; return true;
+    case O_METRICS: rf->metrics = v; return true;
+    case O_EXPORT: rf->export_ids = v; return true;
+    case O_FORCE: rf->force = true; return true;
     case O_POSTLN: c->post_ln = true; return true;
     case O_NOTIE: c->tie = false; return true;
     case O_VOCAB: if (!integer("vocab", v, 300, 200259, &i)) return false; c->vocab = (int)i; return true;
@@ -253,7 +260,7 @@ static int64_t fill(tgraph *t, const mn_mt_ids *const *pairs, int64_t n)
 
 typedef struct {
     mn_mt_cfg c;
-    const char *out, *metrics_path;
+    const char *out, *metrics_path, *export_ids;
     char metrics_buf[600], last[600];
     mn_params *P;
     mn_bpe *bpe;
@@ -427,6 +434,29 @@ static void apply_limit(mn_parallel *p, int64_t limit)
     p->count[MN_SPLIT_TRAIN] = kept;
 }
 
+static void put_ids(FILE *f, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? " " : "", ids[i]);
+}
+
+/* One line per pair: split, source ids (with </s>), target ids, target text. */
+static mn_status export_ids(const run *r, const char *path)
+{
+    static const char *const names[3] = { "train", "valid", "test" };
+    FILE *f = fopen(path, "w");
+    if (!f) return mn_set_error(MN_ERR_IO, "--export-ids: cannot write %s", path);
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < r->data.n[k]; i++) {
+            const mn_mt_ids *x = &r->data.items[k][i];
+            fprintf(f, "%s\t", names[k]);
+            put_ids(f, x->src, x->ns);
+            fputc('\t', f);
+            put_ids(f, x->tgt, x->nt);
+            fprintf(f, "\t%s\n", r->par.pairs[x->index].tgt);
+        }
+    return fclose(f) ? mn_set_error(MN_ERR_IO, "--export-ids: cannot write %s", path) : MN_OK;
+}
+
 static mn_status prepare(run *r)
 {
     mn_status s = mn_parallel_read(r->c.src, r->c.tgt, &r->par);
@@ -443,7 +473,7 @@ static mn_status prepare(run *r)
     printf("data: %lld train / %lld valid / %lld test pairs (%s -> %s), BPE %d ids learned in %.1f s, %lld pairs cut to %d tokens\n",
            (long long)r->data.n[0], (long long)r->data.n[1], (long long)r->data.n[2], r->c.src, r->c.tgt, mn_bpe_vocab(r->bpe),
            mn_tools_seconds(CLOCK_MONOTONIC) - t, (long long)r->data.truncated, r->c.max_len);
-    return MN_OK;
+    return r->export_ids ? export_ids(r, r->export_ids) : MN_OK;
 }
 
 /* Embeddings start at N(0, 1/d_model), as fairseq's Transformer: the
@@ -473,16 +503,19 @@ static void run_free(run *r)
 static int parse_train(int argc, char **argv, run *r, bool *force)
 {
     mn_mt_defaults(&r->c);
-    r->out = "translate.safetensors";
-    r->metrics_path = NULL;
+    run_flags rf = { .out = "translate.safetensors" };
     int o;
     opterr = 0;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {
         if (o == 'h') { train_usage(stdout); return -1; }
         if (o == '?') { fprintf(stderr, "mnemo train: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE; }
-        if (!apply(&r->c, o, optarg, force, &r->out, &r->metrics_path)) return MN_EXIT_USAGE;
+        if (!apply(&r->c, o, optarg, &rf)) return MN_EXIT_USAGE;
     }
+    r->out = rf.out;
+    r->metrics_path = rf.metrics;
+    r->export_ids = rf.export_ids;
+    *force = rf.force;
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     default_data(&r->c);
     if (mn_mt_check(&r->c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
