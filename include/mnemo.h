@@ -559,6 +559,28 @@ mn_node *mn_rnn_attention_keys(mn_graph *g, const char *prefix, mn_node *enc, in
 mn_rnn_attn_step mn_rnn_attention_step(mn_graph *g, const char *prefix, mn_node *y, mn_node *feed, mn_node *h, mn_node *c,
                                        mn_node *enc, mn_node *keys, mn_node *enc_pad, mn_rnn_attn_opts opts);
 
+/* LSTM encoder-decoder with attention: prefix.src_emb / prefix.tgt_emb
+ * (share_embeddings: tgt_emb for both), a bidirectional nn.LSTM
+ * prefix.encoder (enc_hidden per direction), the decoder step above as
+ * prefix.decoder (zero initial state and feed) and prefix.generator
+ * (nn.Linear hidden -> tgt_vocab). Padding is not packed: the reverse
+ * direction reads a sentence's padding first, as nn.LSTM on a padded batch.
+ * mn_rnn_seq2seq: src [B, S], tgt [B, T] i32 -> logits [B, T, tgt_vocab];
+ * the encoder and one step (token i32 [N]) for incremental decoding. */
+typedef struct {
+    int64_t src_vocab, tgt_vocab, embed, enc_hidden, hidden;
+    mn_rnn_score score;
+    bool share_embeddings;
+    float dropout;
+    bool training;
+} mn_rnn_s2s_opts;
+typedef struct { mn_node *enc, *keys; } mn_rnn_memory;             /* [B, S, 2 enc_hidden], [B, S, hidden] */
+typedef struct { mn_node *logits, *h, *c, *feed; } mn_rnn_s2s_step;
+mn_rnn_memory   mn_rnn_seq2seq_encode(mn_graph *g, const char *prefix, mn_node *src, mn_rnn_s2s_opts opts);
+mn_rnn_s2s_step mn_rnn_seq2seq_step(mn_graph *g, const char *prefix, mn_node *token, mn_node *h, mn_node *c, mn_node *feed,
+                                    mn_rnn_memory memory, mn_node *src_pad, mn_rnn_s2s_opts opts);
+mn_node        *mn_rnn_seq2seq(mn_graph *g, const char *prefix, mn_node *src, mn_node *tgt, mn_node *src_pad, mn_rnn_s2s_opts opts);
+
 /* Gradients as graph nodes: grads[i] = d y / d wrt[i] for a f32 scalar y
  * and any f32 nodes of its graph (parameters, inputs, intermediate values),
  * built into g as ordinary nodes, so they can be outputs, enter a loss

@@ -289,6 +289,62 @@ START_TEST(lstm_attention_step_matches_torch)
 }
 END_TEST
 
+/* The LSTM encoder-decoder: teacher-forced logits of the unrolled model
+ * against the one-step graph fed its own carried state (h, c, feed). */
+START_TEST(lstm_carried_state_equals_full_recomputation)
+{
+    enum { B = 2, S = 6, T = 5, H = 12, V = 13 };
+    mn_rnn_s2s_opts o = { .src_vocab = 11, .tgt_vocab = V, .embed = 8, .enc_hidden = 5, .hidden = H,
+                          .score = _i ? MN_SCORE_GENERAL : MN_SCORE_ADDITIVE };
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 9);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *src = tokens(g, "in.src", 10), *tgt = tokens(g, "in.tgt", 12), *pad = cst(g, "in.src_pad");
+    mn_node *full = mn_rnn_seq2seq(g, "m", src, tgt, pad, o);
+    mn_rnn_memory m = mn_rnn_seq2seq_encode(g, "m", src, o);
+    const mn_node *outs[3] = { full, m.enc, m.keys };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 3 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    mn_graph *sg = mn_graph_new(P);
+    mn_rnn_memory sm = { mn_input(sg, "enc", MN_F32, MN_SHAPE(B, S, 10)), mn_input(sg, "keys", MN_F32, MN_SHAPE(B, S, H)) };
+    mn_node *h = mn_input(sg, "h", MN_F32, MN_SHAPE(B, H)), *c = mn_input(sg, "c", MN_F32, MN_SHAPE(B, H));
+    mn_node *feed = mn_input(sg, "feed", MN_F32, MN_SHAPE(B, H));
+    mn_rnn_s2s_step st = mn_rnn_seq2seq_step(sg, "m", mn_input(sg, "tok", MN_I32, MN_SHAPE(B)), h, c, feed, sm, cst(sg, "in.src_pad"), o);
+    const mn_node *souts[4] = { st.logits, st.h, st.c, st.feed };
+    mn_exec *sx = mn_compile(sg, NULL, &(mn_compile_opts){ .outputs = souts, .noutputs = 4 });
+    ck_assert_msg(sx != NULL, "%s", mn_graph_errmsg(sg));
+    ck_assert_ok(mn_exec_feed(sx, "enc", mn_exec_value(ex, m.enc)));
+    ck_assert_ok(mn_exec_feed(sx, "keys", mn_exec_value(ex, m.keys)));
+    float zero[B * H] = { 0 };
+    ck_assert_ok(mn_exec_feed_data(sx, "h", zero, sizeof zero));
+    ck_assert_ok(mn_exec_feed_data(sx, "c", zero, sizeof zero));
+    ck_assert_ok(mn_exec_feed_data(sx, "feed", zero, sizeof zero));
+    const float *tg = mn_f32(fx("in.tgt")), *want = mn_f32(mn_exec_value(ex, full));
+    for (int t = 0; t < T; t++) {
+        int32_t tok[B];
+        for (int b = 0; b < B; b++) tok[b] = (int32_t)tg[b * T + t] < 12 ? (int32_t)tg[b * T + t] : 12;
+        ck_assert_ok(mn_exec_feed_data(sx, "tok", tok, sizeof tok));
+        ck_assert_ok(mn_exec_run(sx));
+        const float *got = mn_f32(mn_exec_value(sx, st.logits));
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < V; v++) {
+                double a = got[b * V + v], w = want[(b * T + t) * V + v];
+                ck_assert_msg(fabs(a - w) <= 1e-5 + 1e-4 * fabs(w), "position %d row %d logit %d: step %.7g, full %.7g", t, b, v, a, w);
+            }
+        float next[3][B * H];
+        memcpy(next[0], mn_f32(mn_exec_value(sx, st.h)), sizeof next[0]);
+        memcpy(next[1], mn_f32(mn_exec_value(sx, st.c)), sizeof next[1]);
+        memcpy(next[2], mn_f32(mn_exec_value(sx, st.feed)), sizeof next[2]);
+        ck_assert_ok(mn_exec_feed_data(sx, "h", next[0], sizeof next[0]));
+        ck_assert_ok(mn_exec_feed_data(sx, "c", next[1], sizeof next[1]));
+        ck_assert_ok(mn_exec_feed_data(sx, "feed", next[2], sizeof next[2]));
+    }
+    mn_exec_free(sx); mn_graph_free(sg);
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 START_TEST(gnmt_length_penalty)
 {
     ck_assert_close(mn_mt_length_penalty(5, 0.6f), pow(10.0 / 6.0, 0.6), 1e-7);
@@ -423,6 +479,7 @@ int main(void)
     tcase_add_test(tc, shape_errors_name_the_layer);
     tcase_add_test(tc, gnmt_length_penalty);
     tcase_add_loop_test(tc, lstm_attention_step_matches_torch, 0, 2);
+    tcase_add_loop_test(tc, lstm_carried_state_equals_full_recomputation, 0, 2);
     tcase_add_test(tc, search_agrees_with_the_full_model);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
