@@ -2,7 +2,8 @@
 # mnemo train --model translate, mnemo translate and mnemo eval on a slice
 # (issue 19): a small Transformer trained for a few steps on the eight
 # verse pairs of tests/fixtures/mt_{kjv,rv}.imp memorises them (BLEU >= 90
-# on its training split, greedy and beam 4); the checkpoint holds the BPE
+# on its training split, greedy and beam 4), the LSTM with attention learns
+# them (BLEU >= 10); the checkpoint holds the BPE
 # and the configuration; translate reads arguments or standard input, one
 # line out per line in; bad flags, stranger's and tampered checkpoints and
 # existing outputs are refused with a message.
@@ -43,7 +44,18 @@ check "one line out per line in" [ "$(wc -l < lines.txt)" = 3 ]
 check "beam 4, first line: $(head -1 lines.txt)" grep -q "^EN el .* Dios los cielos y la tierra\.$" lines.txt
 check "blank line kept" [ -z "$(sed -n 2p lines.txt)" ]
 
-# 4. refusals
+# 4. the LSTM with attention: trains, translates (greedy and beam), learns the slice
+expect 0 "lstm-attn: embeddings and decoder 64, bidirectional encoder 2 x 32, multiplicative attention" -- \
+  "$mnemo" train --model translate --arch lstm-attn "${small[@]}" --steps 150 --val-every 150 --out lstm.st
+for beam in 1 4; do
+  expect 0 "^train: BLEU [0-9.]+ chrF [0-9.]+ on 8 pairs \(beam $beam" -- "$mnemo" eval --ckpt lstm.st --split train --beam $beam --threads 1
+  bleu=$(sed -n 's/^train: BLEU \([0-9.]*\) .*/\1/p' out.txt)
+  check "lstm-attn beam $beam: BLEU $bleu >= 10 on the training slice" python3 -c "import sys; sys.exit(not float('$bleu') >= 10)"
+done
+expect 0 "" -- "$mnemo" translate --ckpt lstm.st --threads 1 "Jesus wept."
+check "lstm-attn translates" [ -n "$(cat out.txt)" ]
+
+# 5. refusals
 expect 1 "mt.st exists: pass --force" -- "$mnemo" train --model translate "${small[@]}" --steps 1 --out mt.st
 expect 2 "--ckpt CKPT is required" -- "$mnemo" translate "Jesus wept."
 expect 2 "beam" -- "$mnemo" translate --ckpt mt.st --beam 0 "Jesus wept."

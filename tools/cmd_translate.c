@@ -16,14 +16,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define BUCKET 16
+#define BUCKET MN_MT_BUCKET
 enum { MAX_GRAPHS = 8 };
 
 /* ---- options ---- */
 
 enum { O_ARCH = 256, O_SRC, O_TGT, O_OUT, O_VOCAB, O_DMODEL, O_HEADS, O_LAYERS, O_ENC, O_DEC, O_FF, O_MAXLEN, O_POSTLN,
        O_NOTIE, O_DROPOUT, O_LS, O_LR, O_CLIP, O_WD, O_BATCH, O_WARMUP, O_STEPS, O_TIME, O_LIMIT, O_VALEVERY, O_VALBLEU,
-       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS, O_EXPORT };
+       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS, O_EXPORT, O_ADDITIVE };
 static const struct option train_opts[] = {
     { "model", 1, 0, O_MODEL }, { "arch", 1, 0, O_ARCH }, { "src", 1, 0, O_SRC }, { "tgt", 1, 0, O_TGT }, { "out", 1, 0, O_OUT },
     { "vocab", 1, 0, O_VOCAB }, { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "layers", 1, 0, O_LAYERS },
@@ -32,19 +32,20 @@ static const struct option train_opts[] = {
     { "lr", 1, 0, O_LR }, { "clip", 1, 0, O_CLIP }, { "weight-decay", 1, 0, O_WD }, { "batch", 1, 0, O_BATCH },
     { "warmup", 1, 0, O_WARMUP }, { "steps", 1, 0, O_STEPS }, { "time", 1, 0, O_TIME }, { "limit", 1, 0, O_LIMIT },
     { "val-every", 1, 0, O_VALEVERY }, { "val-bleu", 1, 0, O_VALBLEU }, { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS },
-    { "force", 0, 0, O_FORCE }, { "metrics", 1, 0, O_METRICS }, { "export-ids", 1, 0, O_EXPORT }, { "help", 0, 0, 'h' },
+    { "force", 0, 0, O_FORCE }, { "metrics", 1, 0, O_METRICS }, { "export-ids", 1, 0, O_EXPORT }, { "additive", 0, 0, O_ADDITIVE },
+    { "help", 0, 0, 'h' },
     { 0, 0, 0, 0 }
 };
 
 static void train_usage(FILE *f)
 {
     fprintf(f, "usage: mnemo train --model translate [--src FILE --tgt FILE] [--out CKPT] [--force]\n"
-               "         [--arch transformer] [--vocab N] [--d-model N] [--heads N] [--layers N | --enc-layers N --dec-layers N]\n"
+               "         [--arch transformer|lstm-attn [--additive]] [--vocab N] [--d-model N] [--heads N] [--layers N | --enc-layers N --dec-layers N]\n"
                "         [--ff N] [--max-len N] [--post-ln] [--no-tie] [--dropout P] [--label-smoothing E] [--lr LR]\n"
                "         [--clip NORM] [--weight-decay W] [--batch TOKENS] [--warmup STEPS] [--steps N] [--time SECONDS]\n"
                "         [--limit PAIRS] [--val-every STEPS] [--val-bleu SENTENCES] [--seed N] [--threads N] [--metrics FILE]\n"
                "         [--export-ids FILE]\n"
-               "Trains an encoder-decoder Transformer on verse pairs: two mod2imp dumps (default: KJV -> Reina-Valera 1909\n"
+               "Trains an encoder-decoder Transformer (or an LSTM with attention) on verse pairs: two mod2imp dumps (default: KJV -> Reina-Valera 1909\n"
                "from scripts/make-parallel.sh) or two aligned text files. A joint BPE of --vocab ids is learned on the\n"
                "training split and stored in the checkpoint. Validation (loss, greedy BLEU and chrF) every --val-every\n"
                "steps keeps the best checkpoint in --out (default translate.safetensors). --export-ids writes the encoded\n"
@@ -83,6 +84,7 @@ static bool apply(mn_mt_cfg *c, int o, const char *v, run_flags *rf)
     case O_FORCE: rf->force = true; return true;
     case O_POSTLN: c->post_ln = true; return true;
     case O_NOTIE: c->tie = false; return true;
+    case O_ADDITIVE: c->additive = true; return true;
     case O_VOCAB: if (!integer("vocab", v, 300, 200259, &i)) return false; c->vocab = (int)i; return true;
     case O_DMODEL: if (!integer("d-model", v, 1, 4096, &i)) return false; c->d_model = (int)i; return true;
     case O_HEADS: if (!integer("heads", v, 1, 4096, &i)) return false; c->heads = (int)i; return true;
@@ -128,9 +130,7 @@ typedef struct { const mn_mt_ids **order; batch *b; int64_t nb; } epoch;
 
 static int bucket_of(const mn_mt_ids *x, int max_len)
 {
-    int n = x->ns > x->nt + 1 ? x->ns : x->nt + 1;
-    int L = (n + BUCKET - 1) / BUCKET * BUCKET;
-    return L > max_len ? max_len : L;
+    return mn_mt_bucket(x->ns > x->nt + 1 ? x->ns : x->nt + 1, max_len);
 }
 
 static uint64_t mix(uint64_t x)
@@ -208,7 +208,8 @@ static mn_status build_train(mn_params *P, const mn_mt_cfg *c, tgraph *t)
     mn_graph_set_seed(g, c->seed * 1000003u + (uint64_t)t->L);
     mn_node *src = mn_input(g, "src", MN_I32, MN_SHAPE(t->B, t->L)), *pad = mn_input(g, "src_pad", MN_F32, MN_SHAPE(t->B, t->L));
     mn_node *tin = mn_input(g, "tgt_in", MN_I32, MN_SHAPE(t->B, t->L)), *tout = mn_input(g, "tgt_out", MN_I32, MN_SHAPE(t->B * t->L));
-    mn_node *logits = mn_seq2seq(g, MN_MT_PREFIX, src, tin, pad, NULL, o);
+    mn_node *logits = mn_mt_is_lstm(c) ? mn_rnn_seq2seq(g, MN_MT_PREFIX, src, tin, pad, mn_mt_rnn_opts(c, t->training))
+                                       : mn_seq2seq(g, MN_MT_PREFIX, src, tin, pad, NULL, o);
     mn_ce_opts ce = { .ignore_index = -100, .reduction = MN_REDUCE_MEAN, .label_smoothing = t->training ? c->label_smoothing : 0 };
     t->loss = mn_cross_entropy_ex(g, mn_reshape(g, logits, MN_SHAPE(t->B * t->L, c->vocab)), tout, ce);
     mn_compile_opts co = { .threads = c->threads, .no_backward = !t->training };
@@ -559,11 +560,14 @@ int cmd_train_translate(int argc, char **argv)
         ao.weight_decay = r.c.weight_decay > 0 ? r.c.weight_decay : MN_ZERO;
         tgraph *t;
         s = get_graph(&r.G, r.P, &r.c, r.c.batch / BUCKET, BUCKET, true, &t);     /* creates the parameters */
-        if (!s) scale_embeddings(r.P, &r.c);
+        if (!s && !mn_mt_is_lstm(&r.c)) scale_embeddings(r.P, &r.c);
         if (!s && !(r.opt = mn_adamw(r.P, ao))) s = mn_last_status();
         if (!s && !(r.metrics = fopen(r.metrics_path, "w"))) s = mn_set_error(MN_ERR_IO, "cannot write %s", r.metrics_path);
     }
     if (!s) {
+        if (mn_mt_is_lstm(&r.c))
+            printf("lstm-attn: embeddings and decoder %d, bidirectional encoder 2 x %d, %s attention\n", r.c.d_model,
+                   r.c.d_model / 2, r.c.additive ? "additive" : "multiplicative");
         printf("translate (%s, d_model %d, %d+%d layers, %d heads, ff %d): %lld parameters, batches of %d tokens, lr %g, %d threads\n",
                r.c.arch, r.c.d_model, r.c.enc_layers, r.c.dec_layers, r.c.heads, r.c.ff, (long long)mn_params_numel(r.P), r.c.batch,
                (double)r.c.lr, r.c.threads ? r.c.threads : mn_get_num_threads());

@@ -39,7 +39,9 @@ void mn_mt_defaults(mn_mt_cfg *c)
 
 mn_status mn_mt_check(const mn_mt_cfg *c)
 {
-    if (strcmp(c->arch, "transformer")) return mn_set_error(MN_ERR_INVALID, "--arch: unknown architecture \"%s\" (transformer)", c->arch);
+    if (strcmp(c->arch, "transformer") && strcmp(c->arch, "lstm-attn"))
+        return mn_set_error(MN_ERR_INVALID, "--arch: unknown architecture \"%s\" (transformer, lstm-attn)", c->arch);
+    if (mn_mt_is_lstm(c) && c->d_model % 2) return mn_set_error(MN_ERR_INVALID, "--d-model %d: lstm-attn needs an even size (two encoder directions)", c->d_model);
     if (c->vocab < 300 || c->vocab > MN_BPE_FIRST_MERGE + 200000) return mn_set_error(MN_ERR_INVALID, "--vocab %d: must be 300..200259", c->vocab);
     if (c->d_model < 1 || c->d_model > 4096 || c->heads < 1 || c->d_model % c->heads)
         return mn_set_error(MN_ERR_INVALID, "--d-model %d must be 1..4096 and divisible by --heads %d", c->d_model, c->heads);
@@ -55,6 +57,18 @@ mn_status mn_mt_check(const mn_mt_cfg *c)
     if (c->warmup < 0 || c->val_every < 1 || c->val_bleu < 0 || c->steps < 0 || c->limit < 0 || !(c->time_limit >= 0))
         return mn_set_error(MN_ERR_INVALID, "--warmup, --val-every (>= 1), --val-bleu, --steps, --limit and --time must not be negative");
     return MN_OK;
+}
+
+bool mn_mt_is_lstm(const mn_mt_cfg *c)
+{
+    return !strcmp(c->arch, "lstm-attn");
+}
+
+mn_rnn_s2s_opts mn_mt_rnn_opts(const mn_mt_cfg *c, bool training)
+{
+    return (mn_rnn_s2s_opts){ .src_vocab = c->vocab, .tgt_vocab = c->vocab, .embed = c->d_model, .enc_hidden = c->d_model / 2,
+                              .hidden = c->d_model, .score = c->additive ? MN_SCORE_ADDITIVE : MN_SCORE_GENERAL,
+                              .share_embeddings = c->tie, .dropout = c->dropout, .training = training };
 }
 
 mn_s2s_opts mn_mt_model_opts(const mn_mt_cfg *c, bool training)
@@ -74,7 +88,7 @@ static const field fields[] = {
     FLD("arch", F_STR, arch), FLD("src", F_STR, src), FLD("tgt", F_STR, tgt), FLD("vocab", F_INT, vocab),
     FLD("d_model", F_INT, d_model), FLD("heads", F_INT, heads), FLD("enc_layers", F_INT, enc_layers),
     FLD("dec_layers", F_INT, dec_layers), FLD("ff", F_INT, ff), FLD("max_len", F_INT, max_len),
-    FLD("post_ln", F_BOOL, post_ln), FLD("tie", F_BOOL, tie), FLD("dropout", F_FLOAT, dropout),
+    FLD("post_ln", F_BOOL, post_ln), FLD("tie", F_BOOL, tie), FLD("additive", F_BOOL, additive), FLD("dropout", F_FLOAT, dropout),
     FLD("label_smoothing", F_FLOAT, label_smoothing), FLD("lr", F_FLOAT, lr), FLD("clip", F_FLOAT, clip),
     FLD("weight_decay", F_FLOAT, weight_decay), FLD("batch", F_INT, batch), FLD("warmup", F_INT, warmup),
     FLD("val_every", F_INT, val_every), FLD("val_bleu", F_INT, val_bleu), FLD("steps", F_I64, steps),
@@ -198,6 +212,12 @@ void mn_mt_data_free(mn_mt_data *d)
     memset(d, 0, sizeof *d);
 }
 
+int mn_mt_bucket(int len, int max_len)
+{
+    int L = (len + MN_MT_BUCKET - 1) / MN_MT_BUCKET * MN_MT_BUCKET;
+    return L > max_len ? max_len : L;
+}
+
 double mn_mt_length_penalty(int len, float alpha)
 {
     return pow((5.0 + len) / 6.0, (double)alpha);
@@ -217,6 +237,10 @@ typedef struct {
     float **ck, **cv, **smk, **smv;   /* step input buffers: caches and memory */
     float *pad;                  /* step input [N, S] */
     int32_t *tok, *pos;
+    /* lstm-attn: encoder outputs, step state inputs and outputs */
+    mn_rnn_memory mem;
+    float *enc_buf, *keys, *state[3];
+    mn_node *next[3];            /* h, c, feed */
 } shape_set;
 
 struct mn_mt_decoder {
@@ -263,6 +287,44 @@ static void *input_buffer(mn_exec *ex, const char *name)
     for (int i = 0; i < mn_exec_input_count(ex); i++)
         if (!strcmp(mn_exec_input_name(ex, i), name)) return mn_exec_input(ex, i)->data;
     return NULL;
+}
+
+static mn_status compile_outputs(mn_graph *g, const mn_node **outs, int n, int threads, mn_exec **ex)
+{
+    mn_compile_opts co = { .threads = threads, .outputs = outs, .noutputs = n };
+    *ex = mn_graph_status(g) ? NULL : mn_compile(g, NULL, mn_tools_compile_opts(&co));
+    return *ex ? MN_OK : mn_set_error(mn_graph_status(g) ? mn_graph_status(g) : MN_ERR_INVALID, "translate: %s", mn_graph_errmsg(g));
+}
+
+static mn_status build_lstm(mn_mt_decoder *d, shape_set *s, int threads)
+{
+    mn_rnn_s2s_opts o = mn_mt_rnn_opts(&d->c, false);
+    int H = d->c.d_model;
+    s->eg = mn_graph_new(d->P);
+    mn_graph *g = s->eg;
+    s->mem = mn_rnn_seq2seq_encode(g, MN_MT_PREFIX, mn_input(g, "src", MN_I32, MN_SHAPE(s->B, s->S)), o);
+    const mn_node *eo[2] = { s->mem.enc, s->mem.keys };
+    mn_status st = compile_outputs(g, eo, 2, threads, &s->enc);
+    if (st) return st;
+    s->sg = mn_graph_new(d->P);
+    g = s->sg;
+    mn_rnn_memory m = { mn_input(g, "enc", MN_F32, MN_SHAPE(s->N, s->S, H)), mn_input(g, "keys", MN_F32, MN_SHAPE(s->N, s->S, H)) };
+    mn_node *h = mn_input(g, "h", MN_F32, MN_SHAPE(s->N, H)), *c = mn_input(g, "c", MN_F32, MN_SHAPE(s->N, H));
+    mn_node *feed = mn_input(g, "feed", MN_F32, MN_SHAPE(s->N, H));
+    mn_rnn_s2s_step r = mn_rnn_seq2seq_step(g, MN_MT_PREFIX, mn_input(g, "tok", MN_I32, MN_SHAPE(s->N)), h, c, feed, m,
+                                            mn_input(g, "mem_pad", MN_F32, MN_SHAPE(s->N, s->S)), o);
+    s->logp = mn_log_softmax(g, r.logits, -1);
+    s->next[0] = r.h; s->next[1] = r.c; s->next[2] = r.feed;
+    const mn_node *so[4] = { s->logp, r.h, r.c, r.feed };
+    if ((st = compile_outputs(g, so, 4, threads, &s->step))) return st;
+    static const char *const names[3] = { "h", "c", "feed" };
+    for (int k = 0; k < 3; k++) s->state[k] = input_buffer(s->step, names[k]);
+    s->enc_buf = input_buffer(s->step, "enc");
+    s->keys = input_buffer(s->step, "keys");
+    s->pad = input_buffer(s->step, "mem_pad");
+    s->tok = input_buffer(s->step, "tok");
+    for (int k = 0; k < 3; k++) memset(s->state[k], 0, (size_t)s->N * H * sizeof(float));
+    return MN_OK;
 }
 
 static mn_status build_encoder(mn_mt_decoder *d, shape_set *s, int threads)
@@ -338,8 +400,8 @@ static mn_status get_set(mn_mt_decoder *d, int B, int N, int S, int threads, sha
                         (void **)&s->ck, (void **)&s->cv, (void **)&s->smk, (void **)&s->smv };
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         if (!(*arrays[i] = calloc((size_t)L, sizeof(void *)))) { set_free(s); return mn_set_error(MN_ERR_NOMEM, "translate: out of memory"); }
-    mn_status st = build_encoder(d, s, threads);
-    if (!st) st = build_step(d, s, threads);
+    mn_status st = mn_mt_is_lstm(&d->c) ? build_lstm(d, s, threads) : build_encoder(d, s, threads);
+    if (!st && !mn_mt_is_lstm(&d->c)) st = build_step(d, s, threads);
     if (st) { set_free(s); return st; }
     *out = s;
     return MN_OK;
@@ -452,8 +514,19 @@ static void advance(beam_state *b, int i, const cand *c, int n, int t, bool last
 
 /* Stores this position's keys/values in slot t, then gathers every row's
  * slots 0..t from its parent. */
+/* lstm-attn: every row's next state is its parent's new state. */
+static void update_state(mn_mt_decoder *d, shape_set *s, const beam_state *b)
+{
+    int64_t H = d->c.d_model;
+    for (int k = 0; k < 3; k++) {
+        const float *nw = mn_f32(mn_exec_value(s->step, s->next[k]));
+        for (int64_t r = 0; r < s->N; r++) memcpy(s->state[k] + r * H, nw + b->parent[r] * H, (size_t)H * sizeof(float));
+    }
+}
+
 static mn_status update_caches(mn_mt_decoder *d, shape_set *s, const beam_state *b, int t)
 {
+    if (mn_mt_is_lstm(&d->c)) { update_state(d, s, b); return MN_OK; }
     int L = d->c.dec_layers, H = d->c.heads, dh = d->c.d_model / d->c.heads, T = d->c.max_len;
     int64_t row = (int64_t)H * T * dh, need = (int64_t)s->N * row;
     if (d->tmp_n < need) {
@@ -486,24 +559,33 @@ static mn_status update_caches(mn_mt_decoder *d, shape_set *s, const beam_state 
 static mn_status encode_batch(mn_mt_decoder *d, shape_set *s, int32_t *const *src, const int *src_len, int n, int K)
 {
     int32_t *stok = input_buffer(s->enc, "src");
-    float *spad = input_buffer(s->enc, "src_pad");
+    float *spad = input_buffer(s->enc, "src_pad");     /* NULL when the encoder reads no mask (lstm-attn) */
     for (int i = 0; i < s->B; i++)
         for (int j = 0; j < s->S; j++) {
             bool real = i < n && j < src_len[i];
             stok[i * s->S + j] = real ? src[i][j] : MN_BPE_PAD;
-            spad[i * s->S + j] = real ? 0.0f : 1.0f;
+            if (spad) spad[i * s->S + j] = real ? 0.0f : 1.0f;
         }
     mn_status st = mn_exec_run(s->enc);
     if (st) return mn_set_error(st, "translate: %s", mn_exec_errmsg(s->enc));
     int64_t per = (int64_t)d->c.d_model * s->S;    /* H * S * dh per sentence */
-    for (int l = 0; l < d->c.dec_layers; l++) {
+    if (mn_mt_is_lstm(&d->c)) {
+        const float *e = mn_f32(mn_exec_value(s->enc, s->mem.enc)), *k = mn_f32(mn_exec_value(s->enc, s->mem.keys));
+        for (int r = 0; r < s->N; r++) {
+            memcpy(s->enc_buf + r * per, e + (r / K) * per, (size_t)per * sizeof(float));
+            memcpy(s->keys + r * per, k + (r / K) * per, (size_t)per * sizeof(float));
+        }
+        for (int j = 0; j < 3; j++) memset(s->state[j], 0, (size_t)per / s->S * s->N * sizeof(float));
+    }
+    for (int l = 0; l < d->c.dec_layers && !mn_mt_is_lstm(&d->c); l++) {
         const float *mk = mn_f32(mn_exec_value(s->enc, s->mk[l])), *mv = mn_f32(mn_exec_value(s->enc, s->mv[l]));
         for (int r = 0; r < s->N; r++) {
             memcpy(s->smk[l] + r * per, mk + (r / K) * per, (size_t)per * sizeof(float));
             memcpy(s->smv[l] + r * per, mv + (r / K) * per, (size_t)per * sizeof(float));
         }
     }
-    for (int r = 0; r < s->N; r++) memcpy(s->pad + (int64_t)r * s->S, spad + (int64_t)(r / K) * s->S, (size_t)s->S * sizeof(float));
+    for (int r = 0; r < s->N; r++)
+        for (int j = 0; j < s->S; j++) s->pad[(int64_t)r * s->S + j] = r / K < n && j < src_len[r / K] ? 0.0f : 1.0f;
     return MN_OK;
 }
 
@@ -519,7 +601,7 @@ static mn_status search(mn_mt_decoder *d, shape_set *s, const mn_mt_search *q, i
         for (int i = 0; i < s->B; i++) all = all && b->done[i];
         if (all) break;
         for (int r = 0; r < s->N; r++) s->tok[r] = t == 0 ? MN_BPE_BOS : b->hist[(int64_t)r * b->T + t - 1];
-        *s->pos = t;
+        if (s->pos) *s->pos = t;
         if ((st = mn_exec_run(s->step))) { st = mn_set_error(st, "translate: %s", mn_exec_errmsg(s->step)); break; }
         const float *logp = mn_f32(mn_exec_value(s->step, s->logp));
         for (int r = 0; r < s->N; r++) b->parent[r] = r;
@@ -541,17 +623,9 @@ static mn_status search(mn_mt_decoder *d, shape_set *s, const mn_mt_search *q, i
     return st;
 }
 
-mn_status mn_mt_translate_ids(mn_mt_decoder *d, const mn_mt_search *q, int32_t *const *src, const int *src_len, int n,
-                              int32_t **out, int *out_len, double *score)
+static mn_status translate_batch(mn_mt_decoder *d, const mn_mt_search *q, int32_t *const *src, const int *src_len, int n, int S,
+                                 int32_t **out, int *out_len, double *score)
 {
-    if (!d || !q || q->beam < 1 || q->beam > 64 || n < 1) return mn_set_error(MN_ERR_INVALID, "translate: beam must be 1..64, sentences >= 1");
-    int S = 1;
-    for (int i = 0; i < n; i++) {
-        if (src_len[i] < 1 || src_len[i] > d->c.max_len) return mn_set_error(MN_ERR_INVALID, "translate: sentence %d has %d tokens (1..%d)", i, src_len[i], d->c.max_len);
-        S = src_len[i] > S ? src_len[i] : S;
-    }
-    S = (S + 7) / 8 * 8;
-    if (S > d->c.max_len) S = d->c.max_len;
     shape_set *s = NULL;
     mn_status st = get_set(d, n, n * q->beam, S, q->threads, &s);
     if (st) return st;
@@ -568,6 +642,51 @@ mn_status mn_mt_translate_ids(mn_mt_decoder *d, const mn_mt_search *q, int32_t *
     }
     beam_free(&b);
     return st;
+}
+
+/* lstm-attn reads padding in its reverse direction (training batches are
+ * padded to a multiple of MN_MT_BUCKET tokens): each sentence is padded to
+ * its own bucket, as most are in training, and decoded with the others of
+ * that bucket, so a translation never depends on what else is in the batch. */
+static mn_status translate_by_length(mn_mt_decoder *d, const mn_mt_search *q, int32_t *const *src, const int *src_len, int n,
+                                     int32_t **out, int *out_len, double *score)
+{
+    int32_t **gs = malloc((size_t)n * sizeof *gs), **go = malloc((size_t)n * sizeof *go);
+    int *gl = malloc((size_t)n * sizeof *gl), *gol = malloc((size_t)n * sizeof *gol), *at = malloc((size_t)n * sizeof *at);
+    double *gsc = malloc((size_t)n * sizeof *gsc);
+    mn_status st = gs && go && gl && gol && at && gsc ? MN_OK : mn_set_error(MN_ERR_NOMEM, "translate: out of memory");
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    for (int i = 0; i < n && !st; i++) {
+        if (out[i]) continue;
+        int m = 0;
+        for (int k = i; k < n; k++)
+            if (!out[k] && mn_mt_bucket(src_len[k], d->c.max_len) == mn_mt_bucket(src_len[i], d->c.max_len)) {
+                gs[m] = src[k]; gl[m] = src_len[k]; at[m++] = k;
+            }
+        st = translate_batch(d, q, gs, gl, m, mn_mt_bucket(src_len[i], d->c.max_len), go, gol, gsc);
+        for (int k = 0; k < m && !st; k++) {
+            out[at[k]] = go[k];
+            out_len[at[k]] = gol[k];
+            if (score) score[at[k]] = gsc[k];
+        }
+    }
+    for (int i = 0; st && i < n; i++) { free(out[i]); out[i] = NULL; out_len[i] = 0; }
+    free(gs); free(go); free(gl); free(gol); free(at); free(gsc);
+    return st;
+}
+
+mn_status mn_mt_translate_ids(mn_mt_decoder *d, const mn_mt_search *q, int32_t *const *src, const int *src_len, int n,
+                              int32_t **out, int *out_len, double *score)
+{
+    if (!d || !q || q->beam < 1 || q->beam > 64 || n < 1) return mn_set_error(MN_ERR_INVALID, "translate: beam must be 1..64, sentences >= 1");
+    int S = 1;
+    for (int i = 0; i < n; i++) {
+        if (src_len[i] < 1 || src_len[i] > d->c.max_len) return mn_set_error(MN_ERR_INVALID, "translate: sentence %d has %d tokens (1..%d)", i, src_len[i], d->c.max_len);
+        S = src_len[i] > S ? src_len[i] : S;
+    }
+    if (mn_mt_is_lstm(&d->c)) return translate_by_length(d, q, src, src_len, n, out, out_len, score);
+    S = (S + 7) / 8 * 8;
+    return translate_batch(d, q, src, src_len, n, S > d->c.max_len ? d->c.max_len : S, out, out_len, score);
 }
 
 enum { TEXT_BATCH = 16 };

@@ -15,11 +15,12 @@
 #define MN_MT_PREFIX "mt"
 
 typedef struct {
-    char arch[16];               /* transformer */
+    char arch[16];               /* transformer, lstm-attn (d_model = embedding = decoder hidden = 2 x encoder hidden) */
     char src[512], tgt[512];     /* two mod2imp dumps or two aligned text files */
     int vocab;                   /* joint BPE vocabulary (ids) */
     int d_model, heads, enc_layers, dec_layers, ff, max_len;
     bool post_ln, tie;           /* tie: generator = target embedding, and one table for both sides */
+    bool additive;               /* lstm-attn: Bahdanau scores (default: Luong's general) */
     float dropout, label_smoothing, lr, clip, weight_decay;
     int batch, warmup, val_every, val_bleu;   /* val_bleu: validation sentences translated for BLEU */
     int64_t steps, limit;        /* limit: training pairs used (0: all) */
@@ -33,6 +34,8 @@ mn_status mn_mt_check(const mn_mt_cfg *c);
 char     *mn_mt_cfg_json(const mn_mt_cfg *c);              /* malloc'd */
 mn_status mn_mt_cfg_parse(const char *json, mn_mt_cfg *c);
 mn_s2s_opts mn_mt_model_opts(const mn_mt_cfg *c, bool training);
+bool        mn_mt_is_lstm(const mn_mt_cfg *c);
+mn_rnn_s2s_opts mn_mt_rnn_opts(const mn_mt_cfg *c, bool training);
 
 /* A pair as ids: src then </s>; tgt (without <s> or </s>). */
 typedef struct { int32_t *src, *tgt; int ns, nt; int64_t index; } mn_mt_ids;
@@ -45,6 +48,10 @@ typedef struct {
 /* Encodes every pair (sides cut to max_len - 1 tokens). */
 mn_status mn_mt_encode(const mn_bpe *bpe, const mn_parallel *p, const mn_mt_cfg *c, mn_mt_data *d);
 void      mn_mt_data_free(mn_mt_data *d);
+
+/* Training batches pad to multiples of MN_MT_BUCKET tokens (at most max_len). */
+#define MN_MT_BUCKET 16
+int mn_mt_bucket(int len, int max_len);
 
 /* GNMT length penalty ((5 + len) / 6)^alpha (Wu et al. 2016). */
 double mn_mt_length_penalty(int len, float alpha);
