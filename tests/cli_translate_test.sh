@@ -76,11 +76,20 @@ def write(path, key, value):
     t = json.dumps(g).encode(); t += b' ' * ((8 - len(t) % 8) % 8)
     open(path, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
 bpe = json.loads(h['__metadata__']['mnemo.bpe']); bpe['merges'][0] = 999999
+# a checkpoint without one of the model's tensors (the others' offsets closed up)
+g = json.loads(json.dumps(h)); del g['mt.generator.bias']
+data, off = b'', 0
+for k in sorted((k for k in g if k != '__metadata__'), key=lambda k: g[k]['data_offsets'][0]):
+    lo, hi = g[k]['data_offsets']; data += b[8 + n + lo:8 + n + hi]
+    g[k]['data_offsets'] = [off, off + hi - lo]; off += hi - lo
+t = json.dumps(g).encode(); t += b' ' * ((8 - len(t) % 8) % 8)
+open('missing.st', 'wb').write(struct.pack('<Q', len(t)) + t + data)
 write(bad_bpe, 'mnemo.bpe', json.dumps(bpe))
 cfg = json.loads(h['__metadata__']['mnemo.translate']); cfg['heads'] = 5
 write(bad_cfg, 'mnemo.translate', json.dumps(cfg))
 PY
 expect 1 "stored BPE refused: merge 0 joins ids 999999" -- "$mnemo" translate --ckpt bad_bpe.st "Jesus wept."
+expect 1 "mt.generator.bias" -- "$mnemo" translate --ckpt missing.st "Jesus wept."
 expect 1 "divisible by --heads 5" -- "$mnemo" translate --ckpt bad_cfg.st "Jesus wept."
 
 echo "cli_translate: $checks checks, $failures failures"

@@ -600,6 +600,7 @@ static mn_status open_ckpt(const char *path, mn_params **P, mn_mt_cfg *c, mn_bpe
     if (!s) s = mn_mt_cfg_parse(cj, c);
     if (!s) s = mn_bpe_from_json(bj, bpe);
     if (!s && mn_bpe_vocab(*bpe) != c->vocab) s = mn_set_error(MN_ERR_FORMAT, "%s: BPE has %d ids, the model %d", path, mn_bpe_vocab(*bpe), c->vocab);
+    if (!s) mn_params_set_strict(*P, true);   /* a tensor the model needs and the file lacks is an error, never a fresh init */
     if (s) { mn_params_free(*P); *P = NULL; mn_bpe_free(*bpe); *bpe = NULL; }
     return s;
 }
