@@ -55,6 +55,7 @@ static void train_usage(FILE *f)
         "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
         "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
+    fprintf(f, "Translation: mnemo train --model translate --help (its own flags; docs/translation.md).\n");
 }
 
 static char *read_file(const char *path)
