@@ -482,6 +482,13 @@ typedef struct {
     mn_node *key_padding;
     float dropout;
     bool training;
+    /* Cross-attention (models/attention.c): key [B, Tk, kdim] and value
+     * [B, Tk, vdim] (value NULL: the key); kdim/vdim 0 mean E, and any
+     * other size gives q_proj_weight, k_proj_weight, v_proj_weight as
+     * nn.MultiheadAttention. attn_mask: additive, broadcast to [B, H, Tq, Tk]. */
+    mn_node *key, *value;
+    int64_t kdim, vdim;
+    mn_node *attn_mask;
 } mn_attn_opts;
 mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_attn_opts opts);
 
@@ -511,6 +518,111 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
 /* Encoder stack for tagging/classification: x [B, T, E] -> [B, T, E]
  * (prefix.layers.k, final prefix.norm when pre-LN). */
 mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts opts);
+
+/* ---- sequence to sequence (models/attention.c, models/seq2seq.c) ---- */
+/* Attention in pieces, for decoders that cache keys and values (E = the
+ * query's embedding size): mn_attention_query: [B, Tq, E] -> [B, H, Tq, E/H];
+ * mn_attention_key_value: key [B, Tk, kdim], value (NULL: key) [B, Tk, vdim]
+ * -> k, v [B, H, Tk, E/H]; mn_attention_context: softmax(q k^T / sqrt(E/H)
+ * + opts' masks) v through prefix.out_proj -> [B, Tq, E]. mn_attention is
+ * the three in a row over opts.key/value (NULL: self-attention). */
+mn_node  *mn_attention_query(mn_graph *g, const char *prefix, mn_node *x, int64_t E, mn_attn_opts opts);
+mn_status mn_attention_key_value(mn_graph *g, const char *prefix, mn_node *key, mn_node *value, int64_t E, mn_attn_opts opts,
+                                 mn_node **k, mn_node **v);
+mn_node  *mn_attention_context(mn_graph *g, const char *prefix, mn_node *q, mn_node *k, mn_node *v, int64_t E, mn_attn_opts opts);
+mn_node  *mn_attention(mn_graph *g, const char *prefix, mn_node *query, mn_attn_opts opts);
+
+/* nn.TransformerDecoderLayer: prefix.self_attn (opts.causal, opts.key_padding
+ * = target padding), prefix.multihead_attn over memory [B, S, E]
+ * (memory_pad [B, S], nonzero = padding, may be NULL), linear1, linear2,
+ * norm1..3; pre-LN unless opts.post_ln. */
+mn_node *mn_transformer_decoder_layer(mn_graph *g, const char *prefix, mn_node *x, mn_node *memory, mn_node *memory_pad,
+                                      mn_block_opts opts);
+typedef struct {
+    int64_t d_model, heads, enc_layers, dec_layers, ff;
+    bool post_ln;            /* default pre-LN (norm_first) */
+    bool relu;               /* default GELU */
+    float dropout;
+    bool training;
+} mn_tf_opts;
+/* nn.Transformer, batch first: prefix.encoder.layers.k + prefix.encoder.norm,
+ * prefix.decoder.layers.k + prefix.decoder.norm (both final norms exist for
+ * pre- and post-LN, as PyTorch builds them). The decoder is causal; pads
+ * are [B, S] / [B, T] (nonzero = padding, NULL for none); src_pad also
+ * masks the memory. */
+mn_node *mn_transformer_encode(mn_graph *g, const char *prefix, mn_node *src, mn_node *src_pad, mn_tf_opts opts);
+mn_node *mn_transformer_decode(mn_graph *g, const char *prefix, mn_node *tgt, mn_node *memory, mn_node *tgt_pad,
+                               mn_node *memory_pad, mn_tf_opts opts);
+mn_node *mn_transformer(mn_graph *g, const char *prefix, mn_node *src, mn_node *tgt, mn_node *src_pad, mn_node *tgt_pad,
+                        mn_tf_opts opts);
+
+typedef struct {
+    int64_t src_vocab, tgt_vocab, max_len;
+    mn_tf_opts tf;
+    bool tie_weights;        /* generator weight = prefix.tgt_emb.weight (+ prefix.generator.bias) */
+    bool share_embeddings;   /* the source reads prefix.tgt_emb too (joint vocabulary) */
+} mn_s2s_opts;
+/* Translation model: tokens i32 [B, S] / [B, T] embedded (prefix.src_emb,
+ * prefix.tgt_emb) times sqrt(d_model) plus sinusoidal positions, then
+ * prefix.transformer (mn_transformer) and prefix.generator -> logits
+ * [B, T, tgt_vocab]. mn_seq2seq_encode gives the memory [B, S, E]. */
+mn_node *mn_seq2seq(mn_graph *g, const char *prefix, mn_node *src, mn_node *tgt, mn_node *src_pad, mn_node *tgt_pad,
+                    mn_s2s_opts opts);
+mn_node *mn_seq2seq_encode(mn_graph *g, const char *prefix, mn_node *src, mn_node *src_pad, mn_s2s_opts opts);
+/* The cross-attention keys and values of every decoder layer for a memory
+ * (k[l], v[l]: [B, H, S, E/H]), computed once per sentence. */
+mn_status mn_seq2seq_memory_kv(mn_graph *g, const char *prefix, mn_node *memory, mn_s2s_opts opts, mn_node **k, mn_node **v);
+/* One decoder position for N hypotheses: token i32 [N, 1] at position pos
+ * (i32 [1]); self_k/self_v[l] [N, H, L, E/H] hold the keys and values of
+ * positions 0..pos-1 in slots 0..pos-1 (later slots are masked); mem_k/
+ * mem_v[l] from mn_seq2seq_memory_kv, mem_pad [N, S]. Sets new_k/new_v[l]
+ * [N, H, 1, E/H] (the caller stores them in slot pos) and returns logits
+ * [N, 1, tgt_vocab]. Arrays hold dec_layers entries, owned by the caller. */
+typedef struct {
+    mn_node *token, *pos;
+    mn_node **self_k, **self_v, **mem_k, **mem_v;
+    mn_node *mem_pad;
+    mn_node **new_k, **new_v;
+} mn_s2s_step;
+mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *step, mn_s2s_opts opts);
+
+/* One step of an LSTM decoder with attention (models/rnn_attention.c):
+ * nn.LSTMCell prefix.cell (input [y; feed], Luong's input feeding; state
+ * h, c [B, hidden]), scores of the new h against the encoder outputs enc
+ * [B, S, He] -- additive (Bahdanau: prefix.query.weight, prefix.key.weight
+ * + bias, prefix.v.weight) or multiplicative (Luong's general: h^T
+ * prefix.key.weight e) -- masked where enc_pad [B, S] is nonzero, the
+ * context, and att = tanh(prefix.out.weight [ctx; h]) [B, hidden], the next
+ * step's feed. keys: mn_rnn_attention_keys of enc, computed once per
+ * sentence (NULL: computed here). */
+typedef enum { MN_SCORE_ADDITIVE, MN_SCORE_GENERAL } mn_rnn_score;
+typedef struct { int64_t hidden; mn_rnn_score score; } mn_rnn_attn_opts;
+typedef struct { mn_node *att, *h, *c, *weights; } mn_rnn_attn_step;   /* weights [B, S] */
+mn_node *mn_rnn_attention_keys(mn_graph *g, const char *prefix, mn_node *enc, int64_t hidden, mn_rnn_score score);
+mn_rnn_attn_step mn_rnn_attention_step(mn_graph *g, const char *prefix, mn_node *y, mn_node *feed, mn_node *h, mn_node *c,
+                                       mn_node *enc, mn_node *keys, mn_node *enc_pad, mn_rnn_attn_opts opts);
+
+/* LSTM encoder-decoder with attention: prefix.src_emb / prefix.tgt_emb
+ * (share_embeddings: tgt_emb for both), a bidirectional nn.LSTM
+ * prefix.encoder (enc_hidden per direction), the decoder step above as
+ * prefix.decoder (zero initial state and feed) and prefix.generator
+ * (nn.Linear hidden -> tgt_vocab). Padding is not packed: the reverse
+ * direction reads a sentence's padding first, as nn.LSTM on a padded batch.
+ * mn_rnn_seq2seq: src [B, S], tgt [B, T] i32 -> logits [B, T, tgt_vocab];
+ * the encoder and one step (token i32 [N]) for incremental decoding. */
+typedef struct {
+    int64_t src_vocab, tgt_vocab, embed, enc_hidden, hidden;
+    mn_rnn_score score;
+    bool share_embeddings;
+    float dropout;
+    bool training;
+} mn_rnn_s2s_opts;
+typedef struct { mn_node *enc, *keys; } mn_rnn_memory;             /* [B, S, 2 enc_hidden], [B, S, hidden] */
+typedef struct { mn_node *logits, *h, *c, *feed; } mn_rnn_s2s_step;
+mn_rnn_memory   mn_rnn_seq2seq_encode(mn_graph *g, const char *prefix, mn_node *src, mn_rnn_s2s_opts opts);
+mn_rnn_s2s_step mn_rnn_seq2seq_step(mn_graph *g, const char *prefix, mn_node *token, mn_node *h, mn_node *c, mn_node *feed,
+                                    mn_rnn_memory memory, mn_node *src_pad, mn_rnn_s2s_opts opts);
+mn_node        *mn_rnn_seq2seq(mn_graph *g, const char *prefix, mn_node *src, mn_node *tgt, mn_node *src_pad, mn_rnn_s2s_opts opts);
 
 /* Gradients as graph nodes: grads[i] = d y / d wrt[i] for a f32 scalar y
  * and any f32 nodes of its graph (parameters, inputs, intermediate values),

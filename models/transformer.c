@@ -38,6 +38,7 @@ static mn_node *heads(mn_graph *g, mn_node *x, int64_t B, int64_t T, int64_t H, 
 
 mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_attn_opts o)
 {
+    if (o.key || o.value || o.kdim || o.vdim || o.attn_mask) return mn_attention(g, prefix, x, o);   /* models/attention.c */
     mn_shape s = mn_node_shape(x);
     if (mn_graph_status(g)) return NULL;
     if (!x || s.ndim != 3 || o.heads <= 0 || s.d[2] % o.heads) {

@@ -306,6 +306,7 @@ static int evaluate(const char *ckpt, mn_params *P, mn_model_ctx *mc, const mn_d
 
 int cmd_eval(int argc, char **argv)
 {
+    if (mn_mt_is_checkpoint(argc, argv)) return cmd_eval_translate(argc, argv);   /* tools/cmd_translate.c */
     static const struct option lo[] = { { "ckpt", 1, 0, 'c' }, { "data", 1, 0, 'd' }, { "threads", 1, 0, 't' }, { "help", 0, 0, 'h' },
                                         { 0, 0, 0, 0 } };
     const char *ckpt = NULL, *data = NULL;

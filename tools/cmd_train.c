@@ -65,6 +65,7 @@ static void train_usage(FILE *f)
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced.\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
+    fprintf(f, "Translation: mnemo train --model translate --help (its own flags; docs/translation.md).\n");
 }
 
 static char *read_file(const char *path)
@@ -696,6 +697,7 @@ static void validation_line(const trainer *t)
 
 int cmd_train(int argc, char **argv)
 {
+    if (mn_mt_wants_train(argc, argv)) return cmd_train_translate(argc, argv);   /* tools/cmd_translate.c */
     trainer t;
     memset(&t, 0, sizeof t);
     mn_params *resumed = NULL;

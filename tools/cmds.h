@@ -21,5 +21,12 @@ int cmd_graph(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* Translation (cmd_translate.c): train --model translate, translate, and
+ * eval of a checkpoint whose mnemo.model is "translate". */
+int  cmd_train_translate(int argc, char **argv);
+int  cmd_translate(int argc, char **argv);
+int  cmd_eval_translate(int argc, char **argv);
+bool mn_mt_is_checkpoint(int argc, char **argv);
+bool mn_mt_wants_train(int argc, char **argv);
 
 #endif

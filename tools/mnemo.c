@@ -17,6 +17,7 @@ static void usage(FILE *f)
         "commands:\n"
         "  train     train a model (lstm, gru, rnn, transformer on text; mlp, vae on Fashion-MNIST; tagger on Brown)\n"
         "  sample    generate text from a language model, or VAE images\n"
+        "  translate translate sentences with a `train --model translate` checkpoint\n"
         "  eval      loss, bits per character, accuracy and per-class report of a checkpoint\n"
         "  graph     compile a model's training graph; print DOT or memory stats\n"
         "  ops       list the registered operators\n"
@@ -178,6 +179,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(c, "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(c, "translate")) return cmd_translate(argc - 1, argv + 1);
     fprintf(stderr, "mnemo: unknown command \"%s\"\n", c);
     usage(stderr);
     return MN_EXIT_USAGE;
