@@ -378,6 +378,17 @@ mn_node *mn_kl_div(mn_graph *g, mn_node *input, mn_node *target, mn_reduction r,
 mn_node *mn_gaussian_kl(mn_graph *g, mn_node *mu, mn_node *logvar, mn_reduction r);
 mn_node *mn_smooth_l1(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float beta);
 mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float delta);
+/* Linear-chain CRF (ops/crf.c). emissions [T, B, K] f32, transitions
+ * [K + 2, K] f32 (row i, column j: score of tag i followed by j; row K:
+ * start scores, row K + 1: end scores), tags [T, B] i32, lengths [B] i32
+ * in [0, T] (steps past a length are padding, never read). The loss per
+ * sentence is log Z - score(tags) (forward algorithm); reduction none
+ * gives [B], mean divides the sum by B. */
+mn_node *mn_crf_nll(mn_graph *g, mn_node *emissions, mn_node *transitions, mn_node *tags, mn_node *lengths, mn_reduction r);
+/* The highest-scoring tag path of each sentence under the same layout;
+ * tags [T, B] gets -1 past each length. MN_ERR_INVALID for a bad length. */
+mn_status mn_crf_viterbi(const float *emissions, int64_t T, int64_t B, int64_t K, const float *transitions, const int32_t *lengths,
+                         int32_t *tags);
 
 /* Utility. */
 mn_node *mn_one_hot(mn_graph *g, mn_node *indices, int num_classes, mn_dtype dtype);
