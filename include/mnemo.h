@@ -441,6 +441,35 @@ mn_vae_out mn_vae(mn_graph *g, const char *prefix, mn_node *x, mn_node *eps, mn_
 /* The decoder alone: z [N, latent] -> logits [N, input] (sampling from the prior). */
 mn_node *mn_vae_decode(mn_graph *g, const char *prefix, mn_node *z, mn_vae_opts opts);
 
+/* BiLSTM-CRF sequence tagger (Lample et al. 2016) with a character CNN per
+ * word (Ma and Hovy 2016), models/tagger.c. words [T, B] i32 (0 padding);
+ * chars [T * B, W] i32 character ids of each word (0 padding), or NULL when
+ * char_filters is 0; tags [T, B] i32 (-100 on padding); lengths [B] i32.
+ * Word embedding (prefix.words.weight [words, word_dim]) and the max over
+ * positions of tanh(conv(char embeddings, width 3)) (prefix.chars.weight,
+ * prefix.char_conv.weight [char_filters, 3 * char_dim], .bias), joined,
+ * dropout, a bidirectional LSTM (prefix.lstm, PyTorch's names), dropout,
+ * a linear layer to K emission scores (prefix.out). With crf: the loss is
+ * the CRF's mean negative log-likelihood per sentence (transitions
+ * prefix.crf.transitions [K + 2, K] ~ U(-0.1, 0.1), plus `constraints`, a
+ * constant [K + 2, K] of 0 or large negative scores for forbidden moves,
+ * when given); without: mean token cross-entropy. */
+typedef struct {
+    int64_t words, chars, tags;        /* vocabulary sizes and K */
+    int64_t word_dim, char_dim, char_filters, hidden;
+    int layers;                        /* 0 means 1 */
+    float dropout;
+    bool training, crf;
+    const float *constraints;          /* [K + 2, K] or NULL */
+} mn_tagger_opts;
+typedef struct {
+    mn_node *loss;
+    mn_node *emissions;                /* [T, B, K] */
+    mn_node *transitions;              /* [K + 2, K] with the constraints added; NULL without crf */
+} mn_tagger_out;
+mn_tagger_out mn_bilstm_crf(mn_graph *g, const char *prefix, mn_node *words, mn_node *chars, mn_node *tags, mn_node *lengths,
+                            mn_tagger_opts opts);
+
 /* Transformer with nn.MultiheadAttention's layout (prefix.in_proj_weight
  * [3E, E], in_proj_bias, out_proj.weight, out_proj.bias). x: [B, T, E].
  * key_padding: optional [B, T] (nonzero = padding, f32 or i32). */

@@ -169,6 +169,65 @@ START_TEST(bad_lengths_and_tags_are_reported)
 }
 END_TEST
 
+/* The BiLSTM-CRF learns a toy task whose tag depends on the word and on the
+ * tag before it (word 2 is tag 1 after tag 0, tag 2 after another tag), so
+ * the transitions matter; the constraint (0 -> 2 forbidden) is in the decoded table. */
+START_TEST(bilstm_crf_learns_a_toy_task)
+{
+    enum { T = 6, B = 8, K = 3, W = 5 };
+    int32_t words[T * B], tags[T * B], chars[T * B * W], len[B];
+    float cons[(K + 2) * K] = { 0 };
+    cons[0 * K + 2] = -1e4f;                               /* tag 0 -> tag 2 is forbidden */
+    for (int b = 0; b < B; b++) {
+        len[b] = T - b % 3;
+        int prev = 1;
+        for (int t = 0; t < T; t++) {
+            int w = (int)(mn_rng_uniform(4, (uint64_t)b, (uint64_t)t) * 3) + 2, y = w == 2 ? (prev == 0 ? 1 : 2) : w == 3 ? 0 : 1;
+            bool pad = t >= len[b];
+            words[t * B + b] = pad ? 0 : w;
+            tags[t * B + b] = pad ? -100 : y;
+            for (int k = 0; k < W; k++) chars[(t * B + b) * W + k] = pad ? 0 : k == 1 ? w + 3 : 1;
+            if (!pad) prev = y;
+        }
+    }
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 1);
+    mn_graph *g = mn_graph_new(P);
+    mn_node *wn = mn_constant(g, MN_I32, MN_SHAPE(T, B), words), *cn = mn_constant(g, MN_I32, MN_SHAPE(T * B, W), chars);
+    mn_node *yn = mn_constant(g, MN_I32, MN_SHAPE(T, B), tags), *ln = mn_constant(g, MN_I32, MN_SHAPE(B), len);
+    mn_tagger_out m = mn_bilstm_crf(g, "ner", wn, cn, yn, ln, (mn_tagger_opts){ .words = 6, .chars = 10, .tags = K, .word_dim = 8,
+        .char_dim = 4, .char_filters = 6, .hidden = 8, .training = true, .crf = true, .constraints = cons });
+    ck_assert_msg(m.loss != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ptr_nonnull(mn_params_get(P, "ner.crf.transitions"));
+    ck_assert_ptr_nonnull(mn_params_get(P, "ner.lstm.weight_hh_l0_reverse"));
+    ck_assert_ptr_nonnull(mn_params_get(P, "ner.char_conv.weight"));
+    const mn_node *outs[2] = { m.emissions, m.transitions };
+    mn_exec *ex = mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    mn_adam_opts ao = MN_ADAM_DEFAULTS;
+    ao.lr = 0.05f;
+    mn_optim *opt = mn_adam(P, ao);
+    double first = 0, last = 0;
+    for (int step = 0; step < 150; step++) {
+        ck_assert_ok(mn_exec_run(ex));
+        last = mn_exec_loss(ex);
+        if (!step) first = last;
+        mn_optim_step(opt);
+        mn_optim_zero_grad(opt);
+    }
+    ck_assert_msg(last < 0.05 * first, "loss %g -> %g", first, last);
+    ck_assert_ok(mn_exec_run(ex));
+    ck_assert(mn_f32(mn_exec_value(ex, m.transitions))[0 * K + 2] < -1000);
+    int32_t out[T * B];
+    ck_assert_ok(mn_crf_viterbi(mn_f32(mn_exec_value(ex, m.emissions)), T, B, K, mn_f32(mn_exec_value(ex, m.transitions)), len, out));
+    for (int i = 0; i < T * B; i++) ck_assert_int_eq(out[i], tags[i] == -100 ? -1 : tags[i]);
+    mn_optim_free(opt);
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -184,6 +243,7 @@ int main(void)
     tcase_add_test(tc, viterbi_beats_every_path);
     tcase_add_test(tc, padding_is_never_read);
     tcase_add_test(tc, bad_lengths_and_tags_are_reported);
+    tcase_add_test(tc, bilstm_crf_learns_a_toy_task);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_params_free(FX);
