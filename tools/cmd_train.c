@@ -589,6 +589,9 @@ int cmd_train(int argc, char **argv)
     mn_params *resumed = NULL;
     loop_state ls;
     bool done = false;
+    for (int i = 1; i < argc; i++)                 /* --model ner: its own loop and flags (cmd_ner.c) */
+        if ((!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "ner")) || !strcmp(argv[i], "--model=ner"))
+            return mn_cmd_train_ner(argc, argv);
     int rc = parse(argc, argv, &t.c, &resumed, &t.rf);
     if (rc) { mn_params_free(resumed); return rc < 0 ? MN_EXIT_OK : rc; }
     t.resume = resumed ? t.c.resume : NULL;

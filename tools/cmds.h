@@ -21,5 +21,6 @@ int cmd_graph(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int mn_cmd_train_ner(int argc, char **argv);   /* train --model ner (cmd_ner.c) */
 
 #endif
