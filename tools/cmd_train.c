@@ -54,6 +54,7 @@ static void train_usage(FILE *f)
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced. --threads is capped at the CPUs available unless --oversubscribe.\n"
         "--detect-anomaly checks every op's output and names the first step, op and node that is not finite.\n"
+        "--model ner: a BiLSTM-CRF named-entity tagger on CoNLL files, with its own flags (mnemo train --model ner --help).\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
 }
 
