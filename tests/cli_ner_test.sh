@@ -2,7 +2,8 @@
 # mnemo train --model ner end to end (issue 20): a BiLSTM-CRF with character
 # features trains on a slice of the Brown-derived CoNLL data (committed
 # fixtures, 400/120/120 sentences) and reaches a stated test entity F1;
-# the dev and test reports come in seqeval's layout; --no-crf and
+# the dev and test reports come in seqeval's layout, and `mnemo eval`
+# repeats the test report from the checkpoint; --no-crf and
 # --char-filters 0 run; word vectors load from a text file (with a
 # lower-case fallback); malformed files, vectors and flags are refused
 # with the file and line or the flag named.
@@ -31,6 +32,12 @@ check "test support: 171 entities" grep -qE "micro avg .* 171$" crf.txt
 check "checkpoint written" test -s ner.safetensors
 check "checkpoint metadata" grep -qa '"mnemo.model":"ner"' ner.safetensors
 expect 2 "exists; --force" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --out ner.safetensors
+# mnemo eval of the checkpoint: the same test report (the best epoch's weights were saved)
+expect 0 "BiLSTM-CRF tagger, 5 tags" -- "$mnemo" eval --ckpt ner.safetensors --data "$fx/ner_brown_test.conll"
+check "eval repeats train's test report" test "$(grep "micro avg" out.txt)" = "$(awk '/^test: .*entity level/ {t = 1} t && /micro avg/ {print; exit}' crf.txt)"
+# a tag the model never saw is reported (a row of its own), never predicted
+sed '0,/ O$/s// B-PLACE/' "$fx/ner_brown_test.conll" > unseen.conll
+expect 0 "^ +PLACE +0\.0000 +0\.0000 +0\.0000 +1$" -- "$mnemo" eval --ckpt ner.safetensors --data unseen.conll
 
 # the other configurations run and report
 expect 0 "BiLSTM \+ softmax, character CNN" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --no-crf

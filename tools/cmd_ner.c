@@ -143,6 +143,8 @@ typedef struct {
     mn_optim *opt;
     int32_t *words, *chars, *tags, *lens;
     float *best;                     /* the best weights, all trainable tensors in store order */
+    int64_t K;                       /* tags the model scores (a test file may hold more) */
+    bool eval_only;                  /* mnemo eval: no training graphs */
 } ner_run;
 
 static const char *split_name[3] = { "train", "dev", "test" };
@@ -203,17 +205,17 @@ static int W_of(const ner_run *r) { return (int)r->c.wchars + 2; }
 static mn_status graphs(ner_run *r, int b)
 {
     bucket_graphs *x = &r->bg[b];
-    if (x->ex) return MN_OK;
-    int T = r->pc[0].bucket_T[b], B = (int)r->c.batch, W = W_of(r);
+    if (x->eex) return MN_OK;
+    int T = r->pc[2].bucket_T[b], B = (int)r->c.batch, W = W_of(r);  /* every split has the same buckets */
     x->T = T;
-    for (int train = 1; train >= 0; train--) {
+    for (int train = !r->eval_only; train >= 0; train--) {
         mn_graph *g = mn_graph_new(r->P);
         mn_graph_set_seed(g, (uint64_t)r->c.seed);
         mn_node *w = mn_input(g, "words", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "tags", MN_I32, MN_SHAPE(T, B));
         mn_node *l = mn_input(g, "lengths", MN_I32, MN_SHAPE(B));
         mn_node *ch = r->c.char_filters ? mn_input(g, "chars", MN_I32, MN_SHAPE((int64_t)T * B, W)) : NULL;
         mn_tagger_out m = mn_bilstm_crf(g, "ner", w, ch, y, l, (mn_tagger_opts){
-            .words = r->vocab.words.n, .chars = MN_NER_CHARS, .tags = r->ts.tags.n, .word_dim = r->c.embed, .char_dim = r->c.char_dim,
+            .words = r->vocab.words.n, .chars = MN_NER_CHARS, .tags = r->K, .word_dim = r->c.embed, .char_dim = r->c.char_dim,
             .char_filters = r->c.char_filters, .hidden = r->c.hidden, .layers = (int)r->c.layers, .dropout = (float)r->c.dropout,
             .training = train, .crf = r->c.crf, .constraints = r->cons });
         const mn_node *outs[2] = { m.emissions, m.transitions };
@@ -221,7 +223,7 @@ static mn_status graphs(ner_run *r, int b)
             .no_backward = !train, .outputs = train ? NULL : outs, .noutputs = train ? 0 : (m.transitions ? 2 : 1) })) : NULL;
         if (train) { x->g = g; x->ex = ex; x->m = m; }
         else { x->eg = g; x->eex = ex; x->em = m; }
-        if (!ex) return mn_set_error(MN_ERR_INVALID, "ner model (T = %d): %s", T, mn_graph_errmsg(g));
+        if (!ex) return mn_set_error(MN_ERR_INVALID, "ner model (T = %d): %s", T, r->eval_only ? mn_errmsg() : mn_graph_errmsg(g));
     }
     return MN_OK;
 }
@@ -230,6 +232,8 @@ static mn_status feed(ner_run *r, mn_exec *ex, int split, const int64_t *idx, in
 {
     int B = (int)r->c.batch, W = W_of(r);
     mn_ner_fill(&r->sp[split], &r->pc[split], idx, B, T, W, r->words, r->c.char_filters ? r->chars : NULL, r->tags, r->lens);
+    for (int64_t i = 0; i < (int64_t)T * B; i++)      /* a gold tag the model never saw: the loss reads O (id 0) instead */
+        if (r->tags[i] >= r->K) r->tags[i] = 0;
     mn_status s = mn_exec_feed_data(ex, "words", r->words, (size_t)T * B * sizeof(int32_t));
     if (!s) s = mn_exec_feed_data(ex, "tags", r->tags, (size_t)T * B * sizeof(int32_t));
     if (!s) s = mn_exec_feed_data(ex, "lengths", r->lens, (size_t)B * sizeof(int32_t));
@@ -241,7 +245,7 @@ static mn_status feed(ner_run *r, mn_exec *ex, int split, const int64_t *idx, in
 static mn_status decode(ner_run *r, int split, const int64_t *idx, int T, int32_t *pred)
 {
     int B = (int)r->c.batch;
-    int64_t K = r->ts.tags.n;
+    int64_t K = r->K;
     bucket_graphs *x = &r->bg[r->pc[split].v[idx[0]].bucket];
     mn_status s = feed(r, x->eex, split, idx, T);
     if (!s) s = mn_exec_run(x->eex);
@@ -343,7 +347,7 @@ static mn_status setup(ner_run *r)
     }
     if (!s) s = load_data(r);
     if (s) return s;
-    int64_t K = r->ts.tags.n, TB = c->seq * c->batch;
+    int64_t K = r->K = r->ts.tags.n, TB = c->seq * c->batch;
     r->cons = malloc((size_t)((K + 2) * K) * sizeof *r->cons);
     r->words = malloc((size_t)TB * sizeof *r->words);
     r->tags = malloc((size_t)TB * sizeof *r->tags);
@@ -500,6 +504,85 @@ int mn_cmd_train_ner(int argc, char **argv)
     }
     mn_status s = run(&r);
     if (s) fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
+    teardown(&r);
+    return s ? MN_EXIT_RUNTIME : MN_EXIT_OK;
+}
+
+/* ---- mnemo eval --ckpt CKPT of a ner model ---- */
+
+bool mn_ner_is_checkpoint(const char *path)
+{
+    mn_params *P = mn_params_new();
+    bool yes = P && !mn_params_load(P, path) && mn_params_get_meta(P, "mnemo.model") && !strcmp(mn_params_get_meta(P, "mnemo.model"), "ner");
+    mn_params_free(P);
+    return yes;
+}
+
+static int64_t json_int(json_t *o, const char *key) { return json_integer_value(json_object_get(o, key)); }
+
+/* Sizes, words and tags from the checkpoint's metadata. */
+static mn_status from_checkpoint(ner_run *r, const char *ckpt)
+{
+    json_error_t err;
+    json_t *cfg = json_loads(mn_params_get_meta(r->P, "mnemo.ner.config") ? mn_params_get_meta(r->P, "mnemo.ner.config") : "", 0, &err);
+    json_t *words = json_loads(mn_params_get_meta(r->P, "mnemo.ner.words") ? mn_params_get_meta(r->P, "mnemo.ner.words") : "", 0, &err);
+    json_t *tags = json_loads(mn_params_get_meta(r->P, "mnemo.ner.tags") ? mn_params_get_meta(r->P, "mnemo.ner.tags") : "", 0, &err);
+    mn_status s = json_is_object(cfg) && json_is_array(words) && json_is_array(tags) && json_array_size(words) >= 2 && json_array_size(tags) >= 1
+                      ? MN_OK : mn_set_error(MN_ERR_FORMAT, "%s: its mnemo.ner.config, mnemo.ner.words or mnemo.ner.tags metadata is missing or malformed", ckpt);
+    if (!s) {
+        r->c.embed = json_int(cfg, "embed"); r->c.char_dim = json_int(cfg, "char_dim"); r->c.char_filters = json_int(cfg, "char_filters");
+        r->c.hidden = json_int(cfg, "hidden"); r->c.layers = json_int(cfg, "layers"); r->c.crf = json_is_true(json_object_get(cfg, "crf"));
+        s = mn_tagset_init(&r->ts);
+    }
+    for (size_t i = 0; !s && i < json_array_size(words); i++) {
+        const char *w = json_string_value(json_array_get(words, i));
+        s = w ? mn_strtab_add(&r->vocab.words, w, 0, NULL) : mn_set_error(MN_ERR_FORMAT, "%s: word %zu is not a string", ckpt, i);
+    }
+    for (size_t i = 0; !s && i < json_array_size(tags); i++) {
+        const char *t = json_string_value(json_array_get(tags, i));
+        int32_t id;
+        s = t ? mn_tagset_add(&r->ts, t, &id) : mn_set_error(MN_ERR_FORMAT, "%s: tag %zu is not a string", ckpt, i);
+    }
+    json_decref(cfg); json_decref(words); json_decref(tags);
+    return s;
+}
+
+int mn_cmd_eval_ner(const char *ckpt, const char *data, int threads)
+{
+    ner_run r;
+    memset(&r, 0, sizeof r);
+    r.c = defaults;
+    r.c.threads = threads;
+    r.eval_only = true;
+    r.P = mn_params_new();
+    mn_status s = mn_params_load(r.P, ckpt);
+    if (!s) s = from_checkpoint(&r, ckpt);
+    int64_t K = r.ts.tags.n;
+    r.cons = s ? NULL : malloc((size_t)((K + 2) * K) * sizeof *r.cons);
+    if (!s && !r.cons) s = mn_set_error(MN_ERR_NOMEM, "ner: out of memory");
+    if (!s) mn_ner_iob2_constraints(&r.ts, r.cons);           /* before the data may add tags the model never saw */
+    default_paths(&r);
+    if (data) snprintf(r.paths[2], sizeof r.paths[2], "%s", data);
+    if (!s) s = mn_ner_split_read(&r.sp[2], r.paths[2], 0);
+    size_t n = (size_t)(r.sp[2].c.ntok ? r.sp[2].c.ntok : 1);
+    r.sp[2].words = s ? NULL : malloc(n * sizeof(int32_t));
+    r.sp[2].tags = s ? NULL : malloc(n * sizeof(int32_t));
+    if (!s && (!r.sp[2].words || !r.sp[2].tags)) s = mn_set_error(MN_ERR_NOMEM, "ner: out of memory");
+    if (!s) s = mn_vocab_encode(&r.vocab, &r.sp[2].c, r.sp[2].words);
+    if (!s) s = mn_tagset_encode(&r.ts, &r.sp[2].c, true, r.sp[2].tags);
+    mn_tagseq q = { r.sp[2].tags, r.sp[2].c.sent, r.sp[2].c.nsent };
+    if (!s) s = mn_ner_convert(&r.ts, q, MN_SCHEME_IOB2, r.sp[2].tags);
+    if (!s) s = mn_ner_pieces_make(&r.sp[2], (int)r.c.seq, &r.pc[2]);
+    int64_t TB = r.c.seq * r.c.batch;
+    r.words = malloc((size_t)TB * sizeof *r.words); r.tags = malloc((size_t)TB * sizeof *r.tags);
+    r.lens = malloc((size_t)r.c.batch * sizeof *r.lens); r.chars = malloc((size_t)(TB * W_of(&r)) * sizeof *r.chars);
+    if (!s && (!r.words || !r.tags || !r.lens || !r.chars)) s = mn_set_error(MN_ERR_NOMEM, "ner: out of memory");
+    if (!s) mn_params_set_strict(r.P, true);
+    r.K = K;                           /* gold tags the model never saw are in the report, never predicted */
+    double f1;
+    if (!s) printf("%s: %s tagger, %lld tags, %d words\n", ckpt, r.c.crf ? "BiLSTM-CRF" : "BiLSTM + softmax", (long long)K, r.vocab.words.n);
+    if (!s) s = evaluate(&r, 2, true, &f1);
+    if (s) fprintf(stderr, "mnemo eval: %s: %s\n", ckpt, mn_errmsg());
     teardown(&r);
     return s ? MN_EXIT_RUNTIME : MN_EXIT_OK;
 }

@@ -22,5 +22,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int mn_cmd_train_ner(int argc, char **argv);   /* train --model ner (cmd_ner.c) */
+bool mn_ner_is_checkpoint(const char *path);
+int mn_cmd_eval_ner(const char *ckpt, const char *data, int threads);
 
 #endif
