@@ -5,6 +5,7 @@
  * (Forward values and gradients against brute force and finite differences
  * are in the ops suite, driven by the registry.) */
 #include "harness.h"
+#include "tools/ner_train.h"
 #include <string.h>
 
 static mn_params *FX;
@@ -228,6 +229,28 @@ START_TEST(bilstm_crf_learns_a_toy_task)
 }
 END_TEST
 
+/* The IOB2 constraints of `mnemo train --model ner`: I-X only after B-X or
+ * I-X (never first), any tag may end, tags of other prefixes never occur. */
+START_TEST(iob2_constraints)
+{
+    mn_tagset ts;
+    ck_assert_ok(mn_tagset_init(&ts));
+    const char *names[] = { "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-PER" };
+    int32_t id[6];
+    for (int i = 0; i < 6; i++) ck_assert_ok(mn_tagset_add(&ts, names[i], &id[i]));
+    enum { K = 6 };
+    float c[(K + 2) * K];
+    mn_ner_iob2_constraints(&ts, c);
+#define AT(i, j) c[(i) * K + (j)]
+    ck_assert(AT(id[1], id[2]) == 0 && AT(id[2], id[2]) == 0 && AT(id[0], id[1]) == 0 && AT(id[4], id[0]) == 0);
+    ck_assert(AT(id[0], id[2]) < -1000 && AT(id[3], id[2]) < -1000 && AT(id[4], id[2]) < -1000 && AT(id[1], id[4]) < -1000);
+    ck_assert(AT(K, id[2]) < -1000 && AT(K, id[1]) == 0 && AT(K + 1, id[2]) == 0 && AT(K + 1, id[0]) == 0);
+    for (int i = 0; i < K + 2; i++) ck_assert(AT(i, id[5]) < -1000);
+#undef AT
+    mn_tagset_free(&ts);
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -244,6 +267,7 @@ int main(void)
     tcase_add_test(tc, padding_is_never_read);
     tcase_add_test(tc, bad_lengths_and_tags_are_reported);
     tcase_add_test(tc, bilstm_crf_learns_a_toy_task);
+    tcase_add_test(tc, iob2_constraints);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_params_free(FX);
