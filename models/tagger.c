@@ -32,6 +32,47 @@ static mn_node *char_cnn(mn_graph *g, const char *prefix, mn_node *chars, const 
     return mn_max(g, mn_tanh(g, mn_linear_op(g, x, w, b)), 1, false);
 }
 
+/* Per-sentence reorderings of the rows t * B + b of a [T, B, ...] batch,
+ * from the lengths: to_right moves sentence b's steps to T - len + t (its
+ * padding first), to_left moves them back; padding rows stay in place. */
+static void align_indices(mn_graph *g, mn_node *lengths, int64_t T, int64_t B, mn_node **to_right, mn_node **to_left)
+{
+    mn_node *t = mn_reshape(g, mn_arange(g, 0, (double)T, 1, MN_F32), MN_SHAPE(T, 1));
+    mn_node *b = mn_reshape(g, mn_arange(g, 0, (double)B, 1, MN_F32), MN_SHAPE(1, B));
+    mn_node *len = mn_reshape(g, mn_cast(g, lengths, MN_F32), MN_SHAPE(1, B));
+    mn_node *shift = mn_sub(g, mn_fill(g, MN_SHAPE(1, B), (float)T, MN_F32), len);              /* T - len */
+    mn_node *same = mn_add(g, mn_scale(g, t, (float)B), b);
+    mn_node *from_left = mn_add(g, mn_scale(g, mn_sub(g, t, shift), (float)B), b);
+    mn_node *from_right = mn_add(g, mn_scale(g, mn_add(g, t, shift), (float)B), b);
+    *to_right = mn_reshape(g, mn_cast(g, mn_where(g, mn_ge(g, t, shift), from_left, same), MN_I32), MN_SHAPE(T * B));
+    *to_left = mn_reshape(g, mn_cast(g, mn_where(g, mn_lt(g, t, len), from_right, same), MN_I32), MN_SHAPE(T * B));
+}
+
+static mn_node *reorder(mn_graph *g, mn_node *x, mn_node *index)
+{
+    mn_shape s = mn_node_shape(x);
+    mn_node *flat = mn_reshape(g, x, MN_SHAPE(s.d[0] * s.d[1], s.d[2]));
+    return mn_reshape(g, mn_index_select(g, flat, 0, index), s);
+}
+
+/* One bidirectional LSTM layer (prefix.lstm, PyTorch's names) whose
+ * backward direction starts at each sentence's last token, not at the
+ * batch's padding: it runs over the right-aligned batch (the same
+ * parameters, by name), and its output is moved back. The unused halves
+ * of the two runs are dead code. */
+static mn_node *bilstm_padded(mn_graph *g, const char *name, mn_node *x, mn_node *lengths, const mn_tagger_opts *o)
+{
+    mn_shape xs = mn_node_shape(x);
+    int64_t T = xs.d[0], B = xs.d[1], H = o->hidden;
+    mn_rnn_opts ro = { .mode = MN_RNN_LSTM, .hidden = H, .layers = 1, .bidirectional = true, .training = o->training };
+    mn_node *right, *left;
+    align_indices(g, lengths, T, B, &right, &left);
+    mn_node *fw = mn_slice(g, mn_rnn(g, name, x, ro).output, 2, 0, H, 1);
+    mn_node *bw = mn_slice(g, mn_rnn(g, name, reorder(g, x, right), ro).output, 2, H, 2 * H, 1);
+    mn_node *parts[2] = { fw, reorder(g, bw, left) };
+    return mn_concat(g, parts, 2, 2);
+}
+
 static mn_node *dropout(mn_graph *g, mn_node *x, const mn_tagger_opts *o)
 {
     return o->training && o->dropout > 0 ? mn_dropout(g, x, o->dropout, true) : x;
@@ -56,10 +97,11 @@ mn_tagger_out mn_bilstm_crf(mn_graph *g, const char *prefix, mn_node *words, mn_
     }
     char name[256];
     snprintf(name, sizeof name, "%s.lstm", prefix);
-    mn_rnn_out h = mn_rnn(g, name, dropout(g, x, &o), (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = o.hidden, .layers = o.layers,
-                                                                     .bidirectional = true, .dropout = o.dropout, .training = o.training });
+    mn_node *h = o.layers <= 1 ? bilstm_padded(g, name, dropout(g, x, &o), lengths, &o)
+               : mn_rnn(g, name, dropout(g, x, &o), (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = o.hidden, .layers = o.layers,
+                                                                   .bidirectional = true, .dropout = o.dropout, .training = o.training }).output;
     snprintf(name, sizeof name, "%s.out", prefix);
-    r.emissions = mn_linear(g, name, dropout(g, h.output, &o), K, true);
+    r.emissions = mn_linear(g, name, dropout(g, h, &o), K, true);
     if (!o.crf) {
         mn_node *logits = mn_reshape(g, r.emissions, MN_SHAPE(T * B, K));
         r.loss = mn_cross_entropy(g, logits, mn_reshape(g, tags, MN_SHAPE(T * B)));

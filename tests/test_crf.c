@@ -251,6 +251,46 @@ START_TEST(iob2_constraints)
 }
 END_TEST
 
+/* A sentence's emission scores do not depend on how much padding its batch
+ * has: the backward LSTM starts at the sentence's last token. */
+static void emissions_for(int T, float *out)
+{
+    enum { B = 2, W = 4, K = 3, L0 = 3, L1 = 2 };
+    int32_t words[8 * B] = { 0 }, tags[8 * B], chars[8 * B * W] = { 0 }, len[B] = { L0, L1 };
+    for (int i = 0; i < T * B; i++) tags[i] = -100;
+    for (int t = 0; t < L0; t++) { words[t * B] = 2 + t; tags[t * B] = t % K; }
+    for (int t = 0; t < L1; t++) { words[t * B + 1] = 5 - t; tags[t * B + 1] = 1; }
+    for (int i = 0; i < T * B; i++) if (words[i]) { chars[i * W] = 1; chars[i * W + 1] = words[i] + 3; chars[i * W + 2] = 2; }
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 5);
+    mn_graph *g = mn_graph_new(P);
+    mn_tagger_out m = mn_bilstm_crf(g, "ner", mn_constant(g, MN_I32, MN_SHAPE(T, B), words), mn_constant(g, MN_I32, MN_SHAPE(T * B, W), chars),
+                                    mn_constant(g, MN_I32, MN_SHAPE(T, B), tags), mn_constant(g, MN_I32, MN_SHAPE(B), len),
+                                    (mn_tagger_opts){ .words = 8, .chars = 12, .tags = K, .word_dim = 4, .char_dim = 3, .char_filters = 2,
+                                                      .hidden = 5, .crf = true });
+    const mn_node *outs[1] = { m.emissions };
+    mn_exec *ex = mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    const float *e = mn_f32(mn_exec_value(ex, m.emissions));
+    for (int t = 0; t < L0; t++) for (int b = 0; b < B; b++) for (int k = 0; k < K; k++) out[(t * B + b) * K + k] = e[(t * B + b) * K + k];
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+
+START_TEST(padding_does_not_change_emissions)
+{
+    float a[18], b[18];
+    emissions_for(3, a);
+    emissions_for(8, b);
+    for (int i = 0; i < 18; i++) {
+        if (i / 3 % 2 == 1 && i / 6 >= 2) continue;             /* step 2 of sentence 1 (length 2) is padding */
+        ck_assert_msg(fabsf(a[i] - b[i]) < 1e-5f, "emission %d: %g with T = 3, %g with T = 8", i, a[i], b[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -268,6 +308,7 @@ int main(void)
     tcase_add_test(tc, bad_lengths_and_tags_are_reported);
     tcase_add_test(tc, bilstm_crf_learns_a_toy_task);
     tcase_add_test(tc, iob2_constraints);
+    tcase_add_test(tc, padding_does_not_change_emissions);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_params_free(FX);
