@@ -56,6 +56,7 @@ expect 1 "vectors vec.txt hold 4 numbers per word, --embed says 32" -- "$mnemo" 
 printf 'Alice B-PER\nSmith I-PER extra\n' > bad.conll
 expect 1 "bad.conll line 2" -- "$mnemo" train --model ner --data bad.conll --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll" --steps 1
 expect 1 "missing.conll" -- "$mnemo" train --model ner --data missing.conll --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll"
+expect 1 "nowhere/brown-ner/train.conll.*scripts/setup.sh" -- env MNEMO_DATA="$tmp/nowhere" "$mnemo" train --model=ner --steps 1
 expect 2 "--scheme" -- "$mnemo" train --model ner "${data[@]}" --scheme bilou
 expect 2 "--dropout: bad value" -- "$mnemo" train --model ner "${data[@]}" --dropout 1.5
 expect 2 "unknown or incomplete option \"--bogus\"" -- "$mnemo" train --model ner --bogus

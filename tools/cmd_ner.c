@@ -186,7 +186,11 @@ static mn_status load_data(ner_run *r)
     int64_t limits[3] = { r->c.limit, r->c.eval_limit, r->c.eval_limit };
     mn_status s = MN_OK;
     for (int k = 0; k < 3 && !s; k++) s = mn_ner_split_read(&r->sp[k], r->paths[k], limits[k]);
-    if (s && !r->c.data) return mn_set_error(s, "%s (make the Brown-derived files with scripts/setup.sh or scripts/brown-to-conll.py)", mn_errmsg());
+    if (s && !r->c.data) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", mn_errmsg());
+        return mn_set_error(s, "%s (make the Brown-derived files with scripts/setup.sh or scripts/brown-to-conll.py)", why);
+    }
     const mn_conll *all[3] = { &r->sp[0].c, &r->sp[1].c, &r->sp[2].c };
     mn_conll used = r->sp[0].c;                      /* the vocabulary of the sentences trained on (--limit) */
     used.nsent = r->sp[0].nsent;
