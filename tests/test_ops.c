@@ -18,14 +18,15 @@ typedef enum {
     G_PROB, G_PROB0,       /* (0.05, 1) / [0, 1) with some exact zeros */
     G_LNSTATS,             /* layer_norm_stats(input 0): a derived input */
     G_GRID0, G_GRID5,      /* multiples of 0.1 (+ 0.05): two such inputs never tie */
+    G_LEN,                 /* i32 lengths T, T-1, ..., 0, T, ... (T = dim 0 of input 0) */
 } gen_kind;
 
 typedef struct {
     const char *op;
     int nin;
-    mn_shape shape[4];
-    mn_dtype dtype[4];
-    gen_kind gen[4];
+    mn_shape shape[5];
+    mn_dtype dtype[5];
+    gen_kind gen[5];
     const void *attrs;
     int classes;          /* G_CLASS: targets in [0, classes) */
     int ignore_every;     /* G_CLASS: every k-th target is `ignore` */
@@ -68,6 +69,10 @@ typedef struct {
 #define DROP(sh, p, tr, stream) { "dropout", 1, { sh }, .attrs = &(mn_dropout_attrs){ p, tr, stream } }
 #define NLL(L, T, C, red, ign, every, grad) { grad ? "nll_loss_grad" : "nll_loss", 2 + grad, { L, T, (red) == MN_REDUCE_NONE ? T : SC }, \
     { MN_F32, MN_I32, MN_F32 }, { G_NORMAL, G_CLASS, G_NORMAL }, &(mn_loss_attrs){ .reduction = red, .ignore_index = ign }, C, every, ign }
+#define CRF(E, red, wrt, grad) { grad ? "crf_nll_grad" : "crf_nll", 4 + grad,                                          \
+    { E, S((E).d[2] + 2, (E).d[2]), S((E).d[0], (E).d[1]), S((E).d[1]), (red) == MN_REDUCE_NONE ? S((E).d[1]) : SC }, \
+    { MN_F32, MN_F32, MN_I32, MN_I32, MN_F32 }, { G_NORMAL, G_NORMAL, G_CLASS, G_LEN, G_NORMAL },                      \
+    &(mn_crf_attrs){ red, wrt }, (int)(E).d[2] }
 #define PW(name, sh, red, gt, bt) { name, 2, { sh, sh }, .gen = { G_NORMAL, gt }, .attrs = &(mn_loss_attrs){ .reduction = red, .beta = bt } }
 /* The shape of a slice of `big` (Python semantics), for slice_backward cases. */
 static mn_shape SLICED(mn_shape big, int ax, int64_t b, int64_t e, int64_t st)
@@ -120,13 +125,15 @@ static float gen_value(const op_case *c, int i, int64_t k, int64_t n, uint64_t s
 
 static mn_tensor **make_inputs(const op_case *c, uint64_t seed)
 {
-    mn_tensor **in = calloc(4, sizeof *in);
+    mn_tensor **in = calloc(5, sizeof *in);
     for (int i = 0; i < c->nin; i++) {
         in[i] = mn_tensor_new(c->dtype[i], c->shape[i]);
         int64_t n = mn_tensor_numel(in[i]);
         for (int64_t k = 0; k < n; k++) {
             if (c->dtype[i] == MN_I32) {
+                int32_t T0 = (int32_t)c->shape[0].d[0];
                 int32_t t = c->gen[i] == G_MASK ? (int32_t)gen_value(c, i, k, n, seed)
+                          : c->gen[i] == G_LEN ? T0 - (int32_t)(k % (T0 + 1))
                           : (int32_t)(mn_rng_uniform(seed, 100, (uint64_t)k) * (float)c->classes);
                 if (c->ignore_every && k % c->ignore_every == 1) t = c->ignore;
                 mn_i32(in[i])[k] = t;
@@ -138,7 +145,7 @@ static mn_tensor **make_inputs(const op_case *c, uint64_t seed)
 
 static void free_inputs(mn_tensor **in)
 {
-    for (int i = 0; i < 4; i++) mn_tensor_free(in[i]);
+    for (int i = 0; i < 5; i++) mn_tensor_free(in[i]);
     free(in);
 }
 
@@ -599,6 +606,57 @@ static void ref_util(const op_case *c, mn_tensor **in, double *out, mn_shape os)
     }
 }
 
+/* crf_nll and crf_nll_grad by brute force: every tag path of every
+ * sentence scored on its own, log Z as the log-sum-exp of all paths, and
+ * the gradient as path probabilities times path features (tiny T and K). */
+static double crf_path_score(mn_tensor **in, const int *path, int64_t b, int64_t L)
+{
+    mn_shape e = in[0]->shape;
+    int64_t B = e.d[1], K = e.d[2];
+    double s = F(in[1], K * K + path[0]) + F(in[1], (K + 1) * K + path[L - 1]);
+    for (int64_t t = 0; t < L; t++) s += F(in[0], (t * B + b) * K + path[t]) + (t ? F(in[1], path[t - 1] * K + path[t]) : 0);
+    return s;
+}
+
+/* Adds weight w times the features of a path to dE (wrt 0) or dA (wrt 1). */
+static void crf_path_features(double *out, int wrt, const int *path, int64_t b, int64_t L, int64_t B, int64_t K, double w)
+{
+    if (wrt == 0) { for (int64_t t = 0; t < L; t++) out[(t * B + b) * K + path[t]] += w; return; }
+    out[K * K + path[0]] += w;
+    out[(K + 1) * K + path[L - 1]] += w;
+    for (int64_t t = 1; t < L; t++) out[path[t - 1] * K + path[t]] += w;
+}
+
+static void ref_crf(const op_case *c, mn_tensor **in, double *out)
+{
+    const mn_crf_attrs *a = c->attrs;
+    bool grad = c->nin == 5;
+    mn_shape e = in[0]->shape;
+    int64_t T = e.d[0], B = e.d[1], K = e.d[2];
+    const int32_t *y = mn_i32(in[2]), *len = mn_i32(in[3]);
+    double total = 0;
+    if (grad) memset(out, 0, (size_t)(a->wrt ? (K + 2) * K : T * B * K) * sizeof *out);
+    for (int64_t b = 0; b < B; b++) {
+        int64_t L = len[b], npath = 1;
+        int path[16], gold[16];
+        for (int64_t t = 0; t < L; t++) { npath *= K; gold[t] = y[t * B + b]; }
+        double logz = -INFINITY, w = !grad ? 0 : a->reduction == MN_REDUCE_NONE ? F(in[4], b)
+                                              : a->reduction == MN_REDUCE_SUM ? F(in[4], 0) : F(in[4], 0) / (double)B;
+        for (int pass = 0; pass < 2 && L; pass++)
+            for (int64_t p = 0; p < npath; p++) {
+                for (int64_t t = 0, q = p; t < L; t++, q /= K) path[t] = (int)(q % K);
+                double s = crf_path_score(in, path, b, L);
+                if (pass == 0) logz = logz == -INFINITY ? s : fmax(logz, s) + log1p(exp(-fabs(logz - s)));
+                else if (grad) crf_path_features(out, a->wrt, path, b, L, B, K, w * exp(s - logz));
+            }
+        double nll = L ? logz - crf_path_score(in, gold, b, L) : 0;
+        if (grad && L) crf_path_features(out, a->wrt, gold, b, L, B, K, -w);
+        if (!grad && a->reduction == MN_REDUCE_NONE) out[b] = nll;
+        total += nll;
+    }
+    if (!grad && a->reduction != MN_REDUCE_NONE) out[0] = a->reduction == MN_REDUCE_SUM ? total : total / (double)B;
+}
+
 /* op is one of the space-separated words of list (which starts and ends with a space) */
 static bool is_one_of(const char *op, const char *list)
 {
@@ -638,6 +696,7 @@ static bool ref_library(const op_case *c, mn_tensor **in, double *out, mn_shape 
     else if (!strcmp(op, "dropout") || !strcmp(op, "normal") || !strcmp(op, "uniform")) ref_random(c, in, out, os);
     else if (!strncmp(op, "nll_loss", 8) || !strcmp(op, "bce_with_logits") || !strcmp(op, "kl_div") ||
              !strcmp(op, "gaussian_kl") || !strcmp(op, "smooth_l1") || !strcmp(op, "huber")) ref_losses(c, in, out, os);
+    else if (!strncmp(op, "crf_nll", 7)) ref_crf(c, in, out);
     else if (!strcmp(op, "fill") || !strcmp(op, "zeros_like") || !strcmp(op, "ones_like") || !strcmp(op, "arange") ||
              !strcmp(op, "one_hot") || !strcmp(op, "cast")) ref_util(c, in, out, os);
     else if (is_one_of(op, " gelu softplus abs sign clamp pow leaky_relu elu silu reciprocal rsqrt ")) {
@@ -674,7 +733,7 @@ static case_graph build(const op_case *c, mn_tensor **in, bool with_loss)
 {
     case_graph cg = { mn_params_new(), NULL, NULL, NULL };
     cg.g = mn_graph_new(cg.P);
-    mn_node *nodes[4];
+    mn_node *nodes[5];
     for (int i = 0; i < c->nin; i++) {
         if (c->dtype[i] == MN_I32) { nodes[i] = mn_constant(cg.g, MN_I32, c->shape[i], in[i]->data); continue; }
         if (c->gen[i] == G_LNSTATS) { nodes[i] = mn_op(cg.g, "layer_norm_stats", nodes, 1, c->attrs, sizeof(mn_ln_attrs)); continue; }
@@ -1031,6 +1090,10 @@ int main(void)
         /* skinny products that ops/matmul.c cuts into column blocks (with a remainder);
          * last, so that the cases above keep their input seeds */
         MM(false, true, S(16, 40), S(100, 40)), MM(false, false, S(12, 48), S(48, 70)), MM(false, true, S(2, 8, 33), S(50, 33)),
+        /* the CRF: lengths T, T-1, ..., 0 (padding and an empty sentence); brute force over every path */
+        CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_SUM, 0, 0), CRF(S(5, 3, 4), MN_REDUCE_NONE, 0, 0),
+        CRF(S(1, 2, 5), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 1), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 1, 1),
+        CRF(S(5, 3, 4), MN_REDUCE_NONE, 0, 1), CRF(S(5, 3, 4), MN_REDUCE_SUM, 1, 1),
     };
     cases = table;
     NCASES = (int)(sizeof table / sizeof *table);

@@ -327,6 +327,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (extra_args("eval", argc, argv)) return MN_EXIT_USAGE;
     if (!ckpt) { fprintf(stderr, "mnemo eval: --ckpt CKPT is required\n"); return MN_EXIT_USAGE; }
+    if (mn_ner_is_checkpoint(ckpt)) return mn_cmd_eval_ner(ckpt, data, (int)threads);   /* cmd_ner.c */
     mn_params *P;
     mn_train_cfg c;
     if (open_checked("eval", ckpt, &P, &c)) return MN_EXIT_RUNTIME;

@@ -64,6 +64,7 @@ static void train_usage(FILE *f)
         "latest (give it to --resume). Metrics go to CKPT.metrics.jsonl and CKPT.loss.png.\n"
         "An existing CKPT or CKPT.last is replaced only with --force or when resuming from it; devices,\n"
         "pipes and links are never replaced.\n"
+        "--model ner: a BiLSTM-CRF named-entity tagger on CoNLL files, with its own flags (mnemo train --model ner --help).\n"
         "Exit codes: 0 ok, 1 runtime error, 2 usage error.\n");
     fprintf(f, "Translation: mnemo train --model translate --help (its own flags; docs/translation.md).\n");
 }
@@ -703,6 +704,9 @@ int cmd_train(int argc, char **argv)
     mn_params *resumed = NULL;
     loop_state ls;
     bool done = false;
+    for (int i = 1; i < argc; i++)                 /* --model ner: its own loop and flags (cmd_ner.c) */
+        if ((!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "ner")) || !strcmp(argv[i], "--model=ner"))
+            return mn_cmd_train_ner(argc, argv);
     int rc = parse(argc, argv, &t.c, &resumed, &t.rf);
     if (rc) { mn_params_free(resumed); return rc < 0 ? MN_EXIT_OK : rc; }
     t.resume = resumed ? t.c.resume : NULL;

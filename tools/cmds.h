@@ -28,5 +28,8 @@ int  cmd_translate(int argc, char **argv);
 int  cmd_eval_translate(int argc, char **argv);
 bool mn_mt_is_checkpoint(int argc, char **argv);
 bool mn_mt_wants_train(int argc, char **argv);
+int mn_cmd_train_ner(int argc, char **argv);   /* train --model ner (cmd_ner.c) */
+bool mn_ner_is_checkpoint(const char *path);
+int mn_cmd_eval_ner(const char *ckpt, const char *data, int threads);
 
 #endif

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# mnemo train --model ner end to end (issue 20): a BiLSTM-CRF with character
+# features trains on a slice of the Brown-derived CoNLL data (committed
+# fixtures, 400/120/120 sentences) and reaches a stated test entity F1;
+# the dev and test reports come in seqeval's layout, and `mnemo eval`
+# repeats the test report from the checkpoint; --no-crf and
+# --char-filters 0 run; word vectors load from a text file (with a
+# lower-case fallback); malformed files, vectors and flags are refused
+# with the file and line or the flag named.
+set -u
+. "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
+mnemo=$(readlink -f "$1")
+fx=$(readlink -f "$(dirname "$(readlink -f "$0")")/fixtures")
+tmp=$(mktemp -d /tmp/mnemo-cli-ner-XXXXXX)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+cd "$tmp"
+data=(--data "$fx/ner_brown_train.conll" --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll")
+small=(--embed 32 --hidden 32 --char-filters 16 --char-dim 16 --lr 0.01 --dropout 0.2 --threads 1)
+
+# 8 epochs of the BiLSTM-CRF: test entity micro F1 >= 0.45 (0.58 after 5
+# epochs when written; an untrained tagger predicts no entity: F1 0).
+expect 0 "best dev entity F1" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 8 --out ner.safetensors
+cp out.txt crf.txt
+check "epoch lines" grep -qE "^epoch 8: [0-9]+ steps, train loss [0-9.]+, .* dev entity F1 0\.[0-9]{4}" crf.txt
+check "scheme detected" grep -q "^tags: IOB2 (detected on the training file), 5 tags" crf.txt
+check "seqeval header" grep -qE "^ +precision +recall +f1-score +support$" crf.txt
+check "entity rows" grep -qE "^ +NAME +0\.[0-9]{4} +0\.[0-9]{4} +0\.[0-9]{4} +[0-9]+$" crf.txt
+check "token rows" grep -qE "^ +I-TITLE +0\.[0-9]{4}" crf.txt
+f1=$(awk '/^test: .*entity level/ {t = 1} t && /micro avg/ {print $5; exit}' crf.txt)
+check "test micro F1 $f1 >= 0.45" awk -v f="$f1" 'BEGIN { exit !(f >= 0.45) }'
+check "test support: 171 entities" grep -qE "micro avg .* 171$" crf.txt
+check "checkpoint written" test -s ner.safetensors
+check "checkpoint metadata" grep -qa '"mnemo.model":"ner"' ner.safetensors
+expect 2 "exists; --force" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --out ner.safetensors
+# mnemo eval of the checkpoint: the same test report (the best epoch's weights were saved)
+expect 0 "BiLSTM-CRF tagger, 5 tags" -- "$mnemo" eval --ckpt ner.safetensors --data "$fx/ner_brown_test.conll"
+check "eval repeats train's test report" test "$(grep "micro avg" out.txt)" = "$(awk '/^test: .*entity level/ {t = 1} t && /micro avg/ {print; exit}' crf.txt)"
+# a tag the model never saw is reported (a row of its own), never predicted
+sed '0,/ O$/s// B-PLACE/' "$fx/ner_brown_test.conll" > unseen.conll
+expect 0 "^ +PLACE +0\.0000 +0\.0000 +0\.0000 +1$" -- "$mnemo" eval --ckpt ner.safetensors --data unseen.conll
+
+# the other configurations run and report
+expect 0 "BiLSTM \+ softmax, character CNN" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --no-crf
+expect 0 "BiLSTM-CRF, no character features" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --char-filters 0
+expect 0 "^epoch 1: 3 steps" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --steps 3
+
+# word vectors: exact words, then lower case; the dimension sets --embed
+printf '3 4\nthe 1 2 3 4\nfulton 0.5 0.5 0.5 0.5\nzzzz 1 1 1 1\n' > vec.txt
+expect 0 "vectors vec.txt: 1 of [0-9]+ words found \(2 more by lower case\)" -- \
+  "$mnemo" train --model ner "${data[@]}" --hidden 8 --char-filters 0 --steps 1 --vectors vec.txt
+printf 'the 1 2 3 4\nof 1 2 3\n' > bad.txt
+expect 1 "vectors bad.txt line 2: want a word and 4 numbers" -- "$mnemo" train --model ner "${data[@]}" --steps 1 --vectors bad.txt
+expect 1 "vectors vec.txt hold 4 numbers per word, --embed says 32" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --steps 1 --vectors vec.txt
+
+# malformed data and flags
+printf 'Alice B-PER\nSmith I-PER extra\n' > bad.conll
+expect 1 "bad.conll line 2" -- "$mnemo" train --model ner --data bad.conll --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll" --steps 1
+expect 1 "missing.conll" -- "$mnemo" train --model ner --data missing.conll --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll"
+expect 1 "nowhere/brown-ner/train.conll.*scripts/setup.sh" -- env MNEMO_DATA="$tmp/nowhere" "$mnemo" train --model=ner --steps 1
+expect 2 "--scheme" -- "$mnemo" train --model ner "${data[@]}" --scheme bilou
+expect 2 "--dropout: bad value" -- "$mnemo" train --model ner "${data[@]}" --dropout 1.5
+expect 2 "unknown or incomplete option \"--bogus\"" -- "$mnemo" train --model ner --bogus
+expect 0 "usage: mnemo train --model ner" -- "$mnemo" train --model ner --help
+
+# IOB1 input (CoNLL-2003's scheme) is detected and converted
+awk '{ if (NF && $NF ~ /^B-/) { sub(/^B-/, "I-", $NF) } print }' "$fx/ner_brown_dev.conll" > iob1.conll
+expect 0 "^tags: IOB1 \(detected on the training file\)" -- "$mnemo" train --model ner --data iob1.conll --valid "$fx/ner_brown_dev.conll" \
+  --test "$fx/ner_brown_test.conll" "${small[@]}" --steps 1
+
+echo "cli_ner: $checks checks, $failures failures"
+[ "$failures" -eq 0 ]
