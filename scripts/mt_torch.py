@@ -24,6 +24,8 @@ ap.add_argument("--max-len", type=int, default=80); ap.add_argument("--batch", t
 ap.add_argument("--lr", type=float, default=2e-3); ap.add_argument("--warmup", type=int, default=400)
 ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.1)
 ap.add_argument("--clip", type=float, default=1.0); ap.add_argument("--seed", type=int, default=1)
+ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: --time only)")
+ap.add_argument("--no-decode", action="store_true", help="skip the test translations (step timing only)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -123,10 +125,12 @@ while not stop:
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
         if step % 50 == 0: print(f"torch step {step}: loss {ema:.3f}, {tokens / (time.time() - t0):.0f} tok/s", flush=True)
-        if time.time() - t0 >= a.time: stop = True; break
+        if time.time() - t0 >= a.time or (a.steps and step >= a.steps): stop = True; break
     epoch += 1
 train_s = time.time() - t0
-print(f"torch: {step} steps in {train_s:.0f} s, {tokens / train_s:.0f} tok/s, loss {ema:.3f}", flush=True)
+cpu = time.process_time()
+print(f"torch: {step} steps in {train_s:.0f} s, {tokens / train_s:.0f} tok/s, {tokens / cpu:.0f} tok per CPU-second, loss {ema:.3f}", flush=True)
+if a.no_decode: sys.exit(0)
 
 # greedy translation of the test split (full recomputation: nn.Transformer has no cache)
 model.eval()
