@@ -110,8 +110,10 @@ int mn_cli_dist_agree(int rc)
     int e = MPI_Allreduce(&codes[0], &worst[0], 1, MPI_INT, MPI_MAX, mn_dist_comm(group));
     if (!e) e = MPI_Allreduce(&codes[1], &worst[1], 1, MPI_INT, MPI_MIN, mn_dist_comm(group));
     if (e) mn_cli_dist_fail();
-    if (worst[0] && !rc && mn_dist_rank(group) == 0)
-        fprintf(stderr, "mnemo train: rank %d failed (its message is above); every rank stops\n", worst[1]);
+    if (rc)
+        fprintf(stderr, "mnemo train: rank %d of %d: stopping every rank after this error\n", mn_dist_rank(group), mn_dist_size(group));
+    else if (worst[0] && mn_dist_rank(group) == 0)
+        fprintf(stderr, "mnemo train: rank %d failed (its message is on stderr too); every rank stops\n", worst[1]);
     return worst[0];
 }
 
