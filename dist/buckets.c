@@ -126,6 +126,7 @@ static mn_status on_level(void *ctx, int level)
     int rc = 0;
     while (!rc && d->next < d->nb && d->b[d->next].ready <= level) {
         if (level < d->nlevels) d->early++;
+        if (d->next == 0) d->first_start = t0;
         if (thread) start_thread_bucket(d);
         else rc = start_bucket(d);
     }
@@ -133,6 +134,7 @@ static mn_status on_level(void *ctx, int level)
     double t1 = MPI_Wtime();
     d->comm_total += t1 - t0;
     if (level < d->nlevels || rc) return rc ? mn__dist_mpi_error(rc, "starting a gradient allreduce") : MN_OK;
+    d->window_total += t1 - d->first_start;
     rc = thread ? finish_thread(d) : finish_levels(d);
     double t2 = MPI_Wtime();
     d->wait_total += t2 - t1;

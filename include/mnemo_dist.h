@@ -72,6 +72,8 @@ typedef struct {
     int     early;               /* of the last run's buckets, started before its last level */
     double  wait_ms;             /* per run: blocked at the end until every bucket arrived */
     double  comm_ms;             /* per run: time inside MPI calls on the running thread */
+    double  window_ms;           /* per run: from the first bucket's start to the end of the
+                                    backward pass, the time communication may hide in */
 } mn_dist_stats;
 mn_dist_stats mn_dist_get_stats(const mn_dist *d);
 void          mn_dist_reset_stats(mn_dist *d);

@@ -55,6 +55,11 @@ int mn_cli_dist_begin(void)
 
 void mn_cli_dist_end(void)
 {
+    mn_dist_stats st = mn_dist_get_stats(group);
+    if (group && st.runs)
+        printf("data parallel: %lld steps, %d bucket%s of gradients each (%d started during the backward pass); "
+               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass\n",
+               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms);
     mn_dist_finalize(group);
     group = NULL;
 }
