@@ -48,7 +48,7 @@ mn_status mn_dist_check_params(mn_dist *d, mn_params *P);
  * it returns (through ex's level hook). Buckets follow the order in which
  * the schedule completes gradients; MN_ERR_INVALID if ranks compiled
  * different graphs (other bucket layouts). One executable at a time;
- * NULL detaches. (collective) */
+ * NULL detaches: detach (or finalize d) before freeing ex. (collective) */
 mn_status mn_dist_attach(mn_dist *d, mn_exec *ex, mn_params *P);
 /* Gradient accumulation: with sync off, runs only add into the local
  * gradients (no communication); the first run with sync on averages all

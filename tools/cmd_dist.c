@@ -96,6 +96,11 @@ int mn_cli_dist_attach(mn_params *P, mn_exec *ex)
     return MN_EXIT_OK;
 }
 
+void mn_cli_dist_detach(void)
+{
+    if (group) mn_dist_attach(group, NULL, NULL);
+}
+
 double mn_cli_dist_mean(double v)
 {
     if (group && mn_dist_mean(group, &v, 1)) mn_cli_dist_fail();
@@ -139,6 +144,7 @@ bool    mn_cli_dist_writer(void) { return true; }
 int     mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local) { *local = *c; return MN_EXIT_OK; }
 int64_t mn_cli_dist_shard(const mn_train_cfg *c) { (void)c; return 0; }
 int     mn_cli_dist_attach(mn_params *P, mn_exec *ex) { (void)P; (void)ex; return MN_EXIT_OK; }
+void    mn_cli_dist_detach(void) {}
 double  mn_cli_dist_mean(double v) { return v; }
 bool    mn_cli_dist_any(bool v) { return v; }
 int     mn_cli_dist_agree(int rc) { return rc; }

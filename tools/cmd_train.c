@@ -438,6 +438,7 @@ static void teardown(trainer *t)
 {
     if (t->metrics) fclose(t->metrics);
     mn_sched_free(t->sched); mn_optim_free(t->opt);
+    mn_cli_dist_detach();                                  /* before its executable goes */
     mn_exec_free(t->ex); mn_exec_free(t->vex); mn_graph_free(t->g); mn_graph_free(t->vg);
     mn_params_free(t->P); mn_data_free(&t->d);
 }

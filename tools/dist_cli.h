@@ -20,6 +20,7 @@ int64_t   mn_cli_dist_shard(const mn_train_cfg *c);   /* this rank's first item 
 /* Rank 0's tensors on every rank, checked equal; then each run of ex
  * averages the gradients across ranks. An exit code. */
 int       mn_cli_dist_attach(mn_params *P, mn_exec *ex);
+void      mn_cli_dist_detach(void);        /* before freeing the attached executable */
 double    mn_cli_dist_mean(double v);
 bool      mn_cli_dist_any(bool v);
 /* Every rank learns the worst exit code; a rank that did not fail names the
