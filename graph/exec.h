@@ -157,6 +157,8 @@ struct mn_exec {
     /* profiling (mn_exec_set_profiling): seconds per step, per level, runs */
     double *prof_step, *prof_level, prof_sinks, prof_wall;
     int prof_runs;
+    /* mn_exec_set_level_hook: called after each level's gradient sinks (run.c) */
+    mn_level_fn level_hook; void *level_ctx;
     char msg[1024];
 };
 

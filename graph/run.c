@@ -220,6 +220,7 @@ static mn_status run_levels(mn_exec *ex)
         if (st) return st;
         double ts = prof ? omp_get_wtime() : 0;
         for (; k < ex->nsinks && ex->sinks[k].level <= l; k++) accumulate(ex, &ex->sinks[k]);
+        if (ex->level_hook && (st = ex->level_hook(ex->level_ctx, l))) return st;
         if (prof) {
             double t = omp_get_wtime();
             ex->prof_level[l] += ts - tl;
@@ -228,9 +229,32 @@ static mn_status run_levels(mn_exec *ex)
         }
     }
     for (; k < ex->nsinks; k++) accumulate(ex, &ex->sinks[k]);
+    mn_status st = ex->level_hook ? ex->level_hook(ex->level_ctx, ex->nlevels) : MN_OK;
+    if (st) return st;
     if (prof) { double t = omp_get_wtime(); ex->prof_sinks += t - tl; ex->prof_wall += t - t0; ex->prof_runs++; }
     ex->step++;
     return MN_OK;
+}
+
+/* The level hook and what it needs to know: the level after which a run
+ * has added everything it adds to parameter p's gradient (its last sink;
+ * nlevels for sinks after the last level), -1 if it never adds to it. */
+mn_status mn_exec_set_level_hook(mn_exec *ex, mn_level_fn fn, void *ctx)
+{
+    if (!ex) return mn__error(MN_ERR_MISUSE, "level hook: NULL executable");
+    ex->level_hook = fn;
+    ex->level_ctx = ctx;
+    return MN_OK;
+}
+
+int mn_exec_level_count(const mn_exec *ex) { return ex ? ex->nlevels : 0; }
+
+int mn_exec_grad_level(const mn_exec *ex, int param)
+{
+    int level = -1;
+    for (int k = 0; ex && k < ex->nsinks; k++)
+        if (ex->sinks[k].param == param && ex->sinks[k].level > level) level = ex->sinks[k].level;
+    return ex && level > ex->nlevels ? ex->nlevels : level;
 }
 
 void mn_exec_set_step(mn_exec *ex, uint64_t step) { if (ex) ex->step = step; }

@@ -722,6 +722,17 @@ uint64_t  mn_exec_get_step(const mn_exec *ex);
 /* A view of a node's value after the last run (loss, inputs, outputs). */
 const mn_tensor *mn_exec_value(const mn_exec *ex, const mn_node *n);
 const char *mn_exec_errmsg(const mn_exec *ex);
+/* A level hook (data parallelism: mnemo_dist.h): during mn_exec_run, fn(ctx, L)
+ * runs on the calling thread after level L of the schedule, once the
+ * gradients that level completes are in the store, and once more with
+ * L = mn_exec_level_count(ex) at the end. A nonzero status stops the run,
+ * which then fails and rolls back. fn NULL removes it. mn_exec_grad_level:
+ * the L after which a run has added all it adds to parameter p's gradient
+ * (the same on every process running the same graph), -1 if it adds none. */
+typedef mn_status (*mn_level_fn)(void *ctx, int level);
+mn_status mn_exec_set_level_hook(mn_exec *ex, mn_level_fn fn, void *ctx);
+int       mn_exec_level_count(const mn_exec *ex);
+int       mn_exec_grad_level(const mn_exec *ex, int param);
 
 typedef struct {
     int     nodes_total;     /* nodes in the graph, forward + backward */

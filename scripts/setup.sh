@@ -15,6 +15,7 @@ if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 
 # Parallel Bible text for translation (KJV, Reina-Valera 1909, WEB), its dump tools, NLTK for the BLEU check
 PKGS+=(sword-text-kjv sword-text-sparv sword-text-web libsword-utils diatheke python3-nltk)
+PKGS+=(openmpi-bin libopenmpi-dev)   # data-parallel training under mpirun (dist/, docs/distributed.md)
 
 missing=()
 for p in "${PKGS[@]}"; do

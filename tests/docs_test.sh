@@ -19,7 +19,7 @@ root=$(readlink -f "$(dirname "$0")/..")
 for v in $(grep -hoE '(getenv|env_on)\("[A-Z_]+"\)' "$root"/tools/*.c | sed -E 's/.*\("(.*)"\)/\1/' | sort -u); do
   grep -q "\`$v\`" "$root/docs/cli.md" || { echo "docs/cli.md: environment variable $v (read in tools/) is not listed" >&2; exit 1; }
 done
-if grep -rnE 'getenv *\(' "$root"/core "$root"/ops "$root"/graph "$root"/optim "$root"/models; then
+if grep -rnE 'getenv *\(' "$root"/core "$root"/ops "$root"/graph "$root"/optim "$root"/models "$root"/dist; then
   echo "the library reads the environment (above); only tools/ may (docs/cli.md, Environment)" >&2
   exit 1
 fi

@@ -12,6 +12,7 @@
 #include "train.h"
 #include "env.h"
 #include "finetune.h"
+#include "dist_cli.h"
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -199,6 +200,7 @@ typedef mn_train_state loop_state;
 
 static mn_status save(mn_params *P, const mn_train_cfg *c, const mn_data *d, const loop_state *ls, const char *path)
 {
+    if (!mn_cli_dist_writer()) return MN_OK;                 /* mpirun: rank 0 writes */
     char *cfg = mn_cfg_to_json(c), *vocab = mn_data_vocab_json(d), st[512];
     mn_train_state_json(ls, st, sizeof st);
     mn_status s = !cfg || !vocab ? mn_set_error(MN_ERR_NOMEM, "checkpoint: out of memory") : mn_out_check_regular(path);
@@ -281,6 +283,8 @@ typedef struct {
     run_flags rf;
     bool tty, wrote_best;
     stop_reason why;               /* set by loop() when it ends without an error */
+    mn_train_cfg local;            /* this rank's: batch / ranks (mpirun; cmd_dist.c) */
+    int64_t shard;                 /* this rank's first item of a global batch */
 } trainer;
 
 static mn_optim *make_optim(mn_params *P, const mn_train_cfg *c)
@@ -321,6 +325,7 @@ static double validate(trainer *t, double *acc)
     *acc = -1;
     if (mn_eval_items(t->vr, &t->vctx, &t->d, t->val_items, NULL, false, &r)) {
         fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg());
+        mn_cli_dist_fail();
         return NAN;
     }
     if (t->vctx.classes && t->d.kind != MN_DATA_TEXT) *acc = r.targets ? (double)r.correct / (double)r.targets : 0;
@@ -365,6 +370,7 @@ static const char *loss_str(double v, char buf[32])
 
 static void plot(const trainer *t)
 {
+    if (!mn_cli_dist_writer()) return;
     mn_status s = mn_plot_losses(t->metrics_path, t->png);
     if (s == MN_ERR_NOTFOUND) printf("note: gnuplot not found; no loss plot (install gnuplot-nox)\n");
     else if (s) printf("note: no loss plot: %s\n", mn_errmsg());
@@ -426,6 +432,7 @@ static int check_outputs(trainer *t)
  * killed run's redone steps), then appends. */
 static int open_metrics(trainer *t, const loop_state *ls)
 {
+    if (!mn_cli_dist_writer()) return (t->metrics = fopen("/dev/null", "w")) ? MN_EXIT_OK : MN_EXIT_RUNTIME;
     int64_t dropped = t->resume ? mn_metrics_truncate(t->metrics_path, ls->step) : 0;
     if (dropped < 0) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
     if (dropped) printf("metrics %s: dropped %lld lines after step %lld\n", t->metrics_path, (long long)dropped, (long long)ls->step);
@@ -445,6 +452,8 @@ static void output_paths(trainer *t)
 static int setup(trainer *t, mn_params *resumed)
 {
     mn_train_cfg *c = &t->c;
+    if (mn_cli_dist_local(c, &t->local)) return MN_EXIT_USAGE;
+    t->shard = mn_cli_dist_shard(c);
     int rc = mn_ft_open(c, resumed != NULL, &t->src);
     if (rc) return rc;
     if (mn_data_load_vocab(&t->d, c, mn_ft_vocab(c, t->src, resumed))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
@@ -462,7 +471,7 @@ static int setup(trainer *t, mn_params *resumed)
     mn_params_set_seed(t->P, c->seed);
     t->g = mn_graph_new(t->P);
     mn_graph_set_seed(t->g, c->seed);
-    t->m = mn_model_build(t->g, c, vocab, true);
+    t->m = mn_model_build(t->g, &t->local, vocab, true);           /* this rank's batch (mpirun), else --batch */
     if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
     t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an,
@@ -491,6 +500,7 @@ static void teardown(trainer *t)
 {
     if (t->metrics) fclose(t->metrics);
     mn_sched_free(t->sched); mn_optim_free(t->opt);
+    mn_cli_dist_detach();                                  /* before its executable goes */
     mn_exec_free(t->ex); mn_graph_free(t->g); mn_rebatch_free(t->vr);
     mn_params_free(t->P); mn_params_free(t->src); mn_data_free(&t->d);
 }
@@ -586,13 +596,14 @@ static int loop(trainer *t, loop_state *ls)
     bool stop = ls->epoch >= c->epochs;
     while (!stop) {
         if (perm_epoch != ls->epoch) { permutation(perm, ntr, c->seed, (uint64_t)ls->epoch); perm_epoch = ls->epoch; }
-        mn_data_fill_items(&t->d, c, t->ex, perm + ls->example, false);
+        mn_data_fill_items(&t->d, &t->local, t->ex, perm + ls->example + t->shard, false);
         if (mn_exec_run(t->ex)) {                                /* the metrics' step number; "run" counts from 0 */
             fprintf(stderr, "\nmnemo train: step %lld: %s; stopping without saving\n", (long long)ls->step + 1, mn_errmsg());
+            mn_cli_dist_fail();
             rc = MN_EXIT_RUNTIME;
             break;
         }
-        double loss = mn_exec_loss(t->ex);
+        double loss = mn_cli_dist_mean(mn_exec_loss(t->ex));     /* every rank decides alike */
         if (!isfinite(loss)) {
             char buf[32];
             fprintf(stderr, "\nmnemo train: loss is %s at step %lld; stopping without saving\n", loss_str(loss, buf),
@@ -615,12 +626,15 @@ static int loop(trainer *t, loop_state *ls)
         fprintf(t->metrics, "{\"step\": %lld, \"epoch\": %lld, \"train_loss\": %.6f, \"time\": %.2f}\n", (long long)ls->step,
                 (long long)ls->epoch, loss, el);
         stop_reason out = bound_reached(c, ls, el);
+        if (mn_cli_dist_size() > 1 && c->time_limit > 0 && (out == STOP_TIME) != mn_cli_dist_any(out == STOP_TIME))
+            out = out == STOP_NONE ? STOP_TIME : out;           /* mpirun: a rank past --time stops them all */
         progress(t, ls, shown_epoch, last, window / nwin, rate, eta, out != STOP_NONE);
         if (ls->step == kill_at) { fflush(t->metrics); raise(SIGKILL); }
         if ((c->val_every ? ls->step % c->val_every == 0 : epoch_end) || out) {
             bool early = checkpoint(t, ls, window / nwin, el, &rc);
             t->why = early && !rc ? STOP_PATIENCE : out;
             stop = early || out;
+            if ((rc = mn_cli_dist_agree(rc))) stop = true;      /* rank 0's saving failed: all stop */
             window = 0; nwin = 0; w0 = now();
         }
     }
@@ -696,24 +710,36 @@ static void validation_line(const trainer *t)
                n / B == 1 ? "" : "es", (long long)B, n % B ? " and one of the rest" : "");
 }
 
+static int train(int argc, char **argv);
+
+/* Under mpirun every rank runs train(); the ranks agree on failures
+ * before each collective step, so none waits for one that left. */
 int cmd_train(int argc, char **argv)
 {
     if (mn_mt_wants_train(argc, argv)) return cmd_train_translate(argc, argv);   /* tools/cmd_translate.c */
+    for (int i = 1; i < argc; i++)                 /* --model ner: its own loop and flags (cmd_ner.c) */
+        if ((!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "ner")) || !strcmp(argv[i], "--model=ner"))
+            return mn_cmd_train_ner(argc, argv);
+    int rc = mn_cli_dist_begin();
+    if (!rc) rc = train(argc, argv);
+    mn_cli_dist_end();
+    return rc;
+}
+
+static int train(int argc, char **argv)
+{
     trainer t;
     memset(&t, 0, sizeof t);
     mn_params *resumed = NULL;
     loop_state ls;
     bool done = false;
-    for (int i = 1; i < argc; i++)                 /* --model ner: its own loop and flags (cmd_ner.c) */
-        if ((!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "ner")) || !strcmp(argv[i], "--model=ner"))
-            return mn_cmd_train_ner(argc, argv);
-    int rc = parse(argc, argv, &t.c, &resumed, &t.rf);
+    int rc = mn_cli_dist_agree(parse(argc, argv, &t.c, &resumed, &t.rf));
     if (rc) { mn_params_free(resumed); return rc < 0 ? MN_EXIT_OK : rc; }
     t.resume = resumed ? t.c.resume : NULL;
     cap_threads(&t.c, t.rf.oversubscribe);
     output_paths(&t);
-    if ((rc = check_outputs(&t)) || (rc = setup(&t, resumed))) { if (!t.P) mn_params_free(resumed); teardown(&t); return rc; }
-    if ((rc = start_state(&t, resumed, &ls, &done)) || done || (rc = open_metrics(&t, &ls))) { teardown(&t); return rc; }
+    if ((rc = mn_cli_dist_agree(check_outputs(&t))) || (rc = mn_cli_dist_agree(setup(&t, resumed))) || (rc = mn_cli_dist_attach(t.P, t.ex))) { if (!t.P) mn_params_free(resumed); teardown(&t); return rc; }
+    if ((rc = mn_cli_dist_agree(start_state(&t, resumed, &ls, &done))) || done || (rc = mn_cli_dist_agree(open_metrics(&t, &ls)))) { teardown(&t); return rc; }
     printf("%s on %s: %lld parameters, %lld batches of %d per epoch, %s lr %g, %d threads%s\n", t.c.model, t.d.source,
            (long long)mn_params_numel(t.P), (long long)mn_data_train_batches(&t.d, &t.c), t.c.batch, t.c.optim, (double)t.c.lr,
            t.c.threads ? t.c.threads : mn_get_num_threads(), resumed ? " (resumed)" : "");

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The figures of docs/distributed.md, in one run on this machine:
+#  1. throughput (tokens/s over the global batch) of `mnemo train` for the
+#     lstm and transformer models: 1 rank x 1 thread, 1 rank x 2 threads,
+#     2 ranks x 1 thread (progress from the executor, default 25 MB buckets
+#     and 0.25 MB buckets, and a communication thread), and PyTorch with
+#     DistributedDataParallel (gloo, 2 processes x 1 thread);
+#  2. allreduce time against bytes, shared memory and TCP on the loopback;
+#  3. the ring-allreduce model fitted to 2 and its projection (dist_model.py).
+# JSON lines go to $OUT (default dist-bench.jsonl), tables to stdout.
+# Usage: scripts/dist-bench.sh [STEPS]   (build first: scripts/build.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+steps=${1:-30}
+out=${OUT:-$root/dist-bench.jsonl}
+mnemo=$root/${MNEMO_BUILD:-build}/mnemo
+bench=$root/${MNEMO_BUILD:-build}/dist_allreduce
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+# A rank waiting in MPI yields its core (a shared or oversubscribed machine; 0 on a dedicated one)
+export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
+tmp=$(mktemp -d /tmp/mnemo-dist-bench-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+: > "$out"
+echo "{\"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\", \"cpus\": $(nproc), \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"steps\": $steps}" >> "$out"
+
+# tokens/s from the metrics of a run: steps 3..last (the first ones warm up)
+rate() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if '"val_loss"' not in l]
+tokens = int(sys.argv[2]) * int(sys.argv[3])
+a, b = lines[2], lines[-1]
+print(round(tokens * (b["step"] - a["step"]) / (b["time"] - a["time"]), 1))
+PY
+}
+
+# run MODEL RANKS THREADS LABEL [env...]: one mnemo run, one JSON line
+run() {
+  local model=$1 ranks=$2 threads=$3 label=$4; shift 4
+  local batch=32; [ "$model" = transformer ] && batch=16
+  local args=(train --model "$model" --steps "$steps" --val-every 100000 --val-batches 1 --threads "$threads" --force --out "$tmp/$model.st")
+  if [ "$ranks" = 1 ]; then env "$@" OMP_NUM_THREADS="$threads" "$mnemo" "${args[@]}" > "$tmp/log" 2>&1
+  else env "$@" OMP_NUM_THREADS="$threads" mpirun -np "$ranks" --bind-to none "$mnemo" "${args[@]}" > "$tmp/log" 2>&1; fi
+  local r; r=$(rate "$tmp/$model.st.metrics.jsonl" "$batch" 64)
+  local stats; stats=$(grep -a '^data parallel: [0-9]* steps' "$tmp/log" | sed 's/^data parallel: //' || true)
+  echo "{\"system\": \"mnemo\", \"model\": \"$model\", \"ranks\": $ranks, \"threads\": $threads, \"variant\": \"$label\", \"global_batch\": $batch, \"tokens_per_s\": $r, \"dist\": \"$stats\"}" | tee -a "$out"
+}
+
+for model in lstm transformer; do
+  run $model 1 1 "1 rank x 1 thread"
+  run $model 1 2 "1 rank x 2 threads"
+  run $model 2 1 "2 ranks x 1 thread, levels, 25 MB buckets"
+  run $model 2 1 "2 ranks x 1 thread, levels, 0.25 MB buckets" MNEMO_DIST_BUCKET_MB=0.25
+  run $model 2 1 "2 ranks x 1 thread, comm thread, 0.25 MB buckets" MNEMO_DIST_BUCKET_MB=0.25 MNEMO_DIST_PROGRESS=thread
+  # PyTorch: the same sizes (vocabulary 63: the Bible text's symbols in mnemo)
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    OMP_NUM_THREADS=1 /usr/bin/python3 scripts/dist_torch.py $model 1 1 "$steps" 63 | tee -a "$out"
+    OMP_NUM_THREADS=1 /usr/bin/python3 scripts/dist_torch.py $model 2 1 "$steps" 63 | tee -a "$out"
+  fi
+done
+
+# allreduce against bytes: shared memory (vader) and TCP on the loopback
+for btl in "self,vader" "self,tcp"; do
+  mpirun -np 2 --bind-to none --mca btl "$btl" "$bench" $((64 << 20)) | sed "s/^{/{\"btl\": \"$btl\", /" | tee -a "$out"
+done
+python3 scripts/dist_model.py "$out"

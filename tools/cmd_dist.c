@@ -1,0 +1,153 @@
+/* tools/cmd_dist.c: `mnemo train` under mpirun. The command's one MPI
+ * group (process-wide, as the command owns the process): joined when
+ * mpirun's environment names a rank, left at exit. Rank 0 alone prints and
+ * writes; every decision that could differ between ranks (a failure, the
+ * time limit) is agreed on so that no rank waits for one that has left.
+ * Without MPI (or without mpirun) the group has one member. */
+#include "dist_cli.h"
+#include "cmds.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef MNEMO_HAVE_MPI
+#include "mnemo_dist.h"
+
+static mn_dist *group;                       /* NULL: alone */
+
+static bool launched_by_mpirun(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+/* MNEMO_DIST_BUCKET_MB (default 25) and MNEMO_DIST_PROGRESS=levels|thread. */
+static int options(mn_dist_opts *o)
+{
+    const char *mb = getenv("MNEMO_DIST_BUCKET_MB"), *pr = getenv("MNEMO_DIST_PROGRESS");
+    char *end = NULL;
+    double v = mb ? strtod(mb, &end) : 25;
+    if (mb && (end == mb || *end || !(v > 0 && v <= 1024))) {
+        fprintf(stderr, "mnemo train: MNEMO_DIST_BUCKET_MB=%s: give megabytes between 0 and 1024\n", mb);
+        return MN_EXIT_USAGE;
+    }
+    o->bucket_bytes = (size_t)(v * 1048576.0);
+    o->progress = pr && !strcmp(pr, "thread") ? MN_DIST_PROGRESS_THREAD : MN_DIST_PROGRESS_LEVELS;
+    if (pr && strcmp(pr, "thread") && strcmp(pr, "levels")) {
+        fprintf(stderr, "mnemo train: MNEMO_DIST_PROGRESS=%s: give levels or thread\n", pr);
+        return MN_EXIT_USAGE;
+    }
+    return MN_EXIT_OK;
+}
+
+int mn_cli_dist_begin(void)
+{
+    mn_dist_opts o = { 0 };
+    if (!launched_by_mpirun()) return MN_EXIT_OK;
+    int rc = options(&o);
+    if (rc) return rc;
+    if (mn_dist_init_world(&group, NULL, NULL, &o)) {
+        fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
+        return MN_EXIT_RUNTIME;
+    }
+    if (mn_dist_rank(group) > 0 && !freopen("/dev/null", "w", stdout)) return MN_EXIT_RUNTIME;
+    return MN_EXIT_OK;
+}
+
+void mn_cli_dist_end(void)
+{
+    mn_dist_stats st = mn_dist_get_stats(group);
+    if (group && st.runs)
+        printf("data parallel: %lld steps, %d bucket%s of gradients each (%d started during the backward pass); "
+               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass\n",
+               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms);
+    mn_dist_finalize(group);
+    group = NULL;
+}
+
+int  mn_cli_dist_size(void) { return mn_dist_size(group); }
+bool mn_cli_dist_writer(void) { return mn_dist_rank(group) == 0; }
+
+int mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local)
+{
+    int n = mn_dist_size(group);
+    *local = *c;
+    if (c->batch % n) {
+        fprintf(stderr, "mnemo train: --batch %d does not split evenly over %d ranks: the global batch must be a multiple of "
+                "the ranks (%d or %d here); each rank runs batch/ranks examples per step\n", c->batch, n,
+                c->batch / n > 0 ? c->batch / n * n : n, (c->batch / n + 1) * n);
+        return MN_EXIT_USAGE;
+    }
+    local->batch = c->batch / n;
+    return MN_EXIT_OK;
+}
+
+int64_t mn_cli_dist_shard(const mn_train_cfg *c) { return (int64_t)mn_dist_rank(group) * (c->batch / mn_dist_size(group)); }
+
+int mn_cli_dist_attach(mn_params *P, mn_exec *ex)
+{
+    if (!group) return MN_EXIT_OK;
+    mn_status s = mn_dist_broadcast_params(group, P);
+    if (!s) s = mn_dist_check_params(group, P);
+    if (!s) s = mn_dist_attach(group, ex, P);
+    if (s) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    mn_dist_stats st = mn_dist_get_stats(group);
+    printf("data parallel: %d ranks; gradients %.2f MB per step in %d allreduce bucket%s\n", mn_dist_size(group),
+           (double)st.bytes / 1e6, st.buckets, st.buckets == 1 ? "" : "s");
+    return MN_EXIT_OK;
+}
+
+void mn_cli_dist_detach(void)
+{
+    if (group) mn_dist_attach(group, NULL, NULL);
+}
+
+double mn_cli_dist_mean(double v)
+{
+    if (group && mn_dist_mean(group, &v, 1)) mn_cli_dist_fail();
+    return v;
+}
+
+bool mn_cli_dist_any(bool v)
+{
+    double x = v ? 1.0 : 0.0;
+    return mn_cli_dist_mean(x) > 0;
+}
+
+int mn_cli_dist_agree(int rc)
+{
+    if (!group) return rc;
+    int codes[2] = { rc ? rc : 0, rc ? mn_dist_rank(group) : mn_dist_size(group) }, worst[2];
+    int e = MPI_Allreduce(&codes[0], &worst[0], 1, MPI_INT, MPI_MAX, mn_dist_comm(group));
+    if (!e) e = MPI_Allreduce(&codes[1], &worst[1], 1, MPI_INT, MPI_MIN, mn_dist_comm(group));
+    if (e) mn_cli_dist_fail();
+    if (rc)
+        fprintf(stderr, "mnemo train: rank %d of %d: stopping every rank after this error\n", mn_dist_rank(group), mn_dist_size(group));
+    else if (worst[0] && mn_dist_rank(group) == 0)
+        fprintf(stderr, "mnemo train: rank %d failed (its message is on stderr too); every rank stops\n", worst[1]);
+    return worst[0];
+}
+
+void mn_cli_dist_fail(void)
+{
+    if (!group) return;
+    fprintf(stderr, "mnemo train: rank %d of %d failed; ending every rank\n", mn_dist_rank(group), mn_dist_size(group));
+    fflush(stderr);
+    mn_dist_abort(group, MN_EXIT_RUNTIME);
+}
+
+#else   /* built without MPI: a group of one */
+
+int     mn_cli_dist_begin(void) { return MN_EXIT_OK; }
+void    mn_cli_dist_end(void) {}
+int     mn_cli_dist_size(void) { return 1; }
+bool    mn_cli_dist_writer(void) { return true; }
+int     mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local) { *local = *c; return MN_EXIT_OK; }
+int64_t mn_cli_dist_shard(const mn_train_cfg *c) { (void)c; return 0; }
+int     mn_cli_dist_attach(mn_params *P, mn_exec *ex) { (void)P; (void)ex; return MN_EXIT_OK; }
+void    mn_cli_dist_detach(void) {}
+double  mn_cli_dist_mean(double v) { return v; }
+bool    mn_cli_dist_any(bool v) { return v; }
+int     mn_cli_dist_agree(int rc) { return rc; }
+void    mn_cli_dist_fail(void) {}
+
+#endif
