@@ -16,6 +16,9 @@ if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 # Parallel Bible text for translation (KJV, Reina-Valera 1909, WEB), its dump tools, NLTK for the BLEU check
 PKGS+=(sword-text-kjv sword-text-sparv sword-text-web libsword-utils diatheke python3-nltk)
 
+# ONNX import/export (onnx/, docs/onnx.md): protoc-c + onnx.proto at build time, the backend tests and checker for tests/scripts
+PKGS+=(protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata python3-onnx)
+
 missing=()
 for p in "${PKGS[@]}"; do
   [ -n "$p" ] || continue
