@@ -7,7 +7,14 @@
 #include <string.h>
 
 static mn_params *FX;
-static char fixdir[1024];
+static char fixdir[1024], tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return path;
+}
 
 static const char *fixture(const char *name)
 {
@@ -275,6 +282,89 @@ START_TEST(corrupt_files_fail_cleanly)
 }
 END_TEST
 
+/* Runs graph g's output y on x (fed as "x"); returns a copy. */
+static mn_tensor *forward(mn_graph *g, mn_node *y, const mn_tensor *x)
+{
+    const mn_node *outs[1] = { y };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_feed(ex, "x", x));
+    ck_assert_ok(mn_exec_run(ex));
+    const mn_tensor *v = mn_exec_value(ex, y);
+    mn_tensor *c = mn_tensor_new(v->dtype, v->shape);
+    memcpy(c->data, v->data, mn_tensor_bytes(v));
+    mn_exec_free(ex);
+    return c;
+}
+
+/* Exports y of g, re-imports it into a fresh store and compares outputs on x. */
+static void round_trip(mn_graph *g, mn_node *y, const mn_tensor *x, const char *path)
+{
+    ck_assert_ok(mn_onnx_export(g, &y, 1, path));
+    mn_tensor *want = forward(g, y, x);
+    mn_params *P2 = mn_params_new();
+    mn_graph *g2 = mn_graph_new(P2);
+    mn_onnx *m = mn_onnx_import(g2, path, NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g2));
+    ck_assert_int_eq(mn_params_count(P2), mn_params_count(mn_graph_params(g)));
+    ck_assert_str_eq(mn_onnx_output_name(m, 0), mn_node_name(y));
+    mn_tensor *got = forward(g2, mn_onnx_output(m, 0), x);
+    assert_close(got, want, 1e-5, path);
+    mn_tensor_free(got);
+    mn_tensor_free(want);
+    mn_onnx_free(m);
+    mn_graph_free(g2);
+    mn_params_free(P2);
+}
+
+START_TEST(exported_mlp_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 6));
+    mn_node *h = mn_silu(g, mn_layer_norm(g, "norm", mn_linear(g, "fc1", x, 10, true), true));
+    mn_node *y = mn_log_softmax(g, mn_linear(g, "fc2", mn_tanh(g, h), 3, true), 1);
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(4, 6));
+    mn_rng_fill_normal(mn_f32(xv), 24, 1, 2, 0, 1);
+    round_trip(g, y, xv, tmp_path("mlp_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(exported_lstm_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(5, 2, 3));
+    mn_rnn_out r = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = 4, .bidirectional = true });
+    mn_node *y = mn_linear(g, "head", r.output, 2, true);
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(5, 2, 3));
+    mn_rng_fill_normal(mn_f32(xv), 30, 3, 4, 0, 1);
+    round_trip(g, y, xv, tmp_path("lstm_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(export_names_an_op_without_onnx_form)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *y = mn_dropout(g, x, 0.5f, true);
+    ck_assert_int_eq(mn_onnx_export(g, &y, 1, tmp_path("never.onnx")), MN_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "op dropout"));
+    ck_assert_int_eq(mn_graph_status(g), MN_OK);
+    FILE *f = fopen(tmp_path("never.onnx"), "rb");
+    ck_assert_ptr_null(f);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(the_table_lists_ops_with_their_mnemo_ops)
 {
     ck_assert_int_ge(mn_onnx_op_count(), 80);
@@ -312,8 +402,11 @@ int main(void)
     tcase_add_test(tc, binding_fixes_a_dynamic_dim);
     tcase_add_test(tc, corrupt_files_fail_cleanly);
     tcase_add_test(tc, the_table_lists_ops_with_their_mnemo_ops);
+    tcase_add_test(tc, exported_mlp_reimports_to_the_same_outputs);
+    tcase_add_test(tc, exported_lstm_reimports_to_the_same_outputs);
+    tcase_add_test(tc, export_names_an_op_without_onnx_form);
     suite_add_tcase(s, tc);
-    int r = mn_test_run(s);
+    int r = mn_test_run_in_tmpdir(s, tmpdir, sizeof tmpdir, "mnemo-onnx");
     mn_params_free(FX);
     return r;
 }
