@@ -278,11 +278,29 @@ static bool emit_gather(exporter *e, const mn_node *n, char **in, const char *ou
     return !e->oom;
 }
 
+/* softmax/log_softmax; a mask input is added, causal adds -inf above the diagonal. */
 static bool emit_softmax(exporter *e, const mn_node *n, char **in, const char *out)
 {
     const mn_axis_attrs *a = n->attrs;
-    if (n->nin > 1 || a->causal) return false;
-    attr_int(e, node(e, strcmp(n->op->name, "softmax") ? "LogSoftmax" : "Softmax", 1, (const char *[]){ in[0] }, out), "axis", a->axis);
+    char *x = in[0];
+    if (n->nin > 1) {
+        char *t = tmpname(e);
+        node(e, "Add", 2, (const char *[]){ x, in[1] }, t);
+        x = t;
+    }
+    if (a->causal) {
+        mn_shape s = n->desc.shape;
+        int64_t R = s.d[s.ndim - 2], C = s.d[s.ndim - 1];
+        float *m = malloc((size_t)(R * C) * sizeof *m);
+        if (!m) return false;
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < C; j++) m[i * C + j] = j > i ? -INFINITY : 0.0f;
+        char *c = init_tensor(e, NULL, OX_FLOAT, MN_SHAPE(R, C), m), *t = tmpname(e);
+        free(m);
+        node(e, "Add", 2, (const char *[]){ x, c }, t);
+        x = t;
+    }
+    attr_int(e, node(e, strcmp(n->op->name, "softmax") ? "LogSoftmax" : "Softmax", 1, (const char *[]){ x }, out), "axis", a->axis);
     return !e->oom;
 }
 
@@ -435,11 +453,29 @@ static bool emit_fill(exporter *e, const mn_node *n, char **in, const char *out)
     return c && node(e, "Identity", 1, (const char *[]){ c }, out);
 }
 
+/* arange: its values, computed here (they depend on attributes only). */
+static bool emit_arange(exporter *e, const mn_node *n, char **in, const char *out)
+{
+    (void)in;
+    const mn_arange_attrs *a = n->attrs;
+    int64_t k = mn_shape_numel(n->desc.shape);
+    void *buf = malloc((size_t)(k ? k : 1) * 4);
+    if (!buf) return false;
+    for (int64_t i = 0; i < k; i++) {
+        double v = a->start + (double)i * a->step;
+        if (a->dtype == MN_F32) ((float *)buf)[i] = (float)v;
+        else ((int32_t *)buf)[i] = (int32_t)v;
+    }
+    char *c = init_tensor(e, NULL, a->dtype == MN_F32 ? OX_FLOAT : OX_INT32, n->desc.shape, buf);
+    free(buf);
+    return c && node(e, "Identity", 1, (const char *[]){ c }, out);
+}
+
 static const ex_entry EXPORT[] = {
     { "add", "Add", emit_same }, { "sub", "Sub", emit_same }, { "mul", "Mul", emit_same }, { "div", "Div", emit_same },
     { "maximum", "Max", emit_same }, { "minimum", "Min", emit_same }, { "neg", "Neg", emit_same }, { "exp", "Exp", emit_same },
     { "log", "Log", emit_same }, { "sqrt", "Sqrt", emit_same }, { "tanh", "Tanh", emit_same }, { "sigmoid", "Sigmoid", emit_same },
-    { "relu", "Relu", emit_same }, { "abs", "Abs", emit_same }, { "sign", "Sign", emit_same }, { "reciprocal", "Reciprocal", emit_same },
+    { "relu", "Relu", emit_same }, { "abs", "Abs", emit_same }, { "sign", "Sign", emit_same }, { "reciprocal", "Reciprocal", emit_same }, { "erf", "Erf", emit_same },
     { "square", "Mul", emit_square }, { "scale", "Mul", emit_scale }, { "rsqrt", "Sqrt, Reciprocal", emit_rsqrt },
     { "matmul", "MatMul", emit_matmul }, { "reshape", "Reshape", emit_reshape }, { "expand", "Expand", emit_expand },
     { "permute", "Transpose", emit_permute }, { "slice", "Slice", emit_slice }, { "concat", "Concat", emit_concat },
@@ -453,7 +489,7 @@ static const ex_entry EXPORT[] = {
     { "gt", "Greater", emit_compare }, { "ge", "GreaterOrEqual", emit_compare }, { "lt", "Less", emit_compare },
     { "le", "LessOrEqual", emit_compare }, { "eq", "Equal", emit_compare }, { "ne", "Equal, Not", emit_compare },
     { "where", "Where", emit_where }, { "cast", "Cast", emit_cast }, { "dropout", "Identity", emit_dropout },
-    { "fill", "Identity", emit_fill },
+    { "fill", "Identity", emit_fill }, { "arange", "Constant", emit_arange },
 };
 
 static bool emit_same(exporter *e, const mn_node *n, char **in, const char *out)

@@ -1021,6 +1021,7 @@ CONV(conv_nll)
 const ox_entry mn__ox_table[] = {
     /* elementwise through one registry op */
     { "Abs", "abs", conv_unary, NULL },
+    { "Erf", "erf", conv_unary, NULL },
     { "Exp", "exp", conv_unary, NULL },
     { "Log", "log", conv_unary, NULL },
     { "Neg", "neg", conv_unary, NULL },

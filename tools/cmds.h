@@ -21,5 +21,7 @@ int cmd_graph(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_import(int argc, char **argv);   /* tools/cmd_onnx.c */
+int cmd_export(int argc, char **argv);
 
 #endif
