@@ -353,8 +353,8 @@ static mn_onnx *build(importer *im, const Onnx__ModelProto *mp)
         return NULL;
     }
     im->cx.opset = opset_of(mp);
-    if (im->cx.opset < 7 || im->cx.opset > 17) {
-        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (7 to 17)", im->cx.opset);
+    if (im->cx.opset < 1 || im->cx.opset > 17) {
+        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 17)", im->cx.opset);
         return NULL;
     }
     if (gp->n_sparse_initializer) {

@@ -21,6 +21,8 @@ static mn_status fail(mn_graph *g, mn_status code, const char *fmt, const char *
     return mn_graph_fail(g, code, "%s", msg);
 }
 
+static mn_node *per_channel(mn_graph *g, mn_node *v, int r);
+
 static mn_status status_of(mn_graph *g, mn_node *y)
 {
     if (y) return MN_OK;
@@ -97,6 +99,15 @@ CONV(conv_binary)
     mn_node *a = need(g, in, nin, 0), *b = need(g, in, nin, 1);
     if (!a || !b) return mn_graph_status(g);
     bool was_int = is_int(a) && is_int(b);
+    if (cx->opset < 7 && mn__ox_attr_int(n, "broadcast", 0) && mn__ox_attr(n, "axis")) {
+        /* opset 6: b's dims line up with a's from `axis` on */
+        mn_shape as = mn_node_shape(a), bs = mn_node_shape(b), t = { .ndim = as.ndim };
+        int64_t ax = mn__ox_attr_int(n, "axis", 0);
+        if (ax < 0) ax += as.ndim;
+        if (ax < 0 || ax + bs.ndim > as.ndim) return bad_axis(g, ax, as.ndim);
+        for (int i = 0; i < as.ndim; i++) t.d[i] = i >= ax && i < ax + bs.ndim ? bs.d[i - ax] : 1;
+        b = mn_reshape(g, b, t);
+    }
     mn_node *ab[2] = { as_f32(g, a), as_f32(g, b) };
     out[0] = mn_op_named(g, cx->entry->ops, ab, 2, NULL, 0);
     bool compare = cx->entry->onnx[0] == 'E' || cx->entry->onnx[0] == 'G' || cx->entry->onnx[0] == 'L';
@@ -142,6 +153,15 @@ CONV(conv_elu)
     UNUSED_ARGS;
     mn_node *x = need(g, in, nin, 0);
     out[0] = x ? mn_elu(g, x, mn__ox_attr_float(n, "alpha", 1.0f)) : NULL;
+    return status_of(g, out[0]);
+}
+
+/* Softplus: log(1 + exp(x)) (PyTorch's threshold 20: beyond it, x; 2e-9 relative). */
+CONV(conv_softplus)
+{
+    UNUSED_ARGS;
+    mn_node *x = need(g, in, nin, 0);
+    out[0] = x ? mn_softplus(g, x, 1.0f, 20.0f) : NULL;
     return status_of(g, out[0]);
 }
 
@@ -221,6 +241,8 @@ CONV(conv_prelu)
     UNUSED_ARGS;
     mn_node *x = need(g, in, nin, 0), *s = need(g, in, nin, 1);
     if (!x || !s) return mn_graph_status(g);
+    mn_shape xs = mn_node_shape(x), ss = mn_node_shape(s);
+    if (cx->opset < 7 && ss.ndim == 1 && xs.ndim > 2 && ss.d[0] == xs.d[1] && ss.d[0] > 1) s = per_channel(g, s, xs.ndim);
     out[0] = mn_sub(g, mn_relu(g, x), mn_mul(g, s, mn_relu(g, mn_neg(g, x))));
     return status_of(g, out[0]);
 }
@@ -491,7 +513,7 @@ CONV(conv_concat)
         if (!xs[i]) return mn_graph_status(g);
     }
     int r = mn_node_shape(xs[0]).ndim;
-    int64_t a = mn__ox_attr_int(n, "axis", 0);
+    int64_t a = mn__ox_attr_int(n, "axis", cx->opset < 4 ? 1 : 0);
     if (norm_axis(a, r) < 0) return bad_axis(g, a, r);
     out[0] = mn_concat(g, xs, nin, norm_axis(a, r));
     return status_of(g, out[0]);
@@ -1029,7 +1051,7 @@ const ox_entry mn__ox_table[] = {
     { "Relu", "relu", conv_unary, NULL },
     { "Sigmoid", "sigmoid", conv_unary, NULL },
     { "Sign", "sign", conv_unary, NULL },
-    { "Softplus", "softplus", conv_unary, NULL },
+    { "Softplus", "softplus", conv_softplus, NULL },
     { "Sqrt", "sqrt", conv_unary, NULL },
     { "Tanh", "tanh", conv_unary, NULL },
     { "Add", "add", conv_binary, NULL },

@@ -3,7 +3,7 @@
 # and prints "N passed, M failed, K unsupported" per folder (node,
 # pytorch-converted, pytorch-operator, simple); -v lists each test and why.
 #   scripts/onnx-conformance.sh [-v] [--passes OUT]
-# tests/onnx/node_passes.txt (the suite's guard) is `--passes` of the node folder.
+# tests/onnx/passes.txt (the suite's guard) is what `--passes OUT` writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh

@@ -99,6 +99,23 @@ static mn_status feed(mn_exec *ex, const char *name, const mn_tensor *t)
     return MN_OK;    /* not read by the compiled graph */
 }
 
+/* Older test data has unnamed tensors: input_K is the model's K-th input
+ * (initializers excluded), read from a first import without bindings. */
+static void name_unnamed(const char *model, test_data *d)
+{
+    bool unnamed = false;
+    for (int i = 0; i < d->nin; i++) unnamed = unnamed || !d->in_name[i][0];
+    if (!unnamed) return;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, model, NULL);
+    for (int i = 0; m && i < d->nin && i < mn_onnx_input_count(m); i++)
+        if (!d->in_name[i][0]) snprintf(d->in_name[i], sizeof d->in_name[i], "%s", mn_onnx_input_name(m, i));
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+
 /* all_const: every input a constant (for models whose Clip bounds, Pow
  * exponents or Range limits are graph inputs). */
 static int run_set(const char *model, const char *setdir, bool all_const, char *why, size_t wlen)
@@ -109,6 +126,7 @@ static int run_set(const char *model, const char *setdir, bool all_const, char *
         data_free(&d);
         return r;
     }
+    name_unnamed(model, &d);
     mn_onnx_bind binds[MAXT];
     for (int i = 0; i < d.nin; i++)
         binds[i] = (mn_onnx_bind){ .name = d.in_name[i], .value = d.in[i], .constant = all_const || d.in[i]->dtype == MN_I32 };
