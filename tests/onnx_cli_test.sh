@@ -3,11 +3,12 @@
 # imports and its initializers are saved under their names; a bad model
 # exits 1 naming the node and op; a dynamic dim is fixed by --shape; a
 # truncated file is malformed; an exported mnemo model imports back.
-#   onnx_cli_test.sh MNEMO FIXTURES
+#   onnx_cli_test.sh MNEMO FIXTURES DOCS/onnx.md
 set -u
 . "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
 fix=$(readlink -f "$2")/onnx
+docs=$(readlink -f "$3")
 tmp=$(mktemp -d /tmp/mnemo-onnx-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -24,6 +25,8 @@ expect 2 'expected NAME=D1xD2' -- "$mnemo" import "$fix/bad_dynamic.onnx" --shap
 head -c 100 "$fix/lstm_lm.onnx" > cut.onnx
 expect 1 'malformed' -- "$mnemo" import cut.onnx
 expect 0 '\| Gemm \| matmul, scale, add \|' -- "$mnemo" import --ops
+check "docs/onnx.md holds every row the command prints" test -z "$(grep -vxFf "$docs" out.txt)"
+check "docs/onnx.md has no row the command lacks" test "$(grep -c '^| [A-Z]' "$docs")" = "$(grep -c '^| [A-Z]' out.txt)"
 expect 0 'mlp model, 203530 parameters' -- "$mnemo" export --model mlp --batch 2 -o mlp.onnx
 expect 0 '4 parameters \(203530 elements\)' -- "$mnemo" import mlp.onnx
 expect 2 'no logits' -- "$mnemo" export --model vae -o vae.onnx
