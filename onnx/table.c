@@ -878,20 +878,111 @@ CONV(conv_reduce)
     return status_of(g, y);
 }
 
+/* The last index of the extreme along axis a: max over a of
+ * (x == extreme ? index : -1), the index an arange broadcast along a. */
+static mn_node *arg_last(mn_graph *g, mn_node *x, int a, bool keep, bool is_max)
+{
+    mn_shape s = mn_node_shape(x), is = { .ndim = s.ndim };
+    for (int i = 0; i < s.ndim; i++) is.d[i] = i == a ? s.d[i] : 1;
+    mn_node *m = is_max ? mn_max(g, x, a, true) : mn_min(g, x, a, true);
+    mn_node *idx = mn_reshape(g, mn_arange(g, 1, (double)s.d[a] + 1, 1, MN_F32), is);
+    mn_node *v = mn_sub(g, mn_mul(g, mn_eq(g, x, m), idx), mn_scalar(g, 1.0f));
+    return mn_cast(g, mn_max(g, v, a, keep), MN_I32);
+}
+
 CONV(conv_arg)
 {
     UNUSED_ARGS;
     mn_node *x = need(g, in, nin, 0);
     if (!x) return mn_graph_status(g);
-    if (mn__ox_attr_int(n, "select_last_index", 0)) return fail(g, MN_ERR_UNSUPPORTED, "%sselect_last_index=%lld", "", 1);
     int r = mn_node_shape(x).ndim;
     int64_t a0 = mn__ox_attr_int(n, "axis", 0);
     int a = norm_axis(a0, r);
     if (a < 0) return bad_axis(g, a0, r);
     bool keep = mn__ox_attr_int(n, "keepdims", 1) != 0;
-    out[0] = cx->entry->onnx[3] == 'M' && cx->entry->onnx[4] == 'a' ? mn_argmax(g, as_f32(g, x), a, keep) : mn_argmin(g, as_f32(g, x), a, keep);
+    bool is_max = !strcmp(cx->entry->onnx, "ArgMax");
+    if (mn__ox_attr_int(n, "select_last_index", 0)) out[0] = arg_last(g, as_f32(g, x), a, keep, is_max);
+    else out[0] = is_max ? mn_argmax(g, as_f32(g, x), a, keep) : mn_argmin(g, as_f32(g, x), a, keep);
     out_elem[0] = OX_INT64;
     return status_of(g, out[0]);
+}
+
+/* Hardmax: one_hot of argmax over the axis (opset < 13: over x coerced to 2-D at axis). */
+CONV(conv_hardmax)
+{
+    UNUSED_ARGS;
+    mn_node *x = need(g, in, nin, 0);
+    if (!x) return mn_graph_status(g);
+    mn_shape s = mn_node_shape(x);
+    int64_t a0 = mn__ox_attr_int(n, "axis", cx->opset >= 13 ? -1 : 1);
+    int a = norm_axis(a0, s.ndim);
+    if (a < 0) return bad_axis(g, a0, s.ndim);
+    mn_node *y = x;
+    if (cx->opset < 13) {
+        int64_t outer = 1;
+        for (int i = 0; i < a; i++) outer *= s.d[i];
+        y = mn_reshape(g, x, MN_SHAPE(outer, mn_shape_numel(s) / (outer ? outer : 1)));
+        a = 1;
+    }
+    mn_shape ys = mn_node_shape(y);
+    int perm[MN_MAX_DIMS], r = ys.ndim;
+    for (int i = 0; i < r; i++) perm[i] = i == a ? r - 1 : i == r - 1 ? a : i;
+    if (a != r - 1) y = mn_permute(g, y, r, perm);
+    y = mn_one_hot(g, mn_argmax(g, y, r - 1, false), (int)ys.d[a], MN_F32);
+    if (y && a != r - 1) y = mn_permute(g, y, r, perm);
+    out[0] = y ? mn_reshape(g, y, s) : NULL;
+    return status_of(g, out[0]);
+}
+
+/* OneHot(indices, depth, values [off, on]), axis default -1; negative indices count from depth. */
+CONV(conv_one_hot)
+{
+    UNUSED_ARGS;
+    mn_node *idx = need(g, in, nin, 0);
+    const mn_tensor *d = idx ? known(g, in, nin, 1) : NULL, *v = d ? known(g, in, nin, 2) : NULL;
+    if (!v) return mn_graph_status(g);
+    int64_t depth = (int64_t)known_num(d, 0);
+    if (depth < 1 || depth > (1 << 24) || mn_tensor_numel(v) != 2) return fail(g, MN_ERR_INVALID, "%sdepth %lld or values not [off, on]", "", depth);
+    mn_shape is = mn_node_shape(idx);
+    int r = is.ndim + 1;
+    int64_t a0 = mn__ox_attr_int(n, "axis", -1);
+    int a = norm_axis(a0, r);
+    if (a < 0 || r > MN_MAX_DIMS) return bad_axis(g, a0, r);
+    mn_node *f = as_f32(g, idx);
+    f = mn_add(g, f, mn_mul(g, mn_lt(g, f, mn_scalar(g, 0.0f)), mn_scalar(g, (float)depth)));
+    mn_node *oh = mn_one_hot(g, mn_cast(g, f, MN_I32), (int)depth, MN_F32);
+    double off = known_num(v, 0), on = known_num(v, 1);
+    mn_node *y = mn_add(g, mn_scale(g, oh, (float)(on - off)), mn_scalar(g, (float)off));
+    if (y && a != r - 1) {
+        int perm[MN_MAX_DIMS];
+        for (int i = 0, j = 0; i < r; i++) perm[i] = i == a ? r - 1 : j++;
+        y = mn_permute(g, y, r, perm);
+    }
+    if (y && v->dtype == MN_I32) y = mn_cast(g, y, MN_I32);
+    out[0] = y;
+    out_elem[0] = in[2]->elem;
+    return status_of(g, y);
+}
+
+/* Tile: concat of copies along each axis (repeats fixed at import). */
+CONV(conv_tile)
+{
+    UNUSED_ARGS;
+    mn_node *x = need(g, in, nin, 0);
+    const mn_tensor *t = x ? known(g, in, nin, 1) : NULL;
+    if (!t) return mn_graph_status(g);
+    int r = mn_node_shape(x).ndim;
+    if (mn_tensor_numel(t) != r) return fail(g, MN_ERR_INVALID, "%srepeats has %lld entries", "", mn_tensor_numel(t));
+    mn_node *y = x;
+    for (int i = 0; y && i < r; i++) {
+        int64_t k = known_int(t, i);
+        if (k < 1 || k > 4096) return fail(g, MN_ERR_UNSUPPORTED, "%srepeat %lld (1 to 4096)", "", k);
+        mn_node *copies[4096];
+        for (int64_t j = 0; j < k; j++) copies[j] = y;
+        if (k > 1) y = mn_concat(g, copies, (int)k, i);
+    }
+    out[0] = y;
+    return status_of(g, y);
 }
 
 /* GlobalAveragePool / GlobalMaxPool: over every axis after the channels, kept. */
@@ -1023,19 +1114,37 @@ static int reduction_of(const Onnx__NodeProto *n)
     return !strcmp(r, "none") ? MN_REDUCE_NONE : !strcmp(r, "sum") ? MN_REDUCE_SUM : !strcmp(r, "mean") || !r[0] ? MN_REDUCE_MEAN : -1;
 }
 
-/* NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss without class weights. */
+/* Class weights: loss_i = w[t_i] nll_i over valid targets; mean divides by
+ * the sum of the valid targets' weights. */
+static mn_node *weighted_nll(mn_graph *g, mn_node *lp, mn_node *t, mn_node *w, int ignore, int red)
+{
+    mn_node *tf = mn_cast(g, t, MN_F32);
+    mn_node *valid = mn_ne(g, tf, mn_scalar(g, (float)ignore));
+    mn_node *safe = mn_cast(g, mn_mul(g, tf, valid), MN_I32);
+    mn_shape ts = mn_node_shape(t);
+    mn_node *wt = mn_reshape(g, mn_index_select(g, w, 0, mn_reshape(g, safe, MN_SHAPE(mn_shape_numel(ts)))), ts);
+    wt = mn_mul(g, wt, valid);
+    mn_node *per = mn_mul(g, mn_nll_loss(g, lp, t, ignore, MN_REDUCE_NONE), wt);
+    if (red == MN_REDUCE_NONE) return per;
+    mn_node *total = mn_sum_all(g, per);
+    return red == MN_REDUCE_SUM ? total : mn_div(g, total, mn_sum_all(g, wt));
+}
+
+/* NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss. */
 CONV(conv_nll)
 {
     UNUSED_ARGS;
     mn_node *x = need(g, in, nin, 0), *t = need(g, in, nin, 1);
     if (!x || !t) return mn_graph_status(g);
-    if (nin > 2 && in[2]) return fail(g, MN_ERR_UNSUPPORTED, "%sclass weights (input %lld)", "", 2);
     int red = reduction_of(n);
     if (red < 0) return fail(g, MN_ERR_INVALID, "%sunknown reduction (%lld)", "", 0);
     int ignore = (int)mn__ox_attr_int(n, "ignore_index", -100000);
     bool sce = cx->entry->onnx[0] == 'S';
     mn_node *lp = sce ? mn_log_softmax(g, x, 1) : x;
-    out[0] = lp ? mn_nll_loss(g, lp, is_int(t) ? t : mn_cast(g, t, MN_I32), ignore, (mn_reduction)red) : NULL;
+    t = is_int(t) ? t : mn_cast(g, t, MN_I32);
+    mn_node *w = nin > 2 && in[2] ? in[2]->node : NULL;
+    if (lp && w) out[0] = weighted_nll(g, lp, t, w, ignore, red);
+    else out[0] = lp ? mn_nll_loss(g, lp, t, ignore, (mn_reduction)red) : NULL;
     if (sce && nout > 1) out[1] = lp;
     return status_of(g, out[0]);
 }
@@ -1074,6 +1183,9 @@ const ox_entry mn__ox_table[] = {
     { "Where", "where", conv_where, NULL },
     { "Cast", "cast, ne", conv_cast, "to float, int32, int64 or bool" },
     { "Identity", "-", conv_identity, NULL },
+    { "OneHot", "one_hot, scale, add", conv_one_hot, "depth and values fixed at import" },
+    { "Hardmax", "argmax, one_hot", conv_hardmax, NULL },
+    { "Tile", "concat", conv_tile, "repeats fixed at import" },
     /* activations */
     { "Celu", "elu, scale", conv_celu, NULL },
     { "Clip", "clamp", conv_clip, "min/max fixed at import" },
@@ -1109,8 +1221,8 @@ const ox_entry mn__ox_table[] = {
     { "Transpose", "permute", conv_transpose, NULL },
     { "Unsqueeze", "reshape", conv_unsqueeze, NULL },
     /* reductions */
-    { "ArgMax", "argmax", conv_arg, "select_last_index=0" },
-    { "ArgMin", "argmin", conv_arg, "select_last_index=0" },
+    { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL },
+    { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL },
     { "GlobalAveragePool", "mean", conv_global_pool, NULL },
     { "GlobalMaxPool", "max", conv_global_pool, NULL },
     { "ReduceL1", "abs, sum", conv_reduce, NULL },
@@ -1129,8 +1241,8 @@ const ox_entry mn__ox_table[] = {
     { "LayerNormalization", "layer_norm, mean, var, rsqrt", conv_layer_norm, NULL },
     { "LogSoftmax", "log_softmax", conv_softmax, NULL },
     { "Softmax", "softmax", conv_softmax, NULL },
-    { "NegativeLogLikelihoodLoss", "nll_loss", conv_nll, "no class weights" },
-    { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, "no class weights" },
+    { "NegativeLogLikelihoodLoss", "nll_loss (weights: index_select, mul, sum, div)", conv_nll, NULL },
+    { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, NULL },
     /* recurrent networks, composed per time step */
     { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens" },
     { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens" },

@@ -43,14 +43,20 @@ static bool parse_shape(const char *arg, char *name, size_t nlen, mn_shape *s)
     return s->ndim > 0;
 }
 
-static void print_ops_table(void)
+static int print_ops_table(void)
 {
+    if (!mn_onnx_available()) {
+        mn_onnx_op_info(0, NULL, NULL, NULL);
+        fprintf(stderr, "mnemo import: %s\n", mn_errmsg());
+        return MN_EXIT_RUNTIME;
+    }
     printf("| ONNX op | mnemo ops | limits |\n|---|---|---|\n");
     for (int i = 0; i < mn_onnx_op_count(); i++) {
         const char *op, *ops, *note;
         if (mn_onnx_op_info(i, &op, &ops, &note)) continue;
         printf("| %s | %s | %s |\n", op, ops, note);
     }
+    return MN_EXIT_OK;
 }
 
 static void print_summary(const char *path, const mn_onnx *m, mn_graph *g)
@@ -101,7 +107,7 @@ int cmd_import(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'd': dot = optarg; break;
         case 'c': opts.constants = true; break;
-        case 'p': print_ops_table(); return MN_EXIT_OK;
+        case 'p': return print_ops_table();
         case 'h': import_usage(stdout); return MN_EXIT_OK;
         case 's':
             if (opts.nbinds == MAX_BINDS || !parse_shape(optarg, names[opts.nbinds], sizeof names[0], &s)) {
