@@ -275,9 +275,11 @@ static mn_status one_node(importer *im, const Onnx__NodeProto *n, int idx)
 {
     char label[256];
     node_label(n, idx, label, sizeof label);
-    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx"))
-        return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "%s: domain \"%s\" is not supported", label, n->domain);
     const ox_entry *e = mn__ox_find(n->op_type);
+    bool default_domain = !n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx");
+    if (default_domain ? e && e->domain : !e || !e->domain || strcmp(e->domain, n->domain))
+        return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "%s: op %s of domain \"%s\" is not supported", label, n->op_type ? n->op_type : "?",
+                             n->domain && n->domain[0] ? n->domain : "ai.onnx");
     if (!e) return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "%s: op %s is not supported (mnemo import --ops lists the supported ones)", label, n->op_type ? n->op_type : "?");
     if (n->n_input > 64 || n->n_output > 64) return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "%s: more than 64 inputs or outputs", label);
     ox_val *in[64];
@@ -298,13 +300,15 @@ static mn_status one_node(importer *im, const Onnx__NodeProto *n, int idx)
     return MN_OK;
 }
 
+/* The default domain's opset; a model importing only other domains (the
+ * training ops) gets the newest, which none of its nodes reads. */
 static int opset_of(const Onnx__ModelProto *m)
 {
     for (size_t i = 0; i < m->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = m->opset_import[i];
         if (!o->domain || !o->domain[0] || !strcmp(o->domain, "ai.onnx")) return o->has_version ? (int)o->version : 0;
     }
-    return m->n_opset_import ? 0 : 1;
+    return m->n_opset_import ? 17 : 1;
 }
 
 static char *xstrdup(const char *s) { return strdup(s ? s : ""); }

@@ -33,6 +33,7 @@ typedef struct {
     const char *ops;      /* the mnemo ops it becomes, for docs/onnx.md */
     ox_conv conv;
     const char *note;     /* what is not supported */
+    const char *domain;   /* NULL: the default domain (ai.onnx) */
 } ox_entry;
 
 extern const ox_entry mn__ox_table[];

@@ -607,6 +607,13 @@ static mn_tensor *tensor_dup_i32(const mn_tensor *t)
     return c;
 }
 
+static mn_tensor *tensor_dup_f32(const mn_tensor *t)
+{
+    mn_tensor *c = mn_tensor_new(MN_F32, t->shape);
+    for (int64_t i = 0; c && i < mn_tensor_numel(t); i++) mn_f32(c)[i] = (float)known_num(t, i);
+    return c;
+}
+
 static mn_tensor *ints_tensor(const int64_t *v, int64_t k)
 {
     mn_tensor *t = mn_tensor_new(MN_I32, MN_SHAPE(k));
@@ -1149,104 +1156,185 @@ CONV(conv_nll)
     return status_of(g, out[0]);
 }
 
+/* The training ops (domain ai.onnx.preview.training): one step of mnemo's
+ * optimizer (optim/) at import on values fixed at import: R (lr), T (steps
+ * done), then the X, G and state tensors, n of each; outputs the new X and
+ * states. Adagrad's step is t = T + 1 (lr / (1 + T decay)). Momentum keeps
+ * the given V on every step (t = 2), with beta = 1 when T = 0. Adam's T is
+ * its bias-correction step, none when T = 0 (t so large that alpha^t and
+ * beta^t are 0); ONNX adds epsilon before the correction, PyTorch after
+ * (a difference of epsilon (1 - sqrt(1 - beta^T)), below the tolerance). */
+typedef struct {
+    const mn_optim_kind *kind;
+    int per;                  /* tensors per parameter: X, G, states */
+    union { mn_sgd_opts sgd; mn_adam_opts adam; mn_adagrad_opts adagrad; } h;
+    int64_t t;
+    float post;               /* Adam's norm_coefficient_post */
+} optim_call;
+
+static bool optim_setup(ox_ctx *cx, const Onnx__NodeProto *n, int64_t T, float R, optim_call *c)
+{
+    const char *op = cx->entry->onnx;
+    float norm = mn__ox_attr_float(n, "norm_coefficient", 0.0f);
+    c->t = T + 1;
+    if (!strcmp(op, "Adagrad")) {
+        c->kind = &mn_optim_adagrad;
+        c->per = 3;
+        c->h.adagrad = (mn_adagrad_opts){ .lr = R, .lr_decay = mn__ox_attr_float(n, "decay_factor", 0.0f), .weight_decay = norm,
+                                          .eps = mn__ox_attr_float(n, "epsilon", 0.0f) };
+        return true;
+    }
+    if (!strcmp(op, "Momentum")) {
+        char mode[32];
+        mn__ox_attr_str(n, "mode", mode, sizeof mode);
+        c->kind = &mn_optim_sgd;
+        c->per = 3;
+        c->h.sgd = (mn_sgd_opts){ .lr = R, .momentum = mn__ox_attr_float(n, "alpha", 0.0f),
+                                  .dampening = T > 0 ? 1.0f - mn__ox_attr_float(n, "beta", 0.0f) : 0.0f,
+                                  .weight_decay = norm, .nesterov = !strcmp(mode, "nesterov") };
+        c->t = 2;
+        return true;
+    }
+    c->kind = &mn_optim_adam;
+    c->per = 4;
+    c->t = T > 0 ? T : (int64_t)1 << 40;
+    c->post = mn__ox_attr_float(n, "norm_coefficient_post", 0.0f);
+    c->h.adam = (mn_adam_opts){ .lr = R, .beta1 = mn__ox_attr_float(n, "alpha", 0.9f), .beta2 = mn__ox_attr_float(n, "beta", 0.999f),
+                                .eps = mn__ox_attr_float(n, "epsilon", 1e-6f), .weight_decay = norm };
+    return true;
+}
+
+CONV(conv_optim)
+{
+    UNUSED_ARGS;
+    const mn_tensor *R = known(g, in, nin, 0), *T = R ? known(g, in, nin, 1) : NULL;
+    if (!T) return mn_graph_status(g);
+    optim_call c = { 0 };
+    optim_setup(cx, n, known_int(T, 0), (float)known_num(R, 0), &c);
+    int k = (nin - 2) / c.per;
+    if (k < 1 || nin != 2 + k * c.per || nout != k * (c.per - 1)) return fail(g, MN_ERR_FORMAT, "%s%lld inputs do not hold X, G and states", "", nin);
+    for (int i = 0; i < k; i++) {
+        const mn_tensor *x = known(g, in, nin, 2 + i), *gr = known(g, in, nin, 2 + k + i);
+        if (!x || !gr) return mn_graph_status(g);
+        mn_tensor *p = tensor_dup_f32(x), *st[3] = { NULL, NULL, NULL };
+        float *sp[3] = { NULL, NULL, NULL };
+        for (int j = 0; j < c.per - 2; j++) {
+            const mn_tensor *s0 = known(g, in, nin, 2 + (2 + j) * k + i);
+            if (!s0) return mn_graph_status(g);
+            st[j] = tensor_dup_f32(s0);
+            sp[j] = st[j] ? mn_f32(st[j]) : NULL;
+        }
+        c.kind->step(&c.h, c.t, mn_f32(p), mn_f32(gr), sp, mn_tensor_numel(p));
+        for (int64_t e = 0; c.post != 0 && e < mn_tensor_numel(p); e++) mn_f32(p)[e] *= 1.0f - c.post;
+        out_known[i] = p;
+        for (int j = 0; j < c.per - 2; j++) out_known[(1 + j) * k + i] = st[j];
+        for (int j = 0; j < c.per - 1; j++) out_elem[j * k + i] = OX_FLOAT;
+    }
+    return MN_OK;
+}
+
 const ox_entry mn__ox_table[] = {
     /* elementwise through one registry op */
-    { "Abs", "abs", conv_unary, NULL },
-    { "Erf", "erf", conv_unary, NULL },
-    { "Exp", "exp", conv_unary, NULL },
-    { "Log", "log", conv_unary, NULL },
-    { "Neg", "neg", conv_unary, NULL },
-    { "Reciprocal", "reciprocal", conv_unary, NULL },
-    { "Relu", "relu", conv_unary, NULL },
-    { "Sigmoid", "sigmoid", conv_unary, NULL },
-    { "Sign", "sign", conv_unary, NULL },
-    { "Softplus", "softplus", conv_softplus, NULL },
-    { "Sqrt", "sqrt", conv_unary, NULL },
-    { "Tanh", "tanh", conv_unary, NULL },
-    { "Add", "add", conv_binary, NULL },
-    { "Sub", "sub", conv_binary, NULL },
-    { "Mul", "mul", conv_binary, NULL },
-    { "Div", "div", conv_binary, "integer division rounds toward zero" },
-    { "Equal", "eq", conv_binary, NULL },
-    { "Greater", "gt", conv_binary, NULL },
-    { "GreaterOrEqual", "ge", conv_binary, NULL },
-    { "Less", "lt", conv_binary, NULL },
-    { "LessOrEqual", "le", conv_binary, NULL },
-    { "Max", "maximum", conv_variadic, NULL },
-    { "Min", "minimum", conv_variadic, NULL },
-    { "Sum", "add", conv_variadic, NULL },
-    { "Mean", "add, scale", conv_variadic, NULL },
-    { "And", "mul", conv_logic, NULL },
-    { "Or", "maximum", conv_logic, NULL },
-    { "Xor", "ne", conv_logic, NULL },
-    { "Not", "sub", conv_logic, NULL },
-    { "Where", "where", conv_where, NULL },
-    { "Cast", "cast, ne", conv_cast, "to float, int32, int64 or bool" },
-    { "Identity", "-", conv_identity, NULL },
-    { "OneHot", "one_hot, scale, add", conv_one_hot, "depth and values fixed at import" },
-    { "Hardmax", "argmax, one_hot", conv_hardmax, NULL },
-    { "Tile", "concat", conv_tile, "repeats fixed at import" },
+    { "Abs", "abs", conv_unary, NULL, NULL },
+    { "Erf", "erf", conv_unary, NULL, NULL },
+    { "Exp", "exp", conv_unary, NULL, NULL },
+    { "Log", "log", conv_unary, NULL, NULL },
+    { "Neg", "neg", conv_unary, NULL, NULL },
+    { "Reciprocal", "reciprocal", conv_unary, NULL, NULL },
+    { "Relu", "relu", conv_unary, NULL, NULL },
+    { "Sigmoid", "sigmoid", conv_unary, NULL, NULL },
+    { "Sign", "sign", conv_unary, NULL, NULL },
+    { "Softplus", "softplus", conv_softplus, NULL, NULL },
+    { "Sqrt", "sqrt", conv_unary, NULL, NULL },
+    { "Tanh", "tanh", conv_unary, NULL, NULL },
+    { "Add", "add", conv_binary, NULL, NULL },
+    { "Sub", "sub", conv_binary, NULL, NULL },
+    { "Mul", "mul", conv_binary, NULL, NULL },
+    { "Div", "div", conv_binary, "integer division rounds toward zero", NULL },
+    { "Equal", "eq", conv_binary, NULL, NULL },
+    { "Greater", "gt", conv_binary, NULL, NULL },
+    { "GreaterOrEqual", "ge", conv_binary, NULL, NULL },
+    { "Less", "lt", conv_binary, NULL, NULL },
+    { "LessOrEqual", "le", conv_binary, NULL, NULL },
+    { "Max", "maximum", conv_variadic, NULL, NULL },
+    { "Min", "minimum", conv_variadic, NULL, NULL },
+    { "Sum", "add", conv_variadic, NULL, NULL },
+    { "Mean", "add, scale", conv_variadic, NULL, NULL },
+    { "And", "mul", conv_logic, NULL, NULL },
+    { "Or", "maximum", conv_logic, NULL, NULL },
+    { "Xor", "ne", conv_logic, NULL, NULL },
+    { "Not", "sub", conv_logic, NULL, NULL },
+    { "Where", "where", conv_where, NULL, NULL },
+    { "Cast", "cast, ne", conv_cast, "to float, int32, int64 or bool", NULL },
+    { "Identity", "-", conv_identity, NULL, NULL },
+    { "OneHot", "one_hot, scale, add", conv_one_hot, "depth and values fixed at import", NULL },
+    { "Hardmax", "argmax, one_hot", conv_hardmax, NULL, NULL },
+    { "Tile", "concat", conv_tile, "repeats fixed at import", NULL },
     /* activations */
-    { "Celu", "elu, scale", conv_celu, NULL },
-    { "Clip", "clamp", conv_clip, "min/max fixed at import" },
-    { "Elu", "elu", conv_elu, NULL },
-    { "HardSigmoid", "scale, add, clamp", conv_hard_sigmoid, NULL },
-    { "HardSwish", "scale, add, clamp, mul", conv_hard_swish, NULL },
-    { "LeakyRelu", "leaky_relu", conv_leaky_relu, NULL },
-    { "Mish", "softplus, tanh, mul", conv_mish, NULL },
-    { "Pow", "pow", conv_pow, "one exponent fixed at import" },
-    { "PRelu", "relu, neg, mul, sub", conv_prelu, NULL },
-    { "Selu", "elu, scale", conv_selu, NULL },
-    { "Softsign", "abs, add, div", conv_softsign, NULL },
-    { "ThresholdedRelu", "gt, mul", conv_thresholded_relu, NULL },
+    { "Celu", "elu, scale", conv_celu, NULL, NULL },
+    { "Clip", "clamp", conv_clip, "min/max fixed at import", NULL },
+    { "Elu", "elu", conv_elu, NULL, NULL },
+    { "HardSigmoid", "scale, add, clamp", conv_hard_sigmoid, NULL, NULL },
+    { "HardSwish", "scale, add, clamp, mul", conv_hard_swish, NULL, NULL },
+    { "LeakyRelu", "leaky_relu", conv_leaky_relu, NULL, NULL },
+    { "Mish", "softplus, tanh, mul", conv_mish, NULL, NULL },
+    { "Pow", "pow", conv_pow, "one exponent fixed at import", NULL },
+    { "PRelu", "relu, neg, mul, sub", conv_prelu, NULL, NULL },
+    { "Selu", "elu, scale", conv_selu, NULL, NULL },
+    { "Softsign", "abs, add, div", conv_softsign, NULL, NULL },
+    { "ThresholdedRelu", "gt, mul", conv_thresholded_relu, NULL, NULL },
     /* products */
-    { "Gemm", "matmul, scale, add", conv_gemm, NULL },
-    { "MatMul", "matmul", conv_matmul, NULL },
+    { "Gemm", "matmul, scale, add", conv_gemm, NULL, NULL },
+    { "MatMul", "matmul", conv_matmul, NULL, NULL },
     /* shapes and indexing */
-    { "Concat", "concat", conv_concat, NULL },
-    { "Constant", "const", conv_constant, "sparse values unsupported" },
-    { "ConstantOfShape", "const", conv_constant_of_shape, "shape fixed at import" },
-    { "Expand", "expand", conv_expand, "shape fixed at import" },
-    { "Flatten", "reshape", conv_flatten, NULL },
-    { "Gather", "index_select, reshape", conv_gather, NULL },
-    { "GatherElements", "gather", conv_gather_elements, NULL },
-    { "Trilu", "mul (by a constant mask)", conv_trilu, "k fixed at import" },
-    { "Range", "arange", conv_range, "bounds fixed at import" },
-    { "Reshape", "reshape", conv_reshape, "shape fixed at import" },
-    { "Shape", "const", conv_shape, NULL },
-    { "Size", "const", conv_shape, NULL },
-    { "Slice", "slice", conv_slice, "positive steps; bounds fixed at import" },
-    { "Split", "slice", conv_split, "sizes fixed at import" },
-    { "Squeeze", "reshape", conv_squeeze, NULL },
-    { "Transpose", "permute", conv_transpose, NULL },
-    { "Unsqueeze", "reshape", conv_unsqueeze, NULL },
+    { "Concat", "concat", conv_concat, NULL, NULL },
+    { "Constant", "const", conv_constant, "sparse values unsupported", NULL },
+    { "ConstantOfShape", "const", conv_constant_of_shape, "shape fixed at import", NULL },
+    { "Expand", "expand", conv_expand, "shape fixed at import", NULL },
+    { "Flatten", "reshape", conv_flatten, NULL, NULL },
+    { "Gather", "index_select, reshape", conv_gather, NULL, NULL },
+    { "GatherElements", "gather", conv_gather_elements, NULL, NULL },
+    { "Trilu", "mul (by a constant mask)", conv_trilu, "k fixed at import", NULL },
+    { "Range", "arange", conv_range, "bounds fixed at import", NULL },
+    { "Reshape", "reshape", conv_reshape, "shape fixed at import", NULL },
+    { "Shape", "const", conv_shape, NULL, NULL },
+    { "Size", "const", conv_shape, NULL, NULL },
+    { "Slice", "slice", conv_slice, "positive steps; bounds fixed at import", NULL },
+    { "Split", "slice", conv_split, "sizes fixed at import", NULL },
+    { "Squeeze", "reshape", conv_squeeze, NULL, NULL },
+    { "Transpose", "permute", conv_transpose, NULL, NULL },
+    { "Unsqueeze", "reshape", conv_unsqueeze, NULL, NULL },
     /* reductions */
-    { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL },
-    { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL },
-    { "GlobalAveragePool", "mean", conv_global_pool, NULL },
-    { "GlobalMaxPool", "max", conv_global_pool, NULL },
-    { "ReduceL1", "abs, sum", conv_reduce, NULL },
-    { "ReduceL2", "square, sum, sqrt", conv_reduce, NULL },
-    { "ReduceLogSum", "sum, log", conv_reduce, NULL },
-    { "ReduceLogSumExp", "logsumexp", conv_reduce, NULL },
-    { "ReduceMax", "max", conv_reduce, NULL },
-    { "ReduceMean", "mean", conv_reduce, NULL },
-    { "ReduceMin", "min", conv_reduce, NULL },
-    { "ReduceSum", "sum", conv_reduce, NULL },
-    { "ReduceSumSquare", "square, sum", conv_reduce, NULL },
+    { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL, NULL },
+    { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL, NULL },
+    { "GlobalAveragePool", "mean", conv_global_pool, NULL, NULL },
+    { "GlobalMaxPool", "max", conv_global_pool, NULL, NULL },
+    { "ReduceL1", "abs, sum", conv_reduce, NULL, NULL },
+    { "ReduceL2", "square, sum, sqrt", conv_reduce, NULL, NULL },
+    { "ReduceLogSum", "sum, log", conv_reduce, NULL, NULL },
+    { "ReduceLogSumExp", "logsumexp", conv_reduce, NULL, NULL },
+    { "ReduceMax", "max", conv_reduce, NULL, NULL },
+    { "ReduceMean", "mean", conv_reduce, NULL, NULL },
+    { "ReduceMin", "min", conv_reduce, NULL, NULL },
+    { "ReduceSum", "sum", conv_reduce, NULL, NULL },
+    { "ReduceSumSquare", "square, sum", conv_reduce, NULL, NULL },
     /* neural-network ops */
-    { "BatchNormalization", "sub, rsqrt, mul, add", conv_batch_norm, "inference mode only" },
-    { "Dropout", "-", conv_dropout, "inference (identity)" },
-    { "InstanceNormalization", "mean, square, rsqrt, mul, add", conv_instance_norm, NULL },
-    { "LayerNormalization", "layer_norm, mean, var, rsqrt", conv_layer_norm, NULL },
-    { "LogSoftmax", "log_softmax", conv_softmax, NULL },
-    { "Softmax", "softmax", conv_softmax, NULL },
-    { "NegativeLogLikelihoodLoss", "nll_loss (weights: index_select, mul, sum, div)", conv_nll, NULL },
-    { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, NULL },
+    { "BatchNormalization", "sub, rsqrt, mul, add", conv_batch_norm, "inference mode only", NULL },
+    { "Dropout", "-", conv_dropout, "inference (identity)", NULL },
+    { "InstanceNormalization", "mean, square, rsqrt, mul, add", conv_instance_norm, NULL, NULL },
+    { "LayerNormalization", "layer_norm, mean, var, rsqrt", conv_layer_norm, NULL, NULL },
+    { "LogSoftmax", "log_softmax", conv_softmax, NULL, NULL },
+    { "Softmax", "softmax", conv_softmax, NULL, NULL },
+    { "NegativeLogLikelihoodLoss", "nll_loss (weights: index_select, mul, sum, div)", conv_nll, NULL, NULL },
+    { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, NULL, NULL },
     /* recurrent networks, composed per time step */
-    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens" },
-    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens" },
-    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens" },
+    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
+    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
+    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
+    /* training ops: one optimizer step at import */
+    { "Adagrad", "optimizer adagrad", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
+    { "Adam", "optimizer adam", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
+    { "Momentum", "optimizer sgd (momentum, nesterov)", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
 };
 const int mn__ox_table_count = (int)(sizeof mn__ox_table / sizeof mn__ox_table[0]);
 
