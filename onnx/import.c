@@ -102,13 +102,13 @@ static mn_status initializer(importer *im, const Onnx__TensorProto *t)
     if (!x) return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx initializer \"%s\": %s", name, msg);
     if (x->dtype != MN_F32 || (im->opts && im->opts->constants)) return add_const(im, name, x, t->data_type) ? MN_OK : mn_graph_status(im->g);
     mn_params *P = mn_graph_params(im->g);
-    bool fresh = mn_params_find(P, name) < 0;
-    mn_node *p = mn_param(im->g, name, x->shape, (mn_init){ .kind = MN_INIT_ZEROS });
+    int before = mn_params_count(P);
+    mn_node *p = mn_param(im->g, name, x->shape, (mn_init){ .kind = MN_INIT_ZEROS });   /* scoped like any parameter */
     if (!p) {
         mn_tensor_free(x);
         return mn_graph_status(im->g);
     }
-    if (fresh) memcpy(mn_params_get(P, name)->data, x->data, mn_tensor_bytes(x));
+    if (mn_params_count(P) > before) memcpy(mn_params_value(P, p->param)->data, x->data, mn_tensor_bytes(x));
     return add_val(im, name, p, x, OX_FLOAT, true) ? MN_OK : mn_graph_fail(im->g, MN_ERR_NOMEM, "onnx: out of memory");
 }
 

@@ -186,6 +186,23 @@ START_TEST(existing_parameters_keep_their_values)
 }
 END_TEST
 
+/* Under a scope, parameters take the scope's prefix, as mn_linear's do. */
+START_TEST(a_scope_prefixes_the_parameters)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    ck_assert_ok(mn_graph_push_scope(g, "imported"));
+    mn_onnx *m = mn_onnx_import(g, fixture("mlp_ln"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    mn_tensor *w = mn_params_get(P, "imported.fc1.weight");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_float_ne(mn_f32(w)[0], 0.0f);                    /* the initializer's values, not the zeros it was created with */
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 static void expect_error(const char *model, mn_status code, const char *const *parts)
 {
     mn_params *P = mn_params_new();
@@ -398,6 +415,7 @@ int main(void)
     tcase_add_test(tc, imported_model_trains);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
+    tcase_add_test(tc, a_scope_prefixes_the_parameters);
     tcase_add_test(tc, errors_name_the_node_op_input_and_dtype);
     tcase_add_test(tc, binding_fixes_a_dynamic_dim);
     tcase_add_test(tc, corrupt_files_fail_cleanly);
