@@ -268,22 +268,45 @@ CONV(conv_clip)
     return status_of(g, out[0]);
 }
 
-/* Pow with an exponent fixed at import and the same for every element. */
+/* x^y for a tensor exponent: |x|^y = exp(y log|x|), times -1 where x < 0
+ * and y is odd (y - 2 trunc(y / 2) = +-1), NaN where x < 0 and y is not
+ * whole, 1 where y = 0 (0^0 = 1). Integer results are rounded to i32. */
+static mn_node *pow_tensor(mn_graph *g, mn_node *x, mn_node *y, bool to_int)
+{
+    mn_node *r = mn_exp(g, mn_mul(g, y, mn_log(g, mn_abs(g, x))));
+    mn_node *half = mn_cast(g, mn_cast(g, mn_scale(g, y, 0.5f), MN_I32), MN_F32);
+    mn_node *odd = mn_abs(g, mn_sub(g, y, mn_scale(g, half, 2.0f)));
+    mn_node *sign = mn_sub(g, mn_scalar(g, 1.0f), mn_scale(g, mn_mul(g, mn_lt(g, x, mn_scalar(g, 0.0f)), odd), 2.0f));
+    r = mn_mul(g, r, sign);
+    mn_node *frac = mn_sub(g, y, mn_cast(g, mn_cast(g, y, MN_I32), MN_F32));
+    mn_node *bad = mn_mul(g, mn_lt(g, x, mn_scalar(g, 0.0f)), mn_ne(g, frac, mn_scalar(g, 0.0f)));
+    r = mn_where(g, bad, mn_scalar(g, NAN), r);
+    r = mn_where(g, mn_eq(g, y, mn_scalar(g, 0.0f)), mn_ones_like(g, r), r);
+    if (!to_int) return r;
+    return mn_cast(g, mn_add(g, r, mn_scale(g, mn_sign(g, r), 0.5f)), MN_I32);
+}
+
+/* Pow: one exponent fixed at import is the pow op; otherwise pow_tensor. */
 CONV(conv_pow)
 {
     UNUSED_ARGS;
-    mn_node *x = need(g, in, nin, 0);
-    if (!x) return mn_graph_status(g);
-    const mn_tensor *e = known(g, in, nin, 1);
-    if (!e) return mn_graph_status(g);
-    int64_t ne = mn_tensor_numel(e);
-    for (int64_t i = 1; i < ne; i++)
-        if (known_num(e, i) != known_num(e, 0)) return fail(g, MN_ERR_UNSUPPORTED, "%sexponent must be one value (%lld given)", "", ne);
-    mn_node *y = mn_pow(g, as_f32(g, x), (float)known_num(e, 0));
-    if (y && ne > 0 && mn_shape_numel(mn_node_shape(y)) < mn_shape_numel(e->shape))
-        y = NULL, fail(g, MN_ERR_UNSUPPORTED, "%sexponent broadcasts the base (%lld elements)", "", ne);
-    out[0] = y;
-    return status_of(g, y);
+    mn_node *x = need(g, in, nin, 0), *y = need(g, in, nin, 1);
+    if (!x || !y) return mn_graph_status(g);
+    const mn_tensor *e = in[1]->known;
+    bool one = e != NULL && mn_tensor_numel(e) > 0;
+    for (int64_t i = 1; one && i < mn_tensor_numel(e); i++) one = known_num(e, i) == known_num(e, 0);
+    mn_shape out_shape;
+    if (mn_shape_broadcast(mn_node_shape(x), mn_node_shape(y), &out_shape))
+        return fail(g, MN_ERR_SHAPE, "%sbase and exponent do not broadcast (%lld dims)", "", mn_node_shape(y).ndim);
+    if (one && mn_shape_eq(out_shape, mn_node_shape(x))) {
+        out[0] = mn_pow(g, as_f32(g, x), (float)known_num(e, 0));
+        if (out[0] && is_int(x)) out[0] = mn_cast(g, mn_add(g, out[0], mn_scale(g, mn_sign(g, out[0]), 0.5f)), MN_I32);
+    } else {
+        mn_node *xf = as_f32(g, x);
+        if (!mn_shape_eq(out_shape, mn_node_shape(x))) xf = mn_expand(g, xf, out_shape);
+        out[0] = pow_tensor(g, xf, as_f32(g, y), is_int(x));
+    }
+    return status_of(g, out[0]);
 }
 
 /* Logical ops over 0/1 values (bool is f32 0/1 in mnemo). */
@@ -1278,7 +1301,7 @@ const ox_entry mn__ox_table[] = {
     { "HardSwish", "scale, add, clamp, mul", conv_hard_swish, NULL, NULL },
     { "LeakyRelu", "leaky_relu", conv_leaky_relu, NULL, NULL },
     { "Mish", "softplus, tanh, mul", conv_mish, NULL, NULL },
-    { "Pow", "pow", conv_pow, "one exponent fixed at import", NULL },
+    { "Pow", "pow (a tensor exponent: exp, log, abs, where)", conv_pow, NULL, NULL },
     { "PRelu", "relu, neg, mul, sub", conv_prelu, NULL, NULL },
     { "Selu", "elu, scale", conv_selu, NULL, NULL },
     { "Softsign", "abs, add, div", conv_softsign, NULL, NULL },
