@@ -99,6 +99,7 @@ int cmd_import(int argc, char **argv)
     mn_onnx_bind binds[MAX_BINDS];
     mn_onnx_opts opts = { .binds = binds };
     int c, rc = MN_EXIT_OK;
+    bool ops = false, help = false;
     opterr = 0;
     optind = 1;
     while (rc == MN_EXIT_OK && (c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
@@ -107,8 +108,8 @@ int cmd_import(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'd': dot = optarg; break;
         case 'c': opts.constants = true; break;
-        case 'p': return print_ops_table();
-        case 'h': import_usage(stdout); return MN_EXIT_OK;
+        case 'p': ops = true; break;
+        case 'h': help = true; break;
         case 's':
             if (opts.nbinds == MAX_BINDS || !parse_shape(optarg, names[opts.nbinds], sizeof names[0], &s)) {
                 fprintf(stderr, "mnemo import: --shape \"%s\": expected NAME=D1xD2... (at most %d)\n", optarg, MAX_BINDS);
@@ -121,6 +122,12 @@ int cmd_import(int argc, char **argv)
             break;
         default: fprintf(stderr, "mnemo import: unknown or incomplete option \"%s\"\n", argv[optind - 1]); rc = MN_EXIT_USAGE;
         }
+    }
+    if (rc == MN_EXIT_OK && (ops || help)) {
+        if (help) import_usage(stdout);
+        else rc = print_ops_table();
+        for (int i = 0; i < opts.nbinds; i++) mn_tensor_free(shapes[i]);
+        return rc;
     }
     if (rc == MN_EXIT_OK && optind != argc - 1) {
         import_usage(stderr);
