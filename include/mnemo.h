@@ -965,6 +965,50 @@ const char *mn_plugin_version(int i);
 /* Unregisters every plugin op and closes the libraries (no graph may use them). */
 void        mn_plugins_unload(void);
 
+/* ---- ONNX import and export (onnx/; docs/onnx.md) ----
+ * Built when protobuf-c and onnx.proto are present (-Donnx=auto);
+ * otherwise every call fails with MN_ERR_UNSUPPORTED. */
+bool mn_onnx_available(void);
+/* An input fixed at import: with `constant` its value becomes a constant
+ * of the graph (shapes, axes, token ids known in advance); otherwise only
+ * its shape is taken, which fixes the input's dynamic dims. */
+typedef struct { const char *name; const mn_tensor *value; bool constant; } mn_onnx_bind;
+typedef struct {
+    bool constants;              /* float initializers become constants, not trainable parameters */
+    const mn_onnx_bind *binds;
+    int nbinds;
+} mn_onnx_opts;
+typedef struct mn_onnx mn_onnx;
+/* Builds the model's graph into g: inputs (mn_input, named as in the
+ * model), initializers as parameters of the store under their ONNX names
+ * (an existing parameter of the same shape keeps its value), nodes through
+ * the registry by the mapping table. NULL on failure with the message on
+ * the graph (mn_graph_errmsg) naming the node and op, the dtype, the
+ * dynamic dim or what is malformed. opts may be NULL. */
+mn_onnx    *mn_onnx_import(mn_graph *g, const char *path, const mn_onnx_opts *opts);
+mn_onnx    *mn_onnx_import_buffer(mn_graph *g, const void *data, size_t len, const mn_onnx_opts *opts);
+void        mn_onnx_free(mn_onnx *m);
+int         mn_onnx_opset(const mn_onnx *m);
+/* The model's graph inputs that are not initializers; the node is NULL for
+ * an input bound as a constant. */
+int         mn_onnx_input_count(const mn_onnx *m);
+const char *mn_onnx_input_name(const mn_onnx *m, int i);
+mn_node    *mn_onnx_input(const mn_onnx *m, int i);
+int         mn_onnx_output_count(const mn_onnx *m);
+const char *mn_onnx_output_name(const mn_onnx *m, int i);
+mn_node    *mn_onnx_output(const mn_onnx *m, int i);
+/* One TensorProto file (the test data's input_0.pb): f32 for float, i32
+ * for int32/int64/bool. NULL on error (mn_errmsg). name (may be NULL)
+ * receives the tensor's name. */
+mn_tensor  *mn_onnx_load_tensor(const char *path, char *name, size_t namelen);
+/* The mapping table: ONNX op i, the mnemo ops it becomes, what is not supported (or ""). */
+int         mn_onnx_op_count(void);
+mn_status   mn_onnx_op_info(int i, const char **onnx_op, const char **mnemo_ops, const char **note);
+/* Writes the forward graph that computes `outputs` (inputs, parameters
+ * with their values as initializers, constants, ops) as an ONNX model
+ * (opset 17). MN_ERR_UNSUPPORTED names an op without an ONNX form. */
+mn_status   mn_onnx_export(mn_graph *g, mn_node *const *outputs, int n, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,7 @@
 # tests/fuzz/crashes/TARGET/ under a name that says what it does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets="safetensors checkpoint config idx text brown"
+targets="safetensors checkpoint config idx text brown onnx"
 if [ $# -ne 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]] || { [ "$1" != all ] && ! [[ " $targets " == *" $1 "* ]]; }; then
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS   (targets: $targets)" >&2
   exit 2

@@ -17,6 +17,9 @@ if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 PKGS+=(sword-text-kjv sword-text-sparv sword-text-web libsword-utils diatheke python3-nltk)
 PKGS+=(openmpi-bin libopenmpi-dev)   # data-parallel training under mpirun (dist/, docs/distributed.md)
 
+# ONNX import/export (onnx/, docs/onnx.md): protoc-c + onnx.proto at build time, the backend tests and checker for tests/scripts
+PKGS+=(protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata python3-onnx)
+
 missing=()
 for p in "${PKGS[@]}"; do
   [ -n "$p" ] || continue

@@ -347,6 +347,7 @@ static double act_ref(const char *op, const mn_act_attrs *a, double x)
     if (!strcmp(op, "elu")) return x > 0 ? x : a->a * expm1(x);
     if (!strcmp(op, "silu")) return x / (1 + exp(-x));
     if (!strcmp(op, "reciprocal")) return 1 / x;
+    if (!strcmp(op, "erf")) return erf(x);
     return 1 / sqrt(x);                                              /* rsqrt */
 }
 
@@ -699,7 +700,7 @@ static bool ref_library(const op_case *c, mn_tensor **in, double *out, mn_shape 
     else if (!strncmp(op, "crf_nll", 7)) ref_crf(c, in, out);
     else if (!strcmp(op, "fill") || !strcmp(op, "zeros_like") || !strcmp(op, "ones_like") || !strcmp(op, "arange") ||
              !strcmp(op, "one_hot") || !strcmp(op, "cast")) ref_util(c, in, out, os);
-    else if (is_one_of(op, " gelu softplus abs sign clamp pow leaky_relu elu silu reciprocal rsqrt ")) {
+    else if (is_one_of(op, " gelu softplus abs sign clamp pow leaky_relu elu silu reciprocal rsqrt erf ")) {
         mn_act_attrs none = { 0 };
         for (int64_t i = 0; i < n; i++) out[i] = act_ref(op, c->attrs ? c->attrs : &none, F(in[0], i));
     } else return false;
@@ -1007,7 +1008,7 @@ int main(void)
         ACT_ALL("pow", G_POS, 0, 2.5f, 0), ACT1("pow", G_POS, S(5, 7, 3), 0, -1.5f, 0), ACT1("pow", G_NORMAL, S(5, 7, 3), 0, 3, 0),
         ACT_ALL("leaky_relu", G_AWAY, MN_ACT_LEAKY_RELU, 0.01f, 0), ACT1("leaky_relu", G_AWAY, S(5, 7, 3), MN_ACT_LEAKY_RELU, 0.2f, 0),
         ACT_ALL("elu", G_AWAY, MN_ACT_ELU, 1.0f, 0), ACT1("elu", G_AWAY, S(5, 7, 3), MN_ACT_ELU, 0.5f, 0),
-        UN_ALL("silu", G_NORMAL), UN_ALL("reciprocal", G_POS), UN_ALL("rsqrt", G_POS),
+        UN_ALL("silu", G_NORMAL), UN_ALL("reciprocal", G_POS), UN_ALL("rsqrt", G_POS), UN_ALL("erf", G_NORMAL),
         AG(MN_ACT_GELU_ERF, 0, 0, G_NORMAL), AG(MN_ACT_GELU_TANH, 0, 0, G_NORMAL), AG(MN_ACT_CLAMP, -0.5f, 0.5f, G_NORMAL),
         AG(MN_ACT_LEAKY_RELU, 0.01f, 0, G_AWAY), AG(MN_ACT_ELU, 1.0f, 0, G_NORMAL), AG(MN_ACT_SILU, 0, 0, G_NORMAL),
         { "linear", 3, { S(5, 7), S(4, 7), S(4) } }, { "linear", 2, { S(5, 7), S(4, 7) } },

@@ -31,5 +31,7 @@ bool mn_mt_wants_train(int argc, char **argv);
 int mn_cmd_train_ner(int argc, char **argv);   /* train --model ner (cmd_ner.c) */
 bool mn_ner_is_checkpoint(const char *path);
 int mn_cmd_eval_ner(const char *ckpt, const char *data, int threads);
+int cmd_import(int argc, char **argv);   /* tools/cmd_onnx.c */
+int cmd_export(int argc, char **argv);
 
 #endif

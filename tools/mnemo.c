@@ -23,6 +23,8 @@ static void usage(FILE *f)
         "  ops       list the registered operators\n"
         "  bench     time training steps of the benchmark workloads\n"
         "  inspect   list the tensors and metadata of a safetensors file\n"
+        "  import    build an ONNX model's graph; save its weights, draw it, list the supported ONNX ops\n"
+        "  export    write a model's forward graph and weights as ONNX\n"
         "  version   print the version\n\n"
         "`mnemo <command> --help` describes each command.\n"
         "every command takes --plugin PATH (repeatable) to load op plugins first.\n"
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     if (!strcmp(c, "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(c, "translate")) return cmd_translate(argc - 1, argv + 1);
+    if (!strcmp(c, "import")) return cmd_import(argc - 1, argv + 1);
+    if (!strcmp(c, "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "mnemo: unknown command \"%s\"\n", c);
     usage(stderr);
     return MN_EXIT_USAGE;

@@ -1,0 +1,218 @@
+/* onnx/tensor.c: ONNX TensorProto <-> mnemo tensors, and node attributes
+ * by name. float becomes f32; int32, int64 and bool become i32 (an int64
+ * outside the i32 range is an error, never a silent wrap). Every length a
+ * file declares is checked against the bytes present before copying. */
+#include "internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool mn__ox_elem_supported(int elem)
+{
+    return elem == OX_FLOAT || elem == OX_INT32 || elem == OX_INT64 || elem == OX_BOOL;
+}
+
+static const char *elem_name(int e)
+{
+    static const char *names[] = { "undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
+        "string", "bool", "float16", "double", "uint32", "uint64", "complex64", "complex128", "bfloat16" };
+    if (e >= 0 && e < (int)(sizeof names / sizeof names[0])) return names[e];
+    return "unknown";
+}
+
+static size_t elem_bytes(int e)
+{
+    if (e == OX_FLOAT || e == OX_INT32) return 4;
+    if (e == OX_INT64) return 8;
+    return 1;    /* bool */
+}
+
+/* Shape from dims; false with a message if out of mnemo's range. */
+static bool tensor_shape(const Onnx__TensorProto *t, mn_shape *s, char *msg, size_t msglen)
+{
+    if (t->n_dims > MN_MAX_DIMS) {
+        snprintf(msg, msglen, "tensor \"%s\" has %zu dims (at most %d)", t->name ? t->name : "", t->n_dims, MN_MAX_DIMS);
+        return false;
+    }
+    s->ndim = (int)t->n_dims;
+    int64_t numel = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || t->dims[i] > ((int64_t)1 << 31)) {
+            snprintf(msg, msglen, "tensor \"%s\": dim %zu is %lld", t->name ? t->name : "", i, (long long)t->dims[i]);
+            return false;
+        }
+        s->d[i] = t->dims[i];
+        numel *= t->dims[i] ? t->dims[i] : 1;
+        if (numel > ((int64_t)1 << 31)) {
+            snprintf(msg, msglen, "tensor \"%s\" has more than 2^31 elements", t->name ? t->name : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool put_int(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msglen)
+{
+    if (v < INT32_MIN || v > INT32_MAX) {
+        snprintf(msg, msglen, "int64 value %lld does not fit mnemo's i32", (long long)v);
+        return false;
+    }
+    mn_i32(out)[i] = (int32_t)v;
+    return true;
+}
+
+/* Element i of raw little-endian data of type elem. */
+static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char *msg, size_t msglen)
+{
+    if (elem == OX_FLOAT) {
+        memcpy(&mn_f32(out)[i], p, 4);
+        return true;
+    }
+    if (elem == OX_INT32) {
+        memcpy(&mn_i32(out)[i], p, 4);
+        return true;
+    }
+    if (elem == OX_BOOL) {
+        mn_i32(out)[i] = p[0] != 0;
+        return true;
+    }
+    int64_t v;
+    memcpy(&v, p, 8);
+    return put_int(out, i, v, msg, msglen);
+}
+
+static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int64_t n, char *msg, size_t msglen)
+{
+    size_t have = elem == OX_FLOAT ? t->n_float_data : elem == OX_INT64 ? t->n_int64_data : t->n_int32_data;
+    if ((int64_t)have != n) {
+        snprintf(msg, msglen, "tensor \"%s\" holds %zu values for %lld elements", t->name ? t->name : "", have, (long long)n);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (elem == OX_FLOAT)
+            mn_f32(out)[i] = t->float_data[i];
+        else if (elem == OX_INT64) {
+            if (!put_int(out, i, t->int64_data[i], msg, msglen)) return false;
+        } else
+            mn_i32(out)[i] = elem == OX_BOOL ? t->int32_data[i] != 0 : t->int32_data[i];
+    }
+    return true;
+}
+
+mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
+{
+    int elem = t->has_data_type ? t->data_type : 0;
+    const char *name = t->name ? t->name : "";
+    if (!mn__ox_elem_supported(elem)) {
+        snprintf(msg, msglen, "tensor \"%s\": dtype %s is not supported (float, int32, int64, bool)", name, elem_name(elem));
+        return NULL;
+    }
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        snprintf(msg, msglen, "tensor \"%s\": external data is not supported", name);
+        return NULL;
+    }
+    mn_shape s;
+    if (!tensor_shape(t, &s, msg, msglen)) return NULL;
+    mn_tensor *out = mn_tensor_new(elem == OX_FLOAT ? MN_F32 : MN_I32, s);
+    if (!out) {
+        snprintf(msg, msglen, "tensor \"%s\": out of memory", name);
+        return NULL;
+    }
+    int64_t n = mn_shape_numel(s);
+    bool ok = true;
+    if (t->has_raw_data) {
+        size_t eb = elem_bytes(elem);
+        if (t->raw_data.len != (size_t)n * eb) {
+            snprintf(msg, msglen, "tensor \"%s\": raw data has %zu bytes for %lld elements of %s", name, t->raw_data.len,
+                     (long long)n, elem_name(elem));
+            ok = false;
+        }
+        for (int64_t i = 0; ok && i < n; i++) ok = from_raw(t->raw_data.data + (size_t)i * eb, elem, out, i, msg, msglen);
+    } else {
+        ok = fill_typed(t, elem, out, n, msg, msglen);
+    }
+    if (!ok) {
+        mn_tensor_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+const Onnx__AttributeProto *mn__ox_attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name)) return n->attribute[i];
+    return NULL;
+}
+
+int64_t mn__ox_attr_int(const Onnx__NodeProto *n, const char *name, int64_t def)
+{
+    const Onnx__AttributeProto *a = mn__ox_attr(n, name);
+    return a && a->has_i ? a->i : def;
+}
+
+float mn__ox_attr_float(const Onnx__NodeProto *n, const char *name, float def)
+{
+    const Onnx__AttributeProto *a = mn__ox_attr(n, name);
+    return a && a->has_f ? a->f : def;
+}
+
+const int64_t *mn__ox_attr_ints(const Onnx__NodeProto *n, const char *name, size_t *len)
+{
+    const Onnx__AttributeProto *a = mn__ox_attr(n, name);
+    *len = a ? a->n_ints : 0;
+    return a ? a->ints : NULL;
+}
+
+const char *mn__ox_attr_str(const Onnx__NodeProto *n, const char *name, char *buf, size_t len)
+{
+    const Onnx__AttributeProto *a = mn__ox_attr(n, name);
+    buf[0] = 0;
+    if (a && a->has_s && len > 0) {
+        size_t k = a->s.len < len - 1 ? a->s.len : len - 1;
+        memcpy(buf, a->s.data, k);
+        buf[k] = 0;
+    }
+    return buf;
+}
+
+mn_tensor *mn_onnx_load_tensor(const char *path, char *name, size_t namelen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mn_set_error(MN_ERR_IO, "%s: cannot open", path);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            uint8_t *nb = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        mn_set_error(MN_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!t) {
+        mn_set_error(MN_ERR_FORMAT, "%s: not a TensorProto", path);
+        return NULL;
+    }
+    char msg[256];
+    mn_tensor *out = mn__ox_tensor(t, msg, sizeof msg);
+    if (!out) mn_set_error(MN_ERR_UNSUPPORTED, "%s: %s", path, msg);
+    if (out && name && namelen) snprintf(name, namelen, "%s", t->name ? t->name : "");
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    return out;
+}

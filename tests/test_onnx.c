@@ -1,0 +1,432 @@
+/* tests/test_onnx.c: the ONNX importer and exporter (onnx/). Models
+ * exported from PyTorch (tests/fixtures/gen_onnx_fixtures.py) import and
+ * give PyTorch's outputs and gradients; an imported model trains; bad and
+ * corrupt files fail with messages naming the node, op, input or dtype and
+ * never crash; an exported graph re-imports to the same outputs. */
+#include "harness.h"
+#include <string.h>
+
+static mn_params *FX;
+static char fixdir[1024], tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return path;
+}
+
+static const char *fixture(const char *name)
+{
+    static char path[1200];
+    snprintf(path, sizeof path, "%s/onnx/%s.onnx", fixdir, name);
+    return path;
+}
+
+static mn_tensor *fx(const char *model, const char *what)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", model, what);
+    mn_tensor *t = mn_params_get(FX, name);
+    ck_assert_msg(t != NULL, "fixture %s missing", name);
+    return t;
+}
+
+/* Relative closeness with a floor: |a - b| <= rtol * max(|b|, 1e-2). */
+static void assert_close(const mn_tensor *got, const mn_tensor *want, double rtol, const char *what)
+{
+    ck_assert_int_eq(mn_tensor_numel(got), mn_tensor_numel(want));
+    for (int64_t i = 0; i < mn_tensor_numel(want); i++) {
+        double a = mn_f32(got)[i], b = mn_f32(want)[i];
+        ck_assert_msg(fabs(a - b) <= rtol * fmax(fabs(b), 1e-2), "%s[%lld] = %.9g, PyTorch %.9g", what, (long long)i, a, b);
+    }
+}
+
+/* Feeds the model's one input from the fixture (ids converted to i32). */
+static void feed_x(mn_exec *ex, const mn_onnx *m, const mn_tensor *x)
+{
+    const mn_node *in = mn_onnx_input(m, 0);
+    if (mn_node_dtype(in) == MN_F32) {
+        ck_assert_ok(mn_exec_feed(ex, "x", x));
+        return;
+    }
+    mn_tensor *ids = mn_tensor_new(MN_I32, x->shape);
+    for (int64_t i = 0; i < mn_tensor_numel(x); i++) mn_i32(ids)[i] = (int32_t)mn_f32(x)[i];
+    ck_assert_ok(mn_exec_feed(ex, "x", ids));
+    mn_tensor_free(ids);
+}
+
+static const char *MODELS[] = { "mlp_ln", "lstm_lm", "gru", "encoder" };
+
+START_TEST(pytorch_models_give_pytorch_outputs)
+{
+    const char *name = MODELS[_i];
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture(name), NULL);
+    ck_assert_msg(m != NULL, "%s: %s", name, mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_onnx_input_count(m), 1);
+    ck_assert_int_eq(mn_onnx_output_count(m), 1);
+    ck_assert_str_eq(mn_onnx_output_name(m, 0), "y");
+    const mn_node *y = mn_onnx_output(m, 0);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 2, .outputs = &y, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    feed_x(ex, m, fx(name, "x"));
+    ck_assert_ok(mn_exec_run(ex));
+    assert_close(mn_exec_value(ex, y), fx(name, "y"), 1e-5, name);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* loss = sum(y * R): the gradients with respect to the float input and to
+ * every parameter whose ONNX initializer kept its PyTorch name and layout,
+ * and the RNN weights the export renamed and re-laid out (W, R, B: the
+ * generator stores PyTorch's gradients in that layout under those names). */
+START_TEST(pytorch_models_give_pytorch_gradients)
+{
+    const char *name = MODELS[_i];
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture(name), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    mn_node *y = mn_onnx_output(m, 0);
+    const mn_tensor *R = fx(name, "R");
+    mn_node *loss = mn_sum_all(g, mn_mul(g, y, mn_constant(g, MN_F32, R->shape, R->data)));
+    mn_node *gx = NULL, *x = mn_onnx_input(m, 0);
+    if (mn_node_dtype(x) == MN_F32) ck_assert_ok(mn_grad(g, loss, &x, 1, &gx));
+    const mn_node *outs[1] = { gx };
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2, .outputs = outs, .noutputs = gx ? 1 : 0 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    feed_x(ex, m, fx(name, "x"));
+    ck_assert_ok(mn_exec_run(ex));
+    int compared = 0;
+    if (gx) {
+        assert_close(mn_exec_value(ex, gx), fx(name, "grad.x"), 1e-4, "d/dx");
+        compared++;
+    }
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s.grad.", name);
+    for (int i = 0; i < mn_params_count(FX); i++) {
+        const char *fname = mn_params_name(FX, i), *pn = fname + strlen(prefix);
+        if (strncmp(fname, prefix, strlen(prefix)) || !strcmp(pn, "x") || mn_params_find(P, pn) < 0) continue;
+        if (!mn_shape_eq(mn_params_get(P, pn)->shape, mn_params_value(FX, i)->shape)) continue;
+        assert_close(mn_params_get_grad(P, pn), mn_params_value(FX, i), 1e-4, pn);
+        compared++;
+    }
+    /* MLP: x + 6; LSTM LM: emb, W, R, B, head.bias (the export transposes a 3-D Linear weight); GRU: x, W, R, B; encoder: x + 9 */
+    static const int want[] = { 7, 5, 4, 10 };
+    ck_assert_int_ge(compared, want[_i]);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* Import, attach a loss, compile, train: the loss falls. */
+START_TEST(imported_model_trains)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("mlp_ln"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_params_count(P), 6);                 /* fc1, norm, fc2: weight and bias */
+    ck_assert_ptr_nonnull(mn_params_get(P, "fc1.weight"));
+    mn_node *t = mn_input(g, "targets", MN_I32, MN_SHAPE(3));
+    mn_node *loss = mn_cross_entropy(g, mn_onnx_output(m, 0), t);
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    mn_optim *opt = mn_adam(P, (mn_adam_opts){ .lr = 1e-2f });
+    int32_t targets[3] = { 0, 3, 1 };
+    ck_assert_ok(mn_exec_feed(ex, "x", fx("mlp_ln", "x")));
+    ck_assert_ok(mn_exec_feed_data(ex, "targets", targets, sizeof targets));
+    float first = 0, last = 0;
+    for (int step = 0; step < 30; step++) {
+        mn_params_zero_grad(P);
+        ck_assert_ok(mn_exec_run(ex));
+        if (step == 0) first = mn_exec_loss(ex);
+        last = mn_exec_loss(ex);
+        ck_assert_ok(mn_optim_step(opt));
+    }
+    ck_assert_msg(last < 0.5f * first, "loss %g -> %g", first, last);
+    mn_optim_free(opt);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(constants_flag_keeps_the_store_empty)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("mlp_ln"), &(mn_onnx_opts){ .constants = true });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_params_count(P), 0);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* A parameter already in the store (a loaded checkpoint) keeps its value. */
+START_TEST(existing_parameters_keep_their_values)
+{
+    mn_params *P = mn_params_new();
+    ck_assert_ok(mn_params_create(P, "fc2.bias", MN_SHAPE(4), (mn_init){ .kind = MN_INIT_CONSTANT, .a = 7.0f }));
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("mlp_ln"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_float_eq(mn_f32(mn_params_get(P, "fc2.bias"))[0], 7.0f);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* Under a scope, parameters take the scope's prefix, as mn_linear's do. */
+START_TEST(a_scope_prefixes_the_parameters)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    ck_assert_ok(mn_graph_push_scope(g, "imported"));
+    mn_onnx *m = mn_onnx_import(g, fixture("mlp_ln"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    mn_tensor *w = mn_params_get(P, "imported.fc1.weight");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_float_ne(mn_f32(w)[0], 0.0f);                    /* the initializer's values, not the zeros it was created with */
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+static void expect_error(const char *model, mn_status code, const char *const *parts)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    ck_assert_ptr_null(mn_onnx_import(g, fixture(model), NULL));
+    ck_assert_msg(mn_graph_status(g) == code, "%s: %s (%s)", model, mn_status_name(mn_graph_status(g)), mn_graph_errmsg(g));
+    for (int i = 0; parts[i]; i++)
+        ck_assert_msg(strstr(mn_graph_errmsg(g), parts[i]), "%s: \"%s\" lacks \"%s\"", model, mn_graph_errmsg(g), parts[i]);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+
+START_TEST(errors_name_the_node_op_input_and_dtype)
+{
+    expect_error("bad_op", MN_ERR_UNSUPPORTED, (const char *[]){ "bad_op.onnx", "node 1 \"conv1\" (Conv)", "not supported", NULL });
+    expect_error("bad_dynamic", MN_ERR_UNSUPPORTED, (const char *[]){ "input \"x\"", "dim 0 is dynamic (\"batch\")", NULL });
+    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 11", NULL });
+    expect_error("bad_ref", MN_ERR_FORMAT, (const char *[]){ "node 0 \"sum\" (Add)", "input \"nowhere\"", NULL });
+    expect_error("bad_attr", MN_ERR_INVALID, (const char *[]){ "node 0 \"t\" (Transpose)", "perm", NULL });
+}
+END_TEST
+
+/* A binding fixes a dynamic dim. */
+START_TEST(binding_fixes_a_dynamic_dim)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_tensor *x = mn_tensor_new(MN_F32, MN_SHAPE(3, 4));
+    mn_onnx *m = mn_onnx_import(g, fixture("bad_dynamic"), &(mn_onnx_opts){ .binds = &(mn_onnx_bind){ "x", x, false }, .nbinds = 1 });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_node_shape(mn_onnx_output(m, 0)).d[0], 3);
+    mn_tensor_free(x);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    ck_assert_int_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+/* Every truncation and many single-byte changes of a real model: either it
+ * imports or it fails the graph with a message; nothing crashes. */
+START_TEST(corrupt_files_fail_cleanly)
+{
+    size_t len;
+    uint8_t *b = read_all(fixture("lstm_lm"), &len);
+    int failed = 0, imported = 0;
+    for (size_t cut = 0; cut < len; cut += 7) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_onnx *m = mn_onnx_import_buffer(g, b, cut, NULL);
+        if (m) imported++;
+        else {
+            failed++;
+            ck_assert_int_ne(mn_graph_status(g), MN_OK);
+            ck_assert_int_gt(strlen(mn_graph_errmsg(g)), 10);
+        }
+        mn_onnx_free(m);
+        mn_graph_free(g);
+        mn_params_free(P);
+    }
+    for (size_t i = 0; i < len; i += 3) {
+        uint8_t keep = b[i];
+        b[i] ^= (uint8_t)(0x5a + i);
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_onnx *m = mn_onnx_import_buffer(g, b, len, NULL);
+        if (!m) ck_assert_int_ne(mn_graph_status(g), MN_OK);
+        mn_onnx_free(m);
+        mn_graph_free(g);
+        mn_params_free(P);
+        b[i] = keep;
+    }
+    ck_assert_int_gt(failed, 0);
+    free(b);
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    ck_assert_ptr_null(mn_onnx_import_buffer(g, "\x0a\xff\xff\xff\xff\x0f", 6, NULL));
+    ck_assert_int_eq(mn_graph_status(g), MN_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mn_graph_errmsg(g), "malformed"));
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* Runs graph g's output y on x (fed as "x"); returns a copy. */
+static mn_tensor *forward(mn_graph *g, mn_node *y, const mn_tensor *x)
+{
+    const mn_node *outs[1] = { y };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_feed(ex, "x", x));
+    ck_assert_ok(mn_exec_run(ex));
+    const mn_tensor *v = mn_exec_value(ex, y);
+    mn_tensor *c = mn_tensor_new(v->dtype, v->shape);
+    memcpy(c->data, v->data, mn_tensor_bytes(v));
+    mn_exec_free(ex);
+    return c;
+}
+
+/* Exports y of g, re-imports it into a fresh store and compares outputs on x. */
+static void round_trip(mn_graph *g, mn_node *y, const mn_tensor *x, const char *path)
+{
+    ck_assert_ok(mn_onnx_export(g, &y, 1, path));
+    mn_tensor *want = forward(g, y, x);
+    mn_params *P2 = mn_params_new();
+    mn_graph *g2 = mn_graph_new(P2);
+    mn_onnx *m = mn_onnx_import(g2, path, NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g2));
+    ck_assert_int_eq(mn_params_count(P2), mn_params_count(mn_graph_params(g)));
+    ck_assert_str_eq(mn_onnx_output_name(m, 0), mn_node_name(y));
+    mn_tensor *got = forward(g2, mn_onnx_output(m, 0), x);
+    assert_close(got, want, 1e-5, path);
+    mn_tensor_free(got);
+    mn_tensor_free(want);
+    mn_onnx_free(m);
+    mn_graph_free(g2);
+    mn_params_free(P2);
+}
+
+START_TEST(exported_mlp_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4, 6));
+    mn_node *h = mn_silu(g, mn_layer_norm(g, "norm", mn_linear(g, "fc1", x, 10, true), true));
+    mn_node *y = mn_log_softmax(g, mn_linear(g, "fc2", mn_tanh(g, h), 3, true), 1);
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(4, 6));
+    mn_rng_fill_normal(mn_f32(xv), 24, 1, 2, 0, 1);
+    round_trip(g, y, xv, tmp_path("mlp_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(exported_lstm_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(5, 2, 3));
+    mn_rnn_out r = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = 4, .bidirectional = true });
+    mn_node *y = mn_linear(g, "head", r.output, 2, true);
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(5, 2, 3));
+    mn_rng_fill_normal(mn_f32(xv), 30, 3, 4, 0, 1);
+    round_trip(g, y, xv, tmp_path("lstm_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(export_names_an_op_without_onnx_form)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *y = mn_dropout(g, x, 0.5f, true);
+    ck_assert_int_eq(mn_onnx_export(g, &y, 1, tmp_path("never.onnx")), MN_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "op dropout"));
+    ck_assert_int_eq(mn_graph_status(g), MN_OK);
+    FILE *f = fopen(tmp_path("never.onnx"), "rb");
+    ck_assert_ptr_null(f);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(the_table_lists_ops_with_their_mnemo_ops)
+{
+    ck_assert_int_ge(mn_onnx_op_count(), 80);
+    const char *op, *ops, *note;
+    bool gemm = false;
+    for (int i = 0; i < mn_onnx_op_count(); i++) {
+        ck_assert_ok(mn_onnx_op_info(i, &op, &ops, &note));
+        if (!strcmp(op, "Gemm")) gemm = strstr(ops, "matmul") != NULL;
+    }
+    ck_assert(gemm);
+    ck_assert_int_eq(mn_onnx_op_info(mn_onnx_op_count(), &op, &ops, &note), MN_ERR_INVALID);
+}
+END_TEST
+
+int main(void)
+{
+    const char *dir = getenv("MNEMO_FIXTURES");
+    snprintf(fixdir, sizeof fixdir, "%s", dir ? dir : "tests/fixtures");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/onnx_ref.safetensors", fixdir);
+    FX = mn_params_new();
+    if (mn_params_load(FX, path)) {
+        fprintf(stderr, "%s\n", mn_errmsg());
+        return 1;
+    }
+    Suite *s = suite_create("onnx");
+    TCase *tc = tcase_create("onnx");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, pytorch_models_give_pytorch_outputs, 0, 4);
+    tcase_add_loop_test(tc, pytorch_models_give_pytorch_gradients, 0, 4);
+    tcase_add_test(tc, imported_model_trains);
+    tcase_add_test(tc, constants_flag_keeps_the_store_empty);
+    tcase_add_test(tc, existing_parameters_keep_their_values);
+    tcase_add_test(tc, a_scope_prefixes_the_parameters);
+    tcase_add_test(tc, errors_name_the_node_op_input_and_dtype);
+    tcase_add_test(tc, binding_fixes_a_dynamic_dim);
+    tcase_add_test(tc, corrupt_files_fail_cleanly);
+    tcase_add_test(tc, the_table_lists_ops_with_their_mnemo_ops);
+    tcase_add_test(tc, exported_mlp_reimports_to_the_same_outputs);
+    tcase_add_test(tc, exported_lstm_reimports_to_the_same_outputs);
+    tcase_add_test(tc, export_names_an_op_without_onnx_form);
+    suite_add_tcase(s, tc);
+    int r = mn_test_run_in_tmpdir(s, tmpdir, sizeof tmpdir, "mnemo-onnx");
+    mn_params_free(FX);
+    return r;
+}
