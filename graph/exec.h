@@ -151,6 +151,7 @@ struct mn_exec {
     int direct_grads;     /* parameter gradients added by their own step (no arena bytes, no extra pass) */
     int recomputed_values, recompute_steps;   /* recompute: values dropped and rebuilt, clone steps */
     double recompute_flops;                   /* recompute: the clones' FLOPs per run */
+    int recompute_candidates, recompute_probes;   /* recompute: segment counts estimated; full plans (the plain one too) */
     bool probe;           /* recompute: schedule and plan for a size only (no arena is bound) */
     signed char *pin_solo;/* recompute: per node id, the solo decision of the plan without recomputation (-1: none),
                              so each kernel keeps its thread count and its bits (a GEMM's depend on it) */
@@ -195,6 +196,7 @@ void mn__fused_free(mn_fused *f);
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */
 mn_status mn__plan(mn_exec *ex);
+mn_status mn__plan_estimate(mn_exec *ex, int64_t *estimate);
 /* verify.c: checks that no two values sharing bytes can be live at once. */
 mn_status mn__plan_verify(const mn_exec *ex, char *msg, size_t n);
 /* plan.c: the level a value is produced at (-1: before the run), and the

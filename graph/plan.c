@@ -363,8 +363,9 @@ static int group_of(const mn_exec *ex, int v)
     }
 }
 
-/* One complete plan with the given hosts vetoed; the arena size or -1. */
-static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount)
+/* One complete plan with the given hosts vetoed; the arena size or -1.
+ * Without offsets: the storages only, and their lower bound (no placement). */
+static int64_t plan_storages(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount, bool offsets)
 {
     ex->nstores = 0;
     ex->inplace_count = 0;
@@ -373,7 +374,12 @@ static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *g
     group_lifetimes(ex, glast, gcount);
     assign_storages(ex, glast, gcount);
     stats(ex);
-    return assign_offsets(ex);
+    return offsets ? assign_offsets(ex) : ex->lower_bound;
+}
+
+static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount)
+{
+    return plan_storages(ex, veto, nread, glast, gcount, true);
 }
 
 /* Placing concat pieces saves their copies but keeps a whole host's bytes
@@ -425,3 +431,26 @@ mn_status mn__plan(mn_exec *ex)
     return s || ex->probe ? s : bind(ex);
 }
 
+
+/* A cheap estimate of the arena for the recompute pass's search: the
+ * storages' lower bound with every concat host placed and with none, the
+ * smaller one (no offsets are placed, which is the planner's costly part).
+ * Binds nothing; ex->stores is left for the caller to free. */
+mn_status mn__plan_estimate(mn_exec *ex, int64_t *estimate)
+{
+    int n = ex->nvals ? ex->nvals : 1;
+    int *glast = malloc((size_t)n * sizeof *glast), *gcount = malloc((size_t)n * sizeof *gcount), *nread = malloc((size_t)n * sizeof *nread);
+    bool *veto = calloc((size_t)n, sizeof *veto);
+    free(ex->stores);
+    ex->stores = calloc((size_t)(ex->nvals + ex->nsteps + 1), sizeof *ex->stores);
+    mn_status s = glast && gcount && nread && veto && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
+    if (!s) {
+        mn__count_reads(ex, nread);
+        int64_t all = plan_storages(ex, veto, nread, glast, gcount, false);
+        for (int v = 0; v < ex->nvals; v++) veto[v] = ex->vals[v].host;
+        int64_t none = plan_storages(ex, veto, nread, glast, gcount, false);
+        *estimate = all < none ? all : none;
+    }
+    free(glast); free(gcount); free(nread); free(veto);
+    return s;
+}

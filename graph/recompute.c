@@ -6,8 +6,8 @@
  * their steps are cloned (same node: same kernel, attributes and random
  * stream, so the bits are the same) just before their first backward
  * reader, after (ctrl edges) the backward readers of the next segment. The
- * pass probes K candidates through schedule and plan and keeps the one
- * with the fewest added FLOPs whose arena fits. Owns: the clone steps
+ * pass estimates K candidates (schedule and the planner's lower bound)
+ * and plans in full only those that may fit, fewest added FLOPs first. Owns: the clone steps
  * (step.clone, step.ctrl) and their values; rewires backward steps' inputs. */
 #include "exec.h"
 #include <stdio.h>
@@ -269,10 +269,23 @@ static int64_t probe(mn_exec *ex)
     mn_status s = mn__schedule(ex);
     if (!s) s = mn__plan(ex);
     ex->probe = false;
+    ex->recompute_probes++;
     return s ? -1 : ex->arena_bytes;
 }
 
+/* Schedule and the planner's storage lower bound only: no arena is placed. */
+static int64_t estimate(mn_exec *ex)
+{
+    int64_t e = -1;
+    ex->probe = true;
+    mn_status s = mn__schedule(ex);
+    if (!s) s = mn__plan_estimate(ex, &e);
+    ex->probe = false;
+    return s ? -1 : e;
+}
+
 static const int candidates[] = { 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128 };
+enum { NCAND = (int)MN__ARRAY_LEN(candidates) };
 
 static void human(int64_t b, char *buf, size_t n)
 {
@@ -280,25 +293,64 @@ static void human(int64_t b, char *buf, size_t n)
     else snprintf(buf, n, "%.1f KiB", (double)b / 1024);
 }
 
-/* Tries every candidate segment count; keeps the fitting plan with the
- * fewest added FLOPs (ties: the smaller arena). Returns its k, 0 if none. */
+/* One candidate's figures: added FLOPs and the cheap arena estimate. */
+typedef struct { int k; double flops; int64_t est, arena; } cand;
+
+static int by_flops(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->flops != y->flops) return x->flops < y->flops ? -1 : 1;
+    return (x->est > y->est) - (x->est < y->est);
+}
+
+/* The full arena of candidate c (planned once), or -1 out of memory. */
+static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
+{
+    if (c->arena) return c->arena;
+    restore(ex, sn);
+    if (apply(ex, pc, c->k) < 0) return -1;
+    c->arena = probe(ex);
+    return c->arena;
+}
+
+/* Every candidate segment count is applied and estimated (schedule and the
+ * storages' lower bound, no placement); only those whose estimate fits are
+ * planned in full, fewest added FLOPs first, and the first that fits wins.
+ * With none, the smallest arena is found the same way: candidates by
+ * estimate, until the next estimate exceeds the smallest full arena.
+ * Returns the chosen k, 0 if none. */
 static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, mn_status *err)
 {
-    int nfwd = 0, best = 0;
-    double best_flops = 0;
-    int64_t best_arena = 0;
+    cand c[NCAND];
+    int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
-    for (size_t i = 0; i < MN__ARRAY_LEN(candidates) && candidates[i] <= nfwd; i++) {
+    for (int i = 0; i < NCAND && candidates[i] <= nfwd; i++) {
         restore(ex, sn);
         int r = apply(ex, pc, candidates[i]);
         if (r == -1) { *err = MN_ERR_NOMEM; return 0; }
         if (r <= 0) continue;
-        double flops = ex->recompute_flops;
-        int64_t a = probe(ex);
-        if (a < 0) { *err = MN_ERR_NOMEM; return 0; }
-        if (a < *smallest) *smallest = a;
-        if (a > budget) continue;
-        if (!best || flops < best_flops || (flops == best_flops && a < best_arena)) { best = candidates[i]; best_flops = flops; best_arena = a; }
+        c[nc] = (cand){ candidates[i], ex->recompute_flops, estimate(ex), 0 };
+        if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return 0; }
+        nc++;
+    }
+    ex->recompute_candidates = nc;
+    qsort(c, (size_t)nc, sizeof *c, by_flops);
+    int best = 0;
+    for (int i = 0; i < nc && !best && !*err; i++) {
+        if (c[i].est > budget) continue;
+        int64_t a = full(ex, pc, sn, &c[i]);
+        if (a < 0) *err = MN_ERR_NOMEM;
+        else if (a <= budget) best = c[i].k;
+        if (a >= 0 && a < *smallest) *smallest = a;
+    }
+    while (!best && !*err) {                             /* none fits: the smallest arena, for the error */
+        int next = -1;
+        for (int i = 0; i < nc; i++)
+            if (!c[i].arena && c[i].est < *smallest && (next < 0 || c[i].est < c[next].est)) next = i;
+        if (next < 0) break;
+        int64_t a = full(ex, pc, sn, &c[next]);
+        if (a < 0) *err = MN_ERR_NOMEM;
+        else if (a < *smallest) *smallest = a;
     }
     restore(ex, sn);
     return best;
@@ -345,5 +397,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);
+    mn__stat(ex, "recompute.candidates", ex->recompute_candidates);
+    mn__stat(ex, "recompute.full_plans", ex->recompute_probes);
     return err;
 }

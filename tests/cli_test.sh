@@ -85,6 +85,10 @@ expect 0 '^pass schedule.threads 2$' -- "$mnemo" graph --model mlp --format stat
 expect 2 '--memory-budget: bad value "12Q"' -- "$mnemo" train --memory-budget 12Q
 expect 2 '--memory-budget: bad value "-1"' -- "$mnemo" graph --memory-budget -1
 expect 0 '^pass recompute.steps [1-9]' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
+# bench --json reports the budget, what is recomputed and the compile time; the search plans in full
+# only the candidates whose estimate fits (rnn: the plain plan and one of 12)
+expect 0 '"memory_budget_bytes": 7635392, "recompute_segments": [1-9][0-9]*, "recompute_values": [1-9]' -- "$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget 7635392
+expect 0 '^pass recompute.full_plans 2$' -- "$mnemo" graph --model rnn --format stats --memory-budget 7635392
 python3 -c "
 import random; random.seed(1)
 w = ['the', 'lord', 'said', 'unto', 'moses', 'and', 'it', 'was', 'so', 'light']

@@ -1,6 +1,7 @@
 /* tests/test_recompute.c: training under a memory budget (graph/recompute.c).
  * On every model kind of the command, at small shapes with dropout: a
  * budget below every plan is an error naming the smallest arena reached;
+ * the search plans in full only the few candidates whose estimate fits;
  * that budget compiles, recomputes, fits, passes the verifier and gives
  * bit-identical loss and gradients; an unlimited budget changes nothing. */
 #include "harness.h"
@@ -105,6 +106,10 @@ START_TEST(budget_gives_bit_identical_gradients)
     ck_assert_ok(mn_exec_verify(ex));
     double clones = mn_exec_stat(ex, "recompute.steps");
     if (need < arena) ck_assert_msg(clones > 0 && mn_exec_stat(ex, "recompute.added_flops") > 0, "%s: fits only by recomputing", kind);
+    /* the search estimates every candidate and plans in full only the plain
+     * graph and the few whose estimate fits: at most half of them */
+    double cands = mn_exec_stat(ex, "recompute.candidates"), plans = mn_exec_stat(ex, "recompute.full_plans");
+    ck_assert_msg(plans <= 1 + cands / 2, "%s: %g full plans for %g candidates", kind, plans, cands);
     float *g1 = run(&m, ex, &l1, &n1);
     ck_assert_int_eq(n0, n1);
     ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0, "%s: loss %.9g vs %.9g under a budget", kind, l0, l1);

@@ -7,6 +7,7 @@
 #include "env.h"
 #include "train.h"
 #include <limits.h>
+#include <math.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,13 @@ static bool profile(mn_exec *ex, mn_optim *o, int n, int top, const char *steps_
 /* --memory-budget (issue 17): the training graph's arena limit, 0 none. */
 static int64_t memory_budget;
 
+/* A compile counter by name, 0 when the pass did not report it. */
+static double stat0(const mn_exec *ex, const char *name)
+{
+    double v = mn_exec_stat(ex, name);
+    return isnan(v) ? 0 : v;
+}
+
 static int bench_one(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
     mn_workload w;
@@ -89,7 +97,9 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_optim *o = NULL;
     timing t = { 0 }, f = { 0 };
     mn_status s = mn_workload_build(name, &w);
+    double c0 = cpu();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
+    double compile_cpu_ms = (cpu() - c0) * 1e3;
     const mn_node *outs[1] = { w.loss };
     if (!s && !(fw = mn_compile(w.g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 })))) s = mn_graph_status(w.g);
     if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
@@ -109,10 +119,14 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
         printf("{\"workload\": \"%s\", \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
                "\"train_ms_max\": %.3f, \"fwd_ms_median\": %.3f, \"gflops\": %.2f, \"naive_bytes\": %lld, "
                "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
-               "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d}\n",
+               "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d, "
+               "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
+               "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f}\n",
                name, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
-               (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n);
+               (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
+               compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
+               stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"));
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
