@@ -3,11 +3,14 @@
  * products only). lstm_cells is the same graph as lstm: mnemo's LSTM is
  * always unrolled from primitive ops, like torch_ref.py's lstm_cells. */
 #include "workloads.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const mn_workload_names[] = { "mlp", "rnn", "lstm", "lstm_2layer", "gru", "bilstm_tagger", "vae",
                                            "transformer", "lstm_cells", NULL };
+/* Built on request only (mnemo bench --compile): the lstm over 512 steps. */
+const char *const mn_workload_extra_names[] = { "lstm_t512", NULL };
 
 /* FLOPs of an (m x k) @ (k x n) product with a trainable weight: forward,
  * and added to *train: forward + weight gradient (+ input gradient). */
@@ -43,10 +46,10 @@ static mn_status seq_model(mn_workload *w, int64_t V, int64_t E, int64_t K, int6
     return mn_graph_status(g);
 }
 
-/* char LM: embedding 96x64 -> recurrent 256 (1 or 2 layers) -> linear 256->96, CE every step; seq 64, batch 32 */
-static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers)
+/* char LM: embedding 96x64 -> recurrent 256 (1 or 2 layers) -> linear 256->96, CE every step; seq T (64), batch 32 */
+static mn_status build_char_lm(mn_workload *w, mn_rnn_mode mode, int layers, int64_t T)
 {
-    const int64_t V = 96, E = 64, H = 256, T = 64, B = 32;
+    const int64_t V = 96, E = 64, H = 256, B = 32;
     double G = mode == MN_RNN_LSTM ? 4 : mode == MN_RNN_GRU ? 3 : 1;
     w->fwd_flops = lin(T * B, E, G * H, true, &w->train_flops) + lin(T * B, H, V, true, &w->train_flops);
     for (int l = 0; l < 2 * layers - 1; l++) w->fwd_flops += lin(T * B, H, G * H, true, &w->train_flops);
@@ -103,10 +106,11 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     w->g = mn_graph_new(w->P);
     mn_params_set_seed(w->P, 1);
     if (!strcmp(name, "mlp")) return build_mlp(w);
-    if (!strcmp(name, "rnn")) return build_char_lm(w, MN_RNN_TANH, 1);
-    if (!strcmp(name, "lstm") || !strcmp(name, "lstm_cells")) return build_char_lm(w, MN_RNN_LSTM, 1);
-    if (!strcmp(name, "lstm_2layer")) return build_char_lm(w, MN_RNN_LSTM, 2);
-    if (!strcmp(name, "gru")) return build_char_lm(w, MN_RNN_GRU, 1);
+    if (!strcmp(name, "rnn")) return build_char_lm(w, MN_RNN_TANH, 1, 64);
+    if (!strcmp(name, "lstm") || !strcmp(name, "lstm_cells")) return build_char_lm(w, MN_RNN_LSTM, 1, 64);
+    if (!strcmp(name, "lstm_2layer")) return build_char_lm(w, MN_RNN_LSTM, 2, 64);
+    if (!strcmp(name, "lstm_t512")) return build_char_lm(w, MN_RNN_LSTM, 1, 512);
+    if (!strcmp(name, "gru")) return build_char_lm(w, MN_RNN_GRU, 1, 64);
     if (!strcmp(name, "bilstm_tagger")) return build_tagger(w);
     if (!strcmp(name, "vae")) return build_vae(w);
     if (!strcmp(name, "transformer")) return build_transformer(w);
@@ -132,4 +136,36 @@ void mn_workload_free(mn_workload *w)
     mn_graph_free(w->g);
     mn_params_free(w->P);
     memset(w, 0, sizeof *w);
+}
+
+/* The first "model name" of /proc/cpuinfo and which of the vector
+ * extensions that matter to the kernels its "flags" list. */
+void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size)
+{
+    static const char *const wanted[] = { "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                          "avx512_vnni", "avx512_bf16", "amx_tile", NULL };
+    char line[4096];
+    snprintf(model, model_size, "unknown");
+    ext[0] = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    bool got_model = false, got_flags = false;
+    while (f && (!got_model || !got_flags) && fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v) continue;
+        v += v[1] == ' ' ? 2 : 1;
+        v[strcspn(v, "\n")] = 0;
+        if (!got_model && !strncmp(line, "model name", 10)) { snprintf(model, model_size, "%s", v); got_model = true; }
+        if (got_flags || strncmp(line, "flags", 5)) continue;
+        got_flags = true;
+        for (int i = 0; wanted[i]; i++) {
+            size_t n = strlen(wanted[i]);
+            for (char *p = strstr(v, wanted[i]); p; p = strstr(p + 1, wanted[i]))
+                if ((p == v || p[-1] == ' ') && (p[n] == ' ' || !p[n])) {
+                    size_t used = strlen(ext);
+                    snprintf(ext + used, ext_size - used, "%s%s", used ? " " : "", wanted[i]);
+                    break;
+                }
+        }
+    }
+    if (f) fclose(f);
 }
