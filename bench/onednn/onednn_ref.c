@@ -598,16 +598,18 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--check")) check = true;
         else if (!strcmp(argv[i], "--omit-state")) omit = true;
         else {
-            fprintf(stderr, "usage: onednn_ref [--workload lstm|gru|lstm_2layer] [--threads N] [--budget SECONDS] "
-                            "[--check [--omit-state]]\n");
+            fprintf(stderr, "usage: onednn_ref [--workload lstm|gru|lstm_2layer] [--threads N] [--budget SECONDS]\n"
+                            "       onednn_ref --check [--workload lstm|gru|lstm_2layer|all] [--omit-state]\n");
             return 2;
         }
     }
+    if (threads < 1 || !(budget > 0)) { fprintf(stderr, "onednn_ref: bad --threads or --budget\n"); return 2; }
+    omp_set_num_threads(threads);
+    if (check && !strcmp(workload, "all"))   /* the suite's test: every workload, one exit status */
+        return run_check("lstm", omit) | run_check("gru", omit) | run_check("lstm_2layer", omit);
     if (strcmp(workload, "lstm") && strcmp(workload, "gru") && strcmp(workload, "lstm_2layer")) {
         fprintf(stderr, "onednn_ref: no workload \"%s\" (lstm, gru, lstm_2layer)\n", workload);
         return 2;
     }
-    if (threads < 1 || !(budget > 0)) { fprintf(stderr, "onednn_ref: bad --threads or --budget\n"); return 2; }
-    omp_set_num_threads(threads);
     return check ? run_check(workload, omit) : run_bench(workload, threads, budget);
 }
