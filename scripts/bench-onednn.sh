@@ -42,7 +42,7 @@ flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.sta
 ext = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags)
 ver = next(iter(o.values()))[0]["onednn"] if o else "?"
 print(f"{cpu} ({ext}); oneDNN {ver}; {rounds} alternating rounds, median of the rounds' medians")
-print(f"load average before the summary: {open('/proc/loadavg').read().split()[0:3]}\n")
+print(f"load average at the end: {' '.join(open('/proc/loadavg').read().split()[0:3])}\n")
 print("| threads | workload | mnemo ms | oneDNN step ms | oneDNN RNN fwd+bwd ms | mnemo / oneDNN |")
 print("|---:|---|---:|---:|---:|---:|")
 for (t, w) in sorted(m):
