@@ -471,7 +471,10 @@ static void ref_layer(const model *M, const layer *l, const double *in, double *
             }
             for (int64_t o = 0; o < H; o++) hb[o] = out[(t * s->B + b) * H + o];
         }
-    free(h); free(c); free(a); free(u);
+    free(h);
+    free(c);
+    free(a);
+    free(u);
 }
 
 static double ref_loss(const model *M)
@@ -496,7 +499,8 @@ static double ref_loss(const model *M)
         for (int64_t v = 0; v < s->V; v++) sum += exp(z[v] - mx);
         loss += log(sum) + mx - z[M->y[i]];
     }
-    free(x); free(y);
+    free(x);
+    free(y);
     return loss / (double)N;
 }
 
@@ -530,16 +534,22 @@ static int run_check(const char *workload, bool omit_state)
     double loss = forward_backward(&M), ref = ref_loss(&M), worst = fabs(loss - ref) / fabs(ref);
     printf("onednn_ref --check %s%s: loss %.6f, double reference %.6f (relative %.1e)\n", workload,
            omit_state ? " (initial state omitted)" : "", loss, ref, worst);
-    char name[32];
-    double e;
-    e = check_param(&M, &M.emb, "emb"); worst = e > worst ? e : worst;
+    param *ps[9] = { &M.emb, &M.hw, &M.hb };
+    char names[9][16] = { "emb", "head.w", "head.b" };
+    int np = 3;
     for (int i = 0; i < s.layers; i++) {
-        snprintf(name, sizeof name, "w_ih_l%d", i); e = check_param(&M, &M.L[i].wx, name); worst = e > worst ? e : worst;
-        snprintf(name, sizeof name, "w_hh_l%d", i); e = check_param(&M, &M.L[i].wh, name); worst = e > worst ? e : worst;
-        snprintf(name, sizeof name, "bias_l%d", i); e = check_param(&M, &M.L[i].b, name); worst = e > worst ? e : worst;
+        param *lp[3] = { &M.L[i].wx, &M.L[i].wh, &M.L[i].b };
+        const char *ln[3] = { "w_ih", "w_hh", "bias" };
+        for (int k = 0; k < 3; k++) {
+            ps[np] = lp[k];
+            snprintf(names[np], sizeof names[np], "%s_l%d", ln[k], i);
+            np++;
+        }
     }
-    e = check_param(&M, &M.hw, "head.w"); worst = e > worst ? e : worst;
-    e = check_param(&M, &M.hb, "head.b"); worst = e > worst ? e : worst;
+    for (int k = 0; k < np; k++) {
+        double e = check_param(&M, ps[k], names[k]);
+        worst = e > worst ? e : worst;
+    }
     bool ok = worst < 1e-4;
     printf("%s: worst relative error %.2e (bound 1e-4)\n", ok ? "PASS" : "FAIL", worst);
     return ok ? 0 : 1;
