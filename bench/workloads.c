@@ -169,3 +169,13 @@ void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size)
     }
     if (f) fclose(f);
 }
+
+char *openblas_get_corename(void);   /* OpenBLAS's (cblas.h declares it too) */
+
+/* The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Zen", ...):
+ * ops/matmul.c's column-block rule applies to the AVX-512 ones only. */
+const char *mn_bench_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}

@@ -27,5 +27,7 @@ void      mn_workload_free(mn_workload *w);
 /* The CPU's model name and its vector extensions (space-separated, e.g.
  * "avx avx2 fma avx512f"), from /proc/cpuinfo; "unknown" and "" if absent. */
 void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size);
+/* OpenBLAS's kernel family for this CPU, e.g. "SkylakeX" or "Haswell". */
+const char *mn_bench_blas_core(void);
 
 #endif

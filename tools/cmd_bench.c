@@ -108,11 +108,11 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     char cpu_model[256], cpu_ext[256];
     mn_bench_cpu(cpu_model, sizeof cpu_model, cpu_ext, sizeof cpu_ext);
     if (json)
-        printf("{\"workload\": \"%s\", \"cpu\": \"%s\", \"cpu_ext\": \"%s\", \"compile_ms\": %.2f, \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
+        printf("{\"workload\": \"%s\", \"cpu\": \"%s\", \"cpu_ext\": \"%s\", \"blas_core\": \"%s\", \"compile_ms\": %.2f, \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
                "\"train_ms_max\": %.3f, \"fwd_ms_median\": %.3f, \"gflops\": %.2f, \"naive_bytes\": %lld, "
                "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
                "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d}\n",
-               name, cpu_model, cpu_ext, compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
+               name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n);
     else
