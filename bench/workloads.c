@@ -3,11 +3,14 @@
  * products only). lstm_cells is the same graph as lstm: mnemo's LSTM is
  * always unrolled from primitive ops, like torch_ref.py's lstm_cells. */
 #include "workloads.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const mn_workload_names[] = { "mlp", "rnn", "lstm", "lstm_2layer", "gru", "bilstm_tagger", "vae",
                                            "transformer", "lstm_cells", NULL };
+/* Built on request only (mnemo bench --compile): the lstm over 512 steps. */
+const char *const mn_workload_extra_names[] = { "lstm_t512", NULL };
 
 /* FLOPs of an (m x k) @ (k x n) product with a trainable weight: forward,
  * and added to *train: forward + weight gradient (+ input gradient). */
@@ -111,6 +114,8 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     /* by name only (not in `all`: its arena is about 1.6 GB): a long sequence for --memory-budget (issue 17) */
     if (!strcmp(name, "lstm_long")) return build_char_lm_sized(w, MN_RNN_LSTM, 1, 512, 512, 64);
     if (!strcmp(name, "gru")) return build_char_lm(w, MN_RNN_GRU, 1);
+    /* by name only (in --compile's all, not in bench's all): the lstm over 512 steps, for compile time (issue 22) */
+    if (!strcmp(name, "lstm_t512")) return build_char_lm_sized(w, MN_RNN_LSTM, 1, 256, 512, 32);
     if (!strcmp(name, "bilstm_tagger")) return build_tagger(w);
     if (!strcmp(name, "vae")) return build_vae(w);
     if (!strcmp(name, "transformer")) return build_transformer(w);
@@ -136,4 +141,46 @@ void mn_workload_free(mn_workload *w)
     mn_graph_free(w->g);
     mn_params_free(w->P);
     memset(w, 0, sizeof *w);
+}
+
+/* The first "model name" of /proc/cpuinfo and which of the vector
+ * extensions that matter to the kernels its "flags" list. */
+void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size)
+{
+    static const char *const wanted[] = { "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                          "avx512_vnni", "avx512_bf16", "amx_tile", NULL };
+    char line[4096];
+    snprintf(model, model_size, "unknown");
+    ext[0] = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    bool got_model = false, got_flags = false;
+    while (f && (!got_model || !got_flags) && fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v) continue;
+        v += v[1] == ' ' ? 2 : 1;
+        v[strcspn(v, "\n")] = 0;
+        if (!got_model && !strncmp(line, "model name", 10)) { snprintf(model, model_size, "%s", v); got_model = true; }
+        if (got_flags || strncmp(line, "flags", 5)) continue;
+        got_flags = true;
+        for (int i = 0; wanted[i]; i++) {
+            size_t n = strlen(wanted[i]);
+            for (char *p = strstr(v, wanted[i]); p; p = strstr(p + 1, wanted[i]))
+                if ((p == v || p[-1] == ' ') && (p[n] == ' ' || !p[n])) {
+                    size_t used = strlen(ext);
+                    snprintf(ext + used, ext_size - used, "%s%s", used ? " " : "", wanted[i]);
+                    break;
+                }
+        }
+    }
+    if (f) fclose(f);
+}
+
+char *openblas_get_corename(void);   /* OpenBLAS's (cblas.h declares it too) */
+
+/* The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Zen", ...):
+ * ops/matmul.c's column-block rule applies to the AVX-512 ones only. */
+const char *mn_bench_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
 }

@@ -17,10 +17,17 @@ typedef struct {
 
 /* Names of the available workloads, NULL-terminated. */
 extern const char *const mn_workload_names[];
-/* Builds `name`; MN_ERR_NOTFOUND if unknown. */
+/* Workloads built only when named (not part of "all"), NULL-terminated. */
+extern const char *const mn_workload_extra_names[];
+/* Builds `name` (either list); MN_ERR_NOTFOUND if unknown. */
 mn_status mn_workload_build(const char *name, mn_workload *w);
 /* Feeds every input of ex with seeded random data (i32 inputs: class ids). */
 mn_status mn_workload_feed(const mn_workload *w, mn_exec *ex, uint64_t seed);
 void      mn_workload_free(mn_workload *w);
+/* The CPU's model name and its vector extensions (space-separated, e.g.
+ * "avx avx2 fma avx512f"), from /proc/cpuinfo; "unknown" and "" if absent. */
+void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size);
+/* OpenBLAS's kernel family for this CPU, e.g. "SkylakeX" or "Haswell". */
+const char *mn_bench_blas_core(void);
 
 #endif

@@ -29,6 +29,8 @@ load = lambda f: {r["workload"]: r for r in map(json.loads, open(f"{d}/{f}")) if
 m, t = load("mnemo.jsonl"), load("torch.jsonl")
 sg = [json.loads(l) for l in open(f"{d}/sgemm.jsonl") if l.strip()]
 peak = max(sg[0]["sgemm_gflops_512"], sg[0]["sgemm_gflops_1024"]) if sg else float("nan")
+first = next(iter(m.values()), {})
+print(f"{first.get('cpu', '?')} ({first.get('cpu_ext', '?')}; OpenBLAS core {first.get('blas_core', '?')}); load average {' '.join(open('/proc/loadavg').read().split()[:3])}")
 print(f"threads {threads}; OpenBLAS sgemm {peak:.1f} GFLOP/s (best of n=512, 1024)\n")
 print("| workload | mnemo ms | PyTorch ms | mnemo / PyTorch | mnemo GFLOP/s | share of sgemm | arena MiB | PyTorch peak RSS MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")

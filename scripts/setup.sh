@@ -14,6 +14,7 @@ PKGS+=(${MNEMO_EXTRA_PKGS:-})
 if command -v npm >/dev/null 2>&1; then PKGS=("${PKGS[@]/npm}"); fi
 
 # Parallel Bible text for translation (KJV, Reina-Valera 1909, WEB), its dump tools, NLTK for the BLEU check
+PKGS+=(libdnnl-dev)   # oneDNN 2.6.3: the recurrent reference of scripts/bench-onednn.sh (issue 24)
 PKGS+=(sword-text-kjv sword-text-sparv sword-text-web libsword-utils diatheke python3-nltk)
 PKGS+=(openmpi-bin libopenmpi-dev)   # data-parallel training under mpirun (dist/, docs/distributed.md)
 

@@ -64,6 +64,13 @@ expect 1 "cannot write .*no-such-dir/steps.tsv" -- "$mnemo" bench --workload mlp
 checks=$((checks + 1)); head -1 steps.tsv | grep -q $'^level\tstep\top\tnode\tshape' || fail "steps.tsv header: $(head -1 steps.tsv)"
 checks=$((checks + 1)); [ "$(grep -c $'\tmatmul\t' steps.tsv)" -ge 8 ] || fail "steps.tsv lacks the mlp's 8 GEMMs"
 expect 0 "^matmul +\[128,512\]" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
+# bench's JSON names the CPU and the compile time; --compile and --infer (weights saved for scripts/infer_torch.py)
+expect 0 '"cpu": "[^"]+", "cpu_ext": "[a-z0-9_ ]*", "blas_core": "[A-Za-z0-9]+", "compile_ms": [0-9.]+' -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --json
+expect 0 '"compile": "vae", .*"compile_cpu_ms": [0-9.]+, .*"pass_ms": \{"autodiff"' -- "$mnemo" bench --compile --json --workload vae --threads 1
+mkdir infer_w
+expect 0 '"infer": "lstm_lm", .*"tokens_per_s": [0-9.]+, .*"probe_logits": \[' -- "$mnemo" bench --infer --json --workload lstm_lm --threads 1 --budget 0.1 --save-weights infer_w
+checks=$((checks + 1)); [ -s infer_w/lstm_lm.safetensors ] || fail "bench --infer --save-weights wrote no infer_w/lstm_lm.safetensors"
+expect 2 'unknown workload "nope"' -- "$mnemo" bench --infer --workload nope
 expect 0 "A/B 1.00" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
 
 # graph: stats name the compiler's passes; DOT draws fused groups as clusters

@@ -4,6 +4,7 @@
  * keys of ../shared/bench/WORKLOADS.md. */
 #include "cmds.h"
 #include "workloads.h"
+#include "infer.h"
 #include "env.h"
 #include "train.h"
 #include <limits.h>
@@ -97,9 +98,9 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_optim *o = NULL;
     timing t = { 0 }, f = { 0 };
     mn_status s = mn_workload_build(name, &w);
-    double c0 = cpu();
+    double c0 = cpu(), w0 = now();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
-    double compile_cpu_ms = (cpu() - c0) * 1e3;
+    double compile_cpu_ms = (cpu() - c0) * 1e3, compile_ms = 1e3 * (now() - w0);
     const mn_node *outs[1] = { w.loss };
     if (!s && !(fw = mn_compile(w.g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 })))) s = mn_graph_status(w.g);
     if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
@@ -115,14 +116,16 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double gflops = w.train_flops / (t.med * 1e-3) / 1e9;
+    char cpu_model[256], cpu_ext[256];
+    mn_bench_cpu(cpu_model, sizeof cpu_model, cpu_ext, sizeof cpu_ext);
     if (json)
-        printf("{\"workload\": \"%s\", \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
+        printf("{\"workload\": \"%s\", \"cpu\": \"%s\", \"cpu_ext\": \"%s\", \"blas_core\": \"%s\", \"compile_ms\": %.2f, \"threads\": %d, \"params\": %lld, \"train_ms_median\": %.3f, \"train_ms_min\": %.3f, "
                "\"train_ms_max\": %.3f, \"fwd_ms_median\": %.3f, \"gflops\": %.2f, \"naive_bytes\": %lld, "
                "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
                "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d, "
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
                "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f}\n",
-               name, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
+               name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
@@ -158,13 +161,100 @@ static double sgemm_gflops(int n, int threads, double budget)
     return r;
 }
 
+/* --compile: how long mn_compile takes on one workload's training graph
+ * (the figures the suite's bench check keeps from growing, and the time). */
+static int compile_one(const char *name, int threads, bool json)
+{
+    mn_workload w;
+    mn_exec *ex = NULL;
+    mn_status s = mn_workload_build(name, &w);
+    double t0 = now(), c0 = cpu();           /* CPU time too: it holds up on a loaded machine (the compiler is serial) */
+    if (!s && !(ex = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads })))) s = mn_graph_status(w.g);
+    double ms = 1e3 * (now() - t0), cpu_ms = 1e3 * (cpu() - c0);
+    if (s) {
+        fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
+        mn_workload_free(&w);
+        return MN_EXIT_RUNTIME;
+    }
+    mn_exec_stats st = mn_exec_get_stats(ex);
+    if (json)
+        printf("{\"compile\": \"%s\", \"threads\": %d, \"compile_ms\": %.2f, \"compile_cpu_ms\": %.2f, \"nodes\": %d, \"steps\": %d, \"levels\": %d, "
+               "\"arena_bytes\": %lld, \"pass_ms\": {", name, threads, ms, cpu_ms, st.nodes_total, st.steps, st.levels, (long long)st.arena_bytes);
+    else
+        printf("%-12s compile %8.2f ms (cpu %.2f)  %6d nodes  %5d steps  %5d levels  arena %lld bytes\n  passes (ms):", name, ms,
+               cpu_ms, st.nodes_total, st.steps, st.levels, (long long)st.arena_bytes);
+    int shown = 0;
+    for (int i = 0; i < mn_exec_stat_count(ex); i++) {     /* each compiler pass's time, "<pass>.ms" */
+        const char *stat = mn_exec_stat_name(ex, i);
+        size_t len = strlen(stat);
+        if (len < 4 || strcmp(stat + len - 3, ".ms")) continue;
+        if (json) printf("%s\"%.*s\": %.2f", shown++ ? ", " : "", (int)(len - 3), stat, mn_exec_stat_value(ex, i));
+        else printf(" %.*s %.2f", (int)(len - 3), stat, mn_exec_stat_value(ex, i));
+    }
+    printf(json ? "}}\n" : "\n");
+    fflush(stdout);
+    mn_exec_free(ex);
+    mn_workload_free(&w);
+    return MN_EXIT_OK;
+}
+
+/* --infer: one token at a time, batch 1, tokens per second; with a
+ * weights folder, the weights go to DIR/NAME.safetensors and the logits of
+ * the probe (reset, then tokens (5 k + 1) mod vocab, k < 16) into the JSON,
+ * so that scripts/infer_torch.py runs the same model and checks them. */
+static int infer_one(const char *name, int threads, double budget, bool json, const char *dir)
+{
+    mn_infer m;
+    double t0 = now();
+    mn_status s = mn_infer_build(name, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads }), &m);
+    double compile_ms = 1e3 * (now() - t0);
+    char path[4096];
+    if (!s && dir) {
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+        s = mn_params_save(m.P, path);
+    }
+    for (int i = 0; i < 16 && !s; i++) s = mn_infer_step(&m, (int32_t)((5 * i + 1) % m.vocab));
+    float probe[256];
+    memcpy(probe, mn_infer_logits(&m), (size_t)m.vocab * sizeof *probe);
+    int n = 0, cap = 100000;
+    double *ms = malloc((size_t)cap * sizeof *ms), start = now();
+    if (!ms && !s) s = mn_set_error(MN_ERR_NOMEM, "bench: out of memory");
+    while (!s && n < cap && (n < 20 || now() - start < budget)) {
+        double a = now();
+        s = mn_infer_step(&m, (int32_t)((3 * n + 2) % m.vocab));
+        ms[n++] = 1e3 * (now() - a);
+    }
+    if (s) {
+        fprintf(stderr, "mnemo bench %s: %s\n", name, m.g && mn_graph_status(m.g) ? mn_graph_errmsg(m.g) : mn_errmsg());
+        free(ms);
+        mn_infer_free(&m);
+        return MN_EXIT_RUNTIME;
+    }
+    qsort(ms, (size_t)n, sizeof *ms, cmp_d);
+    mn_exec_stats st = mn_exec_get_stats(m.ex);
+    if (json) {
+        printf("{\"infer\": \"%s\", \"threads\": %d, \"context\": %lld, \"token_ms_median\": %.4f, \"token_ms_min\": %.4f, "
+               "\"tokens_per_s\": %.1f, \"n\": %d, \"compile_ms\": %.2f, \"steps\": %d, \"arena_bytes\": %lld, \"probe_logits\": [",
+               name, threads, (long long)m.context, ms[n / 2], ms[0], 1e3 / ms[n / 2], n, compile_ms, st.steps, (long long)st.arena_bytes);
+        for (int64_t i = 0; i < m.vocab; i++) printf("%s%.7g", i ? ", " : "", probe[i]);
+        printf("]%s%s%s}\n", dir ? ", \"weights\": \"" : "", dir ? path : "", dir ? "\"" : "");
+    } else
+        printf("%-15s %2d thr  token %.4f ms (min %.4f, n=%d)  %.1f tokens/s  context %lld  %d steps  arena %.2f MiB\n", name,
+               threads, ms[n / 2], ms[0], n, 1e3 / ms[n / 2], (long long)m.context, st.steps, (double)st.arena_bytes / 1048576);
+    fflush(stdout);
+    free(ms);
+    mn_infer_free(&m);
+    return MN_EXIT_OK;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
                                         { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' },
                                         { "memory-budget", 1, 0, 'M' },     /* issue 17 */
-                                        { 0, 0, 0, 0 } };
-    const char *which = "all", *steps_path = NULL;
+                                        { "compile", 0, 0, 'c' }, { "infer", 0, 0, 'i' }, { "save-weights", 1, 0, 'W' }, { 0, 0, 0, 0 } };
+    const char *which = "all", *steps_path = NULL, *weights_dir = NULL;
+    bool compile_only = false, infer = false;
     int threads = 0, c, prof = 0;
     int64_t t;
     double budget = 3.0;
@@ -181,16 +271,22 @@ int cmd_bench(int argc, char **argv)
         case 'p': prof = optarg ? atoi(optarg) : 20; if (prof <= 0) prof = 20; break;
         case 'P': steps_path = optarg; if (!prof) prof = 20; break;
         case 'M': if (!mn_cfg_parse_bytes("bench", "memory-budget", optarg, &memory_budget)) return MN_EXIT_USAGE; break;   /* issue 17 */
+        case 'c': compile_only = true; break;
+        case 'i': infer = true; break;
+        case 'W': weights_dir = optarg; break;
         case 'h':
             printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n"
-                   "                   [--memory-budget BYTES]\n  workloads:");
+                   "       [--memory-budget BYTES] [--compile] [--infer [--save-weights DIR]]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
             printf(" (by name only: lstm_long, T = 512, hidden 512, batch 64)");
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
                    "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
                    "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops;\n"
                    "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two);\n"
-                   "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena.\n");
+                   "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena.\n"
+                   "  --compile times mn_compile of each training graph (all: the workloads and lstm_t512) and prints\n"
+                   "  its steps and arena; --infer [--save-weights DIR] times one token at batch 1 of lstm_lm and\n"
+                   "  transformer_lm (tokens/s; DIR gets the weights and the JSON the probe logits for scripts/infer_torch.py).\n");
             return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
         }
@@ -204,6 +300,17 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(which, "none")) return MN_EXIT_OK;
     }
     int rc = MN_EXIT_OK, found = 0;
+    if (compile_only || infer) {
+        const char *const *lists[2] = { infer ? mn_infer_names : mn_workload_names, infer ? NULL : mn_workload_extra_names };
+        for (int l = 0; l < 2; l++)
+            for (int i = 0; lists[l] && lists[l][i]; i++) {
+                if (strcmp(which, "all") && strcmp(which, lists[l][i])) continue;
+                found++;
+                rc |= infer ? infer_one(lists[l][i], threads, budget, json, weights_dir) : compile_one(lists[l][i], threads, json);
+            }
+        if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
+        return rc;
+    }
     for (int i = 0; mn_workload_names[i]; i++)
         if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
     if (!found && !strcmp(which, "lstm_long")) { found++; rc = bench_one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
