@@ -49,6 +49,11 @@ expect 0 "data parallel: 2 ranks" -- run -np 2 "$mnemo" train "${common[@]}" --b
 rel=$(maxrel two.st one.st)
 echo "2 ranks vs 1 process, 20 SGD steps: max relative difference $rel"
 check "2 ranks within 1e-5 of one process (got $rel)" small "$rel" 1e-5
+# validation is sharded over the ranks and its sums reduced: the same figures as one process
+v1=$(grep -o '"val_loss": [0-9.e+-]*' one.st.metrics.jsonl | tail -1 | cut -d' ' -f2)
+v2=$(grep -o '"val_loss": [0-9.e+-]*' two.st.metrics.jsonl | tail -1 | cut -d' ' -f2)
+vrel=$(awk -v a="$v1" -v b="$v2" 'BEGIN { d = a - b; if (d < 0) d = -d; print (a > 0 ? d / a : 1) }')
+check "2 ranks' sharded validation loss $v2 equals one process's $v1 (relative $vrel)" small "$vrel" 1e-5
 # rank 0 alone writes and prints (rank 1 is told other paths: it must not use them)
 check "one summary line" test "$(grep -c 'best validation loss' out.txt)" = 1
 expect 0 "data parallel: 2 ranks" -- run -np 1 "$mnemo" train "${common[@]}" --batch 8 --steps 2 --out w0.st : \

@@ -65,6 +65,7 @@ void mn_cli_dist_end(void)
 }
 
 int  mn_cli_dist_size(void) { return mn_dist_size(group); }
+int  mn_cli_dist_rank(void) { return mn_dist_rank(group); }
 bool mn_cli_dist_writer(void) { return mn_dist_rank(group) == 0; }
 
 int mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local)
@@ -140,6 +141,7 @@ void mn_cli_dist_fail(void)
 int     mn_cli_dist_begin(void) { return MN_EXIT_OK; }
 void    mn_cli_dist_end(void) {}
 int     mn_cli_dist_size(void) { return 1; }
+int     mn_cli_dist_rank(void) { return 0; }
 bool    mn_cli_dist_writer(void) { return true; }
 int     mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local) { *local = *c; return MN_EXIT_OK; }
 int64_t mn_cli_dist_shard(const mn_train_cfg *c) { (void)c; return 0; }

@@ -323,13 +323,22 @@ static double validate(trainer *t, double *acc)
 {
     mn_eval_result r;
     *acc = -1;
-    if (mn_eval_items(t->vr, &t->vctx, &t->d, t->val_items, NULL, false, &r)) {
+    int64_t N = mn_cli_dist_size(), k = mn_cli_dist_rank();      /* mpirun: each rank its contiguous shard */
+    int64_t first = t->val_items * k / N, n = t->val_items * (k + 1) / N - first;
+    if (mn_eval_range(t->vr, &t->vctx, &t->d, first, n, NULL, false, &r)) {
         fprintf(stderr, "\nmnemo train: validation: %s\n", mn_errmsg());
         mn_cli_dist_fail();
         return NAN;
     }
-    if (t->vctx.classes && t->d.kind != MN_DATA_TEXT) *acc = r.targets ? (double)r.correct / (double)r.targets : 0;
-    return r.items ? r.loss : NAN;
+    double sum = r.loss * (double)r.targets, targets = (double)r.targets, correct = (double)r.correct;
+    if (N > 1) {                                   /* the ranks' sums (an allreduce: every rank gets the figure) */
+        sum = mn_cli_dist_mean(sum);
+        targets = mn_cli_dist_mean(targets);
+        correct = mn_cli_dist_mean(correct);
+    }
+    if (t->vctx.classes && t->d.kind != MN_DATA_TEXT) *acc = targets > 0 ? correct / targets : 0;
+    if (N == 1) return r.items ? r.loss : NAN;
+    return targets > 0 ? sum / targets : NAN;
 }
 
 static const char *unit(const trainer *t) { return t->d.kind == MN_DATA_IMAGES ? "img" : t->d.kind == MN_DATA_TEXT ? "tok" : "sent"; }

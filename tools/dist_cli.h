@@ -12,6 +12,7 @@
 int       mn_cli_dist_begin(void);
 void      mn_cli_dist_end(void);
 int       mn_cli_dist_size(void);
+int       mn_cli_dist_rank(void);
 bool      mn_cli_dist_writer(void);       /* rank 0 (or alone): prints, writes files */
 /* This rank's config: --batch is the global batch, each rank runs
  * batch / ranks examples of it; an exit code when it does not divide. */

@@ -55,6 +55,12 @@ static void count(const mn_exec *ex, const mn_model_nodes *m, int64_t K, int64_t
 mn_status mn_eval_items(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64_t items, int64_t *conf, bool progress,
                         mn_eval_result *out)
 {
+    return mn_eval_range(r, mc, d, 0, items, conf, progress, out);
+}
+
+mn_status mn_eval_range(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64_t first, int64_t items, int64_t *conf,
+                        bool progress, mn_eval_result *out)
+{
     int64_t B = mc->c.batch;
     int64_t *it = malloc((size_t)B * sizeof *it);
     double sum = 0, weight = 0;
@@ -70,7 +76,7 @@ mn_status mn_eval_items(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64
         if (!ex) { s = mn_last_status(); break; }
         mn_train_cfg cb = mc->c;
         cb.batch = (int)b;
-        for (int64_t i = 0; i < b; i++) it[i] = at + i;
+        for (int64_t i = 0; i < b; i++) it[i] = first + at + i;
         mn_data_fill_items(d, &cb, ex, it, true);
         if ((s = mn_exec_run(ex))) break;
         if (m->noutputs == 2) count(ex, m, mc->classes, conf, out, &targets);

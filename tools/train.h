@@ -136,6 +136,9 @@ mn_rebatch *mn_model_rebatch(mn_params *P, mn_model_ctx *mc, bool detect_anomaly
  * progress: a live line on a terminal. */
 mn_status mn_eval_items(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64_t items, int64_t *conf, bool progress,
                         mn_eval_result *out);
+/* The same over items first .. first+items-1 (a rank's shard under mpirun). */
+mn_status mn_eval_range(mn_rebatch *r, mn_model_ctx *mc, const mn_data *d, int64_t first, int64_t items, int64_t *conf,
+                        bool progress, mn_eval_result *out);
 
 /* ---- sampling ---- */
 mn_status mn_vocab_from_json(const char *json, mn_text *v);
