@@ -248,7 +248,10 @@ int main(int argc, char **argv)
         qsort(names, (size_t)n, sizeof names[0], cmp_str);
         int count[3] = { 0 };
         for (int i = 0; i < n; i++) {
-            if (expect && !listed(want, nwant, names[i])) continue;
+            if (expect && !listed(want, nwant, names[i])) {
+                free(names[i]);
+                continue;
+            }
             char dir[4096], why[1024] = "";
             snprintf(dir, sizeof dir, "%s/%s", argv[a], names[i]);
             int r = run_test(dir, why, sizeof why);
@@ -265,6 +268,7 @@ int main(int argc, char **argv)
         printf("%s: %d passed, %d failed, %d unsupported\n", argv[a], count[PASS], count[FAIL], count[UNSUPPORTED]);
     }
     if (pf) fclose(pf);
+    for (int i = 0; i < nwant; i++) free(want[i]);
     if (expect && found_expect != nwant) {
         printf("%d of the %d expected tests were not found\n", nwant - found_expect, nwant);
         return 1;
