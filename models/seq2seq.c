@@ -5,36 +5,10 @@
  * generator, optional tied/shared embeddings) and its one-step decoder that
  * reads cached keys and values, so no earlier position is recomputed. */
 #include "mnemo.h"
+#include "blocks.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static mn_node *sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out)
-{
-    char n[512];
-    snprintf(n, sizeof n, "%s.%s", prefix, name);
-    return mn_linear(g, n, x, out, true);
-}
-
-static mn_node *sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x)
-{
-    char n[512];
-    snprintf(n, sizeof n, "%s.%s", prefix, name);
-    return mn_layer_norm(g, n, x, true);
-}
-
-static mn_node *drop(mn_graph *g, mn_node *x, const mn_block_opts *o)
-{
-    return o->training && o->dropout > 0 ? mn_dropout(g, x, o->dropout, true) : x;
-}
-
-static mn_node *feed_forward(mn_graph *g, const char *prefix, mn_node *x, const mn_block_opts *o)
-{
-    mn_node *h = sub_linear(g, prefix, "linear1", x, o->ff);
-    h = o->relu ? mn_relu(g, h) : mn_gelu(g, h, false);
-    h = drop(g, h, o);
-    return sub_linear(g, prefix, "linear2", h, o->d_model);
-}
 
 static mn_attn_opts attn_opts(const mn_block_opts *o)
 {
@@ -48,8 +22,8 @@ typedef mn_node *(*sublayer_fn)(mn_graph *g, const char *prefix, mn_node *x, voi
 static mn_node *residual(mn_graph *g, const char *prefix, const char *norm, mn_node *x, const mn_block_opts *o,
                          sublayer_fn f, void *ctx)
 {
-    if (o->post_ln) return sub_norm(g, prefix, norm, mn_add(g, x, drop(g, f(g, prefix, x, ctx), o)));
-    return mn_add(g, x, drop(g, f(g, prefix, sub_norm(g, prefix, norm, x), ctx), o));
+    if (o->post_ln) return mn__sub_norm(g, prefix, norm, mn_add(g, x, mn__block_drop(g, f(g, prefix, x, ctx), o)));
+    return mn_add(g, x, mn__block_drop(g, f(g, prefix, mn__sub_norm(g, prefix, norm, x), ctx), o));
 }
 
 typedef struct { const mn_block_opts *o; mn_node *memory, *memory_pad; } layer_ctx;
@@ -79,7 +53,7 @@ static mn_node *cross_attn(mn_graph *g, const char *prefix, mn_node *x, void *ct
 static mn_node *ff(mn_graph *g, const char *prefix, mn_node *x, void *ctx)
 {
     const layer_ctx *c = ctx;
-    return feed_forward(g, prefix, x, c->o);
+    return mn__block_ff(g, prefix, x, c->o);
 }
 
 mn_node *mn_transformer_decoder_layer(mn_graph *g, const char *prefix, mn_node *x, mn_node *memory, mn_node *memory_pad,
@@ -106,7 +80,7 @@ mn_node *mn_transformer_encode(mn_graph *g, const char *prefix, mn_node *src, mn
         snprintf(n, sizeof n, "%s.encoder.layers.%lld", prefix, (long long)l);
         src = mn_transformer_block(g, n, src, bo);
     }
-    return sub_norm(g, prefix, "encoder.norm", src);
+    return mn__sub_norm(g, prefix, "encoder.norm", src);
 }
 
 mn_node *mn_transformer_decode(mn_graph *g, const char *prefix, mn_node *tgt, mn_node *memory, mn_node *tgt_pad,
@@ -120,7 +94,7 @@ mn_node *mn_transformer_decode(mn_graph *g, const char *prefix, mn_node *tgt, mn
         snprintf(n, sizeof n, "%s.decoder.layers.%lld", prefix, (long long)l);
         tgt = mn_transformer_decoder_layer(g, n, tgt, memory, memory_pad, bo);
     }
-    return sub_norm(g, prefix, "decoder.norm", tgt);
+    return mn__sub_norm(g, prefix, "decoder.norm", tgt);
 }
 
 mn_node *mn_transformer(mn_graph *g, const char *prefix, mn_node *src, mn_node *tgt, mn_node *src_pad, mn_node *tgt_pad,
@@ -178,7 +152,7 @@ static mn_node *embed_seq(mn_graph *g, const char *prefix, mn_node *tokens, bool
 static mn_node *generator(mn_graph *g, const char *prefix, mn_node *h, const mn_s2s_opts *o)
 {
     char n[256];
-    if (!o->tie_weights) return sub_linear(g, prefix, "generator", h, o->tgt_vocab);
+    if (!o->tie_weights) return mn__sub_linear(g, prefix, "generator", h, o->tgt_vocab);
     snprintf(n, sizeof n, "%s.tgt_emb.weight", prefix);
     mn_node *w = mn_param_get(g, n);
     snprintf(n, sizeof n, "%s.generator.bias", prefix);
@@ -264,7 +238,7 @@ static mn_node *cross_attn_cached(mn_graph *g, const char *prefix, mn_node *x, v
 static mn_node *ff_step(mn_graph *g, const char *prefix, mn_node *x, void *ctx)
 {
     step_ctx *c = ctx;
-    return feed_forward(g, prefix, x, c->o);
+    return mn__block_ff(g, prefix, x, c->o);
 }
 
 mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *st, mn_s2s_opts o)
@@ -285,5 +259,5 @@ mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *st, mn_s2
         x = residual(g, n, "norm3", x, &bo, ff_step, &c);
     }
     snprintf(n, sizeof n, "%s.transformer", prefix);
-    return generator(g, prefix, sub_norm(g, n, "decoder.norm", x), &o);
+    return generator(g, prefix, mn__sub_norm(g, n, "decoder.norm", x), &o);
 }

@@ -4,6 +4,7 @@
  * stack, all as compositions of graph ops (batched matmuls for the heads,
  * masked softmax, layer norm, GELU/ReLU). Tensors are batch first: [B, T, E]. */
 #include "mnemo.h"
+#include "blocks.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,16 @@ static mn_node *param(mn_graph *g, const char *prefix, const char *name, mn_shap
     return mn_param(g, n, s, in);
 }
 
-static mn_node *sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out)
+mn_node *mn__sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out)
 {
-    char n[256];
+    char n[512];
     snprintf(n, sizeof n, "%s.%s", prefix, name);
     return mn_linear(g, n, x, out, true);
 }
 
-static mn_node *sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x)
+mn_node *mn__sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x)
 {
-    char n[256];
+    char n[512];
     snprintf(n, sizeof n, "%s.%s", prefix, name);
     return mn_layer_norm(g, n, x, true);
 }
@@ -70,15 +71,15 @@ mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_
     return mn_linear_op(g, ctx, ow, ob);
 }
 
-static mn_node *feed_forward(mn_graph *g, const char *prefix, mn_node *x, const mn_block_opts *o)
+mn_node *mn__block_ff(mn_graph *g, const char *prefix, mn_node *x, const mn_block_opts *o)
 {
-    mn_node *h = sub_linear(g, prefix, "linear1", x, o->ff);
+    mn_node *h = mn__sub_linear(g, prefix, "linear1", x, o->ff);
     h = o->relu ? mn_relu(g, h) : mn_gelu(g, h, false);
-    if (o->training && o->dropout > 0) h = mn_dropout(g, h, o->dropout, true);
-    return sub_linear(g, prefix, "linear2", h, o->d_model);
+    h = mn__block_drop(g, h, o);
+    return mn__sub_linear(g, prefix, "linear2", h, o->d_model);
 }
 
-static mn_node *drop(mn_graph *g, mn_node *x, const mn_block_opts *o)
+mn_node *mn__block_drop(mn_graph *g, mn_node *x, const mn_block_opts *o)
 {
     return o->training && o->dropout > 0 ? mn_dropout(g, x, o->dropout, true) : x;
 }
@@ -89,11 +90,11 @@ mn_node *mn_transformer_block(mn_graph *g, const char *prefix, mn_node *x, mn_bl
     snprintf(sa, sizeof sa, "%s.self_attn", prefix);
     mn_attn_opts ao = { .heads = o.heads, .causal = o.causal, .key_padding = o.key_padding, .dropout = o.dropout, .training = o.training };
     if (o.post_ln) {
-        x = sub_norm(g, prefix, "norm1", mn_add(g, x, drop(g, mn_multihead_attention(g, sa, x, ao), &o)));
-        return sub_norm(g, prefix, "norm2", mn_add(g, x, drop(g, feed_forward(g, prefix, x, &o), &o)));
+        x = mn__sub_norm(g, prefix, "norm1", mn_add(g, x, mn__block_drop(g, mn_multihead_attention(g, sa, x, ao), &o)));
+        return mn__sub_norm(g, prefix, "norm2", mn_add(g, x, mn__block_drop(g, mn__block_ff(g, prefix, x, &o), &o)));
     }
-    x = mn_add(g, x, drop(g, mn_multihead_attention(g, sa, sub_norm(g, prefix, "norm1", x), ao), &o));
-    return mn_add(g, x, drop(g, feed_forward(g, prefix, sub_norm(g, prefix, "norm2", x), &o), &o));
+    x = mn_add(g, x, mn__block_drop(g, mn_multihead_attention(g, sa, mn__sub_norm(g, prefix, "norm1", x), ao), &o));
+    return mn_add(g, x, mn__block_drop(g, mn__block_ff(g, prefix, mn__sub_norm(g, prefix, "norm2", x), &o), &o));
 }
 
 mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts o)
@@ -103,7 +104,7 @@ mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int
         snprintf(n, sizeof n, "%s.layers.%d", prefix, l);
         x = mn_transformer_block(g, n, x, o);
     }
-    return o.post_ln ? x : sub_norm(g, prefix, "norm", x);
+    return o.post_ln ? x : mn__sub_norm(g, prefix, "norm", x);
 }
 
 /* PE[p, 2i] = sin(p / 10000^(2i/E)), PE[p, 2i+1] = cos(...) */
@@ -149,8 +150,8 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
         snprintf(n, sizeof n, "%s.blocks.%lld", prefix, (long long)l);
         x = mn_transformer_block(g, n, x, bo);
     }
-    if (!o.post_ln) x = sub_norm(g, prefix, "ln_f", x);
-    if (!o.tie_weights) return sub_linear(g, prefix, "head", x, o.vocab);
+    if (!o.post_ln) x = mn__sub_norm(g, prefix, "ln_f", x);
+    if (!o.tie_weights) return mn__sub_linear(g, prefix, "head", x, o.vocab);
     snprintf(n, sizeof n, "%s.tok_emb.weight", prefix);
     mn_node *w = mn_param_get(g, n);
     float k = 1.0f / sqrtf((float)E);
