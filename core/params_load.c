@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_RULES 256
 #define MAX_STARS 8
@@ -231,9 +230,6 @@ mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_o
 {
     if (report) memset(report, 0, sizeof *report);
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "load_partial: NULL store or path");
-    struct stat st;
-    if (stat(path, &st) != 0) return mn__error(MN_ERR_IO, "load %s: cannot open", path);
-    if (!S_ISREG(st.st_mode)) return mn__error(MN_ERR_IO, "load %s: not a regular file", path);   /* a pipe would block */
     mn_params *src = mn_params_new();
     if (!src) return mn_last_status();
     mn_status s = mn_params_load(src, path);

@@ -290,8 +290,8 @@ static mn_status load_entries(FILE *f, const char *path, json_t *h, uint64_t hle
 mn_status mn_params_load(mn_params *P, const char *path)
 {
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "params_load: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f) return mn__error(MN_ERR_IO, "load %s: %s", path, strerror(errno));
+    FILE *f = mn_fopen_regular(path, "load");
+    if (!f) return mn_last_status();
     struct stat st;
     json_t *h = NULL, *meta = NULL;
     uint64_t hlen = 0;

@@ -52,6 +52,11 @@ mn_status   mn_last_status(void);
 void        mn_clear_error(void);
 /* Raises an error on this thread (for tools and plugins); returns code. */
 mn_status   mn_set_error(mn_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens a file a user named for reading ("rb") if it is a regular file. A
+ * FIFO, device or directory is refused without blocking: NULL with the
+ * error "WHAT PATH: not a regular file" (or the open's reason). Every
+ * reader of checkpoints, configs and models opens through it. */
+FILE *mn_fopen_regular(const char *path, const char *what);
 
 /* ---- dtypes, shapes, tensors ---- */
 typedef enum { MN_F32 = 0, MN_I32 = 1 } mn_dtype;

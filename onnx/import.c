@@ -398,9 +398,11 @@ mn_onnx *mn_onnx_import_buffer(mn_graph *g, const void *data, size_t len, const 
 mn_onnx *mn_onnx_import(mn_graph *g, const char *path, const mn_onnx_opts *opts)
 {
     if (!g || mn_graph_status(g)) return NULL;
-    FILE *f = path ? fopen(path, "rb") : NULL;
+    FILE *f = path ? mn_fopen_regular(path, "onnx") : NULL;
     if (!f) {
-        mn_graph_fail(g, MN_ERR_IO, "onnx: cannot open %s", path ? path : "(null)");
+        char why[512];
+        snprintf(why, sizeof why, "%s", path ? mn_errmsg() : "onnx (null): no path");
+        mn_graph_fail(g, MN_ERR_IO, "%s", why);
         return NULL;
     }
     size_t cap = 1 << 16, len = 0, r;

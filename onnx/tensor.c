@@ -178,9 +178,8 @@ const char *mn__ox_attr_str(const Onnx__NodeProto *n, const char *name, char *bu
 
 mn_tensor *mn_onnx_load_tensor(const char *path, char *name, size_t namelen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = mn_fopen_regular(path, "onnx tensor");
     if (!f) {
-        mn_set_error(MN_ERR_IO, "%s: cannot open", path);
         return NULL;
     }
     size_t cap = 1 << 16, len = 0;

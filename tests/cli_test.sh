@@ -137,6 +137,18 @@ expect 0 "F32" -- "$mnemo" inspect good.safetensors
 printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}          \x00\x00\x80\x3f' > foreign.safetensors
 expect 0 "x .*F32" -- "$mnemo" inspect foreign.safetensors
 expect 1 "not a mnemo training checkpoint" -- "$mnemo" sample --ckpt foreign.safetensors
+# a FIFO named as a checkpoint or config is refused at once, never waited on
+mkfifo pipe.safetensors
+expect 1 "load pipe.safetensors: not a regular file" -- timeout 20 "$mnemo" inspect pipe.safetensors
+expect 1 "load pipe.safetensors: not a regular file" -- timeout 20 "$mnemo" eval --ckpt pipe.safetensors
+expect 1 "load pipe.safetensors: not a regular file" -- timeout 20 "$mnemo" train --resume pipe.safetensors --steps 1
+expect 2 "config pipe.safetensors: not a regular file" -- timeout 20 "$mnemo" train --config pipe.safetensors --steps 1
+# names and metadata from a file never send control bytes to the terminal
+printf '\x77\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"note":"\\u001b[31mred\\u0007 \\u009b2J"},"w\\u001b]0;t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}\x00\x00\x80\x3f' > escape.safetensors
+"$mnemo" inspect escape.safetensors > escape.txt 2>&1
+check "inspect shows control bytes escaped" grep -qF 'metadata note = \x1b[31mred\x07 \x9b2J' escape.txt
+check "inspect escapes tensor names" grep -qF 'w\x1b]0;t' escape.txt
+check "inspect prints no control byte" sh -c "! LC_ALL=C grep -qP '[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' escape.txt"
 expect 0 "^.{40}" -- "$mnemo" sample --ckpt good.safetensors --prompt "The " -n 40 --seed 3
 expect 0 "^.{20}" -- "$mnemo" sample --ckpt good.safetensors --prompt "The " -n 20 --seed 3 --threads 1
 checks=$((checks + 1))
@@ -161,7 +173,7 @@ expect 0 "" -- "$mnemo" train --model tagger --steps 300 --val-every 300 --out t
 expect 0 "accuracy 0\.(8[5-9]|9)" -- "$mnemo" eval --ckpt tagger.safetensors
 expect 0 "accuracy 0\.(8[5-9]|9)" -- "$mnemo" eval --ckpt tagger.safetensors --threads 1
 grep accuracy out.txt | head -1
-expect 0 "" -- "$mnemo" train --limit 400000 --steps 250 --val-every 250 --out kjv.safetensors
+expect 0 "" -- "$mnemo" train --limit 400000 --steps 250 --time 0 --val-every 250 --out kjv.safetensors
 val=$(sed -n 's/.*"val_loss": \([-0-9.e]*\).*/\1/p' kjv.safetensors.metrics.jsonl | tail -1)
 echo "lstm on a KJV slice: validation loss $val nats per character after 250 steps"
 checks=$((checks + 1)); awk -v v="$val" 'BEGIN { exit !(v < 1.6) }' || fail "KJV validation loss $val >= 1.6"

@@ -72,8 +72,8 @@ static void train_usage(FILE *f)
 
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) { mn_set_error(MN_ERR_IO, "config %s: cannot open", path); return NULL; }
+    FILE *f = mn_fopen_regular(path, "config");
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);

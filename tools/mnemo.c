@@ -98,6 +98,40 @@ static int cmd_ops(int argc, char **argv)
     return MN_EXIT_OK;
 }
 
+/* Writes text to out with every control byte a terminal would act on shown
+ * as \xNN: C0 controls but newline and tab, DEL, and C1 controls in their
+ * UTF-8 form. Names and metadata come from the file, so an escape sequence
+ * in a checkpoint must not reach the terminal. */
+static void write_escaped(const char *text, size_t n, FILE *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        bool c1 = c == 0xc2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 && (unsigned char)text[i + 1] <= 0x9f;
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) fprintf(out, "\\x%02x", c);
+        else if (c1) fprintf(out, "\\x%02x", (unsigned char)text[++i]);
+        else fputc(c, out);
+    }
+}
+
+static void inspect_print(mn_params *P, FILE *f)
+{
+    int64_t total = 0;
+    fprintf(f, "%-40s %-6s %-20s %s\n", "tensor", "dtype", "shape", "bytes");
+    for (int i = 0; i < mn_params_count(P); i++) {
+        mn_tensor *t = mn_params_value(P, i);
+        char s[96];
+        fprintf(f, "%-40s %-6s %-20s %zu%s\n", mn_params_name(P, i), "F32", mn_shape_str(t->shape, s, sizeof s),
+                mn_tensor_bytes(t), mn_params_grad(P, i) ? "" : "  (state)");
+        total += mn_tensor_numel(t);
+    }
+    fprintf(f, "%d tensors, %lld elements\n", mn_params_count(P), (long long)total);
+    for (int i = 0; i < mn_params_meta_count(P); i++) {
+        const char *k, *v;
+        if (!mn_params_meta_at(P, i, &k, &v)) fprintf(f, "metadata %s = %s\n", k, v);
+    }
+    mn_ft_describe(P, f);
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
     if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -110,23 +144,16 @@ static int cmd_inspect(int argc, char **argv)
         mn_params_free(P);
         return MN_EXIT_RUNTIME;
     }
-    int64_t total = 0;
-    printf("%-40s %-6s %-20s %s\n", "tensor", "dtype", "shape", "bytes");
-    for (int i = 0; i < mn_params_count(P); i++) {
-        mn_tensor *t = mn_params_value(P, i);
-        char s[96];
-        printf("%-40s %-6s %-20s %zu%s\n", mn_params_name(P, i), "F32", mn_shape_str(t->shape, s, sizeof s),
-               mn_tensor_bytes(t), mn_params_grad(P, i) ? "" : "  (state)");
-        total += mn_tensor_numel(t);
-    }
-    printf("%d tensors, %lld elements\n", mn_params_count(P), (long long)total);
-    for (int i = 0; i < mn_params_meta_count(P); i++) {
-        const char *k, *v;
-        if (!mn_params_meta_at(P, i, &k, &v)) printf("metadata %s = %s\n", k, v);
-    }
-    mn_ft_describe(P, stdout);
+    char *text = NULL;
+    size_t n = 0;
+    FILE *mem = open_memstream(&text, &n);
+    if (mem) inspect_print(P, mem);
+    bool ok = mem && fclose(mem) == 0;
+    if (ok) write_escaped(text, n, stdout);
+    else fprintf(stderr, "mnemo inspect: out of memory\n");
+    free(text);
     mn_params_free(P);
-    return MN_EXIT_OK;
+    return ok ? MN_EXIT_OK : MN_EXIT_RUNTIME;
 }
 
 /* libgomp reads its wait policy when it loads, before main. Its default

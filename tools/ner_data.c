@@ -135,8 +135,8 @@ enum { MAX_DIM = 4096 };
 
 mn_status mn_ner_vectors_dim(const char *path, int64_t *dim)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return mn_set_error(MN_ERR_IO, "vectors %s: %s", path, strerror(errno));
+    FILE *f = mn_fopen_regular(path, "vectors");
+    if (!f) return mn_last_status();
     char *line = NULL, *fld[MAX_DIM + 2];
     size_t cap = 0;
     mn_status st = MN_OK;
@@ -227,8 +227,8 @@ mn_status mn_ner_vectors_load(const char *path, const mn_vocab *v, float *emb, i
 {
     lower_index x;
     mn_status st = lower_init(&x, v, d);
-    FILE *f = st ? NULL : fopen(path, "r");
-    if (!st && !f) st = mn_set_error(MN_ERR_IO, "vectors %s: %s", path, strerror(errno));
+    FILE *f = st ? NULL : mn_fopen_regular(path, "vectors");
+    if (!st && !f) st = mn_last_status();
     if (!st) st = read_vectors(f, path, v, emb, d, &x);
     if (f) fclose(f);
     *exact = *lower = 0;

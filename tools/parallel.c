@@ -206,8 +206,8 @@ mn_split_kind mn_split_of(const char *key)
 
 static mn_status read_file(const char *path, char **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mn_set_error(MN_ERR_IO, "parallel %s: %s", path, strerror(errno));
+    FILE *f = mn_fopen_regular(path, "parallel");
+    if (!f) return mn_last_status();
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     mn_status s = b ? MN_OK : mn_set_error(MN_ERR_NOMEM, "parallel %s: out of memory", path);
