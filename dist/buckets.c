@@ -128,7 +128,7 @@ static mn_status on_level(void *ctx, int level)
     double t0 = MPI_Wtime();
     int rc = 0;
     while (!rc && d->next < d->nb && d->b[d->next].ready <= level) {
-        if (level < d->nlevels) d->early++;
+        if (level < d->nlevels - 1) d->early++;       /* before the last level: overlaps backward work */
         if (d->next == 0) d->first_start = t0;
         if (thread) start_thread_bucket(d);
         else rc = start_bucket(d);

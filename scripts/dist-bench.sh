@@ -24,7 +24,12 @@ steps=${1:-30}
 out=${OUT:-$root/dist-bench.jsonl}
 mnemo=${MNEMO_BIN:-$root/${MNEMO_BUILD:-build}/mnemo}
 bench=$root/${MNEMO_BUILD:-build}/dist_allreduce
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# OMP_WAIT_POLICY stays unset: mnemo then runs with its own GOMP_SPINCOUNT=5000
+# (tools/mnemo.c), as a user's run does; OMP_WAIT_POLICY=passive would put
+# the second thread to sleep after every parallel region and make 1 rank x 2
+# threads pay a wake-up per region (the LSTM has ~990 steps per training step)
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 # A rank waiting in MPI yields its core (a shared or oversubscribed machine; 0 on a dedicated one)
 export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
@@ -61,6 +66,7 @@ if [ "$policy" = 1 ]; then
     for model in ${2:-lstm transformer}; do
       run $model 1 1 "1x1"
       run $model 1 2 "1x2 threads"
+      run $model 1 2 "1x2 threads, OMP_WAIT_POLICY=passive" OMP_WAIT_POLICY=passive
       run $model 2 1 "2x1 one 25 MB bucket" MNEMO_DIST_FIRST_BUCKET_MB=25 MNEMO_DIST_BUCKET_MB=25
       run $model 2 1 "2x1 first 1 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=1 MNEMO_DIST_BUCKET_MB=25
       run $model 2 1 "2x1 first 0.25 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=25

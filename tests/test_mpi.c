@@ -153,6 +153,7 @@ START_TEST(half_batches_on_two_ranks_equal_summed_half_batch_gradients_bitwise)
     assert_bit_identical(&d, &ref);
     ck_assert_int_eq(st.runs, STEPS);
     ck_assert_int_eq(st.buckets, 1);                 /* 25 MiB default: one bucket */
+    ck_assert_int_eq(st.early, 0);                   /* it holds fc1's gradients, final at the last level */
     drop(&d);
     drop(&ref);
 }
