@@ -235,14 +235,16 @@ static mn_status rank0_layout(mn_dist *d, int *starts)
     if (!rc) rc = MPI_Bcast(&d->nb, 1, MPI_INT, 0, d->comm);
     if (!rc) rc = MPI_Bcast(starts, d->nb + 1, MPI_INT, 0, d->comm);
     if (!rc && d->rank > 0) {                              /* this rank's slots in rank 0's order */
-        mn__slot *mine = malloc((size_t)(d->nslots + 1) * sizeof *mine);
+        mn__slot *mine = calloc((size_t)d->nslots + 1, sizeof *mine);
+        int found = 0;
         for (int k = 0; mine && k < d->nslots; k++)
             for (int j = 0; j < d->nslots; j++)
-                if (d->order[j].param == params[k]) mine[k] = d->order[j];
+                if (d->order[j].param == params[k]) { mine[k] = d->order[j]; found++; break; }
         if (mine) { free(d->order); d->order = mine; }
-        else rc = -1;
+        rc = !mine ? -1 : found < d->nslots ? -2 : 0;
     }
     free(params);
+    if (rc == -2) return mn_set_error(MN_ERR_INVALID, "dist: rank %d lacks a gradient that rank 0 reduces", d->rank);
     if (rc < 0) return mn_set_error(MN_ERR_NOMEM, "dist: out of memory");
     return rc ? mn__dist_mpi_error(rc, "sharing the bucket layout") : MN_OK;
 }
