@@ -20,24 +20,27 @@ static float *grad(mn_dist *d, int slot) { return mn_f32(mn_params_grad(d->P, d-
 
 static float *bucket_data(mn_dist *d, const mn__bucket *b) { return b->buf ? b->buf : grad(d, b->first); }
 
-/* The averaged bucket back into the store's gradients. */
-static void unpack(mn_dist *d, const mn__bucket *b)
+/* This rank's gradients times its weight (mn_dist_set_weight), into the
+ * bucket's buffer, or in place for a bucket of one tensor. */
+static void pack(mn_dist *d, const mn__bucket *b)
 {
-    float scale = 1.0f / (float)d->size, *src = bucket_data(d, b);
+    float w = d->weight, *dst = b->buf;
     for (int k = b->first; k < b->first + b->count; k++) {
         float *g = grad(d, k);
         int64_t n = d->order[k].numel;
-        for (int64_t i = 0; i < n; i++) g[i] = src[i] * scale;
-        src += n;
+        float *out = dst ? dst : g;
+        for (int64_t i = 0; i < n; i++) out[i] = g[i] * w;
+        if (dst) dst += n;
     }
 }
 
-static void pack(mn_dist *d, const mn__bucket *b)
+/* The weighted sum back into the store's gradients (in place: already there). */
+static void unpack(mn_dist *d, const mn__bucket *b)
 {
-    float *dst = b->buf;
-    for (int k = b->first; dst && k < b->first + b->count; k++) {
-        memcpy(dst, grad(d, k), (size_t)d->order[k].numel * sizeof *dst);
-        dst += d->order[k].numel;
+    const float *src = b->buf;
+    for (int k = b->first; src && k < b->first + b->count; k++) {
+        memcpy(grad(d, k), src, (size_t)d->order[k].numel * sizeof *src);
+        src += d->order[k].numel;
     }
 }
 
@@ -125,7 +128,7 @@ static mn_status on_level(void *ctx, int level)
     double t0 = MPI_Wtime();
     int rc = 0;
     while (!rc && d->next < d->nb && d->b[d->next].ready <= level) {
-        if (level < d->nlevels) d->early++;
+        if (level < d->nlevels - 1) d->early++;       /* before the last level: overlaps backward work */
         if (d->next == 0) d->first_start = t0;
         if (thread) start_thread_bucket(d);
         else rc = start_bucket(d);
@@ -184,48 +187,87 @@ static mn_status collect(mn_dist *d, mn_exec *ex, mn_params *P)
         if (mn_tensor_numel(g) > (1 << 30)) return mn_set_error(MN_ERR_UNSUPPORTED, "dist: \"%s\": more than 2^30 elements", mn_params_name(P, p));
         d->order[d->nslots++] = (mn__slot){ .param = p, .level = level, .numel = mn_tensor_numel(g) };
     }
-    qsort(d->order, (size_t)d->nslots, sizeof *d->order, by_level);
     return MN_OK;
 }
 
-/* Consecutive gradients until a bucket holds bucket_bytes (or 2^30 floats). */
-static mn_status make_buckets(mn_dist *d)
-{
-    d->b = calloc((size_t)d->nslots + 1, sizeof *d->b);
-    if (!d->b) return mn_set_error(MN_ERR_NOMEM, "dist: out of memory");
-    size_t cap = d->opts.bucket_bytes / sizeof(float);
-    for (int k = 0; k < d->nslots; k++) {
-        mn__bucket *b = &d->b[d->nb];
-        bool fits = b->count && (size_t)(b->floats + d->order[k].numel) <= cap && b->floats + d->order[k].numel <= (1 << 30);
-        if (b->count && !fits) b = &d->b[++d->nb];
-        if (!b->count) b->first = k;
-        b->count++;
-        b->floats += d->order[k].numel;
-        b->ready = d->order[k].level;
-    }
-    if (d->nslots) d->nb++;
-    for (int i = 0; i < d->nb; i++)
-        if (d->b[i].count > 1 && !(d->b[i].buf = malloc((size_t)d->b[i].floats * sizeof(float))))
-            return mn_set_error(MN_ERR_NOMEM, "dist: out of memory for a %lld-byte bucket", (long long)d->b[i].floats * 4);
-    return MN_OK;
-}
-
-/* Ranks agree on the bucket layout: the same tensors in the same order. */
-static mn_status same_buckets(mn_dist *d)
+/* Ranks agree on the gradients: the same tensors (names, sizes). Their
+ * levels may differ (ranks with other batch sizes compile other schedules). */
+static mn_status same_gradients(mn_dist *d)
 {
     uint64_t h = 1469598103934665603ull;
     for (int k = 0; k < d->nslots; k++) {
         const char *name = mn_params_name(d->P, d->order[k].param);
         for (const char *c = name; *c; c++) { h ^= (unsigned char)*c; h *= 1099511628211ull; }
-        h ^= (uint64_t)d->order[k].numel * 31u + (uint64_t)d->order[k].level;
+        h ^= (uint64_t)d->order[k].numel * 31u;
         h *= 1099511628211ull;
     }
-    h ^= (uint64_t)d->nb;
+    h ^= (uint64_t)d->nslots;
     int r = -1;
     mn_status s = mn__dist_first_other(d, h, &r);
     if (!s && r >= 0)
-        s = mn_set_error(MN_ERR_INVALID, "dist: rank %d compiled another graph than rank 0 (its gradients or their schedule differ; "
-                         "same model, batch per rank and threads on every rank?)", r);
+        s = mn_set_error(MN_ERR_INVALID, "dist: rank %d compiled another graph than rank 0 (it computes the gradients of other "
+                         "parameters: same model and frozen parameters on every rank?)", r);
+    return s;
+}
+
+/* Rank 0's order (its schedule's) and bucket boundaries, on every rank:
+ * the same allreduces in the same order everywhere. The first bucket holds
+ * first_bucket_bytes (small: it starts early), the others bucket_bytes. */
+static mn_status rank0_layout(mn_dist *d, int *starts)
+{
+    if (d->rank == 0) {
+        qsort(d->order, (size_t)d->nslots, sizeof *d->order, by_level);
+        int nb = 0;
+        int64_t in = 0;
+        for (int k = 0; k < d->nslots; k++) {
+            size_t cap = (nb <= 1 ? d->opts.first_bucket_bytes : d->opts.bucket_bytes) / sizeof(float);
+            bool fits = k > 0 && (size_t)(in + d->order[k].numel) <= cap && in + d->order[k].numel <= (1 << 30);
+            if (!fits) { starts[nb++] = k; in = 0; }
+            in += d->order[k].numel;
+        }
+        starts[nb] = d->nslots;
+        d->nb = nb;
+    }
+    int *params = malloc((size_t)(d->nslots + 1) * sizeof *params);
+    if (!params) return mn_set_error(MN_ERR_NOMEM, "dist: out of memory");
+    for (int k = 0; k < d->nslots; k++) params[k] = d->order[k].param;
+    int rc = MPI_Bcast(params, d->nslots, MPI_INT, 0, d->comm);
+    if (!rc) rc = MPI_Bcast(&d->nb, 1, MPI_INT, 0, d->comm);
+    if (!rc) rc = MPI_Bcast(starts, d->nb + 1, MPI_INT, 0, d->comm);
+    if (!rc && d->rank > 0) {                              /* this rank's slots in rank 0's order */
+        mn__slot *mine = calloc((size_t)d->nslots + 1, sizeof *mine);
+        int found = 0;
+        for (int k = 0; mine && k < d->nslots; k++)
+            for (int j = 0; j < d->nslots; j++)
+                if (d->order[j].param == params[k]) { mine[k] = d->order[j]; found++; break; }
+        if (mine) { free(d->order); d->order = mine; }
+        rc = !mine ? -1 : found < d->nslots ? -2 : 0;
+    }
+    free(params);
+    if (rc == -2) return mn_set_error(MN_ERR_INVALID, "dist: rank %d lacks a gradient that rank 0 reduces", d->rank);
+    if (rc < 0) return mn_set_error(MN_ERR_NOMEM, "dist: out of memory");
+    return rc ? mn__dist_mpi_error(rc, "sharing the bucket layout") : MN_OK;
+}
+
+/* The buckets of rank 0's layout; each is ready after this rank's level
+ * that completes its last gradient. */
+static mn_status make_buckets(mn_dist *d)
+{
+    int *starts = malloc((size_t)(d->nslots + 2) * sizeof *starts);
+    d->b = calloc((size_t)d->nslots + 1, sizeof *d->b);
+    mn_status s = !starts || !d->b ? mn_set_error(MN_ERR_NOMEM, "dist: out of memory") : rank0_layout(d, starts);
+    for (int i = 0; !s && i < d->nb; i++) {
+        mn__bucket *b = &d->b[i];
+        b->first = starts[i];
+        b->count = starts[i + 1] - starts[i];
+        for (int k = b->first; k < b->first + b->count; k++) {
+            b->floats += d->order[k].numel;
+            if (d->order[k].level > b->ready) b->ready = d->order[k].level;
+        }
+        if (b->count > 1 && !(b->buf = malloc((size_t)b->floats * sizeof(float))))
+            s = mn_set_error(MN_ERR_NOMEM, "dist: out of memory for a %lld-byte bucket", (long long)b->floats * 4);
+    }
+    free(starts);
     return s;
 }
 
@@ -237,9 +279,9 @@ mn_status mn_dist_attach(mn_dist *d, mn_exec *ex, mn_params *P)
     d->ex = ex;
     d->P = P;
     d->nlevels = mn_exec_level_count(ex);
-    mn_status s = collect(d, ex, P);
+    mn_status s = mn_dist_agree(d, collect(d, ex, P));
+    if (!s) s = same_gradients(d);
     if (!s) s = make_buckets(d);
-    if (!s) s = same_buckets(d);
     if (!s && d->opts.progress == MN_DIST_PROGRESS_THREAD) {
         if (pthread_create(&d->thread, NULL, comm_thread, d)) s = mn_set_error(MN_ERR_RUNTIME, "dist: cannot start the communication thread");
         d->thread_on = !s;

@@ -38,7 +38,8 @@ static mn_status check_threads(const mn_dist_opts *o)
 static mn_status make(mn_dist **out, MPI_Comm comm, const mn_dist_opts *opts, bool owns)
 {
     mn_dist_opts o = opts ? *opts : (mn_dist_opts){ 0 };
-    if (!o.bucket_bytes) o.bucket_bytes = (size_t)25 << 20;
+    if (!o.bucket_bytes) o.bucket_bytes = MN_DIST_BUCKET_BYTES;
+    if (!o.first_bucket_bytes) o.first_bucket_bytes = o.bucket_bytes < MN_DIST_FIRST_BUCKET_BYTES ? o.bucket_bytes : MN_DIST_FIRST_BUCKET_BYTES;
     mn_status s = check_threads(&o);
     mn_dist *d = s ? NULL : calloc(1, sizeof *d);
     if (!s && !d) s = mn_set_error(MN_ERR_NOMEM, "dist: out of memory");
@@ -49,6 +50,7 @@ static mn_status make(mn_dist **out, MPI_Comm comm, const mn_dist_opts *opts, bo
         pthread_mutex_init(&d->mu, NULL);
         pthread_cond_init(&d->cv, NULL);
         s = setup(d, comm);
+        d->weight = s ? 1.0f : 1.0f / (float)d->size;
     }
     if (s) { free(d); d = NULL; }
     *out = d;
@@ -97,6 +99,24 @@ int      mn_dist_rank(const mn_dist *d) { return d ? d->rank : 0; }
 int      mn_dist_size(const mn_dist *d) { return d ? d->size : 1; }
 MPI_Comm mn_dist_comm(const mn_dist *d) { return d ? d->comm : MPI_COMM_NULL; }
 void     mn_dist_set_sync(mn_dist *d, bool on) { if (d) d->sync = on; }
+
+mn_status mn_dist_set_weight(mn_dist *d, double w)
+{
+    if (!d) return mn_set_error(MN_ERR_MISUSE, "dist: NULL argument");
+    if (!(w >= 0 && w <= 1e30)) return mn_set_error(MN_ERR_INVALID, "dist: weight %g is not a finite number >= 0", w);
+    d->weight = (float)w;
+    return MN_OK;
+}
+
+/* Random ops of rank r draw from their own stream: rank 0 keeps the seed
+ * (one rank = one process), the others a Philox mix of seed and rank. */
+uint64_t mn_dist_seed(const mn_dist *d, uint64_t seed)
+{
+    if (!d || d->rank == 0) return seed;
+    uint32_t key[2] = { (uint32_t)seed, (uint32_t)(seed >> 32) }, ctr[4] = { (uint32_t)d->rank, 0x64697374u, 0, 0 }, out[4];
+    mn_philox4x32(key, ctr, out);
+    return (uint64_t)out[0] | (uint64_t)out[1] << 32;
+}
 
 /* FNV-1a over bytes, continued from h. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -174,13 +194,18 @@ mn_status mn_dist_check_params(mn_dist *d, mn_params *P)
     return s;
 }
 
-mn_status mn_dist_mean(mn_dist *d, double *v, int n)
+mn_status mn_dist_sum(mn_dist *d, double *v, int n)
 {
     if (!d || (!v && n)) return mn_set_error(MN_ERR_MISUSE, "dist: NULL argument");
     int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm);
-    if (rc) return mn__dist_mpi_error(rc, "mean over ranks");
-    for (int i = 0; i < n; i++) v[i] /= d->size;
-    return MN_OK;
+    return rc ? mn__dist_mpi_error(rc, "sum over ranks") : MN_OK;
+}
+
+mn_status mn_dist_mean(mn_dist *d, double *v, int n)
+{
+    mn_status s = mn_dist_sum(d, v, n);
+    for (int i = 0; !s && i < n; i++) v[i] /= d->size;
+    return s;
 }
 
 #define MN__DIST_MSG 512

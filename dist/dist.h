@@ -24,6 +24,7 @@ struct mn_dist {
     bool owns_mpi;               /* mn_dist_init_world initialised MPI */
     mn_dist_opts opts;
     bool sync;
+    float weight;                /* this rank's factor in the gradient sum (mn_dist_set_weight) */
     /* attached executable (buckets.c) */
     mn_exec *ex;
     mn_params *P;

@@ -187,9 +187,39 @@ static mn_status collect_roots(mn_exec *ex, mn_node *loss, const mn_compile_opts
     return s;
 }
 
+/* The frozen flags the backward is built against (mn__exec_check_frozen). */
+static mn_status note_frozen(mn_exec *ex)
+{
+    const mn_params *P = ex->g->P;
+    ex->nfrozen_at = mn_params_count(P);
+    ex->freeze_gen = mn__params_freeze_gen(P);
+    ex->frozen_at = calloc((size_t)ex->nfrozen_at + 1, 1);
+    if (!ex->frozen_at) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    for (int i = 0; i < ex->nfrozen_at; i++) ex->frozen_at[i] = mn_params_is_frozen(P, i);
+    return MN_OK;
+}
+
+mn_status mn__exec_check_frozen(mn_exec *ex)
+{
+    const mn_params *P = ex->g->P;
+    if (!ex->frozen_at || ex->freeze_gen == mn__params_freeze_gen(P)) return MN_OK;
+    for (int i = 0; i < ex->nuser; i++) {
+        const mn_node *n = ex->g->nodes[i];
+        if (n->kind != MN_NODE_PARAM || n->param >= ex->nfrozen_at) continue;
+        bool now = mn_params_is_frozen(P, n->param);
+        if (now != (bool)ex->frozen_at[n->param])
+            return mn__error(MN_ERR_MISUSE, "run: parameter \"%s\" was %s after this executable was compiled, which %s: "
+                             "compile again after mn_params_freeze", mn_params_name(P, n->param), now ? "frozen" : "unfrozen",
+                             now ? "still adds to its gradient" : "computes no gradient for it (it would not train)");
+    }
+    ex->freeze_gen = mn__params_freeze_gen(P);       /* changed and changed back, or parameters this graph does not use */
+    return MN_OK;
+}
+
 mn_status mn__pass_autodiff(mn_exec *ex)
 {
     mn_status s = collect_roots(ex, ex->loss_node, &ex->opts, &ex->roots, &ex->nroots, &ex->nkeep);
+    if (!s && ex->loss_node && !ex->opts.no_backward) s = note_frozen(ex);
     mn__stat(ex, "autodiff.backward_nodes", ex->g->n - ex->nuser);
     mn__stat(ex, "autodiff.gradients", ex->nsinks);
     return s;

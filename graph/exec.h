@@ -117,6 +117,10 @@ struct mn_exec {
     bool anomaly;         /* opts.detect_anomaly: stop a run at the first non-finite output */
     /* autodiff pass: roots (loss, outputs, gradients) and sinks; dce pass: live nodes (freed after compile) */
     mn_node **roots; int nroots, nkeep;
+    /* autodiff pass: the frozen flags it differentiated against, per parameter
+       index (NULL: no backward), and the store's freeze generation then */
+    unsigned char *frozen_at; int nfrozen_at;
+    uint64_t freeze_gen;
     bool *live;
     /* counters by name (mn__stat) and each pass's time */
     struct { const char *name; double value; } stats[MN_MAX_STATS];
@@ -174,6 +178,10 @@ mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
 mn_status mn__topo_order(mn_exec *ex);
 /* schedule.c: the registry's cost estimate of a node's op (FLOPs per run). */
 double mn__step_flops(const mn_node *n);
+/* autodiff.c: MN_ERR_MISUSE naming a parameter whose frozen flag changed
+ * since ex was compiled (mn_params_freeze): ex would compute the wrong
+ * gradients. Cheap unless the store's freeze generation moved. */
+mn_status mn__exec_check_frozen(mn_exec *ex);
 /* run.c: allocates the gradient backup (after the passes). */
 mn_status mn__run_prepare(mn_exec *ex);
 /* Records a named counter of the running pass ("<pass>.<counter>"). */

@@ -197,6 +197,7 @@ static mn_status run_levels(mn_exec *ex);
 mn_status mn_exec_run(mn_exec *ex)
 {
     if (!ex) return mn__error(MN_ERR_MISUSE, "run: NULL executable");
+    if (mn__exec_check_frozen(ex)) return MN_ERR_MISUSE;     /* compiled before mn_params_freeze changed its set (autodiff.c) */
     ex->msg[0] = 0;
     if (ex->bind) mn__bind_team(ex->nthreads);
     int blas = mn__blas_threads_push(ex->blas_threads);

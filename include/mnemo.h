@@ -197,8 +197,11 @@ mn_status   mn_params_meta_at(const mn_params *P, int i, const char **key, const
  * comma-separated fnmatch globs ("emb.*,rnn.*_l0"); each must match a
  * trainable parameter (MN_ERR_NOTFOUND names the first that does not, and
  * nothing changes). *matched (may be NULL): parameters matched. An
- * executable compiled before a change keeps its gradients: compile again
- * after freezing or unfreezing. */
+ * executable compiled before a change would keep its gradients: running
+ * it then fails with MN_ERR_MISUSE naming the first of its parameters
+ * whose flag changed ("was frozen/unfrozen after this executable was
+ * compiled"); compile again after freezing or unfreezing (a change undone
+ * before the next run, or one to parameters it does not use, is fine). */
 mn_status mn_params_freeze(mn_params *P, const char *patterns, bool frozen, int *matched);
 bool      mn_params_is_frozen(const mn_params *P, int i);
 int64_t   mn_params_frozen_numel(const mn_params *P);            /* frozen trainable elements */

@@ -19,9 +19,14 @@ typedef enum {
     MN_DIST_PROGRESS_THREAD,     /* a communication thread runs each bucket's allreduce */
 } mn_dist_progress;
 
+#define MN_DIST_BUCKET_BYTES       ((size_t)25 << 20)
+#define MN_DIST_FIRST_BUCKET_BYTES ((size_t)1 << 20)
+
 typedef struct {
-    size_t bucket_bytes;         /* gradient bytes per allreduce; 0: 25 MiB (as PyTorch DDP) */
+    size_t bucket_bytes;         /* gradient bytes per allreduce; 0: MN_DIST_BUCKET_BYTES (25 MiB, as PyTorch DDP) */
     mn_dist_progress progress;
+    size_t first_bucket_bytes;   /* the first bucket's (the last layers' gradients, complete first): small, so that
+                                    communication starts early; 0: MN_DIST_FIRST_BUCKET_BYTES or bucket_bytes if less */
 } mn_dist_opts;
 
 /* On an existing communicator (duplicated: mnemo's messages never mix with
@@ -46,15 +51,32 @@ mn_status mn_dist_check_params(mn_dist *d, mn_params *P);
 
 /* Makes every mn_exec_run of ex average P's gradients across ranks before
  * it returns (through ex's level hook). Buckets follow the order in which
- * the schedule completes gradients; MN_ERR_INVALID if ranks compiled
- * different graphs (other bucket layouts). One executable at a time;
- * NULL detaches: detach (or finalize d) before freeing ex. (collective) */
+ * rank 0's schedule completes gradients; each starts on a rank once that
+ * rank's run has completed it. Ranks may compile for other batch sizes
+ * (uneven shards: see mn_dist_set_weight); MN_ERR_INVALID if they compute
+ * the gradients of other parameters. One executable at a time; NULL
+ * detaches: detach (or finalize d) before freeing ex. (collective) */
 mn_status mn_dist_attach(mn_dist *d, mn_exec *ex, mn_params *P);
+/* This rank's share of the step's mean: a run leaves on every rank the sum
+ * over ranks of weight x that rank's gradient. Default 1/size (the mean of
+ * equal shards); with shards of unequal size give each rank
+ * local_examples / global_examples (or, for a loss averaged over targets,
+ * local targets / global targets), so the result is the gradient of the
+ * mean over the global batch. The weights should sum to 1 over the ranks
+ * (not checked: not collective). MN_ERR_INVALID unless finite and >= 0. */
+mn_status mn_dist_set_weight(mn_dist *d, double weight);
+/* The seed for this rank's graph (mn_graph_set_seed): random ops (dropout,
+ * sampling) then draw other numbers on each rank. Rank 0 gets seed itself
+ * (a group of one draws as one process); rank r > 0 a Philox mix of seed
+ * and r. Without it every rank draws the same masks for its local batch. */
+uint64_t  mn_dist_seed(const mn_dist *d, uint64_t seed);
 /* Gradient accumulation: with sync off, runs only add into the local
  * gradients (no communication); the first run with sync on averages all
  * that was accumulated. On by default. (Every rank must agree.) */
 void      mn_dist_set_sync(mn_dist *d, bool on);
 
+/* The sum over ranks of n doubles, in place (weighted losses, counts). (collective) */
+mn_status mn_dist_sum(mn_dist *d, double *v, int n);
 /* The mean over ranks of n doubles, in place (losses, metrics). (collective) */
 mn_status mn_dist_mean(mn_dist *d, double *v, int n);
 /* Agreement after a step that may fail on some ranks: MN_OK on every rank

@@ -9,14 +9,27 @@
 #  3. the ring-allreduce model fitted to 2 and its projection (dist_model.py).
 # JSON lines go to $OUT (default dist-bench.jsonl), tables to stdout.
 # Usage: scripts/dist-bench.sh [STEPS]   (build first: scripts/build.sh)
+#        scripts/dist-bench.sh --policy ROUNDS STEPS [MODELS]
+#   the bucket policies and thread counts side by side: ROUNDS rounds, each
+#   running every configuration once in turn (interleaved, so a change of
+#   the machine's load hits them alike); per configuration the median
+#   tokens/s and its ratio to 1 rank x 1 thread of the same round.
+#   MNEMO_BIN: another mnemo binary (a copy, so rebuilding does not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+policy=0
+if [ "${1:-}" = --policy ]; then policy=1; rounds=${2:-3}; shift 2; fi
 steps=${1:-30}
 out=${OUT:-$root/dist-bench.jsonl}
-mnemo=$root/${MNEMO_BUILD:-build}/mnemo
+mnemo=${MNEMO_BIN:-$root/${MNEMO_BUILD:-build}/mnemo}
 bench=$root/${MNEMO_BUILD:-build}/dist_allreduce
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# OMP_WAIT_POLICY stays unset: mnemo then runs with its own GOMP_SPINCOUNT=5000
+# (tools/mnemo.c), as a user's run does; OMP_WAIT_POLICY=passive would put
+# the second thread to sleep after every parallel region and make 1 rank x 2
+# threads pay a wake-up per region (the LSTM has ~990 steps per training step)
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 # A rank waiting in MPI yields its core (a shared or oversubscribed machine; 0 on a dedicated one)
 export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
@@ -45,8 +58,38 @@ run() {
   else env "$@" OMP_NUM_THREADS="$threads" mpirun -np "$ranks" --bind-to none "$mnemo" "${args[@]}" > "$tmp/log" 2>&1; fi
   local r; r=$(rate "$tmp/$model.st.metrics.jsonl" "$batch" 64)
   local stats; stats=$(grep -a '^data parallel: [0-9]* steps' "$tmp/log" | sed 's/^data parallel: //' || true)
-  echo "{\"system\": \"mnemo\", \"model\": \"$model\", \"ranks\": $ranks, \"threads\": $threads, \"variant\": \"$label\", \"global_batch\": $batch, \"tokens_per_s\": $r, \"dist\": \"$stats\"}" | tee -a "$out"
+  echo "{\"system\": \"mnemo\", \"model\": \"$model\", \"ranks\": $ranks, \"threads\": $threads, \"variant\": \"$label\", \"global_batch\": $batch, \"tokens_per_s\": $r, \"round\": ${round:-0}, \"load\": \"$(cut -d' ' -f1 /proc/loadavg)\", \"dist\": \"$stats\"}" | tee -a "$out"
 }
+
+if [ "$policy" = 1 ]; then
+  for round in $(seq 1 "$rounds"); do
+    for model in ${2:-lstm transformer}; do
+      run $model 1 1 "1x1"
+      run $model 1 2 "1x2 threads"
+      run $model 1 2 "1x2 threads, OMP_WAIT_POLICY=passive" OMP_WAIT_POLICY=passive
+      run $model 2 1 "2x1 one 25 MB bucket" MNEMO_DIST_FIRST_BUCKET_MB=25 MNEMO_DIST_BUCKET_MB=25
+      run $model 2 1 "2x1 first 1 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=1 MNEMO_DIST_BUCKET_MB=25
+      run $model 2 1 "2x1 first 0.25 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=25
+      run $model 2 1 "2x1 0.25 MB buckets" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=0.25
+    done
+  done
+  python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
+base = {(r["model"], r["round"]): r["tokens_per_s"] for r in rows if r["variant"] == "1x1"}
+print("| model | configuration | median tokens/s | median vs 1x1 of its round | ratios per round | load |")
+print("|---|---|---:|---:|---|---|")
+seen = []
+for r in rows:
+    if (r["model"], r["variant"]) not in seen: seen.append((r["model"], r["variant"]))
+for m, v in seen:
+    rs = [r for r in rows if r["model"] == m and r["variant"] == v]
+    ratios = [r["tokens_per_s"] / base[(m, r["round"])] for r in rs]
+    print(f"| {m} | {v} | {statistics.median(r['tokens_per_s'] for r in rs):.0f} | {statistics.median(ratios):.2f}x | "
+          + " ".join(f"{x:.2f}" for x in ratios) + " | " + " ".join(r["load"] for r in rs) + " |")
+PY
+  exit 0
+fi
 
 for model in lstm transformer; do
   run $model 1 1 "1 rank x 1 thread"

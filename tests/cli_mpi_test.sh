@@ -2,8 +2,11 @@
 # mnemo train under mpirun (issue 18): 2 ranks with --batch B (B/2 each)
 # end where one process with --batch B ends (SGD, 20 steps, 1e-5
 # relative); rank 0 alone writes; --resume continues exactly; the same run
-# over TCP (--mca btl self,tcp) gives the same bytes; a batch that does not
-# split over the ranks is refused; a rank that cannot read its data, or
+# over TCP (--mca btl self,tcp), also from a hostfile on the loopback
+# interface, gives the same bytes; a batch that does not
+# split over the ranks is weighted by each rank's share (3 ranks, batch
+# 8; the tagger's tags but padding), as one process; dropout masks differ
+# between ranks; a rank that cannot read its data, or
 # dies, ends every rank within seconds. Args: mnemo, mpirun.
 set -u
 . "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
@@ -69,11 +72,51 @@ check "resumed run ends where the straight one does" test "$(maxrel half.st.last
 # 3. the network path: TCP on the loopback gives the same bytes
 expect 0 "data parallel: 2 ranks" -- run -np 2 --mca btl self,tcp "$mnemo" train "${common[@]}" --batch 8 --steps 20 --out tcp.st
 check "TCP equals shared memory" test "$(maxrel tcp.st.last two.st.last)" = 0
+# as between machines (docs/distributed.md): a hostfile, TCP on a named
+# interface for both MPI and Open MPI's own launch messages, -x for the environment
+echo "localhost slots=2" > hosts
+expect 0 "data parallel: 2 ranks" -- run --hostfile hosts -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo \
+  --mca oob_tcp_if_include lo -x OMP_NUM_THREADS "$mnemo" train "${common[@]}" --batch 8 --steps 20 --out hosts.st
+check "a hostfile over TCP on lo equals shared memory" test "$(maxrel hosts.st.last two.st.last)" = 0
 
-# 4. 3 ranks: the global batch must be a multiple of the ranks
-expect 2 "--batch 8 does not split evenly over 3 ranks.*\(6 or 9 here\)" -- run -np 3 "$mnemo" train "${common[@]}" --batch 8 --steps 2 --out three.st
-check "nothing written when refused" test ! -e three.st.last
-expect 0 "data parallel: 3 ranks" -- run -np 3 "$mnemo" train "${common[@]}" --batch 9 --steps 4 --val-every 2 --out three.st
+# 4. 3 ranks on a batch of 8 (2 + 3 + 3 examples, each rank's gradient
+# weighted by its share): the mean over the 8, as one process
+expect 0 "data parallel: 3 ranks" -- run -np 3 "$mnemo" train "${common[@]}" --batch 8 --steps 20 --out three.st
+rel=$(maxrel three.st one.st)
+echo "3 ranks (2 + 3 + 3) vs 1 process on a batch of 8, 20 SGD steps: max relative difference $rel"
+check "3 uneven ranks within 1e-5 of one process (got $rel)" small "$rel" 1e-5
+t1=$(grep -o '"train_loss": [0-9.e+-]*' one.st.metrics.jsonl | tail -1 | cut -d' ' -f2)
+t3=$(grep -o '"train_loss": [0-9.e+-]*' three.st.metrics.jsonl | tail -1 | cut -d' ' -f2)
+check "3 ranks' training loss $t3 is the batch's, one process's $t1" small "$(awk -v a="$t1" -v b="$t3" 'BEGIN { d = a - b; print d < 0 ? -d : d }')" 1e-5
+expect 2 "--batch 2 is less than the 3 ranks" -- run -np 3 "$mnemo" train "${common[@]}" --batch 2 --steps 2 --out few.st
+check "nothing written when refused" test ! -e few.st.last
+
+# 4b. the tagger's loss is a mean over the tags but padding: each rank's
+# share is its tags over the batch's, so sentences of other lengths on the
+# two ranks still give one process's mean
+mkdir brown
+for i in $(seq 10 29); do
+  printf 'The/at cat/nn sat/vbd ./.\nGo/vb ./.\nA/at big/jj dog/nn ran/vbd home/nr fast/rb ./.\nThe/at man/nn saw/vbd a/at dog/nn ./.\n' > brown/ca$i
+done
+tag=(--model tagger --data brown --seq 8 --batch 4 --steps 10 --threads 1 --optim sgd --lr 0.5 --hidden 8 --embed 8 --val-every 5)
+"$mnemo" train "${tag[@]}" --out tag1.st > tag1.txt 2>&1 || fail "tagger, one process: $(tail -3 tag1.txt)"
+expect 0 "data parallel: 2 ranks" -- run -np 2 "$mnemo" train "${tag[@]}" --out tag2.st
+rel=$(maxrel tag2.st tag1.st)
+echo "tagger, 2 ranks vs 1 process, 10 SGD steps: max relative difference $rel"
+check "tagger: 2 ranks within 1e-5 of one process (got $rel)" small "$rel" 1e-5
+
+# 4c. dropout: each rank draws its own masks. On a text of two alternating
+# letters every window is the same, so without dropout 2 ranks x 1 window
+# are 1 process x 1 window bit for bit; with dropout they differ (rank 1's
+# masks are not rank 0's, which are one process's)
+head -c 3000 /dev/zero | tr '\0' a | sed 's/aa/ab/g' > same.txt        # abab...: every 16-letter window alike
+same=(--data same.txt --hidden 16 --embed 8 --seq 16 --steps 3 --val-every 3 --threads 1 --optim sgd --lr 0.5)
+"$mnemo" train "${same[@]}" --batch 1 --dropout 0 --out s1.st > /dev/null 2>&1 || fail "one window, one process"
+expect 0 "" -- run -np 2 "$mnemo" train "${same[@]}" --batch 2 --dropout 0 --out s2.st
+check "no dropout: 2 ranks of equal windows = 1 process (control)" test "$(maxrel s2.st s1.st)" = 0
+"$mnemo" train "${same[@]}" --batch 1 --dropout 0.5 --out d1.st > /dev/null 2>&1 || fail "dropout, one process"
+expect 0 "" -- run -np 2 "$mnemo" train "${same[@]}" --batch 2 --dropout 0.5 --out d2.st
+check "dropout: rank 1 draws other masks than rank 0 (2 ranks differ from 1 process: $(maxrel d2.st d1.st))" test "$(maxrel d2.st d1.st)" != 0
 
 # 5. a rank that cannot read its data: every rank exits, naming it
 t0=$(date +%s)

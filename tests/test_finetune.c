@@ -165,6 +165,8 @@ START_TEST(freezing_removes_backward_work)
     mn_graph *g = mn_graph_new(P);
     mn_node *loss = mlp3(g);
     mn_exec *full = compiled(g, loss);
+    run(full);                                          /* before the freeze makes it stale */
+    double lf = mn_exec_loss(full);
     ck_assert_ok(mn_params_freeze(P, "a.*,b.*", true, NULL));
     mn_exec *part = compiled(g, loss);
     mn_exec_stats f = mn_exec_get_stats(full), p = mn_exec_get_stats(part);
@@ -172,8 +174,6 @@ START_TEST(freezing_removes_backward_work)
     ck_assert_msg(p.backward_steps < f.backward_steps, "backward steps %d frozen, %d not", p.backward_steps, f.backward_steps);
     ck_assert_msg(p.arena_bytes < f.arena_bytes, "arena %lld frozen, %lld not", (long long)p.arena_bytes, (long long)f.arena_bytes);
     /* the forward (the loss) is unchanged */
-    run(full);
-    double lf = mn_exec_loss(full);
     run(part);
     ck_assert(mn_exec_loss(part) == lf);
     mn_exec_free(full); mn_exec_free(part);
@@ -204,6 +204,41 @@ START_TEST(unfreezing_and_compiling_again_trains_the_parameter)
     ck_assert(!same_bytes(P, "a.weight", aw));
     free(aw);
     mn_optim_free(o);
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* An executable compiled before its frozen set changed is stale: running
+ * it is an error naming the parameter, until compiled again; a change
+ * undone, or one to a parameter it does not use, is not. */
+START_TEST(a_stale_executable_after_a_freeze_change_is_an_error)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *loss = mlp3(g);
+    ck_assert_ok(mn_params_create(P, "unused", MN_SHAPE(3), (mn_init){ .kind = MN_INIT_ONES }));
+    ck_assert_ok(mn_params_freeze(P, "a.*", true, NULL));
+    mn_exec *ex = compiled(g, loss);
+    run(ex);
+    ck_assert_ok(mn_params_freeze(P, "a.bias", false, NULL));          /* unfrozen: ex computes no gradient for it */
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xs, sizeof xs));
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_MISUSE);
+    ck_assert_str_eq(mn_errmsg(), "run: parameter \"a.bias\" was unfrozen after this executable was compiled, which computes no "
+                                  "gradient for it (it would not train): compile again after mn_params_freeze");
+    ck_assert_ok(mn_params_freeze(P, "a.bias", true, NULL));           /* undone: fine again */
+    run(ex);
+    ck_assert_ok(mn_params_freeze(P, "unused", true, NULL));           /* not in this graph: fine */
+    run(ex);
+    ck_assert_ok(mn_params_freeze(P, "c.weight", true, NULL));         /* frozen: ex still adds to its gradient */
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_MISUSE);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "\"c.weight\" was frozen after this executable was compiled"));
+    mn_exec_free(ex);
+    ex = compiled(g, loss);                                             /* compiled again: runs */
+    mn_params_zero_grad(P);
+    run(ex);
+    ck_assert(all_zero(mn_params_get_grad(P, "c.weight")));
     mn_exec_free(ex);
     mn_graph_free(g);
     mn_params_free(P);
@@ -443,6 +478,7 @@ int main(void)
     tcase_add_test(t, gradients_of_the_rest_equal_those_with_the_frozen_ones_as_constants);
     tcase_add_test(t, freezing_removes_backward_work);
     tcase_add_test(t, unfreezing_and_compiling_again_trains_the_parameter);
+    tcase_add_test(t, a_stale_executable_after_a_freeze_change_is_an_error);
     tcase_add_test(t, optimizer_follows_a_freeze_after_its_first_step);
     tcase_add_test(t, learning_rate_groups_by_pattern);
     suite_add_tcase(s, t);

@@ -14,7 +14,11 @@ typedef struct { mn_params *P; mn_graph *g; mn_exec *ex; int batch; } net;
 
 static int rank_, size_;
 
-static net build(int batch, int hidden)
+/* The MLP (detour < 0), or with a second first layer "fc1b" beside fc1
+ * whose output is added to fc1's: then `detour` extra steps (x 1, exact,
+ * unfused) after fc1 complete its gradients later than fc1b's, where
+ * without them fc1's come first. */
+static net build_detour(int batch, int hidden, int detour)
 {
     net n = { .P = mn_params_new(), .batch = batch };
     mn_params_set_seed(n.P, 7);
@@ -22,12 +26,16 @@ static net build(int batch, int hidden)
     mn_node *x = mn_input(n.g, "x", MN_F32, MN_SHAPE(batch, IN));
     mn_node *y = mn_input(n.g, "y", MN_I32, MN_SHAPE(batch));
     mn_node *h = mn_tanh(n.g, mn_linear(n.g, "fc1", x, hidden, true));
+    for (int i = 0; i < detour; i++) h = mn_scale(n.g, h, 1.0f);
+    if (detour >= 0) h = mn_add(n.g, h, mn_tanh(n.g, mn_linear(n.g, "fc1b", x, hidden, true)));
     h = mn_tanh(n.g, mn_linear(n.g, "fc2", h, HID, true));
     mn_node *loss = mn_cross_entropy(n.g, mn_linear(n.g, "fc3", h, CLS, true), y);
-    n.ex = mn_compile(n.g, loss, &(mn_compile_opts){ .threads = 1 });
+    n.ex = mn_compile(n.g, loss, &(mn_compile_opts){ .threads = 1, .no_fuse = detour >= 0 });
     ck_assert_ptr_nonnull(n.ex);
     return n;
 }
+
+static net build(int batch, int hidden) { return build_detour(batch, hidden, -1); }
 
 static void drop(net *n)
 {
@@ -36,19 +44,21 @@ static void drop(net *n)
     mn_params_free(n->P);
 }
 
-/* Examples [first, first + n.batch) of global step s. */
-static void feed(net *n, int s, int first)
+/* Examples [first, first + n.batch) of global step s of a global batch of G. */
+static void feed_of(net *n, int s, int G, int first)
 {
     float x[B * IN];
     int32_t y[B];
     for (int i = 0; i < n->batch; i++) {
-        int e = s * B + first + i;
+        int e = s * G + first + i;
         for (int j = 0; j < IN; j++) x[i * IN + j] = sinf(0.37f * (float)e + 0.11f * (float)j * (float)(j % 3 + 1));
         y[i] = (e * 7 + 3) % CLS;
     }
     ck_assert_ok(mn_exec_feed_data(n->ex, "x", x, (size_t)n->batch * IN * sizeof(float)));
     ck_assert_ok(mn_exec_feed_data(n->ex, "y", y, (size_t)n->batch * sizeof(int32_t)));
 }
+
+static void feed(net *n, int s, int first) { feed_of(n, s, B, first); }
 
 static void sgd(mn_params *P)
 {
@@ -143,6 +153,7 @@ START_TEST(half_batches_on_two_ranks_equal_summed_half_batch_gradients_bitwise)
     assert_bit_identical(&d, &ref);
     ck_assert_int_eq(st.runs, STEPS);
     ck_assert_int_eq(st.buckets, 1);                 /* 25 MiB default: one bucket */
+    ck_assert_int_eq(st.early, 0);                   /* it holds fc1's gradients, final at the last level */
     drop(&d);
     drop(&ref);
 }
@@ -174,18 +185,12 @@ START_TEST(a_communication_thread_gives_the_same_parameters)
 }
 END_TEST
 
-START_TEST(two_ranks_match_one_process_on_the_full_batch)
+/* max over tensors of max |a - b| / max |b| */
+static double max_rel(net *a, net *b)
 {
-    net d = build(B / size_, HID), full = build(B, HID);
-    train_dist(&d, NULL);
-    for (int s = 0; s < STEPS; s++) {
-        feed(&full, s, 0);
-        ck_assert_ok(mn_exec_run(full.ex));
-        sgd(full.P);
-    }
     double worst = 0;
-    for (int i = 0; i < mn_params_count(d.P); i++) {
-        const mn_tensor *x = mn_params_value(d.P, i), *y = mn_params_get(full.P, mn_params_name(d.P, i));
+    for (int i = 0; i < mn_params_count(a->P); i++) {
+        const mn_tensor *x = mn_params_value(a->P, i), *y = mn_params_get(b->P, mn_params_name(a->P, i));
         double diff = 0, mag = 0;
         for (int64_t k = 0; k < mn_tensor_numel(x); k++) {
             diff = fmax(diff, fabs((double)mn_f32(x)[k] - mn_f32(y)[k]));
@@ -193,10 +198,112 @@ START_TEST(two_ranks_match_one_process_on_the_full_batch)
         }
         worst = fmax(worst, diff / mag);
     }
+    return worst;
+}
+
+/* STEPS steps of one process on the global batch of G. */
+static void train_full(net *full, int G)
+{
+    for (int s = 0; s < STEPS; s++) {
+        feed_of(full, s, G, 0);
+        ck_assert_ok(mn_exec_run(full->ex));
+        sgd(full->P);
+    }
+}
+
+START_TEST(two_ranks_match_one_process_on_the_full_batch)
+{
+    net d = build(B / size_, HID), full = build(B, HID);
+    train_dist(&d, NULL);
+    train_full(&full, B);
+    double worst = max_rel(&d, &full);
     if (rank_ == 0) printf("2 ranks vs the full batch after %d steps: max relative difference %.3g\n", STEPS, worst);
     ck_assert_msg(worst <= 1e-5, "relative difference %g", worst);
     drop(&d);
     drop(&full);
+}
+END_TEST
+
+/* A global batch of 7 on 2 ranks: 3 and 4 examples, each rank's gradient
+ * weighted by its share (3/7, 4/7): the mean over the 7, as one process. */
+START_TEST(uneven_shards_weighted_by_their_share_match_one_process)
+{
+    enum { G = 7 };
+    int first = G * rank_ / size_, mine = G * (rank_ + 1) / size_ - first;
+    net d = build(mine, HID), full = build(G, HID);
+    mn_dist *g = NULL;
+    ck_assert_ok(mn_dist_init(&g, MPI_COMM_WORLD, &(mn_dist_opts){ .bucket_bytes = 512 }));
+    ck_assert_ok(mn_dist_broadcast_params(g, d.P));
+    ck_assert_ok(mn_dist_attach(g, d.ex, d.P));
+    ck_assert_ok(mn_dist_set_weight(g, (double)mine / G));
+    for (int s = 0; s < STEPS; s++) {
+        feed_of(&d, s, G, first);
+        ck_assert_ok(mn_exec_run(d.ex));
+        sgd(d.P);
+    }
+    ck_assert_ok(mn_dist_check_params(g, d.P));
+    double loss = mn_exec_loss(d.ex) * (double)mine / G;       /* the global batch's loss: the weighted sum */
+    ck_assert_ok(mn_dist_sum(g, &loss, 1));
+    mn_dist_finalize(g);
+    train_full(&full, G);
+    ck_assert_msg(fabs(loss - mn_exec_loss(full.ex)) <= 1e-5 * fabs(loss), "loss %g, one process %g", loss, (double)mn_exec_loss(full.ex));
+    double worst = max_rel(&d, &full);
+    if (rank_ == 0) printf("shards of 3 and 4 vs one process on 7, %d steps: max relative difference %.3g\n", STEPS, worst);
+    ck_assert_msg(worst <= 1e-5, "relative difference %g", worst);
+    drop(&d);
+    drop(&full);
+}
+END_TEST
+
+/* Rank 1 runs extra steps after fc1, so its schedule completes fc1's
+ * gradients after fc1b's, rank 0's before: the buckets still pair the
+ * same tensors (rank 0's order), each started when the rank has it. */
+START_TEST(ranks_whose_schedules_differ_pair_the_same_buckets)
+{
+    net d = build_detour(B / size_, HID, rank_ == 1 ? 6 : 0), ref = build_detour(B / size_, HID, 0);
+    int a = mn_exec_grad_level(d.ex, mn_params_find(d.P, "fc1.weight")), b = mn_exec_grad_level(d.ex, mn_params_find(d.P, "fc1b.weight"));
+    int first = a < b ? 0 : a > b ? 1 : -1, firsts[2];           /* which completes first; -1: together */
+    MPI_Allgather(&first, 1, MPI_INT, firsts, 1, MPI_INT, MPI_COMM_WORLD);
+    ck_assert_int_eq(firsts[1], 1);                              /* rank 1: fc1b first */
+    ck_assert_int_ne(firsts[0], 1);                              /* rank 0: fc1 first (or together: fc1 by index) */
+    mn_dist_stats st = train_dist(&d, &(mn_dist_opts){ .bucket_bytes = 512, .first_bucket_bytes = 512 });
+    train_reference(&ref);
+    assert_bit_identical(&d, &ref);
+    ck_assert_int_ge(st.buckets, 4);
+    drop(&d);
+    drop(&ref);
+}
+END_TEST
+
+/* With mn_dist_seed, dropout on equal inputs draws another mask on each
+ * rank; rank 0 keeps the seed (one rank draws as one process). */
+START_TEST(each_rank_draws_its_own_dropout_masks)
+{
+    mn_dist *g = NULL;
+    ck_assert_ok(mn_dist_init(&g, MPI_COMM_WORLD, NULL));
+    if (rank_ == 0) ck_assert_uint_eq(mn_dist_seed(g, 1234), 1234);
+    mn_params *P = mn_params_new();
+    mn_graph *gr = mn_graph_new(P);
+    mn_graph_set_seed(gr, mn_dist_seed(g, 1234));
+    mn_node *x = mn_input(gr, "x", MN_F32, MN_SHAPE(64));
+    mn_node *y = mn_dropout(gr, x, 0.5f, true);
+    const mn_node *out[1] = { y };
+    mn_exec *ex = mn_compile(gr, NULL, &(mn_compile_opts){ .threads = 1, .outputs = out, .noutputs = 1 });
+    ck_assert_ptr_nonnull(ex);
+    float ones[64];
+    for (int i = 0; i < 64; i++) ones[i] = 1.0f;
+    ck_assert_ok(mn_exec_feed_data(ex, "x", ones, sizeof ones));
+    ck_assert_ok(mn_exec_run(ex));
+    uint64_t mask = 0, masks[2];
+    for (int i = 0; i < 64; i++) mask |= (uint64_t)(mn_f32(mn_exec_value(ex, y))[i] != 0) << i;
+    MPI_Allgather(&mask, 1, MPI_UINT64_T, masks, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    ck_assert_msg(masks[0] != masks[1], "both ranks drew the mask %016llx", (unsigned long long)masks[0]);
+    ck_assert_int_eq(mn_dist_set_weight(g, -0.5), MN_ERR_INVALID);
+    ck_assert_int_eq(mn_dist_set_weight(g, NAN), MN_ERR_INVALID);
+    mn_exec_free(ex);
+    mn_graph_free(gr);
+    mn_params_free(P);
+    mn_dist_finalize(g);
 }
 END_TEST
 
@@ -313,6 +420,9 @@ int main(int argc, char **argv)
     tcase_add_test(tc, small_buckets_start_during_the_backward_pass_and_change_nothing);
     tcase_add_test(tc, a_communication_thread_gives_the_same_parameters);
     tcase_add_test(tc, two_ranks_match_one_process_on_the_full_batch);
+    tcase_add_test(tc, uneven_shards_weighted_by_their_share_match_one_process);
+    tcase_add_test(tc, ranks_whose_schedules_differ_pair_the_same_buckets);
+    tcase_add_test(tc, each_rank_draws_its_own_dropout_masks);
     tcase_add_test(tc, accumulated_micro_batches_are_averaged_once);
     tcase_add_test(tc, differing_parameters_are_an_error_naming_tensor_and_rank);
     tcase_add_test(tc, another_model_on_one_rank_is_an_error);

@@ -20,17 +20,29 @@ static bool launched_by_mpirun(void)
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
-/* MNEMO_DIST_BUCKET_MB (default 25) and MNEMO_DIST_PROGRESS=levels|thread. */
+/* Megabytes from the environment variable `name` (unset: 0, the library's
+ * default); -1 after a message if it is not a number in (0, 1024]. */
+static double megabytes(const char *name)
+{
+    const char *mb = getenv(name);
+    char *end = NULL;
+    double v = mb ? strtod(mb, &end) : 0;
+    if (mb && (end == mb || *end || !(v > 0 && v <= 1024))) {
+        fprintf(stderr, "mnemo train: %s=%s: give megabytes between 0 and 1024\n", name, mb);
+        return -1;
+    }
+    return v;
+}
+
+/* MNEMO_DIST_BUCKET_MB, MNEMO_DIST_FIRST_BUCKET_MB (the library's defaults
+ * when unset) and MNEMO_DIST_PROGRESS=levels|thread. */
 static int options(mn_dist_opts *o)
 {
-    const char *mb = getenv("MNEMO_DIST_BUCKET_MB"), *pr = getenv("MNEMO_DIST_PROGRESS");
-    char *end = NULL;
-    double v = mb ? strtod(mb, &end) : 25;
-    if (mb && (end == mb || *end || !(v > 0 && v <= 1024))) {
-        fprintf(stderr, "mnemo train: MNEMO_DIST_BUCKET_MB=%s: give megabytes between 0 and 1024\n", mb);
-        return MN_EXIT_USAGE;
-    }
-    o->bucket_bytes = (size_t)(v * 1048576.0);
+    const char *pr = getenv("MNEMO_DIST_PROGRESS");
+    double mb = megabytes("MNEMO_DIST_BUCKET_MB"), first = megabytes("MNEMO_DIST_FIRST_BUCKET_MB");
+    if (mb < 0 || first < 0) return MN_EXIT_USAGE;
+    o->bucket_bytes = (size_t)(mb * 1048576.0);
+    o->first_bucket_bytes = (size_t)(first * 1048576.0);
     o->progress = pr && !strcmp(pr, "thread") ? MN_DIST_PROGRESS_THREAD : MN_DIST_PROGRESS_LEVELS;
     if (pr && strcmp(pr, "thread") && strcmp(pr, "levels")) {
         fprintf(stderr, "mnemo train: MNEMO_DIST_PROGRESS=%s: give levels or thread\n", pr);
@@ -68,21 +80,55 @@ int  mn_cli_dist_size(void) { return mn_dist_size(group); }
 int  mn_cli_dist_rank(void) { return mn_dist_rank(group); }
 bool mn_cli_dist_writer(void) { return mn_dist_rank(group) == 0; }
 
+/* Rank r's items of a global batch of B over N ranks: [r*B/N, (r+1)*B/N). */
+static int64_t shard_first(int64_t B, int r, int n) { return B * r / n; }
+
 int mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local)
 {
-    int n = mn_dist_size(group);
+    int n = mn_dist_size(group), r = mn_dist_rank(group);
     *local = *c;
-    if (c->batch % n) {
-        fprintf(stderr, "mnemo train: --batch %d does not split evenly over %d ranks: the global batch must be a multiple of "
-                "the ranks (%d or %d here); each rank runs batch/ranks examples per step\n", c->batch, n,
-                c->batch / n > 0 ? c->batch / n * n : n, (c->batch / n + 1) * n);
+    if (c->batch < n) {
+        fprintf(stderr, "mnemo train: --batch %d is less than the %d ranks: each rank needs at least one example of the global "
+                "batch (--batch %d or more, or fewer ranks)\n", c->batch, n, n);
         return MN_EXIT_USAGE;
     }
-    local->batch = c->batch / n;
+    local->batch = (int)(shard_first(c->batch, r + 1, n) - shard_first(c->batch, r, n));
     return MN_EXIT_OK;
 }
 
-int64_t mn_cli_dist_shard(const mn_train_cfg *c) { return (int64_t)mn_dist_rank(group) * (c->batch / mn_dist_size(group)); }
+int64_t mn_cli_dist_shard(const mn_train_cfg *c) { return shard_first(c->batch, mn_dist_rank(group), mn_dist_size(group)); }
+
+uint64_t mn_cli_dist_seed(uint64_t seed) { return mn_dist_seed(group, seed); }
+
+/* The targets of items it[0..n) that a loss counts: every token of a text
+ * window or an image's label; the tags of a sentence but its padding. */
+static int64_t targets(const mn_data *d, const mn_train_cfg *c, const int64_t *it, int64_t n)
+{
+    if (d->kind != MN_DATA_TAGS) return n;
+    int64_t k = 0;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t t = 0; t < c->seq; t++) k += d->tags[it[b] * c->seq + t] != -100;
+    return k;
+}
+
+static double weight = 1;                      /* this rank's share of the current step's mean */
+
+void mn_cli_dist_step(const mn_data *d, const mn_train_cfg *c, const int64_t *batch)
+{
+    if (!group) return;
+    int n = mn_dist_size(group), r = mn_dist_rank(group);
+    int64_t first = shard_first(c->batch, r, n), all = targets(d, c, batch, c->batch);
+    int64_t mine = targets(d, c, batch + first, shard_first(c->batch, r + 1, n) - first);
+    weight = all > 0 ? (double)mine / (double)all : (double)(shard_first(c->batch, r + 1, n) - first) / c->batch;
+    mn_dist_set_weight(group, weight);
+}
+
+double mn_cli_dist_loss(double loss)
+{
+    double v = loss * weight;
+    if (group && mn_dist_sum(group, &v, 1)) mn_cli_dist_fail();
+    return group ? v : loss;
+}
 
 int mn_cli_dist_attach(mn_params *P, mn_exec *ex)
 {
@@ -145,6 +191,9 @@ int     mn_cli_dist_rank(void) { return 0; }
 bool    mn_cli_dist_writer(void) { return true; }
 int     mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local) { *local = *c; return MN_EXIT_OK; }
 int64_t mn_cli_dist_shard(const mn_train_cfg *c) { (void)c; return 0; }
+uint64_t mn_cli_dist_seed(uint64_t seed) { return seed; }
+void    mn_cli_dist_step(const mn_data *d, const mn_train_cfg *c, const int64_t *batch) { (void)d; (void)c; (void)batch; }
+double  mn_cli_dist_loss(double loss) { return loss; }
 int     mn_cli_dist_attach(mn_params *P, mn_exec *ex) { (void)P; (void)ex; return MN_EXIT_OK; }
 void    mn_cli_dist_detach(void) {}
 double  mn_cli_dist_mean(double v) { return v; }

@@ -479,7 +479,7 @@ static int setup(trainer *t, mn_params *resumed)
     t->P = resumed ? resumed : mn_params_new();
     mn_params_set_seed(t->P, c->seed);
     t->g = mn_graph_new(t->P);
-    mn_graph_set_seed(t->g, c->seed);
+    mn_graph_set_seed(t->g, mn_cli_dist_seed(c->seed));          /* mpirun: each rank its own dropout masks */
     t->m = mn_model_build(t->g, &t->local, vocab, true);           /* this rank's batch (mpirun), else --batch */
     if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
@@ -606,13 +606,14 @@ static int loop(trainer *t, loop_state *ls)
     while (!stop) {
         if (perm_epoch != ls->epoch) { permutation(perm, ntr, c->seed, (uint64_t)ls->epoch); perm_epoch = ls->epoch; }
         mn_data_fill_items(&t->d, &t->local, t->ex, perm + ls->example + t->shard, false);
+        mn_cli_dist_step(&t->d, c, perm + ls->example);          /* mpirun: this shard's weight in the batch's mean */
         if (mn_exec_run(t->ex)) {                                /* the metrics' step number; "run" counts from 0 */
             fprintf(stderr, "\nmnemo train: step %lld: %s; stopping without saving\n", (long long)ls->step + 1, mn_errmsg());
             mn_cli_dist_fail();
             rc = MN_EXIT_RUNTIME;
             break;
         }
-        double loss = mn_cli_dist_mean(mn_exec_loss(t->ex));     /* every rank decides alike */
+        double loss = mn_cli_dist_loss(mn_exec_loss(t->ex));     /* the global batch's: every rank decides alike */
         if (!isfinite(loss)) {
             char buf[32];
             fprintf(stderr, "\nmnemo train: loss is %s at step %lld; stopping without saving\n", loss_str(loss, buf),

@@ -14,10 +14,17 @@ void      mn_cli_dist_end(void);
 int       mn_cli_dist_size(void);
 int       mn_cli_dist_rank(void);
 bool      mn_cli_dist_writer(void);       /* rank 0 (or alone): prints, writes files */
-/* This rank's config: --batch is the global batch, each rank runs
- * batch / ranks examples of it; an exit code when it does not divide. */
+/* This rank's config: --batch is the global batch B, rank r runs its items
+ * [r*B/N, (r+1)*B/N) (sizes differ by one at most when N does not divide
+ * B); an exit code when B < N. */
 int       mn_cli_dist_local(const mn_train_cfg *c, mn_train_cfg *local);
 int64_t   mn_cli_dist_shard(const mn_train_cfg *c);   /* this rank's first item in a global batch */
+uint64_t  mn_cli_dist_seed(uint64_t seed);            /* the seed of this rank's random ops (dropout) */
+/* Before each step: this rank's share of the global batch's mean (its
+ * targets over the batch's; `batch` the global batch's items), so that the
+ * averaged gradient is the one of the mean over the global batch. */
+void      mn_cli_dist_step(const mn_data *d, const mn_train_cfg *c, const int64_t *batch);
+double    mn_cli_dist_loss(double loss);               /* the global batch's loss from the ranks' (their weighted sum) */
 /* Rank 0's tensors on every rank, checked equal; then each run of ex
  * averages the gradients across ranks. An exit code. */
 int       mn_cli_dist_attach(mn_params *P, mn_exec *ex);
