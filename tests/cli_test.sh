@@ -118,6 +118,8 @@ for m in lstm transformer; do    # the recompute suite covers every model kind
   expect 0 "" -- "$mnemo" train "${small[@]}" --out "plain-$m.st"
   expect 0 "memory budget $need bytes: arena [0-9]+ bytes, [1-9][0-9]* values recomputed" -- "$mnemo" train "${small[@]}" --out "budget-$m.st" --memory-budget "$need"
   check "$m: weights and optimizer state after 3 steps differ under --memory-budget $need" same_tensors "plain-$m.st.last" "budget-$m.st.last"
+  # the budget is part of the stored config: a resumed run keeps it
+  [ "$m" = lstm ] && expect 0 "memory budget $need bytes: arena" -- "$mnemo" train --resume "budget-$m.st.last" --steps 4
 done
 if command -v dot >/dev/null; then
   checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
