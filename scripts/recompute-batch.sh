@@ -7,11 +7,11 @@
 # moments and the gradient backup of a run (3 more copies of the weights)
 # and a base of BASE bytes (libraries, OpenBLAS buffers, the data set). With a
 # budget the arena is the smallest one recomputation reaches (the error of
-# --memory-budget 1 names it). Bisects B over [64, 8192].
+# --memory-budget 1 names it).
 # Usage: scripts/recompute-batch.sh [MNEMO] [BYTES (default: MemTotal)] [BASE (default 256M)]
 set -uo pipefail
 mnemo=${1:-build/mnemo}
-total=${2:-$(awk '/^MemTotal:/ { print $2 * 1024 }' /proc/meminfo)}
+total=${2:-$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024))}
 base=${3:-268435456}
 model=(--model lstm --seq 512 --hidden 512 --embed 64 --layers 1 --threads 2)
 
@@ -33,8 +33,16 @@ need() {
   echo $((peak - arena + arena_used + 3 * 4 * params + base))
 }
 
+# The need grows linearly with B (every activation is B rows): from batches
+# 64 and 128 the line gives a guess, then a bisection of +-32 around it
+# with compiles settles it.
 largest() {
-  local lo=64 hi=8192 mid n
+  local n64 n128 guess lo hi mid n
+  n64=$(need 64 "$1")
+  n128=$(need 128 "$1")
+  guess=$((64 + (total - n64) * 64 / (n128 - n64)))
+  echo "  batch 64: $n64, 128: $n128 bytes; linear guess $guess" >&2
+  lo=$((guess - 32)) hi=$((guess + 32))
   while [ $((hi - lo)) -gt 1 ]; do
     mid=$(((lo + hi) / 2))
     n=$(need "$mid" "$1")
