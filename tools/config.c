@@ -51,6 +51,7 @@ static const field fields[] = {
     NUM(limit, F_INT, 0, INT_MAX, "N", "keep the first N training characters, images or sentences (0: all)"),
     NUM(steps, F_I64, 0, 9.2e18, "N", "stop after N optimizer steps (0: no limit besides --epochs and --time)"),
     { "time_limit", F_DBL, OFF(time_limit), 0, 0, 1e12, "SECONDS", "stop after this long (0: no limit)", "time" },
+    NUM(memory_budget, F_I64, 0, 9.2e18, "BYTES", "recompute forward values so the arena fits (256M, 1.5G; same bits; 0: no limit)"),
     NUM(lr, F_FLT, 1e-12f, 1e6, "X", "learning rate"),
     NUM(clip, F_FLT, 0, 3e38, "X", "clip the gradients' global norm to X (0: no clipping)"),
     NUM(dropout, F_FLT, 0, 0, "P", "dropout on hidden outputs when training, 0 <= P < 1"),

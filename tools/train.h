@@ -17,6 +17,7 @@ typedef struct {
     int epochs, batch, seq, threads, val_every, patience, val_batches, limit;
     int64_t steps;           /* 0: no limit besides epochs and time */
     double time_limit;       /* seconds, 0: none */
+    int64_t memory_budget;   /* the training graph's arena limit in bytes (recompute pass), 0: none */
     float lr, clip, dropout, weight_decay;
     uint64_t seed;
     int embed, hidden, layers, heads, ff, latent;
