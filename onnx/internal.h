@@ -63,4 +63,13 @@ bool mn__ox_elem_supported(int elem);
 mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin,
                      mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
 
+/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). */
+#define OX_CONV_DECL(fn) mn_status fn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, \
+                                      mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
+OX_CONV_DECL(mn__ox_conv)
+OX_CONV_DECL(mn__ox_conv_transpose)
+OX_CONV_DECL(mn__ox_pool)
+OX_CONV_DECL(mn__ox_pad)
+OX_CONV_DECL(mn__ox_topk)
+
 #endif

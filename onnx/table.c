@@ -1309,6 +1309,8 @@ const ox_entry mn__ox_table[] = {
     /* products */
     { "Gemm", "matmul, scale, add", conv_gemm, NULL, NULL },
     { "MatMul", "matmul", conv_matmul, NULL, NULL },
+    { "Conv", "unfold, reshape, matmul, add", mn__ox_conv, "1 to 3 spatial dims", NULL },
+    { "ConvTranspose", "reshape, matmul, fold, add", mn__ox_conv_transpose, "1 to 3 spatial dims; no negative pads", NULL },
     /* shapes and indexing */
     { "Concat", "concat", conv_concat, NULL, NULL },
     { "Constant", "const", conv_constant, "sparse values unsupported", NULL },
@@ -1325,11 +1327,15 @@ const ox_entry mn__ox_table[] = {
     { "Slice", "slice", conv_slice, "positive steps; bounds fixed at import", NULL },
     { "Split", "slice", conv_split, "sizes fixed at import", NULL },
     { "Squeeze", "reshape", conv_squeeze, NULL, NULL },
+    { "Pad", "index_select, where (negative pads: slice)", mn__ox_pad, "pads fixed at import", NULL },
+    { "TopK", "topk, gather", mn__ox_topk, "K fixed at import", NULL },
     { "Transpose", "permute", conv_transpose, NULL, NULL },
     { "Unsqueeze", "reshape", conv_unsqueeze, NULL, NULL },
     /* reductions */
     { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL, NULL },
     { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL, NULL },
+    { "AveragePool", "unfold, sum, div", mn__ox_pool, "1 to 3 spatial dims", NULL },
+    { "MaxPool", "unfold, max", mn__ox_pool, "1 to 3 spatial dims; no Indices output", NULL },
     { "GlobalAveragePool", "mean", conv_global_pool, NULL, NULL },
     { "GlobalMaxPool", "max", conv_global_pool, NULL, NULL },
     { "ReduceL1", "abs, sum", conv_reduce, NULL, NULL },

@@ -18,7 +18,7 @@ check "import counts the parameters" grep -q "6 parameters (244 elements)" out.t
 check "import prints the output" grep -q "output y f32 \[3,4\]" out.txt
 expect 0 'fc1\.weight' -- "$mnemo" inspect w.safetensors
 check "the forward graph is drawn" grep -q digraph g.dot
-expect 1 'node 1 "conv1" \(Conv\): op Conv is not supported' -- "$mnemo" import "$fix/bad_op.onnx"
+expect 1 'node 1 "warp1" \(GridSample\): op GridSample is not supported' -- "$mnemo" import "$fix/bad_op.onnx"
 expect 1 'dim 0 is dynamic \("batch"\)' -- "$mnemo" import "$fix/bad_dynamic.onnx"
 expect 0 'input  x f32 \[5,4\]' -- "$mnemo" import "$fix/bad_dynamic.onnx" --shape x=5x4
 expect 2 'expected NAME=D1xD2' -- "$mnemo" import "$fix/bad_dynamic.onnx" --shape x=5xq
