@@ -100,7 +100,7 @@ static mn_status initializer(importer *im, const Onnx__TensorProto *t)
     if (!name[0]) return mn_graph_fail(im->g, MN_ERR_FORMAT, "onnx: an initializer has no name");
     mn_tensor *x = mn__ox_tensor(t, msg, sizeof msg);
     if (!x) return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx initializer \"%s\": %s", name, msg);
-    if (x->dtype != MN_F32 || (im->opts && im->opts->constants)) return add_const(im, name, x, t->data_type) ? MN_OK : mn_graph_status(im->g);
+    if (x->dtype != MN_F32 || (im->opts && im->opts->constants)) return add_const(im, name, x, mn__ox_stored_elem(t->data_type)) ? MN_OK : mn_graph_status(im->g);
     mn_params *P = mn_graph_params(im->g);
     int before = mn_params_count(P);
     mn_node *p = mn_param(im->g, name, x->shape, (mn_init){ .kind = MN_INIT_ZEROS });   /* scoped like any parameter */
@@ -121,8 +121,9 @@ static mn_status input_shape(importer *im, const Onnx__ValueInfoProto *vi, const
         return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx input \"%s\": not a tensor (sequences, maps and optionals are not supported)", name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     *elem = tt->has_elem_type ? tt->elem_type : 0;
+    if (*elem == OX_DOUBLE) *elem = OX_FLOAT;          /* a double input is fed and computed as f32 (docs/onnx.md) */
     if (!mn__ox_elem_supported(*elem))
-        return mn_graph_fail(im->g, MN_ERR_DTYPE, "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool)", name, *elem);
+        return mn_graph_fail(im->g, MN_ERR_DTYPE, "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool; double as float)", name, *elem);
     if (b && b->value) {
         *s = b->value->shape;
         return MN_OK;
@@ -357,8 +358,8 @@ static mn_onnx *build(importer *im, const Onnx__ModelProto *mp)
         return NULL;
     }
     im->cx.opset = opset_of(mp);
-    if (im->cx.opset < 1 || im->cx.opset > 17) {
-        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 17)", im->cx.opset);
+    if (im->cx.opset < 1 || im->cx.opset > 18) {
+        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 18)", im->cx.opset);
         return NULL;
     }
     if (gp->n_sparse_initializer) {
