@@ -30,6 +30,7 @@ typedef struct {
     ox_ctx cx;
     ox_val *v;
     int nv, cap;
+    int inputs_seen;          /* graph inputs that are not initializers, so far */
 } importer;
 
 static void val_free(ox_val *v)
@@ -75,10 +76,11 @@ static mn_tensor *tensor_copy(const mn_tensor *t)
     return c;
 }
 
-static const mn_onnx_bind *bind_of(const importer *im, const char *name)
+/* The binding of input `name`; one without a name binds the first graph input. */
+static const mn_onnx_bind *bind_of(const importer *im, const char *name, bool first)
 {
     for (int i = 0; im->opts && i < im->opts->nbinds; i++)
-        if (im->opts->binds[i].name && !strcmp(im->opts->binds[i].name, name)) return &im->opts->binds[i];
+        if (im->opts->binds[i].name ? !strcmp(im->opts->binds[i].name, name) : first) return &im->opts->binds[i];
     return NULL;
 }
 
@@ -146,7 +148,7 @@ static mn_status graph_input(importer *im, const Onnx__ValueInfoProto *vi)
 {
     if (!vi->name || !vi->name[0]) return mn_graph_fail(im->g, MN_ERR_FORMAT, "onnx: a graph input has no name");
     if (find(im, vi->name)) return MN_OK;     /* an initializer listed as input (IR < 4) */
-    const mn_onnx_bind *b = bind_of(im, vi->name);
+    const mn_onnx_bind *b = bind_of(im, vi->name, !im->inputs_seen++);
     mn_shape s;
     int elem = 0;
     if (input_shape(im, vi, b, &s, &elem)) return mn_graph_status(im->g);
