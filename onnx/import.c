@@ -298,7 +298,7 @@ static mn_status one_node(importer *im, const Onnx__NodeProto *n, int idx)
     mn_status st = foldable(in, nin) ? fold(im, e, n, in, nin, &r, nout) : e->conv(&im->cx, im->g, n, in, nin, r.out, r.known, r.elem, nout);
     if (!st && mn_graph_status(im->g)) st = mn_graph_status(im->g);
     if (!st) st = node_outputs(im, n, &r, in, nout);
-    for (int k = 0; k < nout; k++) mn_tensor_free(r.known[k]);
+    for (int k = 0; k < 64; k++) mn_tensor_free(r.known[k]);     /* every slot: a converter may fill known[0] of a node without outputs */
     if (st) return prefix_error(im->g, label);
     return MN_OK;
 }

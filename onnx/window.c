@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Kernel sizes, strides, dilations and pads above this are refused (they
+ * are ints in the window ops' attributes; sums of them stay far from overflow). */
+#define OX_WIN_MAX ((int64_t)1 << 24)
+
 /* The geometry of one windowed node, ONNX attributes resolved. */
 typedef struct {
     int nsp;
@@ -92,7 +96,8 @@ static bool win_of(mn_graph *g, const Onnx__NodeProto *n, mn_shape xs, const int
         if (!mn__ox_attr(n, "kernel_shape") && kdims) w->K[i] = kdims[i];
         w->lo[i] = pads[i];
         w->hi[i] = pads[k + i];
-        if (w->K[i] < 1 || w->st[i] < 1 || w->dl[i] < 1 || w->lo[i] < 0 || w->hi[i] < 0) {
+        if (w->K[i] < 1 || w->st[i] < 1 || w->dl[i] < 1 || w->lo[i] < 0 || w->hi[i] < 0 || w->K[i] > OX_WIN_MAX ||
+            w->st[i] > OX_WIN_MAX || w->dl[i] > OX_WIN_MAX || w->lo[i] > OX_WIN_MAX || w->hi[i] > OX_WIN_MAX) {
             mn_graph_fail(g, MN_ERR_INVALID, "spatial dim %d: kernel %lld, stride %lld, dilation %lld, pads %lld/%lld", i,
                           (long long)w->K[i], (long long)w->st[i], (long long)w->dl[i], (long long)w->lo[i], (long long)w->hi[i]);
             return false;
@@ -221,8 +226,12 @@ mn_status mn__ox_conv_transpose(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *
     mn__ox_attr_str(n, "auto_pad", ap, sizeof ap);
     mn_shape ys = MN_SHAPE(xs.d[0], ws.d[1] * G);
     ys.ndim = 2 + k;
+    if (oshape && (int)nos < k) return mn_graph_fail(g, MN_ERR_INVALID, "output_shape has %zu entries for %d spatial dims", nos, k);
     for (int i = 0; i < k; i++) {
         wd.K[i] = ws.d[2 + i];
+        bool big = wd.st[i] > OX_WIN_MAX || wd.dl[i] > OX_WIN_MAX || op[i] > OX_WIN_MAX || pads[i] > OX_WIN_MAX || pads[k + i] > OX_WIN_MAX ||
+                   pads[i] < -OX_WIN_MAX || pads[k + i] < -OX_WIN_MAX || (oshape && (oshape[(int)nos - k + i] > OX_WIN_MAX || oshape[(int)nos - k + i] < 0));
+        if (big) return mn_graph_fail(g, MN_ERR_INVALID, "spatial dim %d: strides, dilations, pads or output sizes beyond %lld", i, (long long)OX_WIN_MAX);
         int64_t full = wd.st[i] * (xs.d[2 + i] - 1) + op[i] + wd.dl[i] * (wd.K[i] - 1) + 1;
         wd.lo[i] = pads[i];
         wd.hi[i] = pads[k + i];
@@ -238,7 +247,6 @@ mn_status mn__ox_conv_transpose(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *
                 wd.hi[i] = total;
             }
         }
-        if (oshape && (int)nos < k) return mn_graph_fail(g, MN_ERR_INVALID, "output_shape has %zu entries for %d spatial dims", nos, k);
         int64_t tail = op[i] - (wd.hi[i] < 0 ? wd.hi[i] : 0);   /* output past the last window */
         if (wd.lo[i] < 0 || op[i] < 0 || wd.st[i] < 1 || wd.dl[i] < 1 || (tail >= wd.st[i] && tail >= wd.dl[i]))
             return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "spatial dim %d: pads %lld/%lld, output_padding %lld (negative padding is not supported)", i,
@@ -396,7 +404,10 @@ mn_status mn__ox_pad(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *
         for (int i = 0; i < na && i < MN_MAX_DIMS; i++) axes[i] = known_int(ta, i) < 0 ? known_int(ta, i) + r : known_int(ta, i);
     }
     if (na > r || k != 2 * na) return mn_graph_fail(g, MN_ERR_INVALID, "pads has %lld entries for %d axes", (long long)k, na);
-    for (int64_t i = 0; i < k; i++) pads[i] = ap ? ap[i] : known_int(tp, i);
+    for (int64_t i = 0; i < k; i++) {
+        pads[i] = ap ? ap[i] : known_int(tp, i);
+        if (pads[i] > OX_WIN_MAX || pads[i] < -OX_WIN_MAX) return mn_graph_fail(g, MN_ERR_INVALID, "pad %lld is beyond %lld", (long long)pads[i], (long long)OX_WIN_MAX);
+    }
     if (nin > 2 && in[2]) {
         const mn_tensor *tv = known(g, in, nin, 2);
         if (!tv) return mn_graph_status(g);
@@ -427,6 +438,7 @@ mn_status mn__ox_topk(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val 
         if (mn_tensor_numel(tk) != 1) return mn_graph_fail(g, MN_ERR_INVALID, "K must hold one value, not %lld", (long long)mn_tensor_numel(tk));
         k = known_int(tk, 0);
     }
+    if (k < 1) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "k = %lld (empty tensors are not supported)", (long long)k);
     bool was_int = mn_node_dtype(x) == MN_I32;
     int axis = (int)mn__ox_attr_int(n, "axis", -1);
     mn_attr_value v[] = { { "axis", axis, { 0 } }, { "k", (double)k, { 0 } }, { "largest", mn__ox_attr_int(n, "largest", 1) != 0, { 0 } } };
