@@ -979,7 +979,8 @@ void        mn_plugins_unload(void);
 bool mn_onnx_available(void);
 /* An input fixed at import: with `constant` its value becomes a constant
  * of the graph (shapes, axes, token ids known in advance); otherwise only
- * its shape is taken, which fixes the input's dynamic dims. */
+ * its shape is taken, which fixes the input's dynamic dims. A NULL name
+ * binds the model's first graph input (not an initializer). */
 typedef struct { const char *name; const mn_tensor *value; bool constant; } mn_onnx_bind;
 typedef struct {
     bool constants;              /* float initializers become constants, not trainable parameters */

@@ -30,6 +30,7 @@ typedef struct {
     ox_ctx cx;
     ox_val *v;
     int nv, cap;
+    int inputs_seen;          /* graph inputs that are not initializers, so far */
 } importer;
 
 static void val_free(ox_val *v)
@@ -75,10 +76,11 @@ static mn_tensor *tensor_copy(const mn_tensor *t)
     return c;
 }
 
-static const mn_onnx_bind *bind_of(const importer *im, const char *name)
+/* The binding of input `name`; one without a name binds the first graph input. */
+static const mn_onnx_bind *bind_of(const importer *im, const char *name, bool first)
 {
     for (int i = 0; im->opts && i < im->opts->nbinds; i++)
-        if (im->opts->binds[i].name && !strcmp(im->opts->binds[i].name, name)) return &im->opts->binds[i];
+        if (im->opts->binds[i].name ? !strcmp(im->opts->binds[i].name, name) : first) return &im->opts->binds[i];
     return NULL;
 }
 
@@ -100,7 +102,7 @@ static mn_status initializer(importer *im, const Onnx__TensorProto *t)
     if (!name[0]) return mn_graph_fail(im->g, MN_ERR_FORMAT, "onnx: an initializer has no name");
     mn_tensor *x = mn__ox_tensor(t, msg, sizeof msg);
     if (!x) return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx initializer \"%s\": %s", name, msg);
-    if (x->dtype != MN_F32 || (im->opts && im->opts->constants)) return add_const(im, name, x, t->data_type) ? MN_OK : mn_graph_status(im->g);
+    if (x->dtype != MN_F32 || (im->opts && im->opts->constants)) return add_const(im, name, x, mn__ox_stored_elem(t->data_type)) ? MN_OK : mn_graph_status(im->g);
     mn_params *P = mn_graph_params(im->g);
     int before = mn_params_count(P);
     mn_node *p = mn_param(im->g, name, x->shape, (mn_init){ .kind = MN_INIT_ZEROS });   /* scoped like any parameter */
@@ -121,8 +123,9 @@ static mn_status input_shape(importer *im, const Onnx__ValueInfoProto *vi, const
         return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx input \"%s\": not a tensor (sequences, maps and optionals are not supported)", name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     *elem = tt->has_elem_type ? tt->elem_type : 0;
+    if (*elem == OX_DOUBLE) *elem = OX_FLOAT;          /* a double input is fed and computed as f32 (docs/onnx.md) */
     if (!mn__ox_elem_supported(*elem))
-        return mn_graph_fail(im->g, MN_ERR_DTYPE, "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool)", name, *elem);
+        return mn_graph_fail(im->g, MN_ERR_DTYPE, "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool; double as float)", name, *elem);
     if (b && b->value) {
         *s = b->value->shape;
         return MN_OK;
@@ -145,7 +148,7 @@ static mn_status graph_input(importer *im, const Onnx__ValueInfoProto *vi)
 {
     if (!vi->name || !vi->name[0]) return mn_graph_fail(im->g, MN_ERR_FORMAT, "onnx: a graph input has no name");
     if (find(im, vi->name)) return MN_OK;     /* an initializer listed as input (IR < 4) */
-    const mn_onnx_bind *b = bind_of(im, vi->name);
+    const mn_onnx_bind *b = bind_of(im, vi->name, !im->inputs_seen++);
     mn_shape s;
     int elem = 0;
     if (input_shape(im, vi, b, &s, &elem)) return mn_graph_status(im->g);
@@ -295,7 +298,7 @@ static mn_status one_node(importer *im, const Onnx__NodeProto *n, int idx)
     mn_status st = foldable(in, nin) ? fold(im, e, n, in, nin, &r, nout) : e->conv(&im->cx, im->g, n, in, nin, r.out, r.known, r.elem, nout);
     if (!st && mn_graph_status(im->g)) st = mn_graph_status(im->g);
     if (!st) st = node_outputs(im, n, &r, in, nout);
-    for (int k = 0; k < nout; k++) mn_tensor_free(r.known[k]);
+    for (int k = 0; k < 64; k++) mn_tensor_free(r.known[k]);     /* every slot: a converter may fill known[0] of a node without outputs */
     if (st) return prefix_error(im->g, label);
     return MN_OK;
 }
@@ -357,8 +360,8 @@ static mn_onnx *build(importer *im, const Onnx__ModelProto *mp)
         return NULL;
     }
     im->cx.opset = opset_of(mp);
-    if (im->cx.opset < 1 || im->cx.opset > 17) {
-        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 17)", im->cx.opset);
+    if (im->cx.opset < 1 || im->cx.opset > 18) {
+        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 18)", im->cx.opset);
         return NULL;
     }
     if (gp->n_sparse_initializer) {

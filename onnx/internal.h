@@ -10,7 +10,7 @@
 #include "onnx.pb-c.h"
 
 /* ONNX element types mnemo holds: float as f32, integers and bool as i32. */
-enum { OX_FLOAT = 1, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9 };
+enum { OX_FLOAT = 1, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9, OX_DOUBLE = 11 };
 
 typedef struct {
     char *name;
@@ -58,9 +58,20 @@ const char *mn__ox_attr_str(const Onnx__NodeProto *n, const char *name, char *bu
  * NULL with a message in msg. */
 mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen);
 bool mn__ox_elem_supported(int elem);
+/* The element type a tensor of `elem` holds once read (double, float16, bfloat16: float). */
+int mn__ox_stored_elem(int elem);
 
 /* LSTM, GRU, RNN (onnx/rnn.c). */
 mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin,
                      mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
+
+/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). */
+#define OX_CONV_DECL(fn) mn_status fn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, \
+                                      mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
+OX_CONV_DECL(mn__ox_conv)
+OX_CONV_DECL(mn__ox_conv_transpose)
+OX_CONV_DECL(mn__ox_pool)
+OX_CONV_DECL(mn__ox_pad)
+OX_CONV_DECL(mn__ox_topk)
 
 #endif

@@ -348,6 +348,7 @@ CONV(conv_cast)
     mn_node *x = need(g, in, nin, 0);
     if (!x) return mn_graph_status(g);
     int to = (int)mn__ox_attr_int(n, "to", 0);
+    if (to == OX_DOUBLE) to = OX_FLOAT;                 /* double is computed as f32 */
     if (!mn__ox_elem_supported(to)) return fail(g, MN_ERR_UNSUPPORTED, "%scast to element type %lld is not supported", "", to);
     mn_node *y = x;
     if (to == OX_BOOL) y = mn_ne(g, as_f32(g, x), mn_scalar(g, 0.0f));
@@ -542,6 +543,26 @@ CONV(conv_concat)
     return status_of(g, out[0]);
 }
 
+/* A slice with a negative step: start clamped to [0, d - 1], end to
+ * [-1, d - 1] (after adding d to negative values), then index_select by the
+ * fixed positions start, start + step, ... > end. */
+static mn_node *slice_backwards(mn_graph *g, mn_node *x, int a, int64_t st, int64_t en, int64_t step)
+{
+    int64_t d = mn_node_shape(x).d[a];
+    st = st < 0 ? st + d : st;
+    en = en < 0 ? en + d : en;
+    st = st < 0 ? -1 : st > d - 1 ? d - 1 : st;
+    en = en < -1 ? -1 : en > d - 1 ? d - 1 : en;
+    int64_t k = st > en ? (st - en - 1) / -step + 1 : 0;
+    if (k == 0) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "slice of axis %d is empty (empty tensors are not supported)", a), NULL;
+    int32_t *idx = malloc((size_t)k * sizeof *idx);
+    if (!idx) return mn_graph_fail(g, MN_ERR_NOMEM, "out of memory"), NULL;
+    for (int64_t i = 0; i < k; i++) idx[i] = (int32_t)(st + i * step);
+    mn_node *y = mn_index_select(g, x, a, mn_constant(g, MN_I32, MN_SHAPE(k), idx));
+    free(idx);
+    return y;
+}
+
 /* Slice: starts/ends/axes/steps from attributes (opset < 10) or inputs; one slice op per axis. */
 CONV(conv_slice)
 {
@@ -566,7 +587,7 @@ CONV(conv_slice)
         en[i] = as ? ae[i] : known_int(te, i);
         ax[i] = aa ? aa[i] : ta ? known_int(ta, i) : i;
         sp[i] = tp ? known_int(tp, i) : 1;
-        if (sp[i] <= 0) return fail(g, MN_ERR_UNSUPPORTED, "%sstep %lld (only positive steps)", "", sp[i]);
+        if (sp[i] == 0) return fail(g, MN_ERR_INVALID, "%sstep %lld", "", sp[i]);
         if (norm_axis(ax[i], r) < 0) return bad_axis(g, ax[i], r);
     }
     mn_node *y = x;
@@ -575,7 +596,7 @@ CONV(conv_slice)
         int64_t d = mn_node_shape(y).d[a];
         int64_t s0 = st[i] < -d ? 0 : st[i] > d ? d : st[i];
         int64_t e0 = en[i] < -d ? 0 : en[i] > d ? d : en[i];
-        y = mn_slice(g, y, a, s0, e0, sp[i]);
+        y = sp[i] > 0 ? mn_slice(g, y, a, s0, e0, sp[i]) : slice_backwards(g, y, a, st[i], en[i], sp[i]);
     }
     out[0] = y;
     return status_of(g, y);
@@ -683,7 +704,7 @@ CONV(conv_constant)
     if ((a = mn__ox_attr(n, "value")) && a->t) {
         out_known[0] = mn__ox_tensor(a->t, msg, sizeof msg);
         if (!out_known[0]) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "%s", msg);
-        out_elem[0] = a->t->data_type;
+        out_elem[0] = mn__ox_stored_elem(a->t->data_type);
     } else if ((a = mn__ox_attr(n, "value_float")) && a->has_f) {
         out_known[0] = scalar_tensor(MN_F32, a->f, MN_SCALAR);
         out_elem[0] = OX_FLOAT;
@@ -726,7 +747,7 @@ CONV(conv_constant_of_shape)
         if (!vt) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "%s", msg);
         v = mn_tensor_numel(vt) ? known_num(vt, 0) : 0;
         dt = vt->dtype;
-        out_elem[0] = a->t->data_type;
+        out_elem[0] = mn__ox_stored_elem(a->t->data_type);
         mn_tensor_free(vt);
     }
     out_known[0] = scalar_tensor(dt, v, s);
@@ -1288,7 +1309,7 @@ const ox_entry mn__ox_table[] = {
     { "Xor", "ne", conv_logic, NULL, NULL },
     { "Not", "sub", conv_logic, NULL, NULL },
     { "Where", "where", conv_where, NULL, NULL },
-    { "Cast", "cast, ne", conv_cast, "to float, int32, int64 or bool", NULL },
+    { "Cast", "cast, ne", conv_cast, "to float, double (as float), int32, int64 or bool", NULL },
     { "Identity", "-", conv_identity, NULL, NULL },
     { "OneHot", "one_hot, scale, add", conv_one_hot, "depth and values fixed at import", NULL },
     { "Hardmax", "argmax, one_hot", conv_hardmax, NULL, NULL },
@@ -1309,6 +1330,8 @@ const ox_entry mn__ox_table[] = {
     /* products */
     { "Gemm", "matmul, scale, add", conv_gemm, NULL, NULL },
     { "MatMul", "matmul", conv_matmul, NULL, NULL },
+    { "Conv", "unfold, reshape, matmul, add", mn__ox_conv, "1 to 3 spatial dims", NULL },
+    { "ConvTranspose", "reshape, matmul, fold, add", mn__ox_conv_transpose, "1 to 3 spatial dims; no negative pads", NULL },
     /* shapes and indexing */
     { "Concat", "concat", conv_concat, NULL, NULL },
     { "Constant", "const", conv_constant, "sparse values unsupported", NULL },
@@ -1322,14 +1345,18 @@ const ox_entry mn__ox_table[] = {
     { "Reshape", "reshape", conv_reshape, "shape fixed at import", NULL },
     { "Shape", "const", conv_shape, NULL, NULL },
     { "Size", "const", conv_shape, NULL, NULL },
-    { "Slice", "slice", conv_slice, "positive steps; bounds fixed at import", NULL },
+    { "Slice", "slice (negative steps: index_select)", conv_slice, "bounds fixed at import", NULL },
     { "Split", "slice", conv_split, "sizes fixed at import", NULL },
     { "Squeeze", "reshape", conv_squeeze, NULL, NULL },
+    { "Pad", "index_select, where (negative pads: slice)", mn__ox_pad, "pads fixed at import", NULL },
+    { "TopK", "topk, gather", mn__ox_topk, "K fixed at import", NULL },
     { "Transpose", "permute", conv_transpose, NULL, NULL },
     { "Unsqueeze", "reshape", conv_unsqueeze, NULL, NULL },
     /* reductions */
     { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL, NULL },
     { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL, NULL },
+    { "AveragePool", "unfold, sum, div", mn__ox_pool, "1 to 3 spatial dims", NULL },
+    { "MaxPool", "unfold, max", mn__ox_pool, "1 to 3 spatial dims; no Indices output", NULL },
     { "GlobalAveragePool", "mean", conv_global_pool, NULL, NULL },
     { "GlobalMaxPool", "max", conv_global_pool, NULL, NULL },
     { "ReduceL1", "abs, sum", conv_reduce, NULL, NULL },

@@ -1,8 +1,12 @@
 /* onnx/tensor.c: ONNX TensorProto <-> mnemo tensors, and node attributes
- * by name. float becomes f32; int32, int64 and bool become i32 (an int64
- * outside the i32 range is an error, never a silent wrap). Every length a
- * file declares is checked against the bytes present before copying. */
+ * by name. float becomes f32, and so do double, float16 and bfloat16
+ * tensors (initializers, Constants, test data: converted, docs/onnx.md);
+ * int32, int64 and bool become i32 (an int64 outside the i32 range is an
+ * error, never a silent wrap, except the +-2^62.. "to the end" sentinels of
+ * Slice, which saturate). Every length a file declares is checked against
+ * the bytes present before copying. */
 #include "internal.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +15,12 @@ bool mn__ox_elem_supported(int elem)
 {
     return elem == OX_FLOAT || elem == OX_INT32 || elem == OX_INT64 || elem == OX_BOOL;
 }
+
+enum { OX_FLOAT16 = 10, OX_BFLOAT16 = 16 };
+
+static bool converted_to_f32(int elem) { return elem == OX_FLOAT16 || elem == OX_DOUBLE || elem == OX_BFLOAT16; }
+
+int mn__ox_stored_elem(int elem) { return converted_to_f32(elem) ? OX_FLOAT : elem; }
 
 static const char *elem_name(int e)
 {
@@ -23,7 +33,8 @@ static const char *elem_name(int e)
 static size_t elem_bytes(int e)
 {
     if (e == OX_FLOAT || e == OX_INT32) return 4;
-    if (e == OX_INT64) return 8;
+    if (e == OX_INT64 || e == OX_DOUBLE) return 8;
+    if (e == OX_FLOAT16 || e == OX_BFLOAT16) return 2;
     return 1;    /* bool */
 }
 
@@ -51,8 +62,36 @@ static bool tensor_shape(const Onnx__TensorProto *t, mn_shape *s, char *msg, siz
     return true;
 }
 
+/* IEEE half bits -> float (exact: every half is a float). */
+static float half_to_float(uint16_t h)
+{
+    int sign = h >> 15, ex = (h >> 10) & 31, man = h & 1023;
+    float v = ex == 0 ? ldexpf((float)man, -24) : ex == 31 ? (man ? NAN : INFINITY) : ldexpf((float)(man | 1024), ex - 25);
+    return sign ? -v : v;
+}
+
+static float bf16_to_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float wide_to_float(int elem, uint64_t bits)
+{
+    if (elem == OX_FLOAT16) return half_to_float((uint16_t)bits);
+    if (elem == OX_BFLOAT16) return bf16_to_float((uint16_t)bits);
+    double d;
+    memcpy(&d, &bits, 8);
+    return (float)d;
+}
+
 static bool put_int(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msglen)
 {
+    const int64_t sentinel = (int64_t)1 << 62;     /* INT64_MAX/MIN as "to the end" (Slice, PyTorch's exports) */
+    if (v >= sentinel) v = INT32_MAX;
+    if (v <= -sentinel) v = INT32_MIN;
     if (v < INT32_MIN || v > INT32_MAX) {
         snprintf(msg, msglen, "int64 value %lld does not fit mnemo's i32", (long long)v);
         return false;
@@ -76,6 +115,12 @@ static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char
         mn_i32(out)[i] = p[0] != 0;
         return true;
     }
+    if (converted_to_f32(elem)) {
+        uint64_t bits = 0;
+        memcpy(&bits, p, elem_bytes(elem));
+        mn_f32(out)[i] = wide_to_float(elem, bits);
+        return true;
+    }
     int64_t v;
     memcpy(&v, p, 8);
     return put_int(out, i, v, msg, msglen);
@@ -83,7 +128,7 @@ static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char
 
 static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int64_t n, char *msg, size_t msglen)
 {
-    size_t have = elem == OX_FLOAT ? t->n_float_data : elem == OX_INT64 ? t->n_int64_data : t->n_int32_data;
+    size_t have = elem == OX_FLOAT ? t->n_float_data : elem == OX_INT64 ? t->n_int64_data : elem == OX_DOUBLE ? t->n_double_data : t->n_int32_data;
     if ((int64_t)have != n) {
         snprintf(msg, msglen, "tensor \"%s\" holds %zu values for %lld elements", t->name ? t->name : "", have, (long long)n);
         return false;
@@ -91,6 +136,10 @@ static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int
     for (int64_t i = 0; i < n; i++) {
         if (elem == OX_FLOAT)
             mn_f32(out)[i] = t->float_data[i];
+        else if (elem == OX_DOUBLE)
+            mn_f32(out)[i] = (float)t->double_data[i];
+        else if (converted_to_f32(elem))                 /* float16, bfloat16: bits in int32_data */
+            mn_f32(out)[i] = wide_to_float(elem, (uint64_t)(uint16_t)t->int32_data[i]);
         else if (elem == OX_INT64) {
             if (!put_int(out, i, t->int64_data[i], msg, msglen)) return false;
         } else
@@ -103,8 +152,8 @@ mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
 {
     int elem = t->has_data_type ? t->data_type : 0;
     const char *name = t->name ? t->name : "";
-    if (!mn__ox_elem_supported(elem)) {
-        snprintf(msg, msglen, "tensor \"%s\": dtype %s is not supported (float, int32, int64, bool)", name, elem_name(elem));
+    if (!mn__ox_elem_supported(elem) && !converted_to_f32(elem)) {
+        snprintf(msg, msglen, "tensor \"%s\": dtype %s is not supported (float, int32, int64, bool; double, float16 and bfloat16 are converted to float)", name, elem_name(elem));
         return NULL;
     }
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
@@ -113,7 +162,7 @@ mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
     }
     mn_shape s;
     if (!tensor_shape(t, &s, msg, msglen)) return NULL;
-    mn_tensor *out = mn_tensor_new(elem == OX_FLOAT ? MN_F32 : MN_I32, s);
+    mn_tensor *out = mn_tensor_new(elem == OX_FLOAT || converted_to_f32(elem) ? MN_F32 : MN_I32, s);
     if (!out) {
         snprintf(msg, msglen, "tensor \"%s\": out of memory", name);
         return NULL;

@@ -56,7 +56,7 @@ static void feed_x(mn_exec *ex, const mn_onnx *m, const mn_tensor *x)
     mn_tensor_free(ids);
 }
 
-static const char *MODELS[] = { "mlp_ln", "lstm_lm", "gru", "encoder" };
+static const char *MODELS[] = { "mlp_ln", "lstm_lm", "gru", "encoder", "cnn" };
 
 START_TEST(pytorch_models_give_pytorch_outputs)
 {
@@ -116,13 +116,73 @@ START_TEST(pytorch_models_give_pytorch_gradients)
         assert_close(mn_params_get_grad(P, pn), mn_params_value(FX, i), 1e-4, pn);
         compared++;
     }
-    /* MLP: x + 6; LSTM LM: emb, W, R, B, head.bias (the export transposes a 3-D Linear weight); GRU: x, W, R, B; encoder: x + 9 */
-    static const int want[] = { 7, 5, 4, 10 };
+    /* MLP: x + 6; LSTM LM: emb, W, R, B, head.bias (the export transposes a 3-D Linear weight); GRU: x, W, R, B;
+     * encoder: x + 9; CNN: x + both convolutions' weights and biases + fc's */
+    static const int want[] = { 7, 5, 4, 10, 7 };
     ck_assert_int_ge(compared, want[_i]);
     mn_exec_free(ex);
     mn_onnx_free(m);
     mn_graph_free(g);
     mn_params_free(P);
+}
+END_TEST
+
+/* Runs model's forward on x (fed as "x") and returns output k's values (caller frees). */
+static float *run_outputs(const char *model, const float *x, mn_shape xs, int k, int64_t *n)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture(model), NULL);
+    ck_assert_msg(m != NULL, "%s: %s", model, mn_graph_errmsg(g));
+    const mn_node *y = mn_onnx_output(m, k);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = &y, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_feed_data(ex, "x", x, (size_t)mn_shape_numel(xs) * sizeof *x));
+    ck_assert_ok(mn_exec_run(ex));
+    const mn_tensor *v = mn_exec_value(ex, y);
+    *n = mn_tensor_numel(v);
+    float *out = malloc((size_t)*n * sizeof *out);
+    memcpy(out, v->data, (size_t)*n * sizeof *out);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+    return out;
+}
+
+/* float16 and double initializers become f32 values; a Slice with step -1
+ * and INT64_MIN as end (PyTorch's reversal idiom) reverses the axis. */
+START_TEST(wider_dtypes_convert_and_negative_steps_reverse)
+{
+    const float x[6] = { 1, 2, 3, 4, 5, 6 }, w16[3] = { 0.5f, 1.25f, -2 }, w64[3] = { 0.1f, -0.2f, 0.3f };
+    int64_t n;
+    float *y = run_outputs("dtypes", x, MN_SHAPE(2, 3), 0, &n);
+    ck_assert_int_eq(n, 6);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(y[i * 3 + j], x[i * 3 + 2 - j] * w16[2 - j] + w64[2 - j]);
+    free(y);
+}
+END_TEST
+
+/* Opset 18: Pad's and ReduceMean's axes as inputs, Split by num_outputs
+ * (ceil-sized parts: 2 and 1). */
+START_TEST(opset_18_takes_axes_as_inputs)
+{
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = 0.5f * (float)i - 3;
+    int64_t na, nb;
+    float *a = run_outputs("opset18", x, MN_SHAPE(2, 3, 4), 0, &na), *b = run_outputs("opset18", x, MN_SHAPE(2, 3, 4), 1, &nb);
+    ck_assert_int_eq(na, 4);
+    ck_assert_int_eq(nb, 2);
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < 3; c++) {
+            const float *r = x + (i * 3 + c) * 4;
+            float want = (2 * r[0] + r[1] + r[2] + r[3]) / 5, got = c < 2 ? a[i * 2 + c] : b[i];
+            ck_assert_msg(fabsf(got - want) <= 1e-6f, "[%d, %d]: %g, want %g", i, c, got, want);
+        }
+    free(a);
+    free(b);
 }
 END_TEST
 
@@ -219,9 +279,9 @@ static void expect_error(const char *model, mn_status code, const char *const *p
 
 START_TEST(errors_name_the_node_op_input_and_dtype)
 {
-    expect_error("bad_op", MN_ERR_UNSUPPORTED, (const char *[]){ "bad_op.onnx", "node 1 \"conv1\" (Conv)", "not supported", NULL });
+    expect_error("bad_op", MN_ERR_UNSUPPORTED, (const char *[]){ "bad_op.onnx", "node 1 \"warp1\" (GridSample)", "not supported", NULL });
     expect_error("bad_dynamic", MN_ERR_UNSUPPORTED, (const char *[]){ "input \"x\"", "dim 0 is dynamic (\"batch\")", NULL });
-    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 11", NULL });
+    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 2", NULL });
     expect_error("bad_ref", MN_ERR_FORMAT, (const char *[]){ "node 0 \"sum\" (Add)", "input \"nowhere\"", NULL });
     expect_error("bad_attr", MN_ERR_INVALID, (const char *[]){ "node 0 \"t\" (Transpose)", "perm", NULL });
 }
@@ -412,9 +472,11 @@ int main(void)
     Suite *s = suite_create("onnx");
     TCase *tc = tcase_create("onnx");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, pytorch_models_give_pytorch_outputs, 0, 4);
-    tcase_add_loop_test(tc, pytorch_models_give_pytorch_gradients, 0, 4);
+    tcase_add_loop_test(tc, pytorch_models_give_pytorch_outputs, 0, 5);
+    tcase_add_loop_test(tc, pytorch_models_give_pytorch_gradients, 0, 5);
     tcase_add_test(tc, imported_model_trains);
+    tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
+    tcase_add_test(tc, opset_18_takes_axes_as_inputs);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
     tcase_add_test(tc, a_scope_prefixes_the_parameters);

@@ -7,6 +7,7 @@
 #include "../ops/op.h"
 #include "../core/internal.h"
 #include "../ops/fastmath.h"
+#include "../ops/window.h"
 #include <string.h>
 
 typedef enum {
@@ -73,6 +74,9 @@ typedef struct {
     { E, S((E).d[2] + 2, (E).d[2]), S((E).d[0], (E).d[1]), S((E).d[1]), (red) == MN_REDUCE_NONE ? S((E).d[1]) : SC }, \
     { MN_F32, MN_F32, MN_I32, MN_I32, MN_F32 }, { G_NORMAL, G_NORMAL, G_CLASS, G_LEN, G_NORMAL },                      \
     &(mn_crf_attrs){ red, wrt }, (int)(E).d[2] }
+#define WIN(name, sh, n, K, St, D, Lo, Hi, pv, img) { name, 1, { sh }, .attrs = &(mn_window_attrs){ n, K, St, D, Lo, Hi, pv, img } }
+#define TOPK(sh, g0, ax, k, lg) { "topk", 1, { sh }, .gen = { g0 }, .attrs = &(mn_topk_attrs){ ax, k, lg } }
+#define V(...) { __VA_ARGS__ }
 #define PW(name, sh, red, gt, bt) { name, 2, { sh, sh }, .gen = { G_NORMAL, gt }, .attrs = &(mn_loss_attrs){ .reduction = red, .beta = bt } }
 /* The shape of a slice of `big` (Python semantics), for slice_backward cases. */
 static mn_shape SLICED(mn_shape big, int ax, int64_t b, int64_t e, int64_t st)
@@ -607,6 +611,58 @@ static void ref_util(const op_case *c, mn_tensor **in, double *out, mn_shape os)
     }
 }
 
+/* unfold / fold by the definition: output (unfold) or input (fold) element
+ * (n, c, kk, l) <-> image position o * stride + k * dilation - pad_lo per
+ * spatial dim, kk and l row-major over the kernel and block grids. */
+static void ref_window(const op_case *c, mn_tensor **in, double *out, mn_shape os)
+{
+    const mn_window_attrs *a = c->attrs;
+    bool fold = !strcmp(c->op, "fold");
+    mn_shape img = fold ? a->image : in[0]->shape, cols = fold ? in[0]->shape : os;
+    int64_t O[3], Kp = cols.d[2], L = cols.d[3];
+    for (int i = 0; i < a->nsp; i++)
+        O[i] = (img.d[2 + i] + a->pad_lo[i] + a->pad_hi[i] - a->dilation[i] * (a->kernel[i] - 1) - 1) / a->stride[i] + 1;
+    if (fold) memset(out, 0, (size_t)mn_shape_numel(os) * sizeof *out);
+    for (int64_t e = 0; e < mn_shape_numel(cols); e++) {
+        int64_t nc = e / (Kp * L), kk = (e / L) % Kp, l = e % L, pos = 0;
+        bool inside = true;
+        for (int i = a->nsp - 1; i >= 0; i--) {
+            int64_t k = kk % a->kernel[i], o = l % O[i];
+            kk /= a->kernel[i];
+            l /= O[i];
+            int64_t s = o * a->stride[i] + k * a->dilation[i] - a->pad_lo[i], stride = 1;
+            for (int j = i + 1; j < a->nsp; j++) stride *= img.d[2 + j];
+            inside = inside && s >= 0 && s < img.d[2 + i];
+            pos += s * stride;
+        }
+        int64_t at = nc * (mn_shape_numel(img) / (img.d[0] * img.d[1])) + pos;
+        if (fold && inside) out[at] += F(in[0], e);
+        if (!fold) out[e] = inside ? F(in[0], at) : a->pad_value;
+    }
+}
+
+/* topk: for each row along the axis, repeatedly the best value not taken yet (the first on ties). */
+static void ref_topk(const op_case *c, mn_tensor **in, double *out)
+{
+    const mn_topk_attrs *a = c->attrs;
+    mn__split3 s = mn__split_at(in[0]->shape, mn__axis(a->axis, in[0]->shape.ndim));
+    bool taken[256];
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t q = 0; q < s.inner; q++) {
+            memset(taken, 0, sizeof taken);
+            for (int j = 0; j < a->k; j++) {
+                int64_t best = -1;
+                for (int64_t t = 0; t < s.dim; t++) {
+                    double v = F(in[0], (o * s.dim + t) * s.inner + q);
+                    double b = best < 0 ? 0 : F(in[0], (o * s.dim + best) * s.inner + q);
+                    if (!taken[t] && (best < 0 || (a->largest ? v > b : v < b))) best = t;
+                }
+                taken[best] = true;
+                out[(o * a->k + j) * s.inner + q] = (double)best;
+            }
+        }
+}
+
 /* crf_nll and crf_nll_grad by brute force: every tag path of every
  * sentence scored on its own, log Z as the log-sum-exp of all paths, and
  * the gradient as path probabilities times path features (tiny T and K). */
@@ -698,6 +754,8 @@ static bool ref_library(const op_case *c, mn_tensor **in, double *out, mn_shape 
     else if (!strncmp(op, "nll_loss", 8) || !strcmp(op, "bce_with_logits") || !strcmp(op, "kl_div") ||
              !strcmp(op, "gaussian_kl") || !strcmp(op, "smooth_l1") || !strcmp(op, "huber")) ref_losses(c, in, out, os);
     else if (!strncmp(op, "crf_nll", 7)) ref_crf(c, in, out);
+    else if (!strcmp(op, "unfold") || !strcmp(op, "fold")) ref_window(c, in, out, os);
+    else if (!strcmp(op, "topk")) ref_topk(c, in, out);
     else if (!strcmp(op, "fill") || !strcmp(op, "zeros_like") || !strcmp(op, "ones_like") || !strcmp(op, "arange") ||
              !strcmp(op, "one_hot") || !strcmp(op, "cast")) ref_util(c, in, out, os);
     else if (is_one_of(op, " gelu softplus abs sign clamp pow leaky_relu elu silu reciprocal rsqrt erf ")) {
@@ -1091,6 +1149,15 @@ int main(void)
         /* skinny products that ops/matmul.c cuts into column blocks (with a remainder);
          * last, so that the cases above keep their input seeds */
         MM(false, true, S(16, 40), S(100, 40)), MM(false, false, S(12, 48), S(48, 70)), MM(false, true, S(2, 8, 33), S(50, 33)),
+        /* sliding windows (conv, pooling): 2-D with stride, dilation and uneven pads; 1-D with a
+         * pad value; 3-D; and their adjoints (fold) with the same geometry */
+        WIN("unfold", S(2, 3, 5, 6), 2, V(3, 2), V(2, 1), V(1, 2), V(1, 0), V(1, 1), 0.0f, SC),
+        WIN("unfold", S(2, 3, 9), 1, V(3), V(2), V(2), V(2), V(1), 0.5f, SC),
+        WIN("unfold", S(1, 2, 3, 4, 3), 3, V(2, 2, 2), V(1, 2, 1), V(1, 1, 1), V(0, 1, 0), V(1, 0, 1), 0.0f, SC),
+        WIN("unfold", S(4, 8, 12, 12), 2, V(3, 3), V(1, 1), V(1, 1), V(1, 1), V(1, 1), 0.0f, SC),
+        WIN("fold", S(2, 3, 6, 15), 2, V(3, 2), V(2, 1), V(1, 2), V(1, 0), V(1, 1), 0.0f, S(2, 3, 5, 6)),
+        WIN("fold", S(2, 3, 3, 4), 1, V(3), V(2), V(2), V(2), V(1), 0.0f, S(2, 3, 9)),
+        TOPK(S(5, 7, 3), G_NORMAL, 1, 3, true), TOPK(S(5, 7, 3), G_GRID0, -1, 2, false), TOPK(S(4, 9), G_GRID0, 1, 9, true),
         /* the CRF: lengths T, T-1, ..., 0 (padding and an empty sentence); brute force over every path */
         CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_SUM, 0, 0), CRF(S(5, 3, 4), MN_REDUCE_NONE, 0, 0),
         CRF(S(1, 2, 5), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 1), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 1, 1),

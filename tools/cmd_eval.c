@@ -215,7 +215,10 @@ int cmd_sample(int argc, char **argv)
     if (!strcmp(c.model, "vae")) {
         rc = check_params("sample", ckpt, P, &c, 0);
         if (!rc) rc = sample_vae(P, &c, seed, out);
-    } else if (!mn_cfg_is_lm(&c)) { fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.model); rc = MN_EXIT_USAGE; }
+    } else if (!mn_cfg_is_lm(&c) || c.onnx[0]) {
+        fprintf(stderr, "mnemo sample: a %s checkpoint cannot generate; use mnemo eval\n", c.onnx[0] ? "--onnx" : c.model);
+        rc = MN_EXIT_USAGE;
+    }
     else {
         mn_text v;
         char *buf = malloc(strlen(prompt) + (size_t)n + 1);

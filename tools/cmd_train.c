@@ -40,6 +40,7 @@ static const struct option long_opts[] = {
     { "val-batches", 1, 0, 'B' }, { "activation", 1, 0, 'a' }, { "force", 0, 0, 'f' }, { "oversubscribe", 0, 0, 'U' },
     { "detect-anomaly", 0, 0, 'Y' }, { "help", 0, 0, 'h' }, MN_FT_LONG_OPTS,
     { "memory-budget", 1, 0, 'X' },     /* issue 17 */
+    { "onnx", 1, 0, 'x' },              /* issue 21 */
     { 0, 0, 0, 0 } };
 
 static void train_usage(FILE *f)
@@ -112,6 +113,7 @@ static bool apply_flag(const char *cmd, mn_train_cfg *c, int opt, const char *v)
     case 'A': INT(heads, 1); break;   case 'F': INT(ff, 1); break;      case 'Z': INT(latent, 1); break;
     case 'V': INT(val_every, 0); break; case 'P': INT(patience, 0); break; case 'N': INT(limit, 0); break;
     case 'B': INT(val_batches, 1); break;
+    case 'x': STR(onnx); break;
     case 'f': case 'U': case 'Y': break;   /* run flags, not config: see parse() */
     case 'X': if (!mn_cfg_parse_bytes(cmd, name, v, &c->memory_budget)) return false; break;   /* issue 17 */
     case 'l': FLT(lr, 1e-12); break;  case 'c': FLT(clip, 0); break;    case 'T': FLT(time_limit, 0); break;
@@ -655,7 +657,7 @@ static void print_samples(trainer *t)
 {
     static const char *prompts[] = { "And ", "The LORD ", "In the " };
     const char *const *p = prompts;
-    if (t->d.kind != MN_DATA_TEXT) return;
+    if (t->d.kind != MN_DATA_TEXT || t->c.onnx[0]) return;   /* an ONNX model has no sampler */
     char out[512];
     printf("samples (temperature 0.8):\n");
     for (int i = 0; i < 3; i++) {
@@ -775,7 +777,7 @@ static const struct option graph_model_opts[] = {
     { "seq", 1, 0, MODEL_FLAG | 'q' }, { "hidden", 1, 0, MODEL_FLAG | 'H' }, { "layers", 1, 0, MODEL_FLAG | 'L' },
     { "embed", 1, 0, MODEL_FLAG | 'E' }, { "heads", 1, 0, MODEL_FLAG | 'A' }, { "ff", 1, 0, MODEL_FLAG | 'F' },
     { "latent", 1, 0, MODEL_FLAG | 'Z' }, { "activation", 1, 0, MODEL_FLAG | 'a' }, { "dropout", 1, 0, MODEL_FLAG | 'D' },
-    { "forward-only", 0, 0, FORWARD_ONLY } };
+    { "onnx", 1, 0, MODEL_FLAG | 'x' }, { "forward-only", 0, 0, FORWARD_ONLY } };
 
 /* a and b (each ending in a zero entry) as one table in out (of cap entries). */
 static void join_opts(const struct option *a, const struct option *b, size_t nb, struct option *out, size_t cap)
@@ -790,7 +792,7 @@ static void graph_usage(void)
 {
     printf("usage: mnemo graph [--model lstm|gru|rnn|transformer|vae|mlp|tagger] [--batch N] [--format dot|stats] [-o FILE]\n"
            "                   [--seq N] [--hidden N] [--layers N] [--embed N] [--heads N] [--ff N] [--latent N]\n"
-           "                   [--activation OP] [--dropout P] [--forward-only] [--freeze PATTERNS]\n"
+           "                   [--activation OP] [--dropout P] [--forward-only] [--freeze PATTERNS] [--onnx MODEL.onnx]\n"
            "                   [--threads N] [--memory-budget BYTES]\n"
            "  compiles the model's training graph (forward + backward) at train's defaults, or the sizes the\n"
            "  model flags give (as train takes them), and prints it as Graphviz DOT, or its steps, levels,\n"
@@ -798,7 +800,8 @@ static void graph_usage(void)
            "  mnemo graph --model lstm --seq 3 --forward-only | dot -Tsvg > lstm.svg). --freeze: the parameters\n"
            "  matching the comma-separated globs frozen (no gradient): compare the FLOPs and arena.\n"
            "  --threads N: the schedule of a run on N threads (default: OpenMP's team size).\n"
-           "  --memory-budget BYTES (256M, 1.5G): recompute forward values so the arena fits (0: no limit).\n");
+           "  --memory-budget BYTES (256M, 1.5G): recompute forward values so the arena fits (0: no limit).\n"
+           "  --onnx MODEL.onnx: that model's graph, with --model's input and loss (as train --onnx builds it).\n");
 }
 
 int cmd_graph(int argc, char **argv)
@@ -843,7 +846,7 @@ int cmd_graph(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:h", all, NULL)) != -1)
         if ((c & MODEL_FLAG) && !apply_flag("graph", &cfg, c & 0xff, optarg)) return MN_EXIT_USAGE;
     if (mn_cfg_check(&cfg)) { fprintf(stderr, "mnemo graph: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
-    int64_t vocab = !strcmp(model, "tagger") ? 10000 : 96;
+    int64_t vocab = cfg.onnx[0] ? 0 : !strcmp(model, "tagger") ? 10000 : 96;   /* an ONNX model brings its classes */
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_model_graph m = mn_model_build(g, &cfg, vocab, true);

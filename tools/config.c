@@ -67,6 +67,7 @@ static const field fields[] = {
     STR(init_map, "FILE", "rename rules \"FROM -> TO\" (globs) applied to --init-from's names"),
     STR(freeze, "PATTERNS", "keep the parameters matching these comma-separated globs fixed (no gradient)"),
     STR(lr_groups, "GROUPS", "'PATTERN=LR,...': a learning rate of their own for the parameters matching each glob"),
+    STR(onnx, "MODEL.onnx", "train this ONNX model (one input, logits out) in place of --model's; --model picks the data (docs/onnx.md)"),
 };
 enum { NFIELDS = sizeof fields / sizeof *fields };
 

@@ -53,6 +53,7 @@ mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab,
 {
     mn_model_graph m = { 0 };
     int64_t B = c->batch;
+    if (c->onnx[0]) return mn_model_onnx(g, c, vocab);
     if (mn_cfg_is_lm(c)) return lm(g, c, vocab, training);
     if (!strcmp(c->model, "vae")) {
         mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 784));

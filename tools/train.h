@@ -23,6 +23,7 @@ typedef struct {
     int embed, hidden, layers, heads, ff, latent;
     /* fine-tuning (finetune.h): the start, rename rules, frozen and lr-group globs */
     char init_from[512], init_map[512], freeze[512], lr_groups[512];
+    char onnx[512];          /* an ONNX model trained in place of --model's own (its data reader stays) */
 } mn_train_cfg;
 
 /* Defaults for a model kind; MN_ERR_INVALID for an unknown kind. */
@@ -111,6 +112,9 @@ typedef struct {
 
 /* The training (or evaluation) graph of c's model for a batch. */
 mn_model_graph mn_model_build(mn_graph *g, const mn_train_cfg *c, int64_t vocab, bool training);
+/* The same for c->onnx (cmd_onnx.c): the ONNX model's one input is "x"
+ * as --model's reader gives it, its first output the logits. */
+mn_model_graph mn_model_onnx(mn_graph *g, const mn_train_cfg *c, int64_t vocab);
 /* Whether P (a checkpoint's store) holds exactly c's parameters (message names
  * the missing, misshapen and unused ones); P is strict afterwards. */
 mn_status mn_model_check_params(mn_params *P, const mn_train_cfg *c, int64_t vocab);
