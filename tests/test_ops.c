@@ -1091,6 +1091,9 @@ int main(void)
         /* skinny products that ops/matmul.c cuts into column blocks (with a remainder);
          * last, so that the cases above keep their input seeds */
         MM(false, true, S(16, 40), S(100, 40)), MM(false, false, S(12, 48), S(48, 70)), MM(false, true, S(2, 8, 33), S(50, 33)),
+        /* one row (a batch-1 step): ops/matmul.c's matrix-vector path, every transposition */
+        MM(false, false, S(1, 9), S(9, 70)), MM(true, false, S(9, 1), S(9, 70)),
+        MM(false, true, S(1, 9), S(70, 9)), MM(true, true, S(9, 1), S(70, 9)),
         /* the CRF: lengths T, T-1, ..., 0 (padding and an empty sentence); brute force over every path */
         CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_SUM, 0, 0), CRF(S(5, 3, 4), MN_REDUCE_NONE, 0, 0),
         CRF(S(1, 2, 5), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 1), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 1, 1),
