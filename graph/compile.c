@@ -46,6 +46,14 @@ static mn_status pass_schedule(mn_exec *ex)
     for (int l = 0; !s && l < ex->nlevels; l++) split += ex->level_split[l];
     mn__stat(ex, "schedule.split_levels", split);
     mn__stat(ex, "schedule.threads", ex->nthreads);
+    mn__stat(ex, "schedule.tiny", ex->tiny);
+    int caller = 0;                      /* levels whose one-thread steps run on the calling thread */
+    for (int l = 0; !s && l < ex->nlevels; l++) {
+        bool any = false;
+        for (int k = ex->level_start[l]; k < ex->level_start[l + 1]; k++) any |= ex->steps[k].caller;
+        caller += any;
+    }
+    mn__stat(ex, "schedule.caller_levels", caller);
     return s;
 }
 

@@ -57,6 +57,7 @@ typedef struct {
     int level;            /* schedule: steps of one level have no dependency between them */
     bool big;             /* schedule: a big step (cost), see level_split */
     bool solo;            /* schedule: runs alone with every thread (else one thread, beside the level's other such steps) */
+    bool caller;          /* schedule: not solo, but its level's one-thread steps are too small to fork for: one thread, in order, on the calling thread */
     double flops;         /* schedule: the registry's cost estimate for one run */
     int work;             /* plan: workspace storage index, -1 if none */
     size_t work_bytes;    /* plan */
@@ -141,6 +142,7 @@ struct mn_exec {
     int *level_start;     /* steps of level L: [level_start[L], level_start[L + 1]) */
     bool *level_split;    /* level L's big steps run side by side, threads split between them */
     bool serial;
+    bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
     mn_storage *stores; int nstores;
     int inplace_count, placed_count;

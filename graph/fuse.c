@@ -129,6 +129,8 @@ typedef struct {
     int *rstart, *rlist;  /* per value: the steps reading it (CSR) */
     int *mark, stamp;     /* per step: reached from an escaping member's outside reader */
     int *visit, vstamp;   /* per step: seen by the current search */
+    int *from;            /* per step: the step the current search reached it from (-1: a reader of the value) */
+    int *leads;           /* per step: == stamp: known to lead into the current group (a failed search's path) */
     int *stack, *seen;
     int *gstart, *gcount, *gpool, npool;  /* per root step: its group's members in gpool */
 } fuse_ctx;
@@ -142,10 +144,21 @@ static int reads_in_group(const mn_exec *ex, int v, const int *mem, int n)
     return inside;
 }
 
-static void visit(fuse_ctx *fc, int r, int *sp, int *nseen)
+static void visit(fuse_ctx *fc, int r, int from, int *sp, int *nseen)
 {
     fc->visit[r] = fc->vstamp;
+    fc->from[r] = from;
     fc->seen[(*nseen)++] = fc->stack[(*sp)++] = r;
+}
+
+/* A search reached root's group from step s: s and the steps it was
+ * reached through lead into the group, for as long as the group grows
+ * (members are only added), so a later search reaching one of them fails
+ * at once, with the answer the whole search would give. */
+static bool leads_in(fuse_ctx *fc, int s)
+{
+    for (int x = s; x >= 0 && fc->leads[x] != fc->stamp; x = fc->from[x]) fc->leads[x] = fc->stamp;
+    return false;
 }
 
 /* Explores every step reachable from the outside readers of v (no bound by
@@ -163,21 +176,24 @@ static bool reach_outside(const mn_exec *ex, fuse_ctx *fc, int v, int root)
     for (int i = fc->rstart[v]; i < fc->rstart[v + 1]; i++) {
         int r = fc->rlist[i];
         if (fc->group[r] == root || fc->mark[r] == fc->stamp || fc->visit[r] == fc->vstamp) continue;
-        visit(fc, r, &sp, &nseen);
+        if (fc->leads[r] == fc->stamp) return false;
+        visit(fc, r, -1, &sp, &nseen);
     }
     while (sp > 0) {
         int s = fc->stack[--sp], g = fc->group[s];
         if (g >= 0 && g != root)                      /* the rest of that fused group */
             for (int i = 0; i < fc->gcount[g]; i++) {
                 int m = fc->gpool[fc->gstart[g] + i];
-                if (fc->visit[m] != fc->vstamp && fc->mark[m] != fc->stamp) visit(fc, m, &sp, &nseen);
+                if (fc->visit[m] == fc->vstamp || fc->mark[m] == fc->stamp) continue;
+                if (fc->leads[m] == fc->stamp) return leads_in(fc, s);
+                visit(fc, m, s, &sp, &nseen);
             }
         int o = ex->steps[s].out;
         for (int i = fc->rstart[o]; i < fc->rstart[o + 1]; i++) {
             int r = fc->rlist[i];
             if (fc->mark[r] == fc->stamp || fc->visit[r] == fc->vstamp) continue;
-            if (fc->group[r] == root) return false;
-            visit(fc, r, &sp, &nseen);
+            if (fc->group[r] == root || fc->leads[r] == fc->stamp) return leads_in(fc, s);
+            visit(fc, r, s, &sp, &nseen);
         }
     }
     for (int i = 0; i < nseen; i++) fc->mark[fc->seen[i]] = fc->stamp;
@@ -363,13 +379,14 @@ mn_status mn__fuse(mn_exec *ex)
     size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
     fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)),
                     .rstart = calloc(nv + 1, sizeof(int)), .mark = calloc(ns, sizeof(int)), .visit = calloc(ns, sizeof(int)),
+                    .from = malloc(ns * sizeof(int)), .leads = calloc(ns, sizeof(int)),
                     .stack = malloc(ns * sizeof(int)), .seen = malloc(ns * sizeof(int)),
                     .gstart = calloc(ns, sizeof(int)), .gcount = calloc(ns, sizeof(int)), .gpool = malloc(ns * sizeof(int)) };
     int *mem = malloc(MN_FUSE_MAX_MEMBERS * sizeof *mem), nreads = 0;
     mn_status s = MN_OK;
     for (int st = 0; st < ex->nsteps; st++) nreads += ex->steps[st].nin;
     fc.rlist = malloc(((size_t)nreads + 1) * sizeof(int));
-    if (!fc.uses || !fc.group || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {
+    if (!fc.uses || !fc.group || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.from || !fc.leads || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {
         s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory");
         goto out;
     }
@@ -415,7 +432,7 @@ mn_status mn__fuse(mn_exec *ex)
     if (s == MN_ERR_NOMEM) s = mn__graph_fail(ex->g, s, "fuse: out of memory");
     else if (s) s = mn__graph_fail(ex->g, MN_ERR_INVALID, "fuse: the fused steps form a cycle (a bug)");
 out:
-    free(fc.uses); free(fc.group); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.stack); free(fc.seen);
+    free(fc.uses); free(fc.group); free(fc.rstart); free(fc.rlist); free(fc.mark); free(fc.visit); free(fc.from); free(fc.leads); free(fc.stack); free(fc.seen);
     free(fc.gstart); free(fc.gcount); free(fc.gpool); free(mem);
     return s;
 }

@@ -84,18 +84,21 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
 /* One level: its small steps side by side, one thread each (OpenBLAS runs
  * single-threaded inside a parallel region), and its big steps too when the
  * level splits its threads between them; the big steps otherwise run one
- * after another with every thread. The first failing step (in schedule
- * order) wins. */
+ * after another with every thread. Small steps the schedule gave to the
+ * calling thread (`caller`: too little work to fork a team for) run in
+ * order there, one thread each and OpenBLAS single-threaded, so they
+ * compute exactly what they would beside each other. The first failing
+ * step (in schedule order) wins. */
 static mn_status run_level(mn_exec *ex, int l)
 {
     int a = ex->level_start[l], b = ex->level_start[l + 1], nshared = 0, first_err = b;
     mn_status err = MN_OK;
-    for (int s = a; s < b; s++) nshared += !ex->steps[s].solo;
+    for (int s = a; s < b; s++) nshared += !ex->steps[s].solo && !ex->steps[s].caller;
     bool together = ex->nthreads > 1 && nshared > 0;
     if (together) {
         #pragma omp parallel for schedule(dynamic, 1) num_threads(ex->nthreads)
         for (int s = a; s < b; s++) {
-            if (ex->steps[s].solo) continue;
+            if (ex->steps[s].solo || ex->steps[s].caller) continue;
             char msg[1024];
             mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
             if (st) {
@@ -105,8 +108,15 @@ static mn_status run_level(mn_exec *ex, int l)
         }
     }
     for (int s = a; s < b && !err; s++) {
-        if (together && !ex->steps[s].solo) continue;      /* ran above */
-        err = run_step(ex, &ex->steps[s], ex->nthreads, ex->msg, sizeof ex->msg);
+        const mn_step *st = &ex->steps[s];
+        if (together && !st->solo && !st->caller) continue;      /* ran above */
+        if (!st->caller) {
+            err = run_step(ex, st, ex->nthreads, ex->msg, sizeof ex->msg);
+            continue;
+        }
+        int blas = mn__blas_threads_push(1);
+        err = run_step(ex, st, 1, ex->msg, sizeof ex->msg);
+        mn__blas_threads_pop(blas);
     }
     if (err) mn__error(err, "%s", ex->msg);
     return err;

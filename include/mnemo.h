@@ -563,6 +563,20 @@ typedef struct {
  * prefix.blocks.k, learned (prefix.pos_emb) or sinusoidal positions, final
  * prefix.ln_f, head prefix.head (or tied to prefix.tok_emb). */
 mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_lm_opts opts);
+/* One position of mn_transformer_lm for N sequences, with a key/value
+ * cache (models/lm_step.c): token i32 [N, 1] at position pos (i32 [1],
+ * below max_len); self_k/self_v[l] [N, heads, max_len, d_model/heads] hold
+ * the keys and values of positions 0..pos-1 in slots 0..pos-1 (later slots
+ * are masked). Sets new_k/new_v[l] [N, heads, 1, d_model/heads] (the
+ * caller stores them in slot pos) and returns logits [N, 1, vocab]: what
+ * mn_transformer_lm gives at position pos for the same tokens and
+ * parameters. Arrays hold `layers` entries, owned by the caller. */
+typedef struct {
+    mn_node *token, *pos;
+    mn_node **self_k, **self_v;
+    mn_node **new_k, **new_v;
+} mn_lm_step;
+mn_node *mn_transformer_lm_step(mn_graph *g, const char *prefix, mn_lm_step *step, mn_lm_opts opts);
 /* Encoder stack for tagging/classification: x [B, T, E] -> [B, T, E]
  * (prefix.layers.k, final prefix.norm when pre-LN). */
 mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int layers, mn_block_opts opts);

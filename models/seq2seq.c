@@ -197,16 +197,6 @@ mn_status mn_seq2seq_memory_kv(mn_graph *g, const char *prefix, mn_node *memory,
     return MN_OK;
 }
 
-/* Additive [1, 1, 1, L + 1]: 0 for cache slots < pos and the new slot, -inf else. */
-static mn_node *cache_mask(mn_graph *g, mn_node *pos, int64_t L)
-{
-    mn_node *slots = mn_arange(g, 0, (double)L, 1, MN_F32);
-    mn_node *later = mn_ge(g, slots, mn_cast(g, pos, MN_F32));
-    mn_node *m = mn_where(g, later, mn_scalar(g, -INFINITY), mn_scalar(g, 0.0f));
-    mn_node *parts[2] = { m, mn_fill(g, MN_SHAPE(1), 0.0f, MN_F32) };
-    return mn_reshape(g, mn_concat(g, parts, 2, 0), MN_SHAPE(1, 1, 1, L + 1));
-}
-
 typedef struct { const mn_block_opts *o; mn_s2s_step *st; int64_t l; mn_node *mask; } step_ctx;
 
 static mn_node *self_attn_cached(mn_graph *g, const char *prefix, mn_node *x, void *ctx)
@@ -214,15 +204,8 @@ static mn_node *self_attn_cached(mn_graph *g, const char *prefix, mn_node *x, vo
     step_ctx *c = ctx;
     char n[256];
     snprintf(n, sizeof n, "%s.self_attn", prefix);
-    mn_attn_opts ao = { .heads = c->o->heads, .attn_mask = c->mask };
-    int64_t E = c->o->d_model;
-    mn_node *q = mn_attention_query(g, n, x, E, ao);
-    mn_node *k, *v;
-    if (mn_attention_key_value(g, n, x, NULL, E, ao, &k, &v)) return NULL;
-    c->st->new_k[c->l] = k;
-    c->st->new_v[c->l] = v;
-    mn_node *ks[2] = { c->st->self_k[c->l], k }, *vs[2] = { c->st->self_v[c->l], v };
-    return mn_attention_context(g, n, q, mn_concat(g, ks, 2, 2), mn_concat(g, vs, 2, 2), E, ao);
+    return mn__self_attn_cached(g, n, x, c->o->d_model, c->o->heads, c->mask, c->st->self_k[c->l], c->st->self_v[c->l],
+                                &c->st->new_k[c->l], &c->st->new_v[c->l]);
 }
 
 static mn_node *cross_attn_cached(mn_graph *g, const char *prefix, mn_node *x, void *ctx)
@@ -249,7 +232,7 @@ mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *st, mn_s2
     mn_node *table = positions(g, o.max_len, E);
     mn_node *x = mn_add(g, embed(g, prefix, st->token, false, &o), mn_embedding_op(g, st->pos, table));
     mn_block_opts bo = block_opts(&o.tf);
-    step_ctx c = { &bo, st, 0, cache_mask(g, st->pos, L) };
+    step_ctx c = { &bo, st, 0, mn__cache_mask(g, st->pos, L) };
     char n[256];
     for (int64_t l = 0; l < o.tf.dec_layers; l++) {
         snprintf(n, sizeof n, "%s.transformer.decoder.layers.%lld", prefix, (long long)l);

@@ -108,7 +108,7 @@ mn_node *mn_transformer_encoder(mn_graph *g, const char *prefix, mn_node *x, int
 }
 
 /* PE[p, 2i] = sin(p / 10000^(2i/E)), PE[p, 2i+1] = cos(...) */
-static mn_node *sinusoid(mn_graph *g, int64_t T, int64_t E)
+mn_node *mn__sinusoid(mn_graph *g, int64_t T, int64_t E)
 {
     float *pe = malloc((size_t)(T * E) * sizeof *pe);
     if (!pe) { mn_graph_fail(g, MN_ERR_NOMEM, "transformer: out of memory"); return NULL; }
@@ -137,7 +137,7 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
     snprintf(n, sizeof n, "%s.tok_emb", prefix);
     mn_node *x = mn_embedding(g, n, tokens, o.vocab, E);
     mn_node *pos;
-    if (o.sinusoidal) pos = sinusoid(g, T, E);
+    if (o.sinusoidal) pos = mn__sinusoid(g, T, E);
     else {
         snprintf(n, sizeof n, "%s.pos_emb", prefix);
         pos = mn_embedding(g, n, mn_arange(g, 0, (double)T, 1, MN_I32), o.max_len, E);
@@ -150,10 +150,16 @@ mn_node *mn_transformer_lm(mn_graph *g, const char *prefix, mn_node *tokens, mn_
         snprintf(n, sizeof n, "%s.blocks.%lld", prefix, (long long)l);
         x = mn_transformer_block(g, n, x, bo);
     }
-    if (!o.post_ln) x = mn__sub_norm(g, prefix, "ln_f", x);
-    if (!o.tie_weights) return mn__sub_linear(g, prefix, "head", x, o.vocab);
+    return mn__lm_head(g, prefix, x, &o);
+}
+
+mn_node *mn__lm_head(mn_graph *g, const char *prefix, mn_node *x, const mn_lm_opts *o)
+{
+    char n[256];
+    if (!o->post_ln) x = mn__sub_norm(g, prefix, "ln_f", x);
+    if (!o->tie_weights) return mn__sub_linear(g, prefix, "head", x, o->vocab);
     snprintf(n, sizeof n, "%s.tok_emb.weight", prefix);
     mn_node *w = mn_param_get(g, n);
-    float k = 1.0f / sqrtf((float)E);
-    return mn_linear_op(g, x, w, param(g, prefix, "head.bias", MN_SHAPE(o.vocab), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -k, .b = k }));
+    float k = 1.0f / sqrtf((float)o->d_model);
+    return mn_linear_op(g, x, w, param(g, prefix, "head.bias", MN_SHAPE(o->vocab), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -k, .b = k }));
 }

@@ -92,10 +92,19 @@ static int64_t block_width(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, in
     return 0;
 }
 
-/* One single-threaded sgemm, in column blocks where block_width says so. */
+/* One single-threaded sgemm, in column blocks where block_width says so.
+ * A single row (a batch-1 step) is a matrix-vector product: sgemm would
+ * pack the whole weight matrix on every call (80% of the batch-1 LSTM
+ * step's time with the Haswell kernels), sgemv reads it in place. */
 static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
+    if (M == 1) {
+        CBLAS_TRANSPOSE tv = tb == CblasTrans ? CblasNoTrans : CblasTrans;
+        cblas_sgemv(CblasRowMajor, tv, (int)(tb == CblasTrans ? N : K), (int)(tb == CblasTrans ? K : N), 1.0f, B, ldb,
+                    A, ta == CblasTrans ? lda : 1, beta, C, 1);
+        return;
+    }
     int64_t w = block_width(ta, tb, M, N, K);
     if (w == 0) w = N;
     for (int64_t j = 0; j < N; j += w)

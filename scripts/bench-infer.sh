@@ -51,5 +51,5 @@ for (th, w) in sorted(m):
     b = statistics.median(r["token_ms_median"] for r in t[(th, w)])
     diff = max(r["probe_max_abs_diff"] for r in t[(th, w)])
     print(f"| {th} | {w} | {m[(th, w)][0]['context']} | {a:.4f} | {b:.4f} | {1e3 / a:.0f} | {1e3 / b:.0f} | {a / b:.2f} | {diff:.1e} |")
-print("\ncontext: tokens the step reads; the transformer has no key/value cache yet, so a token recomputes the full window")
+print("\ncontext: positions a step sees (the LSTM: its state; the transformer: a key/value cache of that many slots, both sides)")
 PY

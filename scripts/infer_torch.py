@@ -8,11 +8,12 @@ for k < 16) and compares the logits with the ones in mnemo's JSON line
 --budget seconds and prints one JSON line per model. Run with /usr/bin/python3.
 Usage: infer_torch.py --weights DIR --mnemo-json FILE [--only NAMES] [--threads N] [--budget S]
 """
-import argparse, json, struct, sys, time
+import argparse, json, math, struct, sys, time
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def load_safetensors(path):
@@ -45,24 +46,40 @@ class LstmLM(nn.Module):
 
 
 class TransformerLM(nn.Module):
+    """The modules of mnemo's mn_transformer_lm (nn.TransformerEncoderLayer blocks,
+    pre-LN, GELU); a token is one position with a key/value cache per layer, the
+    usual eager decoding loop (keys and values of the new position appended with
+    torch.cat), starting a new sequence after T positions as bench/infer.c does."""
     def __init__(self, V=72, D=128, NH=4, L=2, FF=512, T=64):
         super().__init__()
-        self.V, self.T = V, T
+        self.V, self.T, self.NH = V, T, NH
         self.tok_emb, self.pos_emb = nn.Embedding(V, D), nn.Embedding(T, D)
         self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(D, NH, FF, dropout=0.0, activation="gelu",
                                                                batch_first=True, norm_first=True) for _ in range(L))
         self.ln_f, self.head = nn.LayerNorm(D), nn.Linear(D, V)
-        self.register_buffer("mask", torch.triu(torch.full((T, T), float("-inf")), diagonal=1))
-        self.register_buffer("pos", torch.arange(T))
 
-    def reset(self):   # the window bench/infer.c starts from
-        self.window = torch.tensor([[(7 * i + 3) % self.V for i in range(self.T)]])
+    def reset(self):
+        self.pos, self.cache = 0, [None] * len(self.blocks)
 
-    def step(self, token):   # no key/value cache (mnemo has none yet): the full window
-        self.window = torch.cat([self.window[:, 1:], torch.tensor([[token]])], dim=1)
-        x = self.tok_emb(self.window) + self.pos_emb(self.pos)
-        for b in self.blocks:
-            x = b(x, src_mask=self.mask)
+    def attend(self, b, h, layer):
+        a = b.self_attn
+        B, _, D = h.shape
+        dh = D // self.NH
+        q, k, v = (t.view(B, 1, self.NH, dh).transpose(1, 2) for t in F.linear(h, a.in_proj_weight, a.in_proj_bias).chunk(3, -1))
+        if self.cache[layer] is not None:
+            k, v = torch.cat([self.cache[layer][0], k], 2), torch.cat([self.cache[layer][1], v], 2)
+        self.cache[layer] = (k, v)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), -1)
+        return a.out_proj((att @ v).transpose(1, 2).reshape(B, 1, D))
+
+    def step(self, token):
+        if self.pos == self.T:
+            self.reset()
+        x = self.tok_emb(torch.tensor([[token]])) + self.pos_emb(torch.tensor([self.pos]))
+        for layer, b in enumerate(self.blocks):
+            x = x + self.attend(b, b.norm1(x), layer)
+            x = x + b.linear2(F.gelu(b.linear1(b.norm2(x))))
+        self.pos += 1
         return self.head(self.ln_f(x))[0, -1]
 
 
@@ -74,7 +91,7 @@ def run(name, weights_dir, mnemo, threads, budget):
     model = cls().eval()
     sd = {k[len(prefix):]: v for k, v in load_safetensors(f"{weights_dir}/{name}.safetensors").items()}
     missing = model.load_state_dict(sd, strict=False)
-    assert not missing.unexpected_keys and all(k in ("mask", "pos") for k in missing.missing_keys), missing
+    assert not missing.unexpected_keys and not missing.missing_keys, missing
     with torch.no_grad():
         model.reset()
         for k in range(16):

@@ -224,6 +224,70 @@ START_TEST(one_step_graph_matches_unrolled)
 }
 END_TEST
 
+/* The LM's cached step (mn_transformer_lm_step) gives, position after
+ * position, the logits of the full model over the whole prefix: two
+ * sequences, pre-LN with learned positions and post-LN with sinusoidal
+ * positions, ReLU and a tied head; the cache has more slots than are used. */
+START_TEST(lm_step_with_cache_matches_full_recomputation)
+{
+    enum { N = 2, T = 6, L = 8, E = 16, H = 4, DH = E / H, V = 11, LAYERS = 2 };
+    mn_lm_opts variants[2] = { { .vocab = V, .d_model = E, .heads = H, .layers = LAYERS, .ff = 32, .max_len = L },
+                               { .vocab = V, .d_model = E, .heads = H, .layers = LAYERS, .ff = 32, .max_len = L,
+                                 .post_ln = true, .sinusoidal = true, .relu = true, .tie_weights = true } };
+    int32_t tokens[N * T];
+    for (int i = 0; i < N * T; i++) tokens[i] = (int32_t)((5 * i + 3) % V);
+    for (int variant = 0; variant < 2; variant++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *full = mn_transformer_lm(g, "lm", mn_constant(g, MN_I32, MN_SHAPE(N, T), tokens), variants[variant]);
+        mn_node *ck[LAYERS], *cv[LAYERS], *nk[LAYERS], *nv[LAYERS];
+        char n[16];
+        for (int l = 0; l < LAYERS; l++) {
+            snprintf(n, sizeof n, "k%d", l);
+            ck[l] = mn_input(g, n, MN_F32, MN_SHAPE(N, H, L, DH));
+            snprintf(n, sizeof n, "v%d", l);
+            cv[l] = mn_input(g, n, MN_F32, MN_SHAPE(N, H, L, DH));
+        }
+        mn_lm_step st = { .token = mn_input(g, "tok", MN_I32, MN_SHAPE(N, 1)), .pos = mn_input(g, "pos", MN_I32, MN_SHAPE(1)),
+                          .self_k = ck, .self_v = cv, .new_k = nk, .new_v = nv };
+        mn_node *step = mn_transformer_lm_step(g, "lm", &st, variants[variant]);
+        ck_assert_msg(step != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert(mn_shape_eq(mn_node_shape(step), MN_SHAPE(N, 1, V)));
+        const mn_node *outs[2 + 2 * LAYERS] = { full, step };
+        for (int l = 0; l < LAYERS; l++) { outs[2 + 2 * l] = nk[l]; outs[3 + 2 * l] = nv[l]; }
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 2 + 2 * LAYERS });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        static float kc[LAYERS][N * H * L * DH], vc[LAYERS][N * H * L * DH];
+        for (int l = 0; l < LAYERS; l++)
+            for (int i = 0; i < N * H * L * DH; i++) kc[l][i] = vc[l][i] = 1e3f;   /* unused slots are masked out */
+        for (int t = 0; t < T; t++) {
+            int32_t tok[N] = { tokens[t], tokens[T + t] }, pos = t;
+            ck_assert_ok(mn_exec_feed_data(ex, "tok", tok, sizeof tok));
+            ck_assert_ok(mn_exec_feed_data(ex, "pos", &pos, sizeof pos));
+            for (int l = 0; l < LAYERS; l++) {
+                snprintf(n, sizeof n, "k%d", l);
+                ck_assert_ok(mn_exec_feed_data(ex, n, kc[l], sizeof kc[l]));
+                snprintf(n, sizeof n, "v%d", l);
+                ck_assert_ok(mn_exec_feed_data(ex, n, vc[l], sizeof vc[l]));
+            }
+            ck_assert_ok(mn_exec_run(ex));
+            const float *want = mn_f32(mn_exec_value(ex, full)), *got = mn_f32(mn_exec_value(ex, step));
+            for (int s = 0; s < N; s++)
+                for (int j = 0; j < V; j++)
+                    ck_assert_msg(fabsf(got[s * V + j] - want[(s * T + t) * V + j]) <= 1e-5f * (1 + fabsf(want[(s * T + t) * V + j])),
+                                  "variant %d, sequence %d, position %d, logit %d: step %.7g, full %.7g", variant, s, t, j,
+                                  got[s * V + j], want[(s * T + t) * V + j]);
+            for (int l = 0; l < LAYERS; l++)
+                for (int r = 0; r < N * H; r++) {
+                    memcpy(&kc[l][(r * L + t) * DH], mn_f32(mn_exec_value(ex, nk[l])) + r * DH, DH * sizeof(float));
+                    memcpy(&vc[l][(r * L + t) * DH], mn_f32(mn_exec_value(ex, nv[l])) + r * DH, DH * sizeof(float));
+                }
+        }
+        mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    }
+}
+END_TEST
+
 /* ---- learning on real data ---- */
 
 static mn_text TEXT;
@@ -608,6 +672,45 @@ START_TEST(generate_reports_graph_error_and_writes_only_drawn_ids)
 }
 END_TEST
 
+/* Greedy sampling (top 1) from the transformer: the characters the full
+ * model picks over the whole prefix (the last --seq tokens once longer),
+ * whether they come from the cached step (the first --seq) or the window. */
+START_TEST(transformer_sampling_with_cache_picks_what_recomputation_picks)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, "transformer"));
+    c.hidden = 16; c.layers = 2; c.ff = 32; c.seq = 6; c.heads = 2; c.threads = 1;
+    mn_text v;
+    ck_assert_ok(mn_vocab_from_json("[10, 32, 97, 98, 99, 100, 101]", &v));
+    mn_lm_opts o = { .vocab = v.vocab, .d_model = c.hidden, .heads = c.heads, .layers = c.layers, .ff = c.ff, .max_len = c.seq };
+    mn_params *P = mn_params_new();
+    mn_params_set_seed(P, 11);
+    mn_graph *g0 = mn_graph_new(P);
+    ck_assert_ptr_nonnull(mn_transformer_lm(g0, "lm", mn_input(g0, "x", MN_I32, MN_SHAPE(1, c.seq)), o));   /* the weights */
+    mn_graph_free(g0);
+    enum { NEW = 10 };
+    char out[2 + NEW + 1];
+    ck_assert_ok(mn_lm_generate(P, &c, &v, "ab", NEW, 1.0f, 1, 5, out));
+    int32_t ids[2 + NEW];
+    mn_text_encode(&v, out, ids, 2 + NEW);
+    for (int i = 2; i < 2 + NEW; i++) {
+        int64_t L = i < c.seq ? i : c.seq;
+        mn_graph *g = mn_graph_new(P);
+        mn_node *logits = mn_transformer_lm(g, "lm", mn_constant(g, MN_I32, MN_SHAPE(1, L), ids + i - L), o);
+        const mn_node *outs[1] = { logits };
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 1 });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_run(ex));
+        const float *z = mn_f32(mn_exec_value(ex, logits)) + (L - 1) * v.vocab;
+        int best = 0;
+        for (int j = 1; j < v.vocab; j++) if (z[j] > z[best]) best = j;
+        ck_assert_msg(ids[i] == best, "character %d: sampled %d, the full model's top is %d", i, ids[i], best);
+        mn_exec_free(ex); mn_graph_free(g);
+    }
+    mn_params_free(P);
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -636,6 +739,8 @@ int main(void)
     tcase_add_test(tc, scopes_name_parameters_as_module_paths);
     tcase_add_test(tc, scoped_builtin_models_keep_their_names_below_the_scope);
     tcase_add_test(tc, bad_scope_use_is_a_graph_error);
+    tcase_add_test(tc, lm_step_with_cache_matches_full_recomputation);
+    tcase_add_test(tc, transformer_sampling_with_cache_picks_what_recomputation_picks);
     suite_add_tcase(s, tc);
     const char *files[] = { MN_FORTUNES_DIR "/fortunes", MN_FORTUNES_DIR "/literature", MN_FORTUNES_DIR "/riddles", NULL };
     if (mn_text_load(files, &TEXT)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }

@@ -1158,6 +1158,9 @@ int main(void)
         WIN("fold", S(2, 3, 6, 15), 2, V(3, 2), V(2, 1), V(1, 2), V(1, 0), V(1, 1), 0.0f, S(2, 3, 5, 6)),
         WIN("fold", S(2, 3, 3, 4), 1, V(3), V(2), V(2), V(2), V(1), 0.0f, S(2, 3, 9)),
         TOPK(S(5, 7, 3), G_NORMAL, 1, 3, true), TOPK(S(5, 7, 3), G_GRID0, -1, 2, false), TOPK(S(4, 9), G_GRID0, 1, 9, true),
+        /* one row (a batch-1 step): ops/matmul.c's matrix-vector path, every transposition */
+        MM(false, false, S(1, 9), S(9, 70)), MM(true, false, S(9, 1), S(9, 70)),
+        MM(false, true, S(1, 9), S(70, 9)), MM(true, true, S(9, 1), S(70, 9)),
         /* the CRF: lengths T, T-1, ..., 0 (padding and an empty sentence); brute force over every path */
         CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_SUM, 0, 0), CRF(S(5, 3, 4), MN_REDUCE_NONE, 0, 0),
         CRF(S(1, 2, 5), MN_REDUCE_MEAN, 0, 0), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 0, 1), CRF(S(4, 6, 3), MN_REDUCE_MEAN, 1, 1),

@@ -362,6 +362,98 @@ START_TEST(bench_workloads_start_no_threads)
 }
 END_TEST
 
+/* OpenMP teams of more than one thread opened in this process (by mnemo's
+ * kernels and executor and by OpenBLAS's OpenMP build alike): GOMP_parallel
+ * defined here interposes libgomp's, counts and forwards. */
+static atomic_int teams_opened;
+typedef void (*gomp_parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
+
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned nthreads, unsigned flags)
+{
+    static gomp_parallel_fn real;
+    if (!real) real = (gomp_parallel_fn)dlsym(RTLD_NEXT, "GOMP_parallel");
+    if (nthreads != 1) atomic_fetch_add(&teams_opened, 1);
+    real(fn, data, nthreads, flags);
+}
+
+static double stat_of(const mn_exec *ex, const char *name)
+{
+    for (int i = 0; i < mn_exec_stat_count(ex); i++)
+        if (!strcmp(mn_exec_stat_name(ex, i), name)) return mn_exec_stat_value(ex, i);
+    return -1;
+}
+
+/* A forward MLP of batch B (784 -> 512 -> 512 -> 10) and its logits after
+ * 3 runs compiled for `threads`; the teams its last 2 runs opened. */
+static int mlp_forward(int64_t B, int threads, float *logits, double *tiny)
+{
+    model m = mlp(B);
+    mn_node *x = NULL;
+    for (int i = 0; i < m.g->n && !x; i++) if (m.g->nodes[i]->kind == MN_NODE_INPUT) x = m.g->nodes[i];
+    int64_t widths[3] = { 512, 512, 10 };
+    const mn_node *out[1] = { mn_mlp(m.g, "mlp", x, 3, widths) };
+    mn_exec *ex = mn_compile(m.g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = out, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(m.g));
+    feed_random(ex, "x", MN_SHAPE(B, 784), MN_F32, 0, 3);
+    ck_assert_ok(mn_exec_run(ex));
+    int before = atomic_load(&teams_opened);
+    for (int r = 0; r < 2; r++) ck_assert_ok(mn_exec_run(ex));
+    int teams = atomic_load(&teams_opened) - before;
+    memcpy(logits, mn_f32(mn_exec_value(ex, out[0])), (size_t)B * 10 * sizeof *logits);
+    *tiny = stat_of(ex, "schedule.tiny");
+    mn_exec_free(ex); free_model(&m);
+    return teams;
+}
+
+/* A batch-1 forward step (0.9 MFLOP) compiled for 2 threads opens no team
+ * at all and computes the bits of a 1-thread compile; a batch of 256 (237
+ * MFLOP) still uses both threads. */
+START_TEST(tiny_forward_step_opens_no_team)
+{
+    float one[10], two[10], *big = malloc(256 * 10 * sizeof *big);
+    double tiny1, tiny2, tiny_big;
+    ck_assert_int_eq(mlp_forward(1, 1, one, &tiny1), 0);
+    int teams = mlp_forward(1, 2, two, &tiny2);
+    ck_assert_msg(teams == 0, "a 2-thread batch-1 step opened %d teams in 2 runs", teams);
+    ck_assert(tiny2 == 1 && tiny1 == 1);
+    ck_assert_int_eq(memcmp(one, two, sizeof one), 0);
+    ck_assert_int_gt(mlp_forward(256, 2, big, &tiny_big), 0);
+    ck_assert(tiny_big == 0);
+    free(big);
+}
+END_TEST
+
+/* A training graph whose levels hold only small one-thread steps (two
+ * independent 8x16x16 layers): on 2 threads the levels run on the calling
+ * thread (no team), and gradients are those of a 1-thread compile. */
+START_TEST(small_levels_run_on_the_calling_thread)
+{
+    float grads[2][16 * 16];
+    for (int threads = 1; threads <= 2; threads++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(8, 16));
+        mn_node *a = mn_linear(g, "fwd", x, 16, true), *b = mn_linear(g, "bwd", x, 16, true);
+        mn_node *loss = mn_sum_all(g, mn_mul(g, mn_tanh(g, a), mn_sigmoid(g, b)));
+        mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert(stat_of(ex, "schedule.tiny") == 0);                      /* training: not tiny */
+        feed_random(ex, "x", MN_SHAPE(8, 16), MN_F32, 0, 5);
+        ck_assert_ok(mn_exec_run(ex));
+        int before = atomic_load(&teams_opened);
+        ck_assert_ok(mn_exec_run(ex));
+        int teams = atomic_load(&teams_opened) - before;
+        ck_assert_msg(teams == 0, "%d threads: a run opened %d teams", threads, teams);
+        if (threads == 2) ck_assert(stat_of(ex, "schedule.caller_levels") >= 1);
+        int p = mn_params_find(P, "fwd.weight");
+        ck_assert_int_ge(p, 0);
+        memcpy(grads[threads - 1], mn_f32(mn_params_grad(P, p)), sizeof grads[0]);
+        mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+    }
+    ck_assert_int_eq(memcmp(grads[0], grads[1], sizeof grads[0]), 0);
+}
+END_TEST
+
 /* Profiling: per-op rows (every GEMM counted, times positive, slowest
  * first), a summary that adds up, and the per-step table with one line per
  * step; both refuse an executable that was not profiled. */
@@ -561,6 +653,8 @@ int main(void)
     tcase_add_test(tc, profile_rows_and_steps);
     tcase_add_test(tc, two_threads_compile_and_run_at_once);
     tcase_add_test(tc, no_environment_and_no_leftover_settings);
+    tcase_add_test(tc, tiny_forward_step_opens_no_team);
+    tcase_add_test(tc, small_levels_run_on_the_calling_thread);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

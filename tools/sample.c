@@ -1,8 +1,11 @@
 /* tools/sample.c: text generation from a trained character LM. Recurrent
  * models run a one-step graph over the trained parameters (state in, state
- * out); the transformer recomputes a sliding window of at most --seq
- * tokens with a graph per window length. Sampling: softmax(logits / T)
- * restricted to the top k, drawn with the counter-based RNG. */
+ * out); the transformer runs one position at a time with a key/value cache
+ * (mn_transformer_lm_step) until --seq positions are filled, then
+ * recomputes the sliding window of the last --seq tokens (positions restart
+ * at 0 in a window, as in training, so nothing cached can be reused).
+ * Sampling: softmax(logits / T) restricted to the top k, drawn with the
+ * counter-based RNG. */
 #include "train.h"
 #include "env.h"
 #include <jansson.h>
@@ -83,6 +86,66 @@ static mn_status window_graph(mn_params *P, const mn_train_cfg *c, int V, int64_
 
 static void free_step(step_graph *s) { mn_exec_free(s->ex); mn_graph_free(s->g); memset(s, 0, sizeof *s); }
 
+/* The transformer's cached step: inputs tok [1, 1], pos [1], k<l>/v<l>
+ * [1, heads, seq, dh] (the caches, written in place), outputs the logits
+ * and each layer's new keys and values. */
+typedef struct { step_graph sg; mn_node **nodes; float **cache; int layers; int64_t heads, slots, dh, pos; } cached_lm;
+
+static float *input_buffer(mn_exec *ex, const char *name)
+{
+    for (int k = 0; k < mn_exec_input_count(ex); k++)
+        if (!strcmp(mn_exec_input_name(ex, k), name)) return mn_f32(mn_exec_input(ex, k));
+    return NULL;
+}
+
+static mn_status cached_graph(mn_params *P, const mn_train_cfg *c, int V, cached_lm *m)
+{
+    int L = c->layers;
+    m->layers = L; m->heads = c->heads; m->slots = c->seq; m->dh = c->heads > 0 ? c->hidden / c->heads : 0;
+    m->nodes = calloc((size_t)4 * L, sizeof *m->nodes);      /* caches k, v, then new k, v */
+    m->cache = calloc((size_t)2 * L, sizeof *m->cache);
+    if (!m->nodes || !m->cache) return mn_set_error(MN_ERR_NOMEM, "sample: out of memory");
+    mn_graph *g = m->sg.g = mn_graph_new(P);
+    char n[32];
+    for (int k = 0; k < 2 * L; k++) {
+        snprintf(n, sizeof n, "%c%d", k < L ? 'k' : 'v', k % L);
+        m->nodes[k] = mn_input(g, n, MN_F32, MN_SHAPE(1, m->heads > 0 ? m->heads : 1, m->slots, m->dh > 0 ? m->dh : 1));
+    }
+    mn_lm_step st = { .token = mn_input(g, "tok", MN_I32, MN_SHAPE(1, 1)), .pos = mn_input(g, "pos", MN_I32, MN_SHAPE(1)),
+                      .self_k = m->nodes, .self_v = m->nodes + L, .new_k = m->nodes + 2 * L, .new_v = m->nodes + 3 * L };
+    m->sg.logits = mn_transformer_lm_step(g, "lm", &st, (mn_lm_opts){ .vocab = V, .d_model = c->hidden, .heads = c->heads,
+                                                                       .layers = L, .ff = c->ff, .max_len = c->seq });
+    if (!m->sg.logits) return mn_set_error(mn_graph_status(g), "%s", mn_graph_errmsg(g));
+    const mn_node **outs = malloc((size_t)(2 * L + 1) * sizeof *outs);
+    if (!outs) return mn_set_error(MN_ERR_NOMEM, "sample: out of memory");
+    outs[0] = m->sg.logits;
+    for (int k = 0; k < 2 * L; k++) outs[1 + k] = m->nodes[2 * L + k];
+    m->sg.ex = mn_compile(g, NULL, mn_tools_compile_opts(&(mn_compile_opts){ .threads = c->threads, .outputs = outs, .noutputs = 2 * L + 1 }));
+    free(outs);
+    if (!m->sg.ex) return mn_set_error(mn_graph_status(g), "%s", mn_graph_errmsg(g));
+    for (int k = 0; k < 2 * L; k++) m->cache[k] = input_buffer(m->sg.ex, mn_node_name(m->nodes[k]));
+    return MN_OK;
+}
+
+/* Position m->pos: the token in, its keys and values into slot pos of the
+ * caches (slot pos of head h at (h slots + pos) dh). */
+static mn_status cached_feed(cached_lm *m, int32_t token)
+{
+    int32_t pos = (int32_t)m->pos;
+    mn_exec_feed_data(m->sg.ex, "tok", &token, sizeof token);
+    mn_exec_feed_data(m->sg.ex, "pos", &pos, sizeof pos);
+    mn_status s = mn_exec_run(m->sg.ex);
+    for (int k = 0; !s && k < 2 * m->layers; k++) {
+        const float *nw = mn_f32(mn_exec_value(m->sg.ex, m->nodes[2 * m->layers + k]));
+        for (int64_t h = 0; h < m->heads; h++)
+            memcpy(m->cache[k] + (h * m->slots + pos) * m->dh, nw + h * m->dh, (size_t)m->dh * sizeof(float));
+    }
+    m->pos++;
+    return s;
+}
+
+static void free_cached(cached_lm *m) { free_step(&m->sg); free(m->nodes); free(m->cache); }
+
 /* MN_ERR_INVALID naming the prompt's bytes outside the vocabulary (and how many there are). */
 static mn_status check_prompt(const mn_text *v, const char *prompt)
 {
@@ -123,24 +186,34 @@ static int64_t run_rnn(mn_params *P, const mn_train_cfg *c, const mn_text *v, in
     return written;
 }
 
-/* The transformer: a window of at most c->seq tokens, one graph per length. */
+/* The transformer: token i is drawn from the logits at position i - 1 of
+ * the last min(i, seq) tokens: through the cached step while i <= seq
+ * (every earlier position fed once), else through the window graph. */
 static int64_t run_window(mn_params *P, const mn_train_cfg *c, const mn_text *v, int32_t *ids, int64_t have, int64_t total,
                           float temperature, int top_k, uint64_t seed, mn_status *s)
 {
     int V = v->vocab;
-    int64_t written = have;
-    step_graph *win = calloc((size_t)c->seq + 1, sizeof *win);
-    if (!win) { *s = mn_set_error(MN_ERR_NOMEM, "sample: out of memory"); return written; }
+    int64_t written = have, L = c->seq;
+    step_graph win = { 0 };
+    cached_lm cl = { 0 };
     for (int64_t i = have; i < total && !*s; i++) {
-        int64_t L = i < c->seq ? i : c->seq;
-        if (!win[L].ex && (*s = window_graph(P, c, V, L, &win[L]))) break;
-        mn_exec_feed_data(win[L].ex, "x", ids + i - L, (size_t)L * sizeof *ids);
-        if ((*s = mn_exec_run(win[L].ex))) break;
-        ids[i] = draw(mn_f32(mn_exec_value(win[L].ex, win[L].logits)) + (L - 1) * V, V, temperature, top_k, seed, (uint64_t)i);
+        const float *logits;
+        if (i <= c->seq) {
+            if (!cl.sg.ex && (*s = cached_graph(P, c, V, &cl))) break;
+            while (cl.pos < i && !*s) *s = cached_feed(&cl, ids[cl.pos]);
+            if (*s) break;
+            logits = mn_f32(mn_exec_value(cl.sg.ex, cl.sg.logits));
+        } else {
+            if (!win.ex && (*s = window_graph(P, c, V, L, &win))) break;
+            mn_exec_feed_data(win.ex, "x", ids + i - L, (size_t)L * sizeof *ids);
+            if ((*s = mn_exec_run(win.ex))) break;
+            logits = mn_f32(mn_exec_value(win.ex, win.logits)) + (L - 1) * V;
+        }
+        ids[i] = draw(logits, V, temperature, top_k, seed, (uint64_t)i);
         written = i + 1;
     }
-    for (int64_t L = 0; L <= c->seq; L++) if (win[L].g) free_step(&win[L]);
-    free(win);
+    if (win.g) free_step(&win);
+    free_cached(&cl);
     return written;
 }
 
