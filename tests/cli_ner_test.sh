@@ -114,6 +114,23 @@ check "resumed between epochs: the same tensors as unbroken" same_tensors whole.
 expect 2 "--resume continues the run stored in one.st.last .* --lr cannot change it" -- \
   "$mnemo" train --model ner --resume one.st.last --epochs 4 --lr 0.1
 expect 1 "one.st.last: its run has done its 3 epochs; give --epochs to train further" -- "$mnemo" train --model ner --resume one.st.last
+# --init-from a ner checkpoint of the same words and tags, --freeze by
+# pattern (issue 23): the frozen tensors keep the checkpoint's bytes
+expect 0 "initialised from one.st: 15 tensors loaded, 0 missing" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 1 \
+  --init-from one.st --freeze 'ner.words.*,ner.chars.*' --out ft.st
+check "two tensors frozen" grep -q "^frozen: 2 parameters" out.txt
+check "frozen tensors keep the checkpoint's values, the others train" python3 - one.st ft.st <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+    return {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items() if k != '__metadata__'}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+same = sorted(k for k in a if k.startswith('ner.') and a[k] == b[k])
+sys.exit(0 if same == ['ner.chars.weight', 'ner.words.weight'] else print(same) or 1)
+PY
+expect 1 "--init-from one.st: not a ner checkpoint of this run's words and tags" -- \
+  "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --limit 100 --init-from one.st --steps 1
+expect 1 "--freeze: .*nope" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --freeze 'nope.*' --steps 1
 expect 1 "not the .last checkpoint of a .mnemo train --model ner. run" -- "$mnemo" train --model ner --resume one.st --out x.st
 # a .last whose data changed since: the vocabulary differs
 sed 's/^The /Thee /' "$fx/ner_brown_train.conll" > changed.conll

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *data, *valid, *test, *out, *vectors, *scheme, *train_scheme, *resume;
+    const char *data, *valid, *test, *out, *vectors, *scheme, *train_scheme, *resume, *init_from, *freeze;
     int64_t epochs, steps, batch, seq, embed, char_dim, char_filters, hidden, layers, limit, eval_limit, threads, seed, min_count, wchars;
     double lr, dropout, clip, time_limit;
     bool crf, force, embed_given;
@@ -39,7 +39,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: mnemo train --model ner [--data TRAIN.conll] [--valid DEV.conll] [--test TEST.conll] [--scheme iob1|iob2|ioe1|ioe2|iobes]\n"
         "                   [--train-scheme iob2|iobes] [--crf|--no-crf] [--char-filters N (0: no character features)] [--char-dim N]\n"
-        "                   [--vectors FILE] [--embed N] [--hidden N] [--layers N] [--dropout X] [--epochs N] [--steps N] [--time SECONDS]\n"
+        "                   [--vectors FILE] [--init-from CKPT] [--freeze PATTERNS] [--embed N] [--hidden N] [--layers N] [--dropout X] [--epochs N] [--steps N] [--time SECONDS]\n"
         "                   [--batch N] [--seq N] [--lr X] [--clip X] [--min-count N] [--limit N] [--eval-limit N]\n"
         "                   [--threads N] [--seed N] [--out CKPT] [--force] [--resume CKPT.last [--epochs N] [--steps N] [--time S]]\n"
         "A BiLSTM-CRF tagger with a character CNN on CoNLL files (token per line, tag last). Default data:\n"
@@ -55,7 +55,7 @@ static const struct option opts[] = {
     { "dropout", 1, 0, 'D' }, { "epochs", 1, 0, 'e' }, { "steps", 1, 0, 's' }, { "time", 1, 0, 'T' }, { "batch", 1, 0, 'b' },
     { "seq", 1, 0, 'q' }, { "lr", 1, 0, 'l' }, { "clip", 1, 0, 'k' }, { "min-count", 1, 0, 'M' }, { "limit", 1, 0, 'N' },
     { "eval-limit", 1, 0, 'n' }, { "threads", 1, 0, 't' }, { "seed", 1, 0, 'r' }, { "out", 1, 0, 'o' }, { "force", 0, 0, 'f' },
-    { "train-scheme", 1, 0, 'P' }, { "resume", 1, 0, 'R' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "train-scheme", 1, 0, 'P' }, { "resume", 1, 0, 'R' }, { "init-from", 1, 0, 'I' }, { "freeze", 1, 0, 'Z' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 
 static bool real(const char *flag, const char *v, double lo, double hi, double *out)
 {
@@ -82,6 +82,8 @@ static bool apply(ner_cfg *c, int o, const char *v)
     case 'S': c->scheme = v; return true;
     case 'P': c->train_scheme = v; return true;
     case 'R': c->resume = v; return true;
+    case 'I': c->init_from = v; return true;
+    case 'Z': c->freeze = v; return true;
     case 'w': c->vectors = v; return true;
     case 'o': c->out = v; return true;
     case 'C': c->crf = true; return true;
@@ -252,22 +254,29 @@ static mn_status load_data(ner_run *r)
 static int W_of(const ner_run *r) { return (int)r->c.wchars + 2; }
 
 /* The training and evaluation graphs of bucket b, built on first use. */
+/* The tagger over a [T, B] batch of inputs in g (its parameters created in r->P on first use). */
+static mn_tagger_out build(ner_run *r, mn_graph *g, int T, bool train)
+{
+    int B = (int)r->c.batch, W = W_of(r);
+    mn_graph_set_seed(g, (uint64_t)r->c.seed);
+    mn_node *w = mn_input(g, "words", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "tags", MN_I32, MN_SHAPE(T, B));
+    mn_node *l = mn_input(g, "lengths", MN_I32, MN_SHAPE(B));
+    mn_node *ch = r->c.char_filters ? mn_input(g, "chars", MN_I32, MN_SHAPE((int64_t)T * B, W)) : NULL;
+    return mn_bilstm_crf(g, "ner", w, ch, y, l, (mn_tagger_opts){
+        .words = r->vocab.words.n, .chars = MN_NER_CHARS, .tags = r->K, .word_dim = r->c.embed, .char_dim = r->c.char_dim,
+        .char_filters = r->c.char_filters, .hidden = r->c.hidden, .layers = (int)r->c.layers, .dropout = (float)r->c.dropout,
+        .training = train, .crf = r->c.crf, .constraints = r->cons });
+}
+
 static mn_status graphs(ner_run *r, int b)
 {
     bucket_graphs *x = &r->bg[b];
     if (x->eex) return MN_OK;
-    int T = r->pc[2].bucket_T[b], B = (int)r->c.batch, W = W_of(r);  /* every split has the same buckets */
+    int T = r->pc[2].bucket_T[b];                  /* every split has the same buckets */
     x->T = T;
     for (int train = !r->eval_only; train >= 0; train--) {
         mn_graph *g = mn_graph_new(r->P);
-        mn_graph_set_seed(g, (uint64_t)r->c.seed);
-        mn_node *w = mn_input(g, "words", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "tags", MN_I32, MN_SHAPE(T, B));
-        mn_node *l = mn_input(g, "lengths", MN_I32, MN_SHAPE(B));
-        mn_node *ch = r->c.char_filters ? mn_input(g, "chars", MN_I32, MN_SHAPE((int64_t)T * B, W)) : NULL;
-        mn_tagger_out m = mn_bilstm_crf(g, "ner", w, ch, y, l, (mn_tagger_opts){
-            .words = r->vocab.words.n, .chars = MN_NER_CHARS, .tags = r->K, .word_dim = r->c.embed, .char_dim = r->c.char_dim,
-            .char_filters = r->c.char_filters, .hidden = r->c.hidden, .layers = (int)r->c.layers, .dropout = (float)r->c.dropout,
-            .training = train, .crf = r->c.crf, .constraints = r->cons });
+        mn_tagger_out m = build(r, g, T, train);
         const mn_node *outs[2] = { m.emissions, m.transitions };
         mn_exec *ex = m.loss ? mn_compile(g, m.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = (int)r->c.threads,
             .no_backward = !train, .outputs = train ? NULL : outs, .noutputs = train ? 0 : (m.transitions ? 2 : 1) })) : NULL;
@@ -384,6 +393,43 @@ static mn_status evaluate(ner_run *r, int split, bool print, double *f1)
     return s;
 }
 
+static mn_status words_tags_json(const ner_run *r, char **w, char **t);
+
+/* --init-from: the tensors a ner checkpoint of the same words and tags
+ * shares with this model (by name, shapes checked; not on --resume, whose
+ * store already holds them); --freeze: fnmatch patterns of parameters
+ * that keep their values. Both before any graph is compiled: the
+ * parameters are created by building one graph that is then dropped. */
+static mn_status init_and_freeze(ner_run *r)
+{
+    mn_graph *g = mn_graph_new(r->P);
+    build(r, g, 8, true);
+    mn_status s = mn_graph_status(g) ? mn_set_error(MN_ERR_INVALID, "ner model: %s", mn_graph_errmsg(g)) : MN_OK;
+    mn_graph_free(g);
+    mn_params *Q = r->c.init_from && !r->c.resume && !s ? mn_params_new() : NULL;
+    char *w = NULL, *t = NULL;
+    if (Q) s = mn_params_load(Q, r->c.init_from);
+    if (Q && !s) s = words_tags_json(r, &w, &t);
+    const char *sw = Q ? mn_params_get_meta(Q, "mnemo.ner.words") : NULL, *st = Q ? mn_params_get_meta(Q, "mnemo.ner.tags") : NULL;
+    if (Q && !s && (!sw || !st || strcmp(sw, w) || strcmp(st, t)))
+        s = mn_set_error(MN_ERR_INVALID, "--init-from %s: not a ner checkpoint of this run's words and tags (its rows would be other words; "
+                         "--vectors carries word vectors across vocabularies)", r->c.init_from);
+    mn_load_report rep = { 0 };
+    if (Q && !s) s = mn_params_copy_partial(r->P, Q, NULL, &rep);
+    if (Q && !s)
+        printf("initialised from %s: %d tensors loaded, %d missing (kept their random start), %d unexpected (not used)\n", r->c.init_from,
+               rep.count[MN_LOAD_LOADED], rep.count[MN_LOAD_MISSING], rep.count[MN_LOAD_UNEXPECTED]);
+    mn_load_report_free(&rep);
+    free(w);
+    free(t);
+    mn_params_free(Q);
+    int n = 0;
+    if (!s && r->c.freeze && (s = mn_params_freeze(r->P, r->c.freeze, true, &n)))
+        s = mn_set_error(s, "--freeze: %s", mn_errmsg());
+    if (!s && r->c.freeze) printf("frozen: %d parameters, %lld values (%s)\n", n, (long long)mn_params_frozen_numel(r->P), r->c.freeze);
+    return s;
+}
+
 static mn_status setup(ner_run *r)
 {
     ner_cfg *c = &r->c;
@@ -408,7 +454,8 @@ static mn_status setup(ner_run *r)
     if (s) return s;
     r->P = mn_params_new();
     mn_params_set_seed(r->P, (uint64_t)c->seed);
-    s = graphs(r, 0);
+    if (c->init_from || c->freeze) s = init_and_freeze(r);
+    if (!s) s = graphs(r, 0);
     if (!s && c->vectors && !c->resume) {
         int64_t exact, lower;
         s = mn_ner_vectors_load(c->vectors, &r->vocab, mn_f32(mn_params_get(r->P, "ner.words.weight")), c->embed, &exact, &lower);
@@ -495,7 +542,7 @@ typedef struct { const char *key; char kind; size_t off; } cfg_field;   /* kind:
 #define I(f) { #f, 'i', offsetof(ner_cfg, f) }
 #define D(f) { #f, 'd', offsetof(ner_cfg, f) }
 static const cfg_field cfg_fields[] = {
-    S(data), S(valid), S(test), S(vectors), S(scheme), S(train_scheme), I(epochs), I(batch), I(seq), I(embed), I(char_dim),
+    S(data), S(valid), S(test), S(vectors), S(scheme), S(train_scheme), S(init_from), S(freeze), I(epochs), I(batch), I(seq), I(embed), I(char_dim),
     I(char_filters), I(hidden), I(layers), I(limit), I(eval_limit), I(seed), I(min_count), I(wchars),
     I(threads), D(lr), D(dropout), D(clip),
     { "crf", 'b', offsetof(ner_cfg, crf) }, { NULL, 0, 0 } };
