@@ -478,6 +478,7 @@ typedef struct {
     float dropout;           /* between layers, when training */
     bool training;
     mn_node *h0, *c0;
+    int first_layer;         /* parameter names count layers from here (one layer of a stack built by the caller) */
 } mn_rnn_opts;
 typedef struct { mn_node *output, *h_n, *c_n; } mn_rnn_out;
 mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts opts);
@@ -499,7 +500,9 @@ mn_node *mn_vae_decode(mn_graph *g, const char *prefix, mn_node *z, mn_vae_opts 
  * Word embedding (prefix.words.weight [words, word_dim]) and the max over
  * positions of tanh(conv(char embeddings, width 3)) (prefix.chars.weight,
  * prefix.char_conv.weight [char_filters, 3 * char_dim], .bias), joined,
- * dropout, a bidirectional LSTM (prefix.lstm, PyTorch's names), dropout,
+ * dropout, a bidirectional LSTM of `layers` layers (prefix.lstm, PyTorch's
+ * names; dropout between layers; every layer's backward direction starts
+ * at each sentence's last token, as over a packed sequence), dropout,
  * a linear layer to K emission scores (prefix.out). With crf: the loss is
  * the CRF's mean negative log-likelihood per sentence (transitions
  * prefix.crf.transitions [K + 2, K] ~ U(-0.1, 0.1), plus `constraints`, a

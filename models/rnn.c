@@ -102,7 +102,7 @@ mn_rnn_out mn_rnn(mn_graph *g, const char *prefix, mn_node *x, mn_rnn_opts o)
         mn_node *outs[2];
         int64_t isz = mn_node_shape(in).d[2];
         for (int d = 0; d < D; d++) {
-            cell_params p = make_params(g, prefix, l, d == 1, isz, &o);
+            cell_params p = make_params(g, prefix, o.first_layer + l, d == 1, isz, &o);
             int k = l * D + d;
             mn_node *h0 = initial(g, o.h0, k, B, H), *c0 = o.mode == MN_RNN_LSTM ? initial(g, o.c0, k, B, H) : NULL;
             outs[d] = run_direction(g, &o, &p, in, d == 1, h0, c0, &hn[k], &cn[k]);

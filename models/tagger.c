@@ -2,7 +2,8 @@
  * with a character CNN per word (Ma and Hovy 2016), as a composition:
  * embeddings, a width-3 convolution written as three shifted slices joined
  * and one linear map, a max over character positions, the bidirectional
- * LSTM of models/rnn.c, a linear layer to emission scores and the crf_nll
+ * LSTM of models/rnn.c (every layer's backward direction starting at each
+ * sentence's last token), a linear layer to emission scores and the crf_nll
  * op (or token cross-entropy). Parameters are created under `prefix`. */
 #include "mnemo.h"
 #include <stdio.h>
@@ -55,18 +56,17 @@ static mn_node *reorder(mn_graph *g, mn_node *x, mn_node *index)
     return mn_reshape(g, mn_index_select(g, flat, 0, index), s);
 }
 
-/* One bidirectional LSTM layer (prefix.lstm, PyTorch's names) whose
- * backward direction starts at each sentence's last token, not at the
- * batch's padding: it runs over the right-aligned batch (the same
- * parameters, by name), and its output is moved back. The unused halves
- * of the two runs are dead code. */
-static mn_node *bilstm_padded(mn_graph *g, const char *name, mn_node *x, mn_node *lengths, const mn_tagger_opts *o)
+/* Bidirectional LSTM layer `layer` (prefix.lstm, PyTorch's names
+ * weight_ih_l{layer}...) whose backward direction starts at each
+ * sentence's last token, not at the batch's padding: it runs over the
+ * right-aligned batch (the same parameters, by name), and its output is
+ * moved back. The unused halves of the two runs are dead code. */
+static mn_node *bilstm_padded(mn_graph *g, const char *name, mn_node *x, mn_node *right, mn_node *left, int layer,
+                              const mn_tagger_opts *o)
 {
-    mn_shape xs = mn_node_shape(x);
-    int64_t T = xs.d[0], B = xs.d[1], H = o->hidden;
-    mn_rnn_opts ro = { .mode = MN_RNN_LSTM, .hidden = H, .layers = 1, .bidirectional = true, .training = o->training };
-    mn_node *right, *left;
-    align_indices(g, lengths, T, B, &right, &left);
+    int64_t H = o->hidden;
+    mn_rnn_opts ro = { .mode = MN_RNN_LSTM, .hidden = H, .layers = 1, .bidirectional = true, .training = o->training,
+                       .first_layer = layer };
     mn_node *fw = mn_slice(g, mn_rnn(g, name, x, ro).output, 2, 0, H, 1);
     mn_node *bw = mn_slice(g, mn_rnn(g, name, reorder(g, x, right), ro).output, 2, H, 2 * H, 1);
     mn_node *parts[2] = { fw, reorder(g, bw, left) };
@@ -76,6 +76,21 @@ static mn_node *bilstm_padded(mn_graph *g, const char *name, mn_node *x, mn_node
 static mn_node *dropout(mn_graph *g, mn_node *x, const mn_tagger_opts *o)
 {
     return o->training && o->dropout > 0 ? mn_dropout(g, x, o->dropout, true) : x;
+}
+
+/* The stacked BiLSTM as nn.LSTM(num_layers=L, bidirectional=True,
+ * dropout=p) over a packed batch: dropout before every layer (on the
+ * features for the first, between layers after), each layer padded. */
+static mn_node *bilstm_stack(mn_graph *g, const char *prefix, mn_node *x, mn_node *lengths, const mn_tagger_opts *o)
+{
+    mn_shape xs = mn_node_shape(x);
+    char name[256];
+    snprintf(name, sizeof name, "%s.lstm", prefix);
+    mn_node *right, *left, *h = dropout(g, x, o);
+    align_indices(g, lengths, xs.d[0], xs.d[1], &right, &left);
+    int L = o->layers > 0 ? o->layers : 1;
+    for (int l = 0; l < L; l++) h = bilstm_padded(g, name, l ? dropout(g, h, o) : h, right, left, l, o);
+    return h;
 }
 
 mn_tagger_out mn_bilstm_crf(mn_graph *g, const char *prefix, mn_node *words, mn_node *chars, mn_node *tags, mn_node *lengths,
@@ -95,11 +110,8 @@ mn_tagger_out mn_bilstm_crf(mn_graph *g, const char *prefix, mn_node *words, mn_
         mn_node *parts[2] = { x, mn_reshape(g, char_cnn(g, prefix, chars, &o), MN_SHAPE(T, B, o.char_filters)) };
         x = mn_concat(g, parts, 2, 2);
     }
+    mn_node *h = bilstm_stack(g, prefix, x, lengths, &o);
     char name[256];
-    snprintf(name, sizeof name, "%s.lstm", prefix);
-    mn_node *h = o.layers <= 1 ? bilstm_padded(g, name, dropout(g, x, &o), lengths, &o)
-               : mn_rnn(g, name, dropout(g, x, &o), (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = o.hidden, .layers = o.layers,
-                                                                   .bidirectional = true, .dropout = o.dropout, .training = o.training }).output;
     snprintf(name, sizeof name, "%s.out", prefix);
     r.emissions = mn_linear(g, name, dropout(g, h, &o), K, true);
     if (!o.crf) {

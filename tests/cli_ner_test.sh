@@ -6,7 +6,10 @@
 # repeats the test report from the checkpoint; --no-crf and
 # --char-filters 0 run; word vectors load from a text file (with a
 # lower-case fallback); malformed files, vectors and flags are refused
-# with the file and line or the flag named.
+# with the file and line or the flag named. --train-scheme iobes trains and
+# decodes in IOBES (eval reads the scheme from the checkpoint); --resume of
+# CKPT.last continues a run bit-identically, from within an epoch or
+# between epochs.
 set -u
 . "$(dirname "$(readlink -f "$0")")/cli_lib.sh"
 mnemo=$(readlink -f "$1")
@@ -42,7 +45,7 @@ expect 0 "^ +PLACE +0\.0000 +0\.0000 +0\.0000 +1$" -- "$mnemo" eval --ckpt ner.s
 # the other configurations run and report
 expect 0 "BiLSTM \+ softmax, character CNN" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --no-crf
 expect 0 "BiLSTM-CRF, no character features" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 1 --char-filters 0
-expect 0 "^epoch 1: 3 steps" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --steps 3
+expect 0 "^epoch 1 \(partial\): 3 steps" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --steps 3
 
 # word vectors: exact words, then lower case; the dimension sets --embed
 printf '3 4\nthe 1 2 3 4\nfulton 0.5 0.5 0.5 0.5\nzzzz 1 1 1 1\n' > vec.txt
@@ -66,6 +69,75 @@ expect 0 "usage: mnemo train --model ner" -- "$mnemo" train --model ner --help
 awk '{ if (NF && $NF ~ /^B-/) { sub(/^B-/, "I-", $NF) } print }' "$fx/ner_brown_dev.conll" > iob1.conll
 expect 0 "^tags: IOB1 \(detected on the training file\)" -- "$mnemo" train --model ner --data iob1.conll --valid "$fx/ner_brown_dev.conll" \
   --test "$fx/ner_brown_test.conll" "${small[@]}" --steps 1
+
+# IOBES: the tagger learns S-/E- tags, the CRF table forbids B-X -> O (so
+# every decoded span is closed) and the entity report is seqeval's reading
+expect 0 "best dev entity F1" -- "$mnemo" train --model ner "${data[@]}" "${small[@]}" --epochs 3 --train-scheme iobes --out iobes.st
+cp out.txt iobes.txt
+check "converted to IOBES" grep -q "^tags: IOB2 (detected on the training file), 5 tags; converted to IOBES" iobes.txt
+check "IOBES tags in the token report" grep -qE "^ +S-NAME +0\.[0-9]{4}" iobes.txt
+check "IOBES tags in the token report" grep -qE "^ +E-TITLE +0\.[0-9]{4}" iobes.txt
+f1=$(awk '/^test: .*entity level/ {t = 1} t && /micro avg/ {print $5; exit}' iobes.txt)
+check "IOBES test micro F1 $f1 > 0.1" awk -v f="$f1" 'BEGIN { exit !(f > 0.1) }'
+check "IOBES test support: 171 entities" grep -qE "micro avg .* 171$" iobes.txt
+expect 0 "BiLSTM-CRF tagger, 9 tags" -- "$mnemo" eval --ckpt iobes.st --data "$fx/ner_brown_test.conll"
+check "eval of an IOBES checkpoint repeats train's test report" \
+  test "$(grep "micro avg" out.txt)" = "$(awk '/^test: .*entity level/ {t = 1} t && /micro avg/ {print; exit}' iobes.txt)"
+expect 2 "--train-scheme: \"ioe2\" is not iob2 or iobes" -- "$mnemo" train --model ner "${data[@]}" --train-scheme ioe2
+
+# --resume: an unbroken run of 3 epochs, against one stopped within epoch
+# 2 (--steps 15 of 11 per epoch) and resumed, and one stopped after epoch 1
+# and resumed: the checkpoints hold the same bytes (weights, Adam's state)
+same_tensors() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+    return {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items() if k != '__metadata__'}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+if diff or len(a) < 20: print(f"{len(a)} tensors; differ: {diff[:4]}"); sys.exit(1)
+PY
+}
+fast=("${small[@]}" --limit 160 --eval-limit 30)
+expect 0 "checkpoint whole.st, the run to resume in whole.st.last" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 3 --out whole.st
+cp out.txt whole.txt
+expect 0 "^epoch 2 \(partial\): 4 steps" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 3 --steps 15 --out mid.st
+expect 0 "resuming mid.st.last at step 15 \(epoch 2, batch 4\)" -- "$mnemo" train --model ner --resume mid.st.last
+check "resumed within an epoch: the same tensors as unbroken" same_tensors whole.st mid.st
+check "resumed within an epoch: the same test report" \
+  test "$(grep -A8 "^test: .*entity level" out.txt | tail -7)" = "$(grep -A8 "^test: .*entity level" whole.txt | tail -7)"
+check "resumed within an epoch: the same .last" same_tensors whole.st.last mid.st.last
+expect 0 "^epoch 1: 11 steps" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 1 --out one.st
+expect 0 "resuming one.st.last at step 11 \(epoch 2, batch 0\)" -- "$mnemo" train --model ner --resume one.st.last --epochs 3
+check "resumed between epochs: the same tensors as unbroken" same_tensors whole.st one.st
+expect 2 "--resume continues the run stored in one.st.last .* --lr cannot change it" -- \
+  "$mnemo" train --model ner --resume one.st.last --epochs 4 --lr 0.1
+expect 1 "one.st.last: its run has done its 3 epochs; give --epochs to train further" -- "$mnemo" train --model ner --resume one.st.last
+# --init-from a ner checkpoint of the same words and tags, --freeze by
+# pattern (issue 23): the frozen tensors keep the checkpoint's bytes
+expect 0 "initialised from one.st: 15 tensors loaded, 0 missing" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 1 \
+  --init-from one.st --freeze 'ner.words.*,ner.chars.*' --out ft.st
+check "two tensors frozen" grep -q "^frozen: 2 parameters" out.txt
+check "frozen tensors keep the checkpoint's values, the others train" python3 - one.st ft.st <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+    return {k: d[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in h.items() if k != '__metadata__'}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+same = sorted(k for k in a if k.startswith('ner.') and a[k] == b[k])
+sys.exit(0 if same == ['ner.chars.weight', 'ner.words.weight'] else print(same) or 1)
+PY
+expect 1 "--init-from one.st: not a ner checkpoint of this run's words and tags" -- \
+  "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --limit 100 --init-from one.st --steps 1
+expect 1 "--freeze: .*nope" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --freeze 'nope.*' --steps 1
+expect 1 "not the .last checkpoint of a .mnemo train --model ner. run" -- "$mnemo" train --model ner --resume one.st --out x.st
+# a .last whose data changed since: the vocabulary differs
+sed 's/^The /Thee /' "$fx/ner_brown_train.conll" > changed.conll
+"$mnemo" train --model ner --data changed.conll --valid "$fx/ner_brown_dev.conll" --test "$fx/ner_brown_test.conll" "${fast[@]}" \
+  --steps 2 --out changed.st > /dev/null 2>&1
+cp "$fx/ner_brown_train.conll" changed.conll
+expect 1 "changed.st.last: its words or tags differ from those of .*changed.conll now" -- "$mnemo" train --model ner --resume changed.st.last
 
 echo "cli_ner: $checks checks, $failures failures"
 [ "$failures" -eq 0 ]

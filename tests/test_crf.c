@@ -1,14 +1,17 @@
 /* tests/test_crf.c: the linear-chain CRF against a PyTorch CRF (the
  * fixture of tests/fixtures/gen_crf_fixtures.py: per-sentence losses,
  * their gradients and Viterbi paths), Viterbi against brute force over
- * every path, padding never read, and bad lengths or tags reported.
+ * every path, padding never read, and bad lengths or tags reported; the
+ * whole BiLSTM-CRF tagger against PyTorch (gen_tagger_fixtures.py:
+ * emissions, loss and every parameter's gradient), the IOB2 and IOBES
+ * constraints, and padding invariance with one and two LSTM layers.
  * (Forward values and gradients against brute force and finite differences
  * are in the ops suite, driven by the registry.) */
 #include "harness.h"
 #include "tools/ner_train.h"
 #include <string.h>
 
-static mn_params *FX;
+static mn_params *FX, *TX;
 
 static const float *fx(const char *name, int64_t *n)
 {
@@ -240,7 +243,7 @@ START_TEST(iob2_constraints)
     for (int i = 0; i < 6; i++) ck_assert_ok(mn_tagset_add(&ts, names[i], &id[i]));
     enum { K = 6 };
     float c[(K + 2) * K];
-    mn_ner_iob2_constraints(&ts, c);
+    ck_assert_ok(mn_ner_constraints(&ts, MN_SCHEME_IOB2, c));
 #define AT(i, j) c[(i) * K + (j)]
     ck_assert(AT(id[1], id[2]) == 0 && AT(id[2], id[2]) == 0 && AT(id[0], id[1]) == 0 && AT(id[4], id[0]) == 0);
     ck_assert(AT(id[0], id[2]) < -1000 && AT(id[3], id[2]) < -1000 && AT(id[4], id[2]) < -1000 && AT(id[1], id[4]) < -1000);
@@ -251,9 +254,95 @@ START_TEST(iob2_constraints)
 }
 END_TEST
 
+/* IOBES: after B-X or I-X only I-X or E-X; after O, E-, S- or at the
+ * start only O, B- or S-; a sentence ends on O, E- or S-; other schemes refused. */
+START_TEST(iobes_constraints)
+{
+    mn_tagset ts;
+    ck_assert_ok(mn_tagset_init(&ts));
+    const char *names[] = { "O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "E-LOC", "S-LOC" };
+    enum { K = 8, O = 0, BP, IP, EP, SP, BL, EL, SL };
+    int32_t id[K];
+    for (int i = 0; i < K; i++) ck_assert_ok(mn_tagset_add(&ts, names[i], &id[i]));
+    float c[(K + 2) * K];
+    ck_assert_ok(mn_ner_constraints(&ts, MN_SCHEME_IOBES, c));
+#define OK(i, j) ck_assert_msg(c[(i) * K + (j)] == 0, "%s -> %s should be allowed", i < K ? names[i] : i == K ? "start" : "end", names[j])
+#define NO(i, j) ck_assert_msg(c[(i) * K + (j)] < -1000, "%s -> %s should be forbidden", i < K ? names[i] : i == K ? "start" : "end", names[j])
+    OK(BP, IP); OK(BP, EP); OK(IP, IP); OK(IP, EP); OK(EP, O); OK(EP, BL); OK(SP, SL); OK(O, SP); OK(O, BP); OK(K, BP); OK(K, SL); OK(K, O);
+    NO(BP, O); NO(BP, BP); NO(BP, SP); NO(BP, EL); NO(IP, O); NO(IP, BL); NO(O, IP); NO(O, EP); NO(EP, IP); NO(SP, EP); NO(K, IP); NO(K, EL);
+    OK(K + 1, O); OK(K + 1, EP); OK(K + 1, SL); NO(K + 1, BP); NO(K + 1, IP); NO(K + 1, BL);
+#undef OK
+#undef NO
+    /* the IOB2 table of the same tags forbids E- and S- everywhere */
+    ck_assert_ok(mn_ner_constraints(&ts, MN_SCHEME_IOB2, c));
+    for (int i = 0; i < K + 2; i++) ck_assert(c[i * K + EP] < -1000 && c[i * K + SL] < -1000);
+    ck_assert_int_eq(mn_ner_constraints(&ts, MN_SCHEME_IOE2, c), MN_ERR_INVALID);
+    ck_assert_msg(strstr(mn_errmsg(), "IOB2 or IOBES, not IOE2"), "%s", mn_errmsg());
+    mn_tagset_free(&ts);
+}
+END_TEST
+
+/* The whole tagger equals the PyTorch one of gen_tagger_fixtures.py (two
+ * layers over a packed batch, the character CNN, the CRF with constraints):
+ * the emissions of every real token, the mean loss and the gradient of
+ * every parameter. */
+START_TEST(tagger_matches_pytorch)
+{
+    enum { T = 6, B = 4, W = 5, K = 5 };
+    int32_t words[T * B], chars[T * B * W], tags[T * B], len[B];
+    const float *fw = mn_f32(mn_params_get(TX, "words")), *fc = mn_f32(mn_params_get(TX, "chars"));
+    const float *ft = mn_f32(mn_params_get(TX, "tags")), *fl = mn_f32(mn_params_get(TX, "lengths"));
+    for (int i = 0; i < T * B; i++) { words[i] = (int32_t)fw[i]; tags[i] = (int32_t)ft[i]; }
+    for (int i = 0; i < T * B * W; i++) chars[i] = (int32_t)fc[i];
+    for (int b = 0; b < B; b++) len[b] = (int32_t)fl[b];
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_tagger_out m = mn_bilstm_crf(g, "ner", mn_constant(g, MN_I32, MN_SHAPE(T, B), words), mn_constant(g, MN_I32, MN_SHAPE(T * B, W), chars),
+                                    mn_constant(g, MN_I32, MN_SHAPE(T, B), tags), mn_constant(g, MN_I32, MN_SHAPE(B), len),
+                                    (mn_tagger_opts){ .words = 9, .chars = 12, .tags = K, .word_dim = 5, .char_dim = 3, .char_filters = 4,
+                                                      .hidden = 4, .layers = 2, .dropout = 0.5f, .crf = true,
+                                                      .constraints = mn_f32(mn_params_get(TX, "constraints")) });
+    ck_assert_msg(m.loss != NULL, "%s", mn_graph_errmsg(g));
+    int n = 0;
+    for (int i = 0; i < mn_params_count(P); i++) {
+        mn_tensor *want = mn_params_get(TX, mn_params_name(P, i)), *v = mn_params_value(P, i);
+        ck_assert_msg(want && mn_shape_eq(want->shape, v->shape), "parameter %s: not in the fixture or of another shape", mn_params_name(P, i));
+        memcpy(mn_f32(v), mn_f32(want), mn_tensor_bytes(v));
+        n++;
+    }
+    ck_assert_int_eq(n, 7 + 16);                  /* 7 tensors of the embeddings, CNN, output and CRF; 16 of the 2-layer BiLSTM */
+    const mn_node *outs[1] = { m.emissions };
+    mn_exec *ex = mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    const float *e = mn_f32(mn_exec_value(ex, m.emissions)), *we = mn_f32(mn_params_get(TX, "emissions"));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++)
+            for (int k = 0; k < K; k++)
+                ck_assert_msg(fabsf(e[(t * B + b) * K + k] - we[(t * B + b) * K + k]) < 1e-4f, "emission t %d b %d k %d: %g, PyTorch %g", t, b, k,
+                              e[(t * B + b) * K + k], we[(t * B + b) * K + k]);
+    ck_assert_close(mn_exec_loss(ex), mn_f32(mn_params_get(TX, "loss"))[0], 1e-4);
+    for (int i = 0; i < mn_params_count(P); i++) {
+        char name[300];
+        snprintf(name, sizeof name, "grad.%s", mn_params_name(P, i));
+        mn_tensor *want = mn_params_get(TX, name), *got = mn_params_grad(P, i);
+        ck_assert_msg(want && got, "no gradient for %s", mn_params_name(P, i));
+        float worst = 0, scale = 0;
+        for (int64_t j = 0; j < mn_tensor_numel(got); j++) {
+            worst = fmaxf(worst, fabsf(mn_f32(got)[j] - mn_f32(want)[j]));
+            scale = fmaxf(scale, fabsf(mn_f32(want)[j]));
+        }
+        ck_assert_msg(worst <= 1e-4f * (1 + scale), "gradient of %s differs from PyTorch's by %g (largest %g)", mn_params_name(P, i), worst, scale);
+    }
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 /* A sentence's emission scores do not depend on how much padding its batch
- * has: the backward LSTM starts at the sentence's last token. */
-static void emissions_for(int T, float *out)
+ * has: every layer's backward LSTM starts at the sentence's last token. */
+static void emissions_for(int T, int layers, float *out)
 {
     enum { B = 2, W = 4, K = 3, L0 = 3, L1 = 2 };
     int32_t words[8 * B] = { 0 }, tags[8 * B], chars[8 * B * W] = { 0 }, len[B] = { L0, L1 };
@@ -267,7 +356,7 @@ static void emissions_for(int T, float *out)
     mn_tagger_out m = mn_bilstm_crf(g, "ner", mn_constant(g, MN_I32, MN_SHAPE(T, B), words), mn_constant(g, MN_I32, MN_SHAPE(T * B, W), chars),
                                     mn_constant(g, MN_I32, MN_SHAPE(T, B), tags), mn_constant(g, MN_I32, MN_SHAPE(B), len),
                                     (mn_tagger_opts){ .words = 8, .chars = 12, .tags = K, .word_dim = 4, .char_dim = 3, .char_filters = 2,
-                                                      .hidden = 5, .crf = true });
+                                                      .hidden = 5, .layers = layers, .crf = true });
     const mn_node *outs[1] = { m.emissions };
     mn_exec *ex = mn_compile(g, m.loss, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .no_backward = true });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
@@ -282,11 +371,11 @@ static void emissions_for(int T, float *out)
 START_TEST(padding_does_not_change_emissions)
 {
     float a[18], b[18];
-    emissions_for(3, a);
-    emissions_for(8, b);
+    emissions_for(3, _i + 1, a);
+    emissions_for(8, _i + 1, b);
     for (int i = 0; i < 18; i++) {
         if (i / 3 % 2 == 1 && i / 6 >= 2) continue;             /* step 2 of sentence 1 (length 2) is padding */
-        ck_assert_msg(fabsf(a[i] - b[i]) < 1e-5f, "emission %d: %g with T = 3, %g with T = 8", i, a[i], b[i]);
+        ck_assert_msg(fabsf(a[i] - b[i]) < 1e-5f, "%d layers, emission %d: %g with T = 3, %g with T = 8", _i + 1, i, a[i], b[i]);
     }
 }
 END_TEST
@@ -298,6 +387,9 @@ int main(void)
     snprintf(path, sizeof path, "%s/crf_ref.safetensors", dir ? dir : "tests/fixtures");
     FX = mn_params_new();
     if (mn_params_load(FX, path)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
+    snprintf(path, sizeof path, "%s/tagger_ref.safetensors", dir ? dir : "tests/fixtures");
+    TX = mn_params_new();
+    if (mn_params_load(TX, path)) { fprintf(stderr, "%s\n", mn_errmsg()); return 1; }
     Suite *s = suite_create("crf");
     TCase *tc = tcase_create("crf");
     tcase_set_timeout(tc, 60);
@@ -308,9 +400,12 @@ int main(void)
     tcase_add_test(tc, bad_lengths_and_tags_are_reported);
     tcase_add_test(tc, bilstm_crf_learns_a_toy_task);
     tcase_add_test(tc, iob2_constraints);
-    tcase_add_test(tc, padding_does_not_change_emissions);
+    tcase_add_loop_test(tc, padding_does_not_change_emissions, 0, 2);
+    tcase_add_test(tc, iobes_constraints);
+    tcase_add_test(tc, tagger_matches_pytorch);
     suite_add_tcase(s, tc);
     int rc = mn_test_run(s);
     mn_params_free(FX);
+    mn_params_free(TX);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* tools/ner_data.c: the data side of `mnemo train --model ner`: CoNLL
  * splits as ids, sentences cut into pieces of at most T tokens and grouped
  * in length buckets (so a batch pads little), batches as the model's input
- * tensors, the IOB2 transition constraints and word vectors read from a
+ * tensors, the IOB2 / IOBES transition constraints and word vectors read from a
  * text file. Every message names the file (and line). */
 #include "ner_train.h"
 #include <ctype.h>
@@ -96,22 +96,30 @@ void mn_ner_fill(const mn_ner_split *s, const mn_ner_pieces *p, const int64_t *i
     }
 }
 
-void mn_ner_iob2_constraints(const mn_tagset *ts, float *out)
+/* Whether tag j may follow i (i = K: first in a sentence, i = K + 1:
+ * j ends the sentence) in IOB2 or IOBES. */
+static bool move_ok(const mn_tagset *ts, mn_scheme s, int32_t i, int32_t j, int32_t K)
 {
+    char pj = ts->prefix[j];
+    bool iobes = s == MN_SCHEME_IOBES;
+    if (!(pj == 'O' || pj == 'B' || pj == 'I' || (iobes && (pj == 'E' || pj == 'S')))) return false;
+    if (i == K + 1) return !iobes || pj == 'O' || pj == 'E' || pj == 'S';
+    char pi = i < K ? ts->prefix[i] : 'O';
+    bool open = pi == 'B' || pi == 'I';                  /* i leaves a span to continue (IOBES) or may (IOB2) */
+    bool same = i < K && ts->type[i] == ts->type[j];
+    if (!iobes) return pj != 'I' || (open && same);
+    if (pj == 'I' || pj == 'E') return open && same;
+    return !open;
+}
+
+mn_status mn_ner_constraints(const mn_tagset *ts, mn_scheme s, float *out)
+{
+    if (s != MN_SCHEME_IOB2 && s != MN_SCHEME_IOBES)
+        return mn_set_error(MN_ERR_INVALID, "ner: the tagger trains in IOB2 or IOBES, not %s", mn_scheme_name(s));
     int32_t K = ts->tags.n;
-    const float NO = -10000.0f;
-    for (int32_t j = 0; j < K; j++) {
-        char pj = ts->prefix[j];
-        bool usable = pj == 'O' || pj == 'B' || pj == 'I';
-        for (int32_t i = 0; i < K + 2; i++) {
-            bool ok = usable;
-            if (ok && pj == 'I') {
-                bool inside = i < K && (ts->prefix[i] == 'B' || ts->prefix[i] == 'I') && ts->type[i] == ts->type[j];
-                ok = inside || i == K + 1;                 /* row K + 1 holds end scores: I-X may end a sentence */
-            }
-            out[(int64_t)i * K + j] = ok ? 0.0f : NO;
-        }
-    }
+    for (int32_t i = 0; i < K + 2; i++)
+        for (int32_t j = 0; j < K; j++) out[(int64_t)i * K + j] = move_ok(ts, s, i, j, K) ? 0.0f : -10000.0f;
+    return MN_OK;
 }
 
 /* ---- word vectors ---- */

@@ -1,5 +1,5 @@
 /* tools/ner_train.h: what `mnemo train --model ner` reads and feeds: CoNLL
- * splits as word, character and tag ids (tags converted to IOB2), pieces of
+ * splits as word, character and tag ids (tags converted to IOB2 or IOBES), pieces of
  * at most T tokens grouped in length buckets, batches of them, the scheme's
  * transition constraints and pre-trained word vectors (ner_data.c). */
 #ifndef MN_TOOLS_NER_TRAIN_H
@@ -44,10 +44,13 @@ void      mn_ner_pieces_free(mn_ner_pieces *p);
 void mn_ner_fill(const mn_ner_split *s, const mn_ner_pieces *p, const int64_t *idx, int B, int T, int W, int32_t *words,
                  int32_t *chars, int32_t *tags, int32_t *lengths);
 
-/* [K + 2, K] scores added to the CRF's transitions for IOB2: 0 where the
- * move is allowed, -10000 where not (I-X after anything but B-X or I-X,
- * I-X first, any tag whose prefix is not O, B or I). */
-void mn_ner_iob2_constraints(const mn_tagset *ts, float *out);
+/* [K + 2, K] scores added to the CRF's transitions: 0 where the move is
+ * allowed, -10000 where not. IOB2: I-X only after B-X or I-X (so never
+ * first), tags of prefixes other than O, B, I never. IOBES: after B-X or
+ * I-X only I-X or E-X; after O, E-Y, S-Y or at the start only O, B-X or
+ * S-X; the last tag O, E-X or S-X; other prefixes never. Other schemes:
+ * MN_ERR_INVALID. */
+mn_status mn_ner_constraints(const mn_tagset *ts, mn_scheme s, float *out);
 
 /* Word vectors in word2vec/GloVe text format ("word v1 ... vd" per line; a
  * first line of two integers is a header). *dim gets d. */
