@@ -6,7 +6,8 @@
 # each side translates the test split greedily and with beam 4 (again side
 # by side), and every hypothesis file is scored by mnemo's BLEU/chrF
 # (tests/test_mt_data --bleu, 13a as sacreBLEU) and cross-checked with
-# NLTK's corpus_bleu on the same 13a tokens. Figures go to
+# NLTK's corpus_bleu on the same 13a tokens (smoothing method3, which is
+# sacreBLEU's "exp" smoothing of orders without a match). Figures go to
 # docs/translation.md by hand (with the load average printed at the end).
 # Usage: scripts/mt-compare.sh [SECONDS (600)] [OUT_DIR (/tmp/mnemo-mt)] [-- extra train flags]
 set -euo pipefail
@@ -51,10 +52,11 @@ for h in mnemo_hyp.beam1 mnemo_hyp.beam4 torch_hyp.beam1 torch_hyp.beam4; do
   "$tool" --tok13a "$out/$h" "$out/$h.tok"
   nltk=$(/usr/bin/python3 -c '
 import sys
-from nltk.translate.bleu_score import corpus_bleu
+from nltk.translate.bleu_score import corpus_bleu, SmoothingFunction
 h = [l.split() for l in open(sys.argv[1], encoding="utf-8")]
 r = [[l.split()] for l in open(sys.argv[2], encoding="utf-8")]
-print("%.2f" % (100 * corpus_bleu(r, h)))' "$out/$h.tok" "$out/ref.tok")
-  echo "$h: $("$tool" --bleu "$out/$h" "$out/ref.txt"); NLTK corpus_bleu on 13a tokens $nltk"
+# method3 is the exp smoothing of sacreBLEU for orders without a match (NIST)
+print("%.9f" % (100 * corpus_bleu(r, h, smoothing_function=SmoothingFunction().method3)))' "$out/$h.tok" "$out/ref.tok" 2>/dev/null)
+  echo "$h: $("$tool" --bleu "$out/$h" "$out/ref.txt"); NLTK corpus_bleu (method3) on 13a tokens $nltk"
 done
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

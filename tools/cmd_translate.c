@@ -2,7 +2,9 @@
  * and `mnemo eval` of a translation checkpoint. Training learns a joint
  * BPE on the training split, batches pairs of similar length (one graph
  * per length bucket), validates (loss, greedy BLEU and chrF) and keeps the
- * best checkpoint, which holds the BPE and the configuration. */
+ * best checkpoint, which holds the BPE, the configuration and the loop
+ * state (--resume continues exactly); --init-from and friends start from
+ * another checkpoint's weights (tools/finetune.c). */
 #include "cmds.h"
 #include "bleu.h"
 #include "env.h"
