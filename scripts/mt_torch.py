@@ -7,7 +7,9 @@ on the same BPE ids (`mnemo train --export-ids`) with the same batches
 1e-9), warmup then inverse square root, clipping and label smoothing, for
 the same wall-clock time. Prints training tokens per second and writes
 greedy translations of the test split (decoded with the checkpoint's BPE)
-for BLEU by the same code as mnemo's (tests/test_mt_data --bleu).
+for BLEU by the same code as mnemo's (tests/test_mt_data --bleu), and with
+--beam K also beam-search translations (mnemo's rules: 2K candidates, GNMT
+length penalty) to HYP_OUT.beamK, with sentences per second for each.
 
 usage: mt_torch.py IDS CKPT HYP_OUT --time S [--d-model ...] (see --help)"""
 import argparse, json, math, random, struct, sys, time
