@@ -1,35 +1,62 @@
 #!/usr/bin/env bash
 # Trains the default translation Transformer (KJV -> Reina-Valera 1909) with
-# mnemo for SECONDS of wall-clock time, reports test BLEU and chrF (greedy
-# and beam 4) and translation speed, then trains the same model in PyTorch
-# (scripts/mt_torch.py: same BPE ids, batches, optimizer and schedule) for
-# the same time and scores its greedy test translations with the same BLEU
-# code. Figures go to docs/translation.md by hand; the machine's load makes
-# times indicative (run nothing else meanwhile).
+# mnemo and the same model in PyTorch (scripts/mt_torch.py: same BPE ids,
+# batches, optimizer and schedule) AT THE SAME TIME, $THREADS thread(s) each,
+# for SECONDS of wall-clock time, so both see the same machine load. Then
+# each side translates the test split greedily and with beam 4 (again side
+# by side), and every hypothesis file is scored by mnemo's BLEU/chrF
+# (tests/test_mt_data --bleu, 13a as sacreBLEU) and cross-checked with
+# NLTK's corpus_bleu on the same 13a tokens (smoothing method3, which is
+# sacreBLEU's "exp" smoothing of orders without a match). Figures go to
+# docs/translation.md by hand (with the load average printed at the end).
 # Usage: scripts/mt-compare.sh [SECONDS (600)] [OUT_DIR (/tmp/mnemo-mt)] [-- extra train flags]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
 secs=${1:-600}
 out=${2:-/tmp/mnemo-mt}
+threads=${THREADS:-1}
 shift $(( $# < 2 ? $# : 2 ))
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
 mnemo=$build/mnemo
-bleu=$build/tests/test_mt_data
+tool=$build/tests/test_mt_data
 data=${MNEMO_DATA:-$HOME/.cache/mnemo}/parallel
 [ -f "$data/kjv.imp" ] && [ -f "$data/rv1909.imp" ] || "$root/scripts/make-parallel.sh" "$data"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $threads thread(s) each; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "== mnemo: train for $secs s"
-"$mnemo" train --model translate --time "$secs" --threads 2 --out "$out/mnemo.st" --force \
-  --export-ids "$out/ids.tsv" "$@" | tee "$out/mnemo_train.log" | grep -E "^(data|translate|step [0-9]+:|best)"
-for beam in 1 4; do
-  echo "== mnemo: test split, beam $beam"
-  "$mnemo" eval --ckpt "$out/mnemo.st" --beam $beam --threads 2 --samples 2
-done
+# The BPE and the encoded pairs, for PyTorch (the same as mnemo's run: the BPE is deterministic).
+"$mnemo" train --model translate --steps 1 --val-every 1 --val-bleu 0 --threads "$threads" --out "$out/bpe.st" --force \
+  --export-ids "$out/ids.tsv" "$@" > "$out/bpe.log"
 
-echo "== PyTorch: train for $secs s"
-/usr/bin/python3 "$root/scripts/mt_torch.py" "$out/ids.tsv" "$out/mnemo.st" "$out/torch_hyp.txt" --time "$secs" --threads 2 \
-  | tee "$out/torch_train.log" | grep -E "^torch(:| greedy)"
+echo "== mnemo and PyTorch: train for $secs s each, concurrently"
+(
+  "$mnemo" train --model translate --time "$secs" --val-every 1000000 --threads "$threads" --out "$out/mnemo.st" --force "$@" \
+    > "$out/mnemo_train.log"
+  for beam in 1 4; do
+    "$mnemo" eval --ckpt "$out/mnemo.st" --beam $beam --threads "$threads" --samples 2 --hyp "$out/mnemo_hyp.beam$beam" \
+      > "$out/mnemo_eval.beam$beam.log"
+  done
+) &
+mpid=$!
+/usr/bin/python3 "$root/scripts/mt_torch.py" "$out/ids.tsv" "$out/bpe.st" "$out/torch_hyp.beam1" --time "$secs" \
+  --threads "$threads" --beam 4 > "$out/torch_train.log"
+wait $mpid
+grep -E "^(translate|step [0-9]+:|best)" "$out/mnemo_train.log" | tail -3
+grep -hE "^test:" "$out"/mnemo_eval.beam*.log
+grep -E "^torch(:| greedy| beam)" "$out/torch_train.log"
+mv -f "$out/torch_hyp.beam1.beam4" "$out/torch_hyp.beam4"
 awk -F'\t' '$1 == "test" { print $4 }' "$out/ids.tsv" > "$out/ref.txt"
-echo "== PyTorch: test split, greedy: $("$bleu" --bleu "$out/torch_hyp.txt" "$out/ref.txt")"
+"$tool" --tok13a "$out/ref.txt" "$out/ref.tok"
+for h in mnemo_hyp.beam1 mnemo_hyp.beam4 torch_hyp.beam1 torch_hyp.beam4; do
+  "$tool" --tok13a "$out/$h" "$out/$h.tok"
+  nltk=$(/usr/bin/python3 -c '
+import sys
+from nltk.translate.bleu_score import corpus_bleu, SmoothingFunction
+h = [l.split() for l in open(sys.argv[1], encoding="utf-8")]
+r = [[l.split()] for l in open(sys.argv[2], encoding="utf-8")]
+# method3 is the exp smoothing of sacreBLEU for orders without a match (NIST)
+print("%.9f" % (100 * corpus_bleu(r, h, smoothing_function=SmoothingFunction().method3)))' "$out/$h.tok" "$out/ref.tok" 2>/dev/null)
+  echo "$h: $("$tool" --bleu "$out/$h" "$out/ref.txt"); NLTK corpus_bleu (method3) on 13a tokens $nltk"
+done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,7 +7,9 @@ on the same BPE ids (`mnemo train --export-ids`) with the same batches
 1e-9), warmup then inverse square root, clipping and label smoothing, for
 the same wall-clock time. Prints training tokens per second and writes
 greedy translations of the test split (decoded with the checkpoint's BPE)
-for BLEU by the same code as mnemo's (tests/test_mt_data --bleu).
+for BLEU by the same code as mnemo's (tests/test_mt_data --bleu), and with
+--beam K also beam-search translations (mnemo's rules: 2K candidates, GNMT
+length penalty) to HYP_OUT.beamK, with sentences per second for each.
 
 usage: mt_torch.py IDS CKPT HYP_OUT --time S [--d-model ...] (see --help)"""
 import argparse, json, math, random, struct, sys, time
@@ -26,6 +28,9 @@ ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-
 ap.add_argument("--clip", type=float, default=1.0); ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: --time only)")
 ap.add_argument("--no-decode", action="store_true", help="skip the test translations (step timing only)")
+ap.add_argument("--beam", type=int, default=0, help="also decode the test split with beam search of this size into HYP_OUT.beamK")
+ap.add_argument("--test-limit", type=int, default=0, help="translate only the first N test pairs (0: all)")
+ap.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty exponent of the beam search")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -134,33 +139,86 @@ if a.no_decode: sys.exit(0)
 
 # greedy translation of the test split (full recomputation: nn.Transformer has no cache)
 model.eval()
-test = data["test"]; hyps = []
-t1 = time.time()
-with torch.no_grad():
-    for i in range(0, len(test), 16):
-        part = test[i:i + 16]
-        S = max(len(p[0]) for p in part)
-        src = torch.zeros(len(part), S, dtype=torch.long)
-        for r, p in enumerate(part): src[r, :len(p[0])] = torch.tensor(p[0])
-        pad = src == PAD
-        mem = model.encode(src, pad)
-        ys = torch.full((len(part), 1), BOS, dtype=torch.long)
-        done = torch.zeros(len(part), dtype=torch.bool)
-        for t in range(a.max_len - 1):
-            logp = model.decode(ys, mem, pad)[:, -1]
-            logp[:, PAD] = -float("inf"); logp[:, BOS] = -float("inf")
-            nxt = logp.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
-            ys = torch.cat([ys, nxt[:, None]], 1)
-            done |= nxt == EOS
-            if done.all(): break
-        for r in range(len(part)):
-            out = []
-            for x in ys[r, 1:].tolist():
-                if x in (EOS, PAD): break
-                out.append(x)
-            hyps.append(decode(out))
-dec_s = time.time() - t1
-with open(a.hyp, "w", encoding="utf-8") as f:
-    for h in hyps: f.write(h.replace("\n", " ") + "\n")
-print(f"torch greedy: {len(test)} test sentences in {dec_s:.1f} s, {len(test) / dec_s:.2f} sentences/s", flush=True)
+test = data["test"][:a.test_limit] if a.test_limit else data["test"]
+
+def source_batch(part):
+    S = max(len(p[0]) for p in part)
+    src = torch.zeros(len(part), S, dtype=torch.long)
+    for r, p in enumerate(part): src[r, :len(p[0])] = torch.tensor(p[0])
+    return src, src == PAD
+
+def next_logp(ys, mem, pad):
+    logp = F.log_softmax(model.decode(ys, mem, pad)[:, -1], -1)
+    logp[:, PAD] = -float("inf"); logp[:, BOS] = -float("inf")
+    return logp
+
+def greedy(part):
+    src, pad = source_batch(part)
+    mem = model.encode(src, pad)
+    ys = torch.full((len(part), 1), BOS, dtype=torch.long)
+    done = torch.zeros(len(part), dtype=torch.bool)
+    for t in range(a.max_len - 1):
+        nxt = next_logp(ys, mem, pad).argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+        ys = torch.cat([ys, nxt[:, None]], 1)
+        done |= nxt == EOS
+        if done.all(): break
+    outs = []
+    for r in range(len(part)):
+        out = []
+        for x in ys[r, 1:].tolist():
+            if x in (EOS, PAD): break
+            out.append(x)
+        outs.append(out)
+    return outs
+
+def lp(n): return ((5.0 + n) / 6.0) ** a.alpha
+
+def beam(part, K):
+    """mnemo's rules (tools/translate.c): K rows per sentence (row 0 alone at
+    the start), the 2K best candidates in order: one ending in </s> (or any at
+    the last step) finishes with score / lp(length incl. </s>), the others
+    fill the K rows; a sentence is done when K have finished."""
+    n = len(part)
+    src, pad = source_batch(part)
+    mem = model.encode(src, pad).repeat_interleave(K, 0)
+    pad = pad.repeat_interleave(K, 0)
+    ys = torch.full((n * K, 1), BOS, dtype=torch.long)
+    score = torch.full((n, K), -float("inf")); score[:, 0] = 0
+    best = [(-float("inf"), [])] * n; nfin = [0] * n; done = [False] * n
+    T = a.max_len - 1
+    for t in range(T):
+        if all(done): break
+        cand = (score[:, :, None] + next_logp(ys, mem, pad).view(n, K, V)).view(n, K * V)
+        val, idx = cand.topk(2 * K, -1)
+        rows = list(range(n * K)); toks = [PAD] * (n * K); new = torch.full((n, K), -float("inf"))
+        for i in range(n):
+            if done[i]: continue
+            live = 0
+            for v, x in zip(val[i].tolist(), idx[i].tolist()):
+                if live == K or v == -float("inf"): break
+                row, tok = i * K + x // V, x % V
+                if tok == EOS or t == T - 1:
+                    nfin[i] += 1
+                    norm = v / lp(t + 1)
+                    if norm > best[i][0]: best[i] = (norm, ys[row, 1:].tolist() + ([] if tok == EOS else [tok]))
+                    continue
+                rows[i * K + live] = row; toks[i * K + live] = tok; new[i, live] = v; live += 1
+            if nfin[i] >= K or live == 0 or t == T - 1: done[i] = True
+        score = new
+        ys = torch.cat([ys[torch.tensor(rows)], torch.tensor(toks)[:, None]], 1)
+    return [b[1] for b in best]
+
+def decode_test(fn, path, name):
+    hyps = []
+    t1 = time.time()
+    with torch.no_grad():
+        for i in range(0, len(test), 16):
+            hyps += [decode(x) for x in fn(test[i:i + 16])]
+    dec_s = time.time() - t1
+    with open(path, "w", encoding="utf-8") as f:
+        for h in hyps: f.write(h.replace("\n", " ") + "\n")
+    print(f"torch {name}: {len(test)} test sentences in {dec_s:.1f} s, {len(test) / dec_s:.2f} sentences/s", flush=True)
+
+decode_test(greedy, a.hyp, "greedy")
+if a.beam > 1: decode_test(lambda part: beam(part, a.beam), f"{a.hyp}.beam{a.beam}", f"beam {a.beam}")

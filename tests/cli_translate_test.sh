@@ -87,10 +87,65 @@ open('missing.st', 'wb').write(struct.pack('<Q', len(t)) + t + data)
 write(bad_bpe, 'mnemo.bpe', json.dumps(bpe))
 cfg = json.loads(h['__metadata__']['mnemo.translate']); cfg['heads'] = 5
 write(bad_cfg, 'mnemo.translate', json.dumps(cfg))
+g = json.loads(json.dumps(h)); del g['__metadata__']['mnemo.translate_state']
+t = json.dumps(g).encode(); t += b' ' * ((8 - len(t) % 8) % 8)
+open('no_state.st', 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
 PY
 expect 1 "stored BPE refused: merge 0 joins ids 999999" -- "$mnemo" translate --ckpt bad_bpe.st "Jesus wept."
 expect 1 "mt.generator.bias" -- "$mnemo" translate --ckpt missing.st "Jesus wept."
 expect 1 "divisible by --heads 5" -- "$mnemo" translate --ckpt bad_cfg.st "Jesus wept."
+
+# 6. a long standard-input line is refused, naming the line (earlier lines are translated)
+{ echo "Jesus wept."; head -c 20000 /dev/zero | tr '\0' 'a'; echo; echo "Jesus wept."; } > long.txt
+expect 1 "standard input line 2 is longer than 16384 bytes" -- sh -c "'$mnemo' translate --ckpt mt.st --threads 1 < long.txt"
+check "the line before the long one is translated" [ "$(wc -l < out.txt)" = 1 ]
+
+# 7. exact resume: 4 steps, then --resume to 8, equals 8 steps at once (dropout on, so the
+#    random stream must continue too); weights and optimizer state bit for bit
+res=(--src "$fixtures/mt_kjv.imp" --tgt "$fixtures/mt_rv.imp" --vocab 320 --d-model 32 --heads 2 --layers 1 --ff 64
+     --batch 256 --warmup 5 --lr 5e-3 --dropout 0.3 --threads 1 --val-bleu 0 --val-every 4)
+same_tensors() {  # A B: every tensor of A equals B's, byte for byte, and they hold the same names
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]] for k, v in h.items() if k != '__metadata__'}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+diff = [k for k in a if a[k] != b.get(k)]
+sys.exit(1 if diff or a.keys() != b.keys() or len(a) < 10 else 0)
+PY
+}
+expect 0 "" -- "$mnemo" train --model translate "${res[@]}" --steps 8 --out full.st
+expect 0 "" -- "$mnemo" train --model translate "${res[@]}" --steps 4 --out part.st
+expect 0 "resuming at step 4 \(epoch 2, batch 2\) from part.st.last" -- "$mnemo" train --model translate --resume part.st.last --steps 8
+check "resumed run writes beside its checkpoint" test -s part.st
+check "resumed weights and optimizer state equal the uninterrupted run's" same_tensors full.st.last part.st.last
+check "metrics: one line per validation step" [ "$(grep -c '"step": 8' part.st.metrics.jsonl)" = 1 ]
+check "resumed losses equal" [ "$(grep '"step": 8' full.st.metrics.jsonl | cut -d, -f2)" = "$(grep '"step": 8' part.st.metrics.jsonl | cut -d, -f2)" ]
+expect 0 "nothing to train: part.st.last is at step 8" -- "$mnemo" train --model translate --resume part.st.last --steps 8
+expect 2 "--d-model cannot change when resuming" -- "$mnemo" train --model translate --resume part.st.last --steps 9 --d-model 64
+expect 1 "no loop state" -- "$mnemo" train --model translate --resume no_state.st --steps 9 --out r.st
+
+# 8. fine-tuning: the encoder of a new model starts from another checkpoint (renamed by a map),
+#    frozen tensors stay bit-identical, the others train
+printf 'mt.transformer.encoder.* -> mt.transformer.encoder.*\n* -> -\n' > enc.map
+expect 0 "loaded 14: mt.transformer.encoder" -- "$mnemo" train --model translate "${res[@]}" --steps 4 --out ft.st \
+  --init-from full.st --init-map enc.map --freeze 'mt.transformer.encoder.*' --lr-groups 'mt.tgt_emb.*=0.001'
+check "frozen encoder bit-identical to its source" python3 - full.st ft.st <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]] for k, v in h.items() if k != '__metadata__'}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+enc = [k for k in a if k.startswith('mt.transformer.encoder.')]
+ok = len(enc) == 14 and all(a[k] == b[k] for k in enc) and a['mt.transformer.decoder.norm.weight'] != b['mt.transformer.decoder.norm.weight']
+sys.exit(0 if ok else 1)
+PY
+"$mnemo" inspect ft.st > inspect_ft.txt 2>&1
+check "the origin is recorded" grep -q 'mnemo.init_from = {"path":"full.st"' inspect_ft.txt
+expect 2 "--freeze: .*nothing.*" -- "$mnemo" train --model translate "${res[@]}" --steps 1 --out ft2.st --freeze 'nothing.*'
+expect 1 "no tensor of it fits the translate model" -- "$mnemo" train --model translate "${res[@]}" --steps 1 --out ft3.st \
+  --init-from "$fixtures/model_ref.safetensors"
 
 echo "cli_translate: $checks checks, $failures failures"
 [ "$failures" = 0 ]

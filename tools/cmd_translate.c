@@ -2,13 +2,17 @@
  * and `mnemo eval` of a translation checkpoint. Training learns a joint
  * BPE on the training split, batches pairs of similar length (one graph
  * per length bucket), validates (loss, greedy BLEU and chrF) and keeps the
- * best checkpoint, which holds the BPE and the configuration. */
+ * best checkpoint, which holds the BPE, the configuration and the loop
+ * state (--resume continues exactly); --init-from and friends start from
+ * another checkpoint's weights (tools/finetune.c). */
 #include "cmds.h"
 #include "bleu.h"
 #include "env.h"
+#include "finetune.h"
 #include "train.h"
 #include "translate.h"
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +27,8 @@ enum { MAX_GRAPHS = 8 };
 
 enum { O_ARCH = 256, O_SRC, O_TGT, O_OUT, O_VOCAB, O_DMODEL, O_HEADS, O_LAYERS, O_ENC, O_DEC, O_FF, O_MAXLEN, O_POSTLN,
        O_NOTIE, O_DROPOUT, O_LS, O_LR, O_CLIP, O_WD, O_BATCH, O_WARMUP, O_STEPS, O_TIME, O_LIMIT, O_VALEVERY, O_VALBLEU,
-       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS, O_EXPORT, O_ADDITIVE };
+       O_SEED, O_THREADS, O_FORCE, O_MODEL, O_METRICS, O_EXPORT, O_ADDITIVE, O_RESUME, O_GELU, O_INIT_FROM, O_INIT_MAP,
+       O_FREEZE, O_LR_GROUPS };
 static const struct option train_opts[] = {
     { "model", 1, 0, O_MODEL }, { "arch", 1, 0, O_ARCH }, { "src", 1, 0, O_SRC }, { "tgt", 1, 0, O_TGT }, { "out", 1, 0, O_OUT },
     { "vocab", 1, 0, O_VOCAB }, { "d-model", 1, 0, O_DMODEL }, { "heads", 1, 0, O_HEADS }, { "layers", 1, 0, O_LAYERS },
@@ -33,7 +38,8 @@ static const struct option train_opts[] = {
     { "warmup", 1, 0, O_WARMUP }, { "steps", 1, 0, O_STEPS }, { "time", 1, 0, O_TIME }, { "limit", 1, 0, O_LIMIT },
     { "val-every", 1, 0, O_VALEVERY }, { "val-bleu", 1, 0, O_VALBLEU }, { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS },
     { "force", 0, 0, O_FORCE }, { "metrics", 1, 0, O_METRICS }, { "export-ids", 1, 0, O_EXPORT }, { "additive", 0, 0, O_ADDITIVE },
-    { "help", 0, 0, 'h' },
+    { "resume", 1, 0, O_RESUME }, { "gelu", 0, 0, O_GELU }, { "init-from", 1, 0, O_INIT_FROM }, { "init-map", 1, 0, O_INIT_MAP },
+    { "freeze", 1, 0, O_FREEZE }, { "lr-groups", 1, 0, O_LR_GROUPS }, { "help", 0, 0, 'h' },
     { 0, 0, 0, 0 }
 };
 
@@ -44,13 +50,17 @@ static void train_usage(FILE *f)
                "         [--ff N] [--max-len N] [--post-ln] [--no-tie] [--dropout P] [--label-smoothing E] [--lr LR]\n"
                "         [--clip NORM] [--weight-decay W] [--batch TOKENS] [--warmup STEPS] [--steps N] [--time SECONDS]\n"
                "         [--limit PAIRS] [--val-every STEPS] [--val-bleu SENTENCES] [--seed N] [--threads N] [--metrics FILE]\n"
-               "         [--export-ids FILE]\n"
+               "         [--export-ids FILE] [--gelu] [--resume CKPT]\n"
+               "         [--init-from CKPT] [--init-map FILE] [--freeze PATTERNS] [--lr-groups 'PATTERN=LR,...']\n"
                "Trains an encoder-decoder Transformer (or an LSTM with attention) on verse pairs: two mod2imp dumps (default: KJV -> Reina-Valera 1909\n"
                "from scripts/make-parallel.sh) or two aligned text files. A joint BPE of --vocab ids is learned on the\n"
                "training split and stored in the checkpoint. Validation (loss, greedy BLEU and chrF) every --val-every\n"
                "steps keeps the best checkpoint in --out (default translate.safetensors). --export-ids writes the encoded\n"
                "pairs (split, source ids, target ids, target text; tab-separated) for other trainers (scripts/mt_torch.py).\n"
-               "See docs/translation.md.\n");
+               "--resume continues a run exactly from its checkpoint (X or X.last; only --steps, --time, --threads,\n"
+               "--val-every, --val-bleu, --out, --metrics and --force may change). --init-from starts from another\n"
+               "checkpoint's weights (renamed by --init-map rules \"FROM -> TO\"), --freeze keeps parameters fixed,\n"
+               "--lr-groups gives some their own learning rate (docs/finetuning.md). See docs/translation.md.\n");
 }
 
 static bool num(const char *flag, const char *v, double lo, double hi, double *out)
@@ -59,6 +69,13 @@ static bool num(const char *flag, const char *v, double lo, double hi, double *o
     double d = strtod(v, &end);
     if (end == v || *end || !(d >= lo && d <= hi)) { fprintf(stderr, "mnemo train: --%s %s: a number in [%g, %g]\n", flag, v, lo, hi); return false; }
     *out = d;
+    return true;
+}
+
+static bool text_flag(const char *flag, const char *v, char *dst, size_t cap)
+{
+    if (!*v || strlen(v) >= cap) { fprintf(stderr, "mnemo train: --%s: empty, or longer than %zu bytes\n", flag, cap - 1); return false; }
+    snprintf(dst, cap, "%s", v);
     return true;
 }
 
@@ -85,6 +102,11 @@ static bool apply(mn_mt_cfg *c, int o, const char *v, run_flags *rf)
     case O_POSTLN: c->post_ln = true; return true;
     case O_NOTIE: c->tie = false; return true;
     case O_ADDITIVE: c->additive = true; return true;
+    case O_GELU: c->gelu = true; return true;
+    case O_INIT_FROM: return text_flag("init-from", v, c->init_from, sizeof c->init_from);
+    case O_INIT_MAP: return text_flag("init-map", v, c->init_map, sizeof c->init_map);
+    case O_FREEZE: return text_flag("freeze", v, c->freeze, sizeof c->freeze);
+    case O_LR_GROUPS: return text_flag("lr-groups", v, c->lr_groups, sizeof c->lr_groups);
     case O_VOCAB: if (!integer("vocab", v, 300, 200259, &i)) return false; c->vocab = (int)i; return true;
     case O_DMODEL: if (!integer("d-model", v, 1, 4096, &i)) return false; c->d_model = (int)i; return true;
     case O_HEADS: if (!integer("heads", v, 1, 4096, &i)) return false; c->heads = (int)i; return true;
@@ -259,10 +281,20 @@ static int64_t fill(tgraph *t, const mn_mt_ids *const *pairs, int64_t n)
 
 /* ---- the run ---- */
 
+/* Where the loop is (stored in checkpoints as "mnemo.translate_state", so
+ * --resume continues exactly): optimizer steps done, the epoch under way
+ * (0-based; its batch order depends on the seed and this number only), the
+ * next batch of that epoch, the smoothed training loss, the best
+ * validation loss so far. */
+typedef struct { int64_t step, epoch, batch; double ema, best; } loop_state;
+
 typedef struct {
     mn_mt_cfg c;
-    const char *out, *metrics_path, *export_ids;
-    char metrics_buf[600], last[600];
+    const char *out, *metrics_path, *export_ids, *resume;
+    char metrics_buf[600], last[600], out_buf[600];
+    loop_state st;
+    float base_lr[16];           /* per optimizer group: the schedule scales each */
+    int groups;
     mn_params *P;
     mn_bpe *bpe;
     mn_parallel par;
@@ -270,8 +302,41 @@ typedef struct {
     tgraphs G;
     mn_optim *opt;
     FILE *metrics;
-    double best, t0;
+    double t0;
 } run;
+
+#define STATE_META "mnemo.translate_state"
+
+static char *state_json(const loop_state *st)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:f}", "step", (json_int_t)st->step, "epoch", (json_int_t)st->epoch, "batch",
+                          (json_int_t)st->batch, "ema", isfinite(st->ema) ? st->ema : 0.0);
+    if (o && isfinite(st->best)) json_object_set_new(o, "best", json_real(st->best));
+    char *t = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return t;
+}
+
+/* The stored loop state, range-checked (the message names the checkpoint and the field). */
+static mn_status state_parse(const char *text, const char *path, loop_state *st)
+{
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    static const char *const keys[3] = { "step", "epoch", "batch" };
+    int64_t v[3] = { 0 };
+    mn_status s = json_is_object(o) ? MN_OK : mn_set_error(MN_ERR_FORMAT, "%s: no loop state (%s); it cannot be resumed", path, STATE_META);
+    for (int k = 0; k < 3 && !s; k++) {
+        json_t *x = json_object_get(o, keys[k]);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > ((int64_t)1 << 40))
+            s = mn_set_error(MN_ERR_FORMAT, "%s: loop state \"%s\": an integer in [0, 2^40]", path, keys[k]);
+        else v[k] = json_integer_value(x);
+    }
+    json_t *ema = s ? NULL : json_object_get(o, "ema"), *best = s ? NULL : json_object_get(o, "best");
+    if (!s && (!json_is_number(ema) || !isfinite(json_number_value(ema)))) s = mn_set_error(MN_ERR_FORMAT, "%s: loop state \"ema\": a number", path);
+    if (!s && best && (!json_is_number(best) || !isfinite(json_number_value(best)))) s = mn_set_error(MN_ERR_FORMAT, "%s: loop state \"best\": a number", path);
+    if (!s) *st = (loop_state){ v[0], v[1], v[2], v[0] ? json_number_value(ema) : NAN, best ? json_number_value(best) : INFINITY };
+    json_decref(o);
+    return s;
+}
 
 static mn_status save_ckpt(run *r, const char *path)
 {
@@ -281,7 +346,10 @@ static mn_status save_ckpt(run *r, const char *path)
     if (!s) s = mn_params_set_meta(r->P, "mnemo.model", "translate");
     if (!s) s = mn_params_set_meta(r->P, MN_MT_META_CONFIG, cfg);
     if (!s) s = mn_params_set_meta(r->P, MN_MT_META_BPE, bpe);
+    char *st = s ? NULL : state_json(&r->st);
+    if (!s) s = st ? mn_params_set_meta(r->P, STATE_META, st) : mn_set_error(MN_ERR_NOMEM, "translate: out of memory");
     if (!s) s = mn_params_save(r->P, path);
+    free(st);
     free(cfg);
     free(bpe);
     return s;
@@ -310,9 +378,20 @@ static double val_loss(run *r)
     return sum / (double)(count ? count : 1);
 }
 
-/* Greedy translations of split k's first n pairs; BLEU and chrF (0..100). */
+static mn_status write_hyps(const char *path, char *const *hyp, int64_t n)
+{
+    mn_status s = mn_out_check_regular(path);
+    if (s) return s;
+    FILE *f = fopen(path, "w");
+    if (!f) return mn_set_error(MN_ERR_IO, "--hyp: cannot write %s", path);
+    for (int64_t i = 0; i < n; i++) fprintf(f, "%s\n", hyp[i]);
+    return fclose(f) ? mn_set_error(MN_ERR_IO, "--hyp: cannot write %s", path) : MN_OK;
+}
+
+/* Greedy (or q's beam) translations of split k's first n pairs; BLEU and
+ * chrF (0..100); the translations go to hyp_path when it is set. */
 static mn_status score_split(mn_params *P, const mn_mt_cfg *c, const mn_bpe *bpe, const mn_parallel *par, int k, int64_t n,
-                             const mn_mt_search *q, double *bleu, double *chrf, int samples)
+                             const mn_mt_search *q, double *bleu, double *chrf, int samples, const char *hyp_path)
 {
     const char **src = malloc((size_t)(n ? n : 1) * sizeof *src), **ref = malloc((size_t)(n ? n : 1) * sizeof *ref);
     char **hyp = calloc((size_t)(n ? n : 1), sizeof *hyp);
@@ -326,6 +405,7 @@ static mn_status score_split(mn_params *P, const mn_mt_cfg *c, const mn_bpe *bpe
     if (!s && m) s = mn_corpus_bleu((const char *const *)hyp, ref, m, true, &b);
     if (!s && m) s = mn_corpus_chrf((const char *const *)hyp, ref, m, chrf);
     *bleu = b.score;
+    if (!s && hyp_path) s = write_hyps(hyp_path, hyp, m);
     for (int64_t i = 0; !s && i < m && i < samples; i++) printf("  src: %s\n  ref: %s\n  hyp: %s\n", src[i], ref[i], hyp[i]);
     for (int64_t i = 0; i < m && hyp; i++) free(hyp[i]);
     mn_mt_decoder_free(d);
@@ -338,7 +418,7 @@ static mn_status validate(run *r, int64_t step, double train_loss, double tps)
     double vl = val_loss(r), bleu = 0, chrf = 0;
     mn_mt_search q = { .beam = 1, .threads = r->c.threads };
     int64_t nv = r->data.n[MN_SPLIT_VALID] < r->c.val_bleu ? r->data.n[MN_SPLIT_VALID] : r->c.val_bleu;
-    mn_status s = nv ? score_split(r->P, &r->c, r->bpe, &r->par, MN_SPLIT_VALID, nv, &q, &bleu, &chrf, 0) : MN_OK;
+    mn_status s = nv ? score_split(r->P, &r->c, r->bpe, &r->par, MN_SPLIT_VALID, nv, &q, &bleu, &chrf, 0, NULL) : MN_OK;
     if (s) return s;
     double el = mn_tools_seconds(CLOCK_MONOTONIC) - r->t0;
     printf("step %lld: train loss %.3f, valid loss %.3f, valid BLEU %.2f chrF %.2f (%lld sentences, greedy), %.0f tok/s, %.0f s\n",
@@ -346,8 +426,8 @@ static mn_status validate(run *r, int64_t step, double train_loss, double tps)
     fprintf(r->metrics, "{\"step\": %lld, \"train_loss\": %.6f, \"val_loss\": %.6f, \"val_bleu\": %.4f, \"val_chrf\": %.4f, "
             "\"tok_per_s\": %.1f, \"time\": %.1f}\n", (long long)step, train_loss, isfinite(vl) ? vl : -1.0, bleu, chrf, tps, el);
     fflush(r->metrics);
-    if (!r->data.n[MN_SPLIT_VALID] || (isfinite(vl) && vl < r->best)) {   /* no validation pairs: the latest is the best */
-        r->best = vl;
+    if (!r->data.n[MN_SPLIT_VALID] || (isfinite(vl) && vl < r->st.best)) {   /* no validation pairs: the latest is the best */
+        r->st.best = isfinite(vl) ? vl : INFINITY;
         if ((s = save_ckpt(r, r->out))) return s;
     }
     return save_ckpt(r, r->last);
@@ -367,24 +447,26 @@ static mn_status train_step(run *r, const epoch *e, int64_t b, int64_t step, dou
     if (s) return s;
     *tokens += fill(t, e->order + e->b[b].first, e->b[b].n);
     mn_params_zero_grad(r->P);
+    mn_exec_set_step(t->ex, (uint64_t)step);      /* dropout draws from (graph seed, step): a resumed run continues exactly */
     if ((s = mn_exec_run(t->ex))) return mn_set_error(s, "translate: %s", mn_exec_errmsg(t->ex));
     *loss = mn_exec_loss(t->ex);
     if (r->c.clip > 0) mn_clip_grad_norm(r->P, r->c.clip, 2.0f);
-    mn_optim_set_lr(r->opt, -1, lr_at(&r->c, step));
+    float f = lr_at(&r->c, step) / r->c.lr;
+    for (int g = 0; g < r->groups; g++) mn_optim_set_lr(r->opt, g, r->base_lr[g] * f);
     return mn_optim_step(r->opt);
 }
 
 static mn_status loop(run *r)
 {
-    int64_t step = 0, tokens = 0, ep = 0;
-    double ema = NAN, tstart = mn_tools_seconds(CLOCK_MONOTONIC), tlast = tstart;
+    int64_t step = r->st.step, tokens = 0, ep = r->st.epoch, first = r->st.batch;
+    double ema = r->st.ema, tstart = mn_tools_seconds(CLOCK_MONOTONIC), tlast = tstart;
     int64_t tok_last = 0;
     mn_status s = MN_OK;
     bool stop = false;
     while (!stop && !s) {
         epoch e = { 0 };
         if ((s = make_epoch(r->data.items[MN_SPLIT_TRAIN], r->data.n[MN_SPLIT_TRAIN], &r->c, r->c.seed + (uint64_t)ep++, &e))) break;
-        for (int64_t b = 0; b < e.nb && !stop && !s; b++) {
+        for (int64_t b = first; b < e.nb && !stop && !s; b++) {
             double loss = 0;
             if ((s = train_step(r, &e, b, step, &loss, &tokens))) break;
             ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
@@ -398,6 +480,7 @@ static mn_status loop(run *r)
             }
             if (step % r->c.val_every == 0 || stop) {
                 double tps = (double)tokens / (now - tstart);
+                r->st = (loop_state){ step, ep - 1, b + 1, ema, r->st.best };
                 s = validate(r, step, ema, tps);
                 tok_last = tokens;
                 tlast = mn_tools_seconds(CLOCK_MONOTONIC);
@@ -405,6 +488,7 @@ static mn_status loop(run *r)
             }
         }
         epoch_free(&e);
+        first = 0;
     }
     return s;
 }
@@ -465,7 +549,7 @@ static mn_status prepare(run *r)
     if (r->c.limit && r->c.limit < r->par.count[MN_SPLIT_TRAIN]) apply_limit(&r->par, r->c.limit);
     if (!r->par.count[MN_SPLIT_TRAIN]) return mn_set_error(MN_ERR_FORMAT, "translate: %s / %s: no training pairs", r->c.src, r->c.tgt);
     double t = mn_tools_seconds(CLOCK_MONOTONIC);
-    if ((s = learn_bpe(r))) return s;
+    if (!r->bpe && (s = learn_bpe(r))) return s;       /* a resumed run keeps its checkpoint's BPE */
     if (mn_bpe_vocab(r->bpe) < r->c.vocab) {
         printf("note: BPE stopped at %d ids (no pair occurs twice); the model uses %d\n", mn_bpe_vocab(r->bpe), mn_bpe_vocab(r->bpe));
         r->c.vocab = mn_bpe_vocab(r->bpe);
@@ -501,26 +585,75 @@ static void run_free(run *r)
     if (r->metrics) fclose(r->metrics);
 }
 
+static mn_status open_ckpt(const char *path, mn_params **P, mn_mt_cfg *c, mn_bpe **bpe);
+
+/* Flags a resumed run may change; the others would change the model, the
+ * data or the batches, and the checkpoint's values stand. */
+static bool resumable(int o)
+{
+    return o == O_STEPS || o == O_TIME || o == O_THREADS || o == O_VALEVERY || o == O_VALBLEU || o == O_OUT || o == O_METRICS ||
+           o == O_FORCE || o == O_MODEL;
+}
+
+/* --resume CKPT: the model, optimizer state, BPE, configuration and loop state. */
+static int open_resume(run *r, const char *path)
+{
+    mn_status s = open_ckpt(path, &r->P, &r->c, &r->bpe);
+    if (!s) s = state_parse(mn_params_get_meta(r->P, STATE_META), path, &r->st);
+    if (s) { fprintf(stderr, "mnemo train: --resume %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    r->resume = path;
+    size_t n = strlen(path);
+    bool last = n > 5 && !strcmp(path + n - 5, ".last");
+    snprintf(r->out_buf, sizeof r->out_buf, "%.*s", (int)(last ? n - 5 : n), path);     /* X.last and X resume into X */
+    return MN_EXIT_OK;
+}
+
 static int parse_train(int argc, char **argv, run *r, bool *force)
 {
     mn_mt_defaults(&r->c);
+    r->st = (loop_state){ .ema = NAN, .best = INFINITY };
     run_flags rf = { .out = "translate.safetensors" };
-    int o;
+    const char *resume = NULL;
+    int o, rc;
     opterr = 0;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", train_opts, NULL)) != -1) {        /* first pass: usage errors and --resume */
         if (o == 'h') { train_usage(stdout); return -1; }
         if (o == '?') { fprintf(stderr, "mnemo train: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE; }
+        if (o == O_RESUME) resume = optarg;
+    }
+    if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
+    if (resume && (rc = open_resume(r, resume))) return rc;
+    if (resume) rf.out = r->out_buf;
+    optind = 1;
+    int li = 0;
+    while ((o = getopt_long(argc, argv, "h", train_opts, &li)) != -1) {
+        if (o == O_RESUME) continue;
+        if (resume && !resumable(o)) {
+            fprintf(stderr, "mnemo train: --%s cannot change when resuming: the run continues with its checkpoint's configuration\n", train_opts[li].name);
+            return MN_EXIT_USAGE;
+        }
         if (!apply(&r->c, o, optarg, &rf)) return MN_EXIT_USAGE;
     }
     r->out = rf.out;
     r->metrics_path = rf.metrics;
     r->export_ids = rf.export_ids;
     *force = rf.force;
-    if (optind < argc) { fprintf(stderr, "mnemo train: unexpected argument \"%s\"\n", argv[optind]); return MN_EXIT_USAGE; }
     default_data(&r->c);
     if (mn_mt_check(&r->c)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
+    mn_train_cfg ft = { 0 };
+    snprintf(ft.freeze, sizeof ft.freeze, "%s", r->c.freeze);
+    snprintf(ft.lr_groups, sizeof ft.lr_groups, "%s", r->c.lr_groups);
+    snprintf(ft.init_map, sizeof ft.init_map, "%s", r->c.init_map);
+    snprintf(ft.init_from, sizeof ft.init_from, "%s", r->c.init_from);
+    if (mn_ft_check(&ft)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     return MN_EXIT_OK;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
 static int check_out(const run *r, bool force)
@@ -529,11 +662,100 @@ static int check_out(const run *r, bool force)
     const char *paths[2] = { r->out, r->last };
     for (int i = 0; i < 2; i++) {
         if (mn_out_check_regular(paths[i])) { fprintf(stderr, "mnemo train: --out: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
-        if (!force && lstat(paths[i], &st) == 0) {
+        bool ours = r->resume && (same_file(r->resume, r->out) || same_file(r->resume, r->last));
+        if (!force && !ours && lstat(paths[i], &st) == 0) {
             fprintf(stderr, "mnemo train: %s exists: pass --force to replace it, or another --out\n", paths[i]);
             return MN_EXIT_RUNTIME;
         }
     }
+    return MN_EXIT_OK;
+}
+
+/* The fine-tuning flags in the shape tools/finetune.c reads. */
+static mn_train_cfg ft_cfg(const mn_mt_cfg *c)
+{
+    mn_train_cfg t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.model, sizeof t.model, "translate");
+    snprintf(t.init_from, sizeof t.init_from, "%s", c->init_from);
+    snprintf(t.init_map, sizeof t.init_map, "%s", c->init_map);
+    snprintf(t.freeze, sizeof t.freeze, "%s", c->freeze);
+    snprintf(t.lr_groups, sizeof t.lr_groups, "%s", c->lr_groups);
+    return t;
+}
+
+/* The parameters (fresh, or the resumed ones), --init-from's partial load,
+ * --freeze, the optimizer (its state comes with a resumed store) and its
+ * --lr-groups. Graphs compiled before a freeze are dropped. Exit code. */
+static int build_model(run *r)
+{
+    mn_train_cfg ft = ft_cfg(&r->c);
+    mn_params *src = NULL;
+    int rc = mn_ft_open(&ft, r->resume != NULL, &src);
+    if (rc) return rc;
+    if (!r->P) r->P = mn_params_new();
+    if (!r->resume) mn_params_set_seed(r->P, r->c.seed);
+    tgraph *t;
+    mn_status s = get_graph(&r->G, r->P, &r->c, r->c.batch / BUCKET, BUCKET, true, &t);     /* creates the parameters */
+    if (!s && !r->resume && !mn_mt_is_lstm(&r->c)) scale_embeddings(r->P, &r->c);
+    if (s) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); mn_params_free(src); return MN_EXIT_RUNTIME; }
+    rc = mn_ft_prepare(r->P, src, &ft);
+    mn_params_free(src);
+    if (rc) return rc;
+    for (int i = 0; i < MAX_GRAPHS; i++) tgraph_free(&r->G.g[i]);    /* compiled before --freeze */
+    mn_adam_opts ao = MN_ADAMW_DEFAULTS;
+    ao.lr = r->c.lr;
+    ao.beta2 = 0.98f;
+    ao.eps = 1e-9f;
+    ao.weight_decay = r->c.weight_decay > 0 ? r->c.weight_decay : MN_ZERO;
+    if (!(r->opt = mn_adamw(r->P, ao))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if ((rc = mn_ft_groups(r->opt, r->P, &ft))) return rc;
+    r->groups = mn_optim_group_count(r->opt);
+    if (r->groups > 16) r->groups = 16;
+    for (int g = 0; g < r->groups; g++) r->base_lr[g] = mn_optim_get_lr(r->opt, g);
+    return MN_EXIT_OK;
+}
+
+static int open_metrics(run *r)
+{
+    if (r->resume && mn_metrics_truncate(r->metrics_path, r->st.step) < 0) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if (!(r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w"))) { fprintf(stderr, "mnemo train: cannot write %s\n", r->metrics_path); return MN_EXIT_RUNTIME; }
+    return MN_EXIT_OK;
+}
+
+static void print_model(const run *r)
+{
+    if (mn_mt_is_lstm(&r->c))
+        printf("lstm-attn: embeddings and decoder %d, bidirectional encoder 2 x %d, %s attention\n", r->c.d_model,
+               r->c.d_model / 2, r->c.additive ? "additive" : "multiplicative");
+    printf("translate (%s, d_model %d, %d+%d layers, %d heads, ff %d): %lld parameters, batches of %d tokens, lr %g, %d threads\n",
+           r->c.arch, r->c.d_model, r->c.enc_layers, r->c.dec_layers, r->c.heads, r->c.ff, (long long)mn_params_numel(r->P), r->c.batch,
+           (double)r->c.lr, r->c.threads ? r->c.threads : mn_get_num_threads());
+    if (r->resume) printf("resuming at step %lld (epoch %lld, batch %lld) from %s\n", (long long)r->st.step, (long long)r->st.epoch + 1,
+                          (long long)r->st.batch, r->resume);
+    fflush(stdout);
+}
+
+static int train_main(run *r, bool force)
+{
+    int rc = check_out(r, force);
+    if (rc) return rc;
+    if (r->resume && r->c.steps && r->st.step >= r->c.steps) {
+        printf("nothing to train: %s is at step %lld (--steps %lld); nothing written\n", r->resume, (long long)r->st.step, (long long)r->c.steps);
+        return MN_EXIT_OK;
+    }
+    r->t0 = mn_tools_seconds(CLOCK_MONOTONIC);
+    mn_status s = prepare(r);
+    if (s) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    if ((rc = build_model(r)) || (rc = open_metrics(r))) return rc;
+    print_model(r);
+    if ((s = loop(r))) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); return MN_EXIT_RUNTIME; }
+    printf("best validation loss %.3f: %s (latest %s); metrics %s\n", r->st.best, r->out, r->last, r->metrics_path);
+    fclose(r->metrics);
+    r->metrics = NULL;
+    char png[620];
+    snprintf(png, sizeof png, "%s.loss.png", r->out);
+    if (!mn_plot_losses(r->metrics_path, png)) printf("loss curves: %s\n", png);
     return MN_EXIT_OK;
 }
 
@@ -543,47 +765,13 @@ int cmd_train_translate(int argc, char **argv)
     memset(&r, 0, sizeof r);
     bool force = false;
     int rc = parse_train(argc, argv, &r, &force);
-    if (rc) return rc < 0 ? MN_EXIT_OK : rc;
-    snprintf(r.last, sizeof r.last, "%s.last", r.out);
-    if (!r.metrics_path) { snprintf(r.metrics_buf, sizeof r.metrics_buf, "%s.metrics.jsonl", r.out); r.metrics_path = r.metrics_buf; }
-    if ((rc = check_out(&r, force))) return rc;
-    r.t0 = mn_tools_seconds(CLOCK_MONOTONIC);
-    r.best = INFINITY;
-    mn_status s = prepare(&r);
-    if (!s) {
-        r.P = mn_params_new();
-        mn_params_set_seed(r.P, r.c.seed);
-        mn_adam_opts ao = MN_ADAMW_DEFAULTS;
-        ao.lr = r.c.lr;
-        ao.beta2 = 0.98f;
-        ao.eps = 1e-9f;
-        ao.weight_decay = r.c.weight_decay > 0 ? r.c.weight_decay : MN_ZERO;
-        tgraph *t;
-        s = get_graph(&r.G, r.P, &r.c, r.c.batch / BUCKET, BUCKET, true, &t);     /* creates the parameters */
-        if (!s && !mn_mt_is_lstm(&r.c)) scale_embeddings(r.P, &r.c);
-        if (!s && !(r.opt = mn_adamw(r.P, ao))) s = mn_last_status();
-        if (!s && !(r.metrics = fopen(r.metrics_path, "w"))) s = mn_set_error(MN_ERR_IO, "cannot write %s", r.metrics_path);
+    if (!rc) {
+        snprintf(r.last, sizeof r.last, "%s.last", r.out);
+        if (!r.metrics_path) { snprintf(r.metrics_buf, sizeof r.metrics_buf, "%s.metrics.jsonl", r.out); r.metrics_path = r.metrics_buf; }
+        rc = train_main(&r, force);
     }
-    if (!s) {
-        if (mn_mt_is_lstm(&r.c))
-            printf("lstm-attn: embeddings and decoder %d, bidirectional encoder 2 x %d, %s attention\n", r.c.d_model,
-                   r.c.d_model / 2, r.c.additive ? "additive" : "multiplicative");
-        printf("translate (%s, d_model %d, %d+%d layers, %d heads, ff %d): %lld parameters, batches of %d tokens, lr %g, %d threads\n",
-               r.c.arch, r.c.d_model, r.c.enc_layers, r.c.dec_layers, r.c.heads, r.c.ff, (long long)mn_params_numel(r.P), r.c.batch,
-               (double)r.c.lr, r.c.threads ? r.c.threads : mn_get_num_threads());
-        fflush(stdout);
-        s = loop(&r);
-    }
-    if (!s) printf("best validation loss %.3f: %s (latest %s); metrics %s\n", r.best, r.out, r.last, r.metrics_path);
-    if (!s && r.metrics) { fclose(r.metrics); r.metrics = NULL; }
-    if (!s) {
-        char png[620];
-        snprintf(png, sizeof png, "%s.loss.png", r.out);
-        if (!mn_plot_losses(r.metrics_path, png)) printf("loss curves: %s\n", png);
-    }
-    if (s) fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
     run_free(&r);
-    return s ? MN_EXIT_RUNTIME : MN_EXIT_OK;
+    return rc < 0 ? MN_EXIT_OK : rc;
 }
 
 /* ---- checkpoints: translate and eval ---- */
@@ -629,14 +817,14 @@ bool mn_mt_is_checkpoint(int argc, char **argv)
     return yes;
 }
 
-enum { T_CKPT = 300, T_BEAM, T_ALPHA, T_MAXLEN, T_THREADS, T_LIMIT, T_SRC, T_TGT, T_SAMPLES, T_SPLIT };
+enum { T_CKPT = 300, T_BEAM, T_ALPHA, T_MAXLEN, T_THREADS, T_LIMIT, T_SRC, T_TGT, T_SAMPLES, T_SPLIT, T_HYP };
 static const struct option tr_opts[] = {
     { "ckpt", 1, 0, T_CKPT }, { "beam", 1, 0, T_BEAM }, { "alpha", 1, 0, T_ALPHA }, { "max-len", 1, 0, T_MAXLEN },
     { "threads", 1, 0, T_THREADS }, { "limit", 1, 0, T_LIMIT }, { "src", 1, 0, T_SRC }, { "tgt", 1, 0, T_TGT },
-    { "samples", 1, 0, T_SAMPLES }, { "split", 1, 0, T_SPLIT }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+    { "samples", 1, 0, T_SAMPLES }, { "split", 1, 0, T_SPLIT }, { "hyp", 1, 0, T_HYP }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 };
 
-typedef struct { const char *ckpt, *src, *tgt; mn_mt_search q; int64_t limit, samples; int split; } tr_args;
+typedef struct { const char *ckpt, *src, *tgt, *hyp; mn_mt_search q; int64_t limit, samples; int split; } tr_args;
 
 static int parse_tr(const char *cmd, int argc, char **argv, tr_args *a, const char *usage)
 {
@@ -652,6 +840,7 @@ static int parse_tr(const char *cmd, int argc, char **argv, tr_args *a, const ch
         if (o == T_CKPT) { a->ckpt = optarg; continue; }
         if (o == T_SRC) { a->src = optarg; continue; }
         if (o == T_TGT) { a->tgt = optarg; continue; }
+        if (o == T_HYP) { a->hyp = optarg; continue; }
         if (o == T_SPLIT) {
             a->split = !strcmp(optarg, "train") ? MN_SPLIT_TRAIN : !strcmp(optarg, "valid") ? MN_SPLIT_VALID : !strcmp(optarg, "test") ? MN_SPLIT_TEST : -1;
             if (a->split < 0) { fprintf(stderr, "mnemo %s: --split %s: train, valid or test\n", cmd, optarg); return MN_EXIT_USAGE; }
@@ -679,14 +868,24 @@ static int parse_tr(const char *cmd, int argc, char **argv, tr_args *a, const ch
     return MN_EXIT_OK;
 }
 
-static char *read_line(FILE *f)
+/* Longest standard-input line `mnemo translate` reads (bytes, without the
+ * newline): the decoder reads at most max_len tokens anyway. */
+enum { MAX_LINE = 16384 };
+
+/* One line of f into buf (MAX_LINE + 2 bytes), without its line end: 1, 0
+ * at the end of input, -1 (after a message naming the line) when it is
+ * longer than MAX_LINE. */
+static int read_line(FILE *f, char *buf, int64_t line_no)
 {
-    size_t cap = 0;
-    char *line = NULL;
-    ssize_t n = getline(&line, &cap, f);
-    if (n < 0) { free(line); return NULL; }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    return line;
+    if (!fgets(buf, MAX_LINE + 2, f)) return 0;
+    size_t n = strlen(buf);
+    if (n == MAX_LINE + 1 && buf[n - 1] != '\n') {
+        fprintf(stderr, "mnemo translate: standard input line %lld is longer than %d bytes; split it into sentences\n",
+                (long long)line_no, MAX_LINE);
+        return -1;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+    return 1;
 }
 
 static int translate_lines(mn_mt_decoder *d, const mn_bpe *bpe, const mn_mt_search *q, const char *const *lines, int n)
@@ -715,13 +914,16 @@ int cmd_translate(int argc, char **argv)
     mn_mt_decoder *d = mn_mt_decoder_new(P, &c);
     if (!d) { mn_params_free(P); mn_bpe_free(bpe); return MN_EXIT_RUNTIME; }
     if (optind < argc) rc = translate_lines(d, bpe, &a.q, (const char *const *)argv + optind, argc - optind);
-    char *line;
-    while (optind >= argc && !rc && (line = read_line(stdin))) {
+    char *line = optind < argc ? NULL : malloc(MAX_LINE + 2);
+    if (optind >= argc && !line) { fprintf(stderr, "mnemo translate: out of memory\n"); rc = MN_EXIT_RUNTIME; }
+    int got;
+    for (int64_t no = 1; line && !rc && (got = read_line(stdin, line, no)) != 0; no++) {
         const char *one[1] = { line };
-        if (!*line) printf("\n");
+        if (got < 0) rc = MN_EXIT_RUNTIME;
+        else if (!*line) printf("\n");
         else rc = translate_lines(d, bpe, &a.q, one, 1);
-        free(line);
     }
+    free(line);
     mn_mt_decoder_free(d);
     mn_params_free(P);
     mn_bpe_free(bpe);
@@ -733,9 +935,10 @@ int cmd_eval_translate(int argc, char **argv)
     tr_args a = { 0 };
     int rc = parse_tr("eval", argc, argv, &a,
                       "usage: mnemo eval --ckpt CKPT [--beam K] [--alpha A] [--limit N] [--samples N] [--split train|valid|test]\n"
-                      "                  [--src F --tgt F] [--threads N]\n"
+                      "                  [--src F --tgt F] [--threads N] [--hyp FILE]\n"
                       "  translation: corpus BLEU (13a, as sacreBLEU) and chrF on the test pairs (or --split) of the\n"
-                      "  training data (or of --src/--tgt), with a few sample translations.\n");
+                      "  training data (or of --src/--tgt), with a few sample translations; --hyp writes every translation\n"
+                      "  to FILE, one line per pair.\n");
     if (rc) return rc < 0 ? MN_EXIT_OK : rc;
     mn_params *P;
     mn_mt_cfg c;
@@ -747,7 +950,7 @@ int cmd_eval_translate(int argc, char **argv)
     static const char *const split_names[3] = { "train", "valid", "test" };
     int64_t n = s ? 0 : a.limit && a.limit < par.count[a.split] ? a.limit : par.count[a.split];
     if (!s && !n) s = mn_set_error(MN_ERR_FORMAT, "eval: no %s pairs in %s / %s", split_names[a.split], a.src ? a.src : c.src, a.tgt ? a.tgt : c.tgt);
-    if (!s) s = score_split(P, &c, bpe, &par, a.split, n, &a.q, &bleu, &chrf, (int)a.samples);
+    if (!s) s = score_split(P, &c, bpe, &par, a.split, n, &a.q, &bleu, &chrf, (int)a.samples, a.hyp);
     if (!s) printf("%s: BLEU %.2f chrF %.2f on %lld pairs (beam %d, alpha %g), %.2f sentences/s\n", split_names[a.split], bleu, chrf,
                    (long long)n, a.q.beam, (double)a.q.alpha, (double)n / (mn_tools_seconds(CLOCK_MONOTONIC) - t));
     else fprintf(stderr, "mnemo eval: %s\n", mn_errmsg());

@@ -74,7 +74,7 @@ mn_rnn_s2s_opts mn_mt_rnn_opts(const mn_mt_cfg *c, bool training)
 mn_s2s_opts mn_mt_model_opts(const mn_mt_cfg *c, bool training)
 {
     mn_tf_opts tf = { .d_model = c->d_model, .heads = c->heads, .enc_layers = c->enc_layers, .dec_layers = c->dec_layers,
-                      .ff = c->ff, .post_ln = c->post_ln, .relu = true, .dropout = c->dropout, .training = training };
+                      .ff = c->ff, .post_ln = c->post_ln, .relu = !c->gelu, .dropout = c->dropout, .training = training };
     return (mn_s2s_opts){ .src_vocab = c->vocab, .tgt_vocab = c->vocab, .max_len = c->max_len, .tf = tf,
                           .tie_weights = c->tie, .share_embeddings = c->tie };
 }
@@ -93,7 +93,8 @@ static const field fields[] = {
     FLD("weight_decay", F_FLOAT, weight_decay), FLD("batch", F_INT, batch), FLD("warmup", F_INT, warmup),
     FLD("val_every", F_INT, val_every), FLD("val_bleu", F_INT, val_bleu), FLD("steps", F_I64, steps),
     FLD("limit", F_I64, limit), FLD("time_limit", F_DOUBLE, time_limit), FLD("seed", F_I64, seed),
-    FLD("threads", F_INT, threads),
+    FLD("threads", F_INT, threads), FLD("gelu", F_BOOL, gelu), FLD("init_from", F_STR, init_from),
+    FLD("init_map", F_STR, init_map), FLD("freeze", F_STR, freeze), FLD("lr_groups", F_STR, lr_groups),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 

@@ -27,6 +27,9 @@ typedef struct {
     double time_limit;
     uint64_t seed;
     int threads;
+    bool gelu;                   /* feed-forward activation GELU (default ReLU, as nn.Transformer) */
+    /* fine-tuning (docs/finetuning.md): stored so a resumed run keeps them */
+    char init_from[512], init_map[512], freeze[512], lr_groups[512];
 } mn_mt_cfg;
 
 void      mn_mt_defaults(mn_mt_cfg *c);
