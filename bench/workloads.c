@@ -3,6 +3,7 @@
  * products only). lstm_cells is the same graph as lstm: mnemo's LSTM is
  * always unrolled from primitive ops, like torch_ref.py's lstm_cells. */
 #include "workloads.h"
+#include "../ops/gemm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +184,13 @@ const char *mn_bench_blas_core(void)
 {
     const char *c = openblas_get_corename();
     return c ? c : "unknown";
+}
+
+/* Which libraries compute the products (ops/matmul.c's rule): "openblas",
+ * or "openblas+onednn-avx512" / "openblas+onednn-avx2" when mnemo was built
+ * with oneDNN (which products go where: docs/performance.md). */
+const char *mn_bench_gemm(void)
+{
+    mn__gemm_kinds k = mn__gemm_detect();
+    return !k.dnnl ? "openblas" : k.dnnl_avx512 ? "openblas+onednn-avx512" : "openblas+onednn-avx2";
 }
