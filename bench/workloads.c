@@ -186,11 +186,10 @@ const char *mn_bench_blas_core(void)
     return c ? c : "unknown";
 }
 
-/* Which libraries compute the products (ops/matmul.c's rule): "openblas",
- * or "openblas+onednn-avx512" / "openblas+onednn-avx2" when mnemo was built
- * with oneDNN (which products go where: docs/performance.md). */
+/* Which library computes the products (ops/matmul.c's rule): "onednn" when
+ * mnemo was built with oneDNN and its JIT is wider than OpenBLAS's kernels,
+ * else "openblas". */
 const char *mn_bench_gemm(void)
 {
-    mn__gemm_kinds k = mn__gemm_detect();
-    return !k.dnnl ? "openblas" : k.dnnl_avx512 ? "openblas+onednn-avx512" : "openblas+onednn-avx2";
+    return mn__gemm_use_dnnl(mn__gemm_detect()) ? "onednn" : "openblas";
 }

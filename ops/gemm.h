@@ -17,8 +17,8 @@ typedef struct {
 } mn__gemm_kinds;
 
 mn__gemm_kinds mn__gemm_detect(void);
-/* Whether oneDNN computes op(A) op(B) (trans_a: A stored transposed). */
-bool mn__gemm_use_dnnl(mn__gemm_kinds k, bool trans_a);
+/* Whether oneDNN computes the products (its vectors wider than OpenBLAS's kernels). */
+bool mn__gemm_use_dnnl(mn__gemm_kinds k);
 /* OpenBLAS's column-block width for an M x N x K product, 0 for one call. */
 int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 /* C = op(A) op(B) + beta C, row-major, with `threads` threads, by the rule for k. */

@@ -76,23 +76,22 @@ mn__gemm_kinds mn__gemm_detect(void)
     return k;
 }
 
-/* Whether oneDNN's sgemm computes a product (single-threaded; every shape
- * measured on 1 thread, AMD EPYC Zen 5, GFLOP/s OpenBLAS -> oneDNN):
- * - OpenBLAS on its AVX2 kernels (Haswell, Zen; the cores it picks on AVX2
- *   CPUs, or OPENBLAS_CORETYPE=Haswell on this AVX-512 one) and oneDNN on
- *   AVX-512: oneDNN, every shape (32x768x256 A B^T 85 -> 166, 32x256x768
- *   A B 95 -> 194, 2048x768x64 A B^T 93 -> 220, 768x256x2048 A^T B 100 ->
- *   178): the AVX2 kernels run at their peak, half the machine's.
- * - Same vector width on both sides: oneDNN for op(A) = A (32x256x768 A B
- *   168 -> 210 against OpenBLAS's column blocks, 32x256x1024 125 -> 208,
- *   2048x768x64 A B^T 184 -> 213), OpenBLAS for A^T B, the weight gradients
- *   (768x256x2048 192 -> 173; with AVX2 on both sides 1024x256x2048 94 -> 59).
- * - oneDNN narrower than OpenBLAS's kernels: OpenBLAS. */
-bool mn__gemm_use_dnnl(mn__gemm_kinds k, bool trans_a)
+/* Whether oneDNN's sgemm computes a product: when its JIT uses wider
+ * vectors than OpenBLAS's kernels, i.e. AVX-512 against OpenBLAS's AVX2
+ * cores (Haswell, Zen: the cores it picks on AVX2 CPUs, or
+ * OPENBLAS_CORETYPE=Haswell on this AVX-512 one). Measured on 1 thread,
+ * AMD EPYC Zen 5, GFLOP/s OpenBLAS Haswell -> oneDNN: 32x768x256 A B^T 85
+ * -> 145, 32x256x768 A B 92 -> 189, 2048x1024x64 A B^T 92 -> 206,
+ * 768x256x2048 A^T B 98 -> 156, 1x1024x256 7 -> 33: the AVX2 kernels run
+ * at their peak, half the machine's; whole training steps 1.3-1.8x faster.
+ * At equal width (both AVX-512, or both AVX2) OpenBLAS keeps every
+ * product: a probe with hot caches had oneDNN ahead on the products with a
+ * plain A (32x256x768 A B 150 -> 189 against the column blocks), but whole
+ * steps on OpenBLAS's SkylakeX kernels lost with it (rnn 1.11-1.15x, mlp
+ * 1.02-1.14x; docs/performance.md), so main's path stays there. */
+bool mn__gemm_use_dnnl(mn__gemm_kinds k)
 {
-    if (!k.dnnl) return false;
-    if (k.dnnl_avx512 != k.blas_avx512) return k.dnnl_avx512;
-    return !trans_a;
+    return k.dnnl && k.dnnl_avx512 && !k.blas_avx512;
 }
 
 /* Column block width for a skinny product (M small: a recurrent step, a
@@ -142,7 +141,7 @@ static void sgemm1(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
 #ifdef MNEMO_HAVE_DNNL
-    if (mn__gemm_use_dnnl(k, ta == CblasTrans) && dnnl_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
+    if (mn__gemm_use_dnnl(k) && dnnl_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
 #endif
     int64_t w = mn__gemm_block(k, ta == CblasTrans, tb == CblasTrans, M, N, K);
     if (w == 0) w = N;
