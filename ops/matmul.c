@@ -1,5 +1,5 @@
 /* ops/matmul.c: batched matrix product through cblas_sgemm (or oneDNN's
- * sgemm where a shape rule says it is faster), with transpose flags handled
+ * sgemm when its kernels are wider than OpenBLAS's), with transpose flags handled
  * by BLAS (never by copies) and NumPy broadcasting over the leading (batch)
  * dims. When B has no batch dims the batch is folded into M: one large GEMM
  * instead of many small ones. Which library computes a product depends on
