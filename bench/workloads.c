@@ -3,6 +3,7 @@
  * products only). lstm_cells is the same graph as lstm: mnemo's LSTM is
  * always unrolled from primitive ops, like torch_ref.py's lstm_cells. */
 #include "workloads.h"
+#include "../ops/gemm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +184,12 @@ const char *mn_bench_blas_core(void)
 {
     const char *c = openblas_get_corename();
     return c ? c : "unknown";
+}
+
+/* Which library computes the products (ops/matmul.c's rule): "onednn" when
+ * mnemo was built with oneDNN and its JIT is wider than OpenBLAS's kernels,
+ * else "openblas". */
+const char *mn_bench_gemm(void)
+{
+    return mn__gemm_use_dnnl(mn__gemm_detect()) ? "onednn" : "openblas";
 }

@@ -29,5 +29,7 @@ void      mn_workload_free(mn_workload *w);
 void mn_bench_cpu(char *model, size_t model_size, char *ext, size_t ext_size);
 /* OpenBLAS's kernel family for this CPU, e.g. "SkylakeX" or "Haswell". */
 const char *mn_bench_blas_core(void);
+/* The library ops/matmul.c uses for products: "openblas" or "onednn". */
+const char *mn_bench_gemm(void);
 
 #endif

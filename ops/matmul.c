@@ -1,14 +1,19 @@
-/* ops/matmul.c: batched matrix product through cblas_sgemm, with transpose
- * flags handled by BLAS (never by copies) and NumPy broadcasting over the
- * leading (batch) dims. When B has no batch dims the batch is folded into
- * M: one large GEMM instead of many small ones. */
+/* ops/matmul.c: batched matrix product through cblas_sgemm (or oneDNN's
+ * sgemm when its kernels are wider than OpenBLAS's), with transpose flags handled
+ * by BLAS (never by copies) and NumPy broadcasting over the leading (batch)
+ * dims. When B has no batch dims the batch is folded into M: one large GEMM
+ * instead of many small ones. Which library computes a product depends on
+ * its shape and on the kernels the linked libraries picked, never on timing. */
 #include "attrs.h"
 #include "op.h"
+#include "gemm.h"
 #include <omp.h>
 #include <cblas.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <stdatomic.h>
+#ifdef MNEMO_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 static void batch_shape(mn_shape s, mn_shape *b)
 {
@@ -54,50 +59,89 @@ static int64_t batch_offset(int64_t r, mn_shape s, mn_shape o)
     return off;
 }
 
-/* Whether OpenBLAS's small-matrix kernels are there: the AVX-512 cores of
- * OpenBLAS 0.3.21 (Debian 12) take them for products of at most 1e6
- * multiply-adds, without packing the operands. */
-static bool small_kernels(void)
+/* The GEMM kernels the linked libraries use on this CPU: OpenBLAS's kernel
+ * family (picked at its start-up; OPENBLAS_CORETYPE, the user's, may have
+ * chosen it) and the widest instruction set of oneDNN's JIT. Both are facts
+ * about the loaded libraries, asked once per product (well under a
+ * microsecond against 10 us or more of work) and kept nowhere: no state. */
+mn__gemm_kinds mn__gemm_detect(void)
 {
-    static _Atomic int have = -1;          /* kernels of parallel steps may ask at once */
-    int h = atomic_load_explicit(&have, memory_order_relaxed);
-    if (h < 0) {
-        const char *c = openblas_get_corename();
-        h = c && (!strcasecmp(c, "skylakex") || !strcasecmp(c, "cooperlake") || !strcasecmp(c, "sapphirerapids"));
-        atomic_store_explicit(&have, h, memory_order_relaxed);
-    }
-    return h;
+    mn__gemm_kinds k = { false, false, false };
+    const char *c = openblas_get_corename();
+    k.blas_avx512 = c && (!strcasecmp(c, "skylakex") || !strcasecmp(c, "cooperlake") || !strcasecmp(c, "sapphirerapids"));
+#ifdef MNEMO_HAVE_DNNL
+    k.dnnl = true;
+    k.dnnl_avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+#endif
+    return k;
+}
+
+/* Whether oneDNN's sgemm computes a product: when its JIT uses wider
+ * vectors than OpenBLAS's kernels, i.e. AVX-512 against OpenBLAS's AVX2
+ * cores (Haswell, Zen: the cores it picks on AVX2 CPUs, or
+ * OPENBLAS_CORETYPE=Haswell on this AVX-512 one). Measured on 1 thread,
+ * AMD EPYC Zen 5, GFLOP/s OpenBLAS Haswell -> oneDNN: 32x768x256 A B^T 85
+ * -> 145, 32x256x768 A B 92 -> 189, 2048x1024x64 A B^T 92 -> 206,
+ * 768x256x2048 A^T B 98 -> 156, 1x1024x256 7 -> 33: the AVX2 kernels run
+ * at their peak, half the machine's; whole training steps 1.3-1.8x faster.
+ * At equal width (both AVX-512, or both AVX2) OpenBLAS keeps every
+ * product: a probe with hot caches had oneDNN ahead on the products with a
+ * plain A (32x256x768 A B 150 -> 189 against the column blocks), but whole
+ * steps on OpenBLAS's SkylakeX kernels lost with it (rnn 1.11-1.15x, mlp
+ * 1.02-1.14x; docs/performance.md), so main's path stays there. */
+bool mn__gemm_use_dnnl(mn__gemm_kinds k)
+{
+    return k.dnnl && k.dnnl_avx512 && !k.blas_avx512;
 }
 
 /* Column block width for a skinny product (M small: a recurrent step, a
- * small batch), or 0 for one call. OpenBLAS packs the whole weight matrix
- * on every call, about 20% of the time at M = 32; in column blocks of at
- * most 1e6 multiply-adds (and, for A B^T, width x M <= 1200) it reads the
- * operands in place instead. Measured on 1 thread (GFLOP/s, one call ->
- * blocks): A B^T 32x1024x256 81 -> 101, 32x768x256 83 -> 102, 16x1024x256
- * 65 -> 102, 128x512x784 95 -> 109; A B 32x256x1024 87 -> 98, 32x256x768
- * 88 -> 111. Beyond these limits blocks would be packed one by one (up to
- * 2.5x slower), so the rule is exact, and it depends on the shape only:
- * results do not depend on timing, run or thread count. */
-static int64_t block_width(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K)
+ * small batch) on OpenBLAS, or 0 for one call. OpenBLAS packs the whole
+ * weight matrix on every call, about 20% of the time at M = 32; its AVX-512
+ * cores (0.3.21, Debian 12) have small-matrix kernels that read the
+ * operands in place for products of at most 1e6 multiply-adds (and, for
+ * A B^T, width x M <= 1200), so in such column blocks nothing is packed.
+ * Measured on 1 thread (GFLOP/s, one call -> blocks): A B^T 32x1024x256 81
+ * -> 101, 32x768x256 83 -> 102, 16x1024x256 65 -> 102, 128x512x784 95 ->
+ * 109; A B 32x256x1024 87 -> 98, 32x256x768 88 -> 111. Beyond these limits
+ * blocks would be packed one by one (up to 2.5x slower), so the rule is
+ * exact. The AVX2 cores (Haswell, Zen) have no such kernels and pack every
+ * call: blocks of any width measured slower there (32x768x256 A B^T: one
+ * call 85, blocks of 128 84, of 32 78), so they get none. */
+int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K)
 {
-    if (ta != CblasNoTrans || K < 32 || !small_kernels()) return 0;
+    if (trans_a || K < 32 || !k.blas_avx512) return 0;
     static const int64_t widths[] = { 32, 24, 16, 8 };
     for (int i = 0; i < 4; i++) {
         int64_t w = widths[i];
-        if (tb == CblasNoTrans && w != 32 && w != 16) continue;
-        if ((tb == CblasTrans && w * M > 1200) || (double)M * (double)w * (double)K > 1e6) continue;
+        if (!trans_b && w != 32 && w != 16) continue;
+        if ((trans_b && w * M > 1200) || (double)M * (double)w * (double)K > 1e6) continue;
         return N > w ? w : 0;
     }
     return 0;
 }
 
-/* One single-threaded sgemm, in column blocks where block_width says so.
- * A single row (a batch-1 step) is a matrix-vector product: sgemm would
- * pack the whole weight matrix on every call (80% of the batch-1 LSTM
- * step's time with the Haswell kernels), sgemv reads it in place. */
-static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc)
+#ifdef MNEMO_HAVE_DNNL
+/* oneDNN's sgemm on the calling thread alone: inside a parallel region it
+ * runs single-threaded by itself; outside, the calling thread's team size
+ * is set to 1 for the call (per-thread, restored after). */
+static bool dnnl_gemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int old = omp_in_parallel() ? 0 : mn__blas_threads_push(1);
+    dnnl_status_t s = dnnl_sgemm(ta == CblasTrans ? 'T' : 'N', tb == CblasTrans ? 'T' : 'N', M, N, K, 1.0f, A, lda,
+                                 B, ldb, beta, C, ldc);
+    mn__blas_threads_pop(old);
+    return s == dnnl_success;
+}
+#endif
+
+/* One single-threaded sgemm: oneDNN's where mn__gemm_use_dnnl says so, else
+ * OpenBLAS's, in column blocks where mn__gemm_block says so. A single row (a
+ * batch-1 step) is a matrix-vector product: sgemm would pack the whole
+ * weight matrix on every call (80% of the batch-1 LSTM step's time with the
+ * Haswell kernels), sgemv reads it in place. */
+static void sgemm1(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M == 1) {
         CBLAS_TRANSPOSE tv = tb == CblasTrans ? CblasNoTrans : CblasTrans;
@@ -105,7 +149,10 @@ static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N,
                     A, ta == CblasTrans ? lda : 1, beta, C, 1);
         return;
     }
-    int64_t w = block_width(ta, tb, M, N, K);
+#ifdef MNEMO_HAVE_DNNL
+    if (mn__gemm_use_dnnl(k) && dnnl_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
+#endif
+    int64_t w = mn__gemm_block(k, ta == CblasTrans, tb == CblasTrans, M, N, K);
     if (w == 0) w = N;
     for (int64_t j = 0; j < N; j += w)
         cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)(N - j < w ? N - j : w), (int)K, 1.0f, A, lda,
@@ -120,11 +167,11 @@ static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N,
  * 144-148 us through OpenBLAS's threads, the transformer's 1024x256x768
  * 2.0-2.15 ms against 2.47 ms; no shape measured got slower beyond noise.
  * Every output element comes from the same single-threaded kernel. */
-static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
+static void gemm(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, int threads)
 {
     if (threads <= 1 || omp_in_parallel()) {
-        sgemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        sgemm1(k, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     bool byn = N >= 32 * threads && N >= M, bym = !byn && M >= 8 * threads;
@@ -138,10 +185,17 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, i
         int64_t d0 = D * t / threads / align * align, d1 = t == threads - 1 ? D : D * (t + 1) / threads / align * align;
         if (d1 <= d0) continue;
         if (byn)
-            sgemm1(ta, tb, M, d1 - d0, K, A, lda, tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, beta, C + d0, ldc);
+            sgemm1(k, ta, tb, M, d1 - d0, K, A, lda, tb == CblasTrans ? B + d0 * ldb : B + d0, ldb, beta, C + d0, ldc);
         else
-            sgemm1(ta, tb, d1 - d0, N, K, ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, beta, C + d0 * ldc, ldc);
+            sgemm1(k, ta, tb, d1 - d0, N, K, ta == CblasTrans ? A + d0 : A + d0 * lda, lda, B, ldb, beta, C + d0 * ldc, ldc);
     }
+}
+
+void mn__gemm(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc, int threads)
+{
+    gemm(k, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, A, lda, B, ldb, beta, C, ldc,
+         threads);
 }
 
 static mn_status matmul_fwd(const mn_kernel_ctx *c)
@@ -156,13 +210,14 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     int64_t nb = mn_shape_numel(bo);
     CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
     float *C = mn_f32(c->out), beta = c->accumulate ? 1.0f : 0.0f;   /* accumulate: C += op(A) op(B) */
+    mn__gemm_kinds k = mn__gemm_detect();
     if (K == 0) {
         for (int64_t i = 0; i < nb * M * N && !c->accumulate; i++) C[i] = 0.0f;
         return MN_OK;
     }
     if (bb.ndim == 0 || mn_shape_numel(bb) == 1) {
         if (!at->trans_a && mn_shape_numel(ba) == nb) {    /* fold the batch into M */
-            gemm(ta, tb, nb * M, N, K, mn_f32(A), lda, mn_f32(B), ldb, beta, C, (int)N, c->nthreads);
+            gemm(k, ta, tb, nb * M, N, K, mn_f32(A), lda, mn_f32(B), ldb, beta, C, (int)N, c->nthreads);
             return MN_OK;
         }
     }
@@ -175,11 +230,11 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     if (nb >= c->nthreads && c->nthreads > 1 && M * N * K < (1 << 21)) {
         #pragma omp parallel for num_threads(c->nthreads) schedule(static)
         for (int64_t r = 0; r < nb; r++)
-            gemm(ta, tb, M, N, K, mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
+            gemm(k, ta, tb, M, N, K, mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
                  mn_f32(B) + batch_offset(r, bb, bo) * sb, ldb, beta, C + r * M * N, (int)N, 1);
     } else
         for (int64_t r = 0; r < nb; r++)
-            gemm(ta, tb, M, N, K, mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
+            gemm(k, ta, tb, M, N, K, mn_f32(A) + batch_offset(r, ba, bo) * sa, lda,
                  mn_f32(B) + batch_offset(r, bb, bo) * sb, ldb, beta, C + r * M * N, (int)N, c->nthreads);
     return MN_OK;
 }

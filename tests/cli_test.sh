@@ -66,6 +66,7 @@ checks=$((checks + 1)); [ "$(grep -c $'\tmatmul\t' steps.tsv)" -ge 8 ] || fail "
 expect 0 "^matmul +\[128,512\]" -- python3 "$scripts/profile-compare.py" steps.tsv steps.tsv
 # bench's JSON names the CPU and the compile time; --compile and --infer (weights saved for scripts/infer_torch.py)
 expect 0 '"cpu": "[^"]+", "cpu_ext": "[a-z0-9_ ]*", "blas_core": "[A-Za-z0-9]+", "compile_ms": [0-9.]+' -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --json
+expect 0 '"gemm": "(openblas|onednn)"\}' -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --json
 expect 0 '"compile": "vae", .*"compile_cpu_ms": [0-9.]+, .*"pass_ms": \{"autodiff"' -- "$mnemo" bench --compile --json --workload vae --threads 1
 mkdir infer_w
 expect 0 '"infer": "lstm_lm", .*"tokens_per_s": [0-9.]+, .*"probe_logits": \[' -- "$mnemo" bench --infer --json --workload lstm_lm --threads 1 --budget 0.1 --save-weights infer_w

@@ -146,13 +146,13 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
                "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d, "
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
                "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f, \"rss_base_bytes\": %lld, "
-               "\"train_peak_rss_bytes\": %lld}\n",
+               "\"train_peak_rss_bytes\": %lld, \"gemm\": \"%s\"}\n",
                name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
                stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"),
-               (long long)rss_base, (long long)train_rss);
+               (long long)rss_base, (long long)train_rss, mn_bench_gemm());
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,

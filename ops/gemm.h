@@ -1,0 +1,28 @@
+/* ops/gemm.h: the product rule of ops/matmul.c, visible to its tests:
+ * which library computes a single-threaded product (OpenBLAS, in column
+ * blocks or not, or oneDNN's sgemm) given the product's shape and the
+ * kernels the linked libraries picked on this CPU. Shape and kernels only:
+ * the same product always takes the same path. */
+#ifndef MN_OPS_GEMM_H
+#define MN_OPS_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What the linked libraries use on this CPU (mn__gemm_detect asks them). */
+typedef struct {
+    bool blas_avx512;   /* OpenBLAS's SkylakeX, Cooperlake or SapphireRapids kernels */
+    bool dnnl;          /* built with oneDNN (meson option dnnl) */
+    bool dnnl_avx512;   /* oneDNN's JIT uses AVX-512 */
+} mn__gemm_kinds;
+
+mn__gemm_kinds mn__gemm_detect(void);
+/* Whether oneDNN computes the products (its vectors wider than OpenBLAS's kernels). */
+bool mn__gemm_use_dnnl(mn__gemm_kinds k);
+/* OpenBLAS's column-block width for an M x N x K product, 0 for one call. */
+int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
+/* C = op(A) op(B) + beta C, row-major, with `threads` threads, by the rule for k. */
+void mn__gemm(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc, int threads);
+
+#endif
