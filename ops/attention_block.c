@@ -4,8 +4,11 @@
  * [B, T, E], so neither the head split nor the merge is a copy. A block of
  * BQ queries holds BQ x T scores, never T x T per head; causal blocks stop
  * at their last query's key. The backward recomputes the probabilities
- * block by block instead of reading saved ones. Every (batch, head) is one
- * task with its own workspace slot, so results do not depend on threads. */
+ * block by block instead of reading saved ones. Dropout on the
+ * probabilities draws u(run seed, stream, index in [B, H, T, T]) as the
+ * dropout op does, so forward, backward and a recomputation see one mask.
+ * Every (batch, head) is one task with its own workspace slot, so results
+ * do not depend on threads. */
 #include "attrs.h"
 #include "op.h"
 #include "fastmath.h"
@@ -41,6 +44,7 @@ static mn_status check_inputs(mn_infer_ctx *c, int nfixed)
         if (c->in[i].dtype != MN_F32) return mn__infer_fail(c, MN_ERR_DTYPE, "input %d must be f32", i);
     if (c->nin > nfixed && c->in[nfixed].dtype != MN_F32 && c->in[nfixed].dtype != MN_I32)
         return mn__infer_fail(c, MN_ERR_DTYPE, "key padding must be f32 or i32");
+    if (!(a->dropout >= 0.0f && a->dropout < 1.0f)) return mn__infer_fail(c, MN_ERR_INVALID, "dropout %g outside [0, 1)", (double)a->dropout);
     if (s.ndim != 3 || s.d[2] % 3 || a->heads <= 0 || (s.d[2] / 3) % a->heads)
         return mn__infer_fail(c, MN_ERR_SHAPE, "qkv %s must be [B, T, 3E] with E divisible by %lld heads",
                               mn_shape_str(s, sh, sizeof sh), (long long)a->heads);
@@ -116,6 +120,19 @@ static void probs(const mn_attention_attrs *a, const dims *d, const float *q, co
     }
 }
 
+/* X = X [u >= p] / (1 - p) over a block's rows (no dropout: unchanged). */
+static void drop_block(const mn_kernel_ctx *c, const dims *d, int64_t task, int64_t i0, int64_t m, int64_t nk, float *X)
+{
+    const mn_attention_attrs *a = c->attrs;
+    if (a->dropout <= 0.0f) return;
+    float s = 1.0f / (1.0f - a->dropout);
+    for (int64_t r = 0; r < m; r++) {
+        uint64_t base = (uint64_t)((task * d->T + i0 + r) * d->T);
+        for (int64_t j = 0; j < nk; j++)
+            X[r * nk + j] = mn_rng_uniform(c->seed, a->stream, base + (uint64_t)j) >= a->dropout ? X[r * nk + j] * s : 0.0f;
+    }
+}
+
 static int64_t keys_of(const mn_attention_attrs *a, const dims *d, int64_t i1) { return a->causal ? i1 : d->T; }
 
 static void forward_task(const mn_kernel_ctx *c, const dims *d, int64_t task, float *P)
@@ -128,6 +145,7 @@ static void forward_task(const mn_kernel_ctx *c, const dims *d, int64_t task, fl
     for (int64_t i0 = 0; i0 < d->T; i0 += BQ) {
         int64_t m = d->T - i0 < BQ ? d->T - i0 : BQ, nk = keys_of(a, d, i0 + m);
         probs(a, d, x, x + d->E, pad, b, i0, m, nk, P);
+        drop_block(c, d, task, i0, m, nk, P);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d->dh, (int)nk, 1.0f, P, (int)nk, x + 2 * d->E,
                     (int)d->ld, 0.0f, y + i0 * d->E, (int)d->E);
     }
@@ -159,11 +177,13 @@ static void backward_task(const mn_kernel_ctx *c, const dims *d, int64_t task, f
         probs(a, d, x, x + d->E, pad, b, i0, m, nk, P);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nk, (int)d->dh, 1.0f, dy + i0 * d->E, (int)d->E,
                     x + 2 * d->E, (int)ld, 0.0f, dP, (int)nk);                                    /* dP = dy v^T */
+        drop_block(c, d, task, i0, m, nk, dP);
         score_grad(a, P, dP, m, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d->dh, (int)nk, 1.0f, dP, (int)nk, x + d->E,
                     (int)ld, 0.0f, dx + i0 * ld, (int)ld);                                        /* dq = dS k */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)d->dh, (int)m, 1.0f, dP, (int)nk, x + i0 * ld,
                     (int)ld, 1.0f, dx + d->E, (int)ld);                                           /* dk += dS^T q */
+        drop_block(c, d, task, i0, m, nk, P);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)d->dh, (int)m, 1.0f, P, (int)nk, dy + i0 * d->E,
                     (int)d->E, 1.0f, dx + 2 * d->E, (int)ld);                                     /* dv += P^T dy */
     }
@@ -198,11 +218,11 @@ static mn_status self_attention_grad_fwd(const mn_kernel_ctx *c)
     return run_tasks(c, backward_task, 2 * BQ * d.T);
 }
 
-mn_node *mn_self_attention(mn_graph *g, mn_node *qkv, int64_t heads, bool causal, mn_node *key_padding)
+mn_node *mn_self_attention(mn_graph *g, mn_node *qkv, int64_t heads, bool causal, mn_node *key_padding, float dropout)
 {
     mn_shape s = mn_node_shape(qkv);
     int64_t dh = s.ndim == 3 && heads > 0 ? s.d[2] / 3 / heads : 1;
-    mn_attention_attrs a = { heads, causal, 1.0f / sqrtf((float)(dh > 0 ? dh : 1)) };
+    mn_attention_attrs a = { heads, causal, 1.0f / sqrtf((float)(dh > 0 ? dh : 1)), dropout, (uint32_t)mn_graph_node_count(g) };
     mn_node *in[2] = { qkv, key_padding };
     return mn__node(g, &mn__op_self_attention, in, key_padding ? 2 : 1, &a);
 }
@@ -238,14 +258,15 @@ static void grad_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const vo
 }
 
 const mn_op_def mn__op_self_attention = { MN_OP_RECORD, .name = "self_attention",
-    .doc = "y[b,i,h] = softmax_j(scale q_i k_j; -inf where pad[b,j] != 0 or, causal, j > i) v_j, q k v = qkv[..., 0:E | E:2E | 2E:3E] "
-           "per head; dqkv = self_attention_grad(qkv, dy, pad), dpad = 0",
+    .doc = "y[b,i,h] = sum_j dropout(softmax_j(scale q_i k_j; -inf where pad[b,j] != 0 or, causal, j > i)) v_j, q k v = "
+           "qkv[..., 0:E | E:2E | 2E:3E] per head; dqkv = self_attention_grad(qkv, dy, pad), dpad = 0",
     .arity = -1, .attr_size = sizeof(mn_attention_attrs), MN__FIELDS(mn_attention_attrs), .inplace = -1,
     .infer = infer_attention, .forward = self_attention_fwd, .vjp = vjp_attention, .cost = attention_cost,
     .traits = { .workspace = work_attention } };
 
 const mn_op_def mn__op_self_attention_grad = { MN_OP_RECORD, .name = "self_attention_grad",
-    .doc = "dq = dS k, dk = dS^T q, dv = P^T dy with P recomputed by blocks, dS = P (dy v^T - rowsum) scale (self_attention backward); "
+    .doc = "dq = dS k, dk = dS^T q, dv = D(P)^T dy with P recomputed by blocks, dS = P (D(dy v^T) - rowsum) scale, D = the "
+           "forward's dropout (self_attention backward); "
            "no gradient",
     .arity = -1, .flags = MN_OPF_NOGRAD, .attr_size = sizeof(mn_attention_attrs), MN__FIELDS(mn_attention_attrs), .inplace = -1,
     .infer = infer_grad, .forward = self_attention_grad_fwd, .cost = grad_cost, .traits = { .workspace = work_grad } };

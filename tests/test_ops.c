@@ -996,8 +996,8 @@ END_TEST
 /* self_attention against the same attention composed of matmul, scale,
  * masked softmax and permutes (how models/ built it before): forward and
  * the gradient of qkv over T = 150 (three query blocks, the last partial),
- * causal with key padding, on 1 and 2 threads. */
-static mn_node *composed_attention(mn_graph *g, mn_node *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, mn_node *pad)
+ * causal with key padding, with and without dropout, on 1 and 2 threads. */
+static mn_node *composed_attention(mn_graph *g, mn_node *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, mn_node *pad, float drop)
 {
     static const int perm[4] = { 0, 2, 1, 3 };
     mn_node *p[3];
@@ -1005,11 +1005,13 @@ static mn_node *composed_attention(mn_graph *g, mn_node *qkv, int64_t B, int64_t
     for (int i = 0; i < 3; i++) p[i] = mn_permute(g, mn_reshape(g, p[i], MN_SHAPE(B, T, H, dh)), 4, perm);
     mn_node *s = mn_scale(g, mn_matmul(g, p[0], p[1], false, true), 1.0f / sqrtf((float)dh));
     mn_node *mask = mn_reshape(g, mn_where(g, pad, mn_scalar(g, -INFINITY), mn_scalar(g, 0.0f)), MN_SHAPE(B, 1, 1, T));
-    mn_node *y = mn_matmul(g, mn_softmax_masked(g, s, -1, mask, true), p[2], false, false);
+    mn_node *att = mn_softmax_masked(g, s, -1, mask, true);
+    if (drop > 0) att = mn_op(g, "dropout", &att, 1, &(mn_dropout_attrs){ drop, true, 4242 }, sizeof(mn_dropout_attrs));
+    mn_node *y = mn_matmul(g, att, p[2], false, false);
     return mn_reshape(g, mn_permute(g, y, 4, perm), MN_SHAPE(B, T, H * dh));
 }
 
-static void attention_run(bool fused, int threads, const float *x, const int32_t *pad, const float *r, float *y, float *dx)
+static void attention_run(bool fused, int threads, float drop, const float *x, const int32_t *pad, const float *r, float *y, float *dx)
 {
     const int64_t B = 2, T = 150, H = 3, dh = 8, E = H * dh;
     mn_params *P = mn_params_new();
@@ -1017,7 +1019,9 @@ static void attention_run(bool fused, int threads, const float *x, const int32_t
     mn_node *qkv = mn_param(g, "qkv", MN_SHAPE(B, T, 3 * E), (mn_init){ 0 });
     memcpy(mn_f32(mn_params_get(P, "qkv")), x, sizeof(float) * (size_t)(B * T * 3 * E));
     mn_node *pn = mn_constant(g, MN_I32, MN_SHAPE(B, T), pad);
-    mn_node *out = fused ? mn_self_attention(g, qkv, H, true, pn) : composed_attention(g, qkv, B, T, H, dh, pn);
+    mn_attention_attrs a = { H, true, 1.0f / sqrtf((float)dh), drop, 4242 };   /* the dropout stream the composed version uses */
+    mn_node *in[2] = { qkv, pn };
+    mn_node *out = fused ? mn_op(g, "self_attention", in, 2, &a, sizeof a) : composed_attention(g, qkv, B, T, H, dh, pn, drop);
     mn_node *loss = mn_sum_all(g, mn_mul(g, out, mn_constant(g, MN_F32, MN_SHAPE(B, T, E), r)));
     const mn_node *outs[1] = { out };
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 });
@@ -1046,12 +1050,13 @@ START_TEST(self_attention_matches_composed_ops)
     mn_rng_fill_uniform(r, ny, 6, 1, -1.0f, 1.0f);
     for (int i = 0; i < 300; i++) pad[i] = i % 7 == 3 || (i >= 150 && i < 153);   /* sequence 1: its first 3 keys padded */
     for (int k = 0; k < 2; k++) { y[k] = malloc(sizeof(float) * ny); dx[k] = malloc(sizeof(float) * nx); }
-    for (int threads = 1; threads <= 2; threads++) {
-        attention_run(true, threads, x, pad, r, y[0], dx[0]);
-        attention_run(false, threads, x, pad, r, y[1], dx[1]);
-        expect_close("y", y[0], y[1], ny);
-        expect_close("dqkv", dx[0], dx[1], nx);
-    }
+    for (int threads = 1; threads <= 2; threads++)
+        for (int drop = 0; drop <= 1; drop++) {   /* dropout 0.25 on the probabilities: the same masks as the dropout op */
+            attention_run(true, threads, drop * 0.25f, x, pad, r, y[0], dx[0]);
+            attention_run(false, threads, drop * 0.25f, x, pad, r, y[1], dx[1]);
+            expect_close("y", y[0], y[1], ny);
+            expect_close("dqkv", dx[0], dx[1], nx);
+        }
     for (int k = 0; k < 2; k++) { free(y[k]); free(dx[k]); }
     free(x); free(r);
 }
@@ -1066,7 +1071,7 @@ START_TEST(self_attention_never_holds_t_by_t)
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_node *qkv = mn_param(g, "qkv", MN_SHAPE(1, T, 3 * E), (mn_init){ 0 });
-    mn_node *loss = mn_sum_all(g, mn_self_attention(g, qkv, 4, true, NULL));
+    mn_node *loss = mn_sum_all(g, mn_self_attention(g, qkv, 4, true, NULL, 0.0f));
     mn_exec *ex = mn_compile(g, loss, NULL);
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
     mn_exec_stats st = mn_exec_get_stats(ex);
