@@ -406,6 +406,14 @@ mn_node *mn_std(mn_graph *g, mn_node *x, int n, const int *axes, bool keepdim, f
  * zeros (softmax) / -inf (log_softmax). Both need axis = last. */
 mn_node *mn_softmax_masked(mn_graph *g, mn_node *x, int axis, mn_node *mask, bool causal);
 mn_node *mn_log_softmax_masked(mn_graph *g, mn_node *x, int axis, mn_node *mask, bool causal);
+/* Self-attention over a packed projection (ops/attention_block.c): qkv
+ * [B, T, 3E] holds q, k, v side by side, each [B, T, E] with `heads` heads
+ * of E/heads; softmax(q k^T / sqrt(E/heads) (+ masks)) v per head
+ * -> [B, T, E] with the heads side by side. key_padding: NULL or [B, T]
+ * (f32 or i32), nonzero marking a key every query ignores. dropout: on
+ * the probabilities (0: none; pass it only when training), masks drawn
+ * from the counter-based RNG like mn_dropout's. */
+mn_node *mn_self_attention(mn_graph *g, mn_node *qkv, int64_t heads, bool causal, mn_node *key_padding, float dropout);
 /* layer_norm over the last ndims dims; weight/bias NULL for no affine
  * (bias needs weight). Builds a layer_norm_stats node (mean, rstd per row)
  * that the backward reuses. */

@@ -134,7 +134,10 @@ typedef struct { mn_dtype dtype; } mn_cast_attrs;                               
 /* losses: bce_with_logits, nll_loss (ignore_index), kl_div (log_target,
  * batchmean), smooth_l1 (beta), huber (beta = delta), gaussian_kl */
 typedef struct { mn_reduction reduction; float beta; int ignore_index; bool log_target; } mn_loss_attrs;
-typedef struct { mn_reduction reduction; int wrt; } mn_crf_attrs; /* crf_nll, crf_nll_grad (wrt 0: emissions, 1: transitions) */
+typedef struct { mn_reduction reduction; int wrt; } mn_crf_attrs;
+/* self_attention (+ grad): heads of qkv [B, T, 3E], causal mask, score scale (1/sqrt(E/heads)),
+ * dropout on the probabilities (0: none) keyed by `stream` (as mn_dropout_attrs) */
+typedef struct { int64_t heads; bool causal; float scale, dropout; uint32_t stream; } mn_attention_attrs; /* crf_nll, crf_nll_grad (wrt 0: emissions, 1: transitions) */
 
 /* Compiler hints: optional (NULL: never), each read only when the record's
  * size covers it. New hints are appended here (a minor version). */

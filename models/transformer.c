@@ -30,13 +30,6 @@ mn_node *mn__sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node
     return mn_layer_norm(g, n, x, true);
 }
 
-/* [B, T, E] -> [B, H, T, E/H] */
-static mn_node *heads(mn_graph *g, mn_node *x, int64_t B, int64_t T, int64_t H, int64_t dh)
-{
-    static const int perm[4] = { 0, 2, 1, 3 };
-    return mn_permute(g, mn_reshape(g, x, MN_SHAPE(B, T, H, dh)), 4, perm);
-}
-
 mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_attn_opts o)
 {
     if (o.key || o.value || o.kdim || o.vdim || o.attn_mask) return mn_attention(g, prefix, x, o);   /* models/attention.c */
@@ -48,21 +41,13 @@ mn_node *mn_multihead_attention(mn_graph *g, const char *prefix, mn_node *x, mn_
                       prefix, mn_shape_str(s, sh, sizeof sh), (long long)o.heads);
         return NULL;
     }
-    int64_t B = s.d[0], T = s.d[1], E = s.d[2], H = o.heads, dh = E / H;
+    int64_t E = s.d[2], H = o.heads;
     /* nn.MultiheadAttention: xavier_uniform in_proj_weight, zero biases, out_proj as nn.Linear with zero bias */
     mn_node *w = param(g, prefix, "in_proj_weight", MN_SHAPE(3 * E, E), (mn_init){ .kind = MN_INIT_XAVIER_UNIFORM });
     mn_node *b = param(g, prefix, "in_proj_bias", MN_SHAPE(3 * E), (mn_init){ .kind = MN_INIT_ZEROS });
-    mn_node *qkv[3];
-    mn_chunk(g, mn_linear_op(g, x, w, b), 2, 3, qkv);
-    mn_node *q = heads(g, qkv[0], B, T, H, dh), *k = heads(g, qkv[1], B, T, H, dh), *v = heads(g, qkv[2], B, T, H, dh);
-    mn_node *scores = mn_scale(g, mn_matmul(g, q, k, false, true), 1.0f / sqrtf((float)dh));   /* [B, H, T, T] */
-    mn_node *mask = NULL;
-    if (o.key_padding)
-        mask = mn_reshape(g, mn_where(g, o.key_padding, mn_scalar(g, -INFINITY), mn_scalar(g, 0.0f)), MN_SHAPE(B, 1, 1, T));
-    mn_node *att = mn_softmax_masked(g, scores, -1, mask, o.causal);
-    if (o.training && o.dropout > 0) att = mn_dropout(g, att, o.dropout, true);
-    static const int perm[4] = { 0, 2, 1, 3 };
-    mn_node *ctx = mn_reshape(g, mn_permute(g, mn_matmul(g, att, v, false, false), 4, perm), MN_SHAPE(B, T, E));
+    mn_node *proj = mn_linear_op(g, x, w, b);
+    float drop = o.training && o.dropout > 0 ? o.dropout : 0.0f;
+    mn_node *ctx = mn_self_attention(g, proj, H, o.causal, o.key_padding, drop);   /* ops/attention_block.c: blocks of queries */
     char n[256];
     snprintf(n, sizeof n, "%s.out_proj.weight", prefix);
     mn_node *ow = mn_param(g, n, MN_SHAPE(E, E), (mn_init){ .kind = MN_INIT_KAIMING_UNIFORM, .a = sqrtf(5.0f) });

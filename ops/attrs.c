@@ -57,6 +57,9 @@ const mn_attr_field mn__mn_cast_attrs_fields[] = { F(mn_cast_attrs, dtype, MN_AT
 const mn_attr_field mn__mn_loss_attrs_fields[] = {
     F(mn_loss_attrs, reduction, MN_ATTR_INT), F(mn_loss_attrs, beta, MN_ATTR_FLOAT), F(mn_loss_attrs, ignore_index, MN_ATTR_INT),
     F(mn_loss_attrs, log_target, MN_ATTR_BOOL), END };
+const mn_attr_field mn__mn_attention_attrs_fields[] = {
+    F(mn_attention_attrs, heads, MN_ATTR_INT64), F(mn_attention_attrs, causal, MN_ATTR_BOOL), F(mn_attention_attrs, scale, MN_ATTR_FLOAT),
+    F(mn_attention_attrs, dropout, MN_ATTR_FLOAT), F(mn_attention_attrs, stream, MN_ATTR_UINT), END };
 
 /* The bytes of one field that carry its value (a shape: ndim and its dims). */
 static size_t field_bytes(const mn_attr_field *f, const void *a)

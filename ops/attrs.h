@@ -14,7 +14,7 @@
     X(mn_slice_back_attrs) X(mn_cat_attrs) X(mn_scatter_attrs) X(mn_squeeze_attrs)       \
     X(mn_act_attrs) X(mn_axis_reduce_attrs) X(mn_var_attrs) X(mn_ln_attrs)               \
     X(mn_dropout_attrs) X(mn_random_attrs) X(mn_fill_attrs) X(mn_arange_attrs)           \
-    X(mn_one_hot_attrs) X(mn_cast_attrs) X(mn_loss_attrs)
+    X(mn_one_hot_attrs) X(mn_cast_attrs) X(mn_loss_attrs) X(mn_attention_attrs)
 #define MN__SCHEMA_DECL(T) extern const mn_attr_field mn__##T##_fields[];
 MN__SCHEMA(MN__SCHEMA_DECL)
 #undef MN__SCHEMA_DECL

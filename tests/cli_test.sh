@@ -84,8 +84,8 @@ checks=$((checks + 1)); grep -q '^pass plan.arena_bytes [1-9][0-9]*$' <<<"$stats
 checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | grep -q 'subgraph cluster_f' || fail "graph DOT has no fused cluster"
 # graph --threads: the schedule of a run on that many threads (big steps of a level split only with 2 or more)
 expect 2 '--threads: bad value "2x"' -- "$mnemo" graph --threads 2x
-expect 0 '^pass schedule.split_levels 0$' -- "$mnemo" graph --model transformer --batch 4 --format stats --threads 1
-expect 0 '^pass schedule.split_levels [1-9]' -- "$mnemo" graph --model transformer --batch 4 --format stats --threads 2
+expect 0 '^pass schedule.split_levels 0$' -- "$mnemo" graph --model vae --batch 4 --format stats --threads 1
+expect 0 '^pass schedule.split_levels [1-9]' -- "$mnemo" graph --model vae --batch 4 --format stats --threads 2
 expect 0 '^pass schedule.threads 2$' -- "$mnemo" graph --model mlp --format stats --threads 2
 
 # --memory-budget (issue 17): a budget no plan meets names the smallest that works; training at

@@ -49,6 +49,14 @@ typedef struct {
 #define CE(name, L, T, C, red, ign, eps, every, extra)                                        \
     { name, 2 + (extra), { L, T, (red) == MN_REDUCE_NONE ? T : SC }, { MN_F32, MN_I32, MN_F32 }, \
       { G_NORMAL, G_CLASS, G_NORMAL }, &(mn_ce_attrs){ { ign, red, eps } }, C, every, ign }
+/* self_attention over qkv [B, T, 3E] (+ i32 key padding [B, T]); its grad takes dy [B, T, E] second */
+#define ATT(sh, h, causal, sc) { "self_attention", 1, { sh }, .attrs = &(mn_attention_attrs){ h, causal, sc } }
+#define ATTP(sh, h, causal, sc) { "self_attention", 2, { sh, S((sh).d[0], (sh).d[1]) }, { MN_F32, MN_I32 }, { G_NORMAL, G_CLASS }, \
+                                  &(mn_attention_attrs){ h, causal, sc }, 2 }
+#define ATTG(sh, h, causal, sc) { "self_attention_grad", 2, { sh, S((sh).d[0], (sh).d[1], (sh).d[2] / 3) },                   \
+                                  .attrs = &(mn_attention_attrs){ h, causal, sc } }
+#define ATTGP(sh, h, causal, sc) { "self_attention_grad", 3, { sh, S((sh).d[0], (sh).d[1], (sh).d[2] / 3), S((sh).d[0], (sh).d[1]) }, \
+                                   { MN_F32, MN_F32, MN_I32 }, { G_NORMAL, G_NORMAL, G_CLASS }, &(mn_attention_attrs){ h, causal, sc }, 2 }
 #define MSE(sh, red) { "mse_loss", 2, { sh, sh }, .attrs = &(mn_mse_attrs){ red } }
 
 #define ACT1(name, g0, sh, k, a, b) { name, 1, { sh }, .gen = { g0 }, .attrs = &(mn_act_attrs){ k, a, b } }
@@ -722,6 +730,59 @@ static bool is_one_of(const char *op, const char *list)
     return strstr(list, w) != NULL;
 }
 
+/* self_attention and its grad in double, straight from the definition:
+ * p_ij = softmax_j(scale q_i . k_j) over the keys neither padded nor (causal)
+ * after i; y_i = sum_j p_ij v_j; for the grad, with dy: dp_ij = dy_i . v_j,
+ * ds_ij = p_ij (dp_ij - sum_l p_il dp_il) scale, dq_i = sum_j ds_ij k_j,
+ * dk_j = sum_i ds_ij q_i, dv_j = sum_i p_ij dy_i. */
+static void ref_attention(const op_case *c, mn_tensor **in, double *out)
+{
+    const mn_attention_attrs *a = c->attrs;
+    bool grad = strstr(c->op, "grad") != NULL;
+    int64_t B = in[0]->shape.d[0], T = in[0]->shape.d[1], ld = in[0]->shape.d[2], E = ld / 3, H = a->heads, dh = E / H;
+    const mn_tensor *pad = c->nin == 2 + grad ? in[1 + grad] : NULL;
+    double *p = malloc((size_t)(T * T) * sizeof *p), *dp = malloc((size_t)(T * T) * sizeof *dp);
+    for (int64_t i = 0; i < B * T * (grad ? ld : E); i++) out[i] = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t row = b * T * ld, q = h * dh, k = E + h * dh, v = 2 * E + h * dh;
+            for (int64_t i = 0; i < T; i++) {
+                double m = -INFINITY, s = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    bool off = (a->causal && j > i) || (pad && mn_i32(pad)[b * T + j]);
+                    double z = 0;
+                    for (int64_t e = 0; e < dh; e++) z += F(in[0], row + i * ld + q + e) * F(in[0], row + j * ld + k + e);
+                    p[i * T + j] = off ? -INFINITY : z * a->scale;
+                    if (p[i * T + j] > m) m = p[i * T + j];
+                }
+                for (int64_t j = 0; j < T; j++) s += m == -INFINITY ? 0 : exp(p[i * T + j] - m);
+                for (int64_t j = 0; j < T; j++) p[i * T + j] = m == -INFINITY ? 0 : exp(p[i * T + j] - m) / s;
+            }
+            for (int64_t i = 0; i < T && !grad; i++)
+                for (int64_t j = 0; j < T; j++)
+                    for (int64_t e = 0; e < dh; e++) out[(b * T + i) * E + h * dh + e] += p[i * T + j] * F(in[0], row + j * ld + v + e);
+            if (!grad) continue;
+            for (int64_t i = 0; i < T; i++) {
+                double s = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    dp[i * T + j] = 0;
+                    for (int64_t e = 0; e < dh; e++) dp[i * T + j] += F(in[1], (b * T + i) * E + h * dh + e) * F(in[0], row + j * ld + v + e);
+                    s += p[i * T + j] * dp[i * T + j];
+                }
+                for (int64_t j = 0; j < T; j++) dp[i * T + j] = p[i * T + j] * (dp[i * T + j] - s) * a->scale;
+            }
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t j = 0; j < T; j++)
+                    for (int64_t e = 0; e < dh; e++) {
+                        out[row + i * ld + q + e] += dp[i * T + j] * F(in[0], row + j * ld + k + e);
+                        out[row + j * ld + k + e] += dp[i * T + j] * F(in[0], row + i * ld + q + e);
+                        out[row + j * ld + v + e] += p[i * T + j] * F(in[1], (b * T + i) * E + h * dh + e);
+                    }
+        }
+    free(p);
+    free(dp);
+}
+
 static bool ref_library(const op_case *c, mn_tensor **in, double *out, mn_shape os)
 {
     const char *op = c->op;
@@ -756,6 +817,7 @@ static bool ref_library(const op_case *c, mn_tensor **in, double *out, mn_shape 
     else if (!strncmp(op, "crf_nll", 7)) ref_crf(c, in, out);
     else if (!strcmp(op, "unfold") || !strcmp(op, "fold")) ref_window(c, in, out, os);
     else if (!strcmp(op, "topk")) ref_topk(c, in, out);
+    else if (!strncmp(op, "self_attention", 14)) ref_attention(c, in, out);
     else if (!strcmp(op, "fill") || !strcmp(op, "zeros_like") || !strcmp(op, "ones_like") || !strcmp(op, "arange") ||
              !strcmp(op, "one_hot") || !strcmp(op, "cast")) ref_util(c, in, out, os);
     else if (is_one_of(op, " gelu softplus abs sign clamp pow leaky_relu elu silu reciprocal rsqrt erf ")) {
@@ -989,6 +1051,95 @@ START_TEST(every_attribute_struct_has_a_schema)
 }
 END_TEST
 
+/* self_attention against the same attention composed of matmul, scale,
+ * masked softmax and permutes (how models/ built it before): forward and
+ * the gradient of qkv over T = 150 (three query blocks, the last partial),
+ * causal with key padding, with and without dropout, on 1 and 2 threads. */
+static mn_node *composed_attention(mn_graph *g, mn_node *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, mn_node *pad, float drop)
+{
+    static const int perm[4] = { 0, 2, 1, 3 };
+    mn_node *p[3];
+    mn_chunk(g, qkv, 2, 3, p);
+    for (int i = 0; i < 3; i++) p[i] = mn_permute(g, mn_reshape(g, p[i], MN_SHAPE(B, T, H, dh)), 4, perm);
+    mn_node *s = mn_scale(g, mn_matmul(g, p[0], p[1], false, true), 1.0f / sqrtf((float)dh));
+    mn_node *mask = mn_reshape(g, mn_where(g, pad, mn_scalar(g, -INFINITY), mn_scalar(g, 0.0f)), MN_SHAPE(B, 1, 1, T));
+    mn_node *att = mn_softmax_masked(g, s, -1, mask, true);
+    if (drop > 0) att = mn_op(g, "dropout", &att, 1, &(mn_dropout_attrs){ drop, true, 4242 }, sizeof(mn_dropout_attrs));
+    mn_node *y = mn_matmul(g, att, p[2], false, false);
+    return mn_reshape(g, mn_permute(g, y, 4, perm), MN_SHAPE(B, T, H * dh));
+}
+
+static void attention_run(bool fused, int threads, float drop, const float *x, const int32_t *pad, const float *r, float *y, float *dx)
+{
+    const int64_t B = 2, T = 150, H = 3, dh = 8, E = H * dh;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *qkv = mn_param(g, "qkv", MN_SHAPE(B, T, 3 * E), (mn_init){ 0 });
+    memcpy(mn_f32(mn_params_get(P, "qkv")), x, sizeof(float) * (size_t)(B * T * 3 * E));
+    mn_node *pn = mn_constant(g, MN_I32, MN_SHAPE(B, T), pad);
+    mn_attention_attrs a = { H, true, 1.0f / sqrtf((float)dh), drop, 4242 };   /* the dropout stream the composed version uses */
+    mn_node *in[2] = { qkv, pn };
+    mn_node *out = fused ? mn_op(g, "self_attention", in, 2, &a, sizeof a) : composed_attention(g, qkv, B, T, H, dh, pn, drop);
+    mn_node *loss = mn_sum_all(g, mn_mul(g, out, mn_constant(g, MN_F32, MN_SHAPE(B, T, E), r)));
+    const mn_node *outs[1] = { out };
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    memcpy(y, mn_f32(mn_exec_value(ex, out)), sizeof(float) * (size_t)(B * T * E));
+    memcpy(dx, mn_f32(mn_params_get_grad(P, "qkv")), sizeof(float) * (size_t)(B * T * 3 * E));
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+
+static void expect_close(const char *what, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f + 1e-4f * fabsf(b[i]), "%s[%lld]: fused %.8g, composed %.8g", what, (long long)i, a[i],
+                      b[i]);
+}
+
+START_TEST(self_attention_matches_composed_ops)
+{
+    const int64_t nx = 2 * 150 * 72, ny = 2 * 150 * 24;
+    float *x = malloc(sizeof(float) * nx), *r = malloc(sizeof(float) * ny), *y[2], *dx[2];
+    int32_t pad[300];
+    mn_rng_fill_uniform(x, nx, 5, 1, -2.0f, 2.0f);
+    mn_rng_fill_uniform(r, ny, 6, 1, -1.0f, 1.0f);
+    for (int i = 0; i < 300; i++) pad[i] = i % 7 == 3 || (i >= 150 && i < 153);   /* sequence 1: its first 3 keys padded */
+    for (int k = 0; k < 2; k++) { y[k] = malloc(sizeof(float) * ny); dx[k] = malloc(sizeof(float) * nx); }
+    for (int threads = 1; threads <= 2; threads++)
+        for (int drop = 0; drop <= 1; drop++) {   /* dropout 0.25 on the probabilities: the same masks as the dropout op */
+            attention_run(true, threads, drop * 0.25f, x, pad, r, y[0], dx[0]);
+            attention_run(false, threads, drop * 0.25f, x, pad, r, y[1], dx[1]);
+            expect_close("y", y[0], y[1], ny);
+            expect_close("dqkv", dx[0], dx[1], nx);
+        }
+    for (int k = 0; k < 2; k++) { free(y[k]); free(dx[k]); }
+    free(x); free(r);
+}
+END_TEST
+
+/* Blocks of queries: at T = 2048 with 4 heads the forward and backward
+ * arenas stay below an eighth of one T x T score matrix per head (64
+ * MiB; the composed ops hold several). */
+START_TEST(self_attention_never_holds_t_by_t)
+{
+    const int64_t T = 2048, E = 64;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *qkv = mn_param(g, "qkv", MN_SHAPE(1, T, 3 * E), (mn_init){ 0 });
+    mn_node *loss = mn_sum_all(g, mn_self_attention(g, qkv, 4, true, NULL, 0.0f));
+    mn_exec *ex = mn_compile(g, loss, NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    mn_exec_stats st = mn_exec_get_stats(ex);
+    ck_assert_msg(st.arena_bytes < 4 * T * T * 4 / 8, "arena %lld bytes", (long long)st.arena_bytes);
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(registry_lookup)
 {
     ck_assert_int_ge(mn_op_count(), 20);
@@ -1102,6 +1253,10 @@ int main(void)
         VAR("var", S(5, 7, 3), 2, false, 1), VAR("var", S(5, 7, 3), 5, true, 0), VAR("var", S(5, 7, 3), 7, false, 1),
         VAR("var", S(64, 130), 2, false, 1),
         VAR("std", S(5, 7, 3), 1, false, 1), VAR("std", S(5, 7, 3), 6, true, 0), VAR("std", S(64, 130), 1, false, 1),
+        ATT(S(2, 5, 12), 2, false, 0.7f), ATT(S(3, 4, 6), 1, true, 1.0f), ATT(S(2, 70, 12), 2, true, 0.5f), /* 70: two query blocks */
+        ATTP(S(2, 6, 12), 2, false, 0.7f), ATTP(S(2, 70, 6), 1, true, 0.5f),
+        ATTG(S(2, 5, 12), 2, false, 0.7f), ATTG(S(2, 70, 12), 2, true, 0.5f), ATTGP(S(2, 6, 12), 2, false, 0.7f),
+        ATTGP(S(2, 70, 6), 1, true, 0.5f),
         { "softmax", 2, { S(2, 5, 7), S(5, 7) }, .attrs = &(mn_axis_attrs){ -1, false } },
         { "softmax", 2, { S(2, 3, 5, 7), S(2, 1, 1, 7) }, .attrs = &(mn_axis_attrs){ 3, false } },
         { "softmax", 1, { S(2, 5, 7) }, .attrs = &(mn_axis_attrs){ -1, true } },
@@ -1175,6 +1330,8 @@ int main(void)
     tcase_add_test(tc, registry_lookup);
     tcase_add_test(tc, every_attribute_struct_has_a_schema);
     tcase_add_test(tc, fastmath_accuracy);
+    tcase_add_test(tc, self_attention_matches_composed_ops);
+    tcase_add_test(tc, self_attention_never_holds_t_by_t);
     tcase_add_loop_test(tc, forward_matches_reference, 0, NCASES);
     tcase_add_loop_test(tc, vjp_matches_finite_differences, 0, NCASES);
     suite_add_tcase(s, tc);
