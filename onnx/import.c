@@ -16,6 +16,7 @@
 
 #define OX_MAX_FILE ((size_t)1 << 31)
 #define OX_FOLD_MAX ((int64_t)1 << 20)    /* elements: larger constant inputs are not folded */
+#define OX_FOLD_OUT_MAX ((int64_t)1 << 28) /* elements: a folded constant larger than 1 GiB is refused */
 
 struct mn_onnx {
     int opset;
@@ -223,6 +224,12 @@ static mn_status fold(importer *im, const ox_entry *e, const Onnx__NodeProto *n,
     int no = 0;
     for (int k = 0; !st && k < nout; k++)
         if (r->out[k] && !r->known[k]) outs[no++] = r->out[k];
+    for (int k = 0; !st && k < no; k++) {                  /* a corrupt shape constant must not ask for 200 GB */
+        int64_t numel = mn_shape_numel(mn_node_shape(outs[k]));
+        if (numel > OX_FOLD_OUT_MAX)
+            st = mn_graph_fail(g, MN_ERR_SHAPE, "constant output %d would hold %lld elements (at most %lld are folded)", k,
+                               (long long)numel, (long long)OX_FOLD_OUT_MAX);
+    }
     mn_exec *ex = NULL;
     if (!st && no) {
         ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = no, .no_backward = true });
