@@ -106,21 +106,6 @@ mn_node *mn_transformer(mn_graph *g, const char *prefix, mn_node *src, mn_node *
 
 /* ---- the translation model ---- */
 
-/* PE[p, 2i] = sin(p / 10000^(2i/E)), PE[p, 2i+1] = cos(...), rows 0..T-1 */
-static mn_node *positions(mn_graph *g, int64_t T, int64_t E)
-{
-    float *pe = malloc((size_t)(T * E) * sizeof *pe);
-    if (!pe) { mn_graph_fail(g, MN_ERR_NOMEM, "seq2seq: out of memory"); return NULL; }
-    for (int64_t p = 0; p < T; p++)
-        for (int64_t i = 0; i < E; i++) {
-            double a = (double)p / pow(10000.0, (double)(i - i % 2) / (double)E);
-            pe[p * E + i] = (float)(i % 2 ? cos(a) : sin(a));
-        }
-    mn_node *c = mn_constant(g, MN_F32, MN_SHAPE(T, E), pe);
-    free(pe);
-    return c;
-}
-
 static bool check_tokens(mn_graph *g, const char *prefix, const char *what, mn_node *t, const mn_s2s_opts *o)
 {
     mn_shape s = mn_node_shape(t);
@@ -145,7 +130,7 @@ static mn_node *embed(mn_graph *g, const char *prefix, mn_node *tokens, bool sou
 
 static mn_node *embed_seq(mn_graph *g, const char *prefix, mn_node *tokens, bool source, const mn_s2s_opts *o)
 {
-    mn_node *x = mn_add(g, embed(g, prefix, tokens, source, o), positions(g, mn_node_shape(tokens).d[1], o->tf.d_model));
+    mn_node *x = mn_add(g, embed(g, prefix, tokens, source, o), mn__sinusoid(g, mn_node_shape(tokens).d[1], o->tf.d_model));
     return o->tf.training && o->tf.dropout > 0 ? mn_dropout(g, x, o->tf.dropout, true) : x;
 }
 
@@ -229,7 +214,7 @@ mn_node *mn_seq2seq_step(mn_graph *g, const char *prefix, mn_s2s_step *st, mn_s2
     if (!check_tokens(g, prefix, "step token", st->token, &o)) return NULL;
     o.tf.training = false;
     int64_t E = o.tf.d_model, L = mn_node_shape(st->self_k[0]).d[2];
-    mn_node *table = positions(g, o.max_len, E);
+    mn_node *table = mn__sinusoid(g, o.max_len, E);
     mn_node *x = mn_add(g, embed(g, prefix, st->token, false, &o), mn_embedding_op(g, st->pos, table));
     mn_block_opts bo = block_opts(&o.tf);
     step_ctx c = { &bo, st, 0, mn__cache_mask(g, st->pos, L) };
