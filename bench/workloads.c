@@ -9,9 +9,10 @@
 #include <string.h>
 
 const char *const mn_workload_names[] = { "mlp", "rnn", "lstm", "lstm_2layer", "gru", "bilstm_tagger", "vae",
-                                           "transformer", "lstm_cells", NULL };
-/* Built on request only (mnemo bench --compile): the lstm over 512 steps. */
-const char *const mn_workload_extra_names[] = { "lstm_t512", NULL };
+                                           "transformer", "lstm_cells", "ner", NULL };
+/* Built on request only (mnemo bench --compile; lstm_long also by name in
+ * mnemo bench): the lstm over 512 steps, and issue 17's long sequence. */
+const char *const mn_workload_extra_names[] = { "lstm_t512", "lstm_long", NULL };
 
 /* FLOPs of an (m x k) @ (k x n) product with a trainable weight: forward,
  * and added to *train: forward + weight gradient (+ input gradient). */
@@ -101,6 +102,29 @@ static mn_status build_transformer(mn_workload *w)
     return mn_graph_status(g);
 }
 
+/* `mnemo train --model ner` at its default sizes (tools/cmd_ner.c) on one
+ * batch of its longest bucket: words [64, 16] of 10,000 (about the Brown
+ * split's vocabulary), characters [1024, 22] of 259, character CNN 25 -> 30,
+ * BiLSTM 100 per direction, dropout 0.5, linear to 5 tags, CRF loss;
+ * sentence lengths 19-64 (max_len). scripts/torch_workloads.py has its twin. */
+static mn_status build_ner(mn_workload *w)
+{
+    const int64_t V = 10000, NC = 259, E = 100, C = 25, F = 30, H = 100, K = 5, T = 64, B = 16, W = 22, N = T * B;
+    mn_graph *g = w->g;
+    mn_node *words = mn_input(g, "words", MN_I32, MN_SHAPE(T, B)), *tags = mn_input(g, "tags", MN_I32, MN_SHAPE(T, B));
+    mn_node *lengths = mn_input(g, "lengths", MN_I32, MN_SHAPE(B)), *chars = mn_input(g, "chars", MN_I32, MN_SHAPE(N, W));
+    w->loss = mn_bilstm_crf(g, "ner", words, chars, tags, lengths, (mn_tagger_opts){ .words = V, .chars = NC, .tags = K,
+        .word_dim = E, .char_dim = C, .char_filters = F, .hidden = H, .layers = 1, .dropout = 0.5f, .training = true, .crf = true }).loss;
+    w->classes = V;
+    w->ranges[0].input = "tags", w->ranges[0].classes = K;
+    w->ranges[1].input = "chars", w->ranges[1].classes = NC;
+    w->max_len = T;
+    w->fwd_flops = lin(N * (W - 2), 3 * C, F, true, &w->train_flops);
+    for (int d = 0; d < 2; d++) w->fwd_flops += lin(N, E + F, 4 * H, true, &w->train_flops) + lin(N, H, 4 * H, true, &w->train_flops);
+    w->fwd_flops += lin(N, 2 * H, K, true, &w->train_flops);
+    return mn_graph_status(g);
+}
+
 mn_status mn_workload_build(const char *name, mn_workload *w)
 {
     memset(w, 0, sizeof *w);
@@ -120,17 +144,29 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     if (!strcmp(name, "bilstm_tagger")) return build_tagger(w);
     if (!strcmp(name, "vae")) return build_vae(w);
     if (!strcmp(name, "transformer")) return build_transformer(w);
+    if (!strcmp(name, "ner")) return build_ner(w);
     return mn_set_error(MN_ERR_NOTFOUND, "bench: no workload \"%s\"", name);
+}
+
+/* The range of i32 input `name`: its own (ranges) or the workload's classes. */
+static int64_t classes_of(const mn_workload *w, const char *name)
+{
+    for (int r = 0; r < 3; r++)
+        if (w->ranges[r].input && name && !strcmp(w->ranges[r].input, name)) return w->ranges[r].classes;
+    return w->classes;
 }
 
 mn_status mn_workload_feed(const mn_workload *w, mn_exec *ex, uint64_t seed)
 {
     for (int k = 0; k < mn_exec_input_count(ex); k++) {
         const mn_tensor *t = mn_exec_input(ex, k);
-        int64_t n = mn_tensor_numel(t);
+        const char *name = mn_exec_input_name(ex, k);
+        int64_t n = mn_tensor_numel(t), classes = classes_of(w, name);
+        bool lengths = w->max_len > 0 && name && !strcmp(name, "lengths");
         for (int64_t i = 0; i < n; i++) {
             float u = mn_rng_uniform(seed, (uint64_t)k, (uint64_t)i);
-            if (t->dtype == MN_I32) mn_i32(t)[i] = (int32_t)(u * (float)w->classes);
+            if (lengths) mn_i32(t)[i] = (int32_t)(w->max_len - (3 * i) % (w->max_len / 2));
+            else if (t->dtype == MN_I32) mn_i32(t)[i] = (int32_t)(u * (float)classes);
             else mn_f32(t)[i] = w->uniform_inputs ? u : mn_rng_normal(seed, (uint64_t)k, (uint64_t)i);
         }
     }

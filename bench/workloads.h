@@ -13,6 +13,8 @@ typedef struct {
     double fwd_flops, train_flops;   /* matrix products only, as torch_ref.py counts */
     int64_t classes;                 /* range of random i32 inputs */
     bool uniform_inputs;             /* f32 inputs in [0, 1) (VAE targets) */
+    struct { const char *input; int64_t classes; } ranges[3];  /* i32 inputs with their own range (ner) */
+    int64_t max_len;                 /* > 0: i32 input "lengths" [B] holds T - (3 b mod T / 2), T = max_len */
 } mn_workload;
 
 /* Names of the available workloads, NULL-terminated. */

@@ -1,14 +1,16 @@
 /* ops/norm.c: layer normalisation as two graph values: layer_norm_stats
  * (mean and rstd per row, no gradient) and layer_norm, which reads them.
  * The backward reuses the forward's stats (an edge of the graph, nothing
- * hidden); its dx accounts for the stats' dependence on x. Statistics are
- * two-pass in double, so rows with a large mean stay accurate. */
+ * hidden); its dx accounts for the stats' dependence on x, and one
+ * layer_norm_param_grad pass gives the weight and bias gradients together
+ * (issue 22: they were a recomputed xhat, a product and two sums).
+ * Statistics are two-pass in double, so rows with a large mean stay accurate. */
 #include "attrs.h"
 #include "op.h"
 #include "fastmath.h"
 #include <math.h>
 
-extern const mn_op_def mn__op_layer_norm_stats, mn__op_layer_norm, mn__op_layer_norm_backward;
+extern const mn_op_def mn__op_layer_norm_stats, mn__op_layer_norm, mn__op_layer_norm_backward, mn__op_layer_norm_param_grad;
 
 /* Row length D = product of the last ndims dims. */
 static mn_status norm_dims(mn_infer_ctx *c, mn_shape s, const mn_ln_attrs *a, int64_t *rows, int64_t *D)
@@ -141,7 +143,47 @@ static mn_status ln_back_fwd(const mn_kernel_ctx *c)
     return MN_OK;
 }
 
-/* dx = layer_norm_backward; dw = sum_to(dy xhat); db = sum_to(dy); stats get none */
+/* layer_norm_param_grad(x, stats, dy) -> [2, D]: sum over rows of dy xhat and of dy */
+static mn_status infer_ln_param_grad(mn_infer_ctx *c)
+{
+    int64_t D = 0;
+    if (c->nin != 3) return mn__infer_fail(c, MN_ERR_INVALID, "takes x, stats, dy");
+    mn_status s = check_common(c, 0, &D);
+    if (s) return s;
+    if (!mn_shape_eq(c->in[2].shape, c->in[0].shape)) return mn__infer_fail(c, MN_ERR_SHAPE, "dy must have x's shape");
+    c->out = (mn_tdesc){ MN_F32, MN_SHAPE(2, D) };
+    return MN_OK;
+}
+
+/* Columns in blocks of 64, each block's rows summed in order in double:
+ * the result does not depend on the thread count. */
+static mn_status ln_param_grad_fwd(const mn_kernel_ctx *c)
+{
+    int64_t R = c->in[1].shape.d[0], D = c->out->shape.d[1], nb = (D + 63) / 64;
+    const float *x = mn_f32(&c->in[0]), *st = mn_f32(&c->in[1]), *dy = mn_f32(&c->in[2]);
+    float *o = mn_f32(c->out);
+    #pragma omp parallel for if (R * D > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t c0 = 64 * b, n = D - c0 < 64 ? D - c0 : 64;
+        double sw[64] = { 0 }, sb[64] = { 0 };
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr = x + r * D + c0, *gr = dy + r * D + c0;
+            float m = st[2 * r], rs = st[2 * r + 1];
+            for (int64_t i = 0; i < n; i++) {
+                sw[i] += (double)(gr[i] * ((xr[i] - m) * rs));
+                sb[i] += (double)gr[i];
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            o[c0 + i] = (float)sw[i];
+            o[D + c0 + i] = (float)sb[i];
+        }
+    }
+    return MN_OK;
+}
+
+/* dx = layer_norm_backward; dw, db = the rows of layer_norm_param_grad
+ * (db alone, for a frozen weight: sum_to(dy)); stats get none */
 static mn_status vjp_ln(mn_vjp_ctx *c)
 {
     mn_graph *g = c->g;
@@ -149,11 +191,15 @@ static mn_status vjp_ln(mn_vjp_ctx *c)
         mn_node *in[4] = { c->in[0], c->in[1], c->nin > 2 ? c->in[2] : c->dy, c->dy };
         c->dx[0] = mn__node(g, &mn__op_layer_norm_backward, in, c->nin > 2 ? 4 : 3, c->attrs);
     }
-    if (c->nin > 2 && c->needs[2]) {
-        mn_node *xhat = mn__node(g, &mn__op_layer_norm, c->in, 2, c->attrs);
-        c->dx[2] = mn_sum_to(g, mn_mul(g, c->dy, xhat), mn_node_shape(c->in[2]));
+    bool dw = c->nin > 2 && c->needs[2], db = c->nin > 3 && c->needs[3];
+    if (!dw) {
+        if (db) c->dx[3] = mn_sum_to(g, c->dy, mn_node_shape(c->in[3]));
+        return MN_OK;
     }
-    if (c->nin > 3 && c->needs[3]) c->dx[3] = mn_sum_to(g, c->dy, mn_node_shape(c->in[3]));
+    mn_node *in[3] = { c->in[0], c->in[1], c->dy };
+    mn_node *pg = mn__node(g, &mn__op_layer_norm_param_grad, in, 3, c->attrs);
+    c->dx[2] = mn_reshape(g, mn_slice(g, pg, 0, 0, 1, 1), mn_node_shape(c->in[2]));
+    if (db) c->dx[3] = mn_reshape(g, mn_slice(g, pg, 0, 1, 2, 1), mn_node_shape(c->in[3]));
     return MN_OK;
 }
 
@@ -183,7 +229,7 @@ const mn_op_def mn__op_layer_norm_stats = { MN_OP_RECORD,
     .infer = infer_stats, .forward = stats_fwd, .attr_str = ln_str,
 };
 const mn_op_def mn__op_layer_norm = { MN_OP_RECORD,
-    .name = "layer_norm", .doc = "y = (x - mean) rstd w + b with (mean, rstd) = stats(x); dx = layer_norm_backward, dw = sum(dy xhat), db = sum(dy)",
+    .name = "layer_norm", .doc = "y = (x - mean) rstd w + b with (mean, rstd) = stats(x); dx = layer_norm_backward, (dw, db) = layer_norm_param_grad",
     .arity = -1, .attr_size = sizeof(mn_ln_attrs), MN__FIELDS(mn_ln_attrs), .inplace = -1,
     .infer = infer_ln, .forward = ln_fwd, .vjp = vjp_ln, .attr_str = ln_str,
 };
@@ -191,4 +237,9 @@ const mn_op_def mn__op_layer_norm_backward = { MN_OP_RECORD,
     .name = "layer_norm_backward", .doc = "dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w (layer_norm backward); no gradient",
     .arity = -1, .attr_size = sizeof(mn_ln_attrs), MN__FIELDS(mn_ln_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
     .infer = infer_ln_back, .forward = ln_back_fwd, .attr_str = ln_str,
+};
+const mn_op_def mn__op_layer_norm_param_grad = { MN_OP_RECORD,
+    .name = "layer_norm_param_grad", .doc = "z[0] = sum over rows of dy xhat, z[1] = sum of dy: [2, D] (layer_norm's dw and db); no gradient",
+    .arity = 3, .attr_size = sizeof(mn_ln_attrs), MN__FIELDS(mn_ln_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .infer = infer_ln_param_grad, .forward = ln_param_grad_fwd, .attr_str = ln_str,
 };

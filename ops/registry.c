@@ -22,7 +22,8 @@
     X(kl_div) X(gaussian_kl) X(mse_loss) X(smooth_l1) X(huber) X(one_hot)      \
     X(cast) X(fill) X(zeros_like) X(ones_like) X(arange)                      \
     X(crf_nll) X(crf_nll_grad) X(erf)                                         \
-    X(unfold) X(fold) X(topk) X(self_attention) X(self_attention_grad)
+    X(unfold) X(fold) X(topk) X(self_attention) X(self_attention_grad)  \
+    X(layer_norm_param_grad)
 
 #define MN__DECL(n) extern const mn_op_def mn__op_##n;
 MN__OPS(MN__DECL)

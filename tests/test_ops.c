@@ -75,6 +75,7 @@ typedef struct {
 #define LN(sh, nd, nin, ws, bs) { "layer_norm", nin, { sh, SC, ws, bs }, .gen = { G_NORMAL, G_LNSTATS }, .attrs = &(mn_ln_attrs){ nd, 1e-5f } }
 #define LNB(sh, nd, ws) { "layer_norm_backward", 4, { sh, SC, ws, sh }, .gen = { G_NORMAL, G_LNSTATS }, .attrs = &(mn_ln_attrs){ nd, 1e-5f } }
 #define LNB0(sh, nd) { "layer_norm_backward", 3, { sh, SC, sh }, .gen = { G_NORMAL, G_LNSTATS }, .attrs = &(mn_ln_attrs){ nd, 1e-5f } }
+#define LNPG(sh, nd) { "layer_norm_param_grad", 3, { sh, SC, sh }, .gen = { G_NORMAL, G_LNSTATS }, .attrs = &(mn_ln_attrs){ nd, 1e-5f } }
 #define DROP(sh, p, tr, stream) { "dropout", 1, { sh }, .attrs = &(mn_dropout_attrs){ p, tr, stream } }
 #define NLL(L, T, C, red, ign, every, grad) { grad ? "nll_loss_grad" : "nll_loss", 2 + grad, { L, T, (red) == MN_REDUCE_NONE ? T : SC }, \
     { MN_F32, MN_I32, MN_F32 }, { G_NORMAL, G_CLASS, G_NORMAL }, &(mn_loss_attrs){ .reduction = red, .ignore_index = ign }, C, every, ign }
@@ -513,13 +514,20 @@ static void ref_layer_norm(const op_case *c, mn_tensor **in, double *out, mn_sha
     int64_t D = 1;
     for (int i = s.ndim - a->ndims; i < s.ndim; i++) D *= s.d[i];
     int64_t R = mn_shape_numel(s) / D;
-    bool back = !strcmp(c->op, "layer_norm_backward");
-    const mn_tensor *w = (back ? c->nin == 4 : c->nin > 2) ? in[2] : NULL, *b = !back && c->nin > 3 ? in[3] : NULL;
+    bool back = !strcmp(c->op, "layer_norm_backward"), pg = !strcmp(c->op, "layer_norm_param_grad");
+    const mn_tensor *w = (back ? c->nin == 4 : c->nin > 2 && !pg) ? in[2] : NULL, *b = !back && !pg && c->nin > 3 ? in[3] : NULL;
+    if (pg)                                        /* [2, D]: sums over rows of dy xhat and of dy */
+        for (int64_t i = 0; i < 2 * D; i++) out[i] = 0;
     for (int64_t r = 0; r < R; r++) {
         double m, rs;
         const float *x = mn_f32(in[0]) + r * D;
         ln_row_stats(x, D, a->eps, &m, &rs);
         if (!strcmp(c->op, "layer_norm_stats")) { out[2 * r] = m; out[2 * r + 1] = rs; continue; }
+        if (pg) {
+            const float *dy = mn_f32(in[2]) + r * D;
+            for (int64_t i = 0; i < D; i++) { out[i] += dy[i] * (x[i] - m) * rs; out[D + i] += dy[i]; }
+            continue;
+        }
         if (!back) {
             for (int64_t i = 0; i < D; i++) out[r * D + i] = (x[i] - m) * rs * (w ? F(w, i) : 1) + (b ? F(b, i) : 0);
             continue;
@@ -1270,6 +1278,7 @@ int main(void)
         LN(S(5, 4, 6), 2, 4, S(4, 6), S(4, 6)),
         LN(S(5, 8), 1, 3, S(8), S(8)), LN(S(64, 130), 1, 4, S(130), S(130)),
         LNB(S(5, 7, 3), 1, S(3)), LNB0(S(5, 7, 3), 2), LNB(S(64, 130), 1, S(130)),
+        LNPG(S(5, 7, 3), 1), LNPG(S(5, 7, 3), 2), LNPG(S(300, 130), 1),
         DROP(S(5, 7, 3), 0.3f, true, 17), DROP(S(5, 7, 3), 0.3f, false, 17), DROP(S(64, 130), 0.5f, true, 3), DROP(S(9), 0.0f, true, 4),
         { "normal", 0, .attrs = &(mn_random_attrs){ S(5, 7), 1.0f, 2.0f, 11 } },
         { "uniform", 0, .attrs = &(mn_random_attrs){ S(64, 130), -1.0f, 3.0f, 12 } },

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""PyTorch counterparts of the `mnemo bench` workloads that
+../shared/bench/torch_ref.py does not have (that file is outside the repo
+and stays as it is): each entry of EXTRA builds (model, loss_fn, flops) as
+torch_ref.build does, and the timing, the worker process and the JSON line
+are torch_ref's own (imported from MNEMO_TORCH_REF, default
+../shared/bench/torch_ref.py). scripts/bench-compare.sh calls it for the
+workloads torch_ref.py lacks. Run with /usr/bin/python3 (Debian's torch).
+
+  torch_workloads.py --only lstm_long,ner --threads 2 --budget 4 --jsonl OUT
+
+Workloads (bench/workloads.c builds the mnemo side of each):
+  lstm_long  the char LM (vocab 96, embed 64) with LSTM 512 over 512 steps,
+             batch 64 (issue 17's long sequence), fused nn.LSTM as in lstm.
+  ner        one training step of `mnemo train --model ner` at its default
+             sizes on one fixed synthetic batch of its longest bucket: words
+             [64, 16] of 10,000, characters [1024, 22] of 259, character CNN
+             25 -> 30 filters of width 3 + tanh + max, BiLSTM 100 per
+             direction (nn.LSTM over the padded batch), dropout 0.5, linear
+             to 5 tags, the CRF's mean negative log-likelihood by the batched
+             forward algorithm (scripts/ner-torch-bench.py's CRF), sentence
+             lengths 64 - (3 b mod 32).
+Entries are added, never changed in place: other workloads join EXTRA.
+"""
+import argparse, importlib.util, json, os, subprocess, sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.environ.get("MNEMO_TORCH_REF", os.path.join(HERE, "..", "..", "shared", "bench", "torch_ref.py"))
+
+
+def load_ref():
+    spec = importlib.util.spec_from_file_location("torch_ref", REF)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ref = load_ref()
+linear_flops, total = ref.linear_flops, ref.total
+
+
+# ---------------------------------------------------------------- lstm_long
+def build_lstm_long():
+    V, E, H, T, B = 96, 64, 512, 512, 64
+    model = ref.CharRNN("lstm", V, E, H, 1)
+    data = torch.randint(0, V, (T + 1, B))
+    x, y = data[:-1], data[1:]
+    flops = total(linear_flops(T * B, E, 4 * H), linear_flops(T * B, H, 4 * H), linear_flops(T * B, H, V))
+    return model, lambda m: F.cross_entropy(m(x).reshape(-1, V), y.reshape(-1)), flops
+
+
+# ---------------------------------------------------------------- ner
+class CRF(nn.Module):
+    """Linear-chain CRF, transitions [K + 2, K] (rows K and K + 1: start, end)."""
+
+    def __init__(self, K):
+        super().__init__()
+        self.trans = nn.Parameter(torch.empty(K + 2, K).uniform_(-0.1, 0.1))
+
+    def nll(self, em, tags, mask):                 # em [T, B, K], tags [T, B], mask [T, B] bool
+        T, B, K = em.shape
+        tr, start, end = self.trans[:K], self.trans[K], self.trans[K + 1]
+        alpha = start + em[0]
+        for t in range(1, T):
+            nxt = torch.logsumexp(alpha[:, :, None] + tr[None] + em[t][:, None, :], dim=1)
+            alpha = torch.where(mask[t][:, None], nxt, alpha)
+        logz = torch.logsumexp(alpha + end, dim=1)
+        ar = torch.arange(B)
+        score = start[tags[0]] + em[0, ar, tags[0]]
+        for t in range(1, T):
+            score = score + (tr[tags[t - 1], tags[t]] + em[t, ar, tags[t]]) * mask[t]
+        last = tags[mask.sum(0) - 1, ar]
+        return (logz - score - end[last]).mean()
+
+
+class NerTagger(nn.Module):
+    def __init__(self, V, NC, K, word, cdim, filters, hidden, p):
+        super().__init__()
+        self.words, self.chars = nn.Embedding(V, word), nn.Embedding(NC, cdim)
+        self.conv = nn.Conv1d(cdim, filters, 3)
+        self.lstm = nn.LSTM(word + filters, hidden, bidirectional=True)
+        self.drop, self.out, self.crf = nn.Dropout(p), nn.Linear(2 * hidden, K), CRF(K)
+
+    def forward(self, w, c, y, mask):              # w [T, B], c [T * B, W]
+        T, B = w.shape
+        ch = torch.tanh(self.conv(self.chars(c).transpose(1, 2))).max(dim=2).values.view(T, B, -1)
+        h, _ = self.lstm(self.drop(torch.cat([self.words(w), ch], dim=2)))
+        return self.crf.nll(self.out(self.drop(h)), y, mask)
+
+
+def build_ner():
+    V, NC, E, C, Fl, H, K, T, B, W = 10000, 259, 100, 25, 30, 100, 5, 64, 16, 22
+    N = T * B
+    model = NerTagger(V, NC, K, E, C, Fl, H, 0.5)
+    w, y = torch.randint(0, V, (T, B)), torch.randint(0, K, (T, B))
+    c = torch.randint(0, NC, (N, W))
+    lengths = torch.tensor([T - (3 * b) % (T // 2) for b in range(B)])
+    mask = torch.arange(T)[:, None] < lengths[None, :]
+    parts = [linear_flops(N * (W - 2), 3 * C, Fl)]
+    parts += [linear_flops(N, E + Fl, 4 * H), linear_flops(N, H, 4 * H)] * 2
+    parts += [linear_flops(N, 2 * H, K)]
+    return model, lambda m: m(w, c, y, mask), total(*parts)
+
+
+EXTRA = {"lstm_long": build_lstm_long, "ner": build_ner}
+
+
+def build(name):
+    return EXTRA[name]() if name in EXTRA else ref_build(name)
+
+
+ref_build = ref.build
+ref.build = build                                  # torch_ref.worker builds through this
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(EXTRA))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=float, default=6.0, help="seconds of timed train steps")
+    ap.add_argument("--jsonl", help="also write one line per workload with the keys of WORKLOADS.md")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        print(json.dumps(ref.worker(a.worker, a.threads, a.budget)))
+        return
+    rows = []
+    for name in a.only.split(","):                 # each in its own process, as torch_ref.py does
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--threads", str(a.threads), "--budget", str(a.budget)]
+        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        print(f"  {name}: {r['train_ms'][0]:.2f} ms/step, other load {r['other_load_cores']:.2f}, "
+              f"loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}", file=sys.stderr)
+        rows.append(r)
+    if a.jsonl:
+        with open(a.jsonl, "w") as f:
+            for r in rows:
+                md, lo, hi = r["train_ms"]
+                f.write(json.dumps(dict(
+                    workload=r["workload"], threads=r["threads"], params=r["params"],
+                    train_ms_median=md, train_ms_min=lo, train_ms_max=hi, fwd_ms_median=r["fwd_ms"],
+                    gflops=r["gflops"], peak_rss_bytes=int(r["rss_peak_mib"] * 2**20))) + "\n")
+
+
+if __name__ == "__main__":
+    main()
