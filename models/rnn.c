@@ -40,7 +40,7 @@ static mn_node *initial(mn_graph *g, mn_node *s0, int k, int64_t B, int64_t H)
 }
 
 /* One step of the cell: xt [B, G*H] (input projection incl. biases, except
- * GRU's b_hh), h (and c) [B, H]; returns the new h, updates *c. The
+ * GRU's b_hn), h (and c) [B, H]; returns the new h, updates *c. The
  * recurrent product is split into gates before it meets xt: every gate's
  * add then has one reader and fuses into the cell's elementwise kernel
  * (an add of the whole [B, G*H] first would be a step of its own per time
