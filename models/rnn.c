@@ -11,6 +11,7 @@
 
 typedef struct {
     mn_node *wih, *whh, *bih, *bhh;
+    mn_node *bhn;       /* GRU: b_hh's n part, added per step inside r * (.) */
 } cell_params;
 
 static int gates_of(mn_rnn_mode m) { return m == MN_RNN_LSTM ? 4 : m == MN_RNN_GRU ? 3 : 1; }
@@ -39,35 +40,55 @@ static mn_node *initial(mn_graph *g, mn_node *s0, int k, int64_t B, int64_t H)
 }
 
 /* One step of the cell: xt [B, G*H] (input projection incl. biases, except
- * GRU's b_hh), h (and c) [B, H]; returns the new h, updates *c. */
+ * GRU's b_hn), h (and c) [B, H]; returns the new h, updates *c. The
+ * recurrent product is split into gates before it meets xt: every gate's
+ * add then has one reader and fuses into the cell's elementwise kernel
+ * (an add of the whole [B, G*H] first would be a step of its own per time
+ * step, read by four slices). */
 static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn_node *xt, mn_node *h, mn_node **c)
 {
     mn_node *hp = mn_matmul(g, h, p->whh, false, true);
+    if (o->mode == MN_RNN_TANH) return mn_tanh(g, mn_add(g, xt, hp));
+    if (o->mode == MN_RNN_RELU) return mn_relu(g, mn_add(g, xt, hp));
+    mn_node *xs[4], *hs[4];
+    int G = gates_of(o->mode);
+    mn_chunk(g, xt, 1, G, xs);
+    mn_chunk(g, hp, 1, G, hs);
     if (o->mode == MN_RNN_GRU) {
-        if (p->bhh) hp = mn_add(g, hp, p->bhh);
-        mn_node *xs[3], *hs[3];
-        mn_chunk(g, xt, 1, 3, xs);
-        mn_chunk(g, hp, 1, 3, hs);
+        if (p->bhn) hs[2] = mn_add(g, hs[2], p->bhn);
         mn_node *r = mn_sigmoid(g, mn_add(g, xs[0], hs[0])), *z = mn_sigmoid(g, mn_add(g, xs[1], hs[1]));
         mn_node *n = mn_tanh(g, mn_add(g, xs[2], mn_mul(g, r, hs[2])));
         return mn_add(g, n, mn_mul(g, z, mn_sub(g, h, n)));            /* (1 - z) n + z h */
     }
-    mn_node *a = mn_add(g, xt, hp);
-    if (o->mode == MN_RNN_TANH) return mn_tanh(g, a);
-    if (o->mode == MN_RNN_RELU) return mn_relu(g, a);
     mn_node *q[4];
-    mn_chunk(g, a, 1, 4, q);
+    for (int k = 0; k < 4; k++) q[k] = mn_add(g, xs[k], hs[k]);
     *c = mn_add(g, mn_mul(g, mn_sigmoid(g, q[1]), *c), mn_mul(g, mn_sigmoid(g, q[0]), mn_tanh(g, q[2])));
     return mn_mul(g, mn_sigmoid(g, q[3]), mn_tanh(g, *c));
 }
 
+/* The bias of the input projection of all steps: b_ih, and for the GRU
+ * also b_hh's r and z parts (its n part sits inside r * (.) and is added
+ * per step, p->bhn). Adding those per step would cost a sum per step in
+ * the backward pass; here they share b_ih's one sum over all steps. (The
+ * other cells add b_hh to the projection of all steps, in the same fused
+ * kernel as b_ih.) */
+static mn_node *input_bias(mn_graph *g, const mn_rnn_opts *o, cell_params *p)
+{
+    if (!p->bhh || o->mode != MN_RNN_GRU) return p->bih;
+    mn_node *bs[3];
+    mn_chunk(g, p->bhh, 0, 3, bs);
+    p->bhn = bs[2];
+    bs[2] = mn_fill(g, MN_SHAPE(o->hidden), 0.0f, MN_F32);
+    return mn_add(g, p->bih, mn_concat(g, bs, 3, 0));
+}
+
 /* One layer in one direction over x [T, B, I]; returns [T, B, H]. */
-static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn_node *x, bool rev,
+static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p, mn_node *x, bool rev,
                               mn_node *h, mn_node *c, mn_node **h_last, mn_node **c_last)
 {
     mn_shape xs = mn_node_shape(x);
     int64_t T = xs.d[0], G = gates_of(o->mode) * o->hidden;
-    mn_node *xp = mn_linear_op(g, x, p->wih, p->bih);                /* [T, B, G] */
+    mn_node *xp = mn_linear_op(g, x, p->wih, input_bias(g, o, p));  /* [T, B, G] */
     if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
     if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }

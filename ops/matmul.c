@@ -298,7 +298,11 @@ static mn_node *merge_matmuls(mn_graph *g, mn_node *const *parts, int n)
     }
     mn_node **as = malloc((size_t)n * sizeof *as), **bs = malloc((size_t)n * sizeof *bs), *r = NULL;
     if (as && bs) {
-        for (int i = 0; i < n; i++) { as[i] = mn__node_input(parts[i], 0); bs[i] = mn__node_input(parts[i], 1); }
+        /* parts arrive in reverse order of the products (autodiff walks
+         * backwards): joined in forward order, an unrolled RNN's gate
+         * gradients form the same concat as its input projection's
+         * gradient (index.c's merge_slices), one value after CSE */
+        for (int i = 0; i < n; i++) { as[i] = mn__node_input(parts[n - 1 - i], 0); bs[i] = mn__node_input(parts[n - 1 - i], 1); }
         /* A's contraction dim: 0 if stored transposed, else 1; B's: 1 if transposed, else 0 */
         r = mn_matmul(g, mn_concat(g, as, n, a0->trans_a ? 0 : 1), mn_concat(g, bs, n, a0->trans_b ? 1 : 0), a0->trans_a, a0->trans_b);
     }

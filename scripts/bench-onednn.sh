@@ -5,7 +5,9 @@
 # build/onednn_ref workload by workload, alternating, for each thread count
 # and round, so that a slow phase of the machine hits both sides of a ratio.
 # Prints per thread count the median over rounds of each side's median step
-# and mnemo / oneDNN, with the CPU named.
+# and mnemo / oneDNN, with the CPU named; and the same ratio of CPU time per
+# step (median x cpu_per_wall of each run), which a loaded machine disturbs
+# less (on 2 threads it counts OpenMP's spinning waits too).
 # Usage: scripts/bench-onednn.sh [ROUNDS] [WORKLOADS] [BUDGET] [THREADS]
 #   defaults: 3 rounds, lstm,gru,lstm_2layer, 3 s per run, threads 1,2
 set -euo pipefail
@@ -43,12 +45,15 @@ ext = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16
 ver = next(iter(o.values()))[0]["onednn"] if o else "?"
 print(f"{cpu} ({ext}); oneDNN {ver}; {rounds} alternating rounds, median of the rounds' medians")
 print(f"load average at the end: {' '.join(open('/proc/loadavg').read().split()[0:3])}\n")
-print("| threads | workload | mnemo ms | oneDNN step ms | oneDNN RNN fwd+bwd ms | mnemo / oneDNN |")
-print("|---:|---|---:|---:|---:|---:|")
+print("| threads | workload | mnemo ms | oneDNN step ms | oneDNN RNN fwd+bwd ms | mnemo / oneDNN | CPU-time ratio |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+def cpu(rs):   # median step x the run's CPU/wall: the step's CPU time (all threads, spinning included)
+    v = [r["train_ms_median"] * r["cpu_per_wall"] for r in rs if "cpu_per_wall" in r]
+    return statistics.median(v) if v else math.nan
 for (t, w) in sorted(m):
     a = statistics.median(r["train_ms_median"] for r in m[(t, w)])
     rs = o.get((t, w), [])
     b = statistics.median(r["train_ms_median"] for r in rs) if rs else math.nan
     c = statistics.median(r["rnn_ms_median"] for r in rs) if rs else math.nan
-    print(f"| {t} | {w} | {a:.2f} | {b:.2f} | {c:.2f} | {a / b:.2f} |")
+    print(f"| {t} | {w} | {a:.2f} | {b:.2f} | {c:.2f} | {a / b:.2f} | {cpu(m[(t, w)]) / cpu(rs):.2f} |")
 PY

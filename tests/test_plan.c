@@ -325,6 +325,42 @@ START_TEST(bench_workloads_meet_targets)
 }
 END_TEST
 
+/* The recurrent workloads' per-time-step work (issue 24), for the lstm and
+ * gru of `mnemo bench` (T 64, B 32, H 256): each gate's add of the
+ * recurrent product to the input projection runs inside the cell's fused
+ * kernel (no add step of the whole [B, G*H] per time step), and the
+ * gradient of the input projection of all steps is the weight gradient's
+ * concat of the per-step gate gradients, not a copy of it. */
+START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
+{
+    const char *names[2] = { "lstm", "gru" };
+    const int64_t G[2] = { 4, 3 };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        ck_assert_ok(mn_workload_build(names[i], &w));
+        mn_exec *ex = mn_compile(w.g, w.loss, NULL);
+        ck_assert_msg(ex != NULL, "%s: %s", names[i], mn_graph_errmsg(w.g));
+        int gate_adds = 0, copies = 0, shared = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            const mn_value *o = &ex->vals[st->out];
+            bool whole = mn_shape_numel(o->t.shape) == 64 * 32 * G[i] * 256;
+            if (!strcmp(st->node->op->name, "add") && mn__kind(o) == MN_VAL_ARENA && mn_shape_eq(o->t.shape, MN_SHAPE(32, G[i] * 256))) gate_adds++;
+            if (strcmp(st->node->op->name, "concat") || !whole) continue;
+            if (o->made_view) { shared++; continue; }
+            for (int k = 0; k < st->nin; k++) copies += ex->vals[st->in[k]].into != st->out;
+        }
+        ck_assert_msg(gate_adds == 0, "%s: %d unfused adds of [B, G*H] (one per time step?)", names[i], gate_adds);
+        if (i == 0) {
+            ck_assert_msg(copies == 0, "lstm: %d gate-gradient pieces copied into a [T*B, 4H] concat", copies);
+            ck_assert_int_eq(shared, 1);        /* the input projection's gradient: a view of the weight gradient's */
+        }
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Threads started in this process: pthread_create defined here interposes
  * the C library's for libgomp too (the executable's symbols come first),
  * counts and forwards. */
@@ -639,6 +675,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, mlp_plan_targets);
     tcase_add_test(tc, lstm_plan_targets);
+    tcase_add_test(tc, recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients);
     tcase_add_test(tc, deterministic_for_1_and_2_threads);
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
