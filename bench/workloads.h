@@ -13,6 +13,7 @@ typedef struct {
     double fwd_flops, train_flops;   /* matrix products only, as torch_ref.py counts */
     int64_t classes;                 /* range of random i32 inputs */
     bool uniform_inputs;             /* f32 inputs in [0, 1) (VAE targets) */
+    bool zero_f32_inputs;            /* f32 inputs all 0 (seq2seq's padding mask: no padding) */
 } mn_workload;
 
 /* Names of the available workloads, NULL-terminated. */
