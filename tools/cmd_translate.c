@@ -460,15 +460,19 @@ static mn_status loop(run *r)
 {
     int64_t step = r->st.step, tokens = 0, ep = r->st.epoch, first = r->st.batch;
     double ema = r->st.ema, tstart = mn_tools_seconds(CLOCK_MONOTONIC), tlast = tstart;
-    int64_t tok_last = 0;
+    int64_t tok_last = 0, steps0 = step, tok_all = 0;
+    double cpu_steps = 0;        /* CPU seconds inside training steps (graph compiles included; validation not) */
     mn_status s = MN_OK;
     bool stop = false;
     while (!stop && !s) {
         epoch e = { 0 };
         if ((s = make_epoch(r->data.items[MN_SPLIT_TRAIN], r->data.n[MN_SPLIT_TRAIN], &r->c, r->c.seed + (uint64_t)ep++, &e))) break;
         for (int64_t b = first; b < e.nb && !stop && !s; b++) {
-            double loss = 0;
+            double loss = 0, c0 = mn_tools_seconds(CLOCK_PROCESS_CPUTIME_ID);
+            int64_t tok0 = tokens;
             if ((s = train_step(r, &e, b, step, &loss, &tokens))) break;
+            cpu_steps += mn_tools_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            tok_all += tokens - tok0;
             ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
             step++;
             double now = mn_tools_seconds(CLOCK_MONOTONIC);
@@ -490,6 +494,10 @@ static mn_status loop(run *r)
         epoch_free(&e);
         first = 0;
     }
+    if (!s && step > steps0)   /* scripts/mt-step-compare.sh reads this line */
+        printf("training: %lld steps, %lld tokens, %.2f CPU s in steps (%.1f CPU ms/step, %.0f tok per CPU-second)\n",
+               (long long)(step - steps0), (long long)tok_all, cpu_steps, 1e3 * cpu_steps / (double)(step - steps0),
+               (double)tok_all / (cpu_steps > 0 ? cpu_steps : 1e-9));
     return s;
 }
 
