@@ -30,7 +30,7 @@ echo "| round | mnemo CPU ms/step | mnemo tok/CPU-s | PyTorch CPU ms/step | PyTo
 echo "|---:|---:|---:|---:|---:|---:|---|"
 ratios=()
 for r in $(seq 1 "$rounds"); do
-  "$mnemo" train --model translate --steps "$steps" --val-every 1000000 --val-bleu 0 --threads "$threads" \
+  "$mnemo" train --model translate --steps "$steps" --time 0 --val-every 1000000 --val-bleu 0 --threads "$threads" \
     --out "$out/m.st" --force "$@" > "$out/mnemo.$r.log"
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 "$root/scripts/mt_torch.py" \
     "$out/ids.tsv" "$out/bpe.st" /dev/null --steps "$steps" --time 1e9 --no-decode --threads "$threads" > "$out/torch.$r.log"
