@@ -29,8 +29,12 @@ print(json.loads(m["mnemo.translate"])["vocab"] if sys.argv[2] == "vocab" else m
   --out "$out/x.st" --force --export-ids "$out/ids.tsv" > /dev/null
 [ "$(meta "$ckpt" bpe)" = "$(meta "$out/x.st" bpe)" ] || { echo "mt-latency.sh: $ckpt was trained on another BPE (--src/--tgt?)" >&2; exit 1; }
 for r in $(seq 1 "$rounds"); do
-  m=$("$build/mnemo" eval --ckpt "$ckpt" --beam "$beam" --batch 1 --threads "$threads" --limit "$n" --samples 0 | grep '^test:')
-  echo "round $r mnemo (cache) beam $beam: $(sed -E 's/.*, ([0-9.]+) sentences\/s.*/\1/' <<<"$m") sentences/s  [$m]"
+  /usr/bin/time -o "$out/time" -f "%e %U %S" "$build/mnemo" eval --ckpt "$ckpt" --beam "$beam" --batch 1 --threads "$threads" \
+    --limit "$n" --samples 0 > "$out/eval.txt"
+  m=$(grep '^test:' "$out/eval.txt")
+  read -r wall user sys < "$out/time"
+  echo "round $r mnemo (cache) beam $beam: $(sed -E 's/.*, ([0-9.]+) sentences\/s.*/\1/' <<<"$m") sentences/s," \
+       "$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN { printf "%.2f CPU s per sentence (whole process: load, compile, decode)", (u + s) / n }')  [$m]"
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 "$root/scripts/mt_latency.py" "$out/ids.tsv" "$ckpt" \
     --limit "$n" --beam "$beam" --threads "$threads" | sed "s/^/round $r /"
 done

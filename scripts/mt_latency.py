@@ -185,5 +185,5 @@ with torch.no_grad():
             out, k = beam(dec, torch.tensor([s]), a.beam)
             toks += len(out); steps += k
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        print(f"torch {name} beam {a.beam}: {len(test)} sentences in {dt:.2f} s ({dc:.2f} CPU s), {len(test) / dt:.3f} sentences/s, "
+        print(f"torch {name} beam {a.beam}: {len(test)} sentences in {dt:.2f} s ({dc:.2f} CPU s), {len(test) / dt:.3f} sentences/s, {dc / len(test):.2f} CPU s per sentence, "
               f"{toks} output tokens ({steps} decoder steps), {1e3 * dt / steps:.2f} ms per step", flush=True)
