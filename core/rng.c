@@ -42,7 +42,7 @@ float mn_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index)
 }
 
 /* mn_rng_uniform of indices start .. start + n - 1 into u: the same
- * values, 16 lanes at a time in GCC vector types (32-bit words in 64-bit
+ * values, 16 lanes at a time (two 8-lane GCC vector types) (32-bit words in 64-bit
  * lanes, so the 32 x 32 -> 64 products are lane-wise); one call per element
  * costs ~15-30 ns and dropout draws one per activation. */
 typedef uint64_t mn__v8u __attribute__((vector_size(64)));
@@ -67,10 +67,14 @@ void mn__rng_uniform_n(uint64_t seed, uint64_t stream, uint64_t start, int64_t n
             x0[j] = start + (uint64_t)(i + j);
             x1[j] = start + (uint64_t)(i + W + j);
         }
-        c1a = x0 >> 32; c1b = x1 >> 32;
-        x0 &= lo; x1 &= lo;
-        c2a = c2b = (mn__v8u){ 0 } + (stream & lo);
-        c3a = c3b = (mn__v8u){ 0 } + (stream >> 32);
+        c1a = x0 >> 32;
+        c1b = x1 >> 32;
+        x0 &= lo;
+        x1 &= lo;
+        c2a = (mn__v8u){ 0 } + (stream & lo);
+        c2b = c2a;
+        c3a = (mn__v8u){ 0 } + (stream >> 32);
+        c3b = c3a;
         uint64_t a0 = seed & lo, a1 = seed >> 32;
         for (int r = 0; r < 10; r++) {
             philox_round(&x0, &c1a, &c2a, &c3a, a0, a1);
