@@ -14,6 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
+[ -x "$build/mnemo" ] || "$root/scripts/build.sh" > /dev/null   # a clean clone
 steps=${1:-600}
 every=${2:-100}
 out=${3:-/tmp/mnemo-mt-bleu}

@@ -12,6 +12,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
+[ -x "$build/mnemo" ] || "$root/scripts/build.sh" > /dev/null   # a clean clone
 ckpt=${1:?usage: scripts/mt-latency.sh CKPT [N] [ROUNDS] [BEAM]}
 n=${2:-20}
 rounds=${3:-2}

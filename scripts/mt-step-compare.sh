@@ -13,6 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
+[ -x "$build/mnemo" ] || "$root/scripts/build.sh" > /dev/null   # a clean clone
 rounds=${1:-3}
 steps=${2:-40}
 out=${3:-/tmp/mnemo-mt-steps}
