@@ -10,9 +10,10 @@
 
 const char *const mn_workload_names[] = { "mlp", "rnn", "lstm", "lstm_2layer", "gru", "bilstm_tagger", "vae",
                                            "transformer", "lstm_cells", "ner", NULL };
-/* Built on request only (mnemo bench --compile; lstm_long also by name in
- * mnemo bench): the lstm over 512 steps, and issue 17's long sequence. */
-const char *const mn_workload_extra_names[] = { "lstm_t512", "lstm_long", NULL };
+/* Built on request only (mnemo bench --compile; lstm_long and seq2seq also by
+ * name in mnemo bench): the lstm over 512 steps, issue 17's long sequence, and
+ * seq2seq: a step of the default translation Transformer (issue 19/22). */
+const char *const mn_workload_extra_names[] = { "lstm_t512", "lstm_long", "seq2seq", NULL };
 
 /* FLOPs of an (m x k) @ (k x n) product with a trainable weight: forward,
  * and added to *train: forward + weight gradient (+ input gradient). */
@@ -125,6 +126,37 @@ static mn_status build_ner(mn_workload *w)
     return mn_graph_status(g);
 }
 
+/* a step of `mnemo train --model translate`'s default Transformer (tools/translate.c):
+ * joint vocab 4000 tied, d 128, 4 heads, 2 + 2 layers pre-LN, FF 512 ReLU, dropout 0.1,
+ * label smoothing 0.1; 32 sentences of 64 tokens (a 2,048-token batch), no padding */
+static mn_status build_seq2seq(mn_workload *w)
+{
+    const int64_t V = 4000, D = 128, NH = 4, L = 2, FF = 512, T = 64, B = 32, n = B * T, dh = D / NH;
+    mn_graph *g = w->g;
+    mn_node *src = mn_input(g, "src", MN_I32, MN_SHAPE(B, T)), *pad = mn_input(g, "src_pad", MN_F32, MN_SHAPE(B, T));
+    mn_node *tin = mn_input(g, "tgt_in", MN_I32, MN_SHAPE(B, T)), *tout = mn_input(g, "tgt_out", MN_I32, MN_SHAPE(n));
+    mn_tf_opts tf = { .d_model = D, .heads = NH, .enc_layers = L, .dec_layers = L, .ff = FF, .relu = true, .dropout = 0.1f,
+                      .training = true };
+    mn_s2s_opts o = { .src_vocab = V, .tgt_vocab = V, .max_len = 80, .tf = tf, .tie_weights = true, .share_embeddings = true };
+    mn_node *logits = mn_seq2seq(g, "s2s", src, tin, pad, NULL, o);
+    mn_ce_opts ce = { .ignore_index = -100, .reduction = MN_REDUCE_MEAN, .label_smoothing = 0.1f };
+    w->loss = mn_cross_entropy_ex(g, mn_reshape(g, logits, MN_SHAPE(n, V)), tout, ce);
+    w->classes = V;
+    w->zero_f32_inputs = true;
+    double att = 2.0 * (double)(B * NH * T) * (double)dh * (double)T;
+    for (int l = 0; l < L; l++)   /* encoder layer: self-attention, FF */
+        w->fwd_flops += lin(n, D, 3 * D, true, &w->train_flops) + 2 * att + lin(n, D, D, true, &w->train_flops) +
+                        lin(n, D, FF, true, &w->train_flops) + lin(n, FF, D, true, &w->train_flops);
+    for (int l = 0; l < L; l++)   /* decoder layer: self-attention, cross-attention (q; k, v of the memory), FF */
+        w->fwd_flops += lin(n, D, 3 * D, true, &w->train_flops) + 2 * att + lin(n, D, D, true, &w->train_flops) +
+                        lin(n, D, D, true, &w->train_flops) + lin(n, D, 2 * D, true, &w->train_flops) + 2 * att +
+                        lin(n, D, D, true, &w->train_flops) + lin(n, D, FF, true, &w->train_flops) +
+                        lin(n, FF, D, true, &w->train_flops);
+    w->train_flops += 2 * 3 * att * 3 * L;
+    w->fwd_flops += lin(n, D, V, true, &w->train_flops);
+    return mn_graph_status(g);
+}
+
 mn_status mn_workload_build(const char *name, mn_workload *w)
 {
     memset(w, 0, sizeof *w);
@@ -145,6 +177,7 @@ mn_status mn_workload_build(const char *name, mn_workload *w)
     if (!strcmp(name, "vae")) return build_vae(w);
     if (!strcmp(name, "transformer")) return build_transformer(w);
     if (!strcmp(name, "ner")) return build_ner(w);
+    if (!strcmp(name, "seq2seq")) return build_seq2seq(w);
     return mn_set_error(MN_ERR_NOTFOUND, "bench: no workload \"%s\"", name);
 }
 
@@ -167,6 +200,7 @@ mn_status mn_workload_feed(const mn_workload *w, mn_exec *ex, uint64_t seed)
             float u = mn_rng_uniform(seed, (uint64_t)k, (uint64_t)i);
             if (lengths) mn_i32(t)[i] = (int32_t)(w->max_len - (3 * i) % (w->max_len / 2));
             else if (t->dtype == MN_I32) mn_i32(t)[i] = (int32_t)(u * (float)classes);
+            else if (w->zero_f32_inputs) mn_f32(t)[i] = 0.0f;
             else mn_f32(t)[i] = w->uniform_inputs ? u : mn_rng_normal(seed, (uint64_t)k, (uint64_t)i);
         }
     }

@@ -15,6 +15,7 @@ typedef struct {
     bool uniform_inputs;             /* f32 inputs in [0, 1) (VAE targets) */
     struct { const char *input; int64_t classes; } ranges[3];  /* i32 inputs with their own range (ner) */
     int64_t max_len;                 /* > 0: i32 input "lengths" [B] holds T - (3 b mod T / 2), T = max_len */
+    bool zero_f32_inputs;            /* f32 inputs all 0 (seq2seq's padding mask: no padding) */
 } mn_workload;
 
 /* Names of the available workloads, NULL-terminated. */

@@ -45,6 +45,8 @@ int mn__threads(int requested);
  * (push returns the previous value to pass to pop). */
 int mn__blas_threads_push(int n);
 void mn__blas_threads_pop(int old);
+/* mn_rng_uniform(seed, stream, start + i) for i < n into u, vectorised (core/rng.c). */
+void mn__rng_uniform_n(uint64_t seed, uint64_t stream, uint64_t start, int64_t n, float *u);
 /* Pins a team of n threads that uses every allowed CPU, once per calling thread (threads.c). */
 void mn__bind_team(int n);
 

@@ -126,10 +126,14 @@ static void drop_block(const mn_kernel_ctx *c, const dims *d, int64_t task, int6
     const mn_attention_attrs *a = c->attrs;
     if (a->dropout <= 0.0f) return;
     float s = 1.0f / (1.0f - a->dropout);
+    float u[256];
     for (int64_t r = 0; r < m; r++) {
         uint64_t base = (uint64_t)((task * d->T + i0 + r) * d->T);
-        for (int64_t j = 0; j < nk; j++)
-            X[r * nk + j] = mn_rng_uniform(c->seed, a->stream, base + (uint64_t)j) >= a->dropout ? X[r * nk + j] * s : 0.0f;
+        for (int64_t j0 = 0; j0 < nk; j0 += 256) {   /* mn_rng_uniform(seed, stream, base + j), vectorised */
+            int64_t w = nk - j0 < 256 ? nk - j0 : 256;
+            mn__rng_uniform_n(c->seed, a->stream, base + (uint64_t)j0, w, u);
+            for (int64_t j = 0; j < w; j++) X[r * nk + j0 + j] = u[j] >= a->dropout ? X[r * nk + j0 + j] * s : 0.0f;
+        }
     }
 }
 

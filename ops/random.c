@@ -30,9 +30,14 @@ static mn_status dropout_fwd(const mn_kernel_ctx *c)
         return MN_OK;
     }
     float scale = a->p < 1.0f ? 1.0f / (1.0f - a->p) : 0.0f;
+    enum { CHUNK = 1024 };
     #pragma omp parallel for if (n > MN_GRAIN / 4) num_threads(c->nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = mn_rng_uniform(c->seed, a->stream, (uint64_t)i) >= a->p ? x[i] * scale : 0.0f;
+    for (int64_t b = 0; b < n; b += CHUNK) {
+        float u[CHUNK];
+        int64_t m = n - b < CHUNK ? n - b : CHUNK;
+        mn__rng_uniform_n(c->seed, a->stream, (uint64_t)b, m, u);
+        for (int64_t i = 0; i < m; i++) y[b + i] = u[i] >= a->p ? x[b + i] * scale : 0.0f;
+    }
     return MN_OK;
 }
 

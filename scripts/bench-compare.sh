@@ -2,7 +2,7 @@
 # mnemo against PyTorch on the workloads of ../shared/bench/WORKLOADS.md, in
 # one run on this machine: `mnemo bench --json`, torch_ref.py (python3-torch,
 # the same threads, OpenBLAS-OpenMP as its BLAS) and an sgemm probe; prints
-# one table. Workloads torch_ref.py lacks (lstm_long, ner, ...) run through
+# one table. Workloads torch_ref.py lacks (lstm_long, ner, seq2seq, ...) run through
 # scripts/torch_workloads.py, interleaved with the others alike.
 # Usage: scripts/bench-compare.sh [THREADS] [WORKLOADS] [BUDGET]
 # MNEMO_TORCH_MAX_WAIT=S: torch_ref.py waits at most S seconds for a quiet
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
-only=${2:-mlp,rnn,lstm,lstm_2layer,gru,bilstm_tagger,vae,transformer,lstm_long,ner}
+only=${2:-mlp,rnn,lstm,lstm_2layer,gru,bilstm_tagger,vae,transformer,lstm_long,ner,seq2seq}
 budget=${3:-4}
 ref=${MNEMO_TORCH_REF:-../shared/bench/torch_ref.py}
 export MNEMO_TORCH_REF=$ref                    # torch_workloads.py imports it

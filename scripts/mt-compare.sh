@@ -21,6 +21,7 @@ shift $(( $# < 2 ? $# : 2 ))
 mkdir -p "$out"
 mnemo=$build/mnemo
 tool=$build/tests/test_mt_data
+[ -x "$mnemo" ] && [ -x "$tool" ] || "$root/scripts/build.sh" > /dev/null   # a clean clone
 data=${MNEMO_DATA:-$HOME/.cache/mnemo}/parallel
 [ -f "$data/kjv.imp" ] && [ -f "$data/rv1909.imp" ] || "$root/scripts/make-parallel.sh" "$data"
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $threads thread(s) each; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -39,7 +40,7 @@ echo "== mnemo and PyTorch: train for $secs s each, concurrently"
   done
 ) &
 mpid=$!
-/usr/bin/python3 "$root/scripts/mt_torch.py" "$out/ids.tsv" "$out/bpe.st" "$out/torch_hyp.beam1" --time "$secs" \
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 "$root/scripts/mt_torch.py" "$out/ids.tsv" "$out/bpe.st" "$out/torch_hyp.beam1" --time "$secs" \
   --threads "$threads" --beam 4 > "$out/torch_train.log"
 wait $mpid
 grep -E "^(translate|step [0-9]+:|best)" "$out/mnemo_train.log" | tail -3
@@ -58,5 +59,31 @@ r = [[l.split()] for l in open(sys.argv[2], encoding="utf-8")]
 # method3 is the exp smoothing of sacreBLEU for orders without a match (NIST)
 print("%.9f" % (100 * corpus_bleu(r, h, smoothing_function=SmoothingFunction().method3)))' "$out/$h.tok" "$out/ref.tok" 2>/dev/null)
   echo "$h: $("$tool" --bleu "$out/$h" "$out/ref.txt"); NLTK corpus_bleu (method3) on 13a tokens $nltk"
+  "$tool" --bleu "$out/$h" "$out/ref.txt" > "$out/$h.score"
 done
+# the rows of docs/translation.md's table
+/usr/bin/python3 - "$out" "$secs" <<'PY'
+import re, sys
+out, secs = sys.argv[1], sys.argv[2]
+rd = lambda f: open(f"{out}/{f}", encoding="utf-8").read()
+def score(h):
+    m = re.search(r"bleu13a ([0-9.]+) .*chrf ([0-9.]+)", rd(f"{h}.score"))
+    return f"{float(m.group(1)):.2f} | {float(m.group(2)):.2f}"
+def sps(log):
+    m = re.search(r"([0-9.]+) sentences/s", log)
+    return m.group(1) if m else "?"
+mt, tt = rd("mnemo_train.log"), rd("torch_train.log")
+ms = re.findall(r"^step ([0-9]+): .*, ([0-9]+) tok/s, [0-9]+ s$", mt, re.M)[-1]
+mc = re.search(r"^training: .*, ([0-9]+) tok per CPU-second", mt, re.M).group(1)
+ts = re.search(r"^torch: ([0-9]+) steps in [0-9]+ s, ([0-9]+) tok/s", tt, re.M)
+tc = re.search(r"^training: .*, ([0-9]+) tok per CPU-second", tt, re.M).group(1)
+tg = re.search(r"^torch greedy: .*", tt, re.M); tb = re.search(r"^torch beam 4: .*", tt, re.M)
+print(f"\n| {secs} s of training | steps | training tokens/s | tokens per CPU-s | test BLEU greedy | chrF | BLEU beam 4 | chrF | greedy sentences/s | beam 4 sentences/s |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| mnemo | {ms[0]} | {ms[1]} | {mc} | {score('mnemo_hyp.beam1')} | {score('mnemo_hyp.beam4')} | "
+      f"{sps(rd('mnemo_eval.beam1.log'))} | {sps(rd('mnemo_eval.beam4.log'))} |")
+print(f"| PyTorch (nn.Transformer) | {ts.group(1)} | {ts.group(2)} | {tc} | {score('torch_hyp.beam1')} | {score('torch_hyp.beam4')} | "
+      f"{sps(tg.group(0)) if tg else '?'} | {sps(tb.group(0)) if tb else '?'} |")
+print(f"\nmnemo / PyTorch training tokens/s: {int(ms[1]) / int(ts.group(2)):.2f}; per CPU-second: {int(mc) / int(tc):.2f}")
+PY
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

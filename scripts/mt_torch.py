@@ -68,7 +68,8 @@ class Model(nn.Module):
         s.tf = nn.Transformer(E, a.heads, a.layers, a.layers, a.ff, a.dropout, batch_first=True, norm_first=True)
         s.bias = nn.Parameter(torch.zeros(V))
         s.register_buffer("pe", sinusoid(a.max_len, E))
-    def embed(s, x): return s.emb(x) * math.sqrt(a.d_model) + s.pe[:x.shape[1]]
+        s.drop = nn.Dropout(a.dropout)   # mnemo's seq2seq drops out the embedded input too (models/seq2seq.c embed_seq)
+    def embed(s, x): return s.drop(s.emb(x) * math.sqrt(a.d_model) + s.pe[:x.shape[1]])
     def encode(s, src, pad): return s.tf.encoder(s.embed(src), src_key_padding_mask=pad)
     def decode(s, tgt, mem, pad):
         T = tgt.shape[1]
@@ -116,9 +117,11 @@ def lr_at(step):
     return a.lr * (s / w if s < w else math.sqrt(w / s))
 
 t0 = time.time(); step = 0; tokens = 0; ema = None; epoch = 0; stop = False
+cpu_steps = 0.0   # CPU seconds inside training steps (as mnemo's "training:" line)
 model.train()
 while not stop:
     for idx, L in batches(data["train"], a.seed + epoch):
+        c0 = time.process_time()
         src, pad, tin, tout = tensors(data["train"], idx, L)
         for g in opt.param_groups: g["lr"] = lr_at(step)
         logits = model.decode(tin, model.encode(src, pad), pad)
@@ -126,6 +129,7 @@ while not stop:
         opt.zero_grad(); loss.backward()
         if a.clip > 0: torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
+        cpu_steps += time.process_time() - c0
         tokens += sum(len(data["train"][k][0]) + len(data["train"][k][1]) + 1 for k in idx)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
@@ -134,6 +138,9 @@ while not stop:
     epoch += 1
 train_s = time.time() - t0
 cpu = time.process_time()
+ntok = tokens
+print(f"training: {step} steps, {ntok} tokens, {cpu_steps:.2f} CPU s in steps ({1e3 * cpu_steps / max(step, 1):.1f} CPU ms/step, "
+      f"{ntok / max(cpu_steps, 1e-9):.0f} tok per CPU-second)", flush=True)
 print(f"torch: {step} steps in {train_s:.0f} s, {tokens / train_s:.0f} tok/s, {tokens / cpu:.0f} tok per CPU-second, loss {ema:.3f}", flush=True)
 if a.no_decode: sys.exit(0)
 

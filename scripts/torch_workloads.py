@@ -20,9 +20,15 @@ Workloads (bench/workloads.c builds the mnemo side of each):
              to 5 tags, the CRF's mean negative log-likelihood by the batched
              forward algorithm (scripts/ner-torch-bench.py's CRF), sentence
              lengths 64 - (3 b mod 32).
+  seq2seq    a step of `mnemo train --model translate`'s default Transformer:
+             nn.Transformer pre-LN, d 128, 4 heads, 2 + 2 layers, FF 512, ReLU,
+             dropout 0.1, joint vocabulary 4000 with the generator tied to the
+             shared embedding (scaled by sqrt(d), sinusoidal positions), label
+             smoothing 0.1; 32 sentences of 64 tokens, source padding mask
+             (no padding), causal target mask (scripts/mt_torch.py's model).
 Entries are added, never changed in place: other workloads join EXTRA.
 """
-import argparse, importlib.util, json, os, subprocess, sys
+import argparse, importlib.util, json, math, os, subprocess, sys
 
 import torch
 import torch.nn as nn
@@ -106,7 +112,51 @@ def build_ner():
     return model, lambda m: m(w, c, y, mask), total(*parts)
 
 
-EXTRA = {"lstm_long": build_lstm_long, "ner": build_ner}
+# ---------------------------------------------------------------- seq2seq
+def sinusoid(n, d):
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(d)
+    ang = pos / torch.pow(10000.0, (i - i % 2).double() / d)
+    return torch.where(i % 2 == 1, torch.cos(ang), torch.sin(ang)).float()
+
+
+class Seq2Seq(nn.Module):
+    """scripts/mt_torch.py's model (the translation Transformer)."""
+    def __init__(s, V, E, H, L, FF, dropout, max_len):
+        super().__init__()
+        s.E = E
+        s.emb = nn.Embedding(V, E)
+        nn.init.normal_(s.emb.weight, 0, E ** -0.5)
+        s.tf = nn.Transformer(E, H, L, L, FF, dropout, batch_first=True, norm_first=True)
+        s.bias = nn.Parameter(torch.zeros(V))
+        s.drop = nn.Dropout(dropout)
+        s.register_buffer("pe", sinusoid(max_len, E))
+
+    def embed(s, x):
+        return s.drop(s.emb(x) * math.sqrt(s.E) + s.pe[:x.shape[1]])
+
+    def forward(s, src, pad, tgt):
+        T = tgt.shape[1]
+        mask = torch.triu(torch.full((T, T), float("-inf")), 1)
+        mem = s.tf.encoder(s.embed(src), src_key_padding_mask=pad)
+        h = s.tf.decoder(s.embed(tgt), mem, tgt_mask=mask, memory_key_padding_mask=pad)
+        return F.linear(h, s.emb.weight, s.bias)
+
+
+def build_seq2seq():
+    V, E, H, L, FF, T, B = 4000, 128, 4, 2, 512, 64, 32
+    n, dh = B * T, E // H
+    model = Seq2Seq(V, E, H, L, FF, 0.1, 80)
+    src, tin, tout = (torch.randint(0, V, (B, T)) for _ in range(3))
+    pad = torch.zeros(B, T, dtype=torch.bool)
+    att = 2 * B * H * T * dh * T
+    enc = [linear_flops(n, E, 3 * E), linear_flops(n, E, E), linear_flops(n, E, FF), linear_flops(n, FF, E), (2 * att, 6 * att)]
+    dec = enc + [linear_flops(n, E, E), linear_flops(n, E, 2 * E), linear_flops(n, E, E), (2 * att, 6 * att)]
+    loss = lambda m: F.cross_entropy(m(src, pad, tin).reshape(-1, V), tout.reshape(-1), label_smoothing=0.1)
+    return model, loss, total(*(enc * L + dec * L + [linear_flops(n, E, V)]))
+
+
+EXTRA = {"lstm_long": build_lstm_long, "ner": build_ner, "seq2seq": build_seq2seq}
 
 
 def build(name):

@@ -68,6 +68,8 @@ expect 0 "^matmul +\[128,512\]" -- python3 "$scripts/profile-compare.py" steps.t
 expect 0 '"cpu": "[^"]+", "cpu_ext": "[a-z0-9_ ]*", "blas_core": "[A-Za-z0-9]+", "compile_ms": [0-9.]+' -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --json
 expect 0 '"gemm": "(openblas|onednn)"\}' -- "$mnemo" bench --workload mlp --threads 1 --budget 0.1 --json
 expect 0 '"compile": "vae", .*"compile_cpu_ms": [0-9.]+, .*"pass_ms": \{"autodiff"' -- "$mnemo" bench --compile --json --workload vae --threads 1
+# the translation Transformer's step (issue 22's seq2seq workload, by name only) builds and compiles
+expect 0 '"compile": "seq2seq", .*"compile_cpu_ms": [0-9.]+' -- "$mnemo" bench --compile --json --workload seq2seq --threads 1
 mkdir infer_w
 expect 0 '"infer": "lstm_lm", .*"tokens_per_s": [0-9.]+, .*"probe_logits": \[' -- "$mnemo" bench --infer --json --workload lstm_lm --threads 1 --budget 0.1 --save-weights infer_w
 checks=$((checks + 1)); [ -s infer_w/lstm_lm.safetensors ] || fail "bench --infer --save-weights wrote no infer_w/lstm_lm.safetensors"

@@ -26,6 +26,7 @@ check "checkpoint written" test -s mt.st
 check "checkpoint holds the BPE" grep -q '^metadata mnemo.bpe = {"format":"mnemo-bpe"' inspect.txt
 check "checkpoint holds the config" grep -q '^metadata mnemo.translate = {.*"d_model": 64' inspect.txt
 check "metrics line" grep -q '"val_bleu"' mt.st.metrics.jsonl
+check "training line (CPU time in steps)" grep -Eq "^training: 150 steps, [0-9]+ tokens, [0-9.]+ CPU s in steps" out.txt
 
 # 2. eval: BLEU and chrF on the training split (memorised), greedy and beam 4
 for beam in 1 4; do
@@ -34,6 +35,11 @@ for beam in 1 4; do
   check "beam $beam: BLEU $bleu >= 90 on the training slice" python3 -c "import sys; sys.exit(not float('$bleu') >= 90)"
 done
 expect 1 "no test pairs" -- "$mnemo" eval --ckpt mt.st
+# --batch 1 (the latency setting) decodes sentence by sentence: the same translations as batches of 16
+expect 0 "^train: BLEU" -- "$mnemo" eval --ckpt mt.st --split train --beam 4 --threads 1 --hyp hyp16.txt
+expect 0 "^train: BLEU" -- "$mnemo" eval --ckpt mt.st --split train --beam 4 --threads 1 --batch 1 --hyp hyp1.txt
+check "eval --batch 1 translates as --batch 16" cmp hyp16.txt hyp1.txt
+expect 2 "--batch" -- "$mnemo" eval --ckpt mt.st --split train --batch 17
 
 # 3. translate: arguments, then standard input (a blank line stays blank)
 expect 0 "" -- "$mnemo" translate --ckpt mt.st --threads 1 "In the beginning God created the heaven and the earth."

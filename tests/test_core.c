@@ -171,6 +171,24 @@ START_TEST(rng_independent_of_threads)
 }
 END_TEST
 
+/* The vectorised fill (dropout's) draws exactly mn_rng_uniform's values,
+ * also across the 2^32 carry of the index and with high seed/stream bits. */
+START_TEST(rng_uniform_n_equals_one_by_one)
+{
+    static const uint64_t starts[] = { 0, 5, 0xFFFFFFF7ull, 1ull << 40 };
+    static const int64_t lens[] = { 1, 15, 16, 37, 300 };
+    float u[300];
+    for (int s = 0; s < 4; s++)
+        for (int l = 0; l < 5; l++) {
+            uint64_t seed = 0x123456789abcull + (uint64_t)s, stream = 0xfeedull << 33 | (uint64_t)l;
+            mn__rng_uniform_n(seed, stream, starts[s], lens[l], u);
+            for (int64_t i = 0; i < lens[l]; i++)
+                ck_assert_msg(u[i] == mn_rng_uniform(seed, stream, starts[s] + (uint64_t)i), "start %d len %d element %d",
+                              s, l, (int)i);
+        }
+}
+END_TEST
+
 START_TEST(rng_moments)
 {
     enum { N = 400000 };
@@ -393,6 +411,7 @@ int main(void)
     tcase_add_test(tc, arena_alignment);
     tcase_add_test(tc, philox_known_answers);
     tcase_add_test(tc, rng_independent_of_threads);
+    tcase_add_test(tc, rng_uniform_n_equals_one_by_one);
     tcase_add_test(tc, rng_moments);
     tcase_add_test(tc, param_store);
     tcase_add_test(tc, strict_store_creates_nothing);

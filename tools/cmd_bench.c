@@ -301,7 +301,7 @@ int cmd_bench(int argc, char **argv)
             printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n"
                    "       [--memory-budget BYTES] [--compile] [--infer [--save-weights DIR]]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
-            printf(" (by name only: lstm_long, T = 512, hidden 512, batch 64)");
+            printf(" (by name only: lstm_long, T = 512, hidden 512, batch 64; seq2seq, the default translation Transformer)");
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
                    "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
                    "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops;\n"
@@ -336,7 +336,7 @@ int cmd_bench(int argc, char **argv)
     }
     for (int i = 0; mn_workload_names[i]; i++)
         if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
-    if (!found && !strcmp(which, "lstm_long")) { found++; rc = bench_one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
+    if (!found && (!strcmp(which, "lstm_long") || !strcmp(which, "seq2seq"))) { found++; rc = bench_one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
     if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
     return rc;
 }

@@ -460,15 +460,19 @@ static mn_status loop(run *r)
 {
     int64_t step = r->st.step, tokens = 0, ep = r->st.epoch, first = r->st.batch;
     double ema = r->st.ema, tstart = mn_tools_seconds(CLOCK_MONOTONIC), tlast = tstart;
-    int64_t tok_last = 0;
+    int64_t tok_last = 0, steps0 = step, tok_all = 0;
+    double cpu_steps = 0;        /* CPU seconds inside training steps (graph compiles included; validation not) */
     mn_status s = MN_OK;
     bool stop = false;
     while (!stop && !s) {
         epoch e = { 0 };
         if ((s = make_epoch(r->data.items[MN_SPLIT_TRAIN], r->data.n[MN_SPLIT_TRAIN], &r->c, r->c.seed + (uint64_t)ep++, &e))) break;
         for (int64_t b = first; b < e.nb && !stop && !s; b++) {
-            double loss = 0;
+            double loss = 0, c0 = mn_tools_seconds(CLOCK_PROCESS_CPUTIME_ID);
+            int64_t tok0 = tokens;
             if ((s = train_step(r, &e, b, step, &loss, &tokens))) break;
+            cpu_steps += mn_tools_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            tok_all += tokens - tok0;
             ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
             step++;
             double now = mn_tools_seconds(CLOCK_MONOTONIC);
@@ -490,6 +494,10 @@ static mn_status loop(run *r)
         epoch_free(&e);
         first = 0;
     }
+    if (!s && step > steps0)   /* scripts/mt-step-compare.sh reads this line */
+        printf("training: %lld steps, %lld tokens, %.2f CPU s in steps (%.1f CPU ms/step, %.0f tok per CPU-second)\n",
+               (long long)(step - steps0), (long long)tok_all, cpu_steps, 1e3 * cpu_steps / (double)(step - steps0),
+               (double)tok_all / (cpu_steps > 0 ? cpu_steps : 1e-9));
     return s;
 }
 
@@ -817,11 +825,11 @@ bool mn_mt_is_checkpoint(int argc, char **argv)
     return yes;
 }
 
-enum { T_CKPT = 300, T_BEAM, T_ALPHA, T_MAXLEN, T_THREADS, T_LIMIT, T_SRC, T_TGT, T_SAMPLES, T_SPLIT, T_HYP };
+enum { T_CKPT = 300, T_BEAM, T_ALPHA, T_MAXLEN, T_THREADS, T_LIMIT, T_SRC, T_TGT, T_SAMPLES, T_SPLIT, T_HYP, T_BATCH };
 static const struct option tr_opts[] = {
     { "ckpt", 1, 0, T_CKPT }, { "beam", 1, 0, T_BEAM }, { "alpha", 1, 0, T_ALPHA }, { "max-len", 1, 0, T_MAXLEN },
     { "threads", 1, 0, T_THREADS }, { "limit", 1, 0, T_LIMIT }, { "src", 1, 0, T_SRC }, { "tgt", 1, 0, T_TGT },
-    { "samples", 1, 0, T_SAMPLES }, { "split", 1, 0, T_SPLIT }, { "hyp", 1, 0, T_HYP }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+    { "samples", 1, 0, T_SAMPLES }, { "split", 1, 0, T_SPLIT }, { "hyp", 1, 0, T_HYP }, { "batch", 1, 0, T_BATCH }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 };
 
 typedef struct { const char *ckpt, *src, *tgt, *hyp; mn_mt_search q; int64_t limit, samples; int split; } tr_args;
@@ -855,14 +863,15 @@ static int parse_tr(const char *cmd, int argc, char **argv, tr_args *a, const ch
         }
         if (o == '?') { fprintf(stderr, "mnemo %s: unknown or incomplete option \"%s\"\n", cmd, argv[optind - 1]); return MN_EXIT_USAGE; }
         static const char *const names[] = { [T_BEAM - T_CKPT] = "beam", [T_MAXLEN - T_CKPT] = "max-len", [T_THREADS - T_CKPT] = "threads",
-                                             [T_LIMIT - T_CKPT] = "limit", [T_SAMPLES - T_CKPT] = "samples" };
-        int64_t hi = o == T_BEAM ? 64 : o == T_MAXLEN ? 1023 : o == T_THREADS ? 1024 : (int64_t)1 << 40;
-        if (!mn_cfg_parse_int(cmd, names[o - T_CKPT], optarg, o == T_BEAM ? 1 : 0, hi, &i)) return MN_EXIT_USAGE;
+                                             [T_LIMIT - T_CKPT] = "limit", [T_SAMPLES - T_CKPT] = "samples", [T_BATCH - T_CKPT] = "batch" };
+        int64_t hi = o == T_BATCH ? 16 : o == T_BEAM ? 64 : o == T_MAXLEN ? 1023 : o == T_THREADS ? 1024 : (int64_t)1 << 40;
+        if (!mn_cfg_parse_int(cmd, names[o - T_CKPT], optarg, o == T_BEAM || o == T_BATCH ? 1 : 0, hi, &i)) return MN_EXIT_USAGE;
         if (o == T_BEAM) a->q.beam = (int)i;
         if (o == T_MAXLEN) a->q.max_len = (int)i;
         if (o == T_THREADS) a->q.threads = (int)i;
         if (o == T_LIMIT) a->limit = i;
         if (o == T_SAMPLES) a->samples = i;
+        if (o == T_BATCH) a->q.batch = (int)i;
     }
     if (!a->ckpt) { fprintf(stderr, "mnemo %s: --ckpt CKPT is required\n", cmd); return MN_EXIT_USAGE; }
     return MN_EXIT_OK;
@@ -935,10 +944,10 @@ int cmd_eval_translate(int argc, char **argv)
     tr_args a = { 0 };
     int rc = parse_tr("eval", argc, argv, &a,
                       "usage: mnemo eval --ckpt CKPT [--beam K] [--alpha A] [--limit N] [--samples N] [--split train|valid|test]\n"
-                      "                  [--src F --tgt F] [--threads N] [--hyp FILE]\n"
+                      "                  [--src F --tgt F] [--threads N] [--hyp FILE] [--batch N]\n"
                       "  translation: corpus BLEU (13a, as sacreBLEU) and chrF on the test pairs (or --split) of the\n"
                       "  training data (or of --src/--tgt), with a few sample translations; --hyp writes every translation\n"
-                      "  to FILE, one line per pair.\n");
+                      "  to FILE, one line per pair; --batch N decodes N sentences together (1..16, default 16; 1 for latency).\n");
     if (rc) return rc < 0 ? MN_EXIT_OK : rc;
     mn_params *P;
     mn_mt_cfg c;

@@ -738,8 +738,9 @@ static mn_status translate_chunk(mn_mt_decoder *d, const mn_bpe *bpe, const mn_m
 mn_status mn_mt_translate_text(mn_mt_decoder *d, const mn_bpe *bpe, const mn_mt_search *q, const char *const *in, int n, char **outs)
 {
     for (int i = 0; i < n; i++) outs[i] = NULL;
-    for (int i = 0; i < n; i += TEXT_BATCH) {
-        int m = n - i < TEXT_BATCH ? n - i : TEXT_BATCH;
+    int per = q->batch > 0 && q->batch < TEXT_BATCH ? q->batch : TEXT_BATCH;
+    for (int i = 0; i < n; i += per) {
+        int m = n - i < per ? n - i : per;
         mn_status st = translate_chunk(d, bpe, q, in + i, m, outs + i);
         if (st) {
             for (int k = 0; k < n; k++) { free(outs[k]); outs[k] = NULL; }

@@ -66,6 +66,7 @@ typedef struct {
     float alpha;       /* length penalty; 0: none */
     int max_len;       /* output tokens at most (0: the model's max_len - 1) */
     int threads;
+    int batch;         /* sentences decoded together by mn_mt_translate_text, 1..16 (0: 16) */
 } mn_mt_search;
 mn_mt_decoder *mn_mt_decoder_new(mn_params *P, const mn_mt_cfg *c);
 void           mn_mt_decoder_free(mn_mt_decoder *d);
