@@ -49,7 +49,11 @@ static mn_status copy_words(const mn_ner_init *in, const mn_params *src, const m
                 : mn_set_error(MN_ERR_INVALID, "--init-from %s: its rows are not words (no list of %lld words in its metadata)", in->path, (long long)R);
     for (int64_t k = 0; !s && k < R; k++) {
         const char *w = json_string_value(json_array_get(a, (size_t)k));
-        if (!w) { s = mn_set_error(MN_ERR_INVALID, "--init-from %s: its rows are not words (entry %lld of its list is not a string)", in->path, (long long)k); break; }
+        if (!w) {
+            s = mn_set_error(MN_ERR_INVALID, "--init-from %s: its rows are not words (entry %lld of its list is not a string)", in->path,
+                             (long long)k);
+            break;
+        }
         int32_t id = mn_strtab_find(in->words, w);
         if (id < 0) continue;
         memcpy(mn_f32(D) + (int64_t)id * C, mn_f32(S) + k * C, (size_t)C * sizeof(float));
@@ -77,7 +81,11 @@ static mn_status copy_chars(const mn_ner_init *in, const mn_params *src, const m
                                in->path, (long long)R);
     for (int64_t k = 0; !s && k < R; k++) {
         json_t *v = json_array_get(a, (size_t)k);
-        if (!json_is_integer(v)) { s = mn_set_error(MN_ERR_INVALID, "--init-from %s: its rows are not characters (mnemo.vocab entry %lld is not a code point)", in->path, (long long)k); break; }
+        if (!json_is_integer(v)) {
+            s = mn_set_error(MN_ERR_INVALID, "--init-from %s: its rows are not characters (mnemo.vocab entry %lld is not a code point)",
+                             in->path, (long long)k);
+            break;
+        }
         json_int_t cp = json_integer_value(v);
         if (cp <= 0 || cp >= 128) continue;
         memcpy(mn_f32(D) + (cp + 3) * C, mn_f32(S) + k * C, (size_t)C * sizeof(float));
