@@ -129,6 +129,17 @@ static mn_status rename_one(const rules *R, const char *name, char *out, size_t 
     return MN_OK;
 }
 
+mn_status mn_params_rename(const char *rename, const char *name, char *out, size_t cap)
+{
+    if (!name || !out || cap == 0) return mn__error(MN_ERR_MISUSE, "params_rename: NULL name or output");
+    rules *R = calloc(1, sizeof *R);
+    mn_status s = R ? MN_OK : mn__error(MN_ERR_NOMEM, "partial load: out of memory");
+    if (!s && rename) s = parse_rules(rename, R);
+    if (!s) s = rename_one(R, name, out, cap);
+    free(R);
+    return s;
+}
+
 void mn_load_report_free(mn_load_report *r)
 {
     for (int k = 0; r && k < MN_LOAD_KINDS; k++) {

@@ -236,6 +236,10 @@ typedef struct {
 mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report);
 mn_status mn_params_copy_partial(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report);
 void      mn_load_report_free(mn_load_report *r);
+/* The store name the rules give a source name (out: "" when a rule drops
+ * it, the name itself when no rule matches); MN_ERR_INVALID for a bad rule
+ * or a result of cap bytes or more. */
+mn_status mn_params_rename(const char *rename, const char *name, char *out, size_t cap);
 
 /* Safetensors. Save writes a temporary file beside `path`, fsyncs and
  * renames it over `path`, which must be absent or a regular file

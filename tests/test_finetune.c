@@ -395,6 +395,24 @@ START_TEST(partial_load_renames_through_rules)
 }
 END_TEST
 
+START_TEST(a_name_is_renamed_as_a_partial_load_would)
+{
+    char out[64];
+    const char *rules = "# comment\nrnn.* -> encoder.rnn.*\nhead.* -> -";
+    ck_assert_int_eq(mn_params_rename(rules, "rnn.weight_ih_l0", out, sizeof out), MN_OK);
+    ck_assert_str_eq(out, "encoder.rnn.weight_ih_l0");
+    ck_assert_int_eq(mn_params_rename(rules, "head.bias", out, sizeof out), MN_OK);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(mn_params_rename(rules, "emb.weight", out, sizeof out), MN_OK);
+    ck_assert_str_eq(out, "emb.weight");
+    ck_assert_int_eq(mn_params_rename(NULL, "emb.weight", out, sizeof out), MN_OK);
+    ck_assert_str_eq(out, "emb.weight");
+    ck_assert_int_eq(mn_params_rename("rnn.* -> encoder.rnn.*", "rnn.x", out, 8), MN_ERR_INVALID);
+    ck_assert_int_eq(mn_params_rename("emb.weight ner.chars.weight", "emb.weight", out, sizeof out), MN_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "rename rule 1"));
+}
+END_TEST
+
 START_TEST(bad_rename_rules_are_refused_with_their_line)
 {
     char path[128];
@@ -486,6 +504,7 @@ int main(void)
     tcase_add_test(l, partial_load_by_name_reports_every_category);
     tcase_add_test(l, partial_load_refuses_a_shape_mismatch_and_copies_nothing);
     tcase_add_test(l, partial_load_renames_through_rules);
+    tcase_add_test(l, a_name_is_renamed_as_a_partial_load_would);
     tcase_add_test(l, bad_rename_rules_are_refused_with_their_line);
     tcase_add_test(l, a_hostile_rule_is_matched_in_polynomial_time);
     tcase_add_test(l, partial_load_of_a_missing_or_corrupt_file_changes_nothing);

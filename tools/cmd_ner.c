@@ -11,6 +11,7 @@
  * position), and --resume CKPT.last continues it exactly. */
 #include "cmds.h"
 #include "env.h"
+#include "finetune.h"
 #include "ner_train.h"
 #include "train.h"
 #include <getopt.h>
@@ -23,7 +24,7 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *data, *valid, *test, *out, *vectors, *scheme, *train_scheme, *resume, *init_from, *freeze;
+    const char *data, *valid, *test, *out, *vectors, *scheme, *train_scheme, *resume, *init_from, *init_map, *freeze;
     int64_t epochs, steps, batch, seq, embed, char_dim, char_filters, hidden, layers, limit, eval_limit, threads, seed, min_count, wchars;
     double lr, dropout, clip, time_limit;
     bool crf, force, embed_given;
@@ -39,7 +40,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: mnemo train --model ner [--data TRAIN.conll] [--valid DEV.conll] [--test TEST.conll] [--scheme iob1|iob2|ioe1|ioe2|iobes]\n"
         "                   [--train-scheme iob2|iobes] [--crf|--no-crf] [--char-filters N (0: no character features)] [--char-dim N]\n"
-        "                   [--vectors FILE] [--init-from CKPT] [--freeze PATTERNS] [--embed N] [--hidden N] [--layers N] [--dropout X] [--epochs N] [--steps N] [--time SECONDS]\n"
+        "                   [--vectors FILE] [--init-from CKPT [--init-map FILE]] [--freeze PATTERNS] [--embed N] [--hidden N] [--layers N] [--dropout X] [--epochs N] [--steps N] [--time SECONDS]\n"
         "                   [--batch N] [--seq N] [--lr X] [--clip X] [--min-count N] [--limit N] [--eval-limit N]\n"
         "                   [--threads N] [--seed N] [--out CKPT] [--force] [--resume CKPT.last [--epochs N] [--steps N] [--time S]]\n"
         "A BiLSTM-CRF tagger with a character CNN on CoNLL files (token per line, tag last). Default data:\n"
@@ -55,7 +56,7 @@ static const struct option opts[] = {
     { "dropout", 1, 0, 'D' }, { "epochs", 1, 0, 'e' }, { "steps", 1, 0, 's' }, { "time", 1, 0, 'T' }, { "batch", 1, 0, 'b' },
     { "seq", 1, 0, 'q' }, { "lr", 1, 0, 'l' }, { "clip", 1, 0, 'k' }, { "min-count", 1, 0, 'M' }, { "limit", 1, 0, 'N' },
     { "eval-limit", 1, 0, 'n' }, { "threads", 1, 0, 't' }, { "seed", 1, 0, 'r' }, { "out", 1, 0, 'o' }, { "force", 0, 0, 'f' },
-    { "train-scheme", 1, 0, 'P' }, { "resume", 1, 0, 'R' }, { "init-from", 1, 0, 'I' }, { "freeze", 1, 0, 'Z' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    { "train-scheme", 1, 0, 'P' }, { "resume", 1, 0, 'R' }, { "init-from", 1, 0, 'I' }, { "init-map", 1, 0, 'Y' }, { "freeze", 1, 0, 'Z' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 
 static bool real(const char *flag, const char *v, double lo, double hi, double *out)
 {
@@ -83,6 +84,7 @@ static bool apply(ner_cfg *c, int o, const char *v)
     case 'P': c->train_scheme = v; return true;
     case 'R': c->resume = v; return true;
     case 'I': c->init_from = v; return true;
+    case 'Y': c->init_map = v; return true;
     case 'Z': c->freeze = v; return true;
     case 'w': c->vectors = v; return true;
     case 'o': c->out = v; return true;
@@ -152,6 +154,7 @@ static int parse(int argc, char **argv, ner_cfg *c, bool *seen)
     mn_scheme s;
     if (c->scheme && mn_scheme_parse(c->scheme, &s)) { fprintf(stderr, "mnemo train: --scheme: %s\n", mn_errmsg()); return MN_EXIT_USAGE; }
     if (!train_scheme_of(c->train_scheme, &s)) return MN_EXIT_USAGE;
+    if (c->init_map && !c->init_from) { fprintf(stderr, "mnemo train: --init-map needs --init-from\n"); return MN_EXIT_USAGE; }
     for (int k = 0; c->resume && k < 128; k++)
         if (seen[k] && !strchr(resume_may, k)) {
             fprintf(stderr, "mnemo train: --resume continues the run stored in %s with its own settings; --%s cannot change it "
@@ -395,37 +398,47 @@ static mn_status evaluate(ner_run *r, int split, bool print, double *f1)
 
 static mn_status words_tags_json(const ner_run *r, char **w, char **t);
 
-/* --init-from: the tensors a ner checkpoint of the same words and tags
- * shares with this model (by name, shapes checked; not on --resume, whose
- * store already holds them); --freeze: fnmatch patterns of parameters
- * that keep their values. Both before any graph is compiled: the
- * parameters are created by building one graph that is then dropped. */
+/* --init-from: the tensors a checkpoint shares with this model, by name
+ * or renamed by --init-map, rows of words, characters and tags matched by
+ * what they stand for (ner_init.c; not on --resume, whose store already
+ * holds them); --freeze: fnmatch patterns of parameters that keep their
+ * values. Both before any graph is compiled: the parameters are created by
+ * building one graph that is then dropped. */
+static mn_status init_from(ner_run *r)
+{
+    mn_params *Q = mn_params_new();
+    char *w = NULL, *t = NULL, *map = NULL;
+    mn_status s = Q ? mn_params_load(Q, r->c.init_from) : mn_set_error(MN_ERR_NOMEM, "ner: out of memory");
+    char msg[700];
+    if (s) snprintf(msg, sizeof msg, "%s", mn_errmsg());
+    if (s) s = mn_set_error(s, "--init-from %s: %s", r->c.init_from, msg);
+    if (!s && r->c.init_map && !(map = mn_ft_read_map(r->c.init_map))) {
+        snprintf(msg, sizeof msg, "%s", mn_errmsg());
+        s = mn_set_error(MN_ERR_IO, "--init-map %s: %s", r->c.init_map, msg);
+    }
+    if (!s) s = words_tags_json(r, &w, &t);
+    mn_ner_init in = { .path = r->c.init_from, .map_path = r->c.init_map, .map = map, .words = &r->vocab.words, .tags_json = t };
+    if (!s) s = mn_ner_init_from(r->P, Q, &in);
+    free(w);
+    free(t);
+    free(map);
+    mn_params_free(Q);
+    return s;
+}
+
 static mn_status init_and_freeze(ner_run *r)
 {
     mn_graph *g = mn_graph_new(r->P);
     build(r, g, 8, true);
     mn_status s = mn_graph_status(g) ? mn_set_error(MN_ERR_INVALID, "ner model: %s", mn_graph_errmsg(g)) : MN_OK;
     mn_graph_free(g);
-    mn_params *Q = r->c.init_from && !r->c.resume && !s ? mn_params_new() : NULL;
-    char *w = NULL, *t = NULL;
-    if (Q) s = mn_params_load(Q, r->c.init_from);
-    if (Q && !s) s = words_tags_json(r, &w, &t);
-    const char *sw = Q ? mn_params_get_meta(Q, "mnemo.ner.words") : NULL, *st = Q ? mn_params_get_meta(Q, "mnemo.ner.tags") : NULL;
-    if (Q && !s && (!sw || !st || strcmp(sw, w) || strcmp(st, t)))
-        s = mn_set_error(MN_ERR_INVALID, "--init-from %s: not a ner checkpoint of this run's words and tags (its rows would be other words; "
-                         "--vectors carries word vectors across vocabularies)", r->c.init_from);
-    mn_load_report rep = { 0 };
-    if (Q && !s) s = mn_params_copy_partial(r->P, Q, NULL, &rep);
-    if (Q && !s)
-        printf("initialised from %s: %d tensors loaded, %d missing (kept their random start), %d unexpected (not used)\n", r->c.init_from,
-               rep.count[MN_LOAD_LOADED], rep.count[MN_LOAD_MISSING], rep.count[MN_LOAD_UNEXPECTED]);
-    mn_load_report_free(&rep);
-    free(w);
-    free(t);
-    mn_params_free(Q);
+    if (!s && r->c.init_from && !r->c.resume) s = init_from(r);
     int n = 0;
-    if (!s && r->c.freeze && (s = mn_params_freeze(r->P, r->c.freeze, true, &n)))
-        s = mn_set_error(s, "--freeze: %s", mn_errmsg());
+    char msg[700];
+    if (!s && r->c.freeze && (s = mn_params_freeze(r->P, r->c.freeze, true, &n))) {
+        snprintf(msg, sizeof msg, "%s", mn_errmsg());
+        s = mn_set_error(s, "--freeze: %s", msg);
+    }
     if (!s && r->c.freeze) printf("frozen: %d parameters, %lld values (%s)\n", n, (long long)mn_params_frozen_numel(r->P), r->c.freeze);
     return s;
 }
@@ -523,6 +536,8 @@ static mn_status set_model_meta(ner_run *r, mn_params *P)
     if (!s) s = mn_params_set_meta(P, "mnemo.ner.config", cfg);
     if (!s) s = mn_params_set_meta(P, "mnemo.ner.words", w);
     if (!s) s = mn_params_set_meta(P, "mnemo.ner.tags", t);
+    const char *origin = mn_params_get_meta(r->P, "mnemo.init_from");
+    if (!s && origin && P != r->P) s = mn_params_set_meta(P, "mnemo.init_from", origin);
     free(w);
     free(t);
     return s;
@@ -542,7 +557,7 @@ typedef struct { const char *key; char kind; size_t off; } cfg_field;   /* kind:
 #define I(f) { #f, 'i', offsetof(ner_cfg, f) }
 #define D(f) { #f, 'd', offsetof(ner_cfg, f) }
 static const cfg_field cfg_fields[] = {
-    S(data), S(valid), S(test), S(vectors), S(scheme), S(train_scheme), S(init_from), S(freeze), I(epochs), I(batch), I(seq), I(embed), I(char_dim),
+    S(data), S(valid), S(test), S(vectors), S(scheme), S(train_scheme), S(init_from), S(init_map), S(freeze), I(epochs), I(batch), I(seq), I(embed), I(char_dim),
     I(char_filters), I(hidden), I(layers), I(limit), I(eval_limit), I(seed), I(min_count), I(wchars),
     I(threads), D(lr), D(dropout), D(clip),
     { "crf", 'b', offsetof(ner_cfg, crf) }, { NULL, 0, 0 } };
@@ -579,6 +594,7 @@ static mn_status cfg_restore(ner_run *r, const char *text, const char *path, ner
     for (const cfg_field *f = cfg_fields; f->key; f++) {
         json_t *v = json_object_get(r->stored, f->key);
         char *p = (char *)c + f->off;
+        if (!v && !strcmp(f->key, "init_map")) continue;     /* runs stored before --init-map */
         bool ok = f->kind == 's' ? (json_is_string(v) || json_is_null(v)) : f->kind == 'i' ? json_is_integer(v)
                 : f->kind == 'd' ? json_is_number(v) : json_is_boolean(v);
         if (!ok) return mn_set_error(MN_ERR_FORMAT, "%s: mnemo.ner.run: \"%s\" is missing or of the wrong type", path, f->key);

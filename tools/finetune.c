@@ -123,7 +123,7 @@ const char *mn_ft_vocab(const mn_train_cfg *c, const mn_params *src, const mn_pa
 }
 
 /* The rules of --init-map: a regular file of at most 1 MB, no NUL byte. */
-static char *read_map(const char *path)
+char *mn_ft_read_map(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAP_MAX) {
@@ -171,7 +171,7 @@ static mn_status record(mn_params *P, const mn_params *src, const mn_train_cfg *
 /* Copies from src; prints the report; exit code. */
 static int load_from(mn_params *P, const mn_params *src, const mn_train_cfg *c)
 {
-    char *map = c->init_map[0] ? read_map(c->init_map) : NULL;
+    char *map = c->init_map[0] ? mn_ft_read_map(c->init_map) : NULL;
     if (c->init_map[0] && !map) { fprintf(stderr, "mnemo train: --init-map %s: %s\n", c->init_map, mn_errmsg()); return MN_EXIT_USAGE; }
     mn_load_report r;
     mn_status s = mn_params_copy_partial(P, src, &(mn_load_opts){ .rename = map }, &r);

@@ -23,6 +23,9 @@ enum { MN_FT_OPT_INIT_FROM = 0x100, MN_FT_OPT_INIT_MAP, MN_FT_OPT_FREEZE, MN_FT_
 bool mn_ft_flag(mn_train_cfg *c, int opt, const char *v);
 /* Syntax of the four values (any source: flags, --config, a checkpoint). */
 mn_status mn_ft_check(const mn_train_cfg *c);
+/* The text of an --init-map file (a regular file of at most 1 MB without
+ * NUL bytes; malloc'd), or NULL with the error set. */
+char *mn_ft_read_map(const char *path);
 /* The store of --init-from (NULL when none or when resuming); exit code. */
 int mn_ft_open(const mn_train_cfg *c, bool resuming, mn_params **src);
 /* The vocabulary the data must use (JSON), or NULL for the data's own: the

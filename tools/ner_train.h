@@ -59,4 +59,15 @@ mn_status mn_ner_vectors_dim(const char *path, int64_t *dim);
  * lower-case form) into emb [V, d]; other rows are left as they are. */
 mn_status mn_ner_vectors_load(const char *path, const mn_vocab *v, float *emb, int64_t d, int64_t *exact, int64_t *lower);
 
+/* --init-from (ner_init.c): copies the tensors src shares with the tagger
+ * in P (built, not compiled), renamed by the rules `map` (NULL: names as
+ * they are); rows of words, characters and tags matched by what they
+ * stand for. Prints the report; MN_ERR_* naming the file on failure. */
+typedef struct {
+    const char *path, *map_path, *map;   /* --init-from, --init-map and its text */
+    const mn_strtab *words;              /* the run's words */
+    const char *tags_json;               /* the run's tags as mnemo.ner.tags holds them */
+} mn_ner_init;
+mn_status mn_ner_init_from(mn_params *P, const mn_params *src, const mn_ner_init *in);
+
 #endif
