@@ -61,16 +61,19 @@ bool mn__ox_elem_supported(int elem);
 /* The element type a tensor of `elem` holds once read (double, float16, bfloat16: float). */
 int mn__ox_stored_elem(int elem);
 
-/* LSTM, GRU, RNN (onnx/rnn.c). */
-mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin,
-                     mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
 
-/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). */
+/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). One
+ * converter per table row: no converter reads the op name. */
 #define OX_CONV_DECL(fn) mn_status fn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, \
                                       mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
 OX_CONV_DECL(mn__ox_conv)
 OX_CONV_DECL(mn__ox_conv_transpose)
-OX_CONV_DECL(mn__ox_pool)
+OX_CONV_DECL(mn__ox_max_pool)
+OX_CONV_DECL(mn__ox_average_pool)
+/* LSTM, GRU, RNN (onnx/rnn.c). */
+OX_CONV_DECL(mn__ox_lstm)
+OX_CONV_DECL(mn__ox_gru)
+OX_CONV_DECL(mn__ox_rnn)
 OX_CONV_DECL(mn__ox_pad)
 OX_CONV_DECL(mn__ox_topk)
 

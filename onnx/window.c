@@ -291,13 +291,10 @@ static mn_node *avg_divisor(mn_graph *g, const win *w, bool include_pad)
 }
 
 /* MaxPool: max over unfold(x, -inf) ; AveragePool: sum over unfold(x, 0) / divisor. */
-mn_status mn__ox_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
-                      mn_tensor **out_known, int *out_elem, int nout)
+static mn_status pool(bool is_max, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out, int nout)
 {
-    (void)out_known; (void)out_elem;
     mn_node *x = need(g, in, nin, 0);
     if (!x) return mn_graph_status(g);
-    bool is_max = !strcmp(cx->entry->onnx, "MaxPool");
     if (is_max && nout > 1 && n->output[1][0]) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "the Indices output is not supported");
     bool was_int = mn_node_dtype(x) == MN_I32;
     x = as_f32(g, x);
@@ -317,6 +314,20 @@ mn_status mn__ox_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val 
     if (y && was_int) y = mn_cast(g, y, MN_I32);
     out[0] = y;
     return status_of(g, y);
+}
+
+mn_status mn__ox_max_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
+                          mn_tensor **out_known, int *out_elem, int nout)
+{
+    (void)cx; (void)out_known; (void)out_elem;
+    return pool(true, g, n, in, nin, out, nout);
+}
+
+mn_status mn__ox_average_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
+                              mn_tensor **out_known, int *out_elem, int nout)
+{
+    (void)cx; (void)out_known; (void)out_elem;
+    return pool(false, g, n, in, nin, out, nout);
 }
 
 /* The source index of padded position i (from -b) on an axis of n, or -1 (constant). */
