@@ -429,6 +429,27 @@ START_TEST(exported_lstm_reimports_to_the_same_outputs)
 }
 END_TEST
 
+/* Self-attention (ops/attention_block.c, one op for the whole block) exports
+ * as Slice/Reshape/Transpose/MatMul/Softmax; causal and key padding masks
+ * become additive -inf constants. */
+START_TEST(exported_attention_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(2, 5, 8));
+    const float pad[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1 };       /* keys 3, 4 of row 0 and 4 of row 1 are padding */
+    mn_node *kp = mn_constant(g, MN_F32, MN_SHAPE(2, 5), pad);
+    mn_node *h = mn_multihead_attention(g, "causal", x, (mn_attn_opts){ .heads = 2, .causal = true });
+    mn_node *y = mn_multihead_attention(g, "padded", h, (mn_attn_opts){ .heads = 4, .key_padding = kp });
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(2, 5, 8));
+    mn_rng_fill_normal(mn_f32(xv), 80, 5, 6, 0, 1);
+    round_trip(g, y, xv, tmp_path("attention_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(export_names_an_op_without_onnx_form)
 {
     mn_params *P = mn_params_new();
@@ -487,6 +508,7 @@ int main(void)
     tcase_add_test(tc, the_table_lists_ops_with_their_mnemo_ops);
     tcase_add_test(tc, exported_mlp_reimports_to_the_same_outputs);
     tcase_add_test(tc, exported_lstm_reimports_to_the_same_outputs);
+    tcase_add_test(tc, exported_attention_reimports_to_the_same_outputs);
     tcase_add_test(tc, export_names_an_op_without_onnx_form);
     suite_add_tcase(s, tc);
     int r = mn_test_run_in_tmpdir(s, tmpdir, sizeof tmpdir, "mnemo-onnx");
