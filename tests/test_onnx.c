@@ -220,6 +220,39 @@ START_TEST(imported_model_trains)
 }
 END_TEST
 
+/* ONNX's Adam test test_adam_multiple (ai.onnx.preview.training) through
+ * mnemo's adam (optim/): its expected values follow epsilon 1e-2, which its
+ * node does not carry (the schema's default is 1e-6). With epsilon 1e-2 the
+ * step reproduces every expected value; the node as given cannot (X1: 0.75596
+ * vs 0.75914, beyond ONNX's rtol 1e-3), so the conformance failure is the data's. */
+START_TEST(adam_multiple_follows_epsilon_1e2)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("adam_multiple"), &(mn_onnx_opts){ .constants = true });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_onnx_output_count(m), 18);
+    const mn_node *outs[18];
+    for (int k = 0; k < 18; k++) outs[k] = mn_onnx_output(m, k);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 18, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    for (int k = 0; k < 6; k++) {
+        const mn_tensor *given = mn_exec_value(ex, outs[k]), *eps = mn_exec_value(ex, outs[6 + k]), *want = mn_exec_value(ex, outs[12 + k]);
+        ck_assert_str_eq(mn_onnx_output_name(m, 12 + k) + 5, mn_onnx_output_name(m, k));     /* "want_" + name */
+        assert_close(eps, want, 1e-6, mn_onnx_output_name(m, 6 + k));
+        if (k == 0) {
+            double a = mn_f32(given)[0], b = mn_f32(want)[0];
+            ck_assert_msg(fabs(a - b) > 1e-3 * fabs(b), "X1_new %.9g is within rtol 1e-3 of %.9g", a, b);
+        }
+    }
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(constants_flag_keeps_the_store_empty)
 {
     mn_params *P = mn_params_new();
@@ -499,6 +532,7 @@ int main(void)
     tcase_add_test(tc, imported_model_trains);
     tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
     tcase_add_test(tc, opset_18_takes_axes_as_inputs);
+    tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
     tcase_add_test(tc, a_scope_prefixes_the_parameters);
