@@ -9,8 +9,10 @@
 #include "mnemo.h"
 #include "onnx.pb-c.h"
 
-/* ONNX element types mnemo holds: float as f32, integers and bool as i32. */
-enum { OX_FLOAT = 1, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9, OX_DOUBLE = 11 };
+/* ONNX element types mnemo holds: float as f32, integers and bool as i32
+ * (the narrow ones, uint8 to uint64, keep their type in ox_val.elem). */
+enum { OX_FLOAT = 1, OX_UINT8 = 2, OX_INT8 = 3, OX_UINT16 = 4, OX_INT16 = 5, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9,
+       OX_FLOAT16 = 10, OX_DOUBLE = 11, OX_UINT32 = 12, OX_UINT64 = 13, OX_BFLOAT16 = 16 };
 
 typedef struct {
     char *name;
@@ -58,6 +60,12 @@ const char *mn__ox_attr_str(const Onnx__NodeProto *n, const char *name, char *bu
  * NULL with a message in msg. */
 mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen);
 bool mn__ox_elem_supported(int elem);
+/* uint8, int8, uint16, int16, uint32, uint64: held as i32. */
+bool mn__ox_elem_narrow(int elem);
+const char *mn__ox_elem_name(int elem);
+/* Whether the table's op keeps exact ONNX semantics on a narrow integer
+ * input 0 (onnx/table.c: moves, selections, comparisons, wrapped Add/Sub/Mul/Div). */
+bool mn__ox_narrow_ok(const ox_entry *e);
 /* The element type a tensor of `elem` holds once read (double, float16, bfloat16: float). */
 int mn__ox_stored_elem(int elem);
 

@@ -165,6 +165,40 @@ START_TEST(wider_dtypes_convert_and_negative_steps_reverse)
 }
 END_TEST
 
+/* uint8/int8 inputs are held as i32 and Add/Sub wrap as ONNX's do
+ * (200 + 200 = 144 in uint8; -100 - 100 = 56 and 100 - (-100) = -56 in
+ * int8); a float16 input is fed and computed as f32. */
+START_TEST(narrow_integers_wrap_and_float16_inputs_read_as_f32)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("narrow"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_node_dtype(mn_onnx_input(m, 0)), MN_I32);
+    ck_assert_int_eq(mn_node_dtype(mn_onnx_input(m, 2)), MN_F32);
+    const mn_node *outs[3] = { mn_onnx_output(m, 0), mn_onnx_output(m, 1), mn_onnx_output(m, 2) };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 3, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    const int32_t a[4] = { 200, 127, 0, 255 }, b[4] = { -100, 100, -128, 127 };
+    const float h[2] = { 1.5f, -3.0f };
+    ck_assert_ok(mn_exec_feed_data(ex, "a", a, sizeof a));
+    ck_assert_ok(mn_exec_feed_data(ex, "b", b, sizeof b));
+    ck_assert_ok(mn_exec_feed_data(ex, "h", h, sizeof h));
+    ck_assert_ok(mn_exec_run(ex));
+    const int32_t sum[4] = { 144, 254, 0, 254 }, diff[4] = { 56, -56, 123, 127 };     /* k = [100, -100, 5, 0] */
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[0]))[i], sum[i]);
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[1]))[i], diff[i]);
+    }
+    ck_assert_float_eq(mn_f32(mn_exec_value(ex, outs[2]))[0], 2.25f);
+    ck_assert_float_eq(mn_f32(mn_exec_value(ex, outs[2]))[1], 9.0f);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 /* Opset 18: Pad's and ReduceMean's axes as inputs, Split by num_outputs
  * (ceil-sized parts: 2 and 1). */
 START_TEST(opset_18_takes_axes_as_inputs)
@@ -314,9 +348,11 @@ START_TEST(errors_name_the_node_op_input_and_dtype)
 {
     expect_error("bad_op", MN_ERR_UNSUPPORTED, (const char *[]){ "bad_op.onnx", "node 1 \"warp1\" (GridSample)", "not supported", NULL });
     expect_error("bad_dynamic", MN_ERR_UNSUPPORTED, (const char *[]){ "input \"x\"", "dim 0 is dynamic (\"batch\")", NULL });
-    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 2", NULL });
+    expect_error("bad_string", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 8", NULL });
+    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "node 0 \"r\" (Relu)", "uint8 values", NULL });
     expect_error("bad_ref", MN_ERR_FORMAT, (const char *[]){ "node 0 \"sum\" (Add)", "input \"nowhere\"", NULL });
     expect_error("bad_attr", MN_ERR_INVALID, (const char *[]){ "node 0 \"t\" (Transpose)", "perm", NULL });
+    expect_error("narrow_bad", MN_ERR_DTYPE, (const char *[]){ "node 0 \"neg\" (Neg)", "int8 values", "would wrap", NULL });
     expect_error("bad_huge", MN_ERR_SHAPE, (const char *[]){ "node 1 \"fill\" (Expand)", "536870912 elements", NULL });
 }
 END_TEST
@@ -532,6 +568,7 @@ int main(void)
     tcase_add_test(tc, imported_model_trains);
     tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
     tcase_add_test(tc, opset_18_takes_axes_as_inputs);
+    tcase_add_test(tc, narrow_integers_wrap_and_float16_inputs_read_as_f32);
     tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
