@@ -372,8 +372,9 @@ static mn_onnx *build(importer *im, const Onnx__ModelProto *mp)
         return NULL;
     }
     im->cx.opset = opset_of(mp);
-    if (im->cx.opset < 1 || im->cx.opset > 18) {
-        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 18)", im->cx.opset);
+    if (im->cx.opset < 1 || im->cx.opset > OX_MAX_OPSET) {
+        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to %d: the op definitions mnemo reads)",
+                      im->cx.opset, OX_MAX_OPSET);
         return NULL;
     }
     if (gp->n_sparse_initializer) {

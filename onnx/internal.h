@@ -14,6 +14,12 @@
 enum { OX_FLOAT = 1, OX_UINT8 = 2, OX_INT8 = 3, OX_UINT16 = 4, OX_INT16 = 5, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9,
        OX_FLOAT16 = 10, OX_DOUBLE = 11, OX_UINT32 = 12, OX_UINT64 = 13, OX_BFLOAT16 = 16 };
 
+/* The newest default-domain opset read. Opsets 19 to 21 changed the ops of
+ * the table only by element types (new ones are refused as any unknown
+ * type), AveragePool's dilations and Pad's wrap mode (both read at every
+ * opset); opset 22 is refused until its changes are read. */
+enum { OX_MAX_OPSET = 21 };
+
 typedef struct {
     char *name;
     mn_node *node;        /* NULL for an omitted optional input */

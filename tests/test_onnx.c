@@ -56,6 +56,8 @@ static void feed_x(mn_exec *ex, const mn_onnx *m, const mn_tensor *x)
     mn_tensor_free(ids);
 }
 
+static void expect_error(const char *model, mn_status code, const char *const *parts);
+
 static const char *MODELS[] = { "mlp_ln", "lstm_lm", "gru", "encoder", "cnn" };
 
 START_TEST(pytorch_models_give_pytorch_outputs)
@@ -162,6 +164,20 @@ START_TEST(wider_dtypes_convert_and_negative_steps_reverse)
         for (int j = 0; j < 3; j++)
             ck_assert_float_eq(y[i * 3 + j], x[i * 3 + 2 - j] * w16[2 - j] + w64[2 - j]);
     free(y);
+}
+END_TEST
+
+/* Opset 21 (Transpose and Reshape changed after 18 only by new element
+ * types) imports and runs; opset 22 is refused naming the opset. */
+START_TEST(opset_21_reads_and_22_is_refused)
+{
+    const float x[6] = { 1, 2, 3, 4, 5, 6 }, want[6] = { 1, 4, 2, 5, 3, 6 };
+    int64_t n;
+    float *y = run_outputs("opset21", x, MN_SHAPE(2, 3), 0, &n);
+    ck_assert_int_eq(n, 6);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(y[i], want[i]);
+    free(y);
+    expect_error("opset22", MN_ERR_UNSUPPORTED, (const char *[]){ "opset22.onnx", "opset 22 of the default domain is not supported (1 to 21", NULL });
 }
 END_TEST
 
@@ -568,6 +584,7 @@ int main(void)
     tcase_add_test(tc, imported_model_trains);
     tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
     tcase_add_test(tc, opset_18_takes_axes_as_inputs);
+    tcase_add_test(tc, opset_21_reads_and_22_is_refused);
     tcase_add_test(tc, narrow_integers_wrap_and_float16_inputs_read_as_f32);
     tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
