@@ -1380,7 +1380,7 @@ const ox_entry mn__ox_table[] = {
     { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL, NULL },
     { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL, NULL },
     { "AveragePool", "unfold, sum, div", mn__ox_average_pool, "1 to 3 spatial dims", NULL },
-    { "MaxPool", "unfold, max", mn__ox_max_pool, "1 to 3 spatial dims; no Indices output", NULL },
+    { "MaxPool", "unfold, max (Indices: argmax, gather)", mn__ox_max_pool, "1 to 3 spatial dims", NULL },
     { "GlobalAveragePool", "mean", conv_global_pool, NULL, NULL },
     { "GlobalMaxPool", "max", conv_global_pool, NULL, NULL },
     { "ReduceL1", "abs, sum", conv_reduce, NULL, NULL },
@@ -1402,9 +1402,9 @@ const ox_entry mn__ox_table[] = {
     { "NegativeLogLikelihoodLoss", "nll_loss (weights: index_select, mul, sum, div)", conv_nll, NULL, NULL },
     { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, NULL, NULL },
     /* recurrent networks, composed per time step */
-    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_gru, "forward/reverse/bidirectional; no sequence_lens", NULL },
-    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_lstm, "forward/reverse/bidirectional; no sequence_lens", NULL },
-    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
+    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_gru, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
+    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_lstm, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
+    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
     /* training ops: one optimizer step at import */
     { "Adagrad", "optimizer adagrad", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
     { "Adam", "optimizer adam", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },

@@ -181,6 +181,34 @@ START_TEST(opset_21_reads_and_22_is_refused)
 }
 END_TEST
 
+/* MaxPool's Indices: the flat position in x, counting images and channels,
+ * of each window's maximum, with padding (x is an initializer: constants). */
+START_TEST(maxpool_indices_count_images_and_channels)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("maxpool_indices"), &(mn_onnx_opts){ .constants = true });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    const mn_node *outs[4];
+    for (int k = 0; k < 4; k++) outs[k] = mn_onnx_output(m, k);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 4, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    const mn_tensor *y = mn_exec_value(ex, outs[0]), *i = mn_exec_value(ex, outs[1]), *wy = mn_exec_value(ex, outs[2]), *wi = mn_exec_value(ex, outs[3]);
+    ck_assert_int_eq(mn_tensor_numel(i), 2 * 2 * 4 * 3);
+    ck_assert(mn_shape_eq(i->shape, wi->shape));
+    for (int64_t e = 0; e < mn_tensor_numel(wi); e++) {
+        ck_assert_float_eq(mn_f32(y)[e], mn_f32(wy)[e]);
+        ck_assert_int_eq(mn_i32(i)[e], mn_i32(wi)[e]);
+    }
+    ck_assert_int_gt(mn_i32(i)[mn_tensor_numel(i) - 1], 54);      /* the last image's last channel: past 3 x 18 */
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 /* uint8/int8 inputs are held as i32 and Add/Sub wrap as ONNX's do
  * (200 + 200 = 144 in uint8; -100 - 100 = 56 and 100 - (-100) = -56 in
  * int8); a float16 input is fed and computed as f32. */
@@ -585,6 +613,7 @@ int main(void)
     tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
     tcase_add_test(tc, opset_18_takes_axes_as_inputs);
     tcase_add_test(tc, opset_21_reads_and_22_is_refused);
+    tcase_add_test(tc, maxpool_indices_count_images_and_channels);
     tcase_add_test(tc, narrow_integers_wrap_and_float16_inputs_read_as_f32);
     tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
