@@ -471,6 +471,60 @@ static bool emit_arange(exporter *e, const mn_node *n, char **in, const char *ou
     return c && node(e, "Identity", 1, (const char *[]){ c }, out);
 }
 
+/* One head split of qkv: columns [part E, (part + 1) E) as [B, H, T, dh]
+ * (perm 0,2,1,3) or, for the keys, [B, H, dh, T] (perm 0,2,3,1). */
+static char *attention_part(exporter *e, const char *qkv, mn_shape s, int64_t H, int part, bool keys)
+{
+    int64_t E = s.d[2] / 3, st = part * E, en = (part + 1) * E, ax = 2, one = 1;
+    int64_t heads[4] = { s.d[0], s.d[1], H, E / H }, perm[4] = { 0, 2, keys ? 3 : 1, keys ? 1 : 3 };
+    char *sl = tmpname(e), *r = tmpname(e), *t = tmpname(e);
+    node(e, "Slice", 5, (const char *[]){ qkv, const_ints(e, &st, 1), const_ints(e, &en, 1), const_ints(e, &ax, 1), const_ints(e, &one, 1) }, sl);
+    node(e, "Reshape", 2, (const char *[]){ sl, const_ints(e, heads, 4) }, r);
+    attr_ints(e, node(e, "Transpose", 1, (const char *[]){ r }, t), "perm", perm, 4);
+    return t;
+}
+
+/* self_attention (inference: no dropout): softmax(scale q k^T + masks) v per
+ * head, heads merged back to [B, T, E]. A key padding input (nonzero: a
+ * padded key) adds -inf to its column; causal adds -inf above the diagonal. */
+static bool emit_attention(exporter *e, const mn_node *n, char **in, const char *out)
+{
+    const mn_attention_attrs *a = n->attrs;
+    if (a->dropout > 0) return false;
+    mn_shape s = n->in_desc[0].shape;
+    int64_t B = s.d[0], T = s.d[1], E = s.d[2] / 3, H = a->heads;
+    char *q = attention_part(e, in[0], s, H, 0, false), *k = attention_part(e, in[0], s, H, 1, true);
+    char *v = attention_part(e, in[0], s, H, 2, false), *qk = tmpname(e), *x = tmpname(e);
+    node(e, "MatMul", 2, (const char *[]){ q, k }, qk);
+    node(e, "Mul", 2, (const char *[]){ qk, const_float(e, a->scale) }, x);
+    if (n->nin > 1) {
+        int64_t bt[4] = { B, 1, 1, T };
+        char *pb = tmpname(e), *pm = tmpname(e), *pr = tmpname(e), *t = tmpname(e);
+        attr_int(e, node(e, "Cast", 1, (const char *[]){ in[1] }, pb), "to", OX_BOOL);
+        node(e, "Where", 3, (const char *[]){ pb, const_float(e, -INFINITY), const_float(e, 0.0f) }, pm);
+        node(e, "Reshape", 2, (const char *[]){ pm, const_ints(e, bt, 4) }, pr);
+        node(e, "Add", 2, (const char *[]){ x, pr }, t);
+        x = t;
+    }
+    if (a->causal) {
+        float *m = malloc((size_t)(T * T) * sizeof *m);
+        if (!m) return false;
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t j = 0; j < T; j++) m[i * T + j] = j > i ? -INFINITY : 0.0f;
+        char *c = init_tensor(e, NULL, OX_FLOAT, MN_SHAPE(T, T), m), *t = tmpname(e);
+        free(m);
+        node(e, "Add", 2, (const char *[]){ x, c }, t);
+        x = t;
+    }
+    int64_t perm[4] = { 0, 2, 1, 3 }, bte[3] = { B, T, E };
+    char *p = tmpname(e), *ctx = tmpname(e), *merged = tmpname(e);
+    attr_int(e, node(e, "Softmax", 1, (const char *[]){ x }, p), "axis", -1);
+    node(e, "MatMul", 2, (const char *[]){ p, v }, ctx);
+    attr_ints(e, node(e, "Transpose", 1, (const char *[]){ ctx }, merged), "perm", perm, 4);
+    node(e, "Reshape", 2, (const char *[]){ merged, const_ints(e, bte, 3) }, out);
+    return !e->oom;
+}
+
 static const ex_entry EXPORT[] = {
     { "add", "Add", emit_same }, { "sub", "Sub", emit_same }, { "mul", "Mul", emit_same }, { "div", "Div", emit_same },
     { "maximum", "Max", emit_same }, { "minimum", "Min", emit_same }, { "neg", "Neg", emit_same }, { "exp", "Exp", emit_same },
@@ -490,6 +544,7 @@ static const ex_entry EXPORT[] = {
     { "le", "LessOrEqual", emit_compare }, { "eq", "Equal", emit_compare }, { "ne", "Equal, Not", emit_compare },
     { "where", "Where", emit_where }, { "cast", "Cast", emit_cast }, { "dropout", "Identity", emit_dropout },
     { "fill", "Identity", emit_fill }, { "arange", "Constant", emit_arange },
+    { "self_attention", "Slice, Reshape, Transpose, MatMul, Mul, Softmax", emit_attention },
 };
 
 static bool emit_same(exporter *e, const mn_node *n, char **in, const char *out)

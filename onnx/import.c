@@ -124,9 +124,11 @@ static mn_status input_shape(importer *im, const Onnx__ValueInfoProto *vi, const
         return mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx input \"%s\": not a tensor (sequences, maps and optionals are not supported)", name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     *elem = tt->has_elem_type ? tt->elem_type : 0;
-    if (*elem == OX_DOUBLE) *elem = OX_FLOAT;          /* a double input is fed and computed as f32 (docs/onnx.md) */
+    if (mn__ox_stored_elem(*elem) == OX_FLOAT) *elem = OX_FLOAT;   /* double, float16, bfloat16: fed and computed as f32 (docs/onnx.md) */
     if (!mn__ox_elem_supported(*elem))
-        return mn_graph_fail(im->g, MN_ERR_DTYPE, "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool; double as float)", name, *elem);
+        return mn_graph_fail(im->g, MN_ERR_DTYPE,
+                             "onnx input \"%s\": element type %d is not supported (float, int32, int64, bool, 8-, 16- and 32-bit integers; "
+                             "double, float16 and bfloat16 as float)", name, *elem);
     if (b && b->value) {
         *s = b->value->shape;
         return MN_OK;
@@ -299,6 +301,9 @@ static mn_status one_node(importer *im, const Onnx__NodeProto *n, int idx)
         if (n->input[i][0] && !in[i])
             return mn_graph_fail(im->g, MN_ERR_FORMAT, "%s: input \"%s\" is not a graph input, an initializer or an earlier node's output", label, n->input[i]);
     }
+    if (nin && in[0] && mn__ox_elem_narrow(in[0]->elem) && !mn__ox_narrow_ok(e))
+        return mn_graph_fail(im->g, MN_ERR_DTYPE, "%s: %s values are computed as int32 and %s could leave their range (it would wrap in ONNX)",
+                             label, mn__ox_elem_name(in[0]->elem), e->onnx);
     conv_result r;
     memset(&r, 0, sizeof r);
     im->cx.entry = e;
@@ -367,8 +372,9 @@ static mn_onnx *build(importer *im, const Onnx__ModelProto *mp)
         return NULL;
     }
     im->cx.opset = opset_of(mp);
-    if (im->cx.opset < 1 || im->cx.opset > 18) {
-        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to 18)", im->cx.opset);
+    if (im->cx.opset < 1 || im->cx.opset > OX_MAX_OPSET) {
+        mn_graph_fail(im->g, MN_ERR_UNSUPPORTED, "onnx: opset %d of the default domain is not supported (1 to %d: the op definitions mnemo reads)",
+                      im->cx.opset, OX_MAX_OPSET);
         return NULL;
     }
     if (gp->n_sparse_initializer) {

@@ -9,8 +9,16 @@
 #include "mnemo.h"
 #include "onnx.pb-c.h"
 
-/* ONNX element types mnemo holds: float as f32, integers and bool as i32. */
-enum { OX_FLOAT = 1, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9, OX_DOUBLE = 11 };
+/* ONNX element types mnemo holds: float as f32, integers and bool as i32
+ * (the narrow ones, uint8 to uint64, keep their type in ox_val.elem). */
+enum { OX_FLOAT = 1, OX_UINT8 = 2, OX_INT8 = 3, OX_UINT16 = 4, OX_INT16 = 5, OX_INT32 = 6, OX_INT64 = 7, OX_BOOL = 9,
+       OX_FLOAT16 = 10, OX_DOUBLE = 11, OX_UINT32 = 12, OX_UINT64 = 13, OX_BFLOAT16 = 16 };
+
+/* The newest default-domain opset read. Opsets 19 to 21 changed the ops of
+ * the table only by element types (new ones are refused as any unknown
+ * type), AveragePool's dilations and Pad's wrap mode (both read at every
+ * opset); opset 22 is refused until its changes are read. */
+enum { OX_MAX_OPSET = 21 };
 
 typedef struct {
     char *name;
@@ -58,19 +66,28 @@ const char *mn__ox_attr_str(const Onnx__NodeProto *n, const char *name, char *bu
  * NULL with a message in msg. */
 mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen);
 bool mn__ox_elem_supported(int elem);
+/* uint8, int8, uint16, int16, uint32, uint64: held as i32. */
+bool mn__ox_elem_narrow(int elem);
+const char *mn__ox_elem_name(int elem);
+/* Whether the table's op keeps exact ONNX semantics on a narrow integer
+ * input 0 (onnx/table.c: moves, selections, comparisons, wrapped Add/Sub/Mul/Div). */
+bool mn__ox_narrow_ok(const ox_entry *e);
 /* The element type a tensor of `elem` holds once read (double, float16, bfloat16: float). */
 int mn__ox_stored_elem(int elem);
 
-/* LSTM, GRU, RNN (onnx/rnn.c). */
-mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin,
-                     mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
 
-/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). */
+/* Conv, ConvTranspose, MaxPool/AveragePool, Pad, TopK (onnx/window.c). One
+ * converter per table row: no converter reads the op name. */
 #define OX_CONV_DECL(fn) mn_status fn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, \
                                       mn_node **out, mn_tensor **out_known, int *out_elem, int nout);
 OX_CONV_DECL(mn__ox_conv)
 OX_CONV_DECL(mn__ox_conv_transpose)
-OX_CONV_DECL(mn__ox_pool)
+OX_CONV_DECL(mn__ox_max_pool)
+OX_CONV_DECL(mn__ox_average_pool)
+/* LSTM, GRU, RNN (onnx/rnn.c). */
+OX_CONV_DECL(mn__ox_lstm)
+OX_CONV_DECL(mn__ox_gru)
+OX_CONV_DECL(mn__ox_rnn)
 OX_CONV_DECL(mn__ox_pad)
 OX_CONV_DECL(mn__ox_topk)
 

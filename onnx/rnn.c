@@ -141,12 +141,10 @@ static void run_dir(mn_graph *g, const rnn_spec *s, int d, bool rev, mn_node *X,
     *cT = c;
 }
 
-mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin,
-                     mn_node **out, mn_tensor **out_known, int *out_elem, int nout)
+/* kind: 'L' (LSTM), 'G' (GRU) or 'R' (RNN), chosen by the table's row. */
+static mn_status recurrent(char kind, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out, int nout)
 {
-    (void)out_known;
-    (void)out_elem;
-    rnn_spec s = { .kind = cx->entry->onnx[0] };
+    rnn_spec s = { .kind = kind };
     s.gates = s.kind == 'L' ? 4 : s.kind == 'G' ? 3 : 1;
     if (nin < 3 || !in[0] || !in[1] || !in[2] || !in[0]->node || !in[1]->node || !in[2]->node)
         return rnn_fail(g, MN_ERR_FORMAT, "inputs X, W and R are required");
@@ -196,3 +194,16 @@ mn_status mn__ox_rnn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *
     if (nout > 2 && s.kind == 'L') out[2] = Yc;
     return mn_graph_status(g);
 }
+
+#define RNN_CONV(fn, kind) \
+    mn_status fn(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out, \
+                 mn_tensor **out_known, int *out_elem, int nout) \
+    { \
+        (void)cx; \
+        (void)out_known; \
+        (void)out_elem; \
+        return recurrent(kind, g, n, in, nin, out, nout); \
+    }
+RNN_CONV(mn__ox_lstm, 'L')
+RNN_CONV(mn__ox_gru, 'G')
+RNN_CONV(mn__ox_rnn, 'R')

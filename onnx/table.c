@@ -22,6 +22,7 @@ static mn_status fail(mn_graph *g, mn_status code, const char *fmt, const char *
 }
 
 static mn_node *per_channel(mn_graph *g, mn_node *v, int r);
+static mn_node *wrap_narrow(mn_graph *g, mn_node *y, int elem);
 
 static mn_status status_of(mn_graph *g, mn_node *y)
 {
@@ -113,7 +114,30 @@ CONV(conv_binary)
     bool compare = cx->entry->onnx[0] == 'E' || cx->entry->onnx[0] == 'G' || cx->entry->onnx[0] == 'L';
     if (compare) out_elem[0] = OX_BOOL;
     if (out[0] && was_int && !compare) out[0] = mn_cast(g, out[0], MN_I32);
+    bool wide = in[0]->elem == OX_UINT32 || in[0]->elem == OX_UINT64;
+    if (out[0] && !compare && wide && strcmp(cx->entry->onnx, "Div"))
+        return fail(g, MN_ERR_DTYPE, "%s of uint32/uint64 values is not supported (held as i32, a result above 2^31 - 1 would not fit)%.0lld",
+                    cx->entry->onnx, 0);
+    if (out[0] && !compare && mn__ox_elem_narrow(in[0]->elem)) out[0] = wrap_narrow(g, out[0], in[0]->elem);
     return status_of(g, out[0]);
+}
+
+/* uint8 ... int16 results of Add/Sub/Mul/Div taken modulo 2^bits into the
+ * type's range, as ONNX's arithmetic wraps: y - R floor(y / R) (+ the
+ * signed offset), in f32 (floor from the truncating cast): exact for every 8-bit result; a 16-bit product
+ * beyond 2^24 was already rounded by the f32 arithmetic. uint32 and uint64
+ * are not wrapped: only their Div (never above its input) is accepted. */
+static mn_node *wrap_narrow(mn_graph *g, mn_node *y, int elem)
+{
+    int bits = elem == OX_UINT8 || elem == OX_INT8 ? 8 : elem == OX_UINT16 || elem == OX_INT16 ? 16 : 0;
+    if (!bits) return y;
+    float R = (float)(1 << bits), half = elem == OX_INT8 || elem == OX_INT16 ? R / 2 : 0.0f;
+    mn_node *f = mn_add(g, as_f32(g, y), mn_scalar(g, half));      /* shifted to [0, R) when in range */
+    mn_node *d = mn_scale(g, f, 1.0f / R);                          /* exact: a power of two */
+    mn_node *t = mn_cast(g, mn_cast(g, d, MN_I32), MN_F32);         /* truncated toward zero */
+    mn_node *fl = mn_sub(g, t, mn_gt(g, t, d));                     /* floor: one less where a negative d was truncated up */
+    mn_node *w = mn_sub(g, mn_sub(g, f, mn_scale(g, fl, R)), mn_scalar(g, half));
+    return mn_cast(g, w, MN_I32);
 }
 
 /* Sum, Max, Min, Mean: a chain of the binary op over every input. */
@@ -1355,8 +1379,8 @@ const ox_entry mn__ox_table[] = {
     /* reductions */
     { "ArgMax", "argmax (select_last_index: max, eq, arange)", conv_arg, NULL, NULL },
     { "ArgMin", "argmin (select_last_index: min, eq, arange)", conv_arg, NULL, NULL },
-    { "AveragePool", "unfold, sum, div", mn__ox_pool, "1 to 3 spatial dims", NULL },
-    { "MaxPool", "unfold, max", mn__ox_pool, "1 to 3 spatial dims; no Indices output", NULL },
+    { "AveragePool", "unfold, sum, div", mn__ox_average_pool, "1 to 3 spatial dims", NULL },
+    { "MaxPool", "unfold, max (Indices: argmax, gather)", mn__ox_max_pool, "1 to 3 spatial dims", NULL },
     { "GlobalAveragePool", "mean", conv_global_pool, NULL, NULL },
     { "GlobalMaxPool", "max", conv_global_pool, NULL, NULL },
     { "ReduceL1", "abs, sum", conv_reduce, NULL, NULL },
@@ -1378,15 +1402,30 @@ const ox_entry mn__ox_table[] = {
     { "NegativeLogLikelihoodLoss", "nll_loss (weights: index_select, mul, sum, div)", conv_nll, NULL, NULL },
     { "SoftmaxCrossEntropyLoss", "log_softmax, nll_loss", conv_nll, NULL, NULL },
     /* recurrent networks, composed per time step */
-    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
-    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
-    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; no sequence_lens", NULL },
+    { "GRU", "matmul, add, sigmoid, tanh, ...", mn__ox_gru, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
+    { "LSTM", "matmul, add, sigmoid, tanh, ...", mn__ox_lstm, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
+    { "RNN", "matmul, add, tanh, ...", mn__ox_rnn, "forward/reverse/bidirectional; sequence_lens only at full length", NULL },
     /* training ops: one optimizer step at import */
     { "Adagrad", "optimizer adagrad", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
     { "Adam", "optimizer adam", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
     { "Momentum", "optimizer sgd (momentum, nesterov)", conv_optim, "inputs fixed at import", "ai.onnx.preview.training" },
 };
 const int mn__ox_table_count = (int)(sizeof mn__ox_table / sizeof mn__ox_table[0]);
+
+/* Ops exact on narrow integers held as i32: they move, select or compare
+ * values, or (Add, Sub, Mul, Div) wrap their result (wrap_narrow). Any
+ * other op with a narrow input 0 is refused naming it. */
+static const char *const NARROW_OK[] = { "Add", "Sub", "Mul", "Div", "Max", "Min", "Clip", "Equal", "Greater", "GreaterOrEqual",
+    "Less", "LessOrEqual", "Where", "Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
+    "Slice", "Split", "Gather", "GatherElements", "Expand", "Tile", "Shape", "Size", "ArgMax", "ArgMin", "ReduceMax",
+    "ReduceMin", "MaxPool", "GlobalMaxPool", "TopK", "Pad" };
+
+bool mn__ox_narrow_ok(const ox_entry *e)
+{
+    for (size_t i = 0; e && i < sizeof NARROW_OK / sizeof NARROW_OK[0]; i++)
+        if (!strcmp(NARROW_OK[i], e->onnx)) return true;
+    return false;
+}
 
 const ox_entry *mn__ox_find(const char *op_type)
 {

@@ -1,7 +1,8 @@
 /* onnx/tensor.c: ONNX TensorProto <-> mnemo tensors, and node attributes
  * by name. float becomes f32, and so do double, float16 and bfloat16
  * tensors (initializers, Constants, test data: converted, docs/onnx.md);
- * int32, int64 and bool become i32 (an int64 outside the i32 range is an
+ * int32, int64, bool and the narrow integers (uint8, int8, uint16, int16,
+ * uint32, uint64) become i32 (a value outside the i32 range is an
  * error, never a silent wrap, except the +-2^62.. "to the end" sentinels of
  * Slice, which saturate). Every length a file declares is checked against
  * the bytes present before copying. */
@@ -11,18 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool mn__ox_elem_supported(int elem)
+bool mn__ox_elem_narrow(int elem)
 {
-    return elem == OX_FLOAT || elem == OX_INT32 || elem == OX_INT64 || elem == OX_BOOL;
+    return elem == OX_UINT8 || elem == OX_INT8 || elem == OX_UINT16 || elem == OX_INT16 || elem == OX_UINT32 || elem == OX_UINT64;
 }
 
-enum { OX_FLOAT16 = 10, OX_BFLOAT16 = 16 };
+bool mn__ox_elem_supported(int elem)
+{
+    return elem == OX_FLOAT || elem == OX_INT32 || elem == OX_INT64 || elem == OX_BOOL || mn__ox_elem_narrow(elem);
+}
 
 static bool converted_to_f32(int elem) { return elem == OX_FLOAT16 || elem == OX_DOUBLE || elem == OX_BFLOAT16; }
 
 int mn__ox_stored_elem(int elem) { return converted_to_f32(elem) ? OX_FLOAT : elem; }
 
-static const char *elem_name(int e)
+const char *mn__ox_elem_name(int e)
 {
     static const char *names[] = { "undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
         "string", "bool", "float16", "double", "uint32", "uint64", "complex64", "complex128", "bfloat16" };
@@ -32,10 +36,29 @@ static const char *elem_name(int e)
 
 static size_t elem_bytes(int e)
 {
-    if (e == OX_FLOAT || e == OX_INT32) return 4;
-    if (e == OX_INT64 || e == OX_DOUBLE) return 8;
-    if (e == OX_FLOAT16 || e == OX_BFLOAT16) return 2;
-    return 1;    /* bool */
+    if (e == OX_FLOAT || e == OX_INT32 || e == OX_UINT32) return 4;
+    if (e == OX_INT64 || e == OX_DOUBLE || e == OX_UINT64) return 8;
+    if (e == OX_FLOAT16 || e == OX_BFLOAT16 || e == OX_UINT16 || e == OX_INT16) return 2;
+    return 1;    /* bool, uint8, int8 */
+}
+
+/* Raw little-endian integer of a narrow type (uint64 as its bits). */
+static int64_t narrow_raw(const uint8_t *p, int elem)
+{
+    if (elem == OX_UINT8) return p[0];
+    if (elem == OX_INT8) return (int8_t)p[0];
+    if (elem == OX_UINT16 || elem == OX_INT16) {
+        uint16_t u = (uint16_t)(p[0] | p[1] << 8);
+        return elem == OX_INT16 ? (int64_t)(int16_t)u : (int64_t)u;
+    }
+    if (elem == OX_UINT32) {
+        uint32_t u;
+        memcpy(&u, p, 4);
+        return u;
+    }
+    uint64_t u;
+    memcpy(&u, p, 8);
+    return u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)u;
 }
 
 /* Shape from dims; false with a message if out of mnemo's range. */
@@ -100,6 +123,18 @@ static bool put_int(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msgl
     return true;
 }
 
+/* A value of a narrow integer type: exact in i32 or an error (uint32 and
+ * uint64 values above 2^31 - 1). */
+static bool put_narrow(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msglen)
+{
+    if (v < INT32_MIN || v > INT32_MAX) {
+        snprintf(msg, msglen, "integer value %lld does not fit mnemo's i32", (long long)v);
+        return false;
+    }
+    mn_i32(out)[i] = (int32_t)v;
+    return true;
+}
+
 /* Element i of raw little-endian data of type elem. */
 static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char *msg, size_t msglen)
 {
@@ -121,6 +156,7 @@ static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char
         mn_f32(out)[i] = wide_to_float(elem, bits);
         return true;
     }
+    if (mn__ox_elem_narrow(elem)) return put_narrow(out, i, narrow_raw(p, elem), msg, msglen);
     int64_t v;
     memcpy(&v, p, 8);
     return put_int(out, i, v, msg, msglen);
@@ -128,7 +164,9 @@ static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char
 
 static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int64_t n, char *msg, size_t msglen)
 {
-    size_t have = elem == OX_FLOAT ? t->n_float_data : elem == OX_INT64 ? t->n_int64_data : elem == OX_DOUBLE ? t->n_double_data : t->n_int32_data;
+    bool u64 = elem == OX_UINT32 || elem == OX_UINT64;      /* uint32, uint64: uint64_data; the other narrow types: int32_data */
+    size_t have = elem == OX_FLOAT ? t->n_float_data : elem == OX_INT64 ? t->n_int64_data : elem == OX_DOUBLE ? t->n_double_data
+                : u64 ? t->n_uint64_data : t->n_int32_data;
     if ((int64_t)have != n) {
         snprintf(msg, msglen, "tensor \"%s\" holds %zu values for %lld elements", t->name ? t->name : "", have, (long long)n);
         return false;
@@ -142,6 +180,10 @@ static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int
             mn_f32(out)[i] = wide_to_float(elem, (uint64_t)(uint16_t)t->int32_data[i]);
         else if (elem == OX_INT64) {
             if (!put_int(out, i, t->int64_data[i], msg, msglen)) return false;
+        } else if (u64) {
+            if (!put_narrow(out, i, t->uint64_data[i] > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)t->uint64_data[i], msg, msglen)) return false;
+        } else if (mn__ox_elem_narrow(elem)) {
+            if (!put_narrow(out, i, t->int32_data[i], msg, msglen)) return false;
         } else
             mn_i32(out)[i] = elem == OX_BOOL ? t->int32_data[i] != 0 : t->int32_data[i];
     }
@@ -153,7 +195,7 @@ mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
     int elem = t->has_data_type ? t->data_type : 0;
     const char *name = t->name ? t->name : "";
     if (!mn__ox_elem_supported(elem) && !converted_to_f32(elem)) {
-        snprintf(msg, msglen, "tensor \"%s\": dtype %s is not supported (float, int32, int64, bool; double, float16 and bfloat16 are converted to float)", name, elem_name(elem));
+        snprintf(msg, msglen, "tensor \"%s\": dtype %s is not supported (float, int32, int64, bool, 8-, 16- and 32-bit integers; double, float16 and bfloat16 are converted to float)", name, mn__ox_elem_name(elem));
         return NULL;
     }
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
@@ -173,7 +215,7 @@ mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
         size_t eb = elem_bytes(elem);
         if (t->raw_data.len != (size_t)n * eb) {
             snprintf(msg, msglen, "tensor \"%s\": raw data has %zu bytes for %lld elements of %s", name, t->raw_data.len,
-                     (long long)n, elem_name(elem));
+                     (long long)n, mn__ox_elem_name(elem));
             ok = false;
         }
         for (int64_t i = 0; ok && i < n; i++) ok = from_raw(t->raw_data.data + (size_t)i * eb, elem, out, i, msg, msglen);

@@ -291,14 +291,61 @@ static mn_node *avg_divisor(mn_graph *g, const win *w, bool include_pad)
 }
 
 /* MaxPool: max over unfold(x, -inf) ; AveragePool: sum over unfold(x, 0) / divisor. */
-mn_status mn__ox_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
-                      mn_tensor **out_known, int *out_elem, int nout)
+/* The source position of kernel offset k for output position l: the flat
+ * spatial index in x (row-major, or column-major with storage_order 1),
+ * or -1 in the padding. */
+static int64_t source_position(const win *w, int64_t k, int64_t l, const int64_t *O, bool col_major)
 {
-    (void)out_known; (void)out_elem;
+    int64_t p[MN_MAX_DIMS], pos = 0;
+    for (int i = w->nsp - 1; i >= 0; i--) {
+        p[i] = (l % O[i]) * w->st[i] + (k % w->K[i]) * w->dl[i] - w->lo[i];
+        k /= w->K[i];
+        l /= O[i];
+        if (p[i] < 0 || p[i] >= w->S[i]) return -1;
+    }
+    for (int j = 0; j < w->nsp; j++) {
+        int i = col_major ? w->nsp - 1 - j : j;
+        pos = pos * w->S[i] + p[i];
+    }
+    return pos;
+}
+
+/* MaxPool's Indices: the flat position in x (over N, C and the spatial dims)
+ * of each window's first maximum (argmax over the unfolded kernel axis),
+ * read from a constant table of source positions [Kp, L] by gather, plus
+ * (n C + c) times the image size. Exact in f32 below 2^24 positions. */
+static mn_node *pool_indices(mn_graph *g, mn_node *cols, const win *w, mn_shape xs, mn_shape ys, bool col_major)
+{
+    int64_t Kp = kernel_positions(w), L = 1, S = 1, NC = xs.d[0] * xs.d[1], O[MN_MAX_DIMS];
+    for (int i = 0; i < w->nsp; i++) {
+        L *= (O[i] = win_out(w, i));
+        S *= w->S[i];
+    }
+    if (NC * S > ((int64_t)1 << 24) || Kp * L > ((int64_t)1 << 24))
+        return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "Indices of more than 2^24 positions"), NULL;
+    float *tbl = malloc((size_t)(Kp * L) * sizeof *tbl), *base = malloc((size_t)NC * sizeof *base);
+    for (int64_t k = 0; tbl && k < Kp; k++)
+        for (int64_t l = 0; l < L; l++) tbl[k * L + l] = (float)source_position(w, k, l, O, col_major);
+    for (int64_t i = 0; base && i < NC; i++) base[i] = (float)(i * S);
+    mn_node *t = tbl ? mn_constant(g, MN_F32, MN_SHAPE(1, 1, Kp, L), tbl) : NULL;
+    mn_node *b = base ? mn_constant(g, MN_F32, MN_SHAPE(xs.d[0], xs.d[1], 1), base) : NULL;
+    free(tbl);
+    free(base);
+    if (!t || !b) return mn_graph_status(g) ? NULL : (mn_graph_fail(g, MN_ERR_NOMEM, "out of memory"), NULL);
+    mn_node *am = mn_argmax(g, cols, 2, true);                                          /* [N, C, 1, L] */
+    mn_node *sel = mn_gather(g, mn_expand(g, t, MN_SHAPE(xs.d[0], xs.d[1], Kp, L)), 2, am);
+    mn_node *idx = mn_add(g, mn_reshape(g, sel, MN_SHAPE(xs.d[0], xs.d[1], L)), b);
+    return mn_cast(g, mn_reshape(g, idx, ys), MN_I32);
+}
+
+static mn_status pool(bool is_max, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out, int nout,
+                      int *out_elem)
+{
     mn_node *x = need(g, in, nin, 0);
     if (!x) return mn_graph_status(g);
-    bool is_max = !strcmp(cx->entry->onnx, "MaxPool");
-    if (is_max && nout > 1 && n->output[1][0]) return mn_graph_fail(g, MN_ERR_UNSUPPORTED, "the Indices output is not supported");
+    bool indices = is_max && nout > 1 && n->output[1][0];
+    int64_t order = mn__ox_attr_int(n, "storage_order", 0);
+    if (indices && order != 0 && order != 1) return mn_graph_fail(g, MN_ERR_INVALID, "storage_order %lld (0 or 1)", (long long)order);
     bool was_int = mn_node_dtype(x) == MN_I32;
     x = as_f32(g, x);
     mn_shape xs = mn_node_shape(x);
@@ -316,7 +363,26 @@ mn_status mn__ox_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val 
     y = mn_reshape(g, y, ys);
     if (y && was_int) y = mn_cast(g, y, MN_I32);
     out[0] = y;
+    if (indices && y) {
+        out[1] = pool_indices(g, cols, &wd, xs, ys, order == 1);
+        out_elem[1] = OX_INT64;
+        return status_of(g, out[1]);
+    }
     return status_of(g, y);
+}
+
+mn_status mn__ox_max_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
+                          mn_tensor **out_known, int *out_elem, int nout)
+{
+    (void)cx; (void)out_known;
+    return pool(true, g, n, in, nin, out, nout, out_elem);
+}
+
+mn_status mn__ox_average_pool(ox_ctx *cx, mn_graph *g, const Onnx__NodeProto *n, ox_val *const *in, int nin, mn_node **out,
+                              mn_tensor **out_known, int *out_elem, int nout)
+{
+    (void)cx; (void)out_known;
+    return pool(false, g, n, in, nin, out, nout, out_elem);
 }
 
 /* The source index of padded position i (from -b) on an axis of n, or -1 (constant). */

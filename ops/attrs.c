@@ -163,12 +163,14 @@ static bool set_field(const mn_attr_field *f, void *a, const mn_attr_value *v)
 {
     char *x = (char *)a + f->offset;
     double d = v->value;
-    bool whole = d == (double)(int64_t)d;
+    /* range first: converting an infinite, NaN or out-of-range double to an integer is undefined
+     * (a float field's -inf, MaxPool's pad value, reached the int64 test: fuzz_onnx) */
+    bool whole = d >= -9.2e18 && d <= 9.2e18 && d == (double)(int64_t)d;
     switch (f->type) {
     case MN_ATTR_BOOL: *(bool *)x = d != 0; return d == 0 || d == 1;
-    case MN_ATTR_INT: case MN_ATTR_DTYPE: *(int *)x = (int)d; return whole && d >= -2147483648.0 && d <= 2147483647.0;
-    case MN_ATTR_UINT: *(unsigned *)x = (unsigned)d; return whole && d >= 0 && d <= 4294967295.0;
-    case MN_ATTR_INT64: *(int64_t *)x = (int64_t)d; return whole && d >= -9.2e18 && d <= 9.2e18;
+    case MN_ATTR_INT: case MN_ATTR_DTYPE: return whole && d >= -2147483648.0 && d <= 2147483647.0 && (*(int *)x = (int)d, true);
+    case MN_ATTR_UINT: return whole && d >= 0 && d <= 4294967295.0 && (*(unsigned *)x = (unsigned)d, true);
+    case MN_ATTR_INT64: return whole && (*(int64_t *)x = (int64_t)d, true);
     case MN_ATTR_FLOAT: *(float *)x = (float)d; return true;
     case MN_ATTR_DOUBLE: *(double *)x = d; return true;
     case MN_ATTR_SHAPE: *(mn_shape *)x = v->shape; return v->shape.ndim >= 0 && v->shape.ndim <= MN_MAX_DIMS;

@@ -30,8 +30,15 @@ expect 1 'malformed' -- "$mnemo" import cut.onnx
 expect 0 '\| Gemm \| matmul, scale, add \|' -- "$mnemo" import --ops
 check "docs/onnx.md holds every row the command prints" test -z "$(grep -vxFf "$docs" out.txt)"
 check "docs/onnx.md has no row the command lacks" test "$(grep -c '^| [A-Z]' "$docs")" = "$(grep -c '^| [A-Z]' out.txt)"
+# the mapping table is the only place that reads an ONNX op's name: a converter outside onnx/table.c
+# gets one row (its function), never the name to switch on
+src=$(dirname "$(dirname "$docs")")/onnx
+check "no converter outside onnx/table.c reads the op name ($(grep -l 'entry->onnx' "$src"/*.c | grep -v '/table\.c$' | tr '\n' ' '))" \
+  test -z "$(grep -l 'entry->onnx' "$src"/*.c | grep -v '/table\.c$')"
 expect 0 'mlp model, 203530 parameters' -- "$mnemo" export --model mlp --batch 2 -o mlp.onnx
 expect 0 '4 parameters \(203530 elements\)' -- "$mnemo" import mlp.onnx
+expect 0 'wrote gru.onnx: gru model' -- "$mnemo" export --model gru --batch 2 --onnx gru.onnx
+expect 0 'input  x i32 \[64,2\]' -- "$mnemo" import gru.onnx
 expect 2 'no logits' -- "$mnemo" export --model vae -o vae.onnx
 check "nothing written for a refused export" test ! -e vae.onnx
 

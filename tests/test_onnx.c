@@ -56,6 +56,8 @@ static void feed_x(mn_exec *ex, const mn_onnx *m, const mn_tensor *x)
     mn_tensor_free(ids);
 }
 
+static void expect_error(const char *model, mn_status code, const char *const *parts);
+
 static const char *MODELS[] = { "mlp_ln", "lstm_lm", "gru", "encoder", "cnn" };
 
 START_TEST(pytorch_models_give_pytorch_outputs)
@@ -165,6 +167,82 @@ START_TEST(wider_dtypes_convert_and_negative_steps_reverse)
 }
 END_TEST
 
+/* Opset 21 (Transpose and Reshape changed after 18 only by new element
+ * types) imports and runs; opset 22 is refused naming the opset. */
+START_TEST(opset_21_reads_and_22_is_refused)
+{
+    const float x[6] = { 1, 2, 3, 4, 5, 6 }, want[6] = { 1, 4, 2, 5, 3, 6 };
+    int64_t n;
+    float *y = run_outputs("opset21", x, MN_SHAPE(2, 3), 0, &n);
+    ck_assert_int_eq(n, 6);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(y[i], want[i]);
+    free(y);
+    expect_error("opset22", MN_ERR_UNSUPPORTED, (const char *[]){ "opset22.onnx", "opset 22 of the default domain is not supported (1 to 21", NULL });
+}
+END_TEST
+
+/* MaxPool's Indices: the flat position in x, counting images and channels,
+ * of each window's maximum, with padding (x is an initializer: constants). */
+START_TEST(maxpool_indices_count_images_and_channels)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("maxpool_indices"), &(mn_onnx_opts){ .constants = true });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    const mn_node *outs[4];
+    for (int k = 0; k < 4; k++) outs[k] = mn_onnx_output(m, k);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 4, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    const mn_tensor *y = mn_exec_value(ex, outs[0]), *i = mn_exec_value(ex, outs[1]), *wy = mn_exec_value(ex, outs[2]), *wi = mn_exec_value(ex, outs[3]);
+    ck_assert_int_eq(mn_tensor_numel(i), 2 * 2 * 4 * 3);
+    ck_assert(mn_shape_eq(i->shape, wi->shape));
+    for (int64_t e = 0; e < mn_tensor_numel(wi); e++) {
+        ck_assert_float_eq(mn_f32(y)[e], mn_f32(wy)[e]);
+        ck_assert_int_eq(mn_i32(i)[e], mn_i32(wi)[e]);
+    }
+    ck_assert_int_gt(mn_i32(i)[mn_tensor_numel(i) - 1], 54);      /* the last image's last channel: past 3 x 18 */
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* uint8/int8 inputs are held as i32 and Add/Sub wrap as ONNX's do
+ * (200 + 200 = 144 in uint8; -100 - 100 = 56 and 100 - (-100) = -56 in
+ * int8); a float16 input is fed and computed as f32. */
+START_TEST(narrow_integers_wrap_and_float16_inputs_read_as_f32)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("narrow"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_node_dtype(mn_onnx_input(m, 0)), MN_I32);
+    ck_assert_int_eq(mn_node_dtype(mn_onnx_input(m, 2)), MN_F32);
+    const mn_node *outs[3] = { mn_onnx_output(m, 0), mn_onnx_output(m, 1), mn_onnx_output(m, 2) };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 3, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    const int32_t a[4] = { 200, 127, 0, 255 }, b[4] = { -100, 100, -128, 127 };
+    const float h[2] = { 1.5f, -3.0f };
+    ck_assert_ok(mn_exec_feed_data(ex, "a", a, sizeof a));
+    ck_assert_ok(mn_exec_feed_data(ex, "b", b, sizeof b));
+    ck_assert_ok(mn_exec_feed_data(ex, "h", h, sizeof h));
+    ck_assert_ok(mn_exec_run(ex));
+    const int32_t sum[4] = { 144, 254, 0, 254 }, diff[4] = { 56, -56, 123, 127 };     /* k = [100, -100, 5, 0] */
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[0]))[i], sum[i]);
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[1]))[i], diff[i]);
+    }
+    ck_assert_float_eq(mn_f32(mn_exec_value(ex, outs[2]))[0], 2.25f);
+    ck_assert_float_eq(mn_f32(mn_exec_value(ex, outs[2]))[1], 9.0f);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 /* Opset 18: Pad's and ReduceMean's axes as inputs, Split by num_outputs
  * (ceil-sized parts: 2 and 1). */
 START_TEST(opset_18_takes_axes_as_inputs)
@@ -213,6 +291,39 @@ START_TEST(imported_model_trains)
     }
     ck_assert_msg(last < 0.5f * first, "loss %g -> %g", first, last);
     mn_optim_free(opt);
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* ONNX's Adam test test_adam_multiple (ai.onnx.preview.training) through
+ * mnemo's adam (optim/): its expected values follow epsilon 1e-2, which its
+ * node does not carry (the schema's default is 1e-6). With epsilon 1e-2 the
+ * step reproduces every expected value; the node as given cannot (X1: 0.75596
+ * vs 0.75914, beyond ONNX's rtol 1e-3), so the conformance failure is the data's. */
+START_TEST(adam_multiple_follows_epsilon_1e2)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("adam_multiple"), &(mn_onnx_opts){ .constants = true });
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(mn_onnx_output_count(m), 18);
+    const mn_node *outs[18];
+    for (int k = 0; k < 18; k++) outs[k] = mn_onnx_output(m, k);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 18, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_ok(mn_exec_run(ex));
+    for (int k = 0; k < 6; k++) {
+        const mn_tensor *given = mn_exec_value(ex, outs[k]), *eps = mn_exec_value(ex, outs[6 + k]), *want = mn_exec_value(ex, outs[12 + k]);
+        ck_assert_str_eq(mn_onnx_output_name(m, 12 + k) + 5, mn_onnx_output_name(m, k));     /* "want_" + name */
+        assert_close(eps, want, 1e-6, mn_onnx_output_name(m, 6 + k));
+        if (k == 0) {
+            double a = mn_f32(given)[0], b = mn_f32(want)[0];
+            ck_assert_msg(fabs(a - b) > 1e-3 * fabs(b), "X1_new %.9g is within rtol 1e-3 of %.9g", a, b);
+        }
+    }
     mn_exec_free(ex);
     mn_onnx_free(m);
     mn_graph_free(g);
@@ -281,9 +392,11 @@ START_TEST(errors_name_the_node_op_input_and_dtype)
 {
     expect_error("bad_op", MN_ERR_UNSUPPORTED, (const char *[]){ "bad_op.onnx", "node 1 \"warp1\" (GridSample)", "not supported", NULL });
     expect_error("bad_dynamic", MN_ERR_UNSUPPORTED, (const char *[]){ "input \"x\"", "dim 0 is dynamic (\"batch\")", NULL });
-    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 2", NULL });
+    expect_error("bad_string", MN_ERR_DTYPE, (const char *[]){ "input \"x\"", "element type 8", NULL });
+    expect_error("bad_dtype", MN_ERR_DTYPE, (const char *[]){ "node 0 \"r\" (Relu)", "uint8 values", NULL });
     expect_error("bad_ref", MN_ERR_FORMAT, (const char *[]){ "node 0 \"sum\" (Add)", "input \"nowhere\"", NULL });
     expect_error("bad_attr", MN_ERR_INVALID, (const char *[]){ "node 0 \"t\" (Transpose)", "perm", NULL });
+    expect_error("narrow_bad", MN_ERR_DTYPE, (const char *[]){ "node 0 \"neg\" (Neg)", "int8 values", "would wrap", NULL });
     expect_error("bad_huge", MN_ERR_SHAPE, (const char *[]){ "node 1 \"fill\" (Expand)", "536870912 elements", NULL });
 }
 END_TEST
@@ -429,6 +542,27 @@ START_TEST(exported_lstm_reimports_to_the_same_outputs)
 }
 END_TEST
 
+/* Self-attention (ops/attention_block.c, one op for the whole block) exports
+ * as Slice/Reshape/Transpose/MatMul/Softmax; causal and key padding masks
+ * become additive -inf constants. */
+START_TEST(exported_attention_reimports_to_the_same_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(2, 5, 8));
+    const float pad[10] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1 };       /* keys 3, 4 of row 0 and 4 of row 1 are padding */
+    mn_node *kp = mn_constant(g, MN_F32, MN_SHAPE(2, 5), pad);
+    mn_node *h = mn_multihead_attention(g, "causal", x, (mn_attn_opts){ .heads = 2, .causal = true });
+    mn_node *y = mn_multihead_attention(g, "padded", h, (mn_attn_opts){ .heads = 4, .key_padding = kp });
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(2, 5, 8));
+    mn_rng_fill_normal(mn_f32(xv), 80, 5, 6, 0, 1);
+    round_trip(g, y, xv, tmp_path("attention_export.onnx"));
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(export_names_an_op_without_onnx_form)
 {
     mn_params *P = mn_params_new();
@@ -478,6 +612,10 @@ int main(void)
     tcase_add_test(tc, imported_model_trains);
     tcase_add_test(tc, wider_dtypes_convert_and_negative_steps_reverse);
     tcase_add_test(tc, opset_18_takes_axes_as_inputs);
+    tcase_add_test(tc, opset_21_reads_and_22_is_refused);
+    tcase_add_test(tc, maxpool_indices_count_images_and_channels);
+    tcase_add_test(tc, narrow_integers_wrap_and_float16_inputs_read_as_f32);
+    tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
     tcase_add_test(tc, a_scope_prefixes_the_parameters);
@@ -487,6 +625,7 @@ int main(void)
     tcase_add_test(tc, the_table_lists_ops_with_their_mnemo_ops);
     tcase_add_test(tc, exported_mlp_reimports_to_the_same_outputs);
     tcase_add_test(tc, exported_lstm_reimports_to_the_same_outputs);
+    tcase_add_test(tc, exported_attention_reimports_to_the_same_outputs);
     tcase_add_test(tc, export_names_an_op_without_onnx_form);
     suite_add_tcase(s, tc);
     int r = mn_test_run_in_tmpdir(s, tmpdir, sizeof tmpdir, "mnemo-onnx");

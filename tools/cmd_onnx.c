@@ -155,7 +155,7 @@ int cmd_import(int argc, char **argv)
 
 static void export_usage(FILE *f)
 {
-    fprintf(f, "usage: mnemo export --model mlp|lstm|gru|rnn|transformer|tagger [--weights CKPT.safetensors] [--batch N] -o OUT.onnx\n"
+    fprintf(f, "usage: mnemo export --model mlp|lstm|gru|rnn|transformer|tagger [--weights CKPT.safetensors] [--batch N] -o|--onnx OUT.onnx\n"
                "  writes the model's forward graph (inputs -> logits, as `mnemo train` builds it, default sizes)\n"
                "  as an ONNX model (opset 17) with the checkpoint's weights (fresh ones without --weights).\n");
 }
@@ -163,7 +163,8 @@ static void export_usage(FILE *f)
 int cmd_export(int argc, char **argv)
 {
     static const struct option lo[] = { { "model", 1, 0, 'm' }, { "weights", 1, 0, 'w' }, { "batch", 1, 0, 'b' },
-                                        { "output", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+                                        { "output", 1, 0, 'o' }, { "onnx", 1, 0, 'o' },
+                                        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *model = "mlp", *weights = NULL, *out = NULL;
     int64_t B = 0;
     int c;
