@@ -67,7 +67,8 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, const cell_para
 {
     mn_shape xs = mn_node_shape(x);
     int64_t T = xs.d[0], G = gates_of(o->mode) * o->hidden;
-    mn_node *xp = mn_linear_op(g, x, p->wih, p->bih);                /* [T, B, G] */
+    mn_node *xp = mn_matmul_steps(g, x, p->wih, true);               /* [T, B, G], rows per step (recompute) */
+    if (p->bih) xp = mn_add(g, xp, p->bih);
     if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
     if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
