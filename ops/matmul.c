@@ -357,7 +357,7 @@ static void matmul_str(const void *a, char *buf, size_t n)
 
 const mn_op_def mn__op_matmul = { MN_OP_RECORD,
     .name = "matmul",
-    .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
+    .doc = "C = op(A) op(B), batch dims broadcast (per_step: one GEMM per index of A's first dim); dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
     .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls,
