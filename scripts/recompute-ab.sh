@@ -17,7 +17,7 @@ field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['$
 arena=$("$mnemo" bench --compile --json --threads "$threads" --workload "$w" 2>/dev/null | field arena_bytes)
 if [ "$frac" = smallest ]; then
   budget=$("$mnemo" bench --threads "$threads" --budget 0.1 --workload "$w" --memory-budget 1 2>&1 |
-           sed -n 's/.*the smallest arena recomputation reaches is \([0-9]*\) bytes.*/\1/p' | head -1)
+           sed -n 's/.*the smallest arena recomputation reaches is \([0-9]*\) bytes.*/\1/p' | head -1 || true)
 else
   budget=$((arena * ${frac%/*} / ${frac#*/}))
 fi
