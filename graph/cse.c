@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mn_value value_for(mn_node *n)
+mn_value mn__value_for(mn_node *n)
 {
     mn_value v = { .node = n, .alias_of = -1, .def = -1, .storage = -1, .fused_root = -1, .view_of = -1, .into = -1 };
     v.t.dtype = n->desc.dtype;
@@ -73,7 +73,7 @@ static mn_status build_values(mn_exec *ex, const bool *live)
         int v = ex->nvals++;
         ex->val_of[i] = v;
         if (slot >= 0) table[slot] = v;
-        ex->vals[v] = value_for(n);
+        ex->vals[v] = mn__value_for(n);
         if (n->kind != MN_NODE_OP) continue;
         mn_step *s = &ex->steps[ex->nsteps];
         s->node = n; s->out = v; s->nin = n->nin; s->fused_into = -1;

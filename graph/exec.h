@@ -169,12 +169,16 @@ struct mn_exec {
     char msg[1024];
 };
 
+/* cse.c: a node's value before any pass decides (kind, alias, bytes). */
+mn_value mn__value_for(mn_node *n);
 /* The passes (compile.c's table), one file each. */
 mn_status mn__pass_autodiff(mn_exec *ex);   /* autodiff.c */
 mn_status mn__pass_dce(mn_exec *ex);        /* dce.c */
 mn_status mn__pass_cse(mn_exec *ex);        /* cse.c */
 mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
 mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
+/* split.c: values computed row by row and read by row views, computed per view (recompute.c applies it); *n split. */
+mn_status mn__split_rows(mn_exec *ex, int *n);
 /* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
  * smallest position first; MN_ERR_INVALID if they form a cycle. */
 mn_status mn__topo_order(mn_exec *ex);

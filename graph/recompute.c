@@ -356,29 +356,49 @@ static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget,
     return best;
 }
 
+/* Under a budget the plain plan misses: values computed row by row are
+ * split per row view (split.c), then the snapshot is the split graph; the
+ * solo pins of the new nodes are free (-1). */
+static mn_status split(mn_exec *ex, snapshot *sn, int *nsplit)
+{
+    mn_status err = mn__split_rows(ex, nsplit);
+    if (err || !*nsplit) return err;
+    drop_snapshot(sn);
+    if (!take(ex, sn)) return MN_ERR_NOMEM;
+    signed char *pin = realloc(ex->pin_solo, (size_t)ex->g->n + 1);
+    if (!pin) return MN_ERR_NOMEM;
+    ex->pin_solo = pin;
+    return MN_OK;
+}
+
 mn_status mn__pass_recompute(mn_exec *ex)
 {
     int64_t budget = ex->opts.memory_budget;
     mn__stat(ex, "recompute.budget_bytes", (double)budget);
     if (budget <= 0) return MN_OK;                      /* unlimited: the pass changes nothing */
     snapshot sn = { 0 };
-    size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
-    plan_ctx pc = { .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
-                    .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
+    plan_ctx pc = { 0 };
     mn_status err = MN_OK;
-    int k = 0;
+    int k = 0, nsplit = 0;
     int64_t smallest = INT64_MAX;
-    if (!take(ex, &sn) || !pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = MN_ERR_NOMEM;
+    if (!take(ex, &sn)) err = MN_ERR_NOMEM;
     if (!err) {
         smallest = probe(ex);
         if (smallest < 0) err = MN_ERR_NOMEM;
     }
     if (!err && smallest > budget) {
-        if (!(ex->pin_solo = malloc((size_t)ex->g->n + 1))) err = MN_ERR_NOMEM;
-        for (int i = 0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
+        int n0 = ex->g->n;
+        if (!(ex->pin_solo = malloc((size_t)n0 + 1))) err = MN_ERR_NOMEM;
+        for (int i = 0; !err && i < n0; i++) ex->pin_solo[i] = -1;
         for (int s = 0; !err && s < ex->nsteps; s++) ex->pin_solo[ex->steps[s].node->id] = ex->steps[s].solo;
         restore(ex, &sn);
-        k = search(ex, &pc, &sn, budget, &smallest, &err);
+        if (!err) err = split(ex, &sn, &nsplit);
+        for (int i = n0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
+        size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
+        pc = (plan_ctx){ .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
+                         .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
+        if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = err ? err : MN_ERR_NOMEM;
+        if (!err) k = search(ex, &pc, &sn, budget, &smallest, &err);
         if (!err && k && apply(ex, &pc, k) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
     if (!err && smallest > budget && !k) {
@@ -393,6 +413,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
     drop_snapshot(&sn);
     free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
+    mn__stat(ex, "recompute.split_values", nsplit);
     mn__stat(ex, "recompute.segments", k);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);

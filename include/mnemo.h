@@ -325,6 +325,10 @@ mn_node *mn_sigmoid(mn_graph *g, mn_node *x);
 mn_node *mn_relu(mn_graph *g, mn_node *x);
 /* C = op(A) op(B) over the last two dims; leading dims broadcast. */
 mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans_b);
+/* The same product of a [T, ...] (b 2-D, a not transposed), computed one
+ * index of a's first dim at a time: any slice of a over that dim (a segment
+ * of time steps recomputed under a memory budget) gives the same bits. */
+mn_node *mn_matmul_steps(mn_graph *g, mn_node *a, mn_node *b, bool trans_b);
 mn_node *mn_transpose(mn_graph *g, mn_node *x, int dim0, int dim1);
 mn_node *mn_permute(mn_graph *g, mn_node *x, int ndim, const int *perm);
 mn_node *mn_reshape(mn_graph *g, mn_node *x, mn_shape shape);  /* one -1 allowed */

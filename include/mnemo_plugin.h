@@ -99,7 +99,10 @@ typedef struct { const char *name; mn_attr_type type; size_t offset; } mn_attr_f
 
 /* The attribute structs of the built-in ops (mn_op / mn_op_named take them). */
 typedef struct { float s; } mn_scale_attrs;                        /* scale */
-typedef struct { bool trans_a, trans_b; } mn_matmul_attrs;          /* matmul */
+/* matmul; per_step: A [T, ...] (batch dims, B without) is computed one
+ * index of its first dim at a time (one GEMM per time step), so a slice of A
+ * over that dim gives the same bits as the whole product (mn_matmul_steps). */
+typedef struct { bool trans_a, trans_b, per_step; } mn_matmul_attrs;
 typedef struct { int ndim; int perm[MN_MAX_DIMS]; } mn_permute_attrs; /* permute */
 typedef struct { mn_shape shape; } mn_shape_attrs;                  /* reshape, expand */
 typedef struct { unsigned axes; bool keepdim; } mn_reduce_attrs;    /* sum, mean: axes bit mask */

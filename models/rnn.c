@@ -88,7 +88,9 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
 {
     mn_shape xs = mn_node_shape(x);
     int64_t T = xs.d[0], G = gates_of(o->mode) * o->hidden;
-    mn_node *xp = mn_linear_op(g, x, p->wih, input_bias(g, o, p));  /* [T, B, G] */
+    mn_node *xp = mn_matmul_steps(g, x, p->wih, true);               /* [T, B, G], rows per step (recompute) */
+    mn_node *bias = input_bias(g, o, p);
+    if (bias) xp = mn_add(g, xp, bias);
     if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
     if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }

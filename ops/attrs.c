@@ -15,7 +15,8 @@
 #define END { NULL, 0, 0 }
 
 const mn_attr_field mn__mn_scale_attrs_fields[] = { F(mn_scale_attrs, s, MN_ATTR_FLOAT), END };
-const mn_attr_field mn__mn_matmul_attrs_fields[] = { F(mn_matmul_attrs, trans_a, MN_ATTR_BOOL), F(mn_matmul_attrs, trans_b, MN_ATTR_BOOL), END };
+const mn_attr_field mn__mn_matmul_attrs_fields[] = { F(mn_matmul_attrs, trans_a, MN_ATTR_BOOL), F(mn_matmul_attrs, trans_b, MN_ATTR_BOOL),
+                                                     F(mn_matmul_attrs, per_step, MN_ATTR_BOOL), END };
 const mn_attr_field mn__mn_permute_attrs_fields[] = { F(mn_permute_attrs, ndim, MN_ATTR_INT), F(mn_permute_attrs, perm, MN_ATTR_DIMS), END };
 const mn_attr_field mn__mn_shape_attrs_fields[] = { F(mn_shape_attrs, shape, MN_ATTR_SHAPE), END };
 const mn_attr_field mn__mn_reduce_attrs_fields[] = { F(mn_reduce_attrs, axes, MN_ATTR_UINT), F(mn_reduce_attrs, keepdim, MN_ATTR_BOOL), END };

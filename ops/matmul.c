@@ -198,6 +198,26 @@ void mn__gemm(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N
          threads);
 }
 
+/* A per_step product: `steps` GEMMs of R rows each (one index of A's first
+ * dim), whole steps per thread, each single-threaded. A row's bits then
+ * depend neither on how many rows the call has nor on the threads: BLAS
+ * kernels round rows differently by the call's row count (OpenBLAS 0.3.21
+ * Haswell: 7-50% of a step's elements differ by an ulp between a per-step
+ * call and one over all steps; oneDNN on small products), so a segment
+ * recomputed under a memory budget would not match the whole product. */
+static void gemm_steps(mn__gemm_kinds k, CBLAS_TRANSPOSE tb, int64_t steps, int64_t R, int64_t N, int64_t K, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int threads)
+{
+    if (threads <= 1 || steps < 2 || omp_in_parallel()) {
+        for (int64_t s = 0; s < steps; s++)
+            sgemm1(k, CblasNoTrans, tb, R, N, K, A + s * R * lda, lda, B, ldb, beta, C + s * R * N, (int)N);
+        return;
+    }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t s = 0; s < steps; s++)
+        sgemm1(k, CblasNoTrans, tb, R, N, K, A + s * R * lda, lda, B, ldb, beta, C + s * R * N, (int)N);
+}
+
 static mn_status matmul_fwd(const mn_kernel_ctx *c)
 {
     const mn_matmul_attrs *at = c->attrs;
@@ -216,6 +236,11 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
         return MN_OK;
     }
     if (bb.ndim == 0 || mn_shape_numel(bb) == 1) {
+        if (at->per_step && !at->trans_a && ba.ndim > 0 && mn_shape_numel(ba) == nb) {
+            int64_t steps = A->shape.d[0];
+            gemm_steps(k, tb, steps, nb * M / steps, N, K, mn_f32(A), lda, mn_f32(B), ldb, beta, C, c->nthreads);
+            return MN_OK;
+        }
         if (!at->trans_a && mn_shape_numel(ba) == nb) {    /* fold the batch into M */
             gemm(k, ta, tb, nb * M, N, K, mn_f32(A), lda, mn_f32(B), ldb, beta, C, (int)N, c->nthreads);
             return MN_OK;
@@ -243,7 +268,14 @@ extern const mn_op_def mn__op_matmul;
 
 mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans_b)
 {
-    mn_matmul_attrs at = { trans_a, trans_b };
+    mn_matmul_attrs at = { trans_a, trans_b, false };
+    mn_node *in[2] = { a, b };
+    return mn__node(g, &mn__op_matmul, in, 2, &at);
+}
+
+mn_node *mn_matmul_steps(mn_graph *g, mn_node *a, mn_node *b, bool trans_b)
+{
+    mn_matmul_attrs at = { false, trans_b, true };
     mn_node *in[2] = { a, b };
     return mn__node(g, &mn__op_matmul, in, 2, &at);
 }
@@ -266,7 +298,7 @@ static mn_status vjp_matmul(mn_vjp_ctx *c)
     mn_node *A = c->in[0], *B = c->in[1], *dC = c->dy;
     bool ta = at->trans_a, tb = at->trans_b;
     if (c->needs[0]) {
-        mn_node *d = ta ? mn_matmul(g, B, dC, tb, true) : mn_matmul(g, dC, B, false, !tb);
+        mn_node *d = ta ? mn_matmul(g, B, dC, tb, true) : at->per_step ? mn_matmul_steps(g, dC, B, !tb) : mn_matmul(g, dC, B, false, !tb);
         c->dx[0] = mn_sum_to(g, d, mn_node_shape(A));
     }
     if (c->needs[1]) {
@@ -324,12 +356,12 @@ static void cost_matmul(const mn_tdesc *in, int nin, const mn_tdesc *out, const 
 static void matmul_str(const void *a, char *buf, size_t n)
 {
     const mn_matmul_attrs *at = a;
-    snprintf(buf, n, "%s%s", at->trans_a ? "A^T" : "A", at->trans_b ? " B^T" : " B");
+    snprintf(buf, n, "%s%s%s", at->trans_a ? "A^T" : "A", at->trans_b ? " B^T" : " B", at->per_step ? " per step" : "");
 }
 
 const mn_op_def mn__op_matmul = { MN_OP_RECORD,
     .name = "matmul",
-    .doc = "C = op(A) op(B), batch dims broadcast; dA = dC op(B)^T, dB = op(A)^T dC",
+    .doc = "C = op(A) op(B), batch dims broadcast (per_step: one GEMM per index of A's first dim); dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
     .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls,
