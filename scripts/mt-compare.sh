@@ -10,12 +10,15 @@
 # sacreBLEU's "exp" smoothing of orders without a match). Figures go to
 # docs/translation.md by hand (with the load average printed at the end).
 # Usage: scripts/mt-compare.sh [SECONDS (600)] [OUT_DIR (/tmp/mnemo-mt)] [-- extra train flags]
+# TEST_LIMIT=N scores only the first N test pairs on both sides (PyTorch's
+# nn.Transformer decodes without a cache: the whole split takes it hours).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
 secs=${1:-600}
 out=${2:-/tmp/mnemo-mt}
 threads=${THREADS:-1}
+limit=${TEST_LIMIT:-0}
 shift $(( $# < 2 ? $# : 2 ))
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
@@ -35,19 +38,19 @@ echo "== mnemo and PyTorch: train for $secs s each, concurrently"
   "$mnemo" train --model translate --time "$secs" --val-every 1000000 --threads "$threads" --out "$out/mnemo.st" --force "$@" \
     > "$out/mnemo_train.log"
   for beam in 1 4; do
-    "$mnemo" eval --ckpt "$out/mnemo.st" --beam $beam --threads "$threads" --samples 2 --hyp "$out/mnemo_hyp.beam$beam" \
+    "$mnemo" eval --ckpt "$out/mnemo.st" --beam $beam --threads "$threads" --limit "$limit" --samples 2 --hyp "$out/mnemo_hyp.beam$beam" \
       > "$out/mnemo_eval.beam$beam.log"
   done
 ) &
 mpid=$!
 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 "$root/scripts/mt_torch.py" "$out/ids.tsv" "$out/bpe.st" "$out/torch_hyp.beam1" --time "$secs" \
-  --threads "$threads" --beam 4 > "$out/torch_train.log"
+  --threads "$threads" --beam 4 --test-limit "$limit" > "$out/torch_train.log"
 wait $mpid
 grep -E "^(translate|step [0-9]+:|best)" "$out/mnemo_train.log" | tail -3
 grep -hE "^test:" "$out"/mnemo_eval.beam*.log
 grep -E "^torch(:| greedy| beam)" "$out/torch_train.log"
 mv -f "$out/torch_hyp.beam1.beam4" "$out/torch_hyp.beam4"
-awk -F'\t' '$1 == "test" { print $4 }' "$out/ids.tsv" > "$out/ref.txt"
+awk -F'\t' -v n="$limit" '$1 == "test" && (n == 0 || k++ < n) { print $4 }' "$out/ids.tsv" > "$out/ref.txt"
 "$tool" --tok13a "$out/ref.txt" "$out/ref.tok"
 for h in mnemo_hyp.beam1 mnemo_hyp.beam4 torch_hyp.beam1 torch_hyp.beam4; do
   "$tool" --tok13a "$out/$h" "$out/$h.tok"
