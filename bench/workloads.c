@@ -107,7 +107,7 @@ static mn_status build_transformer(mn_workload *w)
  * batch of its longest bucket: words [64, 16] of 10,000 (about the Brown
  * split's vocabulary), characters [1024, 22] of 259, character CNN 25 -> 30,
  * BiLSTM 100 per direction, dropout 0.5, linear to 5 tags, CRF loss;
- * sentence lengths 19-64 (max_len). scripts/torch_workloads.py has its twin. */
+ * sentence lengths 34-64 (max_len - (3 b mod max_len / 2)). scripts/torch_workloads.py has its twin. */
 static mn_status build_ner(mn_workload *w)
 {
     const int64_t V = 10000, NC = 259, E = 100, C = 25, F = 30, H = 100, K = 5, T = 64, B = 16, W = 22, N = T * B;

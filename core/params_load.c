@@ -133,7 +133,7 @@ mn_status mn_params_rename(const char *rename, const char *name, char *out, size
 {
     if (!name || !out || cap == 0) return mn__error(MN_ERR_MISUSE, "params_rename: NULL name or output");
     rules *R = calloc(1, sizeof *R);
-    mn_status s = R ? MN_OK : mn__error(MN_ERR_NOMEM, "partial load: out of memory");
+    mn_status s = R ? MN_OK : mn__error(MN_ERR_NOMEM, "params_rename: out of memory");
     if (!s && rename) s = parse_rules(rename, R);
     if (!s) s = rename_one(R, name, out, cap);
     free(R);

@@ -114,10 +114,12 @@ static bool views_only(const mn_exec *ex, const int *nread, int p)
 {
     int views = 0;
     int64_t r0;
+    if (ex->keep[p]) return false;                                   /* read after the run: stays whole */
     for (int s = 0; s < ex->nsteps; s++)
         for (int j = 0; j < ex->steps[s].nin; j++) {
             if (ex->steps[s].in[j] != p) continue;
-            if (ex->steps[s].nin != 1 || ex->steps[s].fused || !row_view(ex, ex->steps[s].out, p, &r0)) return false;
+            if (ex->steps[s].nin != 1 || ex->steps[s].fused || ex->keep[ex->steps[s].out] || !row_view(ex, ex->steps[s].out, p, &r0))
+                return false;                                        /* a requested output keeps its step */
             views++;
         }
     return views >= 2 && views == nread[p];

@@ -115,6 +115,10 @@ CONV(conv_binary)
     if (compare) out_elem[0] = OX_BOOL;
     if (out[0] && was_int && !compare) out[0] = mn_cast(g, out[0], MN_I32);
     bool wide = in[0]->elem == OX_UINT32 || in[0]->elem == OX_UINT64;
+    bool wide16 = in[0]->elem == OX_UINT16 || in[0]->elem == OX_INT16;
+    if (out[0] && !compare && wide16 && !strcmp(cx->entry->onnx, "Mul"))   /* a product beyond 2^24 is rounded in f32 */
+        return fail(g, MN_ERR_DTYPE, "%s of 16-bit integers is not supported (computed in f32, a product above 2^24 would lose its low bits)%.0lld",
+                    cx->entry->onnx, 0);
     if (out[0] && !compare && wide && strcmp(cx->entry->onnx, "Div"))
         return fail(g, MN_ERR_DTYPE, "%s of uint32/uint64 values is not supported (held as i32, a result above 2^31 - 1 would not fit)%.0lld",
                     cx->entry->onnx, 0);
@@ -124,8 +128,8 @@ CONV(conv_binary)
 
 /* uint8 ... int16 results of Add/Sub/Mul/Div taken modulo 2^bits into the
  * type's range, as ONNX's arithmetic wraps: y - R floor(y / R) (+ the
- * signed offset), in f32 (floor from the truncating cast): exact for every 8-bit result; a 16-bit product
- * beyond 2^24 was already rounded by the f32 arithmetic. uint32 and uint64
+ * signed offset), in f32 (floor from the truncating cast): exact for every 8-bit result and every
+ * 16-bit sum, difference and quotient (16-bit Mul is refused). uint32 and uint64
  * are not wrapped: only their Div (never above its input) is accepted. */
 static mn_node *wrap_narrow(mn_graph *g, mn_node *y, int elem)
 {

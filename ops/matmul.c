@@ -35,6 +35,9 @@ static mn_status infer_matmul(mn_infer_ctx *c)
     int64_t n = a->trans_b ? B.d[B.ndim - 2] : B.d[B.ndim - 1];
     if (ka != kb)
         return mn__infer_fail(c, MN_ERR_SHAPE, "inner dims %lld and %lld differ", (long long)ka, (long long)kb);
+    if (a->per_step && (a->trans_a || A.ndim < 3 || B.ndim != 2))   /* else the kernel could not keep its promise */
+        return mn__infer_fail(c, MN_ERR_SHAPE, "per_step needs A with 3 or more dims (steps first, not transposed) and a 2-dim B; "
+                              "A has %d dims%s, B has %d", A.ndim, a->trans_a ? " and is transposed" : "", B.ndim);
     batch_shape(A, &ba);
     batch_shape(B, &bb);
     if (mn_shape_broadcast(ba, bb, &bo))
@@ -209,8 +212,10 @@ static void gemm_steps(mn__gemm_kinds k, CBLAS_TRANSPOSE tb, int64_t steps, int6
                        int lda, const float *B, int ldb, float beta, float *C, int threads)
 {
     if (threads <= 1 || steps < 2 || omp_in_parallel()) {
+        int old = omp_in_parallel() ? 0 : mn__blas_threads_push(1);   /* one step = one single-threaded GEMM, as below */
         for (int64_t s = 0; s < steps; s++)
             sgemm1(k, CblasNoTrans, tb, R, N, K, A + s * R * lda, lda, B, ldb, beta, C + s * R * N, (int)N);
+        mn__blas_threads_pop(old);
         return;
     }
     #pragma omp parallel for num_threads(threads) schedule(static)
@@ -231,6 +236,7 @@ static mn_status matmul_fwd(const mn_kernel_ctx *c)
     CBLAS_TRANSPOSE ta = at->trans_a ? CblasTrans : CblasNoTrans, tb = at->trans_b ? CblasTrans : CblasNoTrans;
     float *C = mn_f32(c->out), beta = c->accumulate ? 1.0f : 0.0f;   /* accumulate: C += op(A) op(B) */
     mn__gemm_kinds k = mn__gemm_detect();
+    if (nb * M * N == 0) return MN_OK;                               /* an empty product (e.g. of an empty slice) */
     if (K == 0) {
         for (int64_t i = 0; i < nb * M * N && !c->accumulate; i++) C[i] = 0.0f;
         return MN_OK;

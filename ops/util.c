@@ -117,13 +117,22 @@ static mn_status infer_cast(mn_infer_ctx *c)
     return check_dtype(c, a->dtype);
 }
 
-/* f32 -> i32 truncates toward zero (as torch's .to(torch.int32)) */
+/* f32 -> i32 in range: truncated toward zero (as torch's .to(torch.int32));
+ * beyond i32's range it saturates and NaN gives 0 (C leaves those undefined). */
+static int32_t f32_to_i32(float v)
+{
+    if (v != v) return 0;
+    if (v >= 2147483648.0f) return INT32_MAX;
+    if (v < -2147483648.0f) return INT32_MIN;
+    return (int32_t)v;
+}
+
 static mn_status cast_fwd(const mn_kernel_ctx *c)
 {
     int64_t n = mn_tensor_numel(c->out);
     bool from_f = c->in[0].dtype == MN_F32, to_f = c->out->dtype == MN_F32;
     for (int64_t i = 0; i < n; i++) {
-        if (from_f && !to_f) mn_i32(c->out)[i] = (int32_t)mn_f32(&c->in[0])[i];
+        if (from_f && !to_f) mn_i32(c->out)[i] = f32_to_i32(mn_f32(&c->in[0])[i]);
         else if (!from_f && to_f) mn_f32(c->out)[i] = (float)mn_i32(&c->in[0])[i];
         else mn_i32(c->out)[i] = mn_i32(&c->in[0])[i];
     }

@@ -4,7 +4,8 @@
 # by round through scripts/bench-ab.sh, so a slow phase of the machine hits
 # both sides. The budget is a fraction of the workload's plain arena, or
 # "smallest" (the smallest arena the recompute pass reaches, from its error).
-# Usage: scripts/recompute-ab.sh [MNEMO] [WORKLOAD] [FRACTION|smallest] [THREADS] [ROUNDS] [SECONDS]
+# Usage: scripts/recompute-ab.sh [MNEMO] [WORKLOAD] [A/B|smallest] [THREADS] [ROUNDS] [SECONDS]
+#   A/B: a fraction of whole numbers, e.g. 1/4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mnemo=$(realpath "${1:-build/mnemo}")
@@ -18,9 +19,12 @@ arena=$("$mnemo" bench --compile --json --threads "$threads" --workload "$w" 2>/
 if [ "$frac" = smallest ]; then
   budget=$("$mnemo" bench --threads "$threads" --budget 0.1 --workload "$w" --memory-budget 1 2>&1 |
            sed -n 's/.*the smallest arena recomputation reaches is \([0-9]*\) bytes.*/\1/p' | head -1 || true)
-else
+elif [[ $frac =~ ^[0-9]+/[1-9][0-9]*$ ]]; then
   budget=$((arena * ${frac%/*} / ${frac#*/}))
+else
+  echo "recompute-ab.sh: the budget is A/B (e.g. 1/4) or smallest, not \"$frac\"" >&2; exit 2
 fi
+[ -n "$budget" ] || { echo "recompute-ab.sh: $w: no smallest budget in mnemo bench's message" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '#!/bin/sh\nexec "%s" "$@" --memory-budget %s\n' "$mnemo" "$budget" > "$tmp/budgeted"

@@ -397,6 +397,7 @@ START_TEST(errors_name_the_node_op_input_and_dtype)
     expect_error("bad_ref", MN_ERR_FORMAT, (const char *[]){ "node 0 \"sum\" (Add)", "input \"nowhere\"", NULL });
     expect_error("bad_attr", MN_ERR_INVALID, (const char *[]){ "node 0 \"t\" (Transpose)", "perm", NULL });
     expect_error("narrow_bad", MN_ERR_DTYPE, (const char *[]){ "node 0 \"neg\" (Neg)", "int8 values", "would wrap", NULL });
+    expect_error("narrow_mul16", MN_ERR_DTYPE, (const char *[]){ "node 0 \"times\" (Mul)", "16-bit integers", "2^24", NULL });
     expect_error("bad_huge", MN_ERR_SHAPE, (const char *[]){ "node 1 \"fill\" (Expand)", "536870912 elements", NULL });
 }
 END_TEST

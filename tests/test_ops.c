@@ -982,6 +982,28 @@ END_TEST
 
 /* The registry decides what must be tested: every op needs a forward case,
  * and every differentiable op's cases are gradient-checked above. */
+/* cast f32 -> i32 truncates toward zero in range; beyond i32's range it
+ * saturates and NaN gives 0 (a plain C conversion would be undefined). */
+START_TEST(cast_to_i32_saturates)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(6));
+    const mn_node *y = mn_cast(g, x, MN_I32);
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = &y, .noutputs = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    const float in[6] = { NAN, 3e9f, -3e9f, 2.7f, -2.7f, INFINITY };
+    const int32_t want[6] = { 0, INT32_MAX, INT32_MIN, 2, -2, INT32_MAX };
+    memcpy(mn_exec_input(ex, 0)->data, in, sizeof in);
+    ck_assert_int_eq(mn_exec_run(ex), MN_OK);
+    const int32_t *got = mn_exec_value(ex, y)->data;
+    for (int i = 0; i < 6; i++) ck_assert_int_eq(got[i], want[i]);
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(every_registered_op_has_cases)
 {
     for (int id = 0; id < mn_op_count(); id++) {
@@ -1336,6 +1358,7 @@ int main(void)
     TCase *tc = tcase_create("ops");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, every_registered_op_has_cases);
+    tcase_add_test(tc, cast_to_i32_saturates);
     tcase_add_test(tc, registry_lookup);
     tcase_add_test(tc, every_attribute_struct_has_a_schema);
     tcase_add_test(tc, fastmath_accuracy);

@@ -143,29 +143,50 @@ END_TEST
 
 /* A per_step product (mn_matmul_steps: an RNN's input projection) of any
  * run of steps gives the whole product's rows bit for bit, at 1 and 2
- * threads: what lets the recompute pass rebuild a segment's projection. */
+ * threads: what lets the recompute pass rebuild a segment's projection.
+ * Sizes above the tiny-executable bound, so 2 threads really run 2 (the
+ * whole product's steps side by side, a solo one-step slice on its own
+ * with BLAS held to one thread); an empty slice gives an empty product. */
 START_TEST(per_step_matmul_rows_do_not_depend_on_the_call)
 {
-    const int64_t T = 16, B = 4, K = 16, N = 64;
+    const int64_t T = 16, B = 32, K = 256, N = 1024;
+    enum { NOUT = 6 };
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_node *a = mn_input(g, "a", MN_F32, MN_SHAPE(T, B, K)), *w = mn_input(g, "w", MN_F32, MN_SHAPE(N, K));
-    const mn_node *out[4] = { mn_matmul_steps(g, a, w, true), mn_matmul_steps(g, mn_slice(g, a, 0, 5, 6, 1), w, true),
-                              mn_matmul_steps(g, mn_slice(g, a, 0, 3, 10, 1), w, true), mn_matmul_steps(g, mn_slice(g, a, 0, 9, 16, 1), w, true) };
-    const int64_t from[4] = { 0, 5, 3, 9 };
+    const int64_t from[NOUT] = { 0, 5, 3, 9, 7, 4 }, to[NOUT] = { 16, 6, 10, 16, 8, 4 };
+    const mn_node *out[NOUT];
+    out[0] = mn_matmul_steps(g, a, w, true);
+    for (int k = 1; k < NOUT; k++) out[k] = mn_matmul_steps(g, mn_slice(g, a, 0, from[k], to[k], 1), w, true);
     for (int threads = 1; threads <= 2; threads++) {
-        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = out, .noutputs = 4 });
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = out, .noutputs = NOUT });
         ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_msg(mn_exec_stat(ex, "schedule.tiny") == 0, "the products must not run as a tiny executable");
         feed(ex);
         ck_assert_ok(mn_exec_run(ex));
         const float *whole = mn_exec_value(ex, out[0])->data;
-        for (int k = 1; k < 4; k++) {
+        for (int k = 1; k < NOUT; k++) {
             const mn_tensor *part = mn_exec_value(ex, out[k]);
-            ck_assert_msg(memcmp(part->data, whole + from[k] * B * N, mn_tensor_bytes(part)) == 0,
-                          "steps from %lld at %d threads differ from the whole product's rows", (long long)from[k], threads);
+            ck_assert_int_eq(mn_tensor_numel(part), (to[k] - from[k]) * B * N);
+            ck_assert_msg(mn_tensor_bytes(part) == 0 || memcmp(part->data, whole + from[k] * B * N, mn_tensor_bytes(part)) == 0,
+                          "steps %lld..%lld at %d threads differ from the whole product's rows", (long long)from[k],
+                          (long long)to[k], threads);
         }
         mn_exec_free(ex);
     }
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
+/* per_step is refused where the kernel could not compute step by step. */
+START_TEST(per_step_matmul_needs_steps_first_and_a_2d_weight)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *a2 = mn_input(g, "a2", MN_F32, MN_SHAPE(8, 4)), *w = mn_input(g, "w", MN_F32, MN_SHAPE(6, 4));
+    ck_assert_ptr_null(mn_matmul_steps(g, a2, w, true));
+    ck_assert_msg(strstr(mn_graph_errmsg(g), "per_step needs A with 3 or more dims") != NULL, "%s", mn_graph_errmsg(g));
     mn_graph_free(g);
     mn_params_free(P);
 }
@@ -234,6 +255,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_gives_bit_identical_gradients, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, budget_shrinks_sequence_models, 0, 4);
     tcase_add_test(tc, per_step_matmul_rows_do_not_depend_on_the_call);
+    tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     suite_add_tcase(s, tc);
