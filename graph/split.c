@@ -189,10 +189,10 @@ static void orphan(mn_exec *ex, mn_step *st)
 {
     ex->vals[st->out].in_tile = true;
     ex->vals[st->out].fused_root = -1;
-    free(st->in); free(st->tin);
+    free(st->in); free(st->tin); free(st->xout); free(st->ctrl);
     if (st->fused) mn__fused_free(st->fused);
-    st->in = NULL; st->tin = NULL; st->fused = NULL;
-    st->nin = 0;
+    st->in = NULL; st->tin = NULL; st->xout = NULL; st->ctrl = NULL; st->fused = NULL;
+    st->nin = 0; st->nxout = 0; st->nctrl = 0;
 }
 
 /* Room for `extra` more steps in *fresh (capacity *cap). */

@@ -108,7 +108,9 @@ def tensors(items, idx, L):
         src[r, :len(s)] = torch.tensor(s)
         tin[r, 0] = BOS; tin[r, 1:len(t) + 1] = torch.tensor(t, dtype=torch.long)
         tout[r, :len(t)] = torch.tensor(t, dtype=torch.long); tout[r, len(t)] = EOS
-    return src, src == PAD, tin, tout
+    pad = src == PAD
+    pad[len(idx):, 0] = False   # rows past the batch's pairs (targets all ignored): one unmasked key, else
+    return src, pad, tin, tout  # softmax over an all -inf row gives NaN and its gradient poisons the weights
 
 model = Model()
 opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0)
