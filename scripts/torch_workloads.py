@@ -60,27 +60,15 @@ def build_lstm_long():
 
 
 # ---------------------------------------------------------------- ner
-class CRF(nn.Module):
-    """Linear-chain CRF, transitions [K + 2, K] (rows K and K + 1: start, end)."""
+def load_ner_bench():
+    """scripts/ner-torch-bench.py (its CRF: the one the ner speed comparison uses)."""
+    spec = importlib.util.spec_from_file_location("ner_torch_bench", os.path.join(HERE, "ner-torch-bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    def __init__(self, K):
-        super().__init__()
-        self.trans = nn.Parameter(torch.empty(K + 2, K).uniform_(-0.1, 0.1))
 
-    def nll(self, em, tags, mask):                 # em [T, B, K], tags [T, B], mask [T, B] bool
-        T, B, K = em.shape
-        tr, start, end = self.trans[:K], self.trans[K], self.trans[K + 1]
-        alpha = start + em[0]
-        for t in range(1, T):
-            nxt = torch.logsumexp(alpha[:, :, None] + tr[None] + em[t][:, None, :], dim=1)
-            alpha = torch.where(mask[t][:, None], nxt, alpha)
-        logz = torch.logsumexp(alpha + end, dim=1)
-        ar = torch.arange(B)
-        score = start[tags[0]] + em[0, ar, tags[0]]
-        for t in range(1, T):
-            score = score + (tr[tags[t - 1], tags[t]] + em[t, ar, tags[t]]) * mask[t]
-        last = tags[mask.sum(0) - 1, ar]
-        return (logz - score - end[last]).mean()
+CRF = load_ner_bench().CRF
 
 
 class NerTagger(nn.Module):
