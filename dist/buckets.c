@@ -102,6 +102,7 @@ static int progress(mn_dist *d)
     int flag = 1, rc = 0;
     while (!rc && flag && d->done < d->next) {
         rc = MPI_Test(&d->b[d->done].req, &flag, MPI_STATUS_IGNORE);
+        d->tests++;
         if (!rc && flag) unpack(d, &d->b[d->done++]);
     }
     return rc;
@@ -137,12 +138,15 @@ static bool busy(const mn_dist *d, int level)
 }
 
 /* The hook: after level L, start the buckets it completes; at the end
- * (L == the level count) wait for all of them. */
+ * (L == the level count) wait for all of them. Only busy levels read the
+ * thread's CPU clock (a system call: 3.5 us here under load): the lstm and
+ * transformer steps have 10-14 of them, against 468 and 94 levels. */
 static mn_status on_level(void *ctx, int level)
 {
     mn_dist *d = ctx;
     if (!d->sync || !d->nb || !busy(d, level)) return MN_OK;
     bool thread = d->opts.progress == MN_DIST_PROGRESS_THREAD;
+    bool last = level >= d->nlevels;
     double t0 = MPI_Wtime(), c0 = thread_cpu();
     int rc = 0;
     while (!rc && d->next < d->nb && d->b[d->next].ready <= level) {
@@ -154,7 +158,7 @@ static mn_status on_level(void *ctx, int level)
     if (!rc && !thread) rc = progress(d);
     double t1 = MPI_Wtime();
     d->comm_total += t1 - t0;
-    if (level < d->nlevels || rc) {
+    if (!last || rc) {
         d->cpu_total += thread_cpu() - c0;
         return rc ? mn__dist_mpi_error(rc, "starting a gradient allreduce") : MN_OK;
     }
@@ -166,7 +170,9 @@ static mn_status on_level(void *ctx, int level)
     d->cpu_total += thread_cpu() - c0;
     d->st.runs++;
     d->st.early = d->early;
+    d->st.tests = d->tests;
     d->early = 0;
+    d->tests = 0;
     if (rc) return mn__dist_mpi_error(rc, "averaging gradients");
     return MN_OK;
 }

@@ -101,8 +101,9 @@ void mn_cli_dist_end(void)
     mn_dist_stats st = mn_dist_get_stats(group);
     if (group && st.runs)
         printf("data parallel: %lld steps, %d bucket%s of gradients each (%d started during the backward pass); "
-               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass\n",
-               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms);
+               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass; "
+               "%d MPI_Test calls in the last step\n",
+               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms, st.tests);
     if (group) print_cpu(&st);
     mn_dist_finalize(group);
     group = NULL;
