@@ -9,6 +9,8 @@
 #  3. the ring-allreduce model fitted to 2 and its projection (dist_model.py).
 # JSON lines go to $OUT (default dist-bench.jsonl), tables to stdout.
 # Usage: scripts/dist-bench.sh [STEPS]   (build first: scripts/build.sh)
+#   BIND=none|core: mpirun's --bind-to for the 2-rank runs (default none);
+#   OMPI_MCA_mpi_yield_when_idle (default 1 here) passes through.
 #        scripts/dist-bench.sh --policy ROUNDS STEPS [MODELS]
 #   configurations side by side: ROUNDS rounds, each running every
 #   configuration once in turn (interleaved, so a change of the machine's
