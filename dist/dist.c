@@ -242,6 +242,7 @@ mn_dist_stats mn_dist_get_stats(const mn_dist *d)
         s.wait_ms = d->wait_total * 1e3 / (double)d->st.runs;
         s.comm_ms = d->comm_total * 1e3 / (double)d->st.runs;
         s.window_ms = d->window_total * 1e3 / (double)d->st.runs;
+        s.cpu_ms = d->cpu_total * 1e3 / (double)d->st.runs;
     }
     return s;
 }
@@ -253,4 +254,5 @@ void mn_dist_reset_stats(mn_dist *d)
     d->wait_total = 0;
     d->comm_total = 0;
     d->window_total = 0;
+    d->cpu_total = 0;
 }

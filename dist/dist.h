@@ -41,7 +41,8 @@ struct mn_dist {
     int thread_err;              /* first MPI error code of the thread */
     mn_dist_stats st;
     int early;                   /* buckets of this run started before its last level */
-    double wait_total, comm_total, window_total;
+    int tests;                   /* MPI_Test calls of this run */
+    double wait_total, comm_total, window_total, cpu_total;
     double first_start;          /* MPI_Wtime when this run's first bucket started */
 };
 

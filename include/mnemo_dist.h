@@ -96,6 +96,9 @@ typedef struct {
     double  comm_ms;             /* per run: time inside MPI calls on the running thread */
     double  window_ms;           /* per run: from the first bucket's start to the end of the
                                     backward pass, the time communication may hide in */
+    double  cpu_ms;              /* per run: CPU time of the running thread inside the group's
+                                    calls of the run (packing, MPI, waiting: Open MPI polls) */
+    int     tests;               /* of the last run: MPI_Test calls between levels (progress mode) */
 } mn_dist_stats;
 mn_dist_stats mn_dist_get_stats(const mn_dist *d);
 void          mn_dist_reset_stats(mn_dist *d);

@@ -9,11 +9,21 @@
 #  3. the ring-allreduce model fitted to 2 and its projection (dist_model.py).
 # JSON lines go to $OUT (default dist-bench.jsonl), tables to stdout.
 # Usage: scripts/dist-bench.sh [STEPS]   (build first: scripts/build.sh)
+#   BIND=none|core: mpirun's --bind-to for the 2-rank runs (default none);
+#   OMPI_MCA_mpi_yield_when_idle (default 1 here) passes through.
 #        scripts/dist-bench.sh --policy ROUNDS STEPS [MODELS]
-#   the bucket policies and thread counts side by side: ROUNDS rounds, each
-#   running every configuration once in turn (interleaved, so a change of
-#   the machine's load hits them alike); per configuration the median
-#   tokens/s and its ratio to 1 rank x 1 thread of the same round.
+#   configurations side by side: ROUNDS rounds, each running every
+#   configuration once in turn (interleaved, so a change of the machine's
+#   load hits them alike); per configuration the median tokens/s, its ratio
+#   to 1 rank x 1 thread of the same round (median, min, max, every round)
+#   and each rank's CPU ms per step. POLICY picks the set:
+#     launch (default): 1 x 1 (also under mpirun -np 1 for its CPU per
+#       step), 1 x 2 threads, 2 x 1 with --bind-to none or core and
+#       OMPI_MCA_mpi_yield_when_idle 1 or 0, default buckets;
+#     buckets: the bucket policies (one 25 MB, first 1 MB / 0.25 MB, all
+#       0.25 MB) with --bind-to $DIST_BIND (default none) and 1 x 2 passive.
+#   Steps 3..STEPS count (start-up and compile excluded); 60-100 steps make
+#   a run of 3-6 s, so `--policy 4 100` takes about 5 minutes.
 #   MNEMO_BIN: another mnemo binary (a copy, so rebuilding does not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,44 +59,68 @@ print(round(tokens * (b["step"] - a["step"]) / (b["time"] - a["time"]), 1))
 PY
 }
 
-# run MODEL RANKS THREADS LABEL [env...]: one mnemo run, one JSON line
+# run MODEL RANKS THREADS LABEL [env...]: one mnemo run, one JSON line.
+# RANKS 1: a plain process; 1m: one rank under mpirun (for its CPU line);
+# 2 or more: mpirun --bind-to $BIND (default none).
 run() {
   local model=$1 ranks=$2 threads=$3 label=$4; shift 4
   local batch=32; [ "$model" = transformer ] && batch=16
   local args=(train --model "$model" --steps "$steps" --val-every 100000 --val-batches 1 --threads "$threads" --force --out "$tmp/$model.st")
   if [ "$ranks" = 1 ]; then env "$@" OMP_NUM_THREADS="$threads" "$mnemo" "${args[@]}" > "$tmp/log" 2>&1
-  else env "$@" OMP_NUM_THREADS="$threads" mpirun -np "$ranks" --bind-to none "$mnemo" "${args[@]}" > "$tmp/log" 2>&1; fi
+  else env "$@" OMP_NUM_THREADS="$threads" mpirun -np "${ranks%m}" --bind-to "${BIND:-none}" "$mnemo" "${args[@]}" > "$tmp/log" 2>&1; fi
   local r; r=$(rate "$tmp/$model.st.metrics.jsonl" "$batch" 64)
   local stats; stats=$(grep -a '^data parallel: [0-9]* steps' "$tmp/log" | sed 's/^data parallel: //' || true)
-  echo "{\"system\": \"mnemo\", \"model\": \"$model\", \"ranks\": $ranks, \"threads\": $threads, \"variant\": \"$label\", \"global_batch\": $batch, \"tokens_per_s\": $r, \"round\": ${round:-0}, \"load\": \"$(cut -d' ' -f1 /proc/loadavg)\", \"dist\": \"$stats\"}" | tee -a "$out"
+  local cpu; cpu=$(grep -a '^data parallel: CPU per step' "$tmp/log" | grep -o 'rank [0-9]* [0-9.]* ms ([0-9.]*' | awk '{printf "%s[%s, %s]", n++ ? ", " : "", $3, substr($5, 2)}' || true)
+  echo "{\"system\": \"mnemo\", \"model\": \"$model\", \"ranks\": ${ranks%m}, \"threads\": $threads, \"variant\": \"$label\", \"global_batch\": $batch, \"tokens_per_s\": $r, \"round\": ${round:-0}, \"load\": \"$(cut -d' ' -f1 /proc/loadavg)\", \"cpu_ms_per_step\": [$cpu], \"dist\": \"$stats\"}" | tee -a "$out"
+}
+
+policy_buckets() {
+  local model=$1 BIND=${DIST_BIND:-none}
+  run $model 1 1 "1x1"
+  run $model 1 2 "1x2 threads"
+  run $model 1 2 "1x2 threads, OMP_WAIT_POLICY=passive" OMP_WAIT_POLICY=passive
+  run $model 2 1 "2x1 one 25 MB bucket" MNEMO_DIST_FIRST_BUCKET_MB=25 MNEMO_DIST_BUCKET_MB=25
+  run $model 2 1 "2x1 first 1 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=1 MNEMO_DIST_BUCKET_MB=25
+  run $model 2 1 "2x1 first 0.25 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=25
+  run $model 2 1 "2x1 0.25 MB buckets" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=0.25
+}
+
+# where the ranks run and how they wait: --bind-to none|core, yield_when_idle 1|0
+policy_launch() {
+  local model=$1
+  run $model 1 1 "1x1"
+  run $model 1m 1 "1x1 under mpirun -np 1"
+  run $model 1 2 "1x2 threads"
+  BIND=none run $model 2 1 "2x1 bind none, yield 1" OMPI_MCA_mpi_yield_when_idle=1
+  BIND=core run $model 2 1 "2x1 bind core, yield 1" OMPI_MCA_mpi_yield_when_idle=1
+  BIND=core run $model 2 1 "2x1 bind core, yield 0" OMPI_MCA_mpi_yield_when_idle=0
+  BIND=none run $model 2 1 "2x1 bind none, yield 0" OMPI_MCA_mpi_yield_when_idle=0
 }
 
 if [ "$policy" = 1 ]; then
+  set_of=policy_${POLICY:-launch}
+  declare -F "$set_of" > /dev/null || { echo "POLICY=${POLICY}: give launch or buckets" >&2; exit 2; }
   for round in $(seq 1 "$rounds"); do
-    for model in ${2:-lstm transformer}; do
-      run $model 1 1 "1x1"
-      run $model 1 2 "1x2 threads"
-      run $model 1 2 "1x2 threads, OMP_WAIT_POLICY=passive" OMP_WAIT_POLICY=passive
-      run $model 2 1 "2x1 one 25 MB bucket" MNEMO_DIST_FIRST_BUCKET_MB=25 MNEMO_DIST_BUCKET_MB=25
-      run $model 2 1 "2x1 first 1 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=1 MNEMO_DIST_BUCKET_MB=25
-      run $model 2 1 "2x1 first 0.25 MB, then 25 MB" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=25
-      run $model 2 1 "2x1 0.25 MB buckets" MNEMO_DIST_FIRST_BUCKET_MB=0.25 MNEMO_DIST_BUCKET_MB=0.25
-    done
+    for model in ${2:-lstm transformer}; do "$set_of" $model; done
   done
   python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
 base = {(r["model"], r["round"]): r["tokens_per_s"] for r in rows if r["variant"] == "1x1"}
-print("| model | configuration | median tokens/s | median vs 1x1 of its round | ratios per round | load |")
-print("|---|---|---:|---:|---|---|")
+print("| model | configuration | median tokens/s | median vs 1x1 of its round | min | max | ratios per round | CPU ms/step per rank (in allreduces), median | load |")
+print("|---|---|---:|---:|---:|---:|---|---|---|")
 seen = []
 for r in rows:
     if (r["model"], r["variant"]) not in seen: seen.append((r["model"], r["variant"]))
 for m, v in seen:
     rs = [r for r in rows if r["model"] == m and r["variant"] == v]
     ratios = [r["tokens_per_s"] / base[(m, r["round"])] for r in rs]
-    print(f"| {m} | {v} | {statistics.median(r['tokens_per_s'] for r in rs):.0f} | {statistics.median(ratios):.2f}x | "
-          + " ".join(f"{x:.2f}" for x in ratios) + " | " + " ".join(r["load"] for r in rs) + " |")
+    cpus = [r.get("cpu_ms_per_step") or [] for r in rs]
+    ranks = max((len(c) for c in cpus), default=0)
+    cpu = ", ".join(f"{statistics.median(c[k][0] for c in cpus if len(c) > k):.1f} ({statistics.median(c[k][1] for c in cpus if len(c) > k):.1f})"
+                    for k in range(ranks))
+    print(f"| {m} | {v} | {statistics.median(r['tokens_per_s'] for r in rs):.0f} | {statistics.median(ratios):.2f}x | {min(ratios):.2f} | "
+          f"{max(ratios):.2f} | " + " ".join(f"{x:.2f}" for x in ratios) + f" | {cpu} | " + " ".join(r["load"] for r in rs) + " |")
 PY
   exit 0
 fi

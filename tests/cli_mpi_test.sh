@@ -59,6 +59,9 @@ vrel=$(awk -v a="$v1" -v b="$v2" 'BEGIN { d = a - b; if (d < 0) d = -d; print (a
 check "2 ranks' sharded validation loss $v2 equals one process's $v1 (relative $vrel)" small "$vrel" 1e-5
 # rank 0 alone writes and prints (rank 1 is told other paths: it must not use them)
 check "one summary line" test "$(grep -c 'best validation loss' out.txt)" = 1
+# each rank's CPU per step, printed by rank 0 (the figure to compare with one process's)
+check "CPU per step of both ranks" \
+  grep -Eq '^data parallel: CPU per step \(steps 2\.\.20\): rank 0 [0-9.]+ ms \([0-9.]+ in the allreduces\), rank 1 [0-9.]+ ms' out.txt
 expect 0 "data parallel: 2 ranks" -- run -np 1 "$mnemo" train "${common[@]}" --batch 8 --steps 2 --out w0.st : \
   -np 1 "$mnemo" train "${common[@]}" --batch 8 --steps 2 --out w1.st --metrics w1.jsonl
 check "rank 0 writes" test -s w0.st.last -a -s w0.st.metrics.jsonl

@@ -173,6 +173,16 @@ START_TEST(small_buckets_start_during_the_backward_pass_and_change_nothing)
 }
 END_TEST
 
+START_TEST(the_cpu_time_inside_the_allreduces_is_counted_per_step)
+{
+    net d = build(B / size_, HID);
+    mn_dist_stats st = train_dist(&d, &(mn_dist_opts){ .bucket_bytes = 512 });
+    ck_assert_msg(st.cpu_ms > 0, "cpu_ms %g: the CPU time of packing and MPI calls was not counted", st.cpu_ms);
+    ck_assert_msg(st.cpu_ms <= st.comm_ms + 0.05, "cpu_ms %g above the wall time of the same calls, %g ms", st.cpu_ms, st.comm_ms);
+    drop(&d);
+}
+END_TEST
+
 START_TEST(a_communication_thread_gives_the_same_parameters)
 {
     net d = build(B / size_, HID), ref = build(B / size_, HID);
@@ -418,6 +428,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, ranks_hold_identical_parameters_after_training);
     tcase_add_test(tc, half_batches_on_two_ranks_equal_summed_half_batch_gradients_bitwise);
     tcase_add_test(tc, small_buckets_start_during_the_backward_pass_and_change_nothing);
+    tcase_add_test(tc, the_cpu_time_inside_the_allreduces_is_counted_per_step);
     tcase_add_test(tc, a_communication_thread_gives_the_same_parameters);
     tcase_add_test(tc, two_ranks_match_one_process_on_the_full_batch);
     tcase_add_test(tc, uneven_shards_weighted_by_their_share_match_one_process);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef MNEMO_HAVE_MPI
 #include "mnemo_dist.h"
@@ -65,13 +66,45 @@ int mn_cli_dist_begin(void)
     return MN_EXIT_OK;
 }
 
+/* Process CPU seconds at the end of this rank's steps (mn_cli_dist_loss):
+ * the first and the latest, and the steps between them. */
+static double cpu_first, cpu_last;
+static int64_t cpu_steps = -1;
+
+static void count_step(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    cpu_last = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    if (cpu_steps++ < 0) cpu_first = cpu_last;
+}
+
+/* Each rank's CPU milliseconds per step (its steps after the first) and
+ * those inside the group's calls, on rank 0's stdout. (collective) */
+static void print_cpu(const mn_dist_stats *st)
+{
+    int n = mn_dist_size(group), r = mn_dist_rank(group);
+    double *v = calloc((size_t)n * 2, sizeof *v);
+    if (!v) return;
+    v[2 * r] = cpu_steps > 0 ? 1e3 * (cpu_last - cpu_first) / (double)cpu_steps : 0;
+    v[2 * r + 1] = st->cpu_ms;
+    if (!mn_dist_sum(group, v, 2 * n) && cpu_steps > 0) {
+        printf("data parallel: CPU per step (steps 2..%lld):", (long long)cpu_steps + 1);
+        for (int k = 0; k < n; k++) printf("%s rank %d %.2f ms (%.2f in the allreduces)", k ? "," : "", k, v[2 * k], v[2 * k + 1]);
+        printf("\n");
+    }
+    free(v);
+}
+
 void mn_cli_dist_end(void)
 {
     mn_dist_stats st = mn_dist_get_stats(group);
     if (group && st.runs)
         printf("data parallel: %lld steps, %d bucket%s of gradients each (%d started during the backward pass); "
-               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass\n",
-               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms);
+               "%.2f ms per step in MPI, %.2f ms of it waiting at the end; %.2f ms from the first bucket to the end of the backward pass; "
+               "%d MPI_Test calls in the last step\n",
+               (long long)st.runs, st.buckets, st.buckets == 1 ? "" : "s", st.early, st.comm_ms, st.wait_ms, st.window_ms, st.tests);
+    if (group) print_cpu(&st);
     mn_dist_finalize(group);
     group = NULL;
 }
@@ -126,6 +159,7 @@ void mn_cli_dist_step(const mn_data *d, const mn_train_cfg *c, const int64_t *ba
 double mn_cli_dist_loss(double loss)
 {
     double v = loss * weight;
+    count_step();
     if (group && mn_dist_sum(group, &v, 1)) mn_cli_dist_fail();
     return group ? v : loss;
 }
