@@ -116,7 +116,7 @@ check "resumed within an epoch: the same test report" \
   test "$(grep -A8 "^test: .*entity level" out.txt | tail -7)" = "$(grep -A8 "^test: .*entity level" whole.txt | tail -7)"
 check "resumed within an epoch: the same .last" same_tensors whole.st.last mid.st.last
 expect 0 "^epoch 1: 11 steps" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --epochs 1 --out one.st
-expect 0 "resuming one.st.last at step 11 \(epoch 2, batch 0\)" -- "$mnemo" train --model ner --resume one.st.last --epochs 3
+expect 0 "resuming one.st.last at step 11 \(epoch 2, batch 0\)" -- "$mnemo" train --resume one.st.last --epochs 3   # no --model: the checkpoint names it
 check "resumed between epochs: the same tensors as unbroken" same_tensors whole.st one.st
 expect 2 "--resume continues the run stored in one.st.last .* --lr cannot change it" -- \
   "$mnemo" train --model ner --resume one.st.last --epochs 4 --lr 0.1

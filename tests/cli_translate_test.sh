@@ -129,6 +129,7 @@ check "resumed weights and optimizer state equal the uninterrupted run's" same_t
 check "metrics: one line per validation step" [ "$(grep -c '"step": 8' part.st.metrics.jsonl)" = 1 ]
 check "resumed losses equal" [ "$(grep '"step": 8' full.st.metrics.jsonl | cut -d, -f2)" = "$(grep '"step": 8' part.st.metrics.jsonl | cut -d, -f2)" ]
 expect 0 "nothing to train: part.st.last is at step 8" -- "$mnemo" train --model translate --resume part.st.last --steps 8
+expect 0 "nothing to train: part.st.last is at step 8" -- "$mnemo" train --resume part.st.last --steps 8   # the checkpoint names its model
 expect 2 "--d-model cannot change when resuming" -- "$mnemo" train --model translate --resume part.st.last --steps 9 --d-model 64
 expect 1 "no loop state" -- "$mnemo" train --model translate --resume no_state.st --steps 9 --out r.st
 

@@ -724,9 +724,32 @@ static int train(int argc, char **argv);
 
 /* Under mpirun every rank runs train(); the ranks agree on failures
  * before each collective step, so none waits for one that left. */
+/* `--resume CKPT` without `--model`: the model CKPT holds (into buf), so
+ * that a translate or ner checkpoint resumes in its own loop; "" when
+ * --model is given, there is no --resume or the file does not say. */
+static const char *resumed_model(int argc, char **argv, char *buf, size_t n)
+{
+    const char *path = NULL;
+    buf[0] = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") || !strncmp(argv[i], "--model=", 8)) return buf;
+        if (!strcmp(argv[i], "--resume") && i + 1 < argc) path = argv[i + 1];
+        else if (!strncmp(argv[i], "--resume=", 9)) path = argv[i] + 9;
+    }
+    mn_params *P = path ? mn_params_new() : NULL;
+    const char *m = P && !mn_params_load(P, path) ? mn_params_get_meta(P, "mnemo.model") : NULL;
+    if (m) snprintf(buf, n, "%s", m);
+    mn_params_free(P);
+    mn_clear_error();                            /* a bad file is reported by the loop that opens it */
+    return buf;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    if (mn_mt_wants_train(argc, argv)) return cmd_train_translate(argc, argv);   /* tools/cmd_translate.c */
+    char held[64];
+    const char *model = resumed_model(argc, argv, held, sizeof held);
+    if (mn_mt_wants_train(argc, argv) || !strcmp(model, "translate")) return cmd_train_translate(argc, argv);   /* tools/cmd_translate.c */
+    if (!strcmp(model, "ner")) return mn_cmd_train_ner(argc, argv);
     for (int i = 1; i < argc; i++)                 /* --model ner: its own loop and flags (cmd_ner.c) */
         if ((!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "ner")) || !strcmp(argv[i], "--model=ner"))
             return mn_cmd_train_ner(argc, argv);
