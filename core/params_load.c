@@ -2,9 +2,11 @@
  * load_state_dict(strict=False): the trainable tensors a store shares with
  * a file or another store, by name or through rename rules ("rnn.* ->
  * encoder.rnn.*"), and a report of what was loaded, missing, unexpected and
- * of another shape. Invariant: all or nothing; every rule, name and shape
+ * of another shape; names a caller copies itself are skipped by a list,
+ * compared whole. Invariant: all or nothing; every rule, name and shape
  * is checked before the first byte is copied. */
 #include "internal.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,12 +177,20 @@ static mn_status place(mn_params *P, const mn_params *src, int i, const char *to
     return MN_OK;
 }
 
-static mn_status decide(mn_params *P, const mn_params *src, const rules *R, plan *pl)
+/* Whether name is one of the NULL-terminated list's, byte for byte. */
+static bool skipped(const char *const *skip, const char *name)
+{
+    for (; skip && *skip; skip++)
+        if (!strcmp(*skip, name)) return true;
+    return false;
+}
+
+static mn_status decide(mn_params *P, const mn_params *src, const rules *R, const mn_load_opts *o, plan *pl)
 {
     char to[512];
     mn_status s = MN_OK;
     for (int i = 0; !s && i < mn_params_count(src); i++) {
-        if (!mn_params_grad((mn_params *)src, i)) continue;
+        if (!mn_params_grad((mn_params *)src, i) || skipped(o->skip, mn_params_name(src, i))) continue;
         s = rename_one(R, mn_params_name(src, i), to, sizeof to);
         if (!s) s = place(P, src, i, to, pl);
     }
@@ -213,18 +223,37 @@ static mn_status mismatch_error(mn_params *P, const mn_params *src, const plan *
                      n, n > 1 ? "s" : "", msg, n > 4 ? " and more" : "");
 }
 
-mn_status mn_params_copy_partial(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report)
+/* The options as this library reads them, from a caller's struct of
+ * `size` bytes: this header's, or 0.1's (without the skip list). */
+typedef struct { const char *rename; bool skip_mismatched; } load_opts_0_1;
+_Static_assert(offsetof(mn_load_opts, skip_mismatched) == offsetof(load_opts_0_1, skip_mismatched) &&
+               offsetof(mn_load_opts, skip) >= sizeof(load_opts_0_1), "mn_load_opts: fields are appended only");
+
+static mn_status opts_of(const mn_load_opts *opts, size_t size, mn_load_opts *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!opts) return MN_OK;
+    if (size != sizeof(mn_load_opts) && size != sizeof(load_opts_0_1))
+        return mn__error(MN_ERR_MISUSE, "partial load: mn_load_opts of %zu bytes; this library (mnemo %s) takes %zu (0.2) or %zu (0.1)", size,
+                         mn_version(), sizeof(mn_load_opts), sizeof(load_opts_0_1));
+    memcpy(out, opts, size);
+    return MN_OK;
+}
+
+mn_status mn_params_copy_partial_sized(size_t opts_size, mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report)
 {
     if (report) memset(report, 0, sizeof *report);
     if (!P || !src) return mn__error(MN_ERR_MISUSE, "copy_partial: NULL store");
+    mn_load_opts o;
+    mn_status s = opts_of(opts, opts_size, &o);
+    if (s) return s;
     rules *R = calloc(1, sizeof *R);
     plan pl = { calloc((size_t)mn_params_count(P) + 1, sizeof(int)), { { 0 }, { 0 } } };
-    mn_status s = !R || !pl.from ? mn__error(MN_ERR_NOMEM, "partial load: out of memory") : MN_OK;
+    s = !R || !pl.from ? mn__error(MN_ERR_NOMEM, "partial load: out of memory") : MN_OK;
     for (int j = 0; !s && j < mn_params_count(P); j++) pl.from[j] = -1;
-    if (!s && opts && opts->rename) s = parse_rules(opts->rename, R);
-    if (!s) s = decide(P, src, R, &pl);
-    bool strict = !(opts && opts->skip_mismatched);
-    if (!s && strict && pl.rep.count[MN_LOAD_MISMATCHED]) s = mismatch_error(P, src, &pl);
+    if (!s && o.rename) s = parse_rules(o.rename, R);
+    if (!s) s = decide(P, src, R, &o, &pl);
+    if (!s && !o.skip_mismatched && pl.rep.count[MN_LOAD_MISMATCHED]) s = mismatch_error(P, src, &pl);
     for (int k = 0; !s && k < pl.rep.count[MN_LOAD_LOADED]; k++) {
         int j = mn_params_find(P, pl.rep.names[MN_LOAD_LOADED][k]);
         mn_tensor *d = mn_params_value(P, j);
@@ -237,14 +266,32 @@ mn_status mn_params_copy_partial(mn_params *P, const mn_params *src, const mn_lo
     return s;
 }
 
-mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report)
+mn_status mn_params_load_partial_sized(size_t opts_size, mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report)
 {
     if (report) memset(report, 0, sizeof *report);
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "load_partial: NULL store or path");
+    mn_load_opts o;
+    mn_status s = opts_of(opts, opts_size, &o);
+    if (s) return s;
     mn_params *src = mn_params_new();
     if (!src) return mn_last_status();
-    mn_status s = mn_params_load(src, path);
-    if (!s) s = mn_params_copy_partial(P, src, opts, report);
+    s = mn_params_load(src, path);
+    if (!s) s = mn_params_copy_partial_sized(sizeof o, P, src, opts ? &o : NULL, report);
     mn_params_free(src);
     return s;
+}
+
+/* The symbols of 0.1, for programs built against it (their struct has no
+ * skip list); the header's macros of the same names reach the sized ones. */
+mn_status (mn_params_copy_partial)(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report);
+mn_status (mn_params_load_partial)(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report);
+
+mn_status (mn_params_copy_partial)(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report)
+{
+    return mn_params_copy_partial_sized(sizeof(load_opts_0_1), P, src, opts, report);
+}
+
+mn_status (mn_params_load_partial)(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report)
+{
+    return mn_params_load_partial_sized(sizeof(load_opts_0_1), P, path, opts, report);
 }

@@ -62,4 +62,4 @@ mn_status mn_set_error(mn_status code, const char *fmt, ...)
     return code;
 }
 
-const char *mn_version(void) { return "0.1.0"; }
+const char *mn_version(void) { return "0.2.0"; }

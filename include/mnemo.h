@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 #define MN_VERSION_MAJOR 0
-#define MN_VERSION_MINOR 1
+#define MN_VERSION_MINOR 2
 #define MN_VERSION_PATCH 0
 const char *mn_version(void);
 
@@ -230,11 +230,25 @@ typedef struct {
 typedef struct {
     const char *rename;      /* rules as above; NULL or "": names as they are */
     bool skip_mismatched;    /* copy the rest; report mismatches instead of failing */
+    /* Since 0.2: source names the load leaves alone (a caller that copies
+     * them its own way), NULL-terminated (NULL: none). Each is compared
+     * whole, byte for byte, with the source's names, never read as a rule
+     * or a pattern; a skipped tensor is neither copied nor reported. */
+    const char *const *skip;
 } mn_load_opts;
 /* report (may be NULL) is filled on success and on MN_ERR_SHAPE; free it
- * with mn_load_report_free. opts may be NULL (strict shapes, no rules). */
-mn_status mn_params_load_partial(mn_params *P, const char *path, const mn_load_opts *opts, mn_load_report *report);
-mn_status mn_params_copy_partial(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report);
+ * with mn_load_report_free. opts may be NULL (strict shapes, no rules).
+ * The calls pass sizeof(mn_load_opts) of the caller's header: a size this
+ * library does not know (a caller built against a newer header) is
+ * MN_ERR_MISUSE naming both sizes, and nothing is loaded; a caller built
+ * against 0.1 (no skip list) reaches the unsized symbols, still exported. */
+mn_status mn_params_load_partial_sized(size_t opts_size, mn_params *P, const char *path, const mn_load_opts *opts,
+                                       mn_load_report *report);
+mn_status mn_params_copy_partial_sized(size_t opts_size, mn_params *P, const mn_params *src, const mn_load_opts *opts,
+                                       mn_load_report *report);
+/* (P, path or src, opts, report); variadic: an opts compound literal holds commas */
+#define mn_params_load_partial(...) mn_params_load_partial_sized(sizeof(mn_load_opts), __VA_ARGS__)
+#define mn_params_copy_partial(...) mn_params_copy_partial_sized(sizeof(mn_load_opts), __VA_ARGS__)
 void      mn_load_report_free(mn_load_report *r);
 /* The store name the rules give a source name (out: "" when a rule drops
  * it, the name itself when no rule matches); MN_ERR_INVALID for a bad rule

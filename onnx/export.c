@@ -278,6 +278,22 @@ static bool emit_gather(exporter *e, const mn_node *n, char **in, const char *ou
     return !e->oom;
 }
 
+/* Softmax (log: LogSoftmax) over axis as mnemo's ops define it: a row of
+ * only -inf (every key masked) gives 0 (LogSoftmax: -inf) where ONNX's
+ * gives NaN. Where(ReduceMax(x) == -inf, 0, Softmax(x)): the NaN of such
+ * a row is never selected, and every other row is Softmax's own. */
+static bool softmax_rows(exporter *e, const char *x, int64_t axis, bool log, const char *out)
+{
+    char *mx = tmpname(e), *empty = tmpname(e), *p = tmpname(e);
+    Onnx__NodeProto *r = node(e, "ReduceMax", 1, (const char *[]){ x }, mx);
+    attr_ints(e, r, "axes", &axis, 1);
+    attr_int(e, r, "keepdims", 1);
+    node(e, "Equal", 2, (const char *[]){ mx, const_float(e, -INFINITY) }, empty);
+    attr_int(e, node(e, log ? "LogSoftmax" : "Softmax", 1, (const char *[]){ x }, p), "axis", axis);
+    node(e, "Where", 3, (const char *[]){ empty, const_float(e, log ? -INFINITY : 0.0f), p }, out);
+    return !e->oom;
+}
+
 /* softmax/log_softmax; a mask input is added, causal adds -inf above the diagonal. */
 static bool emit_softmax(exporter *e, const mn_node *n, char **in, const char *out)
 {
@@ -300,8 +316,7 @@ static bool emit_softmax(exporter *e, const mn_node *n, char **in, const char *o
         node(e, "Add", 2, (const char *[]){ x, c }, t);
         x = t;
     }
-    attr_int(e, node(e, strcmp(n->op->name, "softmax") ? "LogSoftmax" : "Softmax", 1, (const char *[]){ x }, out), "axis", a->axis);
-    return !e->oom;
+    return softmax_rows(e, x, a->axis, strcmp(n->op->name, "softmax") != 0, out);
 }
 
 /* sum, mean over a bit mask of axes. */
@@ -486,7 +501,8 @@ static char *attention_part(exporter *e, const char *qkv, mn_shape s, int64_t H,
 
 /* self_attention (inference: no dropout): softmax(scale q k^T + masks) v per
  * head, heads merged back to [B, T, E]. A key padding input (nonzero: a
- * padded key) adds -inf to its column; causal adds -inf above the diagonal. */
+ * padded key) adds -inf to its column; causal adds -inf above the diagonal.
+ * A query that sees no key gets 0, as the op gives (softmax_rows). */
 static bool emit_attention(exporter *e, const mn_node *n, char **in, const char *out)
 {
     const mn_attention_attrs *a = n->attrs;
@@ -518,7 +534,7 @@ static bool emit_attention(exporter *e, const mn_node *n, char **in, const char 
     }
     int64_t perm[4] = { 0, 2, 1, 3 }, bte[3] = { B, T, E };
     char *p = tmpname(e), *ctx = tmpname(e), *merged = tmpname(e);
-    attr_int(e, node(e, "Softmax", 1, (const char *[]){ x }, p), "axis", -1);
+    softmax_rows(e, x, -1, false, p);
     node(e, "MatMul", 2, (const char *[]){ p, v }, ctx);
     attr_ints(e, node(e, "Transpose", 1, (const char *[]){ ctx }, merged), "perm", perm, 4);
     node(e, "Reshape", 2, (const char *[]){ merged, const_ints(e, bte, 3) }, out);
@@ -533,7 +549,8 @@ static const ex_entry EXPORT[] = {
     { "square", "Mul", emit_square }, { "scale", "Mul", emit_scale }, { "rsqrt", "Sqrt, Reciprocal", emit_rsqrt },
     { "matmul", "MatMul", emit_matmul }, { "reshape", "Reshape", emit_reshape }, { "expand", "Expand", emit_expand },
     { "permute", "Transpose", emit_permute }, { "slice", "Slice", emit_slice }, { "concat", "Concat", emit_concat },
-    { "index_select", "Gather", emit_gather }, { "softmax", "Softmax", emit_softmax }, { "log_softmax", "LogSoftmax", emit_softmax },
+    { "index_select", "Gather", emit_gather }, { "softmax", "ReduceMax, Equal, Softmax, Where", emit_softmax },
+    { "log_softmax", "ReduceMax, Equal, LogSoftmax, Where", emit_softmax },
     { "sum", "ReduceSum", emit_reduce }, { "mean", "ReduceMean", emit_reduce }, { "max", "ReduceMax", emit_axis_reduce },
     { "min", "ReduceMin", emit_axis_reduce }, { "logsumexp", "ReduceLogSumExp", emit_axis_reduce },
     { "argmax", "ArgMax", emit_axis_reduce }, { "argmin", "ArgMin", emit_axis_reduce },
@@ -544,7 +561,7 @@ static const ex_entry EXPORT[] = {
     { "le", "LessOrEqual", emit_compare }, { "eq", "Equal", emit_compare }, { "ne", "Equal, Not", emit_compare },
     { "where", "Where", emit_where }, { "cast", "Cast", emit_cast }, { "dropout", "Identity", emit_dropout },
     { "fill", "Identity", emit_fill }, { "arange", "Constant", emit_arange },
-    { "self_attention", "Slice, Reshape, Transpose, MatMul, Mul, Softmax", emit_attention },
+    { "self_attention", "Slice, Reshape, Transpose, MatMul, Mul, Softmax, Where", emit_attention },
 };
 
 static bool emit_same(exporter *e, const mn_node *n, char **in, const char *out)
@@ -592,11 +609,22 @@ static Onnx__ValueInfoProto *value_info(exporter *e, const char *name, mn_dtype 
     return v;
 }
 
+/* Whether an initializer of that name is written already: a parameter
+ * read through several nodes (attention's packed bias, sliced per part)
+ * is one initializer, as ONNX requires names to be unique. */
+static bool has_init(const exporter *e, const char *name)
+{
+    for (int i = 0; i < e->ninits; i++)
+        if (e->inits[i]->name && !strcmp(e->inits[i]->name, name)) return true;
+    return false;
+}
+
 /* Emits one needed node; MN_ERR_UNSUPPORTED (mn_errmsg) when it has no ONNX form. */
 static mn_status emit_node(exporter *e, mn_node *n, Onnx__ValueInfoProto ***inputs, int *ninputs, int *capin)
 {
     char *out = vname(e, n);
     if (n->kind == MN_NODE_INPUT) return push(e, (void ***)inputs, ninputs, capin, value_info(e, out, n->desc.dtype, n->desc.shape)) ? MN_OK : MN_ERR_NOMEM;
+    if (n->kind == MN_NODE_PARAM && out && has_init(e, out)) return MN_OK;
     if (n->kind == MN_NODE_PARAM) {
         mn_tensor *v = mn_params_value(e->g->P, n->param);
         return v && init_tensor(e, out, OX_FLOAT, v->shape, v->data) ? MN_OK : MN_ERR_NOMEM;

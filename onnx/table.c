@@ -370,6 +370,19 @@ CONV(conv_where)
 }
 
 /* Cast to float, the integer types or bool. */
+/* Whether Cast from `from` to the narrow type `to` keeps every value of
+ * `to`'s range exact: to uint32/uint64 only from unsigned types (a
+ * negative value would become 2^bits - k, beyond i32); to an 8- or 16-bit
+ * type from float (truncated, then wrapped as ONNX's fixed-point casts
+ * do, exact: ONNX leaves out-of-range floats undefined) or from a type of
+ * at most 16 bits (the wrap runs in f32, exact below 2^24). */
+static bool narrow_cast_exact(int from, int to)
+{
+    bool unsigned_from = from == OX_UINT8 || from == OX_UINT16 || from == OX_UINT32 || from == OX_UINT64 || from == OX_BOOL;
+    if (to == OX_UINT32 || to == OX_UINT64) return unsigned_from;
+    return from == OX_FLOAT || from == OX_BOOL || from == OX_UINT8 || from == OX_INT8 || from == OX_UINT16 || from == OX_INT16;
+}
+
 CONV(conv_cast)
 {
     UNUSED_ARGS;
@@ -378,9 +391,13 @@ CONV(conv_cast)
     int to = (int)mn__ox_attr_int(n, "to", 0);
     if (to == OX_DOUBLE) to = OX_FLOAT;                 /* double is computed as f32 */
     if (!mn__ox_elem_supported(to)) return fail(g, MN_ERR_UNSUPPORTED, "%scast to element type %lld is not supported", "", to);
+    if (mn__ox_elem_narrow(to) && !narrow_cast_exact(mn__ox_stored_elem(in[0]->elem), to))
+        return mn_graph_fail(g, MN_ERR_DTYPE, "Cast of %s values to %s is not supported (held as i32 or f32, a value outside %s's range "
+                             "would not wrap exactly)", mn__ox_elem_name(in[0]->elem), mn__ox_elem_name(to), mn__ox_elem_name(to));
     mn_node *y = x;
     if (to == OX_BOOL) y = mn_ne(g, as_f32(g, x), mn_scalar(g, 0.0f));
     else y = mn_cast(g, x, to == OX_FLOAT ? MN_F32 : MN_I32);
+    if (mn__ox_elem_narrow(to)) y = wrap_narrow(g, y, to);   /* into to's range, as ONNX's fixed-point casts wrap */
     out[0] = y;
     out_elem[0] = to;
     return status_of(g, y);
@@ -1337,7 +1354,7 @@ const ox_entry mn__ox_table[] = {
     { "Xor", "ne", conv_logic, NULL, NULL },
     { "Not", "sub", conv_logic, NULL, NULL },
     { "Where", "where", conv_where, NULL, NULL },
-    { "Cast", "cast, ne", conv_cast, "to float, double (as float), int32, int64 or bool", NULL },
+    { "Cast", "cast, ne", conv_cast, "to float, double (as float), int32, int64, bool or a narrow integer (wrapped)", NULL },
     { "Identity", "-", conv_identity, NULL, NULL },
     { "OneHot", "one_hot, scale, add", conv_one_hot, "depth and values fixed at import", NULL },
     { "Hardmax", "argmax, one_hot", conv_hardmax, NULL, NULL },

@@ -2,10 +2,10 @@
  * by name. float becomes f32, and so do double, float16 and bfloat16
  * tensors (initializers, Constants, test data: converted, docs/onnx.md);
  * int32, int64, bool and the narrow integers (uint8, int8, uint16, int16,
- * uint32, uint64) become i32 (a value outside the i32 range is an
- * error, never a silent wrap, except the +-2^62.. "to the end" sentinels of
- * Slice, which saturate). Every length a file declares is checked against
- * the bytes present before copying. */
+ * uint32, uint64) become i32 (a value outside the i32 range, or outside
+ * its narrow type's, is an error, never a silent wrap, except the
+ * +-2^62.. "to the end" sentinels of Slice, which saturate). Every length
+ * a file declares is checked against the bytes present before copying. */
 #include "internal.h"
 #include <math.h>
 #include <stdio.h>
@@ -123,20 +123,37 @@ static bool put_int(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msgl
     return true;
 }
 
-/* A value of a narrow integer type: exact in i32 or an error (uint32 and
- * uint64 values above 2^31 - 1). */
-static bool put_narrow(mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msglen)
+/* The values a narrow type holds, as far as i32 reaches (uint32, uint64: [0, 2^31 - 1]). */
+static void narrow_range(int elem, int64_t *lo, int64_t *hi)
 {
-    if (v < INT32_MIN || v > INT32_MAX) {
-        snprintf(msg, msglen, "integer value %lld does not fit mnemo's i32", (long long)v);
-        return false;
+    *lo = elem == OX_INT8 ? INT8_MIN : elem == OX_INT16 ? INT16_MIN : 0;
+    *hi = elem == OX_UINT8 ? UINT8_MAX : elem == OX_INT8 ? INT8_MAX : elem == OX_UINT16 ? UINT16_MAX : elem == OX_INT16 ? INT16_MAX : INT32_MAX;
+}
+
+/* Element i of tensor t, a value of the narrow type elem: in that type's
+ * range and exact in i32, or an error naming the tensor (int32_data holds
+ * 8- and 16-bit values widened, so a file can declare uint8 and hold 300;
+ * raw data holds each in its own width and is in range by construction). */
+static bool put_narrow(const Onnx__TensorProto *t, int elem, mn_tensor *out, int64_t i, int64_t v, char *msg, size_t msglen)
+{
+    int64_t lo, hi;
+    narrow_range(elem, &lo, &hi);
+    if (v >= lo && v <= hi) {
+        mn_i32(out)[i] = (int32_t)v;
+        return true;
     }
-    mn_i32(out)[i] = (int32_t)v;
-    return true;
+    const char *name = t->name ? t->name : "";
+    if (hi == INT32_MAX)
+        snprintf(msg, msglen, "tensor \"%s\": %s element %lld is %lld, which does not fit mnemo's i32", name, mn__ox_elem_name(elem), (long long)i,
+                 (long long)v);
+    else
+        snprintf(msg, msglen, "tensor \"%s\": element %lld is %lld, outside %s's range [%lld, %lld]", name, (long long)i, (long long)v,
+                 mn__ox_elem_name(elem), (long long)lo, (long long)hi);
+    return false;
 }
 
 /* Element i of raw little-endian data of type elem. */
-static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char *msg, size_t msglen)
+static bool from_raw(const Onnx__TensorProto *t, const uint8_t *p, int elem, mn_tensor *out, int64_t i, char *msg, size_t msglen)
 {
     if (elem == OX_FLOAT) {
         memcpy(&mn_f32(out)[i], p, 4);
@@ -156,7 +173,7 @@ static bool from_raw(const uint8_t *p, int elem, mn_tensor *out, int64_t i, char
         mn_f32(out)[i] = wide_to_float(elem, bits);
         return true;
     }
-    if (mn__ox_elem_narrow(elem)) return put_narrow(out, i, narrow_raw(p, elem), msg, msglen);
+    if (mn__ox_elem_narrow(elem)) return put_narrow(t, elem, out, i, narrow_raw(p, elem), msg, msglen);
     int64_t v;
     memcpy(&v, p, 8);
     return put_int(out, i, v, msg, msglen);
@@ -181,9 +198,10 @@ static bool fill_typed(const Onnx__TensorProto *t, int elem, mn_tensor *out, int
         else if (elem == OX_INT64) {
             if (!put_int(out, i, t->int64_data[i], msg, msglen)) return false;
         } else if (u64) {
-            if (!put_narrow(out, i, t->uint64_data[i] > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)t->uint64_data[i], msg, msglen)) return false;
+            if (!put_narrow(t, elem, out, i, t->uint64_data[i] > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)t->uint64_data[i], msg, msglen))
+                return false;
         } else if (mn__ox_elem_narrow(elem)) {
-            if (!put_narrow(out, i, t->int32_data[i], msg, msglen)) return false;
+            if (!put_narrow(t, elem, out, i, t->int32_data[i], msg, msglen)) return false;
         } else
             mn_i32(out)[i] = elem == OX_BOOL ? t->int32_data[i] != 0 : t->int32_data[i];
     }
@@ -218,7 +236,7 @@ mn_tensor *mn__ox_tensor(const Onnx__TensorProto *t, char *msg, size_t msglen)
                      (long long)n, mn__ox_elem_name(elem));
             ok = false;
         }
-        for (int64_t i = 0; ok && i < n; i++) ok = from_raw(t->raw_data.data + (size_t)i * eb, elem, out, i, msg, msglen);
+        for (int64_t i = 0; ok && i < n; i++) ok = from_raw(t, t->raw_data.data + (size_t)i * eb, elem, out, i, msg, msglen);
     } else {
         ok = fill_typed(t, elem, out, n, msg, msglen);
     }

@@ -42,6 +42,7 @@ check "report: vocabulary" grep -q "outside pre.st's vocabulary" out.txt
 check "frozen embedding bit-identical" same pre.st ft.st emb.weight
 check "trained rnn changed" differ pre.st ft.st rnn.weight_ih_l0
 expect 0 "started from pre.st \(a lstm model at step 5\): 7 tensors loaded, 0 missing, 0 unexpected" -- "$mnemo" inspect ft.st
+check "mnemo.init_from: the documented keys" init_from_is ft.st 5
 check "inspect: frozen" grep -q "^frozen: emb\.\*$" out.txt
 check "inspect: groups" grep -q "^learning-rate groups: head.\*=0.01,rnn.\*_hh_l0=0.0003$" out.txt
 # a resumed fine-tuning run keeps its freezing, groups and vocabulary

@@ -13,3 +13,14 @@ expect() {
   if [ "$rc" != "$code" ]; then fail "$* -> exit $rc, expected $code ($(head -c 300 err.txt))"; return; fi
   if [ -n "$pattern" ] && ! grep -qE -- "$pattern" out.txt err.txt; then fail "$* -> output lacks /$pattern/: $(head -c 300 err.txt out.txt)"; fi
 }
+# init_from_is CKPT STEP: CKPT's mnemo.init_from holds the one documented set
+# of keys (docs/formats.md), whichever model kind wrote it, with that step
+init_from_is() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+o = json.loads(json.loads(b[8:8 + n])['__metadata__']['mnemo.init_from'])
+keys = {'path', 'model', 'step', 'map', 'loaded', 'missing', 'unexpected', 'mismatched'}
+sys.exit(0 if set(o) == keys and o['step'] == int(sys.argv[2]) and o['mismatched'] == 0 else print(o) or 1)
+PY
+}

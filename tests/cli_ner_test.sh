@@ -176,17 +176,25 @@ row = lambda t, i: t[i * 64:(i + 1) * 64]
 ok = [row(a['emb.weight'], k) == row(b['ner.chars.weight'], cp + 3) for k, cp in enumerate(cps) if 0 < cp < 128]
 sys.exit(0 if len(ok) > 40 and all(ok) else print(ok) or 1)
 PY
-expect 0 "started from lm.st \(a lstm model\): 1 tensors loaded, 14 missing, 6 unexpected; renamed by map.txt" -- "$mnemo" inspect fc.st
+expect 0 "started from lm.st \(a lstm model at step 2\): 1 tensors loaded, 14 missing, 6 unexpected; renamed by map.txt" -- "$mnemo" inspect fc.st
+check "mnemo.init_from: the keys the other models write" init_from_is fc.st 2
 printf 'head.* -> ner.out.*\n* -> -\n' > tagmap.txt
 expect 1 "--init-from lm.st: \"head.weight\" holds rows of tags" -- \
   "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-from lm.st --init-map tagmap.txt --steps 1
 expect 1 "--init-from lm.st: no tensor of it fits the tagger \(15 missing, 7 unexpected\); rename them with --init-map" -- \
   "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-from lm.st --steps 1
 printf 'emb.weight ner.chars.weight\n' > bad.txt
-expect 1 "--init-map bad.txt: rename rule 1: no \"->\"" -- \
+# a bad map is a usage error (exit 2), as for the other models: a bad rule,
+# an unreadable file, two tensors renamed to one
+expect 2 "--init-map bad.txt: rename rule 1: no \"->\"" -- \
   "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-from lm.st --init-map bad.txt --steps 1
+expect 2 "--init-map nomap.txt: cannot read it" -- \
+  "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-from lm.st --init-map nomap.txt --steps 1
+printf 'emb.weight -> ner.chars.weight\nhead.weight -> ner.chars.weight\n* -> -\n' > twomap.txt
+expect 2 "--init-map twomap.txt: two tensors of lm.st become \"ner.chars.weight\"" -- \
+  "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-from lm.st --init-map twomap.txt --steps 1
 expect 2 "--init-map needs --init-from" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --init-map map.txt --steps 1
-expect 1 "--freeze: .*nope" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --freeze 'nope.*' --steps 1
+expect 2 "--freeze: .*nope" -- "$mnemo" train --model ner "${data[@]}" "${fast[@]}" --freeze 'nope.*' --steps 1
 expect 1 "not the .last checkpoint of a .mnemo train --model ner. run" -- "$mnemo" train --model ner --resume one.st --out x.st
 # a .last whose data changed since: the vocabulary differs
 sed 's/^The /Thee /' "$fx/ner_brown_train.conll" > changed.conll

@@ -6,6 +6,9 @@
  * learning rates; partial loads report loaded / missing / unexpected /
  * mismatched names, rename through rules and refuse shape mismatches. */
 #include "harness.h"
+#include "conll.h"
+#include "ner_train.h"
+#include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -486,6 +489,159 @@ START_TEST(partial_load_of_a_missing_or_corrupt_file_changes_nothing)
 }
 END_TEST
 
+/* The partial-load calls of mnemo 0.1, whose options had no skip list (a
+ * program built then calls these symbols; the header's macros of the same
+ * names now reach the sized calls). */
+typedef struct { const char *rename; bool skip_mismatched; } load_opts_0_1;
+mn_status (mn_params_copy_partial)(mn_params *P, const mn_params *src, const mn_load_opts *opts, mn_load_report *report);
+
+static void set_all(mn_params *P, const char *name, float v)
+{
+    mn_tensor *t = mn_params_get(P, name);
+    for (int64_t i = 0; i < mn_tensor_numel(t); i++) mn_f32(t)[i] = v;
+}
+
+/* A skip list holds whole names, never rules or patterns; a caller built
+ * against 0.1 still loads through its smaller options; a size the library
+ * does not know is refused and loads nothing. */
+START_TEST(partial_load_skips_whole_names_and_checks_the_options_size)
+{
+    mn_params *S = mn_params_new(), *P = mn_params_new();
+    create(S, "emb.weight", MN_SHAPE(2), 1);
+    create(S, "head.weight", MN_SHAPE(2), 2);
+    create(P, "emb.weight", MN_SHAPE(2), -1);
+    create(P, "head.weight", MN_SHAPE(2), -1);
+    mn_load_report r;
+    const char *const not_names[] = { "emb.*", "head.weight -> -", "*", NULL };
+    ck_assert_ok(mn_params_copy_partial(P, S, &(mn_load_opts){ .skip = not_names }, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_LOADED], 2);
+    mn_load_report_free(&r);
+    const char *const skip[] = { "emb.weight", NULL };
+    set_all(P, "head.weight", -1);
+    set_all(P, "emb.weight", -1);
+    ck_assert_ok(mn_params_copy_partial(P, S, &(mn_load_opts){ .skip = skip }, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_LOADED], 1);
+    ck_assert_int_eq(r.count[MN_LOAD_MISSING], 1);
+    ck_assert_int_eq(r.count[MN_LOAD_UNEXPECTED], 0);                    /* a skipped name is not reported */
+    ck_assert_float_eq(first(P, "emb.weight"), -1);
+    ck_assert_float_eq(first(P, "head.weight"), 2);
+    mn_load_report_free(&r);
+    load_opts_0_1 old = { "head.* -> -", false };
+    ck_assert_ok(mn_params_copy_partial_sized(sizeof old, P, S, (const mn_load_opts *)&old, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_LOADED], 1);
+    ck_assert_float_eq(first(P, "emb.weight"), 1);
+    mn_load_report_free(&r);
+    ck_assert_ok((mn_params_copy_partial)(P, S, (const mn_load_opts *)&old, &r));
+    ck_assert_int_eq(r.count[MN_LOAD_UNEXPECTED], 1);
+    mn_load_report_free(&r);
+    set_all(P, "emb.weight", -1);
+    ck_assert_int_eq(mn_params_copy_partial_sized(sizeof(mn_load_opts) + 8, P, S, &(mn_load_opts){ 0 }, &r), MN_ERR_MISUSE);
+    ck_assert_ptr_nonnull(strstr(mn_errmsg(), "mn_load_opts of 32 bytes"));
+    ck_assert_int_eq(r.count[MN_LOAD_LOADED], 0);
+    ck_assert_float_eq(first(P, "emb.weight"), -1);
+    mn_params_free(S);
+    mn_params_free(P);
+}
+END_TEST
+
+/* ---- ner --init-from (tools/ner_init.c) ---- */
+
+static const char NER_TAGS[] = "[\"O\",\"B-PER\",\"I-PER\"]";
+
+/* A tagger's store in miniature: 4 words, 8 character rows (code points 1-4
+ * have rows 4-7), a layer, all -1. */
+static mn_params *tagger_store(mn_strtab *words)
+{
+    mn_params *P = mn_params_new();
+    create(P, "ner.words.weight", MN_SHAPE(4, 2), -1);
+    create(P, "ner.chars.weight", MN_SHAPE(8, 2), -1);
+    create(P, "ner.lstm.weight", MN_SHAPE(3), -1);
+    memset(words, 0, sizeof *words);
+    int32_t id;
+    for (int i = 0; i < 4; i++) ck_assert_ok(mn_strtab_add(words, (const char *[]){ "<pad>", "<unk>", "the", "a" }[i], 1, &id));
+    return P;
+}
+
+static bool all_equal(mn_params *P, const char *name, float v)
+{
+    const mn_tensor *t = mn_params_get(P, name);
+    for (int64_t i = 0; i < mn_tensor_numel(t); i++)
+        if (mn_f32(t)[i] != v) return false;
+    return true;
+}
+
+/* A source name is matched by the map's rules, never read as a rule
+ * itself (the rows ner_init.c copies its own way are skipped by name): a
+ * name of 256 bytes that a rule maps to the character rows loads. The
+ * origin is recorded in the one format of mnemo.init_from. */
+START_TEST(ner_init_reads_source_names_only_as_names)
+{
+    mn_strtab words;
+    mn_params *P = tagger_store(&words), *src = mn_params_new();
+    char name[300], map[400];
+    snprintf(name, sizeof name, "chars%0251d", 0);
+    snprintf(map, sizeof map, "*%0251d -> ner.*.weight\n* -> -\n", 0);
+    ck_assert_int_eq((int)strlen(name), 256);
+    create(src, name, MN_SHAPE(3, 2), 5);
+    create(src, "rnn.weight", MN_SHAPE(3), 6);
+    ck_assert_ok(mn_params_set_meta(src, "mnemo.model", "lstm"));
+    ck_assert_ok(mn_params_set_meta(src, "mnemo.vocab", "[1, 4, 200]"));       /* code points: rows 4 and 7; 200 has none */
+    ck_assert_ok(mn_params_set_meta(src, "mnemo.train_state", "{\"step\": 7}"));
+    mn_ner_init in = { .path = "lm.st", .map_path = "map.txt", .map = map, .words = &words, .tags_json = NER_TAGS };
+    bool bad_map = true;
+    mn_status s = mn_ner_init_from(P, src, &in, &bad_map);
+    ck_assert_msg(s == MN_OK, "%s", mn_errmsg());
+    ck_assert(!bad_map);
+    const float *c = mn_f32(mn_params_get(P, "ner.chars.weight"));
+    for (int r = 0; r < 8; r++) ck_assert_float_eq(c[r * 2], r == 4 || r == 7 ? 5 : -1);
+    ck_assert(all_equal(P, "ner.lstm.weight", -1));
+    json_t *o = json_loads(mn_params_get_meta(P, "mnemo.init_from"), 0, NULL);
+    ck_assert_int_eq(json_object_size(o), 8);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "model")), "lstm");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "map")), "map.txt");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "step")), 7);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "loaded")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "missing")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "unexpected")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "mismatched")), 0);
+    json_decref(o);
+    mn_strtab_free(&words);
+    mn_params_free(src);
+    mn_params_free(P);
+}
+END_TEST
+
+/* All or nothing: rows matched by word are copied only once every other
+ * tensor is known to fit. A ner checkpoint of the same words whose layer
+ * has another shape, or whose tags differ, changes nothing. */
+START_TEST(ner_init_copies_nothing_when_a_later_tensor_fails)
+{
+    for (int k = 0; k < 2; k++) {
+        mn_strtab words;
+        mn_params *P = tagger_store(&words), *src = mn_params_new();
+        create(src, "ner.words.weight", MN_SHAPE(4, 2), 1);               /* first in the store: checked first */
+        if (k == 0) create(src, "ner.lstm.weight", MN_SHAPE(5), 2);
+        else create(src, "ner.out.weight", MN_SHAPE(3, 4), 2);
+        ck_assert_ok(mn_params_set_meta(src, "mnemo.model", "ner"));
+        ck_assert_ok(mn_params_set_meta(src, "mnemo.ner.words", "[\"<pad>\",\"<unk>\",\"a\",\"the\"]"));
+        ck_assert_ok(mn_params_set_meta(src, "mnemo.ner.tags", k == 0 ? NER_TAGS : "[\"O\"]"));
+        if (k == 1) create(P, "ner.out.weight", MN_SHAPE(3, 4), -1);
+        mn_ner_init in = { .path = "one.st", .words = &words, .tags_json = NER_TAGS };
+        bool bad_map = true;
+        mn_status s = mn_ner_init_from(P, src, &in, &bad_map);
+        ck_assert_int_eq(s, k == 0 ? MN_ERR_SHAPE : MN_ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(mn_errmsg(), k == 0 ? "\"ner.lstm.weight\" [3] in the store" : "holds rows of tags"));
+        ck_assert(!bad_map);
+        ck_assert(all_equal(P, "ner.words.weight", -1));
+        ck_assert(all_equal(P, "ner.lstm.weight", -1));
+        ck_assert_ptr_null(mn_params_get_meta(P, "mnemo.init_from"));
+        mn_strtab_free(&words);
+        mn_params_free(src);
+        mn_params_free(P);
+    }
+}
+END_TEST
+
 int main(void)
 {
     fill_data();
@@ -508,6 +664,9 @@ int main(void)
     tcase_add_test(l, bad_rename_rules_are_refused_with_their_line);
     tcase_add_test(l, a_hostile_rule_is_matched_in_polynomial_time);
     tcase_add_test(l, partial_load_of_a_missing_or_corrupt_file_changes_nothing);
+    tcase_add_test(l, partial_load_skips_whole_names_and_checks_the_options_size);
+    tcase_add_test(l, ner_init_reads_source_names_only_as_names);
+    tcase_add_test(l, ner_init_copies_nothing_when_a_later_tensor_fails);
     suite_add_tcase(s, l);
     return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-finetune");
 }

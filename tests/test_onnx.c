@@ -243,6 +243,42 @@ START_TEST(narrow_integers_wrap_and_float16_inputs_read_as_f32)
 }
 END_TEST
 
+/* A narrow value stays in its type's range: Cast to uint8/int8 wraps as
+ * ONNX's fixed-point casts do (int16 300 -> 44, 200 -> int8 -56, -1 ->
+ * uint8 255), a float is truncated first; values a file declares narrow
+ * and holds outside the type, and a Cast whose wrap would be inexact, are
+ * refused naming the tensor or node. */
+START_TEST(narrow_values_stay_in_their_type)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_onnx *m = mn_onnx_import(g, fixture("narrow_cast"), NULL);
+    ck_assert_msg(m != NULL, "%s", mn_graph_errmsg(g));
+    const mn_node *outs[3] = { mn_onnx_output(m, 0), mn_onnx_output(m, 1), mn_onnx_output(m, 2) };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = 1, .outputs = outs, .noutputs = 3, .no_backward = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    const int32_t sv[4] = { 300, 200, -1, 127 };
+    const float fv[4] = { 300.7f, 2.9f, -1.5f, 255.0f };
+    ck_assert_ok(mn_exec_feed_data(ex, "s", sv, sizeof sv));
+    ck_assert_ok(mn_exec_feed_data(ex, "f", fv, sizeof fv));
+    ck_assert_ok(mn_exec_run(ex));
+    const int32_t u8[4] = { 44, 200, 255, 127 }, i8[4] = { 44, -56, -1, 127 }, fu8[4] = { 44, 2, 255, 255 };
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[0]))[i], u8[i]);
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[1]))[i], i8[i]);
+        ck_assert_int_eq(mn_i32(mn_exec_value(ex, outs[2]))[i], fu8[i]);
+    }
+    mn_exec_free(ex);
+    mn_onnx_free(m);
+    mn_graph_free(g);
+    mn_params_free(P);
+    expect_error("narrow_range", MN_ERR_UNSUPPORTED, (const char *[]){ "initializer \"k\"", "element 1 is 300", "uint8's range [0, 255]", NULL });
+    expect_error("narrow_range_const", MN_ERR_UNSUPPORTED,
+                 (const char *[]){ "node 0 \"eight\" (Constant)", "tensor \"c8\"", "element 1 is -129", "int8's range [-128, 127]", NULL });
+    expect_error("narrow_cast_bad", MN_ERR_DTYPE, (const char *[]){ "node 0 \"wide\" (Cast)", "int32 values to uint8", NULL });
+}
+END_TEST
+
 /* Opset 18: Pad's and ReduceMean's axes as inputs, Split by num_outputs
  * (ceil-sized parts: 2 and 1). */
 START_TEST(opset_18_takes_axes_as_inputs)
@@ -564,6 +600,68 @@ START_TEST(exported_attention_reimports_to_the_same_outputs)
 }
 END_TEST
 
+static void write_f32(const char *path, const mn_tensor *t)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(t->data, 4, (size_t)mn_tensor_numel(t), f), (size_t)mn_tensor_numel(t));
+    fclose(f);
+}
+
+/* Evaluates the exported model by ONNX's operator definitions in numpy
+ * (tests/onnx/numpy_eval.py; python3-onnx reads the file) on x and
+ * compares its output with mnemo's. */
+static void numpy_agrees(const char *model, const mn_tensor *x, const mn_tensor *want)
+{
+    const char *py = getenv("MNEMO_ONNX_PYTHON");
+    ck_assert_msg(py && *py, "MNEMO_ONNX_PYTHON is unset: the onnx suite needs /usr/bin/python3 with python3-onnx (scripts/setup.sh)");
+    char xin[512], yout[512], cmd[4096];
+    snprintf(xin, sizeof xin, "%s", tmp_path("numpy_x.f32"));
+    snprintf(yout, sizeof yout, "%s", tmp_path("numpy_want.f32"));
+    write_f32(xin, x);
+    write_f32(yout, want);
+    snprintf(cmd, sizeof cmd, "'%s' '%s/../onnx/numpy_eval.py' '%s' '%s' '%s'", py, fixdir, model, xin, yout);
+    ck_assert_msg(system(cmd) == 0, "%s: ONNX's definitions in numpy differ from mnemo (above)", model);
+}
+
+/* A query that sees no key (every key of its sequence padded, or causal
+ * with only padded keys up to it) gets 0 from mnemo's self_attention and
+ * masked softmax, where ONNX's Softmax of an all -inf row is NaN: the
+ * export must give 0 too. Sequence 0 pads every key, sequence 1 its first
+ * two (so its queries 0 and 1 see none under the causal mask). */
+START_TEST(exported_attention_gives_zero_where_a_query_sees_no_key)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(2, 5, 8));
+    const float pad[10] = { 1, 1, 1, 1, 1, 1, 1, 0, 0, 0 };
+    mn_node *kp = mn_constant(g, MN_F32, MN_SHAPE(2, 5), pad);
+    mn_node *h = mn_multihead_attention(g, "self", x, (mn_attn_opts){ .heads = 2, .causal = true, .key_padding = kp });
+    mn_node *y = mn_multihead_attention(g, "cross", h, (mn_attn_opts){ .heads = 4, .key = x, .key_padding = kp });   /* masked softmax */
+    mn_rng_fill_normal(mn_f32(mn_params_get(P, "self.in_proj_bias")), 24, 5, 1, 0, 1);
+    mn_rng_fill_normal(mn_f32(mn_params_get(P, "cross.in_proj_bias")), 24, 5, 2, 0, 1);
+    mn_tensor *xv = mn_tensor_new(MN_F32, MN_SHAPE(2, 5, 8));
+    mn_rng_fill_normal(mn_f32(xv), 80, 5, 7, 0, 1);
+    const char *path = tmp_path("attention_unseen.onnx");
+    char model[512];
+    snprintf(model, sizeof model, "%s", path);
+    round_trip(g, y, xv, model);
+    mn_tensor *want = forward(g, y, xv);
+    for (int i = 0; i < 40; i++) ck_assert_float_eq(mn_f32(want)[i], 0.0f);          /* sequence 0: no key, no context */
+    bool moved = false;
+    for (int i = 40; i < 80; i++) {
+        ck_assert(isfinite(mn_f32(want)[i]));
+        moved |= mn_f32(want)[i] != 0.0f;
+    }
+    ck_assert(moved);
+    numpy_agrees(model, xv, want);
+    mn_tensor_free(want);
+    mn_tensor_free(xv);
+    mn_graph_free(g);
+    mn_params_free(P);
+}
+END_TEST
+
 START_TEST(export_names_an_op_without_onnx_form)
 {
     mn_params *P = mn_params_new();
@@ -616,6 +714,7 @@ int main(void)
     tcase_add_test(tc, opset_21_reads_and_22_is_refused);
     tcase_add_test(tc, maxpool_indices_count_images_and_channels);
     tcase_add_test(tc, narrow_integers_wrap_and_float16_inputs_read_as_f32);
+    tcase_add_test(tc, narrow_values_stay_in_their_type);
     tcase_add_test(tc, adam_multiple_follows_epsilon_1e2);
     tcase_add_test(tc, constants_flag_keeps_the_store_empty);
     tcase_add_test(tc, existing_parameters_keep_their_values);
@@ -627,6 +726,7 @@ int main(void)
     tcase_add_test(tc, exported_mlp_reimports_to_the_same_outputs);
     tcase_add_test(tc, exported_lstm_reimports_to_the_same_outputs);
     tcase_add_test(tc, exported_attention_reimports_to_the_same_outputs);
+    tcase_add_test(tc, exported_attention_gives_zero_where_a_query_sees_no_key);
     tcase_add_test(tc, export_names_an_op_without_onnx_form);
     suite_add_tcase(s, tc);
     int r = mn_test_run_in_tmpdir(s, tmpdir, sizeof tmpdir, "mnemo-onnx");

@@ -188,6 +188,7 @@ typedef struct {
     float *best;                     /* the best weights, all trainable tensors in store order */
     int64_t K;                       /* tags the model scores (a test file may hold more) */
     bool eval_only;                  /* mnemo eval: no training graphs */
+    bool usage;                      /* the error is a flag's value (--init-map, --freeze): exit 2 */
     mn_scheme tscheme;               /* the scheme the tagger learns and predicts */
     /* the loop's position: the next batch is batch `batch` of epoch `epoch` (0-based) */
     int64_t epoch, batch, step, best_epoch;
@@ -415,10 +416,11 @@ static mn_status init_from(ner_run *r)
     if (!s && r->c.init_map && !(map = mn_ft_read_map(r->c.init_map))) {
         snprintf(msg, sizeof msg, "%s", mn_errmsg());
         s = mn_set_error(MN_ERR_IO, "--init-map %s: %s", r->c.init_map, msg);
+        r->usage = true;
     }
     if (!s) s = words_tags_json(r, &w, &t);
     mn_ner_init in = { .path = r->c.init_from, .map_path = r->c.init_map, .map = map, .words = &r->vocab.words, .tags_json = t };
-    if (!s) s = mn_ner_init_from(r->P, Q, &in);
+    if (!s) s = mn_ner_init_from(r->P, Q, &in, &r->usage);
     free(w);
     free(t);
     free(map);
@@ -438,6 +440,7 @@ static mn_status init_and_freeze(ner_run *r)
     if (!s && r->c.freeze && (s = mn_params_freeze(r->P, r->c.freeze, true, &n))) {
         snprintf(msg, sizeof msg, "%s", mn_errmsg());
         s = mn_set_error(s, "--freeze: %s", msg);
+        r->usage = true;
     }
     if (!s && r->c.freeze) printf("frozen: %d parameters, %lld values (%s)\n", n, (long long)mn_params_frozen_numel(r->P), r->c.freeze);
     return s;
@@ -868,7 +871,7 @@ int mn_cmd_train_ner(int argc, char **argv)
     mn_status s = run(&r, seen);
     if (s) fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
     teardown(&r);
-    return s ? MN_EXIT_RUNTIME : MN_EXIT_OK;
+    return !s ? MN_EXIT_OK : r.usage ? MN_EXIT_USAGE : MN_EXIT_RUNTIME;
 }
 
 /* ---- mnemo eval --ckpt CKPT of a ner model ---- */

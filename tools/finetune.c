@@ -151,14 +151,12 @@ static void print_names(const char *what, const mn_load_report *r, mn_load_kind 
     printf("\n");
 }
 
-static mn_status record(mn_params *P, const mn_params *src, const mn_train_cfg *c, const mn_load_report *r)
+mn_status mn_ft_record(mn_params *P, const mn_params *src, const char *path, const char *map, const int count[MN_LOAD_KINDS])
 {
     const char *m = mn_params_get_meta(src, "mnemo.model"), *st = mn_params_get_meta(src, "mnemo.train_state");
     json_t *state = st ? json_loads(st, 0, NULL) : NULL, *step = json_object_get(state, "step");
-    json_t *o = json_pack("{s:s, s:s?, s:s?, s:i, s:i, s:i, s:i}", "path", c->init_from, "model", m, "map",
-                          c->init_map[0] ? c->init_map : NULL, "loaded", r->count[MN_LOAD_LOADED], "missing",
-                          r->count[MN_LOAD_MISSING], "unexpected", r->count[MN_LOAD_UNEXPECTED], "mismatched",
-                          r->count[MN_LOAD_MISMATCHED]);
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:i, s:i, s:i, s:i}", "path", path, "model", m, "map", map, "loaded", count[MN_LOAD_LOADED],
+                          "missing", count[MN_LOAD_MISSING], "unexpected", count[MN_LOAD_UNEXPECTED], "mismatched", count[MN_LOAD_MISMATCHED]);
     if (o && json_is_integer(step)) json_object_set(o, "step", step);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     mn_status s = text ? mn_params_set_meta(P, "mnemo.init_from", text) : mn_set_error(MN_ERR_NOMEM, "out of memory");
@@ -190,7 +188,10 @@ static int load_from(mn_params *P, const mn_params *src, const mn_train_cfg *c)
         print_names("loaded", &r, MN_LOAD_LOADED);
         print_names("missing (initialised anew)", &r, MN_LOAD_MISSING);
         print_names("unexpected (not used)", &r, MN_LOAD_UNEXPECTED);
-        if (record(P, src, c, &r)) { fprintf(stderr, "mnemo train: %s\n", mn_errmsg()); rc = MN_EXIT_RUNTIME; }
+        if (mn_ft_record(P, src, c->init_from, c->init_map[0] ? c->init_map : NULL, r.count)) {
+            fprintf(stderr, "mnemo train: %s\n", mn_errmsg());
+            rc = MN_EXIT_RUNTIME;
+        }
     }
     mn_load_report_free(&r);
     return rc;

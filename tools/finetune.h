@@ -40,6 +40,12 @@ int mn_ft_prepare(mn_params *P, const mn_params *src, const mn_train_cfg *c);
 int mn_ft_freeze(mn_params *P, const char *patterns, const char *cmd, const char *model, int *n);
 /* The learning-rate groups of c on the optimizer. Exit code. */
 int mn_ft_groups(mn_optim *o, mn_params *P, const mn_train_cfg *c);
+/* Records where a run started in P's "mnemo.init_from", the one writer of
+ * that key for every model kind (docs/formats.md): JSON {"path", "model",
+ * "step", "map", "loaded", "missing", "unexpected", "mismatched"}; model
+ * and step from src's metadata when it has them, map when given, the
+ * counts indexed by mn_load_kind. */
+mn_status mn_ft_record(mn_params *P, const mn_params *src, const char *path, const char *map, const int count[MN_LOAD_KINDS]);
 /* The "started from" lines of `mnemo inspect` (nothing if none). */
 void mn_ft_describe(const mn_params *P, FILE *f);
 

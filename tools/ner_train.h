@@ -62,12 +62,14 @@ mn_status mn_ner_vectors_load(const char *path, const mn_vocab *v, float *emb, i
 /* --init-from (ner_init.c): copies the tensors src shares with the tagger
  * in P (built, not compiled), renamed by the rules `map` (NULL: names as
  * they are); rows of words, characters and tags matched by what they
- * stand for. Prints the report; MN_ERR_* naming the file on failure. */
+ * stand for. All or nothing. Prints the report and records the origin
+ * (mnemo.init_from); MN_ERR_* naming the file on failure, with *bad_map
+ * set when the map is at fault (a bad rule, two names renamed to one). */
 typedef struct {
     const char *path, *map_path, *map;   /* --init-from, --init-map and its text */
     const mn_strtab *words;              /* the run's words */
     const char *tags_json;               /* the run's tags as mnemo.ner.tags holds them */
 } mn_ner_init;
-mn_status mn_ner_init_from(mn_params *P, const mn_params *src, const mn_ner_init *in);
+mn_status mn_ner_init_from(mn_params *P, const mn_params *src, const mn_ner_init *in, bool *bad_map);
 
 #endif
