@@ -343,6 +343,12 @@ mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans
  * index of a's first dim at a time: any slice of a over that dim (a segment
  * of time steps recomputed under a memory budget) gives the same bits. */
 mn_node *mn_matmul_steps(mn_graph *g, mn_node *a, mn_node *b, bool trans_b);
+/* A recurrent weight used by many products: w packed once per run
+ * (mn_pack_weight), then each C = a op(w) (op(w) = w^T if trans_b) reads the
+ * packed copy (mn_matmul_packed, `packed` from mn_pack_weight(g, w, trans_b)).
+ * Gradients flow to w; each row's bits do not depend on the row count. */
+mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b);
+mn_node *mn_matmul_packed(mn_graph *g, mn_node *a, mn_node *w, mn_node *packed, bool trans_b);
 mn_node *mn_transpose(mn_graph *g, mn_node *x, int dim0, int dim1);
 mn_node *mn_permute(mn_graph *g, mn_node *x, int ndim, const int *perm);
 mn_node *mn_reshape(mn_graph *g, mn_node *x, mn_shape shape);  /* one -1 allowed */

@@ -562,6 +562,8 @@ static const ex_entry EXPORT[] = {
     { "where", "Where", emit_where }, { "cast", "Cast", emit_cast }, { "dropout", "Identity", emit_dropout },
     { "fill", "Identity", emit_fill }, { "arange", "Constant", emit_arange },
     { "self_attention", "Slice, Reshape, Transpose, MatMul, Mul, Softmax, Where", emit_attention },
+    /* the packed recurrent product (ops/packed.c): a MatMul of A and W; the packed copy has no ONNX form */
+    { "matmul_packed", "MatMul", emit_matmul }, { "pack_weight", "-", emit_nothing },
 };
 
 static bool emit_same(exporter *e, const mn_node *n, char **in, const char *out)

@@ -25,4 +25,16 @@ int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, 
 void mn__gemm(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc, int threads);
 
+
+/* The packed recurrent product (ops/packed.c): the kernels, by CPU. Each
+ * output element is the same fma chain on every kernel, so all give the
+ * same bits; tests force the narrower ones. */
+enum { MN_PACKED_C = 0, MN_PACKED_AVX2 = 1, MN_PACKED_AVX512 = 2 };
+int mn__packed_isa(void);
+/* P [ceil(N/16), K, 16] = op(W) in panels of 16 columns (W [N, K] if trans_b, else [K, N]). */
+void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *P, int threads);
+/* C [M, N] = A [M, K] times the packed op(W), with `isa`'s kernel (<= mn__packed_isa()). */
+void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                     int64_t ldc, int threads);
+
 #endif

@@ -4,7 +4,8 @@
  * kernels, OpenBLAS at equal width; OpenBLAS's column blocks only on its
  * AVX-512 cores. Every path, forced whatever this machine has,
  * computes op(A) op(B) + beta C with padded leading dims on 1 and 2
- * threads, and the same bits on every run. */
+ * threads, and the same bits on every run. Last, the packed recurrent
+ * product's kernels (ops/packed.c). */
 #include "harness.h"
 #include "ops/gemm.h"
 #include <string.h>
@@ -100,6 +101,51 @@ START_TEST(every_path_computes_the_product)
 }
 END_TEST
 
+/* The packed recurrent product (ops/packed.c): on every kernel this CPU
+ * has (plain C, AVX2, AVX-512), 1 and 2 threads, whole or row by row, the
+ * same bits, and the product within rounding of a double reference; the
+ * columns past N in a row's padding are never written. Equal bits row by
+ * row is what lets a recomputed time step replay the forward's. */
+static const int pshapes[][4] = { { 32, 1024, 256, 1 }, { 32, 256, 1024, 0 }, { 33, 37, 300, 0 }, { 7, 50, 3, 1 }, { 1, 16, 64, 1 } };
+
+START_TEST(packed_product_same_bits_on_every_kernel_row_count_and_thread_count)
+{
+    const int *s = pshapes[_i];
+    int64_t M = s[0], N = s[1], K = s[2], np = (N + 15) / 16, ldc = N + 3;
+    bool tb = s[3];
+    float *A = malloc(sizeof(float) * (size_t)(M * K)), *W = malloc(sizeof(float) * (size_t)(N * K));
+    float *P = malloc(sizeof(float) * (size_t)(np * 16 * K));
+    float *C0 = malloc(sizeof(float) * (size_t)(M * ldc)), *C = malloc(sizeof(float) * (size_t)(M * ldc));
+    for (int64_t i = 0; i < M * K; i++) A[i] = (float)((i * 37) % 23) / 23.0f - 0.5f;
+    for (int64_t i = 0; i < N * K; i++) W[i] = (float)((i * 11) % 17) / 17.0f - 0.5f;
+    mn__pack_weight(W, tb, N, K, P, 2);
+    for (int64_t i = 0; i < M * ldc; i++) C0[i] = -7.0f;
+    mn__packed_gemm(MN_PACKED_C, M, N, K, A, K, P, C0, ldc, 1);
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double r = 0;
+            for (int64_t k = 0; k < K; k++) r += (double)A[i * K + k] * (double)(tb ? W[j * K + k] : W[k * N + j]);
+            ck_assert_msg(fabs(C0[i * ldc + j] - r) <= 1e-6 * (double)K + 1e-6, "%lldx%lldx%lld: C[%lld,%lld] = %.7g, expected %.7g",
+                          (long long)M, (long long)N, (long long)K, (long long)i, (long long)j, C0[i * ldc + j], r);
+        }
+        for (int64_t j = N; j < ldc; j++) ck_assert_msg(C0[i * ldc + j] == -7.0f, "padding of row %lld written", (long long)i);
+    }
+    for (int isa = MN_PACKED_C; isa <= mn__packed_isa(); isa++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int rows = 0; rows < 2; rows++) {
+                for (int64_t i = 0; i < M * ldc; i++) C[i] = -7.0f;
+                if (rows)
+                    for (int64_t i = 0; i < M; i++) mn__packed_gemm(isa, 1, N, K, A + i * K, K, P, C + i * ldc, ldc, threads);
+                else
+                    mn__packed_gemm(isa, M, N, K, A, K, P, C, ldc, threads);
+                ck_assert_msg(!memcmp(C, C0, sizeof(float) * (size_t)(M * ldc)), "%lldx%lldx%lld: kernel %d, %d threads%s: "
+                              "other bits than the plain C kernel's", (long long)M, (long long)N, (long long)K, isa, threads,
+                              rows ? ", row by row" : "");
+            }
+    free(A); free(W); free(P); free(C0); free(C);
+}
+END_TEST
+
 int main(void)
 {
     mn__gemm_kinds here = mn__gemm_detect();
@@ -113,6 +159,8 @@ int main(void)
     tcase_add_test(tc, openblas_alone_when_onednn_is_narrower_or_absent);
     tcase_add_test(tc, column_blocks_only_on_openblas_avx512_cores);
     tcase_add_loop_test(tc, every_path_computes_the_product, 0, 6 * (int)(sizeof shapes / sizeof *shapes));
+    tcase_add_loop_test(tc, packed_product_same_bits_on_every_kernel_row_count_and_thread_count, 0,
+                        (int)(sizeof pshapes / sizeof *pshapes));
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -20,6 +20,7 @@ typedef enum {
     G_LNSTATS,             /* layer_norm_stats(input 0): a derived input */
     G_GRID0, G_GRID5,      /* multiples of 0.1 (+ 0.05): two such inputs never tie */
     G_LEN,                 /* i32 lengths T, T-1, ..., 0, T, ... (T = dim 0 of input 0) */
+    G_PACKED,              /* pack_weight(input 1): a derived input (matmul_packed) */
 } gen_kind;
 
 typedef struct {
@@ -40,6 +41,10 @@ typedef struct {
 #define BIN(name, g1, a, b) { name, 2, { a, b }, .gen = { G_NORMAL, g1 } }
 #define UN(name, g0, a) { name, 1, { a }, .gen = { g0 } }
 #define MM(ta, tb, a, b) { "matmul", 2, { a, b }, .attrs = &(mn_matmul_attrs){ ta, tb } }
+/* A op(W) from W packed in panels of 16 columns: A, W [N, K] (tb) or [K, N], the packed shape */
+#define MMP(tb, a, w, np, K) { "matmul_packed", 3, { a, w, S(np, K, 16) }, .gen = { G_NORMAL, G_NORMAL, G_PACKED }, \
+                               .attrs = &(mn_matmul_attrs){ false, tb } }
+#define PACK(tb, w) { "pack_weight", 1, { w }, .attrs = &(mn_matmul_attrs){ false, tb } }
 #define PERM(sh, n, ...) { "permute", 1, { sh }, .attrs = &(mn_permute_attrs){ n, { __VA_ARGS__ } } }
 #define RESHAPE(sh, to) { "reshape", 1, { sh }, .attrs = &(mn_shape_attrs){ to } }
 #define EXPAND(sh, to) { "expand", 1, { sh }, .attrs = &(mn_shape_attrs){ to } }
@@ -227,6 +232,18 @@ static void ref_matmul(const op_case *c, mn_tensor **in, double *out, mn_shape o
                     s += (double)(a->trans_a ? pa[k * lda + m] : pa[m * lda + k]) * (a->trans_b ? pb[n * ldb + k] : pb[k * ldb + n]);
                 out[(b * M + m) * N + n] = s;
             }
+    }
+}
+
+/* P[p][k][j] = op(W)[k][16 p + j], 0 past N */
+static void ref_pack(const op_case *c, mn_tensor **in, double *out, mn_shape os)
+{
+    bool tb = ((const mn_matmul_attrs *)c->attrs)->trans_b;
+    mn_shape w = in[0]->shape;
+    int64_t N = tb ? w.d[0] : w.d[1], K = os.d[1];
+    for (int64_t f = 0; f < mn_shape_numel(os); f++) {
+        int64_t j = f % 16, k = f / 16 % K, n = f / (16 * K) * 16 + j;
+        out[f] = n >= N ? 0.0 : mn_f32(in[0])[tb ? n * K + k : k * N + n];
     }
 }
 
@@ -840,7 +857,8 @@ static void reference(const op_case *c, mn_tensor **in, double *out, mn_shape os
     const mn_op_def *op = mn_op_find(c->op);
     int64_t n = mn_shape_numel(os);
     if (ref_library(c, in, out, os)) return;
-    if (!strcmp(c->op, "matmul")) ref_matmul(c, in, out, os);
+    if (!strcmp(c->op, "matmul") || !strcmp(c->op, "matmul_packed")) ref_matmul(c, in, out, os);
+    else if (!strcmp(c->op, "pack_weight")) ref_pack(c, in, out, os);
     else if (!strcmp(c->op, "permute")) ref_permute(c, in, out, os);
     else if (!strcmp(c->op, "sum") || !strcmp(c->op, "mean")) ref_reduce(c, in, out, os);
     else if (strstr(c->op, "softmax")) ref_softmax(c, in, out, os);
@@ -866,6 +884,7 @@ static case_graph build(const op_case *c, mn_tensor **in, bool with_loss)
     for (int i = 0; i < c->nin; i++) {
         if (c->dtype[i] == MN_I32) { nodes[i] = mn_constant(cg.g, MN_I32, c->shape[i], in[i]->data); continue; }
         if (c->gen[i] == G_LNSTATS) { nodes[i] = mn_op(cg.g, "layer_norm_stats", nodes, 1, c->attrs, sizeof(mn_ln_attrs)); continue; }
+        if (c->gen[i] == G_PACKED) { nodes[i] = mn_op(cg.g, "pack_weight", nodes + 1, 1, c->attrs, sizeof(mn_matmul_attrs)); continue; }
         char name[8];
         snprintf(name, sizeof name, "x%d", i);
         nodes[i] = mn_param(cg.g, name, c->shape[i], (mn_init){ 0 });
@@ -956,7 +975,7 @@ START_TEST(vjp_matches_finite_differences)
      * of nonsmooth ops stay >= 0.1 from their kinks (G_AWAY). */
     const double h = 1e-2;
     for (int i = 0; i < c->nin; i++) {
-        if (c->dtype[i] != MN_F32 || c->gen[i] == G_LNSTATS) continue;
+        if (c->dtype[i] != MN_F32 || c->gen[i] == G_LNSTATS || c->gen[i] == G_PACKED) continue;
         char name[8];
         snprintf(name, sizeof name, "x%d", i);
         float *x = mn_f32(mn_params_get(cg.P, name));
@@ -1198,6 +1217,9 @@ int main(void)
         { "relu_grad", 2, { S(64, 130), S(64, 130) }, .gen = { G_AWAY, G_NORMAL } },
         HELPER("tanh_grad", G_NORMAL), HELPER("sigmoid_grad", G_NORMAL),
         MM(false, false, S(5, 7), S(7, 3)), MM(true, false, S(7, 5), S(7, 3)),
+        /* one panel, tail rows; three panels (a pair and one), 26 rows over [2, 13]; K = 1 */
+        MMP(true, S(5, 7), S(9, 7), 1, 7), MMP(false, S(2, 13, 6), S(6, 37), 3, 6), MMP(true, S(9, 1), S(20, 1), 2, 1),
+        PACK(true, S(9, 7)), PACK(false, S(6, 37)), PACK(true, S(33, 2)),
         MM(false, true, S(5, 7), S(3, 7)), MM(true, true, S(7, 5), S(3, 7)),
         MM(false, false, S(2, 5, 7), S(2, 7, 3)), MM(true, true, S(2, 7, 5), S(2, 3, 7)),
         MM(false, false, S(2, 5, 7), S(7, 3)), MM(false, true, S(4, 2, 5, 7), S(3, 7)),

@@ -361,6 +361,36 @@ START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
 }
 END_TEST
 
+/* The recurrent products of the lstm and gru workloads read W_hh packed
+ * once per run (ops/packed.c): one pack for the forward products, one the
+ * other way for the backward's dh products, every per-step product reads
+ * them, and no plain matmul of a step's [B, H] state by W_hh is left. */
+START_TEST(recurrent_products_read_a_weight_packed_once)
+{
+    const char *names[2] = { "lstm", "gru" };
+    const int64_t G[2] = { 4, 3 };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        ck_assert_ok(mn_workload_build(names[i], &w));
+        mn_exec *ex = mn_compile(w.g, w.loss, NULL);
+        ck_assert_msg(ex != NULL, "%s: %s", names[i], mn_graph_errmsg(w.g));
+        int packs = 0, fwd = 0, bwd = 0, plain = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_node *n = ex->steps[s].node;
+            packs += !strcmp(n->op->name, "pack_weight");
+            if (!strcmp(n->op->name, "matmul_packed")) *(n->backward ? &bwd : &fwd) += 1;
+            plain += !strcmp(n->op->name, "matmul") && !n->backward && mn_shape_eq(n->desc.shape, MN_SHAPE(32, G[i] * 256));
+        }
+        ck_assert_msg(packs == 2, "%s: %d packs (one per direction of the product)", names[i], packs);
+        ck_assert_int_eq(fwd, 64);
+        ck_assert_msg(bwd >= 63 && bwd <= 64, "%s: %d backward packed products", names[i], bwd);
+        ck_assert_int_eq(plain, 0);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Threads started in this process: pthread_create defined here interposes
  * the C library's for libgomp too (the executable's symbols come first),
  * counts and forwards. */
@@ -676,6 +706,7 @@ int main(void)
     tcase_add_test(tc, mlp_plan_targets);
     tcase_add_test(tc, lstm_plan_targets);
     tcase_add_test(tc, recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients);
+    tcase_add_test(tc, recurrent_products_read_a_weight_packed_once);
     tcase_add_test(tc, deterministic_for_1_and_2_threads);
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);

@@ -1,0 +1,338 @@
+/* ops/packed.c: the packed recurrent product. pack_weight lays a weight out
+ * once per run in panels of 16 columns ([ceil(N/16), K, 16], zero past N);
+ * matmul_packed computes A op(W) from those panels with a register-blocked
+ * kernel (AVX-512, AVX2+FMA or plain C, picked at run time by the CPU), so
+ * the 64 products of an unrolled RNN read one packed copy instead of each
+ * GEMM call packing the weight again. Every output element is one fma chain
+ * over k = 0..K-1 from zero: the bits depend on neither the kernel, nor the
+ * row count, nor the threads. Gradients go to the unpacked weight. */
+#include "attrs.h"
+#include "gemm.h"
+#include "op.h"
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+
+enum { PW = 16, MR512 = 8, MR256 = 6 };
+
+static int64_t panels(int64_t n) { return (n + PW - 1) / PW; }
+
+/* ---- packing: P[p][k][j] = op(W)[k][16p + j] ---- */
+
+static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64_t p, float *P)
+{
+    float *dst = P + p * K * PW;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < PW; j++) {
+            int64_t n = p * PW + j;
+            dst[k * PW + j] = n >= N ? 0.0f : trans_b ? W[n * K + k] : W[k * N + n];
+        }
+}
+
+void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *P, int threads)
+{
+    int64_t np = panels(N);
+    if (threads > 1 && !omp_in_parallel() && N * K >= (1 << 16)) {
+        #pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+        return;
+    }
+    for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+}
+
+/* ---- kernels: C[R rows, ncols] of one or two panels (ps: panel stride) ---- */
+
+typedef void (*kern_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
+                        int64_t ncols);
+
+static inline __attribute__((always_inline, target("avx512f")))
+void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C,
+           int64_t ldc, int64_t ncols)
+{
+    __m512 acc[MR512][2], b[2];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        for (int q = 0; q < NP; q++) b[q] = _mm512_loadu_ps(P + q * ps + k * PW);
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(a, b[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < NP; q++) {
+            int64_t c = ncols - q * PW;
+            if (c >= PW) _mm512_storeu_ps(C + r * ldc + q * PW, acc[r][q]);
+            else if (c > 0) _mm512_mask_storeu_ps(C + r * ldc + q * PW, (__mmask16)((1u << c) - 1), acc[r][q]);
+        }
+}
+
+/* Stores 16 columns of a row (8 + 8), the columns past ncols masked off. */
+static inline __attribute__((always_inline, target("avx2,fma")))
+void store256(float *c, __m256 lo, __m256 hi, int64_t ncols)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    if (ncols >= PW) {
+        _mm256_storeu_ps(c, lo);
+        _mm256_storeu_ps(c + 8, hi);
+        return;
+    }
+    _mm256_maskstore_ps(c, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ncols), lane), lo);
+    _mm256_maskstore_ps(c + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ncols - 8), lane), hi);
+}
+
+/* AVX2 has 16 registers: 12 accumulators in named variables (gcc 12 kept
+ * an array of them in memory, stored on every k: 66 GFLOP/s against
+ * 107-110 now and OpenBLAS's Haswell kernels' 85-98 on the recurrent
+ * products, scripts/packed-probe.sh). Rows at and past R are not computed. */
+#define ROW256(r)                                                                                                      \
+    if (R > r) {                                                                                                       \
+        __m256 a = _mm256_broadcast_ss(A + r * lda + k);                                                               \
+        c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                                                     \
+        c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                                                     \
+    }
+static inline __attribute__((always_inline, target("avx2,fma")))
+void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols)
+{
+    __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z,
+           c41 = z, c50 = z, c51 = z;
+    for (int64_t k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(P + k * PW), b1 = _mm256_loadu_ps(P + k * PW + 8);
+        ROW256(0) ROW256(1) ROW256(2) ROW256(3) ROW256(4) ROW256(5)
+    }
+    store256(C, c00, c01, ncols);
+    if (R > 1) store256(C + ldc, c10, c11, ncols);
+    if (R > 2) store256(C + 2 * ldc, c20, c21, ncols);
+    if (R > 3) store256(C + 3 * ldc, c30, c31, ncols);
+    if (R > 4) store256(C + 4 * ldc, c40, c41, ncols);
+    if (R > 5) store256(C + 5 * ldc, c50, c51, ncols);
+}
+
+#define K512(R, NP)                                                                                                    \
+    static __attribute__((target("avx512f"))) void k512_##R##_##NP(int64_t K, const float *A, int64_t lda,             \
+                                                                   const float *P, int64_t ps, float *C, int64_t ldc,  \
+                                                                   int64_t ncols)                                      \
+    {                                                                                                                  \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols);                                                                 \
+    }
+#define K256(R)                                                                                                        \
+    static __attribute__((target("avx2,fma"))) void k256_##R(int64_t K, const float *A, int64_t lda, const float *P,   \
+                                                              int64_t ps, float *C, int64_t ldc, int64_t ncols)        \
+    {                                                                                                                  \
+        (void)ps;                                                                                                      \
+        mk256(R, K, A, lda, P, C, ldc, ncols);                                                                         \
+    }
+K512(1, 1) K512(2, 1) K512(3, 1) K512(4, 1) K512(5, 1) K512(6, 1) K512(7, 1) K512(8, 1)
+K512(1, 2) K512(2, 2) K512(3, 2) K512(4, 2) K512(5, 2) K512(6, 2) K512(7, 2) K512(8, 2)
+K256(1) K256(2) K256(3) K256(4) K256(5) K256(6)
+
+static const kern_fn t512[2][MR512] = {
+    { k512_1_1, k512_2_1, k512_3_1, k512_4_1, k512_5_1, k512_6_1, k512_7_1, k512_8_1 },
+    { k512_1_2, k512_2_2, k512_3_2, k512_4_2, k512_5_2, k512_6_2, k512_7_2, k512_8_2 },
+};
+static const kern_fn t256[MR256] = { k256_1, k256_2, k256_3, k256_4, k256_5, k256_6 };
+
+/* Plain C: the same fma chain per element (fmaf rounds once, as the vector FMAs). */
+static void kscalar(int64_t R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols)
+{
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < ncols; j++) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < K; k++) s = fmaf(A[r * lda + k], P[k * PW + j], s);
+            C[r * ldc + j] = s;
+        }
+}
+
+int mn__packed_isa(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return MN_PACKED_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MN_PACKED_AVX2;
+    return MN_PACKED_C;
+}
+
+/* Columns [16 p0, 16 p1) of C, every row: for each pair of panels, every block of rows. */
+static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                        int64_t ldc, int64_t p0, int64_t p1)
+{
+    int64_t ps = K * PW;
+    for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
+        int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
+        int64_t mr = isa == MN_PACKED_AVX512 ? MR512 : MR256;
+        for (int64_t i = 0; i < M; i += mr) {
+            int64_t R = M - i < mr ? M - i : mr;
+            const float *a = A + i * lda, *pp = P + p * ps;
+            float *c = C + i * ldc + p * PW;
+            if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+            else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+            else kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+        }
+    }
+}
+
+/* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
+ * op(W); panels cut over the threads in pairs (never inside a parallel
+ * region). `isa` is mn__packed_isa()'s answer, or a narrower one. */
+void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                     int64_t ldc, int threads)
+{
+    int64_t np = panels(N), pairs = (np + 1) / 2;
+    if (M == 0 || N == 0) return;
+    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || pairs < 2) {
+        packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+        return;
+    }
+    int nt = pairs < threads ? (int)pairs : threads;
+    #pragma omp parallel for num_threads(nt) schedule(static, 1)
+    for (int t = 0; t < nt; t++) {
+        int64_t q0 = pairs * t / nt * 2, q1 = pairs * (t + 1) / nt * 2;
+        packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np);
+    }
+}
+
+/* ---- the ops ---- */
+
+extern const mn_op_def mn__op_pack_weight, mn__op_matmul_packed;
+
+/* N and K of op(W) for a 2-dim W. */
+static void nk_of(mn_shape w, bool trans_b, int64_t *N, int64_t *K)
+{
+    *N = trans_b ? w.d[0] : w.d[1];
+    *K = trans_b ? w.d[1] : w.d[0];
+}
+
+static mn_status check_attrs(mn_infer_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    if (a->trans_a || a->per_step) return mn__infer_fail(c, MN_ERR_INVALID, "only trans_b applies (trans_a and per_step must be false)");
+    return MN_OK;
+}
+
+static mn_status infer_pack(mn_infer_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    mn_shape w = c->in[0].shape;
+    int64_t N, K;
+    if (c->in[0].dtype != MN_F32 || w.ndim != 2) return mn__infer_fail(c, MN_ERR_SHAPE, "the weight must be 2-dim f32");
+    if (check_attrs(c)) return MN_ERR_INVALID;
+    nk_of(w, a->trans_b, &N, &K);
+    c->out = (mn_tdesc){ MN_F32, MN_SHAPE(panels(N), K, PW) };
+    return MN_OK;
+}
+
+static mn_status pack_fwd(const mn_kernel_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    int64_t N, K;
+    nk_of(c->in[0].shape, a->trans_b, &N, &K);
+    mn__pack_weight(mn_f32(&c->in[0]), a->trans_b, N, K, mn_f32(c->out), c->nthreads);
+    return MN_OK;
+}
+
+static mn_status infer_matmul_packed(mn_infer_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    mn_shape x = c->in[0].shape, w = c->in[1].shape, p = c->in[2].shape;
+    int64_t N, K;
+    for (int i = 0; i < 3; i++)
+        if (c->in[i].dtype != MN_F32) return mn__infer_fail(c, MN_ERR_DTYPE, "inputs must be f32");
+    if (check_attrs(c)) return MN_ERR_INVALID;
+    if (x.ndim < 2 || w.ndim != 2) return mn__infer_fail(c, MN_ERR_SHAPE, "A needs at least 2 dims and W exactly 2");
+    nk_of(w, a->trans_b, &N, &K);
+    if (x.d[x.ndim - 1] != K)
+        return mn__infer_fail(c, MN_ERR_SHAPE, "inner dims %lld and %lld differ", (long long)x.d[x.ndim - 1], (long long)K);
+    if (!mn_shape_eq(p, MN_SHAPE(panels(N), K, PW)))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "packed weight must be [%lld, %lld, %d] (pack_weight of W, same trans_b)",
+                              (long long)panels(N), (long long)K, PW);
+    x.d[x.ndim - 1] = N;
+    c->out = (mn_tdesc){ MN_F32, x };
+    return MN_OK;
+}
+
+static mn_status matmul_packed_fwd(const mn_kernel_ctx *c)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    int64_t N, K;
+    nk_of(c->in[1].shape, a->trans_b, &N, &K);
+    int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1);
+    float *C = mn_f32(c->out);
+    if (K == 0) {
+        for (int64_t i = 0; i < M * N; i++) C[i] = 0.0f;
+        return MN_OK;
+    }
+    mn__packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads);
+    return MN_OK;
+}
+
+mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b)
+{
+    mn_matmul_attrs at = { false, trans_b, false };
+    return mn__node(g, &mn__op_pack_weight, &w, 1, &at);
+}
+
+mn_node *mn_matmul_packed(mn_graph *g, mn_node *a, mn_node *w, mn_node *packed, bool trans_b)
+{
+    mn_matmul_attrs at = { false, trans_b, false };
+    mn_node *in[3] = { a, w, packed };
+    return mn__node(g, &mn__op_matmul_packed, in, 3, &at);
+}
+
+/* Collapses all leading dims: [..., r, c] -> [prod, c]. */
+static mn_node *flat2(mn_graph *g, mn_node *x)
+{
+    mn_shape s = mn_node_shape(x);
+    return s.ndim == 2 ? x : mn_reshape(g, x, MN_SHAPE(mn_shape_numel(s) / s.d[s.ndim - 1], s.d[s.ndim - 1]));
+}
+
+/* C = A op(W): dA = dC op(W)^T, again a packed product (W packed the other
+ * way, one pack per graph after CSE); dW = dC^T A (or A^T dC), a plain
+ * matmul, so the weight gradients of all steps merge into one GEMM
+ * (matmul's merge_grads). The packed copy gets no gradient. */
+static mn_status vjp_matmul_packed(mn_vjp_ctx *c)
+{
+    const mn_matmul_attrs *at = c->attrs;
+    mn_graph *g = c->g;
+    mn_node *A = c->in[0], *W = c->in[1], *dC = c->dy;
+    if (c->needs[0]) c->dx[0] = mn_matmul_packed(g, dC, W, mn_pack_weight(g, W, !at->trans_b), !at->trans_b);
+    if (c->needs[1]) {
+        mn_node *A2 = flat2(g, A), *dC2 = flat2(g, dC);
+        c->dx[1] = at->trans_b ? mn_matmul(g, dC2, A2, true, false) : mn_matmul(g, A2, dC2, true, false);
+    }
+    return MN_OK;
+}
+
+static void cost_pack(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
+{
+    (void)nin; (void)attrs;
+    *flops = 0;
+    *bytes = 4.0 * (double)(mn_shape_numel(in[0].shape) + mn_shape_numel(out->shape));
+}
+
+static void cost_matmul_packed(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops,
+                               double *bytes)
+{
+    (void)nin; (void)attrs;
+    mn_shape A = in[0].shape;
+    *flops = 2.0 * (double)A.d[A.ndim - 1] * (double)mn_shape_numel(out->shape);
+    *bytes = 4.0 * (double)(mn_shape_numel(A) + mn_shape_numel(in[2].shape) + mn_shape_numel(out->shape));
+}
+
+static void packed_str(const void *a, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", ((const mn_matmul_attrs *)a)->trans_b ? "W^T" : "W");
+}
+
+const mn_op_def mn__op_pack_weight = { MN_OP_RECORD,
+    .name = "pack_weight",
+    .doc = "P = op(W) in panels of 16 columns [ceil(N/16), K, 16] (zero past N) for matmul_packed; no gradient",
+    .arity = 1, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .infer = infer_pack, .forward = pack_fwd, .cost = cost_pack, .attr_str = packed_str,
+};
+
+const mn_op_def mn__op_matmul_packed = { MN_OP_RECORD,
+    .name = "matmul_packed",
+    .doc = "C = A op(W) read from P = pack_weight(W) (A's leading dims are rows); dA = dC op(W)^T (packed), dW = dC^T A or A^T dC",
+    .arity = 3, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1,
+    .infer = infer_matmul_packed, .forward = matmul_packed_fwd, .vjp = vjp_matmul_packed,
+    .cost = cost_matmul_packed, .attr_str = packed_str,
+};
