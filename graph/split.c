@@ -207,12 +207,64 @@ static bool room(mn_step **fresh, int *cap, int m, int extra)
     return true;
 }
 
+/* A view's new steps: fresh[first, end), computing value y. */
+typedef struct { int y, first, end, at; } view_steps;
+
+/* Outputs of the steps reading value v, through views of it (aliases) to
+ * the steps that compute; *n of them into out (NULL: count only); the
+ * smallest such step index into *at. */
+static void readers(const mn_exec *ex, int v, int *out, int *n, int *at)
+{
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++) {
+            if (ex->steps[s].in[j] != v) continue;
+            const mn_value *o = &ex->vals[ex->steps[s].out];
+            if (o->base == MN_VAL_ALIAS && o->alias_of == v && !ex->steps[s].fused) { readers(ex, ex->steps[s].out, out, n, at); break; }
+            if (out) out[*n] = ex->steps[s].out;
+            (*n)++;
+            if (s < *at) *at = s;
+            break;
+        }
+}
+
+static int by_reader(const void *a, const void *b) { return ((const view_steps *)a)->at - ((const view_steps *)b)->at; }
+
+/* Each view's products wait (ctrl edges) for the computing readers of the
+ * view read before it: computed step by step as the cells need them, not
+ * all at the start (as soon as their input exists), where all of P's rows
+ * would be live at once again. */
+static mn_status late(mn_exec *ex, view_steps *vs, int nv)
+{
+    for (int i = 0; i < nv; i++) {
+        int n = 0;
+        vs[i].at = ex->nsteps;
+        readers(ex, vs[i].y, NULL, &n, &vs[i].at);
+    }
+    qsort(vs, (size_t)nv, sizeof *vs, by_reader);
+    for (int i = 1; i < nv; i++) {
+        int n = 0, at = ex->nsteps;
+        readers(ex, vs[i - 1].y, NULL, &n, &at);
+        for (int s = vs[i].first; n && s < vs[i].end; s++) {
+            mn_step *st = &ex->steps[s];
+            int *c = malloc((size_t)n * sizeof *c), m = 0;
+            if (!c) return MN_ERR_NOMEM;
+            readers(ex, vs[i - 1].y, c, &m, &at);
+            free(st->ctrl);
+            st->ctrl = c;
+            st->nctrl = m;
+        }
+    }
+    return mn__topo_order(ex);
+}
+
 /* Splits P: each view's step is replaced by the chain over its rows. */
 static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
 {
-    int m = 0, cap = 0;
+    int m = 0, cap = 0, nv = 0;
     mn_step *fresh = NULL;
     mn_status err = MN_OK;
+    view_steps *vs = malloc(((size_t)ex->nsteps + 1) * sizeof *vs);
+    if (!vs) return MN_ERR_NOMEM;
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         int64_t r0;
@@ -227,13 +279,16 @@ static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
             mn_node *y = rows_of(ex->g, f, r0, ex->vals[st->out].t.shape.d[0]);
             if (!y || ex->g->status) err = ex->g->status ? ex->g->status : MN_ERR_NOMEM;
             if (!err && (!grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first))) err = MN_ERR_NOMEM;
+            int from = m;
             if (!err) err = add_steps(ex, first, fresh, &m);
             if (!err) rewire(ex, st->out, ex->val_of[y->id]);
+            if (!err) vs[nv++] = (view_steps){ ex->val_of[y->id], from, m, 0 };
         }
         orphan(ex, st);
     }
     if (err) {     /* the steps array stays (orphans read nothing): the compile fails and frees it */
         free(fresh);
+        free(vs);
         return err;
     }
     free(ex->steps);
@@ -241,6 +296,8 @@ static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
     ex->nsteps = m;
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
+    err = late(ex, vs, nv);
+    free(vs);
     return err;
 }
 
