@@ -82,6 +82,15 @@ static mn_node *input_bias(mn_graph *g, const mn_rnn_opts *o, cell_params *p)
     return mn_add(g, p->bih, mn_concat(g, bs, 3, 0));
 }
 
+/* Steps [*t0, *t1) of block b of S steps, counted in the direction's order
+ * (the reverse direction's first block ends at T), as the backward pass
+ * completes them and the weight gradients' blocks cut them (ops/matmul.c). */
+static void block_steps(int64_t T, int64_t S, int64_t b, bool rev, int64_t *t0, int64_t *t1)
+{
+    *t0 = rev ? (T - b * S - S > 0 ? T - b * S - S : 0) : b * S;
+    *t1 = rev ? T - b * S : (b * S + S < T ? b * S + S : T);
+}
+
 /* One layer in one direction over x [T, B, I]; returns [T, B, H]. */
 static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p, mn_node *x, bool rev,
                               mn_node *h, mn_node *c, mn_node **h_last, mn_node **c_last)
@@ -97,14 +106,17 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs), **xp = malloc((size_t)(nb ? nb : 1) * sizeof *xp);
     if (!hs || !xp) { free(hs); free(xp); mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
     for (int64_t b = 0; b < nb; b++) {
-        mn_node *xb = nb == 1 ? x : mn_slice(g, x, 0, b * S, b * S + S, 1);
+        int64_t t0, t1;
+        block_steps(T, S, b, rev, &t0, &t1);
+        mn_node *xb = nb == 1 ? x : mn_slice(g, x, 0, t0, t1, 1);
         xp[b] = mn_matmul_steps(g, xb, p->wih, true);               /* [S, B, G], rows per step (recompute) */
         if (bias) xp[b] = mn_add(g, xp[b], bias);
         if (p->bhh && o->mode != MN_RNN_GRU) xp[b] = mn_add(g, xp[b], p->bhh);
     }
     for (int64_t i = 0; i < T; i++) {
-        int64_t t = rev ? T - 1 - i : i, u = t % S;
-        mn_node *xt = mn_reshape(g, mn_slice(g, xp[t / S], 0, u, u + 1, 1), MN_SHAPE(xs.d[1], G));
+        int64_t t = rev ? T - 1 - i : i, t0, t1;
+        block_steps(T, S, i / S, rev, &t0, &t1);
+        mn_node *xt = mn_reshape(g, mn_slice(g, xp[i / S], 0, t - t0, t - t0 + 1, 1), MN_SHAPE(xs.d[1], G));
         h = hs[t] = cell(g, o, p, xt, h, &c);
     }
     *h_last = h; *c_last = c;
