@@ -399,6 +399,14 @@ static void cost_matmul(const mn_tdesc *in, int nin, const mn_tdesc *out, const 
     (void)nin;
 }
 
+/* A per_step product's rows (steps of A) come from A's rows alone (gemm_steps). */
+static int matmul_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    const mn_matmul_attrs *at = attrs;
+    (void)out;
+    return nin == 2 && at->per_step && !at->trans_a && in[0].shape.ndim >= 3 && in[1].shape.ndim == 2 ? 0 : -1;
+}
+
 static void matmul_str(const void *a, char *buf, size_t n)
 {
     const mn_matmul_attrs *at = a;
@@ -410,7 +418,7 @@ const mn_op_def mn__op_matmul = { MN_OP_RECORD,
     .doc = "C = op(A) op(B), batch dims broadcast (per_step: one GEMM per index of A's first dim); dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
-    .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls,
+    .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls, .traits.row_input = matmul_rows,
 };
 
 /* ---- matmul_acc: C = C0 + op(A) op(B), a block of a weight gradient ---- */
