@@ -80,7 +80,7 @@ static int scatter_slot(const mn_exec *ex, int v, const int *nread)
  * (nested hosts). A second concat of exactly the same contiguous pieces
  * becomes a view of the first (the gradient pieces of an unrolled RNN feed
  * two concats: the weight-gradient GEMM's and the input projection's). */
-static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
+static void place_pieces(mn_exec *ex, const bool *veto, const int *nread, bool fwd_first)
 {
     for (int v = 0; v < ex->nvals; v++) {
         mn_value *x = &ex->vals[v];
@@ -89,10 +89,11 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread)
     }
     ex->placed_count = 0;
     int64_t off, st[MN_MAX_DIMS];
-    for (int s = 0; s < ex->nsteps; s++) {
-        const mn_step *stp = &ex->steps[s];
+    for (int s = 0; s < 2 * ex->nsteps; s++) {      /* fwd_first: forward concats, then backward ones; else in step order */
+        const mn_step *stp = &ex->steps[s % ex->nsteps];
         const mn_node *n = stp->node;
         mn_value *o = &ex->vals[stp->out];
+        if (fwd_first ? n->backward != (s >= ex->nsteps) : s >= ex->nsteps) continue;
         if (!n->op->traits.input_view || stp->fused || mn__kind(o) != MN_VAL_ARENA || stp->nin < 1 || veto[stp->out]) continue;
         /* all pieces already placed, in this order and back to back, in one host: a view of those bytes */
         int h = -1;
@@ -377,11 +378,11 @@ static int group_of(const mn_exec *ex, int v)
 
 /* One complete plan with the given hosts vetoed; the arena size or -1.
  * Without offsets: the storages only, and their lower bound (no placement). */
-static int64_t plan_storages(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount, bool offsets)
+static int64_t plan_storages(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount, bool offsets, bool fwd_first)
 {
     ex->nstores = 0;
     ex->inplace_count = 0;
-    place_pieces(ex, veto, nread);
+    place_pieces(ex, veto, nread, fwd_first);
     for (int v = 0; v < ex->nvals; v++) ex->vals[v].group = group_of(ex, v);
     group_lifetimes(ex, glast, gcount);
     assign_storages(ex, glast, gcount);
@@ -389,9 +390,9 @@ static int64_t plan_storages(mn_exec *ex, const bool *veto, const int *nread, in
     return offsets ? assign_offsets(ex) : ex->lower_bound;
 }
 
-static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount)
+static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount, bool fwd_first)
 {
-    return plan_storages(ex, veto, nread, glast, gcount, true);
+    return plan_storages(ex, veto, nread, glast, gcount, true, fwd_first);
 }
 
 /* Placing concat pieces saves their copies but keeps a whole host's bytes
@@ -410,8 +411,18 @@ mn_status mn__plan(mn_exec *ex)
     ex->stores = calloc((size_t)(ex->nvals + ex->nsteps + 1), sizeof *ex->stores);
     mn_status s = glast && gcount && hosts && veto && span && nread && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
     int64_t best = -1;
+    bool fwd = false;
     if (!s) {
-        best = plan_once(ex, veto, nread, glast, gcount);
+        /* pieces go to the first concat that takes them: in step order, or
+         * forward concats first (the hidden states of an unrolled RNN: its
+         * outputs concat, whose views the weight gradients' blocks then
+         * are, instead of the blocks' concats, made as soon as their pieces
+         * exist, and a copy for the outputs); the smaller */
+        best = plan_once(ex, veto, nread, glast, gcount, true);
+        int64_t in_order = plan_once(ex, veto, nread, glast, gcount, false);
+        fwd = best >= 0 && (in_order < 0 || best < in_order);
+        if (fwd) best = plan_once(ex, veto, nread, glast, gcount, true);
+        else best = in_order;
         int nh = 0;
         for (int v = 0; v < ex->nvals; v++) span[v] = level_of(ex, v);      /* first, the host's first piece level */
         for (int u = 0; u < ex->nvals; u++)
@@ -423,18 +434,18 @@ mn_status mn__plan(mn_exec *ex)
             }
         if (nh) {
             for (int i = 0; i < nh; i++) veto[hosts[i]] = true;
-            int64_t none = plan_once(ex, veto, nread, glast, gcount);
+            int64_t none = plan_once(ex, veto, nread, glast, gcount, fwd);
             for (int i = 0; i < nh; i++) veto[hosts[i]] = false;
             if (best >= 0 && none >= 0 && best > none) {
                 for (int i = 1; i < nh; i++)                     /* widest first */
                     for (int j = i; j > 0 && span[hosts[j - 1]] < span[hosts[j]]; j--) { int t = hosts[j]; hosts[j] = hosts[j - 1]; hosts[j - 1] = t; }
                 for (int i = 0; i < nh && best > none; i++) {
                     veto[hosts[i]] = true;
-                    int64_t a = plan_once(ex, veto, nread, glast, gcount);
+                    int64_t a = plan_once(ex, veto, nread, glast, gcount, fwd);
                     if (a >= 0 && a < best) best = a; else veto[hosts[i]] = false;
                 }
             }
-            best = plan_once(ex, veto, nread, glast, gcount);              /* the plan to bind */
+            best = plan_once(ex, veto, nread, glast, gcount, fwd);         /* the plan to bind */
         }
         if (best < 0) s = mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
         ex->arena_bytes = best;
@@ -458,10 +469,12 @@ mn_status mn__plan_estimate(mn_exec *ex, int64_t *estimate)
     mn_status s = glast && gcount && nread && veto && ex->stores ? workspaces(ex) : mn__graph_fail(ex->g, MN_ERR_NOMEM, "plan: out of memory");
     if (!s) {
         mn__count_reads(ex, nread);
-        int64_t all = plan_storages(ex, veto, nread, glast, gcount, false);
+        int64_t fwd = plan_storages(ex, veto, nread, glast, gcount, false, true);
+        int64_t all = plan_storages(ex, veto, nread, glast, gcount, false, false);
         for (int v = 0; v < ex->nvals; v++) veto[v] = ex->vals[v].host;
-        int64_t none = plan_storages(ex, veto, nread, glast, gcount, false);
+        int64_t none = plan_storages(ex, veto, nread, glast, gcount, false, false);
         *estimate = all < none ? all : none;
+        if (fwd < *estimate) *estimate = fwd;
     }
     free(glast); free(gcount); free(nread); free(veto);
     return s;

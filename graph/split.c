@@ -1,41 +1,39 @@
 /* graph/split.c: row splitting, a rewrite the recompute pass applies when
- * the plain plan misses the budget. A forward value P [T, ...] computed
- * step by step from X [T, ...] (a per_step matmul X W^T, mn_matmul_steps,
- * then adds of biases broadcast over its rows) and read only through views
- * of whole steps (an RNN's input projection, sliced per time step) is
- * computed per view instead: each view becomes a per_step matmul of the
- * same steps of X and the same adds. P never exists whole, and the
- * recompute pass can drop a segment's rows and rebuild them. A per_step
- * product computes each step with its own GEMM of the same rows, so a
- * view's matmul gives the whole product's bits (a plain matmul would not:
- * BLAS rows depend on the call's row count). Owns: the new nodes (in
- * ex->g), their values and steps; P's steps and the views go (their values
- * keep no storage). */
+ * the plain plan misses the budget. A forward value P [T, ...] whose rows
+ * come from the same rows of an input X [T, ...] (the op registry's
+ * row_input trait: a per_step matmul X W^T, mn_matmul_steps, then
+ * elementwise ops with operands broadcast over its rows, e.g. bias adds)
+ * and read only through views of whole steps (an RNN's input projection,
+ * sliced per time step) is computed per view instead: each view becomes the
+ * same chain of ops over the same steps of X. P never exists whole, and the
+ * recompute pass can drop a segment's rows and rebuild them. The trait
+ * promises the bits (a per_step product computes each step with its own
+ * GEMM; a plain matmul would not: BLAS rows depend on the call's row
+ * count). Owns: the new nodes (in ex->g), their values and steps; P's
+ * steps and the views go (their values keep no storage). */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_CHAIN = 4 };   /* the matmul and up to three bias adds */
+enum { MAX_CHAIN = 4, MAX_IN = 8 };   /* the product and up to three row-wise ops after it */
 
-static bool is_op(const mn_node *n, const char *name) { return n->kind == MN_NODE_OP && !strcmp(n->op->name, name); }
+/* The input whose rows make node n's rows (the op's row_input trait), or -1. */
+static int row_input(const mn_node *n)
+{
+    if (n->kind != MN_NODE_OP || !n->op->traits.row_input || n->nin > MAX_IN || n->desc.shape.ndim < 1) return -1;
+    int k = n->op->traits.row_input(n->in_desc, n->nin, &n->desc, n->attrs);
+    if (k < 0 || k >= n->nin || n->in_desc[k].shape.ndim < 1 || n->in_desc[k].shape.d[0] != n->desc.shape.d[0]) return -1;
+    return k;
+}
 
-/* What P is: y = X W^T (or X W), then y + bias[b] (bias_first: bias + y). */
+/* What P is: node[0] (the product) reads rows of x through its input
+ * row[0]; node[i] reads node[i - 1]'s rows through row[i]; node[n - 1] is P. */
 typedef struct {
-    mn_node *x, *w, *bias[MAX_CHAIN];
-    bool trans_b, bias_first[MAX_CHAIN];
-    int nbias;
+    mn_node *x, *node[MAX_CHAIN];
+    int row[MAX_CHAIN], n;
     int steps[MAX_CHAIN + 1], nsteps;   /* the steps computing it */
     int vals[MAX_CHAIN + 1], nvals;     /* their values */
 } row_fn;
-
-/* The input of add node n of P's shape beside a bias broadcast over rows, or -1. */
-static int row_input(const mn_node *n)
-{
-    if (!is_op(n, "add") || n->nin != 2) return -1;
-    for (int k = 0; k < 2; k++)
-        if (mn_shape_eq(n->in[k]->desc.shape, n->desc.shape) && n->in[1 - k]->desc.shape.ndim < n->desc.shape.ndim) return k;
-    return -1;
-}
 
 static bool add_step(row_fn *f, int s)
 {
@@ -56,42 +54,43 @@ static bool chain_value(const mn_exec *ex, const int *nread, int v, int p, row_f
     return add_step(f, x->def);
 }
 
-/* P's chain, walked over its nodes from P to the matmul; false if it is not one. */
+/* P's chain, walked over its nodes from P down: row-wise elementwise ops
+ * (pointwise), then one product whose row input is X; false if it is not one. */
 static bool row_chain(const mn_exec *ex, const int *nread, int p, row_fn *f)
 {
     memset(f, 0, sizeof *f);
-    mn_node *n = ex->vals[p].node, *bias[MAX_CHAIN];
-    bool first[MAX_CHAIN];
-    int nb = 0;
-    while (nb < MAX_CHAIN && ex->val_of[n->id] >= 0 && chain_value(ex, nread, ex->val_of[n->id], p, f)) {
-        if (is_op(n, "matmul")) {
-            const mn_matmul_attrs *at = n->attrs;
-            mn_shape a = n->in[0]->desc.shape;
-            if (!at->per_step || at->trans_a || n->in[1]->desc.shape.ndim != 2 || a.ndim < 3 || a.d[0] != ex->vals[p].t.shape.d[0]) return false;
-            f->x = n->in[0];
-            f->w = n->in[1];
-            f->trans_b = at->trans_b;
-            for (int b = 0; b < nb; b++) { f->bias[b] = bias[nb - 1 - b]; f->bias_first[b] = first[nb - 1 - b]; }
-            f->nbias = nb;
-            return ex->val_of[f->x->id] >= 0;
-        }
-        int k = row_input(n);
-        if (k < 0) return false;
-        bias[nb] = n->in[1 - k];
-        first[nb++] = k == 1;
+    mn_node *n = ex->vals[p].node, *down[MAX_CHAIN];
+    int row[MAX_CHAIN], m = 0;
+    for (;;) {
+        int k = row_input(n), v = ex->val_of[n->id];
+        if (m == MAX_CHAIN || k < 0 || v < 0 || !chain_value(ex, nread, v, p, f)) return false;
+        down[m] = n;
+        row[m++] = k;
+        if (!n->op->traits.pointwise) break;                        /* the product */
         n = n->in[k];
     }
+    f->x = n->in[row[m - 1]];
+    f->n = m;
+    for (int i = 0; i < m; i++) { f->node[i] = down[m - 1 - i]; f->row[i] = row[m - 1 - i]; }
+    return ex->val_of[f->x->id] >= 0;
+}
+
+/* Is value v an input of a chain node other than its row input (a bias, the weight)? */
+static bool side_input(const mn_exec *ex, const row_fn *f, int v)
+{
+    for (int i = 0; i < f->n; i++)
+        for (int q = 0; q < f->node[i]->nin; q++)
+            if (q != f->row[i] && ex->val_of[f->node[i]->in[q]->id] == v) return true;
     return false;
 }
 
-/* The fused step computing P (if any) reads only the chain's values and biases. */
+/* The fused step computing P (if any) reads only the chain's values and side inputs. */
 static bool fused_inputs_ok(const mn_exec *ex, int p, const row_fn *f)
 {
     const mn_step *st = &ex->steps[ex->vals[p].def];
     for (int j = 0; st->fused && j < st->nin; j++) {
-        bool ok = false;
+        bool ok = side_input(ex, f, st->in[j]);
         for (int i = 0; i < f->nvals; i++) ok |= st->in[j] == f->vals[i];
-        for (int b = 0; b < f->nbias; b++) ok |= st->in[j] == ex->val_of[f->bias[b]->id];
         if (!ok) return false;
     }
     return true;
@@ -146,11 +145,15 @@ static mn_status add_steps(mn_exec *ex, int first, mn_step *out, int *m)
     return MN_OK;
 }
 
-/* The nodes computing rows [r0, r0 + rows) of P. */
+/* The nodes computing rows [r0, r0 + rows) of P: the chain's ops over those rows of x. */
 static mn_node *rows_of(mn_graph *g, const row_fn *f, int64_t r0, int64_t rows)
 {
-    mn_node *y = mn_matmul_steps(g, mn_slice(g, f->x, 0, r0, r0 + rows, 1), f->w, f->trans_b);
-    for (int b = 0; b < f->nbias && y; b++) y = f->bias_first[b] ? mn_add(g, f->bias[b], y) : mn_add(g, y, f->bias[b]);
+    mn_node *y = mn_slice(g, f->x, 0, r0, r0 + rows, 1), *in[MAX_IN];
+    for (int i = 0; i < f->n && y; i++) {
+        const mn_node *n = f->node[i];
+        for (int q = 0; q < n->nin; q++) in[q] = q == f->row[i] ? y : n->in[q];
+        y = mn__node(g, n->op, in, n->nin, n->attrs);
+    }
     return y;
 }
 
@@ -207,12 +210,64 @@ static bool room(mn_step **fresh, int *cap, int m, int extra)
     return true;
 }
 
+/* A view's new steps: fresh[first, end), computing value y. */
+typedef struct { int y, first, end, at; } view_steps;
+
+/* Outputs of the steps reading value v, through views of it (aliases) to
+ * the steps that compute; *n of them into out (NULL: count only); the
+ * smallest such step index into *at. */
+static void readers(const mn_exec *ex, int v, int *out, int *n, int *at)
+{
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++) {
+            if (ex->steps[s].in[j] != v) continue;
+            const mn_value *o = &ex->vals[ex->steps[s].out];
+            if (o->base == MN_VAL_ALIAS && o->alias_of == v && !ex->steps[s].fused) { readers(ex, ex->steps[s].out, out, n, at); break; }
+            if (out) out[*n] = ex->steps[s].out;
+            (*n)++;
+            if (s < *at) *at = s;
+            break;
+        }
+}
+
+static int by_reader(const void *a, const void *b) { return ((const view_steps *)a)->at - ((const view_steps *)b)->at; }
+
+/* Each view's products wait (ctrl edges) for the computing readers of the
+ * view read before it: computed step by step as the cells need them, not
+ * all at the start (as soon as their input exists), where all of P's rows
+ * would be live at once again. */
+static mn_status late(mn_exec *ex, view_steps *vs, int nv)
+{
+    for (int i = 0; i < nv; i++) {
+        int n = 0;
+        vs[i].at = ex->nsteps;
+        readers(ex, vs[i].y, NULL, &n, &vs[i].at);
+    }
+    qsort(vs, (size_t)nv, sizeof *vs, by_reader);
+    for (int i = 1; i < nv; i++) {
+        int n = 0, at = ex->nsteps;
+        readers(ex, vs[i - 1].y, NULL, &n, &at);
+        for (int s = vs[i].first; n && s < vs[i].end; s++) {
+            mn_step *st = &ex->steps[s];
+            int *c = malloc((size_t)n * sizeof *c), m = 0;
+            if (!c) return MN_ERR_NOMEM;
+            readers(ex, vs[i - 1].y, c, &m, &at);
+            free(st->ctrl);
+            st->ctrl = c;
+            st->nctrl = m;
+        }
+    }
+    return mn__topo_order(ex);
+}
+
 /* Splits P: each view's step is replaced by the chain over its rows. */
 static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
 {
-    int m = 0, cap = 0;
+    int m = 0, cap = 0, nv = 0, n0 = ex->g->n;
     mn_step *fresh = NULL;
     mn_status err = MN_OK;
+    view_steps *vs = malloc(((size_t)ex->nsteps + 1) * sizeof *vs);
+    if (!vs) return MN_ERR_NOMEM;
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         int64_t r0;
@@ -227,13 +282,18 @@ static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
             mn_node *y = rows_of(ex->g, f, r0, ex->vals[st->out].t.shape.d[0]);
             if (!y || ex->g->status) err = ex->g->status ? ex->g->status : MN_ERR_NOMEM;
             if (!err && (!grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first))) err = MN_ERR_NOMEM;
+            int from = m;
             if (!err) err = add_steps(ex, first, fresh, &m);
             if (!err) rewire(ex, st->out, ex->val_of[y->id]);
+            if (!err) vs[nv++] = (view_steps){ ex->val_of[y->id], from, m, 0 };
         }
         orphan(ex, st);
     }
     if (err) {     /* the steps array stays (orphans read nothing): the compile fails and frees it */
+        for (int i = 0; i < m; i++)
+            if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); }   /* the new steps' arrays */
         free(fresh);
+        free(vs);
         return err;
     }
     free(ex->steps);
@@ -241,6 +301,8 @@ static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
     ex->nsteps = m;
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
+    err = late(ex, vs, nv);
+    free(vs);
     return err;
 }
 

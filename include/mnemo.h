@@ -349,6 +349,12 @@ mn_node *mn_matmul_steps(mn_graph *g, mn_node *a, mn_node *b, bool trans_b);
  * Gradients flow to w; each row's bits do not depend on the row count. */
 mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b);
 mn_node *mn_matmul_packed(mn_graph *g, mn_node *a, mn_node *w, mn_node *packed, bool trans_b);
+/* Rows per block of a sum of products over time steps (an RNN's weight
+ * gradients): the gradient of a weight shared by n products is one GEMM per
+ * run of whole products reaching this many contraction rows, added in a
+ * fixed order (so a memory budget can free each block's inputs early and
+ * keep the bits); models/rnn.c projects its inputs in blocks of as many steps. */
+#define MN_STEP_BLOCK_ROWS 1024
 mn_node *mn_transpose(mn_graph *g, mn_node *x, int dim0, int dim1);
 mn_node *mn_permute(mn_graph *g, mn_node *x, int ndim, const int *perm);
 mn_node *mn_reshape(mn_graph *g, mn_node *x, mn_shape shape);  /* one -1 allowed */

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define MN_PLUGIN_ABI_MAJOR 3
-#define MN_PLUGIN_ABI_MINOR 0
+#define MN_PLUGIN_ABI_MINOR 1
 #define MN_PLUGIN_ABI_VERSION ((uint32_t)MN_PLUGIN_ABI_MAJOR << 16 | (uint32_t)MN_PLUGIN_ABI_MINOR)
 
 /* Flags the compiler reads (bits 0, 1, 4, 5, 6 belonged to flags of ABI 2
@@ -99,7 +99,7 @@ typedef struct { const char *name; mn_attr_type type; size_t offset; } mn_attr_f
 
 /* The attribute structs of the built-in ops (mn_op / mn_op_named take them). */
 typedef struct { float s; } mn_scale_attrs;                        /* scale */
-/* matmul; per_step: A [T, ...] (batch dims, B without) is computed one
+/* matmul; per_step (ABI 3.1): A [T, ...] (batch dims, B without) is computed one
  * index of its first dim at a time (one GEMM per time step), so a slice of A
  * over that dim gives the same bits as the whole product (mn_matmul_steps). */
 typedef struct { bool trans_a, trans_b, per_step; } mn_matmul_attrs;
@@ -174,6 +174,13 @@ typedef struct {
     bool (*view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides);
     /* Scratch bytes the kernel needs (planned as a short-lived arena value). */
     size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
+    /* ABI 3.1. Rows along dim 0 of the output come from the same rows of
+     * input k alone, bit for bit, whatever rows a call computes: returns k,
+     * or -1 (the other inputs are read whole, e.g. a bias broadcast over
+     * rows). A per_step matmul's A; an elementwise op's operand of the
+     * output's shape beside one of fewer dims. The recompute pass then
+     * computes such a value per row range (graph/split.c). */
+    int (*row_input)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
 } mn_op_traits;
 
 struct mn_op_def {
@@ -215,7 +222,7 @@ _Static_assert(offsetof(struct mn_op_def, infer) == 48, "mn_op_def: core fields 
 _Static_assert(offsetof(struct mn_op_def, compose) == 88, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, attr_fields) == 96, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, traits) == 104, "mn_op_def: traits after the core");
-_Static_assert(sizeof(mn_op_traits) == 6 * sizeof(void *), "mn_op_traits: ABI 3.0 has 6 hints; append only");
+_Static_assert(sizeof(mn_op_traits) == 7 * sizeof(void *), "mn_op_traits: ABI 3.1 has 7 hints; append only");
 _Static_assert(sizeof(mn_tdesc) == 80 && sizeof(mn_shape) == 72, "tensor descriptors fixed");
 #endif
 

@@ -1,9 +1,10 @@
 /* models/rnn.c: RNN (tanh/relu), LSTM and GRU as compositions, with
  * PyTorch's parameter names, shapes, gate orders and initialisation.
- * Per layer and direction: the input projection of all T steps is one
- * linear; each step slices it and adds one product with W_hh (packed once
- * for all steps), then the gate math. The reverse direction walks
- * t = T-1..0 and writes its outputs back in time order. */
+ * Per layer and direction: the input projection of a block of steps
+ * (MN_STEP_BLOCK_ROWS rows) is one per-step product; each step slices it
+ * and adds one product with W_hh (packed once for all steps), then the
+ * gate math. The reverse direction walks t = T-1..0 and writes its
+ * outputs back in time order. */
 #include "mnemo.h"
 #include <math.h>
 #include <stdio.h>
@@ -83,30 +84,51 @@ static mn_node *input_bias(mn_graph *g, const mn_rnn_opts *o, cell_params *p)
     return mn_add(g, p->bih, mn_concat(g, bs, 3, 0));
 }
 
+/* Steps [*t0, *t1) of block b of S steps, counted in the direction's order
+ * (the reverse direction's first block ends at T), as the backward pass
+ * completes them and the weight gradients' blocks cut them (ops/matmul.c). */
+static void block_steps(int64_t T, int64_t S, int64_t b, bool rev, int64_t *t0, int64_t *t1)
+{
+    *t0 = rev ? (T - b * S - S > 0 ? T - b * S - S : 0) : b * S;
+    *t1 = rev ? T - b * S : (b * S + S < T ? b * S + S : T);
+}
+
 /* One layer in one direction over x [T, B, I]; returns [T, B, H]. */
 static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p, mn_node *x, bool rev,
                               mn_node *h, mn_node *c, mn_node **h_last, mn_node **c_last)
 {
     mn_shape xs = mn_node_shape(x);
     int64_t T = xs.d[0], G = gates_of(o->mode) * o->hidden;
-    mn_node *xp = mn_matmul_steps(g, x, p->wih, true);               /* [T, B, G], rows per step (recompute) */
+    /* the input projection in blocks of S steps (S B >= MN_STEP_BLOCK_ROWS):
+     * each block's gate gradients meet the weight-gradient GEMMs and bias
+     * sums on their own, so a memory budget can free them block by block */
+    int64_t S = xs.d[1] >= MN_STEP_BLOCK_ROWS ? 1 : (MN_STEP_BLOCK_ROWS + xs.d[1] - 1) / (xs.d[1] ? xs.d[1] : 1);
+    int64_t nb = T ? (T + S - 1) / S : 0;
     mn_node *bias = input_bias(g, o, p);
-    if (bias) xp = mn_add(g, xp, bias);
-    if (p->bhh && o->mode != MN_RNN_GRU) xp = mn_add(g, xp, p->bhh);
+    mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs), **xp = malloc((size_t)(nb ? nb : 1) * sizeof *xp);
+    if (!hs || !xp) { free(hs); free(xp); mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t t0, t1;
+        block_steps(T, S, b, rev, &t0, &t1);
+        mn_node *xb = nb == 1 ? x : mn_slice(g, x, 0, t0, t1, 1);
+        xp[b] = mn_matmul_steps(g, xb, p->wih, true);               /* [S, B, G], rows per step (recompute) */
+        if (bias) xp[b] = mn_add(g, xp[b], bias);
+        if (p->bhh && o->mode != MN_RNN_GRU) xp[b] = mn_add(g, xp[b], p->bhh);
+    }
     /* Two or more steps: W_hh packed once per run, every step's product
      * reads the packed copy (a GEMM call would pack it again, about 20% of
      * a 32-row product). One step (a sampling graph): a plain product. */
     p->whp = T > 1 ? mn_pack_weight(g, p->whh, true) : NULL;
-    mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs);
-    if (!hs) { mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
     for (int64_t i = 0; i < T; i++) {
-        int64_t t = rev ? T - 1 - i : i;
-        mn_node *xt = mn_reshape(g, mn_slice(g, xp, 0, t, t + 1, 1), MN_SHAPE(xs.d[1], G));
+        int64_t t = rev ? T - 1 - i : i, t0, t1;
+        block_steps(T, S, i / S, rev, &t0, &t1);
+        mn_node *xt = mn_reshape(g, mn_slice(g, xp[i / S], 0, t - t0, t - t0 + 1, 1), MN_SHAPE(xs.d[1], G));
         h = hs[t] = cell(g, o, p, xt, h, &c);
     }
     *h_last = h; *c_last = c;
     mn_node *out = mn_stack(g, hs, (int)T, 0);
     free(hs);
+    free(xp);
     return out;
 }
 

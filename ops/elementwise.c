@@ -305,10 +305,21 @@ static void scale_str(const void *a, char *buf, size_t n) { snprintf(buf, n, "s=
 /* ---- records ---- */
 
 
+/* Each element on its own: the output's rows come from the same rows of
+ * the operand of the output's shape when the other has fewer dims (a bias
+ * broadcast over the rows). */
+static int binary_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    (void)attrs;
+    for (int k = 0; k < 2 && nin == 2; k++)
+        if (mn_shape_eq(in[k].shape, out->shape) && in[1 - k].shape.ndim < out->shape.ndim) return k;
+    return -1;
+}
+
 #define BINARY_OP(nm, dc, extra, vj)                                                 \
     const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 2,              \
         .flags = (extra), .inplace = 0, .infer = infer_binary, \
-        .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };
+        .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw, .traits.row_input = binary_rows };
 #define UNARY_OP(nm, dc, vj)                                                         \
     const mn_op_def mn__op_##nm = { MN_OP_RECORD, .name = #nm, .doc = dc, .arity = 1, \
         .inplace = 0, .infer = infer_unary, .forward = nm##_fwd, .vjp = vj, .traits.pointwise = nm##_pw };

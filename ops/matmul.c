@@ -10,6 +10,7 @@
 #include <omp.h>
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #ifdef MNEMO_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -321,10 +322,49 @@ static mn_status vjp_matmul(mn_vjp_ctx *c)
     return MN_OK;
 }
 
+extern const mn_op_def mn__op_matmul_acc;
+
+/* C0 + op(A) op(B), written over C0's bytes (the planner's in-place pair). */
+static mn_node *matmul_acc(mn_graph *g, mn_node *c0, mn_node *a, mn_node *b, bool trans_a, bool trans_b)
+{
+    mn_matmul_attrs at = { trans_a, trans_b, false };
+    mn_node *in[3] = { c0, a, b };
+    return mn__node(g, &mn__op_matmul_acc, in, 3, &at);
+}
+
+static mn_node *join(mn_graph *g, mn_node **x, int n, int axis) { return n == 1 ? x[0] : mn_concat(g, x, n, axis); }
+
+/* The joined products in blocks of whole products reaching
+ * MN_STEP_BLOCK_ROWS contraction rows (from the first, in forward order):
+ * one GEMM per block, added last block first (the order the backward pass
+ * completes them) into one accumulator. A block's inputs then die with
+ * its GEMM (a memory budget frees an RNN's gate gradients block by block),
+ * and each GEMM keeps a contraction of 1024+ rows. One block: one GEMM. */
+static mn_node *join_blocks(mn_graph *g, mn_node **as, mn_node **bs, int n, bool ta, bool tb)
+{
+    int *cut = malloc(((size_t)n + 1) * sizeof *cut), nc = 0;
+    if (!cut) return NULL;
+    int64_t rows = 0;
+    cut[0] = 0;
+    for (int i = 0; i < n; i++) {
+        rows += ta ? mn_node_shape(as[i]).d[0] : mn_node_shape(as[i]).d[1];
+        if (rows >= MN_STEP_BLOCK_ROWS || i == n - 1) { cut[++nc] = i + 1; rows = 0; }
+    }
+    mn_node *r = NULL;
+    for (int c = nc - 1; c >= 0; c--) {
+        int m = cut[c + 1] - cut[c];
+        mn_node *a = join(g, as + cut[c], m, ta ? 0 : 1), *b = join(g, bs + cut[c], m, tb ? 1 : 0);
+        r = r ? matmul_acc(g, r, a, b, ta, tb) : mn_matmul(g, a, b, ta, tb);
+    }
+    free(cut);
+    return r;
+}
+
 /* Sum of 2-D products with the same flags and output shape:
  *   sum_k op(A_k) op(B_k) = [op(A_1) ... op(A_n)] [op(B_1); ...; op(B_n)]
  * one GEMM over the concatenated contraction dim instead of n GEMMs and
- * n - 1 adds (the weight gradient of an unrolled RNN over all its steps). */
+ * n - 1 adds (the weight gradient of an unrolled RNN over all its steps),
+ * per block of MN_STEP_BLOCK_ROWS rows (join_blocks). */
 static mn_node *merge_matmuls(mn_graph *g, mn_node *const *parts, int n)
 {
     const mn_matmul_attrs *a0 = mn__node_attrs(parts[0]);
@@ -342,7 +382,7 @@ static mn_node *merge_matmuls(mn_graph *g, mn_node *const *parts, int n)
          * gradient (index.c's merge_slices), one value after CSE */
         for (int i = 0; i < n; i++) { as[i] = mn__node_input(parts[n - 1 - i], 0); bs[i] = mn__node_input(parts[n - 1 - i], 1); }
         /* A's contraction dim: 0 if stored transposed, else 1; B's: 1 if transposed, else 0 */
-        r = mn_matmul(g, mn_concat(g, as, n, a0->trans_a ? 0 : 1), mn_concat(g, bs, n, a0->trans_b ? 1 : 0), a0->trans_a, a0->trans_b);
+        r = join_blocks(g, as, bs, n, a0->trans_a, a0->trans_b);
     }
     free(as); free(bs);
     return r;
@@ -359,6 +399,14 @@ static void cost_matmul(const mn_tdesc *in, int nin, const mn_tdesc *out, const 
     (void)nin;
 }
 
+/* A per_step product's rows (steps of A) come from A's rows alone (gemm_steps). */
+static int matmul_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    const mn_matmul_attrs *at = attrs;
+    (void)out;
+    return nin == 2 && at->per_step && !at->trans_a && in[0].shape.ndim >= 3 && in[1].shape.ndim == 2 ? 0 : -1;
+}
+
 static void matmul_str(const void *a, char *buf, size_t n)
 {
     const mn_matmul_attrs *at = a;
@@ -370,7 +418,66 @@ const mn_op_def mn__op_matmul = { MN_OP_RECORD,
     .doc = "C = op(A) op(B), batch dims broadcast (per_step: one GEMM per index of A's first dim); dA = dC op(B)^T, dB = op(A)^T dC",
     .arity = 2, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1, .flags = MN_OPF_ACCUMULATE,
     .infer = infer_matmul, .forward = matmul_fwd, .vjp = vjp_matmul,
-    .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls,
+    .cost = cost_matmul, .attr_str = matmul_str, .traits.merge_grads = merge_matmuls, .traits.row_input = matmul_rows,
+};
+
+/* ---- matmul_acc: C = C0 + op(A) op(B), a block of a weight gradient ---- */
+
+static mn_status infer_matmul_acc(mn_infer_ctx *c)
+{
+    if (c->nin != 3) return mn__infer_fail(c, MN_ERR_INVALID, "takes C0, A and B");
+    mn_infer_ctx m = *c;
+    m.in = c->in + 1;
+    m.nin = 2;
+    mn_status s = infer_matmul(&m);
+    if (s) return s;
+    char a[96], b[96];
+    if (c->in[0].dtype != MN_F32 || !mn_shape_eq(c->in[0].shape, m.out.shape))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "C0 %s must be f32 of the product's shape %s", mn_shape_str(c->in[0].shape, a, sizeof a),
+                              mn_shape_str(m.out.shape, b, sizeof b));
+    c->out = m.out;
+    return MN_OK;
+}
+
+/* C0 copied into C (unless C is C0's bytes), then the GEMMs with beta = 1. */
+static mn_status matmul_acc_fwd(const mn_kernel_ctx *c)
+{
+    float *out = mn_f32(c->out);
+    const float *c0 = mn_f32(&c->in[0]);
+    int64_t n = mn_shape_numel(c->out->shape);
+    if (out != c0 && n) memcpy(out, c0, (size_t)n * sizeof *out);
+    mn_kernel_ctx m = *c;
+    m.in = c->in + 1;
+    m.nin = 2;
+    m.accumulate = true;
+    return matmul_fwd(&m);
+}
+
+/* dC0 = dC; dA, dB as matmul's. */
+static mn_status vjp_matmul_acc(mn_vjp_ctx *c)
+{
+    if (c->needs[0]) c->dx[0] = c->dy;
+    mn_vjp_ctx m = *c;
+    m.in = c->in + 1;
+    m.nin = 2;
+    m.needs = c->needs + 1;
+    m.dx = c->dx + 1;
+    return vjp_matmul(&m);
+}
+
+static void cost_matmul_acc(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
+{
+    cost_matmul(in + 1, nin - 1, out, attrs, flops, bytes);
+    *flops += (double)mn_shape_numel(out->shape);
+    *bytes += 4.0 * (double)mn_shape_numel(out->shape);
+}
+
+const mn_op_def mn__op_matmul_acc = { MN_OP_RECORD,
+    .name = "matmul_acc",
+    .doc = "C = C0 + op(A) op(B) (in place over C0; blocks of a weight gradient over time steps); dC0 = dC, dA, dB as matmul",
+    .arity = 3, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = 0,
+    .infer = infer_matmul_acc, .forward = matmul_acc_fwd, .vjp = vjp_matmul_acc,
+    .cost = cost_matmul_acc, .attr_str = matmul_str,
 };
 
 /* ---- linear (composite): y = x W^T + b, W [out, in] as nn.Linear ---- */

@@ -12,6 +12,7 @@
     X(sigmoid) X(relu) X(relu_grad) X(tanh_grad) X(sigmoid_grad) X(gelu)       \
     X(softplus) X(abs) X(sign) X(clamp) X(pow) X(leaky_relu) X(elu) X(silu)    \
     X(reciprocal) X(rsqrt) X(act_grad) X(matmul) X(linear) X(permute)          \
+    X(matmul_acc)                                                             \
     X(reshape) X(expand) X(squeeze) X(unsqueeze) X(slice) X(slice_backward)    \
     X(concat) X(stack) X(index_select) X(index_select_backward) X(gather)      \
     X(gather_backward) X(embedding) X(where) X(sum) X(mean) X(max) X(min)      \

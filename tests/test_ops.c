@@ -45,6 +45,7 @@ typedef struct {
 #define MMP(tb, a, w, np, K) { "matmul_packed", 3, { a, w, S(np, K, 16) }, .gen = { G_NORMAL, G_NORMAL, G_PACKED }, \
                                .attrs = &(mn_matmul_attrs){ false, tb } }
 #define PACK(tb, w) { "pack_weight", 1, { w }, .attrs = &(mn_matmul_attrs){ false, tb } }
+#define MMA(ta, tb, c, a, b) { "matmul_acc", 3, { c, a, b }, .attrs = &(mn_matmul_attrs){ ta, tb } }
 #define PERM(sh, n, ...) { "permute", 1, { sh }, .attrs = &(mn_permute_attrs){ n, { __VA_ARGS__ } } }
 #define RESHAPE(sh, to) { "reshape", 1, { sh }, .attrs = &(mn_shape_attrs){ to } }
 #define EXPAND(sh, to) { "expand", 1, { sh }, .attrs = &(mn_shape_attrs){ to } }
@@ -859,6 +860,10 @@ static void reference(const op_case *c, mn_tensor **in, double *out, mn_shape os
     if (ref_library(c, in, out, os)) return;
     if (!strcmp(c->op, "matmul") || !strcmp(c->op, "matmul_packed")) ref_matmul(c, in, out, os);
     else if (!strcmp(c->op, "pack_weight")) ref_pack(c, in, out, os);
+    else if (!strcmp(c->op, "matmul_acc")) {                      /* C0 + the product */
+        ref_matmul(c, in + 1, out, os);
+        for (int64_t i = 0; i < n; i++) out[i] += F(in[0], i);
+    }
     else if (!strcmp(c->op, "permute")) ref_permute(c, in, out, os);
     else if (!strcmp(c->op, "sum") || !strcmp(c->op, "mean")) ref_reduce(c, in, out, os);
     else if (strstr(c->op, "softmax")) ref_softmax(c, in, out, os);
@@ -1226,6 +1231,8 @@ int main(void)
         MM(true, false, S(2, 7, 5), S(7, 3)), MM(false, false, S(5, 7), S(2, 7, 3)),
         MM(false, false, S(3, 1, 5, 7), S(2, 7, 4)), MM(false, false, S(1, 5, 7), S(3, 7, 2)),
         MM(false, false, S(64, 96), S(96, 80)), MM(false, true, S(8, 16, 64), S(8, 32, 64)),
+        MMA(true, false, S(5, 3), S(7, 5), S(7, 3)), MMA(false, true, S(5, 3), S(5, 7), S(3, 7)),
+        MMA(true, false, S(96, 80), S(64, 96), S(64, 80)),
         PERM(S(5, 7, 3), 3, 2, 0, 1), PERM(S(5, 7, 3), 3, 1, 0, 2), PERM(S(5, 7, 3), 3, 0, 2, 1),
         PERM(S(2, 3, 4, 5), 4, 3, 1, 0, 2), PERM(S(64, 130), 2, 1, 0), PERM(S(5), 1, 0),
         RESHAPE(S(5, 7, 3), S(35, 3)), RESHAPE(S(5, 7, 3), S(-1)), RESHAPE(S(5, 7, 3), S(3, -1, 5)),

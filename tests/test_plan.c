@@ -38,7 +38,8 @@ static model mlp(int64_t B)
 }
 
 /* 64 steps of an LSTM cell (gates i, f, g, o as PyTorch) over x [T, B, I],
- * the input projection of all steps as one matmul, CE on every step's h. */
+ * the input projection as one matmul per block of steps (as models/rnn.c:
+ * MN_STEP_BLOCK_ROWS rows, the blocks of the weight gradients), CE on every step's h. */
 static model lstm(int64_t T, int64_t B, int64_t I, int64_t H, int64_t V)
 {
     model m = { mn_params_new(), NULL, NULL };
@@ -47,11 +48,15 @@ static model lstm(int64_t T, int64_t B, int64_t I, int64_t H, int64_t V)
     mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
     mn_node *wih = mn_param(g, "w_ih", MN_SHAPE(4 * H, I), u), *whh = mn_param(g, "w_hh", MN_SHAPE(4 * H, H), u);
     mn_node *b = mn_param(g, "b", MN_SHAPE(4 * H), u);
-    mn_node *xp = mn_add(g, mn_matmul(g, x, wih, false, true), b);            /* [T, B, 4H] */
+    int64_t S = (MN_STEP_BLOCK_ROWS + B - 1) / B, nb = (T + S - 1) / S;
+    mn_node *xp[64];
+    for (int64_t k = 0; k < nb && k < 64; k++)                                /* [S, B, 4H] */
+        xp[k] = mn_add(g, mn_matmul(g, nb == 1 ? x : mn_slice(g, x, 0, k * S, k * S + S, 1), wih, false, true), b);
     mn_node *h = mn_fill(g, MN_SHAPE(B, H), 0, MN_F32), *c = h;
     mn_node **hs = malloc((size_t)T * sizeof *hs);
     for (int64_t t = 0; t < T; t++) {
-        mn_node *gt = mn_add(g, mn_reshape(g, mn_slice(g, xp, 0, t, t + 1, 1), MN_SHAPE(B, 4 * H)), mn_matmul(g, h, whh, false, true));
+        mn_node *xt = mn_reshape(g, mn_slice(g, xp[t / S], 0, t % S, t % S + 1, 1), MN_SHAPE(B, 4 * H));
+        mn_node *gt = mn_add(g, xt, mn_matmul(g, h, whh, false, true));
         mn_node *q[4];
         mn_chunk(g, gt, 1, 4, q);
         mn_node *i = mn_sigmoid(g, q[0]), *f = mn_sigmoid(g, q[1]), *gg = mn_tanh(g, q[2]), *o = mn_sigmoid(g, q[3]);
@@ -329,8 +334,8 @@ END_TEST
  * gru of `mnemo bench` (T 64, B 32, H 256): each gate's add of the
  * recurrent product to the input projection runs inside the cell's fused
  * kernel (no add step of the whole [B, G*H] per time step), and the
- * gradient of the input projection of all steps is the weight gradient's
- * concat of the per-step gate gradients, not a copy of it. */
+ * gradient of the input projection of a block of steps is the weight
+ * gradient's concat of the block's gate gradients, not a copy of it. */
 START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
 {
     const char *names[2] = { "lstm", "gru" };
@@ -344,7 +349,7 @@ START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
         for (int s = 0; s < ex->nsteps; s++) {
             const mn_step *st = &ex->steps[s];
             const mn_value *o = &ex->vals[st->out];
-            bool whole = mn_shape_numel(o->t.shape) == 64 * 32 * G[i] * 256;
+            bool whole = mn_shape_numel(o->t.shape) == MN_STEP_BLOCK_ROWS * G[i] * 256;   /* a block of 32 steps' gate gradients */
             if (!strcmp(st->node->op->name, "add") && mn__kind(o) == MN_VAL_ARENA && mn_shape_eq(o->t.shape, MN_SHAPE(32, G[i] * 256))) gate_adds++;
             if (strcmp(st->node->op->name, "concat") || !whole) continue;
             if (o->made_view) { shared++; continue; }
@@ -353,7 +358,7 @@ START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
         ck_assert_msg(gate_adds == 0, "%s: %d unfused adds of [B, G*H] (one per time step?)", names[i], gate_adds);
         if (i == 0) {
             ck_assert_msg(copies == 0, "lstm: %d gate-gradient pieces copied into a [T*B, 4H] concat", copies);
-            ck_assert_int_eq(shared, 1);        /* the input projection's gradient: a view of the weight gradient's */
+            ck_assert_int_eq(shared, 2);        /* per block, the input projection's gradient: a view of the weight gradient's */
         }
         mn_exec_free(ex);
         mn_workload_free(&w);

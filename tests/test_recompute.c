@@ -15,13 +15,13 @@ static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae",
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
 
-static model build(const char *kind)
+static model build_at(const char *kind, int batch, int seq, int hidden)
 {
     mn_train_cfg c;
     ck_assert_ok(mn_cfg_defaults(&c, kind));
-    c.batch = 4;
-    c.seq = 16;
-    c.hidden = 16;
+    c.batch = batch;
+    c.seq = seq;
+    c.hidden = hidden;
     c.embed = 8;
     c.ff = 32;
     c.dropout = 0.25f;
@@ -32,6 +32,8 @@ static model build(const char *kind)
     m.loss = mg.loss;
     return m;
 }
+
+static model build(const char *kind) { return build_at(kind, 4, 16, 16); }
 
 static void free_model(model *m) { mn_graph_free(m->g); mn_params_free(m->P); }
 
@@ -76,9 +78,9 @@ static mn_exec *compile(model *m, int64_t budget)
 
 /* The smallest budget a compile with an impossible one names (on a graph
  * of its own: a failed compile marks the graph, as every compile error). */
-static int64_t smallest_named(const char *kind)
+static int64_t smallest_named_at(const char *kind, int batch, int seq, int hidden)
 {
-    model mm = build(kind), *m = &mm;
+    model mm = build_at(kind, batch, seq, hidden), *m = &mm;
     ck_assert_ptr_null(compile(m, 1));
     long long need = -1;
     const char *at = strstr(mn_graph_errmsg(m->g), "the smallest arena recomputation reaches is ");
@@ -86,6 +88,26 @@ static int64_t smallest_named(const char *kind)
     ck_assert_msg(strstr(mn_graph_errmsg(m->g), "memory budget of 1 bytes"), "%s: %s", kind, mn_graph_errmsg(m->g));
     free_model(m);
     return need;
+}
+
+static int64_t smallest_named(const char *kind) { return smallest_named_at(kind, 4, 16, 16); }
+
+/* Loss and gradients of m at budget `budget` against the plain compile's
+ * (g0, l0): bit for bit; the budget met and the plan verified. Returns the arena. */
+static int64_t same_bits_under(model *m, const char *kind, int64_t budget, const float *g0, float l0, int64_t n0)
+{
+    mn_exec *ex = compile(m, budget);
+    ck_assert_msg(ex != NULL, "%s: budget %lld: %s", kind, (long long)budget, mn_graph_errmsg(m->g));
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n1;
+    ck_assert_int_le(arena, budget);
+    ck_assert_ok(mn_exec_verify(ex));
+    float l1, *g1 = run(m, ex, &l1, &n1);
+    ck_assert_int_eq(n0, n1);
+    ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0, "%s: loss %.9g vs %.9g under a budget", kind, l0, l1);
+    ck_assert_msg(memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0, "%s: gradients differ under a budget", kind);
+    free(g1);
+    mn_exec_free(ex);
+    return arena;
 }
 
 START_TEST(budget_gives_bit_identical_gradients)
@@ -215,6 +237,48 @@ START_TEST(budget_splits_recurrent_input_projection)
 }
 END_TEST
 
+/* Long sequences at batch 64: the input projection comes in blocks of 16
+ * steps (MN_STEP_BLOCK_ROWS rows) and each weight gradient is one GEMM per
+ * block added into one accumulator (matmul_acc), so the gate gradients of
+ * all steps never exist at once: the smallest arena falls well below what
+ * one weight-gradient GEMM over all steps allows, with the same bits. */
+START_TEST(budget_frees_gate_gradients_by_block)
+{
+    static const char *const rec[] = { "lstm", "gru" };
+    static const double below[] = { 0.58, 0.7 };
+    const char *kind = rec[_i];
+    model m = build_at(kind, 64, 48, 64);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int acc = 0;
+    for (int s = 0; s < ex->nsteps; s++) acc += !strcmp(ex->steps[s].node->op->name, "matmul_acc");
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t need = smallest_named_at(kind, 64, 48, 64);
+    printf("recompute %-12s B 64 T 48 H 64: arena %8lld -> %8lld bytes (%.2f)\n", kind, (long long)arena, (long long)need,
+           (double)need / (double)arena);
+    ck_assert_msg(acc >= 4, "%s: %d block accumulations (W_ih and W_hh, 3 blocks each)", kind, acc);
+    ck_assert_msg((double)need < below[_i] * (double)arena, "%s: %lld of %lld bytes", kind, (long long)need, (long long)arena);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    /* lstm: the hidden states sit in the outputs concat (forward), and a
+     * weight gradient's concat of them (a block's) is a view of it, not a
+     * host of its own beside a copy for the outputs (graph/plan.c places
+     * forward concats first when that plan is smaller, as here) */
+    ex = compile(&m, need);
+    ck_assert_ptr_nonnull(ex);
+    int views = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_value *o = &ex->vals[ex->steps[s].out];
+        views += ex->steps[s].node->backward && o->made_view && !ex->vals[o->view_of].node->backward;
+    }
+    ck_assert_msg(_i || views >= 1, "%s: %d backward concats are views of a forward one", kind, views);
+    mn_exec_free(ex);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -257,6 +321,7 @@ int main(void)
     tcase_add_test(tc, per_step_matmul_rows_do_not_depend_on_the_call);
     tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
+    tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     suite_add_tcase(s, tc);
     return mn_test_run(s);
