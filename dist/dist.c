@@ -4,6 +4,7 @@
  * caller's with MPI_ERRORS_RETURN, so an MPI failure is a status, never an
  * abort; only mn_dist_abort ends the processes. */
 #include "dist.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +236,7 @@ void mn_dist_abort(mn_dist *d, int exit_code)
     MPI_Abort(d ? d->comm : MPI_COMM_WORLD, exit_code);
 }
 
-mn_dist_stats mn_dist_get_stats(const mn_dist *d)
+mn_dist_stats mn_dist_get_stats_v2(const mn_dist *d)
 {
     mn_dist_stats s = d ? d->st : (mn_dist_stats){ 0 };
     if (d && d->st.runs) {
@@ -245,6 +246,23 @@ mn_dist_stats mn_dist_get_stats(const mn_dist *d)
         s.cpu_ms = d->cpu_total * 1e3 / (double)d->st.runs;
     }
     return s;
+}
+
+/* 0.1's layout and symbol (programs built against 0.1 allocate this much). */
+typedef struct {
+    int64_t runs;
+    int buckets;
+    int64_t bytes;
+    int early;
+    double wait_ms, comm_ms, window_ms;
+} stats_0_1;
+_Static_assert(offsetof(mn_dist_stats, cpu_ms) == sizeof(stats_0_1), "mn_dist_stats must extend 0.1's layout");
+#undef mn_dist_get_stats
+stats_0_1 mn_dist_get_stats(const mn_dist *d);
+stats_0_1 mn_dist_get_stats(const mn_dist *d)
+{
+    mn_dist_stats s = mn_dist_get_stats_v2(d);
+    return (stats_0_1){ s.runs, s.buckets, s.bytes, s.early, s.wait_ms, s.comm_ms, s.window_ms };
 }
 
 void mn_dist_reset_stats(mn_dist *d)

@@ -100,7 +100,11 @@ typedef struct {
                                     calls of the run (packing, MPI, waiting: Open MPI polls) */
     int     tests;               /* of the last run: MPI_Test calls between levels (progress mode) */
 } mn_dist_stats;
-mn_dist_stats mn_dist_get_stats(const mn_dist *d);
+mn_dist_stats mn_dist_get_stats_v2(const mn_dist *d);
+/* 0.1's mn_dist_get_stats returned the struct without cpu_ms and tests; that
+ * symbol stays exported with its layout for programs built against 0.1,
+ * while programs built against this header call the _v2 one. */
+#define mn_dist_get_stats(d) mn_dist_get_stats_v2(d)
 void          mn_dist_reset_stats(mn_dist *d);
 
 #endif

@@ -16,7 +16,10 @@
  *    when the record's size covers it (an older plugin's missing hints are
  *    NULL). The _Static_asserts below pin sizes and offsets on LP64.
  *  - MN_PLUGIN_FINGERPRINT hashes the sizes of the contexts a plugin and
- *    the host exchange; both must agree (mismatched compilers/ABIs).
+ *    the host exchange; both must agree (mismatched compilers/ABIs). It
+ *    leaves out the op record, which carries its own size (since 4.0: the
+ *    3.x fingerprint hashed it, so appending a hint refused every older
+ *    plugin, which is why the row_input hint made 4.0 a major).
  *  - mn_plugin_host only grows at the end; no field is ever removed. */
 #ifndef MNEMO_PLUGIN_H
 #define MNEMO_PLUGIN_H
@@ -28,8 +31,8 @@
 extern "C" {
 #endif
 
-#define MN_PLUGIN_ABI_MAJOR 3
-#define MN_PLUGIN_ABI_MINOR 1
+#define MN_PLUGIN_ABI_MAJOR 4
+#define MN_PLUGIN_ABI_MINOR 0
 #define MN_PLUGIN_ABI_VERSION ((uint32_t)MN_PLUGIN_ABI_MAJOR << 16 | (uint32_t)MN_PLUGIN_ABI_MINOR)
 
 /* Flags the compiler reads (bits 0, 1, 4, 5, 6 belonged to flags of ABI 2
@@ -99,7 +102,7 @@ typedef struct { const char *name; mn_attr_type type; size_t offset; } mn_attr_f
 
 /* The attribute structs of the built-in ops (mn_op / mn_op_named take them). */
 typedef struct { float s; } mn_scale_attrs;                        /* scale */
-/* matmul; per_step (ABI 3.1): A [T, ...] (batch dims, B without) is computed one
+/* matmul; per_step (ABI 4.0): A [T, ...] (batch dims, B without) is computed one
  * index of its first dim at a time (one GEMM per time step), so a slice of A
  * over that dim gives the same bits as the whole product (mn_matmul_steps). */
 typedef struct { bool trans_a, trans_b, per_step; } mn_matmul_attrs;
@@ -174,7 +177,7 @@ typedef struct {
     bool (*view)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, int64_t *offset, int64_t *strides);
     /* Scratch bytes the kernel needs (planned as a short-lived arena value). */
     size_t (*workspace)(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs);
-    /* ABI 3.1. Rows along dim 0 of the output come from the same rows of
+    /* ABI 4.0. Rows along dim 0 of the output come from the same rows of
      * input k alone, bit for bit, whatever rows a call computes: returns k,
      * or -1 (the other inputs are read whole, e.g. a bias broadcast over
      * rows). A per_step matmul's A; an elementwise op's operand of the
@@ -222,12 +225,12 @@ _Static_assert(offsetof(struct mn_op_def, infer) == 48, "mn_op_def: core fields 
 _Static_assert(offsetof(struct mn_op_def, compose) == 88, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, attr_fields) == 96, "mn_op_def: core fields fixed");
 _Static_assert(offsetof(struct mn_op_def, traits) == 104, "mn_op_def: traits after the core");
-_Static_assert(sizeof(mn_op_traits) == 7 * sizeof(void *), "mn_op_traits: ABI 3.1 has 7 hints; append only");
+_Static_assert(sizeof(mn_op_traits) == 7 * sizeof(void *), "mn_op_traits: ABI 4.0 has 7 hints; append only");
 _Static_assert(sizeof(mn_tdesc) == 80 && sizeof(mn_shape) == 72, "tensor descriptors fixed");
 #endif
 
 #define MN_PLUGIN_FINGERPRINT                                                                  \
-    ((uint32_t)(sizeof(struct mn_op_def) * 1u + sizeof(mn_infer_ctx) * 131u + sizeof(mn_kernel_ctx) * 1031u + \
+    ((uint32_t)(sizeof(mn_infer_ctx) * 131u + sizeof(mn_kernel_ctx) * 1031u + \
                 sizeof(mn_vjp_ctx) * 8191u + sizeof(mn_tensor) * 65521u + sizeof(mn_tdesc) * 524287u +     \
                 (uint32_t)MN_MAX_DIMS * 16777213u))
 

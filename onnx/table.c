@@ -369,7 +369,6 @@ CONV(conv_where)
     return status_of(g, out[0]);
 }
 
-/* Cast to float, the integer types or bool. */
 /* Whether Cast from `from` to the narrow type `to` keeps every value of
  * `to`'s range exact: to uint32/uint64 only from unsigned types (a
  * negative value would become 2^bits - k, beyond i32); to an 8- or 16-bit
@@ -383,6 +382,7 @@ static bool narrow_cast_exact(int from, int to)
     return from == OX_FLOAT || from == OX_BOOL || from == OX_UINT8 || from == OX_INT8 || from == OX_UINT16 || from == OX_INT16;
 }
 
+/* Cast to float, the integer types or bool. */
 CONV(conv_cast)
 {
     UNUSED_ARGS;

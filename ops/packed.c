@@ -9,7 +9,10 @@
 #include "attrs.h"
 #include "gemm.h"
 #include "op.h"
+#if defined(__x86_64__) || defined(__i386__)
+#define MN_PACKED_X86 1   /* the vector kernels; other CPUs take the plain C one */
 #include <immintrin.h>
+#endif
 #include <math.h>
 #include <omp.h>
 
@@ -45,6 +48,7 @@ void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *
 typedef void (*kern_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
                         int64_t ncols);
 
+#ifdef MN_PACKED_X86
 static inline __attribute__((always_inline, target("avx512f")))
 void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C,
            int64_t ldc, int64_t ncols)
@@ -131,6 +135,7 @@ static const kern_fn t512[2][MR512] = {
     { k512_1_2, k512_2_2, k512_3_2, k512_4_2, k512_5_2, k512_6_2, k512_7_2, k512_8_2 },
 };
 static const kern_fn t256[MR256] = { k256_1, k256_2, k256_3, k256_4, k256_5, k256_6 };
+#endif
 
 /* Plain C: the same fma chain per element (fmaf rounds once, as the vector FMAs). */
 static void kscalar(int64_t R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols)
@@ -145,9 +150,11 @@ static void kscalar(int64_t R, int64_t K, const float *A, int64_t lda, const flo
 
 int mn__packed_isa(void)
 {
+#ifdef MN_PACKED_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return MN_PACKED_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MN_PACKED_AVX2;
+#endif
     return MN_PACKED_C;
 }
 
@@ -163,9 +170,12 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
             int64_t R = M - i < mr ? M - i : mr;
             const float *a = A + i * lda, *pp = P + p * ps;
             float *c = C + i * ldc + p * PW;
+#ifdef MN_PACKED_X86
             if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
             else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-            else kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+            else
+#endif
+                kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
         }
     }
 }

@@ -6,6 +6,10 @@
  * relative after 20 steps). Also: ranks end equal; mismatches are errors. */
 #include "harness.h"
 #include "mnemo_dist.h"
+/* mn_dist_get_stats as a program built against 0.1 calls it: the struct
+ * without cpu_ms and tests (56 bytes; under ASan a wider write is caught) */
+typedef struct { int64_t runs; int buckets; int64_t bytes; int early; double wait_ms, comm_ms, window_ms; } stats_0_1;
+stats_0_1 stats_as_0_1(const mn_dist *d) __asm__("mn_dist_get_stats");
 #include <string.h>
 
 enum { B = 8, IN = 16, HID = 32, CLS = 8, STEPS = 20 };
@@ -83,6 +87,10 @@ static mn_dist_stats train_dist(net *n, const mn_dist_opts *o)
     }
     ck_assert_ok(mn_dist_check_params(d, n->P));
     mn_dist_stats st = mn_dist_get_stats(d);
+    stats_0_1 old = stats_as_0_1(d);
+    ck_assert_msg(old.runs == st.runs && old.bytes == st.bytes && old.buckets == st.buckets && old.window_ms == st.window_ms,
+                  "0.1's mn_dist_get_stats: runs %lld, bytes %lld, not the stats' %lld, %lld", (long long)old.runs,
+                  (long long)old.bytes, (long long)st.runs, (long long)st.bytes);
     mn_dist_finalize(d);
     return st;
 }

@@ -168,11 +168,11 @@ START_TEST(failures_leave_the_registry_as_it_was)
     expect_fail(so("bad_init"), MN_ERR_RUNTIME, "init failed on purpose");
     expect_fail(so("bad_novjp"), MN_ERR_INVALID, "op \"bad_novjp.x\" has no VJP and is not flagged nograd");
     /* built against the previous header (ABI 2.0): refused, naming both versions; the same source built against this one loads */
-    expect_fail(so("old_abi"), MN_ERR_UNSUPPORTED, "ABI 2.0, this mnemo has ABI 3.1");
+    expect_fail(so("old_abi"), MN_ERR_UNSUPPORTED, "ABI 2.0, this mnemo has ABI 4.0");
     ck_assert_ptr_null(mn_op_find("old_abi.id"));
     load_ok("new_abi");
     ck_assert_ptr_nonnull(mn_op_find("new_abi.id"));
-    expect_fail(so("bad_tiny"), MN_ERR_UNSUPPORTED, "op record of 16 bytes for ABI 3.1");
+    expect_fail(so("bad_tiny"), MN_ERR_UNSUPPORTED, "op record of 16 bytes for ABI 4.0");
     load_ok("core_only");                                       /* a record without hints: they read as NULL */
     ck_assert_ptr_nonnull(mn_op_find("core_only.x"));
     ck_assert_ptr_null(mn_op_find("core_only.x")->traits.pointwise);

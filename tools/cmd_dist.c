@@ -83,9 +83,10 @@ static void count_step(void)
  * those inside the group's calls, on rank 0's stdout. (collective) */
 static void print_cpu(const mn_dist_stats *st)
 {
+    enum { MAX_RANKS = 256 };                   /* a fixed array: no rank may leave the collective alone */
     int n = mn_dist_size(group), r = mn_dist_rank(group);
-    double *v = calloc((size_t)n * 2, sizeof *v);
-    if (!v) return;
+    double v[2 * MAX_RANKS] = { 0 };
+    if (n > MAX_RANKS) return;                   /* every rank knows n: all skip it together */
     v[2 * r] = cpu_steps > 0 ? 1e3 * (cpu_last - cpu_first) / (double)cpu_steps : 0;
     v[2 * r + 1] = st->cpu_ms;
     if (!mn_dist_sum(group, v, 2 * n) && cpu_steps > 0) {
@@ -93,7 +94,6 @@ static void print_cpu(const mn_dist_stats *st)
         for (int k = 0; k < n; k++) printf("%s rank %d %.2f ms (%.2f in the allreduces)", k ? "," : "", k, v[2 * k], v[2 * k + 1]);
         printf("\n");
     }
-    free(v);
 }
 
 void mn_cli_dist_end(void)

@@ -722,8 +722,6 @@ static void validation_line(const trainer *t)
 
 static int train(int argc, char **argv);
 
-/* Under mpirun every rank runs train(); the ranks agree on failures
- * before each collective step, so none waits for one that left. */
 /* `--resume CKPT` without `--model`: the model CKPT holds (into buf), so
  * that a translate or ner checkpoint resumes in its own loop; "" when
  * --model is given, there is no --resume or the file does not say. */
@@ -744,6 +742,8 @@ static const char *resumed_model(int argc, char **argv, char *buf, size_t n)
     return buf;
 }
 
+/* Under mpirun every rank runs train(); the ranks agree on failures
+ * before each collective step, so none waits for one that left. */
 int cmd_train(int argc, char **argv)
 {
     char held[64];
