@@ -314,15 +314,22 @@ START_TEST(verifier_catches_a_corrupted_plan)
 }
 END_TEST
 
+/* A bench workload's training graph, compiled with the default options. */
+static mn_exec *compile_workload(const char *name, mn_workload *w)
+{
+    ck_assert_ok(mn_workload_build(name, w));
+    mn_exec *ex = mn_compile(w->g, w->loss, NULL);
+    ck_assert_msg(ex != NULL, "%s: %s", name, mn_graph_errmsg(w->g));
+    return ex;
+}
+
 /* Every bench workload's training graph: verified plan, arena <= 1.15 x
  * lower bound, and <= 0.5 x naive on lstm and transformer. */
 START_TEST(bench_workloads_meet_targets)
 {
     const char *name = mn_workload_names[_i];
     mn_workload w;
-    ck_assert_ok(mn_workload_build(name, &w));
-    mn_exec *ex = mn_compile(w.g, w.loss, NULL);
-    ck_assert_msg(ex != NULL, "%s: %s", name, mn_graph_errmsg(w.g));
+    mn_exec *ex = compile_workload(name, &w);
     bool strict = !strcmp(name, "lstm") || !strcmp(name, "transformer");
     check_targets(name, ex, strict ? 0.5 : 0);
     mn_exec_free(ex);
@@ -342,9 +349,7 @@ START_TEST(recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients)
     const int64_t G[2] = { 4, 3 };
     for (int i = 0; i < 2; i++) {
         mn_workload w;
-        ck_assert_ok(mn_workload_build(names[i], &w));
-        mn_exec *ex = mn_compile(w.g, w.loss, NULL);
-        ck_assert_msg(ex != NULL, "%s: %s", names[i], mn_graph_errmsg(w.g));
+        mn_exec *ex = compile_workload(names[i], &w);
         int gate_adds = 0, copies = 0, shared = 0;
         for (int s = 0; s < ex->nsteps; s++) {
             const mn_step *st = &ex->steps[s];
@@ -376,9 +381,7 @@ START_TEST(recurrent_products_read_a_weight_packed_once)
     const int64_t G[2] = { 4, 3 };
     for (int i = 0; i < 2; i++) {
         mn_workload w;
-        ck_assert_ok(mn_workload_build(names[i], &w));
-        mn_exec *ex = mn_compile(w.g, w.loss, NULL);
-        ck_assert_msg(ex != NULL, "%s: %s", names[i], mn_graph_errmsg(w.g));
+        mn_exec *ex = compile_workload(names[i], &w);
         int packs = 0, fwd = 0, bwd = 0, plain = 0;
         for (int s = 0; s < ex->nsteps; s++) {
             const mn_node *n = ex->steps[s].node;
