@@ -29,6 +29,7 @@ void *mn__arena_alloc(mn__arena *a, size_t bytes)
         if (!c) return NULL;
         c->cap = cap; c->used = 0; c->next = a->head;
         a->head = c;
+        a->held_total += MN__ALIGN_UP(sizeof *c + cap, MN_ALIGN);
     }
     void *p = c->data + c->used;
     c->used += need;
@@ -51,6 +52,7 @@ void mn__arena_free(mn__arena *a)
     while (c) { mn__arena_chunk *n = c->next; free(c); c = n; }
     a->head = NULL;
     a->used_total = 0;
+    a->held_total = 0;
 }
 
 uint64_t mn__hash_str(const char *s)

@@ -21,7 +21,7 @@ void *mn__aligned_alloc(size_t bytes);
 
 /* Bump allocator in 64-byte aligned chunks; freed all at once. */
 typedef struct mn__arena_chunk mn__arena_chunk;
-typedef struct { mn__arena_chunk *head; size_t used_total; } mn__arena;
+typedef struct { mn__arena_chunk *head; size_t used_total, held_total; } mn__arena;   /* held: the chunks' bytes */
 void *mn__arena_alloc(mn__arena *a, size_t bytes);            /* zeroed */
 char *mn__arena_strdup(mn__arena *a, const char *s);
 void  mn__arena_free(mn__arena *a);

@@ -57,6 +57,25 @@ static mn_status pass_schedule(mn_exec *ex)
     return s;
 }
 
+/* The bytes of the executable's own tables, held for as long as it lives:
+ * the compiler's copy of the graph (nodes, attributes, the backward pass's
+ * nodes), values, steps with their input lists and bound views, fused
+ * programs, levels, storage blocks and sinks. Counted from the element
+ * counts, so it misses only the allocator's headers and rounding. */
+static double table_bytes(const mn_exec *ex)
+{
+    double b = (double)ex->g->arena.held_total + (double)ex->g->cap * sizeof *ex->g->nodes + sizeof *ex;
+    b += (double)ex->nvals * (sizeof *ex->vals + sizeof *ex->keep) + (double)ex->nnodes * sizeof *ex->val_of;
+    b += (double)ex->nsteps * sizeof *ex->steps + (double)ex->nlevels * (sizeof *ex->level_start + sizeof *ex->level_split);
+    b += (double)ex->nstores * sizeof *ex->stores + (double)ex->nsinks * sizeof *ex->sinks;
+    for (int i = 0; i < ex->nsteps; i++) {
+        const mn_step *st = &ex->steps[i];
+        b += (double)st->nin * (sizeof *st->in + sizeof *st->tin) + (double)(st->nxout + st->nctrl) * sizeof(int);
+        if (st->fused && !st->clone) b += (double)mn__fused_bytes();
+    }
+    return b;
+}
+
 static mn_status pass_plan(mn_exec *ex)
 {
     mn_status s = mn__plan(ex);
@@ -66,9 +85,11 @@ static mn_status pass_plan(mn_exec *ex)
     mn__stat(ex, "plan.inplace", ex->inplace_count);
     mn__stat(ex, "plan.placed_pieces", ex->placed_count);
     /* what a training process holds for this executable: the arena, its
-     * inputs, and the store's values and gradients (optimizer state and the
-     * gradient backup of a run come on top: one and two more copies for Adam) */
-    double peak = (double)ex->arena_bytes;
+     * inputs, its own tables, and the store's values and gradients
+     * (optimizer state and the gradient backup of a run come on top: one
+     * and two more copies for Adam) */
+    double tables = table_bytes(ex), peak = (double)ex->arena_bytes + tables;
+    mn__stat(ex, "plan.table_bytes", tables);
     for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].base == MN_VAL_INPUT) peak += (double)ex->vals[v].bytes;
     for (int p = 0; p < mn_params_count(ex->g->P); p++) peak += 2.0 * (double)mn_tensor_bytes(mn_params_value(ex->g->P, p));
     mn__stat(ex, "plan.predicted_peak_bytes", peak);

@@ -206,6 +206,8 @@ void mn__set_defs(mn_exec *ex);
 /* Reads of each value: by steps, by gradient sinks, and 1 if read after the run. */
 void mn__count_reads(const mn_exec *ex, int *n);
 void mn__fused_free(mn_fused *f);
+/* The bytes of one fused step's program (compile.c counts the tables). */
+size_t mn__fused_bytes(void);
 /* schedule.c: levels (ASAP), steps sorted by level, big/small steps. */
 mn_status mn__schedule(mn_exec *ex);
 /* plan.c: lifetimes over levels, in-place reuse, offsets, binding. */

@@ -448,3 +448,5 @@ void mn__set_defs(mn_exec *ex)
 }
 
 void mn__fused_free(mn_fused *f) { free(f); }
+
+size_t mn__fused_bytes(void) { return sizeof(mn_fused); }

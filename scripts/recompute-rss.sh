@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Peak RSS of training against the plan's prediction (issue 17). For each
-# workload, without a budget and at the smallest budget the recompute pass
-# reaches (the error of --memory-budget 1 names it): `mnemo bench --json`
-# trains (forward, backward, Adam) and reports the process's resident bytes
-# before the workload is built (rss_base_bytes) and its peak once the
-# training runs are done, before the forward-only runs (train_peak_rss_bytes).
-# Predicted: rss_base + predicted_peak_bytes (arena + inputs + weights +
-# gradients) + Adam's two moments and the gradient backup (3 x 4 x params).
+# Peak memory of training against the plan's prediction (issue 17). For
+# each workload, without a budget and at the smallest budget the recompute
+# pass reaches (the error of --memory-budget 1 names it): `mnemo bench
+# --json` trains (forward, backward, Adam) and reports the process's
+# resident data (anonymous) bytes once the workload's graph and weights are
+# built (anon_base_bytes) and their peak once the training runs are done
+# (train_peak_anon_bytes: the resident peak less the file-backed pages, i.e.
+# the libraries' code), before the forward-only runs. Predicted
+# (predicted_train_anon_bytes): that base + the training executable's
+# predicted_peak_bytes (arena, inputs, its own tables, the store's values
+# and gradients) - the weights already resident + the forward executable's
+# tables + Adam's two moments and the gradient backup (3 x 4 x params).
 # Agrees when |measured - predicted| <= 10% of (arena + store), the store
 # being 5 copies of the weights (values, gradients, 2 moments, backup).
 # Usage: scripts/recompute-rss.sh [MNEMO] [THREADS] [SECONDS] [WORKLOADS]
@@ -16,6 +20,7 @@ threads=${2:-2}
 secs=${3:-1}
 only=${4:-lstm_long,transformer}
 py=/usr/bin/python3
+echo "# peak resident data (anonymous) bytes of training against the prediction"
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-12s %-10s %12s %12s %12s %12s %8s %s\n" workload budget arena predicted measured tolerance "diff%" verdict
 status=0
@@ -29,8 +34,8 @@ for w in ${only//,/ }; do
 import json, sys
 d = json.loads(sys.argv[1])
 store = 5 * 4 * d["params"]
-pred = d["rss_base_bytes"] + d["predicted_peak_bytes"] + 3 * 4 * d["params"]
-meas = d["train_peak_rss_bytes"]
+pred = d["predicted_train_anon_bytes"]
+meas = d["train_peak_anon_bytes"]
 tol = 0.1 * (d["arena_bytes"] + store)
 ok = abs(meas - pred) <= tol
 print(d["arena_bytes"], int(pred), meas, int(tol), "%.1f" % (100.0 * (meas - pred) / (d["arena_bytes"] + store)), "agrees" if ok else "DIFFERS",

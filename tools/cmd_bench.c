@@ -96,6 +96,28 @@ static int64_t rss_now(void)
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
+/* A "Name:   N kB" line of /proc/self/status in bytes, 0 when unknown. */
+static int64_t proc_status(const char *key)
+{
+    char line[256];
+    long long kb = 0;
+    size_t n = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%lld", &kb) == 1) break;
+    if (f) fclose(f);
+    return (int64_t)kb * 1024;
+}
+
+/* The peak of the process's data (anonymous) pages: the resident peak less
+ * the file-backed pages resident now (the libraries' code, which only grow
+ * while kernels are first used, so this never overstates the data peak by
+ * more than the code pages evicted since). */
+static int64_t anon_peak(void)
+{
+    return proc_status("VmHWM") - proc_status("RssFile") - proc_status("RssShmem");
+}
+
 static int64_t rss_peak(void)
 {
     struct rusage ru;
@@ -118,6 +140,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     timing t = { 0 }, f = { 0 };
     int64_t rss_base = rss_now(), train_rss = 0;       /* issue 17: the training run's own peak, before the forward-only one runs */
     mn_status s = mn_workload_build(name, &w);
+    int64_t anon_base = proc_status("RssAnon"), train_anon = 0;   /* the caller's graph and weights are resident from here */
     double c0 = cpu(), w0 = now();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
     double compile_cpu_ms = (cpu() - c0) * 1e3, compile_ms = 1e3 * (now() - w0);
@@ -127,6 +150,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, tr, 1); mn_workload_feed(&w, fw, 1); }
     if (!s) s = timed(tr, o, budget, &t);
     if (!s) train_rss = rss_peak();
+    if (!s) train_anon = anon_peak();
     if (!s) s = timed(fw, NULL, budget / 3, &f);
     if (s) {
         fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
@@ -134,6 +158,13 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
         return MN_EXIT_RUNTIME;
     }
     mn_exec_stats st = mn_exec_get_stats(tr);
+    /* issue 17: what training adds to the data resident after the graph was
+     * built: the training executable's plan (arena, inputs, tables, the
+     * store's values and gradients, less the values already resident), the
+     * forward executable's tables (its arena is untouched until it runs),
+     * Adam's two moments and the run's gradient backup */
+    double weights = 4.0 * (double)mn_params_numel(w.P);
+    double predicted_anon = (double)anon_base + stat0(tr, "plan.predicted_peak_bytes") - weights + stat0(fw, "plan.table_bytes") + 3 * weights;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double gflops = w.train_flops / (t.med * 1e-3) / 1e9;
@@ -146,13 +177,15 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
                "\"steps\": %d, \"levels\": %d, \"fused_groups\": %d, \"fused_nodes\": %d, \"cse\": %d, \"placed\": %d, \"n_train\": %d, "
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
                "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f, \"rss_base_bytes\": %lld, "
-               "\"train_peak_rss_bytes\": %lld, \"gemm\": \"%s\"}\n",
+               "\"train_peak_rss_bytes\": %lld, \"table_bytes\": %.0f, \"anon_base_bytes\": %lld, \"train_peak_anon_bytes\": %lld, "
+               "\"predicted_train_anon_bytes\": %.0f, \"gemm\": \"%s\"}\n",
                name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
                stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"),
-               (long long)rss_base, (long long)train_rss, mn_bench_gemm());
+               (long long)rss_base, (long long)train_rss, stat0(tr, "plan.table_bytes"), (long long)anon_base, (long long)train_anon,
+               predicted_anon, mn_bench_gemm());
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
