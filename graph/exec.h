@@ -179,6 +179,11 @@ mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
 mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
 /* split.c: values computed row by row and read by row views, computed per view (recompute.c applies it); *n split. */
 mn_status mn__split_rows(mn_exec *ex, int *n);
+/* blocks.c: seg[s] for each step (-1 backward) cutting the forward steps at
+ * the graph's narrow points (every stride-th, counted down from the last but
+ * `tail`: the steps after it form the final segment); returns the segment
+ * count, 0 with no cut, -1 out of memory. */
+int mn__block_segments(const mn_exec *ex, int stride, int tail, int *seg);
 /* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
  * smallest position first; MN_ERR_INVALID if they form a cycle. */
 mn_status mn__topo_order(mn_exec *ex);

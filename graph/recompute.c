@@ -76,6 +76,7 @@ typedef struct {
     int *vseg;            /* per value: its producer's segment, -1 */
     bool *bread, *cross, *drop, *need;
     int *clone_of;        /* per value: its clone, -1 */
+    int nseg;             /* segments of the candidate applied */
 } plan_ctx;
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -88,9 +89,22 @@ static int64_t saved_bytes(const mn_exec *ex, const plan_ctx *pc, const mn_step 
     return b;
 }
 
-/* Forward steps cut into k segments of about equal saved bytes. */
+/* Block plans 1..NBLOCK (blocks.c): a cut at every narrow point, the last
+ * 0-2 kept whole with the final segment; or at every second, the last 0-3
+ * (both phases: whole Transformer blocks, or their halves shifted). */
+enum { NBLOCK = 3 + 4 };
+static int block_plan(const mn_exec *ex, plan_ctx *pc, int id)
+{
+    int n = id <= 3 ? mn__block_segments(ex, 1, id - 1, pc->seg) : mn__block_segments(ex, 2, id - 4, pc->seg);
+    return n < 0 ? 0 : n;
+}
+
+/* Forward steps cut into k segments of about equal saved bytes; k < 0:
+ * block plan -k (blocks.c cuts at the graph's narrow points). */
 static void segments(const mn_exec *ex, plan_ctx *pc, int k)
 {
+    pc->nseg = k;
+    if (k < 0) { pc->nseg = block_plan(ex, pc, -k); return; }
     int64_t total = 0, run = 0;
     for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
     for (int s = 0; s < ex->nsteps; s++) {
@@ -122,7 +136,7 @@ static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
         }
     int n = 0;
     for (int v = 0; v < ex->nvals; v++) {
-        pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < k - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
+        pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < pc->nseg - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
         n += pc->drop[v];
     }
     /* clone every producer of a dropped value, and what it needs within its segment */
@@ -207,6 +221,7 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
 {
     int ndrop = analyse(ex, pc, k), n0 = ex->nsteps, nv0 = ex->nvals, nclone = 0, nv = 0;
     if (ndrop == 0) return 0;
+    k = pc->nseg;
     for (int s = 0; s < n0; s++) {
         nclone += pc->need[s];
         nv += pc->need[s] * (1 + ex->steps[s].nxout);
@@ -239,6 +254,8 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
         fresh[m] = ex->steps[s];
         for (int j = 0; pc->seg[s] < 0 && j < fresh[m].nin; j++)      /* a backward step reads the clones */
             if (pc->drop[fresh[m].in[j]]) fresh[m].in[j] = pc->clone_of[fresh[m].in[j]];
+        if (pc->seg[s] < 0 && ex->vals[fresh[m].out].base == MN_VAL_ALIAS)  /* a backward view: of the clone's bytes */
+            ex->vals[fresh[m].out].alias_of = fresh[m].in[0];
         m++;
     }
     free(ins); free(cseg);
@@ -321,15 +338,17 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
  * Returns the chosen k, 0 if none. */
 static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, mn_status *err)
 {
-    cand c[NCAND];
+    cand c[NCAND + NBLOCK];
     int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
-    for (int i = 0; i < NCAND && candidates[i] <= nfwd; i++) {
+    for (int i = 0; i < NCAND + NBLOCK; i++) {          /* segment counts, then block plans (k < 0) */
+        int k = i < NCAND ? candidates[i] : NCAND - 1 - i;
+        if (k > nfwd) continue;
         restore(ex, sn);
-        int r = apply(ex, pc, candidates[i]);
+        int r = apply(ex, pc, k);
         if (r == -1) { *err = MN_ERR_NOMEM; return 0; }
         if (r <= 0) continue;
-        c[nc] = (cand){ candidates[i], ex->recompute_flops, estimate(ex), 0 };
+        c[nc] = (cand){ k, ex->recompute_flops, estimate(ex), 0 };
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return 0; }
         nc++;
     }
@@ -414,7 +433,8 @@ mn_status mn__pass_recompute(mn_exec *ex)
     drop_snapshot(&sn);
     free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
     mn__stat(ex, "recompute.split_values", nsplit);
-    mn__stat(ex, "recompute.segments", k);
+    mn__stat(ex, "recompute.segments", k ? pc.nseg : 0);
+    mn__stat(ex, "recompute.block_plan", k < 0 ? -k : 0);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);
