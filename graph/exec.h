@@ -184,6 +184,11 @@ mn_status mn__split_rows(mn_exec *ex, int *n);
  * `tail`: the steps after it form the final segment); returns the segment
  * count, 0 with no cut, -1 out of memory. */
 int mn__block_segments(const mn_exec *ex, int stride, int tail, int *seg);
+/* mirror.c: cheap forward values the backward pass reads are computed again
+ * from kept ones before their first backward reader, by at most
+ * MN_MIRROR_CHAIN new steps and values per backward input; returns how many, -1 out of memory. */
+#define MN_MIRROR_CHAIN 4
+int mn__mirror(mn_exec *ex);
 /* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
  * smallest position first; MN_ERR_INVALID if they form a cycle. */
 mn_status mn__topo_order(mn_exec *ex);

@@ -77,6 +77,7 @@ typedef struct {
     bool *bread, *cross, *drop, *need;
     int *clone_of;        /* per value: its clone, -1 */
     int nseg;             /* segments of the candidate applied */
+    int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
 } plan_ctx;
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -310,8 +311,27 @@ static void human(int64_t b, char *buf, size_t n)
     else snprintf(buf, n, "%.1f KiB", (double)b / 1024);
 }
 
-/* One candidate's figures: added FLOPs and the cheap arena estimate. */
-typedef struct { int k; double flops; int64_t est, arena; } cand;
+/* One candidate's figures: added FLOPs and the cheap arena estimate. k:
+ * segments (< 0: block plan -k, 0: none); mirror: pointwise values first. */
+typedef struct { int k; bool mirror; double flops; int64_t est, arena; } cand;
+
+/* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
+ * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
+static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror)
+{
+    restore(ex, sn);
+    int m = mirror ? mn__mirror(ex) : 0, r = 0;
+    pc->nmirror = m;
+    pc->nseg = 0;
+    if (m < 0) return -1;
+    if (k && (r = apply(ex, pc, k)) <= 0) return r;
+    ex->recomputed_values = r + m;
+    ex->recompute_steps = 0;
+    ex->recompute_flops = 0;
+    for (int s = 0; s < ex->nsteps; s++)
+        if (ex->steps[s].clone) { ex->recompute_steps++; ex->recompute_flops += mn__step_flops(ex->steps[s].node); }
+    return r + m;
+}
 
 static int by_flops(const void *a, const void *b)
 {
@@ -324,8 +344,7 @@ static int by_flops(const void *a, const void *b)
 static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
-    restore(ex, sn);
-    if (apply(ex, pc, c->k) < 0) return -1;
+    if (apply_cand(ex, pc, sn, c->k, c->mirror) < 0) return -1;
     c->arena = probe(ex);
     return c->arena;
 }
@@ -335,31 +354,36 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
  * planned in full, fewest added FLOPs first, and the first that fits wins.
  * With none, the smallest arena is found the same way: candidates by
  * estimate, until the next estimate exceeds the smallest full arena.
- * Returns the chosen k, 0 if none. */
-static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, mn_status *err)
+ * The first candidate is mirror.c's pointwise recomputation alone, the
+ * others segments and block plans without and with it. Fills *win and
+ * returns true when one fits. */
+static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, cand *win, mn_status *err)
 {
-    cand c[NCAND + NBLOCK];
+    enum { NALL = 1 + 2 * (NCAND + NBLOCK) };
+    cand c[NALL];
     int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
-    for (int i = 0; i < NCAND + NBLOCK; i++) {          /* segment counts, then block plans (k < 0) */
-        int k = i < NCAND ? candidates[i] : NCAND - 1 - i;
-        if (k > nfwd) continue;
-        restore(ex, sn);
-        int r = apply(ex, pc, k);
-        if (r == -1) { *err = MN_ERR_NOMEM; return 0; }
+    bool mirror = false;
+    for (int i = 0; i < NALL; i++) {     /* mirror alone, then segment counts and block plans (k < 0), each without and with it */
+        int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
+        bool mir = i == 0 || (i - 1) % 2;
+        if (k > nfwd || (mir && i && !mirror)) continue;
+        int r = apply_cand(ex, pc, sn, k, mir);
+        if (r == -1) { *err = MN_ERR_NOMEM; return false; }
+        if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ k, ex->recompute_flops, estimate(ex), 0 };
-        if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return 0; }
+        c[nc] = (cand){ k, mir, ex->recompute_flops, estimate(ex), 0 };
+        if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
     ex->recompute_candidates = nc;
     qsort(c, (size_t)nc, sizeof *c, by_flops);
-    int best = 0;
+    bool best = false;
     for (int i = 0; i < nc && !best && !*err; i++) {
         if (c[i].est > budget) continue;
         int64_t a = full(ex, pc, sn, &c[i]);
         if (a < 0) *err = MN_ERR_NOMEM;
-        else if (a <= budget) best = c[i].k;
+        else if (a <= budget) { best = true; *win = c[i]; }
         if (a >= 0 && a < *smallest) *smallest = a;
     }
     while (!best && !*err) {                             /* none fits: the smallest arena, for the error */
@@ -370,6 +394,7 @@ static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget,
         int64_t a = full(ex, pc, sn, &c[next]);
         if (a < 0) *err = MN_ERR_NOMEM;
         else if (a < *smallest) *smallest = a;
+        if (a >= 0 && a <= budget) { best = true; *win = c[next]; }   /* its estimate was above its arena */
     }
     restore(ex, sn);
     return best;
@@ -398,7 +423,9 @@ mn_status mn__pass_recompute(mn_exec *ex)
     snapshot sn = { 0 };
     plan_ctx pc = { 0 };
     mn_status err = MN_OK;
-    int k = 0, nsplit = 0;
+    int nsplit = 0;
+    cand win = { 0 };
+    bool found = false;
     int64_t smallest = INT64_MAX;
     if (!take(ex, &sn)) err = MN_ERR_NOMEM;
     if (!err) {
@@ -413,14 +440,16 @@ mn_status mn__pass_recompute(mn_exec *ex)
         restore(ex, &sn);
         if (!err) err = split(ex, &sn, &nsplit);
         for (int i = n0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
-        size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
+        size_t more = 0;                                /* room for mirror.c's clones */
+        for (int s = 0; s < ex->nsteps; s++) more += (size_t)ex->steps[s].nin * MN_MIRROR_CHAIN;
+        size_t nv = (size_t)ex->nvals + more + 1, ns = (size_t)ex->nsteps + more + 1;
         pc = (plan_ctx){ .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
                          .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
         if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = err ? err : MN_ERR_NOMEM;
-        if (!err) k = search(ex, &pc, &sn, budget, &smallest, &err);
-        if (!err && k && apply(ex, &pc, k) < 0) err = MN_ERR_NOMEM;
+        if (!err) found = search(ex, &pc, &sn, budget, &smallest, &win, &err);
+        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
-    if (!err && smallest > budget && !k) {
+    if (!err && smallest > budget && !found) {
         char b[32], sm[32];
         human(budget, b, sizeof b);
         human(smallest, sm, sizeof sm);
@@ -433,8 +462,9 @@ mn_status mn__pass_recompute(mn_exec *ex)
     drop_snapshot(&sn);
     free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
     mn__stat(ex, "recompute.split_values", nsplit);
-    mn__stat(ex, "recompute.segments", k ? pc.nseg : 0);
-    mn__stat(ex, "recompute.block_plan", k < 0 ? -k : 0);
+    mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
+    mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
+    mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);
