@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MIRROR_FLOPS = 8, MAX_DEPTH = MN_MIRROR_CHAIN - 1, MAX_IN = 8, MAX_CTRL = 8 };
+enum { MIRROR_FLOPS = 8, MAX_DEPTH = MN_MIRROR_CHAIN - 1, MAX_IN = 8, MAX_CTRL = 8, WINDOW = 256 };
 
 typedef struct {
     bool *bread;          /* per value: read by a backward step */
@@ -24,6 +24,10 @@ typedef struct {
     int *clone;           /* per value below nv: its clone made for the reader being served, -1 */
     int *dst;             /* clone steps of the reader being served, in order */
     int ndst;
+    int *made, nmade;     /* values whose clone[] entry the reader being served set */
+    int *wait;            /* per step: a value it waits for (ctrl), -1 */
+    char *mark;           /* per step: scratch (ancestors of a reader) */
+    int *stack;           /* per step: scratch */
 } mirror_ctx;
 
 static bool forward_step(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -94,17 +98,19 @@ static int make_clone(mn_exec *ex, mirror_ctx *mc, mn_step *steps, int *nsteps, 
     ex->vals[c].fused_root = -1;
     ex->keep[c] = false;
     st->out = mc->clone[u] = c;
+    mc->made[mc->nmade++] = u;
     mc->dst[mc->ndst++] = (*nsteps)++;
     return c;
 }
 
 /* The backward values step s reads (through a view: what the view's first
  * reader reads), so that clones serving s wait for them; their count. */
-static int reader_ctrl(const mn_exec *ex, int s, int *ctrl)
+static int reader_ctrl(const mn_exec *ex, int s, int *ctrl, int *at)
 {
     int n = 0, view = -1;
     for (int hop = 0; hop < 4 && s >= 0; hop++) {
         const mn_step *r = &ex->steps[s];
+        *at = s;
         for (int j = 0; j < r->nin && n < MAX_CTRL; j++) {
             int d = ex->vals[r->in[j]].def;
             if (d >= 0 && ex->steps[d].node->backward && r->in[j] != view) ctrl[n++] = r->in[j];
@@ -122,10 +128,48 @@ static int reader_ctrl(const mn_exec *ex, int s, int *ctrl)
     return n;
 }
 
-/* The ctrl edges of the clones serving step s. */
-static bool add_ctrl(const mn_exec *ex, mn_step *steps, const mirror_ctx *mc, int s)
+static int root_of(const mn_exec *ex, int v)
 {
-    int ctrl[MAX_CTRL], nc = reader_ctrl(ex, s, ctrl);
+    while (ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+    return v;
+}
+
+/* Backward steps near reader a (in step order) that read what a reads from
+ * the backward pass and make a value of at least `bytes` wait for a: the
+ * mirrored value is rebuilt, read and dropped before they allocate (GELU's
+ * output and the gradient of its input are never live together). Never an
+ * ancestor of a, so no cycle. */
+static void delay_siblings(const mn_exec *ex, mirror_ctx *mc, int a, const int *ctrl, int nc, size_t bytes)
+{
+    int lo = a > WINDOW ? a - WINDOW : 0, hi = a + WINDOW < ex->nsteps ? a + WINDOW : ex->nsteps, sp = 0;
+    mc->stack[sp++] = a;
+    mc->mark[a] = 1;
+    while (sp) {                                        /* a's ancestors from lo on */
+        const mn_step *x = &ex->steps[mc->stack[--sp]];
+        for (int j = 0; j < x->nin; j++) {
+            int d = ex->vals[x->in[j]].def;
+            if (d >= lo && !mc->mark[d]) { mc->mark[d] = 1; mc->stack[sp++] = d; }
+        }
+    }
+    for (int t = lo; t < hi; t++) {
+        const mn_step *st = &ex->steps[t];
+        const mn_value *o = &ex->vals[st->out];
+        if (mc->mark[t] || forward_step(st) || st->clone || mc->wait[t] >= 0 || mn__kind(o) != MN_VAL_ARENA || o->bytes < bytes) continue;
+        bool sibling = false;
+        for (int j = 0; j < st->nin && !sibling; j++)
+            for (int k = 0; k < nc; k++) sibling |= root_of(ex, st->in[j]) == root_of(ex, ctrl[k]);
+        if (sibling) mc->wait[t] = ex->steps[a].out;
+    }
+    for (int t = lo; t <= a; t++) mc->mark[t] = 0;
+}
+
+/* The ctrl edges of the clones serving step s; their readers' siblings wait. */
+static bool add_ctrl(const mn_exec *ex, mn_step *steps, mirror_ctx *mc, int s)
+{
+    int ctrl[MAX_CTRL], at = s, nc = reader_ctrl(ex, s, ctrl, &at);
+    size_t bytes = 0;
+    for (int i = 0; i < mc->ndst; i++) bytes = ex->vals[steps[mc->dst[i]].out].bytes > bytes ? ex->vals[steps[mc->dst[i]].out].bytes : bytes;
+    if (mc->ndst && nc) delay_siblings(ex, mc, at, ctrl, nc, bytes);
     for (int i = 0; nc && i < mc->ndst; i++) {
         mn_step *st = &steps[mc->dst[i]];
         if (!(st->ctrl = malloc((size_t)nc * sizeof *st->ctrl))) return false;
@@ -163,14 +207,18 @@ static int rewrite(mn_exec *ex, mirror_ctx *mc, const bool *mir, int nmir)
     bool *keep = realloc(ex->keep, ((size_t)ex->nvals + (size_t)cap + 1) * sizeof *keep);
     if (keep) ex->keep = keep;
     mc->dst = malloc(((size_t)cap + 1) * sizeof *mc->dst);
-    bool bad = !steps || !vals || !keep || !mc->dst;
+    mc->made = malloc(((size_t)cap + 1) * sizeof *mc->made);
+    mc->nmade = 0;
+    bool bad = !steps || !vals || !keep || !mc->dst || !mc->made;
     int *served = calloc((size_t)ex->nvals + 1, sizeof *served);   /* value -> its clone + 1, once made */
-    bad = bad || !served;
+    int *orig = malloc(((size_t)n0 + (size_t)cap + 1) * sizeof *orig);   /* a copied step's index in ex->steps, -1 a clone */
+    bad = bad || !served || !orig;
+    for (int i = 0; !bad && i < n0 + cap + 1; i++) orig[i] = -1;
     for (int s = 0; !bad && s < n0; s++) {
         mn_step r = ex->steps[s];
         if (!forward_step(&r)) {
             mc->ndst = 0;
-            for (int v = 0; v < mc->nv; v++) mc->clone[v] = -1;
+            while (mc->nmade) mc->clone[mc->made[--mc->nmade]] = -1;
             for (int j = 0; !bad && j < r.nin; j++) {
                 int v = r.in[j];
                 if (!mir[v] || served[v]) continue;
@@ -183,15 +231,33 @@ static int rewrite(mn_exec *ex, mirror_ctx *mc, const bool *mir, int nmir)
                 if (mir[r.in[j]]) r.in[j] = served[r.in[j]] - 1;
             if (!bad && ex->vals[r.out].base == MN_VAL_ALIAS) ex->vals[r.out].alias_of = r.in[0];
         }
+        orig[m] = s;
         steps[m++] = r;
+    }
+    for (int i = 0; !bad && i < m; i++) {               /* the delayed siblings' ctrl edges (a copy: the snapshot keeps the old) */
+        mn_step *st = &steps[i];
+        int w = orig[i] >= 0 ? mc->wait[orig[i]] : -1;
+        if (w < 0) continue;
+        int *ctrl = malloc(((size_t)st->nctrl + 1) * sizeof *ctrl);
+        if (!(bad = !ctrl)) {
+            if (st->nctrl) memcpy(ctrl, st->ctrl, (size_t)st->nctrl * sizeof *ctrl);
+            ctrl[st->nctrl] = w;
+            st->ctrl = ctrl;
+            st->nctrl++;
+            orig[i] = -2;                               /* owns its ctrl */
+        }
     }
     free(served);
     free(mc->dst);
+    free(mc->made);
     if (bad) {
+        for (int i = 0; orig && i < m; i++) if (orig[i] == -2) free(steps[i].ctrl);
+        free(orig);
         if (steps) free_steps(steps, 0, m);
         free(steps);
         return -1;
     }
+    free(orig);
     free(ex->steps);
     ex->steps = steps;
     ex->nsteps = m;
@@ -203,10 +269,15 @@ static int rewrite(mn_exec *ex, mirror_ctx *mc, const bool *mir, int nmir)
 int mn__mirror(mn_exec *ex)
 {
     int nv = ex->nvals, nmir = 0;
+    size_t ns = (size_t)ex->nsteps + 1;
     mirror_ctx mc = { .nv = nv, .bread = calloc((size_t)nv + 1, 1), .pieces = calloc((size_t)nv + 1, 1),
-                      .clone = malloc(((size_t)nv + 1) * sizeof(int)) };
+                      .clone = malloc(((size_t)nv + 1) * sizeof(int)), .wait = malloc(ns * sizeof(int)), .mark = calloc(ns, 1),
+                      .stack = malloc(ns * sizeof(int)) };
     bool *mir = calloc((size_t)nv + 1, sizeof *mir);
-    if (!mc.bread || !mc.pieces || !mc.clone || !mir) { free(mc.bread); free(mc.pieces); free(mc.clone); free(mir); return -1; }
+    bool ok = mc.bread && mc.pieces && mc.clone && mc.wait && mc.mark && mc.stack && mir;
+    for (int v = 0; ok && v < nv; v++) mc.clone[v] = -1;
+    for (int s = 0; ok && s < ex->nsteps; s++) mc.wait[s] = -1;
+    if (!ok) { free(mc.bread); free(mc.pieces); free(mc.clone); free(mc.wait); free(mc.mark); free(mc.stack); free(mir); return -1; }
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
         bool fwd = forward_step(st), concat = st->node->op->traits.input_view != NULL;
@@ -220,6 +291,6 @@ int mn__mirror(mn_exec *ex)
     }
     for (int v = 0; v < nv; v++) nmir += mir[v] = mirrored(ex, &mc, v);
     int r = nmir ? rewrite(ex, &mc, mir, nmir) : 0;
-    free(mc.bread); free(mc.pieces); free(mc.clone); free(mir);
+    free(mc.bread); free(mc.pieces); free(mc.clone); free(mc.wait); free(mc.mark); free(mc.stack); free(mir);
     return r;
 }

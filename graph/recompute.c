@@ -22,7 +22,14 @@ typedef struct {
     mn_value *vals;
     int nvals;
     mn_sink *sinks;
+    int **ctrls, nctrls;  /* the steps' ctrl arrays, sorted: any other a candidate made (mirror.c) is freed on restore */
 } snapshot;
+
+static int by_ptr(const void *a, const void *b)
+{
+    const int *x = *(int *const *)a, *y = *(int *const *)b;
+    return (x > y) - (x < y);
+}
 
 static bool take(const mn_exec *ex, snapshot *sn)
 {
@@ -40,6 +47,10 @@ static bool take(const mn_exec *ex, snapshot *sn)
     memcpy(sn->sinks, ex->sinks, (size_t)ex->nsinks * sizeof *sn->sinks);
     for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
         memcpy(sn->ins + at, ex->steps[s].in, (size_t)ex->steps[s].nin * sizeof *sn->ins);
+    if (!(sn->ctrls = malloc(((size_t)ex->nsteps + 1) * sizeof *sn->ctrls))) return false;
+    sn->nctrls = 0;
+    for (int s = 0; s < ex->nsteps; s++) if (ex->steps[s].ctrl) sn->ctrls[sn->nctrls++] = ex->steps[s].ctrl;
+    qsort(sn->ctrls, (size_t)sn->nctrls, sizeof *sn->ctrls, by_ptr);
     return true;
 }
 
@@ -51,8 +62,11 @@ static void free_clone(mn_step *st)
 /* Back to the snapshot: clones freed, inputs rewired back, schedule and plan dropped. */
 static void restore(mn_exec *ex, const snapshot *sn)
 {
-    for (int s = 0; s < ex->nsteps; s++)
-        if (ex->steps[s].clone) free_clone(&ex->steps[s]);
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        if (st->clone) free_clone(st);
+        else if (st->ctrl && !bsearch(&st->ctrl, sn->ctrls, (size_t)sn->nctrls, sizeof *sn->ctrls, by_ptr)) free(st->ctrl);
+    }
     memcpy(ex->steps, sn->steps, (size_t)sn->nsteps * sizeof *sn->steps);
     ex->nsteps = sn->nsteps;
     for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
@@ -68,7 +82,7 @@ static void restore(mn_exec *ex, const snapshot *sn)
     mn__set_defs(ex);
 }
 
-static void drop_snapshot(snapshot *sn) { free(sn->steps); free(sn->ins); free(sn->vals); free(sn->sinks); }
+static void drop_snapshot(snapshot *sn) { free(sn->steps); free(sn->ins); free(sn->vals); free(sn->sinks); free(sn->ctrls); }
 
 /* Per value: read by a backward step, read by a forward step of a later segment. */
 typedef struct {
@@ -91,12 +105,12 @@ static int64_t saved_bytes(const mn_exec *ex, const plan_ctx *pc, const mn_step 
 }
 
 /* Block plans 1..NBLOCK (blocks.c): a cut at every narrow point, the last
- * 0-2 kept whole with the final segment; or at every second, the last 0-3
+ * 0-4 kept whole with the final segment; or at every second, the last 0-3
  * (both phases: whole Transformer blocks, or their halves shifted). */
-enum { NBLOCK = 3 + 4 };
+enum { NBLOCK = 5 + 4 };
 static int block_plan(const mn_exec *ex, plan_ctx *pc, int id)
 {
-    int n = id <= 3 ? mn__block_segments(ex, 1, id - 1, pc->seg) : mn__block_segments(ex, 2, id - 4, pc->seg);
+    int n = id <= 5 ? mn__block_segments(ex, 1, id - 1, pc->seg) : mn__block_segments(ex, 2, id - 6, pc->seg);
     return n < 0 ? 0 : n;
 }
 
