@@ -6,9 +6,12 @@
  * their steps are cloned (same node: same kernel, attributes and random
  * stream, so the bits are the same) just before their first backward
  * reader, after (ctrl edges) the backward readers of the next segment. The
- * pass estimates K candidates (schedule and the planner's lower bound)
- * and plans in full only those that may fit, fewest added FLOPs first. Owns: the clone steps
- * (step.clone, step.ctrl) and their values; rewires backward steps' inputs. */
+ * pass estimates K candidates (schedule and the planner's lower bound),
+ * block plans (segments cut at the graph's narrow points, blocks.c), each
+ * without and with mirror.c's pointwise recomputation, and the mirror
+ * alone; it plans in full only those that may fit, fewest added FLOPs
+ * first. Owns: the clone steps (step.clone, step.ctrl) and their values;
+ * rewires backward steps' inputs. */
 #include "exec.h"
 #include <stdio.h>
 #include <stdlib.h>
