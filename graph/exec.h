@@ -65,8 +65,9 @@ typedef struct {
     int nxout, *xout;     /* fuse: a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* fuse: during fusion, the root step absorbing this one, or -1 */
     bool accumulate;      /* direct: adds into its output (an MN_VAL_GRAD value) */
-    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program) */
-    int *ctrl, nctrl;     /* recompute: values whose producing steps must run at an earlier level (no data read) */
+    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program;
+                             mirror.c's: one node of it, unfused) */
+    int *ctrl, nctrl;     /* recompute (split.c, mirror.c): values whose producing steps must run at an earlier level (no data read) */
 } mn_step;
 
 /* A value's kind as the passes' decisions leave it: fuse's in_tile, then

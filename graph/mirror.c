@@ -9,8 +9,11 @@
  * anyway, or are such values themselves (GELU's output from the kept
  * pre-activation, dropout of it). A clone runs its node's own kernel (a
  * member of a fused step alone: the same float operations, so the same
- * bits), after (ctrl edges) the reader's other backward inputs exist.
- * Owns: those clone steps and their values; rewires the backward readers. */
+ * bits), after (ctrl edges) the reader's other backward inputs exist; the
+ * reader's sibling backward steps that read the same upstream gradient and
+ * allocate as much wait for the reader (GELU's rebuilt output is read and
+ * dropped before the gradient of its input exists). Owns: those clone
+ * steps, their values and those ctrl edges; rewires the backward readers. */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
