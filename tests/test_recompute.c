@@ -282,6 +282,19 @@ START_TEST(budget_frees_gate_gradients_by_block)
 }
 END_TEST
 
+/* The last level reading value v, directly or through views of it. */
+static int last_read_level(const mn_exec *ex, int v)
+{
+    int last = -1;
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++) {
+            int w = ex->steps[s].in[j];
+            while (w != v && ex->vals[w].base == MN_VAL_ALIAS) w = ex->vals[w].alias_of;
+            if (w == v && ex->steps[s].level > last) last = ex->steps[s].level;
+        }
+    return last;
+}
+
 /* A budget just below the plain arena: the cheapest plan that fits is the
  * mirror alone (pointwise values recomputed, no segment), on every model
  * kind whose backward pass reads such values; whatever plan each kind gets
@@ -314,6 +327,21 @@ START_TEST(mirror_alone_just_below_the_plain_arena)
                           st->node->op->name);
         }
         ck_assert_int_eq(recomputed, (int)mn_exec_stat(ex, "recompute.steps"));
+        /* a rebuilt GELU output is read and gone before the gradient of its
+         * input (act_grad's other operand) is computed: never both live */
+        int gelus = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *c = &ex->steps[s];
+            if (!c->clone || strcmp(c->node->op->name, "gelu")) continue;
+            int last = last_read_level(ex, c->out), grad_level = -1;
+            for (int t = 0; t < ex->nsteps; t++)
+                if (!strcmp(ex->steps[t].node->op->name, "act_grad") && ex->steps[t].in[0] == c->in[0])
+                    grad_level = ex->steps[ex->vals[ex->steps[t].in[1]].def].level;
+            ck_assert_msg(grad_level > last, "%s: GELU rebuilt, last read at level %d, its input's gradient made at %d", kind, last,
+                          grad_level);
+            gelus++;
+        }
+        ck_assert_int_ge(gelus, 1);
         mn_exec_free(ex);
     }
     free(g0);
