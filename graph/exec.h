@@ -65,8 +65,9 @@ typedef struct {
     int nxout, *xout;     /* fuse: a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* fuse: during fusion, the root step absorbing this one, or -1 */
     bool accumulate;      /* direct: adds into its output (an MN_VAL_GRAD value) */
-    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program) */
-    int *ctrl, nctrl;     /* recompute: values whose producing steps must run at an earlier level (no data read) */
+    bool clone;           /* recompute: a copy of a forward step run again in the backward pass (shares node and fused program;
+                             mirror.c's: one node of it, unfused) */
+    int *ctrl, nctrl;     /* recompute (split.c, mirror.c): values whose producing steps must run at an earlier level (no data read) */
 } mn_step;
 
 /* A value's kind as the passes' decisions leave it: fuse's in_tile, then
@@ -179,6 +180,16 @@ mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
 mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
 /* split.c: values computed row by row and read by row views, computed per view (recompute.c applies it); *n split. */
 mn_status mn__split_rows(mn_exec *ex, int *n);
+/* blocks.c: seg[s] for each step (-1 backward) cutting the forward steps at
+ * the graph's narrow points (every stride-th, counted down from the last but
+ * `tail`: the steps after it form the final segment); returns the segment
+ * count, 0 with no cut, -1 out of memory. */
+int mn__block_segments(const mn_exec *ex, int stride, int tail, int *seg);
+/* mirror.c: cheap forward values the backward pass reads are computed again
+ * from kept ones before their first backward reader, by at most
+ * MN_MIRROR_CHAIN new steps and values per backward input; returns how many, -1 out of memory. */
+#define MN_MIRROR_CHAIN 4
+int mn__mirror(mn_exec *ex);
 /* fuse.c: re-sorts the steps topologically over inputs and ctrl edges,
  * smallest position first; MN_ERR_INVALID if they form a cycle. */
 mn_status mn__topo_order(mn_exec *ex);

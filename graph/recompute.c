@@ -6,9 +6,12 @@
  * their steps are cloned (same node: same kernel, attributes and random
  * stream, so the bits are the same) just before their first backward
  * reader, after (ctrl edges) the backward readers of the next segment. The
- * pass estimates K candidates (schedule and the planner's lower bound)
- * and plans in full only those that may fit, fewest added FLOPs first. Owns: the clone steps
- * (step.clone, step.ctrl) and their values; rewires backward steps' inputs. */
+ * pass estimates K candidates (schedule and the planner's lower bound),
+ * block plans (segments cut at the graph's narrow points, blocks.c), each
+ * without and with mirror.c's pointwise recomputation, and the mirror
+ * alone; it plans in full only those that may fit, fewest added FLOPs
+ * first. Owns: the clone steps (step.clone, step.ctrl) and their values;
+ * rewires backward steps' inputs. */
 #include "exec.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,14 @@ typedef struct {
     mn_value *vals;
     int nvals;
     mn_sink *sinks;
+    int **ctrls, nctrls;  /* the steps' ctrl arrays, sorted: any other a candidate made (mirror.c) is freed on restore */
 } snapshot;
+
+static int by_ptr(const void *a, const void *b)
+{
+    const int *x = *(int *const *)a, *y = *(int *const *)b;
+    return (x > y) - (x < y);
+}
 
 static bool take(const mn_exec *ex, snapshot *sn)
 {
@@ -40,6 +50,10 @@ static bool take(const mn_exec *ex, snapshot *sn)
     memcpy(sn->sinks, ex->sinks, (size_t)ex->nsinks * sizeof *sn->sinks);
     for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
         memcpy(sn->ins + at, ex->steps[s].in, (size_t)ex->steps[s].nin * sizeof *sn->ins);
+    if (!(sn->ctrls = malloc(((size_t)ex->nsteps + 1) * sizeof *sn->ctrls))) return false;
+    sn->nctrls = 0;
+    for (int s = 0; s < ex->nsteps; s++) if (ex->steps[s].ctrl) sn->ctrls[sn->nctrls++] = ex->steps[s].ctrl;
+    qsort(sn->ctrls, (size_t)sn->nctrls, sizeof *sn->ctrls, by_ptr);
     return true;
 }
 
@@ -51,8 +65,11 @@ static void free_clone(mn_step *st)
 /* Back to the snapshot: clones freed, inputs rewired back, schedule and plan dropped. */
 static void restore(mn_exec *ex, const snapshot *sn)
 {
-    for (int s = 0; s < ex->nsteps; s++)
-        if (ex->steps[s].clone) free_clone(&ex->steps[s]);
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        if (st->clone) free_clone(st);
+        else if (st->ctrl && !bsearch(&st->ctrl, sn->ctrls, (size_t)sn->nctrls, sizeof *sn->ctrls, by_ptr)) free(st->ctrl);
+    }
     memcpy(ex->steps, sn->steps, (size_t)sn->nsteps * sizeof *sn->steps);
     ex->nsteps = sn->nsteps;
     for (int s = 0, at = 0; s < ex->nsteps; at += ex->steps[s].nin, s++)
@@ -68,7 +85,7 @@ static void restore(mn_exec *ex, const snapshot *sn)
     mn__set_defs(ex);
 }
 
-static void drop_snapshot(snapshot *sn) { free(sn->steps); free(sn->ins); free(sn->vals); free(sn->sinks); }
+static void drop_snapshot(snapshot *sn) { free(sn->steps); free(sn->ins); free(sn->vals); free(sn->sinks); free(sn->ctrls); }
 
 /* Per value: read by a backward step, read by a forward step of a later segment. */
 typedef struct {
@@ -76,6 +93,8 @@ typedef struct {
     int *vseg;            /* per value: its producer's segment, -1 */
     bool *bread, *cross, *drop, *need;
     int *clone_of;        /* per value: its clone, -1 */
+    int nseg;             /* segments of the candidate applied */
+    int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
 } plan_ctx;
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -88,9 +107,22 @@ static int64_t saved_bytes(const mn_exec *ex, const plan_ctx *pc, const mn_step 
     return b;
 }
 
-/* Forward steps cut into k segments of about equal saved bytes. */
+/* Block plans 1..NBLOCK (blocks.c): a cut at every narrow point, the last
+ * 0-4 kept whole with the final segment; or at every second, the last 0-3
+ * (both phases: whole Transformer blocks, or their halves shifted). */
+enum { NBLOCK = 5 + 4 };
+static int block_plan(const mn_exec *ex, plan_ctx *pc, int id)
+{
+    int n = id <= 5 ? mn__block_segments(ex, 1, id - 1, pc->seg) : mn__block_segments(ex, 2, id - 6, pc->seg);
+    return n < 0 ? 0 : n;
+}
+
+/* Forward steps cut into k segments of about equal saved bytes; k < 0:
+ * block plan -k (blocks.c cuts at the graph's narrow points). */
 static void segments(const mn_exec *ex, plan_ctx *pc, int k)
 {
+    pc->nseg = k;
+    if (k < 0) { pc->nseg = block_plan(ex, pc, -k); return; }
     int64_t total = 0, run = 0;
     for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
     for (int s = 0; s < ex->nsteps; s++) {
@@ -122,7 +154,7 @@ static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
         }
     int n = 0;
     for (int v = 0; v < ex->nvals; v++) {
-        pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < k - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
+        pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < pc->nseg - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
         n += pc->drop[v];
     }
     /* clone every producer of a dropped value, and what it needs within its segment */
@@ -207,6 +239,7 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
 {
     int ndrop = analyse(ex, pc, k), n0 = ex->nsteps, nv0 = ex->nvals, nclone = 0, nv = 0;
     if (ndrop == 0) return 0;
+    k = pc->nseg;
     for (int s = 0; s < n0; s++) {
         nclone += pc->need[s];
         nv += pc->need[s] * (1 + ex->steps[s].nxout);
@@ -239,6 +272,8 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
         fresh[m] = ex->steps[s];
         for (int j = 0; pc->seg[s] < 0 && j < fresh[m].nin; j++)      /* a backward step reads the clones */
             if (pc->drop[fresh[m].in[j]]) fresh[m].in[j] = pc->clone_of[fresh[m].in[j]];
+        if (pc->seg[s] < 0 && ex->vals[fresh[m].out].base == MN_VAL_ALIAS)  /* a backward view: of the clone's bytes */
+            ex->vals[fresh[m].out].alias_of = fresh[m].in[0];
         m++;
     }
     free(ins); free(cseg);
@@ -293,8 +328,27 @@ static void human(int64_t b, char *buf, size_t n)
     else snprintf(buf, n, "%.1f KiB", (double)b / 1024);
 }
 
-/* One candidate's figures: added FLOPs and the cheap arena estimate. */
-typedef struct { int k; double flops; int64_t est, arena; } cand;
+/* One candidate's figures: added FLOPs and the cheap arena estimate. k:
+ * segments (< 0: block plan -k, 0: none); mirror: pointwise values first. */
+typedef struct { int k; bool mirror; double flops; int64_t est, arena; } cand;
+
+/* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
+ * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
+static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror)
+{
+    restore(ex, sn);
+    int m = mirror ? mn__mirror(ex) : 0, r = 0;
+    pc->nmirror = m;
+    pc->nseg = 0;
+    if (m < 0) return -1;
+    if (k && (r = apply(ex, pc, k)) <= 0) return r;
+    ex->recomputed_values = r + m;
+    ex->recompute_steps = 0;
+    ex->recompute_flops = 0;
+    for (int s = 0; s < ex->nsteps; s++)
+        if (ex->steps[s].clone) { ex->recompute_steps++; ex->recompute_flops += mn__step_flops(ex->steps[s].node); }
+    return r + m;
+}
 
 static int by_flops(const void *a, const void *b)
 {
@@ -307,8 +361,7 @@ static int by_flops(const void *a, const void *b)
 static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
-    restore(ex, sn);
-    if (apply(ex, pc, c->k) < 0) return -1;
+    if (apply_cand(ex, pc, sn, c->k, c->mirror) < 0) return -1;
     c->arena = probe(ex);
     return c->arena;
 }
@@ -318,29 +371,36 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
  * planned in full, fewest added FLOPs first, and the first that fits wins.
  * With none, the smallest arena is found the same way: candidates by
  * estimate, until the next estimate exceeds the smallest full arena.
- * Returns the chosen k, 0 if none. */
-static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, mn_status *err)
+ * The first candidate is mirror.c's pointwise recomputation alone, the
+ * others segments and block plans without and with it. Fills *win and
+ * returns true when one fits. */
+static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, cand *win, mn_status *err)
 {
-    cand c[NCAND];
+    enum { NALL = 1 + 2 * (NCAND + NBLOCK) };
+    cand c[NALL];
     int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
-    for (int i = 0; i < NCAND && candidates[i] <= nfwd; i++) {
-        restore(ex, sn);
-        int r = apply(ex, pc, candidates[i]);
-        if (r == -1) { *err = MN_ERR_NOMEM; return 0; }
+    bool mirror = false;
+    for (int i = 0; i < NALL; i++) {     /* mirror alone, then segment counts and block plans (k < 0), each without and with it */
+        int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
+        bool mir = i == 0 || (i - 1) % 2;
+        if (k > nfwd || (mir && i && !mirror)) continue;
+        int r = apply_cand(ex, pc, sn, k, mir);
+        if (r == -1) { *err = MN_ERR_NOMEM; return false; }
+        if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ candidates[i], ex->recompute_flops, estimate(ex), 0 };
-        if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return 0; }
+        c[nc] = (cand){ k, mir, ex->recompute_flops, estimate(ex), 0 };
+        if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
     ex->recompute_candidates = nc;
     qsort(c, (size_t)nc, sizeof *c, by_flops);
-    int best = 0;
+    bool best = false;
     for (int i = 0; i < nc && !best && !*err; i++) {
         if (c[i].est > budget) continue;
         int64_t a = full(ex, pc, sn, &c[i]);
         if (a < 0) *err = MN_ERR_NOMEM;
-        else if (a <= budget) best = c[i].k;
+        else if (a <= budget) { best = true; *win = c[i]; }
         if (a >= 0 && a < *smallest) *smallest = a;
     }
     while (!best && !*err) {                             /* none fits: the smallest arena, for the error */
@@ -351,6 +411,7 @@ static int search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget,
         int64_t a = full(ex, pc, sn, &c[next]);
         if (a < 0) *err = MN_ERR_NOMEM;
         else if (a < *smallest) *smallest = a;
+        if (a >= 0 && a <= budget) { best = true; *win = c[next]; }   /* its estimate was above its arena */
     }
     restore(ex, sn);
     return best;
@@ -379,7 +440,9 @@ mn_status mn__pass_recompute(mn_exec *ex)
     snapshot sn = { 0 };
     plan_ctx pc = { 0 };
     mn_status err = MN_OK;
-    int k = 0, nsplit = 0;
+    int nsplit = 0;
+    cand win = { 0 };
+    bool found = false;
     int64_t smallest = INT64_MAX;
     if (!take(ex, &sn)) err = MN_ERR_NOMEM;
     if (!err) {
@@ -394,14 +457,16 @@ mn_status mn__pass_recompute(mn_exec *ex)
         restore(ex, &sn);
         if (!err) err = split(ex, &sn, &nsplit);
         for (int i = n0; !err && i < ex->g->n; i++) ex->pin_solo[i] = -1;
-        size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
+        size_t more = 0;                                /* room for mirror.c's clones */
+        for (int s = 0; s < ex->nsteps; s++) more += (size_t)ex->steps[s].nin * MN_MIRROR_CHAIN;
+        size_t nv = (size_t)ex->nvals + more + 1, ns = (size_t)ex->nsteps + more + 1;
         pc = (plan_ctx){ .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
                          .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
         if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = err ? err : MN_ERR_NOMEM;
-        if (!err) k = search(ex, &pc, &sn, budget, &smallest, &err);
-        if (!err && k && apply(ex, &pc, k) < 0) err = MN_ERR_NOMEM;
+        if (!err) found = search(ex, &pc, &sn, budget, &smallest, &win, &err);
+        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
-    if (!err && smallest > budget && !k) {
+    if (!err && smallest > budget && !found) {
         char b[32], sm[32];
         human(budget, b, sizeof b);
         human(smallest, sm, sizeof sm);
@@ -414,7 +479,9 @@ mn_status mn__pass_recompute(mn_exec *ex)
     drop_snapshot(&sn);
     free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
     mn__stat(ex, "recompute.split_values", nsplit);
-    mn__stat(ex, "recompute.segments", k);
+    mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
+    mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
+    mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);

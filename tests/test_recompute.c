@@ -3,10 +3,13 @@
  * budget below every plan is an error naming the smallest arena reached;
  * the search plans in full only the few candidates whose estimate fits;
  * that budget compiles, recomputes, fits, passes the verifier and gives
- * bit-identical loss and gradients; an unlimited budget changes nothing. */
+ * bit-identical loss and gradients; an unlimited budget changes nothing.
+ * Mirror (graph/mirror.c) alone where it fits, on every model kind; the
+ * bench transformer at a third of its arena (block plans, graph/blocks.c). */
 #include "harness.h"
 #include "../graph/exec.h"
 #include "train.h"
+#include "workloads.h"
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
@@ -279,6 +282,140 @@ START_TEST(budget_frees_gate_gradients_by_block)
 }
 END_TEST
 
+/* The last level reading value v, directly or through views of it. */
+static int last_read_level(const mn_exec *ex, int v)
+{
+    int last = -1;
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++) {
+            int w = ex->steps[s].in[j];
+            while (w != v && ex->vals[w].base == MN_VAL_ALIAS) w = ex->vals[w].alias_of;
+            if (w == v && ex->steps[s].level > last) last = ex->steps[s].level;
+        }
+    return last;
+}
+
+/* A budget just below the plain arena: the cheapest plan that fits is the
+ * mirror alone (pointwise values recomputed, no segment), on every model
+ * kind whose backward pass reads such values; whatever plan each kind gets
+ * there (the mlp: its plain one, the smallest), loss and gradients (dropout
+ * included) are bit-identical. */
+START_TEST(mirror_alone_just_below_the_plain_arena)
+{
+    const char *kind = kinds[_i];
+    model m = build(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t need = smallest_named(kind);                 /* the mlp has nothing to drop: its plain arena is the smallest */
+    same_bits_under(&m, kind, need < arena ? arena - 1 : arena, g0, l0, n0);
+    if (!strcmp(kind, "transformer")) {          /* GELU, layer norms and dropout: mirrored, nothing else */
+        ex = compile(&m, arena - 1);
+        ck_assert_ptr_nonnull(ex);
+        double mirrored = mn_exec_stat(ex, "recompute.mirrored_values"), added = mn_exec_stat(ex, "recompute.added_flops");
+        ck_assert_msg(mirrored >= 4, "%s: %g values mirrored", kind, mirrored);
+        ck_assert_msg(mn_exec_stat(ex, "recompute.segments") == 0, "%s: %g segments", kind, mn_exec_stat(ex, "recompute.segments"));
+        ck_assert_msg(added < 0.01 * mn_exec_get_stats(ex).flops, "%s: +%g FLOPs of %g", kind, added, mn_exec_get_stats(ex).flops);
+        int recomputed = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (!st->clone) continue;
+            recomputed++;
+            ck_assert_msg(mn__step_flops(st->node) <= 8 * (double)mn_shape_numel(st->node->desc.shape), "%s: %s recomputed", kind,
+                          st->node->op->name);
+        }
+        ck_assert_int_eq(recomputed, (int)mn_exec_stat(ex, "recompute.steps"));
+        /* a rebuilt GELU output is read and gone before the gradient of its
+         * input (act_grad's other operand) is computed: never both live */
+        int gelus = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *c = &ex->steps[s];
+            if (!c->clone || strcmp(c->node->op->name, "gelu")) continue;
+            int last = last_read_level(ex, c->out), grad_level = -1;
+            for (int t = 0; t < ex->nsteps; t++)
+                if (!strcmp(ex->steps[t].node->op->name, "act_grad") && ex->steps[t].in[0] == c->in[0])
+                    grad_level = ex->steps[ex->vals[ex->steps[t].in[1]].def].level;
+            ck_assert_msg(grad_level > last, "%s: GELU rebuilt, last read at level %d, its input's gradient made at %d", kind, last,
+                          grad_level);
+            gelus++;
+        }
+        ck_assert_int_ge(gelus, 1);
+        mn_exec_free(ex);
+    }
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
+/* One training run of a bench workload (step 3): loss and every gradient, flat. */
+static float *run_workload(mn_workload *w, mn_exec *ex, float *loss, int64_t *n)
+{
+    mn_params_zero_grad(w->P);
+    ck_assert_ok(mn_workload_feed(w, ex, 11));
+    mn_exec_set_step(ex, 3);
+    ck_assert_ok(mn_exec_run(ex));
+    *loss = mn_exec_loss(ex);
+    *n = 0;
+    for (int i = 0; i < mn_params_count(w->P); i++) *n += mn_tensor_numel(mn_params_grad(w->P, i));
+    float *g = malloc((size_t)*n * sizeof *g);
+    for (int i = 0, at = 0; i < mn_params_count(w->P); i++) {
+        const mn_tensor *t = mn_params_grad(w->P, i);
+        memcpy(g + at, t->data, mn_tensor_bytes(t));
+        at += (int)mn_tensor_numel(t);
+    }
+    return g;
+}
+
+/* Issue 17's figure: the bench transformer (4 pre-LN blocks, d 256, FF 1024,
+ * seq 128, batch 8) trains in a third of its arena with the same bits; its
+ * smallest arena comes from a block plan (cuts on the residual stream) and
+ * lies below 0.3 of the plain one (segments of equal bytes stop at 0.32). */
+START_TEST(transformer_trains_in_a_third_of_its_arena)
+{
+    mn_workload w;
+    ck_assert_ok(mn_workload_build("transformer", &w));
+    mn_exec *ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_ptr_nonnull(ex);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0, n1;
+    float l0, l1, *g0 = run_workload(&w, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t third = arena / 3;
+    ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .verify = true, .memory_budget = third });
+    ck_assert_msg(ex != NULL, "a third of %lld bytes: %s", (long long)arena, mn_graph_errmsg(w.g));
+    ck_assert_int_le(mn_exec_get_stats(ex).arena_bytes, third);
+    ck_assert_ok(mn_exec_verify(ex));
+    ck_assert_msg(mn_exec_stat(ex, "recompute.mirrored_values") > 0, "no value mirrored at a third");
+    float *g1 = run_workload(&w, ex, &l1, &n1);
+    ck_assert_int_eq(n0, n1);
+    ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0, "loss %.9g vs %.9g at a third of the arena", l0, l1);
+    ck_assert_msg(memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0, "gradients differ at a third of the arena");
+    printf("recompute transformer (bench) arena %lld -> %lld bytes at a third, +%.1f%% FLOPs\n", (long long)arena,
+           (long long)mn_exec_get_stats(ex).arena_bytes,
+           100.0 * mn_exec_stat(ex, "recompute.added_flops") / (mn_exec_get_stats(ex).flops - mn_exec_stat(ex, "recompute.added_flops")));
+    mn_exec_free(ex);
+    free(g1);
+    ck_assert_ptr_null(mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .memory_budget = 1 }));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(w.g), "the smallest arena recomputation reaches is ");
+    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(w.g));
+    mn_workload_free(&w);
+    ck_assert_ok(mn_workload_build("transformer", &w));     /* a failed compile marks the graph */
+    ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .verify = true, .memory_budget = need });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(w.g));
+    printf("recompute transformer (bench) smallest %lld bytes (%.3f), block plan %g\n", need, (double)need / (double)arena,
+           mn_exec_stat(ex, "recompute.block_plan"));
+    ck_assert_msg((double)need < 0.3 * (double)arena, "smallest %lld of %lld bytes", need, (long long)arena);
+    ck_assert_msg(mn_exec_stat(ex, "recompute.block_plan") > 0, "the smallest plan is not a block plan");
+    g1 = run_workload(&w, ex, &l1, &n1);
+    ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0 && memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0, "bits differ at the smallest budget");
+    mn_exec_free(ex);
+    free(g0); free(g1);
+    mn_workload_free(&w);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -323,6 +460,8 @@ int main(void)
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
+    tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
+    tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -892,9 +892,10 @@ int cmd_graph(int argc, char **argv)
                 s.flops, (long long)s.naive_bytes, (long long)s.lower_bound_bytes, (long long)s.arena_bytes);
         double added = mn_exec_stat(ex, "recompute.added_flops");      /* issue 17: what the budget costs and what a run holds */
         if (budget > 0)
-            fprintf(f, "memory_budget_bytes %lld\nrecomputed_values %.0f (by %.0f steps in %.0f segments)\nadded_flops %.0f (+%.1f%%)\n",
-                    (long long)budget, mn_exec_stat(ex, "recompute.values"), mn_exec_stat(ex, "recompute.steps"),
-                    mn_exec_stat(ex, "recompute.segments"), added, s.flops > added ? 100.0 * added / (s.flops - added) : 0.0);
+            fprintf(f, "memory_budget_bytes %lld\nrecomputed_values %.0f (by %.0f steps in %.0f segments, %.0f pointwise values mirrored)\n"
+                    "added_flops %.0f (+%.1f%%)\n", (long long)budget, mn_exec_stat(ex, "recompute.values"), mn_exec_stat(ex, "recompute.steps"),
+                    mn_exec_stat(ex, "recompute.segments"), mn_exec_stat(ex, "recompute.mirrored_values"), added,
+                    s.flops > added ? 100.0 * added / (s.flops - added) : 0.0);
         fprintf(f, "predicted_peak_bytes %.0f\n", mn_exec_stat(ex, "plan.predicted_peak_bytes"));
         for (int i = 0; i < mn_exec_stat_count(ex); i++) fprintf(f, "pass %s %.15g\n", mn_exec_stat_name(ex, i), mn_exec_stat_value(ex, i));
     }
