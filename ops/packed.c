@@ -327,6 +327,15 @@ static void cost_matmul_packed(const mn_tdesc *in, int nin, const mn_tdesc *out,
     *bytes = 4.0 * (double)(mn_shape_numel(A) + mn_shape_numel(in[2].shape) + mn_shape_numel(out->shape));
 }
 
+/* C's rows come from A's rows alone, whatever the call's row count: with
+ * steps first (A of 3 or more dims), a slice of steps of A gives the same
+ * steps of C bit for bit (graph/split.c's row splitting). */
+static int packed_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    (void)out; (void)attrs;
+    return nin == 3 && in[0].shape.ndim >= 3 ? 0 : -1;
+}
+
 static void packed_str(const void *a, char *buf, size_t n)
 {
     snprintf(buf, n, "%s", ((const mn_matmul_attrs *)a)->trans_b ? "W^T" : "W");
@@ -344,5 +353,5 @@ const mn_op_def mn__op_matmul_packed = { MN_OP_RECORD,
     .doc = "C = A op(W) read from P = pack_weight(W) (A's leading dims are rows); dA = dC op(W)^T (packed), dW = dC^T A or A^T dC",
     .arity = 3, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1,
     .infer = infer_matmul_packed, .forward = matmul_packed_fwd, .vjp = vjp_matmul_packed,
-    .cost = cost_matmul_packed, .attr_str = packed_str,
+    .cost = cost_matmul_packed, .attr_str = packed_str, .traits.row_input = packed_rows,
 };
