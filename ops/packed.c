@@ -158,24 +158,39 @@ int mn__packed_isa(void)
     return MN_PACKED_C;
 }
 
-/* Columns [16 p0, 16 p1) of C, every row: for each pair of panels, every block of rows. */
+/* Rows per block of packed_cols: A's block (rows x K floats) about 128
+ * KiB, so it stays in L2 while every panel pair passes over it; a whole
+ * strip at least. */
+static int64_t row_block(int64_t K, int64_t mr)
+{
+    int64_t rows = (32768 / (K > 0 ? K : 1)) / mr * mr;
+    return rows > mr ? rows : mr;
+}
+
+/* Columns [16 p0, 16 p1) of C, every row: per block of rows, for each pair
+ * of panels, every strip of rows. One block (an RNN step's 32 rows): the
+ * pair stays in L1 over the strips. Many rows (an input projection's 1024
+ * and more): a block of A is read from L2 by every pair instead of all of
+ * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did. */
 static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                         int64_t ldc, int64_t p0, int64_t p1)
 {
-    int64_t ps = K * PW;
-    for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
-        int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
-        int64_t mr = isa == MN_PACKED_AVX512 ? MR512 : MR256;
-        for (int64_t i = 0; i < M; i += mr) {
-            int64_t R = M - i < mr ? M - i : mr;
-            const float *a = A + i * lda, *pp = P + p * ps;
-            float *c = C + i * ldc + p * PW;
+    int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
+    for (int64_t i0 = 0; i0 < M; i0 += rb) {
+        int64_t i1 = M - i0 < rb ? M : i0 + rb;
+        for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
+            int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
+            for (int64_t i = i0; i < i1; i += mr) {
+                int64_t R = i1 - i < mr ? i1 - i : mr;
+                const float *a = A + i * lda, *pp = P + p * ps;
+                float *c = C + i * ldc + p * PW;
 #ifdef MN_PACKED_X86
-            if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-            else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-            else
+                if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                else
 #endif
-                kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+                    kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+            }
         }
     }
 }
