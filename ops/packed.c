@@ -196,15 +196,28 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
 }
 
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
- * op(W); panels cut over the threads in pairs (never inside a parallel
- * region). `isa` is mn__packed_isa()'s answer, or a narrower one. */
+ * op(W); panels cut over the threads in pairs, or, from 128 rows per
+ * thread (an input projection's block), rows cut in strips of 8: its dx
+ * has as few as 2-4 pairs of panels (64 or 100 input columns: 64/36
+ * columns per thread at 100), rows divide evenly. Never inside a parallel
+ * region. `isa` is mn__packed_isa()'s answer, or a narrower one. */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads)
 {
-    int64_t np = panels(N), pairs = (np + 1) / 2;
+    int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
+    bool by_rows = M >= 128 * (int64_t)threads;   /* an input projection's block: rows split evenly whatever N is */
     if (M == 0 || N == 0) return;
-    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || pairs < 2) {
+    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || (pairs < 2 && !by_rows)) {
         packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+        return;
+    }
+    if (by_rows) {
+        #pragma omp parallel for num_threads(threads) schedule(static, 1)
+        for (int t = 0; t < threads; t++) {
+            int64_t m0 = strips * t / threads * 8, m1 = strips * (t + 1) / threads * 8;
+            if (m1 > M) m1 = M;
+            packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np);
+        }
         return;
     }
     int nt = pairs < threads ? (int)pairs : threads;
