@@ -3,8 +3,8 @@
  * Per layer and direction: the input projection of a block of steps
  * (MN_STEP_BLOCK_ROWS rows) is one product with W_ih (packed once for all
  * blocks); each step slices it and adds one product with W_hh (packed
- * once for all steps), then the gate math. The reverse direction walks t = T-1..0 and writes its
- * outputs back in time order. */
+ * once for all steps), then the gate math. The reverse direction walks
+ * t = T-1..0 and writes its outputs back in time order. */
 #include "mnemo.h"
 #include <math.h>
 #include <stdio.h>

@@ -2,10 +2,11 @@
  * once per run in panels of 16 columns ([ceil(N/16), K, 16], zero past N);
  * matmul_packed computes A op(W) from those panels with a register-blocked
  * kernel (AVX-512, AVX2+FMA or plain C, picked at run time by the CPU), so
- * the 64 products of an unrolled RNN read one packed copy instead of each
- * GEMM call packing the weight again. Every output element is one fma chain
- * over k = 0..K-1 from zero: the bits depend on neither the kernel, nor the
- * row count, nor the threads. Gradients go to the unpacked weight. */
+ * the 64 products of an unrolled RNN (and its input projections) read one
+ * packed copy instead of each GEMM call packing the weight again. Every
+ * output element is one fma chain over k = 0..K-1 from zero: the bits
+ * depend on neither the kernel, nor the row count, nor the threads.
+ * Gradients go to the unpacked weight. */
 #include "attrs.h"
 #include "gemm.h"
 #include "op.h"
