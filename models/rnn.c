@@ -1,10 +1,10 @@
 /* models/rnn.c: RNN (tanh/relu), LSTM and GRU as compositions, with
  * PyTorch's parameter names, shapes, gate orders and initialisation.
  * Per layer and direction: the input projection of a block of steps
- * (MN_STEP_BLOCK_ROWS rows) is one per-step product; each step slices it
- * and adds one product with W_hh (packed once for all steps), then the
- * gate math. The reverse direction walks t = T-1..0 and writes its
- * outputs back in time order. */
+ * (MN_STEP_BLOCK_ROWS rows) is one product with W_ih (packed once for all
+ * blocks); each step slices it and adds one product with W_hh (packed
+ * once for all steps), then the gate math. The reverse direction walks
+ * t = T-1..0 and writes its outputs back in time order. */
 #include "mnemo.h"
 #include <math.h>
 #include <stdio.h>
@@ -105,13 +105,21 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
     int64_t S = xs.d[1] >= MN_STEP_BLOCK_ROWS ? 1 : (MN_STEP_BLOCK_ROWS + xs.d[1] - 1) / (xs.d[1] ? xs.d[1] : 1);
     int64_t nb = T ? (T + S - 1) / S : 0;
     mn_node *bias = input_bias(g, o, p);
+    /* Two or more steps and inputs of 16 features or more: W_ih packed
+     * once per run too; each block's projection reads it (its rows, as a
+     * per-step product's, do not depend on the call: a recomputed segment
+     * replays them bit for bit). Narrower inputs keep the per-step product:
+     * the backward's copy packed the other way has panels of 16 input
+     * columns, mostly padding there. One step: the plain product. */
+    mn_node *wip = T > 1 && xs.d[2] >= 16 ? mn_pack_weight(g, p->wih, true) : NULL;
     mn_node **hs = malloc((size_t)(T ? T : 1) * sizeof *hs), **xp = malloc((size_t)(nb ? nb : 1) * sizeof *xp);
     if (!hs || !xp) { free(hs); free(xp); mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
     for (int64_t b = 0; b < nb; b++) {
         int64_t t0, t1;
         block_steps(T, S, b, rev, &t0, &t1);
         mn_node *xb = nb == 1 ? x : mn_slice(g, x, 0, t0, t1, 1);
-        xp[b] = mn_matmul_steps(g, xb, p->wih, true);               /* [S, B, G], rows per step (recompute) */
+        xp[b] = wip ? mn_matmul_packed(g, xb, p->wih, wip, true)    /* [S, B, G], rows per step (recompute) */
+                    : mn_matmul_steps(g, xb, p->wih, true);
         if (bias) xp[b] = mn_add(g, xp[b], bias);
         if (p->bhh && o->mode != MN_RNN_GRU) xp[b] = mn_add(g, xp[b], p->bhh);
     }

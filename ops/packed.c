@@ -2,10 +2,11 @@
  * once per run in panels of 16 columns ([ceil(N/16), K, 16], zero past N);
  * matmul_packed computes A op(W) from those panels with a register-blocked
  * kernel (AVX-512, AVX2+FMA or plain C, picked at run time by the CPU), so
- * the 64 products of an unrolled RNN read one packed copy instead of each
- * GEMM call packing the weight again. Every output element is one fma chain
- * over k = 0..K-1 from zero: the bits depend on neither the kernel, nor the
- * row count, nor the threads. Gradients go to the unpacked weight. */
+ * the 64 products of an unrolled RNN (and its input projections) read one
+ * packed copy instead of each GEMM call packing the weight again. Every
+ * output element is one fma chain over k = 0..K-1 from zero: the bits
+ * depend on neither the kernel, nor the row count, nor the threads.
+ * Gradients go to the unpacked weight. */
 #include "attrs.h"
 #include "gemm.h"
 #include "op.h"
@@ -158,38 +159,66 @@ int mn__packed_isa(void)
     return MN_PACKED_C;
 }
 
-/* Columns [16 p0, 16 p1) of C, every row: for each pair of panels, every block of rows. */
+/* Rows per block of packed_cols: A's block (rows x K floats) about 128
+ * KiB, so it stays in L2 while every panel pair passes over it; a whole
+ * strip at least. */
+static int64_t row_block(int64_t K, int64_t mr)
+{
+    int64_t rows = (32768 / (K > 0 ? K : 1)) / mr * mr;
+    return rows > mr ? rows : mr;
+}
+
+/* Columns [16 p0, 16 p1) of C, every row: per block of rows, for each pair
+ * of panels, every strip of rows. One block (an RNN step's 32 rows): the
+ * pair stays in L1 over the strips. Many rows (an input projection's 1024
+ * and more): a block of A is read from L2 by every pair instead of all of
+ * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did. */
 static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                         int64_t ldc, int64_t p0, int64_t p1)
 {
-    int64_t ps = K * PW;
-    for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
-        int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
-        int64_t mr = isa == MN_PACKED_AVX512 ? MR512 : MR256;
-        for (int64_t i = 0; i < M; i += mr) {
-            int64_t R = M - i < mr ? M - i : mr;
-            const float *a = A + i * lda, *pp = P + p * ps;
-            float *c = C + i * ldc + p * PW;
+    int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
+    for (int64_t i0 = 0; i0 < M; i0 += rb) {
+        int64_t i1 = M - i0 < rb ? M : i0 + rb;
+        for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
+            int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
+            for (int64_t i = i0; i < i1; i += mr) {
+                int64_t R = i1 - i < mr ? i1 - i : mr;
+                const float *a = A + i * lda, *pp = P + p * ps;
+                float *c = C + i * ldc + p * PW;
 #ifdef MN_PACKED_X86
-            if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-            else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-            else
+                if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                else
 #endif
-                kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+                    kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+            }
         }
     }
 }
 
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
- * op(W); panels cut over the threads in pairs (never inside a parallel
- * region). `isa` is mn__packed_isa()'s answer, or a narrower one. */
+ * op(W); panels cut over the threads in pairs, or, from 128 rows per
+ * thread (an input projection's block), rows cut in strips of 8: its dx
+ * has as few as 2-4 pairs of panels (64 or 100 input columns: 64/36
+ * columns per thread at 100), rows divide evenly. Never inside a parallel
+ * region. `isa` is mn__packed_isa()'s answer, or a narrower one. */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads)
 {
-    int64_t np = panels(N), pairs = (np + 1) / 2;
+    int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
+    bool by_rows = M >= 128 * (int64_t)threads;   /* an input projection's block: rows split evenly whatever N is */
     if (M == 0 || N == 0) return;
-    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || pairs < 2) {
+    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || (pairs < 2 && !by_rows)) {
         packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+        return;
+    }
+    if (by_rows) {
+        #pragma omp parallel for num_threads(threads) schedule(static, 1)
+        for (int t = 0; t < threads; t++) {
+            int64_t m0 = strips * t / threads * 8, m1 = strips * (t + 1) / threads * 8;
+            if (m1 > M) m1 = M;
+            packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np);
+        }
         return;
     }
     int nt = pairs < threads ? (int)pairs : threads;
@@ -327,6 +356,15 @@ static void cost_matmul_packed(const mn_tdesc *in, int nin, const mn_tdesc *out,
     *bytes = 4.0 * (double)(mn_shape_numel(A) + mn_shape_numel(in[2].shape) + mn_shape_numel(out->shape));
 }
 
+/* C's rows come from A's rows alone, whatever the call's row count: with
+ * steps first (A of 3 or more dims), a slice of steps of A gives the same
+ * steps of C bit for bit (graph/split.c's row splitting). */
+static int packed_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    (void)out; (void)attrs;
+    return nin == 3 && in[0].shape.ndim >= 3 ? 0 : -1;
+}
+
 static void packed_str(const void *a, char *buf, size_t n)
 {
     snprintf(buf, n, "%s", ((const mn_matmul_attrs *)a)->trans_b ? "W^T" : "W");
@@ -344,5 +382,5 @@ const mn_op_def mn__op_matmul_packed = { MN_OP_RECORD,
     .doc = "C = A op(W) read from P = pack_weight(W) (A's leading dims are rows); dA = dC op(W)^T (packed), dW = dC^T A or A^T dC",
     .arity = 3, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1,
     .infer = infer_matmul_packed, .forward = matmul_packed_fwd, .vjp = vjp_matmul_packed,
-    .cost = cost_matmul_packed, .attr_str = packed_str,
+    .cost = cost_matmul_packed, .attr_str = packed_str, .traits.row_input = packed_rows,
 };

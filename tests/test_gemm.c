@@ -106,7 +106,11 @@ END_TEST
  * same bits, and the product within rounding of a double reference; the
  * columns past N in a row's padding are never written. Equal bits row by
  * row is what lets a recomputed time step replay the forward's. */
-static const int pshapes[][4] = { { 32, 1024, 256, 1 }, { 32, 256, 1024, 0 }, { 33, 37, 300, 0 }, { 7, 50, 3, 1 }, { 1, 16, 64, 1 } };
+/* M, N, K, trans_b: the recurrent products, odd shapes, an input projection's block (many row strips, K 64),
+ * its dx (K 1024: blocks of 32 rows on AVX-512 and 30 on AVX2, the last one partial), a block cut by rows on
+ * 2 threads (from 256 rows; 301: the second thread's last strip partial) */
+static const int pshapes[][4] = { { 32, 1024, 256, 1 }, { 32, 256, 1024, 0 }, { 33, 37, 300, 0 }, { 7, 50, 3, 1 }, { 1, 16, 64, 1 },
+                                  { 70, 96, 64, 1 }, { 100, 40, 1024, 0 }, { 301, 20, 64, 1 } };
 
 START_TEST(packed_product_same_bits_on_every_kernel_row_count_and_thread_count)
 {

@@ -402,7 +402,10 @@ END_TEST
 /* The recurrent products of the lstm and gru workloads read W_hh packed
  * once per run (ops/packed.c): one pack for the forward products, one the
  * other way for the backward's dh products, every per-step product reads
- * them, and no plain matmul of a step's [B, H] state by W_hh is left. */
+ * them, and no plain matmul of a step's [B, H] state by W_hh is left. The
+ * input projection (64 features) reads W_ih packed likewise: one packed
+ * product per block of 32 steps (2 blocks), its dx too, and no per-step
+ * matmul is left. */
 START_TEST(recurrent_products_read_a_weight_packed_once)
 {
     const char *names[2] = { "lstm", "gru" };
@@ -410,17 +413,19 @@ START_TEST(recurrent_products_read_a_weight_packed_once)
     for (int i = 0; i < 2; i++) {
         mn_workload w;
         mn_exec *ex = compile_workload(names[i], &w);
-        int packs = 0, fwd = 0, bwd = 0, plain = 0;
+        int packs = 0, fwd = 0, bwd = 0, plain = 0, steps = 0;
         for (int s = 0; s < ex->nsteps; s++) {
             const mn_node *n = ex->steps[s].node;
             packs += !strcmp(n->op->name, "pack_weight");
             if (!strcmp(n->op->name, "matmul_packed")) *(n->backward ? &bwd : &fwd) += 1;
             plain += !strcmp(n->op->name, "matmul") && !n->backward && mn_shape_eq(n->desc.shape, MN_SHAPE(32, G[i] * 256));
+            steps += !strcmp(n->op->name, "matmul") && ((const mn_matmul_attrs *)n->attrs)->per_step;
         }
-        ck_assert_msg(packs == 2, "%s: %d packs (one per direction of the product)", names[i], packs);
-        ck_assert_int_eq(fwd, 64);
-        ck_assert_msg(bwd >= 63 && bwd <= 64, "%s: %d backward packed products", names[i], bwd);
+        ck_assert_msg(packs == 4, "%s: %d packs (W_hh and W_ih, one per direction of the product)", names[i], packs);
+        ck_assert_int_eq(fwd, 64 + 2);
+        ck_assert_msg(bwd >= 63 + 2 && bwd <= 64 + 2, "%s: %d backward packed products", names[i], bwd);
         ck_assert_int_eq(plain, 0);
+        ck_assert_msg(steps == 0, "%s: %d per-step products left", names[i], steps);
         mn_exec_free(ex);
         mn_workload_free(&w);
     }

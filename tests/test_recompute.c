@@ -240,6 +240,59 @@ START_TEST(budget_splits_recurrent_input_projection)
 }
 END_TEST
 
+/* Inputs of 16 features or more: the recurrent models' input projection
+ * reads W_ih packed once (matmul_packed over all steps of a block, rows
+ * independent of the call), and a budget still splits it per time step,
+ * with the same bits as the plain compile. */
+static model build_wide(const char *kind)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, kind));
+    c.batch = 4;
+    c.seq = 16;
+    c.hidden = 16;
+    c.embed = 32;
+    c.dropout = 0.25f;
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
+    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    m.loss = mg.loss;
+    return m;
+}
+
+START_TEST(budget_splits_packed_input_projection_bit_for_bit)
+{
+    static const char *const rec[] = { "lstm", "gru" };
+    const char *kind = rec[_i];
+    model m = build_wide(kind), probe = build_wide(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int projections = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_node *n = ex->steps[s].node;
+        projections += !n->backward && !strcmp(n->op->name, "matmul_packed") && n->desc.shape.ndim == 3;
+    }
+    ck_assert_msg(projections >= 1, "%s: the input projection is not a packed product", kind);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    ck_assert_ptr_null(compile(&probe, 1));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(probe.g), "the smallest arena recomputation reaches is ");
+    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(probe.g));
+    ck_assert_int_lt(need, arena);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    ex = compile(&m, need);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: no packed projection split", kind);
+    mn_exec_free(ex);
+    free(g0);
+    free_model(&probe);
+    free_model(&m);
+}
+END_TEST
+
 /* Long sequences at batch 64: the input projection comes in blocks of 16
  * steps (MN_STEP_BLOCK_ROWS rows) and each weight gradient is one GEMM per
  * block added into one accumulator (matmul_acc), so the gate gradients of
@@ -459,6 +512,7 @@ int main(void)
     tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
+    tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);
