@@ -89,36 +89,93 @@ static bool fusible(const mn_exec *ex, const mn_step *st)
     return true;
 }
 
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat)
+/* Where row r (of the output shape s without its last dim), column c0
+ * lies in a tensor with element strides st over s. */
+static int64_t row_offset(const int64_t *st, mn_shape s, int64_t r, int64_t c0)
 {
-    int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
+    int64_t off = c0 * st[s.ndim - 1];
+    if (s.ndim == 2) return off + r * st[0];
+    for (int d = s.ndim - 2; d >= 0; d--) {
+        off += (r % s.d[d]) * st[d];
+        r /= s.d[d];
+    }
+    return off;
+}
+
+/* Tiles that stay inside one row of the last dim let the kernel read a
+ * view whose rows are dense (a gate's slice of a [B, 4H] product, a bias)
+ * and write an output placed in a concat through pointers, with no copy:
+ * chosen when some input or output is such a strided tensor and rows hold
+ * at least MN_FUSE_ROW_MIN elements (shorter rows: flat tiles, copied). */
+#define MN_FUSE_ROW_MIN 64
+
+static bool dense_rows(const int64_t *st, mn_shape s) { return s.ndim > 0 && st && st[s.ndim - 1] == 1; }
+
+static bool row_tiles(const mn_fused *f, const int64_t *const *scat, int nxout)
+{
+    if (f->shape.ndim == 0 || f->shape.d[f->shape.ndim - 1] < MN_FUSE_ROW_MIN) return false;
+    for (int e = 0; e < f->next; e++)
+        if (f->bcast[e] && dense_rows(f->st[e], f->shape)) return true;
+    for (int k = 0; k <= nxout; k++)
+        if (dense_rows(scat[k], f->shape)) return true;
+    return false;
+}
+
+/* One tile: m elements from column c0 of row r (flat index i0; in flat
+ * mode r = 0 and c0 = i0): the members' pointwise functions in order. In
+ * row mode the tile lies inside one row, so dense-row views are read and
+ * dense-row scatters written in place. */
+static void fused_tile(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                       int64_t r, int64_t c0, int64_t m, bool rows)
+{
+    int64_t i0 = rows ? r * f->shape.d[f->shape.ndim - 1] + c0 : c0;
+    float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
+    float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));
+    const float *ext[MN_FUSE_MAX_EXT], *val[MN_FUSE_MAX_MEMBERS];
     float *out = mn_f32(c->out);
+    for (int e = 0; e < f->next; e++) {
+        const float *src = mn_f32(&c->in[e]);
+        if (!f->bcast[e]) ext[e] = src + i0;
+        else if (rows && dense_rows(f->st[e], f->shape)) ext[e] = src + f->base[e] + row_offset(f->st[e], f->shape, r, c0);
+        else {                                   /* read only: to_tile never writes the source */
+            strided_copy(ebuf[e], (float *)src + f->base[e], f->st[e], f->shape, i0, m, true);
+            ext[e] = ebuf[e];
+        }
+    }
+    for (int j = 0; j < f->nmem; j++) {
+        const mn_fused_member *mb = &f->mem[j];
+        const float *in[MN_FUSE_MAX_ARITY];
+        for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
+        int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
+        const int64_t *sst = slot >= 0 ? scat[slot] : NULL;
+        float *host = slot == 0 ? out : slot > 0 ? xout[mb->dst] : NULL;
+        float *dst = slot < 0 ? buf[j] : !sst ? host + i0 : rows && dense_rows(sst, f->shape) ? host + row_offset(sst, f->shape, r, c0) : buf[j];
+        mb->op->traits.pointwise(dst, in, m, mb->attrs);
+        if (sst && dst == buf[j]) strided_copy(dst, host, sst, f->shape, i0, m, false);
+        val[j] = dst;
+    }
+}
+
+int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout)
+{
+    bool rows = row_tiles(f, scat, nxout);
+    int n = 0;
+    for (int e = 0; e < f->next; e++) n += f->bcast[e] && !(rows && dense_rows(f->st[e], f->shape));
+    for (int k = 0; k <= nxout; k++) n += scat[k] && !(rows && dense_rows(scat[k], f->shape));
+    return n;
+}
+
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout)
+{
+    int64_t n = mn_tensor_numel(c->out);
+    bool rows = row_tiles(f, scat, nxout);
+    int64_t len = rows ? f->shape.d[f->shape.ndim - 1] : n;          /* a tile never crosses a multiple of len */
+    int64_t per = (len + MN_FUSE_TILE - 1) / MN_FUSE_TILE, ntiles = len ? n / len * per : 0;
     /* Every member is a pass over the tile: the work is n times the members. */
     #pragma omp parallel for if (n * f->nmem > MN_GRAIN && ntiles > 1) num_threads(c->nthreads) schedule(static)
     for (int64_t t = 0; t < ntiles; t++) {
-        float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
-        float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));
-        const float *ext[MN_FUSE_MAX_EXT], *val[MN_FUSE_MAX_MEMBERS];
-        int64_t i0 = t * MN_FUSE_TILE, m = n - i0 < MN_FUSE_TILE ? n - i0 : MN_FUSE_TILE;
-        for (int e = 0; e < f->next; e++) {
-            const float *src = mn_f32(&c->in[e]);
-            if (!f->bcast[e]) ext[e] = src + i0;
-            else {                                   /* read only: to_tile never writes the source */
-                strided_copy(ebuf[e], (float *)src + f->base[e], f->st[e], f->shape, i0, m, true);
-                ext[e] = ebuf[e];
-            }
-        }
-        for (int j = 0; j < f->nmem; j++) {
-            const mn_fused_member *mb = &f->mem[j];
-            const float *in[MN_FUSE_MAX_ARITY];
-            for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
-            int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
-            const int64_t *sst = slot >= 0 ? scat[slot] : NULL;
-            float *dst = sst || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
-            mb->op->traits.pointwise(dst, in, m, mb->attrs);
-            if (sst) strided_copy(dst, slot == 0 ? out : xout[mb->dst], sst, f->shape, i0, m, false);
-            val[j] = dst;
-        }
+        int64_t c0 = t % per * MN_FUSE_TILE;
+        fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
     }
     return MN_OK;
 }

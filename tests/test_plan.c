@@ -399,6 +399,35 @@ START_TEST(recurrent_products_read_a_weight_packed_once)
 }
 END_TEST
 
+/* The recurrent cells' fused kernels read the gates' slices of the
+ * products and write the gate gradients into their concats in place
+ * (graph/fuse.c's row tiles): no fused step of the lstm or gru workload
+ * copies an input or output per tile. */
+START_TEST(recurrent_cells_copy_nothing_per_tile)
+{
+    const char *names[2] = { "lstm", "gru" };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        mn_exec *ex = compile_workload(names[i], &w);
+        int fused = 0, copying = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (!st->fused) continue;
+            const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+            scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
+            for (int k = 0; k < st->nxout; k++)
+                scat[1 + k] = ex->vals[st->xout[k]].scatter ? ex->vals[st->xout[k]].scatter_st : NULL;
+            fused++;
+            copying += mn__fused_copies(st->fused, scat, st->nxout) > 0;
+        }
+        ck_assert_msg(fused >= 64 * 2, "%s: %d fused steps", names[i], fused);
+        ck_assert_msg(copying == 0, "%s: %d of %d fused steps copy inputs or outputs per tile", names[i], copying, fused);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Threads started in this process: pthread_create defined here interposes
  * the C library's for libgomp too (the executable's symbols come first),
  * counts and forwards. */
@@ -715,6 +744,7 @@ int main(void)
     tcase_add_test(tc, lstm_plan_targets);
     tcase_add_test(tc, recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients);
     tcase_add_test(tc, recurrent_products_read_a_weight_packed_once);
+    tcase_add_test(tc, recurrent_cells_copy_nothing_per_tile);
     tcase_add_test(tc, deterministic_for_1_and_2_threads);
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
