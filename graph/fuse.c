@@ -257,6 +257,76 @@ static bool reach_outside(const mn_exec *ex, fuse_ctx *fc, int v, int root)
     return true;
 }
 
+/* How many distinct values the n member steps read from outside. */
+static int outside_inputs(const mn_exec *ex, const fuse_ctx *fc, const int *mem, int n, int root)
+{
+    int vals[MN_FUSE_MAX_MEMBERS * MN_FUSE_MAX_ARITY], nv = 0;
+    for (int i = 0; i < n; i++) {
+        const mn_step *st = &ex->steps[mem[i]];
+        for (int k = 0; k < st->nin; k++) {
+            int v = st->in[k], p = ex->vals[v].def, j = 0;
+            if (p >= 0 && fc->group[p] == root) continue;
+            while (j < nv && vals[j] != v) j++;
+            if (j == nv) vals[nv++] = v;
+        }
+    }
+    return nv;
+}
+
+/* May reader q of a member join the group as one more output? It must be
+ * fusible with the group's shape, and its inputs from outside must not
+ * depend on the group: their steps are not marked (every step reachable
+ * from the group's escaping values is, see reach_outside). Then nothing
+ * reading q may lead back into the group, and the kernel must still take
+ * all the inputs. */
+static bool reader_joins(const mn_exec *ex, fuse_ctx *fc, int root, int q, const int *mem, int n)
+{
+    const mn_step *st = &ex->steps[q];
+    if (fc->group[q] >= 0 || st->nctrl > 0 || !fusible(ex, st)) return false;
+    if (!mn_shape_eq(st->node->desc.shape, ex->steps[root].node->desc.shape)) return false;
+    for (int k = 0; k < st->nin; k++) {
+        int p = ex->vals[st->in[k]].def;
+        if (p >= 0 && fc->group[p] != root && fc->mark[p] == fc->stamp) return false;
+    }
+    fc->group[q] = root;
+    int nmem = n + 1, all[MN_FUSE_MAX_MEMBERS + 1];
+    memcpy(all, mem, (size_t)n * sizeof *all);
+    all[n] = q;
+    if (outside_inputs(ex, fc, all, nmem, root) > MN_FUSE_MAX_EXT || !reach_outside(ex, fc, st->out, root)) {
+        fc->group[q] = -1;
+        return false;
+    }
+    return true;
+}
+
+/* The readers of value v that may join (reader_joins) join; returns the new count. */
+static int join_readers(const mn_exec *ex, fuse_ctx *fc, int root, int v, int *mem, int n)
+{
+    for (int r = fc->rstart[v]; r < fc->rstart[v + 1] && n < MN_FUSE_MAX_MEMBERS; r++)
+        if (reader_joins(ex, fc, root, fc->rlist[r], mem, n)) mem[n++] = fc->rlist[r];
+    return n;
+}
+
+/* Sibling fusion: after the group has grown backwards from its root, the
+ * readers of its members' values, and of the computed values its members
+ * read, join it as further outputs when they qualify (reader_joins) -- an
+ * LSTM's backward cell is then one step writing all four gate gradients,
+ * not four. The root's own readers are marked first. */
+static int absorb_readers(const mn_exec *ex, fuse_ctx *fc, int root, int *mem, int n)
+{
+    if (!reach_outside(ex, fc, ex->steps[root].out, root)) return n;   /* cannot happen: nothing leads back to an ancestor */
+    for (int m = 0; m != n;) {
+        m = n;
+        for (int i = 0; i < n && n < MN_FUSE_MAX_MEMBERS; i++) {
+            const mn_step *st = &ex->steps[mem[i]];
+            n = join_readers(ex, fc, root, st->out, mem, n);
+            for (int k = 0; k < st->nin; k++)
+                if (ex->vals[st->in[k]].def >= 0 && mn__kind(&ex->vals[st->in[k]]) == MN_VAL_ARENA) n = join_readers(ex, fc, root, st->in[k], mem, n);
+        }
+    }
+    return n;
+}
+
 /* Grows a group from root; returns its member steps in topological order. */
 static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
 {
@@ -284,6 +354,7 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
             }
         }
     }
+    n = absorb_readers(ex, fc, root, mem, n);
     /* members in schedule (id) order: producers before readers */
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && mem[j - 1] > mem[j]; j--) { int t = mem[j]; mem[j] = mem[j - 1]; mem[j - 1] = t; }
@@ -433,6 +504,8 @@ mn_status mn__topo_order(mn_exec *ex)
 
 mn_status mn__fuse(mn_exec *ex)
 {
+    mn_status s = mn__piece_copies(ex);
+    if (s) return mn__graph_fail(ex->g, s, "fuse: out of memory copying concat pieces");
     size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
     fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)),
                     .rstart = calloc(nv + 1, sizeof(int)), .mark = calloc(ns, sizeof(int)), .visit = calloc(ns, sizeof(int)),
@@ -440,7 +513,6 @@ mn_status mn__fuse(mn_exec *ex)
                     .stack = malloc(ns * sizeof(int)), .seen = malloc(ns * sizeof(int)),
                     .gstart = calloc(ns, sizeof(int)), .gcount = calloc(ns, sizeof(int)), .gpool = malloc(ns * sizeof(int)) };
     int *mem = malloc(MN_FUSE_MAX_MEMBERS * sizeof *mem), nreads = 0;
-    mn_status s = MN_OK;
     for (int st = 0; st < ex->nsteps; st++) nreads += ex->steps[st].nin;
     fc.rlist = malloc(((size_t)nreads + 1) * sizeof(int));
     if (!fc.uses || !fc.group || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.from || !fc.leads || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {

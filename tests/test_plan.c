@@ -428,6 +428,35 @@ START_TEST(recurrent_cells_copy_nothing_per_tile)
 }
 END_TEST
 
+/* The backward cell of a time step is one fused step (sibling fusion in
+ * graph/fuse.c: the LSTM's four gate gradients, the GRU's three), and
+ * every gate-gradient concat of a step holds its pieces: none is copied
+ * (the GRU's dr and dz are pieces of two concats, graph/copies.c). */
+START_TEST(recurrent_backward_cell_is_one_step)
+{
+    const char *names[2] = { "lstm", "gru" };
+    const int64_t G[2] = { 4, 3 };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        mn_exec *ex = compile_workload(names[i], &w);
+        int cells = 0, concats = 0, copied = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            mn_shape shape = ex->vals[st->out].t.shape;
+            if (st->fused && st->node->backward && mn_shape_eq(shape, MN_SHAPE(32, 256))) cells++;
+            if (strcmp(st->node->op->name, "concat") || !mn_shape_eq(shape, MN_SHAPE(32, G[i] * 256))) continue;
+            concats++;
+            for (int k = 0; k < st->nin; k++) copied += ex->vals[st->in[k]].into != st->out;
+        }
+        ck_assert_msg(cells == 64, "%s: %d backward cell steps of [32, 256] for 64 time steps", names[i], cells);
+        ck_assert_msg(concats >= 63 * (i ? 2 : 1), "%s: %d gate-gradient concats", names[i], concats);
+        ck_assert_msg(copied == 0, "%s: %d gate-gradient pieces copied by their concats", names[i], copied);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Threads started in this process: pthread_create defined here interposes
  * the C library's for libgomp too (the executable's symbols come first),
  * counts and forwards. */
@@ -745,6 +774,7 @@ int main(void)
     tcase_add_test(tc, recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients);
     tcase_add_test(tc, recurrent_products_read_a_weight_packed_once);
     tcase_add_test(tc, recurrent_cells_copy_nothing_per_tile);
+    tcase_add_test(tc, recurrent_backward_cell_is_one_step);
     tcase_add_test(tc, deterministic_for_1_and_2_threads);
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
