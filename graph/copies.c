@@ -115,7 +115,7 @@ static mn_status insert_copies(mn_exec *ex, const int *cin, const bool *need, in
             read[2 * i] = s;
             read[2 * i + 1] = k;
         }
-    int m = 0;
+    int m = 0, nv0 = ex->nvals;
     for (int s = 0; !st && s < ex->nsteps; s++) {
         out[m++] = ex->steps[s];
         for (int i = start[s]; !st && i < start[s + 1]; i++) {     /* the reads of step s's value */
@@ -131,6 +131,8 @@ static mn_status insert_copies(mn_exec *ex, const int *cin, const bool *need, in
         out = NULL;
         mn__set_defs(ex);
     }
+    for (int i = 0; out && i <= m && i < ex->nsteps + ncopies; i++)     /* failed: the copies made so far (the compile fails) */
+        if (out[i].out >= nv0) { free(out[i].in); free(out[i].tin); }
     free(out); free(start); free(read);
     return st;
 }

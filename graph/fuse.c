@@ -299,29 +299,22 @@ static bool reader_joins(const mn_exec *ex, fuse_ctx *fc, int root, int q, const
     return true;
 }
 
-/* The readers of value v that may join (reader_joins) join; returns the new count. */
-static int join_readers(const mn_exec *ex, fuse_ctx *fc, int root, int v, int *mem, int n)
-{
-    for (int r = fc->rstart[v]; r < fc->rstart[v + 1] && n < MN_FUSE_MAX_MEMBERS; r++)
-        if (reader_joins(ex, fc, root, fc->rlist[r], mem, n)) mem[n++] = fc->rlist[r];
-    return n;
-}
-
 /* Sibling fusion: after the group has grown backwards from its root, the
- * readers of its members' values, and of the computed values its members
- * read, join it as further outputs when they qualify (reader_joins) -- an
- * LSTM's backward cell is then one step writing all four gate gradients,
- * not four. The root's own readers are marked first. */
+ * readers of its members' values join it as further outputs when they
+ * qualify (reader_joins) -- an LSTM's backward cell is then one step
+ * writing all four gate gradients, not four. The root's own readers are
+ * marked first. (Readers of the values the group reads from outside are
+ * left alone: joining those changed which projections the recompute pass
+ * can split.) */
 static int absorb_readers(const mn_exec *ex, fuse_ctx *fc, int root, int *mem, int n)
 {
     if (!reach_outside(ex, fc, ex->steps[root].out, root)) return n;   /* cannot happen: nothing leads back to an ancestor */
     for (int m = 0; m != n;) {
         m = n;
         for (int i = 0; i < n && n < MN_FUSE_MAX_MEMBERS; i++) {
-            const mn_step *st = &ex->steps[mem[i]];
-            n = join_readers(ex, fc, root, st->out, mem, n);
-            for (int k = 0; k < st->nin; k++)
-                if (ex->vals[st->in[k]].def >= 0 && mn__kind(&ex->vals[st->in[k]]) == MN_VAL_ARENA) n = join_readers(ex, fc, root, st->in[k], mem, n);
+            int v = ex->steps[mem[i]].out;
+            for (int r = fc->rstart[v]; r < fc->rstart[v + 1] && n < MN_FUSE_MAX_MEMBERS; r++)
+                if (reader_joins(ex, fc, root, fc->rlist[r], mem, n)) mem[n++] = fc->rlist[r];
         }
     }
     return n;
