@@ -835,6 +835,30 @@ START_TEST(anomaly_mode_names_the_first_nonfinite_step)
 }
 END_TEST
 
+/* Anomaly mode scans a fused step's extra outputs too: log(x) is an
+ * extra output of the fused step whose root, x's log compared with 0, is
+ * finite (nan > 0 is 0), so only that scan names the log. */
+START_TEST(anomaly_mode_scans_fused_extra_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *l = mn_node_set_name(mn_log(g, mn_scale(g, x, 2.0f)), "the_log");
+    mn_node *pos = mn_gt(g, l, mn_zeros_like(g, x));
+    mn_node *y = mn_add(g, mn_sum_all(g, pos), mn_sum_all(g, l));
+    const mn_node *outs[1] = { y };
+    float xv[4] = { 1, 2, -1, 3 };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .detect_anomaly = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_ge(mn_exec_get_stats(ex).fused_groups, 1);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+    has(mn_errmsg(), "produced nan at element 2");
+    has(mn_errmsg(), "fused group ending in gt");
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Each pass's counters by name agree with the fixed stats; unknown names
  * give NAN; every pass reports its time. */
 START_TEST(pass_counters_by_name)
@@ -967,6 +991,7 @@ int main(void)
     tcase_add_test(tc, cse_ignores_attribute_padding);
     tcase_add_test(tc, op_named_builds_through_the_schema);
     tcase_add_test(tc, anomaly_mode_names_the_first_nonfinite_step);
+    tcase_add_test(tc, anomaly_mode_scans_fused_extra_outputs);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }
