@@ -207,10 +207,17 @@ void mn__stat(mn_exec *ex, const char *name, double value);
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
 #define MN_FUSE_MAX_MEMBERS 32    /* op nodes in one fused step (so at most 31 extra outputs) */
 mn_status mn__fuse(mn_exec *ex);
+/* copies.c: a copy of a pointwise value for each further concat placing
+ * it (the fusion pass's first step), so that every concat can hold it. */
+mn_status mn__piece_copies(mn_exec *ex);
 /* Runs a fused step: xout[k] is extra output k's data; scat[slot] (slot 0
  * the root, 1 + k extra output k) is NULL or the element strides the
- * planner chose to scatter that output into a concat's bytes. */
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat);
+ * planner chose to scatter that output into a concat's bytes; nxout
+ * extra outputs. */
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout);
+/* How many of a fused step's inputs and outputs its tiles copy (gathered
+ * or scattered) rather than read or write in place, for these scatters. */
+int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout);
 /* The group input whose bytes the fused output may overwrite, or -1. */
 int mn__fused_inplace(const mn_fused *f);
 void mn__set_defs(mn_exec *ex);

@@ -89,36 +89,93 @@ static bool fusible(const mn_exec *ex, const mn_step *st)
     return true;
 }
 
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat)
+/* Where row r (of the output shape s without its last dim), column c0
+ * lies in a tensor with element strides st over s. */
+static int64_t row_offset(const int64_t *st, mn_shape s, int64_t r, int64_t c0)
 {
-    int64_t n = mn_tensor_numel(c->out), ntiles = (n + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
+    int64_t off = c0 * st[s.ndim - 1];
+    if (s.ndim == 2) return off + r * st[0];
+    for (int d = s.ndim - 2; d >= 0; d--) {
+        off += (r % s.d[d]) * st[d];
+        r /= s.d[d];
+    }
+    return off;
+}
+
+/* Tiles that stay inside one row of the last dim let the kernel read a
+ * view whose rows are dense (a gate's slice of a [B, 4H] product, a bias)
+ * and write an output placed in a concat through pointers, with no copy:
+ * chosen when some input or output is such a strided tensor and rows hold
+ * at least MN_FUSE_ROW_MIN elements (shorter rows: flat tiles, copied). */
+#define MN_FUSE_ROW_MIN 64
+
+static bool dense_rows(const int64_t *st, mn_shape s) { return s.ndim > 0 && st && st[s.ndim - 1] == 1; }
+
+static bool row_tiles(const mn_fused *f, const int64_t *const *scat, int nxout)
+{
+    if (f->shape.ndim == 0 || f->shape.d[f->shape.ndim - 1] < MN_FUSE_ROW_MIN) return false;
+    for (int e = 0; e < f->next; e++)
+        if (f->bcast[e] && dense_rows(f->st[e], f->shape)) return true;
+    for (int k = 0; k <= nxout; k++)
+        if (dense_rows(scat[k], f->shape)) return true;
+    return false;
+}
+
+/* One tile: m elements from column c0 of row r (flat index i0; in flat
+ * mode r = 0 and c0 = i0): the members' pointwise functions in order. In
+ * row mode the tile lies inside one row, so dense-row views are read and
+ * dense-row scatters written in place. */
+static void fused_tile(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                       int64_t r, int64_t c0, int64_t m, bool rows)
+{
+    int64_t i0 = rows ? r * f->shape.d[f->shape.ndim - 1] + c0 : c0;
+    float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
+    float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));
+    const float *ext[MN_FUSE_MAX_EXT], *val[MN_FUSE_MAX_MEMBERS];
     float *out = mn_f32(c->out);
+    for (int e = 0; e < f->next; e++) {
+        const float *src = mn_f32(&c->in[e]);
+        if (!f->bcast[e]) ext[e] = src + i0;
+        else if (rows && dense_rows(f->st[e], f->shape)) ext[e] = src + f->base[e] + row_offset(f->st[e], f->shape, r, c0);
+        else {                                   /* read only: to_tile never writes the source */
+            strided_copy(ebuf[e], (float *)src + f->base[e], f->st[e], f->shape, i0, m, true);
+            ext[e] = ebuf[e];
+        }
+    }
+    for (int j = 0; j < f->nmem; j++) {
+        const mn_fused_member *mb = &f->mem[j];
+        const float *in[MN_FUSE_MAX_ARITY];
+        for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
+        int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
+        const int64_t *sst = slot >= 0 ? scat[slot] : NULL;
+        float *host = slot == 0 ? out : slot > 0 ? xout[mb->dst] : NULL;
+        float *dst = slot < 0 ? buf[j] : !sst ? host + i0 : rows && dense_rows(sst, f->shape) ? host + row_offset(sst, f->shape, r, c0) : buf[j];
+        mb->op->traits.pointwise(dst, in, m, mb->attrs);
+        if (sst && dst == buf[j]) strided_copy(dst, host, sst, f->shape, i0, m, false);
+        val[j] = dst;
+    }
+}
+
+int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout)
+{
+    bool rows = row_tiles(f, scat, nxout);
+    int n = 0;
+    for (int e = 0; e < f->next; e++) n += f->bcast[e] && !(rows && dense_rows(f->st[e], f->shape));
+    for (int k = 0; k <= nxout; k++) n += scat[k] && !(rows && dense_rows(scat[k], f->shape));
+    return n;
+}
+
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout)
+{
+    int64_t n = mn_tensor_numel(c->out);
+    bool rows = row_tiles(f, scat, nxout);
+    int64_t len = rows ? f->shape.d[f->shape.ndim - 1] : n;          /* a tile never crosses a multiple of len */
+    int64_t per = (len + MN_FUSE_TILE - 1) / MN_FUSE_TILE, ntiles = len ? n / len * per : 0;
     /* Every member is a pass over the tile: the work is n times the members. */
     #pragma omp parallel for if (n * f->nmem > MN_GRAIN && ntiles > 1) num_threads(c->nthreads) schedule(static)
     for (int64_t t = 0; t < ntiles; t++) {
-        float buf[MN_FUSE_MAX_MEMBERS][MN_FUSE_TILE] __attribute__((aligned(64)));
-        float ebuf[MN_FUSE_MAX_EXT][MN_FUSE_TILE] __attribute__((aligned(64)));
-        const float *ext[MN_FUSE_MAX_EXT], *val[MN_FUSE_MAX_MEMBERS];
-        int64_t i0 = t * MN_FUSE_TILE, m = n - i0 < MN_FUSE_TILE ? n - i0 : MN_FUSE_TILE;
-        for (int e = 0; e < f->next; e++) {
-            const float *src = mn_f32(&c->in[e]);
-            if (!f->bcast[e]) ext[e] = src + i0;
-            else {                                   /* read only: to_tile never writes the source */
-                strided_copy(ebuf[e], (float *)src + f->base[e], f->st[e], f->shape, i0, m, true);
-                ext[e] = ebuf[e];
-            }
-        }
-        for (int j = 0; j < f->nmem; j++) {
-            const mn_fused_member *mb = &f->mem[j];
-            const float *in[MN_FUSE_MAX_ARITY];
-            for (int k = 0; k < mb->nin; k++) in[k] = mb->src[k] >= 0 ? val[mb->src[k]] : ext[-1 - mb->src[k]];
-            int slot = mb->dst == -2 ? 0 : mb->dst >= 0 ? 1 + mb->dst : -1;
-            const int64_t *sst = slot >= 0 ? scat[slot] : NULL;
-            float *dst = sst || slot < 0 ? buf[j] : slot == 0 ? out + i0 : xout[mb->dst] + i0;
-            mb->op->traits.pointwise(dst, in, m, mb->attrs);
-            if (sst) strided_copy(dst, slot == 0 ? out : xout[mb->dst], sst, f->shape, i0, m, false);
-            val[j] = dst;
-        }
+        int64_t c0 = t % per * MN_FUSE_TILE;
+        fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
     }
     return MN_OK;
 }
@@ -200,6 +257,69 @@ static bool reach_outside(const mn_exec *ex, fuse_ctx *fc, int v, int root)
     return true;
 }
 
+/* How many distinct values the n member steps read from outside. */
+static int outside_inputs(const mn_exec *ex, const fuse_ctx *fc, const int *mem, int n, int root)
+{
+    int vals[MN_FUSE_MAX_MEMBERS * MN_FUSE_MAX_ARITY], nv = 0;
+    for (int i = 0; i < n; i++) {
+        const mn_step *st = &ex->steps[mem[i]];
+        for (int k = 0; k < st->nin; k++) {
+            int v = st->in[k], p = ex->vals[v].def, j = 0;
+            if (p >= 0 && fc->group[p] == root) continue;
+            while (j < nv && vals[j] != v) j++;
+            if (j == nv) vals[nv++] = v;
+        }
+    }
+    return nv;
+}
+
+/* May reader q of a member join the group as one more output? It must be
+ * fusible with the group's shape, and its inputs from outside must not
+ * depend on the group: their steps are not marked (every step reachable
+ * from the group's escaping values is, see reach_outside). Then nothing
+ * reading q may lead back into the group, and the kernel must still take
+ * all the inputs. */
+static bool reader_joins(const mn_exec *ex, fuse_ctx *fc, int root, int q, const int *mem, int n)
+{
+    const mn_step *st = &ex->steps[q];
+    if (fc->group[q] >= 0 || st->nctrl > 0 || !fusible(ex, st)) return false;
+    if (!mn_shape_eq(st->node->desc.shape, ex->steps[root].node->desc.shape)) return false;
+    for (int k = 0; k < st->nin; k++) {
+        int p = ex->vals[st->in[k]].def;
+        if (p >= 0 && fc->group[p] != root && fc->mark[p] == fc->stamp) return false;
+    }
+    fc->group[q] = root;
+    int nmem = n + 1, all[MN_FUSE_MAX_MEMBERS + 1];
+    memcpy(all, mem, (size_t)n * sizeof *all);
+    all[n] = q;
+    if (outside_inputs(ex, fc, all, nmem, root) > MN_FUSE_MAX_EXT || !reach_outside(ex, fc, st->out, root)) {
+        fc->group[q] = -1;
+        return false;
+    }
+    return true;
+}
+
+/* Sibling fusion: after the group has grown backwards from its root, the
+ * readers of its members' values join it as further outputs when they
+ * qualify (reader_joins) -- an LSTM's backward cell is then one step
+ * writing all four gate gradients, not four. The root's own readers are
+ * marked first. (Readers of the values the group reads from outside are
+ * left alone: joining those changed which projections the recompute pass
+ * can split.) */
+static int absorb_readers(const mn_exec *ex, fuse_ctx *fc, int root, int *mem, int n)
+{
+    if (!reach_outside(ex, fc, ex->steps[root].out, root)) return n;   /* cannot happen: nothing leads back to an ancestor */
+    for (int m = 0; m != n;) {
+        m = n;
+        for (int i = 0; i < n && n < MN_FUSE_MAX_MEMBERS; i++) {
+            int v = ex->steps[mem[i]].out;
+            for (int r = fc->rstart[v]; r < fc->rstart[v + 1] && n < MN_FUSE_MAX_MEMBERS; r++)
+                if (reader_joins(ex, fc, root, fc->rlist[r], mem, n)) mem[n++] = fc->rlist[r];
+        }
+    }
+    return n;
+}
+
 /* Grows a group from root; returns its member steps in topological order. */
 static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
 {
@@ -227,6 +347,7 @@ static int grow(const mn_exec *ex, fuse_ctx *fc, int root, int *mem)
             }
         }
     }
+    n = absorb_readers(ex, fc, root, mem, n);
     /* members in schedule (id) order: producers before readers */
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && mem[j - 1] > mem[j]; j--) { int t = mem[j]; mem[j] = mem[j - 1]; mem[j - 1] = t; }
@@ -376,6 +497,8 @@ mn_status mn__topo_order(mn_exec *ex)
 
 mn_status mn__fuse(mn_exec *ex)
 {
+    mn_status s = mn__piece_copies(ex);
+    if (s) return mn__graph_fail(ex->g, s, "fuse: out of memory copying concat pieces");
     size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;
     fuse_ctx fc = { .uses = calloc(nv, sizeof(int)), .group = malloc(ns * sizeof(int)),
                     .rstart = calloc(nv + 1, sizeof(int)), .mark = calloc(ns, sizeof(int)), .visit = calloc(ns, sizeof(int)),
@@ -383,7 +506,6 @@ mn_status mn__fuse(mn_exec *ex)
                     .stack = malloc(ns * sizeof(int)), .seen = malloc(ns * sizeof(int)),
                     .gstart = calloc(ns, sizeof(int)), .gcount = calloc(ns, sizeof(int)), .gpool = malloc(ns * sizeof(int)) };
     int *mem = malloc(MN_FUSE_MAX_MEMBERS * sizeof *mem), nreads = 0;
-    mn_status s = MN_OK;
     for (int st = 0; st < ex->nsteps; st++) nreads += ex->steps[st].nin;
     fc.rlist = malloc(((size_t)nreads + 1) * sizeof(int));
     if (!fc.uses || !fc.group || !fc.rstart || !fc.rlist || !fc.mark || !fc.visit || !fc.from || !fc.leads || !fc.stack || !fc.seen || !fc.gstart || !fc.gcount || !fc.gpool || !mem) {

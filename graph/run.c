@@ -74,7 +74,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
             xout[k] = mn_f32(&x->t);
             scat[1 + k] = x->scatter ? x->scatter_st : NULL;
         }
-        s = mn__fused_forward(st->fused, &c, xout, scat);
+        s = mn__fused_forward(st->fused, &c, xout, scat, st->nxout);
     } else s = op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
@@ -180,23 +180,36 @@ static void roll_back(mn_exec *ex)
     }
 }
 
+/* The first element of value v that is a NaN or an infinity, or -1. */
+static int64_t first_nonfinite(const mn_value *v)
+{
+    if (mn__kind(v) != MN_VAL_ARENA || v->t.dtype != MN_F32) return -1;
+    const float *x = mn_f32(&v->t);
+    int64_t n = mn_tensor_numel(&v->t);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 /* Anomaly mode: after level l, the first step (in schedule order) whose
  * f32 output holds a NaN or an infinity stops the run. Views and fused
- * members have no bytes of their own; their group's outputs are checked. */
+ * members have no bytes of their own; their group's outputs are checked,
+ * the root's and the extra ones (a sibling's gradient may be either). */
 static mn_status check_level(mn_exec *ex, int l)
 {
     for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
         const mn_step *st = &ex->steps[s];
         const mn_value *v = &ex->vals[st->out];
-        if (mn__kind(v) != MN_VAL_ARENA || v->t.dtype != MN_F32) continue;
-        const float *x = mn_f32(&v->t);
-        int64_t n = mn_tensor_numel(&v->t), bad = -1;
-        for (int64_t i = 0; i < n && bad < 0; i++)
-            if (!isfinite(x[i])) bad = i;
+        int64_t bad = first_nonfinite(v);
+        for (int k = 0; bad < 0 && k < st->nxout; k++) {
+            v = &ex->vals[st->xout[k]];
+            bad = first_nonfinite(v);
+        }
         if (bad < 0) continue;
+        float x = mn_f32(&v->t)[bad];
         snprintf(ex->msg, sizeof ex->msg, "run %llu, level %d: %s%s \"%s\" produced %s at element %lld (anomaly mode)",
                  (unsigned long long)ex->step, l, st->fused ? "fused group ending in " : "", st->node->op->name, st->node->name,
-                 isnan(x[bad]) ? "nan" : x[bad] > 0 ? "inf" : "-inf", (long long)bad);
+                 isnan(x) ? "nan" : x > 0 ? "inf" : "-inf", (long long)bad);
         return mn__error(MN_ERR_NONFINITE, "%s", ex->msg);
     }
     return MN_OK;

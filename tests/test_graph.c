@@ -412,6 +412,59 @@ START_TEST(fusion_is_bit_identical)
 }
 END_TEST
 
+/* Row tiles (graph/fuse.c): rows of 600 (two tiles each, the second
+ * ragged) read gate slices in place, one slice with a step gathered, a
+ * bias broadcast over the rows read in place, and pieces written into
+ * their concat in place: the same bits as unfused, on 1 and 2 threads. */
+START_TEST(fusion_row_tiles_are_bit_identical)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    const int64_t B = 9, H = 600;
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 4 * H));
+    mn_node *w = mn_param(g, "w", MN_SHAPE(B, H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *bias = mn_param(g, "bias", MN_SHAPE(H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *gi = mn_sigmoid(g, mn_add(g, mn_slice(g, x, 1, 0, H, 1), bias));
+    mn_node *gg = mn_tanh(g, mn_slice(g, x, 1, 2 * H, 3 * H, 1));
+    mn_node *gs = mn_slice(g, x, 1, 1, 2 * H + 1, 2);                    /* a step of 2: gathered */
+    mn_node *a = mn_add(g, mn_mul(g, gi, gg), mn_mul(g, gs, w));
+    mn_node *b = mn_mul(g, mn_tanh(g, mn_slice(g, x, 1, 3 * H, 4 * H, 1)), w);
+    mn_node *cat = mn_concat(g, (mn_node *[]){ a, b }, 2, 1);
+    mn_node *loss = mn_sum_all(g, mn_square(g, cat));
+    expect_identical(g, P, loss, cat, 8);
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .outputs = (const mn_node *[]){ cat }, .noutputs = 1 });
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_int_ge(mn_exec_get_stats(ex).placed, 2);     /* a and b are written into cat by their fused steps */
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* Readers of a group's members join it (sibling fusion), and a value two
+ * concats place along their last axis gets a copy for the second one
+ * (graph/copies.c), so the fused kernel writes it into both: the same
+ * bits as unfused, on 1 and 2 threads, and every piece placed. */
+START_TEST(fusion_siblings_and_piece_copies_are_bit_identical)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    const int64_t B = 6, H = 80;
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, 2 * H));
+    mn_node *w = mn_param(g, "w", MN_SHAPE(B, H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *a = mn_mul(g, mn_sigmoid(g, mn_slice(g, x, 1, 0, H, 1)), w);
+    mn_node *b = mn_tanh(g, a), *c = mn_scale(g, mn_mul(g, a, mn_slice(g, x, 1, H, 2 * H, 1)), 2.0f);
+    mn_node *cat1 = mn_concat(g, (mn_node *[]){ b, c }, 2, 1), *cat2 = mn_concat(g, (mn_node *[]){ c, b, w }, 3, 1);
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_square(g, cat1)), mn_sum_all(g, mn_mul(g, cat2, cat2)));
+    expect_identical(g, P, loss, NULL, 6);
+    mn_exec *ex = mn_compile(g, loss, NULL);
+    ck_assert_ptr_nonnull(ex);
+    mn_exec_stats st = mn_exec_get_stats(ex);
+    ck_assert_msg(st.placed >= 4, "%d pieces placed (b and c into both concats)", st.placed);
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Finite differences through the fused graph (the fused kernel's own gradient check). */
 START_TEST(fusion_gradient_check)
 {
@@ -782,6 +835,30 @@ START_TEST(anomaly_mode_names_the_first_nonfinite_step)
 }
 END_TEST
 
+/* Anomaly mode scans a fused step's extra outputs too: log(x) is an
+ * extra output of the fused step whose root, x's log compared with 0, is
+ * finite (nan > 0 is 0), so only that scan names the log. */
+START_TEST(anomaly_mode_scans_fused_extra_outputs)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(4));
+    mn_node *l = mn_node_set_name(mn_log(g, mn_scale(g, x, 2.0f)), "the_log");
+    mn_node *pos = mn_gt(g, l, mn_zeros_like(g, x));
+    mn_node *y = mn_add(g, mn_sum_all(g, pos), mn_sum_all(g, l));
+    const mn_node *outs[1] = { y };
+    float xv[4] = { 1, 2, -1, 3 };
+    mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 1, .detect_anomaly = true });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_ge(mn_exec_get_stats(ex).fused_groups, 1);
+    ck_assert_ok(mn_exec_feed_data(ex, "x", xv, sizeof xv));
+    ck_assert_int_eq(mn_exec_run(ex), MN_ERR_NONFINITE);
+    has(mn_errmsg(), "produced nan at element 2");
+    has(mn_errmsg(), "fused group ending in gt");
+    mn_exec_free(ex); mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Each pass's counters by name agree with the fixed stats; unknown names
  * give NAN; every pass reports its time. */
 START_TEST(pass_counters_by_name)
@@ -900,6 +977,8 @@ int main(void)
     tcase_add_test(tc, dot_export);
     tcase_add_test(tc, two_graphs_share_parameters);
     tcase_add_test(tc, fusion_is_bit_identical);
+    tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
+    tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
     tcase_add_test(tc, common_subexpressions_computed_once);
@@ -912,6 +991,7 @@ int main(void)
     tcase_add_test(tc, cse_ignores_attribute_padding);
     tcase_add_test(tc, op_named_builds_through_the_schema);
     tcase_add_test(tc, anomaly_mode_names_the_first_nonfinite_step);
+    tcase_add_test(tc, anomaly_mode_scans_fused_extra_outputs);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -432,6 +432,66 @@ START_TEST(recurrent_products_read_a_weight_packed_once)
 }
 END_TEST
 
+/* The recurrent cells' fused kernels read the gates' slices of the
+ * products and write the gate gradients into their concats in place
+ * (graph/fuse.c's row tiles): no fused step of the lstm or gru workload
+ * copies an input or output per tile. */
+START_TEST(recurrent_cells_copy_nothing_per_tile)
+{
+    const char *names[2] = { "lstm", "gru" };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        mn_exec *ex = compile_workload(names[i], &w);
+        int fused = 0, copying = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (!st->fused) continue;
+            const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+            scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
+            for (int k = 0; k < st->nxout; k++)
+                scat[1 + k] = ex->vals[st->xout[k]].scatter ? ex->vals[st->xout[k]].scatter_st : NULL;
+            fused++;
+            copying += mn__fused_copies(st->fused, scat, st->nxout) > 0;
+        }
+        ck_assert_msg(fused >= 64 * 2, "%s: %d fused steps", names[i], fused);
+        ck_assert_msg(copying == 0, "%s: %d of %d fused steps copy inputs or outputs per tile", names[i], copying, fused);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
+/* The backward cell of a time step is one fused step (sibling fusion in
+ * graph/fuse.c: the LSTM's four gate gradients, the GRU's three; the LSTM's
+ * last step keeps its o gate apart), and
+ * every gate-gradient concat of a step holds its pieces: none is copied
+ * (the GRU's dr and dz are pieces of two concats, graph/copies.c). */
+START_TEST(recurrent_backward_cell_is_one_step)
+{
+    const char *names[2] = { "lstm", "gru" };
+    const int64_t G[2] = { 4, 3 };
+    for (int i = 0; i < 2; i++) {
+        mn_workload w;
+        mn_exec *ex = compile_workload(names[i], &w);
+        int cells = 0, concats = 0, copied = 0;
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            mn_shape shape = ex->vals[st->out].t.shape;
+            if (st->fused && st->node->backward && mn_shape_eq(shape, MN_SHAPE(32, 256))) cells++;
+            if (strcmp(st->node->op->name, "concat") || !mn_shape_eq(shape, MN_SHAPE(32, G[i] * 256))) continue;
+            concats++;
+            for (int k = 0; k < st->nin; k++) copied += ex->vals[st->in[k]].into != st->out;
+        }
+        /* 64 time steps; the last step's o gate reads the head's gradient directly, a sibling by input only */
+        ck_assert_msg(cells >= 64 && cells <= 65, "%s: %d backward cell steps of [32, 256] for 64 time steps", names[i], cells);
+        ck_assert_msg(concats >= 63 * (i ? 2 : 1), "%s: %d gate-gradient concats", names[i], concats);
+        ck_assert_msg(copied == 0, "%s: %d gate-gradient pieces copied by their concats", names[i], copied);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Threads started in this process: pthread_create defined here interposes
  * the C library's for libgomp too (the executable's symbols come first),
  * counts and forwards. */
@@ -749,6 +809,8 @@ int main(void)
     tcase_add_test(tc, recurrent_steps_fuse_gate_adds_and_share_the_gate_gradients);
     tcase_add_test(tc, recurrent_products_read_a_weight_packed_once);
     tcase_add_test(tc, predicted_peak_counts_the_executables_tables);
+    tcase_add_test(tc, recurrent_cells_copy_nothing_per_tile);
+    tcase_add_test(tc, recurrent_backward_cell_is_one_step);
     tcase_add_test(tc, deterministic_for_1_and_2_threads);
     tcase_add_test(tc, independent_branches_share_a_level);
     tcase_add_test(tc, inplace_reuse_and_broadcast_regression);
