@@ -1,12 +1,15 @@
 /* graph/split.c: row splitting, a rewrite the recompute pass applies when
- * the plain plan misses the budget. A forward value P [T, ...] whose rows
- * come from the same rows of an input X [T, ...] (the op registry's
- * row_input trait: a per_step matmul X W^T, mn_matmul_steps, then
- * elementwise ops with operands broadcast over its rows, e.g. bias adds)
- * and read only through views of whole steps (an RNN's input projection,
- * sliced per time step) is computed per view instead: each view becomes the
- * same chain of ops over the same steps of X. P never exists whole, and the
- * recompute pass can drop a segment's rows and rebuild them. The trait
+ * the plain plan misses the budget. A value P [T, ...] whose rows come
+ * from the same rows of an input X [T, ...] (the op registry's row_input
+ * trait: a per_step matmul X W^T, mn_matmul_steps, then elementwise ops
+ * with operands broadcast over its rows, e.g. bias adds) and read only
+ * through views of whole steps is computed per view instead: each view
+ * becomes the same chain of ops over the same steps of X, in P's pass.
+ * Forward: an RNN's input projection, sliced per time step; P never exists
+ * whole, and the recompute pass can drop a segment's rows and rebuild
+ * them. Backward: a per_step head's input gradient dY = dlogits W
+ * (mn_linear_steps), read step by step by the backward cells; each step's
+ * rows are made just before they are read. The trait
  * promises the bits (a per_step product computes each step with its own
  * GEMM; a plain matmul would not: BLAS rows depend on the call's row
  * count). Owns: the new nodes (in ex->g), their values and steps; P's
@@ -48,7 +51,7 @@ static bool chain_value(const mn_exec *ex, const int *nread, int v, int p, row_f
 {
     const mn_value *x = &ex->vals[v];
     if (x->in_tile) return x->fused_root == p && !ex->keep[v];
-    if (x->def < 0 || ex->steps[x->def].node->backward || ex->keep[v]) return false;
+    if (x->def < 0 || ex->steps[x->def].node->backward != ex->vals[p].node->backward || ex->keep[v]) return false;
     if (mn__kind(x) != MN_VAL_ARENA || (v != p && nread[v] != 1) || ex->steps[x->def].out != v || ex->steps[x->def].nxout) return false;
     f->vals[f->nvals++] = v;
     return add_step(f, x->def);
@@ -145,15 +148,19 @@ static mn_status add_steps(mn_exec *ex, int first, mn_step *out, int *m)
     return MN_OK;
 }
 
-/* The nodes computing rows [r0, r0 + rows) of P: the chain's ops over those rows of x. */
+/* The nodes computing rows [r0, r0 + rows) of P: the chain's ops over
+ * those rows of x, in P's pass (a backward P's rows are backward nodes). */
 static mn_node *rows_of(mn_graph *g, const row_fn *f, int64_t r0, int64_t rows)
 {
+    bool was = g->building_backward;
+    g->building_backward = f->node[f->n - 1]->backward;
     mn_node *y = mn_slice(g, f->x, 0, r0, r0 + rows, 1), *in[MAX_IN];
     for (int i = 0; i < f->n && y; i++) {
         const mn_node *n = f->node[i];
         for (int q = 0; q < n->nin; q++) in[q] = q == f->row[i] ? y : n->in[q];
         y = mn__node(g, n->op, in, n->nin, n->attrs);
     }
+    g->building_backward = was;
     return y;
 }
 

@@ -22,6 +22,22 @@ mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_feat
     return mn_add(g, y, b);
 }
 
+/* mn_linear with a per_step product: x must be [T, B, in] (steps first). */
+mn_node *mn_linear_steps(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias)
+{
+    if (!x) return mn_matmul(g, x, x, false, true);      /* propagates the graph's error */
+    mn_shape xs = mn_node_shape(x);
+    int64_t in = xs.ndim ? xs.d[xs.ndim - 1] : 0;
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    mn_node *w = mn_param(g, name, MN_SHAPE(out_features, in), mn_init_like(MN_LIKE_LINEAR, false, in));
+    mn_node *y = mn_matmul_steps(g, x, w, true);
+    if (!bias) return y;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    mn_node *b = mn_param(g, name, MN_SHAPE(out_features), mn_init_like(MN_LIKE_LINEAR, true, in));
+    return mn_add(g, y, b);
+}
+
 mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths)
 {
     char name[256];

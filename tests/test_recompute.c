@@ -15,7 +15,7 @@ static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae",
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
 
-static model build_at(const char *kind, int batch, int seq, int hidden)
+static model build_with(const char *kind, int batch, int seq, int hidden, float dropout)
 {
     mn_train_cfg c;
     ck_assert_ok(mn_cfg_defaults(&c, kind));
@@ -24,7 +24,7 @@ static model build_at(const char *kind, int batch, int seq, int hidden)
     c.hidden = hidden;
     c.embed = 8;
     c.ff = 32;
-    c.dropout = 0.25f;
+    c.dropout = dropout;
     model m = { mn_params_new(), NULL, NULL };
     m.g = mn_graph_new(m.P);
     mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
@@ -32,6 +32,8 @@ static model build_at(const char *kind, int batch, int seq, int hidden)
     m.loss = mg.loss;
     return m;
 }
+
+static model build_at(const char *kind, int batch, int seq, int hidden) { return build_with(kind, batch, seq, hidden, 0.25f); }
 
 static model build(const char *kind) { return build_at(kind, 4, 16, 16); }
 
@@ -279,6 +281,54 @@ START_TEST(budget_frees_gate_gradients_by_block)
 }
 END_TEST
 
+/* Backward arena values of the given shape (not views: bytes of their own). */
+static int whole_values(const mn_exec *ex, mn_shape s)
+{
+    int n = 0;
+    for (int i = 0; i < ex->nsteps; i++) {
+        const mn_value *o = &ex->vals[ex->steps[i].out];
+        n += ex->steps[i].node->backward && mn__kind(o) == MN_VAL_ARENA && mn_shape_eq(o->t.shape, s);
+    }
+    return n;
+}
+
+/* A char LM's head is one product per step (mn_linear_steps), so under a
+ * budget its input gradient dY = dlogits W is made step by step, each
+ * just before the backward cell reading it (graph/split.c on a backward
+ * value): dY [T, B, H] never exists whole, which the plain graph keeps
+ * from the loss to the first step; the same bits. No dropout here: a mask
+ * over the whole outputs would read dY whole. */
+START_TEST(budget_makes_head_input_gradient_per_step)
+{
+    static const char *const rec[] = { "lstm", "gru" };
+    const char *kind = rec[_i];
+    const int B = 64, T = 48, H = 64;
+    model m = build_with(kind, B, T, H, 0.0f);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(whole_values(ex, MN_SHAPE(T, B, H)) == 1, "%s: the plain graph's dY", kind);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    model m2 = build_with(kind, B, T, H, 0.0f);
+    ck_assert_ptr_null(compile(&m2, 1));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(m2.g), "reaches is ");
+    ck_assert_msg(at && sscanf(at, "reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(m2.g));
+    free_model(&m2);
+    printf("recompute %-12s no dropout, B 64 T 48 H 64: arena %8lld -> %8lld bytes (%.2f)\n", kind, (long long)arena, need,
+           (double)need / (double)arena);
+    ex = compile(&m, need);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(whole_values(ex, MN_SHAPE(T, B, H)) == 0, "%s: dY [T, B, H] made whole under a budget", kind);
+    ck_assert_msg(whole_values(ex, MN_SHAPE(1, B, H)) >= T, "%s: %d per-step head gradients", kind, whole_values(ex, MN_SHAPE(1, B, H)));
+    mn_exec_free(ex);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -322,6 +372,7 @@ int main(void)
     tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
+    tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_step, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     suite_add_tcase(s, tc);
     return mn_test_run(s);
