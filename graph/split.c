@@ -7,9 +7,10 @@
  * becomes the same chain of ops over the same steps of X, in P's pass.
  * Forward: an RNN's input projection, sliced per time step; P never exists
  * whole, and the recompute pass can drop a segment's rows and rebuild
- * them. Backward: a per_step head's input gradient dY = dlogits W
- * (mn_linear_steps), read step by step by the backward cells; each step's
- * rows are made just before they are read. The trait
+ * them. Backward: a head's input gradient dY = dlogits W (mn_linear_steps:
+ * per_step over blocks of steps, read through its reshape to [T, B, H])
+ * read step by step by the backward cells; each block's rows are made
+ * just before they are read, the steps' views view them. The trait
  * promises the bits (a per_step product computes each step with its own
  * GEMM; a plain matmul would not: BLAS rows depend on the call's row
  * count). Owns: the new nodes (in ex->g), their values and steps; P's
