@@ -43,7 +43,7 @@ static mn_status seq_model(mn_workload *w, int64_t V, int64_t E, int64_t K, int6
     mn_graph *g = w->g;
     mn_node *x = mn_input(g, "x", MN_I32, MN_SHAPE(T, B)), *y = mn_input(g, "y", MN_I32, MN_SHAPE(T, B));
     mn_rnn_out r = mn_rnn(g, "rnn", mn_embedding(g, "emb", x, V, E), o);
-    mn_node *logits = mn_linear(g, "head", r.output, K, true);
+    mn_node *logits = mn_linear_steps(g, "head", r.output, K, true);   /* per step: dY step by step under a budget */
     w->loss = mn_cross_entropy(g, mn_reshape(g, logits, MN_SHAPE(T * B, K)), mn_reshape(g, y, MN_SHAPE(T * B)));
     w->classes = K < V ? K : V;                       /* random tokens and targets both below it */
     return mn_graph_status(g);

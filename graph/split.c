@@ -1,12 +1,16 @@
 /* graph/split.c: row splitting, a rewrite the recompute pass applies when
- * the plain plan misses the budget. A forward value P [T, ...] whose rows
- * come from the same rows of an input X [T, ...] (the op registry's
- * row_input trait: a per_step matmul X W^T, mn_matmul_steps, then
- * elementwise ops with operands broadcast over its rows, e.g. bias adds)
- * and read only through views of whole steps (an RNN's input projection,
- * sliced per time step) is computed per view instead: each view becomes the
- * same chain of ops over the same steps of X. P never exists whole, and the
- * recompute pass can drop a segment's rows and rebuild them. The trait
+ * the plain plan misses the budget. A value P [T, ...] whose rows come
+ * from the same rows of an input X [T, ...] (the op registry's row_input
+ * trait: a per_step matmul X W^T, mn_matmul_steps, then elementwise ops
+ * with operands broadcast over its rows, e.g. bias adds) and read only
+ * through views of whole steps is computed per view instead: each view
+ * becomes the same chain of ops over the same steps of X, in P's pass.
+ * Forward: an RNN's input projection, sliced per time step; P never exists
+ * whole, and the recompute pass can drop a segment's rows and rebuild
+ * them. Backward: a head's input gradient dY = dlogits W (mn_linear_steps:
+ * per_step over blocks of steps, read through its reshape to [T, B, H])
+ * read step by step by the backward cells; each block's rows are made
+ * just before they are read, the steps' views view them. The trait
  * promises the bits (a per_step product computes each step with its own
  * GEMM; a plain matmul would not: BLAS rows depend on the call's row
  * count). Owns: the new nodes (in ex->g), their values and steps; P's
@@ -48,7 +52,7 @@ static bool chain_value(const mn_exec *ex, const int *nread, int v, int p, row_f
 {
     const mn_value *x = &ex->vals[v];
     if (x->in_tile) return x->fused_root == p && !ex->keep[v];
-    if (x->def < 0 || ex->steps[x->def].node->backward || ex->keep[v]) return false;
+    if (x->def < 0 || ex->steps[x->def].node->backward != ex->vals[p].node->backward || ex->keep[v]) return false;
     if (mn__kind(x) != MN_VAL_ARENA || (v != p && nread[v] != 1) || ex->steps[x->def].out != v || ex->steps[x->def].nxout) return false;
     f->vals[f->nvals++] = v;
     return add_step(f, x->def);
@@ -108,20 +112,42 @@ static bool row_view(const mn_exec *ex, int a, int p, int64_t *r0)
     return true;
 }
 
-/* Every reader of P is a step viewing a row range of it; at least two. */
+/* The value whose views P's readers are: P itself, or R when P's one
+ * reader is R, a reshape of P to more rows of the same bytes (P [T/S, S B,
+ * H] of a per_step product in blocks of S steps, R [T, B, H]); -1 if not
+ * one of those. */
+static int viewed(const mn_exec *ex, const int *nread, int p)
+{
+    if (nread[p] != 1 || ex->vals[p].t.shape.ndim < 1 || ex->vals[p].t.shape.d[0] < 1) return p;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (st->nin != 1 || st->in[0] != p) continue;
+        const mn_value *r = &ex->vals[st->out], *x = &ex->vals[p];
+        bool reshape = !st->fused && !ex->keep[st->out] && mn__kind(r) == MN_VAL_ALIAS && r->alias_of == p && r->alias_off == 0 &&
+                       r->bytes == x->bytes && r->t.shape.ndim >= 1 && x->t.shape.d[0] >= 1 && r->t.shape.d[0] % x->t.shape.d[0] == 0;
+        return reshape ? st->out : -1;
+    }
+    return -1;
+}
+
+/* Every reader of P (or of its reshape R, viewed()) is a step viewing a
+ * row range of it, within one row of P; at least two. */
 static bool views_only(const mn_exec *ex, const int *nread, int p)
 {
-    int views = 0;
+    if (ex->keep[p] || ex->vals[p].t.shape.ndim < 1 || ex->vals[p].t.shape.d[0] < 1) return false;   /* read after the run: stays whole */
+    int views = 0, v = viewed(ex, nread, p);
     int64_t r0;
-    if (ex->keep[p]) return false;                                   /* read after the run: stays whole */
+    if (v < 0) return false;
+    int64_t per = ex->vals[v].t.shape.d[0] / ex->vals[p].t.shape.d[0];   /* R's rows in one of P's */
     for (int s = 0; s < ex->nsteps; s++)
         for (int j = 0; j < ex->steps[s].nin; j++) {
-            if (ex->steps[s].in[j] != p) continue;
-            if (ex->steps[s].nin != 1 || ex->steps[s].fused || ex->keep[ex->steps[s].out] || !row_view(ex, ex->steps[s].out, p, &r0))
+            if (ex->steps[s].in[j] != v) continue;
+            if (ex->steps[s].nin != 1 || ex->steps[s].fused || ex->keep[ex->steps[s].out] || !row_view(ex, ex->steps[s].out, v, &r0))
                 return false;                                        /* a requested output keeps its step */
+            if (v != p && r0 / per != (r0 + ex->vals[ex->steps[s].out].t.shape.d[0] - 1) / per) return false;
             views++;
         }
-    return views >= 2 && views == nread[p];
+    return views >= 2 && views == nread[v];
 }
 
 /* A value and a plain step for each node from `first` on (built here). */
@@ -145,15 +171,19 @@ static mn_status add_steps(mn_exec *ex, int first, mn_step *out, int *m)
     return MN_OK;
 }
 
-/* The nodes computing rows [r0, r0 + rows) of P: the chain's ops over those rows of x. */
+/* The nodes computing rows [r0, r0 + rows) of P: the chain's ops over
+ * those rows of x, in P's pass (a backward P's rows are backward nodes). */
 static mn_node *rows_of(mn_graph *g, const row_fn *f, int64_t r0, int64_t rows)
 {
+    bool was = g->building_backward;
+    g->building_backward = f->node[f->n - 1]->backward;
     mn_node *y = mn_slice(g, f->x, 0, r0, r0 + rows, 1), *in[MAX_IN];
     for (int i = 0; i < f->n && y; i++) {
         const mn_node *n = f->node[i];
         for (int q = 0; q < n->nin; q++) in[q] = q == f->row[i] ? y : n->in[q];
         y = mn__node(g, n->op, in, n->nin, n->attrs);
     }
+    g->building_backward = was;
     return y;
 }
 
@@ -260,35 +290,63 @@ static mn_status late(mn_exec *ex, view_steps *vs, int nv)
     return mn__topo_order(ex);
 }
 
-/* Splits P: each view's step is replaced by the chain over its rows. */
-static mn_status split_one(mn_exec *ex, int p, const row_fn *f)
+/* Through a reshape R (viewed()): the nodes of a view of R's rows [r0,
+ * r0 + n) inside P's row b = r0 / per: the chain over row b (made once,
+ * its reshape to R's rows in *blk[b]), then the view of its rows. */
+static mn_node *block_view(mn_exec *ex, const row_fn *f, int r, int64_t per, int64_t r0, int64_t n, mn_node **blk, bool *made)
 {
-    int m = 0, cap = 0, nv = 0, n0 = ex->g->n;
+    int64_t b = r0 / per;
+    mn_shape rs = ex->vals[r].t.shape;
+    rs.d[0] = per;
+    *made = !blk[b];
+    mn_node *rows = blk[b] ? NULL : rows_of(ex->g, f, b, 1);
+    bool was = ex->g->building_backward;
+    ex->g->building_backward = f->node[f->n - 1]->backward;       /* in P's pass, as rows_of */
+    if (!blk[b]) blk[b] = mn_reshape(ex->g, rows, rs);
+    mn_node *y = blk[b] ? mn_slice(ex->g, blk[b], 0, r0 - b * per, r0 - b * per + n, 1) : NULL;
+    ex->g->building_backward = was;
+    return y;
+}
+
+/* Splits P: each view's step is replaced by the chain over its rows (or,
+ * through a reshape R, by a view of the chain over its row of P: one
+ * chain per row of P, waited for as a view's chain is). */
+static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f)
+{
+    int m = 0, cap = 0, nv = 0, n0 = ex->g->n, v = viewed(ex, nread, p);
+    int64_t per = ex->vals[v].t.shape.d[0] / ex->vals[p].t.shape.d[0];
     mn_step *fresh = NULL;
     mn_status err = MN_OK;
     view_steps *vs = malloc(((size_t)ex->nsteps + 1) * sizeof *vs);
-    if (!vs) return MN_ERR_NOMEM;
+    mn_node **blk = calloc((size_t)ex->vals[p].t.shape.d[0] + 1, sizeof *blk);
+    if (!vs || !blk) { free(vs); free(blk); return MN_ERR_NOMEM; }
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         int64_t r0;
-        bool view = !in_chain(f, s) && st->nin == 1 && st->in[0] == p && row_view(ex, st->out, p, &r0);
+        bool view = !in_chain(f, s) && st->nin == 1 && st->in[0] == v && row_view(ex, st->out, v, &r0);
+        bool gone = in_chain(f, s) || (v != p && st->out == v);   /* the chain's steps; the reshape R */
         if (!err && !room(&fresh, &cap, m, 1)) err = MN_ERR_NOMEM;
-        if (!view && !in_chain(f, s)) {
+        if (!view && !gone) {
             if (!err) fresh[m++] = *st;
             continue;
         }
         if (view && !err) {
             int first = ex->g->n;
-            mn_node *y = rows_of(ex->g, f, r0, ex->vals[st->out].t.shape.d[0]);
+            bool made = true;
+            int64_t rows = ex->vals[st->out].t.shape.d[0];
+            mn_node *y = v == p ? rows_of(ex->g, f, r0, rows) : block_view(ex, f, v, per, r0, rows, blk, &made);
             if (!y || ex->g->status) err = ex->g->status ? ex->g->status : MN_ERR_NOMEM;
             if (!err && (!grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first))) err = MN_ERR_NOMEM;
             int from = m;
             if (!err) err = add_steps(ex, first, fresh, &m);
             if (!err) rewire(ex, st->out, ex->val_of[y->id]);
-            if (!err) vs[nv++] = (view_steps){ ex->val_of[y->id], from, m, 0 };
+            if (!err && v == p) vs[nv++] = (view_steps){ ex->val_of[y->id], from, m, 0 };
+            else if (!err && made)                                     /* a row of P: its chain waits, its views do not */
+                vs[nv++] = (view_steps){ ex->val_of[blk[r0 / per]->id], from, m - 1, 0 };
         }
         orphan(ex, st);
     }
+    free(blk);
     if (err) {     /* the steps array stays (orphans read nothing): the compile fails and frees it */
         for (int i = 0; i < m; i++)
             if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); }   /* the new steps' arrays */
@@ -318,7 +376,7 @@ mn_status mn__split_rows(mn_exec *ex, int *n)
     for (int p = 0; !err && p < nv0; p++) {
         row_fn f;
         if (ex->vals[p].def < 0 || !views_only(ex, nread, p) || !row_chain(ex, nread, p, &f) || !fused_inputs_ok(ex, p, &f)) continue;
-        err = split_one(ex, p, &f);
+        err = split_one(ex, nread, p, &f);
         *n += !err;
         int *grown = err ? NULL : realloc(nread, ((size_t)ex->nvals + 1) * sizeof *nread);
         if (grown) nread = grown;

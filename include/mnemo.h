@@ -495,6 +495,13 @@ mn_node *mn_arange(mn_graph *g, double start, double end, double step, mn_dtype 
 /* y = x W^T + b, W [out, in] named prefix.weight, b prefix.bias, PyTorch's
  * nn.Linear initialisation. */
 mn_node *mn_linear(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias);
+/* mn_linear over time-major x [T, B, in] with one product per block of
+ * steps (mn_matmul_steps over [T/S, S B, in], S the most steps dividing T
+ * within MN_STEP_BLOCK_ROWS rows): the same parameters and values up to
+ * rounding (a block's rows never depend on the others'), so under a
+ * memory budget the input gradient of each block can be made on its own,
+ * late, with the same bits (a sequence model's head). */
+mn_node *mn_linear_steps(mn_graph *g, const char *prefix, mn_node *x, int64_t out_features, bool bias);
 /* Linear layers of the given widths with ReLU between them (none after the
  * last); layer k is named prefix.k. */
 mn_node *mn_mlp(mn_graph *g, const char *prefix, mn_node *x, int nlayers, const int64_t *widths);

@@ -18,7 +18,7 @@ static const char *const kinds[] = { "lstm", "gru", "rnn", "transformer", "vae",
 
 typedef struct { mn_params *P; mn_graph *g; mn_node *loss; } model;
 
-static model build_at(const char *kind, int batch, int seq, int hidden)
+static model build_with(const char *kind, int batch, int seq, int hidden, float dropout)
 {
     mn_train_cfg c;
     ck_assert_ok(mn_cfg_defaults(&c, kind));
@@ -27,7 +27,7 @@ static model build_at(const char *kind, int batch, int seq, int hidden)
     c.hidden = hidden;
     c.embed = 8;
     c.ff = 32;
-    c.dropout = 0.25f;
+    c.dropout = dropout;
     model m = { mn_params_new(), NULL, NULL };
     m.g = mn_graph_new(m.P);
     mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
@@ -35,6 +35,8 @@ static model build_at(const char *kind, int batch, int seq, int hidden)
     m.loss = mg.loss;
     return m;
 }
+
+static model build_at(const char *kind, int batch, int seq, int hidden) { return build_with(kind, batch, seq, hidden, 0.25f); }
 
 static model build(const char *kind) { return build_at(kind, 4, 16, 16); }
 
@@ -469,6 +471,56 @@ START_TEST(transformer_trains_in_a_third_of_its_arena)
 }
 END_TEST
 
+/* Backward products with bytes of their own of `numel` elements. */
+static int products_of(const mn_exec *ex, int64_t numel)
+{
+    int n = 0;
+    for (int i = 0; i < ex->nsteps; i++) {
+        const mn_value *o = &ex->vals[ex->steps[i].out];
+        n += ex->steps[i].node->backward && mn__kind(o) == MN_VAL_ARENA && mn_shape_numel(o->t.shape) == numel &&
+             !strcmp(ex->steps[i].node->op->name, "matmul");
+    }
+    return n;
+}
+
+/* A char LM's head is one product per block of 16 steps here
+ * (mn_linear_steps: per_step over [T/16, 16 B, H]), so under a budget its
+ * input gradient dY = dlogits W is made block by block, each just before
+ * the backward cells of its steps read it (graph/split.c on a backward
+ * value, through the reshape to [T, B, H]): dY never exists whole, which
+ * the plain graph keeps from the loss to the first step; the same bits.
+ * No dropout here: a mask over the whole outputs would read dY whole. */
+START_TEST(budget_makes_head_input_gradient_per_block)
+{
+    static const char *const rec[] = { "lstm", "gru" };
+    const char *kind = rec[_i];
+    const int B = 64, T = 48, H = 64;
+    model m = build_with(kind, B, T, H, 0.0f);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(products_of(ex, (int64_t)T * B * H) == 1, "%s: the plain graph's dY", kind);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    model m2 = build_with(kind, B, T, H, 0.0f);
+    ck_assert_ptr_null(compile(&m2, 1));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(m2.g), "reaches is ");
+    ck_assert_msg(at && sscanf(at, "reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(m2.g));
+    free_model(&m2);
+    printf("recompute %-12s no dropout, B 64 T 48 H 64: arena %8lld -> %8lld bytes (%.2f)\n", kind, (long long)arena, need,
+           (double)need / (double)arena);
+    ex = compile(&m, need);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(products_of(ex, (int64_t)T * B * H) == 0, "%s: dY [T, B, H] made whole under a budget", kind);
+    ck_assert_msg(products_of(ex, 16 * B * H) >= T / 16, "%s: %d head gradients of 16 steps", kind, products_of(ex, 16 * B * H));
+    mn_exec_free(ex);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -513,6 +565,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
     tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
+    tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);

@@ -29,7 +29,7 @@ static mn_model_graph lm(mn_graph *g, const mn_train_cfg *c, int64_t V, bool tra
         mn_node *e = mn_embedding(g, "emb", x, V, c->embed);
         mn_rnn_out r = mn_rnn(g, "rnn", e, (mn_rnn_opts){ .mode = mode, .hidden = c->hidden, .layers = c->layers,
                                                           .dropout = c->dropout, .training = training });
-        logits = mn_linear(g, "head", drop(g, r.output, c, training), V, true);
+        logits = mn_linear_steps(g, "head", drop(g, r.output, c, training), V, true);   /* per step: see mn_linear_steps */
     }
     m.logits = mn_reshape(g, logits, MN_SHAPE(T * B, V));
     m.targets = mn_reshape(g, y, MN_SHAPE(T * B));
