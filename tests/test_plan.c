@@ -405,7 +405,8 @@ END_TEST
  * them, and no plain matmul of a step's [B, H] state by W_hh is left. The
  * input projection (64 features) reads W_ih packed likewise: one packed
  * product per block of 32 steps (2 blocks), its dx too, and no per-step
- * matmul is left. */
+ * matmul of it is left; the head is one per-step product whose steps are
+ * blocks of 32 time steps (mn_linear_steps). */
 START_TEST(recurrent_products_read_a_weight_packed_once)
 {
     const char *names[2] = { "lstm", "gru" };
@@ -413,19 +414,22 @@ START_TEST(recurrent_products_read_a_weight_packed_once)
     for (int i = 0; i < 2; i++) {
         mn_workload w;
         mn_exec *ex = compile_workload(names[i], &w);
-        int packs = 0, fwd = 0, bwd = 0, plain = 0, steps = 0;
+        int packs = 0, fwd = 0, bwd = 0, plain = 0, steps = 0, head = 0;
         for (int s = 0; s < ex->nsteps; s++) {
             const mn_node *n = ex->steps[s].node;
             packs += !strcmp(n->op->name, "pack_weight");
             if (!strcmp(n->op->name, "matmul_packed")) *(n->backward ? &bwd : &fwd) += 1;
             plain += !strcmp(n->op->name, "matmul") && !n->backward && mn_shape_eq(n->desc.shape, MN_SHAPE(32, G[i] * 256));
-            steps += !strcmp(n->op->name, "matmul") && ((const mn_matmul_attrs *)n->attrs)->per_step;
+            if (strcmp(n->op->name, "matmul") || !((const mn_matmul_attrs *)n->attrs)->per_step || n->backward) continue;
+            bool proj = n->desc.shape.d[n->desc.shape.ndim - 1] == G[i] * 256;   /* the head's blocks end in the vocabulary */
+            *(proj ? &steps : &head) += 1;
         }
         ck_assert_msg(packs == 4, "%s: %d packs (W_hh and W_ih, one per direction of the product)", names[i], packs);
         ck_assert_int_eq(fwd, 64 + 2);
         ck_assert_msg(bwd >= 63 + 2 && bwd <= 64 + 2, "%s: %d backward packed products", names[i], bwd);
         ck_assert_int_eq(plain, 0);
-        ck_assert_msg(steps == 0, "%s: %d per-step products left", names[i], steps);
+        ck_assert_msg(steps == 0, "%s: %d per-step products of the input projection left", names[i], steps);
+        ck_assert_msg(head == 1, "%s: %d per-step head products (one, whose steps are blocks of 32 time steps)", names[i], head);
         mn_exec_free(ex);
         mn_workload_free(&w);
     }
