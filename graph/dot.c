@@ -34,15 +34,28 @@ static void node_line(FILE *f, const mn_exec *ex, const mn_value *v, int idx)
     (void)ex;
 }
 
+#define MN_DOT_CLUSTER_VALUES 1000
+
 mn_status mn_exec_write_dot(const mn_exec *ex, FILE *f)
 {
     if (!ex || !f) return mn__error(MN_ERR_MISUSE, "write_dot: NULL argument");
     fprintf(f, "digraph mnemo {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
     for (int v = 0; v < ex->nvals; v++)
-        if (ex->vals[v].fused_root < 0) node_line(f, ex, &ex->vals[v], v);
-    /* a fused elementwise group: one kernel, drawn as a cluster (dashed: never stored) */
+        if (ex->vals[v].fused_root < 0 || ex->nvals > MN_DOT_CLUSTER_VALUES) node_line(f, ex, &ex->vals[v], v);
+    /* a fused elementwise group: one kernel, drawn as a cluster (dashed:
+     * never stored). Above MN_DOT_CLUSTER_VALUES values the members are
+     * drawn loose, outlined in the clusters' colour: Graphviz's dot (2.42,
+     * Debian 12) gives up ("trouble in init_rank") on some large clustered
+     * graphs (the default gru's training graph, 2,950 values), and a graph
+     * that size is no drawing to read anyway (docs/cli.md). */
+    bool clusters = ex->nvals <= MN_DOT_CLUSTER_VALUES;
     for (int r = 0; r < ex->nvals; r++) {
         if (ex->vals[r].fused_root != r) continue;
+        if (!clusters) {
+            for (int v = 0; v < ex->nvals; v++)
+                if (ex->vals[v].fused_root == r) fprintf(f, "  v%d [color=\"#7b1fa2\", tooltip=\"fused group %d\"];\n", v, r);
+            continue;
+        }
         fprintf(f, "  subgraph cluster_f%d {\n    label=\"fused\"; style=rounded; color=\"#7b1fa2\";\n", r);
         for (int v = 0; v < ex->nvals; v++)
             if (ex->vals[v].fused_root == r) { fputs("  ", f); node_line(f, ex, &ex->vals[v], v); }
