@@ -136,7 +136,7 @@ for m in lstm transformer; do    # the recompute suite covers every model kind
   [ "$m" = lstm ] && expect 0 "memory budget $need bytes: arena" -- "$mnemo" train --resume "budget-$m.st.last" --steps 4
 done
 if command -v dot >/dev/null; then
-  checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
+  checks=$((checks + 1)); "$mnemo" graph --model gru --batch 4 --seq 8 | dot -Tsvg >/dev/null || fail "graphviz rejects the DOT"
 fi
 
 # checkpoint errors: nothing is overwritten
