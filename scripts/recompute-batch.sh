@@ -36,9 +36,14 @@ need() {
   echo $((peak + 3 * 4 * params + base))
 }
 
-# The need grows linearly with B (every activation is B rows): from batches
-# 64 and 128 the line gives a guess, then a bisection of +-32 around it
-# with compiles settles it.
+# Without a budget the need grows linearly with B (every activation is B
+# rows): from batches 64 and 128 the line gives a guess, and a bisection of
+# +-32 around it settles it. Under a budget the smallest arena grows faster
+# than the line at large B (the plans the search reaches differ), so the
+# window is checked first: when its low end does not fit, the bisection
+# runs from batch 128 up to it; when its high end fits, the high end
+# doubles until it does not.
+fits() { [ "$1" -ge 0 ] && [ "$1" -le "$total" ]; }
 largest() {
   local n64 n128 guess lo hi mid n
   n64=$(need 64 "$1")
@@ -46,6 +51,10 @@ largest() {
   guess=$((64 + (total - n64) * 64 / (n128 - n64)))
   echo "  batch 64: $n64, 128: $n128 bytes; linear guess $guess" >&2
   lo=$((guess - ${WINDOW:-32})) hi=$((guess + ${WINDOW:-32}))
+  n=$(need "$lo" "$1")
+  echo "  batch $lo: $n bytes" >&2
+  if ! fits "$n"; then hi=$lo; lo=128; fi
+  while n=$(need "$hi" "$1") && echo "  batch $hi: $n bytes" >&2 && fits "$n"; do lo=$hi; hi=$((hi * 2)); done
   while [ $((hi - lo)) -gt 1 ]; do
     mid=$(((lo + hi) / 2))
     n=$(need "$mid" "$1")
