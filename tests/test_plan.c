@@ -355,13 +355,18 @@ START_TEST(predicted_peak_counts_the_executables_tables)
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(w.g));
     double held = (double)(m1.uordblks + m1.hblkhd) - (double)(m0.uordblks + m0.hblkhd) - (double)ex->arena_bytes - 4.0 * (double)ex->backup_floats;
     double tables = mn_exec_stat(ex, "plan.table_bytes"), inputs = 0;
-    printf("lstm: tables %.0f bytes counted, %.0f held by the heap after compile\n", tables, held);
-    ck_assert_msg(tables > 0.75 * held && tables < 1.25 * held, "tables %.0f, heap %.0f", tables, held);
     for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].base == MN_VAL_INPUT) inputs += (double)ex->vals[v].bytes;
-    double weights = 4.0 * (double)mn_params_numel(w.P);
-    ck_assert_double_eq_tol(mn_exec_stat(ex, "plan.predicted_peak_bytes"), (double)ex->arena_bytes + inputs + tables + 2 * weights, 1.0);
+    double weights = 4.0 * (double)mn_params_numel(w.P), predicted = mn_exec_stat(ex, "plan.predicted_peak_bytes");
+    double expected = (double)ex->arena_bytes + inputs + tables + 2 * weights;
     mn_exec_free(ex);
     mn_workload_free(&w);
+    printf("lstm: tables %.0f bytes counted, %.0f held by the heap after compile\n", tables, held);
+    ck_assert_double_eq_tol(predicted, expected, 1.0);
+#ifndef __SANITIZE_ADDRESS__                    /* ASan's allocator is not glibc's: mallinfo2 says nothing there */
+    ck_assert_msg(tables > 0.75 * held && tables < 1.25 * held, "tables %.0f, heap %.0f", tables, held);
+#else
+    ck_assert_msg(tables > 0, "no tables counted");
+#endif
 }
 END_TEST
 
