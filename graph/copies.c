@@ -66,18 +66,6 @@ static int choose(const mn_exec *ex, const int *nread, const int *cin, bool *nee
     return n;
 }
 
-static bool grow_arrays(mn_exec *ex, int extra)
-{
-    size_t nv = (size_t)ex->nvals + (size_t)extra + 1, nn = (size_t)ex->g->n + (size_t)extra + 1;
-    mn_value *v = realloc(ex->vals, nv * sizeof *v);
-    if (v) ex->vals = v;
-    bool *k = realloc(ex->keep, nv * sizeof *k);
-    if (k) ex->keep = k;
-    int *o = realloc(ex->val_of, nn * sizeof *o);
-    if (o) ex->val_of = o;
-    return v && k && o;
-}
-
 /* A copy of value v as a new node, value and step (returned in *st). */
 static mn_status make_copy(mn_exec *ex, int v, mn_step *st)
 {
@@ -102,7 +90,7 @@ static mn_status insert_copies(mn_exec *ex, const int *cin, const bool *need, in
 {
     mn_step *out = calloc((size_t)ex->nsteps + (size_t)ncopies + 1, sizeof *out);
     int *start = calloc((size_t)ex->nsteps + 2, sizeof *start), *read = malloc(((size_t)ncopies + 1) * 2 * sizeof *read);
-    mn_status st = out && start && read && grow_arrays(ex, ncopies) ? MN_OK : MN_ERR_NOMEM;
+    mn_status st = out && start && read && mn__exec_grow(ex, ncopies) ? MN_OK : MN_ERR_NOMEM;
     /* the marked reads (reader step, input), grouped by the step producing the value */
     for (int s = 0; !st && s < ex->nsteps; s++)
         for (int k = 0; k < ex->steps[s].nin; k++)

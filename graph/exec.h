@@ -178,6 +178,8 @@ mn_status mn__pass_dce(mn_exec *ex);        /* dce.c */
 mn_status mn__pass_cse(mn_exec *ex);        /* cse.c */
 mn_status mn__pass_direct(mn_exec *ex);     /* direct.c */
 mn_status mn__pass_recompute(mn_exec *ex);  /* recompute.c */
+/* split.c: room for `extra` more values (vals, keep) and nodes (val_of); false when out of memory. */
+bool mn__exec_grow(mn_exec *ex, int extra);
 /* split.c: values computed row by row and read by row views, computed per view (recompute.c applies it); *n split. */
 mn_status mn__split_rows(mn_exec *ex, int *n);
 /* blocks.c: seg[s] for each step (-1 backward) cutting the forward steps at

@@ -199,7 +199,7 @@ static void rewire(mn_exec *ex, int from, int to)
         }
 }
 
-static bool grow(mn_exec *ex, int extra)
+bool mn__exec_grow(mn_exec *ex, int extra)
 {
     size_t nv = (size_t)ex->nvals + (size_t)extra + 1, nn = (size_t)ex->g->n + (size_t)extra + 1;
     mn_value *v = realloc(ex->vals, nv * sizeof *v);
@@ -336,7 +336,7 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
             int64_t rows = ex->vals[st->out].t.shape.d[0];
             mn_node *y = v == p ? rows_of(ex->g, f, r0, rows) : block_view(ex, f, v, per, r0, rows, blk, &made);
             if (!y || ex->g->status) err = ex->g->status ? ex->g->status : MN_ERR_NOMEM;
-            if (!err && (!grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first))) err = MN_ERR_NOMEM;
+            if (!err && (!mn__exec_grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first))) err = MN_ERR_NOMEM;
             int from = m;
             if (!err) err = add_steps(ex, first, fresh, &m);
             if (!err) rewire(ex, st->out, ex->val_of[y->id]);
