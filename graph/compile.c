@@ -159,18 +159,26 @@ mn_exec *mn_compile(mn_graph *g, mn_node *loss, const mn_compile_opts *opts)
     mn_exec *ex = exec_new(g, loss, opts);
     if (!ex) return NULL;
     mn_status s = MN_OK;
+    const char *stage = "";
+    mn_clear_error();                   /* a message after this is the compile's own */
     for (size_t i = 0; !s && i < MN__ARRAY_LEN(passes); i++) {
         double t0 = omp_get_wtime();
+        stage = passes[i].name;
         s = passes[i].run(ex);
         ex->pass_ms[i] = 1e3 * (omp_get_wtime() - t0);
     }
-    if (!s) s = mn__run_prepare(ex);
+    if (!s) {
+        stage = "run set-up";
+        s = mn__run_prepare(ex);
+    }
     if (!s && loss) ex->loss = ex->val_of[loss->id];
     for (int i = 0; !s && i < ex->nsteps; i++) ex->flops += ex->steps[i].flops;
     free(ex->roots); free(ex->live);
     ex->roots = NULL; ex->live = NULL;
     if (s) {
-        mn__graph_fail(g, ex->g->status ? ex->g->status : s, "%s", ex->g->status ? ex->g->msg : mn_errmsg());
+        if (ex->g->status) mn__graph_fail(g, ex->g->status, "%s", ex->g->msg);
+        else if (mn_last_status()) mn__graph_fail(g, s, "%s", mn_errmsg());
+        else mn__graph_fail(g, s, "compile: the %s pass failed: %s", stage, mn_status_message(s));   /* a status without a message */
         mn_exec_free(ex);
         return NULL;
     }

@@ -262,10 +262,25 @@ static void readers(const mn_exec *ex, int v, int *out, int *n, int *at)
 
 static int by_reader(const void *a, const void *b) { return ((const view_steps *)a)->at - ((const view_steps *)b)->at; }
 
+/* The waits late() added go: for views read together (one step reading
+ * the rows of two neighbouring steps), a view's chain would wait for a
+ * step that reads the view itself, a cycle. */
+static mn_status no_waits(mn_exec *ex, const view_steps *vs, int nv)
+{
+    for (int i = 1; i < nv; i++)
+        for (int s = vs[i].first; s < vs[i].end; s++) {
+            free(ex->steps[s].ctrl);
+            ex->steps[s].ctrl = NULL;
+            ex->steps[s].nctrl = 0;
+        }
+    return mn__topo_order(ex);
+}
+
 /* Each view's products wait (ctrl edges) for the computing readers of the
  * view read before it: computed step by step as the cells need them, not
  * all at the start (as soon as their input exists), where all of P's rows
- * would be live at once again. */
+ * would be live at once again. Where those waits make a cycle, there are
+ * none (the rows are then computed as soon as their input exists). */
 static mn_status late(mn_exec *ex, view_steps *vs, int nv)
 {
     for (int i = 0; i < nv; i++) {
@@ -287,7 +302,8 @@ static mn_status late(mn_exec *ex, view_steps *vs, int nv)
             st->nctrl = m;
         }
     }
-    return mn__topo_order(ex);
+    mn_status err = mn__topo_order(ex);
+    return err == MN_ERR_INVALID ? no_waits(ex, vs, nv) : err;
 }
 
 /* Through a reshape R (viewed()): the nodes of a view of R's rows [r0,

@@ -219,6 +219,44 @@ START_TEST(per_step_matmul_needs_steps_first_and_a_2d_weight)
 }
 END_TEST
 
+/* A split value whose step views are read in pairs (y_t + y_{t+1}, as a
+ * user's op over two neighbouring time steps would): graph/split.c makes
+ * each view's rows wait for the readers of the view before it, and here
+ * that reader also reads this view; such waits would make a cycle, so
+ * they are left out. Under a budget the compile succeeds, splits the
+ * product and gives the plain compile's loss and gradients bit for bit. */
+START_TEST(split_views_read_in_pairs_compile_without_a_cycle)
+{
+    enum { T = 12, B = 8, K = 16, N = 64 };
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_node *x = mn_input(m.g, "x", MN_F32, MN_SHAPE(T, B, K)), *w = mn_param(m.g, "w", MN_SHAPE(N, K), (mn_init){ .kind = MN_INIT_XAVIER_UNIFORM, .gain = 1 });
+    mn_node *p = mn_matmul_steps(m.g, x, w, true), *h = NULL;
+    mn_node *y[T], *terms[T];
+    for (int t = 0; t < T; t++) y[t] = mn_slice(m.g, p, 0, t, t + 1, 1);
+    for (int t = 0; t + 1 < T; t++) {                /* a chain through h keeps the steps in order */
+        mn_node *z = mn_tanh(m.g, mn_add(m.g, y[t], y[t + 1]));
+        h = h ? mn_tanh(m.g, mn_add(m.g, h, z)) : z;
+        terms[t] = mn_sum_all(m.g, mn_mul(m.g, h, h));
+    }
+    m.loss = terms[0];
+    for (int t = 1; t + 1 < T; t++) m.loss = mn_add(m.g, m.loss, terms[t]);
+    ck_assert_msg(m.loss && !mn_graph_status(m.g), "%s", mn_graph_errmsg(m.g));
+    mn_exec *plain = compile(&m, 0);
+    ck_assert_msg(plain != NULL, "%s", mn_graph_errmsg(m.g));
+    int64_t arena = mn_exec_get_stats(plain).arena_bytes, n0;
+    float l0, *g0 = run(&m, plain, &l0, &n0);
+    mn_exec_free(plain);
+    mn_exec *ex = compile(&m, arena - 1);
+    ck_assert_msg(ex != NULL, "budget %lld: %s", (long long)(arena - 1), mn_graph_errmsg(m.g));
+    ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "the product was not split");
+    mn_exec_free(ex);
+    same_bits_under(&m, "pairs", arena - 1, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* The recurrent models' input projections are computed per time step and
  * split under a budget (graph/split.c), so the smallest arena drops below
  * what segment checkpointing of the cells alone reaches (lstm 0.89, gru
@@ -562,6 +600,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_shrinks_sequence_models, 0, 4);
     tcase_add_test(tc, per_step_matmul_rows_do_not_depend_on_the_call);
     tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
+    tcase_add_test(tc, split_views_read_in_pairs_compile_without_a_cycle);
     tcase_add_loop_test(tc, budget_splits_recurrent_input_projection, 0, 3);
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
     tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
