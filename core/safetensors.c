@@ -260,8 +260,8 @@ static mn_status commit(mn_params *P, json_t *meta, st_entry *e, size_t n)
     return MN_OK;
 }
 
-static mn_status load_entries(FILE *f, const char *path, json_t *h, uint64_t hlen, uint64_t fsize,
-                              st_entry *e, size_t *n, json_t **meta)
+/* The header's entries (checked: names, shapes, a layout within the file) and its metadata. */
+static mn_status parse_entries(const char *path, json_t *h, uint64_t hlen, uint64_t fsize, st_entry *e, size_t *n, json_t **meta)
 {
     const char *k; json_t *v;
     mn_status s = MN_OK;
@@ -277,8 +277,13 @@ static mn_status load_entries(FILE *f, const char *path, json_t *h, uint64_t hle
         if ((s = parse_entry(path, k, v, &e[*n]))) return s;
         (*n)++;
     }
-    if ((s = check_layout(path, e, *n, fsize - 8 - hlen))) return s;
-    for (size_t i = 0; i < *n; i++) {
+    return check_layout(path, e, *n, fsize - 8 - hlen);
+}
+
+/* The entries' tensors, read from the data section. */
+static mn_status read_entries(FILE *f, const char *path, uint64_t hlen, st_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
         if (!(e[i].t = mn_tensor_new(MN_F32, e[i].shape))) return mn_last_status();
         size_t bytes = mn_tensor_bytes(e[i].t);
         if (fseeko(f, (off_t)(8 + hlen + e[i].b), SEEK_SET) != 0 || fread(e[i].t->data, 1, bytes, f) != bytes)
@@ -287,7 +292,8 @@ static mn_status load_entries(FILE *f, const char *path, json_t *h, uint64_t hle
     return MN_OK;
 }
 
-mn_status mn_params_load(mn_params *P, const char *path)
+/* The whole file, or (meta_only) its header: checked alike, only the metadata kept. */
+static mn_status load(mn_params *P, const char *path, bool meta_only)
 {
     if (!P || !path) return mn__error(MN_ERR_MISUSE, "params_load: NULL argument");
     FILE *f = mn_fopen_regular(path, "load");
@@ -300,12 +306,17 @@ mn_status mn_params_load(mn_params *P, const char *path)
     mn_status s = fstat(fileno(f), &st) != 0 ? mn__error(MN_ERR_IO, "load %s: stat failed", path)
                 : read_header(f, path, (uint64_t)st.st_size, &h, &hlen);
     if (!s && !(e = calloc(json_object_size(h) + 1, sizeof *e))) s = mn__error(MN_ERR_NOMEM, "load: out of memory");
-    if (!s) s = load_entries(f, path, h, hlen, (uint64_t)st.st_size, e, &n, &meta);
-    if (!s) s = check_against_store(P, path, e, n);
-    if (!s) s = commit(P, meta, e, n);
+    if (!s) s = parse_entries(path, h, hlen, (uint64_t)st.st_size, e, &n, &meta);
+    if (!s && !meta_only) s = read_entries(f, path, hlen, e, n);
+    if (!s && !meta_only) s = check_against_store(P, path, e, n);
+    if (!s) s = commit(P, meta, e, meta_only ? 0 : n);
     for (size_t i = 0; e && i < n; i++) mn_tensor_free(e[i].t);
     free(e);
     json_decref(h);
     fclose(f);
     return s;
 }
+
+mn_status mn_params_load(mn_params *P, const char *path) { return load(P, path, false); }
+
+mn_status mn_params_load_meta(mn_params *P, const char *path) { return load(P, path, true); }

@@ -261,6 +261,9 @@ mn_status mn_params_rename(const char *rename, const char *name, char *out, size
  * nothing on failure; tensors present in the store must keep their shape. */
 mn_status mn_params_save(const mn_params *P, const char *path);
 mn_status mn_params_load(mn_params *P, const char *path);
+/* The file's metadata only (mn_params_get_meta), its header checked as
+ * mn_params_load checks it; no tensor is read or added. */
+mn_status mn_params_load_meta(mn_params *P, const char *path);
 
 /* ---- graph builder ---- */
 typedef struct mn_graph mn_graph;

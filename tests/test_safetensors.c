@@ -244,6 +244,26 @@ START_TEST(malformed_files_rejected)
     ck_assert_int_eq(mn_params_count(P), 4);
     ck_assert(mn_f32(mn_params_get(P, "enc.bias"))[2] == before);
     mn_params_free(P);
+    mn_params *M = mn_params_new();                 /* the header-only load checks alike */
+    s = mn_params_load_meta(M, path("bad.safetensors"));
+    if (b->want != MN_ERR_SHAPE)                    /* a shape against the store: only a full load compares */
+        ck_assert_msg(s == b->want, "case %d: metadata load got %s (%s)", _i, mn_status_name(s), mn_errmsg());
+    ck_assert_int_eq(mn_params_count(M), 0);
+    mn_params_free(M);
+}
+END_TEST
+
+/* `mnemo train --resume` reads the model kind from a checkpoint's
+ * metadata before the run opens it: the header alone, no tensor. */
+START_TEST(metadata_alone_reads_no_tensor)
+{
+    mn_params *P = sample_store(), *M = mn_params_new();
+    ck_assert_ok(mn_params_save(P, path("m.safetensors")));
+    ck_assert_ok(mn_params_load_meta(M, path("m.safetensors")));
+    ck_assert_int_eq(mn_params_count(M), 0);
+    ck_assert_str_eq(mn_params_get_meta(M, "mnemo.model"), "test");
+    ck_assert_int_eq(mn_params_load_meta(M, path("missing.safetensors")), MN_ERR_IO);
+    mn_params_free(P); mn_params_free(M);
 }
 END_TEST
 
@@ -286,6 +306,7 @@ int main(void)
     tcase_add_test(tc, save_never_writes_through_a_planted_temporary);
     tcase_add_loop_test(tc, malformed_files_rejected, 0, (int)(sizeof bad / sizeof *bad));
     tcase_add_test(tc, short_and_missing_files);
+    tcase_add_test(tc, metadata_alone_reads_no_tensor);
     tcase_add_test(tc, shape_conflict_leaves_store_unchanged);
     suite_add_tcase(s, tc);
     return mn_test_run_in_tmpdir(s, dir, sizeof dir, "mnemo-st");

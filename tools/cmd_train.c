@@ -735,7 +735,7 @@ static const char *resumed_model(int argc, char **argv, char *buf, size_t n)
         else if (!strncmp(argv[i], "--resume=", 9)) path = argv[i] + 9;
     }
     mn_params *P = path ? mn_params_new() : NULL;
-    const char *m = P && !mn_params_load(P, path) ? mn_params_get_meta(P, "mnemo.model") : NULL;
+    const char *m = P && !mn_params_load_meta(P, path) ? mn_params_get_meta(P, "mnemo.model") : NULL;
     if (m) snprintf(buf, n, "%s", m);
     mn_params_free(P);
     mn_clear_error();                            /* a bad file is reported by the loop that opens it */
