@@ -16,6 +16,9 @@
 #include <time.h>
 #include <stdio.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static double now(void) { return mn_tools_seconds(CLOCK_MONOTONIC); }
 
@@ -138,6 +141,18 @@ static int64_t anon_peak(int64_t code)
     return proc_status("VmHWM") - proc_status("RssFile") - proc_status("RssShmem") - code;
 }
 
+/* Free bytes glibc's heap keeps after the training runs: freed blocks it
+ * has not returned (a library's per-call buffers leave such holes), part of
+ * the resident data; 0 elsewhere. */
+static int64_t heap_free(void)
+{
+#ifdef __GLIBC__
+    return (int64_t)mallinfo2().fordblks;
+#else
+    return 0;
+#endif
+}
+
 static int64_t rss_peak(void)
 {
     struct rusage ru;
@@ -172,7 +187,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     timing t = { 0 }, f = { 0 };
     int64_t rss_base = rss_now(), train_rss = 0;       /* issue 17: the training run's own peak, before the forward-only one runs */
     mn_status s = mn_workload_build(name, &w);
-    int64_t anon_base = proc_status("RssAnon") - code_anon(), train_anon = 0, code = 0;   /* the caller's graph and weights are resident from here */
+    int64_t anon_base = proc_status("RssAnon") - code_anon(), train_anon = 0, code = 0, slack = 0;   /* the caller's graph and weights are resident from here */
     double store_built = s ? 0 : store_bytes(w.P);
     double c0 = cpu(), w0 = now();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
@@ -184,6 +199,7 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     if (!s) s = timed(tr, o, budget, &t);
     if (!s) train_rss = rss_peak();
     if (!s) code = code_anon();
+    if (!s) slack = heap_free();
     if (!s) train_anon = anon_peak(code);
     if (!s) s = timed(fw, NULL, budget / 3, &f);
     if (s) {
@@ -213,14 +229,14 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
                "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f, \"rss_base_bytes\": %lld, "
                "\"train_peak_rss_bytes\": %lld, \"table_bytes\": %.0f, \"anon_base_bytes\": %lld, \"train_peak_anon_bytes\": %lld, "
-               "\"predicted_train_anon_bytes\": %.0f, \"code_anon_bytes\": %lld, \"gemm\": \"%s\"}\n",
+               "\"predicted_train_anon_bytes\": %.0f, \"code_anon_bytes\": %lld, \"heap_free_bytes\": %lld, \"gemm\": \"%s\"}\n",
                name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
                stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"),
                (long long)rss_base, (long long)train_rss, stat0(tr, "plan.table_bytes"), (long long)anon_base, (long long)train_anon,
-               predicted_anon, (long long)code, mn_bench_gemm());
+               predicted_anon, (long long)code, (long long)slack, mn_bench_gemm());
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
