@@ -16,6 +16,9 @@
 #include <time.h>
 #include <stdio.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static double now(void) { return mn_tools_seconds(CLOCK_MONOTONIC); }
 
@@ -109,13 +112,45 @@ static int64_t proc_status(const char *key)
     return (int64_t)kb * 1024;
 }
 
-/* The peak of the process's data (anonymous) pages: the resident peak less
- * the file-backed pages resident now (the libraries' code, which only grow
- * while kernels are first used, so this never overstates the data peak by
- * more than the code pages evicted since). */
-static int64_t anon_peak(void)
+/* The anonymous pages of executable mappings resident now: code generated
+ * at run time (oneDNN's JIT kernels, 3.4 MB once its sgemm has run here),
+ * program text like the libraries' own, not training data. Read from
+ * /proc/self/smaps: the "Anonymous:" lines of mappings whose permissions
+ * hold x. 0 when unknown. */
+static int64_t code_anon(void)
 {
-    return proc_status("VmHWM") - proc_status("RssFile") - proc_status("RssShmem");
+    char line[512], perms[8] = "";
+    long long kb, total = 0;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) continue;      /* a mapping's header */
+        if (!strncmp(line, "Anonymous:", 10) && strchr(perms, 'x') && sscanf(line + 10, "%lld", &kb) == 1) total += kb;
+    }
+    if (f) fclose(f);
+    return (int64_t)total * 1024;
+}
+
+/* The peak of the process's data pages: the resident peak less the
+ * file-backed pages resident now (the libraries' code) and the anonymous
+ * executable ones (generated code). Both only grow while kernels are first
+ * used or generated, so this never overstates the data peak by more than
+ * the code pages evicted since. */
+static int64_t anon_peak(int64_t code)
+{
+    return proc_status("VmHWM") - proc_status("RssFile") - proc_status("RssShmem") - code;
+}
+
+/* Free bytes glibc's heap keeps after the training runs: freed blocks it
+ * has not returned (a library's per-call buffers leave such holes), part of
+ * the resident data; 0 elsewhere. */
+static int64_t heap_free(void)
+{
+#ifdef __GLIBC__
+    return (int64_t)mallinfo2().fordblks;
+#else
+    return 0;
+#endif
 }
 
 static int64_t rss_peak(void)
@@ -132,6 +167,18 @@ static double stat0(const mn_exec *ex, const char *name)
     return isnan(v) ? 0 : v;
 }
 
+/* The bytes of the store's tensors, values and gradients (zeroed when the
+ * store creates them, so resident from then on). */
+static double store_bytes(mn_params *P)
+{
+    double b = 0;
+    for (int i = 0; i < mn_params_count(P); i++) {
+        const mn_tensor *g = mn_params_grad(P, i);
+        b += (double)mn_tensor_bytes(mn_params_value(P, i)) + (g ? (double)mn_tensor_bytes(g) : 0);
+    }
+    return b;
+}
+
 static int bench_one(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
     mn_workload w;
@@ -140,7 +187,8 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     timing t = { 0 }, f = { 0 };
     int64_t rss_base = rss_now(), train_rss = 0;       /* issue 17: the training run's own peak, before the forward-only one runs */
     mn_status s = mn_workload_build(name, &w);
-    int64_t anon_base = proc_status("RssAnon"), train_anon = 0;   /* the caller's graph and weights are resident from here */
+    int64_t anon_base = proc_status("RssAnon") - code_anon(), train_anon = 0, code = 0, slack = 0;   /* the caller's graph and weights are resident from here */
+    double store_built = s ? 0 : store_bytes(w.P);
     double c0 = cpu(), w0 = now();
     if (!s && !(tr = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
     double compile_cpu_ms = (cpu() - c0) * 1e3, compile_ms = 1e3 * (now() - w0);
@@ -150,7 +198,9 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, tr, 1); mn_workload_feed(&w, fw, 1); }
     if (!s) s = timed(tr, o, budget, &t);
     if (!s) train_rss = rss_peak();
-    if (!s) train_anon = anon_peak();
+    if (!s) code = code_anon();
+    if (!s) slack = heap_free();
+    if (!s) train_anon = anon_peak(code);
     if (!s) s = timed(fw, NULL, budget / 3, &f);
     if (s) {
         fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
@@ -160,11 +210,12 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     mn_exec_stats st = mn_exec_get_stats(tr);
     /* issue 17: what training adds to the data resident after the graph was
      * built: the training executable's plan (arena, inputs, tables, the
-     * store's values and gradients, less the values already resident), the
+     * store's values and gradients, less both: the store zeroes a gradient
+     * when it creates it, so they were resident at the base already), the
      * forward executable's tables (its arena is untouched until it runs),
      * Adam's two moments and the run's gradient backup */
     double weights = 4.0 * (double)mn_params_numel(w.P);
-    double predicted_anon = (double)anon_base + stat0(tr, "plan.predicted_peak_bytes") - weights + stat0(fw, "plan.table_bytes") + 3 * weights;
+    double predicted_anon = (double)anon_base + stat0(tr, "plan.predicted_peak_bytes") - store_built + stat0(fw, "plan.table_bytes") + 3 * weights;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double gflops = w.train_flops / (t.med * 1e-3) / 1e9;
@@ -178,14 +229,14 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
                "\"compile_cpu_ms\": %.1f, \"memory_budget_bytes\": %lld, \"recompute_segments\": %.0f, \"recompute_values\": %.0f, "
                "\"recompute_steps\": %.0f, \"recompute_added_flops\": %.0f, \"predicted_peak_bytes\": %.0f, \"rss_base_bytes\": %lld, "
                "\"train_peak_rss_bytes\": %lld, \"table_bytes\": %.0f, \"anon_base_bytes\": %lld, \"train_peak_anon_bytes\": %lld, "
-               "\"predicted_train_anon_bytes\": %.0f, \"gemm\": \"%s\"}\n",
+               "\"predicted_train_anon_bytes\": %.0f, \"code_anon_bytes\": %lld, \"heap_free_bytes\": %lld, \"gemm\": \"%s\"}\n",
                name, cpu_model, cpu_ext, mn_bench_blas_core(), compile_ms, mn_get_num_threads() > 0 && threads == 0 ? mn_get_num_threads() : threads, (long long)mn_params_numel(w.P),
                t.med, t.min, t.max, f.med, gflops, (long long)st.naive_bytes, (long long)st.lower_bound_bytes,
                (long long)st.arena_bytes, (long long)ru.ru_maxrss * 1024, t.cpu_per_wall, st.steps, st.levels, st.fused_groups, st.fused_nodes, st.cse, st.placed, t.n,
                compile_cpu_ms, (long long)memory_budget, stat0(tr, "recompute.segments"), stat0(tr, "recompute.values"),
                stat0(tr, "recompute.steps"), stat0(tr, "recompute.added_flops"), stat0(tr, "plan.predicted_peak_bytes"),
                (long long)rss_base, (long long)train_rss, stat0(tr, "plan.table_bytes"), (long long)anon_base, (long long)train_anon,
-               predicted_anon, mn_bench_gemm());
+               predicted_anon, (long long)code, (long long)slack, mn_bench_gemm());
     else
         printf("%-12s %2d thr  train %8.2f ms (%.2f-%.2f, n=%d)  fwd %7.2f ms  %6.1f GFLOP/s  cpu/wall %.2f  arena %.1f MiB "
                "(lower bound %.1f, naive %.1f)\n", name, threads, t.med, t.min, t.max, t.n, f.med, gflops, t.cpu_per_wall,
