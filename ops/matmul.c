@@ -134,11 +134,13 @@ int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, 
  * 150-175 either way). So such an A is copied in chunks of rows (about
  * 256 KiB each) to rows M + 16 floats apart, one sgemm per chunk (chunks
  * of 64 rows: 146-160; 32: 141-146; 256: 97-177; all at once: 141-167).
- * oneDNN only (OpenBLAS's Haswell kernels showed no such loss: 85-91).
+ * oneDNN only (OpenBLAS's Haswell kernels showed no such loss: 85-91),
+ * and only up to 1024 x 256 (the shapes measured; lstm_long's 2048x512x1024,
+ * whose 4 MiB C leaves L2, ran at 48-80 GFLOP/s whatever was tried).
  * Shape only: the same product always takes the same path. */
-int64_t mn__gemm_restride(mn__gemm_kinds k, bool trans_a, int64_t M, int64_t K, int64_t lda)
+int64_t mn__gemm_restride(mn__gemm_kinds k, bool trans_a, int64_t M, int64_t N, int64_t K, int64_t lda)
 {
-    if (!mn__gemm_use_dnnl(k) || !trans_a || M < 256 || lda % 1024 != 0) return 0;
+    if (!mn__gemm_use_dnnl(k) || !trans_a || M < 256 || M > 1024 || N > 256 || lda % 1024 != 0) return 0;
     int64_t kb = 65536 / M < 16 ? 16 : 65536 / M;
     return K >= 2 * kb ? kb : 0;
 }
@@ -195,7 +197,7 @@ static void sgemm1(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int
         return;
     }
 #ifdef MNEMO_HAVE_DNNL
-    int64_t kb = mn__gemm_restride(k, ta == CblasTrans, M, K, lda);
+    int64_t kb = mn__gemm_restride(k, ta == CblasTrans, M, N, K, lda);
     if (kb && dnnl_restrided(kb, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
     if (mn__gemm_use_dnnl(k) && dnnl_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
 #endif

@@ -103,18 +103,21 @@ END_TEST
 
 /* A^T B with A's rows a multiple of 4 KiB apart (an LSTM's gate gradients,
  * 4H = 1024 columns) goes to oneDNN in chunks of rows copied to another
- * stride (about 256 KiB each), only there and only from 256 columns. */
+ * stride (about 256 KiB each), only there and only for the shapes measured
+ * (256 to 1024 columns of A, up to 256 of B). */
 START_TEST(four_kib_strided_a_transposed_is_copied_in_chunks_on_onednn)
 {
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 1024, 1024), 64);   /* lstm dW_hh, dW_ih */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 512, 1024, 1024), 128);   /* its half on 2 threads */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 4096, 1024, 4096), 16);
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 768, 1024, 768), 0);      /* gru: rows 3 KiB apart */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, false, 1024, 1024, 1024), 0);   /* A read along its rows */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 128, 1024, 1024), 0);     /* narrow: not measured */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 100, 1024), 0);     /* under two chunks */
-    ck_assert_int_eq(mn__gemm_restride(SKYLAKEX_DNNL512, true, 1024, 1024, 1024), 0);   /* OpenBLAS computes it */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL, true, 1024, 1024, 1024), 0);
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 1024, 1024), 64);   /* lstm dW_hh */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 64, 1024, 1024), 64);    /* lstm dW_ih */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 512, 256, 1024, 1024), 128);   /* dW_hh's half on 2 threads */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 768, 256, 1024, 768), 0);      /* gru: rows 3 KiB apart */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, false, 1024, 256, 1024, 1024), 0);   /* A read along its rows */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 128, 256, 1024, 1024), 0);     /* narrow: not measured */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 2048, 64, 1024, 2048), 0);     /* lstm_long: not measured */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 512, 1024, 2048), 0);    /* nor its half */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 100, 1024), 0);     /* under two chunks */
+    ck_assert_int_eq(mn__gemm_restride(SKYLAKEX_DNNL512, true, 1024, 256, 1024, 1024), 0);   /* OpenBLAS computes it */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL, true, 1024, 256, 1024, 1024), 0);
 }
 END_TEST
 
