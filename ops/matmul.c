@@ -130,10 +130,12 @@ int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, 
  * packs A^T reading down its columns, and rows 4 KiB apart all fall into
  * the same few cache sets: 1024x256x1024 ran at 100-126 GFLOP/s against
  * 150-167 with the rows 64 bytes further apart (1 thread, AMD EPYC Zen 5,
- * best of 20-30 calls under load; 768x256x1024, rows 3 KiB apart, at
+ * best of 15-30 calls under load; 768x256x1024, rows 3 KiB apart, at
  * 150-175 either way). So such an A is copied in chunks of rows (about
- * 256 KiB each) to rows M + 16 floats apart, one sgemm per chunk (chunks
- * of 64 rows: 146-160; 32: 141-146; 256: 97-177; all at once: 141-167).
+ * 512 KiB each) to rows M + 16 floats apart, one sgemm per chunk (chunks
+ * of 128 rows: 149-174, mean of 15 calls 72-86 against the direct call's
+ * 30-32 under load; 64 rows: 122-160, 66; all at once: 118-167); each
+ * chunk adds to C, so fewer chunks pass over C fewer times.
  * oneDNN only (OpenBLAS's Haswell kernels showed no such loss: 85-91),
  * and only up to 1024 x 256 (the shapes measured; lstm_long's 2048x512x1024,
  * whose 4 MiB C leaves L2, ran at 48-80 GFLOP/s whatever was tried).
@@ -141,7 +143,7 @@ int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, 
 int64_t mn__gemm_restride(mn__gemm_kinds k, bool trans_a, int64_t M, int64_t N, int64_t K, int64_t lda)
 {
     if (!mn__gemm_use_dnnl(k) || !trans_a || M < 256 || M > 1024 || N > 256 || lda % 1024 != 0) return 0;
-    int64_t kb = 65536 / M < 16 ? 16 : 65536 / M;
+    int64_t kb = 131072 / M;
     return K >= 2 * kb ? kb : 0;
 }
 

@@ -103,13 +103,13 @@ END_TEST
 
 /* A^T B with A's rows a multiple of 4 KiB apart (an LSTM's gate gradients,
  * 4H = 1024 columns) goes to oneDNN in chunks of rows copied to another
- * stride (about 256 KiB each), only there and only for the shapes measured
+ * stride (about 512 KiB each), only there and only for the shapes measured
  * (256 to 1024 columns of A, up to 256 of B). */
 START_TEST(four_kib_strided_a_transposed_is_copied_in_chunks_on_onednn)
 {
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 1024, 1024), 64);   /* lstm dW_hh */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 64, 1024, 1024), 64);    /* lstm dW_ih */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 512, 256, 1024, 1024), 128);   /* dW_hh's half on 2 threads */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 1024, 1024), 128);  /* lstm dW_hh */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 64, 1024, 1024), 128);   /* lstm dW_ih */
+    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 512, 256, 1024, 1024), 256);   /* dW_hh's half on 2 threads */
     ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 768, 256, 1024, 768), 0);      /* gru: rows 3 KiB apart */
     ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, false, 1024, 256, 1024, 1024), 0);   /* A read along its rows */
     ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 128, 256, 1024, 1024), 0);     /* narrow: not measured */
@@ -126,12 +126,13 @@ static void fill(float *x, int64_t n, int a, int m)
     for (int64_t i = 0; i < n; i++) x[i] = (float)((i * a) % m) / (float)m - 0.5f;
 }
 
-/* The chunked product against a double reference (K 500: 1 thread takes
- * chunks of 109 rows, the last one of 64; 2 threads 300 columns each, 218
- * rows a chunk), B plain and transposed, beta 0 and 1, the same bits twice. */
+/* The chunked product against a double reference (K 1000: 1 thread takes
+ * chunks of 218 rows, the last one of 128; 2 threads 300 columns each, 436
+ * rows a chunk, the last of 128), B plain and transposed, beta 0 and 1, the
+ * same bits twice. */
 START_TEST(chunked_a_transposed_computes_the_product)
 {
-    const int M = 600, N = 24, K = 500, lda = 1024;
+    const int M = 600, N = 24, K = 1000, lda = 1024;
     const mn__gemm_kinds k = HASWELL_DNNL512;
     for (int flags = 0; flags < 4; flags++) {
         bool tb = flags & 1;
