@@ -13,20 +13,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* a * b + c, fused (one rounding) where the target has FMA: the
+ * polynomials below are then shorter dependency chains. */
+#if defined(__FMA__)
+#define MN__MADD(a, b, c) __builtin_fmaf((a), (b), (c))
+#else
+#define MN__MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 static inline float mn__expf(float x)
 {
     float c = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     c = x != x ? 0.0f : c;                                    /* NaN never reaches the int conversion */
-    float t = c * 1.44269504088896341f + 12582912.0f;       /* round to nearest */
+    float t = MN__MADD(c, 1.44269504088896341f, 12582912.0f);   /* round to nearest */
     float n = t - 12582912.0f;
-    float r = c - n * 0.693359375f + n * 2.12194440e-4f;
+    float r = MN__MADD(n, 2.12194440e-4f, MN__MADD(n, -0.693359375f, c));
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = MN__MADD(p, r, 1.3981999507e-3f);
+    p = MN__MADD(p, r, 8.3334519073e-3f);
+    p = MN__MADD(p, r, 4.1665795894e-2f);
+    p = MN__MADD(p, r, 1.6666665459e-1f);
+    p = MN__MADD(p, r, 5.0000001201e-1f);
+    p = MN__MADD(p, r * r, r) + 1.0f;
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
