@@ -1072,6 +1072,10 @@ START_TEST(fastmath_accuracy)
     ck_assert_msg(worst_exp < 3e-7, "exp: worst relative error %g", worst_exp);
     ck_assert_msg(worst_tanh < 3e-7, "tanh: worst absolute error %g", worst_tanh);
     ck_assert_msg(worst_sig < 3e-7, "sigmoid: worst relative error %g", worst_sig);
+    ck_assert(isnan(mn__expf(NAN)) && isnan(mn__tanhf(NAN)) && isnan(mn__sigmoidf(NAN)));
+    ck_assert(mn__expf(-INFINITY) == 0.0f && mn__expf(-100.0f) == 0.0f && isfinite(mn__expf(INFINITY)));
+    ck_assert(mn__tanhf(INFINITY) == 1.0f && mn__tanhf(-INFINITY) == -1.0f && mn__tanhf(0.0f) == 0.0f);
+    ck_assert(mn__sigmoidf(INFINITY) == 1.0f && mn__sigmoidf(-INFINITY) >= 0.0f && mn__sigmoidf(-INFINITY) < 1e-38f);
     ck_assert(mn__logf(0.0f) == -INFINITY && mn__logf(INFINITY) == INFINITY);
     ck_assert(isnan(mn__logf(-1.0f)) && isnan(mn__logf(NAN)) && mn__log1pf(-1.0f) == -INFINITY);
     ck_assert(mn__log1pf(1e-30f) == 1e-30f && mn__softplusf(-200.0f) == 0.0f && mn__softplusf(200.0f) == 200.0f);
