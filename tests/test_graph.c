@@ -453,8 +453,8 @@ void GOMP_parallel(void (*fn)(void *), void *data, unsigned nthreads, unsigned f
     real(fn, data, nthreads, flags);
 }
 
-/* On one thread the elementwise kernels, the fused kernel, the sums and
- * the gradient sinks run as plain loops: an OpenMP region, even of one
+/* On one thread the elementwise kernels, the fused kernel, the sums,
+ * concat's copies and the gradient sinks run as plain loops: an OpenMP region, even of one
  * thread or with a false if clause, costs microseconds (libgomp makes a
  * team), as much as a small kernel. On two threads the same graph does
  * open regions (the counter works). */
@@ -467,7 +467,8 @@ START_TEST(one_thread_opens_no_openmp_region)
     mn_node *bias = mn_param(g, "bias", MN_SHAPE(H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
     mn_node *w = mn_param(g, "w", MN_SHAPE(B, H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
     mn_node *y = mn_mul(g, mn_tanh(g, mn_mul(g, x, w)), mn_sigmoid(g, mn_add(g, x, bias)));
-    mn_node *loss = mn_sum_all(g, mn_add(g, mn_square(g, y), mn_relu(g, mn_sub(g, y, bias))));
+    mn_node *cat = mn_concat(g, (mn_node *[]){ x, y }, 2, 0);      /* x, an input, is copied */
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_add(g, mn_square(g, y), mn_relu(g, mn_sub(g, y, bias)))), mn_sum_all(g, cat));
     float *xs = malloc(B * H * sizeof *xs);
     for (int64_t i = 0; i < B * H; i++) xs[i] = (float)(i % 17) * 0.1f - 0.8f;
     for (int threads = 1; threads <= 2; threads++) {
