@@ -172,7 +172,14 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
     int64_t len = rows ? f->shape.d[f->shape.ndim - 1] : n;          /* a tile never crosses a multiple of len */
     int64_t per = (len + MN_FUSE_TILE - 1) / MN_FUSE_TILE, ntiles = len ? n / len * per : 0;
     /* Every member is a pass over the tile: the work is n times the members. */
-    #pragma omp parallel for if (n * f->nmem > MN_GRAIN && ntiles > 1) num_threads(c->nthreads) schedule(static)
+    if (mn__serial(c->nthreads, n * f->nmem > MN_GRAIN && ntiles > 1)) {
+        for (int64_t t = 0; t < ntiles; t++) {
+            int64_t c0 = t % per * MN_FUSE_TILE;
+            fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
+        }
+        return MN_OK;
+    }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
     for (int64_t t = 0; t < ntiles; t++) {
         int64_t c0 = t % per * MN_FUSE_TILE;
         fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);

@@ -134,8 +134,21 @@ static float *unsaved(mn_exec *ex, const mn_sink *k)
 
 static void copy_floats(float *dst, const float *src, int64_t n, int threads)
 {
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(threads) schedule(static)
+    if (mn__serial(threads, n > MN_GRAIN)) {
+        memcpy(dst, src, (size_t)n * sizeof *dst);
+        return;
+    }
+    #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* dst += src, first saving dst in bak when bak is not NULL. */
+static void add_floats(float *dst, float *bak, const float *src, int64_t i0, int64_t i1)
+{
+    if (bak)
+        for (int64_t i = i0; i < i1; i++) { bak[i] = dst[i]; dst[i] += src[i]; }
+    else
+        for (int64_t i = i0; i < i1; i++) dst[i] += src[i];
 }
 
 /* Adds a sink's value into the store's gradient, saving the old values on
@@ -147,13 +160,15 @@ static void accumulate(mn_exec *ex, const mn_sink *k)
     mn_tensor *gt = mn_params_grad(ex->g->P, k->param);
     float *dst = mn_f32(gt), *bak = unsaved(ex, k);
     int64_t n = mn_tensor_numel(gt);
-    if (bak) {
-        #pragma omp parallel for if (n > MN_GRAIN) num_threads(ex->nthreads) schedule(static)
-        for (int64_t i = 0; i < n; i++) { bak[i] = dst[i]; dst[i] += src[i]; }
+    if (mn__serial(ex->nthreads, n > MN_GRAIN)) {
+        add_floats(dst, bak, src, 0, n);
         return;
     }
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(ex->nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    #pragma omp parallel num_threads(ex->nthreads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        add_floats(dst, bak, src, n * t / nt, n * (t + 1) / nt);
+    }
 }
 
 /* Before level l: the gradients its steps add into directly (direct sinks) are saved. */

@@ -76,6 +76,19 @@ static int coalesce(int nd, int64_t *dims, int64_t *sa, int64_t *sb)
     return nd ? k + 1 : 0;
 }
 
+/* Row r of a coalesced binary op (dims, strides sa and sb of nd dims). */
+static void binary_row(row2_fn f, float *o, const float *a, const float *b, int nd, const int64_t *dims, const int64_t *sa,
+                       const int64_t *sb, int64_t inner, int64_t r)
+{
+    int64_t rem = r, ao = 0, bo = 0;
+    for (int d = nd - 2; d >= 0; d--) {
+        int64_t i = rem % dims[d];
+        rem /= dims[d];
+        ao += i * sa[d]; bo += i * sb[d];
+    }
+    f(o + r * inner, a + ao, sa[nd - 1], b + bo, sb[nd - 1], inner);
+}
+
 static void run_binary(const mn_kernel_ctx *c, row2_fn f)
 {
     const float *a = mn_f32(&c->in[0]), *b = mn_f32(&c->in[1]);
@@ -89,7 +102,11 @@ static void run_binary(const mn_kernel_ctx *c, row2_fn f)
     int nd = coalesce(os.ndim, dims, sa, sb);
     if (nd <= 1) {
         int64_t as = nd ? sa[0] : 0, bs = nd ? sb[0] : 0, chunk = 8192;
-        #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+        if (mn__serial(c->nthreads, n > MN_GRAIN)) {
+            for (int64_t s = 0; s < n; s += chunk) f(o + s, a + s * as, as, b + s * bs, bs, n - s < chunk ? n - s : chunk);
+            return;
+        }
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
         for (int64_t s = 0; s < n; s += chunk) {
             int64_t len = n - s < chunk ? n - s : chunk;
             f(o + s, a + s * as, as, b + s * bs, bs, len);
@@ -97,28 +114,31 @@ static void run_binary(const mn_kernel_ctx *c, row2_fn f)
         return;
     }
     int64_t inner = dims[nd - 1], rows = n / inner;
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t rem = r, ao = 0, bo = 0;
-        for (int d = nd - 2; d >= 0; d--) {
-            int64_t i = rem % dims[d];
-            rem /= dims[d];
-            ao += i * sa[d]; bo += i * sb[d];
-        }
-        f(o + r * inner, a + ao, sa[nd - 1], b + bo, sb[nd - 1], inner);
+    if (mn__serial(c->nthreads, n > MN_GRAIN)) {
+        for (int64_t r = 0; r < rows; r++) binary_row(f, o, a, b, nd, dims, sa, sb, inner, r);
+        return;
     }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) binary_row(f, o, a, b, nd, dims, sa, sb, inner, r);
+}
+
+static void pointwise_chunk(const mn_kernel_ctx *c, mn__pointwise_fn f, float *o, int64_t s, int64_t len)
+{
+    const float *in[8];
+    for (int k = 0; k < c->nin && k < 8; k++) in[k] = mn_f32(&c->in[k]) + s;
+    f(o + s, in, len, c->attrs);
 }
 
 mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f)
 {
     int64_t n = mn_tensor_numel(c->out), chunk = 8192;
     float *o = mn_f32(c->out);
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t s = 0; s < n; s += chunk) {
-        const float *in[8];
-        for (int k = 0; k < c->nin && k < 8; k++) in[k] = mn_f32(&c->in[k]) + s;
-        f(o + s, in, n - s < chunk ? n - s : chunk, c->attrs);
+    if (mn__serial(c->nthreads, n > MN_GRAIN)) {
+        for (int64_t s = 0; s < n; s += chunk) pointwise_chunk(c, f, o, s, n - s < chunk ? n - s : chunk);
+        return MN_OK;
     }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int64_t s = 0; s < n; s += chunk) pointwise_chunk(c, f, o, s, n - s < chunk ? n - s : chunk);
     return MN_OK;
 }
 

@@ -37,6 +37,13 @@ static mn_status infer_slice(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* One block of `bytes` between byte bi of the strided side and si of the dense side. */
+static void copy_block(const char *src, char *dst, size_t bi, size_t si, size_t bytes, bool gather_from_big)
+{
+    if (gather_from_big) memcpy(dst + si, src + bi, bytes);
+    else memcpy(dst + bi, src + si, bytes);
+}
+
 /* Copies rows between [outer, n_src, inner] and [outer, n_dst, inner]:
  * dst row start + j*step of the strided side <-> row j of the dense side. */
 static void strided_rows(const mn_kernel_ctx *c, const char *src, char *dst, mn__split3 big, int64_t start, int64_t step,
@@ -45,21 +52,21 @@ static void strided_rows(const mn_kernel_ctx *c, const char *src, char *dst, mn_
     size_t row = (size_t)big.inner * 4;
     if (step == 1) {                  /* the rows of one outer index are one block: one copy each */
         size_t block = (size_t)len * row;
-        #pragma omp parallel for if (big.outer * len * big.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-        for (int64_t o = 0; o < big.outer; o++) {
-            size_t bi = (size_t)(o * big.dim + start) * row, si = (size_t)o * block;
-            if (gather_from_big) memcpy(dst + si, src + bi, block);
-            else memcpy(dst + bi, src + si, block);
+        if (mn__serial(c->nthreads, big.outer * len * big.inner > MN_GRAIN)) {
+            for (int64_t o = 0; o < big.outer; o++) copy_block(src, dst, (size_t)(o * big.dim + start) * row, (size_t)o * block, block, gather_from_big);
+            return;
         }
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+        for (int64_t o = 0; o < big.outer; o++) copy_block(src, dst, (size_t)(o * big.dim + start) * row, (size_t)o * block, block, gather_from_big);
         return;
     }
     int64_t total = big.outer * len;
-    #pragma omp parallel for if (total * big.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t r = 0; r < total; r++) {
-        int64_t o = r / len, j = r % len, bi = o * big.dim + start + j * step;
-        if (gather_from_big) memcpy(dst + (size_t)r * row, src + (size_t)bi * row, row);
-        else memcpy(dst + (size_t)bi * row, src + (size_t)r * row, row);
+    if (mn__serial(c->nthreads, total * big.inner > MN_GRAIN)) {
+        for (int64_t r = 0; r < total; r++) copy_block(src, dst, (size_t)(r / len * big.dim + start + r % len * step) * row, (size_t)r * row, row, gather_from_big);
+        return;
     }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int64_t r = 0; r < total; r++) copy_block(src, dst, (size_t)(r / len * big.dim + start + r % len * step) * row, (size_t)r * row, row, gather_from_big);
 }
 
 static mn_status slice_fwd(const mn_kernel_ctx *c)

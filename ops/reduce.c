@@ -36,26 +36,53 @@ static int groups(mn_shape s, unsigned axes, int64_t *dims, bool *red)
     return k + 1;
 }
 
+/* Output o of reduce_general. */
+static float general_one(const float *x, int ng, const int64_t *dims, const bool *red, const int64_t *st, int64_t nred, int64_t o,
+                         float scale)
+{
+    int64_t rem = o, base = 0;
+    for (int i = ng - 1; i >= 0; i--)
+        if (!red[i]) { base += (rem % dims[i]) * st[i]; rem /= dims[i]; }
+    double s = 0;
+    for (int64_t r = 0; r < nred; r++) {
+        int64_t rr = r, off = base;
+        for (int i = ng - 1; i >= 0; i--)
+            if (red[i]) { off += (rr % dims[i]) * st[i]; rr /= dims[i]; }
+        s += x[off];
+    }
+    return (float)(s * scale);
+}
+
+/* Columns [j0, j0 + 256) of an [R, K] sum over its rows. */
+static void column_block(const float *x, float *y, int64_t R, int64_t K, int64_t j0, float scale)
+{
+    int64_t j1 = j0 + 256 < K ? j0 + 256 : K;
+    double acc[256] = { 0 };
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] += x[r * K + j];
+    for (int64_t j = j0; j < j1; j++) y[j] = (float)(acc[j - j0] * scale);
+}
+
+/* Row k of a [K, R] sum over its contiguous rows. */
+static float row_total(const float *x, int64_t R, int64_t k, float scale)
+{
+    double s = 0;
+    for (int64_t r = 0; r < R; r++) s += x[k * R + r];
+    return (float)(s * scale);
+}
+
 static void reduce_general(const float *x, float *y, int ng, const int64_t *dims, const bool *red,
                            float scale, int nthreads)
 {
     int64_t st[2 * MN_MAX_DIMS], acc = 1, nout = 1, nred = 1;
     for (int i = ng - 1; i >= 0; i--) { st[i] = acc; acc *= dims[i]; }
     for (int i = 0; i < ng; i++) { if (red[i]) nred *= dims[i]; else nout *= dims[i]; }
-    #pragma omp parallel for if (nout * nred > MN_GRAIN) num_threads(nthreads) schedule(static)
-    for (int64_t o = 0; o < nout; o++) {
-        int64_t rem = o, base = 0;
-        for (int i = ng - 1; i >= 0; i--)
-            if (!red[i]) { base += (rem % dims[i]) * st[i]; rem /= dims[i]; }
-        double s = 0;
-        for (int64_t r = 0; r < nred; r++) {
-            int64_t rr = r, off = base;
-            for (int i = ng - 1; i >= 0; i--)
-                if (red[i]) { off += (rr % dims[i]) * st[i]; rr /= dims[i]; }
-            s += x[off];
-        }
-        y[o] = (float)(s * scale);
+    if (mn__serial(nthreads, nout * nred > MN_GRAIN)) {
+        for (int64_t o = 0; o < nout; o++) y[o] = general_one(x, ng, dims, red, st, nred, o, scale);
+        return;
     }
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t o = 0; o < nout; o++) y[o] = general_one(x, ng, dims, red, st, nred, o, scale);
 }
 
 static mn_status reduce_run(const mn_kernel_ctx *c, bool mean)
@@ -74,24 +101,22 @@ static mn_status reduce_run(const mn_kernel_ctx *c, bool mean)
     }
     if (ng == 2 && red[0]) {                            /* [R, K]: accumulate rows */
         int64_t R = dims[0], K = dims[1];
-        #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-        for (int64_t j0 = 0; j0 < K; j0 += 256) {
-            int64_t j1 = j0 + 256 < K ? j0 + 256 : K;
-            double acc[256] = { 0 };
-            for (int64_t r = 0; r < R; r++)
-                for (int64_t j = j0; j < j1; j++) acc[j - j0] += x[r * K + j];
-            for (int64_t j = j0; j < j1; j++) y[j] = (float)(acc[j - j0] * scale);
+        if (mn__serial(c->nthreads, n > MN_GRAIN)) {
+            for (int64_t j0 = 0; j0 < K; j0 += 256) column_block(x, y, R, K, j0, scale);
+            return MN_OK;
         }
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+        for (int64_t j0 = 0; j0 < K; j0 += 256) column_block(x, y, R, K, j0, scale);
         return MN_OK;
     }
     if (ng <= 2 && red[ng - 1]) {                       /* [K, R] or [R]: contiguous blocks */
         int64_t R = dims[ng - 1], K = ng == 2 ? dims[0] : 1;
-        #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-        for (int64_t k = 0; k < K; k++) {
-            double s = 0;
-            for (int64_t r = 0; r < R; r++) s += x[k * R + r];
-            y[k] = (float)(s * scale);
+        if (mn__serial(c->nthreads, n > MN_GRAIN)) {
+            for (int64_t k = 0; k < K; k++) y[k] = row_total(x, R, k, scale);
+            return MN_OK;
         }
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+        for (int64_t k = 0; k < K; k++) y[k] = row_total(x, R, k, scale);
         return MN_OK;
     }
     reduce_general(x, y, ng, dims, red, scale, c->nthreads);

@@ -27,6 +27,27 @@ static mn_status infer_permute(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* Row r of y (shape os) gathered from x with element strides st. */
+static void gather_row(const int32_t *x, int32_t *y, mn_shape os, const int64_t *st, int64_t r)
+{
+    int64_t inner = os.d[os.ndim - 1], sin = st[os.ndim - 1], rem = r, off = 0;
+    for (int d = os.ndim - 2; d >= 0; d--) { off += (rem % os.d[d]) * st[d]; rem /= os.d[d]; }
+    int32_t *yr = y + r * inner;
+    for (int64_t j = 0; j < inner; j++) yr[j] = x[off + j * sin];
+}
+
+/* Every row of y (n elements, os.ndim >= 1): 4-byte elements of either dtype. */
+static void gather_rows(const int32_t *x, int32_t *y, mn_shape os, const int64_t *st, int64_t n, int threads)
+{
+    int64_t inner = os.d[os.ndim - 1], rows = inner ? n / inner : 0;
+    if (mn__serial(threads, n > MN_GRAIN)) {
+        for (int64_t r = 0; r < rows; r++) gather_row(x, y, os, st, r);
+        return;
+    }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) gather_row(x, y, os, st, r);
+}
+
 static mn_status permute_fwd(const mn_kernel_ctx *c)
 {
     const mn_permute_attrs *a = c->attrs;
@@ -39,14 +60,7 @@ static mn_status permute_fwd(const mn_kernel_ctx *c)
     int64_t acc = 1;
     for (int i = nd - 1; i >= 0; i--) { ist[i] = acc; acc *= is.d[i]; }
     for (int i = 0; i < nd; i++) st[i] = ist[a->perm[i]];   /* input stride of output dim i */
-    int64_t inner = os.d[nd - 1], rows = n / inner, sin = st[nd - 1];
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t rem = r, off = 0;
-        for (int d = nd - 2; d >= 0; d--) { off += (rem % os.d[d]) * st[d]; rem /= os.d[d]; }
-        int32_t *yr = y + r * inner;
-        for (int64_t j = 0; j < inner; j++) yr[j] = x[off + j * sin];
-    }
+    gather_rows(x, y, os, st, n, c->nthreads);
     return MN_OK;
 }
 
@@ -169,13 +183,7 @@ static mn_status expand_fwd(const mn_kernel_ctx *c)
         acc *= d;
     }
     if (os.ndim == 0) { y[0] = x[0]; return MN_OK; }
-    int64_t inner = os.d[os.ndim - 1], rows = inner ? n / inner : 0, sin = st[os.ndim - 1];
-    #pragma omp parallel for if (n > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t rem = r, off = 0;
-        for (int d = os.ndim - 2; d >= 0; d--) { off += (rem % os.d[d]) * st[d]; rem /= os.d[d]; }
-        for (int64_t j = 0; j < inner; j++) y[r * inner + j] = x[off + j * sin];
-    }
+    gather_rows(x, y, os, st, n, c->nthreads);
     return MN_OK;
 }
 

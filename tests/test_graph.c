@@ -4,6 +4,7 @@
  * elimination, feeding, run-time kernel errors, stats and DOT export. */
 #include "harness.h"
 #include "mnemo_plugin.h"
+#include <dlfcn.h>
 #include <string.h>
 
 #define has(msg, frag) ck_assert_msg(strstr((msg), (frag)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (frag))
@@ -436,6 +437,52 @@ START_TEST(fusion_row_tiles_are_bit_identical)
     ck_assert_ptr_nonnull(ex);
     ck_assert_int_ge(mn_exec_get_stats(ex).placed, 2);     /* a and b are written into cat by their fused steps */
     mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
+/* OpenMP regions opened, counted by standing in front of libgomp's entry
+ * point for `#pragma omp parallel` (the static library binds to this one). */
+static int omp_regions;
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned nthreads, unsigned flags);
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned nthreads, unsigned flags)
+{
+    static void (*real)(void (*)(void *), void *, unsigned, unsigned);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "GOMP_parallel");
+    __atomic_add_fetch(&omp_regions, 1, __ATOMIC_RELAXED);
+    real(fn, data, nthreads, flags);
+}
+
+/* On one thread the elementwise kernels, the fused kernel, the sums,
+ * concat's copies and the gradient sinks run as plain loops: an OpenMP region, even of one
+ * thread or with a false if clause, costs microseconds (libgomp makes a
+ * team), as much as a small kernel. On two threads the same graph does
+ * open regions (the counter works). */
+START_TEST(one_thread_opens_no_openmp_region)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    const int64_t B = 64, H = 1024;
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(B, H));
+    mn_node *bias = mn_param(g, "bias", MN_SHAPE(H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *w = mn_param(g, "w", MN_SHAPE(B, H), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+    mn_node *y = mn_mul(g, mn_tanh(g, mn_mul(g, x, w)), mn_sigmoid(g, mn_add(g, x, bias)));
+    mn_node *cat = mn_concat(g, (mn_node *[]){ x, y }, 2, 0);      /* x, an input, is copied */
+    mn_node *loss = mn_add(g, mn_sum_all(g, mn_add(g, mn_square(g, y), mn_relu(g, mn_sub(g, y, bias)))), mn_sum_all(g, cat));
+    float *xs = malloc(B * H * sizeof *xs);
+    for (int64_t i = 0; i < B * H; i++) xs[i] = (float)(i % 17) * 0.1f - 0.8f;
+    for (int threads = 1; threads <= 2; threads++) {
+        mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads });
+        ck_assert_ptr_nonnull(ex);
+        ck_assert_int_eq(mn_exec_feed_data(ex, "x", xs, B * H * sizeof *xs), MN_OK);
+        ck_assert_int_eq(mn_exec_run(ex), MN_OK);
+        omp_regions = 0;
+        ck_assert_int_eq(mn_exec_run(ex), MN_OK);
+        if (threads == 1) ck_assert_msg(omp_regions == 0, "1 thread: %d OpenMP regions in a run", omp_regions);
+        else ck_assert_msg(omp_regions > 0, "2 threads: no OpenMP region counted");
+        mn_exec_free(ex);
+    }
+    free(xs);
     mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
@@ -978,6 +1025,7 @@ int main(void)
     tcase_add_test(tc, two_graphs_share_parameters);
     tcase_add_test(tc, fusion_is_bit_identical);
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
+    tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);

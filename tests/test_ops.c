@@ -1048,7 +1048,7 @@ END_TEST
  * the lane reductions against plain double loops. */
 START_TEST(fastmath_accuracy)
 {
-    double worst_log = 0, worst_log1p = 0, worst_sp = 0, worst_exp = 0;
+    double worst_log = 0, worst_log1p = 0, worst_sp = 0, worst_exp = 0, worst_tanh = 0, worst_sig = 0;
     for (double x = 1e-44; x < 1e38; x *= 1.0137) {
         float f = (float)x;
         worst_log = fmax(worst_log, fabs(mn__logf(f) - log((double)f)) / fmax(fabs(log((double)f)), 1e-30));
@@ -1063,11 +1063,19 @@ START_TEST(fastmath_accuracy)
         double sp = x > 30 ? x : log1p(exp((double)x));
         worst_sp = fmax(worst_sp, fabs(mn__softplusf(x) - sp) / fmax(sp, 1e-30));
         worst_exp = x < 88 && x > -87 ? fmax(worst_exp, fabs(mn__expf(x) - exp((double)x)) / exp((double)x)) : worst_exp;
+        worst_tanh = fmax(worst_tanh, fabs(mn__tanhf(x) - tanh((double)x)));
+        if (x > -80) worst_sig = fmax(worst_sig, fabs(mn__sigmoidf(x) - 1 / (1 + exp(-(double)x))) * (1 + exp(-(double)x)));
     }
     ck_assert_msg(worst_log < 3e-7, "log: worst relative error %g", worst_log);
     ck_assert_msg(worst_log1p < 5e-7, "log1p: worst relative error %g", worst_log1p);
     ck_assert_msg(worst_sp < 5e-7, "softplus: worst relative error %g", worst_sp);
     ck_assert_msg(worst_exp < 3e-7, "exp: worst relative error %g", worst_exp);
+    ck_assert_msg(worst_tanh < 3e-7, "tanh: worst absolute error %g", worst_tanh);
+    ck_assert_msg(worst_sig < 3e-7, "sigmoid: worst relative error %g", worst_sig);
+    ck_assert(isnan(mn__expf(NAN)) && isnan(mn__tanhf(NAN)) && isnan(mn__sigmoidf(NAN)));
+    ck_assert(mn__expf(-INFINITY) == 0.0f && mn__expf(-100.0f) == 0.0f && isfinite(mn__expf(INFINITY)));
+    ck_assert(mn__tanhf(INFINITY) == 1.0f && mn__tanhf(-INFINITY) == -1.0f && mn__tanhf(0.0f) == 0.0f);
+    ck_assert(mn__sigmoidf(INFINITY) == 1.0f && mn__sigmoidf(-INFINITY) >= 0.0f && mn__sigmoidf(-INFINITY) < 1e-38f);
     ck_assert(mn__logf(0.0f) == -INFINITY && mn__logf(INFINITY) == INFINITY);
     ck_assert(isnan(mn__logf(-1.0f)) && isnan(mn__logf(NAN)) && mn__log1pf(-1.0f) == -INFINITY);
     ck_assert(mn__log1pf(1e-30f) == 1e-30f && mn__softplusf(-200.0f) == 0.0f && mn__softplusf(200.0f) == 200.0f);
