@@ -263,10 +263,16 @@ static void readers(const mn_exec *ex, int v, int *out, int *n, int *at)
 static int by_reader(const void *a, const void *b) { return ((const view_steps *)a)->at - ((const view_steps *)b)->at; }
 
 /* Each view's products wait (ctrl edges) for the computing readers of the
- * view read before it: computed step by step as the cells need them, not
- * all at the start (as soon as their input exists), where all of P's rows
- * would be live at once again. */
-static mn_status late(mn_exec *ex, view_steps *vs, int nv)
+ * view `ahead` views before it: computed step by step as the cells need
+ * them, not all at the start (as soon as their input exists), where all of
+ * P's rows would be live at once again. Views of one step each go one view
+ * ahead (2): a step's projection is made beside the step before it (on
+ * the level of that step's recurrent product), not on levels of its own
+ * between the cells; blocks of rows (a head's input gradient, 16 steps)
+ * are made one at a time (1). Only computing steps wait: the views on the
+ * way (the slice of X, the reshape to the readers' shape) would each add a
+ * level after the wait. */
+static mn_status late(mn_exec *ex, view_steps *vs, int nv, int ahead)
 {
     for (int i = 0; i < nv; i++) {
         int n = 0;
@@ -274,19 +280,49 @@ static mn_status late(mn_exec *ex, view_steps *vs, int nv)
         readers(ex, vs[i].y, NULL, &n, &vs[i].at);
     }
     qsort(vs, (size_t)nv, sizeof *vs, by_reader);
-    for (int i = 1; i < nv; i++) {
+    for (int i = ahead; i < nv; i++) {
         int n = 0, at = ex->nsteps;
-        readers(ex, vs[i - 1].y, NULL, &n, &at);
+        readers(ex, vs[i - ahead].y, NULL, &n, &at);
         for (int s = vs[i].first; n && s < vs[i].end; s++) {
             mn_step *st = &ex->steps[s];
+            if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;   /* a view computes nothing: no level of its own after the wait */
             int *c = malloc((size_t)n * sizeof *c), m = 0;
             if (!c) return MN_ERR_NOMEM;
-            readers(ex, vs[i - 1].y, c, &m, &at);
+            readers(ex, vs[i - ahead].y, c, &m, &at);
             free(st->ctrl);
             st->ctrl = c;
             st->nctrl = m;
         }
     }
+    return mn__topo_order(ex);
+}
+
+/* The chain's pointwise ops over one view's rows (after the product: a
+ * projection's bias adds) become one fused step, as the fusion pass makes
+ * them over all rows; vs[i].y: view i's chain's last value (through a
+ * reshape: the reshape's). The steps they absorb go. */
+static mn_status fuse_tails(mn_exec *ex, const row_fn *f, const view_steps *vs, int n, bool reshape)
+{
+    int mem[MAX_CHAIN], k = f->n - 1, fused = 0;
+    for (int i = 0; k >= 2 && i < n; i++) {
+        const mn_node *x = ex->vals[vs[i].y].node;
+        bool ok = !reshape || (x = x->nin == 1 ? x->in[0] : NULL) != NULL;
+        for (int j = k - 1; ok && j >= 0; j--) {     /* mem[j]: the step of chain node j + 1 */
+            ok = x->op == f->node[j + 1]->op && ex->val_of[x->id] >= 0;
+            mem[j] = ok ? ex->vals[ex->val_of[x->id]].def : -1;
+            x = ok ? x->in[f->row[j + 1]] : NULL;
+        }
+        fused += ok && mn__fuse_chain(ex, mem, k);
+    }
+    if (!fused) return MN_OK;
+    int w = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        if (st->fused_into < 0) { ex->steps[w++] = *st; continue; }
+        free(st->in); free(st->tin); free(st->ctrl);
+    }
+    ex->nsteps = w;
+    mn__set_defs(ex);
     return mn__topo_order(ex);
 }
 
@@ -359,7 +395,8 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     ex->nsteps = m;
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
-    err = late(ex, vs, nv);
+    err = late(ex, vs, nv, v == p ? 2 : 1);
+    if (!err) err = fuse_tails(ex, f, vs, nv, v != p);
     free(vs);
     return err;
 }
