@@ -4,7 +4,8 @@
  * trait: a per_step matmul X W^T, mn_matmul_steps, then elementwise ops
  * with operands broadcast over its rows, e.g. bias adds) and read only
  * through views of whole steps is computed per view instead: each view
- * becomes the same chain of ops over the same steps of X, in P's pass.
+ * becomes the same chain of ops over the same steps of X, in P's pass
+ * (its pointwise ops one fused step, as the fusion pass makes them).
  * Forward: an RNN's input projection, sliced per time step; P never exists
  * whole, and the recompute pass can drop a segment's rows and rebuild
  * them. Backward: a head's input gradient dY = dlogits W (mn_linear_steps:
@@ -263,16 +264,10 @@ static void readers(const mn_exec *ex, int v, int *out, int *n, int *at)
 static int by_reader(const void *a, const void *b) { return ((const view_steps *)a)->at - ((const view_steps *)b)->at; }
 
 /* Each view's products wait (ctrl edges) for the computing readers of the
- * view `ahead` views before it: computed step by step as the cells need
- * them, not all at the start (as soon as their input exists), where all of
- * P's rows would be live at once again. Views of one step each go one view
- * ahead (2): a step's projection is made beside the step before it (on
- * the level of that step's recurrent product), not on levels of its own
- * between the cells; blocks of rows (a head's input gradient, 16 steps)
- * are made one at a time (1). (Two ahead, or the views on the way left
- * free, would save another level every other step but cost lstm_long at
- * 1/4 of its arena 5 MB more: 144.8 and 145.1 MB against 139.7.) */
-static mn_status late(mn_exec *ex, view_steps *vs, int nv, int ahead)
+ * view read before it: computed step by step as the cells need them, not
+ * all at the start (as soon as their input exists), where all of P's rows
+ * would be live at once again. */
+static mn_status late(mn_exec *ex, view_steps *vs, int nv)
 {
     for (int i = 0; i < nv; i++) {
         int n = 0;
@@ -280,14 +275,14 @@ static mn_status late(mn_exec *ex, view_steps *vs, int nv, int ahead)
         readers(ex, vs[i].y, NULL, &n, &vs[i].at);
     }
     qsort(vs, (size_t)nv, sizeof *vs, by_reader);
-    for (int i = ahead; i < nv; i++) {
+    for (int i = 1; i < nv; i++) {
         int n = 0, at = ex->nsteps;
-        readers(ex, vs[i - ahead].y, NULL, &n, &at);
+        readers(ex, vs[i - 1].y, NULL, &n, &at);
         for (int s = vs[i].first; n && s < vs[i].end; s++) {
             mn_step *st = &ex->steps[s];
             int *c = malloc((size_t)n * sizeof *c), m = 0;
             if (!c) return MN_ERR_NOMEM;
-            readers(ex, vs[i - ahead].y, c, &m, &at);
+            readers(ex, vs[i - 1].y, c, &m, &at);
             free(st->ctrl);
             st->ctrl = c;
             st->nctrl = m;
@@ -394,7 +389,7 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     ex->nsteps = m;
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
-    err = late(ex, vs, nv, v == p ? 2 : 1);
+    err = late(ex, vs, nv);
     if (!err) err = fuse_tails(ex, f, vs, nv, v != p);
     free(vs);
     return err;
