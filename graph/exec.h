@@ -209,6 +209,8 @@ void mn__stat(mn_exec *ex, const char *name, double value);
 /* fuse.c: groups chains of pointwise ops into single steps (before scheduling). */
 #define MN_FUSE_MAX_MEMBERS 32    /* op nodes in one fused step (so at most 31 extra outputs) */
 mn_status mn__fuse(mn_exec *ex);
+/* fuse.c: fuses a chain of pointwise steps made after the pass (split.c). */
+bool mn__fuse_chain(mn_exec *ex, const int *mem, int n);
 /* copies.c: a copy of a pointwise value for each further concat placing
  * it (the fusion pass's first step), so that every concat can hold it. */
 mn_status mn__piece_copies(mn_exec *ex);

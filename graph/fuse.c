@@ -436,6 +436,31 @@ static bool build(mn_exec *ex, fuse_ctx *fc, const int *mem, int n)
     return true;
 }
 
+/* A chain built after the pass (split.c's per-step rows): mem[0..n) are
+ * fusible steps of the root's shape in topological order, the last the
+ * root, each member's value read only by members after it. They become
+ * one step as the pass would make them (build); the caller drops the
+ * absorbed steps (fused_into >= 0). False, nothing changed, if not. */
+bool mn__fuse_chain(mn_exec *ex, const int *mem, int n)
+{
+    if (n < 2 || n > MN_FUSE_MAX_MEMBERS) return false;
+    const mn_shape shape = ex->steps[mem[n - 1]].node->desc.shape;
+    for (int j = 0; j < n; j++)
+        if (!fusible(ex, &ex->steps[mem[j]]) || !mn_shape_eq(ex->steps[mem[j]].node->desc.shape, shape)) return false;
+    fuse_ctx fc = { .uses = malloc(((size_t)ex->nvals + 1) * sizeof(int)), .group = malloc(((size_t)ex->nsteps + 1) * sizeof(int)) };
+    bool ok = fc.uses && fc.group;
+    if (ok) {
+        mn__count_reads(ex, fc.uses);
+        for (int s = 0; s < ex->nsteps; s++) fc.group[s] = -1;
+        for (int j = 0; j < n; j++) fc.group[mem[j]] = mem[n - 1];
+        for (int j = 0; j < n - 1 && ok; j++) ok = reads_in_group(ex, ex->steps[mem[j]].out, mem, n) == fc.uses[ex->steps[mem[j]].out];
+    }
+    ok = ok && build(ex, &fc, mem, n);
+    free(fc.uses);
+    free(fc.group);
+    return ok;
+}
+
 /* A fused step sits where its root was; a step reading one of its extra
  * outputs may come earlier in id order. Re-sorts the steps topologically
  * (Kahn's algorithm, smallest original position first, so an unchanged

@@ -4,7 +4,8 @@
  * trait: a per_step matmul X W^T, mn_matmul_steps, then elementwise ops
  * with operands broadcast over its rows, e.g. bias adds) and read only
  * through views of whole steps is computed per view instead: each view
- * becomes the same chain of ops over the same steps of X, in P's pass.
+ * becomes the same chain of ops over the same steps of X, in P's pass
+ * (its pointwise ops one fused step, as the fusion pass makes them).
  * Forward: an RNN's input projection, sliced per time step; P never exists
  * whole, and the recompute pass can drop a segment's rows and rebuild
  * them. Backward: a head's input gradient dY = dlogits W (mn_linear_steps:
@@ -306,6 +307,35 @@ static mn_status late(mn_exec *ex, view_steps *vs, int nv)
     return err == MN_ERR_INVALID ? no_waits(ex, vs, nv) : err;
 }
 
+/* The chain's pointwise ops over one view's rows (after the product: a
+ * projection's bias adds) become one fused step, as the fusion pass makes
+ * them over all rows; vs[i].y: view i's chain's last value (through a
+ * reshape: the reshape's). The steps they absorb go. */
+static mn_status fuse_tails(mn_exec *ex, const row_fn *f, const view_steps *vs, int n, bool reshape)
+{
+    int mem[MAX_CHAIN], k = f->n - 1, fused = 0;
+    for (int i = 0; k >= 2 && i < n; i++) {
+        const mn_node *x = ex->vals[vs[i].y].node;
+        bool ok = !reshape || (x = x->nin == 1 ? x->in[0] : NULL) != NULL;
+        for (int j = k - 1; ok && j >= 0; j--) {     /* mem[j]: the step of chain node j + 1 */
+            ok = x->op == f->node[j + 1]->op && ex->val_of[x->id] >= 0;
+            mem[j] = ok ? ex->vals[ex->val_of[x->id]].def : -1;
+            x = ok ? x->in[f->row[j + 1]] : NULL;
+        }
+        fused += ok && mn__fuse_chain(ex, mem, k);
+    }
+    if (!fused) return MN_OK;
+    int w = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        if (st->fused_into < 0) { ex->steps[w++] = *st; continue; }
+        free(st->in); free(st->tin); free(st->ctrl);
+    }
+    ex->nsteps = w;
+    mn__set_defs(ex);
+    return mn__topo_order(ex);
+}
+
 /* Through a reshape R (viewed()): the nodes of a view of R's rows [r0,
  * r0 + n) inside P's row b = r0 / per: the chain over row b (made once,
  * its reshape to R's rows in *blk[b]), then the view of its rows. */
@@ -376,6 +406,7 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
     err = late(ex, vs, nv);
+    if (!err) err = fuse_tails(ex, f, vs, nv, v != p);
     free(vs);
     return err;
 }

@@ -559,6 +559,52 @@ START_TEST(budget_makes_head_input_gradient_per_block)
 }
 END_TEST
 
+/* How many forward steps (not clones) run an `add` over `numel` elements
+ * unfused / as the root of a fused step. */
+static int forward_adds(const mn_exec *ex, int64_t numel, bool fused)
+{
+    int n = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        n += !st->node->backward && !st->clone && (st->fused != NULL) == fused && !strcmp(st->node->op->name, "add") &&
+             mn_shape_numel(st->node->desc.shape) == numel;
+    }
+    return n;
+}
+
+/* Under a budget the LSTM's input projection is split per time step
+ * (graph/split.c) after the fusion pass: each step's product is followed
+ * by its two bias adds (b_ih, b_hh). They are one fused step per time
+ * step, as over the whole projection in the plain graph (one pass over a
+ * step's [B, 4H] instead of two, one level less); the same bits. */
+START_TEST(budget_split_projection_bias_adds_are_fused)
+{
+    static const char *const rec[] = { "lstm", "tagger" };
+    const char *kind = rec[_i];
+    const int B = 4, T = 16, H = 16, dirs = _i ? 2 : 1;
+    model m = build_wide(kind), probe = build_wide(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    ck_assert_ptr_null(compile(&probe, 1));
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(probe.g), "the smallest arena recomputation reaches is ");
+    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(probe.g));
+    ex = compile(&m, need);
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: no projection split", kind);
+    int loose = forward_adds(ex, (int64_t)B * 4 * H, false), fused = forward_adds(ex, (int64_t)B * 4 * H, true);
+    ck_assert_msg(loose == 0 && fused == dirs * T, "%s: %d loose and %d fused per-step bias adds (%d steps)", kind, loose, fused, dirs * T);
+    mn_exec_free(ex);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    free(g0);
+    free_model(&probe);
+    free_model(&m);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -605,6 +651,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_frees_gate_gradients_by_block, 0, 2);
     tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
+    tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);

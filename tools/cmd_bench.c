@@ -276,7 +276,7 @@ static int compile_one(const char *name, int threads, bool json)
     mn_exec *ex = NULL;
     mn_status s = mn_workload_build(name, &w);
     double t0 = now(), c0 = cpu();           /* CPU time too: it holds up on a loaded machine (the compiler is serial) */
-    if (!s && !(ex = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads })))) s = mn_graph_status(w.g);
+    if (!s && !(ex = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = memory_budget })))) s = mn_graph_status(w.g);
     double ms = 1e3 * (now() - t0), cpu_ms = 1e3 * (cpu() - c0);
     if (s) {
         fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
@@ -392,7 +392,7 @@ int cmd_bench(int argc, char **argv)
                    "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two);\n"
                    "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena.\n"
                    "  --compile times mn_compile of each training graph (all: the workloads and lstm_t512) and prints\n"
-                   "  its steps and arena; --infer [--save-weights DIR] times one token at batch 1 of lstm_lm and\n"
+                   "  its steps and arena (under --memory-budget if given); --infer [--save-weights DIR] times one token at batch 1 of lstm_lm and\n"
                    "  transformer_lm (tokens/s; DIR gets the weights and the JSON the probe logits for scripts/infer_torch.py).\n");
             return MN_EXIT_OK;
         default: fprintf(stderr, "mnemo bench: unknown or incomplete option \"%s\"\n", argv[optind - 1]); return MN_EXIT_USAGE;
