@@ -21,9 +21,6 @@ mn__gemm_kinds mn__gemm_detect(void);
 bool mn__gemm_use_dnnl(mn__gemm_kinds k);
 /* OpenBLAS's column-block width for an M x N x K product, 0 for one call. */
 int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
-/* Rows of A per chunk copied to another row stride for an M x N x K A^T B product whose A rows are a
- * multiple of 4 KiB apart (lda), on oneDNN; 0 for a direct call. */
-int64_t mn__gemm_restride(mn__gemm_kinds k, bool trans_a, int64_t M, int64_t N, int64_t K, int64_t lda);
 /* C = op(A) op(B) + beta C, row-major, with `threads` threads, by the rule for k. */
 void mn__gemm(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc, int threads);

@@ -124,29 +124,6 @@ int64_t mn__gemm_block(mn__gemm_kinds k, bool trans_a, bool trans_b, int64_t M, 
     return 0;
 }
 
-/* Rows of A per chunk for an A^T B product whose A rows lie a multiple of
- * 4 KiB apart (an LSTM's gate gradients, 4H = 1024 columns: its weight
- * gradients dW_hh and dW_ih), or 0 to call sgemm directly. oneDNN's sgemm
- * packs A^T reading down its columns, and rows 4 KiB apart all fall into
- * the same few cache sets: 1024x256x1024 ran at 100-126 GFLOP/s against
- * 150-167 with the rows 64 bytes further apart (1 thread, AMD EPYC Zen 5,
- * best of 15-30 calls under load; 768x256x1024, rows 3 KiB apart, at
- * 150-175 either way). So such an A is copied in chunks of rows (about
- * 512 KiB each) to rows M + 16 floats apart, one sgemm per chunk (chunks
- * of 128 rows: 149-174, mean of 15 calls 72-86 against the direct call's
- * 30-32 under load; 64 rows: 122-160, 66; all at once: 118-167); each
- * chunk adds to C, so fewer chunks pass over C fewer times.
- * oneDNN only (OpenBLAS's Haswell kernels showed no such loss: 85-91),
- * and only up to 1024 x 256 (the shapes measured; lstm_long's 2048x512x1024,
- * whose 4 MiB C leaves L2, ran at 48-80 GFLOP/s whatever was tried).
- * Shape only: the same product always takes the same path. */
-int64_t mn__gemm_restride(mn__gemm_kinds k, bool trans_a, int64_t M, int64_t N, int64_t K, int64_t lda)
-{
-    if (!mn__gemm_use_dnnl(k) || !trans_a || M < 256 || M > 1024 || N > 256 || lda % 1024 != 0) return 0;
-    int64_t kb = 131072 / M;
-    return K >= 2 * kb ? kb : 0;
-}
-
 #ifdef MNEMO_HAVE_DNNL
 /* oneDNN's sgemm on the calling thread alone: inside a parallel region it
  * runs single-threaded by itself; outside, the calling thread's team size
@@ -159,28 +136,6 @@ static bool dnnl_gemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_
                                  B, ldb, beta, C, ldc);
     mn__blas_threads_pop(old);
     return s == dnnl_success;
-}
-
-/* C = A^T op(B) + beta C with A's rows copied kb at a time to rows M + 16
- * apart (mn__gemm_restride); false (nothing written) if the copy buffer
- * cannot be had. Each chunk adds its rows' products to C (beta for the
- * first), on OpenBLAS if oneDNN refuses it. */
-static bool dnnl_restrided(int64_t kb, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, const float *A, int lda,
-                           const float *B, int ldb, float beta, float *C, int ldc)
-{
-    int64_t ld = M + 16;
-    float *P = malloc((size_t)(kb * ld) * sizeof *P);
-    if (!P) return false;
-    for (int64_t k0 = 0; k0 < K; k0 += kb) {
-        int64_t n = K - k0 < kb ? K - k0 : kb;
-        const float *Bk = tb == CblasTrans ? B + k0 : B + k0 * ldb;
-        float b = k0 ? 1.0f : beta;
-        for (int64_t r = 0; r < n; r++) memcpy(P + r * ld, A + (k0 + r) * lda, (size_t)M * sizeof *P);
-        if (!dnnl_gemm1(CblasTrans, tb, M, N, n, P, (int)ld, Bk, ldb, b, C, ldc))
-            cblas_sgemm(CblasRowMajor, CblasTrans, tb, (int)M, (int)N, (int)n, 1.0f, P, (int)ld, Bk, ldb, b, C, ldc);
-    }
-    free(P);
-    return true;
 }
 #endif
 
@@ -199,8 +154,6 @@ static void sgemm1(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int
         return;
     }
 #ifdef MNEMO_HAVE_DNNL
-    int64_t kb = mn__gemm_restride(k, ta == CblasTrans, M, N, K, lda);
-    if (kb && dnnl_restrided(kb, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
     if (mn__gemm_use_dnnl(k) && dnnl_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
 #endif
     int64_t w = mn__gemm_block(k, ta == CblasTrans, tb == CblasTrans, M, N, K);

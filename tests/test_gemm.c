@@ -101,67 +101,6 @@ START_TEST(every_path_computes_the_product)
 }
 END_TEST
 
-/* A^T B with A's rows a multiple of 4 KiB apart (an LSTM's gate gradients,
- * 4H = 1024 columns) goes to oneDNN in chunks of rows copied to another
- * stride (about 512 KiB each), only there and only for the shapes measured
- * (256 to 1024 columns of A, up to 256 of B). */
-START_TEST(four_kib_strided_a_transposed_is_copied_in_chunks_on_onednn)
-{
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 1024, 1024), 128);  /* lstm dW_hh */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 64, 1024, 1024), 128);   /* lstm dW_ih */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 512, 256, 1024, 1024), 256);   /* dW_hh's half on 2 threads */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 768, 256, 1024, 768), 0);      /* gru: rows 3 KiB apart */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, false, 1024, 256, 1024, 1024), 0);   /* A read along its rows */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 128, 256, 1024, 1024), 0);     /* narrow: not measured */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 2048, 64, 1024, 2048), 0);     /* lstm_long: not measured */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 512, 1024, 2048), 0);    /* nor its half */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL_DNNL512, true, 1024, 256, 100, 1024), 0);     /* under two chunks */
-    ck_assert_int_eq(mn__gemm_restride(SKYLAKEX_DNNL512, true, 1024, 256, 1024, 1024), 0);   /* OpenBLAS computes it */
-    ck_assert_int_eq(mn__gemm_restride(HASWELL, true, 1024, 256, 1024, 1024), 0);
-}
-END_TEST
-
-static void fill(float *x, int64_t n, int a, int m)
-{
-    for (int64_t i = 0; i < n; i++) x[i] = (float)((i * a) % m) / (float)m - 0.5f;
-}
-
-/* The chunked product against a double reference (K 1000: 1 thread takes
- * chunks of 218 rows, the last one of 128; 2 threads 300 columns each, 436
- * rows a chunk, the last of 128), B plain and transposed, beta 0 and 1, the
- * same bits twice. */
-START_TEST(chunked_a_transposed_computes_the_product)
-{
-    const int M = 600, N = 24, K = 1000, lda = 1024;
-    const mn__gemm_kinds k = HASWELL_DNNL512;
-    for (int flags = 0; flags < 4; flags++) {
-        bool tb = flags & 1;
-        float beta = flags & 2 ? 1.0f : 0.0f;
-        int ldb = tb ? K + 5 : N + 5, ldc = N + 2;
-        float *A = malloc(sizeof(float) * (size_t)lda * K), *B = malloc(sizeof(float) * (size_t)ldb * (tb ? N : K));
-        float *C0 = malloc(sizeof(float) * (size_t)ldc * M), *C = malloc(sizeof(float) * (size_t)ldc * M);
-        float *C1 = malloc(sizeof(float) * (size_t)ldc * M);
-        double *R = malloc(sizeof(double) * (size_t)ldc * M);
-        fill(A, (int64_t)lda * K, 37, 23);
-        fill(B, (int64_t)ldb * (tb ? N : K), 11, 17);
-        fill(C0, (int64_t)ldc * M, 7, 5);
-        ref(true, tb, M, N, K, A, lda, B, ldb, beta, C0, R, ldc);
-        for (int threads = 1; threads <= 2; threads++) {
-            memcpy(C, C0, sizeof(float) * (size_t)ldc * M);
-            mn__gemm(k, true, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, threads);
-            for (int i = 0; i < M; i++)
-                for (int j = 0; j < N; j++)
-                    ck_assert_msg(fabs(C[i * ldc + j] - R[i * ldc + j]) <= 1e-5 * K, "%s beta %g, %d threads: C[%d,%d] = %.7g, expected %.7g",
-                                  tb ? "A^T B^T" : "A^T B", beta, threads, i, j, C[i * ldc + j], R[i * ldc + j]);
-            memcpy(C1, C0, sizeof(float) * (size_t)ldc * M);
-            mn__gemm(k, true, tb, M, N, K, A, lda, B, ldb, beta, C1, ldc, threads);
-            ck_assert_msg(!memcmp(C, C1, sizeof(float) * (size_t)ldc * M), "%d threads: two runs differ", threads);
-        }
-        free(A); free(B); free(C0); free(C); free(C1); free(R);
-    }
-}
-END_TEST
-
 /* The packed recurrent product (ops/packed.c): on every kernel this CPU
  * has (plain C, AVX2, AVX-512), 1 and 2 threads, whole or row by row, the
  * same bits, and the product within rounding of a double reference; the
@@ -223,8 +162,6 @@ int main(void)
     tcase_add_test(tc, equal_width_keeps_openblas);
     tcase_add_test(tc, openblas_alone_when_onednn_is_narrower_or_absent);
     tcase_add_test(tc, column_blocks_only_on_openblas_avx512_cores);
-    tcase_add_test(tc, four_kib_strided_a_transposed_is_copied_in_chunks_on_onednn);
-    tcase_add_test(tc, chunked_a_transposed_computes_the_product);
     tcase_add_loop_test(tc, every_path_computes_the_product, 0, 6 * (int)(sizeof shapes / sizeof *shapes));
     tcase_add_loop_test(tc, packed_product_same_bits_on_every_kernel_row_count_and_thread_count, 0,
                         (int)(sizeof pshapes / sizeof *pshapes));
