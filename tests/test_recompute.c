@@ -81,15 +81,22 @@ static mn_exec *compile(model *m, int64_t budget)
     return mn_compile(m->g, m->loss, &(mn_compile_opts){ .threads = 2, .verify = true, .memory_budget = budget });
 }
 
+/* The smallest arena the error of graph g's failed compile names. */
+static int64_t named_in(mn_graph *g, const char *what)
+{
+    long long need = -1;
+    const char *at = strstr(mn_graph_errmsg(g), "the smallest arena recomputation reaches is ");
+    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s: %s", what, mn_graph_errmsg(g));
+    return need;
+}
+
 /* The smallest budget a compile with an impossible one names (on a graph
  * of its own: a failed compile marks the graph, as every compile error). */
 static int64_t smallest_named_at(const char *kind, int batch, int seq, int hidden)
 {
     model mm = build_at(kind, batch, seq, hidden), *m = &mm;
     ck_assert_ptr_null(compile(m, 1));
-    long long need = -1;
-    const char *at = strstr(mn_graph_errmsg(m->g), "the smallest arena recomputation reaches is ");
-    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s: %s", kind, mn_graph_errmsg(m->g));
+    int64_t need = named_in(m->g, kind);
     ck_assert_msg(strstr(mn_graph_errmsg(m->g), "memory budget of 1 bytes"), "%s: %s", kind, mn_graph_errmsg(m->g));
     free_model(m);
     return need;
@@ -318,9 +325,7 @@ START_TEST(budget_splits_packed_input_projection_bit_for_bit)
     float l0, *g0 = run(&m, ex, &l0, &n0);
     mn_exec_free(ex);
     ck_assert_ptr_null(compile(&probe, 1));
-    long long need = -1;
-    const char *at = strstr(mn_graph_errmsg(probe.g), "the smallest arena recomputation reaches is ");
-    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(probe.g));
+    int64_t need = named_in(probe.g, kind);
     ck_assert_int_lt(need, arena);
     same_bits_under(&m, kind, need, g0, l0, n0);
     ex = compile(&m, need);
@@ -490,16 +495,14 @@ START_TEST(transformer_trains_in_a_third_of_its_arena)
     mn_exec_free(ex);
     free(g1);
     ck_assert_ptr_null(mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .memory_budget = 1 }));
-    long long need = -1;
-    const char *at = strstr(mn_graph_errmsg(w.g), "the smallest arena recomputation reaches is ");
-    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(w.g));
+    int64_t need = named_in(w.g, "transformer");
     mn_workload_free(&w);
     ck_assert_ok(mn_workload_build("transformer", &w));     /* a failed compile marks the graph */
     ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = 2, .verify = true, .memory_budget = need });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(w.g));
-    printf("recompute transformer (bench) smallest %lld bytes (%.3f), block plan %g\n", need, (double)need / (double)arena,
+    printf("recompute transformer (bench) smallest %lld bytes (%.3f), block plan %g\n", (long long)need, (double)need / (double)arena,
            mn_exec_stat(ex, "recompute.block_plan"));
-    ck_assert_msg((double)need < 0.3 * (double)arena, "smallest %lld of %lld bytes", need, (long long)arena);
+    ck_assert_msg((double)need < 0.3 * (double)arena, "smallest %lld of %lld bytes", (long long)need, (long long)arena);
     ck_assert_msg(mn_exec_stat(ex, "recompute.block_plan") > 0, "the smallest plan is not a block plan");
     g1 = run_workload(&w, ex, &l1, &n1);
     ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0 && memcmp(g0, g1, (size_t)n0 * sizeof *g0) == 0, "bits differ at the smallest budget");
@@ -542,11 +545,9 @@ START_TEST(budget_makes_head_input_gradient_per_block)
     mn_exec_free(ex);
     model m2 = build_with(kind, B, T, H, 0.0f);
     ck_assert_ptr_null(compile(&m2, 1));
-    long long need = -1;
-    const char *at = strstr(mn_graph_errmsg(m2.g), "reaches is ");
-    ck_assert_msg(at && sscanf(at, "reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(m2.g));
+    int64_t need = named_in(m2.g, kind);
     free_model(&m2);
-    printf("recompute %-12s no dropout, B 64 T 48 H 64: arena %8lld -> %8lld bytes (%.2f)\n", kind, (long long)arena, need,
+    printf("recompute %-12s no dropout, B 64 T 48 H 64: arena %8lld -> %8lld bytes (%.2f)\n", kind, (long long)arena, (long long)need,
            (double)need / (double)arena);
     ex = compile(&m, need);
     ck_assert_ptr_nonnull(ex);
@@ -589,9 +590,7 @@ START_TEST(budget_split_projection_bias_adds_are_fused)
     float l0, *g0 = run(&m, ex, &l0, &n0);
     mn_exec_free(ex);
     ck_assert_ptr_null(compile(&probe, 1));
-    long long need = -1;
-    const char *at = strstr(mn_graph_errmsg(probe.g), "the smallest arena recomputation reaches is ");
-    ck_assert_msg(at && sscanf(at, "the smallest arena recomputation reaches is %lld bytes", &need) == 1, "%s", mn_graph_errmsg(probe.g));
+    int64_t need = named_in(probe.g, kind);
     ex = compile(&m, need);
     ck_assert_ptr_nonnull(ex);
     ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: no projection split", kind);
