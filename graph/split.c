@@ -406,7 +406,7 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     ex->nnodes = ex->g->n;
     mn__set_defs(ex);
     err = late(ex, vs, nv);
-    if (!err) err = fuse_tails(ex, f, vs, nv, v != p);
+    if (!err && ex->fuse) err = fuse_tails(ex, f, vs, nv, v != p);   /* no_fuse: every op stays a step */
     free(vs);
     return err;
 }

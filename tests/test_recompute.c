@@ -599,6 +599,19 @@ START_TEST(budget_split_projection_bias_adds_are_fused)
     mn_exec_free(ex);
     same_bits_under(&m, kind, need, g0, l0, n0);
     free(g0);
+    const mn_compile_opts plain = { .threads = 2, .no_fuse = true };   /* without fusion, a budget fuses nothing either */
+    ex = mn_compile(m.g, m.loss, &plain);
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    mn_compile_opts tight = plain;
+    tight.memory_budget = mn_exec_get_stats(ex).arena_bytes - 1;
+    mn_exec_free(ex);
+    ex = mn_compile(m.g, m.loss, &tight);
+    ck_assert_msg(ex != NULL, "%s: no_fuse, budget %lld: %s", kind, (long long)tight.memory_budget, mn_graph_errmsg(m.g));
+    ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: no_fuse: no projection split", kind);
+    int fused_steps = 0;
+    for (int s = 0; s < ex->nsteps; s++) fused_steps += ex->steps[s].fused != NULL;
+    ck_assert_msg(fused_steps == 0, "%s: %d fused steps with no_fuse under a budget", kind, fused_steps);
+    mn_exec_free(ex);
     free_model(&probe);
     free_model(&m);
 }
