@@ -16,7 +16,8 @@
 #include <time.h>
 #include <stdio.h>
 #include <unistd.h>
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define MN_HAVE_MALLINFO2 1   /* glibc 2.33 and later */
 #include <malloc.h>
 #endif
 
@@ -146,7 +147,7 @@ static int64_t anon_peak(int64_t code)
  * the resident data; 0 elsewhere. */
 static int64_t heap_free(void)
 {
-#ifdef __GLIBC__
+#ifdef MN_HAVE_MALLINFO2
     return (int64_t)mallinfo2().fordblks;
 #else
     return 0;
