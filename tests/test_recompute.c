@@ -55,6 +55,20 @@ static void feed(mn_exec *ex)
     }
 }
 
+/* Every gradient of the store, one after another (*n floats). */
+static float *flat_grads(mn_params *P, int64_t *n)
+{
+    *n = 0;
+    for (int i = 0; i < mn_params_count(P); i++) *n += mn_tensor_numel(mn_params_grad(P, i));
+    float *g = malloc((size_t)*n * sizeof *g);
+    for (int i = 0, at = 0; i < mn_params_count(P); i++) {
+        const mn_tensor *t = mn_params_grad(P, i);
+        memcpy(g + at, t->data, mn_tensor_bytes(t));
+        at += (int)mn_tensor_numel(t);
+    }
+    return g;
+}
+
 /* One training run (step 3, so dropout draws its masks): loss and every gradient, flat. */
 static float *run(model *m, mn_exec *ex, float *loss, int64_t *n)
 {
@@ -63,15 +77,7 @@ static float *run(model *m, mn_exec *ex, float *loss, int64_t *n)
     mn_exec_set_step(ex, 3);
     ck_assert_ok(mn_exec_run(ex));
     *loss = mn_exec_loss(ex);
-    *n = 0;
-    for (int i = 0; i < mn_params_count(m->P); i++) *n += mn_tensor_numel(mn_params_grad(m->P, i));
-    float *g = malloc((size_t)*n * sizeof *g);
-    for (int i = 0, at = 0; i < mn_params_count(m->P); i++) {
-        const mn_tensor *t = mn_params_grad(m->P, i);
-        memcpy(g + at, t->data, mn_tensor_bytes(t));
-        at += (int)mn_tensor_numel(t);
-    }
-    return g;
+    return flat_grads(m->P, n);
 }
 
 /* Two threads: a GEMM's bits depend on whether it runs alone with both or
@@ -455,15 +461,7 @@ static float *run_workload(mn_workload *w, mn_exec *ex, float *loss, int64_t *n)
     mn_exec_set_step(ex, 3);
     ck_assert_ok(mn_exec_run(ex));
     *loss = mn_exec_loss(ex);
-    *n = 0;
-    for (int i = 0; i < mn_params_count(w->P); i++) *n += mn_tensor_numel(mn_params_grad(w->P, i));
-    float *g = malloc((size_t)*n * sizeof *g);
-    for (int i = 0, at = 0; i < mn_params_count(w->P); i++) {
-        const mn_tensor *t = mn_params_grad(w->P, i);
-        memcpy(g + at, t->data, mn_tensor_bytes(t));
-        at += (int)mn_tensor_numel(t);
-    }
-    return g;
+    return flat_grads(w->P, n);
 }
 
 /* Issue 17's figure: the bench transformer (4 pre-LN blocks, d 256, FF 1024,
