@@ -306,7 +306,12 @@ static mn_status index_select_fwd(const mn_kernel_ctx *c)
     size_t row = (size_t)s.inner * 4;
     const char *x = c->in[0].data;
     char *y = c->out->data;
-    #pragma omp parallel for if (total * s.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
+    if (mn__serial(c->nthreads, total * s.inner > MN_GRAIN)) {
+        for (int64_t r = 0; r < total; r++)
+            memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + ix[r % n]) * row, row);
+        return MN_OK;
+    }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
     for (int64_t r = 0; r < total; r++)
         memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + ix[r % n]) * row, row);
     return MN_OK;
@@ -341,6 +346,17 @@ static mn_status infer_isel_back(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* Block blk of (outer, 64 columns): out[o, idx[j], c0:c1] += g[o, j, c0:c1], j in order. */
+static void isel_back_block(float *out, const float *gy, const int32_t *ix, mn__split3 s, int64_t n, int64_t nb, int64_t blk)
+{
+    int64_t o = blk / nb, c0 = (blk % nb) * 64, c1 = c0 + 64 < s.inner ? c0 + 64 : s.inner;
+    for (int64_t j = 0; j < n; j++) {
+        float *dst = out + (o * s.dim + ix[j]) * s.inner;
+        const float *src = gy + (o * n + j) * s.inner;
+        for (int64_t k = c0; k < c1; k++) dst[k] += src[k];
+    }
+}
+
 /* out[o, idx[j], :] += g[o, j, :]: blocks of (outer, 64 columns) are
  * disjoint, and j runs in order inside each. */
 static mn_status isel_back_fwd(const mn_kernel_ctx *c)
@@ -352,17 +368,14 @@ static mn_status isel_back_fwd(const mn_kernel_ctx *c)
     const int32_t *ix = mn_i32(&c->in[1]);
     const float *gy = mn_f32(&c->in[0]);
     float *out = mn_f32(c->out);
-    int64_t n = c->in[1].shape.d[0], cb = 64, nb = (s.inner + cb - 1) / cb;
+    int64_t n = c->in[1].shape.d[0], nb = (s.inner + 63) / 64;
     memset(out, 0, mn_tensor_bytes(c->out));
-    #pragma omp parallel for if (s.outer * n * s.inner > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t blk = 0; blk < s.outer * nb; blk++) {
-        int64_t o = blk / nb, c0 = (blk % nb) * cb, c1 = c0 + cb < s.inner ? c0 + cb : s.inner;
-        for (int64_t j = 0; j < n; j++) {
-            float *dst = out + (o * s.dim + ix[j]) * s.inner;
-            const float *src = gy + (o * n + j) * s.inner;
-            for (int64_t k = c0; k < c1; k++) dst[k] += src[k];
-        }
+    if (mn__serial(c->nthreads, s.outer * n * s.inner > MN_GRAIN)) {
+        for (int64_t blk = 0; blk < s.outer * nb; blk++) isel_back_block(out, gy, ix, s, n, nb, blk);
+        return MN_OK;
     }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int64_t blk = 0; blk < s.outer * nb; blk++) isel_back_block(out, gy, ix, s, n, nb, blk);
     return MN_OK;
 }
 

@@ -88,18 +88,15 @@ static double row_lse(const float *x, int64_t n, int64_t st)
     return m + log(s);
 }
 
-static mn_status ce_fwd(const mn_kernel_ctx *c)
+/* Chunk ch of the positions: each one's loss into y (reduction none) and
+ * their sum into part[ch]. */
+static void ce_chunk(const mn_kernel_ctx *c, ce_dims d, int ch, double *part)
 {
     const mn_ce_attrs *a = c->attrs;
-    ce_dims d = ce_split(c->in[0].shape);
-    int64_t cnt = count_targets(c, d, a->o.ignore_index), npos = d.n * d.inner;
-    if (cnt < 0) return MN_ERR_RUNTIME;
     const float *x = mn_f32(&c->in[0]);
     const int32_t *t = mn_i32(&c->in[1]);
     float *y = mn_f32(c->out), eps = a->o.label_smoothing;
-    double part[MN_NCHUNK] = { 0 }, total = 0;
-    #pragma omp parallel for if (npos * d.c > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int ch = 0; ch < MN_NCHUNK; ch++)
+    int64_t npos = d.n * d.inner;
     for (int64_t p = npos * ch / MN_NCHUNK; p < npos * (ch + 1) / MN_NCHUNK; p++) {
         const float *row = x + (p / d.inner) * d.c * d.inner + p % d.inner;
         double l = 0;
@@ -115,6 +112,22 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
         if (a->o.reduction == MN_REDUCE_NONE) y[p] = (float)l;
         part[ch] += l;
     }
+}
+
+static mn_status ce_fwd(const mn_kernel_ctx *c)
+{
+    const mn_ce_attrs *a = c->attrs;
+    ce_dims d = ce_split(c->in[0].shape);
+    int64_t cnt = count_targets(c, d, a->o.ignore_index), npos = d.n * d.inner;
+    if (cnt < 0) return MN_ERR_RUNTIME;
+    float *y = mn_f32(c->out);
+    double part[MN_NCHUNK] = { 0 }, total = 0;
+    if (mn__serial(c->nthreads, npos * d.c > MN_GRAIN))
+        for (int ch = 0; ch < MN_NCHUNK; ch++) ce_chunk(c, d, ch, part);
+    else {
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+        for (int ch = 0; ch < MN_NCHUNK; ch++) ce_chunk(c, d, ch, part);
+    }
     for (int ch = 0; ch < MN_NCHUNK; ch++) total += part[ch];
     if (a->o.reduction == MN_REDUCE_SUM) y[0] = (float)total;
     else if (a->o.reduction == MN_REDUCE_MEAN) y[0] = (float)(total / (double)cnt);
@@ -122,39 +135,51 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
 }
 
 /* dx_k = w (softmax_k - (1 - eps) [k = t] - eps / C), w = dloss (per position,
- * or / count for mean); zero for ignored positions. */
+ * or / count for mean); zero for ignored positions. A contiguous row with a
+ * finite maximum m takes one exponential pass: e_k = exp(x_k - m) into dx,
+ * then dx_k = e_k w / sum(e) - w eps / C. */
+static void ce_grad_row(const mn_kernel_ctx *c, ce_dims d, int64_t cnt, int64_t p)
+{
+    const mn_ce_attrs *a = c->attrs;
+    const float *dl = mn_f32(&c->in[2]);
+    const int32_t *t = mn_i32(&c->in[1]);
+    float eps = a->o.label_smoothing;
+    int64_t base = (p / d.inner) * d.c * d.inner + p % d.inner;
+    const float *row = mn_f32(&c->in[0]) + base;
+    float *out = mn_f32(c->out) + base;
+    if (t[p] == a->o.ignore_index) {
+        for (int64_t k = 0; k < d.c; k++) out[k * d.inner] = 0.0f;
+        return;
+    }
+    double w = a->o.reduction == MN_REDUCE_NONE ? dl[p]
+             : a->o.reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
+    float m = d.inner == 1 ? mn__row_max(row, d.c) : 0.0f;
+    if (d.inner == 1 && isfinite(m)) {          /* contiguous row: vectorised float loops */
+        for (int64_t k = 0; k < d.c; k++) out[k] = mn__expf(row[k] - m);
+        float scale = (float)(w / mn__row_sum(out, d.c)), off = (float)(w * eps / (double)d.c);
+        for (int64_t k = 0; k < d.c; k++) out[k] = out[k] * scale - off;
+        out[t[p]] -= (float)(w * (1.0 - eps));
+        return;
+    }
+    double lse = row_lse(row, d.c, d.inner);
+    for (int64_t k = 0; k < d.c; k++) {
+        double g = mn__expf((float)(row[k * d.inner] - lse)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
+        out[k * d.inner] = (float)(w * g);
+    }
+}
+
 static mn_status ce_grad_fwd(const mn_kernel_ctx *c)
 {
     const mn_ce_attrs *a = c->attrs;
     ce_dims d = ce_split(c->in[0].shape);
     int64_t cnt = count_targets(c, d, a->o.ignore_index), npos = d.n * d.inner;
     if (cnt < 0) return MN_ERR_RUNTIME;
-    const float *x = mn_f32(&c->in[0]), *dl = mn_f32(&c->in[2]);
-    const int32_t *t = mn_i32(&c->in[1]);
-    float *dx = mn_f32(c->out), eps = a->o.label_smoothing;
-    #pragma omp parallel for if (npos * d.c > MN_GRAIN) num_threads(c->nthreads) schedule(static)
-    for (int64_t p = 0; p < npos; p++) {
-        int64_t base = (p / d.inner) * d.c * d.inner + p % d.inner;
-        const float *row = x + base;
-        float *out = dx + base;
-        if (t[p] == a->o.ignore_index) {
-            for (int64_t k = 0; k < d.c; k++) out[k * d.inner] = 0.0f;
-            continue;
-        }
-        double w = a->o.reduction == MN_REDUCE_NONE ? dl[p]
-                 : a->o.reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
-        double lse = row_lse(row, d.c, d.inner);
-        if (d.inner == 1) {                       /* contiguous row: a vectorised float loop */
-            float wf = (float)w, l = (float)lse, off = (float)(w * eps / (double)d.c);
-            for (int64_t k = 0; k < d.c; k++) out[k] = wf * mn__expf(row[k] - l) - off;
-            out[t[p]] -= (float)(w * (1.0 - eps));
-            continue;
-        }
-        for (int64_t k = 0; k < d.c; k++) {
-            double g = mn__expf((float)(row[k * d.inner] - lse)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
-            out[k * d.inner] = (float)(w * g);
-        }
+    if (mn__serial(c->nthreads, npos * d.c > MN_GRAIN)) {
+        for (int64_t p = 0; p < npos; p++) ce_grad_row(c, d, cnt, p);
+        return MN_OK;
     }
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int64_t p = 0; p < npos; p++) ce_grad_row(c, d, cnt, p);
     return MN_OK;
 }
 

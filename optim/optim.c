@@ -6,6 +6,7 @@
  * when the store gained parameters. */
 #include "../core/internal.h"
 #include <fnmatch.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,17 @@ static void update_chunk(mn_optim *o, const bound *x, int64_t c, float gscale)
     o->kind->step(o->groups[x->group].hyper, x->t, x->p + off, x->g + off, st, len);
 }
 
+/* Chunk c of all parameters' chunks (first_chunk set). */
+static void update_nth(mn_optim *o, int64_t c, float gscale)
+{
+    int lo = 0, hi = o->nb - 1;                   /* the parameter holding chunk c */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (o->b[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
+    }
+    update_chunk(o, &o->b[lo], c - o->b[lo].first_chunk, gscale);
+}
+
 /* Every parameter's chunks in one parallel loop (one region per step, and
  * small tensors share threads with large ones); element results do not
  * depend on the split. */
@@ -239,15 +251,12 @@ static void update_all(mn_optim *o, int threads, float gscale)
         x->first_chunk = total;
         total += (x->n + CHUNK - 1) / CHUNK;
     }
-    #pragma omp parallel for if (total > 1) num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < total; c++) {
-        int lo = 0, hi = o->nb - 1;                   /* the parameter holding chunk c */
-        while (lo < hi) {
-            int mid = (lo + hi + 1) / 2;
-            if (o->b[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
-        }
-        update_chunk(o, &o->b[lo], c - o->b[lo].first_chunk, gscale);
+    if (threads <= 1 || total <= 1 || omp_in_parallel()) {    /* no region on one thread: it costs 2-6 us */
+        for (int64_t c = 0; c < total; c++) update_nth(o, c, gscale);
+        return;
     }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < total; c++) update_nth(o, c, gscale);
 }
 
 mn_status mn_optim_step(mn_optim *o)
@@ -267,16 +276,24 @@ mn_status mn_optim_step(mn_optim *o)
     return MN_OK;
 }
 
+static void zero_grad_of(mn_params *P, int i)
+{
+    mn_tensor *g = mn_params_grad(P, i);
+    if (g) memset(g->data, 0, mn_tensor_bytes(g));
+}
+
 void mn_optim_zero_grad(mn_optim *o)
 {
     if (!o || (o->accum > 1 && !o->updated)) return;
     int n = mn_params_count(o->P);
+    int threads = mn__threads(o->nthreads);
     bool big = n > 1 && mn_params_numel(o->P) > CHUNK;      /* a parallel region only where it pays */
-    #pragma omp parallel for if (big) num_threads(mn__threads(o->nthreads)) schedule(static)
-    for (int i = 0; i < n; i++) {
-        mn_tensor *g = mn_params_grad(o->P, i);
-        if (g) memset(g->data, 0, mn_tensor_bytes(g));
+    if (!big || threads <= 1 || omp_in_parallel()) {
+        for (int i = 0; i < n; i++) zero_grad_of(o->P, i);
+        return;
     }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < n; i++) zero_grad_of(o->P, i);
 }
 
 /* ---- clipping ---- */

@@ -487,6 +487,45 @@ START_TEST(one_thread_opens_no_openmp_region)
 }
 END_TEST
 
+/* The rest of a training step on one thread opens no region either: the
+ * embedding's index_select and its backward, cross-entropy and its
+ * gradient, and the optimizer's update and zeroing (ops/index.c,
+ * ops/loss.c, optim/optim.c); on two threads they do. */
+START_TEST(one_thread_training_step_opens_no_openmp_region)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    const int64_t N = 2048, V = 96, E = 64;
+    mn_node *tok = mn_input(g, "tok", MN_I32, MN_SHAPE(N)), *tgt = mn_input(g, "tgt", MN_I32, MN_SHAPE(N));
+    mn_node *logits = mn_linear(g, "head", mn_embedding(g, "emb", tok, V, E), V, true);
+    mn_node *loss = mn_cross_entropy(g, logits, tgt);
+    int32_t *ids = malloc(N * sizeof *ids);
+    for (int64_t i = 0; i < N; i++) ids[i] = (int32_t)(i * 7 % V);
+    for (int threads = 1; threads <= 2; threads++) {
+        mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = threads });
+        ck_assert_ptr_nonnull(ex);
+        mn_optim *o = mn_adam(P, MN_ADAM_DEFAULTS);
+        ck_assert_ptr_nonnull(o);
+        mn_optim_set_threads(o, threads);
+        ck_assert_int_eq(mn_exec_feed_data(ex, "tok", ids, N * sizeof *ids), MN_OK);
+        ck_assert_int_eq(mn_exec_feed_data(ex, "tgt", ids, N * sizeof *ids), MN_OK);
+        ck_assert_int_eq(mn_exec_run(ex), MN_OK);
+        ck_assert_int_eq(mn_optim_step(o), MN_OK);
+        mn_optim_zero_grad(o);
+        omp_regions = 0;
+        ck_assert_int_eq(mn_exec_run(ex), MN_OK);
+        ck_assert_int_eq(mn_optim_step(o), MN_OK);
+        mn_optim_zero_grad(o);
+        if (threads == 1) ck_assert_msg(omp_regions == 0, "1 thread: %d OpenMP regions in a training step", omp_regions);
+        else ck_assert_msg(omp_regions > 0, "2 threads: no OpenMP region counted");
+        mn_optim_free(o);
+        mn_exec_free(ex);
+    }
+    free(ids);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Readers of a group's members join it (sibling fusion), and a value two
  * concats place along their last axis gets a copy for the second one
  * (graph/copies.c), so the fused kernel writes it into both: the same
@@ -1026,6 +1065,7 @@ int main(void)
     tcase_add_test(tc, fusion_is_bit_identical);
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
+    tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
