@@ -192,9 +192,9 @@ static bool clone_step(mn_exec *ex, plan_ctx *pc, const mn_step *st, mn_step *ou
     out->ctrl = NULL;
     out->nctrl = 0;
     if (!out->in || !out->tin || !out->xout) return false;
-    for (int j = 0; j < st->nin; j++) {
+    for (int j = 0; j < st->nin; j++) {     /* a checkpoint is read where it is kept, as analyse() assumed */
         int v = st->in[j];
-        out->in[j] = pc->clone_of[v] >= 0 ? pc->clone_of[v] : v;
+        out->in[j] = pc->clone_of[v] >= 0 && !pc->cross[v] ? pc->clone_of[v] : v;
     }
     out->out = pc->clone_of[st->out] = new_value(ex, st->out);
     if (ex->vals[out->out].base == MN_VAL_ALIAS) ex->vals[out->out].alias_of = out->in[0];

@@ -615,6 +615,46 @@ START_TEST(budget_split_projection_bias_adds_are_fused)
 }
 END_TEST
 
+/* A recurrent layer's hidden states stay in its outputs concat (kept for
+ * the head and the weight gradients), so a recomputed segment's recurrent
+ * products read those, not the hidden states its recomputed cells make
+ * again: the products of a segment do not wait for each other's cells,
+ * only the cell state c is a chain through the recomputed cells. */
+START_TEST(recomputed_products_read_kept_hidden_states)
+{
+    static const char *const rec[] = { "lstm", "gru" };
+    const char *kind = rec[_i];
+    model m = build(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t need = smallest_named(kind);
+    ex = compile(&m, need);
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    int products = 0, chained = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (!st->clone || strcmp(st->node->op->name, "matmul_packed") || st->node->desc.shape.ndim != 2) continue;
+        products++;
+        int d = ex->vals[st->in[0]].def;                      /* a recomputed h reads recomputed values (a zero h0 none) */
+        bool again = false;
+        for (int j = 0; d >= 0 && ex->steps[d].clone && j < ex->steps[d].nin; j++) {
+            int e = ex->vals[ex->steps[d].in[j]].def;
+            again |= e >= 0 && ex->steps[e].clone;
+        }
+        chained += again;
+    }
+    ck_assert_msg(products > 0, "%s: no recurrent product recomputed", kind);
+    ck_assert_msg(chained == 0, "%s: %d of %d recomputed recurrent products read a recomputed hidden state", kind, chained, products);
+    mn_exec_free(ex);
+    same_bits_under(&m, kind, need, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* No budget, or one the plan already meets: the same steps, levels, arena and bits. */
 START_TEST(unlimited_budget_changes_nothing)
 {
@@ -662,6 +702,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
     tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
+    tcase_add_loop_test(tc, recomputed_products_read_kept_hidden_states, 0, 2);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);
