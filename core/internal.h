@@ -5,6 +5,7 @@
 #define MN_CORE_INTERNAL_H
 
 #include "mnemo.h"
+#include <omp.h>
 #include <stdarg.h>
 
 #define MN_ALIGN 64
@@ -49,5 +50,12 @@ void mn__blas_threads_pop(int old);
 void mn__rng_uniform_n(uint64_t seed, uint64_t stream, uint64_t start, int64_t n, float *u);
 /* Pins a team of n threads that uses every allowed CPU, once per calling thread (threads.c). */
 void mn__bind_team(int n);
+/* Does a loop (a kernel, a gradient sink, the optimizer) for `threads`
+ * threads run as a plain loop: on one thread, below its grain (`worth`
+ * false) or inside a parallel region? An OpenMP
+ * region costs 3.5-5.7 us even with one thread or an if(0) clause here
+ * (libgomp makes and ends a team; a futex call, expensive in this VM):
+ * as much as a [32, 256] kernel, hundreds of times per recurrent step. */
+static inline bool mn__serial(int threads, bool worth) { return threads <= 1 || !worth || omp_in_parallel(); }
 
 #endif

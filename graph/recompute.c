@@ -95,6 +95,7 @@ typedef struct {
     int *clone_of;        /* per value: its clone, -1 */
     int nseg;             /* segments of the candidate applied */
     int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
+    bool chain;           /* clones read the clones of kept values too (see clone_step) */
 } plan_ctx;
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -194,7 +195,7 @@ static bool clone_step(mn_exec *ex, plan_ctx *pc, const mn_step *st, mn_step *ou
     if (!out->in || !out->tin || !out->xout) return false;
     for (int j = 0; j < st->nin; j++) {     /* a checkpoint is read where it is kept, as analyse() assumed */
         int v = st->in[j];
-        out->in[j] = pc->clone_of[v] >= 0 && !pc->cross[v] ? pc->clone_of[v] : v;
+        out->in[j] = pc->clone_of[v] >= 0 && (pc->chain || !pc->cross[v]) ? pc->clone_of[v] : v;
     }
     out->out = pc->clone_of[st->out] = new_value(ex, st->out);
     if (ex->vals[out->out].base == MN_VAL_ALIAS) ex->vals[out->out].alias_of = out->in[0];
@@ -329,8 +330,9 @@ static void human(int64_t b, char *buf, size_t n)
 }
 
 /* One candidate's figures: added FLOPs and the cheap arena estimate. k:
- * segments (< 0: block plan -k, 0: none); mirror: pointwise values first. */
-typedef struct { int k; bool mirror; double flops; int64_t est, arena; } cand;
+ * segments (< 0: block plan -k, 0: none); mirror: pointwise values first;
+ * chain: clones read the clones of kept values (plan_ctx). */
+typedef struct { int k; bool mirror, chain; double flops; int64_t est, arena; } cand;
 
 /* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
  * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
@@ -361,6 +363,7 @@ static int by_flops(const void *a, const void *b)
 static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
+    pc->chain = c->chain;
     if (apply_cand(ex, pc, sn, c->k, c->mirror) < 0) return -1;
     c->arena = probe(ex);
     return c->arena;
@@ -372,15 +375,17 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
  * With none, the smallest arena is found the same way: candidates by
  * estimate, until the next estimate exceeds the smallest full arena.
  * The first candidate is mirror.c's pointwise recomputation alone, the
- * others segments and block plans without and with it. Fills *win and
- * returns true when one fits. */
-static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget, int64_t *smallest, cand *win, mn_status *err)
+ * others segments and block plans without and with it. `chain` is
+ * plan_ctx's rule for every candidate. Fills *win and returns true when
+ * one fits. */
+static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, int64_t budget, int64_t *smallest, cand *win, mn_status *err)
 {
     enum { NALL = 1 + 2 * (NCAND + NBLOCK) };
     cand c[NALL];
     int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
     bool mirror = false;
+    pc->chain = chain;
     for (int i = 0; i < NALL; i++) {     /* mirror alone, then segment counts and block plans (k < 0), each without and with it */
         int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
         bool mir = i == 0 || (i - 1) % 2;
@@ -389,11 +394,11 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int64_t budget
         if (r == -1) { *err = MN_ERR_NOMEM; return false; }
         if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ k, mir, ex->recompute_flops, estimate(ex), 0 };
+        c[nc] = (cand){ k, mir, chain, ex->recompute_flops, estimate(ex), 0 };
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
-    ex->recompute_candidates = nc;
+    ex->recompute_candidates += nc;
     qsort(c, (size_t)nc, sizeof *c, by_flops);
     bool best = false;
     for (int i = 0; i < nc && !best && !*err; i++) {
@@ -463,7 +468,13 @@ mn_status mn__pass_recompute(mn_exec *ex)
         pc = (plan_ctx){ .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
                          .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
         if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = err ? err : MN_ERR_NOMEM;
-        if (!err) found = search(ex, &pc, &sn, budget, &smallest, &win, &err);
+        /* clones reading kept values where they are (fewer levels: a segment's
+         * recurrent products wait for no recomputed cell) first; where no such
+         * plan fits, clones reading the clones of kept values too, whose
+         * arenas can be smaller at the very smallest budgets */
+        if (!err) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
+        if (!err && !found) found = search(ex, &pc, &sn, true, budget, &smallest, &win, &err);
+        pc.chain = win.chain;
         if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
     if (!err && smallest > budget && !found) {
@@ -482,6 +493,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
     mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
     mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
+    mn__stat(ex, "recompute.chained_clones", found && win.chain);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);

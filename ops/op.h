@@ -41,12 +41,6 @@ typedef void (*mn__pointwise_fn)(float *out, const float *const *in, int64_t n, 
 mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f);
 /* Grain for parallel loops: below it, a loop stays serial. */
 #define MN_GRAIN 32768
-/* Does a loop for `threads` threads run as a plain loop: on one thread,
- * below its grain (`worth` false) or inside a parallel region? An OpenMP
- * region costs 3.5-5.7 us even with one thread or an if(0) clause here
- * (libgomp makes and ends a team; a futex call, expensive in this VM):
- * as much as a [32, 256] kernel, hundreds of times per recurrent step. */
-static inline bool mn__serial(int threads, bool worth) { return threads <= 1 || !worth || omp_in_parallel(); }
 /* Fixed chunk count for reductions to a scalar: partial sums per chunk,
  * added in order, give the same bits for any thread count. */
 #define MN_NCHUNK 64

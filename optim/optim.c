@@ -251,7 +251,7 @@ static void update_all(mn_optim *o, int threads, float gscale)
         x->first_chunk = total;
         total += (x->n + CHUNK - 1) / CHUNK;
     }
-    if (threads <= 1 || total <= 1 || omp_in_parallel()) {    /* no region on one thread: it costs 2-6 us */
+    if (mn__serial(threads, total > 1)) {
         for (int64_t c = 0; c < total; c++) update_nth(o, c, gscale);
         return;
     }
@@ -288,7 +288,7 @@ void mn_optim_zero_grad(mn_optim *o)
     int n = mn_params_count(o->P);
     int threads = mn__threads(o->nthreads);
     bool big = n > 1 && mn_params_numel(o->P) > CHUNK;      /* a parallel region only where it pays */
-    if (!big || threads <= 1 || omp_in_parallel()) {
+    if (mn__serial(threads, big)) {
         for (int i = 0; i < n; i++) zero_grad_of(o->P, i);
         return;
     }

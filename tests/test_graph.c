@@ -490,7 +490,8 @@ END_TEST
 /* The rest of a training step on one thread opens no region either: the
  * embedding's index_select and its backward, cross-entropy and its
  * gradient, and the optimizer's update and zeroing (ops/index.c,
- * ops/loss.c, optim/optim.c); on two threads they do. */
+ * ops/loss.c, optim/optim.c); on two threads the step opens some (the
+ * zeroing of this small store stays a plain loop there too). */
 START_TEST(one_thread_training_step_opens_no_openmp_region)
 {
     mn_params *P = mn_params_new();
