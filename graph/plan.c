@@ -336,12 +336,15 @@ static int step_threads(const mn_exec *ex, const mn_step *st) { return st->solo 
  * planned workspace), made once the plan is final. */
 static void states(mn_exec *ex)
 {
+    int n = 0;
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
-        const mn_node *n = st->node;
-        if (st->fused || !st->work_bytes || st->state) continue;
-        st->state = mn__op_state_new(n->op, n->in_desc, n->nin, &n->desc, n->attrs, st->accumulate, step_threads(ex, st), st->work_bytes);
+        const mn_node *nd = st->node;
+        if (!st->fused && st->work_bytes && !st->state)
+            st->state = mn__op_state_new(nd->op, nd->in_desc, nd->nin, &nd->desc, nd->attrs, st->accumulate, step_threads(ex, st), st->work_bytes);
+        n += st->state != NULL;
     }
+    mn__stat(ex, "plan.op_states", n);
 }
 
 static mn_status bind(mn_exec *ex)
