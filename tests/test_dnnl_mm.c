@@ -69,7 +69,7 @@ static const mm_case cases[] = {
 START_TEST(dense_products_on_the_primitive_match_the_reference)
 {
     const mm_case *k = &cases[_i];
-    const int64_t M = 192, N = 160, K = 224;
+    const int64_t M = k->ta ? 1024 : 192, N = 160, K = 224;     /* A^T B: 1024 rows, the primitive's (below) */
     mn_tdesc in[3], out = { MN_F32, MN_SHAPE(M, N) };
     int a = k->c0 ? 1 : 0;
     in[0] = out;
@@ -114,10 +114,27 @@ START_TEST(dense_products_on_the_primitive_match_the_reference)
 }
 END_TEST
 
+/* A^T B with fewer than 1024 rows and columns stays on sgemm (brgemm was
+ * 7-15% slower there); at 1024 rows, or columns, the primitive takes it. */
+START_TEST(transposed_a_products_below_1024_rows_stay_on_sgemm)
+{
+    mn_matmul_attrs at = { true, false, false };
+    mn_tdesc in[2] = { { MN_F32, MN_SHAPE(1024, 768) }, { MN_F32, MN_SHAPE(1024, 256) } }, out = { MN_F32, MN_SHAPE(768, 256) };
+    ck_assert_uint_eq(mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1), 0);
+    in[0].shape = MN_SHAPE(1024, 1024);
+    out.shape = MN_SHAPE(1024, 256);
+    ck_assert_msg((mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 rows");
+    in[0].shape = MN_SHAPE(1024, 256);
+    in[1].shape = MN_SHAPE(1024, 1024);
+    out.shape = MN_SHAPE(256, 1024);
+    ck_assert_msg((mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 columns");
+}
+END_TEST
+
 /* y = x W^T, loss = sum(y * y): dW = 2 y^T x (A^T B), dx unused. */
 START_TEST(training_run_calls_no_sgemm_and_allocates_no_product_buffer)
 {
-    const int64_t R = 512, I = 256, O = 384;
+    const int64_t R = 512, I = 256, O = 1024;
     int threads = 1 + _i;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
@@ -175,6 +192,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     printf("this machine: products on oneDNN %s\n", onednn_path() ? "yes" : "no (OpenBLAS keeps them: no step has a state)");
     tcase_add_loop_test(tc, dense_products_on_the_primitive_match_the_reference, 0, (int)(sizeof cases / sizeof *cases));
+    tcase_add_test(tc, transposed_a_products_below_1024_rows_stay_on_sgemm);
     tcase_add_loop_test(tc, training_run_calls_no_sgemm_and_allocates_no_product_buffer, 0, 2);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
