@@ -61,6 +61,7 @@ typedef struct {
     double flops;         /* schedule: the registry's cost estimate for one run */
     int work;             /* plan: workspace storage index, -1 if none */
     size_t work_bytes;    /* plan */
+    mn__op_state *state;  /* plan (bind): the op's state for this step (ops/dnnl_mm.c), or NULL; owned */
     mn_fused *fused;      /* fuse: non-NULL: runs a fused elementwise group (in = the group's inputs) */
     int nxout, *xout;     /* fuse: a fused step's extra outputs (values read outside the group) */
     int fused_into;       /* fuse: during fusion, the root step absorbing this one, or -1 */

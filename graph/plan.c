@@ -314,6 +314,8 @@ static void stats(mn_exec *ex)
     free(delta);
 }
 
+static int step_threads(const mn_exec *ex, const mn_step *st);
+
 static mn_status workspaces(mn_exec *ex)
 {
     for (int s = 0; s < ex->nsteps; s++) {
@@ -321,8 +323,28 @@ static mn_status workspaces(mn_exec *ex)
         const mn_node *n = st->node;
         st->work_bytes = 0;
         if (n->op->traits.workspace) st->work_bytes = n->op->traits.workspace(n->in_desc, n->nin, &n->desc, n->attrs);
+        size_t state = st->fused ? 0 : mn__op_state_bytes(n->op, n->in_desc, n->nin, &n->desc, n->attrs, st->accumulate, step_threads(ex, st));
+        if (state > st->work_bytes) st->work_bytes = state;
     }
     return MN_OK;
+}
+
+/* The threads a step runs with (run.c's run_level): all, alone; else one. */
+static int step_threads(const mn_exec *ex, const mn_step *st) { return st->solo ? ex->nthreads : 1; }
+
+/* Each step's op state (a oneDNN primitive whose scratchpad is the step's
+ * planned workspace), made once the plan is final. */
+static void states(mn_exec *ex)
+{
+    int n = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        const mn_node *nd = st->node;
+        if (!st->fused && st->work_bytes && !st->state)
+            st->state = mn__op_state_new(nd->op, nd->in_desc, nd->nin, &nd->desc, nd->attrs, st->accumulate, step_threads(ex, st), st->work_bytes);
+        n += st->state != NULL;
+    }
+    mn__stat(ex, "plan.op_states", n);
 }
 
 static mn_status bind(mn_exec *ex)
@@ -362,6 +384,7 @@ static mn_status bind(mn_exec *ex)
     }
     for (int s = 0; s < ex->nsteps; s++)
         for (int k = 0; k < ex->steps[s].nin; k++) ex->steps[s].tin[k] = ex->vals[ex->steps[s].in[k]].t;
+    states(ex);
     return MN_OK;
 }
 

@@ -75,7 +75,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
             scat[1 + k] = x->scatter ? x->scatter_st : NULL;
         }
         s = mn__fused_forward(st->fused, &c, xout, scat, st->nxout);
-    } else s = op->forward(&c);
+    } else s = st->state ? mn__op_state_forward(st->state, op, &c) : op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
     return s;

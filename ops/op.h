@@ -44,6 +44,21 @@ mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f);
 /* Fixed chunk count for reductions to a scalar: partial sums per chunk,
  * added in order, give the same bits for any thread count. */
 #define MN_NCHUNK 64
+/* State an executable keeps for one step of a built-in op (ops/dnnl_mm.c:
+ * a matmul's oneDNN primitive), made once the step's thread count is known
+ * and freed with the executable; the plugin ABI does not see it.
+ * mn__op_state_bytes: the workspace such a step needs (0: the op keeps no
+ * state there); mn__op_state_new: the state, or NULL (the op's own kernel
+ * runs), given the workspace planned for it; mn__op_state_forward: the
+ * step's kernel with its state (op->forward where the state does not fit
+ * the context). */
+typedef struct mn__op_state mn__op_state;
+size_t mn__op_state_bytes(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+                          bool accumulate, int threads);
+mn__op_state *mn__op_state_new(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+                               bool accumulate, int threads, size_t work_bytes);
+mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_kernel_ctx *c);
+void mn__op_state_free(mn__op_state *s);
 /* Most inputs a node may have (concat over many time steps). */
 #define MN_MAX_INPUTS 65536
 

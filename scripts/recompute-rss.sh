@@ -9,7 +9,9 @@
 # anonymous pages: the resident peak less the file-backed pages (the
 # libraries' code) and less the anonymous executable pages (code generated
 # at run time: oneDNN's JIT kernels, code_anon_bytes, 3.4 MB once its sgemm
-# has run). Predicted (predicted_train_anon_bytes): that base + the
+# has run, 0.2 MB for its matmul primitive's). On oneDNN's path the
+# products on its matmul primitive have their scratchpad planned in the
+# arena (ops/dnnl_mm.c), so arena_bytes and the prediction hold it. Predicted (predicted_train_anon_bytes): that base + the
 # training executable's predicted_peak_bytes (arena, inputs, its own
 # tables, the store's values and gradients) - the store's values and
 # gradients already resident (the store zeroes a gradient when it creates
