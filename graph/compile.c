@@ -190,7 +190,12 @@ void mn_exec_free(mn_exec *ex)
     if (!ex) return;
     for (int v = 0; ex->vals && v < ex->nvals; v++)
         if (ex->vals[v].base == MN_VAL_INPUT) free(ex->vals[v].t.data);
-    for (int s = 0; ex->steps && s < ex->nsteps; s++) { free(ex->steps[s].in); free(ex->steps[s].tin); free(ex->steps[s].xout); free(ex->steps[s].ctrl); if (!ex->steps[s].clone) mn__fused_free(ex->steps[s].fused); mn__op_state_free(ex->steps[s].state); }
+    for (int s = 0; ex->steps && s < ex->nsteps; s++) {
+        mn_step *st = &ex->steps[s];
+        free(st->in); free(st->tin); free(st->xout); free(st->ctrl);
+        if (!st->clone) mn__fused_free(st->fused);
+        mn__op_state_free(st->state);
+    }
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split);
     free(ex->prof_step); free(ex->prof_level);

@@ -314,7 +314,8 @@ static void stats(mn_exec *ex)
     free(delta);
 }
 
-static int step_threads(const mn_exec *ex, const mn_step *st);
+/* The threads a step runs with (run.c's run_level): all, alone; else one. */
+static int step_threads(const mn_exec *ex, const mn_step *st) { return st->solo ? ex->nthreads : 1; }
 
 static mn_status workspaces(mn_exec *ex)
 {
@@ -328,9 +329,6 @@ static mn_status workspaces(mn_exec *ex)
     }
     return MN_OK;
 }
-
-/* The threads a step runs with (run.c's run_level): all, alone; else one. */
-static int step_threads(const mn_exec *ex, const mn_step *st) { return st->solo ? ex->nthreads : 1; }
 
 /* Each step's op state (a oneDNN primitive whose scratchpad is the step's
  * planned workspace), made once the plan is final. */

@@ -13,9 +13,12 @@
 #include <string.h>
 #ifdef MNEMO_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_version.h>
 #endif
 
-#ifdef MNEMO_HAVE_DNNL
+/* The operation-descriptor API below is oneDNN 2.x's (Debian 12: 2.6.3);
+ * with oneDNN 3.x no step gets a state and matmul.c's kernels run. */
+#if defined(MNEMO_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
 
 extern const mn_op_def mn__op_matmul, mn__op_matmul_acc;
 
@@ -181,13 +184,21 @@ mn__op_state *mn__op_state_new(const mn_op_def *op, const mn_tdesc *in, int nin,
     return s;
 }
 
-/* The product on the primitive; matmul.c's kernel when the step runs
- * with another thread count than the primitive was made for, or inside a
- * parallel region with more than one (oneDNN would then run one thread
- * and the work split it planned for more would not hold). */
+/* Whether OpenMP may give the primitive fewer threads than it was made
+ * for: inside a parallel region (nested regions get one), with dynamic
+ * teams or under a thread limit. brgemm fixes its work split when it is
+ * made; a smaller team would leave the missing threads' shares unwritten. */
+static bool team_may_shrink(int threads)
+{
+    return threads > 1 && (omp_in_parallel() || omp_get_dynamic() || omp_get_thread_limit() < threads);
+}
+
+/* The product on the primitive; matmul.c's kernel (the same products to
+ * rounding, other bits) when the step runs with another thread count than
+ * the primitive was made for or its team may shrink (team_may_shrink). */
 mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_kernel_ctx *c)
 {
-    if (c->nthreads != s->threads || (s->threads > 1 && omp_in_parallel()) || c->work_bytes < s->work) return op->forward(c);
+    if (c->nthreads != s->threads || team_may_shrink(s->threads) || c->work_bytes < s->work) return op->forward(c);
     float *C = mn_f32(c->out);
     if (s->p.a_in == 1) {                       /* matmul_acc: C0 first, unless C is C0's bytes */
         const float *c0 = mn_f32(&c->in[0]);
@@ -198,9 +209,11 @@ mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_ke
     dnnl_memory_set_data_handle(s->c, C);
     dnnl_memory_set_data_handle(s->w, c->work);
     dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, s->a }, { DNNL_ARG_WEIGHTS, s->b }, { DNNL_ARG_DST, s->c }, { DNNL_ARG_SCRATCHPAD, s->w } };
-    if (dnnl_primitive_execute(s->prim, s->strm, 4, args) || dnnl_stream_wait(s->strm))
-        return mn__kernel_fail(c, "oneDNN's matmul primitive failed on a %lld x %lld x %lld product", (long long)s->p.M,
-                               (long long)s->p.N, (long long)s->p.K);
+    dnnl_status_t e = dnnl_primitive_execute(s->prim, s->strm, 4, args);
+    if (!e) e = dnnl_stream_wait(s->strm);
+    if (e)
+        return mn__kernel_fail(c, "oneDNN's matmul primitive failed (dnnl status %d) on a %lld x %lld x %lld product (A%s B%s)", (int)e,
+                               (long long)s->p.M, (long long)s->p.N, (long long)s->p.K, s->p.ta ? "^T" : "", s->p.tb ? "^T" : "");
     return MN_OK;
 }
 

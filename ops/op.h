@@ -46,7 +46,9 @@ mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f);
 #define MN_NCHUNK 64
 /* State an executable keeps for one step of a built-in op (ops/dnnl_mm.c:
  * a matmul's oneDNN primitive), made once the step's thread count is known
- * and freed with the executable; the plugin ABI does not see it.
+ * and freed with the executable (its handles: oneDNN keeps what it made in
+ * its own primitive cache, the program's to size); the plugin ABI does
+ * not see it.
  * mn__op_state_bytes: the workspace such a step needs (0: the op keeps no
  * state there); mn__op_state_new: the state, or NULL (the op's own kernel
  * runs), given the workspace planned for it; mn__op_state_forward: the
