@@ -74,18 +74,26 @@ static int64_t count_targets(const mn_kernel_ctx *c, ce_dims d, int ignore)
     return cnt;
 }
 
-/* log-sum-exp of one strided row */
-static double row_lse(const float *x, int64_t n, int64_t st)
+/* log-sum-exp of one strided row in two parts, lse = m + *ls: its maximum
+ * m (returned) and *ls = log(sum exp(x - m)) (0 where m is not finite).
+ * Callers add the parts after differences with m, (m - x_k) + ls: at huge
+ * magnitudes m + ls rounds to m (1e30 + log 20). */
+static double row_lse(const float *x, int64_t n, int64_t st, double *ls)
 {
-    if (st == 1) {
-        float m = mn__row_max(x, n);
-        return m == -INFINITY || m == INFINITY || m != m ? m : m + log(mn__row_sumexp(x, n, m));
-    }
     float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
+    *ls = 0;
+    if (st == 1) m = mn__row_max(x, n);
+    else
+        for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, x[i * st]);
+    if (!isfinite(m)) return m;
+    if (st == 1) {
+        *ls = log(mn__row_sumexp(x, n, m));
+        return m;
+    }
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += mn__expf(x[i * st] - m);
-    return m + log(s);
+    *ls = log(s);
+    return m;
 }
 
 /* Chunk ch of the positions: each one's loss into y (reduction none) and
@@ -101,11 +109,11 @@ static void ce_chunk(const mn_kernel_ctx *c, ce_dims d, int ch, double *part)
         const float *row = x + (p / d.inner) * d.c * d.inner + p % d.inner;
         double l = 0;
         if (t[p] != a->o.ignore_index) {
-            double lse = row_lse(row, d.c, d.inner);
-            l = (1.0 - eps) * (lse - row[t[p] * d.inner]);
+            double ls, m = row_lse(row, d.c, d.inner, &ls);
+            l = (1.0 - eps) * ((m - row[t[p] * d.inner]) + ls);
             if (eps > 0) {
                 double s = 0;
-                for (int64_t k = 0; k < d.c; k++) s += lse - row[k * d.inner];
+                for (int64_t k = 0; k < d.c; k++) s += (m - row[k * d.inner]) + ls;
                 l += eps * s / (double)d.c;
             }
         }
@@ -161,9 +169,9 @@ static void ce_grad_row(const mn_kernel_ctx *c, ce_dims d, int64_t cnt, int64_t 
         out[t[p]] -= (float)(w * (1.0 - eps));
         return;
     }
-    double lse = row_lse(row, d.c, d.inner);
+    double ls, lm = row_lse(row, d.c, d.inner, &ls);
     for (int64_t k = 0; k < d.c; k++) {
-        double g = mn__expf((float)(row[k * d.inner] - lse)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
+        double g = mn__expf((float)((row[k * d.inner] - lm) - ls)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
         out[k * d.inner] = (float)(w * g);
     }
 }

@@ -1029,6 +1029,41 @@ START_TEST(op_named_builds_through_the_schema)
 END_TEST
 
 /* mn_grad's errors stick to the graph and name the culprit. */
+/* Cross-entropy at huge logits: 20 equal maxima at 1e30 among 40 classes,
+ * the rest at -1e30, the target at a maximum. The loss is log 20 and the
+ * gradient 1/20 - [k = t] at the maxima (over the rows, mean), whether the
+ * classes lie contiguous ([R, C]) or strided ([1, C, R]): lse = m + log 20
+ * rounds to m at such magnitudes, so the kernels add (m - x_k) + log 20. */
+START_TEST(cross_entropy_at_huge_logits)
+{
+    enum { R = 3, C = 40 };
+    bool strided = _i == 1;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_shape xs = strided ? MN_SHAPE(1, C, R) : MN_SHAPE(R, C), ts = strided ? MN_SHAPE(1, R) : MN_SHAPE(R);
+    mn_node *x = mn_param(g, "x", xs, (mn_init){ .kind = MN_INIT_ZEROS });
+    mn_node *t = mn_input(g, "t", MN_I32, ts);
+    mn_exec *ex = mn_compile(g, mn_cross_entropy(g, x, t), NULL);
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    float *v = mn_f32(mn_params_get(P, "x"));
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < C; k++) v[strided ? k * R + r : r * C + k] = k % 2 ? -1e30f : 1e30f;
+    int32_t tv[R] = { 0, 2, 38 };
+    ck_assert_ok(mn_exec_feed_data(ex, "t", tv, sizeof tv));
+    ck_assert_ok(mn_exec_run(ex));
+    ck_assert_close(mn_exec_loss(ex), log(20.0), 1e-5);
+    const float *d = mn_f32(mn_params_get_grad(P, "x"));
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < C; k++) {
+            double want = k % 2 ? 0.0 : (1.0 / 20 - (k == tv[r])) / R;
+            ck_assert_msg(fabs(d[strided ? k * R + r : r * C + k] - want) <= 1e-6, "%s row %d class %d: %g, expected %g",
+                          strided ? "strided" : "contiguous", r, k, d[strided ? k * R + r : r * C + k], want);
+        }
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 START_TEST(grad_errors)
 {
     mn_params *P = mn_params_new();
@@ -1076,6 +1111,7 @@ int main(void)
     tcase_add_test(tc, grad_nodes_match_finite_differences);
     tcase_add_test(tc, hessian_vector_product_of_an_mlp);
     tcase_add_test(tc, grad_errors);
+    tcase_add_loop_test(tc, cross_entropy_at_huge_logits, 0, 2);
     tcase_add_test(tc, pass_counters_by_name);
     tcase_add_test(tc, cse_ignores_attribute_padding);
     tcase_add_test(tc, op_named_builds_through_the_schema);
