@@ -453,6 +453,13 @@ void GOMP_parallel(void (*fn)(void *), void *data, unsigned nthreads, unsigned f
     real(fn, data, nthreads, flags);
 }
 
+/* None counted on one thread (what names the work counted), some on two. */
+static void check_regions(int threads, const char *what)
+{
+    if (threads == 1) ck_assert_msg(omp_regions == 0, "1 thread: %d OpenMP regions in %s", omp_regions, what);
+    else ck_assert_msg(omp_regions > 0, "2 threads: no OpenMP region counted");
+}
+
 /* On one thread the elementwise kernels, the fused kernel, the sums,
  * concat's copies and the gradient sinks run as plain loops: an OpenMP region, even of one
  * thread or with a false if clause, costs microseconds (libgomp makes a
@@ -478,8 +485,7 @@ START_TEST(one_thread_opens_no_openmp_region)
         ck_assert_int_eq(mn_exec_run(ex), MN_OK);
         omp_regions = 0;
         ck_assert_int_eq(mn_exec_run(ex), MN_OK);
-        if (threads == 1) ck_assert_msg(omp_regions == 0, "1 thread: %d OpenMP regions in a run", omp_regions);
-        else ck_assert_msg(omp_regions > 0, "2 threads: no OpenMP region counted");
+        check_regions(threads, "a run");
         mn_exec_free(ex);
     }
     free(xs);
@@ -517,8 +523,7 @@ START_TEST(one_thread_training_step_opens_no_openmp_region)
         ck_assert_int_eq(mn_exec_run(ex), MN_OK);
         ck_assert_int_eq(mn_optim_step(o), MN_OK);
         mn_optim_zero_grad(o);
-        if (threads == 1) ck_assert_msg(omp_regions == 0, "1 thread: %d OpenMP regions in a training step", omp_regions);
-        else ck_assert_msg(omp_regions > 0, "2 threads: no OpenMP region counted");
+        check_regions(threads, "a training step");
         mn_optim_free(o);
         mn_exec_free(ex);
     }
