@@ -33,6 +33,11 @@ enum { MN_PACKED_C = 0, MN_PACKED_AVX2 = 1, MN_PACKED_AVX512 = 2 };
 int mn__packed_isa(void);
 /* P [ceil(N/16), K, 16] = op(W) in panels of 16 columns (W [N, K] if trans_b, else [K, N]). */
 void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *P, int threads);
+/* How mn__packed_gemm shares an M x N x K product among `threads`: one
+ * thread, rows (strips of 8, evenly: as the elementwise kernels share the
+ * same rows) or pairs of 16-column panels. */
+enum { MN_PACKED_ONE = 0, MN_PACKED_ROWS = 1, MN_PACKED_COLS = 2 };
+int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads);
 /* C [M, N] = A [M, K] times the packed op(W), with `isa`'s kernel (<= mn__packed_isa()). */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads);

@@ -196,23 +196,39 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
     }
 }
 
+/* How a product is shared among `threads` (ops/gemm.h). By rows, cut at
+ * strips of 8, once every thread gets two strips or more: an RNN time
+ * step's 32 rows go 16 and 16, the rows the elementwise cell kernels give
+ * the same threads (static halves), so the gates a thread writes are the
+ * ones its cell reads and the h (or dG) its cell writes is the A it reads:
+ * nothing crosses cores inside a step; each thread reads all of W, which
+ * cost nothing measurable (docs/performance.md, "### team2"). Fewer rows:
+ * by pairs of panels. Tiny products: one thread. */
+int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
+{
+    int64_t pairs = (N + 2 * PW - 1) / (2 * PW), strips = (M + 7) / 8;
+    if (threads <= 1 || M == 0 || N == 0 || M * N * K < (1 << 17)) return MN_PACKED_ONE;
+    if (strips >= 2 * (int64_t)threads) return MN_PACKED_ROWS;
+    return pairs >= 2 ? MN_PACKED_COLS : MN_PACKED_ONE;
+}
+
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
- * op(W); panels cut over the threads in pairs, or, from 128 rows per
- * thread (an input projection's block), rows cut in strips of 8: its dx
- * has as few as 2-4 pairs of panels (64 or 100 input columns: 64/36
- * columns per thread at 100), rows divide evenly. Never inside a parallel
- * region. `isa` is mn__packed_isa()'s answer, or a narrower one. */
+ * op(W), shared as mn__packed_split says: rows in strips of 8, evenly
+ * (an input projection's block: its dx has as few as 2-4 pairs of panels,
+ * 64 or 100 input columns; an RNN step: see above), or panels in pairs.
+ * Never inside a parallel region. `isa` is mn__packed_isa()'s answer, or a
+ * narrower one. */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads)
 {
     int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
-    bool by_rows = M >= 128 * (int64_t)threads;   /* an input projection's block: rows split evenly whatever N is */
+    int split = omp_in_parallel() ? MN_PACKED_ONE : mn__packed_split(M, N, K, threads);
     if (M == 0 || N == 0) return;
-    if (threads <= 1 || omp_in_parallel() || M * N * K < (1 << 17) || (pairs < 2 && !by_rows)) {
+    if (split == MN_PACKED_ONE) {
         packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
         return;
     }
-    if (by_rows) {
+    if (split == MN_PACKED_ROWS) {
         #pragma omp parallel for num_threads(threads) schedule(static, 1)
         for (int t = 0; t < threads; t++) {
             int64_t m0 = strips * t / threads * 8, m1 = strips * (t + 1) / threads * 8;

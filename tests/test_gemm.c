@@ -150,6 +150,25 @@ START_TEST(packed_product_same_bits_on_every_kernel_row_count_and_thread_count)
 }
 END_TEST
 
+/* How the packed product shares its work (ops/packed.c): an RNN time
+ * step's 32 rows on 2 threads are cut by rows, 16 and 16 (the rows the
+ * elementwise cell kernels give the same threads), forward and backward
+ * products of the lstm and the gru alike; fewer than two strips of 8 rows
+ * a thread go by pairs of panels; one thread, a tiny product or a single
+ * pair with few rows are not shared. */
+START_TEST(packed_product_cuts_a_time_step_by_rows_as_its_cell)
+{
+    ck_assert_int_eq(mn__packed_split(32, 1024, 256, 2), MN_PACKED_ROWS);   /* lstm step, h W_hh^T */
+    ck_assert_int_eq(mn__packed_split(32, 256, 1024, 2), MN_PACKED_ROWS);   /* lstm step, dG W_hh */
+    ck_assert_int_eq(mn__packed_split(32, 768, 256, 2), MN_PACKED_ROWS);    /* gru step */
+    ck_assert_int_eq(mn__packed_split(1024, 64, 1024, 2), MN_PACKED_ROWS);  /* an input projection's dx block */
+    ck_assert_int_eq(mn__packed_split(16, 1024, 256, 2), MN_PACKED_COLS);
+    ck_assert_int_eq(mn__packed_split(32, 1024, 256, 1), MN_PACKED_ONE);
+    ck_assert_int_eq(mn__packed_split(32, 16, 64, 2), MN_PACKED_ONE);
+    ck_assert_int_eq(mn__packed_split(8, 32, 1024, 2), MN_PACKED_ONE);
+}
+END_TEST
+
 int main(void)
 {
     mn__gemm_kinds here = mn__gemm_detect();
@@ -163,6 +182,7 @@ int main(void)
     tcase_add_test(tc, openblas_alone_when_onednn_is_narrower_or_absent);
     tcase_add_test(tc, column_blocks_only_on_openblas_avx512_cores);
     tcase_add_loop_test(tc, every_path_computes_the_product, 0, 6 * (int)(sizeof shapes / sizeof *shapes));
+    tcase_add_test(tc, packed_product_cuts_a_time_step_by_rows_as_its_cell);
     tcase_add_loop_test(tc, packed_product_same_bits_on_every_kernel_row_count_and_thread_count, 0,
                         (int)(sizeof pshapes / sizeof *pshapes));
     suite_add_tcase(s, tc);
