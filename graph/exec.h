@@ -143,6 +143,7 @@ struct mn_exec {
     int nlevels;
     int *level_start;     /* steps of level L: [level_start[L], level_start[L + 1]) */
     bool *level_split;    /* level L's big steps run side by side, threads split between them */
+    int *team_end;        /* run.c: levels [L, team_end[L]) run in one OpenMP region (a chain), 0 when L starts none */
     bool serial;
     bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
@@ -220,6 +221,9 @@ mn_status mn__piece_copies(mn_exec *ex);
  * planner chose to scatter that output into a concat's bytes; nxout
  * extra outputs. */
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout);
+/* Part `part` of `nparts` of it, called by every thread of a team (nparts 0: the whole step). */
+mn_status mn__fused_forward_part(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                                 int nxout, int part, int nparts);
 /* How many of a fused step's inputs and outputs its tiles copy (gathered
  * or scattered) rather than read or write in place, for these scatters. */
 int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout);

@@ -165,26 +165,50 @@ int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout)
     return n;
 }
 
-mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout)
+/* Tiles [t0, t1) of a fused step (row mode: `per` tiles a row of len). */
+static void fused_tiles(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                        bool rows, int64_t len, int64_t per, int64_t t0, int64_t t1)
+{
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0 = t % per * MN_FUSE_TILE;
+        fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
+    }
+}
+
+/* Part `part` of `nparts` (nparts 0: the whole step, its own threads): the
+ * tiles a static split gives that thread, as one thread of a team the
+ * executor keeps across levels (graph/run.c); a step too small to share
+ * is computed whole by part 0. Tiles are independent: same bits. */
+mn_status mn__fused_forward_part(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                                 int nxout, int part, int nparts)
 {
     int64_t n = mn_tensor_numel(c->out);
     bool rows = row_tiles(f, scat, nxout);
     int64_t len = rows ? f->shape.d[f->shape.ndim - 1] : n;          /* a tile never crosses a multiple of len */
     int64_t per = (len + MN_FUSE_TILE - 1) / MN_FUSE_TILE, ntiles = len ? n / len * per : 0;
     /* Every member is a pass over the tile: the work is n times the members. */
-    if (mn__serial(c->nthreads, n * f->nmem > MN_GRAIN && ntiles > 1)) {
-        for (int64_t t = 0; t < ntiles; t++) {
-            int64_t c0 = t % per * MN_FUSE_TILE;
-            fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
-        }
+    bool shared = c->nthreads > 1 && n * f->nmem > MN_GRAIN && ntiles > 1;
+    if (nparts > 0) {
+        int64_t t0 = shared ? ntiles * part / nparts : part ? ntiles : 0;
+        int64_t t1 = shared ? ntiles * (part + 1) / nparts : ntiles;
+        fused_tiles(f, c, xout, scat, rows, len, per, t0, t1);
         return MN_OK;
     }
-    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
-    for (int64_t t = 0; t < ntiles; t++) {
-        int64_t c0 = t % per * MN_FUSE_TILE;
-        fused_tile(f, c, xout, scat, t / per, c0, len - c0 < MN_FUSE_TILE ? len - c0 : MN_FUSE_TILE, rows);
+    if (mn__serial(c->nthreads, shared)) {
+        fused_tiles(f, c, xout, scat, rows, len, per, 0, ntiles);
+        return MN_OK;
+    }
+    #pragma omp parallel num_threads(c->nthreads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        fused_tiles(f, c, xout, scat, rows, len, per, ntiles * t / nt, ntiles * (t + 1) / nt);
     }
     return MN_OK;
+}
+
+mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout)
+{
+    return mn__fused_forward_part(f, c, xout, scat, nxout, 0, 0);
 }
 
 typedef struct {

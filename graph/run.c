@@ -3,8 +3,12 @@
  * by side), adds each parameter gradient into the store at the end of the
  * level that completes it, and never allocates. A run is a transaction for
  * the store: each gradient is copied aside when the run first touches it,
- * and a run that fails puts every touched gradient back. */
+ * and a run that fails puts every touched gradient back. On several
+ * threads a chain of levels that each hold one shareable step (an RNN's
+ * per-step products and cells) runs in one OpenMP region, a barrier
+ * between levels, instead of a region per step. */
 #include "exec.h"
+#include "../ops/gemm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,33 +56,144 @@ mn_status mn_exec_feed(mn_exec *ex, const char *name, const mn_tensor *t)
     return mn_exec_feed_data(ex, name, t->data, mn_tensor_bytes(t));
 }
 
+/* A kernel's context for step st on `threads` threads (detail: its message buffer). */
+static mn_kernel_ctx step_ctx(mn_exec *ex, const mn_step *st, int threads, char *detail, size_t dlen)
+{
+    return (mn_kernel_ctx){ .nin = st->nin, .in = st->tin, .out = &ex->vals[st->out].t, .attrs = st->node->attrs,
+                            .accumulate = st->accumulate, .nthreads = threads, .seed = mn__run_seed(ex->user->seed, ex->step),
+                            .node_id = st->node->id,
+                            .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL,
+                            .work_bytes = st->work_bytes, .msg = detail, .msglen = dlen };
+}
+
+/* Fused step st, part `part` of `nparts` (nparts 0: whole, c->nthreads threads). */
+static mn_status run_fused(mn_exec *ex, const mn_step *st, const mn_kernel_ctx *c, int part, int nparts)
+{
+    float *xout[MN_FUSE_MAX_MEMBERS];
+    const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+    scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
+    for (int k = 0; k < st->nxout; k++) {
+        const mn_value *x = &ex->vals[st->xout[k]];
+        xout[k] = mn_f32(&x->t);
+        scat[1 + k] = x->scatter ? x->scatter_st : NULL;
+    }
+    return mn__fused_forward_part(st->fused, c, xout, scat, st->nxout, part, nparts);
+}
+
+static void step_msg(const mn_step *st, mn_status s, const char *detail, char *msg, size_t mlen)
+{
+    snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", st->node->op->name, st->node->name,
+             detail[0] ? detail : mn_status_message(s));
+}
+
 /* Runs one kernel with `threads` threads; on failure writes the message to msg. */
 static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg, size_t mlen)
 {
     const mn_op_def *op = st->node->op;
-    mn_tensor *out = &ex->vals[st->out].t;
     if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) return MN_OK;      /* a view: nothing to compute */
     char detail[512] = "";
-    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = out, .attrs = st->node->attrs, .accumulate = st->accumulate,
-                        .nthreads = threads, .seed = mn__run_seed(ex->user->seed, ex->step), .node_id = st->node->id,
-                        .work = st->work >= 0 ? ex->arena + ex->stores[st->work].offset : NULL, .work_bytes = st->work_bytes,
-                        .msg = detail, .msglen = sizeof detail };
+    mn_kernel_ctx c = step_ctx(ex, st, threads, detail, sizeof detail);
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
     mn_status s;
-    if (st->fused) {
-        float *xout[MN_FUSE_MAX_MEMBERS];
-        const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
-        scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
-        for (int k = 0; k < st->nxout; k++) {
-            const mn_value *x = &ex->vals[st->xout[k]];
-            xout[k] = mn_f32(&x->t);
-            scat[1 + k] = x->scatter ? x->scatter_st : NULL;
-        }
-        s = mn__fused_forward(st->fused, &c, xout, scat, st->nxout);
-    } else s = st->state ? mn__op_state_forward(st->state, op, &c) : op->forward(&c);
+    if (st->fused) s = run_fused(ex, st, &c, 0, 0);
+    else s = st->state ? mn__op_state_forward(st->state, op, &c) : op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
-    if (s) snprintf(msg, mlen, "%s%s \"%s\": %s", st->fused ? "fused group ending in " : "", op->name, st->node->name, detail[0] ? detail : mn_status_message(s));
+    if (s) step_msg(st, s, detail, msg, mlen);
     return s;
+}
+
+/* A small copy (concat and other ops whose inputs appear unchanged in the
+ * output): its bits do not depend on the threads, so in a chain thread 0
+ * computes it alone (an RNN step's gate gradients, written in place by
+ * their cell: nothing to copy). */
+static bool single_step(const mn_step *st)
+{
+    return !st->fused && st->node->op->traits.input_view && !st->big && !st->state;
+}
+
+/* The one step of level l that computes (views have nothing to do), if it
+ * can run in a team: solo, not on the caller, and a fused group, an op
+ * with a part kernel or a small copy; else NULL. */
+static const mn_step *team_step(const mn_exec *ex, int l)
+{
+    const mn_step *one = NULL;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
+        if (one || !st->solo || st->caller || st->state) return NULL;
+        if (!st->fused && !mn__part_forward(st->node->op) && !single_step(st)) return NULL;
+        one = st;
+    }
+    return one;
+}
+
+/* Chains: runs of two or more levels with a team step each and no
+ * gradient sink (sinks are added between levels, on the calling thread).
+ * Decided once per compile, from the schedule and the plan. */
+static mn_status find_chains(mn_exec *ex)
+{
+    ex->team_end = calloc((size_t)ex->nlevels + 1, sizeof *ex->team_end);
+    if (!ex->team_end) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    if (ex->nthreads <= 1 || ex->serial) return MN_OK;
+    bool *sink = calloc((size_t)ex->nlevels + 1, sizeof *sink);
+    if (!sink) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    for (int k = 0; k < ex->nsinks; k++)
+        if (ex->sinks[k].level < ex->nlevels) sink[ex->sinks[k].level] = true;
+    for (int l = 0; l < ex->nlevels;) {
+        int e = l;
+        while (e < ex->nlevels && !sink[e] && team_step(ex, e)) e++;
+        if (e - l >= 2) ex->team_end[l] = e;
+        l = e > l ? e : l + 1;
+    }
+    free(sink);
+    return MN_OK;
+}
+
+/* Chain step st as part t of n (a small copy: thread 0 alone); as run_step. */
+static mn_status run_part(mn_exec *ex, const mn_step *st, int t, int n, char *msg, size_t mlen)
+{
+    char detail[512] = "";
+    mn_kernel_ctx c = step_ctx(ex, st, ex->nthreads, detail, sizeof detail);
+    mn_status s;
+    if (st->fused) s = run_fused(ex, st, &c, t, n);
+    else if (single_step(st)) {
+        c.nthreads = 1;
+        s = t == 0 ? st->node->op->forward(&c) : MN_OK;
+    } else s = mn__part_forward(st->node->op)(&c, t, n);
+    if (s) step_msg(st, s, detail, msg, mlen);
+    return s;
+}
+
+/* Levels [l0, l1), a chain: one team, every thread computing its part of
+ * each level's step, a barrier after each level (a step reads whole values
+ * of the levels before). Profiling times each level on thread 0. */
+static mn_status run_chain(mn_exec *ex, int l0, int l1)
+{
+    mn_status err = MN_OK;
+    int first_err = ex->nsteps;
+    #pragma omp parallel num_threads(ex->nthreads)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        double t0 = ex->prof_step && t == 0 ? omp_get_wtime() : 0;
+        for (int l = l0; l < l1; l++) {
+            const mn_step *st = team_step(ex, l);
+            char msg[1024];
+            mn_status s = run_part(ex, st, t, n, msg, sizeof msg);
+            if (s) {
+                #pragma omp critical(mn_exec_error)
+                if (st - ex->steps < first_err) { first_err = (int)(st - ex->steps); err = s; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
+            }
+            #pragma omp barrier
+            if (ex->prof_step && t == 0) {
+                double t1 = omp_get_wtime();
+                ex->prof_step[st - ex->steps] += t1 - t0;
+                ex->prof_level[l] += t1 - t0;
+                t0 = t1;
+            }
+        }
+    }
+    if (err) mn__error(err, "%s", ex->msg);
+    return err;
 }
 
 /* One level: its small steps side by side, one thread each (OpenBLAS runs
@@ -252,7 +367,16 @@ static mn_status run_levels(mn_exec *ex)
     int k = 0;
     bool prof = ex->prof_step != NULL;
     double t0 = prof ? omp_get_wtime() : 0, tl = t0;
+    bool chains = !ex->anomaly && !ex->level_hook;     /* both act after every level */
     for (int l = 0; l < ex->nlevels; l++) {
+        if (chains && ex->team_end[l]) {
+            int e = ex->team_end[l];
+            mn_status st = run_chain(ex, l, e);
+            if (st) return st;
+            l = e - 1;
+            tl = prof ? omp_get_wtime() : 0;
+            continue;
+        }
         save_direct(ex, l, k);
         mn_status st = run_level(ex, l);
         if (!st && ex->anomaly) st = check_level(ex, l);
@@ -336,6 +460,7 @@ const mn_tensor *mn_exec_input(const mn_exec *ex, int i) { const mn_value *v = i
  * adds to (two sinks of one parameter share it). Allocated once, at compile. */
 mn_status mn__run_prepare(mn_exec *ex)
 {
+    if (find_chains(ex)) return MN_ERR_NOMEM;
     int np = mn_params_count(ex->g->P);
     int *slot_of = malloc((size_t)(np ? np : 1) * sizeof *slot_of);
     ex->bak = calloc((size_t)ex->nsinks + 1, sizeof *ex->bak);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "mnemo_plugin.h"
 
 /* What the linked libraries use on this CPU (mn__gemm_detect asks them). */
 typedef struct {
@@ -41,5 +42,13 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads);
 /* C [M, N] = A [M, K] times the packed op(W), with `isa`'s kernel (<= mn__packed_isa()). */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads);
+
+/* A kernel that computes part `part` of `nparts` of its op's forward when
+ * every thread of a team calls it (nparts 0: the whole, its own threads),
+ * for the ops that have one (matmul_packed), else NULL. graph/run.c runs a
+ * chain of such steps in one OpenMP region. */
+struct mn_op_def;
+typedef mn_status (*mn__part_fn)(const mn_kernel_ctx *c, int part, int nparts);
+mn__part_fn mn__part_forward(const struct mn_op_def *op);
 
 #endif

@@ -212,37 +212,43 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
     return pairs >= 2 ? MN_PACKED_COLS : MN_PACKED_ONE;
 }
 
+/* Part `part` of `nparts` of the product, as mn__packed_split shares it
+ * (ONE: part 0 computes everything). */
+static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                        int64_t ldc, int part, int nparts)
+{
+    int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
+    int split = mn__packed_split(M, N, K, nparts);
+    if (split == MN_PACKED_ONE) {
+        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+        return;
+    }
+    if (split == MN_PACKED_ROWS) {
+        int64_t m0 = strips * part / nparts * 8, m1 = strips * (part + 1) / nparts * 8;
+        if (m1 > M) m1 = M;
+        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np);
+        return;
+    }
+    int64_t nt = pairs < nparts ? pairs : nparts, q0 = pairs * part / nt * 2, q1 = pairs * (part + 1) / nt * 2;
+    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np);
+}
+
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
  * op(W), shared as mn__packed_split says: rows in strips of 8, evenly
  * (an input projection's block: its dx has as few as 2-4 pairs of panels,
  * 64 or 100 input columns; an RNN step: see above), or panels in pairs.
- * Never inside a parallel region. `isa` is mn__packed_isa()'s answer, or a
- * narrower one. */
+ * Inside a parallel region: one thread. `isa` is mn__packed_isa()'s
+ * answer, or a narrower one. */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads)
 {
-    int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
-    int split = omp_in_parallel() ? MN_PACKED_ONE : mn__packed_split(M, N, K, threads);
-    if (M == 0 || N == 0) return;
-    if (split == MN_PACKED_ONE) {
-        packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+    if (omp_in_parallel()) threads = 1;
+    if (mn__packed_split(M, N, K, threads) == MN_PACKED_ONE) {
+        packed_part(isa, M, N, K, A, lda, P, C, ldc, 0, 1);
         return;
     }
-    if (split == MN_PACKED_ROWS) {
-        #pragma omp parallel for num_threads(threads) schedule(static, 1)
-        for (int t = 0; t < threads; t++) {
-            int64_t m0 = strips * t / threads * 8, m1 = strips * (t + 1) / threads * 8;
-            if (m1 > M) m1 = M;
-            packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np);
-        }
-        return;
-    }
-    int nt = pairs < threads ? (int)pairs : threads;
-    #pragma omp parallel for num_threads(nt) schedule(static, 1)
-    for (int t = 0; t < nt; t++) {
-        int64_t q0 = pairs * t / nt * 2, q1 = pairs * (t + 1) / nt * 2;
-        packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np);
-    }
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; t++) packed_part(isa, M, N, K, A, lda, P, C, ldc, t, threads);
 }
 
 /* ---- the ops ---- */
@@ -304,7 +310,10 @@ static mn_status infer_matmul_packed(mn_infer_ctx *c)
     return MN_OK;
 }
 
-static mn_status matmul_packed_fwd(const mn_kernel_ctx *c)
+/* Part `part` of `nparts` of matmul_packed's forward (nparts 0: the whole
+ * product with c->nthreads threads): the executor's team (graph/run.c)
+ * calls it on every thread. */
+static mn_status matmul_packed_part(const mn_kernel_ctx *c, int part, int nparts)
 {
     const mn_matmul_attrs *a = c->attrs;
     int64_t N, K;
@@ -312,12 +321,19 @@ static mn_status matmul_packed_fwd(const mn_kernel_ctx *c)
     int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1);
     float *C = mn_f32(c->out);
     if (K == 0) {
-        for (int64_t i = 0; i < M * N; i++) C[i] = 0.0f;
+        for (int64_t i = 0; i < M * N && part == 0; i++) C[i] = 0.0f;
         return MN_OK;
     }
-    mn__packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads);
+    if (nparts > 0) packed_part(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, part, nparts);
+    else mn__packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads);
     return MN_OK;
 }
+
+static mn_status matmul_packed_fwd(const mn_kernel_ctx *c) { return matmul_packed_part(c, 0, 0); }
+
+extern const mn_op_def mn__op_matmul_packed;
+
+mn__part_fn mn__part_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_part : NULL; }
 
 mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b)
 {

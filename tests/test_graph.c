@@ -532,6 +532,57 @@ START_TEST(one_thread_training_step_opens_no_openmp_region)
 }
 END_TEST
 
+/* One LSTM training run on 2 threads: its loss, the OpenMP regions it
+ * opened and its gradients (copied into grads). */
+static float lstm_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads)
+{
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2, .detect_anomaly = anomaly });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    const mn_tensor *x = mn_exec_input(ex, 0);
+    mn_rng_fill_normal(mn_f32(x), mn_tensor_numel(x), 7, 1, 0, 1);
+    ck_assert_ok(mn_exec_run(ex));
+    mn_params_zero_grad(P);
+    omp_regions = 0;
+    ck_assert_ok(mn_exec_run(ex));
+    *regions = omp_regions;
+    float l = mn_exec_loss(ex);
+    for (int i = 0, o = 0; i < mn_params_count(P); o += (int)mn_tensor_numel(mn_params_value(P, i)), i++)
+        memcpy(grads + o, mn_f32(mn_params_grad(P, i)), mn_tensor_bytes(mn_params_grad(P, i)));
+    mn_exec_free(ex);
+    return l;
+}
+
+/* On two threads the time steps of an RNN (a packed product and a fused
+ * cell each, forward and backward) run as chains of levels in one OpenMP
+ * region per chain, not a region per step (graph/run.c), with the bits of
+ * the same run level by level (anomaly mode checks every level, so it runs
+ * no chains: a region per step there). */
+START_TEST(rnn_time_steps_share_one_region_on_two_threads)
+{
+    const int64_t T = 16, B = 32, I = 16, H = 128;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+    mn_rnn_out o = mn_rnn(g, "lstm", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H });
+    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
+    float *chained = malloc((size_t)total * sizeof *chained), *levels = malloc((size_t)total * sizeof *levels);
+    int nchained, nlevels;
+    float l1 = lstm_run(g, P, loss, false, &nchained, chained);
+    float l2 = lstm_run(g, P, loss, true, &nlevels, levels);
+    printf("lstm, %lld steps, 2 threads: %d OpenMP regions a run (level by level: %d)\n", (long long)T, nchained, nlevels);
+    ck_assert_int_ge(nlevels, 4 * (int)T);
+    ck_assert_int_lt(nchained, (int)T);
+    ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.9g chained vs %.9g", l1, l2);
+    for (int64_t k = 0; k < total; k++)
+        ck_assert_msg(memcmp(&chained[k], &levels[k], sizeof(float)) == 0, "gradient %lld: %.9g chained vs %.9g",
+                      (long long)k, chained[k], levels[k]);
+    free(chained); free(levels);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Readers of a group's members join it (sibling fusion), and a value two
  * concats place along their last axis gets a copy for the second one
  * (graph/copies.c), so the fused kernel writes it into both: the same
@@ -1107,6 +1158,7 @@ int main(void)
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
+    tcase_add_test(tc, rnn_time_steps_share_one_region_on_two_threads);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
