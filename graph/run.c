@@ -112,8 +112,8 @@ static bool single_step(const mn_step *st)
 }
 
 /* The one step of level l that computes (views have nothing to do), if it
- * can run in a team: solo, not on the caller, and a fused group, an op
- * with a part kernel or a small copy; else NULL. */
+ * is solo and can run in a team: a fused group, an op with a part kernel
+ * or a small copy; else NULL. */
 static const mn_step *team_step(const mn_exec *ex, int l)
 {
     const mn_step *one = NULL;
@@ -127,8 +127,39 @@ static const mn_step *team_step(const mn_exec *ex, int l)
     return one;
 }
 
-/* Chains: runs of two or more levels with a team step each and no
- * gradient sink (sinks are added between levels, on the calling thread).
+/* Level l has no solo step (its steps run one thread each: side by side,
+ * or on the caller); *shared: whether one runs side by side (run_level
+ * opens a region for them). */
+static bool small_level(const mn_exec *ex, int l, bool *shared)
+{
+    *shared = false;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
+        if (st->solo) return false;
+        *shared |= !st->caller;
+    }
+    return true;
+}
+
+/* Whether level l can join a chain; *regions += the OpenMP regions
+ * run_level would open for it. */
+static bool chain_level(const mn_exec *ex, int l, int *regions)
+{
+    bool shared;
+    const mn_step *st = team_step(ex, l);
+    if (st) {
+        *regions += 1;
+        return true;
+    }
+    if (!small_level(ex, l, &shared)) return false;
+    *regions += shared;
+    return true;
+}
+
+/* Chains: runs of levels without a gradient sink (sinks are added between
+ * levels, on the calling thread) that each hold a team step or only
+ * one-thread steps, where run_level would open two regions or more.
  * Decided once per compile, from the schedule and the plan. */
 static mn_status find_chains(mn_exec *ex)
 {
@@ -140,9 +171,9 @@ static mn_status find_chains(mn_exec *ex)
     for (int k = 0; k < ex->nsinks; k++)
         if (ex->sinks[k].level < ex->nlevels) sink[ex->sinks[k].level] = true;
     for (int l = 0; l < ex->nlevels;) {
-        int e = l;
-        while (e < ex->nlevels && !sink[e] && team_step(ex, e)) e++;
-        if (e - l >= 2) ex->team_end[l] = e;
+        int e = l, regions = 0;
+        while (e < ex->nlevels && !sink[e] && chain_level(ex, e, &regions)) e++;
+        if (regions >= 2) ex->team_end[l] = e;
         l = e > l ? e : l + 1;
     }
     free(sink);
@@ -164,9 +195,26 @@ static mn_status run_part(mn_exec *ex, const mn_step *st, int t, int n, char *ms
     return s;
 }
 
-/* Levels [l0, l1), a chain: one team, every thread computing its part of
- * each level's step, a barrier after each level (a step reads whole values
- * of the levels before). Profiling times each level on thread 0. */
+/* The steps of a small level, one thread each, shared out over the team
+ * (as run_level runs them side by side); the first failing step (in
+ * schedule order) is kept in *first / *err. */
+static void run_small(mn_exec *ex, int l, int *first, mn_status *err)
+{
+    #pragma omp for schedule(dynamic, 1) nowait
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        char msg[1024];
+        mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
+        if (st) {
+            #pragma omp critical(mn_exec_error)
+            if (s < *first) { *first = s; *err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
+        }
+    }
+}
+
+/* Levels [l0, l1), a chain: one team; each level's team step computed in
+ * parts by every thread, or its one-thread steps shared out; a barrier
+ * after each level (a step reads whole values of the levels before).
+ * Profiling times a team step's level on thread 0. */
 static mn_status run_chain(mn_exec *ex, int l0, int l1)
 {
     mn_status err = MN_OK;
@@ -178,7 +226,8 @@ static mn_status run_chain(mn_exec *ex, int l0, int l1)
         for (int l = l0; l < l1; l++) {
             const mn_step *st = team_step(ex, l);
             char msg[1024];
-            mn_status s = run_part(ex, st, t, n, msg, sizeof msg);
+            mn_status s = st ? run_part(ex, st, t, n, msg, sizeof msg) : MN_OK;
+            if (!st) run_small(ex, l, &first_err, &err);
             if (s) {
                 #pragma omp critical(mn_exec_error)
                 if (st - ex->steps < first_err) { first_err = (int)(st - ex->steps); err = s; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
@@ -186,7 +235,7 @@ static mn_status run_chain(mn_exec *ex, int l0, int l1)
             #pragma omp barrier
             if (ex->prof_step && t == 0) {
                 double t1 = omp_get_wtime();
-                ex->prof_step[st - ex->steps] += t1 - t0;
+                if (st) ex->prof_step[st - ex->steps] += t1 - t0;
                 ex->prof_level[l] += t1 - t0;
                 t0 = t1;
             }

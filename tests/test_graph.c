@@ -532,9 +532,9 @@ START_TEST(one_thread_training_step_opens_no_openmp_region)
 }
 END_TEST
 
-/* One LSTM training run on 2 threads: its loss, the OpenMP regions it
+/* One RNN training run on 2 threads: its loss, the OpenMP regions it
  * opened and its gradients (copied into grads). */
-static float lstm_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads)
+static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads)
 {
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2, .detect_anomaly = anomaly });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
@@ -553,25 +553,28 @@ static float lstm_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, in
 }
 
 /* On two threads the time steps of an RNN (a packed product and a fused
- * cell each, forward and backward) run as chains of levels in one OpenMP
- * region per chain, not a region per step (graph/run.c), with the bits of
- * the same run level by level (anomaly mode checks every level, so it runs
- * no chains: a region per step there). */
+ * cell each, forward and backward, and the GRU's small side-by-side sums
+ * and concats between them) run as chains of levels in one OpenMP region
+ * per chain, not a region per level (graph/run.c), with the bits of the
+ * same run level by level (anomaly mode checks every level, so it runs no
+ * chains: a region per step there). LSTM and GRU. */
 START_TEST(rnn_time_steps_share_one_region_on_two_threads)
 {
     const int64_t T = 16, B = 32, I = 16, H = 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
-    mn_rnn_out o = mn_rnn(g, "lstm", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H });
+    mn_rnn_mode mode = _i ? MN_RNN_GRU : MN_RNN_LSTM;
+    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = mode, .hidden = H });
     mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
     int64_t total = 0;
     for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
     float *chained = malloc((size_t)total * sizeof *chained), *levels = malloc((size_t)total * sizeof *levels);
     int nchained, nlevels;
-    float l1 = lstm_run(g, P, loss, false, &nchained, chained);
-    float l2 = lstm_run(g, P, loss, true, &nlevels, levels);
-    printf("lstm, %lld steps, 2 threads: %d OpenMP regions a run (level by level: %d)\n", (long long)T, nchained, nlevels);
+    float l1 = rnn_run(g, P, loss, false, &nchained, chained);
+    float l2 = rnn_run(g, P, loss, true, &nlevels, levels);
+    printf("%s, %lld steps, 2 threads: %d OpenMP regions a run (level by level: %d)\n", _i ? "gru" : "lstm", (long long)T,
+           nchained, nlevels);
     ck_assert_int_ge(nlevels, 4 * (int)T);
     ck_assert_int_lt(nchained, (int)T);
     ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.9g chained vs %.9g", l1, l2);
@@ -1158,7 +1161,7 @@ int main(void)
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
-    tcase_add_test(tc, rnn_time_steps_share_one_region_on_two_threads);
+    tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 2);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
