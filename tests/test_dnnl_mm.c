@@ -82,12 +82,14 @@ START_TEST(dense_products_on_the_primitive_match_the_reference)
     in[a + 1] = (mn_tdesc){ MN_F32, k->tb ? MN_SHAPE(N, K) : MN_SHAPE(K, N) };
     mn_matmul_attrs at = { k->ta, k->tb, false };
     const mn_op_def *op = k->c0 ? &mn__op_matmul_acc : &mn__op_matmul;
-    size_t work = mn__op_state_bytes(op, in, a + 2, &out, &at, k->acc, k->threads);
-    mn__op_state *st = mn__op_state_new(op, in, a + 2, &out, &at, k->acc, k->threads, work);
+    mn__op_states *ctx = NULL;
+    size_t work = mn__op_state_bytes(&ctx, op, in, a + 2, &out, &at, k->acc, k->threads);
+    mn__op_state *st = mn__op_state_new(&ctx, op, in, a + 2, &out, &at, k->acc, k->threads, work);
     printf("case %d: workspace %zu bytes, state %s\n", _i, work, st ? "made" : "none");
     ck_assert_msg((st != NULL) == onednn_path(), "a state %s on a path %s oneDNN", st ? "made" : "missing", onednn_path() ? "on" : "off");
     if (!st) {
         printf("case %d: nothing to check here (products not on oneDNN)\n", _i);
+        mn__op_states_free(ctx);
         return;
     }
     ck_assert_uint_gt(work, 0);
@@ -122,6 +124,7 @@ START_TEST(dense_products_on_the_primitive_match_the_reference)
             ck_assert_msg(fabs(C[i * N + j] - s) <= 1e-4 * (1.0 + fabs(s)), "C[%d,%d] = %g, expected %g", i, j, C[i * N + j], s);
         }
     mn__op_state_free(st);
+    mn__op_states_free(ctx);
     free(A); free(B); free(C0); free(C); free(C1); free(W);
 }
 END_TEST
@@ -131,15 +134,17 @@ END_TEST
 START_TEST(transposed_a_products_below_1024_rows_stay_on_sgemm)
 {
     mn_matmul_attrs at = { true, false, false };
+    mn__op_states *ctx = NULL;
     mn_tdesc in[2] = { { MN_F32, MN_SHAPE(1024, 768) }, { MN_F32, MN_SHAPE(1024, 256) } }, out = { MN_F32, MN_SHAPE(768, 256) };
-    ck_assert_uint_eq(mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1), 0);
+    ck_assert_uint_eq(mn__op_state_bytes(&ctx, &mn__op_matmul, in, 2, &out, &at, true, 1), 0);
     in[0].shape = MN_SHAPE(1024, 1024);
     out.shape = MN_SHAPE(1024, 256);
-    ck_assert_msg((mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 rows");
+    ck_assert_msg((mn__op_state_bytes(&ctx, &mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 rows");
     in[0].shape = MN_SHAPE(1024, 256);
     in[1].shape = MN_SHAPE(1024, 1024);
     out.shape = MN_SHAPE(256, 1024);
-    ck_assert_msg((mn__op_state_bytes(&mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 columns");
+    ck_assert_msg((mn__op_state_bytes(&ctx, &mn__op_matmul, in, 2, &out, &at, true, 1) > 0) == onednn_path(), "1024 columns");
+    mn__op_states_free(ctx);
 }
 END_TEST
 
