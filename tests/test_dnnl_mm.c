@@ -48,6 +48,28 @@ int posix_memalign(void **p, size_t align, size_t n)
     return *p ? 0 : 12;
 }
 #endif
+/* The matmul descriptors asked of oneDNN while `asking` (counted by the
+ * interposed dnnl_primitive_desc_create below), by their key: the
+ * operands' dims and strides, the post-ops (a sum: C accumulates) and the
+ * OpenMP team size they are asked for. */
+typedef struct { int64_t d[12]; int post_ops, threads; } desc_key;
+static volatile int asking;
+static desc_key asked[4096];
+static int nasked;
+
+/* How many of the descriptors asked so far were asked before (same key). */
+static int asked_twice(void)
+{
+    int n = 0;
+    for (int i = 0; i < nasked; i++)
+        for (int j = 0; j < i; j++)
+            if (!memcmp(&asked[i], &asked[j], sizeof asked[i])) {
+                n++;
+                break;
+            }
+    return n;
+}
+
 #ifdef MNEMO_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 typedef dnnl_status_t (*sgemm_fn)(char, char, dnnl_dim_t, dnnl_dim_t, dnnl_dim_t, float, const float *, dnnl_dim_t, const float *,
@@ -59,14 +81,6 @@ dnnl_status_t dnnl_sgemm(char ta, char tb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_
     sgemm_fn real = (sgemm_fn)dlsym(RTLD_NEXT, "dnnl_sgemm");
     return real(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-
-/* The matmul descriptors asked of oneDNN while `asking`, by their key:
- * the operands' dims and strides, the post-ops (a sum: C accumulates) and
- * the OpenMP team size they are asked for. */
-typedef struct { dnnl_dim_t d[12]; int post_ops, threads; } desc_key;
-static volatile int asking;
-static desc_key asked[4096];
-static int nasked;
 
 static void ask(const dnnl_matmul_desc_t *d, const_dnnl_primitive_attr_t attr)
 {
@@ -90,19 +104,6 @@ dnnl_status_t dnnl_primitive_desc_create(dnnl_primitive_desc_t *pd, const_dnnl_o
     if (asking && *(const dnnl_primitive_kind_t *)op_desc == dnnl_matmul) ask(op_desc, attr);
     pd_create_fn real = (pd_create_fn)dlsym(RTLD_NEXT, "dnnl_primitive_desc_create");
     return real(pd, op_desc, attr, engine, hint);
-}
-
-/* How many of the descriptors asked so far were asked before (same key). */
-static int asked_twice(void)
-{
-    int n = 0;
-    for (int i = 0; i < nasked; i++)
-        for (int j = 0; j < i; j++)
-            if (!memcmp(&asked[i], &asked[j], sizeof asked[i])) {
-                n++;
-                break;
-            }
-    return n;
 }
 #endif
 
