@@ -196,6 +196,7 @@ void mn_exec_free(mn_exec *ex)
         if (!st->clone) mn__fused_free(st->fused);
         mn__op_state_free(st->state);
     }
+    mn__op_states_free(ex->op_states);         /* after the states: their memory objects are its engine's */
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split); free(ex->team_end);
     free(ex->prof_step); free(ex->prof_level);

@@ -148,6 +148,7 @@ struct mn_exec {
     bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
     mn_storage *stores; int nstores;
+    mn__op_states *op_states;   /* plan: what the steps' op states share (ops/op.h), made on first need; owned */
     int inplace_count, placed_count;
     unsigned char *arena;
     int64_t arena_bytes, naive_bytes, lower_bound;

@@ -324,25 +324,34 @@ static mn_status workspaces(mn_exec *ex)
         const mn_node *n = st->node;
         st->work_bytes = 0;
         if (n->op->traits.workspace) st->work_bytes = n->op->traits.workspace(n->in_desc, n->nin, &n->desc, n->attrs);
-        size_t state = st->fused ? 0 : mn__op_state_bytes(n->op, n->in_desc, n->nin, &n->desc, n->attrs, st->accumulate, step_threads(ex, st));
+        size_t state = st->fused ? 0 : mn__op_state_bytes(&ex->op_states, n->op, n->in_desc, n->nin, &n->desc, n->attrs, st->accumulate,
+                                                          step_threads(ex, st));
         if (state > st->work_bytes) st->work_bytes = state;
     }
     return MN_OK;
 }
 
 /* Each step's op state (a oneDNN primitive whose scratchpad is the step's
- * planned workspace), made once the plan is final. */
+ * planned workspace), made once the plan is final; steps of one product
+ * kind share its primitive (ops/op.h), never a scratchpad: each has its
+ * own workspace. Stats: the states, the descriptors asked of oneDNN in
+ * this compile (once per kind, however many plans the budget search
+ * made), the primitives made. */
 static void states(mn_exec *ex)
 {
-    int n = 0;
+    int n = 0, descs, prims;
     for (int s = 0; s < ex->nsteps; s++) {
         mn_step *st = &ex->steps[s];
         const mn_node *nd = st->node;
         if (!st->fused && st->work_bytes && !st->state)
-            st->state = mn__op_state_new(nd->op, nd->in_desc, nd->nin, &nd->desc, nd->attrs, st->accumulate, step_threads(ex, st), st->work_bytes);
+            st->state = mn__op_state_new(&ex->op_states, nd->op, nd->in_desc, nd->nin, &nd->desc, nd->attrs, st->accumulate,
+                                         step_threads(ex, st), st->work_bytes);
         n += st->state != NULL;
     }
+    mn__op_states_counts(ex->op_states, &descs, &prims);
     mn__stat(ex, "plan.op_states", n);
+    mn__stat(ex, "plan.op_state_descs", descs);
+    mn__stat(ex, "plan.op_state_primitives", prims);
 }
 
 static mn_status bind(mn_exec *ex)

@@ -53,11 +53,38 @@ static bool product_of(const mn_op_def *op, const mn_tdesc *in, int nin, const m
     return p->M > 1 && (!p->ta || p->M >= 1024 || p->N >= 1024);
 }
 
+/* One product kind, (shape, transposes, accumulate, threads): oneDNN's
+ * answer for it, asked once per executable, and its primitive, made for
+ * the first step of the kind and shared by all of them (a primitive with a
+ * user scratchpad may run in several threads at once, each execution on
+ * its own scratchpad: oneDNN's scratchpad-mode documentation). */
+typedef struct {
+    mm_product p;                /* the key with `threads` (a_in aside) */
+    int threads;
+    size_t work;                 /* the workspace a state needs; 0: no state for this kind */
+    dnnl_memory_desc_t w;        /* the scratchpad's descriptor */
+    dnnl_primitive_desc_t pd;    /* until the primitive is made */
+    dnnl_primitive_t prim;
+} mm_kind;
+
+/* What one executable's states share: one engine and stream (a CPU stream
+ * runs each primitive synchronously in the calling thread and keeps no
+ * state of its own, so concurrent steps may share it) and the kinds. */
+struct mn__op_states {
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    mm_kind *kinds;
+    int nkinds, cap;
+    int descs, prims;            /* descriptors asked of oneDNN, primitives made */
+};
+
+/* A step's state: its kind's primitive and the stream (borrowed from the
+ * executable's mn__op_states) and its own memory objects, whose data the
+ * step sets per run: two steps of one kind may run at once. */
 struct mn__op_state {
     mm_product p;
     int threads;
     size_t work;
-    dnnl_engine_t eng;
     dnnl_stream_t strm;
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c, w;
@@ -104,12 +131,6 @@ static dnnl_primitive_desc_t make_pd(dnnl_engine_t eng, const mm_product *p, int
     return pd;
 }
 
-static size_t scratch_bytes(dnnl_primitive_desc_t pd)
-{
-    const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    return w ? dnnl_memory_desc_get_size(w) : 0;
-}
-
 /* Workspace of a state: the scratchpad, at least one byte (a step with a
  * state has a workspace), rounded to whole cache lines; 0 (no state) when
  * the scratchpad is larger than the product's operands and result. brgemm
@@ -117,24 +138,89 @@ static size_t scratch_bytes(dnnl_primitive_desc_t pd)
  * 1 KB arena, so small models' arenas (their peaks) would grow several
  * fold; sgemm's per-call buffer for such products (74 KB) stays below
  * glibc's mmap threshold and is reused, leaving no holes. */
-static size_t work_of(dnnl_primitive_desc_t pd, const mm_product *p)
+static size_t work_of(const dnnl_memory_desc_t *w, const mm_product *p)
 {
-    size_t n = scratch_bytes(pd), data = sizeof(float) * (size_t)(p->M * p->K + p->K * p->N + p->M * p->N);
+    size_t n = dnnl_memory_desc_get_size(w), data = sizeof(float) * (size_t)(p->M * p->K + p->K * p->N + p->M * p->N);
     return n > data ? 0 : (n + 64) / 64 * 64;
 }
 
-size_t mn__op_state_bytes(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+static bool same_kind(const mm_kind *k, const mm_product *p, int threads)
+{
+    return k->threads == threads && k->p.ta == p->ta && k->p.tb == p->tb && k->p.acc == p->acc && k->p.M == p->M && k->p.N == p->N &&
+           k->p.K == p->K;
+}
+
+/* The executable's shared context, made on first need; NULL out of memory
+ * or without a CPU engine (then no step gets a state). */
+static mn__op_states *context(mn__op_states **ctx)
+{
+    if (*ctx) return *ctx;
+    mn__op_states *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    if (dnnl_engine_create(&x->eng, dnnl_cpu, 0) || dnnl_stream_create(&x->strm, x->eng, dnnl_stream_default_flags)) {
+        mn__op_states_free(x);
+        return NULL;
+    }
+    return *ctx = x;
+}
+
+/* The kind of product p on `threads` threads: found, or asked of oneDNN
+ * and kept; NULL out of memory. */
+static mm_kind *kind_of(mn__op_states *x, const mm_product *p, int threads)
+{
+    for (int i = 0; i < x->nkinds; i++)
+        if (same_kind(&x->kinds[i], p, threads)) return &x->kinds[i];
+    if (x->nkinds == x->cap) {
+        int cap = x->cap ? 2 * x->cap : 8;
+        mm_kind *k = realloc(x->kinds, (size_t)cap * sizeof *k);
+        if (!k) return NULL;
+        x->kinds = k;
+        x->cap = cap;
+    }
+    mm_kind *k = &x->kinds[x->nkinds];
+    *k = (mm_kind){ .p = *p, .threads = threads };
+    k->pd = make_pd(x->eng, p, threads);
+    x->descs++;
+    const dnnl_memory_desc_t *w = k->pd ? dnnl_primitive_desc_query_md(k->pd, dnnl_query_scratchpad_md, 0) : NULL;
+    if (w) {
+        k->w = *w;
+        k->work = work_of(w, p);
+    }
+    if (!k->work && k->pd) {
+        dnnl_primitive_desc_destroy(k->pd);
+        k->pd = NULL;
+    }
+    x->nkinds++;
+    return k;
+}
+
+size_t mn__op_state_bytes(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
                           bool accumulate, int threads)
 {
     mm_product p;
-    dnnl_engine_t eng;
-    if (!mn__gemm_use_dnnl(mn__gemm_detect()) || !product_of(op, in, nin, out, attrs, accumulate, &p)) return 0;
-    if (dnnl_engine_create(&eng, dnnl_cpu, 0)) return 0;
-    dnnl_primitive_desc_t pd = make_pd(eng, &p, threads);
-    size_t n = pd ? work_of(pd, &p) : 0;
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    dnnl_engine_destroy(eng);
-    return n;
+    if (!product_of(op, in, nin, out, attrs, accumulate, &p) || !mn__gemm_use_dnnl(mn__gemm_detect())) return 0;
+    mn__op_states *x = context(ctx);
+    mm_kind *k = x ? kind_of(x, &p, threads) : NULL;
+    return k ? k->work : 0;
+}
+
+void mn__op_states_free(mn__op_states *x)
+{
+    if (!x) return;
+    for (int i = 0; i < x->nkinds; i++) {
+        if (x->kinds[i].prim) dnnl_primitive_destroy(x->kinds[i].prim);
+        if (x->kinds[i].pd) dnnl_primitive_desc_destroy(x->kinds[i].pd);
+    }
+    free(x->kinds);
+    if (x->strm) dnnl_stream_destroy(x->strm);
+    if (x->eng) dnnl_engine_destroy(x->eng);
+    free(x);
+}
+
+void mn__op_states_counts(const mn__op_states *x, int *descs_asked, int *prims_made)
+{
+    *descs_asked = x ? x->descs : 0;
+    *prims_made = x ? x->prims : 0;
 }
 
 void mn__op_state_free(mn__op_state *s)
@@ -143,45 +229,60 @@ void mn__op_state_free(mn__op_state *s)
     dnnl_memory_t *m[4] = { &s->a, &s->b, &s->c, &s->w };
     for (int i = 0; i < 4; i++)
         if (*m[i]) dnnl_memory_destroy(*m[i]);
-    if (s->prim) dnnl_primitive_destroy(s->prim);
-    if (s->strm) dnnl_stream_destroy(s->strm);
-    if (s->eng) dnnl_engine_destroy(s->eng);
     free(s);
 }
 
-/* The memory objects the primitive runs on, their data set per run. */
-static bool memories(mn__op_state *s, dnnl_primitive_desc_t pd)
+/* The kind's primitive, made (for its thread count) on first need. */
+static dnnl_primitive_t primitive(mn__op_states *x, mm_kind *k)
 {
-    dnnl_memory_desc_t a, b, c;
-    const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    return w && descs(&s->p, &a, &b, &c) && !dnnl_memory_create(&s->a, &a, s->eng, DNNL_MEMORY_NONE) &&
-           !dnnl_memory_create(&s->b, &b, s->eng, DNNL_MEMORY_NONE) && !dnnl_memory_create(&s->c, &c, s->eng, DNNL_MEMORY_NONE) &&
-           !dnnl_memory_create(&s->w, w, s->eng, DNNL_MEMORY_NONE);
+    if (k->prim || !k->pd) return k->prim;
+    int old = mn__blas_threads_push(k->threads);
+    if (dnnl_primitive_create(&k->prim, k->pd)) k->prim = NULL;
+    mn__blas_threads_pop(old);
+    if (!k->prim) return NULL;
+    dnnl_primitive_desc_destroy(k->pd);        /* the primitive keeps its own copy */
+    k->pd = NULL;
+    x->prims++;
+    return k->prim;
 }
 
-mn__op_state *mn__op_state_new(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
-                               bool accumulate, int threads, size_t work_bytes)
+/* The memory objects a state's primitive runs on, their data set per run. */
+static bool memories(mn__op_state *s, dnnl_engine_t eng, const dnnl_memory_desc_t *w)
+{
+    dnnl_memory_desc_t a, b, c;
+    return descs(&s->p, &a, &b, &c) && !dnnl_memory_create(&s->a, &a, eng, DNNL_MEMORY_NONE) &&
+           !dnnl_memory_create(&s->b, &b, eng, DNNL_MEMORY_NONE) && !dnnl_memory_create(&s->c, &c, eng, DNNL_MEMORY_NONE) &&
+           !dnnl_memory_create(&s->w, w, eng, DNNL_MEMORY_NONE);
+}
+
+mn__op_state *mn__op_state_new(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out,
+                               const void *attrs, bool accumulate, int threads, size_t work_bytes)
 {
     mm_product p;
-    if (!mn__gemm_use_dnnl(mn__gemm_detect()) || !product_of(op, in, nin, out, attrs, accumulate, &p)) return NULL;
+    if (!product_of(op, in, nin, out, attrs, accumulate, &p) || !mn__gemm_use_dnnl(mn__gemm_detect())) return NULL;
+    mn__op_states *x = context(ctx);
+    mm_kind *k = x ? kind_of(x, &p, threads) : NULL;
+    if (!k || !k->work || k->work > work_bytes || !primitive(x, k)) return NULL;
     mn__op_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->p = p;
-    s->threads = threads;
-    dnnl_primitive_desc_t pd = NULL;
-    bool ok = !dnnl_engine_create(&s->eng, dnnl_cpu, 0) && !dnnl_stream_create(&s->strm, s->eng, dnnl_stream_default_flags) &&
-              (pd = make_pd(s->eng, &p, threads)) && (s->work = work_of(pd, &p)) && s->work <= work_bytes && memories(s, pd);
-    if (ok) {
-        int old = mn__blas_threads_push(threads);
-        ok = !dnnl_primitive_create(&s->prim, pd);
-        mn__blas_threads_pop(old);
-    }
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (!ok) {
+    *s = (mn__op_state){ .p = p, .threads = threads, .work = k->work, .strm = x->strm, .prim = k->prim };
+    if (!memories(s, x->eng, &k->w)) {
         mn__op_state_free(s);
         return NULL;
     }
     return s;
+}
+
+void mn__op_state_handles(const mn__op_state *s, void *h[4])
+{
+    void *w = NULL;
+    dnnl_engine_t eng = NULL;
+    dnnl_memory_get_data_handle(s->w, &w);
+    dnnl_memory_get_engine(s->w, &eng);
+    h[0] = eng;
+    h[1] = s->strm;
+    h[2] = s->prim;
+    h[3] = w;
 }
 
 /* Whether OpenMP may give the primitive fewer threads than it was made
@@ -219,17 +320,17 @@ mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_ke
 
 #else
 
-size_t mn__op_state_bytes(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+size_t mn__op_state_bytes(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
                           bool accumulate, int threads)
 {
-    (void)op; (void)in; (void)nin; (void)out; (void)attrs; (void)accumulate; (void)threads;
+    (void)ctx; (void)op; (void)in; (void)nin; (void)out; (void)attrs; (void)accumulate; (void)threads;
     return 0;
 }
 
-mn__op_state *mn__op_state_new(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
-                               bool accumulate, int threads, size_t work_bytes)
+mn__op_state *mn__op_state_new(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out,
+                               const void *attrs, bool accumulate, int threads, size_t work_bytes)
 {
-    (void)op; (void)in; (void)nin; (void)out; (void)attrs; (void)accumulate; (void)threads; (void)work_bytes;
+    (void)ctx; (void)op; (void)in; (void)nin; (void)out; (void)attrs; (void)accumulate; (void)threads; (void)work_bytes;
     return NULL;
 }
 
@@ -240,5 +341,19 @@ mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_ke
 }
 
 void mn__op_state_free(mn__op_state *s) { (void)s; }
+
+void mn__op_states_free(mn__op_states *x) { (void)x; }
+
+void mn__op_states_counts(const mn__op_states *x, int *descs_asked, int *prims_made)
+{
+    (void)x;
+    *descs_asked = *prims_made = 0;
+}
+
+void mn__op_state_handles(const mn__op_state *s, void *h[4])
+{
+    (void)s;
+    h[0] = h[1] = h[2] = h[3] = NULL;
+}
 
 #endif

@@ -48,19 +48,30 @@ mn_status mn__pointwise_forward(const mn_kernel_ctx *c, mn__pointwise_fn f);
  * a matmul's oneDNN primitive), made once the step's thread count is known
  * and freed with the executable (its handles: oneDNN keeps what it made in
  * its own primitive cache, the program's to size); the plugin ABI does
- * not see it.
+ * not see it. What the states of one executable share lives in its
+ * mn__op_states, made on first need through *ctx (NULL before): one
+ * engine and stream, and per product kind (shape, transposes, accumulate,
+ * threads) oneDNN's answer, asked once however often the planner plans,
+ * and the primitive, made once for every step of the kind.
  * mn__op_state_bytes: the workspace such a step needs (0: the op keeps no
  * state there); mn__op_state_new: the state, or NULL (the op's own kernel
  * runs), given the workspace planned for it; mn__op_state_forward: the
  * step's kernel with its state (op->forward where the state does not fit
- * the context). */
+ * the context); mn__op_states_free after the states' mn__op_state_free. */
 typedef struct mn__op_state mn__op_state;
-size_t mn__op_state_bytes(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
+typedef struct mn__op_states mn__op_states;
+size_t mn__op_state_bytes(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
                           bool accumulate, int threads);
-mn__op_state *mn__op_state_new(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs,
-                               bool accumulate, int threads, size_t work_bytes);
+mn__op_state *mn__op_state_new(mn__op_states **ctx, const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out,
+                               const void *attrs, bool accumulate, int threads, size_t work_bytes);
 mn_status mn__op_state_forward(mn__op_state *s, const mn_op_def *op, const mn_kernel_ctx *c);
 void mn__op_state_free(mn__op_state *s);
+void mn__op_states_free(mn__op_states *ctx);
+/* For the stats and tests: the descriptors ctx asked of oneDNN and the
+ * primitives it made; a state's engine (of its memory objects), stream,
+ * primitive and the scratchpad its last run used. */
+void mn__op_states_counts(const mn__op_states *ctx, int *descs_asked, int *prims_made);
+void mn__op_state_handles(const mn__op_state *s, void *h[4]);
 /* Most inputs a node may have (concat over many time steps). */
 #define MN_MAX_INPUTS 65536
 
