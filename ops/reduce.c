@@ -55,9 +55,9 @@ static float general_one(const float *x, int ng, const int64_t *dims, const bool
 
 /* Columns [j0, j0 + MN_SUM_COLS) of an [R, K] sum over its rows, each a
  * sequential double sum from row 0 (the bits do not depend on the block
- * width). A full block has a constant width, so its accumulators stay in
- * registers and a row's block is one run of loads: a cold [1024, 1024]
- * gate-gradient block sums in about 2/3 of the time of 256-column blocks
+ * width). A full block has a constant width, so its inner loop compiles
+ * to whole vectors with no remainder: a [1024, 1024] gate-gradient block
+ * sums in about half the time of 256-column blocks of a variable width
  * (docs/performance.md, "cells2"). */
 #define MN_SUM_COLS 128
 
