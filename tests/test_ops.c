@@ -1092,6 +1092,40 @@ START_TEST(fastmath_accuracy)
 }
 END_TEST
 
+/* A sum over the rows of [R, K] gives each column's sequential double sum
+ * from row 0, rounded once, compiled for 1 and 2 threads: the column
+ * blocks of the kernel (two full ones and the tail of K = 300) change no
+ * bit. (A step this cheap runs on one thread either way.) */
+START_TEST(column_sums_are_sequential_double_sums)
+{
+    const int64_t R = 120, K = 300;
+    float *x = malloc(sizeof(float) * R * K);
+    mn_rng_fill_uniform(x, R * K, 11, 1, -3.0f, 3.0f);
+    for (int threads = 1; threads <= 2; threads++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_node *in = mn_input(g, "x", MN_F32, MN_SHAPE(R, K));
+        const int axis[1] = { 0 };
+        const mn_node *outs[1] = { mn_sum(g, in, 1, axis, false) };
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .threads = threads, .outputs = outs, .noutputs = 1 });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_feed_data(ex, "x", x, sizeof(float) * R * K));
+        ck_assert_ok(mn_exec_run(ex));
+        const float *y = mn_f32(mn_exec_value(ex, outs[0]));
+        for (int64_t j = 0; j < K; j++) {
+            double s = 0;
+            for (int64_t r = 0; r < R; r++) s += x[r * K + j];
+            ck_assert_msg(y[j] == (float)s, "%d threads, column %lld: %.9g, sequential sum %.9g", threads, (long long)j,
+                          (double)y[j], (double)(float)s);
+        }
+        mn_exec_free(ex);
+        mn_graph_free(g);
+        mn_params_free(P);
+    }
+    free(x);
+}
+END_TEST
+
 /* Every built-in op with attributes has a schema: fields in offset order,
  * inside the struct, never overlapping. */
 START_TEST(every_attribute_struct_has_a_schema)
@@ -1399,6 +1433,7 @@ int main(void)
     tcase_add_test(tc, registry_lookup);
     tcase_add_test(tc, every_attribute_struct_has_a_schema);
     tcase_add_test(tc, fastmath_accuracy);
+    tcase_add_test(tc, column_sums_are_sequential_double_sums);
     tcase_add_test(tc, self_attention_matches_composed_ops);
     tcase_add_test(tc, self_attention_never_holds_t_by_t);
     tcase_add_loop_test(tc, forward_matches_reference, 0, NCASES);
