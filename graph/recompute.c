@@ -1,6 +1,7 @@
 /* graph/recompute.c: the recompute pass (only under opts.memory_budget).
  * Segment checkpointing: the forward steps, in schedule order, are cut into
- * K segments of equal saved bytes (bytes the backward pass reads). A value
+ * K segments of equal saved bytes (bytes the backward pass reads), or
+ * with a longer last one (tail plans, never recomputed). A value
  * a later segment reads, or the caller keeps, is a checkpoint; the other
  * values of segments 0..K-2 that the backward pass reads are dropped, and
  * their steps are cloned (same node: same kernel, attributes and random
@@ -94,6 +95,7 @@ typedef struct {
     bool *bread, *cross, *drop, *need;
     int *clone_of;        /* per value: its clone, -1 */
     int nseg;             /* segments of the candidate applied */
+    double tail;          /* the last segment's share of the saved bytes (0: k equal segments), see segments() */
     int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
     bool chain;           /* clones read the clones of kept values too (see clone_step) */
 } plan_ctx;
@@ -118,8 +120,22 @@ static int block_plan(const mn_exec *ex, plan_ctx *pc, int id)
     return n < 0 ? 0 : n;
 }
 
-/* Forward steps cut into k segments of about equal saved bytes; k < 0:
- * block plan -k (blocks.c cuts at the graph's narrow points). */
+/* Segment of a forward step with `run` of the `total` saved bytes before
+ * it: k equal parts, or (tail > 0) the last part holding the last `tail`
+ * of the bytes, the k - 1 others the rest in equal parts. */
+static int segment_at(int64_t run, int64_t total, int k, double tail)
+{
+    if (tail <= 0) return (int)((double)run * k / (double)total);
+    double f = (double)run / (double)total;
+    if (f >= 1 - tail) return k - 1;
+    int g = (int)(f / (1 - tail) * (k - 1));
+    return g < k - 1 ? g : k - 2;
+}
+
+/* Forward steps cut into k segments of about equal saved bytes, or a
+ * longer last one (pc->tail: it is kept, so fewer steps are recomputed
+ * where its bytes fit); k < 0: block plan -k (blocks.c cuts at the graph's
+ * narrow points). */
 static void segments(const mn_exec *ex, plan_ctx *pc, int k)
 {
     pc->nseg = k;
@@ -128,7 +144,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
     for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
     for (int s = 0; s < ex->nsteps; s++) {
         if (!is_fwd(&ex->steps[s])) { pc->seg[s] = -1; continue; }
-        int g = total ? (int)((double)run * k / (double)total) : 0;
+        int g = total ? segment_at(run, total, k, pc->tail) : 0;
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
@@ -332,13 +348,14 @@ static void human(int64_t b, char *buf, size_t n)
 /* One candidate's figures: added FLOPs and the cheap arena estimate. k:
  * segments (< 0: block plan -k, 0: none); mirror: pointwise values first;
  * chain: clones read the clones of kept values (plan_ctx). */
-typedef struct { int k; bool mirror, chain; double flops; int64_t est, arena; } cand;
+typedef struct { int k; bool mirror, chain; double tail, flops; int64_t est, arena; } cand;
 
 /* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
  * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
-static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror)
+static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror, double tail)
 {
     restore(ex, sn);
+    pc->tail = k > 1 ? tail : 0;
     int m = mirror ? mn__mirror(ex) : 0, r = 0;
     pc->nmirror = m;
     pc->nseg = 0;
@@ -350,6 +367,48 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
     for (int s = 0; s < ex->nsteps; s++)
         if (ex->steps[s].clone) { ex->recompute_steps++; ex->recompute_flops += mn__step_flops(ex->steps[s].node); }
     return r + m;
+}
+
+/* Does the equal-segment candidate (k, mirror) among c[0..n) estimate
+ * within a tenth above the budget? (A longer last segment with shorter
+ * others can fit then; far above, it cannot.) */
+static bool near_fit(const cand *c, int n, int k, bool mirror, int64_t budget)
+{
+    for (int i = 0; i < n; i++)
+        if (c[i].k == k && c[i].mirror == mirror && c[i].tail == 0) return (double)c[i].est <= 1.1 * (double)budget;
+    return false;
+}
+
+/* Tail plans: k segments whose last one is kept longer, for the k of
+ * tail_k whose equal segments nearly fit, with and without the mirror. The
+ * last segment's share of the saved bytes is bisected TAIL_STEPS times
+ * between equal segments (1 / k) and the whole forward pass, towards the
+ * largest whose estimate fits the budget; the other segments shrink as it
+ * grows. Every share that fits is a candidate (fewer added FLOPs the
+ * longer the tail; the full plan decides). c[0..n) are the equal-segment
+ * candidates; adds to c[n..), returns their count, -1 out of memory. */
+static const int tail_k[] = { 16, 32, 64 };
+enum { TAIL_STEPS = 6, NTAIL = 2 * (int)MN__ARRAY_LEN(tail_k) * TAIL_STEPS };
+static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, int64_t budget, cand *c, int n0)
+{
+    int n = n0;
+    for (int i = 0; i < 2 * (int)MN__ARRAY_LEN(tail_k); i++) {
+        int k = tail_k[i / 2];
+        bool mir = i % 2;
+        if (!near_fit(c, n0, k, mir, budget)) continue;
+        double lo = 1.0 / k, hi = 1.0;
+        for (int it = 0; it < TAIL_STEPS; it++) {
+            double mid = (lo + hi) / 2;
+            int r = apply_cand(ex, pc, sn, k, mir, mid);
+            if (r == -1) return -1;
+            int64_t e = r > 0 ? estimate(ex) : INT64_MAX;
+            if (r > 0 && e < 0) return -1;
+            if (e > budget) { hi = mid; continue; }
+            lo = mid;
+            c[n++] = (cand){ k, mir, chain, mid, ex->recompute_flops, e, 0 };
+        }
+    }
+    return n - n0;
 }
 
 static int by_flops(const void *a, const void *b)
@@ -364,7 +423,7 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
     pc->chain = c->chain;
-    if (apply_cand(ex, pc, sn, c->k, c->mirror) < 0) return -1;
+    if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     c->arena = probe(ex);
     return c->arena;
 }
@@ -381,7 +440,7 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, int64_t budget, int64_t *smallest, cand *win, mn_status *err)
 {
     enum { NALL = 1 + 2 * (NCAND + NBLOCK) };
-    cand c[NALL];
+    cand c[NALL + NTAIL];
     int nc = 0, nfwd = 0;
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
     bool mirror = false;
@@ -390,14 +449,17 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
         int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
         bool mir = i == 0 || (i - 1) % 2;
         if (k > nfwd || (mir && i && !mirror)) continue;
-        int r = apply_cand(ex, pc, sn, k, mir);
+        int r = apply_cand(ex, pc, sn, k, mir, 0);
         if (r == -1) { *err = MN_ERR_NOMEM; return false; }
         if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ k, mir, chain, ex->recompute_flops, estimate(ex), 0 };
+        c[nc] = (cand){ k, mir, chain, 0, ex->recompute_flops, estimate(ex), 0 };
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
+    int nt = tail_cands(ex, pc, sn, chain, budget, c, nc);
+    if (nt < 0) { *err = MN_ERR_NOMEM; return false; }
+    nc += nt;
     ex->recompute_candidates += nc;
     qsort(c, (size_t)nc, sizeof *c, by_flops);
     bool best = false;
@@ -475,7 +537,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
         if (!err) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
         if (!err && !found) found = search(ex, &pc, &sn, true, budget, &smallest, &win, &err);
         pc.chain = win.chain;
-        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror) < 0) err = MN_ERR_NOMEM;
+        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror, win.tail) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
     if (!err && smallest > budget && !found) {
         char b[32], sm[32];
@@ -492,6 +554,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.split_values", nsplit);
     mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
     mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
+    mn__stat(ex, "recompute.tail_share", found ? pc.tail : 0);
     mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.chained_clones", found && win.chain);
     mn__stat(ex, "recompute.values", ex->recomputed_values);

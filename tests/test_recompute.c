@@ -399,11 +399,12 @@ static int last_read_level(const mn_exec *ex, int v)
     return last;
 }
 
-/* A budget just below the plain arena: the cheapest plan that fits is the
- * mirror alone (pointwise values recomputed, no segment), on every model
- * kind whose backward pass reads such values; whatever plan each kind gets
- * there (the mlp: its plain one, the smallest), loss and gradients (dropout
- * included) are bit-identical. */
+/* A budget just below the plain arena: whatever plan each kind gets there
+ * (the mlp: its plain one, the smallest), loss and gradients (dropout
+ * included) are bit-identical. The transformer 5% below it: the cheapest
+ * plan that fits is the mirror alone (pointwise values recomputed, no
+ * segment). (Just below it, a long last segment that keeps all but 4
+ * small steps is cheaper still: recompute.c's tail plans.) */
 START_TEST(mirror_alone_just_below_the_plain_arena)
 {
     const char *kind = kinds[_i];
@@ -416,7 +417,7 @@ START_TEST(mirror_alone_just_below_the_plain_arena)
     int64_t need = smallest_named(kind);                 /* the mlp has nothing to drop: its plain arena is the smallest */
     same_bits_under(&m, kind, need < arena ? arena - 1 : arena, g0, l0, n0);
     if (!strcmp(kind, "transformer")) {          /* GELU, layer norms and dropout: mirrored, nothing else */
-        ex = compile(&m, arena - 1);
+        ex = compile(&m, arena - arena / 20);
         ck_assert_ptr_nonnull(ex);
         double mirrored = mn_exec_stat(ex, "recompute.mirrored_values"), added = mn_exec_stat(ex, "recompute.added_flops");
         ck_assert_msg(mirrored >= 4, "%s: %g values mirrored", kind, mirrored);
@@ -658,6 +659,39 @@ START_TEST(recomputed_products_read_kept_hidden_states)
 }
 END_TEST
 
+/* The plan with the fewest added FLOPs that fits may keep a longer last
+ * segment than equal segments would (graph/recompute.c, tail plans). An
+ * LSTM at a quarter of the way from its smallest to its plain arena: the
+ * last of k equal segments holds the head's values only, so equal
+ * segments recompute every time step's product; a long last segment keeps
+ * more than an eighth of them. Same bits. */
+START_TEST(budget_keeps_a_long_last_segment)
+{
+    enum { B = 16, T = 64, H = 32 };
+    model m = build_with("lstm", B, T, H, 0.0f);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t low = smallest_named_at("lstm", B, T, H), budget = low + (plain - low) / 4;
+    ex = compile(&m, budget);
+    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
+    int products;
+    chained_products(ex, &products);
+    double tail = mn_exec_stat(ex, "recompute.tail_share");
+    printf("recompute lstm         B 16 T 64 H 32 at %lld bytes: %d of %d recurrent products recomputed, last segment %.3f of the saved bytes\n",
+           (long long)budget, products, T, tail);
+    ck_assert_msg(products > 0 && products < T - T / 8, "lstm: %d of %d recurrent products recomputed under %lld bytes", products, T,
+                  (long long)budget);
+    ck_assert_msg(tail > 1.0 / mn_exec_stat(ex, "recompute.segments"), "lstm: last segment %g of %g", tail, mn_exec_stat(ex, "recompute.segments"));
+    mn_exec_free(ex);
+    same_bits_under(&m, "lstm", budget, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* Where no plan with clones reading kept values fits, clones reading the
  * clones of kept values too may: the smallest arena an error names is the
  * smaller of the two rules', and a compile at it succeeds, same bits. */
@@ -731,6 +765,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
     tcase_add_test(tc, recomputed_products_read_kept_hidden_states);
     tcase_add_test(tc, smallest_budget_may_chain_clones);
+    tcase_add_test(tc, budget_keeps_a_long_last_segment);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);
