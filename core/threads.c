@@ -23,11 +23,19 @@ int mn__threads(int requested) { return requested > 0 ? requested : mn_get_num_t
 /* The OpenMP build of OpenBLAS sizes its team by the calling thread's
  * nthreads-var (omp_get_max_threads), so a run sets that for its own
  * thread and restores it after: no other thread, and no later code of the
- * caller, sees a change. */
+ * caller, sees a change. OpenBLAS's threaded level 3 waits for every
+ * thread it planned for; a team that comes back smaller hangs it for ever
+ * (a 1-thread team of ours is not "in parallel", so a product called from
+ * inside one asks for a nested team). So the size never exceeds
+ * OMP_THREAD_LIMIT, and is 1 under OMP_DYNAMIC, where the runtime may
+ * shrink any team. */
 int mn__blas_threads_push(int n)
 {
     int old = omp_get_max_threads();
-    if (n > 0 && n != old) omp_set_num_threads(n);
+    if (n <= 0) n = old;
+    if (n > omp_get_thread_limit()) n = omp_get_thread_limit();
+    if (omp_get_dynamic()) n = 1;
+    if (n != old) omp_set_num_threads(n);
     return old;
 }
 
