@@ -15,7 +15,7 @@ for core in "" Haswell; do
       out=$(env ${core:+OPENBLAS_CORETYPE=$core} $setting timeout "$limit" "$mnemo" bench --workload "$w" --threads 2 --budget 0.01 --json 2>&1)
       rc=$?
       if [ $rc -ne 0 ] || ! grep -q '"train_ms_median"' <<<"$out"; then
-        echo "FAIL: $setting, OPENBLAS_CORETYPE=${core:-unset}, $w on 2 threads: status $rc$([ $rc -eq 124 ] && echo ' (hung for $limit s)')"
+        echo "FAIL: $setting, OPENBLAS_CORETYPE=${core:-unset}, $w on 2 threads: status $rc$([ $rc -eq 124 ] && echo " (hung for $limit s)")"
         echo "$out" | tail -3
         fail=1
       else
