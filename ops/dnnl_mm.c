@@ -69,8 +69,8 @@ typedef struct {
 
 /* What one executable's states share: one engine and stream (oneDNN 2.6's
  * CPU stream runs each primitive synchronously in the calling thread and
- * keeps no mutable state -- read in its source, src/common/stream.hpp and
- * src/cpu/cpu_stream.hpp; its documentation promises thread safety for
+ * keeps no mutable state -- read in its source, src/common/stream.hpp;
+ * its documentation promises thread safety for
  * executing a primitive with user scratchpads, not for one stream used by
  * two threads -- so concurrent steps share it) and the kinds. */
 struct mn__op_states {
