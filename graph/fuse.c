@@ -244,7 +244,8 @@ static mn__span strided_span(const float *data, int64_t base, const int64_t *st,
         hi += a < b ? b : a;
         apart |= i0[d] != i1[d];
     }
-    return (mn__span){ (uintptr_t)(data + lo), (uintptr_t)(data + hi + 1), write };
+    uintptr_t at = (uintptr_t)data;
+    return (mn__span){ at + (uintptr_t)(lo * (int64_t)sizeof(float)), at + (uintptr_t)((hi + 1) * (int64_t)sizeof(float)), write };
 }
 
 /* Output slot k (0 the root, 1 + j extra output j) of flat indices [e0, e1). */
