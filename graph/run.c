@@ -5,8 +5,9 @@
  * the store: each gradient is copied aside when the run first touches it,
  * and a run that fails puts every touched gradient back. On several
  * threads a chain of levels that each hold one shareable step (an RNN's
- * per-step products and cells) runs in one OpenMP region, a barrier
- * between levels, instead of a region per step. */
+ * per-step products and cells) runs in one OpenMP region instead of a
+ * region per step, with a barrier between levels wherever the compile
+ * could not prove that no thread reads or overwrites another's bytes. */
 #include "exec.h"
 #include "../ops/gemm.h"
 #include <stdio.h>
