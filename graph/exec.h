@@ -7,6 +7,7 @@
 #define MN_GRAPH_EXEC_H
 
 #include "graph.h"
+#include "../ops/gemm.h"
 
 typedef enum {
     MN_VAL_ARENA,     /* planned: offset into the activation arena */
@@ -144,6 +145,8 @@ struct mn_exec {
     int *level_start;     /* steps of level L: [level_start[L], level_start[L + 1]) */
     bool *level_split;    /* level L's big steps run side by side, threads split between them */
     int *team_end;        /* run.c: levels [L, team_end[L]) run in one OpenMP region (a chain), 0 when L starts none */
+    bool *team_free;      /* run.c: in a chain, level L needs no barrier after it (no thread reads or writes bytes another
+                             thread touched since the last barrier) */
     bool serial;
     bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
@@ -225,6 +228,9 @@ mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *co
 /* Part `part` of `nparts` of it, called by every thread of a team (nparts 0: the whole step). */
 mn_status mn__fused_forward_part(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
                                  int nxout, int part, int nparts);
+/* The bytes that part reads and writes (mn__spans_fn's contract, ops/gemm.h). */
+int mn__fused_part_spans(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                         int nxout, int part, int nparts, mn__span *sp, int max);
 /* How many of a fused step's inputs and outputs its tiles copy (gathered
  * or scattered) rather than read or write in place, for these scatters. */
 int mn__fused_copies(const mn_fused *f, const int64_t *const *scat, int nxout);

@@ -175,6 +175,28 @@ static void fused_tiles(const mn_fused *f, const mn_kernel_ctx *c, float *const 
     }
 }
 
+/* How a fused step is tiled: row mode, tiles of a row (per), tiles in all
+ * (ntiles), and whether its threads share them (else one computes all). */
+typedef struct { bool rows, shared; int64_t n, len, per, ntiles; } tiling;
+
+static tiling tiling_of(const mn_fused *f, const mn_kernel_ctx *c, const int64_t *const *scat, int nxout)
+{
+    tiling g = { .rows = row_tiles(f, scat, nxout), .n = mn_tensor_numel(c->out) };
+    g.len = g.rows ? f->shape.d[f->shape.ndim - 1] : g.n;          /* a tile never crosses a multiple of len */
+    g.per = (g.len + MN_FUSE_TILE - 1) / MN_FUSE_TILE;
+    g.ntiles = g.len ? g.n / g.len * g.per : 0;
+    /* Every member is a pass over the tile: the work is n times the members. */
+    g.shared = c->nthreads > 1 && g.n * f->nmem > MN_GRAIN && g.ntiles > 1;
+    return g;
+}
+
+/* Part `part` of `nparts`'s tiles [*t0, *t1): a static split, or part 0 all. */
+static void part_tiles(const tiling *g, int part, int nparts, int64_t *t0, int64_t *t1)
+{
+    *t0 = g->shared ? g->ntiles * part / nparts : part ? g->ntiles : 0;
+    *t1 = g->shared ? g->ntiles * (part + 1) / nparts : g->ntiles;
+}
+
 /* Part `part` of `nparts` (nparts 0: the whole step, its own threads): the
  * tiles a static split gives that thread, as one thread of a team the
  * executor keeps across levels (graph/run.c); a step too small to share
@@ -182,28 +204,78 @@ static void fused_tiles(const mn_fused *f, const mn_kernel_ctx *c, float *const 
 mn_status mn__fused_forward_part(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
                                  int nxout, int part, int nparts)
 {
-    int64_t n = mn_tensor_numel(c->out);
-    bool rows = row_tiles(f, scat, nxout);
-    int64_t len = rows ? f->shape.d[f->shape.ndim - 1] : n;          /* a tile never crosses a multiple of len */
-    int64_t per = (len + MN_FUSE_TILE - 1) / MN_FUSE_TILE, ntiles = len ? n / len * per : 0;
-    /* Every member is a pass over the tile: the work is n times the members. */
-    bool shared = c->nthreads > 1 && n * f->nmem > MN_GRAIN && ntiles > 1;
+    tiling g = tiling_of(f, c, scat, nxout);
+    int64_t t0, t1;
     if (nparts > 0) {
-        int64_t t0 = shared ? ntiles * part / nparts : part ? ntiles : 0;
-        int64_t t1 = shared ? ntiles * (part + 1) / nparts : ntiles;
-        fused_tiles(f, c, xout, scat, rows, len, per, t0, t1);
+        part_tiles(&g, part, nparts, &t0, &t1);
+        fused_tiles(f, c, xout, scat, g.rows, g.len, g.per, t0, t1);
         return MN_OK;
     }
-    if (mn__serial(c->nthreads, shared)) {
-        fused_tiles(f, c, xout, scat, rows, len, per, 0, ntiles);
+    if (mn__serial(c->nthreads, g.shared)) {
+        fused_tiles(f, c, xout, scat, g.rows, g.len, g.per, 0, g.ntiles);
         return MN_OK;
     }
     #pragma omp parallel num_threads(c->nthreads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        fused_tiles(f, c, xout, scat, rows, len, per, ntiles * t / nt, ntiles * (t + 1) / nt);
+        fused_tiles(f, c, xout, scat, g.rows, g.len, g.per, g.ntiles * t / nt, g.ntiles * (t + 1) / nt);
     }
     return MN_OK;
+}
+
+/* The flat index of tile t's first element (n past the last tile). */
+static int64_t tile_start(const tiling *g, int64_t t)
+{
+    int64_t i = t / g->per * g->len + t % g->per * MN_FUSE_TILE;
+    return i < g->n ? i : g->n;
+}
+
+/* The bytes of a tensor with element strides st over shape s (from data +
+ * base floats) that flat indices [e0, e1) of s reach: a bound over the
+ * dims where the first and last index differ, any stride sign. */
+static mn__span strided_span(const float *data, int64_t base, const int64_t *st, mn_shape s, int64_t e0, int64_t e1, bool write)
+{
+    int64_t i0[MN_MAX_DIMS], i1[MN_MAX_DIMS], r0 = e0, r1 = e1 - 1, lo = base, hi = base;
+    for (int d = s.ndim - 1; d >= 0; d--) { i0[d] = r0 % s.d[d]; r0 /= s.d[d]; i1[d] = r1 % s.d[d]; r1 /= s.d[d]; }
+    bool apart = false;
+    for (int d = 0; d < s.ndim; d++) {
+        int64_t a = apart ? 0 : i0[d] * st[d], b = apart ? (s.d[d] - 1) * st[d] : i1[d] * st[d];
+        lo += a < b ? a : b;
+        hi += a < b ? b : a;
+        apart |= i0[d] != i1[d];
+    }
+    uintptr_t at = (uintptr_t)data;
+    return (mn__span){ at + (uintptr_t)(lo * (int64_t)sizeof(float)), at + (uintptr_t)((hi + 1) * (int64_t)sizeof(float)), write };
+}
+
+/* Output slot k (0 the root, 1 + j extra output j) of flat indices [e0, e1). */
+static mn__span out_span(const mn_fused *f, float *host, const int64_t *sst, int64_t e0, int64_t e1)
+{
+    if (!sst) return (mn__span){ (uintptr_t)(host + e0), (uintptr_t)(host + e1), true };
+    return strided_span(host, 0, sst, f->shape, e0, e1, true);
+}
+
+/* The bytes part `part` of `nparts` of a fused step reads and writes (as
+ * mn__part_spans says for an op's part kernel): its tiles' flat indices
+ * through each input's and output's strides. */
+int mn__fused_part_spans(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat,
+                         int nxout, int part, int nparts, mn__span *sp, int max)
+{
+    tiling g = tiling_of(f, c, scat, nxout);
+    int64_t t0, t1, n = 0;
+    if (g.ntiles == 0) return 0;
+    part_tiles(&g, part, nparts, &t0, &t1);
+    int64_t e0 = tile_start(&g, t0), e1 = tile_start(&g, t1);
+    if (e0 >= e1) return 0;
+    if (f->next + nxout + 1 > max) return -1;
+    for (int e = 0; e < f->next; e++) {
+        const float *src = mn_f32(&c->in[e]);
+        sp[n++] = !f->bcast[e] ? (mn__span){ (uintptr_t)(src + e0), (uintptr_t)(src + e1), false }
+                               : strided_span(src, f->base[e], f->st[e], f->shape, e0, e1, false);
+    }
+    sp[n++] = out_span(f, mn_f32(c->out), scat[0], e0, e1);
+    for (int k = 0; k < nxout; k++) sp[n++] = out_span(f, xout[k], scat[1 + k], e0, e1);
+    return (int)n;
 }
 
 mn_status mn__fused_forward(const mn_fused *f, const mn_kernel_ctx *c, float *const *xout, const int64_t *const *scat, int nxout)

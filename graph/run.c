@@ -5,8 +5,9 @@
  * the store: each gradient is copied aside when the run first touches it,
  * and a run that fails puts every touched gradient back. On several
  * threads a chain of levels that each hold one shareable step (an RNN's
- * per-step products and cells) runs in one OpenMP region, a barrier
- * between levels, instead of a region per step. */
+ * per-step products and cells) runs in one OpenMP region instead of a
+ * region per step, with a barrier between levels wherever the compile
+ * could not prove that no thread reads or overwrites another's bytes. */
 #include "exec.h"
 #include "../ops/gemm.h"
 #include <stdio.h>
@@ -66,17 +67,23 @@ static mn_kernel_ctx step_ctx(mn_exec *ex, const mn_step *st, int threads, char 
                             .work_bytes = st->work_bytes, .msg = detail, .msglen = dlen };
 }
 
-/* Fused step st, part `part` of `nparts` (nparts 0: whole, c->nthreads threads). */
-static mn_status run_fused(mn_exec *ex, const mn_step *st, const mn_kernel_ctx *c, int part, int nparts)
+/* A fused step's extra outputs' data and every output's scatter strides. */
+static void fused_outs(const mn_exec *ex, const mn_step *st, float **xout, const int64_t **scat)
 {
-    float *xout[MN_FUSE_MAX_MEMBERS];
-    const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
     scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
     for (int k = 0; k < st->nxout; k++) {
         const mn_value *x = &ex->vals[st->xout[k]];
         xout[k] = mn_f32(&x->t);
         scat[1 + k] = x->scatter ? x->scatter_st : NULL;
     }
+}
+
+/* Fused step st, part `part` of `nparts` (nparts 0: whole, c->nthreads threads). */
+static mn_status run_fused(mn_exec *ex, const mn_step *st, const mn_kernel_ctx *c, int part, int nparts)
+{
+    float *xout[MN_FUSE_MAX_MEMBERS];
+    const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+    fused_outs(ex, st, xout, scat);
     return mn__fused_forward_part(st->fused, c, xout, scat, st->nxout, part, nparts);
 }
 
@@ -157,26 +164,107 @@ static bool chain_level(const mn_exec *ex, int l, int *regions)
     return true;
 }
 
+/* Spans one part of a step may touch, and spans a thread may have touched
+ * since the last barrier of a chain (more: a barrier). */
+#define MN_SPANS_STEP 64
+#define MN_SPANS_OPEN 1024
+
+/* The bytes part t of n of level l's team step reads and writes (the part
+ * kernel's or the fused program's own account; a copy by thread 0: the
+ * op's account of its whole forward as part 0), or -1 when not known: a
+ * level of one-thread steps (shared out dynamically), a step with a
+ * workspace, an op without an account. */
+static int level_spans(mn_exec *ex, int l, int t, int n, mn__span *sp)
+{
+    const mn_step *st = team_step(ex, l);
+    if (!st || st->work >= 0) return -1;
+    char detail[8];
+    mn_kernel_ctx c = step_ctx(ex, st, ex->nthreads, detail, sizeof detail);
+    if (st->fused) {
+        float *xout[MN_FUSE_MAX_MEMBERS];
+        const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+        fused_outs(ex, st, xout, scat);
+        return mn__fused_part_spans(st->fused, &c, xout, scat, st->nxout, t, n, sp, MN_SPANS_STEP);
+    }
+    mn__spans_fn fn = mn__part_spans(st->node->op);
+    return fn ? fn(&c, t, n, sp, MN_SPANS_STEP) : -1;
+}
+
+/* Whether a span of a overlaps one of b, one of the two a write. */
+static bool clash(const mn__span *a, int na, const mn__span *b, int nb)
+{
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            if (a[i].lo < b[j].hi && b[j].lo < a[i].hi && (a[i].write || b[j].write)) return true;
+    return false;
+}
+
+/* Barriers of chain [l0, l1) dropped where provably safe: after level l
+ * when every thread's part of level l + 1 touches no byte that another
+ * thread wrote since the last barrier, and writes no byte another thread
+ * read since then (the arena reuses bytes across levels; the spans are
+ * addresses, so a reuse shows as an overlap). An RNN's time steps, the
+ * product and the cell cut at the same rows, are each thread's half of the
+ * batch. Both levels must have team steps whose parts say what they touch.
+ * Returns the barriers dropped, -1 out of memory. */
+static int free_levels(mn_exec *ex, int l0, int l1)
+{
+    int T = ex->nthreads, dropped = 0, *nopen = calloc((size_t)T, sizeof *nopen), *ncur = calloc((size_t)T, sizeof *ncur);
+    mn__span *open = malloc((size_t)T * MN_SPANS_OPEN * sizeof *open), *cur = malloc((size_t)T * MN_SPANS_STEP * sizeof *cur);
+    if (!nopen || !ncur || !open || !cur) dropped = -1;
+    bool prev = false;
+    for (int l = l0; l < l1 && dropped >= 0; l++) {
+        bool known = true, fits = true, safe = true;
+        for (int t = 0; t < T; t++) {
+            ncur[t] = level_spans(ex, l, t, T, cur + (size_t)t * MN_SPANS_STEP);
+            known &= ncur[t] >= 0;
+            fits &= ncur[t] >= 0 && nopen[t] + ncur[t] <= MN_SPANS_OPEN;
+        }
+        for (int t = 0; prev && known && fits && safe && t < T; t++)
+            for (int u = 0; u < T && safe; u++)
+                safe = u == t || !clash(cur + (size_t)t * MN_SPANS_STEP, ncur[t], open + (size_t)u * MN_SPANS_OPEN, nopen[u]);
+        bool drop = prev && known && fits && safe;
+        if (l > l0) ex->team_free[l - 1] = drop;
+        dropped += drop;
+        for (int t = 0; t < T; t++) {
+            if (!drop) nopen[t] = 0;
+            if (!known) continue;
+            memcpy(open + (size_t)t * MN_SPANS_OPEN + nopen[t], cur + (size_t)t * MN_SPANS_STEP, (size_t)ncur[t] * sizeof *cur);
+            nopen[t] += ncur[t];
+        }
+        prev = known;
+    }
+    free(nopen); free(ncur); free(open); free(cur);
+    return dropped;
+}
+
 /* Chains: runs of levels without a gradient sink (sinks are added between
  * levels, on the calling thread) that each hold a team step or only
- * one-thread steps, where run_level would open two regions or more.
- * Decided once per compile, from the schedule and the plan. */
+ * one-thread steps, where run_level would open two regions or more, and
+ * the barriers inside them that can go (free_levels). Decided once per
+ * compile, from the schedule and the plan. */
 static mn_status find_chains(mn_exec *ex)
 {
     ex->team_end = calloc((size_t)ex->nlevels + 1, sizeof *ex->team_end);
-    if (!ex->team_end) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    ex->team_free = calloc((size_t)ex->nlevels + 1, sizeof *ex->team_free);
+    if (!ex->team_end || !ex->team_free) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
     if (ex->nthreads <= 1 || ex->serial) return MN_OK;
     bool *sink = calloc((size_t)ex->nlevels + 1, sizeof *sink);
     if (!sink) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
     for (int k = 0; k < ex->nsinks; k++)
         if (ex->sinks[k].level < ex->nlevels) sink[ex->sinks[k].level] = true;
-    for (int l = 0; l < ex->nlevels;) {
-        int e = l, regions = 0;
+    int dropped = 0;
+    for (int l = 0; l < ex->nlevels && dropped >= 0;) {
+        int e = l, regions = 0, d = 0;
         while (e < ex->nlevels && !sink[e] && chain_level(ex, e, &regions)) e++;
         if (regions >= 2) ex->team_end[l] = e;
+        if (regions >= 2) d = free_levels(ex, l, e);
+        dropped = d < 0 ? -1 : dropped + d;
         l = e > l ? e : l + 1;
     }
     free(sink);
+    if (dropped < 0) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    mn__stat(ex, "run.barriers_dropped", dropped);
     return MN_OK;
 }
 
@@ -213,8 +301,9 @@ static void run_small(mn_exec *ex, int l, int *first, mn_status *err)
 
 /* Levels [l0, l1), a chain: one team; each level's team step computed in
  * parts by every thread, or its one-thread steps shared out; a barrier
- * after each level (a step reads whole values of the levels before).
- * Profiling times a team step's level on thread 0. */
+ * after each level unless free_levels proved it needless (each thread then
+ * goes on to its part of the next level at once). Profiling times a team
+ * step's level on thread 0. */
 static mn_status run_chain(mn_exec *ex, int l0, int l1)
 {
     mn_status err = MN_OK;
@@ -232,7 +321,9 @@ static mn_status run_chain(mn_exec *ex, int l0, int l1)
                 #pragma omp critical(mn_exec_error)
                 if (st - ex->steps < first_err) { first_err = (int)(st - ex->steps); err = s; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
             }
-            #pragma omp barrier
+            if (!ex->team_free[l] || n != ex->nthreads) {      /* spans were found for nthreads parts */
+                #pragma omp barrier
+            }
             if (ex->prof_step && t == 0) {
                 double t1 = omp_get_wtime();
                 if (st) ex->prof_step[st - ex->steps] += t1 - t0;

@@ -51,4 +51,15 @@ struct mn_op_def;
 typedef mn_status (*mn__part_fn)(const mn_kernel_ctx *c, int part, int nparts);
 mn__part_fn mn__part_forward(const struct mn_op_def *op);
 
+/* The bytes a part reads or writes: [lo, hi) addresses. A part kernel's
+ * op also says which bytes each part touches (conservatively: more, never
+ * less), so graph/run.c can prove that two levels of a chain need no
+ * barrier between them (each thread reads only what it wrote). Returns
+ * the spans written into sp (at most max; -1: more than max, unknown). */
+typedef struct { uintptr_t lo, hi; bool write; } mn__span;
+typedef int (*mn__spans_fn)(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
+mn__spans_fn mn__part_spans(const struct mn_op_def *op);
+/* ops/index.c: concat's, computed whole by part 0 (a copy graph/run.c gives thread 0). */
+int mn__concat_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
+
 #endif

@@ -5,6 +5,7 @@
  * repeated indices accumulate correctly and deterministically. */
 #include "attrs.h"
 #include "op.h"
+#include "gemm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,12 @@ static mn_status infer_concat(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* Whether piece k, at `at` along the axis, already lies in the output's bytes. */
+static bool piece_placed(const mn_kernel_ctx *c, int k, mn__split3 o, int64_t at)
+{
+    return (const char *)c->in[k].data == (const char *)c->out->data + at * o.inner * 4;
+}
+
 static mn_status concat_fwd(const mn_kernel_ctx *c)
 {
     int ax = mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->out->shape.ndim);
@@ -232,11 +239,32 @@ static mn_status concat_fwd(const mn_kernel_ctx *c)
     int64_t at = 0;
     for (int k = 0; k < c->nin; k++) {
         int64_t d = c->in[k].shape.d[ax];
-        bool placed = (const char *)c->in[k].data == (const char *)c->out->data + at * o.inner * 4;
-        if (!placed) strided_rows(c, c->in[k].data, c->out->data, o, at, 1, d, false);   /* else written there already */
+        if (!piece_placed(c, k, o, at)) strided_rows(c, c->in[k].data, c->out->data, o, at, 1, d, false);   /* else written there already */
         at += d;
     }
     return MN_OK;
+}
+
+/* The bytes concat_fwd touches when part 0 of a team computes it alone
+ * (graph/run.c's copy by thread 0): each piece not yet in place, read
+ * whole, and all of the output written; nothing when every piece was
+ * written in place (an RNN step's gate gradients). ops/gemm.h's contract. */
+int mn__concat_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max)
+{
+    (void)nparts;
+    int ax = mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->out->shape.ndim), n = 0;
+    mn__split3 o = mn__split_at(c->out->shape, ax);
+    int64_t at = 0;
+    for (int k = 0; k < c->nin && part == 0; k++) {
+        if (!piece_placed(c, k, o, at)) {
+            if (n + 2 > max) return -1;
+            uintptr_t a = (uintptr_t)c->in[k].data, b = (uintptr_t)c->out->data;
+            sp[n++] = (mn__span){ a, a + mn_tensor_bytes(&c->in[k]), false };
+            sp[n++] = (mn__span){ b, b + mn_tensor_bytes(c->out), true };
+        }
+        at += c->in[k].shape.d[ax];
+    }
+    return n;
 }
 
 /* Piece k sits at offset (pieces before it along the axis) x inner, with

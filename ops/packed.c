@@ -331,9 +331,49 @@ static mn_status matmul_packed_part(const mn_kernel_ctx *c, int part, int nparts
 
 static mn_status matmul_packed_fwd(const mn_kernel_ctx *c) { return matmul_packed_part(c, 0, 0); }
 
+/* Floats [e0, e1) of t as a span. */
+static mn__span float_span(const mn_tensor *t, int64_t e0, int64_t e1, bool write)
+{
+    uintptr_t base = (uintptr_t)t->data;
+    return (mn__span){ base + (uintptr_t)e0 * sizeof(float), base + (uintptr_t)e1 * sizeof(float), write };
+}
+
+/* The bytes matmul_packed_part(c, part, nparts) touches: by rows, its rows
+ * of A and C and all of P; otherwise (by columns, or part 0 alone) all of
+ * A, P and C for a part that computes anything. W is read for its shape only. */
+static int matmul_packed_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max)
+{
+    const mn_matmul_attrs *a = c->attrs;
+    int64_t N, K;
+    nk_of(c->in[1].shape, a->trans_b, &N, &K);
+    int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1), m0 = 0, m1 = M;
+    int split = K ? mn__packed_split(M, N, K, nparts) : MN_PACKED_ONE;
+    if (max < 3) return -1;
+    if (split == MN_PACKED_ROWS) {
+        int64_t strips = (M + 7) / 8;
+        m0 = strips * part / nparts * 8;
+        m1 = strips * (part + 1) / nparts * 8;
+        if (m1 > M) m1 = M;
+    } else if (split == MN_PACKED_COLS) {
+        int64_t pairs = (panels(N) + 1) / 2;
+        if (part >= (pairs < nparts ? pairs : nparts)) m1 = 0;
+    } else if (part > 0) m1 = 0;
+    if (m0 >= m1) return 0;
+    sp[0] = float_span(c->out, m0 * N, m1 * N, true);
+    sp[1] = float_span(&c->in[0], m0 * K, m1 * K, false);
+    sp[2] = float_span(&c->in[2], 0, mn_tensor_numel(&c->in[2]), false);
+    return 3;
+}
+
 extern const mn_op_def mn__op_matmul_packed;
 
 mn__part_fn mn__part_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_part : NULL; }
+extern const mn_op_def mn__op_concat;
+mn__spans_fn mn__part_spans(const mn_op_def *op)
+{
+    if (op == &mn__op_matmul_packed) return matmul_packed_spans;
+    return op == &mn__op_concat ? mn__concat_spans : NULL;
+}
 
 mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b)
 {

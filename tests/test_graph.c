@@ -4,6 +4,7 @@
  * elimination, feeding, run-time kernel errors, stats and DOT export. */
 #include "harness.h"
 #include "mnemo_plugin.h"
+#include "../graph/exec.h"
 #include <dlfcn.h>
 #include <string.h>
 
@@ -532,12 +533,37 @@ START_TEST(one_thread_training_step_opens_no_openmp_region)
 }
 END_TEST
 
+/* Level l's computing step (views compute nothing), or NULL. */
+static const mn_step *computing_step(const mn_exec *ex, int l)
+{
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++)
+        if (mn__kind(&ex->vals[ex->steps[s].out]) != MN_VAL_ALIAS) return &ex->steps[s];
+    return NULL;
+}
+
+/* Barriers dropped between a packed product's level and a fused step's
+ * level (either order) in ex's chains. */
+static int product_cell_drops(const mn_exec *ex)
+{
+    int n = 0;
+    for (int l = 0; l + 1 < ex->nlevels; l++) {
+        const mn_step *a = computing_step(ex, l), *b = computing_step(ex, l + 1);
+        if (!ex->team_free[l] || !a || !b) continue;
+        bool pa = strcmp(a->node->op->name, "matmul_packed") == 0, pb = strcmp(b->node->op->name, "matmul_packed") == 0;
+        n += (pa && b->fused) || (pb && a->fused);
+    }
+    return n;
+}
+
 /* One RNN training run on 2 threads: its loss, the OpenMP regions it
  * opened and its gradients (copied into grads). */
-static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads)
+static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads, double *dropped,
+                     int *mixed)
 {
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2, .detect_anomaly = anomaly });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    *dropped = mn_exec_stat(ex, "run.barriers_dropped");
+    *mixed = product_cell_drops(ex);
     const mn_tensor *x = mn_exec_input(ex, 0);
     mn_rng_fill_normal(mn_f32(x), mn_tensor_numel(x), 7, 1, 0, 1);
     ck_assert_ok(mn_exec_run(ex));
@@ -557,13 +583,18 @@ static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int
  * and concats between them) run as chains of levels in one OpenMP region
  * per chain, not a region per level (graph/run.c), with the bits of the
  * same run level by level (anomaly mode checks every level, so it runs no
- * chains: a region per step there). LSTM and GRU. */
+ * chains: a region per step there). Inside a chain the barrier between a
+ * step's product and its cell, and between the cell and the next step's
+ * product, is dropped (each thread reads only the rows it wrote) when the
+ * product and the cell cut the batch at the same rows (32 rows: 16 and
+ * 16), and kept when they do not (24 rows: the product's strips of 8 go 8
+ * and 16, the cell's rows 12 and 12): the bits are those of the
+ * level-by-level run in both. LSTM and GRU. */
 static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_t H);
 
 START_TEST(rnn_time_steps_share_one_region_on_two_threads)
 {
-    const int64_t T = 16, B = 32, I = 16, H = 128;
-    rnn_chains(_i ? MN_RNN_GRU : MN_RNN_LSTM, T, B, I, H);
+    rnn_chains(_i % 2 ? MN_RNN_GRU : MN_RNN_LSTM, 16, _i >= 2 ? 24 : 32, 16, 128);
 }
 END_TEST
 
@@ -579,7 +610,7 @@ END_TEST
 
 static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_t H)
 {
-    bool big = B * H >= 32 * 128;
+    bool big = B * H >= 24 * 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
     mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
@@ -588,13 +619,17 @@ static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_
     int64_t total = 0;
     for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
     float *chained = malloc((size_t)total * sizeof *chained), *levels = malloc((size_t)total * sizeof *levels);
-    int nchained, nlevels;
-    float l1 = rnn_run(g, P, loss, false, &nchained, chained);
-    float l2 = rnn_run(g, P, loss, true, &nlevels, levels);
-    printf("%s, %lld steps, batch %lld, hidden %lld, 2 threads: %d OpenMP regions a run (level by level: %d)\n",
-           mode == MN_RNN_GRU ? "gru" : "lstm", (long long)T, (long long)B, (long long)H, nchained, nlevels);
+    int nchained, nlevels, mixed, mixed_anomaly;
+    double dropped, dropped_anomaly;
+    float l1 = rnn_run(g, P, loss, false, &nchained, chained, &dropped, &mixed);
+    float l2 = rnn_run(g, P, loss, true, &nlevels, levels, &dropped_anomaly, &mixed_anomaly);
+    printf("%s, %lld steps of %lld rows, hidden %lld, 2 threads: %d OpenMP regions a run (level by level: %d), %g barriers dropped"
+           " (%d between a product and a cell)\n", mode == MN_RNN_GRU ? "gru" : "lstm", (long long)T, (long long)B, (long long)H,
+           nchained, nlevels, dropped, mixed);
     if (big) {
         ck_assert_int_ge(nlevels, 4 * (int)T);
+        if (B == 32) ck_assert_msg(mixed >= (int)T, "%d barriers dropped between a product and a cell", mixed);
+        else ck_assert_msg(mixed == 0, "%d barriers dropped between a product and a cell cut at other rows", mixed);
         ck_assert_int_lt(nchained, (int)T);
     } else ck_assert_int_le(nchained, nlevels);
     ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.9g chained vs %.9g", l1, l2);
@@ -1180,7 +1215,7 @@ int main(void)
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
-    tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 2);
+    tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 4);
     tcase_add_loop_test(tc, small_rnn_steps_get_no_chain, 0, 2);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
