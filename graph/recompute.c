@@ -369,43 +369,33 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
     return r + m;
 }
 
-/* Does the equal-segment candidate (k, mirror) among c[0..n) estimate
- * within a tenth above the budget? (A longer last segment with shorter
- * others can fit then; far above, it cannot.) */
-static bool near_fit(const cand *c, int n, int k, bool mirror, int64_t budget)
-{
-    for (int i = 0; i < n; i++)
-        if (c[i].k == k && c[i].mirror == mirror && c[i].tail == 0) return (double)c[i].est <= 1.1 * (double)budget;
-    return false;
-}
-
-/* Tail plans: k segments whose last one is kept longer, for the k of
- * tail_k whose equal segments nearly fit, with and without the mirror. The
- * last segment's share of the saved bytes is bisected TAIL_STEPS times
- * between equal segments (1 / k) and the whole forward pass, towards the
- * largest whose estimate fits the budget; the other segments shrink as it
- * grows. Every share that fits is a candidate (fewer added FLOPs the
- * longer the tail; the full plan decides). c[0..n) are the equal-segment
- * candidates; adds to c[n..), returns their count, -1 out of memory. */
+/* Tail plans: k segments whose last one is kept longer, for each k of
+ * tail_k, with the mirror where it rewrites anything, else without. The
+ * last segment holds a fixed grid of TAIL_SHARES shares of the saved bytes
+ * between equal segments (1 / k) and the whole forward pass; the other
+ * segments shrink as it grows (fewer added FLOPs the longer the tail). The
+ * grid does not depend on the budget, so neither does the candidate set:
+ * a larger budget never picks a plan with more added FLOPs, and the
+ * smallest arena an error names is the smallest any budget reaches (a
+ * bisection towards the budget broke both: found by review). Adds the
+ * candidates that drop anything to c[n0..) (k up to the forward steps),
+ * returns their count, -1 out of memory. */
 static const int tail_k[] = { 16, 32, 64 };
-enum { TAIL_STEPS = 6, NTAIL = 2 * (int)MN__ARRAY_LEN(tail_k) * TAIL_STEPS };
-static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, int64_t budget, cand *c, int n0)
+enum { TAIL_SHARES = 20, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
+static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, bool mirror, int nfwd, cand *c, int n0)
 {
     int n = n0;
-    for (int i = 0; i < 2 * (int)MN__ARRAY_LEN(tail_k); i++) {
-        int k = tail_k[i / 2];
-        bool mir = i % 2;
-        if (!near_fit(c, n0, k, mir, budget)) continue;
-        double lo = 1.0 / k, hi = 1.0;
-        for (int it = 0; it < TAIL_STEPS; it++) {
-            double mid = (lo + hi) / 2;
-            int r = apply_cand(ex, pc, sn, k, mir, mid);
+    for (int i = 0; i < (int)MN__ARRAY_LEN(tail_k) && tail_k[i] <= nfwd; i++) {
+        int k = tail_k[i];
+        for (int j = 1; j <= TAIL_SHARES; j++) {
+            double f = (double)j / (TAIL_SHARES + 1);
+            double share = 1.0 / k + (1.0 - 1.0 / k) * f * f;  /* denser at short tails, where budgets fall */
+            int r = apply_cand(ex, pc, sn, k, mirror, share);
             if (r == -1) return -1;
-            int64_t e = r > 0 ? estimate(ex) : INT64_MAX;
-            if (r > 0 && e < 0) return -1;
-            if (e > budget) { hi = mid; continue; }
-            lo = mid;
-            c[n++] = (cand){ k, mir, chain, mid, ex->recompute_flops, e, 0 };
+            if (r <= 0) continue;                       /* nothing dropped, or no valid order */
+            int64_t e = estimate(ex);
+            if (e < 0) return -1;
+            c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0 };
         }
     }
     return n - n0;
@@ -457,7 +447,7 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
-    int nt = tail_cands(ex, pc, sn, chain, budget, c, nc);
+    int nt = tail_cands(ex, pc, sn, chain, mirror, nfwd, c, nc);
     if (nt < 0) { *err = MN_ERR_NOMEM; return false; }
     nc += nt;
     ex->recompute_candidates += nc;

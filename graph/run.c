@@ -149,7 +149,7 @@ static bool chain_level(const mn_exec *ex, int l, int *regions)
     bool shared;
     const mn_step *st = team_step(ex, l);
     if (st) {
-        *regions += 1;
+        *regions += st->big;     /* a small one runs on one thread level by level: no region to save */
         return true;
     }
     if (!small_level(ex, l, &shared)) return false;

@@ -67,9 +67,12 @@ typedef struct {
     dnnl_primitive_t prim;
 } mm_kind;
 
-/* What one executable's states share: one engine and stream (a CPU stream
- * runs each primitive synchronously in the calling thread and keeps no
- * state of its own, so concurrent steps may share it) and the kinds. */
+/* What one executable's states share: one engine and stream (oneDNN 2.6's
+ * CPU stream runs each primitive synchronously in the calling thread and
+ * keeps no mutable state -- read in its source, src/common/stream.hpp;
+ * its documentation promises thread safety for
+ * executing a primitive with user scratchpads, not for one stream used by
+ * two threads -- so concurrent steps share it) and the kinds. */
 struct mn__op_states {
     dnnl_engine_t eng;
     dnnl_stream_t strm;

@@ -144,8 +144,22 @@ static bool dnnl_gemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_
  * batch-1 step) is a matrix-vector product: sgemm would pack the whole
  * weight matrix on every call (80% of the batch-1 LSTM step's time with the
  * Haswell kernels), sgemv reads it in place. */
+static void sgemm1_on(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Single-threaded also outside a parallel region (a 1-thread team is not
+ * one): OpenBLAS would size its team by the calling thread's default,
+ * which may exceed OMP_THREAD_LIMIT and then waits for ever (core/threads.c). */
 static void sgemm1(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int old = omp_in_parallel() ? 0 : mn__blas_threads_push(1);
+    sgemm1_on(k, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    mn__blas_threads_pop(old);
+}
+
+static void sgemm1_on(mn__gemm_kinds k, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M == 1) {
         CBLAS_TRANSPOSE tv = tb == CblasTrans ? CblasNoTrans : CblasTrans;

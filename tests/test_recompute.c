@@ -777,6 +777,38 @@ START_TEST(smallest_budget_falls_back_to_waiting_slices)
 }
 END_TEST
 
+/* The plans a budget chooses from do not depend on the budget: a larger
+ * budget never adds FLOPs, and the smallest arena an error names is the
+ * smallest any budget reaches (one byte less is refused). A bisection of
+ * the tail towards the budget broke both (added FLOPs up and down over the
+ * budgets, a budget below the named smallest compiling: found by review). */
+START_TEST(larger_budgets_never_add_flops)
+{
+    enum { B = 16, T = 64, H = 32, N = 24 };
+    int64_t low = smallest_named_at("lstm", B, T, H);
+    model below = build_at("lstm", B, T, H);                 /* a failed compile marks its graph */
+    ck_assert_msg(compile(&below, low - 1) == NULL, "lstm: compiles at %lld, below the smallest arena named, %lld",
+                  (long long)(low - 1), (long long)low);
+    free_model(&below);
+    model m = build_at("lstm", B, T, H);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t plain = mn_exec_get_stats(ex).arena_bytes;
+    mn_exec_free(ex);
+    double prev = INFINITY;
+    for (int i = 0; i <= N; i++) {
+        int64_t budget = low + (plain - low) * i / N;
+        ex = compile(&m, budget);
+        ck_assert_msg(ex != NULL, "lstm at %lld: %s", (long long)budget, mn_graph_errmsg(m.g));
+        double flops = mn_exec_stat(ex, "recompute.added_flops");
+        ck_assert_msg(flops <= prev, "lstm: %.0f added FLOPs at %lld bytes, %.0f at a smaller budget", flops, (long long)budget, prev);
+        prev = flops;
+        mn_exec_free(ex);
+    }
+    free_model(&m);
+}
+END_TEST
+
 /* Where no plan with clones reading kept values fits, clones reading the
  * clones of kept values too may: the smallest arena an error names is the
  * smaller of the two rules', and a compile at it succeeds, same bits. */
@@ -853,6 +885,7 @@ int main(void)
     tcase_add_test(tc, budgeted_projection_runs_beside_the_recurrent_product);
     tcase_add_test(tc, smallest_budget_falls_back_to_waiting_slices);
     tcase_add_test(tc, budget_keeps_a_long_last_segment);
+    tcase_add_test(tc, larger_budgets_never_add_flops);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, transformer_trains_in_a_third_of_its_arena);
