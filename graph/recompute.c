@@ -489,6 +489,55 @@ static mn_status split(mn_exec *ex, snapshot *sn, int *nsplit)
     return MN_OK;
 }
 
+/* Early slices: a split chain's first step, the view of its input's rows
+ * (a new, unfused alias step), freed of split.c's waits, so a time step's
+ * input projection runs in the level of its recurrent product, not one
+ * after it. The waits are held here and put back for the older rule, whose
+ * plans are tried where none of the early one fits (its smallest arenas
+ * are smaller: the slices' wait keeps projections late). */
+typedef struct { int out, *ctrl, nctrl; } held_wait;
+typedef struct { held_wait *w; int n; bool on; } waits;
+
+/* The waits of the new steps (nodes from n0 on) that are unfused views. */
+static bool hold_waits(const mn_exec *ex, int n0, waits *ws)
+{
+    ws->on = true;
+    ws->n = 0;
+    ws->w = malloc(((size_t)ex->nsteps + 1) * sizeof *ws->w);
+    if (!ws->w) return false;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (st->node->id >= n0 && !st->fused && !st->clone && st->nctrl > 0 && mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS)
+            ws->w[ws->n++] = (held_wait){ st->out, st->ctrl, st->nctrl };
+    }
+    return true;
+}
+
+/* The held waits on (the older rule) or off: from the snapshot, the steps
+ * re-sorted (producers and waits first), the snapshot taken again. */
+static mn_status set_waits(mn_exec *ex, snapshot *sn, waits *ws, bool on)
+{
+    restore(ex, sn);
+    for (int i = 0; i < ws->n; i++) {
+        mn_step *st = &ex->steps[ex->vals[ws->w[i].out].def];
+        st->ctrl = on ? ws->w[i].ctrl : NULL;
+        st->nctrl = on ? ws->w[i].nctrl : 0;
+    }
+    ws->on = on;
+    mn_status err = mn__topo_order(ex);
+    drop_snapshot(sn);
+    *sn = (snapshot){ 0 };
+    if (!err && !take(ex, sn)) err = MN_ERR_NOMEM;
+    return err;
+}
+
+/* The held waits the steps no longer own (left off) are freed. */
+static void free_waits(waits *ws)
+{
+    for (int i = 0; !ws->on && i < ws->n; i++) free(ws->w[i].ctrl);
+    free(ws->w);
+}
+
 mn_status mn__pass_recompute(mn_exec *ex)
 {
     int64_t budget = ex->opts.memory_budget;
@@ -500,6 +549,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     int nsplit = 0;
     cand win = { 0 };
     bool found = false;
+    waits ws = { 0 };
     int64_t smallest = INT64_MAX;
     if (!take(ex, &sn)) err = MN_ERR_NOMEM;
     if (!err) {
@@ -524,7 +574,11 @@ mn_status mn__pass_recompute(mn_exec *ex)
          * recurrent products wait for no recomputed cell) first; where no such
          * plan fits, clones reading the clones of kept values too, whose
          * arenas can be smaller at the very smallest budgets */
-        if (!err) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
+        if (!err && nsplit && !hold_waits(ex, n0, &ws)) err = MN_ERR_NOMEM;
+        if (!err && ws.n) err = set_waits(ex, &sn, &ws, false);
+        if (!err && ws.n) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
+        if (!err && !found && ws.n) err = set_waits(ex, &sn, &ws, true);
+        if (!err && !found) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
         if (!err && !found) found = search(ex, &pc, &sn, true, budget, &smallest, &win, &err);
         pc.chain = win.chain;
         if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror, win.tail) < 0) err = MN_ERR_NOMEM;
@@ -540,6 +594,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     free(ex->level_start); free(ex->level_split); free(ex->stores);   /* the real schedule and plan follow */
     ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
     drop_snapshot(&sn);
+    free_waits(&ws);
     free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
     mn__stat(ex, "recompute.split_values", nsplit);
     mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
@@ -547,6 +602,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.tail_share", found ? pc.tail : 0);
     mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.chained_clones", found && win.chain);
+    mn__stat(ex, "recompute.early_slices", found && ws.n && !ws.on);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);
     mn__stat(ex, "recompute.added_flops", ex->recompute_flops);

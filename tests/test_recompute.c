@@ -692,6 +692,91 @@ START_TEST(budget_keeps_a_long_last_segment)
 }
 END_TEST
 
+/* Under a budget the split input projection of each time step (graph/
+ * split.c) runs in the level of the step's recurrent product, not a level
+ * after it: its row slice waits for nothing (recompute.c, early slices),
+ * where a plan of that rule fits. Forward steps of the lstm (one time step
+ * may have its product ahead, h0 being a constant); same bits. */
+static bool projection(const mn_exec *ex, const mn_step *st)
+{
+    if (st->node->backward || st->clone || st->nin < 1) return false;
+    const char *op = st->node->op->name;
+    bool product = (!strcmp(op, "matmul") || !strcmp(op, "matmul_packed")) && st->node->desc.shape.ndim == 3;
+    int d = ex->vals[st->in[0]].def;
+    return product && d >= 0 && !strcmp(ex->steps[d].node->op->name, "slice");
+}
+
+static bool recurrent_product(const mn_step *st)
+{
+    return !st->node->backward && !st->clone && !strcmp(st->node->op->name, "matmul_packed") && st->node->desc.shape.ndim == 2;
+}
+
+START_TEST(budgeted_projection_runs_beside_the_recurrent_product)
+{
+    enum { T = 16 };
+    model m = build("lstm");
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t budget = (smallest_named("lstm") + plain) / 2;
+    ex = compile(&m, budget);
+    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
+    int projections = 0, beside = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        if (!projection(ex, &ex->steps[s])) continue;
+        projections++;
+        bool found = false;
+        for (int q = ex->level_start[ex->steps[s].level]; q < ex->level_start[ex->steps[s].level + 1]; q++) found |= recurrent_product(&ex->steps[q]);
+        beside += found;
+    }
+    printf("recompute lstm         B 4 T 16 H 16 at %lld bytes: %d of %d input projections beside a recurrent product, %d levels\n",
+           (long long)budget, beside, projections, ex->nlevels);
+    ck_assert_msg(projections == T, "lstm: %d split input projections, not %d", projections, T);
+    ck_assert_msg(beside >= T - 1, "lstm: %d of %d input projections in a recurrent product's level", beside, projections);
+    ck_assert(mn_exec_stat(ex, "recompute.early_slices") == 1);
+    mn_exec_free(ex);
+    same_bits_under(&m, "lstm", budget, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
+/* Early slices make a projection's rows earlier, so they are live longer:
+ * at the very smallest budgets their plans can miss where those of slices
+ * waiting for the cell before them fit, and the pass falls back to those,
+ * so the smallest arena an error names does not grow (the command's lstm:
+ * 13,571,584 bytes; early slices alone reach 13,698,432). */
+static model build_default(const char *kind)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, kind));
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
+    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    m.loss = mg.loss;
+    return m;
+}
+
+START_TEST(smallest_budget_falls_back_to_waiting_slices)
+{
+    const char *kind = "lstm";
+    model m = build_default(kind);                  /* the command's sizes: early slices' smallest arena is larger there */
+    ck_assert_ptr_null(compile(&m, 1));
+    int64_t need = named_in(m.g, kind);
+    free_model(&m);
+    m = build_default(kind);
+    mn_exec *ex = compile(&m, need);
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: nothing split at %lld bytes", kind, (long long)need);
+    ck_assert_msg(mn_exec_stat(ex, "recompute.early_slices") == 0, "%s at its smallest budget %lld: an early-slice plan won", kind, (long long)need);
+    mn_exec_free(ex);
+    free_model(&m);
+}
+END_TEST
+
 /* The plans a budget chooses from do not depend on the budget: a larger
  * budget never adds FLOPs, and the smallest arena an error names is the
  * smallest any budget reaches (one byte less is refused). A bisection of
@@ -797,6 +882,8 @@ int main(void)
     tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
     tcase_add_test(tc, recomputed_products_read_kept_hidden_states);
     tcase_add_test(tc, smallest_budget_may_chain_clones);
+    tcase_add_test(tc, budgeted_projection_runs_beside_the_recurrent_product);
+    tcase_add_test(tc, smallest_budget_falls_back_to_waiting_slices);
     tcase_add_test(tc, budget_keeps_a_long_last_segment);
     tcase_add_test(tc, larger_budgets_never_add_flops);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
