@@ -297,6 +297,17 @@ END_TEST
  * reads W_ih packed once (matmul_packed over all steps of a block, rows
  * independent of the call), and a budget still splits it per time step,
  * with the same bits as the plain compile. */
+/* Model `kind` built as the command builds it from config c (vocabulary 40). */
+static model build_cfg(const char *kind, const mn_train_cfg *c)
+{
+    model m = { mn_params_new(), NULL, NULL };
+    m.g = mn_graph_new(m.P);
+    mn_model_graph mg = mn_model_build(m.g, c, 40, true);
+    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    m.loss = mg.loss;
+    return m;
+}
+
 static model build_wide(const char *kind)
 {
     mn_train_cfg c;
@@ -306,12 +317,7 @@ static model build_wide(const char *kind)
     c.hidden = 16;
     c.embed = 32;
     c.dropout = 0.25f;
-    model m = { mn_params_new(), NULL, NULL };
-    m.g = mn_graph_new(m.P);
-    mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
-    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
-    m.loss = mg.loss;
-    return m;
+    return build_cfg(kind, &c);
 }
 
 START_TEST(budget_splits_packed_input_projection_bit_for_bit)
@@ -752,12 +758,7 @@ static model build_default(const char *kind)
 {
     mn_train_cfg c;
     ck_assert_ok(mn_cfg_defaults(&c, kind));
-    model m = { mn_params_new(), NULL, NULL };
-    m.g = mn_graph_new(m.P);
-    mn_model_graph mg = mn_model_build(m.g, &c, 40, true);
-    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
-    m.loss = mg.loss;
-    return m;
+    return build_cfg(kind, &c);
 }
 
 START_TEST(smallest_budget_falls_back_to_waiting_slices)
