@@ -12,7 +12,7 @@
 
 typedef struct {
     mn_node *wih, *whh, *bih, *bhh;
-    mn_node *bhn;       /* GRU: b_hh's n part, added per step inside r * (.) */
+    mn_node *bhn;       /* GRU: b_hh's n part [T, H], one row per step, added inside r * (.) */
     mn_node *whp;       /* W_hh packed once for all steps (NULL: plain matmul) */
 } cell_params;
 
@@ -47,7 +47,7 @@ static mn_node *initial(mn_graph *g, mn_node *s0, int k, int64_t B, int64_t H)
  * add then has one reader and fuses into the cell's elementwise kernel
  * (an add of the whole [B, G*H] first would be a step of its own per time
  * step, read by four slices). */
-static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn_node *xt, mn_node *h, mn_node **c)
+static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, int64_t t, mn_node *xt, mn_node *h, mn_node **c)
 {
     mn_node *hp = p->whp ? mn_matmul_packed(g, h, p->whh, p->whp, true) : mn_matmul(g, h, p->whh, false, true);
     if (o->mode == MN_RNN_TANH) return mn_tanh(g, mn_add(g, xt, hp));
@@ -57,7 +57,7 @@ static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn
     mn_chunk(g, xt, 1, G, xs);
     mn_chunk(g, hp, 1, G, hs);
     if (o->mode == MN_RNN_GRU) {
-        if (p->bhn) hs[2] = mn_add(g, hs[2], p->bhn);
+        if (p->bhn) hs[2] = mn_add(g, hs[2], mn_slice(g, p->bhn, 0, t, t + 1, 1));
         mn_node *r = mn_sigmoid(g, mn_add(g, xs[0], hs[0])), *z = mn_sigmoid(g, mn_add(g, xs[1], hs[1]));
         mn_node *n = mn_tanh(g, mn_add(g, xs[2], mn_mul(g, r, hs[2])));
         return mn_add(g, n, mn_mul(g, z, mn_sub(g, h, n)));            /* (1 - z) n + z h */
@@ -73,13 +73,17 @@ static mn_node *cell(mn_graph *g, const mn_rnn_opts *o, const cell_params *p, mn
  * per step, p->bhn). Adding those per step would cost a sum per step in
  * the backward pass; here they share b_ih's one sum over all steps. (The
  * other cells add b_hh to the projection of all steps, in the same fused
- * kernel as b_ih.) */
-static mn_node *input_bias(mn_graph *g, const mn_rnn_opts *o, cell_params *p)
+ * kernel as b_ih.) b_hn is broadcast to [T, H] once and step t reads row
+ * t: its per-step gradients (a sum over the batch each) land side by side
+ * in one [T, H] concat, summed once, instead of a chain of T - 1 adds,
+ * each a one-thread step beside the next cell that kept the cell off the
+ * team on 2 threads (docs/performance.md, ### small2t). */
+static mn_node *input_bias(mn_graph *g, const mn_rnn_opts *o, cell_params *p, int64_t T)
 {
     if (!p->bhh || o->mode != MN_RNN_GRU) return p->bih;
     mn_node *bs[3];
     mn_chunk(g, p->bhh, 0, 3, bs);
-    p->bhn = bs[2];
+    p->bhn = mn_expand(g, mn_reshape(g, bs[2], MN_SHAPE(1, o->hidden)), MN_SHAPE(T, o->hidden));
     bs[2] = mn_fill(g, MN_SHAPE(o->hidden), 0.0f, MN_F32);
     return mn_add(g, p->bih, mn_concat(g, bs, 3, 0));
 }
@@ -104,7 +108,7 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
      * sums on their own, so a memory budget can free them block by block */
     int64_t S = xs.d[1] >= MN_STEP_BLOCK_ROWS ? 1 : (MN_STEP_BLOCK_ROWS + xs.d[1] - 1) / (xs.d[1] ? xs.d[1] : 1);
     int64_t nb = T ? (T + S - 1) / S : 0;
-    mn_node *bias = input_bias(g, o, p);
+    mn_node *bias = input_bias(g, o, p, T);
     /* Two or more steps and inputs of 16 features or more: W_ih packed
      * once per run too; each block's projection reads it (its rows, as a
      * per-step product's, do not depend on the call: a recomputed segment
@@ -131,7 +135,7 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
         int64_t t = rev ? T - 1 - i : i, t0, t1;
         block_steps(T, S, i / S, rev, &t0, &t1);
         mn_node *xt = mn_reshape(g, mn_slice(g, xp[i / S], 0, t - t0, t - t0 + 1, 1), MN_SHAPE(xs.d[1], G));
-        h = hs[t] = cell(g, o, p, xt, h, &c);
+        h = hs[t] = cell(g, o, p, t, xt, h, &c);
     }
     *h_last = h; *c_last = c;
     mn_node *out = mn_stack(g, hs, (int)T, 0);
