@@ -608,6 +608,53 @@ START_TEST(small_rnn_steps_get_no_chain)
 }
 END_TEST
 
+/* Levels holding a fused step of shape [B, H] (a cell) and another
+ * computing step, and the cells in all (*cells). */
+static int crowded_cells(const mn_exec *ex, int64_t B, int64_t H, int *cells)
+{
+    int n = 0;
+    *cells = 0;
+    for (int l = 0; l < ex->nlevels; l++) {
+        int computing = 0, here = 0;
+        for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
+            computing++;
+            mn_shape sh = st->node->desc.shape;
+            here += st->fused && sh.ndim == 2 && sh.d[0] == B && sh.d[1] == H;
+        }
+        *cells += here;
+        n += here && computing > 1;
+    }
+    return n;
+}
+
+/* The GRU's b_hn (inside r * (.)) is added per step from a [T, H]
+ * broadcast, row t at step t, so its per-step gradients meet in one concat
+ * and one sum (models/rnn.c): no chain of adds whose members would sit
+ * beside the backward cells and keep each such cell off the team on 2
+ * threads (each level then runs its steps one thread each). Of 2T cells,
+ * only the first backward one (beside the last forward one) and the
+ * block boundary's (beside the weight gradient) share a level. */
+START_TEST(gru_cells_run_alone_in_their_levels)
+{
+    const int64_t T = 48, B = 32, H = 128;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, 16));
+    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_GRU, .hidden = H });
+    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    int cells, crowded = crowded_cells(ex, B, H, &cells);
+    printf("gru, %lld steps: %d cells, %d beside another computing step\n", (long long)T, cells, crowded);
+    ck_assert_int_ge(cells, 2 * (int)T);
+    ck_assert_int_le(crowded, 2);
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_t H)
 {
     bool big = B * H >= 24 * 128;
@@ -1217,6 +1264,7 @@ int main(void)
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
     tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 4);
     tcase_add_loop_test(tc, small_rnn_steps_get_no_chain, 0, 2);
+    tcase_add_test(tc, gru_cells_run_alone_in_their_levels);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
