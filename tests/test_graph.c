@@ -608,6 +608,50 @@ START_TEST(small_rnn_steps_get_no_chain)
 }
 END_TEST
 
+/* A concat whose pieces are not in place (an RNN's output stack: 64
+ * pieces of [1, B, H] along axis 0, one block each) copies its bytes in
+ * one OpenMP region on 2 threads, each thread half of them (ops/index.c;
+ * split piece by piece it opened a region per piece and each piece's one
+ * block ran on one thread), with the bits of the 1-thread copy. */
+START_TEST(concat_copies_in_one_region)
+{
+    enum { PIECES = 12, B = 40, H = 1000 };
+    const mn_op_def *op = mn_op_find("concat");
+    ck_assert_ptr_nonnull(op);
+    mn_tensor in[PIECES], out[2];
+    float *data = malloc(sizeof(float) * PIECES * B * H), *y[2];
+    for (int i = 0; i < PIECES * B * H; i++) data[i] = (float)i * 0.5f;
+    for (int k = 0; k < PIECES; k++) in[k] = (mn_tensor){ .dtype = MN_F32, .shape = MN_SHAPE(1, B, H), .data = data + (size_t)k * B * H };
+    mn_cat_attrs at = { .axis = 0 };
+    for (int r = 0; r < 2; r++) {
+        y[r] = calloc((size_t)PIECES * B * H, sizeof(float));
+        out[r] = (mn_tensor){ .dtype = MN_F32, .shape = MN_SHAPE(PIECES, B, H), .data = y[r] };
+        char msg[128] = "";
+        mn_kernel_ctx c = { .nin = PIECES, .in = in, .out = &out[r], .attrs = &at, .nthreads = r + 1, .msg = msg, .msglen = sizeof msg };
+        omp_regions = 0;
+        ck_assert_ok(op->forward(&c));
+        printf("concat of %d pieces [1, %d, %d] on %d thread(s): %d OpenMP regions\n", PIECES, B, H, r + 1, omp_regions);
+        ck_assert_int_eq(omp_regions, r);
+    }
+    ck_assert(memcmp(y[0], data, sizeof(float) * PIECES * B * H) == 0);
+    ck_assert(memcmp(y[1], data, sizeof(float) * PIECES * B * H) == 0);
+    /* along axis 1: [B, 3, H] and [B, 9, H], blocks of each outer index */
+    mn_tensor two[2] = { { .dtype = MN_F32, .shape = MN_SHAPE(B, 3, H), .data = data },
+                         { .dtype = MN_F32, .shape = MN_SHAPE(B, 9, H), .data = data + (size_t)B * 3 * H } };
+    mn_tensor o = { .dtype = MN_F32, .shape = MN_SHAPE(B, 12, H), .data = y[1] };
+    at.axis = 1;
+    char msg[128] = "";
+    ck_assert_ok(op->forward(&(mn_kernel_ctx){ .nin = 2, .in = two, .out = &o, .attrs = &at, .nthreads = 2, .msg = msg, .msglen = sizeof msg }));
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < 12; j++)
+            for (int h = 0; h < H; h += 97) {
+                float want = j < 3 ? data[((size_t)b * 3 + j) * H + h] : data[(size_t)B * 3 * H + ((size_t)b * 9 + j - 3) * H + h];
+                ck_assert_msg(y[1][((size_t)b * 12 + j) * H + h] == want, "axis 1: [%d, %d, %d]", b, j, h);
+            }
+    free(data); free(y[0]); free(y[1]);
+}
+END_TEST
+
 /* Levels holding a fused step of shape [B, H] (a cell) and another
  * computing step, and the cells in all (*cells). */
 static int crowded_cells(const mn_exec *ex, int64_t B, int64_t H, int *cells)
@@ -1265,6 +1309,7 @@ int main(void)
     tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 4);
     tcase_add_loop_test(tc, small_rnn_steps_get_no_chain, 0, 2);
     tcase_add_test(tc, gru_cells_run_alone_in_their_levels);
+    tcase_add_test(tc, concat_copies_in_one_region);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
