@@ -207,6 +207,17 @@ static mn_status vjp_mean(mn_vjp_ctx *c)
     return MN_OK;
 }
 
+/* One add per input element (default would be one per output element: a
+ * column sum of [1024, 1024] counted as 1,024 FLOPs ran on one thread
+ * beside tiny steps, the other thread idle; graph/schedule.c gives a step
+ * of a million FLOPs or more every thread). */
+static void cost_reduce(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
+{
+    (void)nin; (void)attrs;
+    *flops = (double)mn_shape_numel(in[0].shape);
+    *bytes = 4.0 * (double)(mn_shape_numel(in[0].shape) + mn_shape_numel(out->shape));
+}
+
 static void reduce_str(const void *p, char *buf, size_t n)
 {
     const mn_reduce_attrs *a = p;
@@ -219,12 +230,12 @@ static void reduce_str(const void *p, char *buf, size_t n)
 const mn_op_def mn__op_sum = { MN_OP_RECORD,
     .name = "sum", .doc = "y = sum of x over axes; dx = expand(dy)",
     .arity = 1, .attr_size = sizeof(mn_reduce_attrs), MN__FIELDS(mn_reduce_attrs), .inplace = -1,
-    .infer = infer_reduce, .forward = sum_fwd, .vjp = vjp_sum, .attr_str = reduce_str,
+    .infer = infer_reduce, .forward = sum_fwd, .vjp = vjp_sum, .cost = cost_reduce, .attr_str = reduce_str,
 };
 const mn_op_def mn__op_mean = { MN_OP_RECORD,
     .name = "mean", .doc = "y = mean of x over axes; dx = expand(dy) / count",
     .arity = 1, .attr_size = sizeof(mn_reduce_attrs), MN__FIELDS(mn_reduce_attrs), .inplace = -1,
-    .infer = infer_reduce, .forward = mean_fwd, .vjp = vjp_mean, .attr_str = reduce_str,
+    .infer = infer_reduce, .forward = mean_fwd, .vjp = vjp_mean, .cost = cost_reduce, .attr_str = reduce_str,
 };
 
 /* ---- max, min, argmax, argmin, logsumexp over one axis ---- */

@@ -652,6 +652,32 @@ START_TEST(concat_copies_in_one_region)
 }
 END_TEST
 
+/* A column sum costs one add per input element (ops/reduce.c): the bias
+ * gradient of a block of steps, [1024, 1024] summed to [1024], is a big
+ * step that every thread shares on 2 threads, not a one-thread step beside
+ * tiny ones (counted by its output it was 1,024 FLOPs). */
+START_TEST(column_sums_are_big_steps)
+{
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(1024, 1024));
+    mn_node *b = mn_param(g, "b", MN_SHAPE(1024), (mn_init){ .kind = MN_INIT_UNIFORM, .a = -1, .b = 1 });
+    mn_node *loss = mn_sum_all(g, mn_square(g, mn_add(g, x, b)));
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    int sums = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (st->fused || strcmp(st->node->op->name, "sum") != 0 || mn_shape_numel(st->node->desc.shape) != 1024) continue;
+        sums++;
+        ck_assert_msg(st->big, "the column sum of [1024, 1024] is not big (%g FLOPs)", st->flops);
+    }
+    ck_assert_int_eq(sums, 1);
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Levels holding a fused step of shape [B, H] (a cell) and another
  * computing step, and the cells in all (*cells). */
 static int crowded_cells(const mn_exec *ex, int64_t B, int64_t H, int *cells)
@@ -1310,6 +1336,7 @@ int main(void)
     tcase_add_loop_test(tc, small_rnn_steps_get_no_chain, 0, 2);
     tcase_add_test(tc, gru_cells_run_alone_in_their_levels);
     tcase_add_test(tc, concat_copies_in_one_region);
+    tcase_add_test(tc, column_sums_are_big_steps);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
