@@ -63,10 +63,14 @@ static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *s
         const mn_step *st = &ex->steps[k];
         if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
         int got = step_spans(ex, st, sp + m, MN_SPANS_MAX - m);
+        if (getenv("MN_WIN_DEBUG2")) for (int i = 0; i < got; i++) fprintf(stderr, "  step %d next %d %s span %d len %lld w %d own %d\n", s, k, st->fused ? "fused" : st->node->op->name, i, (long long)(sp[m + i].hi - sp[m + i].lo), sp[m + i].write, overlaps(&sp[m + i], own, nown));
+        int kept = 0;
         for (int i = 0; i < got; i++)
-            if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m++] = sp[m + i];
+            if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
+        m += kept;
     }
     qsort(sp, (size_t)m, sizeof *sp, by_lo);
+    if (getenv("MN_WIN_DEBUG3")) for (int i = 0; i < m; i++) fprintf(stderr, "  sorted step %d lo %lx hi %lx w %d\n", s, (unsigned long)sp[i].lo, (unsigned long)sp[i].hi, sp[i].write);
     int64_t bytes = 0;
     for (int i = 0; i < m; i++) {
         if (n > 0 && sp[i].lo <= w[n - 1].hi) {

@@ -53,9 +53,10 @@ typedef void (*kern_fn)(int64_t K, const float *A, int64_t lda, const float *P, 
 #ifdef MN_PACKED_X86
 static inline __attribute__((always_inline, target("avx512f")))
 void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C,
-           int64_t ldc, int64_t ncols)
+           int64_t ldc, int64_t ncols, const bool PF, const char *pf, int64_t pfn, bool pfw)
 {
     __m512 acc[MR512][2], b[2];
+    int64_t every = PF && pfn > 0 ? (K / pfn > 0 ? K / pfn : 1) : 0, due = every, j = 0;
     for (int r = 0; r < R; r++)
         for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
@@ -64,6 +65,18 @@ void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, co
             __m512 a = _mm512_set1_ps(A[r * lda + k]);
             for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(a, b[q], acc[r][q]);
         }
+        if (PF && --due == 0) {          /* one line of the window every `every` k */
+            due = every;
+            if (j < pfn) {
+                if (pfw) __builtin_prefetch(pf + 64 * j, 1, 2);
+                else __builtin_prefetch(pf + 64 * j, 0, 2);
+                j++;
+            }
+        }
+    }
+    for (; PF && j < pfn; j++) {         /* more lines than k */
+        if (pfw) __builtin_prefetch(pf + 64 * j, 1, 2);
+        else __builtin_prefetch(pf + 64 * j, 0, 2);
     }
     for (int r = 0; r < R; r++)
         for (int q = 0; q < NP; q++) {
@@ -119,7 +132,14 @@ void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, 
                                                                    const float *P, int64_t ps, float *C, int64_t ldc,  \
                                                                    int64_t ncols)                                      \
     {                                                                                                                  \
-        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols);                                                                 \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, false, NULL, 0, false);                                          \
+    }                                                                                                                  \
+    static __attribute__((target("avx512f"))) void k512pf_##R##_##NP(int64_t K, const float *A, int64_t lda,           \
+                                                                     const float *P, int64_t ps, float *C,             \
+                                                                     int64_t ldc, int64_t ncols, const char *pf,        \
+                                                                     int64_t pfn, bool pfw)                             \
+    {                                                                                                                  \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, true, pf, pfn, pfw);                                             \
     }
 #define K256(R)                                                                                                        \
     static __attribute__((target("avx2,fma"))) void k256_##R(int64_t K, const float *A, int64_t lda, const float *P,   \
@@ -135,6 +155,13 @@ K256(1) K256(2) K256(3) K256(4) K256(5) K256(6)
 static const kern_fn t512[2][MR512] = {
     { k512_1_1, k512_2_1, k512_3_1, k512_4_1, k512_5_1, k512_6_1, k512_7_1, k512_8_1 },
     { k512_1_2, k512_2_2, k512_3_2, k512_4_2, k512_5_2, k512_6_2, k512_7_2, k512_8_2 },
+};
+/* The same, issuing pfn prefetches of the lines from pf spread over k. */
+typedef void (*kernpf_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
+                          int64_t ncols, const char *pf, int64_t pfn, bool pfw);
+static const kernpf_fn t512pf[2][MR512] = {
+    { k512pf_1_1, k512pf_2_1, k512pf_3_1, k512pf_4_1, k512pf_5_1, k512pf_6_1, k512pf_7_1, k512pf_8_1 },
+    { k512pf_1_2, k512pf_2_2, k512pf_3_2, k512pf_4_2, k512pf_5_2, k512pf_6_2, k512pf_7_2, k512pf_8_2 },
 };
 static const kern_fn t256[MR256] = { k256_1, k256_2, k256_3, k256_4, k256_5, k256_6 };
 #endif
@@ -189,11 +216,14 @@ static void window_init(window *w, const mn__span *win, int nwin, int part, int 
     w->n = w->cur = 0;
     w->lines = w->done = w->it = 0;
     w->its = its;
-    static int share = -1;   /* PROTOTYPE: MN_WIN_SHARE eighths (0: off) */
-    if (share < 0) { const char *e = getenv("MN_WIN_SHARE"); share = e ? atoi(e) : MN_WINDOW_SHARE; }
+    const char *e = getenv("MN_WIN_SHARE");   /* PROTOTYPE: MN_WIN_SHARE eighths (0: off) */
+    int share = e ? atoi(e) : MN_WINDOW_SHARE;
     w->from = its - its * share / 8;
     if (!share) { w->n = 0; w->at = 0; return; }
+    const char *rw = getenv("MN_WIN_RW");   /* PROTOTYPE: 0 reads only, 2 writes only */
+    int mode = rw ? atoi(rw) : 1;
     for (int i = 0; i < nwin && w->n < MN_WINDOW_SPANS; i++) {
+        if ((mode == 0 && win[i].write) || (mode == 2 && !win[i].write)) continue;
         uintptr_t len = win[i].hi - win[i].lo, lo = win[i].lo + len * (uintptr_t)part / (uintptr_t)nparts,
                   hi = win[i].lo + len * (uintptr_t)(part + 1) / (uintptr_t)nparts;
         lo &= ~(uintptr_t)63;
@@ -205,18 +235,31 @@ static void window_init(window *w, const mn__span *win, int nwin, int part, int 
     w->at = w->n ? w->sp[0].lo : 0;
 }
 
-/* After one more iteration: the lines due by now. */
-static void window_step(window *w)
+/* Before one more iteration: the lines due by its end, as far as the
+ * current span goes (*n lines from *at; the rest comes with the next). */
+static void window_take(window *w, const char **at, int64_t *n, bool *wr)
 {
+    *n = 0;
     if (!w || w->done >= w->lines) return;
     int64_t it = ++w->it;
     if (it <= w->from) return;
     int64_t due = w->its > w->from ? w->lines * (it - w->from) / (w->its - w->from) : w->lines;
-    for (; w->done < due && w->cur < w->n; w->done++) {
-        if (w->sp[w->cur].write) __builtin_prefetch((const void *)w->at, 1, 2);
-        else __builtin_prefetch((const void *)w->at, 0, 2);
-        w->at += 64;
-        if (w->at >= w->sp[w->cur].hi && ++w->cur < w->n) w->at = w->sp[w->cur].lo;
+    if (w->cur >= w->n || due <= w->done) return;
+    int64_t left = (int64_t)((w->sp[w->cur].hi - w->at + 63) / 64), take = due - w->done < left ? due - w->done : left;
+    *at = (const char *)w->at;
+    *n = take;
+    *wr = w->sp[w->cur].write;
+    w->done += take;
+    w->at += (uintptr_t)take * 64;
+    if (w->at >= w->sp[w->cur].hi && ++w->cur < w->n) w->at = w->sp[w->cur].lo;
+}
+
+/* The lines of n from at, at once (kernels without a spread). */
+static void window_burst(const char *at, int64_t n, bool wr)
+{
+    for (int64_t j = 0; j < n; j++) {
+        if (wr) __builtin_prefetch(at + 64 * j, 1, 2);
+        else __builtin_prefetch(at + 64 * j, 0, 2);
     }
 }
 
@@ -230,7 +273,9 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
                         int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin, int part, int nparts)
 {
     int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
-    int64_t step = isa == MN_PACKED_AVX512 ? 2 : 1, its = (M + rb - 1) / rb * ((p1 - p0 + step - 1) / step);
+    int64_t step = isa == MN_PACKED_AVX512 ? 2 : 1, its = 0;
+    for (int64_t i0 = 0; i0 < M; i0 += rb) its += ((M - i0 < rb ? M - i0 : rb) + mr - 1) / mr;
+    its *= (p1 - p0 + step - 1) / step;
     window w, *wp = NULL;
     if (nwin > 0 && its > 0) {
         window_init(&w, win, nwin, part, nparts, its);
@@ -244,14 +289,19 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
                 int64_t R = i1 - i < mr ? i1 - i : mr;
                 const float *a = A + i * lda, *pp = P + p * ps;
                 float *c = C + i * ldc + p * PW;
+                const char *pf = NULL;
+                int64_t pfn = 0;
+                bool pfw = false;
+                window_take(wp, &pf, &pfn, &pfw);
 #ifdef MN_PACKED_X86
-                if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                if (isa == MN_PACKED_AVX512 && pfn) t512pf[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols, pf, pfn, pfw);
+                else if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
                 else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
                 else
 #endif
                     kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+                if (pfn && isa != MN_PACKED_AVX512) window_burst(pf, pfn, pfw);
             }
-            window_step(wp);
         }
     }
 }
