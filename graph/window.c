@@ -6,11 +6,12 @@
  * writes are in cache already): an RNN step's product brings in its
  * cell's cold inputs (the input projection's rows, the activations saved
  * in the forward) and the lines the cell will write. Addresses only: no
- * result depends on a window. */
+ * result depends on a window. One-thread executables only: on two threads
+ * (two cores pulling from memory at once) the products lost what the cells
+ * gained (docs/performance.md, "### cache"). */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 /* At most this many bytes per window: about a quarter of L2, so that what
  * is brought in is not evicted by the rest before the next level reads it. */
@@ -63,14 +64,12 @@ static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *s
         const mn_step *st = &ex->steps[k];
         if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
         int got = step_spans(ex, st, sp + m, MN_SPANS_MAX - m);
-        if (getenv("MN_WIN_DEBUG2")) for (int i = 0; i < got; i++) fprintf(stderr, "  step %d next %d %s span %d len %lld w %d own %d\n", s, k, st->fused ? "fused" : st->node->op->name, i, (long long)(sp[m + i].hi - sp[m + i].lo), sp[m + i].write, overlaps(&sp[m + i], own, nown));
         int kept = 0;
         for (int i = 0; i < got; i++)
             if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
         m += kept;
     }
     qsort(sp, (size_t)m, sizeof *sp, by_lo);
-    if (getenv("MN_WIN_DEBUG3")) for (int i = 0; i < m; i++) fprintf(stderr, "  sorted step %d lo %lx hi %lx w %d\n", s, (unsigned long)sp[i].lo, (unsigned long)sp[i].hi, sp[i].write);
     int64_t bytes = 0;
     for (int i = 0; i < m; i++) {
         if (n > 0 && sp[i].lo <= w[n - 1].hi) {
@@ -88,7 +87,7 @@ static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *s
 
 mn_status mn__find_windows(mn_exec *ex)
 {
-    int total = 0;
+    int total = 0, given = 0;
     mn__span own[MN_SPANS_MAX], sp[MN_SPANS_MAX], w[MN_WINDOW_SPANS];
     ex->win_at = calloc((size_t)ex->nsteps + 1, sizeof *ex->win_at);
     ex->win = malloc((size_t)(ex->nsteps ? ex->nsteps : 1) * sizeof *ex->win);
@@ -96,24 +95,18 @@ mn_status mn__find_windows(mn_exec *ex)
     int cap = ex->nsteps ? ex->nsteps : 1;
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
-        int n = st->fused || st->state || !mn__window_forward(st->node->op) ? 0 : window_of(ex, s, w, own, sp);
+        int n = ex->nthreads > 1 || st->fused || st->state || !mn__window_forward(st->node->op) ? 0 : window_of(ex, s, w, own, sp);
         if (total + n > cap) {
             cap = 2 * (total + n);
             mn__span *grown = realloc(ex->win, (size_t)cap * sizeof *grown);
             if (!grown) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
             ex->win = grown;
         }
-        if (getenv("MN_WIN_DEBUG") && n) {   /* PROTOTYPE */
-            int64_t rb = 0, wb = 0;
-            for (int i = 0; i < n; i++) *(w[i].write ? &wb : &rb) += (int64_t)(w[i].hi - w[i].lo);
-            const mn_step *nx = &ex->steps[ex->level_start[st->level + 1]];
-            fprintf(stderr, "win step %d level %d n %d read %lld write %lld next %s%s\n", s, st->level, n, (long long)rb, (long long)wb,
-                    nx->fused ? "fused " : "", nx->node->op->name);
-        }
         memcpy(ex->win + total, w, (size_t)n * sizeof *w);
         total += n;
+        given += n > 0;
         ex->win_at[s + 1] = total;
     }
-    mn__stat(ex, "run.windows", total);
+    mn__stat(ex, "run.windows", given);
     return MN_OK;
 }

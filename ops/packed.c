@@ -15,7 +15,6 @@
 #include <immintrin.h>
 #endif
 #include <math.h>
-#include <stdlib.h>
 #include <omp.h>
 
 enum { PW = 16, MR512 = 8, MR256 = 6 };
@@ -197,16 +196,16 @@ static int64_t row_block(int64_t K, int64_t mr)
 }
 
 /* A prefetch window (ops/gemm.h, mn__window_forward): the lines of what
- * the next level reads and writes, brought towards L2 over the last
- * `from` share of the product's (row block, panel pair) iterations, in
- * even portions, so that they arrive while W streams past and little of W
- * (or of C) evicts them before the next level runs. No data changes. */
+ * the next level reads and writes, brought towards L2 while the product
+ * computes, in even portions over its strips, and inside a strip one line
+ * every K / n k-steps (a burst of a hundred prefetches stalled the
+ * product's own loads: docs/performance.md, "### cache"). No data changes. */
 typedef struct {
     mn__span sp[MN_WINDOW_SPANS];
     int n, cur;             /* spans; the one being prefetched */
     uintptr_t at;           /* next line of sp[cur] */
     int64_t lines, done;    /* lines in all, issued so far */
-    int64_t it, its, from;  /* iterations done, in all; first that prefetches */
+    int64_t it, its;        /* strips done, in all */
 } window;
 
 /* Part `part` of `nparts` of each of win's spans (the same rows of the
@@ -216,14 +215,7 @@ static void window_init(window *w, const mn__span *win, int nwin, int part, int 
     w->n = w->cur = 0;
     w->lines = w->done = w->it = 0;
     w->its = its;
-    const char *e = getenv("MN_WIN_SHARE");   /* PROTOTYPE: MN_WIN_SHARE eighths (0: off) */
-    int share = e ? atoi(e) : MN_WINDOW_SHARE;
-    w->from = its - its * share / 8;
-    if (!share) { w->n = 0; w->at = 0; return; }
-    const char *rw = getenv("MN_WIN_RW");   /* PROTOTYPE: 0 reads only, 2 writes only */
-    int mode = rw ? atoi(rw) : 1;
     for (int i = 0; i < nwin && w->n < MN_WINDOW_SPANS; i++) {
-        if ((mode == 0 && win[i].write) || (mode == 2 && !win[i].write)) continue;
         uintptr_t len = win[i].hi - win[i].lo, lo = win[i].lo + len * (uintptr_t)part / (uintptr_t)nparts,
                   hi = win[i].lo + len * (uintptr_t)(part + 1) / (uintptr_t)nparts;
         lo &= ~(uintptr_t)63;
@@ -241,9 +233,7 @@ static void window_take(window *w, const char **at, int64_t *n, bool *wr)
 {
     *n = 0;
     if (!w || w->done >= w->lines) return;
-    int64_t it = ++w->it;
-    if (it <= w->from) return;
-    int64_t due = w->its > w->from ? w->lines * (it - w->from) / (w->its - w->from) : w->lines;
+    int64_t due = w->lines * ++w->it / w->its;
     if (w->cur >= w->n || due <= w->done) return;
     int64_t left = (int64_t)((w->sp[w->cur].hi - w->at + 63) / 64), take = due - w->done < left ? due - w->done : left;
     *at = (const char *)w->at;
