@@ -199,6 +199,7 @@ void mn_exec_free(mn_exec *ex)
     mn__op_states_free(ex->op_states);         /* after the states: their memory objects are its engine's */
     free(ex->vals); free(ex->val_of); free(ex->steps); free(ex->sinks); free(ex->arena);
     free(ex->keep); free(ex->stores); free(ex->level_start); free(ex->level_split); free(ex->team_end); free(ex->team_free);
+    free(ex->win); free(ex->win_at);
     free(ex->prof_step); free(ex->prof_level);
     free(ex->roots); free(ex->live); free(ex->backup); free(ex->bak); free(ex->pin_solo); free(ex->frozen_at);
     mn_graph_free(ex->g);

@@ -102,7 +102,9 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     mn_kernel_ctx c = step_ctx(ex, st, threads, detail, sizeof detail);
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
     mn_status s;
+    int w0 = ex->win_at[st - ex->steps], nw = ex->win_at[st - ex->steps + 1] - w0;
     if (st->fused) s = run_fused(ex, st, &c, 0, 0);
+    else if (nw) s = mn__window_forward(op)(&c, 0, 0, ex->win + w0, nw);     /* prefetches the next level's bytes */
     else s = st->state ? mn__op_state_forward(st->state, op, &c) : op->forward(&c);
     if (ex->prof_step) ex->prof_step[st - ex->steps] += omp_get_wtime() - t0;
     if (s) step_msg(st, s, detail, msg, mlen);
@@ -278,7 +280,10 @@ static mn_status run_part(mn_exec *ex, const mn_step *st, int t, int n, char *ms
     else if (single_step(st)) {
         c.nthreads = 1;
         s = t == 0 ? st->node->op->forward(&c) : MN_OK;
-    } else s = mn__part_forward(st->node->op)(&c, t, n);
+    } else {
+        int w0 = ex->win_at[st - ex->steps], nw = ex->win_at[st - ex->steps + 1] - w0;
+        s = nw ? mn__window_forward(st->node->op)(&c, t, n, ex->win + w0, nw) : mn__part_forward(st->node->op)(&c, t, n);
+    }
     if (s) step_msg(st, s, detail, msg, mlen);
     return s;
 }
@@ -600,7 +605,7 @@ const mn_tensor *mn_exec_input(const mn_exec *ex, int i) { const mn_value *v = i
  * adds to (two sinks of one parameter share it). Allocated once, at compile. */
 mn_status mn__run_prepare(mn_exec *ex)
 {
-    if (find_chains(ex)) return MN_ERR_NOMEM;
+    if (find_chains(ex) || mn__find_windows(ex)) return MN_ERR_NOMEM;
     int np = mn_params_count(ex->g->P);
     int *slot_of = malloc((size_t)(np ? np : 1) * sizeof *slot_of);
     ex->bak = calloc((size_t)ex->nsinks + 1, sizeof *ex->bak);

@@ -59,6 +59,15 @@ mn__part_fn mn__part_forward(const struct mn_op_def *op);
 typedef struct { uintptr_t lo, hi; bool write; } mn__span;
 typedef int (*mn__spans_fn)(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
 mn__spans_fn mn__part_spans(const struct mn_op_def *op);
+/* A kernel that can prefetch while it computes (ops/packed.c's
+ * matmul_packed, whose products run 50-100 us on one thread): as the part
+ * kernel, with a window, the spans the executor's next level will read and
+ * write (graph/window.c); it brings their lines towards L2 spread over its
+ * work, its part's share of each span (nparts 0: all). NULL: the op has
+ * none. Results do not depend on the window. */
+#define MN_WINDOW_SPANS 32
+typedef mn_status (*mn__window_fn)(const mn_kernel_ctx *c, int part, int nparts, const mn__span *win, int nwin);
+mn__window_fn mn__window_forward(const struct mn_op_def *op);
 /* ops/index.c: concat's, computed whole by part 0 (a copy graph/run.c gives thread 0). */
 int mn__concat_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
 

@@ -52,9 +52,10 @@ typedef void (*kern_fn)(int64_t K, const float *A, int64_t lda, const float *P, 
 #ifdef MN_PACKED_X86
 static inline __attribute__((always_inline, target("avx512f")))
 void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C,
-           int64_t ldc, int64_t ncols)
+           int64_t ldc, int64_t ncols, const bool PF, const char *pf, int64_t pfn, bool pfw)
 {
     __m512 acc[MR512][2], b[2];
+    int64_t every = PF && pfn > 0 ? (K / pfn > 0 ? K / pfn : 1) : 0, due = every, j = 0;
     for (int r = 0; r < R; r++)
         for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k++) {
@@ -63,6 +64,18 @@ void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, co
             __m512 a = _mm512_set1_ps(A[r * lda + k]);
             for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(a, b[q], acc[r][q]);
         }
+        if (PF && --due == 0) {          /* one line of the window every `every` k */
+            due = every;
+            if (j < pfn) {
+                if (pfw) __builtin_prefetch(pf + 64 * j, 1, 2);
+                else __builtin_prefetch(pf + 64 * j, 0, 2);
+                j++;
+            }
+        }
+    }
+    for (; PF && j < pfn; j++) {         /* more lines than k */
+        if (pfw) __builtin_prefetch(pf + 64 * j, 1, 2);
+        else __builtin_prefetch(pf + 64 * j, 0, 2);
     }
     for (int r = 0; r < R; r++)
         for (int q = 0; q < NP; q++) {
@@ -118,7 +131,14 @@ void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, 
                                                                    const float *P, int64_t ps, float *C, int64_t ldc,  \
                                                                    int64_t ncols)                                      \
     {                                                                                                                  \
-        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols);                                                                 \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, false, NULL, 0, false);                                          \
+    }                                                                                                                  \
+    static __attribute__((target("avx512f"))) void k512pf_##R##_##NP(int64_t K, const float *A, int64_t lda,           \
+                                                                     const float *P, int64_t ps, float *C,             \
+                                                                     int64_t ldc, int64_t ncols, const char *pf,        \
+                                                                     int64_t pfn, bool pfw)                             \
+    {                                                                                                                  \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, true, pf, pfn, pfw);                                             \
     }
 #define K256(R)                                                                                                        \
     static __attribute__((target("avx2,fma"))) void k256_##R(int64_t K, const float *A, int64_t lda, const float *P,   \
@@ -134,6 +154,13 @@ K256(1) K256(2) K256(3) K256(4) K256(5) K256(6)
 static const kern_fn t512[2][MR512] = {
     { k512_1_1, k512_2_1, k512_3_1, k512_4_1, k512_5_1, k512_6_1, k512_7_1, k512_8_1 },
     { k512_1_2, k512_2_2, k512_3_2, k512_4_2, k512_5_2, k512_6_2, k512_7_2, k512_8_2 },
+};
+/* The same, issuing pfn prefetches of the lines from pf spread over k. */
+typedef void (*kernpf_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
+                          int64_t ncols, const char *pf, int64_t pfn, bool pfw);
+static const kernpf_fn t512pf[2][MR512] = {
+    { k512pf_1_1, k512pf_2_1, k512pf_3_1, k512pf_4_1, k512pf_5_1, k512pf_6_1, k512pf_7_1, k512pf_8_1 },
+    { k512pf_1_2, k512pf_2_2, k512pf_3_2, k512pf_4_2, k512pf_5_2, k512pf_6_2, k512pf_7_2, k512pf_8_2 },
 };
 static const kern_fn t256[MR256] = { k256_1, k256_2, k256_3, k256_4, k256_5, k256_6 };
 #endif
@@ -168,29 +195,102 @@ static int64_t row_block(int64_t K, int64_t mr)
     return rows > mr ? rows : mr;
 }
 
+/* A prefetch window (ops/gemm.h, mn__window_forward): the lines of what
+ * the next level reads and writes, brought towards L2 while the product
+ * computes, in even portions over its strips, and inside a strip one line
+ * every K / n k-steps (a burst of a hundred prefetches stalled the
+ * product's own loads: docs/performance.md, "### cache"). No data changes. */
+typedef struct {
+    mn__span sp[MN_WINDOW_SPANS];
+    int n, cur;             /* spans; the one being prefetched */
+    uintptr_t at;           /* next line of sp[cur] */
+    int64_t lines, done;    /* lines in all, issued so far */
+    int64_t it, its;        /* strips done, in all */
+} window;
+
+/* Part `part` of `nparts` of each of win's spans (the same rows of the
+ * next level's tensors a row-split part computes), whole lines. */
+static void window_init(window *w, const mn__span *win, int nwin, int part, int nparts, int64_t its)
+{
+    w->n = w->cur = 0;
+    w->lines = w->done = w->it = 0;
+    w->its = its;
+    for (int i = 0; i < nwin && w->n < MN_WINDOW_SPANS; i++) {
+        uintptr_t len = win[i].hi - win[i].lo, lo = win[i].lo + len * (uintptr_t)part / (uintptr_t)nparts,
+                  hi = win[i].lo + len * (uintptr_t)(part + 1) / (uintptr_t)nparts;
+        lo &= ~(uintptr_t)63;
+        if (hi <= lo) continue;
+        w->sp[w->n] = (mn__span){ lo, hi, win[i].write };
+        w->lines += (int64_t)((hi - lo + 63) / 64);
+        w->n++;
+    }
+    w->at = w->n ? w->sp[0].lo : 0;
+}
+
+/* Before one more iteration: the lines due by its end, as far as the
+ * current span goes (*n lines from *at; the rest comes with the next). */
+static void window_take(window *w, const char **at, int64_t *n, bool *wr)
+{
+    *n = 0;
+    if (!w || w->done >= w->lines) return;
+    int64_t due = w->lines * ++w->it / w->its;
+    if (w->cur >= w->n || due <= w->done) return;
+    int64_t left = (int64_t)((w->sp[w->cur].hi - w->at + 63) / 64), take = due - w->done < left ? due - w->done : left;
+    *at = (const char *)w->at;
+    *n = take;
+    *wr = w->sp[w->cur].write;
+    w->done += take;
+    w->at += (uintptr_t)take * 64;
+    if (w->at >= w->sp[w->cur].hi && ++w->cur < w->n) w->at = w->sp[w->cur].lo;
+}
+
+/* The lines of n from at, at once (kernels without a spread). */
+static void window_burst(const char *at, int64_t n, bool wr)
+{
+    for (int64_t j = 0; j < n; j++) {
+        if (wr) __builtin_prefetch(at + 64 * j, 1, 2);
+        else __builtin_prefetch(at + 64 * j, 0, 2);
+    }
+}
+
 /* Columns [16 p0, 16 p1) of C, every row: per block of rows, for each pair
  * of panels, every strip of rows. One block (an RNN step's 32 rows): the
  * pair stays in L1 over the strips. Many rows (an input projection's 1024
  * and more): a block of A is read from L2 by every pair instead of all of
- * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did. */
+ * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did.
+ * win (or NULL): prefetched over the iterations, after each pair. */
 static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int64_t p0, int64_t p1)
+                        int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin, int part, int nparts)
 {
     int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
+    int64_t step = isa == MN_PACKED_AVX512 ? 2 : 1, its = 0;
+    for (int64_t i0 = 0; i0 < M; i0 += rb) its += ((M - i0 < rb ? M - i0 : rb) + mr - 1) / mr;
+    its *= (p1 - p0 + step - 1) / step;
+    window w, *wp = NULL;
+    if (nwin > 0 && its > 0) {
+        window_init(&w, win, nwin, part, nparts, its);
+        wp = &w;
+    }
     for (int64_t i0 = 0; i0 < M; i0 += rb) {
         int64_t i1 = M - i0 < rb ? M : i0 + rb;
-        for (int64_t p = p0; p < p1; p += isa == MN_PACKED_AVX512 ? 2 : 1) {
+        for (int64_t p = p0; p < p1; p += step) {
             int64_t np = isa == MN_PACKED_AVX512 && p + 1 < p1 ? 2 : 1, ncols = N - p * PW;
             for (int64_t i = i0; i < i1; i += mr) {
                 int64_t R = i1 - i < mr ? i1 - i : mr;
                 const float *a = A + i * lda, *pp = P + p * ps;
                 float *c = C + i * ldc + p * PW;
+                const char *pf = NULL;
+                int64_t pfn = 0;
+                bool pfw = false;
+                window_take(wp, &pf, &pfn, &pfw);
 #ifdef MN_PACKED_X86
-                if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                if (isa == MN_PACKED_AVX512 && pfn) t512pf[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols, pf, pfn, pfw);
+                else if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
                 else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
                 else
 #endif
                     kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+                if (pfn && isa != MN_PACKED_AVX512) window_burst(pf, pfn, pfw);
             }
         }
     }
@@ -213,24 +313,25 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
 }
 
 /* Part `part` of `nparts` of the product, as mn__packed_split shares it
- * (ONE: part 0 computes everything). */
+ * (ONE: part 0 computes everything); win: the prefetch window (part
+ * `part` of its spans; ONE: all of them). */
 static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int part, int nparts)
+                        int64_t ldc, int part, int nparts, const mn__span *win, int nwin)
 {
     int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
     int split = mn__packed_split(M, N, K, nparts);
     if (split == MN_PACKED_ONE) {
-        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np);
+        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin, 0, 1);
         return;
     }
     if (split == MN_PACKED_ROWS) {
         int64_t m0 = strips * part / nparts * 8, m1 = strips * (part + 1) / nparts * 8;
         if (m1 > M) m1 = M;
-        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np);
+        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin, part, nparts);
         return;
     }
     int64_t nt = pairs < nparts ? pairs : nparts, q0 = pairs * part / nt * 2, q1 = pairs * (part + 1) / nt * 2;
-    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np);
+    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np, win, nwin, part, (int)nt);
 }
 
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
@@ -239,16 +340,22 @@ static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A
  * 64 or 100 input columns; an RNN step: see above), or panels in pairs.
  * Inside a parallel region: one thread. `isa` is mn__packed_isa()'s
  * answer, or a narrower one. */
-void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                     int64_t ldc, int threads)
+static void packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                        int64_t ldc, int threads, const mn__span *win, int nwin)
 {
     if (omp_in_parallel()) threads = 1;
     if (mn__packed_split(M, N, K, threads) == MN_PACKED_ONE) {
-        packed_part(isa, M, N, K, A, lda, P, C, ldc, 0, 1);
+        packed_part(isa, M, N, K, A, lda, P, C, ldc, 0, 1, win, nwin);
         return;
     }
     #pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; t++) packed_part(isa, M, N, K, A, lda, P, C, ldc, t, threads);
+    for (int t = 0; t < threads; t++) packed_part(isa, M, N, K, A, lda, P, C, ldc, t, threads, win, nwin);
+}
+
+void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                     int64_t ldc, int threads)
+{
+    packed_gemm(isa, M, N, K, A, lda, P, C, ldc, threads, NULL, 0);
 }
 
 /* ---- the ops ---- */
@@ -312,8 +419,8 @@ static mn_status infer_matmul_packed(mn_infer_ctx *c)
 
 /* Part `part` of `nparts` of matmul_packed's forward (nparts 0: the whole
  * product with c->nthreads threads): the executor's team (graph/run.c)
- * calls it on every thread. */
-static mn_status matmul_packed_part(const mn_kernel_ctx *c, int part, int nparts)
+ * calls it on every thread; win: a prefetch window, or none. */
+static mn_status matmul_packed_window(const mn_kernel_ctx *c, int part, int nparts, const mn__span *win, int nwin)
 {
     const mn_matmul_attrs *a = c->attrs;
     int64_t N, K;
@@ -324,9 +431,14 @@ static mn_status matmul_packed_part(const mn_kernel_ctx *c, int part, int nparts
         for (int64_t i = 0; i < M * N && part == 0; i++) C[i] = 0.0f;
         return MN_OK;
     }
-    if (nparts > 0) packed_part(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, part, nparts);
-    else mn__packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads);
+    if (nparts > 0) packed_part(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, part, nparts, win, nwin);
+    else packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads, win, nwin);
     return MN_OK;
+}
+
+static mn_status matmul_packed_part(const mn_kernel_ctx *c, int part, int nparts)
+{
+    return matmul_packed_window(c, part, nparts, NULL, 0);
 }
 
 static mn_status matmul_packed_fwd(const mn_kernel_ctx *c) { return matmul_packed_part(c, 0, 0); }
@@ -368,6 +480,7 @@ static int matmul_packed_spans(const mn_kernel_ctx *c, int part, int nparts, mn_
 extern const mn_op_def mn__op_matmul_packed;
 
 mn__part_fn mn__part_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_part : NULL; }
+mn__window_fn mn__window_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_window : NULL; }
 extern const mn_op_def mn__op_concat;
 mn__spans_fn mn__part_spans(const mn_op_def *op)
 {

@@ -555,6 +555,127 @@ static int product_cell_drops(const mn_exec *ex)
     return n;
 }
 
+static bool tensor_meets(const mn_tensor *t, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t a = (uintptr_t)t->data;
+    return t->data && lo < a + (uintptr_t)mn_tensor_bytes(t) && a < hi;
+}
+
+/* The end of the input or output of level l's steps that holds byte at
+ * (the furthest if several), or 0. */
+static uintptr_t level_end(const mn_exec *ex, int l, uintptr_t at)
+{
+    uintptr_t end = 0;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        for (int i = -1; i < st->nin + st->nxout; i++) {
+            const mn_value *v = i < 0 ? &ex->vals[st->out] : i >= st->nin ? &ex->vals[st->xout[i - st->nin]] : NULL;
+            const mn_tensor *t = v ? &v->t : &st->tin[i];
+            uintptr_t a = (uintptr_t)t->data, b = a + (uintptr_t)mn_tensor_bytes(t);
+            if (v && v->scatter) {          /* a piece written straight into its concat, at these strides */
+                int64_t last = 0;
+                for (int d = 0; d < t->shape.ndim; d++) last += (t->shape.d[d] - 1) * v->scatter_st[d];
+                b = a + (uintptr_t)(last + 1) * sizeof(float);
+            }
+            if (t->data && a <= at && at < b && b > end) end = b;
+        }
+    }
+    return end;
+}
+
+/* Whether [lo, hi) is covered by inputs and outputs of level l's steps. */
+static bool level_holds(const mn_exec *ex, int l, uintptr_t lo, uintptr_t hi)
+{
+    while (lo < hi) {
+        uintptr_t e = level_end(ex, l, lo);
+        if (!e) return false;
+        lo = e;
+    }
+    return true;
+}
+
+/* A one-thread training run's loss and gradients (into grads). */
+static float window_run(mn_exec *ex, mn_params *P, float *grads)
+{
+    mn_params_zero_grad(P);
+    ck_assert_ok(mn_exec_run(ex));
+    for (int i = 0, o = 0; i < mn_params_count(P); o += (int)mn_tensor_numel(mn_params_value(P, i)), i++)
+        memcpy(grads + o, mn_f32(mn_params_grad(P, i)), mn_tensor_bytes(mn_params_grad(P, i)));
+    return mn_exec_loss(ex);
+}
+
+/* On one thread each packed product of an RNN's time steps gets a prefetch
+ * window (graph/window.c): bytes that its next level's steps read or
+ * write, none of its own (A, the packed W, the C it writes), and among
+ * them all of the next cell's output (the lines the cell will write; the
+ * input projections' next steps write blocks past the window's cap); two
+ * threads get none. The window changes no bit: the run with the windows
+ * emptied gives the same loss and gradients. LSTM and GRU. */
+START_TEST(packed_products_prefetch_the_next_level)
+{
+    const int64_t T = 8, B = 32, H = 128;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, 16));
+    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = _i ? MN_RNN_GRU : MN_RNN_LSTM, .hidden = H });
+    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_exec *two = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_ptr_nonnull(two);
+    ck_assert_int_eq((int)mn_exec_stat(two, "run.windows"), 0);
+    mn_exec_free(two);
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 1 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    int given = 0, cells = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        int w0 = ex->win_at[s], w1 = ex->win_at[s + 1], l = st->level;
+        if (w0 == w1) continue;
+        given++;
+        ck_assert_str_eq(st->node->op->name, "matmul_packed");
+        ck_assert_int_lt(l + 1, ex->nlevels);
+        for (int i = w0; i < w1; i++) {
+            uintptr_t lo = ex->win[i].lo, hi = ex->win[i].hi;
+            ck_assert_msg(lo < hi && level_holds(ex, l + 1, lo, hi), "step %d: window span %d is not the next level's", s, i - w0);
+            ck_assert_msg(!tensor_meets(&ex->vals[st->out].t, lo, hi), "step %d: the window holds the product's output", s);
+            for (int k = 0; k < st->nin; k++)
+                ck_assert_msg(!tensor_meets(&st->tin[k], lo, hi), "step %d: the window holds the product's input %d", s, k);
+        }
+        for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
+            const mn_step *c = &ex->steps[k];
+            if (!c->fused || ex->vals[c->out].scatter || mn_tensor_bytes(&ex->vals[c->out].t) > (size_t)(B * H * 4)) continue;
+            uintptr_t lo = (uintptr_t)ex->vals[c->out].t.data, hi = lo + (uintptr_t)mn_tensor_bytes(&ex->vals[c->out].t);
+            bool held = tensor_meets(&ex->vals[st->out].t, lo, hi);       /* written in place of the product's C */
+            for (int i = 0; i < st->nin; i++) held |= tensor_meets(&st->tin[i], lo, hi);
+            if (held) continue;
+            for (int i = w0; i < w1 && !held; i++) held = ex->win[i].lo <= lo && hi <= ex->win[i].hi;
+            ck_assert_msg(held, "step %d: the next cell's output is not in the window", s);
+            cells++;
+        }
+    }
+    printf("%s, %lld steps, 1 thread: %d products with a window, %d with the next cell's output\n", _i ? "gru" : "lstm",
+           (long long)T, given, cells);
+    ck_assert_int_eq(given, (int)mn_exec_stat(ex, "run.windows"));
+    ck_assert_int_ge(given, 2 * (int)(T - 1));
+    ck_assert_int_ge(cells, (int)(T - 2));
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
+    float *with = malloc((size_t)total * sizeof *with), *without = malloc((size_t)total * sizeof *without);
+    const mn_tensor *xt = mn_exec_input(ex, 0);
+    mn_rng_fill_normal(mn_f32(xt), mn_tensor_numel(xt), 7, 1, 0, 1);
+    float l1 = window_run(ex, P, with);
+    int *kept = ex->win_at;
+    ex->win_at = calloc((size_t)ex->nsteps + 1, sizeof *ex->win_at);     /* no windows */
+    float l2 = window_run(ex, P, without);
+    free(ex->win_at);
+    ex->win_at = kept;
+    ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.9g with windows vs %.9g", l1, l2);
+    ck_assert_msg(memcmp(with, without, (size_t)total * sizeof *with) == 0, "gradients differ with the windows");
+    free(with); free(without);
+    mn_exec_free(ex);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* One RNN training run on 2 threads: its loss, the OpenMP regions it
  * opened and its gradients (copied into grads). */
 static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int *regions, float *grads, double *dropped,
@@ -1340,6 +1461,7 @@ int main(void)
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
+    tcase_add_loop_test(tc, packed_products_prefetch_the_next_level, 0, 2);
     tcase_add_test(tc, common_subexpressions_computed_once);
     tcase_add_test(tc, weight_gradients_added_by_their_gemm);
     tcase_add_test(tc, compiling_leaves_the_graph_unchanged);

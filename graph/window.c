@@ -1,0 +1,113 @@
+/* graph/window.c: prefetch windows. A long kernel that can prefetch while
+ * it computes (ops/gemm.h's mn__window_forward: the packed recurrent
+ * product) gets the bytes the next level's steps read and write, found
+ * once per compile from their span accounts (the fused cells' and the
+ * part kernels'), less the bytes the kernel touches itself (the gates it
+ * writes are in cache already): an RNN step's product brings in its
+ * cell's cold inputs (the input projection's rows, the activations saved
+ * in the forward) and the lines the cell will write. Addresses only: no
+ * result depends on a window. One-thread executables only: on two threads
+ * (two cores pulling from memory at once) the products lost what the cells
+ * gained (docs/performance.md, "### cache"). */
+#include "exec.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* At most this many bytes per window, half of L2 (an RNN step's cell
+ * touches 256-448 KiB at hidden 256; an input projection's next step, a
+ * block of 4 MiB, gets its first 512 KiB). */
+#define MN_WINDOW_BYTES (512 << 10)
+
+/* The bytes step st touches (all of it, one part), or -1 when not known. */
+static int step_spans(mn_exec *ex, const mn_step *st, mn__span *sp, int max)
+{
+    char detail[8];
+    mn_kernel_ctx c = { .nin = st->nin, .in = st->tin, .out = &ex->vals[st->out].t, .attrs = st->node->attrs,
+                        .accumulate = st->accumulate, .nthreads = ex->nthreads, .msg = detail, .msglen = sizeof detail };
+    if (st->work >= 0) return -1;
+    if (st->fused) {
+        float *xout[MN_FUSE_MAX_MEMBERS];
+        const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
+        scat[0] = ex->vals[st->out].scatter ? ex->vals[st->out].scatter_st : NULL;
+        for (int k = 0; k < st->nxout; k++) {
+            const mn_value *x = &ex->vals[st->xout[k]];
+            xout[k] = mn_f32(&x->t);
+            scat[1 + k] = x->scatter ? x->scatter_st : NULL;
+        }
+        return mn__fused_part_spans(st->fused, &c, xout, scat, st->nxout, 0, 1, sp, max);
+    }
+    mn__spans_fn fn = mn__part_spans(st->node->op);
+    return fn ? fn(&c, 0, 1, sp, max) : -1;
+}
+
+static bool overlaps(const mn__span *a, const mn__span *b, int nb)
+{
+    for (int j = 0; j < nb; j++)
+        if (a->lo < b[j].hi && b[j].lo < a->hi) return true;
+    return false;
+}
+
+static int by_lo(const void *a, const void *b)
+{
+    uintptr_t x = ((const mn__span *)a)->lo, y = ((const mn__span *)b)->lo;
+    return x < y ? -1 : x > y;
+}
+
+/* Step s's window into w (at most MN_WINDOW_SPANS spans): the bytes level
+ * l + 1's steps touch and s does not, overlapping spans merged (a cell's
+ * four gate slices of one [B, 4H] block are four strided spans over the
+ * same rows), in address order, at most MN_WINDOW_BYTES. */
+static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *sp)
+{
+    int l = ex->steps[s].level, n = 0, m = 0, nown = step_spans(ex, &ex->steps[s], own, MN_SPANS_MAX);
+    if (nown < 0 || l + 1 >= ex->nlevels) return 0;
+    for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
+        const mn_step *st = &ex->steps[k];
+        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
+        int got = step_spans(ex, st, sp + m, MN_SPANS_MAX - m);
+        int kept = 0;
+        for (int i = 0; i < got; i++)
+            if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
+        m += kept;
+    }
+    qsort(sp, (size_t)m, sizeof *sp, by_lo);
+    int64_t bytes = 0;
+    for (int i = 0; i < m; i++) {
+        if (n > 0 && sp[i].lo <= w[n - 1].hi) {
+            bytes -= (int64_t)(w[n - 1].hi - w[n - 1].lo);
+            if (sp[i].hi > w[n - 1].hi) w[n - 1].hi = sp[i].hi;
+            w[n - 1].write |= sp[i].write;
+        } else if (n < MN_WINDOW_SPANS) w[n++] = sp[i];
+        else break;
+        if (bytes + (int64_t)(w[n - 1].hi - w[n - 1].lo) > MN_WINDOW_BYTES) w[n - 1].hi = w[n - 1].lo + (uintptr_t)(MN_WINDOW_BYTES - bytes);
+        bytes += (int64_t)(w[n - 1].hi - w[n - 1].lo);
+        if (bytes >= MN_WINDOW_BYTES) break;
+    }
+    return n;
+}
+
+mn_status mn__find_windows(mn_exec *ex)
+{
+    int total = 0, given = 0;
+    mn__span own[MN_SPANS_MAX], sp[MN_SPANS_MAX], w[MN_WINDOW_SPANS];
+    ex->win_at = calloc((size_t)ex->nsteps + 1, sizeof *ex->win_at);
+    ex->win = malloc((size_t)(ex->nsteps ? ex->nsteps : 1) * sizeof *ex->win);
+    if (!ex->win_at || !ex->win) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    int cap = ex->nsteps ? ex->nsteps : 1;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        int n = ex->nthreads > 1 || st->fused || st->state || !mn__window_forward(st->node->op) ? 0 : window_of(ex, s, w, own, sp);
+        if (total + n > cap) {
+            cap = 2 * (total + n);
+            mn__span *grown = realloc(ex->win, (size_t)cap * sizeof *grown);
+            if (!grown) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+            ex->win = grown;
+        }
+        memcpy(ex->win + total, w, (size_t)n * sizeof *w);
+        total += n;
+        given += n > 0;
+        ex->win_at[s + 1] = total;
+    }
+    mn__stat(ex, "run.windows", given);
+    return MN_OK;
+}
