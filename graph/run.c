@@ -375,7 +375,8 @@ static void run_shared(mn_exec *ex, int l, int *first, mn_status *err)
 /* Level l in a chain, as thread t of n: its part of each solo step in
  * order (steps of a level are independent: no barrier between them), then
  * its share of the one-thread steps. Profiling charges thread 0's time to
- * the solo steps (*last: the last one run, which the barrier's wait joins). */
+ * the solo steps (*last: the last one run, which the barrier's wait joins
+ * when the level has no one-thread steps; *stamp: thread 0's clock). */
 static void chain_level_run(mn_exec *ex, int l, int t, int n, int *first, mn_status *err, int *last, double *stamp)
 {
     bool shared = false;
@@ -394,7 +395,12 @@ static void chain_level_run(mn_exec *ex, int l, int t, int n, int *first, mn_sta
             *last = s;
         }
     }
-    if (shared) run_shared(ex, l, first, err);
+    if (!shared) return;
+    run_shared(ex, l, first, err);          /* timed by run_step; the wait after them is imbalance */
+    if (ex->prof_step && t == 0) {
+        *stamp = omp_get_wtime();
+        *last = -1;
+    }
 }
 
 /* Levels [l0, l1), a chain: one team; each level's solo steps computed in
