@@ -142,7 +142,8 @@ static bool pointwise_step(const mn_exec *ex, const mn_step *st)
  * pointwise step); on thread 0 alone (a solo small copy); on one thread
  * of the team, shared out (a step that runs level by level on one thread,
  * beside others or on the caller); or not at all (the level breaks chains:
- * a solo step with a workspace-free kernel of its own threads, an op state). */
+ * a solo step that shares its work only among threads of its own, as an
+ * OpenBLAS or oneDNN GEMM, a big copy or a gather; an op state). */
 typedef enum { MN_CHAIN_NONE, MN_CHAIN_PARTS, MN_CHAIN_POINTWISE, MN_CHAIN_COPY, MN_CHAIN_ONE, MN_CHAIN_NO } chain_way;
 
 static chain_way chain_way_of(const mn_exec *ex, const mn_step *st)
