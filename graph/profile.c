@@ -70,10 +70,14 @@ int mn_exec_profile(const mn_exec *ex, mn_op_time *rows, int max, mn_profile_sum
             t[r].ms += ex->prof_step[s];
         }
         int lanes = nsmall < ex->nthreads ? nsmall : ex->nthreads;
-        if (ex->level_split && ex->level_split[l]) {        /* everything side by side */
-            double top = 0;
-            for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) if (ex->prof_step[s] > top) top = ex->prof_step[s];
-            ideal += fmax(top, (big + small) / ex->nthreads);
+        if (ex->level_split && ex->level_split[l]) {        /* side by side, but for solo steps (pinned by recompute.c): in turn */
+            double top = 0, solo = 0, shared = 0;
+            for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+                if (ex->steps[s].solo) { solo += ex->prof_step[s]; continue; }
+                shared += ex->prof_step[s];
+                if (ex->prof_step[s] > top) top = ex->prof_step[s];
+            }
+            ideal += solo + fmax(top, shared / ex->nthreads);
         } else ideal += big + (lanes > 0 ? small / lanes : 0);
     }
     qsort(t, (size_t)n, sizeof *t, by_ms);

@@ -4,10 +4,11 @@
  * level that completes it, and never allocates. A run is a transaction for
  * the store: each gradient is copied aside when the run first touches it,
  * and a run that fails puts every touched gradient back. On several
- * threads a chain of levels that each hold one shareable step (an RNN's
- * per-step products and cells) runs in one OpenMP region instead of a
- * region per step, with a barrier between levels wherever the compile
- * could not prove that no thread reads or overwrites another's bytes. */
+ * threads a chain of levels whose steps can all run in a team (an RNN's
+ * per-step products and cells, a recomputed segment's products beside
+ * them) runs in one OpenMP region instead of a region per step, with a
+ * barrier between levels wherever the compile could not prove that no
+ * thread reads or overwrites another's bytes. */
 #include "exec.h"
 #include "../ops/gemm.h"
 #include <stdio.h>
@@ -120,76 +121,136 @@ static bool single_step(const mn_step *st)
     return !st->fused && st->node->op->traits.input_view && !st->big && !st->state;
 }
 
-/* The one step of level l that computes (views have nothing to do), if it
- * is solo and can run in a team: a fused group, an op with a part kernel
- * or a small copy; else NULL. */
-static const mn_step *team_step(const mn_exec *ex, int l)
+/* An unfused elementwise step (a pointwise op whose every input has the
+ * output's elements: no broadcast), e.g. the recompute pass's mirrored
+ * tanh of a cell state: each element is the op's pointwise function of
+ * the same elements, so any cut of the elements gives the bits of its
+ * forward. */
+#define MN_CHAIN_ARITY 8
+static bool pointwise_step(const mn_exec *ex, const mn_step *st)
 {
-    const mn_step *one = NULL;
-    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
-        const mn_step *st = &ex->steps[s];
-        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
-        if (one || !st->solo || st->caller || st->state) return NULL;
-        if (!st->fused && !mn__part_forward(st->node->op) && !single_step(st)) return NULL;
-        one = st;
-    }
-    return one;
-}
-
-/* Level l has no solo step (its steps run one thread each: side by side,
- * or on the caller); *shared: whether one runs side by side (run_level
- * opens a region for them). */
-static bool small_level(const mn_exec *ex, int l, bool *shared)
-{
-    *shared = false;
-    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
-        const mn_step *st = &ex->steps[s];
-        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
-        if (st->solo) return false;
-        *shared |= !st->caller;
-    }
+    const mn_node *n = st->node;
+    const mn_value *out = &ex->vals[st->out];
+    if (st->fused || st->state || !n->op->traits.pointwise || (n->op->flags & MN_OPF_RANDOM)) return false;
+    if (n->desc.dtype != MN_F32 || mn__kind(out) != MN_VAL_ARENA || out->scatter || n->nin < 1 || n->nin > MN_CHAIN_ARITY) return false;
+    for (int k = 0; k < n->nin; k++)
+        if (n->in_desc[k].dtype != MN_F32 || mn_shape_numel(n->in_desc[k].shape) != mn_shape_numel(n->desc.shape)) return false;
     return true;
 }
 
-/* Whether level l can join a chain; *regions += the OpenMP regions
- * run_level would open for it. */
+/* How a step runs in a chain (run_chain): nothing (a view); in parts, one
+ * per thread (a fused group or an op with a part kernel: solo steps that
+ * run level by level with every thread); in parts of its elements (a solo
+ * pointwise step); on thread 0 alone (a solo small copy); on one thread
+ * of the team, shared out (a step that runs level by level on one thread,
+ * beside others or on the caller); or not at all (the level breaks chains:
+ * a solo step that shares its work only among threads of its own, as an
+ * OpenBLAS or oneDNN GEMM, a big copy or a gather; an op state). */
+typedef enum { MN_CHAIN_NONE, MN_CHAIN_PARTS, MN_CHAIN_POINTWISE, MN_CHAIN_COPY, MN_CHAIN_ONE, MN_CHAIN_NO } chain_way;
+
+static chain_way chain_way_of(const mn_exec *ex, const mn_step *st)
+{
+    if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) return MN_CHAIN_NONE;
+    if (!st->solo) return MN_CHAIN_ONE;
+    if (st->state) return MN_CHAIN_NO;
+    if (st->fused || mn__part_forward(st->node->op)) return MN_CHAIN_PARTS;
+    if (single_step(st)) return MN_CHAIN_COPY;
+    return pointwise_step(ex, st) ? MN_CHAIN_POINTWISE : MN_CHAIN_NO;
+}
+
+/* Whether level l can join a chain (every step runs in one of the ways
+ * above); *regions += the OpenMP regions run_level would open for it: one
+ * per big solo step (a small one runs on one thread: no region to save),
+ * one for its shared one-thread steps. */
 static bool chain_level(const mn_exec *ex, int l, int *regions)
 {
-    bool shared;
-    const mn_step *st = team_step(ex, l);
-    if (st) {
-        *regions += st->big;     /* a small one runs on one thread level by level: no region to save */
-        return true;
+    bool shared = false;
+    int big = 0;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        chain_way w = chain_way_of(ex, st);
+        if (w == MN_CHAIN_NO) return false;
+        if (w == MN_CHAIN_ONE) shared |= !st->caller;
+        else big += w != MN_CHAIN_NONE && st->big;
     }
-    if (!small_level(ex, l, &shared)) return false;
-    *regions += shared;
+    *regions += big + shared;
     return true;
 }
 
-/* Spans one part of a step may touch, and spans a thread may have touched
- * since the last barrier of a chain (more: a barrier). */
-#define MN_SPANS_STEP 64
+/* Elements [*e0, *e1) of part t of n of a pointwise step of `numel`
+ * elements: whole tiles of MN_CHAIN_TILE floats, evenly, as a fused
+ * step's parts cut its tiles (so a cell reads the rows its thread wrote). */
+#define MN_CHAIN_TILE 512
+static void pointwise_part(int64_t numel, int t, int n, int64_t *e0, int64_t *e1)
+{
+    int64_t tiles = (numel + MN_CHAIN_TILE - 1) / MN_CHAIN_TILE;
+    *e0 = tiles * t / n * MN_CHAIN_TILE;
+    *e1 = tiles * (t + 1) / n * MN_CHAIN_TILE;
+    if (*e0 > numel) *e0 = numel;
+    if (*e1 > numel) *e1 = numel;
+}
+
+/* Part t of n of a pointwise step (pointwise_step). */
+static void run_pointwise(mn_exec *ex, const mn_step *st, int t, int n)
+{
+    const mn_tensor *out = &ex->vals[st->out].t;
+    int64_t e0, e1;
+    pointwise_part(mn_tensor_numel(out), t, n, &e0, &e1);
+    if (e0 >= e1) return;
+    const float *in[MN_CHAIN_ARITY];
+    for (int k = 0; k < st->nin; k++) in[k] = mn_f32(&st->tin[k]) + e0;
+    st->node->op->traits.pointwise(mn_f32(out) + e0, in, e1 - e0, st->node->attrs);
+}
+
+/* Spans the parts of one level may touch, and spans a thread may have
+ * touched since the last barrier of a chain (more: a barrier). */
+#define MN_SPANS_LEVEL 128
 #define MN_SPANS_OPEN 1024
 
-/* The bytes part t of n of level l's team step reads and writes (the part
- * kernel's or the fused program's own account; a copy by thread 0: the
- * op's account of its whole forward as part 0), or -1 when not known: a
- * level of one-thread steps (shared out dynamically), a step with a
- * workspace, an op without an account. */
-static int level_spans(mn_exec *ex, int l, int t, int n, mn__span *sp)
+/* The bytes part t of n of step st (run in a chain as w says) reads and
+ * writes, at most max spans (the part kernel's or the fused program's own
+ * account; a copy by thread 0: the op's account of its whole forward as
+ * part 0), or -1 when not known: a one-thread step (shared out
+ * dynamically), a step with a workspace, an op without an account. */
+static int step_spans(mn_exec *ex, const mn_step *st, chain_way w, int t, int n, mn__span *sp, int max)
 {
-    const mn_step *st = team_step(ex, l);
-    if (!st || st->work >= 0) return -1;
+    if (w == MN_CHAIN_NONE) return 0;
+    if (w == MN_CHAIN_ONE || st->work >= 0) return -1;
+    if (w == MN_CHAIN_POINTWISE) {
+        int64_t e0, e1;
+        const mn_tensor *out = &ex->vals[st->out].t;
+        pointwise_part(mn_tensor_numel(out), t, n, &e0, &e1);
+        if (e0 >= e1) return 0;
+        if (st->nin + 1 > max) return -1;
+        for (int k = 0; k < st->nin; k++)
+            sp[k] = (mn__span){ (uintptr_t)(mn_f32(&st->tin[k]) + e0), (uintptr_t)(mn_f32(&st->tin[k]) + e1), false };
+        sp[st->nin] = (mn__span){ (uintptr_t)(mn_f32(out) + e0), (uintptr_t)(mn_f32(out) + e1), true };
+        return st->nin + 1;
+    }
     char detail[8];
     mn_kernel_ctx c = step_ctx(ex, st, ex->nthreads, detail, sizeof detail);
     if (st->fused) {
         float *xout[MN_FUSE_MAX_MEMBERS];
         const int64_t *scat[MN_FUSE_MAX_MEMBERS + 1];
         fused_outs(ex, st, xout, scat);
-        return mn__fused_part_spans(st->fused, &c, xout, scat, st->nxout, t, n, sp, MN_SPANS_STEP);
+        return mn__fused_part_spans(st->fused, &c, xout, scat, st->nxout, t, n, sp, max);
     }
     mn__spans_fn fn = mn__part_spans(st->node->op);
-    return fn ? fn(&c, t, n, sp, MN_SPANS_STEP) : -1;
+    return fn ? fn(&c, t, n, sp, max) : -1;
+}
+
+/* The bytes part t of n of level l reads and writes (its steps' spans one
+ * after another), or -1 when some step's are not known. */
+static int level_spans(mn_exec *ex, int l, int t, int n, mn__span *sp)
+{
+    int k = 0;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        int m = step_spans(ex, st, chain_way_of(ex, st), t, n, sp + k, MN_SPANS_LEVEL - k);
+        if (m < 0) return -1;
+        k += m;
+    }
+    return k;
 }
 
 /* Whether a span of a overlaps one of b, one of the two a write. */
@@ -207,31 +268,31 @@ static bool clash(const mn__span *a, int na, const mn__span *b, int nb)
  * read since then (the arena reuses bytes across levels; the spans are
  * addresses, so a reuse shows as an overlap). An RNN's time steps, the
  * product and the cell cut at the same rows, are each thread's half of the
- * batch. Both levels must have team steps whose parts say what they touch.
- * Returns the barriers dropped, -1 out of memory. */
+ * batch. Both levels' steps must say what each part touches (a level of
+ * views only touches nothing). Returns the barriers dropped, -1 out of memory. */
 static int free_levels(mn_exec *ex, int l0, int l1)
 {
     int T = ex->nthreads, dropped = 0, *nopen = calloc((size_t)T, sizeof *nopen), *ncur = calloc((size_t)T, sizeof *ncur);
-    mn__span *open = malloc((size_t)T * MN_SPANS_OPEN * sizeof *open), *cur = malloc((size_t)T * MN_SPANS_STEP * sizeof *cur);
+    mn__span *open = malloc((size_t)T * MN_SPANS_OPEN * sizeof *open), *cur = malloc((size_t)T * MN_SPANS_LEVEL * sizeof *cur);
     if (!nopen || !ncur || !open || !cur) dropped = -1;
     bool prev = false;
     for (int l = l0; l < l1 && dropped >= 0; l++) {
         bool known = true, fits = true, safe = true;
         for (int t = 0; t < T; t++) {
-            ncur[t] = level_spans(ex, l, t, T, cur + (size_t)t * MN_SPANS_STEP);
+            ncur[t] = level_spans(ex, l, t, T, cur + (size_t)t * MN_SPANS_LEVEL);
             known &= ncur[t] >= 0;
             fits &= ncur[t] >= 0 && nopen[t] + ncur[t] <= MN_SPANS_OPEN;
         }
         for (int t = 0; prev && known && fits && safe && t < T; t++)
             for (int u = 0; u < T && safe; u++)
-                safe = u == t || !clash(cur + (size_t)t * MN_SPANS_STEP, ncur[t], open + (size_t)u * MN_SPANS_OPEN, nopen[u]);
+                safe = u == t || !clash(cur + (size_t)t * MN_SPANS_LEVEL, ncur[t], open + (size_t)u * MN_SPANS_OPEN, nopen[u]);
         bool drop = prev && known && fits && safe;
         if (l > l0) ex->team_free[l - 1] = drop;
         dropped += drop;
         for (int t = 0; t < T; t++) {
             if (!drop) nopen[t] = 0;
             if (!known) continue;
-            memcpy(open + (size_t)t * MN_SPANS_OPEN + nopen[t], cur + (size_t)t * MN_SPANS_STEP, (size_t)ncur[t] * sizeof *cur);
+            memcpy(open + (size_t)t * MN_SPANS_OPEN + nopen[t], cur + (size_t)t * MN_SPANS_LEVEL, (size_t)ncur[t] * sizeof *cur);
             nopen[t] += ncur[t];
         }
         prev = known;
@@ -241,10 +302,11 @@ static int free_levels(mn_exec *ex, int l0, int l1)
 }
 
 /* Chains: runs of levels without a gradient sink (sinks are added between
- * levels, on the calling thread) that each hold a team step or only
- * one-thread steps, where run_level would open two regions or more, and
- * the barriers inside them that can go (free_levels). Decided once per
- * compile, from the schedule and the plan. */
+ * levels, on the calling thread) whose every step can run in a team
+ * (chain_level), where run_level would open two regions or more, and the
+ * barriers inside them that can go (free_levels). Decided once per
+ * compile, from the schedule and the plan; stats run.chains,
+ * run.chained_levels (of schedule.levels) and run.barriers_dropped. */
 static mn_status find_chains(mn_exec *ex)
 {
     ex->team_end = calloc((size_t)ex->nlevels + 1, sizeof *ex->team_end);
@@ -255,29 +317,37 @@ static mn_status find_chains(mn_exec *ex)
     if (!sink) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
     for (int k = 0; k < ex->nsinks; k++)
         if (ex->sinks[k].level < ex->nlevels) sink[ex->sinks[k].level] = true;
-    int dropped = 0;
+    int dropped = 0, chains = 0, chained = 0;
     for (int l = 0; l < ex->nlevels && dropped >= 0;) {
         int e = l, regions = 0, d = 0;
         while (e < ex->nlevels && !sink[e] && chain_level(ex, e, &regions)) e++;
-        if (regions >= 2) ex->team_end[l] = e;
-        if (regions >= 2) d = free_levels(ex, l, e);
+        if (regions >= 2) {
+            ex->team_end[l] = e;
+            chains++;
+            chained += e - l;
+            d = free_levels(ex, l, e);
+        }
         dropped = d < 0 ? -1 : dropped + d;
         l = e > l ? e : l + 1;
     }
     free(sink);
     if (dropped < 0) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+    mn__stat(ex, "run.chains", chains);
+    mn__stat(ex, "run.chained_levels", chained);
     mn__stat(ex, "run.barriers_dropped", dropped);
     return MN_OK;
 }
 
-/* Chain step st as part t of n (a small copy: thread 0 alone); as run_step. */
-static mn_status run_part(mn_exec *ex, const mn_step *st, int t, int n, char *msg, size_t mlen)
+/* Chain step st as part t of n, run as w says (a small copy: thread 0
+ * alone); as run_step. */
+static mn_status run_part(mn_exec *ex, const mn_step *st, chain_way w, int t, int n, char *msg, size_t mlen)
 {
     char detail[512] = "";
     mn_kernel_ctx c = step_ctx(ex, st, ex->nthreads, detail, sizeof detail);
-    mn_status s;
-    if (st->fused) s = run_fused(ex, st, &c, t, n);
-    else if (single_step(st)) {
+    mn_status s = MN_OK;
+    if (w == MN_CHAIN_POINTWISE) run_pointwise(ex, st, t, n);
+    else if (st->fused) s = run_fused(ex, st, &c, t, n);
+    else if (w == MN_CHAIN_COPY) {
         c.nthreads = 1;
         s = t == 0 ? st->node->op->forward(&c) : MN_OK;
     } else {
@@ -288,27 +358,62 @@ static mn_status run_part(mn_exec *ex, const mn_step *st, int t, int n, char *ms
     return s;
 }
 
-/* The steps of a small level, one thread each, shared out over the team
- * (as run_level runs them side by side); the first failing step (in
- * schedule order) is kept in *first / *err. */
-static void run_small(mn_exec *ex, int l, int *first, mn_status *err)
+/* Keeps step s's failure if it is the first (in schedule order) so far. */
+static void keep_error(mn_exec *ex, int s, mn_status st, const char *msg, int *first, mn_status *err)
+{
+    #pragma omp critical(mn_exec_error)
+    if (s < *first) { *first = s; *err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
+}
+
+/* Level l's one-thread steps, shared out over the team (as run_level runs
+ * them side by side, or on the caller, one thread each). */
+static void run_shared(mn_exec *ex, int l, int *first, mn_status *err)
 {
     #pragma omp for schedule(dynamic, 1) nowait
     for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        if (chain_way_of(ex, &ex->steps[s]) != MN_CHAIN_ONE) continue;
         char msg[1024];
         mn_status st = run_step(ex, &ex->steps[s], 1, msg, sizeof msg);
-        if (st) {
-            #pragma omp critical(mn_exec_error)
-            if (s < *first) { *first = s; *err = st; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
-        }
+        if (st) keep_error(ex, s, st, msg, first, err);
     }
 }
 
-/* Levels [l0, l1), a chain: one team; each level's team step computed in
- * parts by every thread, or its one-thread steps shared out; a barrier
+/* Level l in a chain, as thread t of n: its part of each solo step in
+ * order (steps of a level are independent: no barrier between them), then
+ * its share of the one-thread steps. Profiling charges thread 0's time to
+ * the solo steps (*last: the last one run, which the barrier's wait joins
+ * when the level has no one-thread steps; *stamp: thread 0's clock). */
+static void chain_level_run(mn_exec *ex, int l, int t, int n, int *first, mn_status *err, int *last, double *stamp)
+{
+    bool shared = false;
+    for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
+        const mn_step *st = &ex->steps[s];
+        chain_way w = chain_way_of(ex, st);
+        shared |= w == MN_CHAIN_ONE;
+        if (w == MN_CHAIN_NONE || w == MN_CHAIN_ONE) continue;
+        char msg[1024];
+        mn_status e = run_part(ex, st, w, t, n, msg, sizeof msg);
+        if (e) keep_error(ex, s, e, msg, first, err);
+        if (ex->prof_step && t == 0) {
+            double t1 = omp_get_wtime();
+            ex->prof_step[s] += t1 - *stamp;
+            *stamp = t1;
+            *last = s;
+        }
+    }
+    if (!shared) return;
+    run_shared(ex, l, first, err);          /* timed by run_step; the wait after them is imbalance */
+    if (ex->prof_step && t == 0) {
+        *stamp = omp_get_wtime();
+        *last = -1;
+    }
+}
+
+/* Levels [l0, l1), a chain: one team; each level's solo steps computed in
+ * parts by every thread and its one-thread steps shared out; a barrier
  * after each level unless free_levels proved it needless (each thread then
- * goes on to its part of the next level at once). Profiling times a team
- * step's level on thread 0. */
+ * goes on to its part of the next level at once). Profiling times each
+ * level on thread 0. */
 static mn_status run_chain(mn_exec *ex, int l0, int l1)
 {
     mn_status err = MN_OK;
@@ -316,24 +421,18 @@ static mn_status run_chain(mn_exec *ex, int l0, int l1)
     #pragma omp parallel num_threads(ex->nthreads)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        double t0 = ex->prof_step && t == 0 ? omp_get_wtime() : 0;
+        double t0 = ex->prof_step && t == 0 ? omp_get_wtime() : 0, stamp = t0;
         for (int l = l0; l < l1; l++) {
-            const mn_step *st = team_step(ex, l);
-            char msg[1024];
-            mn_status s = st ? run_part(ex, st, t, n, msg, sizeof msg) : MN_OK;
-            if (!st) run_small(ex, l, &first_err, &err);
-            if (s) {
-                #pragma omp critical(mn_exec_error)
-                if (st - ex->steps < first_err) { first_err = (int)(st - ex->steps); err = s; snprintf(ex->msg, sizeof ex->msg, "%s", msg); }
-            }
+            int last = -1;
+            chain_level_run(ex, l, t, n, &first_err, &err, &last, &stamp);
             if (!ex->team_free[l] || n != ex->nthreads) {      /* spans were found for nthreads parts */
                 #pragma omp barrier
             }
             if (ex->prof_step && t == 0) {
                 double t1 = omp_get_wtime();
-                if (st) ex->prof_step[st - ex->steps] += t1 - t0;
+                if (last >= 0) ex->prof_step[last] += t1 - stamp;
                 ex->prof_level[l] += t1 - t0;
-                t0 = t1;
+                t0 = stamp = t1;
             }
         }
     }

@@ -878,6 +878,80 @@ static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_
     mn_graph_free(g); mn_params_free(P);
 }
 
+/* An LSTM's training run on 2 threads under a memory budget (0: none; -1:
+ * level by level, anomaly mode): its loss, gradients (into grads), the
+ * OpenMP regions a run opens and the levels its chains hold of all. */
+static float budget_run(mn_graph *g, mn_params *P, mn_node *loss, int64_t budget, float *grads, int *regions, int *chained,
+                        int *levels)
+{
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2, .memory_budget = budget > 0 ? budget : 0,
+                                                          .detect_anomaly = budget < 0 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    *chained = (int)mn_exec_stat(ex, "run.chained_levels");
+    *levels = (int)mn_exec_stat(ex, "schedule.levels");
+    const mn_tensor *x = mn_exec_input(ex, 0);
+    mn_rng_fill_normal(mn_f32(x), mn_tensor_numel(x), 7, 1, 0, 1);
+    ck_assert_ok(mn_exec_run(ex));
+    mn_params_zero_grad(P);
+    omp_regions = 0;
+    ck_assert_ok(mn_exec_run(ex));
+    *regions = omp_regions;
+    float l = mn_exec_loss(ex);
+    for (int i = 0, o = 0; i < mn_params_count(P); o += (int)mn_tensor_numel(mn_params_value(P, i)), i++)
+        memcpy(grads + o, mn_f32(mn_params_grad(P, i)), mn_tensor_bytes(mn_params_grad(P, i)));
+    mn_exec_free(ex);
+    return l;
+}
+
+/* Under a memory budget (7/10 of the arena: 16 segments, every cell's tanh
+ * mirrored, the input projection split by time steps) the recompute pass interleaves
+ * recomputed forward segments with the backward steps: a level then holds
+ * a time step's recurrent product beside a recomputed input projection
+ * (two solo products), a cell's mirrored tanh runs unfused, and the
+ * segments' products stand side by side. Such levels join chains as the
+ * plain run's do (graph/run.c: the products each cut among the threads,
+ * the tanh cut by tiles, one-thread steps shared out), so a run opens
+ * about as few OpenMP regions as the plain one, not one or more a level;
+ * the bits are those of the level-by-level run and of the plain run. */
+START_TEST(budgeted_rnn_levels_join_chains)
+{
+    const int64_t T = 32, B = 32, I = 16, H = 128;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H });
+    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    int64_t total = 0;
+    for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
+    float *plain = malloc((size_t)total * sizeof *plain), *chained = malloc((size_t)total * sizeof *chained);
+    float *levels = malloc((size_t)total * sizeof *levels);
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_ptr_nonnull(ex);
+    int64_t budget = (int64_t)mn_exec_stat(ex, "plan.arena_bytes") * 7 / 10;
+    mn_exec_free(ex);
+    int r0, r1, r2, c0, c1, c2, n0, n1, n2;
+    float l0 = budget_run(g, P, loss, 0, plain, &r0, &c0, &n0);
+    float l1 = budget_run(g, P, loss, budget, chained, &r1, &c1, &n1);
+    float l2 = budget_run(g, P, loss, -budget, levels, &r2, &c2, &n2);
+    printf("lstm, %lld steps of %lld rows, hidden %lld, 2 threads: plain %d of %d levels chained, %d OpenMP regions a run;"
+           " budget 7/10 (%lld bytes): %d of %d levels chained, %d regions a run (level by level: %d)\n", (long long)T,
+           (long long)B, (long long)H, c0, n0, r0, (long long)budget, c1, n1, r1, r2);
+    ck_assert_int_gt(n1, n0);                       /* recomputation added levels */
+    ck_assert_msg(c1 * 10 >= n1 * 9, "%d of %d levels chained under the budget", c1, n1);
+    ck_assert_msg(r1 <= 2 * r0, "%d OpenMP regions a run under the budget, %d plain", r1, r0);
+    ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0 && memcmp(&l1, &l0, sizeof l1) == 0, "loss %.9g chained, %.9g level by level, %.9g plain",
+                  l1, l2, l0);
+    for (int64_t k = 0; k < total; k++) {
+        ck_assert_msg(memcmp(&chained[k], &levels[k], sizeof(float)) == 0, "gradient %lld: %.9g chained vs %.9g",
+                      (long long)k, chained[k], levels[k]);
+        ck_assert_msg(memcmp(&chained[k], &plain[k], sizeof(float)) == 0, "gradient %lld: %.9g budgeted vs %.9g plain",
+                      (long long)k, chained[k], plain[k]);
+    }
+    free(plain); free(chained); free(levels);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 /* Readers of a group's members join it (sibling fusion), and a value two
  * concats place along their last axis gets a copy for the second one
  * (graph/copies.c), so the fused kernel writes it into both: the same
@@ -1458,6 +1532,7 @@ int main(void)
     tcase_add_test(tc, gru_cells_run_alone_in_their_levels);
     tcase_add_test(tc, concat_copies_in_one_region);
     tcase_add_test(tc, column_sums_are_big_steps);
+    tcase_add_test(tc, budgeted_rnn_levels_join_chains);
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
