@@ -14,7 +14,6 @@
  * first. Owns: the clone steps (step.clone, step.ctrl) and their values;
  * rewires backward steps' inputs. */
 #include "exec.h"
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,69 +477,10 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
 /* Under a budget the plain plan misses: values computed row by row are
  * split per row view (split.c), then the snapshot is the split graph; the
  * solo pins of the new nodes are free (-1). */
-typedef struct { int depth, pos; } step_key;
-
-static int by_depth(const void *a, const void *b)
-{
-    const step_key *x = a, *y = b;
-    return x->depth != y->depth ? x->depth - y->depth : x->pos - y->pos;
-}
-
-/* Steps in order of depth (the longest chain of producers before them,
- * ctrl edges included), forward ones first; a backward step reading only
- * forward values (a concat of hidden states for a weight-gradient block)
- * just before its first reader instead. A step then comes right after what
- * it reads (a sequence model's head reads each block of hidden states as
- * soon as the block exists), not where its node was built, so segments, cut
- * in step order, hold the steps that read each other's values, and a
- * segment's clones go before the backward step that needs them first when
- * it runs. false: out of memory. */
-static bool steps_by_depth(mn_exec *ex)
-{
-    int n = ex->nsteps, nf = 0, nb = 0;
-    int *depth = malloc(((size_t)n + 1) * sizeof *depth), *first = malloc(((size_t)n + 1) * sizeof *first);
-    step_key *key = malloc(((size_t)n + 1) * sizeof *key);
-    mn_step *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
-    bool *late = calloc((size_t)n + 1, sizeof *late);
-    bool ok = depth && first && key && sorted && late;
-    for (int s = 0; ok && s < n; s++) {
-        const mn_step *st = &ex->steps[s];
-        depth[s] = 0;
-        first[s] = INT32_MAX;
-        late[s] = !is_fwd(st);
-        for (int j = 0; j < st->nin + st->nctrl; j++) {
-            int d = ex->vals[j < st->nin ? st->in[j] : st->ctrl[j - st->nin]].def;
-            if (d >= 0 && d < s && depth[d] + 1 > depth[s]) depth[s] = depth[d] + 1;
-            if (d >= 0 && !is_fwd(&ex->steps[d])) late[s] = false;
-        }
-    }
-    for (int s = n - 1; ok && s >= 0; s--) {        /* readers come later in a topological order */
-        const mn_step *st = &ex->steps[s];
-        if (late[s] && first[s] != INT32_MAX) depth[s] = first[s] - 1;
-        for (int j = 0; j < st->nin + st->nctrl; j++) {
-            int d = ex->vals[j < st->nin ? st->in[j] : st->ctrl[j - st->nin]].def;
-            if (d >= 0 && depth[s] < first[d]) first[d] = depth[s];
-        }
-    }
-    for (int s = 0; ok && s < n; s++) if (is_fwd(&ex->steps[s])) key[nf++] = (step_key){ depth[s], s };
-    for (int s = 0; ok && s < n; s++) if (!is_fwd(&ex->steps[s])) key[nf + nb++] = (step_key){ depth[s], s };
-    if (ok) {
-        qsort(key, (size_t)nf, sizeof *key, by_depth);
-        qsort(key + nf, (size_t)nb, sizeof *key, by_depth);
-        for (int i = 0; i < n; i++) sorted[i] = ex->steps[key[i].pos];
-        memcpy(ex->steps, sorted, (size_t)n * sizeof *sorted);
-        mn__set_defs(ex);
-    }
-    free(depth); free(first); free(key); free(sorted); free(late);
-    return ok;
-}
-
 static mn_status split(mn_exec *ex, snapshot *sn, int *nsplit)
 {
     mn_status err = mn__split_rows(ex, nsplit);
-    if (!err && !steps_by_depth(ex)) err = MN_ERR_NOMEM;
-    if (!err) err = mn__topo_order(ex);
-    if (err) return err;
+    if (err || !*nsplit) return err;
     drop_snapshot(sn);
     if (!take(ex, sn)) return MN_ERR_NOMEM;
     signed char *pin = realloc(ex->pin_solo, (size_t)ex->g->n + 1);
