@@ -147,8 +147,9 @@ struct mn_exec {
     int *team_end;        /* run.c: levels [L, team_end[L]) run in one OpenMP region (a chain), 0 when L starts none */
     bool *team_free;      /* run.c: in a chain, level L needs no barrier after it (no thread reads or writes bytes another
                              thread touched since the last barrier) */
-    mn__span *win;        /* window.c: prefetch windows, step S's [win_at[S], win_at[S + 1]) */
+    mn__span *win;        /* window.c: prefetch windows, step S's part T's [win_at[S W + T], win_at[S W + T + 1]) */
     int *win_at;
+    int win_parts;        /* W: 1 on one thread, else nthreads (windows only in chains, one per thread's part) */
     bool serial;
     bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
@@ -212,9 +213,13 @@ mn_status mn__exec_check_frozen(mn_exec *ex);
 /* run.c: allocates the gradient backup (after the passes). */
 mn_status mn__run_prepare(mn_exec *ex);
 /* window.c: each step with a window kernel (ops/gemm.h) gets the spans the
- * next level reads and writes, less its own (ex->win, ex->win_at). */
+ * next level reads and writes, less its own (ex->win, ex->win_at); on
+ * several threads, in chains, per part: what the same thread's part of the
+ * next level touches. After run.c's chains. */
 #define MN_SPANS_MAX 64
 mn_status mn__find_windows(mn_exec *ex);
+/* run.c: the spans of step st's part t of n as a chain runs it, or -1. */
+int mn__chain_part_spans(mn_exec *ex, const mn_step *st, int t, int n, mn__span *sp, int max);
 /* Records a named counter of the running pass ("<pass>.<counter>"). */
 void mn__stat(mn_exec *ex, const char *name, double value);
 

@@ -103,7 +103,7 @@ static mn_status run_step(mn_exec *ex, const mn_step *st, int threads, char *msg
     mn_kernel_ctx c = step_ctx(ex, st, threads, detail, sizeof detail);
     double t0 = ex->prof_step ? omp_get_wtime() : 0;
     mn_status s;
-    int w0 = ex->win_at[st - ex->steps], nw = ex->win_at[st - ex->steps + 1] - w0;
+    int w0 = ex->win_at[st - ex->steps], nw = ex->win_parts == 1 ? ex->win_at[st - ex->steps + 1] - w0 : 0;
     if (st->fused) s = run_fused(ex, st, &c, 0, 0);
     else if (nw) s = mn__window_forward(op)(&c, 0, 0, ex->win + w0, nw);     /* prefetches the next level's bytes */
     else s = st->state ? mn__op_state_forward(st->state, op, &c) : op->forward(&c);
@@ -239,6 +239,12 @@ static int step_spans(mn_exec *ex, const mn_step *st, chain_way w, int t, int n,
     return fn ? fn(&c, t, n, sp, max) : -1;
 }
 
+/* Step st's part t of n in a chain, as run_chain runs it: its spans (step_spans), or -1. */
+int mn__chain_part_spans(mn_exec *ex, const mn_step *st, int t, int n, mn__span *sp, int max)
+{
+    return step_spans(ex, st, chain_way_of(ex, st), t, n, sp, max);
+}
+
 /* The bytes part t of n of level l reads and writes (its steps' spans one
  * after another), or -1 when some step's are not known. */
 static int level_spans(mn_exec *ex, int l, int t, int n, mn__span *sp)
@@ -351,7 +357,7 @@ static mn_status run_part(mn_exec *ex, const mn_step *st, chain_way w, int t, in
         c.nthreads = 1;
         s = t == 0 ? st->node->op->forward(&c) : MN_OK;
     } else {
-        int w0 = ex->win_at[st - ex->steps], nw = ex->win_at[st - ex->steps + 1] - w0;
+        int at = (int)(st - ex->steps) * ex->win_parts + (t < ex->win_parts ? t : 0), w0 = ex->win_at[at], nw = ex->win_at[at + 1] - w0;
         s = nw ? mn__window_forward(st->node->op)(&c, t, n, ex->win + w0, nw) : mn__part_forward(st->node->op)(&c, t, n);
     }
     if (s) step_msg(st, s, detail, msg, mlen);

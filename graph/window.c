@@ -6,9 +6,11 @@
  * writes are in cache already): an RNN step's product brings in its
  * cell's cold inputs (the input projection's rows, the activations saved
  * in the forward) and the lines the cell will write. Addresses only: no
- * result depends on a window. One-thread executables only: on two threads
- * (two cores pulling from memory at once) the products lost what the cells
- * gained (docs/performance.md, "### cache"). */
+ * result depends on a window. On several threads, only inside a chain
+ * (graph/run.c), where each thread runs its own part of every level: a
+ * product's part t gets what part t of the next level touches, less its
+ * own (the lines land in the core that uses them; docs/performance.md,
+ * "### win2t"). */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
@@ -53,18 +55,25 @@ static int by_lo(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Step s's window into w (at most MN_WINDOW_SPANS spans): the bytes level
- * l + 1's steps touch and s does not, overlapping spans merged (a cell's
- * four gate slices of one [B, 4H] block are four strided spans over the
- * same rows), in address order, at most MN_WINDOW_BYTES. */
-static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *sp)
+/* The spans of step st's part t of `parts` (one part: its whole run). */
+static int part_spans(mn_exec *ex, const mn_step *st, int t, int parts, mn__span *sp, int max)
 {
-    int l = ex->steps[s].level, n = 0, m = 0, nown = step_spans(ex, &ex->steps[s], own, MN_SPANS_MAX);
+    return parts == 1 ? step_spans(ex, st, sp, max) : mn__chain_part_spans(ex, st, t, parts, sp, max);
+}
+
+/* Part t of `parts` of step s: its window into w (at most MN_WINDOW_SPANS
+ * spans): the bytes part t of level l + 1's steps touches and s's part t
+ * does not, overlapping spans merged (a cell's four gate slices of one
+ * [B, 4H] block are four strided spans over the same rows), in address
+ * order, at most MN_WINDOW_BYTES. */
+static int window_of(mn_exec *ex, int s, int t, int parts, mn__span *w, mn__span *own, mn__span *sp)
+{
+    int l = ex->steps[s].level, n = 0, m = 0, nown = part_spans(ex, &ex->steps[s], t, parts, own, MN_SPANS_MAX);
     if (nown < 0 || l + 1 >= ex->nlevels) return 0;
     for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
         const mn_step *st = &ex->steps[k];
         if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
-        int got = step_spans(ex, st, sp + m, MN_SPANS_MAX - m);
+        int got = part_spans(ex, st, t, parts, sp + m, MN_SPANS_MAX - m);
         int kept = 0;
         for (int i = 0; i < got; i++)
             if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
@@ -86,27 +95,42 @@ static int window_of(mn_exec *ex, int s, mn__span *w, mn__span *own, mn__span *s
     return n;
 }
 
+/* Whether level l and level l + 1 run in one chain (graph/run.c), each
+ * thread its own part of both. */
+static bool chained_pair(const mn_exec *ex, int l)
+{
+    for (int c = l; c >= 0; c--)
+        if (ex->team_end[c]) return ex->team_end[c] > l + 1;
+    return false;
+}
+
 mn_status mn__find_windows(mn_exec *ex)
 {
-    int total = 0, given = 0;
+    int total = 0, given = 0, W = ex->nthreads > 1 ? ex->nthreads : 1;
     mn__span own[MN_SPANS_MAX], sp[MN_SPANS_MAX], w[MN_WINDOW_SPANS];
-    ex->win_at = calloc((size_t)ex->nsteps + 1, sizeof *ex->win_at);
+    ex->win_parts = W;
+    ex->win_at = calloc((size_t)ex->nsteps * (size_t)W + 1, sizeof *ex->win_at);
     ex->win = malloc((size_t)(ex->nsteps ? ex->nsteps : 1) * sizeof *ex->win);
     if (!ex->win_at || !ex->win) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
     int cap = ex->nsteps ? ex->nsteps : 1;
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
-        int n = ex->nthreads > 1 || st->fused || st->state || !mn__window_forward(st->node->op) ? 0 : window_of(ex, s, w, own, sp);
-        if (total + n > cap) {
-            cap = 2 * (total + n);
-            mn__span *grown = realloc(ex->win, (size_t)cap * sizeof *grown);
-            if (!grown) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
-            ex->win = grown;
+        bool can = !st->fused && !st->state && mn__window_forward(st->node->op) && (W == 1 || chained_pair(ex, st->level));
+        bool any = false;
+        for (int t = 0; t < W; t++) {
+            int n = can ? window_of(ex, s, t, W, w, own, sp) : 0;
+            if (total + n > cap) {
+                cap = 2 * (total + n);
+                mn__span *grown = realloc(ex->win, (size_t)cap * sizeof *grown);
+                if (!grown) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
+                ex->win = grown;
+            }
+            memcpy(ex->win + total, w, (size_t)n * sizeof *w);
+            total += n;
+            any |= n > 0;
+            ex->win_at[s * W + t + 1] = total;
         }
-        memcpy(ex->win + total, w, (size_t)n * sizeof *w);
-        total += n;
-        given += n > 0;
-        ex->win_at[s + 1] = total;
+        given += any;
     }
     mn__stat(ex, "run.windows", given);
     return MN_OK;

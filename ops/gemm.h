@@ -63,8 +63,9 @@ mn__spans_fn mn__part_spans(const struct mn_op_def *op);
  * matmul_packed, whose products run 50-100 us on one thread): as the part
  * kernel, with a window, the spans the executor's next level will read and
  * write (graph/window.c); it brings their lines towards L2 spread over its
- * work, its part's share of each span (nparts 0: all). NULL: the op has
- * none. Results do not depend on the window. */
+ * work. A part's window is its own (on several threads, the bytes the same
+ * thread's part of the next level touches): the kernel prefetches all of
+ * it. NULL: the op has none. Results do not depend on the window. */
 #define MN_WINDOW_SPANS 32
 typedef mn_status (*mn__window_fn)(const mn_kernel_ctx *c, int part, int nparts, const mn__span *win, int nwin);
 mn__window_fn mn__window_forward(const struct mn_op_def *op);

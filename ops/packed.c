@@ -208,17 +208,15 @@ typedef struct {
     int64_t it, its;        /* strips done, in all */
 } window;
 
-/* Part `part` of `nparts` of each of win's spans (the same rows of the
- * next level's tensors a row-split part computes), whole lines. */
-static void window_init(window *w, const mn__span *win, int nwin, int part, int nparts, int64_t its)
+/* win's spans, whole lines (the caller's own: on several threads the
+ * executor gives each part the bytes its thread's next part touches). */
+static void window_init(window *w, const mn__span *win, int nwin, int64_t its)
 {
     w->n = w->cur = 0;
     w->lines = w->done = w->it = 0;
     w->its = its;
     for (int i = 0; i < nwin && w->n < MN_WINDOW_SPANS; i++) {
-        uintptr_t len = win[i].hi - win[i].lo, lo = win[i].lo + len * (uintptr_t)part / (uintptr_t)nparts,
-                  hi = win[i].lo + len * (uintptr_t)(part + 1) / (uintptr_t)nparts;
-        lo &= ~(uintptr_t)63;
+        uintptr_t lo = win[i].lo & ~(uintptr_t)63, hi = win[i].hi;
         if (hi <= lo) continue;
         w->sp[w->n] = (mn__span){ lo, hi, win[i].write };
         w->lines += (int64_t)((hi - lo + 63) / 64);
@@ -260,7 +258,7 @@ static void window_burst(const char *at, int64_t n, bool wr)
  * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did.
  * win (or NULL): prefetched over the iterations, after each pair. */
 static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin, int part, int nparts)
+                        int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin)
 {
     int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
     int64_t step = isa == MN_PACKED_AVX512 ? 2 : 1, its = 0;
@@ -268,7 +266,7 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
     its *= (p1 - p0 + step - 1) / step;
     window w, *wp = NULL;
     if (nwin > 0 && its > 0) {
-        window_init(&w, win, nwin, part, nparts, its);
+        window_init(&w, win, nwin, its);
         wp = &w;
     }
     for (int64_t i0 = 0; i0 < M; i0 += rb) {
@@ -313,25 +311,24 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
 }
 
 /* Part `part` of `nparts` of the product, as mn__packed_split shares it
- * (ONE: part 0 computes everything); win: the prefetch window (part
- * `part` of its spans; ONE: all of them). */
+ * (ONE: part 0 computes everything); win: this part's prefetch window. */
 static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                         int64_t ldc, int part, int nparts, const mn__span *win, int nwin)
 {
     int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
     int split = mn__packed_split(M, N, K, nparts);
     if (split == MN_PACKED_ONE) {
-        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin, 0, 1);
+        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin);
         return;
     }
     if (split == MN_PACKED_ROWS) {
         int64_t m0 = strips * part / nparts * 8, m1 = strips * (part + 1) / nparts * 8;
         if (m1 > M) m1 = M;
-        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin, part, nparts);
+        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin);
         return;
     }
     int64_t nt = pairs < nparts ? pairs : nparts, q0 = pairs * part / nt * 2, q1 = pairs * (part + 1) / nt * 2;
-    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np, win, nwin, part, (int)nt);
+    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np, win, nwin);
 }
 
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed

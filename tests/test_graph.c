@@ -604,13 +604,84 @@ static float window_run(mn_exec *ex, mn_params *P, float *grads)
     return mn_exec_loss(ex);
 }
 
+/* Whether [lo, hi) is covered by the union of sp's n spans. */
+static bool spans_cover(const mn__span *sp, int n, uintptr_t lo, uintptr_t hi)
+{
+    while (lo < hi) {
+        uintptr_t end = 0;
+        for (int i = 0; i < n; i++)
+            if (sp[i].lo <= lo && lo < sp[i].hi && sp[i].hi > end) end = sp[i].hi;
+        if (!end) return false;
+        lo = end;
+    }
+    return true;
+}
+
+/* A run's loss and gradients (into grads), the windows emptied or not. */
+static float window_ab(mn_exec *ex, mn_params *P, float *grads, bool empty);
+
+/* On two threads the packed products inside a chain get one window per
+ * thread's part (graph/window.c): every span of part t's window lies in
+ * the bytes part t of the next level touches (graph/run.c's account of
+ * that thread's part), and the windows change no bit. */
+static void two_thread_windows(mn_graph *g, mn_params *P, mn_node *loss, int64_t T, int64_t total)
+{
+    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+    ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+    ck_assert_int_eq(ex->win_parts, 2);
+    int given = 0, W = ex->win_parts;
+    mn__span *next = malloc(4 * MN_SPANS_MAX * sizeof *next);
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        int l = st->level;
+        if (ex->win_at[s * W] == ex->win_at[s * W + W]) continue;
+        given++;
+        ck_assert_str_eq(st->node->op->name, "matmul_packed");
+        for (int t = 0; t < W; t++) {
+            int m = 0;
+            for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
+                int got = mn__chain_part_spans(ex, &ex->steps[k], t, W, next + m, 4 * MN_SPANS_MAX - m);
+                if (got > 0) m += got;
+            }
+            ck_assert_int_gt(ex->win_at[s * W + t + 1], ex->win_at[s * W + t]);
+            for (int i = ex->win_at[s * W + t]; i < ex->win_at[s * W + t + 1]; i++)
+                ck_assert_msg(spans_cover(next, m, ex->win[i].lo, ex->win[i].hi),
+                              "step %d, thread %d: window span %d is not in its own part of the next level", s, t, i);
+        }
+    }
+    free(next);
+    printf("2 threads: %d products with a window per thread\n", given);
+    ck_assert_int_eq(given, (int)mn_exec_stat(ex, "run.windows"));
+    ck_assert_int_ge(given, 2 * (int)(T - 2));
+    float *with = malloc((size_t)total * sizeof *with), *without = malloc((size_t)total * sizeof *without);
+    const mn_tensor *xt = mn_exec_input(ex, 0);
+    mn_rng_fill_normal(mn_f32(xt), mn_tensor_numel(xt), 7, 1, 0, 1);
+    float l1 = window_ab(ex, P, with, false), l2 = window_ab(ex, P, without, true);
+    ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "2 threads: loss %.9g with windows vs %.9g", l1, l2);
+    ck_assert_msg(memcmp(with, without, (size_t)total * sizeof *with) == 0, "2 threads: gradients differ with the windows");
+    free(with); free(without);
+    mn_exec_free(ex);
+}
+
+static float window_ab(mn_exec *ex, mn_params *P, float *grads, bool empty)
+{
+    int *kept = ex->win_at;
+    if (empty) ex->win_at = calloc((size_t)ex->nsteps * (size_t)ex->win_parts + 1, sizeof *ex->win_at);
+    float l = window_run(ex, P, grads);
+    if (empty) {
+        free(ex->win_at);
+        ex->win_at = kept;
+    }
+    return l;
+}
+
 /* On one thread each packed product of an RNN's time steps gets a prefetch
  * window (graph/window.c): bytes that its next level's steps read or
  * write, none of its own (A, the packed W, the C it writes), and among
  * them all of the next cell's output (the lines the cell will write; the
- * input projections' next steps write blocks past the window's cap); two
- * threads get none. The window changes no bit: the run with the windows
- * emptied gives the same loss and gradients. LSTM and GRU. */
+ * input projections' next steps write blocks past the window's cap); on
+ * two threads, see two_thread_windows. The window changes no bit: the run
+ * with the windows emptied gives the same loss and gradients. LSTM and GRU. */
 START_TEST(packed_products_prefetch_the_next_level)
 {
     const int64_t T = 8, B = 32, H = 128;
@@ -619,10 +690,6 @@ START_TEST(packed_products_prefetch_the_next_level)
     mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, 16));
     mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = _i ? MN_RNN_GRU : MN_RNN_LSTM, .hidden = H });
     mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
-    mn_exec *two = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
-    ck_assert_ptr_nonnull(two);
-    ck_assert_int_eq((int)mn_exec_stat(two, "run.windows"), 0);
-    mn_exec_free(two);
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 1 });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
     int given = 0, cells = 0;
@@ -662,16 +729,12 @@ START_TEST(packed_products_prefetch_the_next_level)
     float *with = malloc((size_t)total * sizeof *with), *without = malloc((size_t)total * sizeof *without);
     const mn_tensor *xt = mn_exec_input(ex, 0);
     mn_rng_fill_normal(mn_f32(xt), mn_tensor_numel(xt), 7, 1, 0, 1);
-    float l1 = window_run(ex, P, with);
-    int *kept = ex->win_at;
-    ex->win_at = calloc((size_t)ex->nsteps + 1, sizeof *ex->win_at);     /* no windows */
-    float l2 = window_run(ex, P, without);
-    free(ex->win_at);
-    ex->win_at = kept;
+    float l1 = window_ab(ex, P, with, false), l2 = window_ab(ex, P, without, true);
     ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "loss %.9g with windows vs %.9g", l1, l2);
     ck_assert_msg(memcmp(with, without, (size_t)total * sizeof *with) == 0, "gradients differ with the windows");
     free(with); free(without);
     mn_exec_free(ex);
+    two_thread_windows(g, P, loss, T, total);
     mn_graph_free(g); mn_params_free(P);
 }
 END_TEST
