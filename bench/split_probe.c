@@ -44,15 +44,17 @@ static void pollute(float *pol, size_t per, int step, int t)
 }
 
 /* One repetition of a way on 2 threads: per-step seconds (thread 0's clock). */
-typedef enum { ROWS_FWD, UNITS_FWD, ROWS_BWD, UNITS_BWD, ONE_FWD, ONE_BWD } way;
-static const char *names[] = { "fwd rows 16+16, all W", "fwd units 128+128, half W + barrier", "bwd rows 16+16, all W",
-                               "bwd units 128+128, half W + barrier", "fwd 1 thread, 32 rows", "bwd 1 thread, 32 rows" };
+typedef enum { ROWS_FWD, UNITS_FWD, UNITS_FWD1, ROWS_BWD, UNITS_BWD, ONE_FWD, ONE_BWD, BARRIER, NWAYS } way;
+static const char *names[] = { "fwd rows 16+16, all W", "fwd units 128+128, half W + barrier",
+                               "fwd units, own panels contiguous (1 call)", "bwd rows 16+16, all W",
+                               "bwd units 128+128, half W + barrier", "fwd 1 thread, 32 rows", "bwd 1 thread, 32 rows",
+                               "barrier (+ pollution) only" };
 
-static double rep(way w, int isa, const float *Pf, const float *Pb, float *h, float *C, float *dG, float *dh, float *pol,
+static double rep(way w, int isa, const float *Pf, const float *Pu, const float *Pb, float *h, float *C, float *dG, float *dh, float *pol,
                   size_t per)
 {
     double secs = 0;
-    int nth = w >= ONE_FWD ? 1 : 2;
+    int nth = w == ONE_FWD || w == ONE_BWD ? 1 : 2;
     #pragma omp parallel num_threads(nth)
     {
         int t = omp_get_thread_num();
@@ -68,6 +70,10 @@ static double rep(way w, int isa, const float *Pf, const float *Pb, float *h, fl
                     mn__packed_gemm(isa, B, H / 2, H, h, H, Pf + ((size_t)g * (H / PW) + (size_t)t * (H / 2 / PW)) * H * PW,
                                     C + g * H + t * (H / 2), G, 1);
                 break;
+            case UNITS_FWD1:     /* the same panels packed contiguously per thread: one call of 32 panels, C_t [B, 2H] */
+                mn__packed_gemm(isa, B, G / 2, H, h, H, Pu + (size_t)t * (G / 2) * H, C + (size_t)t * B * (G / 2), G / 2, 1);
+                break;
+            case BARRIER: break;
             case ROWS_BWD:       /* thread t: rows 16t.., all 16 panels of W_hh (K 1024: 1 MiB) */
                 mn__packed_gemm(isa, B / 2, H, G, dG + (size_t)t * (B / 2) * G, G, Pb, dh + (size_t)t * (B / 2) * H, H, 1);
                 break;
@@ -78,7 +84,7 @@ static double rep(way w, int isa, const float *Pf, const float *Pb, float *h, fl
             case ONE_BWD: mn__packed_gemm(isa, B, H, G, dG, G, Pb, dh, H, 1); break;
             }
             pollute(pol, per, s, t);
-            if (w == UNITS_FWD || w == UNITS_BWD) {
+            if (w == UNITS_FWD || w == UNITS_FWD1 || w == UNITS_BWD || w == BARRIER) {
                 #pragma omp barrier
             }
         }
@@ -103,21 +109,24 @@ int main(int argc, char **argv)
     float *W = buf((size_t)G * H), *Pf = buf((size_t)G * H), *Pb = buf((size_t)G * H);
     mn__pack_weight(W, true, G, H, Pf, 1);        /* C = h W^T: N 4H, K H */
     mn__pack_weight(W, false, H, G, Pb, 1);       /* dh = dG W: N H, K 4H */
+    float *Pu = buf((size_t)G * H);               /* Pf's panels, thread 0's 32 then thread 1's */
+    for (int t = 0; t < 2; t++)
+        for (int g = 0; g < 4; g++)
+            memcpy(Pu + ((size_t)t * 32 + (size_t)g * 8) * H * PW, Pf + ((size_t)g * 16 + (size_t)t * 8) * H * PW,
+                   (size_t)8 * H * PW * sizeof(float));
     float *h = buf((size_t)B * H), *C = buf((size_t)B * G), *dG = buf((size_t)B * G), *dh = buf((size_t)B * H);
     float *pol = per ? buf(per * 2 * STEPS) : NULL;
     double *t = malloc((size_t)reps * sizeof *t);
     printf("B %d, H %d, %d steps a repetition, %d repetitions, %zu KiB polluted per step and thread, isa %d\n", B, H, STEPS,
            reps, per * sizeof(float) / 1024, isa);
-    double res[6][2];
-    for (int w = 0; w < 6; w++) res[w][0] = res[w][1] = 0;
-    /* the ways interleaved repetition by repetition, so load hits them alike */
-    double *all = malloc((size_t)reps * 6 * sizeof *all);
+        /* the ways interleaved repetition by repetition, so load hits them alike */
+    double *all = malloc((size_t)reps * NWAYS * sizeof *all);
     for (int r = 0; r < reps; r++)
-        for (int w = 0; w < 6; w++) all[(size_t)w * reps + r] = rep((way)w, isa, Pf, Pb, h, C, dG, dh, pol, per);
-    for (int w = 0; w < 6; w++) {
+        for (int w = 0; w < NWAYS; w++) all[(size_t)w * reps + r] = rep((way)w, isa, Pf, Pu, Pb, h, C, dG, dh, pol, per);
+    for (int w = 0; w < NWAYS; w++) {
         memcpy(t, all + (size_t)w * reps, (size_t)reps * sizeof *t);
         qsort(t, (size_t)reps, sizeof *t, cmp);
-        printf("%-40s min %7.2f us  median %7.2f us\n", names[w], 1e6 * t[0], 1e6 * t[reps / 2]);
+        printf("%-44s min %7.2f us  median %7.2f us\n", names[w], 1e6 * t[0], 1e6 * t[reps / 2]);
     }
     return 0;
 }
