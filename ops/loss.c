@@ -231,7 +231,9 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
     if (cnt < 0) return MN_ERR_RUNTIME;
     float *y = mn_f32(c->out);
     double part[MN_NCHUNK] = { 0 }, total = 0;
-    if (mn__serial(c->nthreads, npos * d.c > MN_GRAIN))
+    /* with the stats and no smoothing a position reads one logit: serial */
+    int64_t work = c->nin == 3 && a->o.label_smoothing == 0 ? npos : npos * d.c;
+    if (mn__serial(c->nthreads, work > MN_GRAIN))
         for (int ch = 0; ch < MN_NCHUNK; ch++) ce_chunk(c, d, ch, part);
     else {
         #pragma omp parallel for num_threads(c->nthreads) schedule(static)
