@@ -323,7 +323,9 @@ static mn_status vjp_ce(mn_vjp_ctx *c)
 mn_node *mn_cross_entropy_ex(mn_graph *g, mn_node *logits, mn_node *targets, mn_ce_opts o)
 {
     mn_ce_attrs a = { o };
-    mn_node *in[3] = { logits, targets, logits ? mn__node(g, &mn__op_cross_entropy_stats, &logits, 1, NULL) : NULL };
+    /* bad logits get cross_entropy's own message: no stats for them */
+    bool ok = logits && mn_node_dtype(logits) == MN_F32 && mn_node_shape(logits).ndim >= 1;
+    mn_node *in[3] = { logits, targets, ok ? mn__node(g, &mn__op_cross_entropy_stats, &logits, 1, NULL) : NULL };
     return mn__node(g, &mn__op_cross_entropy, in, in[2] ? 3 : 2, &a);
 }
 
