@@ -1,14 +1,19 @@
 /* ops/loss.c: losses with PyTorch's semantics. cross_entropy takes logits
  * [N, C] or [N, C, d...] (or [C]) and i32 targets, log-softmax is computed
- * inside (stable); its backward recomputes the softmax from the logits so
- * nothing hidden is kept between passes. mse_loss compares equal shapes. */
+ * stably. mn_cross_entropy_ex builds it as two graph values, as layer_norm:
+ * cross_entropy_stats (each position's maximum and sum of exponentials, one
+ * pass over the logits) and cross_entropy(logits, targets, stats); the
+ * backward cross_entropy_grad reads the same stats (an edge of the graph,
+ * nothing hidden), so it takes one exponential pass and no reduction. Nodes
+ * built without stats (mn_op by name: two inputs, the gradient three)
+ * compute them inside, as before. mse_loss compares equal shapes. */
 #include "attrs.h"
 #include "op.h"
 #include "fastmath.h"
 #include <math.h>
 #include <string.h>
 
-extern const mn_op_def mn__op_cross_entropy, mn__op_cross_entropy_grad, mn__op_mse_loss;
+extern const mn_op_def mn__op_cross_entropy, mn__op_cross_entropy_grad, mn__op_cross_entropy_stats, mn__op_mse_loss;
 
 typedef struct { int64_t n, c, inner; } ce_dims;   /* logits viewed as [n, c, inner] */
 
@@ -37,9 +42,24 @@ static mn_status check_ce(mn_infer_ctx *c)
     return MN_OK;
 }
 
+/* The optional stats input k: cross_entropy_stats of the logits, [positions, CE_NST]. */
+enum { CE_NST = 4 };
+
+static mn_status check_stats_in(mn_infer_ctx *c, int k)
+{
+    if (c->nin <= k) return MN_OK;
+    ce_dims d = ce_split(c->in[0].shape);
+    if (c->in[k].dtype != MN_F32 || !mn_shape_eq(c->in[k].shape, MN_SHAPE(d.n * d.inner, CE_NST)))
+        return mn__infer_fail(c, MN_ERR_SHAPE, "stats (input %d) must be f32 [%lld, %d]: cross_entropy_stats of the logits", k,
+                              (long long)(d.n * d.inner), CE_NST);
+    return MN_OK;
+}
+
 static mn_status infer_ce(mn_infer_ctx *c)
 {
+    if (c->nin < 2 || c->nin > 3) return mn__infer_fail(c, MN_ERR_INVALID, "takes logits, targets and optional stats");
     mn_status s = check_ce(c);
+    if (!s) s = check_stats_in(c, 2);
     if (s) return s;
     const mn_ce_attrs *a = c->attrs;
     c->out = (mn_tdesc){ MN_F32, a->o.reduction == MN_REDUCE_NONE ? c->in[1].shape : MN_SCALAR };
@@ -48,7 +68,9 @@ static mn_status infer_ce(mn_infer_ctx *c)
 
 static mn_status infer_ce_grad(mn_infer_ctx *c)
 {
+    if (c->nin < 3 || c->nin > 4) return mn__infer_fail(c, MN_ERR_INVALID, "takes logits, targets, dloss and optional stats");
     mn_status s = check_ce(c);
+    if (!s) s = check_stats_in(c, 3);
     if (s) return s;
     const mn_ce_attrs *a = c->attrs;
     mn_shape want = a->o.reduction == MN_REDUCE_NONE ? c->in[1].shape : MN_SCALAR;
@@ -96,6 +118,80 @@ static double row_lse(const float *x, int64_t n, int64_t st, double *ls)
     return m;
 }
 
+/* sum_k exp(x_k - m) over a contiguous row, added as mn__row_sum adds a
+ * whole row (8 lanes, then the tail, then the lanes), the exponentials
+ * made 256 at a time on the stack: the sum the backward took of the
+ * exponentials it had written to dx (before the stats), bit for bit. */
+static double row_sumexp_whole(const float *x, int64_t n, float m)
+{
+    float e[256];
+    double acc[8] = { 0 }, s = 0;
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t b = n - i < 256 ? n - i : 256, k = 0;
+        for (int64_t j = 0; j < b; j++) e[j] = mn__expf(x[i + j] - m);
+        for (; k + 8 <= b; k += 8)
+            for (int j = 0; j < 8; j++) acc[j] += (double)e[k + j];
+        for (; k < b; k++) s += e[k];           /* the tail: only the last block's (256 % 8 == 0) */
+    }
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* One position's stats: o[0] = m, the row's maximum, and S = sum exp(x_k -
+ * m) in double as three floats o[1] + o[2] + o[3] (each the rest of the
+ * one before rounded to float: their double sum is S exactly, S in [1, C]);
+ * S = 1 (its log 0) where m is not finite. The contiguous row's S is added
+ * in the backward's order (row_sumexp_whole), a strided row's in row_lse's. */
+static void ce_row_stats(const float *row, int64_t n, int64_t st, float *o)
+{
+    float m = -INFINITY;
+    double s = 1;
+    if (st == 1) m = mn__row_max(row, n);
+    else
+        for (int64_t i = 0; i < n; i++) m = mn__fmaxf(m, row[i * st]);
+    if (isfinite(m) && st == 1) s = row_sumexp_whole(row, n, m);
+    else if (isfinite(m)) {
+        s = 0;
+        for (int64_t i = 0; i < n; i++) s += mn__expf(row[i * st] - m);
+    }
+    float hi = (float)s, mid = (float)(s - hi);
+    o[0] = m;
+    o[1] = hi;
+    o[2] = mid;
+    o[3] = (float)((s - hi) - mid);
+}
+
+static double stats_sum(const float *o) { return ((double)o[1] + o[2]) + o[3]; }
+
+static mn_status infer_ce_stats(mn_infer_ctx *c)
+{
+    if (c->in[0].dtype != MN_F32 || c->in[0].shape.ndim < 1) return mn__infer_fail(c, MN_ERR_DTYPE, "logits must be f32 with a class dim");
+    ce_dims d = ce_split(c->in[0].shape);
+    c->out = (mn_tdesc){ MN_F32, MN_SHAPE(d.n * d.inner, CE_NST) };
+    return MN_OK;
+}
+
+static void ce_stats_chunk(const mn_kernel_ctx *c, ce_dims d, int ch)
+{
+    const float *x = mn_f32(&c->in[0]);
+    float *o = mn_f32(c->out);
+    int64_t npos = d.n * d.inner;
+    for (int64_t p = npos * ch / MN_NCHUNK; p < npos * (ch + 1) / MN_NCHUNK; p++)
+        ce_row_stats(x + (p / d.inner) * d.c * d.inner + p % d.inner, d.c, d.inner, o + p * CE_NST);
+}
+
+static mn_status ce_stats_fwd(const mn_kernel_ctx *c)
+{
+    ce_dims d = ce_split(c->in[0].shape);
+    if (mn__serial(c->nthreads, d.n * d.inner * d.c > MN_GRAIN))
+        for (int ch = 0; ch < MN_NCHUNK; ch++) ce_stats_chunk(c, d, ch);
+    else {
+        #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+        for (int ch = 0; ch < MN_NCHUNK; ch++) ce_stats_chunk(c, d, ch);
+    }
+    return MN_OK;
+}
+
 /* Chunk ch of the positions: each one's loss into y (reduction none) and
  * their sum into part[ch]. */
 static void ce_chunk(const mn_kernel_ctx *c, ce_dims d, int ch, double *part)
@@ -103,13 +199,18 @@ static void ce_chunk(const mn_kernel_ctx *c, ce_dims d, int ch, double *part)
     const mn_ce_attrs *a = c->attrs;
     const float *x = mn_f32(&c->in[0]);
     const int32_t *t = mn_i32(&c->in[1]);
+    const float *st = c->nin == 3 ? mn_f32(&c->in[2]) : NULL;
     float *y = mn_f32(c->out), eps = a->o.label_smoothing;
     int64_t npos = d.n * d.inner;
     for (int64_t p = npos * ch / MN_NCHUNK; p < npos * (ch + 1) / MN_NCHUNK; p++) {
         const float *row = x + (p / d.inner) * d.c * d.inner + p % d.inner;
         double l = 0;
         if (t[p] != a->o.ignore_index) {
-            double ls, m = row_lse(row, d.c, d.inner, &ls);
+            double ls, m;
+            if (st) {                           /* the stats: lse = m + log S, as the backward reads it */
+                m = st[p * CE_NST];
+                ls = log(stats_sum(st + p * CE_NST));
+            } else m = row_lse(row, d.c, d.inner, &ls);
             l = (1.0 - eps) * ((m - row[t[p] * d.inner]) + ls);
             if (eps > 0) {
                 double s = 0;
@@ -130,7 +231,9 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
     if (cnt < 0) return MN_ERR_RUNTIME;
     float *y = mn_f32(c->out);
     double part[MN_NCHUNK] = { 0 }, total = 0;
-    if (mn__serial(c->nthreads, npos * d.c > MN_GRAIN))
+    /* with the stats and no smoothing a position reads one logit: serial */
+    int64_t work = c->nin == 3 && a->o.label_smoothing == 0 ? npos : npos * d.c;
+    if (mn__serial(c->nthreads, work > MN_GRAIN))
         for (int ch = 0; ch < MN_NCHUNK; ch++) ce_chunk(c, d, ch, part);
     else {
         #pragma omp parallel for num_threads(c->nthreads) schedule(static)
@@ -144,8 +247,9 @@ static mn_status ce_fwd(const mn_kernel_ctx *c)
 
 /* dx_k = w (softmax_k - (1 - eps) [k = t] - eps / C), w = dloss (per position,
  * or / count for mean); zero for ignored positions. A contiguous row with a
- * finite maximum m takes one exponential pass: e_k = exp(x_k - m) into dx,
- * then dx_k = e_k w / sum(e) - w eps / C. */
+ * finite maximum m: dx_k = e_k w / S - w eps / C, e_k = exp(x_k - m),
+ * S = sum(e). With the stats (m, S) that is one pass; without, the row's
+ * maximum, then e into dx, its sum, and the scaling (the same bits). */
 static void ce_grad_row(const mn_kernel_ctx *c, ce_dims d, int64_t cnt, int64_t p)
 {
     const mn_ce_attrs *a = c->attrs;
@@ -161,6 +265,23 @@ static void ce_grad_row(const mn_kernel_ctx *c, ce_dims d, int64_t cnt, int64_t 
     }
     double w = a->o.reduction == MN_REDUCE_NONE ? dl[p]
              : a->o.reduction == MN_REDUCE_SUM ? dl[0] : dl[0] / (double)cnt;
+    if (c->nin == 4) {
+        const float *st = mn_f32(&c->in[3]) + p * CE_NST;
+        float sm = st[0];
+        double S = stats_sum(st);
+        if (d.inner == 1 && isfinite(sm)) {
+            float scale = (float)(w / S), off = (float)(w * eps / (double)d.c);
+            for (int64_t k = 0; k < d.c; k++) out[k] = mn__expf(row[k] - sm) * scale - off;
+            out[t[p]] -= (float)(w * (1.0 - eps));
+            return;
+        }
+        double ls = log(S), lm = sm;
+        for (int64_t k = 0; k < d.c; k++) {
+            double g = mn__expf((float)((row[k * d.inner] - lm) - ls)) - eps / (double)d.c - (k == t[p] ? 1.0 - eps : 0.0);
+            out[k * d.inner] = (float)(w * g);
+        }
+        return;
+    }
     float m = d.inner == 1 ? mn__row_max(row, d.c) : 0.0f;
     if (d.inner == 1 && isfinite(m)) {          /* contiguous row: vectorised float loops */
         for (int64_t k = 0; k < d.c; k++) out[k] = mn__expf(row[k] - m);
@@ -191,18 +312,21 @@ static mn_status ce_grad_fwd(const mn_kernel_ctx *c)
     return MN_OK;
 }
 
+/* The gradient reads the forward's stats when it has them. */
 static mn_status vjp_ce(mn_vjp_ctx *c)
 {
-    mn_node *in[3] = { c->in[0], c->in[1], c->dy };
-    if (c->needs[0]) c->dx[0] = mn__node(c->g, &mn__op_cross_entropy_grad, in, 3, c->attrs);
+    mn_node *in[4] = { c->in[0], c->in[1], c->dy, c->nin == 3 ? c->in[2] : NULL };
+    if (c->needs[0]) c->dx[0] = mn__node(c->g, &mn__op_cross_entropy_grad, in, c->nin == 3 ? 4 : 3, c->attrs);
     return MN_OK;
 }
 
 mn_node *mn_cross_entropy_ex(mn_graph *g, mn_node *logits, mn_node *targets, mn_ce_opts o)
 {
     mn_ce_attrs a = { o };
-    mn_node *in[2] = { logits, targets };
-    return mn__node(g, &mn__op_cross_entropy, in, 2, &a);
+    /* bad logits get cross_entropy's own message: no stats for them */
+    bool ok = logits && mn_node_dtype(logits) == MN_F32 && mn_node_shape(logits).ndim >= 1;
+    mn_node *in[3] = { logits, targets, ok ? mn__node(g, &mn__op_cross_entropy_stats, &logits, 1, NULL) : NULL };
+    return mn__node(g, &mn__op_cross_entropy, in, in[2] ? 3 : 2, &a);
 }
 
 mn_node *mn_cross_entropy(mn_graph *g, mn_node *logits, mn_node *targets)
@@ -218,11 +342,37 @@ static void ce_str(const void *p, char *buf, size_t n)
              (double)a->o.label_smoothing);
 }
 
+/* Without stats the forward takes a maximum and a sum of exponentials over
+ * the logits; the stats op does that once, the forward with them then reads
+ * one logit per position (all of them with smoothing), and the gradient
+ * reads the logits and writes dx once (without stats it also takes the
+ * maximum, the sum and a scaling pass, counted as before: 4 FLOPs). */
 static void ce_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
+{
+    (void)out;
+    const mn_ce_attrs *a = attrs;
+    double n = (double)mn_shape_numel(in[0].shape), npos = (double)mn_shape_numel(in[1].shape);
+    if (nin == 3) {
+        *flops = 4.0 * npos + (a->o.label_smoothing > 0 ? 2.0 * n : 0.0);
+        *bytes = 4.0 * (CE_NST + 2.0) * npos + (a->o.label_smoothing > 0 ? 4.0 * n : 0.0);
+        return;
+    }
+    *flops = 4.0 * n;
+    *bytes = 8.0 * n;
+}
+
+static void ce_grad_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
 {
     (void)nin; (void)out; (void)attrs;
     *flops = 4.0 * (double)mn_shape_numel(in[0].shape);
     *bytes = 8.0 * (double)mn_shape_numel(in[0].shape);
+}
+
+static void ce_stats_cost(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops, double *bytes)
+{
+    (void)nin; (void)attrs;
+    *flops = 4.0 * (double)mn_shape_numel(in[0].shape);
+    *bytes = 8.0 * (double)mn_shape_numel(in[0].shape) + 4.0 * (double)mn_shape_numel(out->shape);
 }
 
 /* ---- mse_loss ---- */
@@ -283,17 +433,26 @@ static void mse_str(const void *p, char *buf, size_t n)
     snprintf(buf, n, "reduction=%s", red[((const mn_mse_attrs *)p)->reduction]);
 }
 
+const mn_op_def mn__op_cross_entropy_stats = { MN_OP_RECORD,
+    .name = "cross_entropy_stats",
+    .doc = "s[p] = (m, S as three floats) of each position's logits: m = max_k x[k], S = sum_k exp(x[k] - m) "
+           "(lse = m + log S); read by cross_entropy and its gradient; no gradient",
+    .arity = 1, .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .infer = infer_ce_stats, .forward = ce_stats_fwd, .cost = ce_stats_cost,
+};
 const mn_op_def mn__op_cross_entropy = { MN_OP_RECORD,
     .name = "cross_entropy",
-    .doc = "l = (1-eps)(lse(x) - x[t]) + eps mean_k(lse(x) - x[k]), reduced; dx = cross_entropy_grad",
-    .arity = 2, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1,
+    .doc = "l = (1-eps)(lse(x) - x[t]) + eps mean_k(lse(x) - x[k]), reduced, lse from the optional stats "
+           "(cross_entropy_stats); dx = cross_entropy_grad (reads the same stats)",
+    .arity = -1, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1,
     .infer = infer_ce, .forward = ce_fwd, .vjp = vjp_ce, .cost = ce_cost, .attr_str = ce_str,
 };
 const mn_op_def mn__op_cross_entropy_grad = { MN_OP_RECORD,
     .name = "cross_entropy_grad",
-    .doc = "dx = w (softmax(x) - (1-eps) onehot(t) - eps/C) (cross_entropy backward); no gradient",
-    .arity = 3, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
-    .infer = infer_ce_grad, .forward = ce_grad_fwd, .cost = ce_cost, .attr_str = ce_str,
+    .doc = "dx = w (softmax(x) - (1-eps) onehot(t) - eps/C) (cross_entropy backward), softmax = exp(x - m) / S "
+           "from the optional stats (one pass); no gradient",
+    .arity = -1, .attr_size = sizeof(mn_ce_attrs), MN__FIELDS(mn_ce_attrs), .inplace = -1, .flags = MN_OPF_NOGRAD,
+    .infer = infer_ce_grad, .forward = ce_grad_fwd, .cost = ce_grad_cost, .attr_str = ce_str,
 };
 const mn_op_def mn__op_mse_loss = { MN_OP_RECORD,
     .name = "mse_loss", .doc = "l = (x - t)^2, reduced; dx = 2 (x - t) dy [/ n], dt = -dx",

@@ -24,7 +24,8 @@
     X(cast) X(fill) X(zeros_like) X(ones_like) X(arange)                      \
     X(crf_nll) X(crf_nll_grad) X(erf)                                         \
     X(unfold) X(fold) X(topk) X(self_attention) X(self_attention_grad)  \
-    X(layer_norm_param_grad) X(pack_weight) X(matmul_packed)
+    X(layer_norm_param_grad) X(pack_weight) X(matmul_packed)     \
+    X(cross_entropy_stats)
 
 #define MN__DECL(n) extern const mn_op_def mn__op_##n;
 MN__OPS(MN__DECL)

@@ -1552,6 +1552,71 @@ START_TEST(cross_entropy_at_huge_logits)
 }
 END_TEST
 
+/* The cross-entropy gradient reads the stats its forward computed (one
+ * exponential pass, ops/loss.c) and gives the bits of the gradient that
+ * computes them itself (the node built without stats), on 1 and 2 threads:
+ * contiguous rows of 96 classes and of 300 (> 256: the sum is added in the
+ * whole row's order), strided classes, smoothing, ignored positions, each
+ * reduction, rows at +-1e30 and a row all -inf (NaN either way). */
+START_TEST(cross_entropy_gradient_reads_the_forward_stats)
+{
+    static const struct { int64_t n, c, inner; mn_ce_opts o; } cs[] = {
+        { 64, 96, 1, { -100, MN_REDUCE_MEAN, 0.0f } }, { 7, 300, 1, { 2, MN_REDUCE_SUM, 0.1f } },
+        { 4, 5, 3, { 1, MN_REDUCE_NONE, 0.2f } }, { 6, 40, 1, { -100, MN_REDUCE_MEAN, 0.3f } },
+    };
+    int k = _i;
+    int64_t n = cs[k].n, c = cs[k].c, inner = cs[k].inner, npos = n * inner, numel = n * c * inner;
+    mn_params *P = mn_params_new();
+    mn_graph *g = mn_graph_new(P);
+    mn_shape xs = inner > 1 ? MN_SHAPE(n, c, inner) : MN_SHAPE(n, c), ts = inner > 1 ? MN_SHAPE(n, inner) : MN_SHAPE(n);
+    mn_node *x = mn_param(g, "x", xs, (mn_init){ .kind = MN_INIT_ZEROS }), *t = mn_input(g, "t", MN_I32, ts), *d;
+    mn_node *loss = mn_cross_entropy_ex(g, x, t, cs[k].o);
+    mn_node *y = mn_scale(g, cs[k].o.reduction == MN_REDUCE_NONE ? mn_sum_all(g, loss) : loss, 0.7f);   /* w: not a power of 2 */
+    ck_assert_ok(mn_grad(g, y, &x, 1, &d));
+    ck_assert_str_eq(d->op->name, "cross_entropy_grad");
+    ck_assert_int_eq(d->nin, 4);
+    ck_assert_str_eq(d->in[3]->op->name, "cross_entropy_stats");
+    ck_assert_ptr_eq(d->in[3]->in[0], x);
+    ck_assert_int_eq(loss->nin, 3);
+    ck_assert_ptr_eq(loss->in[2], d->in[3]);                 /* the forward's stats, not a second copy */
+    mn_node *old = mn_op(g, "cross_entropy_grad", d->in, 3, d->attrs, sizeof(mn_ce_attrs));
+    mn_node *oldl = mn_op(g, "cross_entropy", loss->in, 2, loss->attrs, sizeof(mn_ce_attrs));
+    float *v = mn_f32(mn_params_get(P, "x"));
+    for (int64_t i = 0; i < numel; i++) v[i] = 3.0f * mn_rng_normal(9, (uint64_t)k, (uint64_t)i);
+    if (k == 3) {                                            /* huge rows as cross_entropy_at_huge_logits, one row -inf */
+        for (int64_t i = 0; i < 2 * c; i++) v[i] = i % 2 ? -1e30f : 1e30f;
+        for (int64_t i = 5 * c; i < 6 * c; i++) v[i] = -INFINITY;
+    }
+    int32_t tv[64];
+    for (int64_t p = 0; p < npos; p++) tv[p] = p % 3 == 1 ? cs[k].o.ignore_index : (int32_t)((p * 7) % c);
+    float *grads[2];
+    for (int th = 1; th <= 2; th++) {
+        const mn_node *outs[4] = { d, old, loss, oldl };
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = outs, .noutputs = 4, .threads = th });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_feed_data(ex, "t", tv, (size_t)npos * sizeof *tv));
+        ck_assert_ok(mn_exec_run(ex));
+        const float *a = mn_f32(mn_exec_value(ex, d)), *b = mn_f32(mn_exec_value(ex, old));
+        for (int64_t i = 0; i < numel; i++)
+            ck_assert_msg(!memcmp(a + i, b + i, sizeof *a), "case %d, %d threads, element %lld: %.9g with the stats, %.9g without",
+                          k, th, (long long)i, (double)a[i], (double)b[i]);
+        const mn_tensor *l = mn_exec_value(ex, loss), *ol = mn_exec_value(ex, oldl);
+        for (int64_t i = 0; i < mn_tensor_numel(l); i++) {
+            double p = mn_f32(l)[i], q = mn_f32(ol)[i];
+            ck_assert_msg(p == q || fabs(p - q) <= 1e-6 * fabs(q) || (isnan(p) && isnan(q)), "case %d loss %lld: %.9g vs %.9g", k,
+                          (long long)i, p, q);
+        }
+        grads[th - 1] = malloc((size_t)numel * sizeof *a);
+        memcpy(grads[th - 1], a, (size_t)numel * sizeof *a);
+        mn_exec_free(ex);
+    }
+    ck_assert(!memcmp(grads[0], grads[1], (size_t)numel * sizeof *grads[0]));
+    free(grads[0]);
+    free(grads[1]);
+    mn_graph_free(g); mn_params_free(P);
+}
+END_TEST
+
 START_TEST(grad_errors)
 {
     mn_params *P = mn_params_new();
@@ -1607,6 +1672,7 @@ int main(void)
     tcase_add_test(tc, hessian_vector_product_of_an_mlp);
     tcase_add_test(tc, grad_errors);
     tcase_add_loop_test(tc, cross_entropy_at_huge_logits, 0, 2);
+    tcase_add_loop_test(tc, cross_entropy_gradient_reads_the_forward_stats, 0, 4);
     tcase_add_test(tc, pass_counters_by_name);
     tcase_add_test(tc, cse_ignores_attribute_padding);
     tcase_add_test(tc, op_named_builds_through_the_schema);

@@ -21,6 +21,7 @@ typedef enum {
     G_GRID0, G_GRID5,      /* multiples of 0.1 (+ 0.05): two such inputs never tie */
     G_LEN,                 /* i32 lengths T, T-1, ..., 0, T, ... (T = dim 0 of input 0) */
     G_PACKED,              /* pack_weight(input 1): a derived input (matmul_packed) */
+    G_CESTATS,             /* cross_entropy_stats(input 0): a derived input */
 } gen_kind;
 
 typedef struct {
@@ -55,6 +56,10 @@ typedef struct {
 #define CE(name, L, T, C, red, ign, eps, every, extra)                                        \
     { name, 2 + (extra), { L, T, (red) == MN_REDUCE_NONE ? T : SC }, { MN_F32, MN_I32, MN_F32 }, \
       { G_NORMAL, G_CLASS, G_NORMAL }, &(mn_ce_attrs){ { ign, red, eps } }, C, every, ign }
+/* the same with the stats input cross_entropy_stats(logits) last (forward: 3 inputs, grad: 4) */
+#define CES(name, L, T, C, red, ign, eps, every, extra)                                                      \
+    { name, 3 + (extra), { L, T, (extra) ? ((red) == MN_REDUCE_NONE ? T : SC) : SC, SC }, { MN_F32, MN_I32, MN_F32, MN_F32 }, \
+      { G_NORMAL, G_CLASS, (extra) ? G_NORMAL : G_CESTATS, G_CESTATS }, &(mn_ce_attrs){ { ign, red, eps } }, C, every, ign }
 /* self_attention over qkv [B, T, 3E] (+ i32 key padding [B, T]); its grad takes dy [B, T, E] second */
 #define ATT(sh, h, causal, sc) { "self_attention", 1, { sh }, .attrs = &(mn_attention_attrs){ h, causal, sc } }
 #define ATTP(sh, h, causal, sc) { "self_attention", 2, { sh, S((sh).d[0], (sh).d[1]) }, { MN_F32, MN_I32 }, { G_NORMAL, G_CLASS }, \
@@ -311,6 +316,24 @@ static void ref_softmax(const op_case *c, mn_tensor **in, double *out, mn_shape 
             for (int64_t i = 0; i < n; i++)
                 out[base + i * inner] = !strcmp(c->op, "softmax") ? exp(x[base + i * inner] - m) / s : x[base + i * inner] - m - log(s);
         }
+}
+
+/* (m, S, 0, 0) per position: the kernel's S is three floats, the first S
+ * rounded to f32 and the others its rest (below 1e-6 here) */
+static void ref_ce_stats(mn_tensor **in, double *out)
+{
+    mn_shape L = in[0]->shape;
+    int64_t C = L.ndim == 1 ? L.d[0] : L.d[1], N = L.ndim == 1 ? 1 : L.d[0], inner = 1;
+    for (int d = 2; d < L.ndim; d++) inner *= L.d[d];
+    for (int64_t p = 0; p < N * inner; p++) {
+        const float *x = mn_f32(in[0]) + (p / inner) * C * inner + p % inner;
+        double m = -1e300, s = 0;
+        for (int64_t k = 0; k < C; k++) m = fmax(m, x[k * inner]);
+        for (int64_t k = 0; k < C; k++) s += exp(x[k * inner] - m);
+        out[4 * p] = m;
+        out[4 * p + 1] = s;
+        out[4 * p + 2] = out[4 * p + 3] = 0;
+    }
 }
 
 static void ref_ce(const op_case *c, mn_tensor **in, double *out, mn_shape os)
@@ -867,6 +890,7 @@ static void reference(const op_case *c, mn_tensor **in, double *out, mn_shape os
     else if (!strcmp(c->op, "permute")) ref_permute(c, in, out, os);
     else if (!strcmp(c->op, "sum") || !strcmp(c->op, "mean")) ref_reduce(c, in, out, os);
     else if (strstr(c->op, "softmax")) ref_softmax(c, in, out, os);
+    else if (!strcmp(c->op, "cross_entropy_stats")) ref_ce_stats(in, out);
     else if (strstr(c->op, "cross_entropy")) ref_ce(c, in, out, os);
     else if (!strcmp(c->op, "mse_loss")) ref_mse(c, in, out, os);
     else if (!strcmp(c->op, "reshape")) for (int64_t i = 0; i < n; i++) out[i] = mn_f32(in[0])[i];
@@ -890,6 +914,7 @@ static case_graph build(const op_case *c, mn_tensor **in, bool with_loss)
         if (c->dtype[i] == MN_I32) { nodes[i] = mn_constant(cg.g, MN_I32, c->shape[i], in[i]->data); continue; }
         if (c->gen[i] == G_LNSTATS) { nodes[i] = mn_op(cg.g, "layer_norm_stats", nodes, 1, c->attrs, sizeof(mn_ln_attrs)); continue; }
         if (c->gen[i] == G_PACKED) { nodes[i] = mn_op(cg.g, "pack_weight", nodes + 1, 1, c->attrs, sizeof(mn_matmul_attrs)); continue; }
+        if (c->gen[i] == G_CESTATS) { nodes[i] = mn_op(cg.g, "cross_entropy_stats", nodes, 1, NULL, 0); continue; }
         char name[8];
         snprintf(name, sizeof name, "x%d", i);
         nodes[i] = mn_param(cg.g, name, c->shape[i], (mn_init){ 0 });
@@ -980,7 +1005,7 @@ START_TEST(vjp_matches_finite_differences)
      * of nonsmooth ops stay >= 0.1 from their kinks (G_AWAY). */
     const double h = 1e-2;
     for (int i = 0; i < c->nin; i++) {
-        if (c->dtype[i] != MN_F32 || c->gen[i] == G_LNSTATS || c->gen[i] == G_PACKED) continue;
+        if (c->dtype[i] != MN_F32 || c->gen[i] == G_LNSTATS || c->gen[i] == G_PACKED || c->gen[i] == G_CESTATS) continue;
         char name[8];
         snprintf(name, sizeof name, "x%d", i);
         float *x = mn_f32(mn_params_get(cg.P, name));
@@ -1248,7 +1273,7 @@ START_TEST(registry_lookup)
     ck_assert_ptr_null(mn_op_at(mn_op_count()));
     ck_assert(!mn_op_differentiable(mn_op_find("cross_entropy_grad")));
     ck_assert(mn_op_differentiable(mn_op_find("tanh")));
-    ck_assert_int_eq(mn_op_arity(mn_op_find("cross_entropy_grad")), 3);
+    ck_assert_int_eq(mn_op_arity(mn_op_find("cross_entropy_grad")), -1);     /* its stats are optional */
 }
 END_TEST
 
@@ -1306,6 +1331,18 @@ int main(void)
         CE("cross_entropy_grad", S(9, 7), S(9), 7, MN_REDUCE_MEAN, -100, 0.1f, 3, 1),
         CE("cross_entropy_grad", S(4, 5, 3), S(4, 3), 5, MN_REDUCE_NONE, -100, 0.0f, 5, 1),
         CE("cross_entropy_grad", S(64, 96), S(64), 96, MN_REDUCE_SUM, -100, 0.0f, 0, 1),
+        { "cross_entropy_stats", 1, { S(9, 7) } }, { "cross_entropy_stats", 1, { S(4, 5, 3) } },
+        { "cross_entropy_stats", 1, { S(6) } }, { "cross_entropy_stats", 1, { S(3, 300) } },
+        CES("cross_entropy", S(9, 7), S(9), 7, MN_REDUCE_MEAN, 2, 0.1f, 0, 0),
+        CES("cross_entropy", S(9, 7), S(9), 7, MN_REDUCE_NONE, -100, 0.2f, 4, 0),
+        CES("cross_entropy", S(9, 7), S(9), 7, MN_REDUCE_SUM, -100, 0.0f, 3, 0),
+        CES("cross_entropy", S(4, 5, 3), S(4, 3), 5, MN_REDUCE_MEAN, -100, 0.0f, 5, 0),
+        CES("cross_entropy", S(6), SC, 6, MN_REDUCE_MEAN, -100, 0.0f, 0, 0),
+        CES("cross_entropy", S(3, 300), S(3), 300, MN_REDUCE_MEAN, -100, 0.1f, 0, 0),
+        CES("cross_entropy_grad", S(9, 7), S(9), 7, MN_REDUCE_MEAN, -100, 0.1f, 3, 1),
+        CES("cross_entropy_grad", S(4, 5, 3), S(4, 3), 5, MN_REDUCE_NONE, -100, 0.0f, 5, 1),
+        CES("cross_entropy_grad", S(64, 96), S(64), 96, MN_REDUCE_SUM, -100, 0.0f, 0, 1),
+        CES("cross_entropy_grad", S(3, 300), S(3), 300, MN_REDUCE_MEAN, -100, 0.1f, 0, 1),
         MSE(S(5, 7, 3), MN_REDUCE_MEAN), MSE(S(5, 7, 3), MN_REDUCE_SUM), MSE(S(5, 7, 3), MN_REDUCE_NONE),
         MSE(SC, MN_REDUCE_MEAN), MSE(S(64, 130), MN_REDUCE_MEAN),
         EXT_ALL("maximum"), EXT_ALL("minimum"),

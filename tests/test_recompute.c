@@ -753,7 +753,11 @@ END_TEST
  * at the very smallest budgets their plans can miss where those of slices
  * waiting for the cell before them fit, and the pass falls back to those,
  * so the smallest arena an error names does not grow (the command's lstm:
- * 13,571,584 bytes; early slices alone reach 13,698,432). */
+ * 13,571,584 bytes; early slices alone reach 13,698,432). Since the
+ * cross-entropy keeps its stats (session 13, ops/loss.c) the early-slice
+ * plan reaches 13,567,360 bytes, the smallest, so this model no longer
+ * needs the fallback (nor do gru, tagger, rnn): the test holds the named
+ * smallest to the figure before and says which plan won. */
 static model build_default(const char *kind)
 {
     mn_train_cfg c;
@@ -772,7 +776,9 @@ START_TEST(smallest_budget_falls_back_to_waiting_slices)
     mn_exec *ex = compile(&m, need);
     ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
     ck_assert_msg(mn_exec_stat(ex, "recompute.split_values") > 0, "%s: nothing split at %lld bytes", kind, (long long)need);
-    ck_assert_msg(mn_exec_stat(ex, "recompute.early_slices") == 0, "%s at its smallest budget %lld: an early-slice plan won", kind, (long long)need);
+    ck_assert_msg(need <= 13571584, "%s: the smallest arena named grew to %lld bytes", kind, (long long)need);
+    printf("recompute lstm (command) smallest %lld bytes, %s plan\n", (long long)need,
+           mn_exec_stat(ex, "recompute.early_slices") ? "early-slice" : "waiting-slice");
     mn_exec_free(ex);
     free_model(&m);
 }
