@@ -595,6 +595,15 @@ static bool level_holds(const mn_exec *ex, int l, uintptr_t lo, uintptr_t hi)
 }
 
 /* A one-thread training run's loss and gradients (into grads). */
+/* An RNN over x [T, B, I] (an input of g) with the mean square of its
+ * outputs as the loss: the graph the executor tests below compile. */
+static mn_node *rnn_square_loss(mn_graph *g, mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_t H)
+{
+    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = mode, .hidden = H });
+    return mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+}
+
 static float window_run(mn_exec *ex, mn_params *P, float *grads)
 {
     mn_params_zero_grad(P);
@@ -687,9 +696,7 @@ START_TEST(packed_products_prefetch_the_next_level)
     const int64_t T = 8, B = 32, H = 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
-    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, 16));
-    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = _i ? MN_RNN_GRU : MN_RNN_LSTM, .hidden = H });
-    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_node *loss = rnn_square_loss(g, _i ? MN_RNN_GRU : MN_RNN_LSTM, T, B, 16, H);
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 1 });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
     int given = 0, cells = 0;
@@ -895,9 +902,7 @@ START_TEST(gru_cells_run_alone_in_their_levels)
     const int64_t T = 48, B = 32, H = 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
-    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, 16));
-    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_GRU, .hidden = H });
-    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_node *loss = rnn_square_loss(g, MN_RNN_GRU, T, B, 16, H);
     mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
     int cells, crowded = crowded_cells(ex, B, H, &cells);
@@ -914,9 +919,7 @@ static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_
     bool big = B * H >= 24 * 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
-    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
-    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = mode, .hidden = H });
-    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_node *loss = rnn_square_loss(g, mode, T, B, I, H);
     int64_t total = 0;
     for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
     float *chained = malloc((size_t)total * sizeof *chained), *levels = malloc((size_t)total * sizeof *levels);
@@ -981,9 +984,7 @@ START_TEST(budgeted_rnn_levels_join_chains)
     const int64_t T = 32, B = 32, I = 16, H = 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
-    mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
-    mn_rnn_out o = mn_rnn(g, "rnn", x, (mn_rnn_opts){ .mode = MN_RNN_LSTM, .hidden = H });
-    mn_node *loss = mn_mean(g, mn_square(g, o.output), 0, NULL, false);
+    mn_node *loss = rnn_square_loss(g, MN_RNN_LSTM, T, B, I, H);
     int64_t total = 0;
     for (int i = 0; i < mn_params_count(P); i++) total += mn_tensor_numel(mn_params_value(P, i));
     float *plain = malloc((size_t)total * sizeof *plain), *chained = malloc((size_t)total * sizeof *chained);
