@@ -95,15 +95,6 @@ static int window_of(mn_exec *ex, int s, int t, int parts, mn__span *w, mn__span
     return n;
 }
 
-/* Whether level l and level l + 1 run in one chain (graph/run.c), each
- * thread its own part of both. */
-static bool chained_pair(const mn_exec *ex, int l)
-{
-    for (int c = l; c >= 0; c--)
-        if (ex->team_end[c]) return ex->team_end[c] > l + 1;
-    return false;
-}
-
 mn_status mn__find_windows(mn_exec *ex)
 {
     int total = 0, given = 0, W = ex->nthreads > 1 ? ex->nthreads : 1;
@@ -112,10 +103,14 @@ mn_status mn__find_windows(mn_exec *ex)
     ex->win_at = calloc((size_t)ex->nsteps * (size_t)W + 1, sizeof *ex->win_at);
     ex->win = malloc((size_t)(ex->nsteps ? ex->nsteps : 1) * sizeof *ex->win);
     if (!ex->win_at || !ex->win) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "compile: out of memory");
-    int cap = ex->nsteps ? ex->nsteps : 1;
+    int cap = ex->nsteps ? ex->nsteps : 1, lvl = -1, end = 0;
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
-        bool can = !st->fused && !st->state && mn__window_forward(st->node->op) && (W == 1 || chained_pair(ex, st->level));
+        /* steps come level by level: end is the end of the last chain (graph/run.c) starting at or before this level;
+         * on several threads only a product whose next level is in its chain gets windows (each thread its parts) */
+        for (; lvl < st->level; lvl++)
+            if (ex->team_end[lvl + 1]) end = ex->team_end[lvl + 1];
+        bool can = !st->fused && !st->state && mn__window_forward(st->node->op) && (W == 1 || end > st->level + 1);
         bool any = false;
         for (int t = 0; t < W; t++) {
             int n = can ? window_of(ex, s, t, W, w, own, sp) : 0;
