@@ -1277,6 +1277,39 @@ START_TEST(registry_lookup)
 }
 END_TEST
 
+/* The registered tanh and sigmoid kernels (the fused cells' members; by 16
+ * lanes where AVX-512 is present, ops/elementwise.c) give fastmath.h's
+ * scalar formulas bit for bit: NaNs of both signs, infinities, signed
+ * zeros, both clamps, subnormals, any bit pattern, and every tail length
+ * from 1 to 40 (masked lanes). */
+START_TEST(tanh_and_sigmoid_kernels_match_the_scalar_formulas)
+{
+    enum { N = 1 << 16 };
+    static float x[N], got[N];
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        r = r * 1103515245u + 12345u;
+        uint32_t bits = r ^ (r >> 7) << 9;
+        memcpy(&x[i], &bits, sizeof bits);
+        if (i % 3 == 1) x[i] = (float)((int)(r >> 8) % 40000) * 0.001f - 20.0f;     /* around both clamps */
+    }
+    const float special[] = { NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 88.5f, -87.5f, 9.5f, -9.5f, 1e-40f, -1e-40f };
+    memcpy(x, special, sizeof special);
+    const char *names[] = { "tanh", "sigmoid" };
+    for (int k = 0; k < 2; k++) {
+        const mn_op_def *op = mn_op_find(names[k]);
+        for (int n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            const float *in[1] = { x + (n < 40 ? 3 : 0) };
+            op->traits.pointwise(got, in, n, NULL);
+            for (int i = 0; i < n; i++) {
+                float want = k ? mn__sigmoidf(in[0][i]) : mn__tanhf(in[0][i]);
+                ck_assert_msg(!memcmp(&want, &got[i], sizeof want), "%s(%a) of %d: %a, scalar %a", names[k], in[0][i], n, got[i], want);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     const op_case table[] = {
@@ -1471,6 +1504,7 @@ int main(void)
     tcase_add_test(tc, registry_lookup);
     tcase_add_test(tc, every_attribute_struct_has_a_schema);
     tcase_add_test(tc, fastmath_accuracy);
+    tcase_add_test(tc, tanh_and_sigmoid_kernels_match_the_scalar_formulas);
     tcase_add_test(tc, column_sums_are_sequential_double_sums);
     tcase_add_test(tc, self_attention_matches_composed_ops);
     tcase_add_test(tc, self_attention_never_holds_t_by_t);
