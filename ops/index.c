@@ -405,10 +405,11 @@ static mn_status infer_isel_back(mn_infer_ctx *c)
     return MN_OK;
 }
 
-/* Block blk of (outer, 64 columns): out[o, idx[j], c0:c1] += g[o, j, c0:c1], j in order. */
-static void isel_back_block(float *out, const float *gy, const int32_t *ix, mn__split3 s, int64_t n, int64_t nb, int64_t blk)
+/* Block blk of (outer, w columns): out[o, idx[j], c0:c1] += g[o, j, c0:c1], j in order. */
+static void isel_back_block(float *out, const float *gy, const int32_t *ix, mn__split3 s, int64_t n, int64_t nb, int64_t w,
+                            int64_t blk)
 {
-    int64_t o = blk / nb, c0 = (blk % nb) * 64, c1 = c0 + 64 < s.inner ? c0 + 64 : s.inner;
+    int64_t o = blk / nb, c0 = (blk % nb) * w, c1 = c0 + w < s.inner ? c0 + w : s.inner;
     for (int64_t j = 0; j < n; j++) {
         float *dst = out + (o * s.dim + ix[j]) * s.inner;
         const float *src = gy + (o * n + j) * s.inner;
@@ -416,8 +417,11 @@ static void isel_back_block(float *out, const float *gy, const int32_t *ix, mn__
     }
 }
 
-/* out[o, idx[j], :] += g[o, j, :]: blocks of (outer, 64 columns) are
- * disjoint, and j runs in order inside each. */
+/* out[o, idx[j], :] += g[o, j, :]: blocks of (outer, w columns) are
+ * disjoint, and j runs in order inside each (so every element's sum is
+ * the same whatever w). One thread takes whole rows (w = inner: g is read
+ * along its rows; columns blocks of rows 4 KiB apart read a new page every
+ * row); a team splits the columns in one block per thread, at least 64. */
 static mn_status isel_back_fwd(const mn_kernel_ctx *c)
 {
     const mn_scatter_attrs *a = c->attrs;
@@ -427,14 +431,17 @@ static mn_status isel_back_fwd(const mn_kernel_ctx *c)
     const int32_t *ix = mn_i32(&c->in[1]);
     const float *gy = mn_f32(&c->in[0]);
     float *out = mn_f32(c->out);
-    int64_t n = c->in[1].shape.d[0], nb = (s.inner + 63) / 64;
+    int64_t n = c->in[1].shape.d[0];
     memset(out, 0, mn_tensor_bytes(c->out));
     if (mn__serial(c->nthreads, s.outer * n * s.inner > MN_GRAIN)) {
-        for (int64_t blk = 0; blk < s.outer * nb; blk++) isel_back_block(out, gy, ix, s, n, nb, blk);
+        for (int64_t o = 0; o < s.outer; o++) isel_back_block(out, gy, ix, s, n, 1, s.inner > 0 ? s.inner : 1, o);
         return MN_OK;
     }
+    int64_t w = (s.inner + c->nthreads - 1) / c->nthreads;
+    w = w < 64 ? 64 : (w + 15) / 16 * 16;
+    int64_t nb = (s.inner + w - 1) / w;
     #pragma omp parallel for num_threads(c->nthreads) schedule(static)
-    for (int64_t blk = 0; blk < s.outer * nb; blk++) isel_back_block(out, gy, ix, s, n, nb, blk);
+    for (int64_t blk = 0; blk < s.outer * nb; blk++) isel_back_block(out, gy, ix, s, n, nb, w, blk);
     return MN_OK;
 }
 
