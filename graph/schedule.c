@@ -5,7 +5,6 @@
  * time, and a barrier separates levels. Steps whose cost estimate is large
  * are marked big: they run alone with every thread. */
 #include "exec.h"
-#include "../ops/gemm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,22 +63,6 @@ static void tiny_executable(mn_exec *ex)
     if (!ex->tiny) return;
     ex->nthreads = 1;
     ex->blas_threads = 1;
-}
-
-/* Whether the recompute pass's pin of step st's node holds for st: always
- * for the node's own step (a plain step keeps what it had without a
- * budget: its threads, so its bits); for a clone (a recomputed forward
- * step) only where its bits could depend on the threads it runs with. The
- * ops with a part kernel (ops/gemm.h; matmul_packed: every output element
- * one fma chain, ops/packed.c) compute the same bits on any number of
- * threads, so a clone of one is scheduled by the rules here:
- * the recomputed recurrent products of a segment, which read kept hidden
- * states and fill a split level, run side by side, one thread each, shared
- * out dynamically, instead of in turn, each cut in halves. */
-static bool pinned(const mn_exec *ex, const mn_step *st)
-{
-    if (!ex->pin_solo || ex->pin_solo[st->node->id] < 0) return false;
-    return !st->clone || st->fused || !mn__part_forward(st->node->op);
 }
 
 /* Marks the one-thread steps of level l `caller` when together they are
@@ -145,7 +128,7 @@ mn_status mn__schedule(mn_exec *ex)
         for (int s = a; s < b; s++) {
             mn_step *st = &ex->steps[s];
             st->solo = !together || (st->big && !ex->level_split[l]);
-            if (pinned(ex, st)) st->solo = ex->pin_solo[st->node->id];
+            if (ex->pin_solo && ex->pin_solo[st->node->id] >= 0) st->solo = ex->pin_solo[st->node->id];
         }
         caller_level(ex, l);
     }

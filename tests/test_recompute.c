@@ -665,46 +665,6 @@ START_TEST(recomputed_products_read_kept_hidden_states)
 }
 END_TEST
 
-/* The recomputed products of a segment read kept hidden states, so they
- * fill one level; matmul_packed's bits do not depend on the threads, so
- * they run side by side, one thread each (graph/schedule.c: a clone of an
- * op with a part kernel is not held to its original's solo pin), not in
- * turn with both threads each. Same bits. */
-START_TEST(recomputed_products_run_side_by_side)
-{
-    model m = build_at("lstm", 64, 32, 128);     /* products of 2 MFLOP and more: big steps */
-    mn_exec *ex = compile(&m, 0);
-    ck_assert_ptr_nonnull(ex);
-    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
-    float l0, *g0 = run(&m, ex, &l0, &n0);
-    mn_exec_free(ex);
-    int64_t budget = (smallest_named_at("lstm", 64, 32, 128) + plain) / 2;
-    ex = compile(&m, budget);
-    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
-    int beside = 0, solo = 0;
-    for (int l = 0; l < ex->nlevels; l++) {
-        int products = 0, alone = 0;
-        for (int s = ex->level_start[l]; s < ex->level_start[l + 1]; s++) {
-            const mn_step *st = &ex->steps[s];
-            if (!st->clone || strcmp(st->node->op->name, "matmul_packed") || st->node->desc.shape.ndim != 2) continue;
-            products++;
-            alone += st->solo;
-        }
-        if (products < 2) continue;
-        beside += products - alone;
-        solo += alone;
-    }
-    printf("recompute lstm         B 64 T 32 H 128 at %lld bytes: %d recomputed recurrent products side by side, %d in turn\n",
-           (long long)budget, beside, solo);
-    ck_assert_msg(beside > 0, "lstm: no level holds two recomputed recurrent products side by side under %lld bytes", (long long)budget);
-    ck_assert_msg(solo == 0, "lstm: %d recomputed recurrent products run in turn with every thread, %d side by side", solo, beside);
-    mn_exec_free(ex);
-    same_bits_under(&m, "lstm", budget, g0, l0, n0);
-    free(g0);
-    free_model(&m);
-}
-END_TEST
-
 /* The plan with the fewest added FLOPs that fits may keep a longer last
  * segment than equal segments would (graph/recompute.c, tail plans). An
  * LSTM at a quarter of the way from its smallest to its plain arena: the
@@ -940,7 +900,6 @@ int main(void)
     tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
     tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
     tcase_add_test(tc, recomputed_products_read_kept_hidden_states);
-    tcase_add_test(tc, recomputed_products_run_side_by_side);
     tcase_add_test(tc, smallest_budget_may_chain_clones);
     tcase_add_test(tc, budgeted_projection_runs_beside_the_recurrent_product);
     tcase_add_test(tc, smallest_budget_falls_back_to_waiting_slices);
