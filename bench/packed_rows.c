@@ -5,7 +5,7 @@
  * adjacent rows of one A, writing its own C) against one product of S*B
  * rows, on THREADS threads, and checks that the rows of the batched
  * product equal the separate ones bit for bit (and of a 1-row product).
- * Built and run by scripts/packed-rows.sh. */
+ * Built and run by scripts/packed-rows.sh (arguments: THREADS ROUNDS B). */
 #include "ops/gemm.h"
 #include <omp.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 20;
-    int64_t B = 64, K = 512, N = 2048, Ss[] = { 1, 2, 4, 8, 16, 32 };
+    int64_t B = argc > 3 ? atoi(argv[3]) : 64, K = 512, N = 2048, Ss[] = { 1, 2, 4, 8, 16, 32 };
     int isa = mn__packed_isa();
     int64_t Smax = 32, M = Smax * B;
     float *A = malloc(sizeof(float) * (size_t)(M * K)), *W = malloc(sizeof(float) * (size_t)(N * K));
@@ -96,6 +96,42 @@ int main(int argc, char **argv)
                " (batched/separate %.3f)%s\n", (long long)S, sep * 1e3, one * 1e3, none * 1e3, (sep - none) * 1e3, (one - none) * 1e3,
                (one - none) / (sep - none), sink == 12345 ? " " : "");
         free(P2); free(dG); free(dh); free(Cs);
+    }
+    /* As the executor runs a chain (graph/run.c): one team, each thread
+     * its half of the rows (mn__packed_split's ROWS), no region per
+     * product; with a barrier after each product (steps in successive
+     * levels), or none (a level's solo steps: a segment's recomputed
+     * products sit in one level and run in turn with no barrier). */
+    for (int nb = 0; nb < 2; nb++)
+    for (int64_t S = 2; S <= 16; S *= 2) {
+        double sep = 1e9, one = 1e9;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            #pragma omp parallel num_threads(threads)
+            {
+                int t = omp_get_thread_num(), n = omp_get_num_threads();
+                for (int64_t s = 0; s < S; s++) {
+                    int64_t m0 = B / 8 * t / n * 8, m1 = B / 8 * (t + 1) / n * 8;
+                    mn__packed_gemm(isa, m1 - m0, N, K, A + (s * B + m0) * K, K, P, C1 + (s * B + m0) * N, N, 1);
+                    if (!nb) {
+                        #pragma omp barrier
+                    }
+                }
+            }
+            double t1 = now();
+            #pragma omp parallel num_threads(threads)
+            {
+                int t = omp_get_thread_num(), n = omp_get_num_threads();
+                int64_t m0 = S * B / 8 * t / n * 8, m1 = S * B / 8 * (t + 1) / n * 8;
+                mn__packed_gemm(isa, m1 - m0, N, K, A + m0 * K, K, P, C2 + m0 * N, N, 1);
+            }
+            double t2 = now();
+            if (t1 - t0 < sep) sep = t1 - t0;
+            if (t2 - t1 < one) one = t2 - t1;
+        }
+        printf("team, %s, S %2lld: %2lld x [64 rows] %7.3f ms (%.2f us/row)   one [%lld rows] %7.3f ms (%.2f us/row)   one/sep %.3f   bits %s\n",
+               nb ? "no barrier" : "barriers  ", (long long)S, (long long)S, sep * 1e3, sep * 1e6 / (double)(S * B), (long long)(S * B), one * 1e3,
+               one * 1e6 / (double)(S * B), one / sep, memcmp(C1, C2, sizeof(float) * (size_t)(S * B * N)) ? "DIFFER" : "equal");
     }
     /* rows of a 1-row product (the W_ih per-step rows): equal to the batched rows? */
     int same1 = 1;
