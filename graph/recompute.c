@@ -453,11 +453,16 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
  * grid does not depend on the budget, so neither does the candidate set:
  * a larger budget never picks a plan with more added FLOPs, and the
  * smallest arena an error names is the smallest any budget reaches (a
- * bisection towards the budget broke both: found by review). Adds the
+ * bisection towards the budget broke both: found by review). 41 shares:
+ * every second one is a share of the 20-share grid before (j / 21 = 2j /
+ * 42), so no budget's plan or smallest arena can grow, and the shares
+ * between turn a few MB freed at a plan's peak into kept steps (one share
+ * step of lstm_long at 1/4 was about 13 MB of estimate; defer_clones freed
+ * 4.8 MB, which the 20-share grid could not use). Adds the
  * candidates that drop anything to c[n0..) (k up to the forward steps),
  * returns their count, -1 out of memory. */
 static const int tail_k[] = { 16, 32, 64 };
-enum { TAIL_SHARES = 20, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
+enum { TAIL_SHARES = 41, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
 static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, bool mirror, int nfwd, cand *c, int n0)
 {
     int n = n0;
