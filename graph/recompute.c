@@ -489,10 +489,10 @@ static int by_flops(const void *a, const void *b)
     return (x->est > y->est) - (x->est < y->est);
 }
 
-/* The full arena of candidate c (planned once with defer_clones and once
- * without; the smaller, deferred on a tie: holding clones back can make a
- * kept input live longer, as in the tagger's smallest plan), or -1 out of
- * memory. Estimates are made with it. */
+/* The full arena of candidate c (planned once with defer_clones and, if
+ * that held any clone back, once without; the smaller, deferred on a tie:
+ * holding clones back can make a kept input live longer, as in the
+ * tagger's smallest plan), or -1 out of memory. Estimates are made with it. */
 static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
@@ -500,6 +500,8 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
     pc->defer = true;
     if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     int64_t deferred = probe(ex);
+    c->defer = true;
+    if (!pc->ndefer) return c->arena = deferred;      /* nothing held back: the same plan */
     pc->defer = false;
     if (deferred < 0 || apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     c->arena = probe(ex);
