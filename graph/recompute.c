@@ -11,7 +11,9 @@
  * block plans (segments cut at the graph's narrow points, blocks.c), each
  * without and with mirror.c's pointwise recomputation, and the mirror
  * alone; it plans in full only those that may fit, fewest added FLOPs
- * first. Owns: the clone steps (step.clone, step.ctrl) and their values;
+ * first. Clones that read no clone wait (ctrl edges) beside the inputs of
+ * their one reader (defer_clones), where that plans smaller. Owns: the
+ * clone steps (step.clone, step.ctrl) and their values;
  * rewires backward steps' inputs. */
 #include "exec.h"
 #include <stdio.h>
@@ -98,6 +100,8 @@ typedef struct {
     double tail;          /* the last segment's share of the saved bytes (0: k equal segments), see segments() */
     int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
     bool chain;           /* clones read the clones of kept values too (see clone_step) */
+    bool defer;           /* clones that read no clone wait beside their reader's inputs (defer_clones) */
+    int ndefer;           /* ... clones held back in the candidate applied */
 } plan_ctx;
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
@@ -249,6 +253,75 @@ static bool add_ctrl(mn_step *fresh, int first, int m, const plan_ctx *pc, int n
     return true;
 }
 
+/* The step reading value v when exactly one step reads it, through views
+ * (a view step whose output has one reader), else -1; nread and reader
+ * give each value's readers (count, one of them). */
+static int sole_reader(const mn_exec *ex, const int *nread, const int *reader, int v)
+{
+    for (;;) {
+        if (nread[v] != 1) return -1;
+        const mn_step *r = &ex->steps[reader[v]];
+        if (r->nxout || mn__kind(&ex->vals[r->out]) != MN_VAL_ALIAS || ex->keep[r->out]) return reader[v];
+        v = r->out;
+    }
+}
+
+/* Clones that read no clone (a segment's recurrent products and input
+ * rows read kept states and parameters) would run at the segment's first
+ * level, all of them, and their outputs wait there for a chain of cells
+ * that reads them one by one: a whole segment's products live at once.
+ * Such a clone c whose output has one reader R (a clone) is held back
+ * (ctrl edges) until the producers of R's other clone inputs may run: it
+ * then runs beside them, one level before R. No cycle: c's only reader
+ * is R, and what c waits for comes before R. The same steps, inputs and
+ * kernels: the bits do not change. Values from nv0 on are clones. */
+static bool defer_clones(mn_exec *ex, int nv0, int *ndefer)
+{
+    *ndefer = 0;
+    int *nread = calloc((size_t)ex->nvals + 1, sizeof *nread), *reader = malloc(((size_t)ex->nvals + 1) * sizeof *reader);
+    int *extra = malloc(((size_t)ex->nvals + 1) * sizeof *extra);
+    bool ok = nread && reader && extra;
+    for (int s = 0; ok && s < ex->nsteps; s++)
+        for (int j = 0; j < ex->steps[s].nin; j++) {
+            int v = ex->steps[s].in[j];
+            bool seen = false;
+            for (int i = 0; i < j; i++) seen |= ex->steps[s].in[i] == v;
+            if (!seen) { nread[v]++; reader[v] = s; }
+        }
+    for (int s = 0; ok && s < ex->nsteps; s++) {
+        mn_step *c = &ex->steps[s];
+        if (!c->clone || c->nxout || ex->keep[c->out] || c->out < nv0) continue;
+        bool reads_clone = false;
+        for (int j = 0; j < c->nin; j++) reads_clone |= c->in[j] >= nv0;
+        int r = reads_clone ? -1 : sole_reader(ex, nread, reader, c->out);
+        if (r < 0 || !ex->steps[r].clone) continue;
+        const mn_step *R = &ex->steps[r];
+        int n = 0;
+        for (int j = 0; j < R->nin; j++) {
+            int u = R->in[j], d = ex->vals[u].def;
+            if (u < nv0 || d < 0 || d == s || mn__kind(&ex->vals[u]) == MN_VAL_ALIAS) continue;
+            const mn_step *P = &ex->steps[d];
+            for (int i = 0; i < P->nin; i++) {
+                int w = P->in[i];
+                if (w < nv0 || ex->vals[w].def < 0 || ex->vals[w].def == s) continue;
+                bool dup = false;
+                for (int m = 0; m < n; m++) dup |= extra[m] == w;
+                for (int m = 0; m < c->nctrl; m++) dup |= c->ctrl[m] == w;
+                if (!dup) extra[n++] = w;
+            }
+        }
+        if (!n) continue;
+        int *ctrl = realloc(c->ctrl, ((size_t)c->nctrl + (size_t)n) * sizeof *ctrl);
+        if (!ctrl) { ok = false; break; }
+        memcpy(ctrl + c->nctrl, extra, (size_t)n * sizeof *extra);
+        c->ctrl = ctrl;
+        c->nctrl += n;
+        ++*ndefer;
+    }
+    free(nread); free(reader); free(extra);
+    return ok;
+}
+
 /* Applies candidate k: clones inserted before their segment's first
  * backward reader, readers rewired, ctrl edges. Returns the number of
  * dropped values (0: nothing to do), -1 out of memory, -2 no valid order. */
@@ -305,6 +378,8 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
     ex->nsteps = m;
     free(fresh);
     mn__set_defs(ex);
+    pc->ndefer = 0;
+    if (pc->defer && !defer_clones(ex, nv0, &pc->ndefer)) return -1;
     mn_status st = mn__topo_order(ex);                 /* producers first, ctrl edges included */
     if (st == MN_ERR_NOMEM) return -1;
     if (st) return -2;                                  /* a cycle: this candidate cannot be scheduled */
@@ -348,7 +423,7 @@ static void human(int64_t b, char *buf, size_t n)
 /* One candidate's figures: added FLOPs and the cheap arena estimate. k:
  * segments (< 0: block plan -k, 0: none); mirror: pointwise values first;
  * chain: clones read the clones of kept values (plan_ctx). */
-typedef struct { int k; bool mirror, chain; double tail, flops; int64_t est, arena; } cand;
+typedef struct { int k; bool mirror, chain; double tail, flops; int64_t est, arena; bool defer; } cand;
 
 /* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
  * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
@@ -359,6 +434,7 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
     int m = mirror ? mn__mirror(ex) : 0, r = 0;
     pc->nmirror = m;
     pc->nseg = 0;
+    pc->ndefer = 0;
     if (m < 0) return -1;
     if (k && (r = apply(ex, pc, k)) <= 0) return r;
     ex->recomputed_values = r + m;
@@ -377,11 +453,16 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
  * grid does not depend on the budget, so neither does the candidate set:
  * a larger budget never picks a plan with more added FLOPs, and the
  * smallest arena an error names is the smallest any budget reaches (a
- * bisection towards the budget broke both: found by review). Adds the
+ * bisection towards the budget broke both: found by review). 41 shares:
+ * every second one is a share of the 20-share grid before (j / 21 = 2j /
+ * 42), so no budget's plan or smallest arena can grow, and the shares
+ * between turn a few MB freed at a plan's peak into kept steps (one share
+ * step of lstm_long at 1/4 was about 13 MB of estimate; defer_clones freed
+ * 4.8 MB, which the 20-share grid could not use). Adds the
  * candidates that drop anything to c[n0..) (k up to the forward steps),
  * returns their count, -1 out of memory. */
 static const int tail_k[] = { 16, 32, 64 };
-enum { TAIL_SHARES = 20, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
+enum { TAIL_SHARES = 41, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
 static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, bool mirror, int nfwd, cand *c, int n0)
 {
     int n = n0;
@@ -395,7 +476,7 @@ static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain,
             if (r <= 0) continue;                       /* nothing dropped, or no valid order */
             int64_t e = estimate(ex);
             if (e < 0) return -1;
-            c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0 };
+            c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0, true };
         }
     }
     return n - n0;
@@ -408,13 +489,25 @@ static int by_flops(const void *a, const void *b)
     return (x->est > y->est) - (x->est < y->est);
 }
 
-/* The full arena of candidate c (planned once), or -1 out of memory. */
+/* The full arena of candidate c (planned once with defer_clones and, if
+ * that held any clone back, once without; the smaller, deferred on a tie:
+ * holding clones back can make a kept input live longer, as in the
+ * tagger's smallest plan), or -1 out of memory. Estimates are made with it. */
 static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
 {
     if (c->arena) return c->arena;
     pc->chain = c->chain;
+    pc->defer = true;
     if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
+    int64_t deferred = probe(ex);
+    c->defer = true;
+    if (!pc->ndefer) return c->arena = deferred;      /* nothing held back: the same plan */
+    pc->defer = false;
+    if (deferred < 0 || apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     c->arena = probe(ex);
+    pc->defer = true;
+    c->defer = c->arena >= 0 && deferred <= c->arena;
+    if (c->defer) c->arena = deferred;
     return c->arena;
 }
 
@@ -435,6 +528,7 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
     for (int s = 0; s < ex->nsteps; s++) nfwd += is_fwd(&ex->steps[s]);
     bool mirror = false;
     pc->chain = chain;
+    pc->defer = true;
     for (int i = 0; i < NALL; i++) {     /* mirror alone, then segment counts and block plans (k < 0), each without and with it */
         int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
         bool mir = i == 0 || (i - 1) % 2;
@@ -443,7 +537,7 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
         if (r == -1) { *err = MN_ERR_NOMEM; return false; }
         if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ k, mir, chain, 0, ex->recompute_flops, estimate(ex), 0 };
+        c[nc] = (cand){ k, mir, chain, 0, ex->recompute_flops, estimate(ex), 0, true };
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
@@ -581,6 +675,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
         if (!err && !found) found = search(ex, &pc, &sn, false, budget, &smallest, &win, &err);
         if (!err && !found) found = search(ex, &pc, &sn, true, budget, &smallest, &win, &err);
         pc.chain = win.chain;
+        pc.defer = win.defer;
         if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror, win.tail) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
     if (!err && smallest > budget && !found) {
@@ -602,6 +697,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.tail_share", found ? pc.tail : 0);
     mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.chained_clones", found && win.chain);
+    mn__stat(ex, "recompute.deferred_clones", found ? pc.ndefer : 0);
     mn__stat(ex, "recompute.early_slices", found && ws.n && !ws.on);
     mn__stat(ex, "recompute.values", ex->recomputed_values);
     mn__stat(ex, "recompute.steps", ex->recompute_steps);

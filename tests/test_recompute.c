@@ -665,6 +665,54 @@ START_TEST(recomputed_products_read_kept_hidden_states)
 }
 END_TEST
 
+/* A segment's recomputed recurrent products read kept states only, so
+ * without ctrl edges they all run at the segment's first level and wait
+ * there for the cells that read them one by one (a segment's products
+ * live at once: lstm_long's peak at a quarter). recompute.c's
+ * defer_clones holds each back until the cell before its reader may run:
+ * it is read by the level after its own, but for a segment's first (its
+ * cell reads kept states only: nothing to wait beside).
+ * The LSTM of budget_keeps_a_long_last_segment (segments of several
+ * steps); same bits. */
+START_TEST(recomputed_products_run_a_level_before_their_cell)
+{
+    enum { B = 16, T = 64, H = 32 };
+    model m = build_with("lstm", B, T, H, 0.0f);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    int64_t low = smallest_named_at("lstm", B, T, H), budget = low + (plain - low) / 4;
+    ex = compile(&m, budget);
+    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
+    int products = 0, late = 0, worst = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (!st->clone || strcmp(st->node->op->name, "matmul_packed") || st->node->desc.shape.ndim != 2) continue;
+        products++;
+        int first = -1;                                  /* the first level reading it */
+        for (int r = 0; r < ex->nsteps; r++)
+            for (int j = 0; j < ex->steps[r].nin; j++)
+                if (ex->steps[r].in[j] == st->out && (first < 0 || ex->steps[r].level < first)) first = ex->steps[r].level;
+        ck_assert_int_ge(first, 0);
+        late += first - st->level > 1;
+        if (first - st->level > worst) worst = first - st->level;
+    }
+    ck_assert_msg(products > 0, "lstm: no recurrent product recomputed under %lld bytes", (long long)budget);
+    int segs = (int)mn_exec_stat(ex, "recompute.segments");
+    printf("recompute lstm         B 16 T 64 H 32 at %lld bytes: %d recomputed recurrent products in %d segments, %d read more than a level later (up to %d)\n",
+           (long long)budget, products, segs, late, worst);
+    ck_assert_msg(late <= segs, "lstm: %d of %d recomputed recurrent products wait up to %d levels for their reader (%d segments)", late, products,
+                  worst, segs);
+    ck_assert(mn_exec_stat(ex, "recompute.deferred_clones") > 0);
+    mn_exec_free(ex);
+    same_bits_under(&m, "lstm", budget, g0, l0, n0);
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* The plan with the fewest added FLOPs that fits may keep a longer last
  * segment than equal segments would (graph/recompute.c, tail plans). An
  * LSTM at a quarter of the way from its smallest to its plain arena: the
@@ -900,6 +948,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
     tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
     tcase_add_test(tc, recomputed_products_read_kept_hidden_states);
+    tcase_add_test(tc, recomputed_products_run_a_level_before_their_cell);
     tcase_add_test(tc, smallest_budget_may_chain_clones);
     tcase_add_test(tc, budgeted_projection_runs_beside_the_recurrent_product);
     tcase_add_test(tc, smallest_budget_falls_back_to_waiting_slices);
