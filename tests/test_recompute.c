@@ -665,6 +665,25 @@ START_TEST(recomputed_products_read_kept_hidden_states)
 }
 END_TEST
 
+/* The LSTM (B 16, T 64, H 32) both tests below plan: its plain run's
+ * gradients and loss (*g0, *l0, *n0) and the executable compiled at a
+ * quarter of the way from its smallest arena to its plain one (*budget). */
+enum { QB = 16, QT = 64, QH = 32 };
+static mn_exec *lstm_at_a_quarter(model *m, float **g0, float *l0, int64_t *n0, int64_t *budget)
+{
+    *m = build_with("lstm", QB, QT, QH, 0.0f);
+    mn_exec *ex = compile(m, 0);
+    ck_assert_ptr_nonnull(ex);
+    int64_t plain = mn_exec_get_stats(ex).arena_bytes;
+    *g0 = run(m, ex, l0, n0);
+    mn_exec_free(ex);
+    int64_t low = smallest_named_at("lstm", QB, QT, QH);
+    *budget = low + (plain - low) / 4;
+    ex = compile(m, *budget);
+    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m->g));
+    return ex;
+}
+
 /* A segment's recomputed recurrent products read kept states only, so
  * without ctrl edges they all run at the segment's first level and wait
  * there for the cells that read them one by one (a segment's products
@@ -676,16 +695,10 @@ END_TEST
  * steps); same bits. */
 START_TEST(recomputed_products_run_a_level_before_their_cell)
 {
-    enum { B = 16, T = 64, H = 32 };
-    model m = build_with("lstm", B, T, H, 0.0f);
-    mn_exec *ex = compile(&m, 0);
-    ck_assert_ptr_nonnull(ex);
-    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
-    float l0, *g0 = run(&m, ex, &l0, &n0);
-    mn_exec_free(ex);
-    int64_t low = smallest_named_at("lstm", B, T, H), budget = low + (plain - low) / 4;
-    ex = compile(&m, budget);
-    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
+    model m;
+    float l0, *g0;
+    int64_t n0, budget;
+    mn_exec *ex = lstm_at_a_quarter(&m, &g0, &l0, &n0, &budget);
     int products = 0, late = 0, worst = 0;
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
@@ -721,16 +734,11 @@ END_TEST
  * more than an eighth of them. Same bits. */
 START_TEST(budget_keeps_a_long_last_segment)
 {
-    enum { B = 16, T = 64, H = 32 };
-    model m = build_with("lstm", B, T, H, 0.0f);
-    mn_exec *ex = compile(&m, 0);
-    ck_assert_ptr_nonnull(ex);
-    int64_t n0, plain = mn_exec_get_stats(ex).arena_bytes;
-    float l0, *g0 = run(&m, ex, &l0, &n0);
-    mn_exec_free(ex);
-    int64_t low = smallest_named_at("lstm", B, T, H), budget = low + (plain - low) / 4;
-    ex = compile(&m, budget);
-    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
+    enum { T = QT };
+    model m;
+    float l0, *g0;
+    int64_t n0, budget;
+    mn_exec *ex = lstm_at_a_quarter(&m, &g0, &l0, &n0, &budget);
     int products;
     chained_products(ex, &products);
     double tail = mn_exec_stat(ex, "recompute.tail_share");
