@@ -110,6 +110,14 @@ rnn_min=$("$mnemo" graph --model rnn --format stats --memory-budget 1 2>&1 | sed
 check "the smallest rnn arena under a budget is named" [ -n "$rnn_min" ]
 expect 0 "\"memory_budget_bytes\": $rnn_min, \"recompute_segments\": [1-9][0-9]*, \"recompute_values\": [1-9]" -- "$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget "$rnn_min"
 expect 0 '^pass recompute.full_plans 2$' -- "$mnemo" graph --model rnn --format stats --memory-budget "$rnn_min"
+# bench --against-plain: the budgeted step and the plain one alternate in one process; both arenas and the ratio
+expect 2 '--against-plain needs --memory-budget' -- "$mnemo" bench --workload rnn --against-plain
+"$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget "$rnn_min" --against-plain > vs_plain.json
+check "bench --against-plain runs both steps, the budgeted one inside its budget" python3 -c "
+import json; r = json.loads(open('vs_plain.json').readline())
+assert r['workload'] == 'rnn' and r['pairs'] >= 3 and r['memory_budget_bytes'] == $rnn_min
+assert r['budgeted_arena_bytes'] <= r['memory_budget_bytes'] < r['plain_arena_bytes'] and r['recompute_added_flops'] > 0
+assert 0 < r['pair_ratio_min'] <= r['pair_ratio_median'] <= r['pair_ratio_max'] and r['ratio_of_medians'] > 0"
 python3 -c "
 import random; random.seed(1)
 w = ['the', 'lord', 'said', 'unto', 'moses', 'and', 'it', 'was', 'so', 'light']

@@ -248,6 +248,75 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
     return rc;
 }
 
+/* --against-plain (issue 17): the budgeted training step against the plain
+ * one in one process, steps alternating (plain, budgeted, budgeted, plain,
+ * ...), so that neither where the process landed nor a slow phase of the
+ * machine falls on one side only; the same store and Adam serve both
+ * executables. Prints both medians, their ratio and the median of the
+ * per-pair ratios. */
+static int against_plain(const char *name, int threads, double budget, bool json)
+{
+    mn_workload w;
+    mn_exec *ex[2] = { NULL, NULL };
+    mn_optim *o = NULL;
+    double *ms[2] = { NULL, NULL }, *ratio = NULL;
+    int n = 0;
+    mn_status s = mn_workload_build(name, &w);
+    for (int k = 0; k < 2 && !s; k++)
+        if (!(ex[k] = mn_compile(w.g, w.loss, mn_tools_compile_opts(&(mn_compile_opts){ .threads = threads, .memory_budget = k ? memory_budget : 0 }))))
+            s = mn_graph_status(w.g);
+    if (!s && !(o = mn_adam(w.P, MN_ADAM_DEFAULTS))) s = mn_last_status();
+    if (!s) { mn_optim_set_threads(o, threads); mn_workload_feed(&w, ex[0], 1); mn_workload_feed(&w, ex[1], 1); }
+    double per = 0;
+    for (int k = 0; k < 2 && !s; k++)          /* warm-up: two steps each, the second timed for the count */
+        for (int i = 0; i < 2 && !s; i++) {
+            double a = now();
+            if (mn_exec_run(ex[k])) s = mn_last_status();
+            else { mn_optim_step(o); mn_optim_zero_grad(o); }
+            if (i) per += now() - a;
+        }
+    if (!s) {
+        n = (int)(budget / (per > 1e-6 ? per : 1e-6));
+        n = n < 3 ? 3 : n > 200 ? 200 : n;
+        ms[0] = malloc((size_t)n * sizeof *ms[0]);
+        ms[1] = malloc((size_t)n * sizeof *ms[1]);
+        ratio = malloc((size_t)n * sizeof *ratio);
+        if (!ms[0] || !ms[1] || !ratio) s = mn_set_error(MN_ERR_NOMEM, "bench: out of memory");
+    }
+    for (int i = 0; i < n && !s; i++)
+        for (int j = 0; j < 2 && !s; j++) {
+            int k = (i + j) % 2;               /* pairs alternate which side runs first */
+            double a = now();
+            if (mn_exec_run(ex[k])) s = mn_last_status();
+            else { mn_optim_step(o); mn_optim_zero_grad(o); ms[k][i] = 1e3 * (now() - a); }
+        }
+    if (s) {
+        fprintf(stderr, "mnemo bench %s: %s\n", name, mn_graph_status(w.g) ? mn_graph_errmsg(w.g) : mn_errmsg());
+        free(ms[0]); free(ms[1]); free(ratio);
+        mn_optim_free(o); mn_exec_free(ex[0]); mn_exec_free(ex[1]); mn_workload_free(&w);
+        return MN_EXIT_RUNTIME;
+    }
+    for (int i = 0; i < n; i++) ratio[i] = ms[1][i] / ms[0][i];
+    qsort(ms[0], (size_t)n, sizeof *ms[0], cmp_d);
+    qsort(ms[1], (size_t)n, sizeof *ms[1], cmp_d);
+    qsort(ratio, (size_t)n, sizeof *ratio, cmp_d);
+    int64_t arena[2] = { mn_exec_get_stats(ex[0]).arena_bytes, mn_exec_get_stats(ex[1]).arena_bytes };
+    if (json)
+        printf("{\"workload\": \"%s\", \"threads\": %d, \"memory_budget_bytes\": %lld, \"pairs\": %d, \"plain_ms_median\": %.3f, "
+               "\"budgeted_ms_median\": %.3f, \"ratio_of_medians\": %.4f, \"pair_ratio_median\": %.4f, \"pair_ratio_min\": %.4f, "
+               "\"pair_ratio_max\": %.4f, \"plain_arena_bytes\": %lld, \"budgeted_arena_bytes\": %lld, \"recompute_added_flops\": %.0f}\n",
+               name, threads, (long long)memory_budget, n, ms[0][n / 2], ms[1][n / 2], ms[1][n / 2] / ms[0][n / 2], ratio[n / 2],
+               ratio[0], ratio[n - 1], (long long)arena[0], (long long)arena[1], stat0(ex[1], "recompute.added_flops"));
+    else
+        printf("%-12s %2d thr  plain %8.2f ms (arena %lld)  budgeted %8.2f ms (arena %lld, budget %lld)  budgeted/plain %.3f "
+               "(pairs: median %.3f, %.3f-%.3f, n=%d)\n", name, threads, ms[0][n / 2], (long long)arena[0], ms[1][n / 2],
+               (long long)arena[1], (long long)memory_budget, ms[1][n / 2] / ms[0][n / 2], ratio[n / 2], ratio[0], ratio[n - 1], n);
+    fflush(stdout);
+    free(ms[0]); free(ms[1]); free(ratio);
+    mn_optim_free(o); mn_exec_free(ex[0]); mn_exec_free(ex[1]); mn_workload_free(&w);
+    return MN_EXIT_OK;
+}
+
 /* OpenBLAS sgemm throughput at n x n x n (the ceiling a GEMM-bound step can reach). */
 static double sgemm_gflops(int n, int threads, double budget)
 {
@@ -359,10 +428,10 @@ int cmd_bench(int argc, char **argv)
 {
     static const struct option lo[] = { { "workload", 1, 0, 'w' }, { "threads", 1, 0, 't' }, { "budget", 1, 0, 'b' },
                                         { "json", 0, 0, 'j' }, { "sgemm", 0, 0, 's' }, { "profile", 2, 0, 'p' }, { "profile-steps", 1, 0, 'P' }, { "help", 0, 0, 'h' },
-                                        { "memory-budget", 1, 0, 'M' },     /* issue 17 */
+                                        { "memory-budget", 1, 0, 'M' }, { "against-plain", 0, 0, 'A' },     /* issue 17 */
                                         { "compile", 0, 0, 'c' }, { "infer", 0, 0, 'i' }, { "save-weights", 1, 0, 'W' }, { 0, 0, 0, 0 } };
     const char *which = "all", *steps_path = NULL, *weights_dir = NULL;
-    bool compile_only = false, infer = false;
+    bool compile_only = false, infer = false, vs_plain = false;
     int threads = 0, c, prof = 0;
     int64_t t;
     double budget = 3.0;
@@ -379,19 +448,21 @@ int cmd_bench(int argc, char **argv)
         case 'p': prof = optarg ? atoi(optarg) : 20; if (prof <= 0) prof = 20; break;
         case 'P': steps_path = optarg; if (!prof) prof = 20; break;
         case 'M': if (!mn_cfg_parse_bytes("bench", "memory-budget", optarg, &memory_budget)) return MN_EXIT_USAGE; break;   /* issue 17 */
+        case 'A': vs_plain = true; break;   /* issue 17 */
         case 'c': compile_only = true; break;
         case 'i': infer = true; break;
         case 'W': weights_dir = optarg; break;
         case 'h':
             printf("usage: mnemo bench [--workload NAME|all] [--threads N] [--budget SECONDS] [--json] [--sgemm] [--profile[=N]] [--profile-steps FILE]\n"
-                   "       [--memory-budget BYTES] [--compile] [--infer [--save-weights DIR]]\n  workloads:");
+                   "       [--memory-budget BYTES [--against-plain]] [--compile] [--infer [--save-weights DIR]]\n  workloads:");
             for (int i = 0; mn_workload_names[i]; i++) printf(" %s", mn_workload_names[i]);
             printf(" (by name only: lstm_long, T = 512, hidden 512, batch 64; seq2seq, the default translation Transformer)");
             printf("\n  times a training step (forward, backward, Adam) and the forward pass; --json prints\n"
                    "  one line per workload with the keys of WORKLOADS.md; --sgemm measures OpenBLAS sgemm at n = 512 and 1024;\n"
                    "  --profile times every kernel of as many more training steps and lists the N (20) slowest ops;\n"
                    "  --profile-steps also writes every step's time to FILE (scripts/profile-compare.py compares two);\n"
-                   "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena.\n"
+                   "  --memory-budget BYTES (256M, 1.5G): the training graph recomputes forward values to fit its arena;\n"
+                   "  with --against-plain the budgeted step and the plain one alternate in one process (their ratio).\n"
                    "  --compile times mn_compile of each training graph (all: the workloads and lstm_t512) and prints\n"
                    "  its steps and arena (under --memory-budget if given); --infer [--save-weights DIR] times one token at batch 1 of lstm_lm and\n"
                    "  transformer_lm (tokens/s; DIR gets the weights and the JSON the probe logits for scripts/infer_torch.py).\n");
@@ -408,6 +479,21 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(which, "none")) return MN_EXIT_OK;
     }
     int rc = MN_EXIT_OK, found = 0;
+    if (vs_plain && (!memory_budget || compile_only || infer || sgemm || prof)) {
+        fprintf(stderr, "mnemo bench: --against-plain needs --memory-budget and no --compile, --infer, --sgemm or --profile\n");
+        return MN_EXIT_USAGE;
+    }
+    if (vs_plain) {
+        for (int l = 0; l < 2; l++)
+            for (int i = 0; (l ? mn_workload_extra_names : mn_workload_names)[i]; i++) {
+                const char *nm = (l ? mn_workload_extra_names : mn_workload_names)[i];
+                if ((l || strcmp(which, "all")) && strcmp(which, nm)) continue;   /* the extra ones by name only */
+                found++;
+                rc |= against_plain(nm, threads, budget, json);
+            }
+        if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
+        return rc;
+    }
     if (compile_only || infer) {
         const char *const *lists[2] = { infer ? mn_infer_names : mn_workload_names, infer ? NULL : mn_workload_extra_names };
         for (int l = 0; l < 2; l++)
