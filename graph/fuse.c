@@ -633,7 +633,10 @@ mn_status mn__topo_order(mn_exec *ex)
  * bits: each add still rounds once after the element's whole product, in
  * the same order. Saves a pass over the projection (4 MiB a block of 1024
  * rows at 4H = 1024) and, on several threads, a level. Runs before the
- * pointwise groups, on plain steps. Returns the adds absorbed, or -1 out of memory. */
+ * pointwise groups, on plain steps. Returns the adds absorbed, or -1 out
+ * of memory (the re-sort cannot find a cycle: the rewrite adds only edges
+ * from a bias's producer, which precedes the add that read it, and every
+ * reader of the adds' value already came after them). */
 static int bias_epilogues(mn_exec *ex)
 {
     int nv = ex->nvals, *uses = malloc(((size_t)nv + 1) * sizeof *uses), *reader = malloc(((size_t)nv + 1) * sizeof *reader);
@@ -687,7 +690,8 @@ static int bias_epilogues(mn_exec *ex)
     ex->nsteps = w;
     mn__set_defs(ex);
     free(uses); free(reader); free(gone);
-    return absorbed;
+    /* a bias made after the product (in step order) is now its input: producers first again */
+    return absorbed && mn__topo_order(ex) ? -1 : absorbed;
 }
 
 mn_status mn__fuse(mn_exec *ex)
