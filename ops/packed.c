@@ -16,6 +16,7 @@
 #endif
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 enum { PW = 16, MR512 = 8, MR256 = 6 };
 
@@ -23,10 +24,54 @@ static int64_t panels(int64_t n) { return (n + PW - 1) / PW; }
 
 /* ---- packing: P[p][k][j] = op(W)[k][16p + j] ---- */
 
-static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64_t p, float *P)
+#ifdef MN_PACKED_X86
+/* dst[kk][j] = W[n0 + j][k0 + kk] for a 16 x 16 block of W [N, K] (rows
+ * K apart): 16 rows in, transposed in registers (unpack, then shuffles of
+ * pairs, quads and 128-bit lanes: output vector v is column v), 16 out. */
+static __attribute__((target("avx512f"))) void pack_t16(const float *W, int64_t K, int64_t n0, int64_t k0, float *dst)
+{
+    __m512 r[16], t[16];
+    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(W + (n0 + j) * K + k0);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xDD);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
+    for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(dst + kk * PW, r[kk]);
+}
+#endif
+
+/* A whole panel (16 columns of op(W) inside N) is copied by rows of 16
+ * floats (W as stored) or, transposed, by 16 x 16 blocks in registers
+ * (AVX-512); the rest element by element. A copy: the bits never change. */
+static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64_t p, float *P, bool avx512)
 {
     float *dst = P + p * K * PW;
-    for (int64_t k = 0; k < K; k++)
+    int64_t k = 0;
+    bool full = p * PW + PW <= N;
+    if (full && !trans_b)
+        for (; k < K; k++) memcpy(dst + k * PW, W + k * N + p * PW, PW * sizeof *dst);
+#ifdef MN_PACKED_X86
+    if (full && trans_b && avx512)
+        for (; k + 16 <= K; k += 16) pack_t16(W, K, p * PW, k, dst + k * PW);
+#else
+    (void)avx512;
+#endif
+    for (; k < K; k++)
         for (int64_t j = 0; j < PW; j++) {
             int64_t n = p * PW + j;
             dst[k * PW + j] = n >= N ? 0.0f : trans_b ? W[n * K + k] : W[k * N + n];
@@ -36,12 +81,13 @@ static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64
 void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *P, int threads)
 {
     int64_t np = panels(N);
+    bool avx512 = mn__packed_isa() == MN_PACKED_AVX512;
     if (threads > 1 && !omp_in_parallel() && N * K >= (1 << 16)) {
         #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+        for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P, avx512);
         return;
     }
-    for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+    for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P, avx512);
 }
 
 /* ---- kernels: C[R rows, ncols] of one or two panels (ps: panel stride) ---- */
