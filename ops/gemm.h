@@ -42,6 +42,11 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads);
 /* C [M, N] = A [M, K] times the packed op(W), with `isa`'s kernel (<= mn__packed_isa()). */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads);
+/* The same, then ((C + b1) + b2) row by row (b1, b2: [N], or NULL), each
+ * add rounded once after the element's whole fma chain: the bits of the
+ * product followed by two separate adds (matmul_packed's bias epilogue). */
+void mn__packed_gemm_bias(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                          int64_t ldc, int threads, const float *b1, const float *b2);
 
 /* A kernel that computes part `part` of `nparts` of its op's forward when
  * every thread of a team calls it (nparts 0: the whole, its own threads),
@@ -69,6 +74,12 @@ mn__spans_fn mn__part_spans(const struct mn_op_def *op);
 #define MN_WINDOW_SPANS 32
 typedef mn_status (*mn__window_fn)(const mn_kernel_ctx *c, int part, int nparts, const mn__span *win, int nwin);
 mn__window_fn mn__window_forward(const struct mn_op_def *op);
+/* The bias epilogue (graph/fuse.c): how many [N] bias vectors a step of
+ * `op` can add to its output's rows after its products (matmul_packed:
+ * 2), 0 for none; and whether a step of `op` is out = x + b with b an [N]
+ * vector broadcast over the rows of x (out's shape): b's input slot, else -1. */
+int mn__bias_epilogue(const struct mn_op_def *op);
+int mn__row_bias(const struct mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out);
 /* ops/index.c: concat's, computed whole by part 0 (a copy graph/run.c gives thread 0). */
 int mn__concat_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
 

@@ -16,6 +16,7 @@
 #endif
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 enum { PW = 16, MR512 = 8, MR256 = 6 };
 
@@ -23,10 +24,54 @@ static int64_t panels(int64_t n) { return (n + PW - 1) / PW; }
 
 /* ---- packing: P[p][k][j] = op(W)[k][16p + j] ---- */
 
-static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64_t p, float *P)
+#ifdef MN_PACKED_X86
+/* dst[kk][j] = W[n0 + j][k0 + kk] for a 16 x 16 block of W [N, K] (rows
+ * K apart): 16 rows in, transposed in registers (unpack, then shuffles of
+ * pairs, quads and 128-bit lanes: output vector v is column v), 16 out. */
+static __attribute__((target("avx512f"))) void pack_t16(const float *W, int64_t K, int64_t n0, int64_t k0, float *dst)
+{
+    __m512 r[16], t[16];
+    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(W + (n0 + j) * K + k0);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xDD);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
+    for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(dst + kk * PW, r[kk]);
+}
+#endif
+
+/* A whole panel (16 columns of op(W) inside N) is copied by rows of 16
+ * floats (W as stored) or, transposed, by 16 x 16 blocks in registers
+ * (AVX-512); the rest element by element. A copy: the bits never change. */
+static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64_t p, float *P, bool avx512)
 {
     float *dst = P + p * K * PW;
-    for (int64_t k = 0; k < K; k++)
+    int64_t k = 0;
+    bool full = p * PW + PW <= N;
+    if (full && !trans_b)
+        for (; k < K; k++) memcpy(dst + k * PW, W + k * N + p * PW, PW * sizeof *dst);
+#ifdef MN_PACKED_X86
+    if (full && trans_b && avx512)
+        for (; k + 16 <= K; k += 16) pack_t16(W, K, p * PW, k, dst + k * PW);
+#else
+    (void)avx512;
+#endif
+    for (; k < K; k++)
         for (int64_t j = 0; j < PW; j++) {
             int64_t n = p * PW + j;
             dst[k * PW + j] = n >= N ? 0.0f : trans_b ? W[n * K + k] : W[k * N + n];
@@ -36,23 +81,24 @@ static void pack_panel(const float *W, bool trans_b, int64_t N, int64_t K, int64
 void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *P, int threads)
 {
     int64_t np = panels(N);
+    bool avx512 = mn__packed_isa() == MN_PACKED_AVX512;
     if (threads > 1 && !omp_in_parallel() && N * K >= (1 << 16)) {
         #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+        for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P, avx512);
         return;
     }
-    for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P);
+    for (int64_t p = 0; p < np; p++) pack_panel(W, trans_b, N, K, p, P, avx512);
 }
 
 /* ---- kernels: C[R rows, ncols] of one or two panels (ps: panel stride) ---- */
 
 typedef void (*kern_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
-                        int64_t ncols);
+                        int64_t ncols, const float *b1, const float *b2);
 
 #ifdef MN_PACKED_X86
 static inline __attribute__((always_inline, target("avx512f")))
 void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C,
-           int64_t ldc, int64_t ncols, const bool PF, const char *pf, int64_t pfn, bool pfw)
+           int64_t ldc, int64_t ncols, const bool PF, const char *pf, int64_t pfn, bool pfw, const float *b1, const float *b2)
 {
     __m512 acc[MR512][2], b[2];
     int64_t every = PF && pfn > 0 ? (K / pfn > 0 ? K / pfn : 1) : 0, due = every, j = 0;
@@ -76,6 +122,17 @@ void mk512(const int R, const int NP, int64_t K, const float *A, int64_t lda, co
     for (; PF && j < pfn; j++) {         /* more lines than k */
         if (pfw) __builtin_prefetch(pf + 64 * j, 1, 2);
         else __builtin_prefetch(pf + 64 * j, 0, 2);
+    }
+    /* the bias epilogue: after the whole chain, + b1 then + b2, each
+     * rounded once, as separate adds would (columns past ncols not read) */
+    for (int q = 0; q < NP && b1; q++) {
+        int64_t c = ncols - q * PW;
+        __mmask16 m = c >= PW ? (__mmask16)0xffff : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
+        __m512 v1 = _mm512_maskz_loadu_ps(m, b1 + q * PW), v2 = b2 ? _mm512_maskz_loadu_ps(m, b2 + q * PW) : v1;
+        for (int r = 0; r < R; r++) {
+            acc[r][q] = _mm512_add_ps(acc[r][q], v1);
+            if (b2) acc[r][q] = _mm512_add_ps(acc[r][q], v2);
+        }
     }
     for (int r = 0; r < R; r++)
         for (int q = 0; q < NP; q++) {
@@ -109,14 +166,41 @@ void store256(float *c, __m256 lo, __m256 hi, int64_t ncols)
         c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                                                     \
         c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                                                     \
     }
+/* b's 16 columns (8 + 8), those past ncols not read (zero). */
 static inline __attribute__((always_inline, target("avx2,fma")))
-void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols)
+void load256(const float *b, int64_t ncols, __m256 *lo, __m256 *hi)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    if (ncols >= PW) {
+        *lo = _mm256_loadu_ps(b);
+        *hi = _mm256_loadu_ps(b + 8);
+        return;
+    }
+    *lo = _mm256_maskload_ps(b, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ncols), lane));
+    *hi = _mm256_maskload_ps(b + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ncols - 8), lane));
+}
+
+#define BIAS256(r)                                                                                                     \
+    if (R > r) {                                                                                                       \
+        c##r##0 = _mm256_add_ps(c##r##0, lo);                                                                          \
+        c##r##1 = _mm256_add_ps(c##r##1, hi);                                                                          \
+    }
+static inline __attribute__((always_inline, target("avx2,fma")))
+void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols,
+           const float *b1, const float *b2)
 {
     __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z,
            c41 = z, c50 = z, c51 = z;
     for (int64_t k = 0; k < K; k++) {
         __m256 b0 = _mm256_loadu_ps(P + k * PW), b1 = _mm256_loadu_ps(P + k * PW + 8);
         ROW256(0) ROW256(1) ROW256(2) ROW256(3) ROW256(4) ROW256(5)
+    }
+    for (int i = 0; i < 2; i++) {       /* the bias epilogue, as mk512's */
+        const float *b = i == 0 ? b1 : b2;
+        if (!b) break;
+        __m256 lo, hi;
+        load256(b, ncols, &lo, &hi);
+        BIAS256(0) BIAS256(1) BIAS256(2) BIAS256(3) BIAS256(4) BIAS256(5)
     }
     store256(C, c00, c01, ncols);
     if (R > 1) store256(C + ldc, c10, c11, ncols);
@@ -129,23 +213,25 @@ void mk256(const int R, int64_t K, const float *A, int64_t lda, const float *P, 
 #define K512(R, NP)                                                                                                    \
     static __attribute__((target("avx512f"))) void k512_##R##_##NP(int64_t K, const float *A, int64_t lda,             \
                                                                    const float *P, int64_t ps, float *C, int64_t ldc,  \
-                                                                   int64_t ncols)                                      \
+                                                                   int64_t ncols, const float *b1, const float *b2)    \
     {                                                                                                                  \
-        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, false, NULL, 0, false);                                          \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, false, NULL, 0, false, b1, b2);                                  \
     }                                                                                                                  \
     static __attribute__((target("avx512f"))) void k512pf_##R##_##NP(int64_t K, const float *A, int64_t lda,           \
                                                                      const float *P, int64_t ps, float *C,             \
                                                                      int64_t ldc, int64_t ncols, const char *pf,        \
-                                                                     int64_t pfn, bool pfw)                             \
+                                                                     int64_t pfn, bool pfw, const float *b1,            \
+                                                                     const float *b2)                                   \
     {                                                                                                                  \
-        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, true, pf, pfn, pfw);                                             \
+        mk512(R, NP, K, A, lda, P, ps, C, ldc, ncols, true, pf, pfn, pfw, b1, b2);                                     \
     }
 #define K256(R)                                                                                                        \
     static __attribute__((target("avx2,fma"))) void k256_##R(int64_t K, const float *A, int64_t lda, const float *P,   \
-                                                              int64_t ps, float *C, int64_t ldc, int64_t ncols)        \
+                                                              int64_t ps, float *C, int64_t ldc, int64_t ncols,        \
+                                                              const float *b1, const float *b2)                        \
     {                                                                                                                  \
         (void)ps;                                                                                                      \
-        mk256(R, K, A, lda, P, C, ldc, ncols);                                                                         \
+        mk256(R, K, A, lda, P, C, ldc, ncols, b1, b2);                                                                 \
     }
 K512(1, 1) K512(2, 1) K512(3, 1) K512(4, 1) K512(5, 1) K512(6, 1) K512(7, 1) K512(8, 1)
 K512(1, 2) K512(2, 2) K512(3, 2) K512(4, 2) K512(5, 2) K512(6, 2) K512(7, 2) K512(8, 2)
@@ -157,7 +243,7 @@ static const kern_fn t512[2][MR512] = {
 };
 /* The same, issuing pfn prefetches of the lines from pf spread over k. */
 typedef void (*kernpf_fn)(int64_t K, const float *A, int64_t lda, const float *P, int64_t ps, float *C, int64_t ldc,
-                          int64_t ncols, const char *pf, int64_t pfn, bool pfw);
+                          int64_t ncols, const char *pf, int64_t pfn, bool pfw, const float *b1, const float *b2);
 static const kernpf_fn t512pf[2][MR512] = {
     { k512pf_1_1, k512pf_2_1, k512pf_3_1, k512pf_4_1, k512pf_5_1, k512pf_6_1, k512pf_7_1, k512pf_8_1 },
     { k512pf_1_2, k512pf_2_2, k512pf_3_2, k512pf_4_2, k512pf_5_2, k512pf_6_2, k512pf_7_2, k512pf_8_2 },
@@ -165,13 +251,17 @@ static const kernpf_fn t512pf[2][MR512] = {
 static const kern_fn t256[MR256] = { k256_1, k256_2, k256_3, k256_4, k256_5, k256_6 };
 #endif
 
-/* Plain C: the same fma chain per element (fmaf rounds once, as the vector FMAs). */
-static void kscalar(int64_t R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols)
+/* Plain C: the same fma chain per element (fmaf rounds once, as the vector
+ * FMAs), then the bias epilogue's adds. */
+static void kscalar(int64_t R, int64_t K, const float *A, int64_t lda, const float *P, float *C, int64_t ldc, int64_t ncols,
+                    const float *b1, const float *b2)
 {
     for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < ncols; j++) {
             float s = 0.0f;
             for (int64_t k = 0; k < K; k++) s = fmaf(A[r * lda + k], P[k * PW + j], s);
+            if (b1) s = s + b1[j];
+            if (b2) s = s + b2[j];
             C[r * ldc + j] = s;
         }
 }
@@ -256,9 +346,10 @@ static void window_burst(const char *at, int64_t n, bool wr)
  * pair stays in L1 over the strips. Many rows (an input projection's 1024
  * and more): a block of A is read from L2 by every pair instead of all of
  * A from L3 (its dx's A, 1024 x 4H, is 2-4 MiB), as a per-step GEMM did.
- * win (or NULL): prefetched over the iterations, after each pair. */
+ * win (or NULL): prefetched over the iterations, after each pair. b1, b2
+ * (or NULL): the bias epilogue's vectors [N], added to every row. */
 static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin)
+                        int64_t ldc, int64_t p0, int64_t p1, const mn__span *win, int nwin, const float *b1, const float *b2)
 {
     int64_t ps = K * PW, mr = isa == MN_PACKED_AVX512 ? MR512 : MR256, rb = row_block(K, mr);
     int64_t step = isa == MN_PACKED_AVX512 ? 2 : 1, its = 0;
@@ -277,17 +368,18 @@ static void packed_cols(int isa, int64_t M, int64_t N, int64_t K, const float *A
                 int64_t R = i1 - i < mr ? i1 - i : mr;
                 const float *a = A + i * lda, *pp = P + p * ps;
                 float *c = C + i * ldc + p * PW;
+                const float *q1 = b1 ? b1 + p * PW : NULL, *q2 = b2 ? b2 + p * PW : NULL;
                 const char *pf = NULL;
                 int64_t pfn = 0;
                 bool pfw = false;
                 window_take(wp, &pf, &pfn, &pfw);
 #ifdef MN_PACKED_X86
-                if (isa == MN_PACKED_AVX512 && pfn) t512pf[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols, pf, pfn, pfw);
-                else if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols);
-                else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols);
+                if (isa == MN_PACKED_AVX512 && pfn) t512pf[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols, pf, pfn, pfw, q1, q2);
+                else if (isa == MN_PACKED_AVX512) t512[np - 1][R - 1](K, a, lda, pp, ps, c, ldc, ncols, q1, q2);
+                else if (isa == MN_PACKED_AVX2) t256[R - 1](K, a, lda, pp, ps, c, ldc, ncols, q1, q2);
                 else
 #endif
-                    kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW);
+                    kscalar(R, K, a, lda, pp, c, ldc, ncols < PW ? ncols : PW, q1, q2);
                 if (pfn && isa != MN_PACKED_AVX512) window_burst(pf, pfn, pfw);
             }
         }
@@ -311,24 +403,25 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
 }
 
 /* Part `part` of `nparts` of the product, as mn__packed_split shares it
- * (ONE: part 0 computes everything); win: this part's prefetch window. */
+ * (ONE: part 0 computes everything); win: this part's prefetch window;
+ * b1, b2: the bias epilogue's vectors, or NULL. */
 static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int part, int nparts, const mn__span *win, int nwin)
+                        int64_t ldc, int part, int nparts, const mn__span *win, int nwin, const float *b1, const float *b2)
 {
     int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
     int split = mn__packed_split(M, N, K, nparts);
     if (split == MN_PACKED_ONE) {
-        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin);
+        if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin, b1, b2);
         return;
     }
     if (split == MN_PACKED_ROWS) {
         int64_t m0 = strips * part / nparts * 8, m1 = strips * (part + 1) / nparts * 8;
         if (m1 > M) m1 = M;
-        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin);
+        packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin, b1, b2);
         return;
     }
     int64_t nt = pairs < nparts ? pairs : nparts, q0 = pairs * part / nt * 2, q1 = pairs * (part + 1) / nt * 2;
-    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np, win, nwin);
+    if (part < nt) packed_cols(isa, M, N, K, A, lda, P, C, ldc, q0, q1 < np ? q1 : np, win, nwin, b1, b2);
 }
 
 /* C [M, N] (row stride ldc) = A [M, K] (row stride lda) times the packed
@@ -338,21 +431,27 @@ static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A
  * Inside a parallel region: one thread. `isa` is mn__packed_isa()'s
  * answer, or a narrower one. */
 static void packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
-                        int64_t ldc, int threads, const mn__span *win, int nwin)
+                        int64_t ldc, int threads, const mn__span *win, int nwin, const float *b1, const float *b2)
 {
     if (omp_in_parallel()) threads = 1;
     if (mn__packed_split(M, N, K, threads) == MN_PACKED_ONE) {
-        packed_part(isa, M, N, K, A, lda, P, C, ldc, 0, 1, win, nwin);
+        packed_part(isa, M, N, K, A, lda, P, C, ldc, 0, 1, win, nwin, b1, b2);
         return;
     }
     #pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; t++) packed_part(isa, M, N, K, A, lda, P, C, ldc, t, threads, win, nwin);
+    for (int t = 0; t < threads; t++) packed_part(isa, M, N, K, A, lda, P, C, ldc, t, threads, win, nwin, b1, b2);
 }
 
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads)
 {
-    packed_gemm(isa, M, N, K, A, lda, P, C, ldc, threads, NULL, 0);
+    packed_gemm(isa, M, N, K, A, lda, P, C, ldc, threads, NULL, 0, NULL, NULL);
+}
+
+void mn__packed_gemm_bias(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
+                          int64_t ldc, int threads, const float *b1, const float *b2)
+{
+    packed_gemm(isa, M, N, K, A, lda, P, C, ldc, threads, NULL, 0, b1, b2 && b1 ? b2 : NULL);
 }
 
 /* ---- the ops ---- */
@@ -397,9 +496,10 @@ static mn_status pack_fwd(const mn_kernel_ctx *c)
 static mn_status infer_matmul_packed(mn_infer_ctx *c)
 {
     const mn_matmul_attrs *a = c->attrs;
+    if (c->nin < 3 || c->nin > 5) return mn__infer_fail(c, MN_ERR_INVALID, "takes A, W, the packed W and up to two bias vectors");
     mn_shape x = c->in[0].shape, w = c->in[1].shape, p = c->in[2].shape;
     int64_t N, K;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < c->nin; i++)
         if (c->in[i].dtype != MN_F32) return mn__infer_fail(c, MN_ERR_DTYPE, "inputs must be f32");
     if (check_attrs(c)) return MN_ERR_INVALID;
     if (x.ndim < 2 || w.ndim != 2) return mn__infer_fail(c, MN_ERR_SHAPE, "A needs at least 2 dims and W exactly 2");
@@ -409,6 +509,9 @@ static mn_status infer_matmul_packed(mn_infer_ctx *c)
     if (!mn_shape_eq(p, MN_SHAPE(panels(N), K, PW)))
         return mn__infer_fail(c, MN_ERR_SHAPE, "packed weight must be [%lld, %lld, %d] (pack_weight of W, same trans_b)",
                               (long long)panels(N), (long long)K, PW);
+    for (int i = 3; i < c->nin; i++)
+        if (!mn_shape_eq(c->in[i].shape, MN_SHAPE(N)))
+            return mn__infer_fail(c, MN_ERR_SHAPE, "bias %d must be [%lld] (one value per output column)", i - 2, (long long)N);
     x.d[x.ndim - 1] = N;
     c->out = (mn_tdesc){ MN_F32, x };
     return MN_OK;
@@ -424,12 +527,14 @@ static mn_status matmul_packed_window(const mn_kernel_ctx *c, int part, int npar
     nk_of(c->in[1].shape, a->trans_b, &N, &K);
     int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1);
     float *C = mn_f32(c->out);
+    const float *b1 = c->nin > 3 ? mn_f32(&c->in[3]) : NULL, *b2 = c->nin > 4 ? mn_f32(&c->in[4]) : NULL;
     if (K == 0) {
-        for (int64_t i = 0; i < M * N && part == 0; i++) C[i] = 0.0f;
+        for (int64_t i = 0; i < M * N && part <= 0; i++) C[i] = (0.0f + (b1 ? b1[i % N] : 0.0f)) + (b2 ? b2[i % N] : 0.0f);
         return MN_OK;
     }
-    if (nparts > 0) packed_part(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, part, nparts, win, nwin);
-    else packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads, win, nwin);
+    if (nparts > 0)
+        packed_part(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, part, nparts, win, nwin, b1, b2);
+    else packed_gemm(mn__packed_isa(), M, N, K, mn_f32(&c->in[0]), K, mn_f32(&c->in[2]), C, N, c->nthreads, win, nwin, b1, b2);
     return MN_OK;
 }
 
@@ -457,7 +562,7 @@ static int matmul_packed_spans(const mn_kernel_ctx *c, int part, int nparts, mn_
     nk_of(c->in[1].shape, a->trans_b, &N, &K);
     int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1), m0 = 0, m1 = M;
     int split = K ? mn__packed_split(M, N, K, nparts) : MN_PACKED_ONE;
-    if (max < 3) return -1;
+    if (max < c->nin) return -1;
     if (split == MN_PACKED_ROWS) {
         int64_t strips = (M + 7) / 8;
         m0 = strips * part / nparts * 8;
@@ -470,11 +575,26 @@ static int matmul_packed_spans(const mn_kernel_ctx *c, int part, int nparts, mn_
     if (m0 >= m1) return 0;
     sp[0] = float_span(c->out, m0 * N, m1 * N, true);
     sp[1] = float_span(&c->in[0], m0 * K, m1 * K, false);
-    sp[2] = float_span(&c->in[2], 0, mn_tensor_numel(&c->in[2]), false);
-    return 3;
+    for (int i = 2; i < c->nin; i++) sp[i] = float_span(&c->in[i], 0, mn_tensor_numel(&c->in[i]), false);   /* P, the biases */
+    return c->nin;
 }
 
-extern const mn_op_def mn__op_matmul_packed;
+extern const mn_op_def mn__op_matmul_packed, mn__op_add;
+
+/* The bias epilogue (graph/fuse.c): matmul_packed takes up to two. */
+int mn__bias_epilogue(const mn_op_def *op) { return op == &mn__op_matmul_packed ? 2 : 0; }
+
+/* out = in[row] + in[vec], in[vec] an [N] vector (N: out's last dim)
+ * broadcast over out's rows, in[row] of out's shape: vec, else -1. */
+int mn__row_bias(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdesc *out)
+{
+    if (op != &mn__op_add || nin != 2 || out->dtype != MN_F32 || out->shape.ndim < 2) return -1;
+    for (int v = 0; v < 2; v++)
+        if (in[v].dtype == MN_F32 && in[1 - v].dtype == MN_F32 && mn_shape_eq(in[1 - v].shape, out->shape) &&
+            mn_shape_eq(in[v].shape, MN_SHAPE(out->shape.d[out->shape.ndim - 1])))
+            return v;
+    return -1;
+}
 
 mn__part_fn mn__part_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_part : NULL; }
 mn__window_fn mn__window_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_window : NULL; }
@@ -505,16 +625,19 @@ static mn_node *flat2(mn_graph *g, mn_node *x)
     return s.ndim == 2 ? x : mn_reshape(g, x, MN_SHAPE(mn_shape_numel(s) / s.d[s.ndim - 1], s.d[s.ndim - 1]));
 }
 
-/* C = A op(W): dA = dC op(W)^T, again a packed product (W packed the other
- * way, one pack per graph after CSE); dW = dC^T A (or A^T dC), a plain
- * matmul, so the weight gradients of all steps merge into one GEMM
- * (matmul's merge_grads). The packed copy gets no gradient. */
+/* C = A op(W) (+ b1 + b2): dA = dC op(W)^T, again a packed product (W
+ * packed the other way, one pack per graph after CSE); dW = dC^T A (or
+ * A^T dC), a plain matmul, so the weight gradients of all steps merge into
+ * one GEMM (matmul's merge_grads); a bias's, dC summed over the rows. The
+ * packed copy gets no gradient. */
 static mn_status vjp_matmul_packed(mn_vjp_ctx *c)
 {
     const mn_matmul_attrs *at = c->attrs;
     mn_graph *g = c->g;
     mn_node *A = c->in[0], *W = c->in[1], *dC = c->dy;
     if (c->needs[0]) c->dx[0] = mn_matmul_packed(g, dC, W, mn_pack_weight(g, W, !at->trans_b), !at->trans_b);
+    for (int i = 3; i < c->nin; i++)                      /* the bias epilogue's vectors: summed over the rows */
+        if (c->needs[i]) c->dx[i] = mn_sum_to(g, dC, mn_node_shape(c->in[i]));
     if (c->needs[1]) {
         mn_node *A2 = flat2(g, A), *dC2 = flat2(g, dC);
         c->dx[1] = at->trans_b ? mn_matmul(g, dC2, A2, true, false) : mn_matmul(g, A2, dC2, true, false);
@@ -532,10 +655,10 @@ static void cost_pack(const mn_tdesc *in, int nin, const mn_tdesc *out, const vo
 static void cost_matmul_packed(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs, double *flops,
                                double *bytes)
 {
-    (void)nin; (void)attrs;
+    (void)attrs;
     mn_shape A = in[0].shape;
-    *flops = 2.0 * (double)A.d[A.ndim - 1] * (double)mn_shape_numel(out->shape);
-    *bytes = 4.0 * (double)(mn_shape_numel(A) + mn_shape_numel(in[2].shape) + mn_shape_numel(out->shape));
+    *flops = (2.0 * (double)A.d[A.ndim - 1] + (nin - 3)) * (double)mn_shape_numel(out->shape);
+    *bytes = 4.0 * (double)(mn_shape_numel(A) + mn_shape_numel(in[2].shape) + mn_shape_numel(out->shape) + (nin - 3) * out->shape.d[out->shape.ndim - 1]);
 }
 
 /* C's rows come from A's rows alone, whatever the call's row count: with
@@ -544,7 +667,7 @@ static void cost_matmul_packed(const mn_tdesc *in, int nin, const mn_tdesc *out,
 static int packed_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
 {
     (void)out; (void)attrs;
-    return nin == 3 && in[0].shape.ndim >= 3 ? 0 : -1;
+    return nin >= 3 && in[0].shape.ndim >= 3 ? 0 : -1;
 }
 
 static void packed_str(const void *a, char *buf, size_t n)
@@ -561,8 +684,9 @@ const mn_op_def mn__op_pack_weight = { MN_OP_RECORD,
 
 const mn_op_def mn__op_matmul_packed = { MN_OP_RECORD,
     .name = "matmul_packed",
-    .doc = "C = A op(W) read from P = pack_weight(W) (A's leading dims are rows); dA = dC op(W)^T (packed), dW = dC^T A or A^T dC",
-    .arity = 3, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1,
+    .doc = "C = A op(W) (+ b1 + b2) read from P = pack_weight(W) (A's leading dims are rows; the optional [N] biases added "
+           "after the products, the fusion pass's epilogue); dA = dC op(W)^T (packed), dW = dC^T A or A^T dC, db = dC summed over rows",
+    .arity = -1, .attr_size = sizeof(mn_matmul_attrs), MN__FIELDS(mn_matmul_attrs), .inplace = -1,
     .infer = infer_matmul_packed, .forward = matmul_packed_fwd, .vjp = vjp_matmul_packed,
     .cost = cost_matmul_packed, .attr_str = packed_str, .traits.row_input = packed_rows,
 };

@@ -150,6 +150,51 @@ START_TEST(packed_product_same_bits_on_every_kernel_row_count_and_thread_count)
 }
 END_TEST
 
+/* The bias epilogue (matmul_packed's, graph/fuse.c's): on every kernel,
+ * 1 and 2 threads, whole or row by row, C = (A op(W) + b1) + b2 with the
+ * bits of the product followed by two separate float adds in that order
+ * (and of one add with b1 alone); the padding past N never written. Shapes
+ * with a partial last panel (masked bias loads) and a partial last strip. */
+START_TEST(packed_bias_epilogue_has_the_bits_of_separate_adds)
+{
+    const int *s = pshapes[_i];
+    int64_t M = s[0], N = s[1], K = s[2], np = (N + 15) / 16, ldc = N + 3;
+    bool tb = s[3];
+    float *A = malloc(sizeof(float) * (size_t)(M * K)), *W = malloc(sizeof(float) * (size_t)(N * K));
+    float *P = malloc(sizeof(float) * (size_t)(np * 16 * K)), *b = malloc(sizeof(float) * (size_t)(2 * N));
+    float *R = malloc(sizeof(float) * (size_t)(M * ldc)), *C = malloc(sizeof(float) * (size_t)(M * ldc));
+    for (int64_t i = 0; i < M * K; i++) A[i] = (float)((i * 37) % 23) / 23.0f - 0.5f;
+    for (int64_t i = 0; i < N * K; i++) W[i] = (float)((i * 11) % 17) / 17.0f - 0.5f;
+    for (int64_t i = 0; i < 2 * N; i++) b[i] = (float)((i * 29) % 31) / 7.0f - 2.1f + 1e-3f * (float)i;
+    mn__pack_weight(W, tb, N, K, P, 1);
+    for (int nb = 1; nb <= 2; nb++) {
+        for (int64_t i = 0; i < M * ldc; i++) R[i] = -7.0f;
+        mn__packed_gemm(MN_PACKED_C, M, N, K, A, K, P, R, ldc, 1);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                volatile float x = R[i * ldc + j] + b[j];     /* rounded to float, as the add op */
+                if (nb == 2) x = x + b[N + j];
+                R[i * ldc + j] = x;
+            }
+        for (int isa = MN_PACKED_C; isa <= mn__packed_isa(); isa++)
+            for (int threads = 1; threads <= 2; threads++)
+                for (int rows = 0; rows < 2; rows++) {
+                    for (int64_t i = 0; i < M * ldc; i++) C[i] = -7.0f;
+                    const float *b2 = nb == 2 ? b + N : NULL;
+                    if (rows)
+                        for (int64_t i = 0; i < M; i++) mn__packed_gemm_bias(isa, 1, N, K, A + i * K, K, P, C + i * ldc, ldc, threads, b, b2);
+                    else
+                        mn__packed_gemm_bias(isa, M, N, K, A, K, P, C, ldc, threads, b, b2);
+                    for (int64_t i = 0; i < M * ldc; i++)
+                        ck_assert_msg(!memcmp(&C[i], &R[i], sizeof *C), "%lldx%lldx%lld, %d biases: kernel %d, %d threads%s: "
+                                      "C[%lld,%lld] = %.9g, the separate adds give %.9g", (long long)M, (long long)N, (long long)K, nb,
+                                      isa, threads, rows ? ", row by row" : "", (long long)(i / ldc), (long long)(i % ldc), C[i], R[i]);
+                }
+    }
+    free(A); free(W); free(P); free(b); free(R); free(C);
+}
+END_TEST
+
 /* How the packed product shares its work (ops/packed.c): an RNN time
  * step's 32 rows on 2 threads are cut by rows, 16 and 16 (the rows the
  * elementwise cell kernels give the same threads), forward and backward
@@ -185,6 +230,7 @@ int main(void)
     tcase_add_test(tc, packed_product_cuts_a_time_step_by_rows_as_its_cell);
     tcase_add_loop_test(tc, packed_product_same_bits_on_every_kernel_row_count_and_thread_count, 0,
                         (int)(sizeof pshapes / sizeof *pshapes));
+    tcase_add_loop_test(tc, packed_bias_epilogue_has_the_bits_of_separate_adds, 0, (int)(sizeof pshapes / sizeof *pshapes));
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }

@@ -414,6 +414,37 @@ START_TEST(fusion_is_bit_identical)
 }
 END_TEST
 
+/* The bias epilogue (graph/fuse.c): a packed input projection's two bias
+ * adds ((x W^T + b1) + b2, as models/rnn.c builds an lstm block's) go into
+ * matmul_packed, which adds them after each element's whole product: loss,
+ * the projection (requested as an output) and every gradient keep the
+ * unfused bits on 1 and 2 threads, and the compiled graph says 2 adds
+ * went. A projection read twice (here also by a square) keeps its add. */
+START_TEST(bias_epilogue_is_bit_identical)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        const int64_t T = 3, B = 5, I = 20, N = 40;     /* 15 rows: a partial strip; 40 columns: a partial panel */
+        mn_node *x = mn_input(g, "x", MN_F32, MN_SHAPE(T, B, I));
+        mn_node *w = mn_param(g, "w", MN_SHAPE(N, I), (mn_init){ .kind = MN_INIT_NORMAL, .b = 1 });
+        mn_node *b1 = mn_param(g, "b1", MN_SHAPE(N), (mn_init){ .kind = MN_INIT_NORMAL, .b = 3 });
+        mn_node *b2 = mn_param(g, "b2", MN_SHAPE(N), (mn_init){ .kind = MN_INIT_NORMAL, .b = 3 });
+        mn_node *xp = mn_matmul_packed(g, x, w, mn_pack_weight(g, w, true), true);
+        mn_node *y = mn_add(g, mn_add(g, xp, b1), b2);
+        mn_node *loss = mn_sum_all(g, mn_square(g, mn_tanh(g, y)));
+        if (shared) loss = mn_add(g, loss, mn_sum_all(g, mn_square(g, xp)));
+        expect_identical(g, P, loss, y, 2);
+        mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 2 });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_msg(mn_exec_stat(ex, "fuse.epilogue_adds") == (shared ? 0 : 2), "%s: %g adds in the epilogue",
+                      shared ? "projection read twice" : "projection", mn_exec_stat(ex, "fuse.epilogue_adds"));
+        mn_exec_free(ex);
+        mn_graph_free(g); mn_params_free(P);
+    }
+}
+END_TEST
+
 /* Row tiles (graph/fuse.c): rows of 600 (two tiles each, the second
  * ragged) read gate slices in place, one slice with a step gathered, a
  * bias broadcast over the rows read in place, and pieces written into
@@ -1653,6 +1684,7 @@ int main(void)
     tcase_add_test(tc, dot_export);
     tcase_add_test(tc, two_graphs_share_parameters);
     tcase_add_test(tc, fusion_is_bit_identical);
+    tcase_add_test(tc, bias_epilogue_is_bit_identical);
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
