@@ -98,8 +98,6 @@ typedef struct {
     int *clone_of;        /* per value: its clone, -1 */
     int nseg;             /* segments of the candidate applied */
     double tail;          /* the last segment's share of the saved bytes (0: k equal segments), see segments() */
-    bool align;           /* a tail plan's segment starts moved to gradient blocks' edges (align_segments) */
-    bool aligned;         /* ... and that moved any */
     int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
     bool chain;           /* clones read the clones of kept values too (see clone_step) */
     bool defer;           /* clones that read no clone wait beside their reader's inputs (defer_clones) */
@@ -138,122 +136,6 @@ static int segment_at(int64_t run, int64_t total, int k, double tail)
     return g < k - 1 ? g : k - 2;
 }
 
-/* Where a segment may start so that a segment's recompute falls between
- * two gradient blocks' backward passes: a backward concat (op trait
- * input_view; an RNN's gate gradients of a block of steps, which its
- * weight-gradient GEMMs read) is made of pieces computed from forward
- * values (the nearest producers that read any); the segment holding the
- * earliest forward step L they read should start with it, i.e. right after
- * the latest producer of a saved value L reads (the cell before it). Then
- * no step of the block's backward pass reads the segment before, whose
- * recompute therefore waits for the whole block (and runs after its GEMM,
- * not between its pieces and it). edge[i]: forward step i (the order of
- * fwd[]) may start a segment; pos[] maps a step to its forward position
- * (-1 backward). Returns the number of edges. */
-enum { EDGE_DEPTH = 4, EDGE_FRONT = 256 };
-static bool bwd_concat(const mn_step *st)
-{
-    return !is_fwd(st) && !st->clone && !st->fused && st->node->op && st->node->op->traits.input_view;
-}
-
-static int block_edges(const mn_exec *ex, const plan_ctx *pc, const int *pos, const int *fwd, int nfwd, bool *edge)
-{
-    int n = 0;
-    bool *inner = calloc((size_t)ex->nsteps + 1, 1);    /* a concat whose output is a piece of another (through views) */
-    if (!inner) return 0;
-    for (int i = 0; i <= nfwd; i++) edge[i] = false;
-    for (int c = 0; c < ex->nsteps; c++)
-        for (int j = 0; bwd_concat(&ex->steps[c]) && j < ex->steps[c].nin; j++) {
-            int d = ex->vals[ex->steps[c].in[j]].def;
-            while (d >= 0 && !ex->steps[d].fused && ex->steps[d].nin && mn__kind(&ex->vals[ex->steps[d].out]) == MN_VAL_ALIAS)
-                d = ex->vals[ex->steps[d].in[0]].def;
-            if (d >= 0 && bwd_concat(&ex->steps[d])) inner[d] = true;
-        }
-    for (int c = 0; c < ex->nsteps; c++) {
-        const mn_step *cs = &ex->steps[c];
-        if (!bwd_concat(cs) || inner[c]) continue;
-        int front[EDGE_FRONT], nf = 0, lo = -1;
-        for (int j = 0; j < cs->nin && nf < EDGE_FRONT; j++) front[nf++] = cs->in[j];
-        /* breadth first over backward producers: the first depth that reads forward values decides */
-        for (int d = 0; d < EDGE_DEPTH && lo < 0 && nf; d++) {
-            int next[EDGE_FRONT], nn = 0;
-            for (int f = 0; f < nf; f++) {
-                int s = ex->vals[front[f]].def;
-                if (s < 0 || is_fwd(&ex->steps[s]) || ex->steps[s].clone) continue;
-                for (int j = 0; j < ex->steps[s].nin; j++) {
-                    int u = ex->steps[s].in[j], du = ex->vals[u].def;
-                    if (du >= 0 && pos[du] >= 0) { if (lo < 0 || pos[du] < lo) lo = pos[du]; }
-                    else if (du >= 0 && nn < EDGE_FRONT) next[nn++] = u;
-                }
-            }
-            memcpy(front, next, (size_t)nn * sizeof *next);
-            nf = nn;
-        }
-        if (lo < 0) continue;
-        int e = lo;
-        const mn_step *L = &ex->steps[fwd[lo]];
-        for (int j = 0; j < L->nin; j++) {
-            int u = L->in[j], du = ex->vals[u].def;
-            if (du >= 0 && pos[du] >= 0 && pc->bread[u] && (e == lo || pos[du] + 1 > e)) e = pos[du] + 1;
-        }
-        if (e > 0 && e < nfwd && !edge[e]) { edge[e] = true; n++; }
-    }
-    free(inner);
-    return n;
-}
-
-/* Segment starts moved to the nearest block edge (block_edges) within half
- * a mean segment, the tail's start (the last segment's) kept: a segment's
- * recompute then falls between two blocks' backward passes, not inside
- * one. Boundaries that meet merge their segments; segments are numbered
- * again from 0. */
-static void align_starts(const bool *edge, int *start, int k, int tail)
-{
-    int prev = 0, reach = tail / (2 * (k - 1));          /* half a mean segment before the tail */
-    for (int g = 1; g < k - 1; g++) {
-        if (start[g] < 0) continue;
-        int best = -1;
-        for (int d = 0; d <= reach && best < 0; d++) {
-            if (start[g] - d > prev && edge[start[g] - d]) best = start[g] - d;
-            else if (start[g] + d < tail && edge[start[g] + d]) best = start[g] + d;
-        }
-        start[g] = best >= 0 ? best : start[g] > prev ? start[g] : -1;
-        if (start[g] >= 0) prev = start[g];
-    }
-}
-
-static void align_segments(const mn_exec *ex, plan_ctx *pc)
-{
-    int nfwd = 0, k = pc->nseg;
-    if (k < 3) return;
-    int *pos = malloc(((size_t)ex->nsteps + 1) * sizeof *pos), *fwd = malloc(((size_t)ex->nsteps + 1) * sizeof *fwd);
-    int *start = malloc(((size_t)k + 1) * sizeof *start);
-    bool *edge = malloc((size_t)ex->nsteps + 2);
-    bool ok = pos && fwd && start && edge;
-    for (int s = 0; ok && s < ex->nsteps; s++) {
-        pos[s] = pc->seg[s] >= 0 ? nfwd : -1;
-        if (pc->seg[s] >= 0) fwd[nfwd++] = s;
-    }
-    ok = ok && block_edges(ex, pc, pos, fwd, nfwd, edge) > 0;
-    for (int g = 0; ok && g < k; g++) start[g] = -1;
-    for (int i = nfwd - 1; ok && i >= 0; i--) start[pc->seg[fwd[i]]] = i;
-    int before = 0;                                     /* edges before the tail: at least one a two segments, else */
-    for (int i = 1; ok && start[k - 1] > 0 && i < start[k - 1]; i++) before += edge[i];   /* segments are shorter than half a block */
-    if (ok && start[k - 1] > 0 && 2 * before >= k - 1) {
-        align_starts(edge, start, k, start[k - 1]);
-        int g = 0;
-        for (int i = 0; i < nfwd; i++) {                /* renumbered: a cut at every start left */
-            bool cut = false;
-            for (int h = 1; h < k; h++) cut |= start[h] == i && i > 0;
-            g += cut;
-            pc->aligned |= pc->seg[fwd[i]] != g;
-            pc->seg[fwd[i]] = g;
-        }
-        pc->nseg = g + 1;
-    }
-    free(pos); free(fwd); free(start); free(edge);
-}
-
 /* Forward steps cut into k segments of about equal saved bytes, or a
  * longer last one (pc->tail: it is kept, so fewer steps are recomputed
  * where its bytes fit); k < 0: block plan -k (blocks.c cuts at the graph's
@@ -270,8 +152,6 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
-    pc->aligned = false;
-    if (pc->tail > 0 && pc->align) align_segments(ex, pc);
 }
 
 static bool droppable_kind(const mn_value *x) { mn_val_kind k = mn__kind(x); return k == MN_VAL_ARENA || k == MN_VAL_ALIAS; }
@@ -543,15 +423,14 @@ static void human(int64_t b, char *buf, size_t n)
 /* One candidate's figures: added FLOPs and the cheap arena estimate. k:
  * segments (< 0: block plan -k, 0: none); mirror: pointwise values first;
  * chain: clones read the clones of kept values (plan_ctx). */
-typedef struct { int k; bool mirror, chain; double tail, flops; int64_t est, arena; bool defer, align; } cand;
+typedef struct { int k; bool mirror, chain; double tail, flops; int64_t est, arena; bool defer; } cand;
 
 /* Candidate (k, mirror) on the snapshot: mirror.c's rewrite, then segments.
  * Returns the values dropped (0: none), -1 out of memory, -2 no valid order. */
-static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror, double tail, bool align)
+static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool mirror, double tail)
 {
     restore(ex, sn);
     pc->tail = k > 1 ? tail : 0;
-    pc->align = align;
     int m = mirror ? mn__mirror(ex) : 0, r = 0;
     pc->nmirror = m;
     pc->nseg = 0;
@@ -583,7 +462,7 @@ static int apply_cand(mn_exec *ex, plan_ctx *pc, const snapshot *sn, int k, bool
  * candidates that drop anything to c[n0..) (k up to the forward steps),
  * returns their count, -1 out of memory. */
 static const int tail_k[] = { 16, 32, 64 };
-enum { TAIL_SHARES = 41, NTAIL = 2 * (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
+enum { TAIL_SHARES = 41, NTAIL = (int)MN__ARRAY_LEN(tail_k) * TAIL_SHARES };
 static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, bool mirror, int nfwd, cand *c, int n0)
 {
     int n = n0;
@@ -592,14 +471,12 @@ static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain,
         for (int j = 1; j <= TAIL_SHARES; j++) {
             double f = (double)j / (TAIL_SHARES + 1);
             double share = 1.0 / k + (1.0 - 1.0 / k) * f * f;  /* denser at short tails, where budgets fall */
-            for (int a = 0; a < 2; a++) {               /* as cut, then aligned with gradient blocks where that moves a cut */
-                int r = apply_cand(ex, pc, sn, k, mirror, share, a);
-                if (r == -1) return -1;
-                if (r <= 0 || (a && !pc->aligned)) continue;   /* nothing dropped, no valid order, or the same plan */
-                int64_t e = estimate(ex);
-                if (e < 0) return -1;
-                c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0, true, a };
-            }
+            int r = apply_cand(ex, pc, sn, k, mirror, share);
+            if (r == -1) return -1;
+            if (r <= 0) continue;                       /* nothing dropped, or no valid order */
+            int64_t e = estimate(ex);
+            if (e < 0) return -1;
+            c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0, true };
         }
     }
     return n - n0;
@@ -621,12 +498,12 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
     if (c->arena) return c->arena;
     pc->chain = c->chain;
     pc->defer = true;
-    if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail, c->align) < 0) return -1;
+    if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     int64_t deferred = probe(ex);
     c->defer = true;
     if (!pc->ndefer) return c->arena = deferred;      /* nothing held back: the same plan */
     pc->defer = false;
-    if (deferred < 0 || apply_cand(ex, pc, sn, c->k, c->mirror, c->tail, c->align) < 0) return -1;
+    if (deferred < 0 || apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
     c->arena = probe(ex);
     pc->defer = true;
     c->defer = c->arena >= 0 && deferred <= c->arena;
@@ -656,11 +533,11 @@ static bool search(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain, in
         int j = (i - 1) / 2, k = i == 0 ? 0 : j < NCAND ? candidates[j] : NCAND - 1 - j;
         bool mir = i == 0 || (i - 1) % 2;
         if (k > nfwd || (mir && i && !mirror)) continue;
-        int r = apply_cand(ex, pc, sn, k, mir, 0, false);
+        int r = apply_cand(ex, pc, sn, k, mir, 0);
         if (r == -1) { *err = MN_ERR_NOMEM; return false; }
         if (i == 0) mirror = pc->nmirror > 0;
         if (r <= 0) continue;
-        c[nc] = (cand){ k, mir, chain, 0, ex->recompute_flops, estimate(ex), 0, true, false };
+        c[nc] = (cand){ k, mir, chain, 0, ex->recompute_flops, estimate(ex), 0, true };
         if (c[nc].est < 0) { *err = MN_ERR_NOMEM; return false; }
         nc++;
     }
@@ -799,7 +676,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
         if (!err && !found) found = search(ex, &pc, &sn, true, budget, &smallest, &win, &err);
         pc.chain = win.chain;
         pc.defer = win.defer;
-        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror, win.tail, win.align) < 0) err = MN_ERR_NOMEM;
+        if (!err && found && apply_cand(ex, &pc, &sn, win.k, win.mirror, win.tail) < 0) err = MN_ERR_NOMEM;
     } else if (!err) restore(ex, &sn);
     if (!err && smallest > budget && !found) {
         char b[32], sm[32];
@@ -818,7 +695,6 @@ mn_status mn__pass_recompute(mn_exec *ex)
     mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
     mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
     mn__stat(ex, "recompute.tail_share", found ? pc.tail : 0);
-    mn__stat(ex, "recompute.aligned_segments", found && pc.aligned);
     mn__stat(ex, "recompute.mirrored_values", found ? pc.nmirror : 0);
     mn__stat(ex, "recompute.chained_clones", found && win.chain);
     mn__stat(ex, "recompute.deferred_clones", found ? pc.ndefer : 0);

@@ -814,68 +814,6 @@ END_TEST
  * plan reaches 13,567,360 bytes, the smallest, so this model no longer
  * needs the fallback (nor do gru, tagger, rnn): the test holds the named
  * smallest to the figure before and says which plan won. */
-/* Each block of 16 time steps (B 64: MN_STEP_BLOCK_ROWS rows) has its gate
- * gradients in one backward concat (pieces: each step's concat of its four
- * gates' gradients), which W_hh's and W_ih's gradient GEMMs read. A
- * segment recomputed after some of a block's pieces and before its GEMMs
- * puts the segment's products and cells between the pieces and the GEMMs
- * that read them (bytes out of the caches); recompute.c's tail plans move
- * segment starts to the blocks' edges (align_segments), so a recompute
- * falls between two blocks. An LSTM of 16 blocks at a quarter of the way
- * from its smallest arena to its plain one: no piece is made before a
- * recompute its block's GEMMs follow. Same bits. */
-START_TEST(recompute_falls_between_gradient_blocks)
-{
-    enum { B = 64, T = 256, H = 32 };
-    model m = build_with("lstm", B, T, H, 0.0f);
-    mn_exec *ex = compile(&m, 0);
-    ck_assert_ptr_nonnull(ex);
-    int64_t plain = mn_exec_get_stats(ex).arena_bytes, n0;
-    float l0, *g0 = run(&m, ex, &l0, &n0);
-    mn_exec_free(ex);
-    int64_t low = smallest_named_at("lstm", B, T, H), budget = low + (plain - low) / 4;
-    ex = compile(&m, budget);
-    ck_assert_msg(ex != NULL, "lstm: %s", mn_graph_errmsg(m.g));
-    int blocks = 0, products = 0, early = 0;
-    for (int r = 0; r < ex->nsteps; r++)
-        products += ex->steps[r].clone && !strcmp(ex->steps[r].node->op->name, "matmul_packed") && ex->steps[r].node->desc.shape.ndim == 2;
-    for (int s = 0; s < ex->nsteps; s++) {               /* a block: a backward concat of steps' rows a GEMM reads */
-        const mn_step *c = &ex->steps[s];
-        if (c->clone || !c->node->backward || strcmp(c->node->op->name, "concat") || c->node->desc.shape.d[0] <= B || c->nin < 1) continue;
-        int d0 = ex->vals[c->in[0]].def;
-        if (d0 < 0 || !ex->steps[d0].node->backward) continue;   /* a block of hidden states (forward pieces) */
-        int gemm = -1;
-        for (int r = 0; r < ex->nsteps; r++)
-            for (int j = 0; j < ex->steps[r].nin; j++)
-                if (ex->steps[r].in[j] == c->out && !strncmp(ex->steps[r].node->op->name, "matmul", 6) && (gemm < 0 || ex->steps[r].level < gemm))
-                    gemm = ex->steps[r].level;
-        if (gemm < 0) continue;
-        blocks++;
-        int most = 0;                                    /* the block's pieces made before a recompute its GEMMs follow */
-        for (int r = 0; r < ex->nsteps; r++) {
-            const mn_step *p = &ex->steps[r];
-            if (!p->clone || strcmp(p->node->op->name, "matmul_packed") || p->node->desc.shape.ndim != 2 || p->level >= gemm) continue;
-            int before = 0;
-            for (int j = 0; j < c->nin; j++) {
-                int d = ex->vals[c->in[j]].def;
-                before += d >= 0 && ex->steps[d].level < p->level;
-            }
-            if (before < c->nin && before > most) most = before;
-        }
-        early += most;
-    }
-    printf("recompute lstm         B %d T %d H %d at %lld bytes: %d gradient blocks, %d recomputed recurrent products in %g segments "
-           "(aligned %g), %d gate-gradient pieces made before a recompute inside their block\n", B, T, H, (long long)budget, blocks, products,
-           mn_exec_stat(ex, "recompute.segments"), mn_exec_stat(ex, "recompute.aligned_segments"), early);
-    ck_assert_msg(blocks >= 8 && products > 0, "lstm: %d blocks, %d recomputed products under %lld bytes", blocks, products, (long long)budget);
-    ck_assert_msg(early == 0, "lstm: %d gate-gradient pieces of %d blocks are made before a recompute their block's GEMMs follow", early, blocks);
-    mn_exec_free(ex);
-    same_bits_under(&m, "lstm", budget, g0, l0, n0);
-    free(g0);
-    free_model(&m);
-}
-END_TEST
-
 static model build_default(const char *kind)
 {
     mn_train_cfg c;
@@ -1023,7 +961,6 @@ int main(void)
     tcase_add_test(tc, budgeted_projection_runs_beside_the_recurrent_product);
     tcase_add_test(tc, smallest_budget_falls_back_to_waiting_slices);
     tcase_add_test(tc, budget_keeps_a_long_last_segment);
-    tcase_add_test(tc, recompute_falls_between_gradient_blocks);
     tcase_add_test(tc, larger_budgets_never_add_flops);
     tcase_add_loop_test(tc, unlimited_budget_changes_nothing, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, mirror_alone_just_below_the_plain_arena, 0, (int)(sizeof kinds / sizeof *kinds));
