@@ -5,6 +5,7 @@
  * time, and a barrier separates levels. Steps whose cost estimate is large
  * are marked big: they run alone with every thread. */
 #include "exec.h"
+#include "../ops/gemm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,78 @@ static void caller_level(mn_exec *ex, int l)
         ex->steps[s].caller = !ex->steps[s].solo && shared < CALLER_LEVEL_FLOPS;
 }
 
+/* Does step st run on one thread whatever the level gives it (an op with no
+ * parts: not a fused group, not a part kernel) and leave the team's other
+ * threads idle when it is its level's only work? A small step that is not
+ * a view (views cost nothing) and costs at least CALLER_LEVEL_FLOPS (so
+ * that the level still forks with a second step beside it). */
+static bool lone_work(const mn_exec *ex, const mn_step *st)
+{
+    return !st->big && !st->fused && !mn__part_forward(st->node->op) && st->flops >= CALLER_LEVEL_FLOPS &&
+           mn__kind(&ex->vals[st->out]) != MN_VAL_ALIAS;
+}
+
+/* Idle threads filled (several threads only). A step that reads no other
+ * step's output (a weight pack, a fill) gets level 0, but when its first
+ * reader comes much later (the packed copies the backward pass's products
+ * read) it only adds to level 0's time there. Such a step moves to a later
+ * level, before its first reader, whose only work is one small one-thread
+ * step (the cross-entropy stats, the head's bias add or sum): the two run
+ * side by side, one thread each, where one thread idled. Largest outputs
+ * first, the longest lone step first, one mover per level. Moves copies
+ * only (no arithmetic changes), so results keep their bits. Stat
+ * schedule.moved_to_idle. */
+static int fill_idle(mn_exec *ex, int nlevels)
+{
+    int n = ex->nsteps, moved = 0;
+    int *first = malloc((size_t)(n ? n : 1) * sizeof *first), *lone = malloc((size_t)(nlevels + 1) * sizeof *lone);
+    int *cand = malloc((size_t)(n ? n : 1) * sizeof *cand), nc = 0;
+    if (!first || !lone || !cand) { free(first); free(lone); free(cand); return 0; }
+    for (int s = 0; s < n; s++) first[s] = nlevels;
+    for (int l = 0; l <= nlevels; l++) lone[l] = -1;
+    for (int s = 0; s < n; s++) {                       /* each step's first reader's level */
+        const mn_step *st = &ex->steps[s];
+        for (int k = 0; k < st->nin + st->nctrl; k++) {
+            int d = ex->vals[k < st->nin ? st->in[k] : st->ctrl[k - st->nin]].def;
+            if (d >= 0 && st->level < first[d]) first[d] = st->level;
+        }
+    }
+    for (int i = 0; i < ex->nsinks; i++) {              /* a gradient sink reads its value at its producer's level */
+        int d = ex->vals[ex->sinks[i].value].def;
+        if (d >= 0) first[d] = ex->steps[d].level;
+    }
+    for (int s = 0; s < n; s++) {                       /* levels whose only work is one lone step: lone[l] = that step */
+        const mn_step *st = &ex->steps[s];
+        int l = st->level;
+        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS && !st->fused) continue;
+        if (lone[l] == -1 && lone_work(ex, st)) lone[l] = s;
+        else lone[l] = -2;
+    }
+    for (int s = 0; s < n; s++) {                       /* movers: no step inputs, read two levels later or more */
+        const mn_step *st = &ex->steps[s];
+        bool free_in = st->nctrl == 0 && st->nxout == 0 && !st->fused && !st->clone && first[s] < nlevels && first[s] >= 2;
+        for (int k = 0; k < st->nin && free_in; k++) free_in = ex->vals[st->in[k]].def < 0;
+        if (free_in && st->level == 0 && mn__kind(&ex->vals[st->out]) == MN_VAL_ARENA) cand[nc++] = s;
+    }
+    for (int i = 1; i < nc; i++)                        /* largest output first (insertion sort: few movers) */
+        for (int j = i; j > 0 && ex->vals[ex->steps[cand[j]].out].bytes > ex->vals[ex->steps[cand[j - 1]].out].bytes; j--) {
+            int t = cand[j]; cand[j] = cand[j - 1]; cand[j - 1] = t;
+        }
+    for (int i = 0; i < nc; i++) {
+        mn_step *st = &ex->steps[cand[i]];
+        int best = -1;
+        for (int l = 1; l < first[cand[i]]; l++)
+            if (lone[l] >= 0 && (best < 0 || ex->steps[lone[l]].flops > ex->steps[lone[best]].flops)) best = l;
+        if (best < 0) continue;
+        st->level = best;
+        st->big = false;                                /* one thread, beside the lone step */
+        lone[best] = -2;
+        moved++;
+    }
+    free(first); free(lone); free(cand);
+    return moved;
+}
+
 mn_status mn__schedule(mn_exec *ex)
 {
     int maxl = -1;
@@ -96,6 +169,8 @@ mn_status mn__schedule(mn_exec *ex)
         st->big = ex->serial || is_big(st);
         if (st->level > maxl) maxl = st->level;
     }
+    int moved = ex->nthreads > 1 && !ex->serial ? fill_idle(ex, maxl + 1) : 0;
+    mn__stat(ex, "schedule.moved_to_idle", moved);
     qsort(ex->steps, (size_t)ex->nsteps, sizeof *ex->steps, by_level);
     mn__set_defs(ex);
     ex->nlevels = maxl + 1;
