@@ -88,16 +88,17 @@ static bool lone_work(const mn_exec *ex, const mn_step *st)
            mn__kind(&ex->vals[st->out]) != MN_VAL_ALIAS;
 }
 
-/* Idle threads filled (several threads only). A step that reads no other
- * step's output (a weight pack, a fill) gets level 0, but when its first
+/* Idle threads filled (several threads only). A big step that reads no
+ * other step's output (a weight pack) gets level 0, but when its first
  * reader comes much later (the packed copies the backward pass's products
  * read) it only adds to level 0's time there. Such a step moves to a later
  * level, before its first reader, whose only work is one small one-thread
  * step (the cross-entropy stats, the head's bias add or sum): the two run
  * side by side, one thread each, where one thread idled. Largest outputs
- * first, the longest lone step first, one mover per level. Moves copies
- * only (no arithmetic changes), so results keep their bits. Stat
- * schedule.moved_to_idle. */
+ * first, the longest lone step first, one mover per level. Small steps
+ * stay (level 0 runs them side by side, beside the big ones). A step moves
+ * within its dependencies and its kernel does not depend on the threads
+ * (a copy), so results keep their bits. Stat schedule.moved_to_idle. */
 static int fill_idle(mn_exec *ex, int nlevels)
 {
     int n = ex->nsteps, moved = 0;
@@ -128,7 +129,7 @@ static int fill_idle(mn_exec *ex, int nlevels)
         const mn_step *st = &ex->steps[s];
         bool free_in = st->nctrl == 0 && st->nxout == 0 && !st->fused && !st->clone && first[s] < nlevels && first[s] >= 2;
         for (int k = 0; k < st->nin && free_in; k++) free_in = ex->vals[st->in[k]].def < 0;
-        if (free_in && st->level == 0 && mn__kind(&ex->vals[st->out]) == MN_VAL_ARENA) cand[nc++] = s;
+        if (free_in && st->big && st->level == 0 && mn__kind(&ex->vals[st->out]) == MN_VAL_ARENA) cand[nc++] = s;
     }
     for (int i = 1; i < nc; i++)                        /* largest output first (insertion sort: few movers) */
         for (int j = i; j > 0 && ex->vals[ex->steps[cand[j]].out].bytes > ex->vals[ex->steps[cand[j - 1]].out].bytes; j--) {

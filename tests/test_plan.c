@@ -630,6 +630,46 @@ START_TEST(small_levels_run_on_the_calling_thread)
 }
 END_TEST
 
+/* On 2 threads the lstm's W_hh packed for the backward's products (big: 1
+ * MiB; read first by the backward) does not run at level 0 beside the
+ * forward's packs but beside the cross-entropy stats, one thread each
+ * (graph/schedule.c's fill_idle); every pack still runs before its first
+ * reader; on 1 thread every pack stays at level 0. (A pack is a copy: its
+ * level changes no bits; deterministic_for_1_and_2_threads and the
+ * recompute suite check the runs.) */
+START_TEST(backward_packs_run_beside_a_lone_one_thread_step)
+{
+    for (int threads = 1; threads <= 2; threads++) {
+        mn_workload w;
+        ck_assert_ok(mn_workload_build("lstm", &w));
+        mn_exec *ex = mn_compile(w.g, w.loss, &(mn_compile_opts){ .threads = threads });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(w.g));
+        int ce_level = -1, moved = 0, packs = 0;
+        for (int s = 0; s < ex->nsteps; s++)
+            if (!strcmp(ex->steps[s].node->op->name, "cross_entropy_stats")) ce_level = ex->steps[s].level;
+        ck_assert_int_gt(ce_level, 0);
+        for (int s = 0; s < ex->nsteps; s++) {
+            const mn_step *st = &ex->steps[s];
+            if (strcmp(st->node->op->name, "pack_weight")) continue;
+            packs++;
+            for (int r = 0; r < ex->nsteps; r++)            /* before every reader */
+                for (int k = 0; k < ex->steps[r].nin; k++)
+                    if (ex->steps[r].in[k] == st->out) ck_assert_int_lt(st->level, ex->steps[r].level);
+            bool wide = mn_shape_eq(st->node->desc.shape, MN_SHAPE(16, 1024, 16));     /* W_hh [1024, 256] for dh = dG W_hh */
+            if (threads == 1 || !wide) { ck_assert_int_eq(st->level, 0); continue; }
+            ck_assert_int_eq(st->level, ce_level);
+            ck_assert(!st->solo && !st->big);
+            moved++;
+        }
+        ck_assert_int_eq(packs, 4);
+        ck_assert_int_eq(moved, threads - 1);
+        ck_assert(stat_of(ex, "schedule.moved_to_idle") == threads - 1);
+        mn_exec_free(ex);
+        mn_workload_free(&w);
+    }
+}
+END_TEST
+
 /* Profiling: per-op rows (every GEMM counted, times positive, slowest
  * first), a summary that adds up, and the per-step table with one line per
  * step; both refuse an executable that was not profiled. */
@@ -836,6 +876,7 @@ int main(void)
     tcase_add_test(tc, no_environment_and_no_leftover_settings);
     tcase_add_test(tc, tiny_forward_step_opens_no_team);
     tcase_add_test(tc, small_levels_run_on_the_calling_thread);
+    tcase_add_test(tc, backward_packs_run_beside_a_lone_one_thread_step);
     suite_add_tcase(s, tc);
     return mn_test_run(s);
 }
