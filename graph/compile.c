@@ -47,6 +47,7 @@ static mn_status pass_schedule(mn_exec *ex)
     mn__stat(ex, "schedule.split_levels", split);
     mn__stat(ex, "schedule.threads", ex->nthreads);
     mn__stat(ex, "schedule.tiny", ex->tiny);
+    mn__stat(ex, "schedule.moved_to_idle", ex->moved_to_idle);
     int caller = 0;                      /* levels whose one-thread steps run on the calling thread */
     for (int l = 0; !s && l < ex->nlevels; l++) {
         bool any = false;

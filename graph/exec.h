@@ -152,6 +152,7 @@ struct mn_exec {
     int win_parts;        /* W: 1 on one thread, else nthreads (windows only in chains, one per thread's part) */
     bool serial;
     bool tiny;            /* schedule: forward-only and too small to share: nthreads and blas_threads are 1 */
+    int moved_to_idle;    /* schedule: steps fill_idle moved off level 0 (stat schedule.moved_to_idle) */
     bool *keep;           /* per value: read after the run (loss, gradients, outputs) */
     mn_storage *stores; int nstores;
     mn__op_states *op_states;   /* plan: what the steps' op states share (ops/op.h), made on first need; owned */

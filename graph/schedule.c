@@ -95,7 +95,12 @@ static bool lone_work(const mn_exec *ex, const mn_step *st)
  * level, before its first reader, whose only work is one small one-thread
  * step (the cross-entropy stats, the head's bias add or sum): the two run
  * side by side, one thread each, where one thread idled. Largest outputs
- * first, the longest lone step first, one mover per level. Small steps
+ * first, the longest lone step first, one mover per level, and only
+ * beside a lone step of at least one FLOP per float the mover reads and
+ * writes (the lstm's 1 MiB W_hh pack, 0.2 ms on one thread, beside the
+ * cross-entropy stats of 0.79 MFLOP, 0.1 ms; not beside a bias add of
+ * 12 us, where it would add most of its time: measured, "### graph24"
+ * in docs/performance.md). Small steps
  * stay (level 0 runs them side by side, beside the big ones). A step moves
  * within its dependencies and its kernel does not depend on the threads
  * (a copy), so results keep their bits. Stat schedule.moved_to_idle. */
@@ -138,8 +143,10 @@ static int fill_idle(mn_exec *ex, int nlevels)
     for (int i = 0; i < nc; i++) {
         mn_step *st = &ex->steps[cand[i]];
         int best = -1;
+        double need = 2.0 * (double)mn_shape_numel(st->node->desc.shape);     /* floats it reads and writes */
         for (int l = 1; l < first[cand[i]]; l++)
-            if (lone[l] >= 0 && (best < 0 || ex->steps[lone[l]].flops > ex->steps[lone[best]].flops)) best = l;
+            if (lone[l] >= 0 && ex->steps[lone[l]].flops >= need && (best < 0 || ex->steps[lone[l]].flops > ex->steps[lone[best]].flops))
+                best = l;
         if (best < 0) continue;
         st->level = best;
         st->big = false;                                /* one thread, beside the lone step */
@@ -170,8 +177,7 @@ mn_status mn__schedule(mn_exec *ex)
         st->big = ex->serial || is_big(st);
         if (st->level > maxl) maxl = st->level;
     }
-    int moved = ex->nthreads > 1 && !ex->serial ? fill_idle(ex, maxl + 1) : 0;
-    mn__stat(ex, "schedule.moved_to_idle", moved);
+    ex->moved_to_idle = ex->nthreads > 1 && !ex->serial ? fill_idle(ex, maxl + 1) : 0;
     qsort(ex->steps, (size_t)ex->nsteps, sizeof *ex->steps, by_level);
     mn__set_defs(ex);
     ex->nlevels = maxl + 1;
