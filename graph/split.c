@@ -14,8 +14,10 @@
  * just before they are read, the steps' views view them. The trait
  * promises the bits (a per_step product computes each step with its own
  * GEMM; a plain matmul would not: BLAS rows depend on the call's row
- * count). Owns: the new nodes (in ex->g), their values and steps; P's
- * steps and the views go (their values keep no storage). */
+ * count). Then values whose rows are copies of kept inputs (an embedding's
+ * index_select) are made per reader (copy_rows, below). Owns: the new nodes
+ * (in ex->g), their values and steps; P's steps and the views go (their
+ * values keep no storage). */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
