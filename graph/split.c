@@ -14,8 +14,10 @@
  * just before they are read, the steps' views view them. The trait
  * promises the bits (a per_step product computes each step with its own
  * GEMM; a plain matmul would not: BLAS rows depend on the call's row
- * count). Owns: the new nodes (in ex->g), their values and steps; P's
- * steps and the views go (their values keep no storage). */
+ * count). Then values whose rows are copies of kept inputs (an embedding's
+ * index_select) are made per reader (copy_rows, below). Owns: the new nodes
+ * (in ex->g), their values and steps; P's steps and the views go (their
+ * values keep no storage). */
 #include "exec.h"
 #include <stdlib.h>
 #include <string.h>
@@ -411,7 +413,217 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     return err;
 }
 
-/* Splits every such value; *n: how many. */
+/* ---- copied rows: made again for each reader ----
+ * A value P whose rows are copies (row_input trait, the registry's cost at
+ * most one flop per output element: an embedding's index_select) of inputs
+ * outside the arena (parameters, inputs, constants), read only through
+ * views of whole rows of it, is made per reader instead: each step reading
+ * such a view reads its own P over the rows it views, made just before it
+ * (a backward reader's after the backward values it reads, as mirror.c's
+ * clones wait). The same copy of the same bytes, so the same bits; P, which
+ * lived from the first forward reader to the last backward one (an RNN's
+ * embedded inputs, read by each step's projection, the recompute pass's
+ * clones of it and W_ih's gradient blocks), never exists whole. */
+
+/* Is value u outside the arena whatever the plan (through views)? */
+static bool outside(const mn_exec *ex, int u)
+{
+    while (ex->vals[u].base == MN_VAL_ALIAS) u = ex->vals[u].alias_of;
+    mn_val_kind k = mn__kind(&ex->vals[u]);
+    return k == MN_VAL_PARAM || k == MN_VAL_INPUT || k == MN_VAL_CONST;
+}
+
+/* P's row input when P's step copies its rows from inputs outside the arena, else -1. */
+static int copied_rows(const mn_exec *ex, int p)
+{
+    const mn_value *x = &ex->vals[p];
+    if (x->def < 0 || ex->keep[p] || mn__kind(x) != MN_VAL_ARENA || x->t.shape.ndim < 1 || x->t.shape.d[0] < 2) return -1;
+    const mn_step *st = &ex->steps[x->def];
+    const mn_node *n = st->node;
+    int k = row_input(n);
+    if (k < 0 || st->fused || st->nxout || st->out != p || st->nin != n->nin || ex->val_of[n->id] != p ||
+        mn__step_flops(n) > (double)mn_shape_numel(n->desc.shape))
+        return -1;
+    for (int j = 0; j < st->nin; j++) if (!outside(ex, st->in[j])) return -1;
+    return k;
+}
+
+/* Is step st a view of its one input (an unfused alias step)? */
+static bool view_step(const mn_exec *ex, const mn_step *st)
+{
+    const mn_value *o = &ex->vals[st->out];
+    return st->nin == 1 && !st->fused && !st->nxout && o->base == MN_VAL_ALIAS && o->alias_of == st->in[0];
+}
+
+/* Marks P's views (off[v]: the byte offset into P, -1 not one; gone[s]: a
+ * view step) and checks that every other step reading them reads whole rows
+ * of P, fewer than all, and that a backward reader waits for something;
+ * the number of such reads, -1 if P is not made per reader. */
+static int row_readers(const mn_exec *ex, int p, int64_t *off, bool *gone)
+{
+    int64_t row = (int64_t)ex->vals[p].bytes / ex->vals[p].t.shape.d[0];
+    int n = 0;
+    for (int v = 0; v < ex->nvals; v++) off[v] = -1;
+    off[p] = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        gone[s] = s == ex->vals[p].def;
+        bool reads = false, back = st->node->backward && st->nctrl > 0;
+        for (int j = 0; j < st->nin; j++) reads |= off[st->in[j]] >= 0;
+        if (!reads) continue;
+        if (view_step(ex, st)) {
+            if (ex->keep[st->out]) return -1;
+            off[st->out] = off[st->in[0]] + ex->vals[st->out].alias_off;
+            gone[s] = true;
+            continue;
+        }
+        for (int j = 0; j < st->nin; j++) {
+            int u = st->in[j], d = ex->vals[u].def;
+            back |= st->node->backward && off[u] < 0 && d >= 0 && ex->steps[d].node->backward;
+            if (off[u] < 0) continue;
+            const mn_value *a = &ex->vals[u];
+            if (off[u] % row || (int64_t)a->bytes % row || a->bytes >= ex->vals[p].bytes || a->bytes == 0) return -1;
+            n++;
+        }
+        if (st->node->backward && !back) return -1;      /* it would run at the start */
+    }
+    return n;
+}
+
+/* Nodes of P over rows [r0, r0 + rows) (P's op over those rows of its row
+ * input k), viewed with shape `as`, in the pass of `backward`. */
+static mn_node *rows_again(mn_graph *g, const mn_node *pn, int k, int64_t r0, int64_t rows, mn_shape as, bool backward)
+{
+    bool was = g->building_backward;
+    g->building_backward = backward;
+    mn_node *in[MAX_IN];
+    for (int q = 0; q < pn->nin; q++) in[q] = q == k ? mn_slice(g, pn->in[k], 0, r0, r0 + rows, 1) : pn->in[q];
+    mn_node *y = in[k] ? mn__node(g, pn->op, in, pn->nin, pn->attrs) : NULL;
+    if (y && !mn_shape_eq(mn_node_shape(y), as)) y = mn_reshape(g, y, as);
+    g->building_backward = was;
+    return y;
+}
+
+/* What a backward reader's copy waits for: the inputs of the producers of
+ * the reader's backward inputs (through views), so the copy runs a level
+ * before the reader, beside the last of them, and does not hold the reader
+ * back (a held-back weight-gradient GEMM keeps its gate-gradient block a
+ * level longer, beside the next block's first piece: 1.4 MB more at
+ * lstm_long's peak at 1/4); a producer with no backward input is waited
+ * for itself. Their count into *c (owned), -1 out of memory. */
+static int waits_for(const mn_exec *ex, const mn_step *st, const int64_t *off, int nv0, int **c)
+{
+    int cap = 0, n = 0;
+    for (int q = 0; q < st->nin; q++) {
+        int r = st->in[q];
+        while (ex->vals[r].base == MN_VAL_ALIAS) r = ex->vals[r].alias_of;
+        cap += ex->vals[r].def >= 0 ? ex->steps[ex->vals[r].def].nin + 1 : 0;
+    }
+    if (!(*c = malloc(((size_t)cap + 1) * sizeof **c))) return -1;
+    for (int q = 0; q < st->nin; q++) {
+        int w = st->in[q], r = w, d = ex->vals[w].def;
+        if (w >= nv0 || off[w] >= 0 || d < 0 || !ex->steps[d].node->backward) continue;
+        while (ex->vals[r].base == MN_VAL_ALIAS) r = ex->vals[r].alias_of;
+        const mn_step *p = &ex->steps[ex->vals[r].def];
+        int before = n;
+        for (int j = 0; j < p->nin; j++) {
+            int u = p->in[j], e = u < nv0 ? ex->vals[u].def : -1;
+            if (e >= 0 && ex->steps[e].node->backward && off[u] < 0) (*c)[n++] = u;
+        }
+        if (n == before) (*c)[n++] = r;
+    }
+    int m = 0;                                           /* each value once */
+    for (int i = 0; i < n; i++) {
+        bool dup = false;
+        for (int j = 0; j < m; j++) dup |= (*c)[j] == (*c)[i];
+        if (!dup) (*c)[m++] = (*c)[i];
+    }
+    return m;
+}
+
+/* P made per reader; the views and P's step go. */
+static mn_status copy_per_reader(mn_exec *ex, int p, int k, const int64_t *off, const bool *gone)
+{
+    int m = 0, cap = 0, n0 = ex->g->n;
+    int64_t row = (int64_t)ex->vals[p].bytes / ex->vals[p].t.shape.d[0];
+    const mn_node *pn = ex->vals[p].node;
+    mn_step *fresh = NULL;
+    mn_status err = MN_OK;
+    int nsteps = ex->nsteps, nv0 = ex->nvals;          /* off[] covers the values before the copies */
+    for (int s = 0; s < nsteps && !err; s++) {
+        mn_step *st = &ex->steps[s];
+        if (gone[s]) { orphan(ex, st); continue; }
+        if (!room(&fresh, &cap, m, 1)) { err = MN_ERR_NOMEM; break; }
+        for (int j = 0; j < st->nin && !err; j++) {
+            int u = st->in[j];
+            if (u >= nv0 || off[u] < 0) continue;
+            const mn_value *a = &ex->vals[u];
+            int first = ex->g->n;
+            mn_node *y = rows_again(ex->g, pn, k, off[u] / row, (int64_t)a->bytes / row, a->t.shape, st->node->backward);
+            if (!y || ex->g->status) { err = ex->g->status ? ex->g->status : MN_ERR_NOMEM; break; }
+            if (!mn__exec_grow(ex, ex->g->n - first) || !room(&fresh, &cap, m, ex->g->n - first + 1)) { err = MN_ERR_NOMEM; break; }
+            st = &ex->steps[s];
+            int from = m;
+            if ((err = add_steps(ex, first, fresh, &m))) break;
+            int *c = NULL, nc = st->node->backward ? waits_for(ex, st, off, nv0, &c) : 0;
+            if (nc < 0) { err = MN_ERR_NOMEM; break; }
+            for (int i = from; nc && i < m; i++) {
+                if (mn__kind(&ex->vals[fresh[i].out]) == MN_VAL_ALIAS) continue;
+                if (!(fresh[i].ctrl = malloc((size_t)nc * sizeof *fresh[i].ctrl))) { err = MN_ERR_NOMEM; break; }
+                memcpy(fresh[i].ctrl, c, (size_t)nc * sizeof *c);
+                fresh[i].nctrl = nc;
+            }
+            free(c);
+            if (err) break;
+            /* a forward copy runs early; its view for the reader waits as the
+             * reader does (split.c's late()), a wait the recompute pass lifts
+             * for early slices or keeps for its older rule (hold_waits) */
+            mn_step *last = &fresh[m - 1];
+            if (!st->node->backward && st->nctrl && m - from > 2 && mn__kind(&ex->vals[last->out]) == MN_VAL_ALIAS) {
+                if (!(last->ctrl = malloc((size_t)st->nctrl * sizeof *last->ctrl))) { err = MN_ERR_NOMEM; break; }
+                memcpy(last->ctrl, st->ctrl, (size_t)st->nctrl * sizeof *st->ctrl);
+                last->nctrl = st->nctrl;
+            }
+            int yv = ex->val_of[y->id];
+            for (int q = j; q < st->nin; q++) if (st->in[q] == u) st->in[q] = yv;
+        }
+        if (!err) fresh[m++] = *st;
+    }
+    if (err) {
+        for (int i = 0; i < m; i++)
+            if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); free(fresh[i].ctrl); }
+        free(fresh);
+        return err;
+    }
+    free(ex->steps);
+    ex->steps = fresh;
+    ex->nsteps = m;
+    ex->nnodes = ex->g->n;
+    mn__set_defs(ex);
+    return mn__topo_order(ex);
+}
+
+/* Every value with copied rows read only through row views, made per reader; *n: how many. */
+static mn_status copy_rows(mn_exec *ex, int *n)
+{
+    mn_status err = MN_OK;
+    int nv0 = ex->nvals;
+    for (int p = 0; !err && p < nv0; p++) {
+        int k = copied_rows(ex, p);
+        if (k < 0) continue;
+        int64_t *off = malloc(((size_t)ex->nvals + 1) * sizeof *off);
+        bool *gone = malloc(((size_t)ex->nsteps + 1) * sizeof *gone);
+        if (!off || !gone) err = MN_ERR_NOMEM;
+        if (!err && row_readers(ex, p, off, gone) > 0) {
+            err = copy_per_reader(ex, p, k, off, gone);
+            *n += !err;
+        }
+        free(off); free(gone);
+    }
+    return err;
+}
+
+/* Splits every such value, then makes values with copied rows per reader; *n: how many. */
 mn_status mn__split_rows(mn_exec *ex, int *n)
 {
     *n = 0;
@@ -431,5 +643,7 @@ mn_status mn__split_rows(mn_exec *ex, int *n)
         if (!err) mn__count_reads(ex, nread);
     }
     free(nread);
+    if (!err) err = copy_rows(ex, n);
     return err;
 }
+

@@ -383,6 +383,14 @@ mn_node *mn_index_select(mn_graph *g, mn_node *x, int axis, mn_node *index)
     return mn__node(g, &mn__op_index_select, in, 2, &a);
 }
 
+/* Along axis 0, output row r is x's row idx[r]: rows come from the same
+ * rows of idx (input 1), whatever rows a call computes (a copy). */
+static int isel_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)
+{
+    (void)out;
+    return nin == 2 && in[1].shape.ndim == 1 && mn__axis(((const mn_cat_attrs *)attrs)->axis, in[0].shape.ndim) == 0 ? 1 : -1;
+}
+
 static mn_status vjp_index_select(mn_vjp_ctx *c)
 {
     mn_scatter_attrs a = { ((const mn_cat_attrs *)c->attrs)->axis, mn_node_shape(c->in[0]) };
@@ -774,6 +782,7 @@ const mn_op_def mn__op_index_select = { MN_OP_RECORD,
     .name = "index_select", .doc = "y = x[..., idx[j], ...] along axis (i32 idx); dx = index_select_backward (scatter-add)",
     .arity = 2, .attr_size = sizeof(mn_cat_attrs), MN__FIELDS(mn_cat_attrs), .inplace = -1,
     .infer = infer_index_select, .forward = index_select_fwd, .vjp = vjp_index_select, .attr_str = axis_str,
+    .traits.row_input = isel_rows,
 };
 const mn_op_def mn__op_index_select_backward = { MN_OP_RECORD,
     .name = "index_select_backward", .doc = "y = zeros(in_shape); y[..., idx[j], ...] += g[..., j, ...]; dg = index_select(gy)",
