@@ -356,6 +356,24 @@ static mn_node *block_view(mn_exec *ex, const row_fn *f, int r, int64_t per, int
     return y;
 }
 
+/* A rewrite's new steps array: dropped on an error (the arrays of the steps
+ * made for nodes from n0 on), or installed in place of the old one. */
+static void drop_fresh(mn_step *fresh, int m, int n0)
+{
+    for (int i = 0; i < m; i++)
+        if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); free(fresh[i].ctrl); }
+    free(fresh);
+}
+
+static void install(mn_exec *ex, mn_step *fresh, int m)
+{
+    free(ex->steps);
+    ex->steps = fresh;
+    ex->nsteps = m;
+    ex->nnodes = ex->g->n;
+    mn__set_defs(ex);
+}
+
 /* Splits P: each view's step is replaced by the chain over its rows (or,
  * through a reshape R, by a view of the chain over its row of P: one
  * chain per row of P, waited for as a view's chain is). */
@@ -396,17 +414,11 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     }
     free(blk);
     if (err) {     /* the steps array stays (orphans read nothing): the compile fails and frees it */
-        for (int i = 0; i < m; i++)
-            if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); }   /* the new steps' arrays */
-        free(fresh);
+        drop_fresh(fresh, m, n0);
         free(vs);
         return err;
     }
-    free(ex->steps);
-    ex->steps = fresh;
-    ex->nsteps = m;
-    ex->nnodes = ex->g->n;
-    mn__set_defs(ex);
+    install(ex, fresh, m);
     err = late(ex, vs, nv);
     if (!err && ex->fuse) err = fuse_tails(ex, f, vs, nv, v != p);   /* no_fuse: every op stays a step */
     free(vs);
@@ -590,16 +602,10 @@ static mn_status copy_per_reader(mn_exec *ex, int p, int k, const int64_t *off, 
         if (!err) fresh[m++] = *st;
     }
     if (err) {
-        for (int i = 0; i < m; i++)
-            if (fresh[i].node->id >= n0) { free(fresh[i].in); free(fresh[i].tin); free(fresh[i].ctrl); }
-        free(fresh);
+        drop_fresh(fresh, m, n0);
         return err;
     }
-    free(ex->steps);
-    ex->steps = fresh;
-    ex->nsteps = m;
-    ex->nnodes = ex->g->n;
-    mn__set_defs(ex);
+    install(ex, fresh, m);
     return mn__topo_order(ex);
 }
 
