@@ -180,6 +180,9 @@ static double store_bytes(mn_params *P)
     return b;
 }
 
+/* bench_one and against_plain: one workload each. */
+typedef int (*bench_fn)(const char *name, int threads, double budget, bool json, int prof, const char *steps_path);
+
 static int bench_one(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
     mn_workload w;
@@ -254,8 +257,9 @@ static int bench_one(const char *name, int threads, double budget, bool json, in
  * machine falls on one side only; the same store and Adam serve both
  * executables. Prints both medians, their ratio and the median of the
  * per-pair ratios. */
-static int against_plain(const char *name, int threads, double budget, bool json)
+static int against_plain(const char *name, int threads, double budget, bool json, int prof, const char *steps_path)
 {
+    (void)prof; (void)steps_path;            /* refused with --against-plain (cmd_bench) */
     mn_workload w;
     mn_exec *ex[2] = { NULL, NULL };
     mn_optim *o = NULL;
@@ -483,17 +487,6 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "mnemo bench: --against-plain needs --memory-budget and no --compile, --infer, --sgemm or --profile\n");
         return MN_EXIT_USAGE;
     }
-    if (vs_plain) {
-        for (int l = 0; l < 2; l++)
-            for (int i = 0; (l ? mn_workload_extra_names : mn_workload_names)[i]; i++) {
-                const char *nm = (l ? mn_workload_extra_names : mn_workload_names)[i];
-                if ((l || strcmp(which, "all")) && strcmp(which, nm)) continue;   /* the extra ones by name only */
-                found++;
-                rc |= against_plain(nm, threads, budget, json);
-            }
-        if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
-        return rc;
-    }
     if (compile_only || infer) {
         const char *const *lists[2] = { infer ? mn_infer_names : mn_workload_names, infer ? NULL : mn_workload_extra_names };
         for (int l = 0; l < 2; l++)
@@ -505,9 +498,10 @@ int cmd_bench(int argc, char **argv)
         if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
         return rc;
     }
+    bench_fn one = vs_plain ? against_plain : bench_one;     /* --against-plain (issue 17): the plain and the budgeted step in one process */
     for (int i = 0; mn_workload_names[i]; i++)
-        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= bench_one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
-    if (!found && (!strcmp(which, "lstm_long") || !strcmp(which, "seq2seq"))) { found++; rc = bench_one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
+        if (!strcmp(which, "all") || !strcmp(which, mn_workload_names[i])) { found++; rc |= one(mn_workload_names[i], threads, budget, json, json ? 0 : prof, steps_path); }
+    if (!found && (!strcmp(which, "lstm_long") || !strcmp(which, "seq2seq"))) { found++; rc = one(which, threads, budget, json, json ? 0 : prof, steps_path); }   /* issue 17: by name only */
     if (!found) { fprintf(stderr, "mnemo bench: unknown workload \"%s\"\n", which); return MN_EXIT_USAGE; }
     return rc;
 }
