@@ -377,7 +377,26 @@ static void install(mn_exec *ex, mn_step *fresh, int m)
 /* Splits P: each view's step is replaced by the chain over its rows (or,
  * through a reshape R, by a view of the chain over its row of P: one
  * chain per row of P, waited for as a view's chain is). */
-static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f)
+/* A split value's first and last blocks, to order the splits of one input
+ * (split.c's waits across values): root, the alias root of its chain's
+ * input; x, that input; prod, the product of its first block (the view read first);
+ * first, last: the values its first and last blocks' readers read. */
+typedef struct { int root, x, prod, first, last, at; } split_entry;
+
+static int alias_root(const mn_exec *ex, int v)
+{
+    while (mn__kind(&ex->vals[v]) == MN_VAL_ALIAS && ex->vals[v].alias_of >= 0) v = ex->vals[v].alias_of;
+    return v;
+}
+
+/* The product step's value among steps [first, end) (the chain's node 0). */
+static int chain_product(const mn_exec *ex, const row_fn *f, int first, int end)
+{
+    for (int s = first; s < end; s++) if (ex->steps[s].node->op == f->node[0]->op) return ex->steps[s].out;
+    return -1;
+}
+
+static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f, split_entry *e)
 {
     int m = 0, cap = 0, nv = 0, n0 = ex->g->n, v = viewed(ex, nread, p);
     int64_t per = ex->vals[v].t.shape.d[0] / ex->vals[p].t.shape.d[0];
@@ -420,6 +439,8 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     }
     install(ex, fresh, m);
     err = late(ex, vs, nv);
+    if (!err && nv) *e = (split_entry){ alias_root(ex, ex->val_of[f->x->id]), ex->val_of[f->x->id], chain_product(ex, f, vs[0].first, vs[0].end),
+                                        vs[0].y, vs[nv - 1].y, 0 };
     if (!err && ex->fuse) err = fuse_tails(ex, f, vs, nv, v != p);   /* no_fuse: every op stays a step */
     free(vs);
     return err;
@@ -629,26 +650,87 @@ static mn_status copy_rows(mn_exec *ex, int *n)
     return err;
 }
 
+static int by_root_at(const void *a, const void *b)
+{
+    const split_entry *x = a, *y = b;
+    return x->root != y->root ? x->root - y->root : x->at - y->at;
+}
+
+/* Adds the computing readers of value `w` (through views) to step st's waits; false: out of memory. */
+static bool wait_for(mn_exec *ex, mn_step *st, int w)
+{
+    int m = 0, k = 0, at = ex->nsteps;
+    readers(ex, w, NULL, &m, &at);
+    int *c = m ? realloc(st->ctrl, ((size_t)st->nctrl + (size_t)m) * sizeof *c) : st->ctrl;
+    if (m && !c) return false;
+    st->ctrl = c;
+    readers(ex, w, c + st->nctrl, &k, &at);
+    st->nctrl += k;
+    return true;
+}
+
+/* Split values of one input (the blocks of a head's input gradient, one
+ * per_step product each) wait as the rows of one value do (late()): each
+ * value's first product waits (ctrl edges) for the readers of the last
+ * block of the value read before it, so their rows are made as the cells
+ * need them, not all at the start; so do the other steps reading the same
+ * input rows (the head's weight-gradient block of those steps), which then
+ * read the block's hidden states when the backward pass reaches them.
+ * Where that makes a cycle, none wait. */
+static mn_status late_across(mn_exec *ex, split_entry *e, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int m = 0;
+        e[i].at = ex->nsteps;
+        readers(ex, e[i].first, NULL, &m, &e[i].at);
+    }
+    qsort(e, (size_t)n, sizeof *e, by_root_at);
+    int *nc0 = malloc(((size_t)ex->nsteps + 1) * sizeof *nc0), *outs = malloc(((size_t)ex->nvals + 1) * sizeof *outs);
+    if (!nc0 || !outs) { free(nc0); free(outs); return MN_ERR_NOMEM; }
+    for (int s = 0; s < ex->nsteps; s++) nc0[s] = ex->steps[s].nctrl;
+    bool ok = true;
+    for (int i = 1; ok && i < n; i++) {
+        if (e[i].root != e[i - 1].root || e[i].prod < 0 || ex->vals[e[i].prod].def < 0) continue;
+        int m = 0, at = ex->nsteps;
+        readers(ex, e[i].x, outs, &m, &at);                   /* the product (through its slice) and the others */
+        for (int r = 0; ok && r < m; r++)
+            if (ex->vals[outs[r]].def >= 0 && ex->steps[ex->vals[outs[r]].def].node->backward)
+                ok = wait_for(ex, &ex->steps[ex->vals[outs[r]].def], e[i - 1].last);
+    }
+    mn_status err = ok ? mn__topo_order(ex) : MN_ERR_NOMEM;
+    if (err == MN_ERR_INVALID) {                  /* a cycle: the added waits go */
+        for (int s = 0; s < ex->nsteps; s++) ex->steps[s].nctrl = nc0[s];
+        err = mn__topo_order(ex);
+    }
+    free(nc0);
+    free(outs);
+    return err;
+}
+
 /* Splits every such value, then makes values with copied rows per reader; *n: how many. */
 mn_status mn__split_rows(mn_exec *ex, int *n)
 {
     *n = 0;
     mn_status err = MN_OK;
     int *nread = malloc(((size_t)ex->nvals + 1) * sizeof *nread);
-    if (!nread) return MN_ERR_NOMEM;
+    split_entry *e = malloc(((size_t)ex->nvals + 1) * sizeof *e);
+    if (!nread || !e) { free(nread); free(e); return MN_ERR_NOMEM; }
     mn__count_reads(ex, nread);
     int nv0 = ex->nvals;
     for (int p = 0; !err && p < nv0; p++) {
         row_fn f;
         if (ex->vals[p].def < 0 || !views_only(ex, nread, p) || !row_chain(ex, nread, p, &f) || !fused_inputs_ok(ex, p, &f)) continue;
-        err = split_one(ex, nread, p, &f);
+        e[*n] = (split_entry){ -1, -1, -1, -1, -1, 0 };
+        err = split_one(ex, nread, p, &f, &e[*n]);
         *n += !err;
         int *grown = err ? NULL : realloc(nread, ((size_t)ex->nvals + 1) * sizeof *nread);
         if (grown) nread = grown;
         else if (!err) err = MN_ERR_NOMEM;
         if (!err) mn__count_reads(ex, nread);
     }
+    if (!err && *n > 1) err = late_across(ex, e, *n);
     free(nread);
+    free(e);
     if (!err) err = copy_rows(ex, n);
     return err;
 }

@@ -7,6 +7,10 @@
 
 #include "mnemo.h"
 
+/* layers.c: the blocks of steps [cut[b], cut[b + 1]) of time-major
+ * outputs of batch B (the count; cut has room for T + 1): rnn.c stacks its
+ * outputs so, mn_linear_steps reads them so. */
+int mn__step_cuts(int64_t T, int64_t B, int64_t *cut);
 mn_node *mn__sub_linear(mn_graph *g, const char *prefix, const char *name, mn_node *x, int64_t out);
 mn_node *mn__sub_norm(mn_graph *g, const char *prefix, const char *name, mn_node *x);
 mn_node *mn__block_drop(mn_graph *g, mn_node *x, const mn_block_opts *o);

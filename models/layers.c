@@ -1,31 +1,52 @@
 /* models/layers.c: basic layers as compositions of graph ops. Each creates
  * its parameters in the store under PyTorch's names (prefix.weight,
  * prefix.bias) with PyTorch's default initialisation; no layer has a kernel. */
-#include "mnemo.h"
+#include "blocks.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-/* Steps per block: the most steps dividing T whose rows stay within
- * MN_STEP_BLOCK_ROWS (at least one). */
-static int64_t block_steps(int64_t T, int64_t B)
+/* The blocks of steps of time-major outputs [T, B, ...]: block b is steps
+ * [cut[b], cut[b + 1]); returns the count (cut has room for T + 1). S =
+ * MN_STEP_BLOCK_ROWS / B steps (rounded up) a block, the first one fewer:
+ * a recurrent step's product reads the previous step's h, so the blocks of
+ * the W_hh gradient (S products each, ops/matmul.c's join_blocks) read
+ * exactly one block of hidden states each (after the first). models/rnn.c
+ * stacks its outputs in these blocks, mn_linear_steps reads them. */
+int mn__step_cuts(int64_t T, int64_t B, int64_t *cut)
 {
-    int64_t s = 1;
-    for (int64_t d = 2; d <= T; d++)
-        if (T % d == 0 && d * B <= MN_STEP_BLOCK_ROWS) s = d;
-    return s;
+    int64_t S = B >= MN_STEP_BLOCK_ROWS ? 1 : (MN_STEP_BLOCK_ROWS + B - 1) / (B > 0 ? B : 1);
+    int n = 0;
+    cut[0] = 0;
+    for (int64_t t = S > 1 ? S - 1 : S; cut[n] < T; t += S) cut[++n] = t < T ? t : T;
+    return n;
 }
 
-/* x [T, B, in] times w^T by a per_step product over blocks of S steps: one
- * GEMM of S B rows per block (one per step would be up to 1.9x slower at a
- * head's 96 columns). */
+/* x [T, B, in] times w^T, one per_step product per block of steps
+ * (mn__step_cuts; one per step would be up to 1.9x slower at a head's 96 columns),
+ * joined along the steps. Each block reads its own rows of x (a slice,
+ * which is the block itself where x is a concat of such blocks, as
+ * models/rnn.c's outputs are): no step reads the whole of x, so a memory
+ * budget can free and rebuild x block by block; w's gradient is one GEMM a
+ * block, added in a fixed order (ops/matmul.c, join_blocks), the same with
+ * and without a budget. */
 static mn_node *steps_product(mn_graph *g, mn_node *x, mn_node *w, int64_t out_features)
 {
     mn_shape xs = mn_node_shape(x);
     int64_t in = xs.ndim ? xs.d[xs.ndim - 1] : 0;
-    int64_t S = xs.ndim == 3 ? block_steps(xs.d[0], xs.d[1]) : 1;
-    mn_node *xb = S > 1 ? mn_reshape(g, x, MN_SHAPE(xs.d[0] / S, S * xs.d[1], in)) : x;
-    mn_node *y = mn_matmul_steps(g, xb, w, true);
-    return S > 1 ? mn_reshape(g, y, MN_SHAPE(xs.d[0], xs.d[1], out_features)) : y;
+    if (xs.ndim != 3) return mn_matmul_steps(g, x, w, true);
+    int64_t *cut = malloc(((size_t)xs.d[0] + 2) * sizeof *cut);
+    mn_node **ys = malloc(((size_t)xs.d[0] + 1) * sizeof *ys);
+    if (!cut || !ys) { free(cut); free(ys); mn_graph_fail(g, MN_ERR_NOMEM, "linear: out of memory"); return NULL; }
+    int nb = mn__step_cuts(xs.d[0], xs.d[1], cut);
+    for (int b = 0; b < nb; b++) {
+        mn_node *xb = mn_slice(g, x, 0, cut[b], cut[b + 1], 1);
+        ys[b] = mn_matmul_steps(g, mn_reshape(g, xb, MN_SHAPE(1, (cut[b + 1] - cut[b]) * xs.d[1], in)), w, true);
+    }
+    mn_node *y = nb == 1 ? ys[0] : mn_concat(g, ys, nb, 1);
+    free(cut);
+    free(ys);
+    return mn_reshape(g, y, MN_SHAPE(xs.d[0], xs.d[1], out_features));
 }
 
 /* nn.Linear: weight kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias the same bound

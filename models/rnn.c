@@ -5,7 +5,7 @@
  * blocks); each step slices it and adds one product with W_hh (packed
  * once for all steps), then the gate math. The reverse direction walks
  * t = T-1..0 and writes its outputs back in time order. */
-#include "mnemo.h"
+#include "blocks.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +97,24 @@ static void block_steps(int64_t T, int64_t S, int64_t b, bool rev, int64_t *t0, 
     *t1 = rev ? T - b * S : (b * S + S < T ? b * S + S : T);
 }
 
+/* The outputs [T, B, H]: the hidden states stacked in blocks of the steps
+ * a per-step head reads at once (mn__step_block), the blocks joined. A
+ * reader of one block (mn_linear_steps' slices) reads that block's value,
+ * so no step needs every hidden state at once and a memory budget can drop
+ * and rebuild them block by block. */
+static mn_node *stack_blocks(mn_graph *g, mn_node **hs, int64_t T, int64_t B)
+{
+    int64_t *cut = malloc(((size_t)T + 2) * sizeof *cut);
+    mn_node **blk = malloc(((size_t)T + 1) * sizeof *blk), *out = NULL;
+    if (!cut || !blk) { free(cut); free(blk); mn_graph_fail(g, MN_ERR_NOMEM, "rnn: out of memory"); return NULL; }
+    int nb = mn__step_cuts(T, B, cut);
+    for (int b = 0; b < nb; b++) blk[b] = mn_stack(g, hs + cut[b], (int)(cut[b + 1] - cut[b]), 0);
+    out = nb == 1 ? blk[0] : mn_concat(g, blk, nb, 0);
+    free(cut);
+    free(blk);
+    return out;
+}
+
 /* One layer in one direction over x [T, B, I]; returns [T, B, H]. */
 static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p, mn_node *x, bool rev,
                               mn_node *h, mn_node *c, mn_node **h_last, mn_node **c_last)
@@ -138,7 +156,7 @@ static mn_node *run_direction(mn_graph *g, const mn_rnn_opts *o, cell_params *p,
         h = hs[t] = cell(g, o, p, t, xt, h, &c);
     }
     *h_last = h; *c_last = c;
-    mn_node *out = mn_stack(g, hs, (int)T, 0);
+    mn_node *out = stack_blocks(g, hs, T, xs.d[1]);
     free(hs);
     free(xp);
     return out;

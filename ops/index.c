@@ -81,9 +81,35 @@ static mn_status slice_fwd(const mn_kernel_ctx *c)
     return MN_OK;
 }
 
+/* The input of concat x whose rows along `axis` are exactly [start, start
+ * + len), or NULL: a slice of a concat along its axis that is one whole
+ * input is that input (the same bits; the concat need not exist for it). */
+static mn_node *concat_piece(mn_node *x, int axis, int64_t start, int64_t len)
+{
+    mn_shape xs = mn_node_shape(x);
+    int ax = mn__axis(axis, xs.ndim);
+    if (mn__node_opdef(x) != &mn__op_concat || ax < 0 || mn__axis(((const mn_cat_attrs *)mn__node_attrs(x))->axis, xs.ndim) != ax)
+        return NULL;
+    int64_t at = 0;
+    for (int k = 0; mn__node_input(x, k) && at <= start; k++) {
+        int64_t d = mn_node_shape(mn__node_input(x, k)).d[ax];
+        if (at == start && d == len) return mn__node_input(x, k);
+        at += d;
+    }
+    return NULL;
+}
+
 mn_node *mn_slice(mn_graph *g, mn_node *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
     mn_slice_attrs a = { axis, start, stop, step };
+    mn_shape xs = mn_node_shape(x);
+    int ax = x ? mn__axis(axis, xs.ndim) : -1;
+    if (ax >= 0 && step == 1) {
+        int64_t b, len;
+        slice_norm(xs.d[ax], &a, &b, &len);
+        mn_node *piece = len > 0 ? concat_piece(x, axis, b, len) : NULL;
+        if (piece) return piece;
+    }
     return mn__node(g, &mn__op_slice, &x, 1, &a);
 }
 

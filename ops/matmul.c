@@ -349,7 +349,9 @@ static mn_node *matmul_acc(mn_graph *g, mn_node *c0, mn_node *a, mn_node *b, boo
 static mn_node *join(mn_graph *g, mn_node **x, int n, int axis) { return n == 1 ? x[0] : mn_concat(g, x, n, axis); }
 
 /* The joined products in blocks of whole products reaching
- * MN_STEP_BLOCK_ROWS contraction rows (from the first, in forward order):
+ * MN_STEP_BLOCK_ROWS contraction rows (from the first, in forward order;
+ * a product of half as many rows or more starts a block of its own: a
+ * per-step head's blocks, each one block of the outputs, models/layers.c):
  * one GEMM per block, added last block first (the order the backward pass
  * completes them) into one accumulator. A block's inputs then die with
  * its GEMM (a memory budget frees an RNN's gate gradients block by block),
@@ -362,7 +364,8 @@ static mn_node *join_blocks(mn_graph *g, mn_node **as, mn_node **bs, int n, bool
     cut[0] = 0;
     for (int i = 0; i < n; i++) {
         rows += ta ? mn_node_shape(as[i]).d[0] : mn_node_shape(as[i]).d[1];
-        if (rows >= MN_STEP_BLOCK_ROWS || i == n - 1) { cut[++nc] = i + 1; rows = 0; }
+        int64_t next = i + 1 < n ? (ta ? mn_node_shape(as[i + 1]).d[0] : mn_node_shape(as[i + 1]).d[1]) : 0;
+        if (rows >= MN_STEP_BLOCK_ROWS || next >= MN_STEP_BLOCK_ROWS / 2 || i == n - 1) { cut[++nc] = i + 1; rows = 0; }
     }
     mn_node *r = NULL;
     for (int c = nc - 1; c >= 0; c--) {
