@@ -311,6 +311,20 @@ static void stats(mn_exec *ex)
         live += delta[l];
         if (live > ex->lower_bound) ex->lower_bound = live;
     }
+    if (getenv("MN_DBG_PEAK_ON")) {
+        int pk = 0; int64_t lv = 0, best = -1;
+        for (int l = 0; delta && l <= ex->nlevels; l++) { lv += delta[l]; if (lv > best) { best = lv; pk = l; } }
+        fprintf(stderr, "PEAK level %d of %d: %lld\n", pk, ex->nlevels, (long long)best);
+        for (int i = 0; i < ex->nstores; i++) {
+            const mn_storage *st = &ex->stores[i];
+            if (st->start > pk || st->end < pk || st->bytes < 65536) continue;
+            int v0 = -1, nv = 0;
+            for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].storage == i && mn__kind(&ex->vals[v]) == MN_VAL_ARENA) { if (v0 < 0) v0 = v; nv++; }
+            const mn_node *n = v0 >= 0 && ex->vals[v0].def >= 0 ? ex->steps[ex->vals[v0].def].node : NULL;
+            fprintf(stderr, "PEAK store %d bytes %lld levels %d-%d vals %d first %d %s %s%s\n", i, (long long)st->bytes, st->start, st->end, nv, v0,
+                    n ? n->op->name : "-", n ? n->name : "-", v0 >= 0 && ex->vals[v0].def >= 0 && ex->steps[ex->vals[v0].def].clone ? " CLONE" : "");
+        }
+    }
     free(delta);
 }
 

@@ -96,6 +96,7 @@ typedef struct {
     int *vseg;            /* per value: its producer's segment, -1 */
     bool *bread, *cross, *drop, *need;
     int *clone_of;        /* per value: its clone, -1 */
+    int *vview;           /* per value (before clones): the value a backward view views (through views), else itself */
     int nseg;             /* segments of the candidate applied */
     double tail;          /* the last segment's share of the saved bytes (0: k equal segments), see segments() */
     int nmirror;          /* values mirrored (mirror.c) in the candidate applied */
@@ -136,22 +137,112 @@ static int segment_at(int64_t run, int64_t total, int k, double tail)
     return g < k - 1 ? g : k - 2;
 }
 
+/* The value whose bytes v views (v itself if it is no view). */
+static int view_root(const mn_exec *ex, int v)
+{
+    while (ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+    return v;
+}
+
+static bool view_step(const mn_exec *ex, const mn_step *st)
+{
+    return !st->fused && !st->nxout && ex->vals[st->out].base == MN_VAL_ALIAS;
+}
+
+/* The order segments are cut in: the forward steps by (key, index). A step
+ * that is the last forward reader of inputs of at least as many bytes as
+ * it writes (a concat of hidden states, a product of many rows into few
+ * columns) is pulled to its latest forward producer (through views): its
+ * key is that producer's; any other step keeps its index, and a view takes
+ * its first reader's key. A per-block concat of an RNN's hidden states and
+ * the head's product of that block, built after every cell, then fall
+ * right after the block's last cell, in the segment of the cells they
+ * read, so those cells' outputs need not cross a segment; a time step's
+ * input rows (few bytes read, many made) stay beside their cell. Only the
+ * segments change, never the step order. Fills order[0..n) with the
+ * forward steps and returns n, -1 out of memory. */
+static int cut_order(const mn_exec *ex, int *order)
+{
+    int *key = malloc(((size_t)ex->nsteps + 1) * sizeof *key), *last = malloc(((size_t)ex->nvals + 1) * sizeof *last);
+    int *seen = malloc(((size_t)ex->nvals + 1) * sizeof *seen), n = 0;
+    if (!key || !last || !seen) { free(key); free(last); free(seen); return -1; }
+    for (int v = 0; v < ex->nvals; v++) last[v] = seen[v] = -1;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        if (is_fwd(st) && !view_step(ex, st)) for (int j = 0; j < st->nin; j++) last[view_root(ex, st->in[j])] = s;
+    }
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        key[s] = s;
+        if (!is_fwd(st) || view_step(ex, st)) continue;
+        int latest = -1;
+        int64_t dying = 0, made = (int64_t)ex->vals[st->out].bytes;
+        for (int k = 0; k < st->nxout; k++) made += (int64_t)ex->vals[st->xout[k]].bytes;
+        for (int j = 0; j < st->nin; j++) {
+            int r = view_root(ex, st->in[j]), d = ex->vals[r].def;
+            if (d < 0 || d >= s || !is_fwd(&ex->steps[d]) || seen[r] == s) continue;
+            seen[r] = s;
+            if (latest < 0 || key[d] > key[latest] || (key[d] == key[latest] && d > latest)) latest = d;
+            if (last[r] == s) dying += (int64_t)ex->vals[r].bytes;
+        }
+        if (latest >= 0 && dying >= made) key[s] = key[latest];
+    }
+    for (int s = ex->nsteps - 1; s >= 0; s--) {          /* views: their first forward reader's key */
+        const mn_step *st = &ex->steps[s];
+        if (!is_fwd(st) || !view_step(ex, st)) continue;
+        int k = -1;
+        for (int r = s + 1; r < ex->nsteps; r++) {
+            if (!is_fwd(&ex->steps[r])) continue;
+            for (int j = 0; j < ex->steps[r].nin; j++)
+                if (ex->steps[r].in[j] == st->out && (k < 0 || key[r] < k)) k = key[r];
+        }
+        if (k >= 0) key[s] = k;
+    }
+    for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) order[n++] = s;
+    for (int i = 1; i < n; i++) {                        /* stable by key: steps sharing one keep their index order */
+        int s = order[i], j = i;
+        while (j > 0 && key[order[j - 1]] > key[s]) { order[j] = order[j - 1]; j--; }
+        order[j] = s;
+    }
+    free(key); free(last); free(seen);
+    return n;
+}
+
 /* Forward steps cut into k segments of about equal saved bytes, or a
  * longer last one (pc->tail: it is kept, so fewer steps are recomputed
- * where its bytes fit); k < 0: block plan -k (blocks.c cuts at the graph's
- * narrow points). */
+ * where its bytes fit), in cut_order; k < 0: block plan -k (blocks.c cuts
+ * at the graph's narrow points). */
 static void segments(const mn_exec *ex, plan_ctx *pc, int k)
 {
     pc->nseg = k;
     if (k < 0) { pc->nseg = block_plan(ex, pc, -k); return; }
+    int *order = malloc(((size_t)ex->nsteps + 1) * sizeof *order);
+    int n = order ? cut_order(ex, order) : -1;
+    if (n < 0) {                                       /* out of memory: step order */
+        n = 0;
+        for (int s = 0; order && s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) order[n++] = s;
+    }
     int64_t total = 0, run = 0;
-    for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
     for (int s = 0; s < ex->nsteps; s++) {
-        if (!is_fwd(&ex->steps[s])) { pc->seg[s] = -1; continue; }
+        pc->seg[s] = -1;
+        if (is_fwd(&ex->steps[s])) total += saved_bytes(ex, pc, &ex->steps[s]);
+    }
+    for (int i = 0; i < n; i++) {
+        int s = order[i];
         int g = total ? segment_at(run, total, k, pc->tail) : 0;
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
+    if (getenv("MN_DBG_SEG")) {
+        for (int i = 0; i < n; i++) {
+            int s = order[i];
+            const mn_step *st = &ex->steps[s];
+            fprintf(stderr, "DBG k%d s%d seg%d %s %s out%d in", k, s, pc->seg[s], st->node->op->name, st->node->name, st->out);
+            for (int j = 0; j < st->nin; j++) fprintf(stderr, " %d", st->in[j]);
+            fprintf(stderr, " bread%d saved%lld\n", pc->bread[st->out], (long long)saved_bytes(ex, pc, st));
+        }
+    }
+    free(order);
 }
 
 static bool droppable_kind(const mn_value *x) { mn_val_kind k = mn__kind(x); return k == MN_VAL_ARENA || k == MN_VAL_ALIAS; }
@@ -223,13 +314,14 @@ static bool clone_step(mn_exec *ex, plan_ctx *pc, const mn_step *st, mn_step *ou
     return true;
 }
 
-/* Does step st (backward) read a value of segment g, kept or a clone?
- * Clone values are those from nv0 on; cseg gives their segment. */
+/* Does step st (backward) read a value of segment g, kept or a clone,
+ * directly or through backward views? Clone values are those from nv0 on;
+ * cseg gives their segment. */
 static bool reads_seg(const mn_step *st, const plan_ctx *pc, int nv0, const int *cseg, int g)
 {
     for (int j = 0; j < st->nin; j++) {
         int v = st->in[j];
-        if (v >= nv0 ? cseg[v - nv0] == g : pc->vseg[v] == g) return true;
+        if (v >= nv0 ? cseg[v - nv0] == g : pc->vseg[pc->vview[v]] == g) return true;
     }
     return false;
 }
@@ -237,16 +329,16 @@ static bool reads_seg(const mn_step *st, const plan_ctx *pc, int nv0, const int 
 /* The ctrl edges of segment g's clones: the outputs of the backward steps
  * before them reading clones of segment g + 1 (so segment g is recomputed
  * only once the next one's backward pass has used its values). */
-static bool add_ctrl(mn_step *fresh, int first, int m, const plan_ctx *pc, int nv0, const int *cseg, int g)
+static bool add_ctrl(const mn_exec *ex, mn_step *fresh, int first, int m, const plan_ctx *pc, int nv0, const int *cseg, int g)
 {
     int nc = 0;
-    for (int i = 0; i < first; i++) nc += !fresh[i].clone && fresh[i].node->backward && reads_seg(&fresh[i], pc, nv0, cseg, g + 1);
+    for (int i = 0; i < first; i++) nc += !fresh[i].clone && fresh[i].node->backward && !view_step(ex, &fresh[i]) && reads_seg(&fresh[i], pc, nv0, cseg, g + 1);
     if (!nc) return true;
     for (int i = first; i < m; i++) {
         int *ctrl = malloc((size_t)nc * sizeof *ctrl), c = 0;
         if (!ctrl) return false;
         for (int j = 0; j < first; j++)
-            if (!fresh[j].clone && fresh[j].node->backward && reads_seg(&fresh[j], pc, nv0, cseg, g + 1)) ctrl[c++] = fresh[j].out;
+            if (!fresh[j].clone && fresh[j].node->backward && !view_step(ex, &fresh[j]) && reads_seg(&fresh[j], pc, nv0, cseg, g + 1)) ctrl[c++] = fresh[j].out;
         fresh[i].ctrl = ctrl;
         fresh[i].nctrl = nc;
     }
@@ -342,9 +434,12 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
     if (keep) ex->keep = keep;
     bool bad = !ins || !cseg || !fresh || !vals || !keep;
     for (int g = 0; !bad && g < k; g++) ins[g] = -1;
-    for (int s = 0; !bad && s < n0; s++)                 /* segment g's insertion point: its first backward reader */
-        for (int j = 0; pc->seg[s] < 0 && j < ex->steps[s].nin; j++) {
-            int v = ex->steps[s].in[j];
+    for (int v = 0; !bad && v < nv0; v++) pc->vview[v] = v;
+    for (int s = 0; !bad && s < n0; s++)                 /* backward views, to the value they view */
+        if (pc->seg[s] < 0 && view_step(ex, &ex->steps[s])) pc->vview[ex->steps[s].out] = pc->vview[ex->steps[s].in[0]];
+    for (int s = 0; !bad && s < n0; s++)                 /* segment g's insertion point: its first backward reader (a view is no reader) */
+        for (int j = 0; pc->seg[s] < 0 && !view_step(ex, &ex->steps[s]) && j < ex->steps[s].nin; j++) {
+            int v = pc->vview[ex->steps[s].in[j]];
             if (pc->drop[v] && ins[pc->vseg[v]] < 0) ins[pc->vseg[v]] = s;
         }
     int m = 0;
@@ -357,14 +452,18 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
                 bad = !clone_step(ex, pc, &ex->steps[t], &fresh[m++]);
             }
             for (int v = vfirst; v < ex->nvals; v++) cseg[v - nv0] = g;
-            bad = bad || (g + 1 < k && !add_ctrl(fresh, first, m, pc, nv0, cseg, g));
+            bad = bad || (g + 1 < k && !add_ctrl(ex, fresh, first, m, pc, nv0, cseg, g));
+            if (getenv("MN_DBG_INS")) fprintf(stderr, "INS seg %d at step %d (%s %s) clones %d ctrl %d\n", g, s, ex->steps[s].node->op->name, ex->steps[s].node->name, m - first, m > first ? fresh[first].nctrl : -1);
         }
-        fresh[m] = ex->steps[s];
-        for (int j = 0; pc->seg[s] < 0 && j < fresh[m].nin; j++)      /* a backward step reads the clones */
-            if (pc->drop[fresh[m].in[j]]) fresh[m].in[j] = pc->clone_of[fresh[m].in[j]];
-        if (pc->seg[s] < 0 && ex->vals[fresh[m].out].base == MN_VAL_ALIAS)  /* a backward view: of the clone's bytes */
-            ex->vals[fresh[m].out].alias_of = fresh[m].in[0];
-        m++;
+        fresh[m++] = ex->steps[s];
+    }
+    for (int i = 0; !bad && i < m; i++) {                /* a backward step reads the clones (a view may come before them) */
+        mn_step *st = &fresh[i];
+        if (is_fwd(st) || (st->clone && st->out >= nv0)) continue;   /* a forward step or one of this pass's clones */
+        for (int j = 0; j < st->nin; j++)
+            if (st->in[j] < nv0 && pc->drop[st->in[j]]) st->in[j] = pc->clone_of[st->in[j]];
+        if (ex->vals[st->out].base == MN_VAL_ALIAS)     /* a backward view: of the clone's bytes */
+            ex->vals[st->out].alias_of = st->in[0];
     }
     free(ins); free(cseg);
     mn_step *grown = bad ? NULL : realloc(ex->steps, ((size_t)m + 1) * sizeof *grown);
@@ -499,7 +598,9 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
     pc->chain = c->chain;
     pc->defer = true;
     if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
+    if (getenv("MN_DBG_PEAK")) { fprintf(stderr, "CAND k %d tail %.4f mirror %d flops %.4g est %lld\n", c->k, c->tail, c->mirror, c->flops, (long long)c->est); setenv("MN_DBG_PEAK_ON", "1", 1); }
     int64_t deferred = probe(ex);
+    unsetenv("MN_DBG_PEAK_ON");
     c->defer = true;
     if (!pc->ndefer) return c->arena = deferred;      /* nothing held back: the same plan */
     pc->defer = false;
@@ -662,8 +763,8 @@ mn_status mn__pass_recompute(mn_exec *ex)
         for (int s = 0; s < ex->nsteps; s++) more += (size_t)ex->steps[s].nin * MN_MIRROR_CHAIN;
         size_t nv = (size_t)ex->nvals + more + 1, ns = (size_t)ex->nsteps + more + 1;
         pc = (plan_ctx){ .seg = malloc(ns * sizeof(int)), .vseg = malloc(nv * sizeof(int)), .bread = malloc(nv), .cross = malloc(nv),
-                         .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)) };
-        if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of) err = err ? err : MN_ERR_NOMEM;
+                         .drop = malloc(nv), .need = malloc(ns), .clone_of = malloc(nv * sizeof(int)), .vview = malloc(nv * sizeof(int)) };
+        if (!pc.seg || !pc.vseg || !pc.bread || !pc.cross || !pc.drop || !pc.need || !pc.clone_of || !pc.vview) err = err ? err : MN_ERR_NOMEM;
         /* clones reading kept values where they are (fewer levels: a segment's
          * recurrent products wait for no recomputed cell) first; where no such
          * plan fits, clones reading the clones of kept values too, whose
@@ -690,7 +791,7 @@ mn_status mn__pass_recompute(mn_exec *ex)
     ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
     drop_snapshot(&sn);
     free_waits(&ws);
-    free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of);
+    free(pc.seg); free(pc.vseg); free(pc.bread); free(pc.cross); free(pc.drop); free(pc.need); free(pc.clone_of); free(pc.vview);
     mn__stat(ex, "recompute.split_values", nsplit);
     mn__stat(ex, "recompute.segments", found ? pc.nseg : 0);
     mn__stat(ex, "recompute.block_plan", found && win.k < 0 ? -win.k : 0);
