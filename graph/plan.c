@@ -321,6 +321,19 @@ static void stats(mn_exec *ex)
             int v0 = -1, nv = 0;
             for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].storage == i && mn__kind(&ex->vals[v]) == MN_VAL_ARENA) { if (v0 < 0) v0 = v; nv++; }
             const mn_node *n = v0 >= 0 && ex->vals[v0].def >= 0 ? ex->steps[ex->vals[v0].def].node : NULL;
+            if (nv == 17 && st->start < 100 && getenv("MN_DBG_PEAK_ON")) {
+                for (int v = 0; v < ex->nvals; v++) {
+                    if (ex->vals[v].storage != i) continue;
+                    int ml = -1, ms = -1;
+                    for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) {
+                        int r = ex->steps[s].in[j];
+                        while (r >= 0 && ex->vals[r].storage != i && mn__kind(&ex->vals[r]) == MN_VAL_ALIAS) { int64_t o; r = mn__alias_src(&ex->vals[r], &o); }
+                        if (r == v && ex->steps[s].level > ml) { ml = ex->steps[s].level; ms = s; }
+                    }
+                    fprintf(stderr, "  val %d kind %d def %s last reader level %d: %s %s bw%d clone%d\n", v, mn__kind(&ex->vals[v]), ex->vals[v].def >= 0 ? ex->steps[ex->vals[v].def].node->op->name : "-", ml,
+                            ms >= 0 ? ex->steps[ms].node->op->name : "-", ms >= 0 ? ex->steps[ms].node->name : "-", ms >= 0 ? ex->steps[ms].node->backward : -1, ms >= 0 ? ex->steps[ms].clone : -1);
+                }
+            }
             fprintf(stderr, "PEAK store %d bytes %lld levels %d-%d vals %d first %d %s %s%s\n", i, (long long)st->bytes, st->start, st->end, nv, v0,
                     n ? n->op->name : "-", n ? n->name : "-", v0 >= 0 && ex->vals[v0].def >= 0 && ex->steps[ex->vals[v0].def].clone ? " CLONE" : "");
         }
@@ -439,6 +452,35 @@ static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *g
     return plan_storages(ex, veto, nread, glast, gcount, true, fwd_first);
 }
 
+/* Hosts pinned by a piece: a top concat host one of whose pieces is read
+ * after every reader of the host itself (through views), so that piece
+ * alone keeps the whole host's bytes live. Under a memory budget that is a
+ * checkpoint of the recompute pass (an RNN's hidden state that starts the
+ * next segment, whose block of hidden states the pass drops and rebuilds):
+ * vetoed, the host copies its pieces and the piece lives in bytes of its
+ * own. Marks them in veto; their count. */
+static int pinned_hosts(const mn_exec *ex, bool *veto)
+{
+    int *last = malloc(((size_t)ex->nvals + 1) * sizeof *last), n = 0;
+    if (!last) return 0;
+    for (int v = 0; v < ex->nvals; v++) last[v] = ex->keep[v] ? ex->nlevels : level_of(ex, v);
+    for (int s = 0; s < ex->nsteps; s++)
+        for (int k = 0; k < ex->steps[s].nin; k++) {
+            int u = ex->steps[s].in[k];
+            int64_t off;
+            while (mn__kind(&ex->vals[u]) == MN_VAL_ALIAS) u = mn__alias_src(&ex->vals[u], &off);
+            if (ex->steps[s].level > last[u]) last[u] = ex->steps[s].level;
+        }
+    for (int v = 0; v < ex->nvals; v++) {
+        int h = ex->vals[v].into;
+        if (h < 0 || !ex->vals[h].host || ex->vals[h].into >= 0 || veto[h] || last[v] <= last[h]) continue;
+        veto[h] = true;
+        n++;
+    }
+    free(last);
+    return n;
+}
+
 /* Placing concat pieces saves their copies but keeps a whole host's bytes
  * from its first piece on; when pieces come long before their concat (the
  * gradient pieces of a whole backward pass) that can raise the peak. So:
@@ -467,6 +509,11 @@ mn_status mn__plan(mn_exec *ex)
         fwd = best >= 0 && (in_order < 0 || best < in_order);
         if (fwd) best = plan_once(ex, veto, nread, glast, gcount, true);
         else best = in_order;
+        if (best >= 0 && pinned_hosts(ex, veto)) {            /* hosts a piece pins: without them, if smaller */
+            int64_t a = plan_once(ex, veto, nread, glast, gcount, fwd);
+            if (a >= 0 && a < best) best = a;
+            else for (int v = 0; v < ex->nvals; v++) veto[v] = false;
+        }
         int nh = 0;
         for (int v = 0; v < ex->nvals; v++) span[v] = level_of(ex, v);      /* first, the host's first piece level */
         for (int u = 0; u < ex->nvals; u++)
@@ -514,6 +561,11 @@ mn_status mn__plan_estimate(mn_exec *ex, int64_t *estimate)
     if (!s) {
         mn__count_reads(ex, nread);
         int64_t fwd = plan_storages(ex, veto, nread, glast, gcount, false, true);
+        if (pinned_hosts(ex, veto)) {
+            int64_t a = plan_storages(ex, veto, nread, glast, gcount, false, true);
+            if (a < fwd) fwd = a;
+            for (int v = 0; v < ex->nvals; v++) veto[v] = false;
+        }
         int64_t all = plan_storages(ex, veto, nread, glast, gcount, false, false);
         for (int v = 0; v < ex->nvals; v++) veto[v] = ex->vals[v].host;
         int64_t none = plan_storages(ex, veto, nread, glast, gcount, false, false);

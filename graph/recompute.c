@@ -107,10 +107,10 @@ typedef struct {
 
 static bool is_fwd(const mn_step *st) { return !st->node->backward && !st->clone; }
 
-/* The bytes of a step's outputs that the backward pass reads. */
+/* The bytes of a step's outputs that the backward pass reads (a view's are its source's). */
 static int64_t saved_bytes(const mn_exec *ex, const plan_ctx *pc, const mn_step *st)
 {
-    int64_t b = pc->bread[st->out] ? (int64_t)ex->vals[st->out].bytes : 0;
+    int64_t b = pc->bread[st->out] && ex->vals[st->out].base != MN_VAL_ALIAS ? (int64_t)ex->vals[st->out].bytes : 0;
     for (int k = 0; k < st->nxout; k++) b += pc->bread[st->xout[k]] ? (int64_t)ex->vals[st->xout[k]].bytes : 0;
     return b;
 }
@@ -208,6 +208,64 @@ static int cut_order(const mn_exec *ex, int *order)
     return n;
 }
 
+/* Each cut between segments moved to the position within half a segment
+ * of it where the fewest bytes cross it: forward values made before the
+ * position and read by a forward step after it (through views), in cut
+ * order. A cut inside a block of time steps leaves the block's hidden
+ * states crossing to its concat (each then kept, with its block); at the
+ * block's end only the states a step hands on (h, c) and the head's rows
+ * cross. The nearest of equal positions wins; segments keep their order
+ * and none becomes empty. The last cut stays: the final segment is never
+ * recomputed, so a block it starts inside costs nothing more, and its
+ * bytes fill the budget to the step. */
+static void snap_cuts(const mn_exec *ex, plan_ctx *pc, const int *order, int n)
+{
+    int *pos = malloc(((size_t)ex->nsteps + 1) * sizeof *pos), *lastp = malloc(((size_t)ex->nvals + 1) * sizeof *lastp);
+    int64_t *cross = calloc((size_t)n + 2, sizeof *cross);
+    int *cut = malloc(((size_t)n + 1) * sizeof *cut);
+    if (!pos || !lastp || !cross || !cut) goto out;
+    for (int s = 0; s < ex->nsteps; s++) pos[s] = -1;
+    for (int i = 0; i < n; i++) pos[order[i]] = i;
+    for (int v = 0; v < ex->nvals; v++) lastp[v] = -1;
+    for (int i = 0; i < n; i++) {
+        const mn_step *st = &ex->steps[order[i]];
+        for (int j = 0; j < st->nin; j++) {
+            int r = view_root(ex, st->in[j]);
+            if (i > lastp[r]) lastp[r] = i;
+        }
+    }
+    for (int v = 0; v < ex->nvals; v++) {            /* v crosses the cuts before positions (def, last] */
+        int d = ex->vals[v].def;
+        if (d < 0 || pos[d] < 0 || lastp[v] <= pos[d] || ex->vals[v].base == MN_VAL_ALIAS) continue;
+        cross[pos[d] + 1] += (int64_t)ex->vals[v].bytes;
+        cross[lastp[v] + 1] -= (int64_t)ex->vals[v].bytes;
+    }
+    for (int i = 1; i <= n; i++) cross[i] += cross[i - 1];
+    int nc = 0;                                      /* cut[c]: first position of segment c + 1 */
+    int *lab = malloc(((size_t)n + 1) * sizeof *lab);   /* lab[c]: the label of segment c (labels may skip) */
+    if (!lab) goto out;
+    lab[0] = pc->seg[order[0]];
+    for (int i = 1; i < n; i++) if (pc->seg[order[i]] != pc->seg[order[i - 1]]) { cut[nc++] = i; lab[nc] = pc->seg[order[i]]; }
+    for (int c = 0; c + 1 < nc; c++) {                 /* not the last cut: the kept segment's bytes may end anywhere */
+        int lo = c ? cut[c - 1] + 1 : 1, hi = c + 1 < nc ? cut[c + 1] - 1 : n - 1;
+        int w = (cut[c] - (c ? cut[c - 1] : 0)) / 2, best = cut[c];
+        if (cut[c] - w > lo) lo = cut[c] - w;
+        if (cut[c] + w < hi) hi = cut[c] + w;
+        for (int i = lo; i <= hi; i++) {
+            int64_t a = cross[i], b = cross[best];
+            if (a < b || (a == b && abs(i - cut[c]) < abs(best - cut[c]))) best = i;
+        }
+        cut[c] = best;
+    }
+    for (int i = 0, c = 0; i < n; i++) {
+        if (c < nc && i == cut[c]) c++;
+        pc->seg[order[i]] = lab[c];
+    }
+    free(lab);
+out:
+    free(pos); free(lastp); free(cross); free(cut);
+}
+
 /* Forward steps cut into k segments of about equal saved bytes, or a
  * longer last one (pc->tail: it is kept, so fewer steps are recomputed
  * where its bytes fit), in cut_order; k < 0: block plan -k (blocks.c cuts
@@ -233,6 +291,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
+    if (n > 1) snap_cuts(ex, pc, order, n);
     if (getenv("MN_DBG_SEG")) {
         for (int i = 0; i < n; i++) {
             int s = order[i];
@@ -254,6 +313,10 @@ static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
     for (int s = 0; s < ex->nsteps; s++)
         for (int j = 0; j < ex->steps[s].nin; j++)
             if (!is_fwd(&ex->steps[s])) pc->bread[ex->steps[s].in[j]] = true;
+    for (int s = ex->nsteps - 1; s >= 0; s--) {        /* the backward pass reads a forward view's bytes: its source's */
+        const mn_step *st = &ex->steps[s];
+        if (is_fwd(st) && view_step(ex, st) && pc->bread[st->out]) pc->bread[st->in[0]] = true;
+    }
     segments(ex, pc, k);
     for (int v = 0; v < ex->nvals; v++)
         if (ex->vals[v].def >= 0) pc->vseg[v] = pc->seg[ex->vals[v].def];
@@ -268,6 +331,23 @@ static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
     for (int v = 0; v < ex->nvals; v++) {
         pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < pc->nseg - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
         n += pc->drop[v];
+    }
+    if (getenv("MN_DBG_HB") && k == 16 && pc->tail > 0.19 && pc->tail < 0.2) {
+        for (int v = 0; v < ex->nvals; v++) {
+            int d = ex->vals[v].def;
+            if (d < 0 || strcmp(ex->steps[d].node->op->name, "concat") || ex->vals[v].bytes != 2097152 || ex->steps[d].node->backward) continue;
+            fprintf(stderr, "HB v%d s%d seg%d cross%d drop%d bread%d readers:", v, d, pc->vseg[v], pc->cross[v], pc->drop[v], pc->bread[v]);
+            for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) if (view_root(ex, ex->steps[s].in[j]) == v)
+                fprintf(stderr, " %s(s%d seg%d)", ex->steps[s].node->op->name, s, pc->seg[s]);
+            fprintf(stderr, " | pieces:");
+            for (int j = 0; j < ex->steps[d].nin; j++) { int h = view_root(ex, ex->steps[d].in[j]); fprintf(stderr, " %d/%d/%d%d", pc->vseg[h], pc->cross[h], pc->drop[h], pc->bread[h]); }
+            fprintf(stderr, "\n");
+            int h = view_root(ex, ex->steps[d].in[3]);
+            fprintf(stderr, "  piece3 v%d (%s) kind %d readers:", h, ex->steps[ex->vals[h].def].node->op->name, mn__kind(&ex->vals[h]));
+            for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) if (ex->steps[s].in[j] == h || view_root(ex, ex->steps[s].in[j]) == h)
+                fprintf(stderr, " %s(s%d seg%d%s)", ex->steps[s].node->op->name, s, pc->seg[s], ex->steps[s].in[j] == h ? "" : " via view");
+            fprintf(stderr, "\n");
+        }
     }
     /* clone every producer of a dropped value, and what it needs within its segment */
     for (int s = 0; s < ex->nsteps; s++) pc->need[s] = false;
@@ -576,6 +656,7 @@ static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain,
             int64_t e = estimate(ex);
             if (e < 0) return -1;
             c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0, true };
+            if (getenv("MN_DBG_TAIL")) fprintf(stderr, "TAIL k %d share %.4f flops %.4g est %lld\n", k, share, ex->recompute_flops, (long long)e);
         }
     }
     return n - n0;
