@@ -115,7 +115,7 @@ static void place_pieces(mn_exec *ex, const bool *veto, const int *nread, bool f
             int r = resolve(ex, stp->in[k]);
             mn_value *x = &ex->vals[r];
             if (!n->op->traits.input_view(n->in_desc, n->nin, &n->desc, n->attrs, k, &off, st)) continue;
-            if (mn__kind(x) != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out) continue;
+            if (mn__kind(x) != MN_VAL_ARENA || x->def < 0 || x->into >= 0 || r == stp->out || veto[r]) continue;
             if (!contiguous(n->in_desc[k].shape, st)) {
                 if (x->host || r != stp->in[k] || scatter_slot(ex, r, nread) < 0) continue;
                 x->scatter = true;
@@ -433,7 +433,7 @@ static int group_of(const mn_exec *ex, int v)
     }
 }
 
-/* One complete plan with the given hosts vetoed; the arena size or -1.
+/* One complete plan with the given hosts (and pieces: pinned_pieces) vetoed; the arena size or -1.
  * Without offsets: the storages only, and their lower bound (no placement). */
 static int64_t plan_storages(mn_exec *ex, const bool *veto, const int *nread, int *glast, int *gcount, bool offsets, bool fwd_first)
 {
@@ -452,14 +452,14 @@ static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *g
     return plan_storages(ex, veto, nread, glast, gcount, true, fwd_first);
 }
 
-/* Hosts pinned by a piece: a top concat host one of whose pieces is read
- * after every reader of the host itself (through views), so that piece
- * alone keeps the whole host's bytes live. Under a memory budget that is a
- * checkpoint of the recompute pass (an RNN's hidden state that starts the
- * next segment, whose block of hidden states the pass drops and rebuilds):
- * vetoed, the host copies its pieces and the piece lives in bytes of its
- * own. Marks them in veto; their count. */
-static int pinned_hosts(const mn_exec *ex, bool *veto)
+/* Pieces that would pin a host: a piece of a top concat host read after
+ * every reader of the host itself (through views) keeps the whole host's
+ * bytes live alone. Under a memory budget that is a checkpoint of the
+ * recompute pass (an RNN's hidden state that starts the next segment,
+ * whose block of hidden states the pass drops and rebuilds). Such a piece
+ * is marked in veto (a vetoed value is no concat's piece: the host copies
+ * it, and it lives in bytes of its own); their count. */
+static int pinned_pieces(const mn_exec *ex, bool *veto)
 {
     int *last = malloc(((size_t)ex->nvals + 1) * sizeof *last), n = 0;
     if (!last) return 0;
@@ -471,10 +471,17 @@ static int pinned_hosts(const mn_exec *ex, bool *veto)
             while (mn__kind(&ex->vals[u]) == MN_VAL_ALIAS) u = mn__alias_src(&ex->vals[u], &off);
             if (ex->steps[s].level > last[u]) last[u] = ex->steps[s].level;
         }
+    if (getenv("MN_DBG_PEAK_ON"))
+        for (int h = 0; h < ex->nvals; h++) {
+            if (!ex->vals[h].host || ex->vals[h].bytes != 2097152) continue;
+            int mp = -1, np = 0;
+            for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].into == h) { np++; if (last[v] > mp) mp = last[v]; }
+            fprintf(stderr, "HOST %d into %d last %d pieces %d maxlast %d level %d\n", h, ex->vals[h].into, last[h], np, mp, level_of(ex, h));
+        }
     for (int v = 0; v < ex->nvals; v++) {
         int h = ex->vals[v].into;
-        if (h < 0 || !ex->vals[h].host || ex->vals[h].into >= 0 || veto[h] || last[v] <= last[h]) continue;
-        veto[h] = true;
+        if (h < 0 || !ex->vals[h].host || ex->vals[h].into >= 0 || veto[v] || last[v] <= last[h]) continue;
+        veto[v] = true;
         n++;
     }
     free(last);
@@ -509,8 +516,9 @@ mn_status mn__plan(mn_exec *ex)
         fwd = best >= 0 && (in_order < 0 || best < in_order);
         if (fwd) best = plan_once(ex, veto, nread, glast, gcount, true);
         else best = in_order;
-        if (best >= 0 && pinned_hosts(ex, veto)) {            /* hosts a piece pins: without them, if smaller */
+        if (best >= 0 && pinned_pieces(ex, veto)) {            /* hosts a piece pins: without them, if smaller */
             int64_t a = plan_once(ex, veto, nread, glast, gcount, fwd);
+            if (getenv("MN_DBG_PEAK_ON")) { int c = 0; for (int v = 0; v < ex->nvals; v++) c += veto[v]; fprintf(stderr, "PINNED %d: %lld -> %lld\n", c, (long long)best, (long long)a); }
             if (a >= 0 && a < best) best = a;
             else for (int v = 0; v < ex->nvals; v++) veto[v] = false;
         }
@@ -561,7 +569,7 @@ mn_status mn__plan_estimate(mn_exec *ex, int64_t *estimate)
     if (!s) {
         mn__count_reads(ex, nread);
         int64_t fwd = plan_storages(ex, veto, nread, glast, gcount, false, true);
-        if (pinned_hosts(ex, veto)) {
+        if (pinned_pieces(ex, veto)) {
             int64_t a = plan_storages(ex, veto, nread, glast, gcount, false, true);
             if (a < fwd) fwd = a;
             for (int v = 0; v < ex->nvals; v++) veto[v] = false;
