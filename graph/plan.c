@@ -315,6 +315,13 @@ static void stats(mn_exec *ex)
         int pk = 0; int64_t lv = 0, best = -1;
         for (int l = 0; delta && l <= ex->nlevels; l++) { lv += delta[l]; if (lv > best) { best = lv; pk = l; } }
         fprintf(stderr, "PEAK level %d of %d: %lld\n", pk, ex->nlevels, (long long)best);
+        for (int q = 0; q < ex->nsteps; q++) {
+            const mn_step *st = &ex->steps[q];
+            if (st->level < pk - 3 || st->level > pk + 2) continue;
+            fprintf(stderr, "  L%d %s %s bw%d clone%d out %lld ctrl %d in:", st->level, st->node->op->name, st->node->name, st->node->backward, st->clone, (long long)ex->vals[st->out].bytes, st->nctrl);
+            for (int j = 0; j < st->nin; j++) { int d = ex->vals[st->in[j]].def; fprintf(stderr, " %s@%d", d >= 0 ? ex->steps[d].node->op->name : "-", d >= 0 ? ex->steps[d].level : -1); }
+            fprintf(stderr, "\n");
+        }
         for (int i = 0; i < ex->nstores; i++) {
             const mn_storage *st = &ex->stores[i];
             if (st->start > pk || st->end < pk || st->bytes < 65536) continue;
@@ -461,6 +468,7 @@ static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *g
  * it, and it lives in bytes of its own); their count. */
 static int pinned_pieces(const mn_exec *ex, bool *veto)
 {
+    if (getenv("MN_NO_PIN")) return 0;
     int *last = malloc(((size_t)ex->nvals + 1) * sizeof *last), n = 0;
     if (!last) return 0;
     for (int v = 0; v < ex->nvals; v++) last[v] = ex->keep[v] ? ex->nlevels : level_of(ex, v);

@@ -275,7 +275,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
     pc->nseg = k;
     if (k < 0) { pc->nseg = block_plan(ex, pc, -k); return; }
     int *order = malloc(((size_t)ex->nsteps + 1) * sizeof *order);
-    int n = order ? cut_order(ex, order) : -1;
+    int n = order && !getenv("MN_NO_CUTORDER") ? cut_order(ex, order) : -1;
     if (n < 0) {                                       /* out of memory: step order */
         n = 0;
         for (int s = 0; order && s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) order[n++] = s;
@@ -291,17 +291,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
-    if (n > 1) snap_cuts(ex, pc, order, n);
-    if (getenv("MN_DBG_SEG")) {
-        for (int i = 0; i < n; i++) {
-            int s = order[i];
-            const mn_step *st = &ex->steps[s];
-            fprintf(stderr, "DBG k%d s%d seg%d %s %s out%d in", k, s, pc->seg[s], st->node->op->name, st->node->name, st->out);
-            for (int j = 0; j < st->nin; j++) fprintf(stderr, " %d", st->in[j]);
-            fprintf(stderr, " bread%d saved%lld\n", pc->bread[st->out], (long long)saved_bytes(ex, pc, st));
-        }
-    }
-    free(order);
+    if (n > 1 && !getenv("MN_NO_SNAP")) snap_cuts(ex, pc, order, n);
 }
 
 static bool droppable_kind(const mn_value *x) { mn_val_kind k = mn__kind(x); return k == MN_VAL_ARENA || k == MN_VAL_ALIAS; }
