@@ -311,40 +311,6 @@ static void stats(mn_exec *ex)
         live += delta[l];
         if (live > ex->lower_bound) ex->lower_bound = live;
     }
-    if (getenv("MN_DBG_PEAK_ON")) {
-        int pk = 0; int64_t lv = 0, best = -1;
-        for (int l = 0; delta && l <= ex->nlevels; l++) { lv += delta[l]; if (lv > best) { best = lv; pk = l; } }
-        fprintf(stderr, "PEAK level %d of %d: %lld\n", pk, ex->nlevels, (long long)best);
-        for (int q = 0; q < ex->nsteps; q++) {
-            const mn_step *st = &ex->steps[q];
-            if (st->level < pk - 3 || st->level > pk + 2) continue;
-            fprintf(stderr, "  L%d %s %s bw%d clone%d out %lld ctrl %d in:", st->level, st->node->op->name, st->node->name, st->node->backward, st->clone, (long long)ex->vals[st->out].bytes, st->nctrl);
-            for (int j = 0; j < st->nin; j++) { int d = ex->vals[st->in[j]].def; fprintf(stderr, " %s@%d", d >= 0 ? ex->steps[d].node->op->name : "-", d >= 0 ? ex->steps[d].level : -1); }
-            fprintf(stderr, "\n");
-        }
-        for (int i = 0; i < ex->nstores; i++) {
-            const mn_storage *st = &ex->stores[i];
-            if (st->start > pk || st->end < pk || st->bytes < 65536) continue;
-            int v0 = -1, nv = 0;
-            for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].storage == i && mn__kind(&ex->vals[v]) == MN_VAL_ARENA) { if (v0 < 0) v0 = v; nv++; }
-            const mn_node *n = v0 >= 0 && ex->vals[v0].def >= 0 ? ex->steps[ex->vals[v0].def].node : NULL;
-            if (nv == 17 && st->start < 100 && getenv("MN_DBG_PEAK_ON")) {
-                for (int v = 0; v < ex->nvals; v++) {
-                    if (ex->vals[v].storage != i) continue;
-                    int ml = -1, ms = -1;
-                    for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) {
-                        int r = ex->steps[s].in[j];
-                        while (r >= 0 && ex->vals[r].storage != i && mn__kind(&ex->vals[r]) == MN_VAL_ALIAS) { int64_t o; r = mn__alias_src(&ex->vals[r], &o); }
-                        if (r == v && ex->steps[s].level > ml) { ml = ex->steps[s].level; ms = s; }
-                    }
-                    fprintf(stderr, "  val %d kind %d def %s last reader level %d: %s %s bw%d clone%d\n", v, mn__kind(&ex->vals[v]), ex->vals[v].def >= 0 ? ex->steps[ex->vals[v].def].node->op->name : "-", ml,
-                            ms >= 0 ? ex->steps[ms].node->op->name : "-", ms >= 0 ? ex->steps[ms].node->name : "-", ms >= 0 ? ex->steps[ms].node->backward : -1, ms >= 0 ? ex->steps[ms].clone : -1);
-                }
-            }
-            fprintf(stderr, "PEAK store %d bytes %lld levels %d-%d vals %d first %d %s %s%s\n", i, (long long)st->bytes, st->start, st->end, nv, v0,
-                    n ? n->op->name : "-", n ? n->name : "-", v0 >= 0 && ex->vals[v0].def >= 0 && ex->steps[ex->vals[v0].def].clone ? " CLONE" : "");
-        }
-    }
     free(delta);
 }
 
@@ -468,7 +434,6 @@ static int64_t plan_once(mn_exec *ex, const bool *veto, const int *nread, int *g
  * it, and it lives in bytes of its own); their count. */
 static int pinned_pieces(const mn_exec *ex, bool *veto)
 {
-    if (getenv("MN_NO_PIN")) return 0;
     int *last = malloc(((size_t)ex->nvals + 1) * sizeof *last), n = 0;
     if (!last) return 0;
     for (int v = 0; v < ex->nvals; v++) last[v] = ex->keep[v] ? ex->nlevels : level_of(ex, v);
@@ -478,13 +443,6 @@ static int pinned_pieces(const mn_exec *ex, bool *veto)
             int64_t off;
             while (mn__kind(&ex->vals[u]) == MN_VAL_ALIAS) u = mn__alias_src(&ex->vals[u], &off);
             if (ex->steps[s].level > last[u]) last[u] = ex->steps[s].level;
-        }
-    if (getenv("MN_DBG_PEAK_ON"))
-        for (int h = 0; h < ex->nvals; h++) {
-            if (!ex->vals[h].host || ex->vals[h].bytes != 2097152) continue;
-            int mp = -1, np = 0;
-            for (int v = 0; v < ex->nvals; v++) if (ex->vals[v].into == h) { np++; if (last[v] > mp) mp = last[v]; }
-            fprintf(stderr, "HOST %d into %d last %d pieces %d maxlast %d level %d\n", h, ex->vals[h].into, last[h], np, mp, level_of(ex, h));
         }
     for (int v = 0; v < ex->nvals; v++) {
         int h = ex->vals[v].into;
@@ -526,7 +484,6 @@ mn_status mn__plan(mn_exec *ex)
         else best = in_order;
         if (best >= 0 && pinned_pieces(ex, veto)) {            /* hosts a piece pins: without them, if smaller */
             int64_t a = plan_once(ex, veto, nread, glast, gcount, fwd);
-            if (getenv("MN_DBG_PEAK_ON")) { int c = 0; for (int v = 0; v < ex->nvals; v++) c += veto[v]; fprintf(stderr, "PINNED %d: %lld -> %lld\n", c, (long long)best, (long long)a); }
             if (a >= 0 && a < best) best = a;
             else for (int v = 0; v < ex->nvals; v++) veto[v] = false;
         }

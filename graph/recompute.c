@@ -187,16 +187,15 @@ static int cut_order(const mn_exec *ex, int *order)
         }
         if (latest >= 0 && dying >= made) key[s] = key[latest];
     }
-    for (int s = ex->nsteps - 1; s >= 0; s--) {          /* views: their first forward reader's key */
+    for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s]) && view_step(ex, &ex->steps[s])) key[s] = -1;
+    for (int s = ex->nsteps - 1; s >= 0; s--) {          /* views: their first forward reader's key (readers come later) */
         const mn_step *st = &ex->steps[s];
-        if (!is_fwd(st) || !view_step(ex, st)) continue;
-        int k = -1;
-        for (int r = s + 1; r < ex->nsteps; r++) {
-            if (!is_fwd(&ex->steps[r])) continue;
-            for (int j = 0; j < ex->steps[r].nin; j++)
-                if (ex->steps[r].in[j] == st->out && (k < 0 || key[r] < k)) k = key[r];
+        if (!is_fwd(st)) continue;
+        if (view_step(ex, st) && key[s] < 0) key[s] = s;  /* read by no forward step */
+        for (int j = 0; j < st->nin; j++) {
+            int d = ex->vals[st->in[j]].def;
+            if (d >= 0 && d < s && is_fwd(&ex->steps[d]) && view_step(ex, &ex->steps[d]) && (key[d] < 0 || key[s] < key[d])) key[d] = key[s];
         }
-        if (k >= 0) key[s] = k;
     }
     for (int s = 0; s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) order[n++] = s;
     for (int i = 1; i < n; i++) {                        /* stable by key: steps sharing one keep their index order */
@@ -275,7 +274,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
     pc->nseg = k;
     if (k < 0) { pc->nseg = block_plan(ex, pc, -k); return; }
     int *order = malloc(((size_t)ex->nsteps + 1) * sizeof *order);
-    int n = order && !getenv("MN_NO_CUTORDER") ? cut_order(ex, order) : -1;
+    int n = order ? cut_order(ex, order) : -1;
     if (n < 0) {                                       /* out of memory: step order */
         n = 0;
         for (int s = 0; order && s < ex->nsteps; s++) if (is_fwd(&ex->steps[s])) order[n++] = s;
@@ -291,7 +290,7 @@ static void segments(const mn_exec *ex, plan_ctx *pc, int k)
         pc->seg[s] = g < k ? g : k - 1;
         run += saved_bytes(ex, pc, &ex->steps[s]);
     }
-    if (n > 1 && !getenv("MN_NO_SNAP")) snap_cuts(ex, pc, order, n);
+    if (n > 1) snap_cuts(ex, pc, order, n);
 }
 
 static bool droppable_kind(const mn_value *x) { mn_val_kind k = mn__kind(x); return k == MN_VAL_ARENA || k == MN_VAL_ALIAS; }
@@ -321,23 +320,6 @@ static int analyse(const mn_exec *ex, plan_ctx *pc, int k)
     for (int v = 0; v < ex->nvals; v++) {
         pc->drop[v] = pc->vseg[v] >= 0 && pc->vseg[v] < pc->nseg - 1 && pc->bread[v] && !pc->cross[v] && droppable_kind(&ex->vals[v]);
         n += pc->drop[v];
-    }
-    if (getenv("MN_DBG_HB") && k == 16 && pc->tail > 0.19 && pc->tail < 0.2) {
-        for (int v = 0; v < ex->nvals; v++) {
-            int d = ex->vals[v].def;
-            if (d < 0 || strcmp(ex->steps[d].node->op->name, "concat") || ex->vals[v].bytes != 2097152 || ex->steps[d].node->backward) continue;
-            fprintf(stderr, "HB v%d s%d seg%d cross%d drop%d bread%d readers:", v, d, pc->vseg[v], pc->cross[v], pc->drop[v], pc->bread[v]);
-            for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) if (view_root(ex, ex->steps[s].in[j]) == v)
-                fprintf(stderr, " %s(s%d seg%d)", ex->steps[s].node->op->name, s, pc->seg[s]);
-            fprintf(stderr, " | pieces:");
-            for (int j = 0; j < ex->steps[d].nin; j++) { int h = view_root(ex, ex->steps[d].in[j]); fprintf(stderr, " %d/%d/%d%d", pc->vseg[h], pc->cross[h], pc->drop[h], pc->bread[h]); }
-            fprintf(stderr, "\n");
-            int h = view_root(ex, ex->steps[d].in[3]);
-            fprintf(stderr, "  piece3 v%d (%s) kind %d readers:", h, ex->steps[ex->vals[h].def].node->op->name, mn__kind(&ex->vals[h]));
-            for (int s = 0; s < ex->nsteps; s++) for (int j = 0; j < ex->steps[s].nin; j++) if (ex->steps[s].in[j] == h || view_root(ex, ex->steps[s].in[j]) == h)
-                fprintf(stderr, " %s(s%d seg%d%s)", ex->steps[s].node->op->name, s, pc->seg[s], ex->steps[s].in[j] == h ? "" : " via view");
-            fprintf(stderr, "\n");
-        }
     }
     /* clone every producer of a dropped value, and what it needs within its segment */
     for (int s = 0; s < ex->nsteps; s++) pc->need[s] = false;
@@ -523,7 +505,6 @@ static int apply(mn_exec *ex, plan_ctx *pc, int k)
             }
             for (int v = vfirst; v < ex->nvals; v++) cseg[v - nv0] = g;
             bad = bad || (g + 1 < k && !add_ctrl(ex, fresh, first, m, pc, nv0, cseg, g));
-            if (getenv("MN_DBG_INS")) fprintf(stderr, "INS seg %d at step %d (%s %s) clones %d ctrl %d\n", g, s, ex->steps[s].node->op->name, ex->steps[s].node->name, m - first, m > first ? fresh[first].nctrl : -1);
         }
         fresh[m++] = ex->steps[s];
     }
@@ -646,7 +627,6 @@ static int tail_cands(mn_exec *ex, plan_ctx *pc, const snapshot *sn, bool chain,
             int64_t e = estimate(ex);
             if (e < 0) return -1;
             c[n++] = (cand){ k, mirror, chain, share, ex->recompute_flops, e, 0, true };
-            if (getenv("MN_DBG_TAIL")) fprintf(stderr, "TAIL k %d share %.4f flops %.4g est %lld\n", k, share, ex->recompute_flops, (long long)e);
         }
     }
     return n - n0;
@@ -669,9 +649,7 @@ static int64_t full(mn_exec *ex, plan_ctx *pc, const snapshot *sn, cand *c)
     pc->chain = c->chain;
     pc->defer = true;
     if (apply_cand(ex, pc, sn, c->k, c->mirror, c->tail) < 0) return -1;
-    if (getenv("MN_DBG_PEAK")) { fprintf(stderr, "CAND k %d tail %.4f mirror %d flops %.4g est %lld\n", c->k, c->tail, c->mirror, c->flops, (long long)c->est); setenv("MN_DBG_PEAK_ON", "1", 1); }
     int64_t deferred = probe(ex);
-    unsetenv("MN_DBG_PEAK_ON");
     c->defer = true;
     if (!pc->ndefer) return c->arena = deferred;      /* nothing held back: the same plan */
     pc->defer = false;
