@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "ops/packed.c"
 #include <oneapi/dnnl/dnnl.h>
+#include <cblas.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,13 +168,15 @@ typedef struct {
     void *scratch;
 } prim_t;
 
-static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc)
+static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda);
+static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc) { return make_tn_ld(M, N, K, acc, M); }
+static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda)
 {
     prim_t p = { 0 };
     dnnl_engine_create(&p.eng, dnnl_cpu, 0);
     dnnl_stream_create(&p.strm, p.eng, dnnl_stream_default_flags);
     dnnl_memory_desc_t a, b, c;
-    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { 1, M }, sb = { N, 1 }, sc = { N, 1 };
+    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { 1, lda }, sb = { N, 1 }, sc = { N, 1 };
     dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_f32, sa);
     dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_f32, sb);
     dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc);
@@ -193,7 +196,7 @@ static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc)
     if (dnnl_primitive_desc_create(&pd, &d, at, p.eng, NULL)) { fprintf(stderr, "pd failed\n"); exit(1); }
     const char *impl;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "TN %lldx%lldx%lld impl %s\n", (long long)M, (long long)N, (long long)K, impl);
+    fprintf(stderr, "TN %lldx%lldx%lld lda %lld impl %s\n", (long long)M, (long long)N, (long long)K, (long long)lda, impl);
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_primitive_create(&p.prim, pd);
     dnnl_memory_create(&p.a, &a, p.eng, DNNL_MEMORY_NONE);
@@ -219,6 +222,8 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 20;
     poln = (size_t)(argc > 2 ? atof(argv[2]) : 8) * 262144;
     const char *which = argc > 3 ? argv[3] : "proj,proj64,dx,dw";
+    int64_t padld = argc > 4 ? atoll(argv[4]) : 0;      /* dw: the padded row stride of dG (floats) */
+    int64_t only_n = argc > 5 ? atoll(argv[5]) : 0;     /* dw: only this N (256 or 64) */
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(0, &set);
@@ -255,41 +260,61 @@ int main(int argc, char **argv)
         }
     }
     if (strstr(which, "dw")) {
-        /* dW [1024, N] = dG^T H, dG [K=1024 rows, 1024] (rows 4 KiB apart), H [1024, N] */
+        /* dW [1024, N] = dG^T H, dG [K=1024 rows, 1024] (rows 4 KiB apart, or
+         * padded: LDP floats apart), H [1024, N] */
         int64_t Mw = 1024, K = 1024;
+        const int64_t LDP = padld > 0 ? padld : 1040;
+        float *Ap = buf(K * LDP);
+        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
         int64_t Ns[2] = { 256, 64 };
         for (int s = 0; s < 2; s++) {
             int64_t N = Ns[s];
+            if (only_n && N != only_n) continue;
             prim_t p0 = make_tn(Mw, N, K, false), p1 = make_tn(Mw, N, K, true);
-            static double t[6][400];
-            const char *names[] = { "dnnl matmul prim", "dnnl prim, C +=", "dnnl_sgemm TN", "H^T dG tiles, transposed",
-                                    "tiles, k blocks 256", "tiles, k blocks 512" };
+            prim_t q0 = make_tn_ld(Mw, N, K, false, LDP), q1 = make_tn_ld(Mw, N, K, true, LDP);
+            enum { NW = 10 };
+            static double t[NW][400];
+            const char *names[NW] = { "dnnl matmul prim", "dnnl prim, C +=", "prim, dG padded", "prim C+=, dG padded",
+                                      "dnnl_sgemm TN", "sgemm TN, dG padded", "H^T dG tiles, transposed", "tiles, dG padded",
+                                      "prim, copy to padded", "openblas TN" };
             Sbuf = buf(N * K);
             Bpbuf = buf(32 * K);
             for (int r = 0; r < reps; r++)
-                for (int w = 0; w < 6; w++) {
+                for (int w = 0; w < NW; w++) {
                     pollute();
                     double t0 = now();
-                    if (w == 0) run_tn(&p0, A, W, C);
-                    else if (w == 1) run_tn(&p1, A, W, C);
-                    else if (w == 2) dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N);
-                    else if (w == 3) atb_x(Mw, N, K, A, Mw, W, N, C2);
-                    else atb_xk(Mw, N, K, A, Mw, W, N, C2, w == 4 ? 256 : 512);
+                    switch (w) {
+                    case 0: run_tn(&p0, A, W, C); break;
+                    case 1: run_tn(&p1, A, W, C); break;
+                    case 2: run_tn(&q0, Ap, W, C); break;
+                    case 3: run_tn(&q1, Ap, W, C); break;
+                    case 4: dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N); break;
+                    case 5: dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, Ap, LDP, W, N, 0.0f, C2, N); break;
+                    case 6: atb_x(Mw, N, K, A, Mw, W, N, C2); break;
+                    case 7: atb_x(Mw, N, K, Ap, LDP, W, N, C2); break;
+                    case 8:
+                        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
+                        run_tn(&q0, Ap, W, C);
+                        break;
+                    case 9: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N); break;
+                    }
                     t[w][r] = now() - t0;
                 }
-            {   /* check: the tiles against the primitive */
+            {   /* bits: the primitive padded against unpadded */
+                run_tn(&p0, A, W, C);
+                run_tn(&q0, Ap, W, C2);
+                size_t ndiff = 0;
+                for (int64_t i = 0; i < Mw * N; i++) ndiff += memcmp(&C[i], &C2[i], 4) != 0;
+                printf("  prim padded vs unpadded: %zu of %lld elements differ in bits\n", ndiff, (long long)(Mw * N));
                 run_tn(&p0, A, W, C);
                 atb_x(Mw, N, K, A, Mw, W, N, C2);
                 double worst = 0;
                 for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
                 printf("  tiles vs primitive: worst |diff| %.3g\n", worst);
-                atb_xk(Mw, N, K, A, Mw, W, N, C2, 256);
-                worst = 0;
-                for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
-                printf("  k-blocked tiles vs primitive: worst |diff| %.3g\n", worst);
             }
-            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB\n", (long long)Mw, (long long)N, (long long)K, poln / 262144);
-            for (int w = 0; w < 6; w++) {
+            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB, padded ld %lld\n", (long long)Mw, (long long)N, (long long)K, poln / 262144,
+                   (long long)LDP);
+            for (int w = 0; w < NW; w++) {
                 qsort(t[w], reps, sizeof(double), cmp);
                 double f = 2.0 * Mw * N * K * 1e-9;
                 printf("  %-24s median %6.1f q1 %6.1f best %6.1f GFLOP/s\n", names[w], f / t[w][reps / 2], f / t[w][reps / 4], f / t[w][0]);
