@@ -2,7 +2,10 @@
  * H 256, E 64; blocks of 1024 rows) on one thread, each way interleaved
  * call by call, thread CPU time, `POLLUTE` MiB of other data written
  * between calls (as the cells and the other products do in the step).
- * Prints GFLOP/s: median and best of REPS calls. Includes ops/packed.c to
+ * Prints GFLOP/s: median and best of REPS calls. dw: also dG with padded
+ * rows (argument 4, floats; default 1040), one N only (argument 5),
+ * GEMM_RATES_REWRITE=1 (dG written again before each call, as the cells
+ * write it in the step), GEMM_RATES_THREADS=2. Includes ops/packed.c to
  * reach its kernels. Build: scripts/gemm-rates.sh. */
 #define _GNU_SOURCE
 #include "ops/packed.c"
@@ -15,10 +18,11 @@
 #include <time.h>
 #include <math.h>
 
+static int nthr = 1;     /* GEMM_RATES_THREADS: 2 runs the dw ways on 2 threads, wall time, not pinned */
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(nthr > 1 ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -192,7 +196,7 @@ static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda)
         dnnl_primitive_attr_set_post_ops(at, po);
     }
     dnnl_primitive_desc_t pd;
-    omp_set_num_threads(1);
+    omp_set_num_threads(nthr);
     if (dnnl_primitive_desc_create(&pd, &d, at, p.eng, NULL)) { fprintf(stderr, "pd failed\n"); exit(1); }
     const char *impl;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
@@ -224,11 +228,15 @@ int main(int argc, char **argv)
     const char *which = argc > 3 ? argv[3] : "proj,proj64,dx,dw";
     int64_t padld = argc > 4 ? atoll(argv[4]) : 0;      /* dw: the padded row stride of dG (floats) */
     int64_t only_n = argc > 5 ? atoll(argv[5]) : 0;     /* dw: only this N (256 or 64) */
+    if (getenv("GEMM_RATES_THREADS")) nthr = atoi(getenv("GEMM_RATES_THREADS"));
+    if (nthr < 1) nthr = 1;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(0, &set);
-    sched_setaffinity(0, sizeof set, &set);
-    omp_set_num_threads(1);
+    if (nthr == 1) sched_setaffinity(0, sizeof set, &set);
+    omp_set_num_threads(nthr);
+    openblas_set_num_threads(1);
+    if (nthr > 1) printf("%d threads, wall time (the tiles and OpenBLAS ways run on one)\n", nthr);
     pol = buf(poln ? poln : 16);
     enum { M = 1024 };
     float *A = buf(M * 1024), *W = buf(1024 * 1024), *P = buf(1024 * 1024 + 4096), *C = buf(M * 1024), *C2 = buf(M * 1024);
@@ -266,6 +274,11 @@ int main(int argc, char **argv)
         const int64_t LDP = padld > 0 ? padld : 1040;
         float *Ap = buf(K * LDP);
         for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
+        /* GEMM_RATES_REWRITE: dG (both layouts) written again before each call, as the cells write it
+         * in the step (then the pollution), so that the product reads lines last written, not read */
+        bool rewrite = getenv("GEMM_RATES_REWRITE") != NULL;
+        float *Am = buf(K * Mw);
+        memcpy(Am, A, (size_t)(K * Mw) * sizeof(float));
         int64_t Ns[2] = { 256, 64 };
         for (int s = 0; s < 2; s++) {
             int64_t N = Ns[s];
@@ -281,6 +294,10 @@ int main(int argc, char **argv)
             Bpbuf = buf(32 * K);
             for (int r = 0; r < reps; r++)
                 for (int w = 0; w < NW; w++) {
+                    if (rewrite) {
+                        memcpy(A, Am, (size_t)(K * Mw) * sizeof(float));
+                        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, Am + k * Mw, Mw * sizeof(float));
+                    }
                     pollute();
                     double t0 = now();
                     switch (w) {
@@ -312,8 +329,8 @@ int main(int argc, char **argv)
                 for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
                 printf("  tiles vs primitive: worst |diff| %.3g\n", worst);
             }
-            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB, padded ld %lld\n", (long long)Mw, (long long)N, (long long)K, poln / 262144,
-                   (long long)LDP);
+            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB, padded ld %lld%s\n", (long long)Mw, (long long)N, (long long)K, poln / 262144,
+                   (long long)LDP, rewrite ? ", dG rewritten before each call" : "");
             for (int w = 0; w < NW; w++) {
                 qsort(t[w], reps, sizeof(double), cmp);
                 double f = 2.0 * Mw * N * K * 1e-9;
