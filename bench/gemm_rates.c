@@ -172,15 +172,20 @@ typedef struct {
     void *scratch;
 } prim_t;
 
-static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda);
-static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc) { return make_tn_ld(M, N, K, acc, M); }
+static prim_t make_gen(int64_t M, int64_t N, int64_t K, bool acc, const int64_t sa[2], const int64_t sb[2], const int64_t sc[2]);
 static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda)
+{
+    int64_t sa[2] = { 1, lda }, sb[2] = { N, 1 }, sc[2] = { N, 1 };
+    return make_gen(M, N, K, acc, sa, sb, sc);
+}
+static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc) { return make_tn_ld(M, N, K, acc, M); }
+static prim_t make_gen(int64_t M, int64_t N, int64_t K, bool acc, const int64_t sa_[2], const int64_t sb_[2], const int64_t sc_[2])
 {
     prim_t p = { 0 };
     dnnl_engine_create(&p.eng, dnnl_cpu, 0);
     dnnl_stream_create(&p.strm, p.eng, dnnl_stream_default_flags);
     dnnl_memory_desc_t a, b, c;
-    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { 1, lda }, sb = { N, 1 }, sc = { N, 1 };
+    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { sa_[0], sa_[1] }, sb = { sb_[0], sb_[1] }, sc = { sc_[0], sc_[1] };
     dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_f32, sa);
     dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_f32, sb);
     dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc);
@@ -200,7 +205,8 @@ static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda)
     if (dnnl_primitive_desc_create(&pd, &d, at, p.eng, NULL)) { fprintf(stderr, "pd failed\n"); exit(1); }
     const char *impl;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "TN %lldx%lldx%lld lda %lld impl %s\n", (long long)M, (long long)N, (long long)K, (long long)lda, impl);
+    fprintf(stderr, "%lldx%lldx%lld strides A %lld,%lld B %lld,%lld C %lld,%lld impl %s\n", (long long)M, (long long)N, (long long)K,
+            (long long)sa[0], (long long)sa[1], (long long)sb[0], (long long)sb[1], (long long)sc[0], (long long)sc[1], impl);
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_primitive_create(&p.prim, pd);
     dnnl_memory_create(&p.a, &a, p.eng, DNNL_MEMORY_NONE);
@@ -285,11 +291,18 @@ int main(int argc, char **argv)
             if (only_n && N != only_n) continue;
             prim_t p0 = make_tn(Mw, N, K, false), p1 = make_tn(Mw, N, K, true);
             prim_t q0 = make_tn_ld(Mw, N, K, false, LDP), q1 = make_tn_ld(Mw, N, K, true, LDP);
-            enum { NW = 10 };
+            prim_t e0 = make_tn(LDP, N, K, false), e1 = make_tn(LDP, N, K, true);    /* dG padded seen as dense [K, LDP]: LDP rows of C */
+            float *Ce = buf((LDP > Mw ? LDP : Mw) * N);
+            /* dW^T [N, M] = H^T dG: src H^T (H [K, N] read transposed), weights dG [K, M] plain,
+             * into a plain dW^T [N, M] (brgemm; with dst written transposed into dW's [M, N],
+             * strides 1, N, oneDNN 2.6.3 picks ref:any, 0.1-0.2 GFLOP/s: not timed) */
+            int64_t s_h[2] = { 1, N }, s_g[2] = { Mw, 1 }, s_cp[2] = { Mw, 1 };
+            prim_t h1 = make_gen(N, Mw, K, false, s_h, s_g, s_cp);
+            enum { NW = 13 };
             static double t[NW][400];
             const char *names[NW] = { "dnnl matmul prim", "dnnl prim, C +=", "prim, dG padded", "prim C+=, dG padded",
                                       "dnnl_sgemm TN", "sgemm TN, dG padded", "H^T dG tiles, transposed", "tiles, dG padded",
-                                      "prim, copy to padded", "openblas TN" };
+                                      "prim, copy to padded", "openblas TN", "brgemm M=LDP dense", "brgemm M=LDP C+=", "H^T dG into dW^T (brgemm)" };
             Sbuf = buf(N * K);
             Bpbuf = buf(32 * K);
             for (int r = 0; r < reps; r++)
@@ -313,6 +326,9 @@ int main(int argc, char **argv)
                         for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
                         run_tn(&q0, Ap, W, C);
                         break;
+                    case 12: run_tn(&h1, W, A, Ce); break;
+                    case 10: run_tn(&e0, Ap, W, Ce); break;
+                    case 11: run_tn(&e1, Ap, W, Ce); break;
                     case 9: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N); break;
                     }
                     t[w][r] = now() - t0;
@@ -323,9 +339,23 @@ int main(int argc, char **argv)
                 size_t ndiff = 0;
                 for (int64_t i = 0; i < Mw * N; i++) ndiff += memcmp(&C[i], &C2[i], 4) != 0;
                 printf("  prim padded vs unpadded: %zu of %lld elements differ in bits\n", ndiff, (long long)(Mw * N));
+                run_tn(&e0, Ap, W, Ce);
+                ndiff = 0;
+                for (int64_t i = 0; i < Mw * N; i++) ndiff += memcmp(&C[i], &Ce[i], 4) != 0;
+                printf("  brgemm M=LDP dense (first %lld rows) vs unpadded prim: %zu elements differ in bits\n", (long long)Mw, ndiff);
+                run_tn(&h1, W, A, Ce);          /* Ce [N, Mw] = dW^T */
+                ndiff = 0;
+                double worst = 0;
+                for (int64_t i = 0; i < Mw; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        ndiff += memcmp(&C[i * N + j], &Ce[j * Mw + i], 4) != 0;
+                        double d = fabs((double)C[i * N + j] - Ce[j * Mw + i]);
+                        if (d > worst) worst = d;
+                    }
+                printf("  H^T dG into dW^T vs unpadded prim: %zu elements differ in bits, worst |diff| %.3g\n", ndiff, worst);
                 run_tn(&p0, A, W, C);
                 atb_x(Mw, N, K, A, Mw, W, N, C2);
-                double worst = 0;
+                worst = 0;
                 for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
                 printf("  tiles vs primitive: worst |diff| %.3g\n", worst);
             }
