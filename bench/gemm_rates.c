@@ -2,11 +2,15 @@
  * H 256, E 64; blocks of 1024 rows) on one thread, each way interleaved
  * call by call, thread CPU time, `POLLUTE` MiB of other data written
  * between calls (as the cells and the other products do in the step).
- * Prints GFLOP/s: median and best of REPS calls. Includes ops/packed.c to
+ * Prints GFLOP/s: median and best of REPS calls. dw: also dG with padded
+ * rows (argument 4, floats; default 1040), one N only (argument 5),
+ * GEMM_RATES_REWRITE=1 (dG written again before each call, as the cells
+ * write it in the step), GEMM_RATES_THREADS=2. Includes ops/packed.c to
  * reach its kernels. Build: scripts/gemm-rates.sh. */
 #define _GNU_SOURCE
 #include "ops/packed.c"
 #include <oneapi/dnnl/dnnl.h>
+#include <cblas.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +18,11 @@
 #include <time.h>
 #include <math.h>
 
+static int nthr = 1;     /* GEMM_RATES_THREADS: 2 runs the dw ways on 2 threads, wall time, not pinned */
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(nthr > 1 ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -167,13 +172,20 @@ typedef struct {
     void *scratch;
 } prim_t;
 
-static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc)
+static prim_t make_gen(int64_t M, int64_t N, int64_t K, bool acc, const int64_t sa[2], const int64_t sb[2], const int64_t sc[2]);
+static prim_t make_tn_ld(int64_t M, int64_t N, int64_t K, bool acc, int64_t lda)
+{
+    int64_t sa[2] = { 1, lda }, sb[2] = { N, 1 }, sc[2] = { N, 1 };
+    return make_gen(M, N, K, acc, sa, sb, sc);
+}
+static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc) { return make_tn_ld(M, N, K, acc, M); }
+static prim_t make_gen(int64_t M, int64_t N, int64_t K, bool acc, const int64_t sa_[2], const int64_t sb_[2], const int64_t sc_[2])
 {
     prim_t p = { 0 };
     dnnl_engine_create(&p.eng, dnnl_cpu, 0);
     dnnl_stream_create(&p.strm, p.eng, dnnl_stream_default_flags);
     dnnl_memory_desc_t a, b, c;
-    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { 1, M }, sb = { N, 1 }, sc = { N, 1 };
+    dnnl_dims_t da = { M, K }, db = { K, N }, dc = { M, N }, sa = { sa_[0], sa_[1] }, sb = { sb_[0], sb_[1] }, sc = { sc_[0], sc_[1] };
     dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_f32, sa);
     dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_f32, sb);
     dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc);
@@ -189,11 +201,12 @@ static prim_t make_tn(int64_t M, int64_t N, int64_t K, bool acc)
         dnnl_primitive_attr_set_post_ops(at, po);
     }
     dnnl_primitive_desc_t pd;
-    omp_set_num_threads(1);
+    omp_set_num_threads(nthr);
     if (dnnl_primitive_desc_create(&pd, &d, at, p.eng, NULL)) { fprintf(stderr, "pd failed\n"); exit(1); }
     const char *impl;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "TN %lldx%lldx%lld impl %s\n", (long long)M, (long long)N, (long long)K, impl);
+    fprintf(stderr, "%lldx%lldx%lld strides A %lld,%lld B %lld,%lld C %lld,%lld impl %s\n", (long long)M, (long long)N, (long long)K,
+            (long long)sa[0], (long long)sa[1], (long long)sb[0], (long long)sb[1], (long long)sc[0], (long long)sc[1], impl);
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_primitive_create(&p.prim, pd);
     dnnl_memory_create(&p.a, &a, p.eng, DNNL_MEMORY_NONE);
@@ -219,11 +232,17 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 20;
     poln = (size_t)(argc > 2 ? atof(argv[2]) : 8) * 262144;
     const char *which = argc > 3 ? argv[3] : "proj,proj64,dx,dw";
+    int64_t padld = argc > 4 ? atoll(argv[4]) : 0;      /* dw: the padded row stride of dG (floats) */
+    int64_t only_n = argc > 5 ? atoll(argv[5]) : 0;     /* dw: only this N (256 or 64) */
+    if (getenv("GEMM_RATES_THREADS")) nthr = atoi(getenv("GEMM_RATES_THREADS"));
+    if (nthr < 1) nthr = 1;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(0, &set);
-    sched_setaffinity(0, sizeof set, &set);
-    omp_set_num_threads(1);
+    if (nthr == 1) sched_setaffinity(0, sizeof set, &set);
+    omp_set_num_threads(nthr);
+    openblas_set_num_threads(1);
+    if (nthr > 1) printf("%d threads, wall time (the tiles and OpenBLAS ways run on one)\n", nthr);
     pol = buf(poln ? poln : 16);
     enum { M = 1024 };
     float *A = buf(M * 1024), *W = buf(1024 * 1024), *P = buf(1024 * 1024 + 4096), *C = buf(M * 1024), *C2 = buf(M * 1024);
@@ -255,41 +274,94 @@ int main(int argc, char **argv)
         }
     }
     if (strstr(which, "dw")) {
-        /* dW [1024, N] = dG^T H, dG [K=1024 rows, 1024] (rows 4 KiB apart), H [1024, N] */
+        /* dW [1024, N] = dG^T H, dG [K=1024 rows, 1024] (rows 4 KiB apart, or
+         * padded: LDP floats apart), H [1024, N] */
         int64_t Mw = 1024, K = 1024;
+        const int64_t LDP = padld > 0 ? padld : 1040;
+        float *Ap = buf(K * LDP);
+        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
+        /* GEMM_RATES_REWRITE: dG (both layouts) written again before each call, as the cells write it
+         * in the step (then the pollution), so that the product reads lines last written, not read */
+        bool rewrite = getenv("GEMM_RATES_REWRITE") != NULL;
+        float *Am = buf(K * Mw);
+        memcpy(Am, A, (size_t)(K * Mw) * sizeof(float));
         int64_t Ns[2] = { 256, 64 };
         for (int s = 0; s < 2; s++) {
             int64_t N = Ns[s];
+            if (only_n && N != only_n) continue;
             prim_t p0 = make_tn(Mw, N, K, false), p1 = make_tn(Mw, N, K, true);
-            static double t[6][400];
-            const char *names[] = { "dnnl matmul prim", "dnnl prim, C +=", "dnnl_sgemm TN", "H^T dG tiles, transposed",
-                                    "tiles, k blocks 256", "tiles, k blocks 512" };
+            prim_t q0 = make_tn_ld(Mw, N, K, false, LDP), q1 = make_tn_ld(Mw, N, K, true, LDP);
+            prim_t e0 = make_tn(LDP, N, K, false), e1 = make_tn(LDP, N, K, true);    /* dG padded seen as dense [K, LDP]: LDP rows of C */
+            float *Ce = buf((LDP > Mw ? LDP : Mw) * N);
+            /* dW^T [N, M] = H^T dG: src H^T (H [K, N] read transposed), weights dG [K, M] plain,
+             * into a plain dW^T [N, M] (brgemm; with dst written transposed into dW's [M, N],
+             * strides 1, N, oneDNN 2.6.3 picks ref:any, 0.1-0.2 GFLOP/s: not timed) */
+            int64_t s_h[2] = { 1, N }, s_g[2] = { Mw, 1 }, s_cp[2] = { Mw, 1 };
+            prim_t h1 = make_gen(N, Mw, K, false, s_h, s_g, s_cp);
+            enum { NW = 13 };
+            static double t[NW][400];
+            const char *names[NW] = { "dnnl matmul prim", "dnnl prim, C +=", "prim, dG padded", "prim C+=, dG padded",
+                                      "dnnl_sgemm TN", "sgemm TN, dG padded", "H^T dG tiles, transposed", "tiles, dG padded",
+                                      "prim, copy to padded", "openblas TN", "brgemm M=LDP dense", "brgemm M=LDP C+=", "H^T dG into dW^T (brgemm)" };
             Sbuf = buf(N * K);
             Bpbuf = buf(32 * K);
             for (int r = 0; r < reps; r++)
-                for (int w = 0; w < 6; w++) {
+                for (int w = 0; w < NW; w++) {
+                    if (rewrite) {
+                        memcpy(A, Am, (size_t)(K * Mw) * sizeof(float));
+                        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, Am + k * Mw, Mw * sizeof(float));
+                    }
                     pollute();
                     double t0 = now();
-                    if (w == 0) run_tn(&p0, A, W, C);
-                    else if (w == 1) run_tn(&p1, A, W, C);
-                    else if (w == 2) dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N);
-                    else if (w == 3) atb_x(Mw, N, K, A, Mw, W, N, C2);
-                    else atb_xk(Mw, N, K, A, Mw, W, N, C2, w == 4 ? 256 : 512);
+                    switch (w) {
+                    case 0: run_tn(&p0, A, W, C); break;
+                    case 1: run_tn(&p1, A, W, C); break;
+                    case 2: run_tn(&q0, Ap, W, C); break;
+                    case 3: run_tn(&q1, Ap, W, C); break;
+                    case 4: dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N); break;
+                    case 5: dnnl_sgemm('T', 'N', Mw, N, K, 1.0f, Ap, LDP, W, N, 0.0f, C2, N); break;
+                    case 6: atb_x(Mw, N, K, A, Mw, W, N, C2); break;
+                    case 7: atb_x(Mw, N, K, Ap, LDP, W, N, C2); break;
+                    case 8:
+                        for (int64_t k = 0; k < K; k++) memcpy(Ap + k * LDP, A + k * Mw, Mw * sizeof(float));
+                        run_tn(&q0, Ap, W, C);
+                        break;
+                    case 12: run_tn(&h1, W, A, Ce); break;
+                    case 10: run_tn(&e0, Ap, W, Ce); break;
+                    case 11: run_tn(&e1, Ap, W, Ce); break;
+                    case 9: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Mw, N, K, 1.0f, A, Mw, W, N, 0.0f, C2, N); break;
+                    }
                     t[w][r] = now() - t0;
                 }
-            {   /* check: the tiles against the primitive */
+            {   /* bits: the primitive padded against unpadded */
+                run_tn(&p0, A, W, C);
+                run_tn(&q0, Ap, W, C2);
+                size_t ndiff = 0;
+                for (int64_t i = 0; i < Mw * N; i++) ndiff += memcmp(&C[i], &C2[i], 4) != 0;
+                printf("  prim padded vs unpadded: %zu of %lld elements differ in bits\n", ndiff, (long long)(Mw * N));
+                run_tn(&e0, Ap, W, Ce);
+                ndiff = 0;
+                for (int64_t i = 0; i < Mw * N; i++) ndiff += memcmp(&C[i], &Ce[i], 4) != 0;
+                printf("  brgemm M=LDP dense (first %lld rows) vs unpadded prim: %zu elements differ in bits\n", (long long)Mw, ndiff);
+                run_tn(&h1, W, A, Ce);          /* Ce [N, Mw] = dW^T */
+                ndiff = 0;
+                double worst = 0;
+                for (int64_t i = 0; i < Mw; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        ndiff += memcmp(&C[i * N + j], &Ce[j * Mw + i], 4) != 0;
+                        double d = fabs((double)C[i * N + j] - Ce[j * Mw + i]);
+                        if (d > worst) worst = d;
+                    }
+                printf("  H^T dG into dW^T vs unpadded prim: %zu elements differ in bits, worst |diff| %.3g\n", ndiff, worst);
                 run_tn(&p0, A, W, C);
                 atb_x(Mw, N, K, A, Mw, W, N, C2);
-                double worst = 0;
-                for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
-                printf("  tiles vs primitive: worst |diff| %.3g\n", worst);
-                atb_xk(Mw, N, K, A, Mw, W, N, C2, 256);
                 worst = 0;
                 for (int64_t i = 0; i < Mw * N; i++) { double d = fabs((double)C[i] - C2[i]); if (d > worst) worst = d; }
-                printf("  k-blocked tiles vs primitive: worst |diff| %.3g\n", worst);
+                printf("  tiles vs primitive: worst |diff| %.3g\n", worst);
             }
-            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB\n", (long long)Mw, (long long)N, (long long)K, poln / 262144);
-            for (int w = 0; w < 6; w++) {
+            printf("dw: %lldx%lldx%lld A^T B, pollute %zu MiB, padded ld %lld%s\n", (long long)Mw, (long long)N, (long long)K, poln / 262144,
+                   (long long)LDP, rewrite ? ", dG rewritten before each call" : "");
+            for (int w = 0; w < NW; w++) {
                 qsort(t[w], reps, sizeof(double), cmp);
                 double f = 2.0 * Mw * N * K * 1e-9;
                 printf("  %-24s median %6.1f q1 %6.1f best %6.1f GFLOP/s\n", names[w], f / t[w][reps / 2], f / t[w][reps / 4], f / t[w][0]);
