@@ -837,14 +837,6 @@ mn_status mn__pass_recompute(mn_exec *ex)
                              "recomputation reaches is %lld bytes (%s); give a budget of at least that", (long long)budget, b,
                              (long long)smallest, sm);
     } else if (err == MN_ERR_NOMEM) err = mn__graph_fail(ex->g, err, "recompute: out of memory");
-    if (!err) {   /* the candidates grew these tables for their clones: back to what the winner uses (their pages go) */
-        mn_value *v = realloc(ex->vals, ((size_t)ex->nvals + 1) * sizeof *v);
-        if (v) ex->vals = v;
-        bool *k = realloc(ex->keep, ((size_t)ex->nvals + 1) * sizeof *k);
-        if (k) ex->keep = k;
-        mn_step *t = realloc(ex->steps, ((size_t)ex->nsteps + 1) * sizeof *t);
-        if (t) ex->steps = t;
-    }
     free(ex->level_start); free(ex->level_split); free(ex->stores);   /* the real schedule and plan follow */
     ex->level_start = NULL; ex->level_split = NULL; ex->stores = NULL;
     drop_snapshot(&sn);
