@@ -228,6 +228,9 @@ void mn__stat(mn_exec *ex, const char *name, double value);
 mn_status mn__fuse(mn_exec *ex);
 /* fuse.c: fuses a chain of pointwise steps made after the pass (split.c). */
 bool mn__fuse_chain(mn_exec *ex, const int *mem, int n);
+/* fuse.c: products take the [N] bias adds after them into their epilogue
+ * (the pass's first step; again after split.c). The adds absorbed, or -1. */
+int mn__bias_epilogues(mn_exec *ex);
 /* copies.c: a copy of a pointwise value for each further concat placing
  * it (the fusion pass's first step), so that every concat can hold it. */
 mn_status mn__piece_copies(mn_exec *ex);

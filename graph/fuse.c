@@ -633,11 +633,22 @@ mn_status mn__topo_order(mn_exec *ex)
  * bits: each add still rounds once after the element's whole product, in
  * the same order. Saves a pass over the projection (4 MiB a block of 1024
  * rows at 4H = 1024) and, on several threads, a level. Runs before the
- * pointwise groups, on plain steps. Returns the adds absorbed, or -1 out
- * of memory (the re-sort cannot find a cycle: the rewrite adds only edges
- * from a bias's producer, which precedes the add that read it, and every
- * reader of the adds' value already came after them). */
-static int bias_epilogues(mn_exec *ex)
+ * pointwise groups, on plain steps, and again after split.c has made a
+ * product per time step (graph/split.c). A product that waits (ctrl edges)
+ * keeps its waits; an add may wait only for what the product waits for.
+ * Returns the adds absorbed, or -1 out of memory (the re-sort cannot find
+ * a cycle: the rewrite adds only edges from a bias's producer, which
+ * precedes the add that read it, and every reader of the adds' value
+ * already came after them). */
+static bool same_waits(const mn_step *a, const mn_step *b)
+{
+    if (!b->nctrl) return true;
+    if (a->nctrl != b->nctrl) return false;
+    for (int i = 0; i < a->nctrl; i++) if (a->ctrl[i] != b->ctrl[i]) return false;
+    return true;
+}
+
+int mn__bias_epilogues(mn_exec *ex)
 {
     int nv = ex->nvals, *uses = malloc(((size_t)nv + 1) * sizeof *uses), *reader = malloc(((size_t)nv + 1) * sizeof *reader);
     bool *gone = calloc((size_t)ex->nsteps + 1, sizeof *gone);
@@ -650,10 +661,10 @@ static int bias_epilogues(mn_exec *ex)
     for (int si = 0; si < ex->nsteps; si++) {
         mn_step *st = &ex->steps[si];
         int most = mn__bias_epilogue(st->node->op), b[2], by[2], nb = 0, v = st->out;
-        if (!most || st->fused || st->nxout || st->nctrl || st->nin != st->node->nin || ex->vals[v].base != MN_VAL_ARENA) continue;
+        if (!most || st->fused || st->nxout || st->nin != st->node->nin || ex->vals[v].base != MN_VAL_ARENA) continue;
         while (nb < most && nb < 2 && uses[v] == 1 && !ex->keep[v] && reader[v] >= 0) {
             const mn_step *rt = &ex->steps[reader[v]];
-            int k = rt->fused || rt->nxout || rt->nctrl || rt->nin != 2 || rt->node->nin != 2 ? -1
+            int k = rt->fused || rt->nxout || !same_waits(st, rt) || rt->nin != 2 || rt->node->nin != 2 ? -1
                   : mn__row_bias(rt->node->op, rt->node->in_desc, 2, &rt->node->desc);
             if (k < 0 || rt->in[1 - k] != v || rt->in[k] == v || ex->vals[rt->out].base != MN_VAL_ARENA ||
                 !mn_shape_eq(ex->vals[rt->out].node->desc.shape, ex->vals[v].node->desc.shape))
@@ -684,7 +695,7 @@ static int bias_epilogues(mn_exec *ex)
     }
     int w = 0;
     for (int st = 0; st < ex->nsteps; st++) {
-        if (gone[st]) { free(ex->steps[st].in); free(ex->steps[st].tin); continue; }
+        if (gone[st]) { free(ex->steps[st].in); free(ex->steps[st].tin); free(ex->steps[st].ctrl); continue; }
         ex->steps[w++] = ex->steps[st];
     }
     ex->nsteps = w;
@@ -698,7 +709,7 @@ mn_status mn__fuse(mn_exec *ex)
 {
     mn_status s = mn__piece_copies(ex);
     if (s) return mn__graph_fail(ex->g, s, "fuse: out of memory copying concat pieces");
-    int epi = bias_epilogues(ex);
+    int epi = mn__bias_epilogues(ex);
     if (epi < 0) return mn__graph_fail(ex->g, MN_ERR_NOMEM, "fuse: out of memory (bias epilogues)");
     mn__stat(ex, "fuse.epilogue_adds", epi);
     size_t nv = (size_t)ex->nvals + 1, ns = (size_t)ex->nsteps + 1;

@@ -319,9 +319,10 @@ static mn_status fuse_tails(mn_exec *ex, const row_fn *f, const view_steps *vs, 
     for (int i = 0; k >= 2 && i < n; i++) {
         const mn_node *x = ex->vals[vs[i].y].node;
         bool ok = !reshape || (x = x->nin == 1 ? x->in[0] : NULL) != NULL;
-        for (int j = k - 1; ok && j >= 0; j--) {     /* mem[j]: the step of chain node j + 1 */
-            ok = x->op == f->node[j + 1]->op && ex->val_of[x->id] >= 0;
-            mem[j] = ok ? ex->vals[ex->val_of[x->id]].def : -1;
+        for (int j = k - 1; ok && j >= 0; j--) {     /* mem[j]: the step of chain node j + 1 (its own: no epilogue took it) */
+            int d = x->op == f->node[j + 1]->op && ex->val_of[x->id] >= 0 ? ex->vals[ex->val_of[x->id]].def : -1;
+            ok = d >= 0 && ex->steps[d].node == x && !ex->steps[d].fused;
+            mem[j] = d;
             x = ok ? x->in[f->row[j + 1]] : NULL;
         }
         fused += ok && mn__fuse_chain(ex, mem, k);
@@ -441,7 +442,12 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     err = late(ex, vs, nv);
     if (!err && nv) *e = (split_entry){ alias_root(ex, ex->val_of[f->x->id]), ex->val_of[f->x->id], chain_product(ex, f, vs[0].first, vs[0].end),
                                         vs[0].y, vs[nv - 1].y, 0 };
-    if (!err && ex->fuse) err = fuse_tails(ex, f, vs, nv, v != p);   /* no_fuse: every op stays a step */
+    if (!err && ex->fuse) {                                      /* no_fuse: every op stays a step */
+        int epi = mn__bias_epilogues(ex);                           /* each view's product adds its biases, as P's did */
+        if (epi < 0) err = MN_ERR_NOMEM;
+        if (!err && e->prod >= 0 && ex->vals[e->prod].in_tile) e->prod = ex->vals[e->prod].fused_root;
+        if (!err) err = fuse_tails(ex, f, vs, nv, v != p);          /* the chains the epilogue did not take */
+    }
     free(vs);
     return err;
 }

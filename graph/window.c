@@ -61,36 +61,50 @@ static int part_spans(mn_exec *ex, const mn_step *st, int t, int parts, mn__span
     return parts == 1 ? step_spans(ex, st, sp, max) : mn__chain_part_spans(ex, st, t, parts, sp, max);
 }
 
+/* Can step st prefetch for the levels after it (a product with a window kernel)? */
+static bool windowed(const mn_step *st) { return !st->fused && !st->state && mn__window_forward(st->node->op); }
+
 /* Part t of `parts` of step s: its window into w (at most MN_WINDOW_SPANS
- * spans): the bytes part t of level l + 1's steps touches and s's part t
- * does not, overlapping spans merged (a cell's four gate slices of one
- * [B, 4H] block are four strided spans over the same rows), in address
- * order, at most MN_WINDOW_BYTES. */
-static int window_of(mn_exec *ex, int s, int t, int parts, mn__span *w, mn__span *own, mn__span *sp)
+ * spans): the bytes part t of the levels after s's touches and s's part t
+ * does not, level by level up to the next level with a windowed product
+ * (which prefetches for its own successors) or `last` (exclusive), at most
+ * WINDOW_LEVELS levels: a mirrored value rebuilt just before its reader
+ * (graph/mirror.c: an LSTM cell's tanh(c)) puts the cell two levels after
+ * its product. Within a level overlapping spans are merged (a cell's four
+ * gate slices of one [B, 4H] block are four strided spans over the same
+ * rows) in address order; the nearest level's bytes come first, at most
+ * MN_WINDOW_BYTES in all. */
+enum { WINDOW_LEVELS = 4 };
+static int window_of(mn_exec *ex, int s, int t, int parts, int last, mn__span *w, mn__span *own, mn__span *sp)
 {
-    int l = ex->steps[s].level, n = 0, m = 0, nown = part_spans(ex, &ex->steps[s], t, parts, own, MN_SPANS_MAX);
-    if (nown < 0 || l + 1 >= ex->nlevels) return 0;
-    for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
-        const mn_step *st = &ex->steps[k];
-        if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
-        int got = part_spans(ex, st, t, parts, sp + m, MN_SPANS_MAX - m);
-        int kept = 0;
-        for (int i = 0; i < got; i++)
-            if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
-        m += kept;
-    }
-    qsort(sp, (size_t)m, sizeof *sp, by_lo);
+    int l = ex->steps[s].level, n = 0, nown = part_spans(ex, &ex->steps[s], t, parts, own, MN_SPANS_MAX);
+    if (nown < 0) return 0;
     int64_t bytes = 0;
-    for (int i = 0; i < m; i++) {
-        if (n > 0 && sp[i].lo <= w[n - 1].hi) {
-            bytes -= (int64_t)(w[n - 1].hi - w[n - 1].lo);
-            if (sp[i].hi > w[n - 1].hi) w[n - 1].hi = sp[i].hi;
-            w[n - 1].write |= sp[i].write;
-        } else if (n < MN_WINDOW_SPANS) w[n++] = sp[i];
-        else break;
-        if (bytes + (int64_t)(w[n - 1].hi - w[n - 1].lo) > MN_WINDOW_BYTES) w[n - 1].hi = w[n - 1].lo + (uintptr_t)(MN_WINDOW_BYTES - bytes);
-        bytes += (int64_t)(w[n - 1].hi - w[n - 1].lo);
-        if (bytes >= MN_WINDOW_BYTES) break;
+    for (int lv = l + 1; lv < last && lv < ex->nlevels && lv <= l + WINDOW_LEVELS && bytes < MN_WINDOW_BYTES; lv++) {
+        int m = 0, first = n;
+        bool stop = false;
+        for (int k = ex->level_start[lv]; k < ex->level_start[lv + 1]; k++) {
+            const mn_step *st = &ex->steps[k];
+            if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) continue;
+            if (lv > l + 1 && windowed(st)) { stop = true; break; }
+            int got = part_spans(ex, st, t, parts, sp + m, MN_SPANS_MAX - m);
+            int kept = 0;
+            for (int i = 0; i < got; i++)
+                if (sp[m + i].hi > sp[m + i].lo && !overlaps(&sp[m + i], own, nown)) sp[m + kept++] = sp[m + i];
+            m += kept;
+        }
+        if (stop) break;
+        qsort(sp, (size_t)m, sizeof *sp, by_lo);
+        for (int i = 0; i < m && bytes < MN_WINDOW_BYTES; i++) {
+            if (n > first && sp[i].lo <= w[n - 1].hi) {
+                bytes -= (int64_t)(w[n - 1].hi - w[n - 1].lo);
+                if (sp[i].hi > w[n - 1].hi) w[n - 1].hi = sp[i].hi;
+                w[n - 1].write |= sp[i].write;
+            } else if (n < MN_WINDOW_SPANS) w[n++] = sp[i];
+            else return n;
+            if (bytes + (int64_t)(w[n - 1].hi - w[n - 1].lo) > MN_WINDOW_BYTES) w[n - 1].hi = w[n - 1].lo + (uintptr_t)(MN_WINDOW_BYTES - bytes);
+            bytes += (int64_t)(w[n - 1].hi - w[n - 1].lo);
+        }
     }
     return n;
 }
@@ -110,10 +124,10 @@ mn_status mn__find_windows(mn_exec *ex)
          * on several threads only a product whose next level is in its chain gets windows (each thread its parts) */
         for (; lvl < st->level; lvl++)
             if (ex->team_end[lvl + 1]) end = ex->team_end[lvl + 1];
-        bool can = !st->fused && !st->state && mn__window_forward(st->node->op) && (W == 1 || end > st->level + 1);
+        bool can = windowed(st) && (W == 1 || end > st->level + 1);
         bool any = false;
         for (int t = 0; t < W; t++) {
-            int n = can ? window_of(ex, s, t, W, w, own, sp) : 0;
+            int n = can ? window_of(ex, s, t, W, W == 1 ? ex->nlevels : end, w, own, sp) : 0;
             if (total + n > cap) {
                 cap = 2 * (total + n);
                 mn__span *grown = realloc(ex->win, (size_t)cap * sizeof *grown);

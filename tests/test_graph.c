@@ -625,6 +625,22 @@ static bool level_holds(const mn_exec *ex, int l, uintptr_t lo, uintptr_t hi)
     return true;
 }
 
+/* The last level a window of a product at level l may cover
+ * (graph/window.c): the levels after l up to the next one holding a packed
+ * product (which prefetches for its own successors), at most 4. */
+static int window_last(const mn_exec *ex, int l)
+{
+    int last = l + 1;
+    for (int lv = l + 2; lv <= l + 4 && lv < ex->nlevels; lv++) {
+        bool product = false;
+        for (int k = ex->level_start[lv]; k < ex->level_start[lv + 1]; k++)
+            product |= !ex->steps[k].fused && !strcmp(ex->steps[k].node->op->name, "matmul_packed");
+        if (product) break;
+        last = lv;
+    }
+    return last;
+}
+
 /* A one-thread training run's loss and gradients (into grads). */
 /* An RNN over x [T, B, I] (an input of g) with the mean square of its
  * outputs as the loss: the graph the executor tests below compile. */
@@ -679,14 +695,14 @@ static void two_thread_windows(mn_graph *g, mn_params *P, mn_node *loss, int64_t
         ck_assert_str_eq(st->node->op->name, "matmul_packed");
         for (int t = 0; t < W; t++) {
             int m = 0;
-            for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
+            for (int k = ex->level_start[l + 1]; k < ex->level_start[window_last(ex, l) + 1]; k++) {
                 int got = mn__chain_part_spans(ex, &ex->steps[k], t, W, next + m, 4 * MN_SPANS_MAX - m);
                 if (got > 0) m += got;
             }
             ck_assert_int_gt(ex->win_at[s * W + t + 1], ex->win_at[s * W + t]);
             for (int i = ex->win_at[s * W + t]; i < ex->win_at[s * W + t + 1]; i++)
                 ck_assert_msg(spans_cover(next, m, ex->win[i].lo, ex->win[i].hi),
-                              "step %d, thread %d: window span %d is not in its own part of the next level", s, t, i);
+                              "step %d, thread %d: window span %d is not in its own part of the following levels", s, t, i);
         }
     }
     free(next);
@@ -716,21 +732,33 @@ static float window_ab(mn_exec *ex, mn_params *P, float *grads, bool empty)
 }
 
 /* On one thread each packed product of an RNN's time steps gets a prefetch
- * window (graph/window.c): bytes that its next level's steps read or
- * write, none of its own (A, the packed W, the C it writes), and among
- * them all of the next cell's output (the lines the cell will write; the
- * input projections' next steps write blocks past the window's cap); on
- * two threads, see two_thread_windows. The window changes no bit: the run
- * with the windows emptied gives the same loss and gradients. LSTM and GRU. */
+ * window (graph/window.c): bytes that the steps of the levels after it (up
+ * to the next packed product) read or write, none of its own (A, the packed
+ * W, the C it writes), and among them all of the next cell's output (the
+ * lines the cell will write; the input projections' next steps write
+ * blocks past the window's cap); on two threads, see two_thread_windows.
+ * The window changes no bit: the run with the windows emptied gives the
+ * same loss and gradients. LSTM and GRU; and (_i 2) the LSTM under a
+ * memory budget at which tanh(c) is mirrored: rebuilt one level before the
+ * backward cell that reads it, so the cell is two levels after its product
+ * and must still be in the product's window. */
 START_TEST(packed_products_prefetch_the_next_level)
 {
     const int64_t T = 8, B = 32, H = 128;
     mn_params *P = mn_params_new();
     mn_graph *g = mn_graph_new(P);
-    mn_node *loss = rnn_square_loss(g, _i ? MN_RNN_GRU : MN_RNN_LSTM, T, B, 16, H);
-    mn_exec *ex = mn_compile(g, loss, &(mn_compile_opts){ .threads = 1 });
+    mn_node *loss = rnn_square_loss(g, _i == 1 ? MN_RNN_GRU : MN_RNN_LSTM, T, B, 16, H);
+    mn_compile_opts opts = { .threads = 1 };
+    mn_exec *ex = mn_compile(g, loss, &opts);
     ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
-    int given = 0, cells = 0;
+    if (_i == 2) {
+        opts.memory_budget = mn_exec_get_stats(ex).arena_bytes - 1;
+        mn_exec_free(ex);
+        ex = mn_compile(g, loss, &opts);
+        ck_assert_msg(ex != NULL, "budget %lld: %s", (long long)opts.memory_budget, mn_graph_errmsg(g));
+        ck_assert_msg(mn_exec_stat(ex, "recompute.mirrored_values") > 0, "no value mirrored under the budget");
+    }
+    int given = 0, cells = 0, far = 0;
     for (int s = 0; s < ex->nsteps; s++) {
         const mn_step *st = &ex->steps[s];
         int w0 = ex->win_at[s], w1 = ex->win_at[s + 1], l = st->level;
@@ -740,12 +768,14 @@ START_TEST(packed_products_prefetch_the_next_level)
         ck_assert_int_lt(l + 1, ex->nlevels);
         for (int i = w0; i < w1; i++) {
             uintptr_t lo = ex->win[i].lo, hi = ex->win[i].hi;
-            ck_assert_msg(lo < hi && level_holds(ex, l + 1, lo, hi), "step %d: window span %d is not the next level's", s, i - w0);
+            bool in = false;
+            for (int lv = l + 1; lv <= window_last(ex, l) && !in; lv++) in = level_holds(ex, lv, lo, hi);
+            ck_assert_msg(lo < hi && in, "step %d: window span %d is not a following level's", s, i - w0);
             ck_assert_msg(!tensor_meets(&ex->vals[st->out].t, lo, hi), "step %d: the window holds the product's output", s);
             for (int k = 0; k < st->nin; k++)
                 ck_assert_msg(!tensor_meets(&st->tin[k], lo, hi), "step %d: the window holds the product's input %d", s, k);
         }
-        for (int k = ex->level_start[l + 1]; k < ex->level_start[l + 2]; k++) {
+        for (int k = ex->level_start[l + 1]; k < ex->level_start[window_last(ex, l) + 1]; k++) {
             const mn_step *c = &ex->steps[k];
             if (!c->fused || ex->vals[c->out].scatter || mn_tensor_bytes(&ex->vals[c->out].t) > (size_t)(B * H * 4)) continue;
             uintptr_t lo = (uintptr_t)ex->vals[c->out].t.data, hi = lo + (uintptr_t)mn_tensor_bytes(&ex->vals[c->out].t);
@@ -755,10 +785,12 @@ START_TEST(packed_products_prefetch_the_next_level)
             for (int i = w0; i < w1 && !held; i++) held = ex->win[i].lo <= lo && hi <= ex->win[i].hi;
             ck_assert_msg(held, "step %d: the next cell's output is not in the window", s);
             cells++;
+            far += c->level > l + 1;
         }
     }
-    printf("%s, %lld steps, 1 thread: %d products with a window, %d with the next cell's output\n", _i ? "gru" : "lstm",
-           (long long)T, given, cells);
+    printf("%s, %lld steps, 1 thread: %d products with a window, %d with the next cell's output (%d of them two or more levels on)\n",
+           _i == 1 ? "gru" : _i ? "lstm under a budget" : "lstm", (long long)T, given, cells, far);
+    if (_i == 2) ck_assert_int_ge(far, (int)(T - 2));
     ck_assert_int_eq(given, (int)mn_exec_stat(ex, "run.windows"));
     ck_assert_int_ge(given, 2 * (int)(T - 1));
     ck_assert_int_ge(cells, (int)(T - 2));
@@ -1697,7 +1729,7 @@ int main(void)
     tcase_add_test(tc, fusion_siblings_and_piece_copies_are_bit_identical);
     tcase_add_test(tc, fusion_gradient_check);
     tcase_add_test(tc, fusion_rnn_cells_bit_identical);
-    tcase_add_loop_test(tc, packed_products_prefetch_the_next_level, 0, 2);
+    tcase_add_loop_test(tc, packed_products_prefetch_the_next_level, 0, 3);
     tcase_add_test(tc, common_subexpressions_computed_once);
     tcase_add_test(tc, weight_gradients_added_by_their_gemm);
     tcase_add_test(tc, compiling_leaves_the_graph_unchanged);
