@@ -1,14 +1,16 @@
 /* graph/window.c: prefetch windows. A long kernel that can prefetch while
  * it computes (ops/gemm.h's mn__window_forward: the packed recurrent
- * product) gets the bytes the next level's steps read and write, found
- * once per compile from their span accounts (the fused cells' and the
+ * product) gets the bytes the steps of the levels after it read and
+ * write, up to the next such product (at most 4 levels, nearest first: a
+ * cell whose mirrored tanh(c) is rebuilt one level before it is two levels
+ * on), found once per compile from their span accounts (the fused cells' and the
  * part kernels'), less the bytes the kernel touches itself (the gates it
  * writes are in cache already): an RNN step's product brings in its
  * cell's cold inputs (the input projection's rows, the activations saved
  * in the forward) and the lines the cell will write. Addresses only: no
  * result depends on a window. On several threads, only inside a chain
  * (graph/run.c), where each thread runs its own part of every level: a
- * product's part t gets what part t of the next level touches, less its
+ * product's part t gets what part t of those levels touches, less its
  * own (the lines land in the core that uses them; docs/performance.md,
  * "### win2t"). */
 #include "exec.h"
