@@ -687,7 +687,7 @@ static int forward_epilogues(const mn_exec *ex, int64_t numel)
  * over the whole projection in the plain graph: no pass over a step's
  * [B, 4H] after it, no level; the same bits. Without fusion, nothing is
  * fused and no epilogue is taken. */
-START_TEST(budget_split_projection_bias_adds_are_fused)
+START_TEST(budget_split_projection_adds_biases_in_its_epilogue)
 {
     static const char *const rec[] = { "lstm", "tagger" };
     const char *kind = rec[_i];
@@ -1061,7 +1061,7 @@ int main(void)
     tcase_add_loop_test(tc, budget_splits_packed_input_projection_bit_for_bit, 0, 2);
     tcase_add_loop_test(tc, budget_makes_head_input_gradient_per_block, 0, 2);
     tcase_add_loop_test(tc, recomputed_segments_drop_hidden_state_blocks, 0, 2);
-    tcase_add_loop_test(tc, budget_split_projection_bias_adds_are_fused, 0, 2);
+    tcase_add_loop_test(tc, budget_split_projection_adds_biases_in_its_epilogue, 0, 2);
     tcase_add_test(tc, recomputed_products_read_kept_hidden_states);
     tcase_add_test(tc, recomputed_products_run_a_level_before_their_cell);
     tcase_add_test(tc, smallest_budget_may_chain_clones);
