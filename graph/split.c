@@ -443,7 +443,7 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
     if (!err && nv) *e = (split_entry){ alias_root(ex, ex->val_of[f->x->id]), ex->val_of[f->x->id], chain_product(ex, f, vs[0].first, vs[0].end),
                                         vs[0].y, vs[nv - 1].y, 0 };
     if (!err && ex->fuse) {                                      /* no_fuse: every op stays a step */
-        int epi = mn__bias_epilogues(ex);                           /* each view's product adds its biases, as P's did */
+        int epi = f->n > 1 ? mn__bias_epilogues(ex) : 0;            /* each view's product adds its biases, as P's did */
         if (epi < 0) err = MN_ERR_NOMEM;
         if (!err && e->prod >= 0 && ex->vals[e->prod].in_tile) e->prod = ex->vals[e->prod].fused_root;
         if (!err) err = fuse_tails(ex, f, vs, nv, v != p);          /* the chains the epilogue did not take */

@@ -693,9 +693,10 @@ static void two_thread_windows(mn_graph *g, mn_params *P, mn_node *loss, int64_t
         if (ex->win_at[s * W] == ex->win_at[s * W + W]) continue;
         given++;
         ck_assert_str_eq(st->node->op->name, "matmul_packed");
+        int last = window_last(ex, l);
         for (int t = 0; t < W; t++) {
             int m = 0;
-            for (int k = ex->level_start[l + 1]; k < ex->level_start[window_last(ex, l) + 1]; k++) {
+            for (int k = ex->level_start[l + 1]; k < ex->level_start[last + 1]; k++) {
                 int got = mn__chain_part_spans(ex, &ex->steps[k], t, W, next + m, 4 * MN_SPANS_MAX - m);
                 if (got > 0) m += got;
             }
@@ -763,19 +764,20 @@ START_TEST(packed_products_prefetch_the_next_level)
         const mn_step *st = &ex->steps[s];
         int w0 = ex->win_at[s], w1 = ex->win_at[s + 1], l = st->level;
         if (w0 == w1) continue;
+        int last = window_last(ex, l);
         given++;
         ck_assert_str_eq(st->node->op->name, "matmul_packed");
         ck_assert_int_lt(l + 1, ex->nlevels);
         for (int i = w0; i < w1; i++) {
             uintptr_t lo = ex->win[i].lo, hi = ex->win[i].hi;
             bool in = false;
-            for (int lv = l + 1; lv <= window_last(ex, l) && !in; lv++) in = level_holds(ex, lv, lo, hi);
+            for (int lv = l + 1; lv <= last && !in; lv++) in = level_holds(ex, lv, lo, hi);
             ck_assert_msg(lo < hi && in, "step %d: window span %d is not a following level's", s, i - w0);
             ck_assert_msg(!tensor_meets(&ex->vals[st->out].t, lo, hi), "step %d: the window holds the product's output", s);
             for (int k = 0; k < st->nin; k++)
                 ck_assert_msg(!tensor_meets(&st->tin[k], lo, hi), "step %d: the window holds the product's input %d", s, k);
         }
-        for (int k = ex->level_start[l + 1]; k < ex->level_start[window_last(ex, l) + 1]; k++) {
+        for (int k = ex->level_start[l + 1]; k < ex->level_start[last + 1]; k++) {
             const mn_step *c = &ex->steps[k];
             if (!c->fused || ex->vals[c->out].scatter || mn_tensor_bytes(&ex->vals[c->out].t) > (size_t)(B * H * 4)) continue;
             uintptr_t lo = (uintptr_t)ex->vals[c->out].t.data, hi = lo + (uintptr_t)mn_tensor_bytes(&ex->vals[c->out].t);
