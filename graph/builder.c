@@ -33,6 +33,7 @@ mn_graph *mn__graph_clone(const mn_graph *g)
     if (!c) return NULL;
     c->P = g->P;
     c->seed = g->seed;
+    c->no_fold = true;                  /* nodes the passes add are the ops as called */
     c->cap = g->n + 256;
     c->nodes = malloc((size_t)c->cap * sizeof *c->nodes);
     c->scope = g->scope ? strdup(g->scope) : NULL;
@@ -60,6 +61,8 @@ const char *mn_graph_errmsg(const mn_graph *g)
 mn_params *mn_graph_params(mn_graph *g) { return g ? g->P : NULL; }
 int mn_graph_node_count(const mn_graph *g) { return g ? g->n : 0; }
 void mn_graph_set_seed(mn_graph *g, uint64_t seed) { if (g) g->seed = seed; }
+void mn_graph_set_folding(mn_graph *g, bool on) { if (g) g->no_fold = !on; }
+bool mn__graph_folds(const mn_graph *g) { return g && !g->no_fold && !g->building_backward; }
 
 void mn_graph_set_scope(mn_graph *g, const char *scope)
 {
@@ -343,6 +346,22 @@ mn_node *mn_node_set_name(mn_node *n, const char *name)
     char *s = mn__arena_strdup(&n->g->arena, name);
     if (s) n->name = s;
     return n;
+}
+
+/* The latest node of g with this op, inputs and attributes, built in the
+ * same pass as the one being built now; else a new one (mn__node). A
+ * builder that makes the same value for many callers (ops/index.c's
+ * folded tables) gets one node, so autodiff differentiates it once. */
+mn_node *mn__node_once(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin, const void *attrs)
+{
+    for (int i = usable(g) ? g->n - 1 : -1; i >= 0; i--) {
+        const mn_node *n = g->nodes[i];
+        bool same = n->kind == MN_NODE_OP && n->op == op && n->nin == nin && n->backward == g->building_backward &&
+                    (!op->attr_size || !memcmp(n->attrs, attrs, op->attr_size));
+        for (int k = 0; same && k < nin; k++) same = n->in[k] == in[k];
+        if (same) return g->nodes[i];
+    }
+    return mn__node(g, op, in, nin, attrs);
 }
 
 const void *mn__node_attrs(const mn_node *n) { return n ? n->attrs : NULL; }

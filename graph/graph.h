@@ -39,6 +39,7 @@ struct mn_graph {
     size_t scope_len[MN_SCOPE_MAX];       /* strlen(scope) before each push */
     uint64_t seed;
     bool building_backward;
+    bool no_fold;                         /* mn_graph_set_folding(g, false); the compiler's copy never folds */
 };
 
 /* The compiler's private copy of g (graph.c): same ids; shares g's names,

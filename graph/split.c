@@ -483,7 +483,8 @@ static int copied_rows(const mn_exec *ex, int p)
     if (k < 0 || st->fused || st->nxout || st->out != p || st->nin != n->nin || ex->val_of[n->id] != p ||
         mn__step_flops(n) > (double)mn_shape_numel(n->desc.shape))
         return -1;
-    for (int j = 0; j < st->nin; j++) if (!outside(ex, st->in[j])) return -1;
+    for (int j = 0; j < st->nin; j++)               /* a small table (a folded gather's) may be in the arena */
+        if (!outside(ex, st->in[j]) && (j == k || 4 * ex->vals[st->in[j]].bytes > x->bytes)) return -1;
     return k;
 }
 
@@ -543,13 +544,16 @@ static mn_node *rows_again(mn_graph *g, const mn_node *pn, int k, int64_t r0, in
     return y;
 }
 
-/* What a backward reader's copy waits for: the inputs of the producers of
- * the reader's backward inputs (through views), so the copy runs a level
- * before the reader, beside the last of them, and does not hold the reader
- * back (a held-back weight-gradient GEMM keeps its gate-gradient block a
- * level longer, beside the next block's first piece: 1.4 MB more at
- * lstm_long's peak at 1/4); a producer with no backward input is waited
- * for itself. Their count into *c (owned), -1 out of memory. */
+/* What a reader's copy waits for: the inputs of the producers of the
+ * reader's inputs of its own pass (through views), so the copy runs a
+ * level before the reader, beside the last of them, and does not hold the
+ * reader back (a held-back weight-gradient GEMM keeps its gate-gradient
+ * block a level longer, beside the next block's first piece: 1.4 MB more
+ * at lstm_long's peak at 1/4); a producer with no input of that pass is
+ * waited for itself. Backward readers, and forward readers that wait for
+ * nothing themselves (an LSTM cell reading its step's rows of a folded
+ * gather, ops/index.c: 512 KiB a step at lstm_long, which would otherwise
+ * all be made at the start). Their count into *c (owned), -1 out of memory. */
 static int waits_for(const mn_exec *ex, const mn_step *st, const int64_t *off, int nv0, int **c)
 {
     int cap = 0, n = 0;
@@ -561,13 +565,14 @@ static int waits_for(const mn_exec *ex, const mn_step *st, const int64_t *off, i
     if (!(*c = malloc(((size_t)cap + 1) * sizeof **c))) return -1;
     for (int q = 0; q < st->nin; q++) {
         int w = st->in[q], r = w, d = ex->vals[w].def;
-        if (w >= nv0 || off[w] >= 0 || d < 0 || !ex->steps[d].node->backward) continue;
+        bool bw = st->node->backward;
+        if (w >= nv0 || off[w] >= 0 || d < 0 || ex->steps[d].node->backward != bw) continue;
         while (ex->vals[r].base == MN_VAL_ALIAS) r = ex->vals[r].alias_of;
         const mn_step *p = &ex->steps[ex->vals[r].def];
         int before = n;
         for (int j = 0; j < p->nin; j++) {
             int u = p->in[j], e = u < nv0 ? ex->vals[u].def : -1;
-            if (e >= 0 && ex->steps[e].node->backward && off[u] < 0) (*c)[n++] = u;
+            if (e >= 0 && ex->steps[e].node->backward == bw && off[u] < 0) (*c)[n++] = u;
         }
         if (n == before) (*c)[n++] = r;
     }
@@ -604,7 +609,7 @@ static mn_status copy_per_reader(mn_exec *ex, int p, int k, const int64_t *off, 
             st = &ex->steps[s];
             int from = m;
             if ((err = add_steps(ex, first, fresh, &m))) break;
-            int *c = NULL, nc = st->node->backward ? waits_for(ex, st, off, nv0, &c) : 0;
+            int *c = NULL, nc = st->node->backward || !st->nctrl ? waits_for(ex, st, off, nv0, &c) : 0;
             if (nc < 0) { err = MN_ERR_NOMEM; break; }
             for (int i = from; nc && i < m; i++) {
                 if (mn__kind(&ex->vals[fresh[i].out]) == MN_VAL_ALIAS) continue;

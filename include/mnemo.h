@@ -293,6 +293,14 @@ void       mn_graph_set_scope(mn_graph *g, const char *scope);
 const char *mn_graph_scope(const mn_graph *g);
 /* Seed for random ops of this graph (dropout, sampling). */
 void       mn_graph_set_seed(mn_graph *g, uint64_t seed);
+/* Folded gathers (on by default): rows gathered from a table of fewer rows
+ * (an embedding) and then multiplied by a weight as a per-step product
+ * (mn_matmul_packed, mn_matmul_steps: an RNN's input projection) or added
+ * a vector over their rows are built as the table's product or sum,
+ * gathered: the same values (the sums bit for bit, the product's rows from
+ * another GEMM call) at the table's rows' cost. Off: nodes built from then
+ * on are the ops as called (comparisons, tests of the unfolded graph). */
+void       mn_graph_set_folding(mn_graph *g, bool on);
 
 mn_node *mn_input(mn_graph *g, const char *name, mn_dtype dtype, mn_shape shape);
 /* The parameter `name` of the store, created with `init` if absent (an

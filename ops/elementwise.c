@@ -255,7 +255,17 @@ extern const mn_op_def mn__op_add, mn__op_sub, mn__op_mul, mn__op_div, mn__op_ne
     mn__op_relu_grad, mn__op_tanh_grad, mn__op_sigmoid_grad, mn__op_maximum, mn__op_minimum,
     mn__op_gt, mn__op_ge, mn__op_lt, mn__op_le, mn__op_eq, mn__op_ne;
 
-BUILD2(add) BUILD2(sub) BUILD2(mul) BUILD2(div) BUILD2(maximum) BUILD2(minimum)
+/* add: rows gathered from a small table plus a vector over them is the
+ * table plus the vector, gathered (ops/index.c: the same bits). */
+mn_node *mn_add(mn_graph *g, mn_node *a, mn_node *b)
+{
+    mn_node *f = mn__fold_add(g, a, b);
+    if (!f) f = mn__fold_add(g, b, a);
+    if (f) return f;
+    mn_node *in[2] = { a, b };
+    return mn__node(g, &mn__op_add, in, 2, NULL);
+}
+BUILD2(sub) BUILD2(mul) BUILD2(div) BUILD2(maximum) BUILD2(minimum)
 BUILD2(gt) BUILD2(ge) BUILD2(lt) BUILD2(le) BUILD2(eq) BUILD2(ne)
 BUILD1(neg) BUILD1(exp) BUILD1(log) BUILD1(sqrt) BUILD1(square) BUILD1(tanh) BUILD1(sigmoid) BUILD1(relu)
 

@@ -409,6 +409,95 @@ mn_node *mn_index_select(mn_graph *g, mn_node *x, int axis, mn_node *index)
     return mn__node(g, &mn__op_index_select, in, 2, &a);
 }
 
+/* ---- gathered rows folded (builder rewrites) ----
+ * Rows gathered from a table T [V, F] (index_select along axis 0: an
+ * embedding) and then multiplied by a weight, or added a vector over their
+ * rows, are the same rows of the table multiplied or added once:
+ *   gather(T, idx) op(W) = gather(T op(W), idx),
+ *   gather(T, idx) + b   = gather(T + b, idx).
+ * Where the table has fewer rows than the gather, the builders of the
+ * per-step products (mn_matmul_packed, mn_matmul_steps: an RNN's input
+ * projection) and of add build the right-hand side: the product and the
+ * bias adds run over V rows instead of every token's, and their backward
+ * is a scatter-add of the gradient into [V, G] and two products of V rows
+ * (an LSTM's W_ih, its biases and the table: docs/architecture.md, "Folded
+ * gathers"). The add is exact (the same additions, bit for bit); the
+ * product's rows are the same sums from another GEMM call. The table's
+ * product and sums are made once for all callers (mn__node_once). */
+
+/* x's rows as rows [r0, r0 + rows) of index_select(T, idx) along axis 0,
+ * through reshapes keeping the last dim and unit-step slices along axis 0. */
+typedef struct { mn_node *table, *index; int64_t r0, rows; } gathered;
+extern const mn_op_def mn__op_reshape;
+
+static bool gathered_rows(mn_node *x, gathered *r)
+{
+    mn_shape xs = mn_node_shape(x);
+    if (!x || xs.ndim < 1 || mn_node_dtype(x) != MN_F32) return false;
+    int64_t F = xs.d[xs.ndim - 1], r0 = 0;
+    if (F <= 0) return false;
+    for (int hop = 0; hop < 8; hop++) {
+        const mn_op_def *op = mn__node_opdef(x);
+        mn_node *in = mn__node_input(x, 0);
+        mn_shape is = mn_node_shape(in);
+        if (!op || !in || is.ndim < 1 || is.d[is.ndim - 1] != F) return false;
+        if (op == &mn__op_index_select) {
+            mn_node *idx = mn__node_input(x, 1);
+            if (is.ndim != 2 || mn__axis(((const mn_cat_attrs *)mn__node_attrs(x))->axis, 2) != 0 ||
+                mn_node_shape(idx).ndim != 1)
+                return false;
+            *r = (gathered){ in, idx, r0, mn_shape_numel(xs) / F };
+            return true;
+        }
+        if (op == &mn__op_slice) {
+            const mn_slice_attrs *a = mn__node_attrs(x);
+            int64_t b, len;
+            if (is.ndim < 2 || mn__axis(a->axis, is.ndim) != 0 || a->step != 1) return false;
+            slice_norm(is.d[0], a, &b, &len);
+            r0 += b * (mn_shape_numel(is) / is.d[0] / F);
+        } else if (op != &mn__op_reshape) {
+            return false;
+        }
+        x = in;
+    }
+    return false;
+}
+
+/* gather(t, the index's rows of r) shaped as `as`. */
+static mn_node *gather_again(mn_graph *g, mn_node *t, const gathered *r, mn_shape as)
+{
+    int64_t n = mn_node_shape(r->index).d[0];
+    mn_node *idx = r->r0 == 0 && r->rows == n ? r->index : mn_slice(g, r->index, 0, r->r0, r->r0 + r->rows, 1);
+    return mn_reshape(g, mn_index_select(g, t, 0, idx), as);
+}
+
+extern const mn_op_def mn__op_matmul, mn__op_add, mn__op_reshape;
+
+mn_node *mn__fold_product(mn_graph *g, mn_node *a, mn_node *w, bool trans_b)
+{
+    gathered r;
+    mn_shape as = mn_node_shape(a), ws = mn_node_shape(w);
+    if (!mn__graph_folds(g) || !w || ws.ndim != 2 || mn_node_dtype(w) != MN_F32 || !gathered_rows(a, &r) ||
+        mn_node_shape(r.table).d[0] >= r.rows || ws.d[trans_b ? 1 : 0] != as.d[as.ndim - 1])
+        return NULL;
+    mn_matmul_attrs at = { false, trans_b, false };
+    mn_node *in[2] = { r.table, w };
+    as.d[as.ndim - 1] = ws.d[trans_b ? 0 : 1];
+    return gather_again(g, mn__node_once(g, &mn__op_matmul, in, 2, &at), &r, as);
+}
+
+mn_node *mn__fold_add(mn_graph *g, mn_node *a, mn_node *b)
+{
+    gathered r;
+    mn_shape as = mn_node_shape(a), bs = mn_node_shape(b);
+    if (!mn__graph_folds(g) || !b || mn_node_dtype(b) != MN_F32 || bs.ndim < 1 || bs.ndim > 2 || bs.d[bs.ndim - 1] != as.d[as.ndim - 1] ||
+        mn_shape_numel(bs) != bs.d[bs.ndim - 1] || as.ndim < bs.ndim || !gathered_rows(a, &r) ||
+        mn_node_shape(r.table).d[0] >= r.rows)
+        return NULL;
+    mn_node *in[2] = { r.table, b };
+    return gather_again(g, mn__node_once(g, &mn__op_add, in, 2, NULL), &r, as);
+}
+
 /* Along axis 0, output row r is x's row idx[r]: rows come from the same
  * rows of idx (input 1), whatever rows a call computes (a copy). */
 static int isel_rows(const mn_tdesc *in, int nin, const mn_tdesc *out, const void *attrs)

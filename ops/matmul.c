@@ -296,6 +296,8 @@ mn_node *mn_matmul(mn_graph *g, mn_node *a, mn_node *b, bool trans_a, bool trans
 
 mn_node *mn_matmul_steps(mn_graph *g, mn_node *a, mn_node *b, bool trans_b)
 {
+    mn_node *f = mn__fold_product(g, a, b, trans_b);       /* rows of a small table: its product, gathered */
+    if (f) return f;
     mn_matmul_attrs at = { false, trans_b, true };
     mn_node *in[2] = { a, b };
     return mn__node(g, &mn__op_matmul, in, 2, &at);

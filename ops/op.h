@@ -18,6 +18,15 @@ mn_status mn__kernel_fail(const mn_kernel_ctx *c, const char *fmt, ...)
 mn_status mn__infer_shape_attr(mn_infer_ctx *c, mn_shape s);
 /* Builds a node of a built-in op; used by the typed builders and VJPs. */
 mn_node *mn__node(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin, const void *attrs);
+/* The graph's node of that op, inputs and attributes if one was built in
+ * this pass, else a new one. */
+mn_node *mn__node_once(mn_graph *g, const mn_op_def *op, mn_node *const *in, int nin, const void *attrs);
+/* ops/index.c's folded gathers: gather(T, idx) op(W) as gather(T op(W),
+ * idx), gather(T, idx) + b as gather(T + b, idx), where a's rows are
+ * gathered from a table T of fewer rows; NULL where not. */
+mn_node *mn__fold_product(mn_graph *g, mn_node *a, mn_node *w, bool trans_b);
+bool mn__graph_folds(const mn_graph *g);       /* folding on and not building a backward pass */
+mn_node *mn__fold_add(mn_graph *g, mn_node *a, mn_node *b);
 /* Records the graph's first error (sticky) and this thread's last error. */
 mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -613,6 +613,8 @@ mn_node *mn_pack_weight(mn_graph *g, mn_node *w, bool trans_b)
 
 mn_node *mn_matmul_packed(mn_graph *g, mn_node *a, mn_node *w, mn_node *packed, bool trans_b)
 {
+    mn_node *f = mn__fold_product(g, a, w, trans_b);       /* rows of a small table: its product, gathered */
+    if (f) return f;
     mn_matmul_attrs at = { false, trans_b, false };
     mn_node *in[3] = { a, w, packed };
     return mn__node(g, &mn__op_matmul_packed, in, 3, &at);

@@ -104,13 +104,13 @@ expect 0 '^recomputed_values [1-9][0-9]* \(by [1-9][0-9]* steps in [0-9]+ segmen
 expect 0 '^added_flops [1-9][0-9]* \(\+[0-9.]+%\)$' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
 expect 0 '^predicted_peak_bytes [1-9][0-9]*$' -- "$mnemo" graph --model transformer --batch 4 --format stats --memory-budget 4M
 # bench --json reports the budget, what is recomputed and the compile time; the search plans in full
-# only the candidates whose estimate fits (rnn: the plain plan and one of 12)
+# only the candidates whose estimate fits (rnn, its input projection folded: the plain plan and two of 139)
 # (at its smallest arena, which the error of an impossible budget names: the mirror alone
 # since the rnn's outputs come in blocks, so no segment there)
 rnn_min=$("$mnemo" graph --model rnn --format stats --memory-budget 1 2>&1 | sed -n 's/.*recomputation reaches is \([0-9]*\) bytes.*/\1/p')
 check "the smallest rnn arena under a budget is named" [ -n "$rnn_min" ]
 expect 0 "\"memory_budget_bytes\": $rnn_min, \"recompute_segments\": [0-9][0-9]*, \"recompute_values\": [1-9]" -- "$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget "$rnn_min"
-expect 0 '^pass recompute.full_plans 2$' -- "$mnemo" graph --model rnn --format stats --memory-budget "$rnn_min"
+expect 0 '^pass recompute.full_plans 3$' -- "$mnemo" graph --model rnn --format stats --memory-budget "$rnn_min"
 # bench --against-plain: the budgeted step and the plain one alternate in one process; both arenas and the ratio
 expect 2 '--against-plain needs --memory-budget' -- "$mnemo" bench --workload rnn --against-plain
 "$mnemo" bench --workload rnn --threads 1 --budget 0.1 --json --memory-budget "$rnn_min" --against-plain > vs_plain.json
