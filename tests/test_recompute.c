@@ -181,6 +181,97 @@ START_TEST(budget_gives_bit_identical_gradients)
 }
 END_TEST
 
+/* The graph as the models build it for users: an RNN's input projection
+ * of embedded tokens folded (ops/index.c: the table's product by W_ih and
+ * its biases, 40 rows, gathered per block of steps). On every model kind,
+ * at batch 16, the plain compile's loss and gradients bit for bit at the
+ * smallest budget the error names and half way to the plain arena; there, the
+ * recurrent models' gathers are copied per reader (split.c), and each
+ * step's copy runs at most two levels before its first reader, beside the
+ * step's recurrent product, not all at the start (which held every
+ * step's rows at once: the smallest lstm arena at T 128, H 512 was 78
+ * instead of 48 MB). */
+enum { FB = 16 };        /* 256 tokens: the 40-row table a fifth of a block's gathered rows */
+
+static model build_user(const char *kind)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, kind));
+    c.batch = FB;
+    c.seq = 16;
+    c.hidden = 16;
+    c.embed = 8;
+    c.ff = 32;
+    c.dropout = 0.25f;
+    return build_folded(kind, &c, true);
+}
+
+/* Forward gathers of rows of a folded table ([40, G]: a product or sum of
+ * 40 rows), those of one step's rows (FB) in the forward pass counted into
+ * *copies (a recomputed segment's clones run where the recompute pass's
+ * search puts them: held back beside their cells or not, whichever plan
+ * is smaller); the most
+ * levels any such copy runs before its first reader into *early. */
+static int folded_gathers(const mn_exec *ex, int *copies, int *early)
+{
+    int n = 0;
+    *copies = *early = 0;
+    for (int s = 0; s < ex->nsteps; s++) {
+        const mn_step *st = &ex->steps[s];
+        const mn_node *t = st->node->nin == 2 ? st->node->in[0] : NULL;
+        if (st->node->backward || strcmp(st->node->op->name, "index_select") || !t || t->kind != MN_NODE_OP ||
+            t->desc.shape.d[0] != 40 || (strcmp(t->op->name, "matmul") && strcmp(t->op->name, "add")))
+            continue;
+        n++;
+        if (st->node->desc.shape.d[0] != FB || st->clone) continue;
+        (*copies)++;
+        int first = -1;
+        for (int r = 0; r < ex->nsteps; r++)
+            for (int j = 0; j < ex->steps[r].nin; j++) {
+                int v = ex->steps[r].in[j];
+                while (v != st->out && ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+                if (v == st->out && ex->steps[r].level > st->level && (first < 0 || ex->steps[r].level < first)) first = ex->steps[r].level;
+            }
+        if (first - st->level > *early) *early = first - st->level;
+    }
+    return n;
+}
+
+START_TEST(folded_gathers_keep_bits_under_a_budget)
+{
+    const char *kind = kinds[_i];
+    bool rnn = !strcmp(kind, "lstm") || !strcmp(kind, "gru") || !strcmp(kind, "rnn");
+    model m = build_user(kind);
+    mn_exec *ex = compile(&m, 0);
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(m.g));
+    int copies, early, gathers = folded_gathers(ex, &copies, &early);
+    ck_assert_msg(!rnn || gathers == 1, "%s: %d gathers of a folded table in the plain plan, not one block's", kind, gathers);
+    int64_t arena = mn_exec_get_stats(ex).arena_bytes, n0;
+    float l0, *g0 = run(&m, ex, &l0, &n0);
+    mn_exec_free(ex);
+    model mm = build_user(kind);
+    ck_assert_ptr_null(compile(&mm, 1));
+    int64_t need = named_in(mm.g, kind);
+    free_model(&mm);
+    ck_assert_int_le(need, arena);
+    int64_t budgets[2] = { need, need + (arena - need) / 2 };
+    for (int b = 0; b < 2; b++) {
+        same_bits_under(&m, kind, budgets[b], g0, l0, n0);
+        if (!rnn || budgets[b] >= arena) continue;
+        ex = compile(&m, budgets[b]);
+        ck_assert_ptr_nonnull(ex);
+        folded_gathers(ex, &copies, &early);
+        printf("folded %-12s at %lld of %lld bytes: %d per-step copies of the gathered rows, the earliest %d levels before its reader\n", kind,
+               (long long)budgets[b], (long long)arena, copies, early);
+        ck_assert_msg(copies >= 16 && early <= 2, "%s at %lld bytes: %d per-step copies, one %d levels before its reader", kind,
+                      (long long)budgets[b], copies, early);
+        mn_exec_free(ex);
+    }
+    free(g0);
+    free_model(&m);
+}
+END_TEST
+
 /* The recurrent and attention models must actually get smaller. */
 START_TEST(budget_shrinks_sequence_models)
 {
@@ -1056,6 +1147,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, budget_gives_bit_identical_gradients, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_loop_test(tc, budget_shrinks_sequence_models, 0, 4);
+    tcase_add_loop_test(tc, folded_gathers_keep_bits_under_a_budget, 0, (int)(sizeof kinds / sizeof *kinds));
     tcase_add_test(tc, per_step_matmul_rows_do_not_depend_on_the_call);
     tcase_add_test(tc, per_step_matmul_needs_steps_first_and_a_2d_weight);
     tcase_add_test(tc, split_views_read_in_pairs_compile_without_a_cycle);
