@@ -711,6 +711,102 @@ START_TEST(transformer_sampling_with_cache_picks_what_recomputation_picks)
 }
 END_TEST
 
+/* Folded gathers (ops/index.c, on by default): the recurrent models of the
+ * command (embedding 8 of a 40-token vocabulary, 64 tokens a batch) built
+ * with folding on and off on one store give the same loss and gradients
+ * to float rounding (the table's product rows come from another GEMM
+ * call) for fewer FLOPs; and rows gathered from a table plus a vector
+ * over them are the unfolded sum bit for bit. */
+static float *fold_run(mn_params *P, const char *kind, bool fold, float *loss, double *flops, int64_t *n)
+{
+    mn_train_cfg c;
+    ck_assert_ok(mn_cfg_defaults(&c, kind));
+    c.batch = 4; c.seq = 16; c.hidden = 16; c.embed = 8; c.dropout = 0;
+    mn_graph *g = mn_graph_new(P);
+    mn_graph_set_folding(g, fold);
+    mn_model_graph mg = mn_model_build(g, &c, 40, true);
+    ck_assert_msg(mg.loss != NULL, "%s: %s", kind, mn_graph_errmsg(g));
+    mn_exec *ex = mn_compile(g, mg.loss, &(mn_compile_opts){ .threads = 1 });
+    ck_assert_msg(ex != NULL, "%s: %s", kind, mn_graph_errmsg(g));
+    for (int i = 0; i < mn_exec_input_count(ex); i++) {
+        const mn_tensor *t = mn_exec_input(ex, i);
+        for (int64_t k = 0; k < mn_tensor_numel(t); k++) {
+            float u = mn_rng_uniform(11, (uint64_t)i, (uint64_t)k);
+            if (t->dtype == MN_I32) ((int32_t *)t->data)[k] = (int32_t)(u * 40);
+            else ((float *)t->data)[k] = u;
+        }
+    }
+    mn_params_zero_grad(P);
+    ck_assert_ok(mn_exec_run(ex));
+    *loss = mn_exec_loss(ex);
+    *flops = mn_exec_get_stats(ex).flops;
+    *n = 0;
+    for (int i = 0; i < mn_params_count(P); i++) *n += mn_tensor_numel(mn_params_grad(P, i));
+    float *gr = malloc((size_t)*n * sizeof *gr);
+    for (int i = 0, at = 0; i < mn_params_count(P); i++) {
+        memcpy(gr + at, mn_params_grad(P, i)->data, mn_tensor_bytes(mn_params_grad(P, i)));
+        at += (int)mn_tensor_numel(mn_params_grad(P, i));
+    }
+    mn_exec_free(ex);
+    mn_graph_free(g);
+    return gr;
+}
+
+START_TEST(folded_embedding_projection_matches_the_unfolded)
+{
+    static const char *const kinds[] = { "lstm", "gru", "rnn" };
+    const char *kind = kinds[_i];
+    mn_params *P = mn_params_new();
+    float l0, l1;
+    double f0, f1;
+    int64_t n0, n1;
+    float *g0 = fold_run(P, kind, false, &l0, &f0, &n0), *g1 = fold_run(P, kind, true, &l1, &f1, &n1);
+    ck_assert_int_eq(n0, n1);
+    ck_assert_msg(fabs(l0 - l1) <= 1e-6 * fabs(l0), "%s: loss %.9g folded, %.9g not", kind, l1, l0);
+    double worst = 0, big = 0;
+    for (int64_t i = 0; i < n0; i++) {
+        worst = fmax(worst, fabs((double)g0[i] - g1[i]));
+        big = fmax(big, fabs((double)g0[i]));
+    }
+    ck_assert_msg(big > 0 && worst <= 1e-5 * big, "%s: gradients differ by %g (largest %g)", kind, worst, big);
+    ck_assert_msg(f1 < f0, "%s: %g FLOPs folded, %g not", kind, f1, f0);
+    free(g0); free(g1);
+    mn_params_free(P);
+}
+END_TEST
+
+START_TEST(folded_bias_add_is_bit_exact)
+{
+    float tab[5 * 3], bias[3];
+    int32_t idx[12];
+    for (int i = 0; i < 15; i++) tab[i] = mn_rng_uniform(3, 0, (uint64_t)i) * 7 - 3.5f;
+    for (int i = 0; i < 3; i++) bias[i] = mn_rng_uniform(3, 1, (uint64_t)i) * 1e-3f;
+    for (int i = 0; i < 12; i++) idx[i] = (i * 7) % 5;
+    float out[2][12 * 3];
+    for (int fold = 0; fold < 2; fold++) {
+        mn_params *P = mn_params_new();
+        mn_graph *g = mn_graph_new(P);
+        mn_graph_set_folding(g, fold);
+        mn_node *t = mn_constant(g, MN_F32, MN_SHAPE(5, 3), tab), *ix = mn_constant(g, MN_I32, MN_SHAPE(12), idx);
+        mn_node *y = mn_add(g, mn_slice(g, mn_reshape(g, mn_index_select(g, t, 0, ix), MN_SHAPE(6, 2, 3)), 0, 1, 4, 1),
+                            mn_constant(g, MN_F32, MN_SHAPE(3), bias));
+        ck_assert_msg(!strcmp(mn_node_op(y), fold ? "reshape" : "add"), "folding %d: y is %s", fold, mn_node_op(y));
+        mn_exec *ex = mn_compile(g, NULL, &(mn_compile_opts){ .outputs = (const mn_node *const[]){ y }, .noutputs = 1, .threads = 1 });
+        ck_assert_msg(ex != NULL, "%s", mn_graph_errmsg(g));
+        ck_assert_ok(mn_exec_run(ex));
+        const mn_tensor *v = mn_exec_value(ex, y);
+        ck_assert_int_eq(mn_tensor_numel(v), 3 * 2 * 3);
+        memcpy(out[fold], v->data, mn_tensor_bytes(v));
+        mn_exec_free(ex);
+        mn_graph_free(g);
+        mn_params_free(P);
+    }
+    for (int r = 0; r < 6; r++)                        /* rows 2..7 of the gather: tokens idx[2..7] */
+        for (int j = 0; j < 3; j++) ck_assert_float_eq(out[0][r * 3 + j], tab[idx[r + 2] * 3 + j] + bias[j]);
+    ck_assert_msg(memcmp(out[0], out[1], 18 * sizeof(float)) == 0, "folded add differs from the unfolded");
+}
+END_TEST
+
 int main(void)
 {
     const char *dir = getenv("MNEMO_FIXTURES");
@@ -723,6 +819,8 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, recurrent_parity_with_torch, 0, (int)(sizeof rnn_cases / sizeof *rnn_cases));
     tcase_add_test(tc, attention_parity_with_torch);
+    tcase_add_loop_test(tc, folded_embedding_projection_matches_the_unfolded, 0, 3);
+    tcase_add_test(tc, folded_bias_add_is_bit_exact);
     tcase_add_test(tc, block_parity_with_torch);
     tcase_add_test(tc, vae_parity_with_torch);
     tcase_add_test(tc, mlp_dropout_acts_on_hidden_units_not_pixels);
