@@ -4,7 +4,10 @@
  * (MN_STEP_BLOCK_ROWS rows) is one product with W_ih (packed once for all
  * blocks); each step slices it and adds one product with W_hh (packed
  * once for all steps), then the gate math. The reverse direction walks
- * t = T-1..0 and writes its outputs back in time order. */
+ * t = T-1..0 and writes its outputs back in time order. Embedded tokens
+ * from a table of fewer rows than a block's: the product builder folds
+ * the projection and its bias adds into the table's (ops/index.c), each
+ * block a gather of its rows. */
 #include "blocks.h"
 #include <math.h>
 #include <stdio.h>
