@@ -411,8 +411,19 @@ static int sole_reader(const mn_exec *ex, const int *nread, const int *reader, i
     }
 }
 
+/* Is value v a view (through views) of an input, parameter or constant? */
+static bool input_view(const mn_exec *ex, int v)
+{
+    if (ex->vals[v].base != MN_VAL_ALIAS) return false;
+    while (ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+    mn_val_kind k = mn__kind(&ex->vals[v]);
+    return k == MN_VAL_PARAM || k == MN_VAL_INPUT || k == MN_VAL_CONST;
+}
+
 /* Clones that read no clone (a segment's recurrent products and input
- * rows read kept states and parameters) would run at the segment's first
+ * rows read kept states and parameters; a clone's view of an input, the
+ * slice of token ids a step's copy of a folded gather reads, is none)
+ * would run at the segment's first
  * level, all of them, and their outputs wait there for a chain of cells
  * that reads them one by one: a whole segment's products live at once.
  * Such a clone c whose output has one reader R (a clone) is held back
@@ -436,8 +447,8 @@ static bool defer_clones(mn_exec *ex, int nv0, int *ndefer)
     for (int s = 0; ok && s < ex->nsteps; s++) {
         mn_step *c = &ex->steps[s];
         if (!c->clone || c->nxout || ex->keep[c->out] || c->out < nv0) continue;
-        bool reads_clone = false;
-        for (int j = 0; j < c->nin; j++) reads_clone |= c->in[j] >= nv0;
+        bool reads_clone = false;                 /* a clone's view of an input (a slice of token ids) is none */
+        for (int j = 0; j < c->nin; j++) reads_clone |= c->in[j] >= nv0 && !input_view(ex, c->in[j]);
         int r = reads_clone ? -1 : sole_reader(ex, nread, reader, c->out);
         if (r < 0 || !ex->steps[r].clone) continue;
         const mn_step *R = &ex->steps[r];
