@@ -428,7 +428,7 @@ mn_node *mn_index_select(mn_graph *g, mn_node *x, int axis, mn_node *index)
 /* x's rows as rows [r0, r0 + rows) of index_select(T, idx) along axis 0,
  * through reshapes keeping the last dim and unit-step slices along axis 0. */
 typedef struct { mn_node *table, *index; int64_t r0, rows; } gathered;
-extern const mn_op_def mn__op_reshape;
+extern const mn_op_def mn__op_matmul, mn__op_add, mn__op_reshape;
 
 static bool gathered_rows(mn_node *x, gathered *r)
 {
@@ -471,8 +471,6 @@ static mn_node *gather_again(mn_graph *g, mn_node *t, const gathered *r, mn_shap
     return mn_reshape(g, mn_index_select(g, t, 0, idx), as);
 }
 
-extern const mn_op_def mn__op_matmul, mn__op_add, mn__op_reshape;
-
 mn_node *mn__fold_product(mn_graph *g, mn_node *a, mn_node *w, bool trans_b)
 {
     gathered r;
@@ -490,8 +488,8 @@ mn_node *mn__fold_add(mn_graph *g, mn_node *a, mn_node *b)
 {
     gathered r;
     mn_shape as = mn_node_shape(a), bs = mn_node_shape(b);
-    if (!mn__graph_folds(g) || !b || mn_node_dtype(b) != MN_F32 || bs.ndim < 1 || bs.ndim > 2 || bs.d[bs.ndim - 1] != as.d[as.ndim - 1] ||
-        mn_shape_numel(bs) != bs.d[bs.ndim - 1] || as.ndim < bs.ndim || !gathered_rows(a, &r) ||
+    if (!mn__graph_folds(g) || !a || !b || mn_node_dtype(b) != MN_F32 || bs.ndim < 1 || bs.ndim > 2 || as.ndim < bs.ndim ||
+        bs.d[bs.ndim - 1] != as.d[as.ndim - 1] || mn_shape_numel(bs) != bs.d[bs.ndim - 1] || !gathered_rows(a, &r) ||
         mn_node_shape(r.table).d[0] >= r.rows)
         return NULL;
     mn_node *in[2] = { r.table, b };

@@ -25,8 +25,8 @@ mn_node *mn__node_once(mn_graph *g, const mn_op_def *op, mn_node *const *in, int
  * idx), gather(T, idx) + b as gather(T + b, idx), where a's rows are
  * gathered from a table T of fewer rows; NULL where not. */
 mn_node *mn__fold_product(mn_graph *g, mn_node *a, mn_node *w, bool trans_b);
-bool mn__graph_folds(const mn_graph *g);       /* folding on and not building a backward pass */
 mn_node *mn__fold_add(mn_graph *g, mn_node *a, mn_node *b);
+bool mn__graph_folds(const mn_graph *g);       /* graph/builder.c: folding on, not building a backward pass */
 /* Records the graph's first error (sticky) and this thread's last error. */
 mn_status mn__graph_fail(mn_graph *g, mn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
