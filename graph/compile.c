@@ -28,6 +28,13 @@ void mn__count_reads(const mn_exec *ex, int *n)
         for (int k = 0; k < ex->steps[s].nin; k++) n[ex->steps[s].in[k]]++;
 }
 
+bool mn__outside_arena(const mn_exec *ex, int v)
+{
+    while (ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
+    mn_val_kind k = mn__kind(&ex->vals[v]);
+    return k == MN_VAL_PARAM || k == MN_VAL_INPUT || k == MN_VAL_CONST;
+}
+
 /* The fusion pass runs unless the options turn it off. */
 static mn_status pass_fuse(mn_exec *ex)
 {

@@ -253,6 +253,8 @@ int mn__fused_inplace(const mn_fused *f);
 void mn__set_defs(mn_exec *ex);
 /* Reads of each value: by steps, by gradient sinks, and 1 if read after the run. */
 void mn__count_reads(const mn_exec *ex, int *n);
+/* Is value v, through views, an input, parameter or constant (outside the arena whatever the plan)? */
+bool mn__outside_arena(const mn_exec *ex, int v);
 void mn__fused_free(mn_fused *f);
 /* The bytes of one fused step's program (compile.c counts the tables). */
 size_t mn__fused_bytes(void);

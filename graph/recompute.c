@@ -411,15 +411,6 @@ static int sole_reader(const mn_exec *ex, const int *nread, const int *reader, i
     }
 }
 
-/* Is value v a view (through views) of an input, parameter or constant? */
-static bool input_view(const mn_exec *ex, int v)
-{
-    if (ex->vals[v].base != MN_VAL_ALIAS) return false;
-    while (ex->vals[v].base == MN_VAL_ALIAS) v = ex->vals[v].alias_of;
-    mn_val_kind k = mn__kind(&ex->vals[v]);
-    return k == MN_VAL_PARAM || k == MN_VAL_INPUT || k == MN_VAL_CONST;
-}
-
 /* Clones that read no clone (a segment's recurrent products and input
  * rows read kept states and parameters; a clone's view of an input, the
  * slice of token ids a step's copy of a folded gather reads, is none)
@@ -448,7 +439,10 @@ static bool defer_clones(mn_exec *ex, int nv0, int *ndefer)
         mn_step *c = &ex->steps[s];
         if (!c->clone || c->nxout || ex->keep[c->out] || c->out < nv0) continue;
         bool reads_clone = false;                 /* a clone's view of an input (a slice of token ids) is none */
-        for (int j = 0; j < c->nin; j++) reads_clone |= c->in[j] >= nv0 && !input_view(ex, c->in[j]);
+        for (int j = 0; j < c->nin; j++) {
+            int u = c->in[j];
+            reads_clone |= u >= nv0 && !(ex->vals[u].base == MN_VAL_ALIAS && mn__outside_arena(ex, u));
+        }
         int r = reads_clone ? -1 : sole_reader(ex, nread, reader, c->out);
         if (r < 0 || !ex->steps[r].clone) continue;
         const mn_step *R = &ex->steps[r];

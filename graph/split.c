@@ -464,14 +464,6 @@ static mn_status split_one(mn_exec *ex, const int *nread, int p, const row_fn *f
  * embedded inputs, read by each step's projection, the recompute pass's
  * clones of it and W_ih's gradient blocks), never exists whole. */
 
-/* Is value u outside the arena whatever the plan (through views)? */
-static bool outside(const mn_exec *ex, int u)
-{
-    while (ex->vals[u].base == MN_VAL_ALIAS) u = ex->vals[u].alias_of;
-    mn_val_kind k = mn__kind(&ex->vals[u]);
-    return k == MN_VAL_PARAM || k == MN_VAL_INPUT || k == MN_VAL_CONST;
-}
-
 /* P's row input when P's step copies its rows from inputs outside the arena, else -1. */
 static int copied_rows(const mn_exec *ex, int p)
 {
@@ -484,7 +476,7 @@ static int copied_rows(const mn_exec *ex, int p)
         mn__step_flops(n) > (double)mn_shape_numel(n->desc.shape))
         return -1;
     for (int j = 0; j < st->nin; j++)               /* a small table (a folded gather's) may be in the arena */
-        if (!outside(ex, st->in[j]) && (j == k || 4 * ex->vals[st->in[j]].bytes > x->bytes)) return -1;
+        if (!mn__outside_arena(ex, st->in[j]) && (j == k || 4 * ex->vals[st->in[j]].bytes > x->bytes)) return -1;
     return k;
 }
 
@@ -557,6 +549,7 @@ static mn_node *rows_again(mn_graph *g, const mn_node *pn, int k, int64_t r0, in
 static int waits_for(const mn_exec *ex, const mn_step *st, const int64_t *off, int nv0, int **c)
 {
     int cap = 0, n = 0;
+    bool bw = st->node->backward;                      /* the reader's pass */
     for (int q = 0; q < st->nin; q++) {
         int r = st->in[q];
         while (ex->vals[r].base == MN_VAL_ALIAS) r = ex->vals[r].alias_of;
@@ -565,7 +558,6 @@ static int waits_for(const mn_exec *ex, const mn_step *st, const int64_t *off, i
     if (!(*c = malloc(((size_t)cap + 1) * sizeof **c))) return -1;
     for (int q = 0; q < st->nin; q++) {
         int w = st->in[q], r = w, d = ex->vals[w].def;
-        bool bw = st->node->backward;
         if (w >= nv0 || off[w] >= 0 || d < 0 || ex->steps[d].node->backward != bw) continue;
         while (ex->vals[r].base == MN_VAL_ALIAS) r = ex->vals[r].alias_of;
         const mn_step *p = &ex->steps[ex->vals[r].def];
