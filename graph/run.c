@@ -140,18 +140,20 @@ static bool pointwise_step(const mn_exec *ex, const mn_step *st)
 
 /* How a step runs in a chain (run_chain): nothing (a view); in parts, one
  * per thread (a fused group or an op with a part kernel: solo steps that
- * run level by level with every thread); in parts of its elements (a solo
+ * run level by level with every thread, and one-thread steps whose parts
+ * give the whole's bytes whatever the cut: index_select's copy of an RNN
+ * step's gathered rows, ops/gemm.h's mn__part_exact); in parts of its elements (a solo
  * pointwise step); on thread 0 alone (a solo small copy); on one thread
  * of the team, shared out (a step that runs level by level on one thread,
  * beside others or on the caller); or not at all (the level breaks chains:
  * a solo step that shares its work only among threads of its own, as an
- * OpenBLAS or oneDNN GEMM, a big copy or a gather; an op state). */
+ * OpenBLAS or oneDNN GEMM, a big copy or a scatter-add; an op state). */
 typedef enum { MN_CHAIN_NONE, MN_CHAIN_PARTS, MN_CHAIN_POINTWISE, MN_CHAIN_COPY, MN_CHAIN_ONE, MN_CHAIN_NO } chain_way;
 
 static chain_way chain_way_of(const mn_exec *ex, const mn_step *st)
 {
     if (mn__kind(&ex->vals[st->out]) == MN_VAL_ALIAS) return MN_CHAIN_NONE;
-    if (!st->solo) return MN_CHAIN_ONE;
+    if (!st->solo) return mn__part_exact(st->node->op) && !st->state && st->work < 0 ? MN_CHAIN_PARTS : MN_CHAIN_ONE;
     if (st->state) return MN_CHAIN_NO;
     if (st->fused || mn__part_forward(st->node->op)) return MN_CHAIN_PARTS;
     if (single_step(st)) return MN_CHAIN_COPY;

@@ -50,7 +50,7 @@ void mn__packed_gemm_bias(int isa, int64_t M, int64_t N, int64_t K, const float 
 
 /* A kernel that computes part `part` of `nparts` of its op's forward when
  * every thread of a team calls it (nparts 0: the whole, its own threads),
- * for the ops that have one (matmul_packed), else NULL. graph/run.c runs a
+ * for the ops that have one (matmul_packed, index_select), else NULL. graph/run.c runs a
  * chain of such steps in one OpenMP region. */
 struct mn_op_def;
 typedef mn_status (*mn__part_fn)(const mn_kernel_ctx *c, int part, int nparts);
@@ -64,6 +64,13 @@ mn__part_fn mn__part_forward(const struct mn_op_def *op);
 typedef struct { uintptr_t lo, hi; bool write; } mn__span;
 typedef int (*mn__spans_fn)(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
 mn__spans_fn mn__part_spans(const struct mn_op_def *op);
+/* Whether op's parts give the bytes of its forward whatever the cut and
+ * the threads (a copy: index_select), so that a step the schedule runs on
+ * one thread may run in parts in a chain too; matmul_packed's parts are
+ * its solo steps' threads, and only solo ones run in parts. */
+bool mn__part_exact(const struct mn_op_def *op);
+mn_status mn__index_select_part(const mn_kernel_ctx *c, int part, int nparts);
+int mn__index_select_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max);
 /* A kernel that can prefetch while it computes (ops/packed.c's
  * matmul_packed, whose products run 50-100 us on one thread): as the part
  * kernel, with a window, the spans the executor's next level will read and

@@ -596,12 +596,18 @@ int mn__row_bias(const mn_op_def *op, const mn_tdesc *in, int nin, const mn_tdes
     return -1;
 }
 
-mn__part_fn mn__part_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_part : NULL; }
+extern const mn_op_def mn__op_concat, mn__op_index_select;
+mn__part_fn mn__part_forward(const mn_op_def *op)
+{
+    if (op == &mn__op_matmul_packed) return matmul_packed_part;
+    return op == &mn__op_index_select ? mn__index_select_part : NULL;
+}
+bool mn__part_exact(const mn_op_def *op) { return op == &mn__op_index_select; }
 mn__window_fn mn__window_forward(const mn_op_def *op) { return op == &mn__op_matmul_packed ? matmul_packed_window : NULL; }
-extern const mn_op_def mn__op_concat;
 mn__spans_fn mn__part_spans(const mn_op_def *op)
 {
     if (op == &mn__op_matmul_packed) return matmul_packed_spans;
+    if (op == &mn__op_index_select) return mn__index_select_spans;
     return op == &mn__op_concat ? mn__concat_spans : NULL;
 }
 
