@@ -431,7 +431,7 @@ mn_status mn__index_select_part(const mn_kernel_ctx *c, int part, int nparts)
     for (int64_t r = r0; r < r1; r++) {
         int32_t i = ix[r % n];
         if (i < 0 || i >= s.dim)
-            return mn__kernel_fail(c, "index %d at position %lld is outside [0, %lld)", i, (long long)(r % n), (long long)s.dim), MN_ERR_RUNTIME;
+            return mn__kernel_fail(c, "index %d at position %lld is outside [0, %lld)", i, (long long)(r % n), (long long)s.dim);
         memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + i) * row, row);
     }
     return MN_OK;
