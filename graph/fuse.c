@@ -190,11 +190,16 @@ static tiling tiling_of(const mn_fused *f, const mn_kernel_ctx *c, const int64_t
     return g;
 }
 
-/* Part `part` of `nparts`'s tiles [*t0, *t1): a static split, or part 0 all. */
+/* Part `part` of `nparts`'s tiles [*t0, *t1): a static split, or part 0
+ * all. In a chain's team (nparts > 1, graph/run.c) a step too small to
+ * share on its own is cut too: the team's threads run anyway, and each
+ * then reads the rows it wrote the level before, so the barrier between
+ * can go (a vanilla RNN's [32, 256] cell after its product). */
 static void part_tiles(const tiling *g, int part, int nparts, int64_t *t0, int64_t *t1)
 {
-    *t0 = g->shared ? g->ntiles * part / nparts : part ? g->ntiles : 0;
-    *t1 = g->shared ? g->ntiles * (part + 1) / nparts : g->ntiles;
+    bool split = g->shared || (nparts > 1 && g->ntiles > 1);
+    *t0 = split ? g->ntiles * part / nparts : part ? g->ntiles : 0;
+    *t1 = split ? g->ntiles * (part + 1) / nparts : g->ntiles;
 }
 
 /* Part `part` of `nparts` (nparts 0: the whole step, its own threads): the

@@ -845,12 +845,14 @@ static float rnn_run(mn_graph *g, mn_params *P, mn_node *loss, bool anomaly, int
  * product and the cell cut the batch at the same rows (32 rows: 16 and
  * 16), and kept when they do not (24 rows: the product's strips of 8 go 8
  * and 16, the cell's rows 12 and 12): the bits are those of the
- * level-by-level run in both. LSTM and GRU. */
+ * level-by-level run in both. LSTM, GRU and the tanh RNN, whose [32, 128]
+ * cell is too small to share on its own but is cut in a chain (fuse.c). */
 static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_t H);
 
 START_TEST(rnn_time_steps_share_one_region_on_two_threads)
 {
-    rnn_chains(_i % 2 ? MN_RNN_GRU : MN_RNN_LSTM, 16, _i >= 2 ? 24 : 32, 16, 128);
+    static const mn_rnn_mode modes[3] = { MN_RNN_LSTM, MN_RNN_GRU, MN_RNN_TANH };
+    rnn_chains(modes[_i % 3], 16, _i >= 3 ? 24 : 32, 16, 128);
 }
 END_TEST
 
@@ -993,10 +995,10 @@ static void rnn_chains(mn_rnn_mode mode, int64_t T, int64_t B, int64_t I, int64_
     float l1 = rnn_run(g, P, loss, false, &nchained, chained, &dropped, &mixed);
     float l2 = rnn_run(g, P, loss, true, &nlevels, levels, &dropped_anomaly, &mixed_anomaly);
     printf("%s, %lld steps of %lld rows, hidden %lld, 2 threads: %d OpenMP regions a run (level by level: %d), %g barriers dropped"
-           " (%d between a product and a cell)\n", mode == MN_RNN_GRU ? "gru" : "lstm", (long long)T, (long long)B, (long long)H,
+           " (%d between a product and a cell)\n", mode == MN_RNN_GRU ? "gru" : mode == MN_RNN_LSTM ? "lstm" : "rnn", (long long)T, (long long)B, (long long)H,
            nchained, nlevels, dropped, mixed);
     if (big) {
-        ck_assert_int_ge(nlevels, 4 * (int)T);
+        ck_assert_int_ge(nlevels, (mode == MN_RNN_TANH ? 2 : 4) * (int)T);   /* level-by-level regions: a product and a cell a step, both ways */
         if (B == 32) ck_assert_msg(mixed >= (int)T, "%d barriers dropped between a product and a cell", mixed);
         else ck_assert_msg(mixed == 0, "%d barriers dropped between a product and a cell cut at other rows", mixed);
         ck_assert_int_lt(nchained, (int)T);
@@ -1722,7 +1724,7 @@ int main(void)
     tcase_add_test(tc, fusion_row_tiles_are_bit_identical);
     tcase_add_test(tc, one_thread_opens_no_openmp_region);
     tcase_add_test(tc, one_thread_training_step_opens_no_openmp_region);
-    tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 4);
+    tcase_add_loop_test(tc, rnn_time_steps_share_one_region_on_two_threads, 0, 6);
     tcase_add_loop_test(tc, small_rnn_steps_get_no_chain, 0, 2);
     tcase_add_test(tc, gru_cells_run_alone_in_their_levels);
     tcase_add_test(tc, concat_copies_in_one_region);
