@@ -39,6 +39,10 @@ void mn__pack_weight(const float *W, bool trans_b, int64_t N, int64_t K, float *
  * same rows) or pairs of 16-column panels. */
 enum { MN_PACKED_ONE = 0, MN_PACKED_ROWS = 1, MN_PACKED_COLS = 2 };
 int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads);
+/* Rows [*m0, *m1) of M that part `part` of `nparts` (>= 1) takes when rows
+ * are shared: strips of 8, evenly (the packed product's row split, and
+ * index_select's parts, cut the same so a thread reads what it wrote). */
+void mn__strip_rows(int64_t M, int part, int nparts, int64_t *m0, int64_t *m1);
 /* C [M, N] = A [M, K] times the packed op(W), with `isa`'s kernel (<= mn__packed_isa()). */
 void mn__packed_gemm(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                      int64_t ldc, int threads);

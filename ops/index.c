@@ -381,69 +381,60 @@ static mn_status check_indices(const mn_kernel_ctx *c, const mn_tensor *idx, int
     return MN_OK;
 }
 
-static mn_status index_select_fwd(const mn_kernel_ctx *c)
+/* Rows [r0, r1) of index_select's output, row r: index r % n of outer
+ * slice r / n; with `check`, each index checked as it is read. */
+static mn_status select_range(const mn_kernel_ctx *c, mn__split3 s, int64_t r0, int64_t r1, bool check)
 {
-    int ax = mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->in[0].shape.ndim);
-    mn__split3 s = mn__split_at(c->in[0].shape, ax);
-    if (check_indices(c, &c->in[1], s.dim)) return MN_ERR_RUNTIME;
     const int32_t *ix = mn_i32(&c->in[1]);
-    int64_t n = c->in[1].shape.d[0], total = s.outer * n;
-    size_t row = (size_t)s.inner * 4;
-    const char *x = c->in[0].data;
-    char *y = c->out->data;
-    if (mn__serial(c->nthreads, total * s.inner > MN_GRAIN)) {
-        for (int64_t r = 0; r < total; r++)
-            memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + ix[r % n]) * row, row);
-        return MN_OK;
-    }
-    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
-    for (int64_t r = 0; r < total; r++)
-        memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + ix[r % n]) * row, row);
-    return MN_OK;
-}
-
-/* Part `part` of `nparts` of index_select, for graph/run.c's chains
- * (ops/gemm.h): the output's rows (row r: index r % n of outer slice
- * r / n) in strips of 8, evenly, as matmul_packed's parts cut their rows,
- * so that the recurrent cell after an RNN step's gathered rows reads the
- * rows its own thread copied. Each part checks the indices it reads. A
- * copy: any cut gives the same bytes. */
-static void select_rows(int64_t total, int part, int nparts, int64_t *r0, int64_t *r1)
-{
-    int64_t strips = (total + 7) / 8;
-    *r0 = nparts > 1 ? strips * part / nparts * 8 : 0;
-    *r1 = nparts > 1 ? strips * (part + 1) / nparts * 8 : total;
-    if (*r0 > total) *r0 = total;
-    if (*r1 > total) *r1 = total;
-}
-
-mn_status mn__index_select_part(const mn_kernel_ctx *c, int part, int nparts)
-{
-    if (nparts <= 0) return index_select_fwd(c);
-    int ax = mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->in[0].shape.ndim);
-    mn__split3 s = mn__split_at(c->in[0].shape, ax);
-    const int32_t *ix = mn_i32(&c->in[1]);
-    int64_t n = c->in[1].shape.d[0], r0, r1;
-    select_rows(s.outer * n, part, nparts, &r0, &r1);
+    int64_t n = c->in[1].shape.d[0];
     size_t row = (size_t)s.inner * 4;
     const char *x = c->in[0].data;
     char *y = c->out->data;
     for (int64_t r = r0; r < r1; r++) {
         int32_t i = ix[r % n];
-        if (i < 0 || i >= s.dim)
+        if (check && (i < 0 || i >= s.dim))
             return mn__kernel_fail(c, "index %d at position %lld is outside [0, %lld)", i, (long long)(r % n), (long long)s.dim);
         memcpy(y + (size_t)r * row, x + (size_t)((r / n) * s.dim + i) * row, row);
     }
     return MN_OK;
 }
 
+static mn__split3 select_split(const mn_kernel_ctx *c)
+{
+    return mn__split_at(c->in[0].shape, mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->in[0].shape.ndim));
+}
+
+static mn_status index_select_fwd(const mn_kernel_ctx *c)
+{
+    mn__split3 s = select_split(c);
+    if (check_indices(c, &c->in[1], s.dim)) return MN_ERR_RUNTIME;
+    int64_t total = s.outer * c->in[1].shape.d[0];
+    if (mn__serial(c->nthreads, total * s.inner > MN_GRAIN)) return select_range(c, s, 0, total, false);
+    #pragma omp parallel for num_threads(c->nthreads) schedule(static)
+    for (int ch = 0; ch < MN_NCHUNK; ch++) select_range(c, s, total * ch / MN_NCHUNK, total * (ch + 1) / MN_NCHUNK, false);
+    return MN_OK;
+}
+
+/* Part `part` of `nparts` of index_select, for graph/run.c's chains
+ * (ops/gemm.h): its rows of the output cut as the packed product cuts its
+ * rows (mn__strip_rows), so that the recurrent cell after an RNN step's
+ * gathered rows reads the rows its own thread copied; each part checks
+ * the indices it reads. A copy: any cut gives the same bytes. */
+mn_status mn__index_select_part(const mn_kernel_ctx *c, int part, int nparts)
+{
+    if (nparts <= 0) return index_select_fwd(c);
+    mn__split3 s = select_split(c);
+    int64_t r0, r1;
+    mn__strip_rows(s.outer * c->in[1].shape.d[0], part, nparts, &r0, &r1);
+    return select_range(c, s, r0, r1, true);
+}
+
 /* Its rows of the output (written), all of x and the indices (read). */
 int mn__index_select_spans(const mn_kernel_ctx *c, int part, int nparts, mn__span *sp, int max)
 {
-    int ax = mn__axis(((const mn_cat_attrs *)c->attrs)->axis, c->in[0].shape.ndim);
-    mn__split3 s = mn__split_at(c->in[0].shape, ax);
-    int64_t n = c->in[1].shape.d[0], r0, r1;
-    select_rows(s.outer * n, part, nparts, &r0, &r1);
+    mn__split3 s = select_split(c);
+    int64_t r0, r1;
+    mn__strip_rows(s.outer * c->in[1].shape.d[0], part, nparts, &r0, &r1);
     if (r0 >= r1) return 0;
     if (max < 3) return -1;
     uintptr_t y = (uintptr_t)c->out->data, x = (uintptr_t)c->in[0].data, i = (uintptr_t)c->in[1].data;

@@ -402,21 +402,29 @@ int mn__packed_split(int64_t M, int64_t N, int64_t K, int threads)
     return pairs >= 2 ? MN_PACKED_COLS : MN_PACKED_ONE;
 }
 
+void mn__strip_rows(int64_t M, int part, int nparts, int64_t *m0, int64_t *m1)
+{
+    int64_t strips = (M + 7) / 8;
+    *m0 = strips * part / nparts * 8;
+    *m1 = strips * (part + 1) / nparts * 8;
+    if (*m1 > M) *m1 = M;
+}
+
 /* Part `part` of `nparts` of the product, as mn__packed_split shares it
  * (ONE: part 0 computes everything); win: this part's prefetch window;
  * b1, b2: the bias epilogue's vectors, or NULL. */
 static void packed_part(int isa, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *P, float *C,
                         int64_t ldc, int part, int nparts, const mn__span *win, int nwin, const float *b1, const float *b2)
 {
-    int64_t np = panels(N), pairs = (np + 1) / 2, strips = (M + 7) / 8;
+    int64_t np = panels(N), pairs = (np + 1) / 2;
     int split = mn__packed_split(M, N, K, nparts);
     if (split == MN_PACKED_ONE) {
         if (part == 0) packed_cols(isa, M, N, K, A, lda, P, C, ldc, 0, np, win, nwin, b1, b2);
         return;
     }
     if (split == MN_PACKED_ROWS) {
-        int64_t m0 = strips * part / nparts * 8, m1 = strips * (part + 1) / nparts * 8;
-        if (m1 > M) m1 = M;
+        int64_t m0, m1;
+        mn__strip_rows(M, part, nparts, &m0, &m1);
         packed_cols(isa, m1 - m0, N, K, A + m0 * lda, lda, P, C + m0 * ldc, ldc, 0, np, win, nwin, b1, b2);
         return;
     }
@@ -563,12 +571,8 @@ static int matmul_packed_spans(const mn_kernel_ctx *c, int part, int nparts, mn_
     int64_t M = K ? mn_tensor_numel(&c->in[0]) / K : mn_tensor_numel(c->out) / (N ? N : 1), m0 = 0, m1 = M;
     int split = K ? mn__packed_split(M, N, K, nparts) : MN_PACKED_ONE;
     if (max < c->nin) return -1;
-    if (split == MN_PACKED_ROWS) {
-        int64_t strips = (M + 7) / 8;
-        m0 = strips * part / nparts * 8;
-        m1 = strips * (part + 1) / nparts * 8;
-        if (m1 > M) m1 = M;
-    } else if (split == MN_PACKED_COLS) {
+    if (split == MN_PACKED_ROWS) mn__strip_rows(M, part, nparts, &m0, &m1);
+    else if (split == MN_PACKED_COLS) {
         int64_t pairs = (panels(N) + 1) / 2;
         if (part >= (pairs < nparts ? pairs : nparts)) m1 = 0;
     } else if (part > 0) m1 = 0;
